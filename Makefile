@@ -1,0 +1,48 @@
+# cellguard: the two commands a user needs are `make demo` and `make test`.
+# Both install missing Debian packages first (scripts/install-deps.sh), so a fresh Debian 12
+# machine needs nothing else.
+
+SHELL := /bin/bash
+BUILD_DIR ?= build
+SANITIZE_DIR ?= build-sanitize
+FUZZ_DIR ?= build-fuzz
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build test test-sanitize fuzz bench demo clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD_DIR)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer (CI runs this too).
+test-sanitize: deps
+	@cmake -S . -B $(SANITIZE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCELLGUARD_SANITIZE=ON -DCELLGUARD_BENCH=OFF >/dev/null
+	@cmake --build $(SANITIZE_DIR)
+	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS) --timeout 1200
+
+# libFuzzer targets built with clang 14, each run for FUZZ_SECONDS.
+fuzz: deps
+	@CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCELLGUARD_FUZZ=ON -DCELLGUARD_TESTS=OFF -DCELLGUARD_BENCH=OFF >/dev/null
+	@cmake --build $(FUZZ_DIR)
+	scripts/run-fuzzers.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
+
+bench: build
+	scripts/run-benchmarks.sh $(BUILD_DIR)
+
+demo: build
+	scripts/demo.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(FUZZ_DIR)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package cellguard needs to build, test, benchmark and fuzz.
+# Idempotent: packages already installed are skipped, and `apt-get update` runs at most once.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build make pkg-config git
+  clang-14 libclang-rt-14-dev llvm-14
+  # libraries
+  libasio-dev libssl-dev libmodbus-dev libsqlite3-dev libtomlplusplus-dev libcli11-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libzstd-dev libcpp-httplib-dev libgpiod-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # independent protocol peers used by the tests
+  python3 python3-can python3-pymodbus
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,78 @@
+// CAN log files: reading and writing the formats of the field.
+//
+//   candump_log      `candump -L`:   (1700000000.000250) can0 181#F2A7...   FD: 181##<flags><data>
+//   candump_console  `candump can0`: "  can0  181   [8]  F2 A7 ..." and the timestamped `candump -ta` form
+//   asc              Vector ASCII log (CANalyzer/CANoe), classic and CAN FD lines
+//   trc              PEAK PCAN-View trace, versions 1.1 and 2.x
+//
+// Readers are pull-based: `next()` fills one Frame at a time, without allocating per frame.
+// A malformed line yields an Error naming the source, line number and cause; the reader then moves
+// on to the next line, so a caller may report and continue. Lines that are valid but carry no frame
+// (headers, comments, status events) are skipped silently.
+//
+// Thread safety: a reader or writer is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "can/frame.h"
+#include "core/result.h"
+
+namespace cellguard::can {
+
+enum class LogFormat { candump_log, candump_console, asc, trc };
+
+std::string_view to_string(LogFormat format);
+// Parses a format name as given on the command line ("candump", "candump-log", "asc", "trc", ...).
+std::optional<LogFormat> parse_log_format(std::string_view name);
+// Guesses the format from a file name's extension (.log -> candump_log, .asc, .trc); nullopt if none.
+std::optional<LogFormat> log_format_from_extension(std::string_view path);
+// Detects the format from the first bytes of a log (at least its first few lines).
+std::optional<LogFormat> detect_log_format(std::string_view head);
+
+class LogReader {
+ public:
+  virtual ~LogReader() = default;
+  LogReader() = default;
+  LogReader(const LogReader&) = delete;
+  LogReader& operator=(const LogReader&) = delete;
+
+  // Reads the next frame into `frame`. Returns true if a frame was read, false at the end of the
+  // input, or an Error for a malformed line (the next call continues after it).
+  virtual Result<bool> next(Frame& frame) = 0;
+
+  virtual LogFormat format() const = 0;
+  // Bytes consumed so far (for progress display).
+  virtual std::uint64_t bytes_read() const = 0;
+};
+
+// Opens `path` ("-" for standard input) and reads it in `format`, or in the detected format.
+// Errors: the file cannot be opened, or its format cannot be recognised.
+Result<std::unique_ptr<LogReader>> open_log_reader(const std::string& path,
+                                                   std::optional<LogFormat> format = std::nullopt);
+
+// Reads from a stream the caller keeps alive; `source_name` is used in error messages.
+Result<std::unique_ptr<LogReader>> make_log_reader(std::istream& in, std::string source_name,
+                                                   std::optional<LogFormat> format = std::nullopt);
+
+class LogWriter {
+ public:
+  virtual ~LogWriter() = default;
+  LogWriter() = default;
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  virtual Result<void> write(const Frame& frame) = 0;
+  // Writes any trailer the format needs (e.g. ASC "End TriggerBlock") and flushes.
+  virtual Result<void> finish() = 0;
+};
+
+// Writes `format` to a stream the caller keeps alive. Writing candump_console is not supported.
+Result<std::unique_ptr<LogWriter>> make_log_writer(LogFormat format, std::ostream& out);
+
+}  // namespace cellguard::can

@@ -1,0 +1,195 @@
+#include "core/text.h"
+
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+namespace cellguard {
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error(ErrorCode::io_error, path + ": cannot open: " + std::strerror(errno));
+  }
+  std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    return Error(ErrorCode::io_error, path + ": read failed: " + std::strerror(errno));
+  }
+  return contents;
+}
+
+Result<void> write_file(const std::string& path, std::string_view contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) {
+    return Error(ErrorCode::io_error, path + ": cannot create: " + std::strerror(errno));
+  }
+  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  out.flush();
+  if (!out) {
+    return Error(ErrorCode::io_error, path + ": write failed: " + std::strerror(errno));
+  }
+  return success();
+}
+
+bool is_valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t extra = 0;
+    std::uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= n) return false;
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Reject overlong forms, surrogates and values beyond Unicode.
+    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+namespace {
+
+// cp1252 0x80..0x9F; 0 marks the five undefined bytes (mapped to U+0080.. like Latin-1).
+constexpr std::array<std::uint16_t, 32> kCp1252High = {
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+}  // namespace
+
+std::string cp1252_to_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x80) {
+      out.push_back(ch);
+    } else if (c < 0xA0) {
+      const std::uint16_t mapped = kCp1252High[c - 0x80];
+      append_utf8(out, mapped != 0 ? mapped : c);
+    } else {
+      append_utf8(out, c);
+    }
+  }
+  return out;
+}
+
+std::string to_utf8(std::string_view text) {
+  if (is_valid_utf8(text)) return std::string(text);
+  return cp1252_to_utf8(text);
+}
+
+std::string utf8_to_cp1252(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    std::size_t extra = (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 0;
+    if (extra == 0 || i + extra >= text.size()) {
+      out.push_back('?');
+      ++i;
+      continue;
+    }
+    std::uint32_t cp = c & (extra == 1 ? 0x1F : extra == 2 ? 0x0F : 0x07);
+    for (std::size_t k = 1; k <= extra; ++k) {
+      cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+    }
+    i += extra + 1;
+    if (cp >= 0xA0 && cp <= 0xFF) {
+      out.push_back(static_cast<char>(cp));
+      continue;
+    }
+    char mapped = '?';
+    for (std::size_t k = 0; k < kCp1252High.size(); ++k) {
+      if ((kCp1252High[k] != 0 && kCp1252High[k] == cp) || (kCp1252High[k] == 0 && cp == 0x80 + k)) {
+        mapped = static_cast<char>(0x80 + k);
+        break;
+      }
+    }
+    out.push_back(mapped);
+  }
+  return out;
+}
+
+std::size_t format_shortest(double value, char* out, bool keep_point) {
+  if (std::isnan(value)) {
+    std::memcpy(out, "NaN", 3);
+    return 3;
+  }
+  if (std::isinf(value)) {
+    if (value < 0) {
+      std::memcpy(out, "-Infinity", 9);
+      return 9;
+    }
+    std::memcpy(out, "Infinity", 8);
+    return 8;
+  }
+  auto [end, ec] = std::to_chars(out, out + 32, value);
+  (void)ec;  // 32 bytes always suffice for the shortest form of a double
+  std::size_t len = static_cast<std::size_t>(end - out);
+  if (keep_point) {
+    bool has_mark = false;
+    for (std::size_t i = 0; i < len; ++i) {
+      if (out[i] == '.' || out[i] == 'e' || out[i] == 'E') has_mark = true;
+    }
+    if (!has_mark) {
+      out[len++] = '.';
+      out[len++] = '0';
+    }
+  }
+  return len;
+}
+
+std::string format_shortest(double value, bool keep_point) {
+  char buf[40];
+  return std::string(buf, format_shortest(value, buf, keep_point));
+}
+
+}  // namespace cellguard

@@ -1,0 +1,39 @@
+// Small text and file helpers shared by the parsers of external input.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace cellguard {
+
+// Reads a whole file. Errors name the path and the operating system's reason.
+Result<std::string> read_file(const std::string& path);
+
+// Writes a whole file (replacing it). Errors name the path and the reason.
+Result<void> write_file(const std::string& path, std::string_view contents);
+
+// True if `text` is well-formed UTF-8.
+bool is_valid_utf8(std::string_view text);
+
+// Converts Windows-1252 text (a superset of Latin-1 in practice) to UTF-8. Bytes undefined in
+// cp1252 (0x81 0x8D 0x8F 0x90 0x9D) map to the Latin-1 control characters of the same value.
+std::string cp1252_to_utf8(std::string_view text);
+
+// Returns UTF-8 text unchanged and converts anything else from cp1252: real DBC files come in both.
+std::string to_utf8(std::string_view text);
+
+// Converts UTF-8 text to cp1252 where every character has a cp1252 byte; characters without one
+// are written as '?'. Used to write files in the encoding the tools of the field expect.
+std::string utf8_to_cp1252(std::string_view text);
+
+// Writes the shortest decimal text that reads back to exactly `value` (like Python's repr and
+// JavaScript's Number.toString, e.g. 0.1, 1e-07, 12.5). Non-finite values as "NaN", "Infinity",
+// "-Infinity". Integral values keep a ".0" suffix only if `keep_point` is set. Returns the length;
+// `out` needs room for 32 bytes.
+std::size_t format_shortest(double value, char* out, bool keep_point = false);
+std::string format_shortest(double value, bool keep_point = false);
+
+}  // namespace cellguard

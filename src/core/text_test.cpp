@@ -1,0 +1,54 @@
+#include "core/text.h"
+
+#include <gtest/gtest.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace cellguard {
+namespace {
+
+TEST(Text, ValidUtf8IsRecognisedAndCp1252IsNot) {
+  EXPECT_TRUE(is_valid_utf8("plain ascii"));
+  EXPECT_TRUE(is_valid_utf8("\xC2\xB0" "C"));
+  EXPECT_FALSE(is_valid_utf8("\xB0" "C"));           // Latin-1 degree sign
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));           // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xE2\x82"));           // truncated sequence
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));       // surrogate
+}
+
+TEST(Text, Cp1252IsConvertedToUtf8) {
+  EXPECT_EQ(cp1252_to_utf8("\xB0" "C"), "\xC2\xB0" "C");
+  EXPECT_EQ(cp1252_to_utf8("\x80"), "\xE2\x82\xAC");  // euro sign
+  EXPECT_EQ(cp1252_to_utf8("\x81"), "\xC2\x81");      // undefined in cp1252: kept as U+0081
+  EXPECT_EQ(to_utf8("\xC2\xB0" "C"), "\xC2\xB0" "C");
+  EXPECT_EQ(to_utf8("\xB0" "C"), "\xC2\xB0" "C");
+}
+
+TEST(Text, Utf8ConvertsBackToCp1252) {
+  for (int c = 0x20; c < 0x100; ++c) {
+    const std::string original(1, static_cast<char>(c));
+    EXPECT_EQ(utf8_to_cp1252(cp1252_to_utf8(original)), original) << "byte " << c;
+  }
+  EXPECT_EQ(utf8_to_cp1252("\xE4\xB8\xAD"), "?");  // no cp1252 byte for this character
+}
+
+TEST(Text, ShortestDoubleTextReadsBackExactly) {
+  EXPECT_EQ(format_shortest(0.1), "0.1");
+  EXPECT_EQ(format_shortest(-12.3), "-12.3");
+  EXPECT_EQ(format_shortest(3.9400000000000004), "3.9400000000000004");
+  EXPECT_EQ(format_shortest(5.0), "5");
+  EXPECT_EQ(format_shortest(5.0, true), "5.0");
+  EXPECT_EQ(format_shortest(std::numeric_limits<double>::quiet_NaN()), "NaN");
+  EXPECT_EQ(format_shortest(-std::numeric_limits<double>::infinity()), "-Infinity");
+  for (double v : {1e-7, 123456789.125, 2.2 + 0.01 * 173, 1.7976931348623157e308, 5e-324}) {
+    const std::string text = format_shortest(v);
+    double back = 0;
+    std::from_chars(text.data(), text.data() + text.size(), back);
+    EXPECT_EQ(back, v) << text;
+  }
+}
+
+}  // namespace
+}  // namespace cellguard
