@@ -1,1 +1,285 @@
-// placeholder: being written
+// Semantic checks of a parsed Database: what a DBC file can say but should not.
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+
+#include "dbc/dbc.h"
+
+namespace cellguard::dbc {
+namespace {
+
+constexpr std::uint32_t kMaxSignalBits = 64;
+
+std::string hex_id(std::uint32_t id) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string text;
+  do {
+    text.insert(text.begin(), kDigits[id & 0xF]);
+    id >>= 4;
+  } while (id != 0);
+  return "0x" + text;
+}
+
+std::string describe(const Message& m) { return "message " + m.name + " (" + hex_id(m.id) + ")"; }
+std::string describe(const Message& m, const Signal& s) { return describe(m) + " signal " + s.name; }
+
+// The payload bits a signal covers, as byte * 8 + bit-in-byte (bit 0 = LSB), whatever its byte
+// order, so signals of different byte order can be compared. Bits past `limit_bits` are left out
+// and reported through `outside`.
+std::vector<std::uint64_t> physical_bits(const Signal& s, std::uint64_t limit_bits, bool& outside) {
+  std::vector<std::uint64_t> bits;
+  const std::uint32_t length = std::min(s.length, kMaxSignalBits);
+  bits.reserve(length);
+  outside = false;
+  if (s.byte_order == ByteOrder::little_endian) {
+    for (std::uint64_t b = s.start_bit; b < std::uint64_t{s.start_bit} + length; ++b) {
+      if (b >= limit_bits) outside = true;
+      else bits.push_back(b);
+    }
+  } else {
+    // Motorola: the start bit is the MSB in sawtooth numbering; in a big-endian view of the payload
+    // (position 0 = MSB of byte 0) it is at 8*(start/8) + 7 - start%8 and the signal runs upwards.
+    const std::uint64_t msb = 8 * (std::uint64_t{s.start_bit} / 8) + 7 - s.start_bit % 8;
+    for (std::uint64_t q = msb; q < msb + length; ++q) {
+      if (q >= limit_bits) outside = true;
+      else bits.push_back(8 * (q / 8) + 7 - q % 8);
+    }
+  }
+  return bits;
+}
+
+class Checker {
+ public:
+  explicit Checker(const Database& db) : db_(db) {}
+
+  std::vector<Problem> run() {
+    for (const auto& m : db_.messages) {
+      if (is_independent_signals_message(m)) continue;  // a container, not a frame
+      check_signals(m);
+      check_multiplexing(m);
+      check_layout(m);
+    }
+    check_attributes();
+    return std::move(problems_);
+  }
+
+ private:
+  void error(std::string message) { problems_.push_back({Problem::Severity::error, std::move(message)}); }
+  void warning(std::string message) { problems_.push_back({Problem::Severity::warning, std::move(message)}); }
+
+  void check_signals(const Message& m) {
+    for (const auto& s : m.signals) {
+      if (s.length == 0 || s.length > kMaxSignalBits) {
+        error(describe(m, s) + ": length " + std::to_string(s.length) + " is outside 1..64 bits");
+      }
+      if (s.value_type == ValueType::float32 && s.length != 32) {
+        error(describe(m, s) + ": float32 signal has length " + std::to_string(s.length) + ", not 32");
+      }
+      if (s.value_type == ValueType::float64 && s.length != 64) {
+        error(describe(m, s) + ": double signal has length " + std::to_string(s.length) + ", not 64");
+      }
+    }
+  }
+
+  void check_multiplexing(const Message& m) {
+    std::vector<std::string> top_level;
+    for (const auto& s : m.signals) {
+      if (s.is_multiplexer && !s.multiplex_value && s.multiplexer.empty()) top_level.push_back(s.name);
+    }
+    if (top_level.size() > 1) {
+      std::string names;
+      for (const auto& n : top_level) names += (names.empty() ? "" : ", ") + n;
+      error(describe(m) + ": several simple multiplexers (" + names + "); only one may select the mN signals");
+    }
+    for (const auto& s : m.signals) {
+      if (s.multiplexer.empty()) {
+        if (s.multiplex_value) error(describe(m, s) + ": multiplexed signal but the message has no multiplexer");
+        continue;
+      }
+      const Signal* mux = m.find_signal(s.multiplexer);
+      if (mux == nullptr) {
+        error(describe(m, s) + ": its multiplexer " + s.multiplexer + " does not exist");
+      } else if (mux == &s) {
+        error(describe(m, s) + ": multiplexed by itself");
+      } else if (!mux->is_multiplexer) {
+        warning(describe(m, s) + ": its multiplexer " + s.multiplexer + " has no M flag");
+      }
+      for (const auto& r : s.multiplex_ranges) {
+        if (r.low > r.high) {
+          error(describe(m, s) + ": multiplexer range " + std::to_string(r.low) + "-" + std::to_string(r.high) +
+                " is empty");
+        }
+      }
+    }
+  }
+
+  // Overlaps within one branch: the unmultiplexed signals together with the signals one value of
+  // one multiplexer selects. Signals of different branches may share bits (quirk 6 of the corpus).
+  void check_layout(const Message& m) {
+    const std::uint64_t limit_bits = std::uint64_t{m.length} * 8;
+    std::vector<std::vector<std::uint64_t>> bits(m.signals.size());
+    for (std::size_t i = 0; i < m.signals.size(); ++i) {
+      bool outside = false;
+      bits[i] = physical_bits(m.signals[i], limit_bits, outside);
+      if (outside) {
+        error(describe(m, m.signals[i]) + ": extends past the payload of " + std::to_string(m.length) + " bytes");
+      }
+    }
+    std::vector<std::size_t> always;
+    std::unordered_map<std::string, std::set<std::uint64_t>> selector_values;
+    for (std::size_t i = 0; i < m.signals.size(); ++i) {
+      const Signal& s = m.signals[i];
+      if (s.multiplexer.empty()) {
+        always.push_back(i);
+      } else {
+        for (const auto& r : s.multiplex_ranges) selector_values[s.multiplexer].insert(r.low);
+      }
+    }
+    std::set<std::pair<std::size_t, std::size_t>> reported;
+    check_branch(m, bits, always, reported);
+    for (const auto& [mux, values] : selector_values) {
+      for (const std::uint64_t value : values) {
+        std::vector<std::size_t> branch = always;
+        for (std::size_t i = 0; i < m.signals.size(); ++i) {
+          const Signal& s = m.signals[i];
+          if (s.multiplexer != mux) continue;
+          const bool selected = std::any_of(s.multiplex_ranges.begin(), s.multiplex_ranges.end(),
+                                            [value](const MultiplexRange& r) { return r.low <= value && value <= r.high; });
+          if (selected) branch.push_back(i);
+        }
+        check_branch(m, bits, branch, reported);
+      }
+    }
+  }
+
+  void check_branch(const Message& m, const std::vector<std::vector<std::uint64_t>>& bits,
+                    const std::vector<std::size_t>& branch, std::set<std::pair<std::size_t, std::size_t>>& reported) {
+    std::unordered_map<std::uint64_t, std::size_t> owner;
+    for (const std::size_t i : branch) {
+      for (const std::uint64_t bit : bits[i]) {
+        const auto [it, inserted] = owner.emplace(bit, i);
+        if (inserted || it->second == i) continue;
+        if (reported.emplace(it->second, i).second) {
+          error(describe(m, m.signals[i]) + ": overlaps signal " + m.signals[it->second].name + " (byte " +
+                std::to_string(bit / 8) + ", bit " + std::to_string(bit % 8) + ")");
+        }
+      }
+    }
+  }
+
+  static bool object_matches(AttributeObject defined, AttributeObject used) { return defined == used; }
+
+  static std::string_view object_name(AttributeObject object) {
+    switch (object) {
+      case AttributeObject::network: return "the network";
+      case AttributeObject::node: return "a node";
+      case AttributeObject::message: return "a message";
+      case AttributeObject::signal: return "a signal";
+      case AttributeObject::env_var: return "an environment variable";
+      case AttributeObject::node_message: return "a node-message relation";
+      case AttributeObject::node_signal: return "a node-signal relation";
+      case AttributeObject::node_env_var: return "a node-environment variable relation";
+    }
+    return "an object";
+  }
+
+  // A value against its definition's type and range. `where` names the object.
+  void check_value(const std::string& where, const AttributeDefinition& def, const AttributeValue& value) {
+    const std::string prefix = where + ": attribute " + def.name;
+    const auto* integer = std::get_if<std::int64_t>(&value);
+    const auto* real = std::get_if<double>(&value);
+    const auto* text = std::get_if<std::string>(&value);
+    switch (def.type) {
+      case AttributeType::integer:
+      case AttributeType::hex:
+      case AttributeType::floating: {
+        if (text != nullptr) {
+          error(prefix + ": text value \"" + *text + "\" for a numeric attribute");
+          return;
+        }
+        const double v = integer != nullptr ? static_cast<double>(*integer) : *real;
+        // "INT 0 0" is the usual way of saying "no limits".
+        if (def.minimum < def.maximum && (v < def.minimum || v > def.maximum)) {
+          error(prefix + ": value " + std::to_string(v) + " outside its range [" + std::to_string(def.minimum) + ", " +
+                std::to_string(def.maximum) + "]");
+        }
+        if (def.type != AttributeType::floating && integer == nullptr) {
+          error(prefix + ": non-integer value for an integer attribute");
+        }
+        return;
+      }
+      case AttributeType::string:
+        if (text == nullptr) error(prefix + ": numeric value for a STRING attribute");
+        return;
+      case AttributeType::enumeration:
+        if (integer != nullptr) {
+          if (*integer < 0 || static_cast<std::uint64_t>(*integer) >= def.enum_values.size()) {
+            error(prefix + ": enum index " + std::to_string(*integer) + " outside 0.." +
+                  std::to_string(static_cast<std::int64_t>(def.enum_values.size()) - 1));
+          }
+        } else if (text != nullptr) {
+          if (std::find(def.enum_values.begin(), def.enum_values.end(), *text) == def.enum_values.end()) {
+            error(prefix + ": \"" + *text + "\" is not one of its enum values");
+          }
+        } else {
+          error(prefix + ": non-integer enum index");
+        }
+        return;
+    }
+  }
+
+  void check_attribute(const std::string& where, AttributeObject object, const std::string& name,
+                       const AttributeValue& value) {
+    const AttributeDefinition* def = db_.find_attribute_definition(name);
+    if (def == nullptr) {
+      error(where + ": attribute " + name + " has no definition (BA_DEF_)");
+      return;
+    }
+    if (!object_matches(def->object, object)) {
+      warning(where + ": attribute " + name + " is defined for " + std::string(object_name(def->object)) +
+              ", not " + std::string(object_name(object)));
+    }
+    check_value(where, *def, value);
+  }
+
+  void check_attributes() {
+    for (const auto& def : db_.attribute_definitions) {
+      if (def.default_value) check_value("default", def, *def.default_value);
+    }
+    for (const auto& a : db_.attributes) check_attribute("network", AttributeObject::network, a.name, a.value);
+    for (const auto& node : db_.nodes) {
+      for (const auto& a : node.attributes) check_attribute("node " + node.name, AttributeObject::node, a.name, a.value);
+    }
+    for (const auto& m : db_.messages) {
+      for (const auto& a : m.attributes) check_attribute(describe(m), AttributeObject::message, a.name, a.value);
+      for (const auto& s : m.signals) {
+        for (const auto& a : s.attributes) check_attribute(describe(m, s), AttributeObject::signal, a.name, a.value);
+      }
+    }
+    for (const auto& ev : db_.environment_variables) {
+      for (const auto& a : ev.attributes) {
+        check_attribute("environment variable " + ev.name, AttributeObject::env_var, a.name, a.value);
+      }
+    }
+    for (const auto& r : db_.relation_attributes) {
+      std::string where = "relation of node " + r.node;
+      if (r.object == AttributeObject::node_signal) where += " and signal " + r.signal;
+      else if (r.object == AttributeObject::node_env_var) where += " and environment variable " + r.env_var;
+      else where += " and message " + std::to_string(r.message_id);
+      check_attribute(where, r.object, r.name, r.value);
+    }
+  }
+
+  const Database& db_;
+  std::vector<Problem> problems_;
+};
+
+}  // namespace
+
+std::vector<Problem> check_dbc(const Database& db) { return Checker(db).run(); }
+
+}  // namespace cellguard::dbc

@@ -191,5 +191,57 @@ TEST(DbcCorpus, EveryFileReadsBackEqualAfterWriting) {
   }
 }
 
+// The reference lists signals outside the payload and overlapping pairs of one branch
+// (layout_problems); the checker must find exactly those.
+TEST(DbcCorpus, CheckerFindsTheLayoutProblemsTheReferenceFound) {
+  const auto files = corpus_files();
+  if (files.empty()) GTEST_SKIP() << "set CELLGUARD_DBC_CORPUS to the DBC corpus folder";
+  for (const auto& path : files) {
+    SCOPED_TRACE(path.string());
+    auto parsed = load_dbc(path.string());
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+    auto meta_path = path;
+    meta_path.replace_extension(".meta.json");
+    auto meta_text = read_file(meta_path.string());
+    ASSERT_TRUE(meta_text.ok());
+    const json meta = json::parse(*meta_text);
+
+    std::multiset<std::string> expected;
+    for (const auto& m : meta["messages"]) {
+      const auto& layout = m["layout_problems"];
+      if (layout.is_null()) continue;
+      const std::string name = m["name"].get<std::string>();
+      for (const auto& s : layout["outside_payload"]) expected.insert(name + " outside " + s.get<std::string>());
+      for (const auto& pair : layout["overlapping"]) {
+        auto a = pair[0].get<std::string>();
+        auto b = pair[1].get<std::string>();
+        if (b < a) std::swap(a, b);
+        expected.insert(name + " overlap " + a + " " + b);
+      }
+    }
+    std::multiset<std::string> found;
+    for (const auto& problem : check_dbc(parsed->database)) {
+      const auto& text = problem.message;
+      // "message NAME (0x..) signal SIG: extends past ..." / ": overlaps signal OTHER (...)"
+      const auto name_end = text.find(" (0x");
+      const auto signal_pos = text.find(") signal ");
+      const auto colon = text.find(": ", signal_pos);
+      if (name_end == std::string::npos || signal_pos == std::string::npos || colon == std::string::npos) continue;
+      const std::string message = text.substr(8, name_end - 8);
+      const std::string signal = text.substr(signal_pos + 9, colon - signal_pos - 9);
+      const std::string rest = text.substr(colon + 2);
+      if (rest.rfind("extends past", 0) == 0) {
+        found.insert(message + " outside " + signal);
+      } else if (rest.rfind("overlaps signal ", 0) == 0) {
+        auto other = rest.substr(16, rest.find(" (") - 16);
+        auto a = signal;
+        if (other < a) std::swap(a, other);
+        found.insert(message + " overlap " + a + " " + other);
+      }
+    }
+    EXPECT_EQ(expected, found);
+  }
+}
+
 }  // namespace
 }  // namespace cellguard::dbc
