@@ -45,7 +45,7 @@ struct PackConfig {
   std::vector<OcvPoint> ocv_curve = default_nmc_ocv_curve();
   double cell_capacity_ah = 64.0;
   double cell_resistance_ohm = 0.0012;
-  double initial_soc = 0.80;       // cells ≈ 3.94 V as in the rig's sample log
+  double initial_soc = 0.78;       // cells ≈ 3.94 V, pack ≈ 378 V as in the rig's sample log
   // Seeded spread: each cell's capacity, resistance and initial SOC vary by up to ± this fraction.
   double capacity_spread = 0.02;
   double resistance_spread = 0.10;
