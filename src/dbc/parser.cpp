@@ -140,7 +140,8 @@ class Parser {
     } else if (is_identifier_char(text_[pos]) || text_[pos] == '-' || text_[pos] == '+' || text_[pos] == '.') {
       ++end;
       while (end < text_.size() && end - pos < kMaxShown &&
-             (is_identifier_char(text_[end]) || text_[end] == '.' || text_[end] == '+' || text_[end] == '-')) {
+             (is_identifier_char(text_[end]) || text_[end] == '.' ||
+              ((text_[end] == '+' || text_[end] == '-') && (text_[end - 1] == 'e' || text_[end - 1] == 'E')))) {
         ++end;
       }
     } else if (text_[pos] == '\n' || text_[pos] == '\r') {
