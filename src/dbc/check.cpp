@@ -7,6 +7,7 @@
 #include <utility>
 #include <variant>
 
+#include "core/text.h"
 #include "dbc/dbc.h"
 
 namespace cellguard::dbc {
@@ -204,8 +205,8 @@ class Checker {
         const double v = integer != nullptr ? static_cast<double>(*integer) : *real;
         // "INT 0 0" is the usual way of saying "no limits".
         if (def.minimum < def.maximum && (v < def.minimum || v > def.maximum)) {
-          error(prefix + ": value " + std::to_string(v) + " outside its range [" + std::to_string(def.minimum) + ", " +
-                std::to_string(def.maximum) + "]");
+          error(prefix + ": value " + format_shortest(v) + " outside its range [" + format_shortest(def.minimum) +
+                ", " + format_shortest(def.maximum) + "]");
         }
         if (def.type != AttributeType::floating && integer == nullptr) {
           error(prefix + ": non-integer value for an integer attribute");
