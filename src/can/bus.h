@@ -1,0 +1,88 @@
+// A CAN bus endpoint: send frames, receive the frames others send, hear about link errors.
+//
+// One seam, three transports, chosen by URL in open_bus():
+//
+//   inproc:NAME                     in-process bus: every endpoint opened on NAME with the same
+//                                   io_context sees the frames the others send (not its own)
+//   socketcand://HOST:PORT/CHANNEL  a socketcand server over TCP, raw mode (see socketcand.h)
+//   socketcan:IFNAME                Linux SocketCAN raw socket, classic and FD (see socketcan.cpp)
+//
+// Threading. One asio::io_context per process drives every bus, run by exactly one thread (the
+// "loop thread"). Receive, error and ready handlers run on the loop thread. `send()` and
+// `counters()` may be called from any thread; `send()` only queues, it never blocks the caller or the
+// loop. Install handlers and call `close()` on the loop thread, or while the loop is not running.
+//
+// Lifetime. A Bus owns its socket; destroying it closes it. No handler runs after `close()` returned
+// on the loop thread or the Bus was destroyed there.
+//
+// Errors. `send()` returns an Error for a frame that can never go out (invalid id or length, a kind
+// the transport does not carry, a closed bus) or when its queue is full (the frame is dropped and
+// counted). Failures after the fact (link lost, bus-off, malformed input from a peer) go to the
+// error handler; a lost link also closes the bus. Reconnecting is the caller's policy, not the bus's.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "can/frame.h"
+#include "core/result.h"
+
+namespace asio {
+class io_context;
+}  // namespace asio
+
+namespace cellguard::can {
+
+struct BusCounters {
+  std::uint64_t frames_received = 0;  // frames handed to the receive handler
+  std::uint64_t frames_sent = 0;      // frames accepted by send() and queued for the transport
+  std::uint64_t frames_dropped = 0;   // frames lost: queue full, unparsable, or bus closed
+  std::uint64_t errors = 0;           // errors reported to the error handler
+};
+
+class Bus {
+ public:
+  using ReceiveHandler = std::function<void(const Frame&)>;
+  using ErrorHandler = std::function<void(const Error&)>;
+  using ReadyHandler = std::function<void()>;
+
+  Bus() = default;
+  Bus(const Bus&) = delete;
+  Bus& operator=(const Bus&) = delete;
+  virtual ~Bus() = default;
+
+  // Queues `frame` for sending. The frame's `timestamp_ns` and `bus` are ignored.
+  virtual Result<void> send(const Frame& frame) = 0;
+
+  // Called on the loop thread for every frame received from others, with `timestamp_ns` set to the
+  // receive time (ns since the Unix epoch; for socketcand the server's receive time) and `bus` set
+  // to the bus name (inproc NAME, socketcand CHANNEL, SocketCAN IFNAME).
+  virtual void on_receive(ReceiveHandler handler) = 0;
+  // Called on the loop thread for every failure after the fact: link lost, bus-off, malformed input.
+  virtual void on_error(ErrorHandler handler) = 0;
+  // Called once on the loop thread when the bus carries frames (for socketcand: after the handshake;
+  // frames sent before are queued). If the bus is already ready, the call is posted at once.
+  virtual void on_ready(ReadyHandler handler) = 0;
+
+  // Stops sending and receiving and releases the socket. Idempotent.
+  virtual void close() = 0;
+  virtual bool is_closed() const = 0;
+
+  // "inproc:rig", "socketcand://127.0.0.1:29536/can0", "socketcan:vcan0".
+  virtual std::string describe() const = 0;
+  virtual BusCounters counters() const = 0;
+};
+
+// Opens the bus named by `url` (see the top of this file). Errors: invalid_argument for a malformed
+// URL, unsupported for an unknown scheme or a host without SocketCAN, io_error when the OS refuses.
+// A socketcand bus connects asynchronously: failures to connect arrive through on_error.
+Result<std::unique_ptr<Bus>> open_bus(asio::io_context& io, std::string_view url);
+
+// True if `frame` is something a bus can carry: id within 11/29 bits, a valid length for classic or
+// FD, no remote FD frame, no FD flags on a classic frame. Error frames are not checked.
+Result<void> validate_frame(const Frame& frame);
+
+}  // namespace cellguard::can
