@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -58,6 +59,14 @@ std::string normalize_newlines(std::string_view text) {
   }
   return out;
 }
+
+// Hashing for maps keyed by std::string that are searched with string_views.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>()(text); }
+};
+template <typename Value>
+using StringMap = std::unordered_map<std::string, Value, StringHash, std::equal_to<>>;
 
 class Parser {
  public:
@@ -205,20 +214,27 @@ class Parser {
     std::string value;
     bool has_cr = false;
     while (true) {
+      // Copy the plain run up to the next quote or backslash in one go.
+      std::size_t end = pos_;
+      while (end < text_.size() && text_[end] != '"' && text_[end] != '\\') {
+        has_cr = has_cr || text_[end] == '\r';
+        ++end;
+      }
+      value.append(text_.data() + pos_, end - pos_);
+      pos_ = end;
       if (at_end()) return fail_at(open, "a closing '\"' for this string");
-      const char c = text_[pos_];
-      if (c == '"') {
+      if (text_[pos_] == '"') {
         ++pos_;
         break;
       }
-      if (c == '\\' && pos_ + 1 < text_.size() && (text_[pos_ + 1] == '"' || text_[pos_ + 1] == '\\')) {
+      // A backslash escapes a quote or a backslash; before anything else it is kept as it is.
+      if (pos_ + 1 < text_.size() && (text_[pos_ + 1] == '"' || text_[pos_ + 1] == '\\')) {
         value += text_[pos_ + 1];
         pos_ += 2;
-        continue;
+      } else {
+        value += '\\';
+        ++pos_;
       }
-      if (c == '\r') has_cr = true;
-      value += c;
-      ++pos_;
     }
     out = has_cr ? normalize_newlines(value) : std::move(value);
     return true;
@@ -392,17 +408,17 @@ class Parser {
 
   Signal* signal_in(Message& message, std::string_view name) {
     auto& index = signal_index_[static_cast<std::size_t>(&message - out_.database.messages.data())];
-    const auto it = index.find(std::string(name));
+    const auto it = index.find(name);
     return it == index.end() ? nullptr : &message.signals[it->second];
   }
 
   Node* node_by_name(std::string_view name) {
-    const auto it = node_index_.find(std::string(name));
+    const auto it = node_index_.find(name);
     return it == node_index_.end() ? nullptr : &out_.database.nodes[it->second];
   }
 
   EnvironmentVariable* env_var_by_name(std::string_view name) {
-    const auto it = env_var_index_.find(std::string(name));
+    const auto it = env_var_index_.find(name);
     return it == env_var_index_.end() ? nullptr : &out_.database.environment_variables[it->second];
   }
 
@@ -1075,9 +1091,9 @@ class Parser {
   std::string error_;
   ParseOutput out_;
   std::unordered_map<std::uint32_t, std::size_t> message_index_;                  // file id -> last message
-  std::vector<std::unordered_map<std::string, std::size_t>> signal_index_;       // per message: name -> first
-  std::unordered_map<std::string, std::size_t> node_index_;
-  std::unordered_map<std::string, std::size_t> env_var_index_;
+  std::vector<StringMap<std::size_t>> signal_index_;  // per message: signal name -> first with it
+  StringMap<std::size_t> node_index_;
+  StringMap<std::size_t> env_var_index_;
   std::size_t warn_pos_ = 0;
   int warn_line_ = 1;
 };
@@ -1086,17 +1102,38 @@ class Parser {
 
 Result<ParseOutput> parse_dbc(std::string_view text, std::string_view source_name) {
   try {
-    const std::string utf8 = to_utf8(text);
+    if (is_valid_utf8(text)) return Parser(text, source_name).run();
+    const std::string utf8 = cp1252_to_utf8(text);
     return Parser(utf8, source_name).run();
   } catch (const std::bad_alloc&) {
     return Error(ErrorCode::parse_error, std::string(source_name) + ": out of memory while parsing");
   }
 }
 
+namespace {
+
+// Reads the file in one call: read_file's character iterator costs more than parsing a large file.
+Result<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return read_file(path);  // for its error message
+  const std::streamoff size = in.tellg();
+  if (size < 0) return read_file(path);
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(text.data(), size)) return read_file(path);
+  return text;
+}
+
+}  // namespace
+
 Result<ParseOutput> load_dbc(const std::string& path) {
-  auto text = read_file(path);
-  if (!text.ok()) return text.error();
-  return parse_dbc(*text, path);
+  try {
+    auto text = read_whole_file(path);
+    if (!text.ok()) return text.error();
+    return parse_dbc(*text, path);
+  } catch (const std::exception& e) {
+    return Error(ErrorCode::io_error, path + ": " + e.what());
+  }
 }
 
 }  // namespace cellguard::dbc
