@@ -49,6 +49,7 @@ enum class Kind : std::uint8_t {
 struct Extract {
   double scale = 1;
   double offset = 0;
+  std::uint64_t sign = 0;   // integer kinds: the sign bit of a signed signal (for sign extension), else 0
   std::uint32_t index = 0;  // signal index (slot in the caller's buffers)
   std::uint16_t byte = 0;
   std::uint8_t shift = 0;
@@ -173,6 +174,17 @@ inline double physical_of(const Extract& e, std::uint64_t bits) {
   return product + e.offset;
 }
 
+// physical_of without a branch per kind for the common integer signals: the sign extension is
+// (x ^ sign) - sign, with sign = 0 for unsigned signals.
+inline double physical_fast(const Extract& e, std::uint64_t bits) {
+  if (e.kind > Kind::unsigned_int) [[unlikely]] {
+    return physical_of(e, bits);
+  }
+  const std::uint64_t x = bits >> e.left;
+  const double product = static_cast<double>(static_cast<std::int64_t>((x ^ e.sign) - e.sign)) * e.scale;
+  return product + e.offset;
+}
+
 std::string int128_to_string(Int128 v) {
   if (v == 0) return "0";
   const bool negative = v < 0;
@@ -201,11 +213,14 @@ struct MessageCodec::Plan {
   std::uint32_t signal_count = 0;
   std::uint32_t mask_words = 0;
   bool small = false;              // every reachable signal lies within the first 8 bytes' word
+  bool flat = false;               // small, no multiplexers, at most 64 signals: the common case
+  bool flat_integer = false;       // flat, and every signal is an integer of at most 63 bits or signed
   std::uint64_t small_mask = 0;    // bytes of the small word that belong to the message
   std::vector<Extract> steps;      // grouped by node
   std::vector<Extract> by_signal;  // one per signal, for multiplexer values and exact decoding
   std::vector<Exact> exact;        // one per signal
   std::vector<Branch> nodes;         // node 0 = unmultiplexed signals
+  std::vector<std::uint64_t> node_masks;  // mask_words per node: the presence bits it sets
   std::vector<MuxRef> muxes;
   std::vector<Interval> intervals;
 
@@ -275,10 +290,9 @@ DecodeStatus MessageCodec::Plan::run_node(std::uint32_t node_index, const Bits& 
   const Branch& node = nodes[node_index];
   const Extract* step = steps.data() + node.step_first;
   const Extract* const end = step + node.step_count;
-  for (; step != end; ++step) {
-    emit(*step, bits(*step));
-    words[step->index / 64] |= std::uint64_t{1} << (step->index % 64);
-  }
+  for (; step != end; ++step) emit(*step, bits(*step));
+  const std::uint64_t* mask = node_masks.data() + std::size_t{node_index} * mask_words;
+  for (std::uint32_t w = 0; w != mask_words; ++w) words[w] |= mask[w];
   for (std::uint32_t m = node.mux_first; m != node.mux_first + node.mux_count; ++m) {
     const MuxRef& mux = muxes[m];
     const std::optional<Int128> value = mux_value(mux.signal, bits);
@@ -379,6 +393,18 @@ class PlanBuilder {
       same.mux_count = static_cast<std::uint32_t>(refs.size());
       plan_->muxes.insert(plan_->muxes.end(), refs.begin(), refs.end());
     }
+    plan_->flat = plan_->small && plan_->nodes.size() == 1 && plan_->muxes.empty() && plan_->mask_words <= 1;
+    plan_->flat_integer = plan_->flat && std::all_of(plan_->steps.begin(), plan_->steps.end(), [](const Extract& e) {
+                            return e.kind == Kind::signed_int || e.kind == Kind::unsigned_int;
+                          });
+    plan_->node_masks.assign(plan_->nodes.size() * plan_->mask_words, 0);
+    for (std::size_t n = 0; n != plan_->nodes.size(); ++n) {
+      const Branch& node = plan_->nodes[n];
+      for (std::uint32_t k = node.step_first; k != node.step_first + node.step_count; ++k) {
+        const std::uint32_t i = plan_->steps[k].index;
+        plan_->node_masks[n * plan_->mask_words + i / 64] |= std::uint64_t{1} << (i % 64);
+      }
+    }
     return plan;
   }
 
@@ -425,6 +451,7 @@ class PlanBuilder {
     e.big_endian = s.byte_order == ByteOrder::big_endian;
     if (e.kind == Kind::zero) return e;
     e.left = static_cast<std::uint8_t>(64 - s.length);
+    if (e.kind == Kind::signed_int) e.sign = std::uint64_t{1} << (s.length - 1);
     const std::uint64_t start = s.start_bit;
     if (plan_->small) {
       // The big-endian word has payload position p (0 = MSB of byte 0) at bit 63 - p.
@@ -439,14 +466,14 @@ class PlanBuilder {
     if (e.big_endian) {
       const std::uint64_t msb = 8 * (start / 8) + 7 - start % 8;
       const std::uint64_t byte = msb / 8;
-      if (byte > kMaxWindowStart) return Extract{s.scale, s.offset, index, 0, 0, 0, false, Kind::zero};
+      if (byte > kMaxWindowStart) return Extract{s.scale, s.offset, 0, index, 0, 0, 0, false, Kind::zero};
       // The window holds positions 8*byte .. 8*byte+71; bit 0 of the window is position 8*byte+71.
       const std::uint64_t lsb = msb + s.length - 1 - 8 * byte;
       e.byte = static_cast<std::uint16_t>(byte);
       e.shift = static_cast<std::uint8_t>(71 - lsb);
     } else {
       const std::uint64_t byte = start / 8;
-      if (byte > kMaxWindowStart) return Extract{s.scale, s.offset, index, 0, 0, 0, false, Kind::zero};
+      if (byte > kMaxWindowStart) return Extract{s.scale, s.offset, 0, index, 0, 0, 0, false, Kind::zero};
       e.byte = static_cast<std::uint16_t>(byte);
       e.shift = static_cast<std::uint8_t>(start % 8);
     }
@@ -539,14 +566,60 @@ class PlanBuilder {
 
 std::size_t MessageCodec::signal_count() const { return message_->signals.size(); }
 
+namespace {
+
+// Everything but the flat integer case, out of line so the hot path keeps a small stack frame.
+[[gnu::noinline]] DecodeStatus decode_general(const MessageCodec::Plan& plan, std::span<const std::uint8_t> payload,
+                                              double* out, PresenceMask& present) {
+  return plan.run(
+      payload, present, [out](const Extract& e, std::uint64_t bits) { out[e.index] = physical_fast(e, bits); }, nullptr);
+}
+
+}  // namespace
+
 DecodeStatus MessageCodec::decode(std::span<const std::uint8_t> payload, double* out, PresenceMask& present) const {
-  return plan_->run(
-      payload, present, [out](const Extract& e, std::uint64_t bits) { out[e.index] = physical_of(e, bits); }, nullptr);
+  const Plan& plan = *plan_;
+  if (plan.flat_integer && payload.size() >= 8) [[likely]] {
+    // The rig's case (classic frames, integer signals, no multiplexing) without the general
+    // machinery: one 64-bit word per frame, then per signal shift, sign-extend, scale.
+    const std::uint64_t le = load_le64(payload.data()) & plan.small_mask;
+    const std::uint64_t be = __builtin_bswap64(le);
+    for (const Extract& e : plan.steps) {
+      const std::uint64_t x = (((e.big_endian ? be : le) >> e.shift) << e.left) >> e.left;
+      const double product = static_cast<double>(static_cast<std::int64_t>((x ^ e.sign) - e.sign)) * e.scale;
+      out[e.index] = product + e.offset;
+    }
+    if (plan.mask_words != 0) present.words()[0] = plan.node_masks[0];
+    return DecodeStatus::ok;
+  }
+  return decode_general(plan, payload, out, present);
 }
 
 DecodeStatus MessageCodec::decode_exact(std::span<const std::uint8_t> payload, PhysicalValue* out,
                                         PresenceMask& present) const {
   const Plan& plan = *plan_;
+  if (plan.flat_integer && payload.size() >= 8) {
+    // As in decode(): one word per frame; integers exact in 128 bits, the rest as doubles.
+    const std::uint64_t le = load_le64(payload.data()) & plan.small_mask;
+    const std::uint64_t be = __builtin_bswap64(le);
+    for (const Extract& e : plan.steps) {
+      const std::uint64_t x = (((e.big_endian ? be : le) >> e.shift) << e.left) >> e.left;
+      const auto raw = static_cast<std::int64_t>((x ^ e.sign) - e.sign);
+      PhysicalValue& v = out[e.index];
+      const Exact& exact = plan.exact[e.index];
+      v.is_integer = exact.integer;
+      if (exact.integer) {
+        v.integer = static_cast<Int128>(raw) * exact.scale + exact.offset;
+        v.real = 0;
+      } else {
+        const double product = static_cast<double>(raw) * e.scale;
+        v.integer = 0;
+        v.real = product + e.offset;
+      }
+    }
+    if (plan.mask_words != 0) present.words()[0] = plan.node_masks[0];
+    return DecodeStatus::ok;
+  }
   return plan.run(
       payload, present,
       [out, &plan](const Extract& e, std::uint64_t bits) {
@@ -733,15 +806,15 @@ std::string MessageCodec::describe(DecodeStatus status, std::span<const std::uin
 struct DatabaseCodec::Index {
   static constexpr std::uint32_t kStandardIds = 2048;
   static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
-  std::vector<std::int32_t> standard = std::vector<std::int32_t>(kStandardIds, -1);
+  // Codec pointers, not indices: one dependent load less per frame on the hot path.
+  std::vector<const MessageCodec*> standard = std::vector<const MessageCodec*>(kStandardIds, nullptr);
   std::vector<std::pair<std::uint64_t, std::int32_t>> slots;  // (key, message index), power-of-two size
   std::unordered_map<std::string, std::size_t> by_name;
 
   static std::uint64_t key(std::uint32_t id, bool extended) { return (std::uint64_t{extended} << 32) | id; }
   static std::size_t hash(std::uint64_t k) { return static_cast<std::size_t>((k * 0x9E3779B97F4A7C15ull) >> 32); }
 
-  std::int32_t find(std::uint32_t id, bool extended) const {
-    if (!extended && id < kStandardIds) return standard[id];
+  std::int32_t find_extended(std::uint32_t id, bool extended) const {
     const std::uint64_t k = key(id, extended);
     const std::size_t mask = slots.size() - 1;
     for (std::size_t i = hash(k) & mask;; i = (i + 1) & mask) {
@@ -751,10 +824,6 @@ struct DatabaseCodec::Index {
   }
 
   void insert(std::uint32_t id, bool extended, std::int32_t index) {
-    if (!extended && id < kStandardIds) {
-      standard[id] = index;
-      return;
-    }
     const std::uint64_t k = key(id, extended);
     const std::size_t mask = slots.size() - 1;
     for (std::size_t i = hash(k) & mask;; i = (i + 1) & mask) {
@@ -776,13 +845,19 @@ DatabaseCodec::DatabaseCodec(Database db) : db_(std::move(db)) {
     const Message& m = db_.messages[i];
     codecs_.emplace_back(m, PlanBuilder(m).build());
     index->by_name[m.name] = i;  // later definitions win
-    if (!is_independent_signals_message(m)) index->insert(m.id, m.extended, static_cast<std::int32_t>(i));
+    if (is_independent_signals_message(m)) continue;
+    if (!m.extended && m.id < Index::kStandardIds) {
+      index->standard[m.id] = &codecs_.back();  // codecs_ was reserved: the pointer stays valid
+    } else {
+      index->insert(m.id, m.extended, static_cast<std::int32_t>(i));
+    }
   }
   index_ = std::move(index);
 }
 
 const MessageCodec* DatabaseCodec::find(std::uint32_t id, bool extended) const {
-  const std::int32_t i = index_->find(id, extended);
+  if (!extended && id < Index::kStandardIds) return index_->standard[id];
+  const std::int32_t i = index_->find_extended(id, extended);
   return i < 0 ? nullptr : &codecs_[static_cast<std::size_t>(i)];
 }
 
