@@ -1026,7 +1026,12 @@ class Parser {
     for (const auto& a : attributes) {
       if (a.name != attribute) continue;
       const auto* text = std::get_if<std::string>(&a.value);
-      return text != nullptr && !text->empty() ? text : nullptr;
+      // Only names the DBC syntax can carry, so a written file reads back the same.
+      if (text == nullptr || text->empty() || is_section_keyword(*text) || *text == kNoNode ||
+          !std::all_of(text->begin(), text->end(), is_identifier_char)) {
+        return nullptr;
+      }
+      return text;
     }
     return nullptr;
   }

@@ -1,6 +1,7 @@
 // Parser unit tests: one behaviour per test, on small DBC texts written for these tests.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <variant>
 
@@ -401,6 +402,19 @@ TEST(DbcParser, UsesLongNamesFromSystemLongSymbolAttributes) {
   EXPECT_EQ(db.messages[0].sender, "N_long");
   EXPECT_EQ(db.messages[0].signals[0].name, "S_long");
   EXPECT_EQ(db.messages[0].signals[0].receivers, (std::vector<std::string>{"N_long"}));
+}
+
+TEST(DbcParser, IgnoresLongNamesTheDbcSyntaxCannotCarry) {
+  const auto db = parse_ok("BO_ 1 M_short: 8 Vector__XXX\n"
+                           "BA_DEF_ BO_ \"SystemMessageLongSymbol\" STRING ;\n"
+                           "BA_ \"SystemMessageLongSymbol\" BO_ 1 \"not a name\";\n");
+  EXPECT_EQ(db.messages[0].name, "M_short");
+}
+
+TEST(DbcParser, ReadsNumbersBeyondDoubleRangeAsInfinity) {
+  const auto s = only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ S : 0|8@1+ (1,0) [-1e999|1E+400] \"\" BMS\n"));
+  EXPECT_EQ(s.minimum, -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(s.maximum, std::numeric_limits<double>::infinity());
 }
 
 TEST(DbcParser, WarnsAboutStatementsNamingUnknownMessages) {

@@ -1,5 +1,6 @@
 // DBC writer: the sections in the order Vector's tools write them, every number in its shortest
 // exact form, so parse(write(db)) == db.
+#include <cmath>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -36,6 +37,16 @@ class Writer {
 
  private:
   void number(double value) {
+    // DBC has no words for non-finite numbers: infinity as a literal that overflows to it again,
+    // NaN (which no parsed file holds) as 0.
+    if (std::isinf(value)) {
+      out_ += value > 0 ? "1E+309" : "-1E+309";
+      return;
+    }
+    if (std::isnan(value)) {
+      out_ += '0';
+      return;
+    }
     char buffer[32];
     out_.append(buffer, format_shortest(value, buffer));
   }

@@ -1,6 +1,7 @@
 // Writer unit tests: what the written text says, and that it reads back to an equal Database.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 
 #include "dbc/dbc.h"
@@ -115,6 +116,14 @@ TEST(DbcWriter, ValuesThatNeedAllDigitsReadBackExactly) {
   s.offset = -1e-300;
   s.minimum = -1.7976931348623157e308;
   s.maximum = 1e308;
+  expect_round_trip(db);
+}
+
+TEST(DbcWriter, InfiniteLimitsReadBackAsInfinity) {
+  auto db = sample_database();
+  db.messages[0].signals[0].minimum = -std::numeric_limits<double>::infinity();
+  db.messages[0].signals[0].maximum = std::numeric_limits<double>::infinity();
+  EXPECT_TRUE(contains(write_dbc(db), "[-1E+309|1E+309]"));
   expect_round_trip(db);
 }
 
