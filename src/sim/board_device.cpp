@@ -24,7 +24,7 @@ Result<std::unique_ptr<BoardDevice>> BoardDevice::open(PackModel& pack, BoardCon
   if (config.thermistor_table.size() < 2) {
     return Error(ErrorCode::invalid_argument, "board: thermistor table needs at least 2 rows");
   }
-  auto pty = Pty::open(config.baud);
+  auto pty = Pty::open(config.baud, Pty::Mode::kDetectPeer);
   if (!pty) {
     return pty.error();
   }
@@ -40,7 +40,7 @@ BoardDevice::BoardDevice(PackModel& pack, BoardConfig config, Pty pty)
 BoardDevice::~BoardDevice() = default;
 
 const BoardStats& BoardDevice::stats() const {
-  stats_.malformed_bytes = parser_.malformed_bytes();
+  stats_.malformed_bytes = malformed_before_replug_ + parser_.malformed_bytes();
   return stats_;
 }
 
@@ -111,11 +111,17 @@ BoardReading BoardDevice::reading() const {
 }
 
 void BoardDevice::write_line() {
-  const std::string line = format_board_line(reading());
-  if (pty_.pending_output_bytes() > config_.max_unread_bytes) {
-    pty_.discard_pending_output();
-    ++stats_.lines_dropped;
+  const bool listening = pty_.peer_connected();
+  if (!listening) {
+    if (peer_was_connected_) {
+      pty_.discard_unread_output();  // what the last peer left unread must not reach the next one
+    }
+    peer_was_connected_ = false;
+    ++stats_.lines_unheard;
+    return;
   }
+  peer_was_connected_ = true;
+  const std::string line = format_board_line(reading());
   auto written = pty_.write_some(line);
   if (written && *written == line.size()) {
     ++stats_.lines_written;
@@ -136,11 +142,13 @@ Result<void> BoardDevice::set_unplugged(bool unplugged) {
     }
     return success();
   }
-  auto pty = Pty::open(config_.baud);
+  auto pty = Pty::open(config_.baud, Pty::Mode::kDetectPeer);
   if (!pty) {
     return pty.error();
   }
   pty_ = std::move(*pty);
+  peer_was_connected_ = false;
+  malformed_before_replug_ += parser_.malformed_bytes();
   parser_ = CommandParser{};
   if (config_.outputs_low_when_unplugged) {
     outputs_ = BoardOutputs{};

@@ -19,11 +19,15 @@
 //     loop: pack.step(dt); board->poll();                    // at least every ~100 ms of wall time
 // poll() reads the commands that arrived (non-blocking), applies them to the pack at once, and writes
 // a line each time another report period of simulated time (PackModel::time_s) has passed. No thread
-// of its own; fd() may be watched for readability to poll() sooner.
+// of its own; fd() may be watched for readability to poll() sooner (it also reports POLLHUP while
+// no peer has the port open: do not busy-wait on it). Lines are sent only while a peer has the port
+// open (bytes sent into a serial port nobody opened are lost), so a peer that opens it late reads
+// fresh lines, never a backlog; what a departing peer left unread is discarded.
 //
 // Unplugging (fault injection, spec issue item 6): set_unplugged(true) closes the pty, so a peer's
-// reads fail as with a pulled USB cable; set_unplugged(false) opens a new pty, whose path (a new one,
-// as a re-enumerated USB device may get) path() then returns: report it on the control channel.
+// reads fail as with a pulled USB cable; set_unplugged(false) opens a new pty, whose path path()
+// then returns (the kernel may reuse the old name, as a re-enumerated USB device may get the same
+// or another one): report it on the control channel.
 // With `outputs_low_when_unplugged` (default: the board is powered over USB), an unplugged board
 // drops all outputs (contactors open, pump and fan off) and a replugged one starts with all outputs
 // LOW, as an Arduino does after reset.
@@ -62,9 +66,6 @@ struct BoardConfig {
   bool report_ground_fault = false; // extension field Ardu_GndFault (not on the rig's board)
   bool outputs_low_when_unplugged = true;
   std::vector<ThermistorPoint> thermistor_table = rig_thermistor_table();
-  // Lines the peer has not read beyond this are discarded before the next line is written, so a
-  // peer that opens the port late reads fresh lines, not a stale backlog (a real UART overruns).
-  std::size_t max_unread_bytes = 256;
 };
 
 // The board's output pins as the board last set them.
@@ -78,7 +79,8 @@ struct BoardOutputs {
 
 struct BoardStats {
   std::uint64_t lines_written = 0;
-  std::uint64_t lines_dropped = 0;         // written into a full queue, or discarded as stale
+  std::uint64_t lines_unheard = 0;         // due while no peer had the port open: not sent
+  std::uint64_t lines_dropped = 0;         // the peer's queue was full (it does not read)
   std::uint64_t commands_applied = 0;      // pairs with a configured pin
   std::uint64_t commands_ignored = 0;      // pairs with a pin that drives nothing
   std::uint64_t malformed_bytes = 0;
@@ -125,6 +127,8 @@ class BoardDevice {
   BoardOutputs outputs_;
   mutable BoardStats stats_;
   double next_report_s_ = 0;
+  bool peer_was_connected_ = false;
+  std::uint64_t malformed_before_replug_ = 0;
 };
 
 }  // namespace cellguard::sim

@@ -1,6 +1,7 @@
 #include "sim/device_pty.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -34,7 +35,7 @@ bool termios_speed(int baud, speed_t& speed) {
 
 }  // namespace
 
-Result<Pty> Pty::open(int baud) {
+Result<Pty> Pty::open(int baud, Mode mode) {
   speed_t speed = B9600;
   if (!termios_speed(baud, speed)) {
     return Error(ErrorCode::invalid_argument, "pty: unsupported baud rate " + std::to_string(baud));
@@ -66,6 +67,10 @@ Result<Pty> Pty::open(int baud) {
   ::cfsetospeed(&tios, speed);
   if (::tcsetattr(pty.held_slave_fd_, TCSANOW, &tios) != 0) {
     return os_error("pty: tcsetattr");
+  }
+  if (mode == Mode::kDetectPeer) {
+    ::close(pty.held_slave_fd_);  // the settings stay with the pty
+    pty.held_slave_fd_ = -1;
   }
   const int flags = ::fcntl(pty.master_fd_, F_GETFL);
   if (flags < 0 || ::fcntl(pty.master_fd_, F_SETFL, flags | O_NONBLOCK) != 0) {
@@ -100,27 +105,32 @@ void Pty::close() {
     ::close(master_fd_);
     master_fd_ = -1;
   }
+  slave_path_.clear();
 }
 
-std::size_t Pty::pending_input_bytes() const {
-  int count = 0;
-  if (master_fd_ < 0 || ::ioctl(master_fd_, FIONREAD, &count) != 0 || count < 0) {
-    return 0;
+bool Pty::peer_connected() const {
+  if (master_fd_ < 0) {
+    return false;
   }
-  return static_cast<std::size_t>(count);
-}
-
-std::size_t Pty::pending_output_bytes() const {
-  int count = 0;
-  if (held_slave_fd_ < 0 || ::ioctl(held_slave_fd_, FIONREAD, &count) != 0 || count < 0) {
-    return 0;
+  if (held_slave_fd_ >= 0) {
+    return true;
   }
-  return static_cast<std::size_t>(count);
+  pollfd fds{master_fd_, 0, 0};
+  return ::poll(&fds, 1, 0) >= 0 && (fds.revents & POLLHUP) == 0;
 }
 
-void Pty::discard_pending_output() {
+void Pty::discard_unread_output() {
   if (held_slave_fd_ >= 0) {
     ::tcflush(held_slave_fd_, TCIFLUSH);
+    return;
+  }
+  if (master_fd_ < 0) {
+    return;
+  }
+  const int fd = ::open(slave_path_.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+  if (fd >= 0) {
+    ::tcflush(fd, TCIFLUSH);
+    ::close(fd);
   }
 }
 

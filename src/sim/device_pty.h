@@ -6,9 +6,13 @@
 // mode (cfmakeraw: no echo, no CR/LF translation, 8 data bits, no parity) at the given speed; a pty
 // ignores the speed, but tools that read it back see the rig's setting.
 //
-// The simulator also holds the slave open itself. Without that, the master reports a hang-up
-// (POLLHUP, EIO) whenever no peer has the slave open, and the line settings are lost between
-// peers; with it, the device behaves like a serial port with nobody listening.
+// The slave's line settings persist while the master is open. Two ways to run it:
+//   - kHoldSlave: the simulator keeps the slave open itself, so the master never reports a hang-up
+//     and can block in poll() for input whether or not a peer is there (request/response devices:
+//     the inverter);
+//   - kDetectPeer: the slave is left closed, so the master shows POLLHUP while no peer has it open;
+//     peer_connected() tells, and a device that talks unprompted (the sensor board) writes only
+//     while someone listens, as bytes sent into an unopened serial port are lost.
 //
 // Thread safety: none; one owner. Not copyable; movable. Closing (destruction or close()) makes a
 // peer's reads and writes fail, as unplugging the USB cable does.
@@ -24,8 +28,10 @@ namespace cellguard::sim {
 
 class Pty {
  public:
+  enum class Mode { kHoldSlave, kDetectPeer };
+
   // Creates a pty; `baud` is one of the standard termios speeds (9600, 19200, ...).
-  static Result<Pty> open(int baud);
+  static Result<Pty> open(int baud, Mode mode);
 
   Pty() = default;
   Pty(Pty&& other) noexcept;
@@ -38,12 +44,10 @@ class Pty {
   int master_fd() const { return master_fd_; }  // non-blocking, close-on-exec
   const std::string& slave_path() const { return slave_path_; }
 
-  // Bytes the peer sent and nobody read yet (queued at the master), or 0 on error.
-  std::size_t pending_input_bytes() const;
-  // Bytes written by the master that the peer has not read (queued at the slave), or 0 on error.
-  std::size_t pending_output_bytes() const;
-  // Discards what the master wrote and the peer did not read (like a UART overrun losing it).
-  void discard_pending_output();
+  // True if a peer has the slave open (kDetectPeer; always true with kHoldSlave).
+  bool peer_connected() const;
+  // Discards what the master wrote and no peer read, so the next reader starts fresh.
+  void discard_unread_output();
 
   // Writes all of `bytes` or nothing that would block: returns the count written (may be short if
   // the queue is full; the rest is dropped, as a serial line with no reader loses it).

@@ -260,7 +260,7 @@ struct InverterDevice::Server {
       if (corrupt) {
         answer[static_cast<std::size_t>(n - 1)] ^= 0xA5;  // wrong CRC high byte
       }
-      pty.discard_pending_output();  // anything the peer left unread is stale by now
+      pty.discard_unread_output();  // anything the peer left unread is stale by now
       [[maybe_unused]] auto written = pty.write_some({reinterpret_cast<const char*>(answer.data()),
                                                       static_cast<std::size_t>(n)});
     }
@@ -322,7 +322,9 @@ struct InverterDevice::Server {
 };
 
 std::unique_ptr<InverterDevice> InverterDevice::create(PackModel& pack, InverterConfig config) {
-  return std::unique_ptr<InverterDevice>(new InverterDevice(pack, config));
+  std::unique_ptr<InverterDevice> device(new InverterDevice(pack, config));
+  device->sync();  // the registers reflect the pack before any server answers
+  return device;
 }
 
 InverterDevice::InverterDevice(PackModel& pack, InverterConfig config) : pack_(pack), logic_(config) {}
@@ -348,7 +350,7 @@ Result<std::string> InverterDevice::start_rtu(const InverterRtuConfig& config) {
   if (config.slave_id < 1 || config.slave_id > 247) {
     return Error(ErrorCode::invalid_argument, "inverter: slave id must be 1..247");
   }
-  auto pty = Pty::open(config.baud);
+  auto pty = Pty::open(config.baud, Pty::Mode::kHoldSlave);
   if (!pty) {
     return pty.error();
   }

@@ -71,8 +71,9 @@ struct InverterStats {
 
 class InverterDevice {
  public:
-  // The register logic starts in its power-on state (locked, mode off, comm timer 0).
-  // `pack` must outlive the device.
+  // The register logic starts in its power-on state (locked, mode off, comm timer 0) and takes
+  // the pack's state at once (one sync()). Call on the event-loop thread; `pack` must outlive the
+  // device.
   static std::unique_ptr<InverterDevice> create(PackModel& pack, InverterConfig config = {});
 
   InverterDevice(const InverterDevice&) = delete;
