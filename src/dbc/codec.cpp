@@ -14,9 +14,11 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 
 namespace cellguard::dbc {
@@ -431,9 +433,10 @@ class PlanBuilder {
   static Exact exact_of(const Signal& s) {
     Exact x;
     if (s.value_type != ValueType::integer) return x;
-    // 2^63 keeps raw*scale (raw below 2^64) inside 128 bits.
-    const auto scale = exact_integer(s.scale, 0x1p63);
-    const auto offset = exact_integer(s.offset, 0x1p126);
+    // Below 2^62 each, raw*scale+offset (raw below 2^64) stays inside a signed 128-bit integer;
+    // larger integral factors (none in real files) fall back to doubles.
+    const auto scale = exact_integer(s.scale, 0x1p62);
+    const auto offset = exact_integer(s.offset, 0x1p62);
     if (!scale || !offset) return x;
     x.integer = true;
     x.scale = *scale;
@@ -809,7 +812,11 @@ struct DatabaseCodec::Index {
   // Codec pointers, not indices: one dependent load less per frame on the hot path.
   std::vector<const MessageCodec*> standard = std::vector<const MessageCodec*>(kStandardIds, nullptr);
   std::vector<std::pair<std::uint64_t, std::int32_t>> slots;  // (key, message index), power-of-two size
-  std::unordered_map<std::string, std::size_t> by_name;
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
+  };
+  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> by_name;
 
   static std::uint64_t key(std::uint32_t id, bool extended) { return (std::uint64_t{extended} << 32) | id; }
   static std::size_t hash(std::uint64_t k) { return static_cast<std::size_t>((k * 0x9E3779B97F4A7C15ull) >> 32); }
@@ -862,7 +869,7 @@ const MessageCodec* DatabaseCodec::find(std::uint32_t id, bool extended) const {
 }
 
 const MessageCodec* DatabaseCodec::find(std::string_view message_name) const {
-  const auto it = index_->by_name.find(std::string(message_name));
+  const auto it = index_->by_name.find(message_name);
   return it == index_->by_name.end() ? nullptr : &codecs_[it->second];
 }
 

@@ -278,6 +278,36 @@ TEST(Codec, ReadsBitsBeyondTheMessageLengthAsZero) {
   EXPECT_EQ(d.raw[0], 0x0Fu);
 }
 
+TEST(Codec, DecodesSignalsAtTheEndOfASixtyFourByteFrame) {
+  OneMessage t(make_message(1, 64, {make_signal("LastIntel", 500, 12, ByteOrder::little_endian),
+                                    make_signal("LastMotorola", 491, 12, ByteOrder::big_endian)}));
+  std::vector<std::uint8_t> payload(64, 0);
+  payload[62] = 0x5A;  // LastIntel: bits 4..7 of byte 62 (0x5), all of byte 63 (0xC3)
+  payload[63] = 0xC3;
+  payload[61] = 0x0F;  // LastMotorola: bit 3 of byte 61 down, 12 bits: 0xF then byte 62 = 0x5A
+  const auto d = decode_all(t.codec, payload);
+  ASSERT_EQ(d.status, DecodeStatus::ok);
+  EXPECT_EQ(d.raw[0], 0xC35u);
+  EXPECT_EQ(d.raw[1], 0xF5Au);
+}
+
+TEST(Codec, TracksPresenceOfMoreThanSixtyFourSignals) {
+  std::vector<Signal> bits;
+  for (std::uint32_t i = 0; i != 72; ++i) {
+    std::string name = std::to_string(i);
+    name.insert(0, 1, 'B');  // not "B" + ...: GCC 12 gives a false -Wrestrict warning there
+    bits.push_back(make_signal(std::move(name), i, 1, ByteOrder::little_endian));
+  }
+  OneMessage t(make_message(1, 9, bits));
+  std::vector<std::uint8_t> payload(9, 0);
+  payload[8] = 0x80;
+  const auto d = decode_all(t.codec, payload);
+  ASSERT_EQ(d.status, DecodeStatus::ok);
+  for (std::size_t i = 0; i != 72; ++i) EXPECT_TRUE(d.present.test(i)) << i;
+  EXPECT_EQ(d.raw[71], 1u);
+  EXPECT_EQ(d.raw[70], 0u);
+}
+
 TEST(Codec, EncodesPhysicalValuesThatDecodeBack) {
   OneMessage t(make_message(1, 8, {make_signal("Current", 0, 16, ByteOrder::little_endian, true, 0.1, 0),
                                    make_signal("Voltage", 23, 16, ByteOrder::big_endian, false, 0.01, 0),
