@@ -69,7 +69,7 @@ bool parse_asc_date(std::string_view text, std::int64_t& ns) {
     next = tokens.next();
   }
   std::uint32_t year = 0;
-  if (!parse_uint(next, 10, year) || year < 1970 || year > 9999) return false;
+  if (!parse_uint(next, 10, year) || year < 1970 || year > 2261) return false;
   ns = days_from_civil(year, month, day) * kNanosPerDay +
        (static_cast<std::int64_t>(hour) * 3600 + minute * 60) * kNanosPerSecond + second_ns;
   return true;
@@ -177,10 +177,10 @@ LineResult AscReader::parse_line(std::string_view line, Frame& frame) {
   const LineResult result = is_fd ? parse_fd(tokens, frame) : parse_classic(tokens, second, frame);
   if (result.kind != LineResult::Kind::frame) return result;
   if (relative_) {
-    offset_ns += previous_offset_ns_;
+    if (!add_ns(offset_ns, previous_offset_ns_, offset_ns)) return LineResult::fail("timestamp out of range");
     previous_offset_ns_ = offset_ns;
   }
-  frame.timestamp_ns = start_ns_ + offset_ns;
+  if (!add_ns(start_ns_, offset_ns, frame.timestamp_ns)) return LineResult::fail("timestamp out of range");
   return result;
 }
 

@@ -74,7 +74,7 @@ bool parse_timestamp(std::string_view text, std::int64_t& ns) {
     if (!parse_uint(text.substr(0, 4), 10, year) || !parse_uint(text.substr(5, 2), 10, month) ||
         !parse_uint(text.substr(8, 2), 10, day) || !parse_uint(text.substr(11, 2), 10, hour) ||
         !parse_uint(text.substr(14, 2), 10, minute) || !parse_fixed(text.substr(17), 9, second_ns) ||
-        month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second_ns < 0 ||
+        year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second_ns < 0 ||
         second_ns >= 61 * kNanosPerSecond) {
       return false;
     }
@@ -292,10 +292,9 @@ class CandumpLogWriter final : public LogWriter {
 
   Result<void> write(const Frame& frame) override {
     if (auto valid = check_frame(frame); !valid.ok()) return valid;
-    if (frame.timestamp_ns < 0) return Error(ErrorCode::invalid_argument, "candump cannot write negative times");
     const std::string_view bus = frame.bus.empty() ? std::string_view("can0") : frame.bus.view();
     for (char c : bus) {
-      if (is_space(c) || c == '\n' || c == '\0') {
+      if (is_space(c) || c == '\n') {
         return Error(ErrorCode::invalid_argument, "bus name contains a blank");
       }
     }

@@ -16,8 +16,10 @@ namespace detail {
 
 namespace {
 
-// Large reads keep the per-line cost to a memchr; 1 MiB also bounds the memory of a reader.
-constexpr std::size_t kBufferBytes = std::size_t{1} << 20;
+// Large reads keep the per-line cost to a memchr; 1 MiB also bounds the memory of a reader. Small
+// inputs (one-line tests, fuzz inputs) never need more than the first 64 KiB.
+constexpr std::size_t kInitialBufferBytes = std::size_t{1} << 16;
+constexpr std::size_t kMaxBufferBytes = std::size_t{1} << 20;
 constexpr std::size_t kFlushBytes = std::size_t{1} << 16;
 
 class StreamSource final : public ByteSource {
@@ -74,41 +76,58 @@ Result<std::unique_ptr<ByteSource>> open_file_source(const std::string& path) {
 // ---- LineReader -------------------------------------------------------------------------------
 
 LineReader::LineReader(std::unique_ptr<ByteSource> source, std::string source_name)
-    : source_(std::move(source)), source_name_(std::move(source_name)), buffer_(kBufferBytes) {}
+    : source_(std::move(source)),
+      source_name_(std::move(source_name)),
+      buffer_(std::make_unique_for_overwrite<char[]>(kInitialBufferBytes)),
+      capacity_(kInitialBufferBytes) {}
+
+void LineReader::grow() {
+  auto bigger = std::make_unique_for_overwrite<char[]>(kMaxBufferBytes);
+  std::memcpy(bigger.get(), buffer_.get() + begin_, end_ - begin_);
+  end_ -= begin_;
+  begin_ = 0;
+  buffer_ = std::move(bigger);
+  capacity_ = kMaxBufferBytes;
+}
 
 Result<bool> LineReader::fill() {
   if (at_end_) return false;
   if (begin_ > 0) {
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
-  if (end_ == buffer_.size()) return true;  // full: the caller consumes first
-  auto got = source_->read(buffer_.data() + end_, buffer_.size() - end_);
+  if (end_ == capacity_) {
+    if (capacity_ == kMaxBufferBytes) return true;  // full: the caller consumes first
+    grow();
+  }
+  auto got = source_->read(buffer_.get() + end_, capacity_ - end_);
   if (!got.ok()) return got.error();
   if (*got == 0) {
     at_end_ = true;
     return false;
   }
   end_ += *got;
+  // A read that filled the buffer means a large input: read it in larger blocks.
+  if (end_ == capacity_ && capacity_ < kMaxBufferBytes) grow();
   return true;
 }
 
 Result<std::string_view> LineReader::head(std::size_t size) {
-  if (size > buffer_.size()) size = buffer_.size();
+  if (size > kMaxBufferBytes) size = kMaxBufferBytes;
   while (end_ - begin_ < size) {
     auto more = fill();
     if (!more.ok()) return more.error();
     if (!*more) break;
   }
-  return std::string_view(buffer_.data() + begin_, std::min(size, end_ - begin_));
+  return std::string_view(buffer_.get() + begin_, std::min(size, end_ - begin_));
 }
 
 Result<bool> LineReader::next(std::string_view& line) {
   std::size_t scanned = 0;  // bytes after begin_ known to hold no newline
   bool too_long = false;
   for (;;) {
-    const char* start = buffer_.data() + begin_;
+    const char* start = buffer_.get() + begin_;
     const std::size_t available = end_ - begin_;
     const void* newline = std::memchr(start + scanned, '\n', available - scanned);
     if (newline != nullptr) {
@@ -136,7 +155,7 @@ Result<bool> LineReader::next(std::string_view& line) {
       if (begin_ == end_ && !too_long) return false;
       // The last line has no newline.
       const std::size_t length = end_ - begin_;
-      line = std::string_view(buffer_.data() + begin_, length);
+      line = std::string_view(buffer_.get() + begin_, length);
       begin_ = end_;
       consumed_ += length;
       ++line_number_;
@@ -335,6 +354,8 @@ Result<void> OutputBuffer::flush(bool force) {
 }
 
 Result<void> check_frame(const Frame& frame) {
+  // Text logs hold times since 1970 or since the log start: never negative.
+  if (frame.timestamp_ns < 0) return Error(ErrorCode::invalid_argument, "cannot write a negative time");
   if (frame.error) {
     if (frame.id > kCanErrMask) return Error(ErrorCode::invalid_argument, "error frame class bits out of range");
   } else if (frame.id > (frame.extended ? kMaxExtendedId : kMaxStandardId)) {

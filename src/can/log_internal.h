@@ -64,7 +64,10 @@ class LineReader {
 
   std::unique_ptr<ByteSource> source_;
   std::string source_name_;
-  std::vector<char> buffer_;
+  void grow();
+
+  std::unique_ptr<char[]> buffer_;
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
   bool at_end_ = false;
@@ -94,6 +97,12 @@ inline constexpr std::array<std::int8_t, 256> kHexValue = [] {
 }();
 
 inline int hex_value(char c) { return kHexValue[static_cast<unsigned char>(c)]; }
+// a + b into `sum`; false if the result does not fit (timestamps from hostile input).
+inline bool add_ns(std::int64_t a, std::int64_t b, std::int64_t& sum) { return !__builtin_add_overflow(a, b, &sum); }
+inline bool sub_ns(std::int64_t a, std::int64_t b, std::int64_t& difference) {
+  return !__builtin_sub_overflow(a, b, &difference);
+}
+
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 inline char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }

@@ -36,7 +36,8 @@ enum class Version { v1_0, v1_1, v1_2, v1_3, v2 };
 bool parse_start_time(std::string_view text, std::int64_t& ns) {
   const auto dot = text.find('.');
   std::uint32_t days = 0;
-  if (!parse_uint(text.substr(0, dot), 10, days)) return false;
+  // Beyond 2261 nanoseconds since 1970 no longer fit in 64 bits.
+  if (!parse_uint(text.substr(0, dot), 10, days) || days > 130'000) return false;
   long double fraction = 0;
   if (dot != std::string_view::npos) {
     long double scale = 1;
@@ -81,7 +82,7 @@ class TrcReader final : public LogReader {
   LineResult parse_v1(Tokens& tokens, Frame& frame);
   LineResult parse_v2(Tokens& tokens, Frame& frame);
   LineResult parse_data(Tokens& tokens, std::size_t length, Frame& frame);
-  void reset(Frame& frame, std::int64_t offset_ns) const;
+  bool reset(Frame& frame, std::int64_t offset_ns) const;
 
   LineReader lines_;
   Version version_ = Version::v1_0;
@@ -131,8 +132,9 @@ LineResult TrcReader::parse_directive(std::string_view line) {
   return LineResult::skip();
 }
 
-void TrcReader::reset(Frame& frame, std::int64_t offset_ns) const {
-  frame.timestamp_ns = start_ns_ + offset_ns;
+// Clears the frame for a new line at `offset_ns`; false if the time is out of range.
+bool TrcReader::reset(Frame& frame, std::int64_t offset_ns) const {
+  if (!add_ns(start_ns_, offset_ns, frame.timestamp_ns)) return false;
   frame.id = 0;
   frame.size = 0;
   frame.extended = false;
@@ -142,6 +144,7 @@ void TrcReader::reset(Frame& frame, std::int64_t offset_ns) const {
   frame.bitrate_switch = false;
   frame.error_state = false;
   frame.bus.assign("");
+  return true;
 }
 
 LineResult TrcReader::parse_data(Tokens& tokens, std::size_t length, Frame& frame) {
@@ -167,7 +170,7 @@ bool parse_trc_id(std::string_view text, Frame& frame) {
 LineResult TrcReader::parse_v1(Tokens& tokens, Frame& frame) {
   std::int64_t offset_ns = 0;
   if (!parse_fixed(tokens.next(), 6, offset_ns)) return LineResult::fail("malformed time offset");
-  reset(frame, offset_ns);
+  if (!reset(frame, offset_ns)) return LineResult::fail("time offset out of range");
   if (version_ == Version::v1_2 || version_ == Version::v1_3) {
     const std::string_view bus = tokens.next();
     std::uint32_t number = 0;
@@ -219,7 +222,7 @@ LineResult TrcReader::parse_v2(Tokens& tokens, Frame& frame) {
       case 'O': {
         std::int64_t offset_ns = 0;
         if (!parse_fixed(tokens.next(), 6, offset_ns)) return LineResult::fail("malformed time offset");
-        reset(frame, offset_ns);
+        if (!reset(frame, offset_ns)) return LineResult::fail("time offset out of range");
         break;
       }
       case 'T':
