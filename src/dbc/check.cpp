@@ -91,10 +91,17 @@ class Checker {
     for (const auto& s : m.signals) {
       if (s.is_multiplexer && !s.multiplex_value && s.multiplexer.empty()) top_level.push_back(s.name);
     }
+    // Extended multiplexing (SG_MUL_VAL_) may have several top-level multiplexers, each selecting
+    // its own signals; a multiplexer nobody refers to means the mN signals cannot tell which one.
     if (top_level.size() > 1) {
-      std::string names;
-      for (const auto& n : top_level) names += (names.empty() ? "" : ", ") + n;
-      error(describe(m) + ": several simple multiplexers (" + names + "); only one may select the mN signals");
+      const bool all_used = std::all_of(top_level.begin(), top_level.end(), [&m](const std::string& name) {
+        return std::any_of(m.signals.begin(), m.signals.end(), [&name](const Signal& s) { return s.multiplexer == name; });
+      });
+      if (!all_used) {
+        std::string names;
+        for (const auto& n : top_level) names += (names.empty() ? "" : ", ") + n;
+        error(describe(m) + ": several simple multiplexers (" + names + "); only one may select the mN signals");
+      }
     }
     for (const auto& s : m.signals) {
       if (s.multiplexer.empty()) {
@@ -223,7 +230,12 @@ class Checker {
                   std::to_string(static_cast<std::int64_t>(def.enum_values.size()) - 1));
           }
         } else if (text != nullptr) {
-          if (std::find(def.enum_values.begin(), def.enum_values.end(), *text) == def.enum_values.end()) {
+          if (text->empty()) {
+            // Vector's tools write "" as the default of enums that have none.
+            if (std::find(def.enum_values.begin(), def.enum_values.end(), "") == def.enum_values.end()) {
+              warning(prefix + ": empty value is not one of its enum values");
+            }
+          } else if (std::find(def.enum_values.begin(), def.enum_values.end(), *text) == def.enum_values.end()) {
             error(prefix + ": \"" + *text + "\" is not one of its enum values");
           }
         } else {

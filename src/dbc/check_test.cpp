@@ -111,6 +111,23 @@ TEST(DbcCheck, ReportsSeveralSimpleMultiplexersInOneMessage) {
   EXPECT_EQ(message, "message M (0x1): several simple multiplexers (Mux1, Mux2); only one may select the mN signals");
 }
 
+TEST(DbcCheck, ExtendedMultiplexingMayHaveSeveralTopLevelMultiplexers) {
+  EXPECT_TRUE(check_text("BO_ 1 M: 8 BMS\n"
+                         " SG_ Mux1 M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+                         " SG_ Mux2 M : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
+                         " SG_ A m1 : 16|8@1+ (1,0) [0|0] \"\" BMS\n"
+                         " SG_ B m1 : 24|8@1+ (1,0) [0|0] \"\" BMS\n"
+                         "SG_MUL_VAL_ 1 A Mux1 1-1;\n"
+                         "SG_MUL_VAL_ 1 B Mux2 1-1;\n")
+                  .empty());
+}
+
+TEST(DbcCheck, EmptyEnumDefaultIsOnlyAWarning) {
+  const auto problems = check_text("BA_DEF_ \"Kind\" ENUM \"A\",\"B\";\nBA_DEF_DEF_ \"Kind\" \"\";\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].severity, Problem::Severity::warning);
+}
+
 TEST(DbcCheck, ReportsSignalLengthZero) {
   EXPECT_EQ(only_problem(check_text("BO_ 1 M: 8 BMS\n SG_ A : 0|0@1+ (1,0) [0|0] \"\" BMS\n")),
             "message M (0x1) signal A: length 0 is outside 1..64 bits");
