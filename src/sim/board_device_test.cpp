@@ -14,6 +14,7 @@
 #include <regex>
 #include <string>
 
+#include "sim/device_test_peer.h"
 #include "sim/pack_model.h"
 
 namespace cellguard::sim {
@@ -229,6 +230,28 @@ TEST_F(BoardDeviceTest, WhatADepartingPeerLeftUnreadDoesNotReachTheNextOne) {
   ASSERT_TRUE(second.ok());
   ASSERT_TRUE(second.pump(std::chrono::milliseconds(20)));
   EXPECT_TRUE(second.received().empty()) << second.received();
+}
+
+TEST_F(BoardDeviceTest, PyserialPeerReadsTheRigsLinesAndItsBackToBackCommandsActOnThePack) {
+  if (!testing::python_module_available("serial/__init__.py")) GTEST_SKIP() << "python3-serial is not installed";
+  open_board();
+  std::string output;
+  const int status = testing::run_peer("board_peer.py", {board->path(), "--lines", "3", "--send", "6:1&7:1", "--send", "5:1&3:1"},
+                                       output, [&] {
+                                         pack.step(kStepS);
+                                         board->poll();
+                                       });
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_NE(output.find("\"ok\": true"), std::string::npos) << output;
+  const auto deadline = Clock::now() + kWallTimeout;
+  while (!(pack.contactors_closed() && pack.pump_commanded() && pack.fan_commanded()) && Clock::now() < deadline) {
+    pack.step(kStepS);
+    board->poll();
+  }
+  EXPECT_TRUE(pack.contactors_closed());
+  EXPECT_TRUE(pack.pump_commanded());
+  EXPECT_TRUE(pack.fan_commanded());
+  EXPECT_EQ(board->stats().malformed_bytes, 0u);
 }
 
 }  // namespace

@@ -4,9 +4,6 @@
 #include "sim/inverter_device.h"
 
 #include <modbus/modbus.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -22,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "sim/device_test_peer.h"
 #include "sim/pack_model.h"
 
 namespace cellguard::sim {
@@ -279,42 +277,10 @@ TEST(InverterDevice, StopEndsTheServersPromptly) {
 
 // --- the independent peer: pymodbus ---
 
-std::string source_dir() {
-  if (const char* dir = std::getenv("CELLGUARD_SOURCE_DIR")) return dir;
-  return CELLGUARD_TEST_SOURCE_DIR;
-}
+using testing::python_module_available;
+using testing::run_peer;
 
-// Runs the peer script while the simulation runs; returns its exit status and output.
-int run_peer(const std::vector<std::string>& arguments, std::string& output) {
-  int out_pipe[2];
-  if (::pipe(out_pipe) != 0) return -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, out_pipe[0]);
-  std::vector<std::string> args = {"/usr/bin/python3", source_dir() + "/tests/peers/modbus_peer.py"};
-  args.insert(args.end(), arguments.begin(), arguments.end());
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out_pipe[1]);
-  if (spawned != 0) {
-    ::close(out_pipe[0]);
-    return -1;
-  }
-  char buffer[1024];
-  ssize_t n = 0;
-  while ((n = ::read(out_pipe[0], buffer, sizeof buffer)) > 0) output.append(buffer, static_cast<std::size_t>(n));
-  ::close(out_pipe[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-bool pymodbus_available() { return ::access("/usr/lib/python3/dist-packages/pymodbus/__init__.py", R_OK) == 0; }
+bool pymodbus_available() { return python_module_available("pymodbus/__init__.py"); }
 
 TEST(InverterDevicePymodbus, ReadsWritesSeesTheExceptionAndTheHeartbeatExpiryOverTcp) {
   if (!pymodbus_available()) GTEST_SKIP() << "python3-pymodbus is not installed";
@@ -323,7 +289,7 @@ TEST(InverterDevicePymodbus, ReadsWritesSeesTheExceptionAndTheHeartbeatExpiryOve
   ASSERT_TRUE(endpoint.ok());
   sim.start();
   std::string output;
-  EXPECT_EQ(run_peer({"--tcp", *endpoint}, output), 0) << output;
+  EXPECT_EQ(run_peer("modbus_peer.py", {"--tcp", *endpoint}, output), 0) << output;
   EXPECT_NE(output.find("\"exception_before_security_code\": 1"), std::string::npos) << output;
 }
 
@@ -334,7 +300,7 @@ TEST(InverterDevicePymodbus, ReadsWritesSeesTheExceptionAndTheHeartbeatExpiryOve
   ASSERT_TRUE(path.ok());
   sim.start();
   std::string output;
-  EXPECT_EQ(run_peer({"--rtu", *path, "--slave", "2"}, output), 0) << output;
+  EXPECT_EQ(run_peer("modbus_peer.py", {"--rtu", *path, "--slave", "2"}, output), 0) << output;
   EXPECT_NE(output.find("\"exception_before_security_code\": 1"), std::string::npos) << output;
 }
 
