@@ -1,10 +1,16 @@
-// cellguard: one binary, one subcommand per tool.
-#include <CLI/CLI.hpp>
+// cellguard: one binary, one subcommand per tool (see commands.h).
+#include "cli/commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"cellguard: guards battery energy-storage systems and records everything they do"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "cellguard 0.1.0");
+  cellguard::cli::Action action;
+  cellguard::cli::register_decode(app, action);
+  cellguard::cli::register_dbc(app, action);
+  cellguard::cli::register_convert(app, action);
+  cellguard::cli::register_generate(app, action);
+  cellguard::cli::register_sim(app, action);
   CLI11_PARSE(app, argc, argv);
-  return 0;
+  return action ? action() : 0;
 }

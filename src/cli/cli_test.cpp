@@ -1,0 +1,267 @@
+// Black-box tests of the `cellguard` binary: real processes, real files, output checked as a user
+// (or a program reading JSON lines) would.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Ran {
+  int exit_code = -1;
+  std::string out;
+};
+
+// Runs a shell command line, capturing stdout (stderr goes to the test log).
+Ran run(const std::string& command) {
+  Ran r;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[65536];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
+// A two-module slice of the rig's layout, written for these tests.
+constexpr const char* kRigDbc = R"(VERSION ""
+
+NS_ :
+
+BS_:
+
+BU_: BMU Controller
+
+BO_ 128 SYNC: 1 Controller
+ SG_ Sync_Count : 0|8@1+ (1,0) [0|255] "" BMU
+
+BO_ 385 BMU01_pdo1: 8 BMU
+ SG_ CMA_Current : 0|16@1- (0.1,0) [-3276.8|3276.7] "A" Controller
+ SG_ CMA_Voltage : 16|16@1+ (0.01,0) [0|655.35] "V" Controller
+ SG_ Min_Cell_Voltage : 32|8@1+ (0.01,2.2) [2.2|4.75] "V" Controller
+ SG_ Max_Cell_Voltage : 40|8@1+ (0.01,2.2) [2.2|4.75] "V" Controller
+ SG_ CMA_Min_Temp : 48|8@1- (1,0) [-128|127] "degC" Controller
+ SG_ CMA_Max_Temp : 56|8@1- (1,0) [-128|127] "degC" Controller
+
+BO_ 641 BMU01_pdo2: 8 BMU
+ SG_ CMA_Status : 0|16@1+ (1,0) [0|65535] "" Controller
+ SG_ SOC : 16|8@1+ (0.5,0) [0|100] "%" Controller
+ SG_ SOH : 24|8@1+ (1,0) [0|100] "%" Controller
+ SG_ CellBalancingStatus : 32|16@1+ (1,0) [0|65535] "" Controller
+
+BO_ 386 BMU02_pdo1: 8 BMU
+ SG_ CMA_Current : 0|16@1- (0.1,0) [-3276.8|3276.7] "A" Controller
+ SG_ CMA_Voltage : 16|16@1+ (0.01,0) [0|655.35] "V" Controller
+ SG_ Min_Cell_Voltage : 32|8@1+ (0.01,2.2) [2.2|4.75] "V" Controller
+ SG_ Max_Cell_Voltage : 40|8@1+ (0.01,2.2) [2.2|4.75] "V" Controller
+ SG_ CMA_Min_Temp : 48|8@1- (1,0) [-128|127] "degC" Controller
+ SG_ CMA_Max_Temp : 56|8@1- (1,0) [-128|127] "degC" Controller
+
+CM_ BO_ 385 "Module 1: current, voltage, cell extremes, temperature extremes";
+VAL_ 641 CMA_Status 0 "Idle" 3 "Balancing" 67 "Charging" ;
+)";
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* binary = std::getenv("CELLGUARD_BINARY");
+    ASSERT_NE(binary, nullptr) << "CELLGUARD_BINARY must name the built cellguard binary";
+    binary_ = binary;
+    dir_ = fs::temp_directory_path() / ("cellguard-cli-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    write("rig.dbc", kRigDbc);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream(path(name), std::ios::binary) << text;
+  }
+  Ran cellguard(const std::string& args) const { return run(binary_ + " " + args); }
+
+  std::string binary_;
+  fs::path dir_;
+};
+
+TEST_F(Cli, DecodePrintsOneJsonObjectPerFrameWithPhysicalValues) {
+  // CMA_Current raw -123 (0xFF85) = -12.3 A; CMA_Voltage raw 4730 (0x127A) = 47.3 V;
+  // cells raw 174 = 3.94 V; temperatures 20 and 22 degC.
+  write("a.log", "(1700000000.000250) can0 181#85FF7A12AEAE1416\n");
+  const Ran r = cellguard("decode --dbc " + path("rig.dbc") + " " + path("a.log"));
+  ASSERT_EQ(r.exit_code, 0);
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  const auto& j = lines[0];
+  EXPECT_DOUBLE_EQ(j["t"].get<double>(), 1700000000.00025);
+  EXPECT_EQ(j["bus"], "can0");
+  EXPECT_EQ(j["id"], 385);
+  EXPECT_EQ(j["extended"], false);
+  EXPECT_EQ(j["name"], "BMU01_pdo1");
+  EXPECT_DOUBLE_EQ(j["signals"]["CMA_Current"].get<double>(), -12.3);
+  EXPECT_DOUBLE_EQ(j["signals"]["CMA_Voltage"].get<double>(), 47.3);
+  EXPECT_DOUBLE_EQ(j["signals"]["Min_Cell_Voltage"].get<double>(), 174 * 0.01 + 2.2);
+  EXPECT_EQ(j["signals"]["CMA_Min_Temp"], 20);
+  EXPECT_EQ(j["signals"]["CMA_Max_Temp"], 22);
+  EXPECT_NE(r.out.find("\"CMA_Current\":-12.3,"), std::string::npos) << "shortest round-trip text: " << r.out;
+}
+
+TEST_F(Cli, DecodeMarksUnknownFramesAndOmitsThemWithKnownOnly) {
+  write("a.log", "(1.000000) can0 7FF#00\n(2.000000) can0 080#01\n");
+  auto lines = json_lines(cellguard("decode --dbc " + path("rig.dbc") + " " + path("a.log")).out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["unknown"], true);
+  EXPECT_FALSE(lines[0].contains("signals"));
+  EXPECT_EQ(lines[1]["name"], "SYNC");
+  lines = json_lines(cellguard("decode --known-only --dbc " + path("rig.dbc") + " " + path("a.log")).out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["name"], "SYNC");
+}
+
+TEST_F(Cli, DecodeReportsAShortFrameAsAnErrorNotGarbage) {
+  write("a.log", "(1.000000) can0 181#85FF7A\n");
+  const auto lines = json_lines(cellguard("decode -q --dbc " + path("rig.dbc") + " " + path("a.log")).out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["name"], "BMU01_pdo1");
+  EXPECT_FALSE(lines[0].contains("signals"));
+  ASSERT_TRUE(lines[0].contains("error"));
+  EXPECT_FALSE(lines[0]["error"].get<std::string>().empty());
+}
+
+TEST_F(Cli, DecodeReadsStandardInput) {
+  const Ran r = run("printf '(1.5) can0 281#4300A06400000000\\n' | " + binary_ + " decode --dbc " + path("rig.dbc") + " -");
+  ASSERT_EQ(r.exit_code, 0);
+  const auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["signals"]["CMA_Status"], 67);
+  EXPECT_DOUBLE_EQ(lines[0]["signals"]["SOC"].get<double>(), 80.0);
+  EXPECT_EQ(lines[0]["signals"]["SOH"], 100);
+}
+
+TEST_F(Cli, DecodeWithChoicesPrintsValueTableNames) {
+  write("a.log", "(1.5) can0 281#4300A06400000000\n");
+  const auto lines = json_lines(cellguard("decode --choices --dbc " + path("rig.dbc") + " " + path("a.log")).out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["signals"]["CMA_Status"], "Charging");
+  EXPECT_EQ(lines[0]["signals"]["SOH"], 100);
+}
+
+TEST_F(Cli, DecodeRawPrintsUnscaledValues) {
+  write("a.log", "(1.5) can0 181#85FF7A12AEAE1416\n");
+  const auto lines = json_lines(cellguard("decode --raw --dbc " + path("rig.dbc") + " " + path("a.log")).out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["signals"]["CMA_Current"], -123);
+  EXPECT_EQ(lines[0]["signals"]["CMA_Voltage"], 4730);
+  EXPECT_EQ(lines[0]["signals"]["Min_Cell_Voltage"], 174);
+}
+
+TEST_F(Cli, DecodeTextFormatIsOneLinePerFrameLikeCantools) {
+  write("a.log", "(1700000000.000250) can0 181#85FF7A12AEAE1416\n");
+  const Ran r = cellguard("decode --format text --dbc " + path("rig.dbc") + " " + path("a.log"));
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out,
+            "(1700000000.000250) can0 181#85FF7A12AEAE1416 :: BMU01_pdo1(CMA_Current: -12.3 A, CMA_Voltage: 47.300000000000004 V, "
+            "Min_Cell_Voltage: 3.9400000000000004 V, Max_Cell_Voltage: 3.9400000000000004 V, CMA_Min_Temp: 20 degC, "
+            "CMA_Max_Temp: 22 degC)\n");
+}
+
+TEST_F(Cli, DecodeSkipsMalformedLinesAndKeepsGoing) {
+  write("a.log", "(1.0) can0 080#01\nthis is not a frame\n(2.0) can0 080#02\n");
+  const Ran r = cellguard("decode -q --dbc " + path("rig.dbc") + " " + path("a.log"));
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(json_lines(r.out).size(), 2u);
+}
+
+TEST_F(Cli, DecodeFailsClearlyOnABrokenDbc) {
+  write("broken.dbc", "VERSION \"\"\nBO_ 385 BMU01_pdo1 8 BMU\n");
+  write("a.log", "(1.0) can0 080#01\n");
+  const Ran r = run(binary_ + " decode --dbc " + path("broken.dbc") + " " + path("a.log") + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("broken.dbc:2:"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, DbcCheckPassesAGoodFileAndFailsOverlappingSignals) {
+  EXPECT_EQ(cellguard("dbc check " + path("rig.dbc")).exit_code, 0);
+  write("overlap.dbc",
+        "VERSION \"\"\nNS_ :\nBS_:\nBU_: A\nBO_ 1 M: 2 A\n SG_ X : 0|12@1+ (1,0) [0|0] \"\" A\n"
+        " SG_ Y : 8|8@1+ (1,0) [0|0] \"\" A\n");
+  const Ran r = cellguard("dbc check " + path("overlap.dbc"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("X"), std::string::npos);
+  EXPECT_NE(r.out.find("Y"), std::string::npos);
+}
+
+TEST_F(Cli, DbcShowListsSignalsWithScalingAndUnits) {
+  const Ran r = cellguard("dbc show " + path("rig.dbc") + " --message BMU01_pdo1");
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("BMU01_pdo1  0x181  8 bytes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CMA_Current"), std::string::npos);
+  EXPECT_NE(r.out.find("0.1"), std::string::npos);
+  EXPECT_NE(r.out.find("Module 1: current"), std::string::npos);
+  EXPECT_EQ(cellguard("dbc show " + path("rig.dbc") + " --message NoSuchMessage").exit_code, 1);
+}
+
+TEST_F(Cli, ConvertRoundTripsThroughAscAndTrc) {
+  const std::string log = "(1700000000.000250) can0 181#85FF7A12AEAE1416\n(1700000000.100000) can0 080#02\n";
+  write("a.log", log);
+  ASSERT_EQ(cellguard("convert " + path("a.log") + " " + path("b.asc")).exit_code, 0);
+  ASSERT_EQ(cellguard("convert " + path("b.asc") + " " + path("c.trc")).exit_code, 0);
+  ASSERT_EQ(cellguard("convert " + path("c.trc") + " --to candump-log -").exit_code, 0);
+  const auto a = json_lines(cellguard("decode --dbc " + path("rig.dbc") + " " + path("a.log")).out);
+  const auto c = json_lines(cellguard("decode --dbc " + path("rig.dbc") + " " + path("c.trc")).out);
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(c.size(), 2u);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["id"], c[i]["id"]);
+    EXPECT_EQ(a[i]["signals"], c[i]["signals"]);
+    EXPECT_NEAR(a[i]["t"].get<double>(), c[i]["t"].get<double>(), 1e-3);
+  }
+}
+
+TEST_F(Cli, GenerateWritesSyncAndEveryModulesPdosThatDecodeToPlausibleValues) {
+  ASSERT_EQ(cellguard("generate --dbc " + path("rig.dbc") + " --modules 2 --seconds 1 -o " + path("g.log")).exit_code, 0);
+  const auto lines = json_lines(cellguard("decode --dbc " + path("rig.dbc") + " " + path("g.log")).out);
+  // 10 cycles of SYNC + BMU01_pdo1, BMU01_pdo2, BMU02_pdo1.
+  ASSERT_EQ(lines.size(), 40u);
+  int pdo1 = 0;
+  for (const auto& j : lines) {
+    ASSERT_FALSE(j.contains("unknown")) << j.dump();
+    if (j["name"] == "BMU02_pdo1") {
+      ++pdo1;
+      EXPECT_NEAR(j["signals"]["CMA_Voltage"].get<double>(), 47.0, 1.0);
+      EXPECT_NEAR(j["signals"]["Max_Cell_Voltage"].get<double>(), 3.92, 0.05);
+    }
+  }
+  EXPECT_EQ(pdo1, 10);
+}
+
+TEST_F(Cli, EverySubcommandHasHelp) {
+  for (const std::string sub : {"decode", "dbc", "dbc show", "dbc check", "convert", "generate"}) {
+    const Ran r = cellguard(sub + " --help");
+    EXPECT_EQ(r.exit_code, 0) << sub;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub << ": " << r.out;
+  }
+}
+
+}  // namespace

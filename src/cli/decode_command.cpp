@@ -1,0 +1,335 @@
+// `cellguard decode`: decodes a CAN log with a DBC database, one line per frame (JSON or text).
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "can/log.h"
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "cli/progress.h"
+#include "core/text.h"
+#include "dbc/codec.h"
+#include "dbc/dbc.h"
+
+namespace cellguard::cli {
+namespace {
+
+struct DecodeOptions {
+  std::string dbc_path;
+  std::string input = "-";
+  std::string input_format;
+  std::string output_format = "json";
+  bool known_only = false;
+  bool choices = false;
+  bool raw = false;
+  bool quiet = false;
+  bool no_progress = false;
+};
+
+// Per-message output pieces, prepared on the message's first frame and reused for every later one.
+struct MessageOutput {
+  std::string head;               // ,"name":"X"
+  std::vector<std::string> keys;  // "signal": (JSON) or signal name (text)
+  std::vector<std::string> units;
+  std::vector<dbc::PhysicalValue> values;
+  std::vector<std::uint64_t> raw;
+  dbc::PresenceMask present;
+};
+
+class FrameDecoder {
+ public:
+  FrameDecoder(const dbc::DatabaseCodec& codec, const DecodeOptions& options, OutputBuffer& out)
+      : codec_(codec), options_(options), out_(out), json_(options.output_format == "json") {}
+
+  void write(const can::Frame& frame) {
+    const dbc::MessageCodec* message = frame.error ? nullptr : codec_.find(frame.id, frame.extended);
+    if (message == nullptr && options_.known_only) return;
+    if (json_) {
+      write_json(frame, message);
+    } else {
+      write_text(frame, message);
+    }
+    out_.maybe_flush();
+  }
+
+  std::uint64_t decode_errors() const { return decode_errors_; }
+
+ private:
+  MessageOutput& output_for(const dbc::MessageCodec& message) {
+    auto [it, inserted] = outputs_.try_emplace(&message);
+    MessageOutput& o = it->second;
+    if (inserted) {
+      const auto& signals = message.message().signals;
+      o.head = json_ ? ",\"name\":\"" + json_escape(message.message().name) + "\"" : message.message().name;
+      for (std::size_t i = 0; i < signals.size(); ++i) {
+        o.keys.push_back(json_ ? "\"" + json_escape(signals[i].name) + "\":" : signals[i].name);
+        o.units.push_back(signals[i].unit);
+      }
+      o.values.resize(signals.size());
+      o.raw.resize(signals.size());
+      o.present.resize(signals.size());
+    }
+    return o;
+  }
+
+  void write_timestamp_json(std::int64_t ns) {
+    // Seconds and nanoseconds converted apart, so the double is the one nearest the true time.
+    const std::int64_t seconds = ns / 1'000'000'000;
+    const std::int64_t rest = ns % 1'000'000'000;
+    out_.append_json_double(static_cast<double>(seconds) + static_cast<double>(rest) / 1e9);
+  }
+
+  const std::string& bus_json(const can::BusName& bus) {
+    if (!(bus == last_bus_)) {
+      last_bus_ = bus;
+      last_bus_json_ = "\"" + json_escape(bus.view()) + "\"";
+    }
+    return last_bus_json_;
+  }
+
+  // Decodes into `o`; false (with the reason in `reason`) if the frame does not fit its message.
+  // With --choices the raw values are decoded too, to look up value-table texts.
+  bool decode(const dbc::MessageCodec& message, const can::Frame& frame, MessageOutput& o, std::string& reason) {
+    const auto payload = frame.payload();
+    dbc::DecodeStatus status = dbc::DecodeStatus::ok;
+    if (options_.raw || options_.choices) status = message.decode_raw(payload, o.raw.data(), o.present);
+    if (status == dbc::DecodeStatus::ok && !options_.raw) {
+      status = message.decode_exact(payload, o.values.data(), o.present);
+    }
+    if (status == dbc::DecodeStatus::ok) return true;
+    ++decode_errors_;
+    reason = message.describe(status, payload);
+    return false;
+  }
+
+  // Appends one decoded value: value-table text if asked and present, else the number.
+  void append_value(const dbc::MessageCodec& message, const MessageOutput& o, std::size_t i, bool json) {
+    const auto& signal = message.message().signals[i];
+    if (options_.choices && !signal.value_descriptions.empty()) {
+      const auto text = message.choice(i, static_cast<std::int64_t>(o.raw[i]));
+      if (!text.empty()) {
+        if (json) {
+          out_.append_json_string(text);
+        } else {
+          out_.append(text);
+        }
+        return;
+      }
+    }
+    if (options_.raw) {
+      if (signal.value_type == dbc::ValueType::integer && signal.is_signed) {
+        out_.append_int(static_cast<std::int64_t>(o.raw[i]));
+      } else {
+        out_.append_uint(o.raw[i]);
+      }
+    } else if (o.values[i].is_integer) {
+      out_.append_int128(o.values[i].integer);
+    } else if (json) {
+      out_.append_json_double(o.values[i].real);
+    } else {
+      out_.append(format_shortest(o.values[i].real));
+    }
+  }
+
+  void write_json(const can::Frame& frame, const dbc::MessageCodec* message) {
+    out_.append("{\"t\":");
+    write_timestamp_json(frame.timestamp_ns);
+    out_.append(",\"bus\":");
+    out_.append(bus_json(frame.bus));
+    out_.append(",\"id\":");
+    out_.append_uint(frame.id);
+    out_.append(frame.extended ? ",\"extended\":true" : ",\"extended\":false");
+    if (frame.fd) out_.append(",\"fd\":true");
+    if (frame.error) {
+      out_.append(",\"error_frame\":true}\n");
+      return;
+    }
+    if (message == nullptr) {
+      out_.append(",\"unknown\":true}\n");
+      return;
+    }
+    MessageOutput& o = output_for(*message);
+    out_.append(o.head);
+    if (frame.remote) {
+      out_.append(",\"remote\":true}\n");
+      return;
+    }
+    std::string reason;
+    if (!decode(*message, frame, o, reason)) {
+      out_.append(",\"error\":");
+      out_.append_json_string(reason);
+      out_.append("}\n");
+      return;
+    }
+    out_.append(",\"signals\":{");
+    bool first = true;
+    for (std::size_t i = 0; i < o.keys.size(); ++i) {
+      if (!o.present.test(i)) continue;
+      if (!first) out_.append(',');
+      first = false;
+      out_.append(o.keys[i]);
+      append_value(*message, o, i, true);
+    }
+    out_.append("}}\n");
+  }
+
+  void write_text(const can::Frame& frame, const dbc::MessageCodec* message) {
+    // The frame as `candump -L` prints it, then " :: " and the decoded message, like
+    // `cantools decode --single-line`.
+    char ts[40];
+    const std::int64_t seconds = frame.timestamp_ns / 1'000'000'000;
+    const std::int64_t rest = frame.timestamp_ns % 1'000'000'000;
+    std::snprintf(ts, sizeof ts, "(%lld.%06lld) ", static_cast<long long>(seconds), static_cast<long long>(rest / 1000));
+    out_.append(ts);
+    out_.append(frame.bus.view());
+    char id[16];
+    std::snprintf(id, sizeof id, frame.extended ? " %08X" : " %03X", frame.id);
+    out_.append(id);
+    out_.append(frame.fd ? "##" : "#");
+    if (frame.remote) {
+      out_.append('R');
+    } else {
+      out_.append_hex(frame.data.data(), frame.size, false);
+    }
+    if (frame.error) {
+      out_.append(" :: error frame\n");
+      return;
+    }
+    if (message == nullptr) {
+      out_.append('\n');
+      return;
+    }
+    MessageOutput& o = output_for(*message);
+    out_.append(" :: ");
+    out_.append(o.head);
+    if (frame.remote) {
+      out_.append(" (remote request)\n");
+      return;
+    }
+    std::string reason;
+    if (!decode(*message, frame, o, reason)) {
+      out_.append(" error: ");
+      out_.append(reason);
+      out_.append('\n');
+      return;
+    }
+    out_.append('(');
+    bool first = true;
+    for (std::size_t i = 0; i < o.keys.size(); ++i) {
+      if (!o.present.test(i)) continue;
+      if (!first) out_.append(", ");
+      first = false;
+      out_.append(o.keys[i]);
+      out_.append(": ");
+      append_value(*message, o, i, false);
+      if (!options_.raw && !o.units[i].empty()) {
+        out_.append(' ');
+        out_.append(o.units[i]);
+      }
+    }
+    out_.append(")\n");
+  }
+
+  const dbc::DatabaseCodec& codec_;
+  const DecodeOptions& options_;
+  OutputBuffer& out_;
+  const bool json_;
+  std::unordered_map<const dbc::MessageCodec*, MessageOutput> outputs_;
+  can::BusName last_bus_;
+  std::string last_bus_json_ = "\"\"";
+  std::uint64_t decode_errors_ = 0;
+};
+
+std::uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  if (path == "-" || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+int run_decode(const DecodeOptions& options) {
+  auto parsed = dbc::load_dbc(options.dbc_path);
+  if (!parsed) {
+    std::fprintf(stderr, "cellguard decode: %s\n", parsed.error().message.c_str());
+    return 2;
+  }
+  if (!options.quiet) {
+    for (const auto& w : parsed->warnings) std::fprintf(stderr, "warning: %s\n", w.message.c_str());
+  }
+  const dbc::DatabaseCodec codec(std::move(parsed->database));
+
+  std::optional<can::LogFormat> format;
+  if (!options.input_format.empty()) {
+    format = can::parse_log_format(options.input_format);
+    if (!format) {
+      std::fprintf(stderr, "cellguard decode: unknown log format '%s'\n", options.input_format.c_str());
+      return 2;
+    }
+  }
+  auto reader = can::open_log_reader(options.input, format);
+  if (!reader) {
+    std::fprintf(stderr, "cellguard decode: %s\n", reader.error().message.c_str());
+    return 2;
+  }
+
+  OutputBuffer out(stdout);
+  FrameDecoder decoder(codec, options, out);
+  Progress progress("decode", file_size(options.input), !options.no_progress && Progress::stderr_is_terminal());
+  can::Frame frame;
+  std::uint64_t frames = 0;
+  std::uint64_t bad_lines = 0;
+  constexpr std::uint64_t kReportedBadLines = 10;
+  while (true) {
+    auto next = (*reader)->next(frame);
+    if (!next) {
+      if (++bad_lines <= kReportedBadLines && !options.quiet) {
+        out.flush();
+        std::fprintf(stderr, "warning: %s\n", next.error().message.c_str());
+      }
+      continue;
+    }
+    if (!*next) break;
+    ++frames;
+    decoder.write(frame);
+    if (!out.good()) break;  // the reader of our output went away (e.g. `| head`)
+    progress.update((*reader)->bytes_read(), frames);
+  }
+  out.flush();
+  progress.finish((*reader)->bytes_read(), frames);
+  if (bad_lines > kReportedBadLines && !options.quiet) {
+    std::fprintf(stderr, "warning: %llu further malformed lines not shown\n",
+                 static_cast<unsigned long long>(bad_lines - kReportedBadLines));
+  }
+  if (!options.quiet && (bad_lines > 0 || decoder.decode_errors() > 0)) {
+    std::fprintf(stderr, "decode: %llu frames, %llu malformed lines, %llu frames failed to decode\n",
+                 static_cast<unsigned long long>(frames), static_cast<unsigned long long>(bad_lines),
+                 static_cast<unsigned long long>(decoder.decode_errors()));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_decode(CLI::App& app, Action& action) {
+  auto options = std::make_shared<DecodeOptions>();
+  CLI::App* cmd = app.add_subcommand("decode", "Decode a CAN log with a DBC file, one line per frame");
+  cmd->footer(
+      "Input formats: candump -L logs, candump console output, Vector ASC, PEAK TRC (detected).\n"
+      "Example: candump -L can0 | cellguard decode --dbc rig.dbc");
+  cmd->add_option("--dbc", options->dbc_path, "DBC file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("log", options->input, "log file, or - for standard input")->capture_default_str();
+  cmd->add_option("--input-format", options->input_format, "candump-log, candump, asc or trc (default: detect)");
+  cmd->add_option("--format", options->output_format, "json (one object per line) or text")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->capture_default_str();
+  cmd->add_flag("--known-only", options->known_only, "omit frames whose id is not in the DBC");
+  cmd->add_flag("--choices", options->choices, "print value-table names instead of numbers");
+  cmd->add_flag("--raw", options->raw, "print raw signal values (no scaling)");
+  cmd->add_flag("-q,--quiet", options->quiet, "no warnings on stderr");
+  cmd->add_flag("--no-progress", options->no_progress, "no progress line on stderr");
+  cmd->callback([options, &action] { action = [options] { return run_decode(*options); }; });
+}
+
+}  // namespace cellguard::cli

@@ -1,0 +1,50 @@
+// Buffered output for the CLI's high-volume commands: appends into a large buffer and writes it
+// with one system call per 256 KiB, so printing millions of lines costs little beyond formatting.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "dbc/codec.h"
+
+namespace cellguard::cli {
+
+class OutputBuffer {
+ public:
+  explicit OutputBuffer(std::FILE* out) : out_(out) { buffer_.reserve(kFlushBytes + 4096); }
+  ~OutputBuffer() { flush(); }
+  OutputBuffer(const OutputBuffer&) = delete;
+  OutputBuffer& operator=(const OutputBuffer&) = delete;
+
+  void append(std::string_view text) { buffer_.append(text); }
+  void append(char c) { buffer_.push_back(c); }
+  void append_int(std::int64_t value);
+  void append_uint(std::uint64_t value);
+  void append_int128(dbc::Int128 value);
+  // Shortest round-trip text; non-finite values as the JSON strings "NaN", "Infinity", "-Infinity".
+  void append_json_double(double value);
+  // A JSON string literal with escapes.
+  void append_json_string(std::string_view text);
+  void append_hex(const std::uint8_t* data, std::size_t size, bool spaced);
+
+  // Writes out when the buffer is full; call after each record.
+  void maybe_flush() {
+    if (buffer_.size() >= kFlushBytes) flush();
+  }
+  void flush();
+  // False once a write failed (e.g. the reader of a pipe went away).
+  bool good() const { return good_; }
+
+ private:
+  static constexpr std::size_t kFlushBytes = 256 * 1024;
+  std::FILE* out_;
+  std::string buffer_;
+  bool good_ = true;
+};
+
+// Escapes `text` as the body of a JSON string (without quotes).
+std::string json_escape(std::string_view text);
+
+}  // namespace cellguard::cli
