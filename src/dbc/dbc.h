@@ -92,7 +92,7 @@ struct Signal {
   double minimum = 0;
   double maximum = 0;
   std::string unit;
-  std::vector<std::string> receivers;
+  std::vector<std::string> receivers;  // without Vector__XXX, the "no receiver" placeholder
 
   // Multiplexing. `is_multiplexer`: the "M" flag (this signal selects branches). A multiplexed
   // signal has a `multiplexer` (the selecting signal's name) and the selector values for which it
@@ -123,7 +123,7 @@ struct Message {
   bool extended = false;
   std::string name;
   std::uint32_t length = 0;  // bytes
-  std::string sender;
+  std::string sender;                     // empty if the file says Vector__XXX (no sender)
   std::vector<std::string> transmitters;  // BO_TX_BU_
   std::vector<Signal> signals;            // in file order
   std::vector<SignalGroup> signal_groups;
@@ -203,7 +203,10 @@ struct ParseOutput {
 };
 
 // Parses DBC text. `source_name` (a path) appears in errors and warnings. A malformed file yields
-// an Error whose message gives "file:line:column: expected X, found Y".
+// an Error whose message gives "file:line:column: expected X, found Y". Statements naming objects
+// that do not exist (CM_/BA_/VAL_ on an unknown message or signal) and duplicate message ids give
+// warnings. Names cut to 32 characters by Vector's tools are replaced by their full names from the
+// System{Node,Message,Signal}LongSymbol attributes, as the reference decoder does.
 Result<ParseOutput> parse_dbc(std::string_view text, std::string_view source_name = "<dbc>");
 // Reads and parses a file.
 Result<ParseOutput> load_dbc(const std::string& path);

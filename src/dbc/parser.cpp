@@ -384,7 +384,8 @@ class Parser {
     return fail_at(start, "an integer value");
   }
 
-  // Skips an unknown statement up to its ';' (outside strings) or the end of the text.
+  // Skips an unknown statement up to its ';' (outside strings), the end of the text, or a line that
+  // starts with a keyword: a statement without its ';' must not swallow the ones after it.
   void skip_statement() {
     while (pos_ < text_.size()) {
       const char c = text_[pos_++];
@@ -395,6 +396,12 @@ class Parser {
           ++pos_;
         }
         if (pos_ < text_.size()) ++pos_;
+      } else if (c == '\n') {
+        std::size_t word = pos_;
+        while (word < text_.size() && (text_[word] == ' ' || text_[word] == '\t' || text_[word] == '\r')) ++word;
+        std::size_t end = word;
+        while (end < text_.size() && is_identifier_char(text_[end])) ++end;
+        if (end > word && is_section_keyword(text_.substr(word, end - word))) return;
       }
     }
   }
@@ -1106,6 +1113,9 @@ class Parser {
 }  // namespace
 
 Result<ParseOutput> parse_dbc(std::string_view text, std::string_view source_name) {
+  // A UTF-8 byte order mark would otherwise glue itself to the first keyword.
+  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+  if (text.substr(0, kByteOrderMark.size()) == kByteOrderMark) text.remove_prefix(kByteOrderMark.size());
   try {
     if (is_valid_utf8(text)) return Parser(text, source_name).run();
     const std::string utf8 = cp1252_to_utf8(text);

@@ -365,6 +365,11 @@ TEST(DbcParser, SkipsUnknownSectionsUpToTheirSemicolon) {
   EXPECT_EQ(db.messages[0].comment, "after");
 }
 
+TEST(DbcParser, AnUnknownStatementWithoutSemicolonEndsAtTheNextKeywordLine) {
+  const auto db = parse_ok("FILTER something odd\nBO_ 1 M: 8 BMS\n");
+  EXPECT_EQ(db.messages.size(), 1u);
+}
+
 TEST(DbcParser, SkipsLineComments) {
   const auto db = parse_ok("// a comment\nVERSION \"2.0\" // another\nBU_: A\n");
   EXPECT_EQ(db.version, "2.0");
@@ -377,6 +382,12 @@ TEST(DbcParser, AcceptsCrlfLineEndsAndTabs) {
   EXPECT_EQ(db.new_symbols, (std::vector<std::string>{"CM_"}));
   EXPECT_EQ(db.nodes.size(), 2u);
   EXPECT_EQ(db.messages[0].signals[0].receivers, (std::vector<std::string>{"B"}));
+}
+
+TEST(DbcParser, SkipsAUtf8ByteOrderMark) {
+  const auto db = parse_ok("\xEF\xBB\xBFVERSION \"3\"\nBO_ 1 M: 8 BMS\n");
+  EXPECT_EQ(db.version, "3");
+  EXPECT_EQ(db.messages.size(), 1u);
 }
 
 TEST(DbcParser, ConvertsCp1252TextToUtf8) {
