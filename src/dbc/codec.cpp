@@ -52,6 +52,7 @@ struct Extract {
   double scale = 1;
   double offset = 0;
   std::uint64_t sign = 0;   // integer kinds: the sign bit of a signed signal (for sign extension), else 0
+  std::uint64_t mask = 0;   // the signal's bits, right-aligned (one shift fewer on the flat path)
   std::uint32_t index = 0;  // signal index (slot in the caller's buffers)
   std::uint16_t byte = 0;
   std::uint8_t shift = 0;
@@ -217,6 +218,7 @@ struct MessageCodec::Plan {
   bool small = false;              // every reachable signal lies within the first 8 bytes' word
   bool flat = false;               // small, no multiplexers, at most 64 signals: the common case
   bool flat_integer = false;       // flat, and every signal is an integer of at most 63 bits or signed
+  std::uint32_t flat_little = 0;   // flat: steps[0, flat_little) are little endian, the rest big endian
   std::uint64_t small_mask = 0;    // bytes of the small word that belong to the message
   std::vector<Extract> steps;      // grouped by node
   std::vector<Extract> by_signal;  // one per signal, for multiplexer values and exact decoding
@@ -399,6 +401,12 @@ class PlanBuilder {
     plan_->flat_integer = plan_->flat && std::all_of(plan_->steps.begin(), plan_->steps.end(), [](const Extract& e) {
                             return e.kind == Kind::signed_int || e.kind == Kind::unsigned_int;
                           });
+    if (plan_->flat) {
+      // Byte order grouped, so the flat path needs no per-signal choice of word.
+      const auto big = std::stable_partition(plan_->steps.begin(), plan_->steps.end(),
+                                             [](const Extract& e) { return !e.big_endian; });
+      plan_->flat_little = static_cast<std::uint32_t>(big - plan_->steps.begin());
+    }
     plan_->node_masks.assign(plan_->nodes.size() * plan_->mask_words, 0);
     for (std::size_t n = 0; n != plan_->nodes.size(); ++n) {
       const Branch& node = plan_->nodes[n];
@@ -455,6 +463,7 @@ class PlanBuilder {
     if (e.kind == Kind::zero) return e;
     e.left = static_cast<std::uint8_t>(64 - s.length);
     if (e.kind == Kind::signed_int) e.sign = std::uint64_t{1} << (s.length - 1);
+    e.mask = ~std::uint64_t{0} >> e.left;
     const std::uint64_t start = s.start_bit;
     if (plan_->small) {
       // The big-endian word has payload position p (0 = MSB of byte 0) at bit 63 - p.
@@ -469,14 +478,14 @@ class PlanBuilder {
     if (e.big_endian) {
       const std::uint64_t msb = 8 * (start / 8) + 7 - start % 8;
       const std::uint64_t byte = msb / 8;
-      if (byte > kMaxWindowStart) return Extract{s.scale, s.offset, 0, index, 0, 0, 0, false, Kind::zero};
+      if (byte > kMaxWindowStart) return Extract{s.scale, s.offset, 0, 0, index, 0, 0, 0, false, Kind::zero};
       // The window holds positions 8*byte .. 8*byte+71; bit 0 of the window is position 8*byte+71.
       const std::uint64_t lsb = msb + s.length - 1 - 8 * byte;
       e.byte = static_cast<std::uint16_t>(byte);
       e.shift = static_cast<std::uint8_t>(71 - lsb);
     } else {
       const std::uint64_t byte = start / 8;
-      if (byte > kMaxWindowStart) return Extract{s.scale, s.offset, 0, index, 0, 0, 0, false, Kind::zero};
+      if (byte > kMaxWindowStart) return Extract{s.scale, s.offset, 0, 0, index, 0, 0, 0, false, Kind::zero};
       e.byte = static_cast<std::uint16_t>(byte);
       e.shift = static_cast<std::uint8_t>(start % 8);
     }
@@ -586,11 +595,21 @@ DecodeStatus MessageCodec::decode(std::span<const std::uint8_t> payload, double*
     // The rig's case (classic frames, integer signals, no multiplexing) without the general
     // machinery: one 64-bit word per frame, then per signal shift, sign-extend, scale.
     const std::uint64_t le = load_le64(payload.data()) & plan.small_mask;
-    const std::uint64_t be = __builtin_bswap64(le);
-    for (const Extract& e : plan.steps) {
-      const std::uint64_t x = (((e.big_endian ? be : le) >> e.shift) << e.left) >> e.left;
-      const double product = static_cast<double>(static_cast<std::int64_t>((x ^ e.sign) - e.sign)) * e.scale;
-      out[e.index] = product + e.offset;
+    const Extract* e = plan.steps.data();
+    const Extract* const little_end = e + plan.flat_little;
+    const Extract* const end = e + plan.steps.size();
+    for (; e != little_end; ++e) {
+      const std::uint64_t x = (le >> e->shift) & e->mask;
+      const double product = static_cast<double>(static_cast<std::int64_t>((x ^ e->sign) - e->sign)) * e->scale;
+      out[e->index] = product + e->offset;
+    }
+    if (e != end) {
+      const std::uint64_t be = __builtin_bswap64(le);
+      for (; e != end; ++e) {
+        const std::uint64_t x = (be >> e->shift) & e->mask;
+        const double product = static_cast<double>(static_cast<std::int64_t>((x ^ e->sign) - e->sign)) * e->scale;
+        out[e->index] = product + e->offset;
+      }
     }
     if (plan.mask_words != 0) present.words()[0] = plan.node_masks[0];
     return DecodeStatus::ok;
@@ -606,7 +625,7 @@ DecodeStatus MessageCodec::decode_exact(std::span<const std::uint8_t> payload, P
     const std::uint64_t le = load_le64(payload.data()) & plan.small_mask;
     const std::uint64_t be = __builtin_bswap64(le);
     for (const Extract& e : plan.steps) {
-      const std::uint64_t x = (((e.big_endian ? be : le) >> e.shift) << e.left) >> e.left;
+      const std::uint64_t x = ((e.big_endian ? be : le) >> e.shift) & e.mask;
       const auto raw = static_cast<std::int64_t>((x ^ e.sign) - e.sign);
       PhysicalValue& v = out[e.index];
       const Exact& exact = plan.exact[e.index];
