@@ -1,6 +1,7 @@
 // Semantic checks of a parsed Database: what a DBC file can say but should not.
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -127,6 +128,8 @@ class Checker {
 
   // Overlaps within one branch: the unmultiplexed signals together with the signals one value of
   // one multiplexer selects. Signals of different branches may share bits (quirk 6 of the corpus).
+  // Each branch is compared with the unmultiplexed signals' bits once, so the work grows with the
+  // number of (signal, branch) pairs, not with branches times all signals.
   void check_layout(const Message& m) {
     const std::uint64_t limit_bits = std::uint64_t{m.length} * 8;
     std::vector<std::vector<std::uint64_t>> bits(m.signals.size());
@@ -137,42 +140,56 @@ class Checker {
         error(describe(m, m.signals[i]) + ": extends past the payload of " + std::to_string(m.length) + " bytes");
       }
     }
-    std::vector<std::size_t> always;
+    // Branch keys: the range starts of each multiplexer stand for every value it can take.
     std::unordered_map<std::string, std::set<std::uint64_t>> selector_values;
+    std::vector<std::size_t> always;
     for (std::size_t i = 0; i < m.signals.size(); ++i) {
       const Signal& s = m.signals[i];
-      if (s.multiplexer.empty()) {
-        always.push_back(i);
-      } else {
-        for (const auto& r : s.multiplex_ranges) selector_values[s.multiplexer].insert(r.low);
-      }
+      if (s.multiplexer.empty()) always.push_back(i);
+      else for (const auto& r : s.multiplex_ranges) selector_values[s.multiplexer].insert(r.low);
     }
+    std::unordered_map<std::string, std::map<std::uint64_t, std::vector<std::size_t>>> branches;
+    for (std::size_t i = 0; i < m.signals.size(); ++i) {
+      const Signal& s = m.signals[i];
+      if (s.multiplexer.empty()) continue;
+      const auto& values = selector_values[s.multiplexer];
+      auto& mux_branches = branches[s.multiplexer];
+      std::set<std::uint64_t> selected;
+      for (const auto& r : s.multiplex_ranges) {
+        for (auto it = values.lower_bound(r.low); it != values.end() && *it <= r.high; ++it) selected.insert(*it);
+      }
+      for (const std::uint64_t value : selected) mux_branches[value].push_back(i);
+    }
+
     std::set<std::pair<std::size_t, std::size_t>> reported;
-    check_branch(m, bits, always, reported);
-    for (const auto& [mux, values] : selector_values) {
-      for (const std::uint64_t value : values) {
-        std::vector<std::size_t> branch = always;
-        for (std::size_t i = 0; i < m.signals.size(); ++i) {
-          const Signal& s = m.signals[i];
-          if (s.multiplexer != mux) continue;
-          const bool selected = std::any_of(s.multiplex_ranges.begin(), s.multiplex_ranges.end(),
-                                            [value](const MultiplexRange& r) { return r.low <= value && value <= r.high; });
-          if (selected) branch.push_back(i);
-        }
-        check_branch(m, bits, branch, reported);
+    std::unordered_map<std::uint64_t, std::size_t> always_owner;
+    claim_bits(m, bits, always, always_owner, nullptr, reported);
+    for (const auto& [mux, by_value] : branches) {
+      for (const auto& [value, members] : by_value) {
+        std::unordered_map<std::uint64_t, std::size_t> owner;
+        claim_bits(m, bits, members, owner, &always_owner, reported);
       }
     }
   }
 
-  void check_branch(const Message& m, const std::vector<std::vector<std::uint64_t>>& bits,
-                    const std::vector<std::size_t>& branch, std::set<std::pair<std::size_t, std::size_t>>& reported) {
-    std::unordered_map<std::uint64_t, std::size_t> owner;
-    for (const std::size_t i : branch) {
+  // Gives each bit of `members` an owner, reporting bits another signal of the branch (or one of
+  // the always-present signals in `shared`) already owns.
+  void claim_bits(const Message& m, const std::vector<std::vector<std::uint64_t>>& bits,
+                  const std::vector<std::size_t>& members, std::unordered_map<std::uint64_t, std::size_t>& owner,
+                  const std::unordered_map<std::uint64_t, std::size_t>* shared,
+                  std::set<std::pair<std::size_t, std::size_t>>& reported) {
+    for (const std::size_t i : members) {
       for (const std::uint64_t bit : bits[i]) {
-        const auto [it, inserted] = owner.emplace(bit, i);
-        if (inserted || it->second == i) continue;
-        if (reported.emplace(it->second, i).second) {
-          error(describe(m, m.signals[i]) + ": overlaps signal " + m.signals[it->second].name + " (byte " +
+        std::size_t other = i;
+        if (shared != nullptr) {
+          if (const auto it = shared->find(bit); it != shared->end()) other = it->second;
+        }
+        if (other == i) {
+          const auto [it, inserted] = owner.emplace(bit, i);
+          if (!inserted) other = it->second;
+        }
+        if (other != i && reported.emplace(other, i).second) {
+          error(describe(m, m.signals[i]) + ": overlaps signal " + m.signals[other].name + " (byte " +
                 std::to_string(bit / 8) + ", bit " + std::to_string(bit % 8) + ")");
         }
       }

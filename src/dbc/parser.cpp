@@ -78,6 +78,7 @@ class Parser {
       if (at_end()) break;
       if (!parse_statement()) return Error(ErrorCode::parse_error, std::move(error_));
     }
+    merge_all_repeated_attributes();
     apply_long_names();
     resolve_simple_multiplexers();
     return std::move(out_);
@@ -490,9 +491,11 @@ class Parser {
     if (!expect(':')) return false;
     auto& symbols = out_.database.new_symbols;
     while (true) {
+      // Indented: on a new line after some white space, or on the line of the previous word.
+      const std::size_t before = pos_;
       skip_space();
-      const std::size_t line_start = text_.rfind('\n', pos_ == 0 ? 0 : pos_ - 1);
-      const bool indented = pos_ > 0 && (line_start == std::string_view::npos ? 0 : line_start + 1) < pos_;
+      const std::size_t newline = text_.substr(before, pos_ - before).rfind('\n');
+      const bool indented = newline == std::string_view::npos || before + newline + 1 < pos_;
       const std::size_t start = pos_;
       while (pos_ < text_.size() && is_identifier_char(text_[pos_])) ++pos_;
       const std::string_view word = text_.substr(start, pos_ - start);
@@ -761,6 +764,7 @@ class Parser {
       return fail_at(type_pos, "INT, HEX, FLOAT, STRING or ENUM");
     }
     if (!expect(';')) return false;
+    definition_index_.emplace(def.name, out_.database.attribute_definitions.size());  // the first one counts
     out_.database.attribute_definitions.push_back(std::move(def));
     return true;
   }
@@ -776,7 +780,9 @@ class Parser {
     }
     std::string_view t;
     if (!scan_number(t, "an attribute value")) return false;
-    const AttributeDefinition* def = out_.database.find_attribute_definition(name);
+    const auto found = definition_index_.find(name);
+    const AttributeDefinition* def =
+        found == definition_index_.end() ? nullptr : &out_.database.attribute_definitions[found->second];
     const bool floating = def != nullptr && def->type == AttributeType::floating;
     std::int64_t integer = 0;
     if (!floating && to_int64(t, integer)) {
@@ -801,24 +807,42 @@ class Parser {
     AttributeValue value;
     if (!read_attribute_value(name, value)) return false;
     if (!expect(';')) return false;
-    for (auto& def : out_.database.attribute_definitions) {
-      if (def.name == name) {
-        def.default_value = std::move(value);
-        return true;
-      }
+    if (const auto found = definition_index_.find(name); found != definition_index_.end()) {
+      out_.database.attribute_definitions[found->second].default_value = std::move(value);
+      return true;
     }
     warn(where, "default for undefined attribute " + name + " ignored");
     return true;
   }
 
+  // Appends; repeated names are merged once the whole file is read (merge_repeated_attributes).
   static void set_attribute(std::vector<Attribute>& attributes, std::string name, AttributeValue value) {
-    for (auto& a : attributes) {
-      if (a.name == name) {
-        a.value = std::move(value);
-        return;
-      }
-    }
     attributes.push_back(Attribute{std::move(name), std::move(value)});
+  }
+
+  // A repeated BA_ for one object replaces the earlier value in its place: the later one wins.
+  static void merge_repeated_attributes(std::vector<Attribute>& attributes) {
+    if (attributes.size() < 2) return;
+    StringMap<std::size_t> first;
+    std::vector<Attribute> merged;
+    merged.reserve(attributes.size());
+    for (auto& a : attributes) {
+      const auto [it, inserted] = first.emplace(a.name, merged.size());
+      if (inserted) merged.push_back(std::move(a));
+      else merged[it->second].value = std::move(a.value);
+    }
+    attributes = std::move(merged);
+  }
+
+  void merge_all_repeated_attributes() {
+    auto& db = out_.database;
+    merge_repeated_attributes(db.attributes);
+    for (auto& node : db.nodes) merge_repeated_attributes(node.attributes);
+    for (auto& ev : db.environment_variables) merge_repeated_attributes(ev.attributes);
+    for (auto& m : db.messages) {
+      merge_repeated_attributes(m.attributes);
+      for (auto& s : m.signals) merge_repeated_attributes(s.attributes);
+    }
   }
 
   bool parse_attribute() {
@@ -1106,6 +1130,7 @@ class Parser {
   std::vector<StringMap<std::size_t>> signal_index_;  // per message: signal name -> first with it
   StringMap<std::size_t> node_index_;
   StringMap<std::size_t> env_var_index_;
+  StringMap<std::size_t> definition_index_;  // attribute name -> first definition
   std::size_t warn_pos_ = 0;
   int warn_line_ = 1;
 };

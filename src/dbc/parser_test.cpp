@@ -298,6 +298,12 @@ TEST(DbcParser, ReadsAttributeIntegersBeyondThirtyTwoBits) {
   EXPECT_EQ(db.attributes[0].value, AttributeValue(std::int64_t{99999999999}));
 }
 
+TEST(DbcParser, ARepeatedAttributeValueReplacesTheEarlierOne) {
+  const auto db = parse_ok("BA_DEF_ \"A\" INT 0 9;\nBA_DEF_ \"B\" INT 0 9;\n"
+                           "BA_ \"A\" 1;\nBA_ \"B\" 2;\nBA_ \"A\" 3;\n");
+  EXPECT_EQ(db.attributes, (std::vector<Attribute>{{"A", std::int64_t{3}}, {"B", std::int64_t{2}}}));
+}
+
 TEST(DbcParser, ReadsNetworkAttributes) {
   const auto db = parse_ok("BA_DEF_ \"DBName\" STRING ;\nBA_ \"DBName\" \"rig\";\n");
   EXPECT_EQ(db.attributes, (std::vector<Attribute>{{"DBName", std::string("rig")}}));
