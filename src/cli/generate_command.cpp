@@ -44,6 +44,8 @@ double plausible_value(const dbc::Signal& s, int module, std::uint64_t cycle, st
   if (n == "CMA_Current") return -20.0 + noise(rng);
   if (n.find("Temp") != std::string::npos) return 22 + module % 3 + 2 * drift;
   if (n == "SOC") return 80 + 5 * drift;
+  if (n == "CMA_Status") return 3;  // as in the rig's sample log
+  if (n == "CellBalancingStatus") return 0;
   if (n == "SOH") return 100;
   if (n.find("Ah") != std::string::npos) return 1000 + static_cast<double>(cycle);
   if (s.minimum < s.maximum) return (s.minimum + s.maximum) / 2;

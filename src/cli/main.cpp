@@ -1,7 +1,12 @@
 // cellguard: one binary, one subcommand per tool (see commands.h).
+#include <csignal>
+
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
+  // A closed output pipe (`cellguard decode ... | head`) ends the command quietly through a failed
+  // write, instead of killing the process with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"cellguard: guards battery energy-storage systems and records everything they do"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "cellguard 0.1.0");
