@@ -57,7 +57,8 @@ inline Frame make_frame(std::int64_t timestamp_ns, std::uint32_t id, std::vector
   frame.id = id;
   frame.extended = id > kMaxStandardId;
   frame.bus = bus;
-  frame.set_payload(data);
+  // set_payload with an empty vector would pass memcpy a null pointer (UBSan flags it).
+  if (!data.empty()) frame.set_payload(data);
   return frame;
 }
 
