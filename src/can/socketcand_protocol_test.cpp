@@ -11,7 +11,7 @@ Frame classic(std::uint32_t id, std::vector<std::uint8_t> bytes, bool extended =
   Frame frame;
   frame.id = id;
   frame.extended = extended;
-  frame.set_payload(bytes);
+  if (!bytes.empty()) frame.set_payload(bytes);  // an empty vector has no data pointer for memcpy
   return frame;
 }
 

@@ -19,7 +19,7 @@ Frame make_frame(std::uint32_t id, std::vector<std::uint8_t> bytes, bool extende
   Frame frame;
   frame.id = id;
   frame.extended = extended;
-  frame.set_payload(bytes);
+  if (!bytes.empty()) frame.set_payload(bytes);  // an empty vector has no data pointer for memcpy
   return frame;
 }
 
