@@ -264,7 +264,8 @@ class Checker {
 
   void check_attribute(const std::string& where, AttributeObject object, const std::string& name,
                        const AttributeValue& value) {
-    const AttributeDefinition* def = db_.find_attribute_definition(name);
+    const auto found = definitions_.find(name);
+    const AttributeDefinition* def = found == definitions_.end() ? nullptr : found->second;
     if (def == nullptr) {
       error(where + ": attribute " + name + " has no definition (BA_DEF_)");
       return;
@@ -277,6 +278,8 @@ class Checker {
   }
 
   void check_attributes() {
+    // The first definition of a name counts, as in Database::find_attribute_definition.
+    for (const auto& def : db_.attribute_definitions) definitions_.emplace(def.name, &def);
     for (const auto& def : db_.attribute_definitions) {
       if (def.default_value) check_value("default", def, *def.default_value);
     }
@@ -306,6 +309,7 @@ class Checker {
 
   const Database& db_;
   std::vector<Problem> problems_;
+  std::unordered_map<std::string, const AttributeDefinition*> definitions_;
 };
 
 }  // namespace
