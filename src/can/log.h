@@ -10,6 +10,18 @@
 // on to the next line, so a caller may report and continue. Lines that are valid but carry no frame
 // (headers, comments, status events) are skipped silently.
 //
+// Conventions of the readers (details in candump.cpp, asc.cpp, trc.cpp):
+// - Times keep every digit the text has, down to nanoseconds. Dates without a zone (ASC "date",
+//   TRC $STARTTIME, candump -tA) are read as UTC. Without a start date (candump console -td/-tz,
+//   ASC without a date, TRC without $STARTTIME) times count from the start of the log.
+// - Bus: the candump interface name ("can0"); the ASC channel and TRC bus number as written ("1");
+//   "" where the format has none (TRC 1.0/1.1/2.0).
+// - Error frames: candump keeps the CAN_ERR_* class bits of the id; ASC ErrorFrame and TRC ER/Error
+//   lines give CAN_ERR_BUSERROR (0x80) without data.
+// - Lines are limited to 4096 bytes; a longer line is one Error.
+// Writers write times to microseconds (what the formats hold) and refuse negative times and frames
+// out of range (invalid_argument).
+//
 // Thread safety: a reader or writer is used by one thread at a time.
 #pragma once
 
