@@ -56,7 +56,7 @@ struct Frame {
   // Copies `bytes` into the payload (at most 64 bytes) and sets `size`.
   void set_payload(std::span<const std::uint8_t> bytes) {
     size = static_cast<std::uint8_t>(bytes.size() < kMaxFdPayload ? bytes.size() : kMaxFdPayload);
-    std::memcpy(data.data(), bytes.data(), size);
+    if (size > 0) std::memcpy(data.data(), bytes.data(), size);  // an empty span may hold a null pointer
   }
 
   friend bool operator==(const Frame& a, const Frame& b) {
