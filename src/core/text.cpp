@@ -6,18 +6,23 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <iterator>
-#include <sstream>
 
 namespace cellguard {
 
 Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  // One sized read: istreambuf_iterator goes character by character and costs more than parsing.
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) {
     return Error(ErrorCode::io_error, path + ": cannot open: " + std::strerror(errno));
   }
-  std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) {
+  const std::streamoff size = in.tellg();
+  if (size < 0) {
+    return Error(ErrorCode::io_error, path + ": cannot tell its size");
+  }
+  std::string contents(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  in.read(contents.data(), size);
+  if (in.gcount() != size) {
     return Error(ErrorCode::io_error, path + ": read failed: " + std::strerror(errno));
   }
   return contents;
