@@ -52,3 +52,27 @@ TEST(Text, ShortestDoubleTextReadsBackExactly) {
 
 }  // namespace
 }  // namespace cellguard
+
+namespace cellguard {
+namespace {
+
+TEST(Files, WrittenFileReadsBackByteForByte) {
+  const std::string path = ::testing::TempDir() + "/cellguard-text-test.bin";
+  std::string contents = "line 1\r\nline 2\n";
+  contents.push_back('\0');
+  contents += "\xB0" "C";
+  ASSERT_TRUE(write_file(path, contents).ok());
+  const auto back = read_file(path);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, contents);
+}
+
+TEST(Files, MissingFileGivesAnErrorNamingThePath) {
+  const auto result = read_file("/nonexistent/cellguard/file.dbc");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code, ErrorCode::io_error);
+  EXPECT_NE(result.error().message.find("/nonexistent/cellguard/file.dbc"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cellguard
