@@ -303,7 +303,7 @@ int run_decode(const DecodeOptions& options) {
                  static_cast<unsigned long long>(bad_lines - kReportedBadLines));
   }
   if (!options.quiet && (bad_lines > 0 || decoder.decode_errors() > 0)) {
-    std::fprintf(stderr, "decode: %llu frames, %llu malformed lines, %llu frames failed to decode\n",
+    std::fprintf(stderr, "decode: %llu frames, %llu malformed lines, %llu failed to decode\n",
                  static_cast<unsigned long long>(frames), static_cast<unsigned long long>(bad_lines),
                  static_cast<unsigned long long>(decoder.decode_errors()));
   }
