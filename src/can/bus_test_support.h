@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cellguard::can::testing {
 
@@ -65,6 +66,8 @@ class RawPeer {
   const std::string& received() const { return received_; }
   bool contains(std::string_view text) const { return received_.find(text) != std::string::npos; }
   bool closed_by_peer() const { return eof_; }
+  // What each read returned, in order.
+  const std::vector<std::string>& reads() const { return reads_; }
 
  private:
   void read() {
@@ -74,6 +77,7 @@ class RawPeer {
         return;
       }
       received_.append(buffer_.data(), n);
+      reads_.emplace_back(buffer_.data(), n);
       read();
     });
   }
@@ -81,6 +85,7 @@ class RawPeer {
   asio::ip::tcp::socket socket_;
   std::array<char, 4096> buffer_{};
   std::string received_;
+  std::vector<std::string> reads_;
   bool eof_ = false;
   bool stopped_ = false;
 };

@@ -396,7 +396,7 @@ namespace {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, std::weak_ptr<SocketcandServer::Impl> server)
-      : socket_(std::move(socket)), server_(std::move(server)) {}
+      : socket_(std::move(socket)), hold_timer_(socket_.get_executor()), server_(std::move(server)) {}
 
   void start() {
     asio::error_code ignored;
@@ -424,6 +424,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close() {
     if (state_ == State::closed) return;
     state_ = State::closed;
+    hold_timer_.cancel();
     asio::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -476,8 +477,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     switch (element.kind) {
       case Kind::rawmode:
+        if (state_ == State::raw) return queue_control(socketcand::kOk);
         state_ = State::raw;
         queue_control(socketcand::kOk);
+        hold_output(server->options_.rawmode_grace);
         return;
       case Kind::bcmmode:
         state_ = State::bcm;
@@ -511,8 +514,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     pump_writes();
   }
 
+  // python-can reads the reply to `< rawmode >` with one recv(256) and compares it whole, so a frame
+  // right behind the `< ok >` fails its handshake: output waits a moment once `< ok >` is on its way.
+  void hold_output(std::chrono::milliseconds grace) {
+    if (grace.count() <= 0) return;
+    holding_ = true;
+    hold_timer_.expires_after(grace);
+    hold_timer_.async_wait([self = shared_from_this()](const asio::error_code&) {
+      self->holding_ = false;
+      self->pump_writes();
+    });
+  }
+
   void pump_writes() {
-    if (write_in_flight_ || state_ == State::closed || pending_.empty()) return;
+    if (write_in_flight_ || holding_ || state_ == State::closed || pending_.empty()) return;
     writing_.swap(pending_);
     write_in_flight_ = true;
     asio::async_write(socket_, asio::buffer(writing_),
@@ -538,6 +553,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   tcp::socket socket_;
+  asio::steady_timer hold_timer_;
+  bool holding_ = false;
   std::weak_ptr<SocketcandServer::Impl> server_;
   State state_ = State::no_bus;
   socketcand::ElementSplitter splitter_;

@@ -10,14 +10,20 @@
 // a client that does not read fast enough loses frames (counted) once its queue holds
 // max_client_queue_bytes, so it never slows the bus or the other clients.
 //
-// Wire detail: each frame element is followed by "\n". socketcand sends none, but python-can 4.1
-// drops one byte after the last complete element of a read, and the newline is that byte; every
-// socketcand client skips bytes between elements. Handshake replies are sent bare, because python-
-// can compares them whole.
+// Wire details, for python-can 4.1 (Debian 12), the client most likely to connect: each frame
+// element is followed by "\n" (socketcand sends none, but python-can 4.1 drops one byte after the
+// last complete element of a read, and the newline is that byte; every socketcand client skips
+// bytes between elements). Handshake replies are sent bare, because python-can compares them whole,
+// and nothing follows the rawmode `< ok >` for SocketcandServerOptions::rawmode_grace.
+//
+// CAN FD (`fdframe`/`fdsend`) and remote frames (`rtr`/`sendrtr`, from protocol.md) are carried;
+// python-can (4.1 and current) knows neither and skips such elements with a warning, and
+// socketcand's raw mode (state_raw.c) carries FD but answers `sendrtr` with an error.
 //
 // Threading: as Bus (bus.h). Create, close and destroy on the loop thread or while it is stopped.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,6 +40,9 @@ struct SocketcandServerOptions {
   std::uint16_t port = 0;                        // 0: an ephemeral port, see port()
   std::size_t max_client_queue_bytes = 256 * 1024;
   std::size_t max_clients = 64;
+  // After the `< ok >` to `< rawmode >`, output to that client waits this long (frames are queued,
+  // not lost): python-can reads that reply with a single recv and fails if a frame is glued to it.
+  std::chrono::milliseconds rawmode_grace{50};
 };
 
 struct SocketcandServerCounters {

@@ -2,8 +2,14 @@
 // bytes against the server.
 #include "can/socketcand.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include "can/bus_test_support.h"
@@ -263,6 +269,44 @@ TEST_F(SocketcandTest, ServerSendsNoFramesBeforeRawMode) {
   peer.write("< echo >");
   ASSERT_TRUE(run_until(io_, [&] { return peer.contains("< echo >"); }));
   EXPECT_EQ(peer.received(), "< hi >< ok >< echo >");
+}
+
+// python-can's handshake, on a bus that is busy before it connects: each reply must come alone in
+// one recv(256), as SocketCanDaemonBus._expect_msg compares it whole.
+TEST_F(SocketcandTest, HandshakeRepliesArriveAloneOnABusyBus) {
+  std::uint16_t port = server_->port();
+  std::atomic<bool> done{false};
+  std::vector<std::string> replies;
+  std::thread peer([&] {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval timeout{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    auto recv_once = [&] {
+      char buffer[256];
+      ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      replies.emplace_back(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+    };
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+      recv_once();
+      ::send(fd, "< open can0 >", 13, 0);
+      recv_once();
+      ::send(fd, "< rawmode >", 11, 0);
+      recv_once();
+    }
+    ::close(fd);
+    done = true;
+  });
+  bool finished = run_until(io_, [&] {
+    EXPECT_TRUE(sim_->send(make_frame(0x80, {1})).ok());
+    return done.load();
+  });
+  peer.join();
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(replies, (std::vector<std::string>{"< hi >", "< ok >", "< ok >"}));
 }
 
 TEST(SocketcandServer, DropsFramesForAClientThatDoesNotReadAndNeverBlocksTheBus) {
