@@ -105,7 +105,9 @@ class Client : public std::enable_shared_from_this<Client> {
 
   void on_ready(Bus::ReadyHandler handler) {
     if (state_ == State::ready) {
-      asio::post(io_, std::move(handler));
+      asio::post(io_, [self = shared_from_this(), handler = std::move(handler)] {
+        if (!self->closed_.load()) handler();
+      });
     } else {
       ready_handler_ = std::move(handler);
     }
