@@ -1,0 +1,899 @@
+// The safety supervisor; see safety.h for the contract and shared/spec/seed-rig.md for the rig.
+#include "safety/safety.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <utility>
+
+namespace cellguard::safety {
+namespace {
+
+constexpr std::size_t kWarningHigh = 0;
+constexpr std::size_t kDangerousHigh = 1;
+constexpr std::size_t kWarningLow = 2;
+constexpr std::size_t kDangerousLow = 3;
+constexpr std::size_t kDecisionCapacity = 256;
+constexpr double kNsPerS = 1e9;
+
+bool is_module_quantity(Quantity q) {
+  return q == Quantity::cell_voltage || q == Quantity::module_voltage ||
+         q == Quantity::module_max_temperature || q == Quantity::module_min_temperature;
+}
+bool is_voltage_quantity(Quantity q) {  // drives the charge/discharge nudges (seed-rig.md actions)
+  return q == Quantity::cell_voltage || q == Quantity::module_voltage ||
+         q == Quantity::inverter_battery_voltage;
+}
+bool is_hot_quantity(Quantity q) {  // drives pump and fan
+  return q == Quantity::module_max_temperature || q == Quantity::board_temperature;
+}
+double seconds(TimeNs ns) { return static_cast<double>(ns) / kNsPerS; }
+
+Error config_error(std::string message) { return Error(ErrorCode::invalid_argument, std::move(message)); }
+
+Result<void> validate_rule(const RuleConfig& rule, Quantity q) {
+  const std::string name(to_string(q));
+  if (!(rule.hysteresis >= 0) || !std::isfinite(rule.hysteresis)) {
+    return config_error(name + ": hysteresis must be finite and >= 0");
+  }
+  if (rule.warning_debounce_ns < 0 || rule.dangerous_debounce_ns < 0) {
+    return config_error(name + ": debounce must be >= 0");
+  }
+  for (const auto* t : {&rule.warning_high, &rule.dangerous_high, &rule.warning_low, &rule.dangerous_low}) {
+    if (t->has_value() && !std::isfinite(**t)) return config_error(name + ": thresholds must be finite");
+  }
+  if (rule.warning_high && rule.dangerous_high) {
+    if (!(*rule.warning_high < *rule.dangerous_high)) {
+      return config_error(name + ": warning_high must be below dangerous_high");
+    }
+    if (!(rule.hysteresis < *rule.dangerous_high - *rule.warning_high)) {
+      return config_error(name + ": hysteresis must be smaller than dangerous_high - warning_high");
+    }
+  }
+  if (rule.warning_low && rule.dangerous_low) {
+    if (!(*rule.warning_low > *rule.dangerous_low)) {
+      return config_error(name + ": warning_low must be above dangerous_low");
+    }
+    if (!(rule.hysteresis < *rule.warning_low - *rule.dangerous_low)) {
+      return config_error(name + ": hysteresis must be smaller than warning_low - dangerous_low");
+    }
+  }
+  const auto& top = rule.warning_high ? rule.warning_high : rule.dangerous_high;
+  const auto& bottom = rule.warning_low ? rule.warning_low : rule.dangerous_low;
+  if (top && bottom && !(*bottom < *top)) {
+    return config_error(name + ": low thresholds must be below high thresholds");
+  }
+  return success();
+}
+
+}  // namespace
+
+std::string_view to_string(Quantity quantity) {
+  switch (quantity) {
+    case Quantity::cell_voltage: return "cell_voltage";
+    case Quantity::module_voltage: return "module_voltage";
+    case Quantity::module_max_temperature: return "module_max_temperature";
+    case Quantity::module_min_temperature: return "module_min_temperature";
+    case Quantity::inverter_battery_voltage: return "inverter_battery_voltage";
+    case Quantity::board_temperature: return "board_temperature";
+    case Quantity::board_pressure: return "board_pressure";
+    case Quantity::pack_current: return "pack_current";
+    case Quantity::dc_link_voltage: return "dc_link_voltage";
+  }
+  return "?";
+}
+
+std::string_view to_string(State state) {
+  switch (state) {
+    case State::normal: return "NORMAL";
+    case State::warning: return "WARNING";
+    case State::dangerous: return "DANGEROUS";
+    case State::safe: return "SAFE";
+  }
+  return "?";
+}
+
+std::string_view to_string(Level level) {
+  switch (level) {
+    case Level::normal: return "normal";
+    case Level::warning: return "warning";
+    case Level::dangerous: return "dangerous";
+  }
+  return "?";
+}
+
+std::string_view to_string(RuleKind rule) {
+  switch (rule) {
+    case RuleKind::none: return "none";
+    case RuleKind::limit_high: return "limit_high";
+    case RuleKind::limit_low: return "limit_low";
+    case RuleKind::module_stale: return "module_stale";
+    case RuleKind::module_count: return "module_count";
+    case RuleKind::board_silent: return "board_silent";
+    case RuleKind::inverter_link: return "inverter_link";
+    case RuleKind::insulation_fault: return "insulation_fault";
+    case RuleKind::hot: return "hot";
+    case RuleKind::cooled: return "cooled";
+    case RuleKind::contactor_current: return "contactor_current";
+    case RuleKind::contactor_delay: return "contactor_delay";
+    case RuleKind::precharge: return "precharge";
+    case RuleKind::operator_request: return "operator_request";
+    case RuleKind::state: return "state";
+  }
+  return "?";
+}
+
+std::string_view to_string(DecisionKind kind) {
+  switch (kind) {
+    case DecisionKind::state_changed: return "state_changed";
+    case DecisionKind::inverter_off: return "inverter_off";
+    case DecisionKind::inverter_nudge_charge: return "inverter_nudge_charge";
+    case DecisionKind::inverter_nudge_discharge: return "inverter_nudge_discharge";
+    case DecisionKind::inverter_hold: return "inverter_hold";
+    case DecisionKind::inverter_nudge_end: return "inverter_nudge_end";
+    case DecisionKind::contactors_open: return "contactors_open";
+    case DecisionKind::cooling_on: return "cooling_on";
+    case DecisionKind::cooling_off: return "cooling_off";
+    case DecisionKind::relay_set: return "relay_set";
+    case DecisionKind::precharge_complete: return "precharge_complete";
+    case DecisionKind::precharge_retry: return "precharge_retry";
+    case DecisionKind::precharge_lockout: return "precharge_lockout";
+    case DecisionKind::start_refused: return "start_refused";
+    case DecisionKind::reset_accepted: return "reset_accepted";
+    case DecisionKind::reset_refused: return "reset_refused";
+    case DecisionKind::module_joined: return "module_joined";
+  }
+  return "?";
+}
+
+std::string_view to_string(RelayRole role) {
+  switch (role) {
+    case RelayRole::precharge: return "precharge";
+    case RelayRole::main_positive: return "main_positive";
+    case RelayRole::main_negative: return "main_negative";
+  }
+  return "?";
+}
+
+std::string_view to_string(PrechargePhase phase) {
+  switch (phase) {
+    case PrechargePhase::idle: return "idle";
+    case PrechargePhase::precharging: return "precharging";
+    case PrechargePhase::waiting_retry: return "waiting_retry";
+    case PrechargePhase::running: return "running";
+    case PrechargePhase::locked_out: return "locked_out";
+  }
+  return "?";
+}
+
+SupervisorConfig rig_defaults() {
+  // Thresholds: seed-rig.md limits table (client-config.properties.json). Hysteresis and debounce
+  // are cellguard's choices (the rig had neither): warnings must hold 300 ms (3 rig PDO cycles),
+  // dangerous levels count at once.
+  constexpr TimeNs kWarningDebounceNs = 300'000'000;
+  SupervisorConfig c;
+  c.rule(Quantity::cell_voltage) = {4.1, 4.2, 2.8, 2.7, 0.02, kWarningDebounceNs, 0};
+  c.rule(Quantity::module_voltage) = {48.0, 49.0, 34.0, 33.0, 0.5, kWarningDebounceNs, 0};
+  c.rule(Quantity::module_max_temperature) = {30.0, 50.0, std::nullopt, std::nullopt, 1.0,
+                                              kWarningDebounceNs, 0};
+  c.rule(Quantity::inverter_battery_voltage) = {384.0, 390.0, 268.0, 264.0, 2.0, kWarningDebounceNs, 0};
+  c.expected_module_count = 15;
+  return c;
+}
+
+Result<void> validate(const SupervisorConfig& config) {
+  for (std::size_t i = 0; i < kQuantityCount; ++i) {
+    auto r = validate_rule(config.rules[i], static_cast<Quantity>(i));
+    if (!r) return r;
+  }
+  if (config.expected_module_count < 0 || config.expected_module_count > kMaxModuleId) {
+    return config_error("expected_module_count must be within 0..127");
+  }
+  if (config.stale_sync_cycles < 1 || config.dangerous_sync_cycles <= config.stale_sync_cycles) {
+    return config_error("stale_sync_cycles must be >= 1 and below dangerous_sync_cycles");
+  }
+  if (config.dangerous_silence_ns <= 0 || config.board_timeout_ns <= 0 || config.contactor_max_delay_ns < 0) {
+    return config_error("timeouts must be positive");
+  }
+  if (config.inverter_failure_limit < 1) return config_error("inverter_failure_limit must be >= 1");
+  if (!(config.contactor_open_current_a > 0)) return config_error("contactor_open_current_a must be > 0");
+  if (!(config.cooled_c < config.hot_c)) return config_error("cooled_c must be below hot_c");
+  if (!(config.nudge_current_a >= 0)) return config_error("nudge_current_a must be >= 0");
+  const auto& p = config.precharge;
+  if (!(p.match_tolerance_v > 0) || p.timeout_ns <= 0 || p.retry_delay_ns < 0 || p.max_attempts < 1) {
+    return config_error("precharge: tolerance and timeout must be positive, max_attempts >= 1");
+  }
+  const auto& r = p.relays;
+  if (r.precharge == r.main_positive || r.precharge == r.main_negative || r.main_positive == r.main_negative) {
+    return config_error("precharge: relay roles must use three different relays");
+  }
+  return success();
+}
+
+Result<Supervisor> Supervisor::create(SupervisorConfig config) {
+  auto valid = validate(config);
+  if (!valid) return valid.error();
+  return Supervisor(std::move(config));
+}
+
+Supervisor::Supervisor(SupervisorConfig config) : config_(std::move(config)) {
+  out_.reserve(kDecisionCapacity);
+  known_module_ids_.reserve(kMaxModuleId);
+}
+
+Result<ChannelId> Supervisor::add_channel(ChannelSpec spec) {
+  if (spec.module_id < 0 || spec.module_id > kMaxModuleId) {
+    return Error(ErrorCode::invalid_argument, spec.name + ": module id must be within 0..127");
+  }
+  if (is_module_quantity(spec.quantity) && spec.module_id == 0) {
+    return Error(ErrorCode::invalid_argument, spec.name + ": a module quantity needs a module id 1..127");
+  }
+  const RuleConfig& rule = config_.rule(spec.quantity);
+  Channel ch;
+  ch.warning_debounce_ns = rule.warning_debounce_ns;
+  ch.dangerous_debounce_ns = rule.dangerous_debounce_ns;
+  ch.hysteresis = rule.hysteresis;
+  const std::optional<double>* thresholds[4] = {&rule.warning_high, &rule.dangerous_high, &rule.warning_low,
+                                                &rule.dangerous_low};
+  for (std::size_t i = 0; i < 4; ++i) {
+    ch.conditions[i].enabled = thresholds[i]->has_value();
+    ch.conditions[i].threshold = thresholds[i]->value_or(0);
+    ch.conditions[i].high = i < 2;
+  }
+  ch.spec = std::move(spec);
+  channels_.push_back(std::move(ch));
+  ++quantity_channels_[static_cast<std::size_t>(channels_.back().spec.quantity)];
+  return static_cast<ChannelId>(channels_.size() - 1);
+}
+
+// ---- inputs -------------------------------------------------------------------------------------
+
+void Supervisor::advance(TimeNs time_ns) {
+  out_.clear();
+  if (!started_) {
+    // The board watchdog and the first module silence count from the first input.
+    started_ = true;
+    now_ns_ = time_ns;
+    state_since_ns_ = time_ns;
+    last_board_line_ns_ = time_ns;
+    return;
+  }
+  now_ns_ = std::max(now_ns_, time_ns);
+}
+
+Decisions Supervisor::finish() { return Decisions(out_.data(), out_.size()); }
+
+Result<Decisions> Supervisor::on_sample(ChannelId id, TimeNs time_ns, double value) {
+  if (id >= channels_.size()) {
+    return Error(ErrorCode::invalid_argument, "sample for unknown channel " + std::to_string(id));
+  }
+  if (!std::isfinite(value)) {
+    return Error(ErrorCode::invalid_argument, channels_[id].spec.name + ": non-finite sample refused");
+  }
+  advance(time_ns);
+  Channel& ch = channels_[id];
+  ch.last_value = value;
+  ch.last_time_ns = now_ns_;
+  evaluate_channel(ch, id);
+  check_time_rules();
+  const Quantity q = ch.spec.quantity;
+  if (q == Quantity::pack_current) try_open_contactors();
+  if (q == Quantity::dc_link_voltage || q == Quantity::inverter_battery_voltage) update_precharge();
+  return finish();
+}
+
+Decisions Supervisor::on_insulation_fault(bool active, TimeNs time_ns) {
+  advance(time_ns);
+  const Level next = active ? Level::dangerous : Level::normal;
+  if (next != insulation_.level) {
+    Reason r{RuleKind::insulation_fault, next, Quantity::cell_voltage, kNoChannel, 0, active ? 1.0 : 0.0, 1.0,
+             active ? now_ns_ : insulation_.cause.since_ns};
+    set_level(insulation_.level, insulation_.cause, next, r);
+    update_state(r);
+  }
+  check_time_rules();
+  return finish();
+}
+
+Decisions Supervisor::on_module_pdo(int module_id, TimeNs time_ns) {
+  advance(time_ns);
+  if (module_id >= 1 && module_id <= kMaxModuleId) {
+    Module& m = modules_[static_cast<std::size_t>(module_id)];
+    if (!m.known) {
+      // Item 3: a module joining is an event.
+      m.known = true;
+      known_module_ids_.push_back(module_id);
+      ++known_modules_;
+      Reason r{RuleKind::module_count, Level::normal, Quantity::cell_voltage, kNoChannel, module_id,
+               static_cast<double>(known_modules_), static_cast<double>(config_.expected_module_count),
+               now_ns_};
+      emit(DecisionKind::module_joined, r);
+    }
+    m.last_seen_ns = now_ns_;
+    m.syncs_since_seen = 0;
+    update_module(m, module_id);
+  }
+  check_time_rules();
+  return finish();
+}
+
+Decisions Supervisor::on_sync_sent(TimeNs time_ns) {
+  advance(time_ns);
+  for (int id : known_module_ids_) {
+    Module& m = modules_[static_cast<std::size_t>(id)];
+    ++m.syncs_since_seen;
+    update_module(m, id);
+  }
+  check_time_rules();
+  return finish();
+}
+
+Decisions Supervisor::on_board_line_valid(TimeNs time_ns) {
+  advance(time_ns);
+  last_board_line_ns_ = now_ns_;
+  if (board_.level != Level::normal) {
+    Reason r = board_.cause;
+    r.measured = 0;
+    set_level(board_.level, board_.cause, Level::normal, r);
+    update_state(r);
+  }
+  check_time_rules();
+  return finish();
+}
+
+Decisions Supervisor::on_inverter_link(bool ok, TimeNs time_ns) {
+  advance(time_ns);
+  if (ok) {
+    inverter_failures_ = 0;
+    if (inverter_.level != Level::normal) {
+      Reason r = inverter_.cause;
+      r.measured = 0;
+      set_level(inverter_.level, inverter_.cause, Level::normal, r);
+      update_state(r);
+    }
+  } else {
+    if (inverter_failures_ == 0) inverter_first_failure_ns_ = now_ns_;
+    ++inverter_failures_;
+    Reason r{RuleKind::inverter_link, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
+             static_cast<double>(inverter_failures_), static_cast<double>(config_.inverter_failure_limit),
+             inverter_first_failure_ns_};
+    if (inverter_.level == Level::dangerous) {
+      inverter_.cause.measured = r.measured;
+    } else if (inverter_failures_ >= config_.inverter_failure_limit) {
+      set_level(inverter_.level, inverter_.cause, Level::dangerous, r);
+      update_state(r);
+    }
+  }
+  check_time_rules();
+  return finish();
+}
+
+Decisions Supervisor::on_operator_reset(TimeNs time_ns) {
+  advance(time_ns);
+  check_time_rules();
+  Reason request{RuleKind::operator_request, Level::normal, Quantity::cell_voltage, kNoChannel, 0, 0, 0,
+                 now_ns_};
+  if (state_ == State::safe) {
+    Reason cause;
+    if (worst_dangerous_cause(cause)) {
+      emit(DecisionKind::reset_refused, cause);  // SAFE is latched while a cause remains
+      return finish();
+    }
+    change_state(level_counts_[static_cast<std::size_t>(Level::warning)] > 0 ? State::warning : State::normal,
+                 request);
+    if (precharge_ == PrechargePhase::locked_out) precharge_ = PrechargePhase::idle;
+    precharge_attempts_ = 0;
+    emit(DecisionKind::reset_accepted, request);
+    update_nudge(request);
+    return finish();
+  }
+  if (precharge_ == PrechargePhase::locked_out) {
+    precharge_ = PrechargePhase::idle;
+    precharge_attempts_ = 0;
+    emit(DecisionKind::reset_accepted, request);
+    return finish();
+  }
+  Reason refused{RuleKind::state, Level::normal, Quantity::cell_voltage, kNoChannel, 0,
+                 static_cast<double>(state_), static_cast<double>(State::safe), state_since_ns_};
+  emit(DecisionKind::reset_refused, refused);  // nothing to reset
+  return finish();
+}
+
+Decisions Supervisor::on_start_request(TimeNs time_ns) {
+  advance(time_ns);
+  check_time_rules();
+  if (state_ == State::dangerous || state_ == State::safe) {
+    Reason r{RuleKind::state, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
+             static_cast<double>(state_), static_cast<double>(State::warning), state_since_ns_};
+    emit(DecisionKind::start_refused, state_reason_.rule != RuleKind::none ? state_reason_ : r);
+    return finish();
+  }
+  if (known_modules_ < config_.expected_module_count) {
+    // Item 3: fewer modules than expected -> refuse to start charging/discharging.
+    Reason r{RuleKind::module_count, Level::normal, Quantity::cell_voltage, kNoChannel, 0,
+             static_cast<double>(known_modules_), static_cast<double>(config_.expected_module_count), now_ns_};
+    emit(DecisionKind::start_refused, r);
+    return finish();
+  }
+  if (precharge_ == PrechargePhase::locked_out) {
+    Reason r{RuleKind::precharge, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
+             static_cast<double>(precharge_attempts_), static_cast<double>(config_.precharge.max_attempts),
+             precharge_deadline_ns_};
+    emit(DecisionKind::start_refused, r);
+    return finish();
+  }
+  if (precharge_ != PrechargePhase::idle) return finish();  // already starting or running
+  precharge_attempts_ = 0;
+  Reason r{RuleKind::operator_request, Level::normal, Quantity::cell_voltage, kNoChannel, 0, 0, 0, now_ns_};
+  start_precharge_attempt(r);
+  update_precharge();
+  return finish();
+}
+
+Decisions Supervisor::tick(TimeNs time_ns) {
+  advance(time_ns);
+  check_time_rules();
+  return finish();
+}
+
+// ---- rules --------------------------------------------------------------------------------------
+
+bool Supervisor::step_condition(Condition& c, bool raw, TimeNs debounce_ns) {
+  const bool was_pending = c.since_ns != kNever && !c.active;
+  if (!raw) {
+    c.since_ns = kNever;
+    c.active = false;
+  } else {
+    if (c.since_ns == kNever) c.since_ns = now_ns_;
+    if (!c.active && now_ns_ - c.since_ns >= debounce_ns) c.active = true;
+  }
+  const bool pending = c.since_ns != kNever && !c.active;
+  pending_conditions_ += static_cast<int>(pending) - static_cast<int>(was_pending);
+  return pending;
+}
+
+void Supervisor::evaluate_channel(Channel& ch, ChannelId id) {
+  const double v = ch.last_value;
+  for (std::size_t i = 0; i < 4; ++i) {
+    Condition& c = ch.conditions[i];
+    if (!c.enabled) continue;
+    // Spec comparisons are >= / <=; once active, a condition clears only beyond the hysteresis.
+    const bool raw = c.high ? v >= (c.active ? c.threshold - ch.hysteresis : c.threshold)
+                            : v <= (c.active ? c.threshold + ch.hysteresis : c.threshold);
+    const bool dangerous = i == kDangerousHigh || i == kDangerousLow;
+    step_condition(c, raw, dangerous ? ch.dangerous_debounce_ns : ch.warning_debounce_ns);
+  }
+  refresh_channel(ch, id);
+}
+
+void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
+  const auto& c = ch.conditions;
+  std::size_t worst = 4;
+  for (std::size_t i : {kDangerousHigh, kDangerousLow, kWarningHigh, kWarningLow}) {
+    if (c[i].active) {
+      worst = i;
+      break;
+    }
+  }
+  const Level next = worst == 4 ? Level::normal
+                     : (worst == kDangerousHigh || worst == kDangerousLow) ? Level::dangerous
+                                                                           : Level::warning;
+  if (next != Level::normal) {
+    const bool high = worst == kDangerousHigh || worst == kWarningHigh;
+    Reason r{high ? RuleKind::limit_high : RuleKind::limit_low, next, ch.spec.quantity, id, ch.spec.module_id,
+             ch.last_value, c[worst].threshold, c[worst].since_ns};
+    if (next != ch.level || r.rule != ch.cause.rule) {
+      set_level(ch.level, ch.cause, next, r);
+      update_state(r);
+    } else {
+      ch.cause.measured = ch.last_value;  // same cause, newer value (status only)
+    }
+  } else if (ch.level != Level::normal) {
+    Reason r = ch.cause;
+    r.measured = ch.last_value;
+    set_level(ch.level, ch.cause, Level::normal, r);
+    update_state(r);
+  }
+
+  const Quantity q = ch.spec.quantity;
+  if (is_voltage_quantity(q)) {
+    const int nudge = (c[kWarningHigh].active || c[kDangerousHigh].active) ? 1
+                      : (c[kWarningLow].active || c[kDangerousLow].active) ? -1
+                                                                           : 0;
+    if (nudge != ch.nudge) {
+      if (ch.nudge != 0) --nudge_counts_[static_cast<std::size_t>(ch.nudge + 1)];
+      if (nudge != 0) ++nudge_counts_[static_cast<std::size_t>(nudge + 1)];
+      ch.nudge = nudge;
+      update_nudge(ch.level != Level::normal ? ch.cause : Reason{});
+    }
+  }
+  if (is_hot_quantity(q)) {
+    // Pump and fan on while hot, off when cooled to the rig's "security" level (CMA_Temp_security).
+    const bool hot = ch.hot ? ch.last_value > config_.cooled_c : ch.last_value >= config_.hot_c;
+    if (hot != ch.hot) {
+      ch.hot = hot;
+      hot_count_ += hot ? 1 : -1;
+      if (hot && !cooling_on_) {
+        cooling_on_ = true;
+        emit(DecisionKind::cooling_on, Reason{RuleKind::hot, Level::warning, q, id, ch.spec.module_id,
+                                              ch.last_value, config_.hot_c, now_ns_});
+      } else if (!hot && hot_count_ == 0 && cooling_on_) {
+        cooling_on_ = false;
+        emit(DecisionKind::cooling_off, Reason{RuleKind::cooled, Level::normal, q, id, ch.spec.module_id,
+                                               ch.last_value, config_.cooled_c, now_ns_});
+      }
+    }
+  }
+}
+
+void Supervisor::set_level(Level& level, Reason& stored, Level next, const Reason& reason) {
+  if (level != Level::normal) --level_counts_[static_cast<std::size_t>(level)];
+  if (next != Level::normal) ++level_counts_[static_cast<std::size_t>(next)];
+  level = next;
+  stored = reason;
+  stored.level = next;
+}
+
+void Supervisor::update_module(Module& m, int id) {
+  // Item 3. A cycle is missed when the SYNC that opens the next cycle goes out with no PDO from the
+  // module since the previous SYNC, so the newest SYNC (still being answered) is not counted.
+  const int missed = std::max(0, m.syncs_since_seen - 1);
+  const TimeNs silence_ns = now_ns_ - m.last_seen_ns;
+  Level next = Level::normal;
+  Reason r{RuleKind::module_stale, Level::normal, Quantity::cell_voltage, kNoChannel, id,
+           static_cast<double>(missed), static_cast<double>(config_.stale_sync_cycles), m.last_seen_ns};
+  if (missed >= config_.dangerous_sync_cycles) {
+    next = Level::dangerous;
+    r.threshold = config_.dangerous_sync_cycles;
+  } else if (silence_ns >= config_.dangerous_silence_ns) {
+    // Time-based: measured and threshold are seconds of silence.
+    next = Level::dangerous;
+    r.measured = seconds(silence_ns);
+    r.threshold = seconds(config_.dangerous_silence_ns);
+  } else if (missed >= config_.stale_sync_cycles) {
+    next = Level::warning;
+  }
+  if (next == Level::normal && m.level != Level::normal) r = m.cause;
+  if (next != m.level) {
+    set_level(m.level, m.cause, next, r);
+    update_state(m.cause);
+  }
+}
+
+void Supervisor::check_time_rules() {
+  if (pending_conditions_ > 0) {
+    // Debounce expiry without a new sample: the raw comparison still holds (since_ns is set).
+    for (std::size_t id = 0; id < channels_.size(); ++id) {
+      Channel& ch = channels_[id];
+      bool changed = false;
+      for (std::size_t i = 0; i < 4; ++i) {
+        Condition& c = ch.conditions[i];
+        if (c.since_ns == kNever || c.active) continue;
+        const bool dangerous = i == kDangerousHigh || i == kDangerousLow;
+        step_condition(c, true, dangerous ? ch.dangerous_debounce_ns : ch.warning_debounce_ns);
+        changed = changed || c.active;
+      }
+      if (changed) refresh_channel(ch, static_cast<ChannelId>(id));
+    }
+  }
+  for (int id : known_module_ids_) {
+    Module& m = modules_[static_cast<std::size_t>(id)];
+    if (m.level != Level::dangerous && now_ns_ - m.last_seen_ns >= config_.dangerous_silence_ns) {
+      update_module(m, id);
+    }
+  }
+  if (config_.board_expected && board_.level == Level::normal &&
+      now_ns_ - last_board_line_ns_ >= config_.board_timeout_ns) {
+    // Item 4: no valid board line for 3 s -> dangerous.
+    Reason r{RuleKind::board_silent, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
+             seconds(now_ns_ - last_board_line_ns_), seconds(config_.board_timeout_ns), last_board_line_ns_};
+    set_level(board_.level, board_.cause, Level::dangerous, r);
+    update_state(r);
+  }
+  try_open_contactors();
+  update_precharge();
+}
+
+// ---- state and actions --------------------------------------------------------------------------
+
+void Supervisor::update_state(const Reason& trigger) {
+  if (state_ == State::dangerous || state_ == State::safe) return;  // latched until reset
+  if (level_counts_[static_cast<std::size_t>(Level::dangerous)] > 0) {
+    Reason r = trigger;
+    if (r.level != Level::dangerous) worst_dangerous_cause(r);
+    enter_dangerous(r);
+    return;
+  }
+  const State desired =
+      level_counts_[static_cast<std::size_t>(Level::warning)] > 0 ? State::warning : State::normal;
+  if (desired != state_) {
+    Reason r = trigger;
+    if (desired == State::warning && r.level != Level::warning) worst_cause(r);
+    change_state(desired, r);
+  }
+}
+
+void Supervisor::change_state(State next, const Reason& reason) {
+  Decision& d = emit(DecisionKind::state_changed, reason);
+  d.from = state_;
+  d.to = next;
+  state_ = next;
+  state_since_ns_ = now_ns_;
+  state_reason_ = reason;
+}
+
+void Supervisor::enter_dangerous(const Reason& reason) {
+  change_state(State::dangerous, reason);
+  dangerous_since_ns_ = now_ns_;
+  dangerous_reason_ = reason;
+  emit(DecisionKind::inverter_off, reason);  // at once, before anything else
+  nudge_direction_ = 0;
+  if (precharge_ != PrechargePhase::locked_out) precharge_ = PrechargePhase::idle;
+  precharge_deadline_ns_ = kNever;
+  contactors_pending_ = true;
+  try_open_contactors();
+}
+
+void Supervisor::try_open_contactors() {
+  if (!contactors_pending_) return;
+  bool known = false;
+  const double current_a = pack_current_abs(known);
+  if (known && current_a < config_.contactor_open_current_a) {
+    open_contactors(false, Reason{RuleKind::contactor_current, Level::dangerous, Quantity::pack_current,
+                                  kNoChannel, 0, current_a, config_.contactor_open_current_a,
+                                  dangerous_since_ns_});
+  } else if (now_ns_ - dangerous_since_ns_ >= config_.contactor_max_delay_ns) {
+    // Emergency: the current never fell below the threshold (or is unknown); open anyway (flaw 7).
+    open_contactors(true, Reason{RuleKind::contactor_delay, Level::dangerous, Quantity::pack_current,
+                                 kNoChannel, 0, known ? current_a : std::nan(""),
+                                 config_.contactor_open_current_a, dangerous_since_ns_});
+  }
+}
+
+void Supervisor::open_contactors(bool emergency, const Reason& reason) {
+  Decision& d = emit(DecisionKind::contactors_open, reason);
+  d.emergency = emergency;
+  contactors_pending_ = false;
+  contactors_closed_ = false;
+  change_state(State::safe, dangerous_reason_);
+}
+
+void Supervisor::update_nudge(const Reason& reason) {
+  if (state_ == State::dangerous || state_ == State::safe) return;
+  const bool low = nudge_counts_[0] > 0;
+  const bool high = nudge_counts_[2] > 0;
+  const int desired = low && high ? 2 : low ? -1 : high ? 1 : 0;
+  if (desired == nudge_direction_) return;
+  nudge_direction_ = desired;
+  Reason r = reason;
+  if (desired != 0 && r.rule == RuleKind::none) worst_cause(r);
+  switch (desired) {
+    case -1: emit(DecisionKind::inverter_nudge_charge, r).setpoint_a = -config_.nudge_current_a; break;
+    case 1: emit(DecisionKind::inverter_nudge_discharge, r).setpoint_a = config_.nudge_current_a; break;
+    case 2: emit(DecisionKind::inverter_hold, r); break;
+    default: emit(DecisionKind::inverter_nudge_end, r); break;
+  }
+}
+
+void Supervisor::relay(RelayRole role, bool closed, const Reason& reason) {
+  const RelayRoles& roles = config_.precharge.relays;
+  Decision& d = emit(DecisionKind::relay_set, reason);
+  d.role = role;
+  d.relay = role == RelayRole::precharge       ? roles.precharge
+            : role == RelayRole::main_positive ? roles.main_positive
+                                               : roles.main_negative;
+  d.closed = closed;
+}
+
+void Supervisor::start_precharge_attempt(const Reason& reason) {
+  // Close the negative pole and charge the DC link through the precharge resistor.
+  ++precharge_attempts_;
+  precharge_ = PrechargePhase::precharging;
+  precharge_deadline_ns_ = now_ns_ + config_.precharge.timeout_ns;
+  precharge_started_ns_ = now_ns_;
+  Reason r = reason;
+  r.rule = RuleKind::precharge;
+  r.measured = precharge_attempts_;
+  r.threshold = config_.precharge.max_attempts;
+  r.since_ns = now_ns_;
+  relay(RelayRole::main_negative, true, r);
+  relay(RelayRole::precharge, true, r);
+}
+
+void Supervisor::update_precharge() {
+  if (state_ == State::dangerous || state_ == State::safe) return;
+  if (precharge_ == PrechargePhase::precharging) {
+    bool dc_known = false;
+    bool battery_known = false;
+    const double dc_link_v = latest_value(Quantity::dc_link_voltage, dc_known);
+    const double battery_v = latest_value(Quantity::inverter_battery_voltage, battery_known);
+    const double difference_v = std::fabs(dc_link_v - battery_v);
+    if (dc_known && battery_known && difference_v <= config_.precharge.match_tolerance_v) {
+      // DC link matches the battery: close the main contactor, then drop the precharge relay.
+      Reason r{RuleKind::precharge, Level::normal, Quantity::dc_link_voltage, kNoChannel, 0, difference_v,
+               config_.precharge.match_tolerance_v, precharge_started_ns_};
+      relay(RelayRole::main_positive, true, r);
+      relay(RelayRole::precharge, false, r);
+      emit(DecisionKind::precharge_complete, r);
+      precharge_ = PrechargePhase::running;
+      precharge_deadline_ns_ = kNever;
+      contactors_closed_ = true;
+    } else if (now_ns_ >= precharge_deadline_ns_) {
+      Reason r{RuleKind::precharge, Level::warning, Quantity::dc_link_voltage, kNoChannel, 0,
+               (dc_known && battery_known) ? difference_v : std::nan(""), config_.precharge.match_tolerance_v,
+               precharge_started_ns_};
+      relay(RelayRole::precharge, false, r);
+      relay(RelayRole::main_negative, false, r);
+      if (precharge_attempts_ >= config_.precharge.max_attempts) {
+        precharge_ = PrechargePhase::locked_out;
+        precharge_deadline_ns_ = kNever;
+        r.measured = precharge_attempts_;
+        r.threshold = config_.precharge.max_attempts;
+        emit(DecisionKind::precharge_lockout, r);
+      } else {
+        precharge_ = PrechargePhase::waiting_retry;
+        precharge_deadline_ns_ = now_ns_ + config_.precharge.retry_delay_ns;
+        emit(DecisionKind::precharge_retry, r);
+      }
+    }
+  } else if (precharge_ == PrechargePhase::waiting_retry && now_ns_ >= precharge_deadline_ns_) {
+    start_precharge_attempt(Reason{});
+  }
+}
+
+Decision& Supervisor::emit(DecisionKind kind, const Reason& reason) {
+  Decision d;
+  d.kind = kind;
+  d.time_ns = now_ns_;
+  d.reason = reason;
+  out_.push_back(d);
+  return out_.back();
+}
+
+// ---- queries ------------------------------------------------------------------------------------
+
+double Supervisor::pack_current_abs(bool& known) const {
+  known = false;
+  if (quantity_channels_[static_cast<std::size_t>(Quantity::pack_current)] == 0) return 0;
+  double worst_a = 0;
+  for (const Channel& ch : channels_) {
+    if (ch.spec.quantity != Quantity::pack_current) continue;
+    if (ch.last_time_ns == kNever) return (known = false), 0;  // every current must be known
+    worst_a = std::max(worst_a, std::fabs(ch.last_value));
+    known = true;
+  }
+  return worst_a;
+}
+
+double Supervisor::latest_value(Quantity q, bool& known) const {
+  known = false;
+  double value = 0;
+  TimeNs newest_ns = 0;
+  if (quantity_channels_[static_cast<std::size_t>(q)] == 0) return 0;
+  for (const Channel& ch : channels_) {
+    if (ch.spec.quantity != q || ch.last_time_ns == kNever) continue;
+    if (!known || ch.last_time_ns >= newest_ns) {
+      value = ch.last_value;
+      newest_ns = ch.last_time_ns;
+      known = true;
+    }
+  }
+  return value;
+}
+
+template <typename Visit>
+void Supervisor::for_each_cause(Visit visit) const {
+  for (const Channel& ch : channels_) {
+    if (ch.level != Level::normal) visit(ch.cause);
+  }
+  for (int id : known_module_ids_) {
+    const Module& m = modules_[static_cast<std::size_t>(id)];
+    if (m.level != Level::normal) visit(m.cause);
+  }
+  for (const Slot* s : {&board_, &inverter_, &insulation_}) {
+    if (s->level != Level::normal) visit(s->cause);
+  }
+}
+
+bool Supervisor::worst_dangerous_cause(Reason& out) const {
+  bool found = false;
+  for_each_cause([&](const Reason& r) {
+    if (!found && r.level == Level::dangerous) {
+      out = r;
+      found = true;
+    }
+  });
+  return found;
+}
+
+bool Supervisor::worst_cause(Reason& out) const {
+  if (worst_dangerous_cause(out)) return true;
+  bool found = false;
+  for_each_cause([&](const Reason& r) {
+    if (!found) {
+      out = r;
+      found = true;
+    }
+  });
+  return found;
+}
+
+std::vector<Reason> Supervisor::active_causes() const {
+  std::vector<Reason> causes;
+  for_each_cause([&](const Reason& r) { causes.push_back(r); });
+  return causes;
+}
+
+TimeNs Supervisor::next_deadline_ns() const {
+  if (!started_) return kNever;
+  TimeNs next = kNever;
+  auto consider = [&](TimeNs t) { next = std::min(next, t); };
+  if (pending_conditions_ > 0) {
+    for (const Channel& ch : channels_) {
+      for (std::size_t i = 0; i < 4; ++i) {
+        const Condition& c = ch.conditions[i];
+        if (c.since_ns == kNever || c.active) continue;
+        const bool dangerous = i == kDangerousHigh || i == kDangerousLow;
+        consider(c.since_ns + (dangerous ? ch.dangerous_debounce_ns : ch.warning_debounce_ns));
+      }
+    }
+  }
+  for (int id : known_module_ids_) {
+    const Module& m = modules_[static_cast<std::size_t>(id)];
+    if (m.level != Level::dangerous) consider(m.last_seen_ns + config_.dangerous_silence_ns);
+  }
+  if (config_.board_expected && board_.level == Level::normal) {
+    consider(last_board_line_ns_ + config_.board_timeout_ns);
+  }
+  if (contactors_pending_) consider(dangerous_since_ns_ + config_.contactor_max_delay_ns);
+  if (precharge_ == PrechargePhase::precharging || precharge_ == PrechargePhase::waiting_retry) {
+    consider(precharge_deadline_ns_);
+  }
+  return next;
+}
+
+Status Supervisor::status() const {
+  Status s;
+  s.state = state_;
+  s.state_since_ns = state_since_ns_;
+  s.state_reason = state_reason_;
+  s.causes = active_causes();
+  for (int id : known_module_ids_) {
+    const Module& m = modules_[static_cast<std::size_t>(id)];
+    s.modules.push_back(ModuleStatus{id, m.last_seen_ns, std::max(0, m.syncs_since_seen - 1), m.level});
+  }
+  std::sort(s.modules.begin(), s.modules.end(),
+            [](const ModuleStatus& a, const ModuleStatus& b) { return a.module_id < b.module_id; });
+  s.expected_module_count = config_.expected_module_count;
+  s.cooling_on = cooling_on_;
+  s.contactors_closed = contactors_closed_;
+  s.precharge = precharge_;
+  s.precharge_attempts = precharge_attempts_;
+  s.inverter_consecutive_failures = inverter_failures_;
+  return s;
+}
+
+std::string Supervisor::describe(const Reason& reason) const {
+  std::string text(to_string(reason.level));
+  text += ' ';
+  text += to_string(reason.rule);
+  if (reason.rule == RuleKind::limit_high || reason.rule == RuleKind::limit_low) {
+    text += ' ';
+    text += to_string(reason.quantity);
+  }
+  if (reason.channel != kNoChannel && reason.channel < channels_.size()) {
+    text += ' ';
+    text += channels_[reason.channel].spec.name;
+  } else if (reason.module_id != 0) {
+    text += " module " + std::to_string(reason.module_id);
+  }
+  const char* op = reason.rule == RuleKind::limit_low ? "<=" : reason.rule == RuleKind::cooled ? "<=" : ">=";
+  if (reason.rule == RuleKind::contactor_current || reason.rule == RuleKind::precharge) op = "<=";
+  char buffer[96];
+  std::snprintf(buffer, sizeof buffer, " %g %s %g since %.3f s", reason.measured, op, reason.threshold,
+                seconds(reason.since_ns));
+  text += buffer;
+  return text;
+}
+
+}  // namespace cellguard::safety

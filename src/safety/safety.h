@@ -1,0 +1,367 @@
+// The safety supervisor: pure logic that turns inputs and time into decisions.
+//
+// Issue 4 item 6 (plus the staleness rules of item 3, the board rule of item 4 and the inverter rule
+// of item 5). It replaces the rig's once-per-loop checks (shared/spec/seed-rig.md, "Safety logic of
+// the original") and fixes its flaws 1 (checked on every input, not once per loop), 2 (every cell is
+// checked; a low cell is an under-voltage cause), 3 (a silent module becomes a stale cause instead of
+// vanishing) and 7 (contactors open when the current is low, or after a maximum delay, not after a
+// fixed 2 s).
+//
+// No I/O, no clock, no threads: every call takes the time as a value (ns on the caller's monotonic
+// clock) and returns the decisions it causes. The caller performs them (inverter mode, relays, pump
+// and fan) and should call tick() no later than next_deadline_ns() so that time-based rules
+// (debounce expiry, staleness, board silence, contactor delay, precharge timeout) fire on time.
+// Times that go backwards are clamped to the latest time seen.
+//
+// Inputs:
+//  - samples (channel, time, value) for registered channels; each channel has a Quantity whose rule
+//    (RuleConfig) gives warning/dangerous thresholds high and low, hysteresis and debounce;
+//  - events: insulation fault on/off, module PDO seen, SYNC sent, board line valid, inverter link
+//    result, operator reset, start request, tick.
+//
+// Rules (comparisons >= and <= as in the rig's table): each channel has four debounced conditions
+// (warning high, dangerous high, warning low, dangerous low). A condition becomes true when its
+// threshold is reached and stays reached for its debounce time (dangerous debounce may be 0); it
+// clears at once when the value leaves the hysteresis band (high: value < threshold - hysteresis;
+// low: value > threshold + hysteresis). The channel's level is the worst true condition.
+//
+// States: NORMAL and WARNING follow the worst active cause. The first dangerous cause gives
+// DANGEROUS: inverter off at once, pump and fan on if hot, contactors open as soon as |pack current|
+// is below the threshold (or at once if it already is), else after the maximum delay as an
+// emergency. Once the contactors are commanded open the state is SAFE. SAFE is latched: only an
+// operator reset leaves it, and only when no dangerous cause remains (warnings do not block it); a
+// reset while causes remain is refused with the first remaining cause as the reason. After a reset
+// the contactors stay open until a new start request runs the precharge sequence.
+//
+// Thread safety: none; one Supervisor is owned and driven by one thread (the edge's event loop).
+// Allocation: after create() and channel registration, sample/event/tick calls do not allocate
+// (fixed tables indexed by channel and module id; the decision buffer is preallocated). status()
+// and describe() allocate; they are for the operator interface.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace cellguard::safety {
+
+using TimeNs = std::int64_t;
+using ChannelId = std::uint32_t;
+
+inline constexpr TimeNs kNever = std::numeric_limits<TimeNs>::max();
+inline constexpr ChannelId kNoChannel = std::numeric_limits<ChannelId>::max();
+inline constexpr int kMaxModuleId = 127;  // CANopen node ids 1..127
+
+// What a channel measures; selects its rule in SupervisorConfig::rules.
+enum class Quantity : std::uint8_t {
+  cell_voltage,              // V, BMUnn.Cell_k_Voltage
+  module_voltage,            // V, BMUnn.CMA_Voltage
+  module_max_temperature,    // °C, BMUnn.CMA_Max_Temp (also drives pump and fan)
+  module_min_temperature,    // °C, BMUnn.CMA_Min_Temp
+  inverter_battery_voltage,  // V, inverter dc_input_volt (register 30263)
+  board_temperature,         // °C, board Temp1/Temp2 (also drives pump and fan)
+  board_pressure,            // bar (configurable unit), board Press
+  pack_current,              // A, negative charges; used for contactor opening
+  dc_link_voltage,           // V, inverter DC link (register 30265); used for precharge
+};
+inline constexpr std::size_t kQuantityCount = 9;
+std::string_view to_string(Quantity quantity);
+
+enum class State : std::uint8_t { normal, warning, dangerous, safe };
+std::string_view to_string(State state);
+
+enum class Level : std::uint8_t { normal, warning, dangerous };
+std::string_view to_string(Level level);
+
+// Limits of one quantity. An absent threshold disables that side.
+struct RuleConfig {
+  std::optional<double> warning_high;
+  std::optional<double> dangerous_high;
+  std::optional<double> warning_low;
+  std::optional<double> dangerous_low;
+  double hysteresis = 0;          // same unit as the quantity; applied when clearing
+  TimeNs warning_debounce_ns = 0;
+  TimeNs dangerous_debounce_ns = 0;
+};
+
+// Which relay (board output number, rig: relay1/2/3) has which role in the precharge circuit.
+struct RelayRoles {
+  int precharge = 3;      // rig: "precharge relay" (relay3)
+  int main_positive = 1;  // rig: relay1 (assumed; the rig document does not name the poles)
+  int main_negative = 2;  // rig: relay2 (assumed)
+};
+
+struct PrechargeConfig {
+  RelayRoles relays;
+  double match_tolerance_v = 10;   // DC link must be within this of the battery voltage
+  TimeNs timeout_ns = 10'000'000'000;  // rig waited 10 s per step
+  TimeNs retry_delay_ns = 5'000'000'000;
+  int max_attempts = 3;           // then lockout until an operator reset
+};
+
+struct SupervisorConfig {
+  std::array<RuleConfig, kQuantityCount> rules;  // indexed by Quantity
+  int expected_module_count = 15;
+  int stale_sync_cycles = 3;      // item 3: missing PDOs for 3 SYNC cycles -> warning
+  int dangerous_sync_cycles = 10; // item 3: still missing after 10 cycles ...
+  TimeNs dangerous_silence_ns = 1'000'000'000;  // ... or 1 s -> dangerous
+  TimeNs board_timeout_ns = 3'000'000'000;      // item 4: no valid line for 3 s -> dangerous
+  bool board_expected = true;
+  int inverter_failure_limit = 3;               // item 5: N consecutive link failures -> dangerous
+  double contactor_open_current_a = 5;          // |current| below this: open at once
+  TimeNs contactor_max_delay_ns = 2'000'000'000;  // never later than this after DANGEROUS
+  double hot_c = 30;       // pump and fan on at >= (rig CMA_Temp_Warning)
+  double cooled_c = 29;    // off again at <= (rig CMA_Temp_security)
+  double nudge_current_a = 2;  // rig "currentVal": small setpoint for the warning nudges
+  PrechargeConfig precharge;
+
+  RuleConfig& rule(Quantity q) { return rules[static_cast<std::size_t>(q)]; }
+  const RuleConfig& rule(Quantity q) const { return rules[static_cast<std::size_t>(q)]; }
+};
+
+// The rig's limits (seed client-config.properties.json, spec limits table). Board temperature and
+// pressure and pack current have no limits in the rig; they are left disabled here.
+SupervisorConfig rig_defaults();
+
+// Checks a configuration: warning inside dangerous, hysteresis non-negative and smaller than the
+// gap between warning and dangerous, debounce non-negative, counts positive, cooled below hot.
+Result<void> validate(const SupervisorConfig& config);
+
+// A registered channel.
+struct ChannelSpec {
+  std::string name;   // e.g. "BMU03.Cell_5_Voltage", "board.Temp1"
+  Quantity quantity = Quantity::cell_voltage;
+  int module_id = 0;  // 1..127 for module channels, 0 otherwise
+};
+
+// Why a cause, transition or action exists.
+enum class RuleKind : std::uint8_t {
+  none,
+  limit_high,        // a channel at or above a high threshold
+  limit_low,         // a channel at or below a low threshold (under-voltage for voltages)
+  module_stale,      // no PDO for stale_sync_cycles (warning) / dangerous cycles or silence
+  module_count,      // fewer modules than expected (start refused)
+  board_silent,      // no valid board line for board_timeout_ns
+  inverter_link,     // inverter_failure_limit consecutive link failures
+  insulation_fault,  // insulation monitor alarm
+  hot,               // a temperature at or above hot_c (pump and fan)
+  cooled,            // every temperature at or below cooled_c
+  contactor_current, // |pack current| below the threshold
+  contactor_delay,   // maximum delay reached with current still high or unknown
+  precharge,         // precharge sequence step, match, timeout or lockout
+  operator_request,  // reset or start requested by the operator
+  state,             // a state refuses the request (e.g. start while SAFE)
+};
+std::string_view to_string(RuleKind rule);
+
+struct Reason {
+  RuleKind rule = RuleKind::none;
+  Level level = Level::normal;   // level of the cause (for limits and staleness)
+  Quantity quantity = Quantity::cell_voltage;  // for limit rules
+  ChannelId channel = kNoChannel;
+  int module_id = 0;
+  double measured = 0;    // value, missed cycles, failure count, module count, ...
+  double threshold = 0;
+  TimeNs since_ns = 0;    // when the condition started (first sample beyond the threshold)
+};
+
+enum class DecisionKind : std::uint8_t {
+  state_changed,             // from -> to
+  inverter_off,              // mode off (register K_op_mode = 0)
+  inverter_nudge_charge,     // small charge setpoint (setpoint_a < 0)
+  inverter_nudge_discharge,  // small discharge setpoint (setpoint_a > 0)
+  inverter_hold,             // warnings in both directions: setpoint 0
+  inverter_nudge_end,        // no voltage warning left: the schedule resumes
+  contactors_open,           // open main positive, main negative and precharge relays
+  cooling_on,                // pump and fan on
+  cooling_off,               // pump and fan off
+  relay_set,                 // one relay of the precharge circuit (relay, role, closed)
+  precharge_complete,        // main contactors closed, DC link matched
+  precharge_retry,           // attempt failed; next one after retry_delay_ns
+  precharge_lockout,         // max_attempts failed; start refused until reset
+  start_refused,             // start request refused (reason says why)
+  reset_accepted,
+  reset_refused,
+  module_joined,
+};
+std::string_view to_string(DecisionKind kind);
+
+enum class RelayRole : std::uint8_t { precharge, main_positive, main_negative };
+std::string_view to_string(RelayRole role);
+
+struct Decision {
+  DecisionKind kind = DecisionKind::state_changed;
+  TimeNs time_ns = 0;
+  Reason reason;
+  State from = State::normal;       // state_changed
+  State to = State::normal;         // state_changed
+  double setpoint_a = 0;            // nudges
+  bool emergency = false;           // contactors_open after the maximum delay
+  RelayRole role = RelayRole::precharge;  // relay_set
+  int relay = 0;                    // relay_set: board relay number
+  bool closed = false;              // relay_set
+};
+
+// Decisions of one call. Valid until the next call on the same Supervisor.
+using Decisions = std::span<const Decision>;
+
+enum class PrechargePhase : std::uint8_t { idle, precharging, waiting_retry, running, locked_out };
+std::string_view to_string(PrechargePhase phase);
+
+struct ModuleStatus {
+  int module_id = 0;
+  TimeNs last_seen_ns = 0;
+  int missed_sync_cycles = 0;
+  Level level = Level::normal;
+};
+
+// A snapshot for the operator interface (`cellguard edge status`).
+struct Status {
+  State state = State::normal;
+  TimeNs state_since_ns = 0;
+  Reason state_reason;
+  std::vector<Reason> causes;  // every active warning and dangerous cause
+  std::vector<ModuleStatus> modules;
+  int expected_module_count = 0;
+  bool cooling_on = false;
+  bool contactors_closed = false;
+  PrechargePhase precharge = PrechargePhase::idle;
+  int precharge_attempts = 0;
+  int inverter_consecutive_failures = 0;
+};
+
+class Supervisor {
+ public:
+  // Validates the configuration and preallocates the decision buffer.
+  static Result<Supervisor> create(SupervisorConfig config);
+
+  // Setup: registers a channel; ids are dense from 0. Fails on a module id outside 0..127 or a
+  // module quantity without a module id.
+  Result<ChannelId> add_channel(ChannelSpec spec);
+
+  // Hot path. A sample for an unknown channel or a non-finite value is refused (no decisions).
+  Result<Decisions> on_sample(ChannelId channel, TimeNs time_ns, double value);
+
+  Decisions on_insulation_fault(bool active, TimeNs time_ns);
+  Decisions on_module_pdo(int module_id, TimeNs time_ns);  // unknown id: the module joins
+  Decisions on_sync_sent(TimeNs time_ns);
+  Decisions on_board_line_valid(TimeNs time_ns);
+  Decisions on_inverter_link(bool ok, TimeNs time_ns);
+  Decisions on_operator_reset(TimeNs time_ns);
+  // Start charging/discharging: refused (with the reason) when fewer modules than expected are
+  // known, a dangerous cause is active, the state is DANGEROUS/SAFE or precharge is locked out;
+  // otherwise runs the precharge sequence.
+  Decisions on_start_request(TimeNs time_ns);
+  Decisions tick(TimeNs time_ns);
+
+  // The earliest time at which tick() may decide something (kNever if nothing is pending).
+  TimeNs next_deadline_ns() const;
+
+  State state() const { return state_; }
+  std::vector<Reason> active_causes() const;
+  Status status() const;
+  const ChannelSpec& channel(ChannelId id) const { return channels_[id].spec; }
+  std::size_t channel_count() const { return channels_.size(); }
+  // One line for people: "dangerous limit_high cell_voltage BMU03.Cell_5_Voltage 4.25 >= 4.2 since 12.5 s".
+  std::string describe(const Reason& reason) const;
+
+ private:
+  // One debounced threshold comparison of a channel.
+  struct Condition {
+    double threshold = 0;
+    bool enabled = false;
+    bool high = true;
+    bool active = false;
+    TimeNs since_ns = kNever;  // when the raw comparison became true; kNever when false
+  };
+  struct Channel {
+    ChannelSpec spec;
+    std::array<Condition, 4> conditions;  // warning high, dangerous high, warning low, dangerous low
+    TimeNs warning_debounce_ns = 0;
+    TimeNs dangerous_debounce_ns = 0;
+    double hysteresis = 0;
+    double last_value = 0;
+    TimeNs last_time_ns = kNever;
+    Level level = Level::normal;
+    Reason cause;
+    bool hot = false;
+    int nudge = 0;  // -1 low voltage warning, +1 high, 0 none
+  };
+  struct Module {
+    bool known = false;
+    TimeNs last_seen_ns = 0;
+    int syncs_since_seen = 0;
+    Level level = Level::normal;
+    Reason cause;
+  };
+  struct Slot {  // a non-channel cause
+    Level level = Level::normal;
+    Reason cause;
+  };
+
+  explicit Supervisor(SupervisorConfig config);
+  void advance(TimeNs time_ns);
+  bool step_condition(Condition& c, bool raw, TimeNs debounce_ns);
+  void evaluate_channel(Channel& ch, ChannelId id);
+  void refresh_channel(Channel& ch, ChannelId id);
+  void set_level(Level& level, Reason& stored, Level next, const Reason& reason);
+  void update_module(Module& m, int id);
+  void check_time_rules();
+  void update_state(const Reason& trigger);
+  void change_state(State next, const Reason& reason);
+  void enter_dangerous(const Reason& reason);
+  void try_open_contactors();
+  void open_contactors(bool emergency, const Reason& reason);
+  void update_nudge(const Reason& reason);
+  void update_precharge();
+  void start_precharge_attempt(const Reason& reason);
+  void relay(RelayRole role, bool closed, const Reason& reason);
+  Decision& emit(DecisionKind kind, const Reason& reason);
+  template <typename Visit>
+  void for_each_cause(Visit visit) const;
+  bool worst_dangerous_cause(Reason& out) const;
+  bool worst_cause(Reason& out) const;
+  double pack_current_abs(bool& known) const;
+  double latest_value(Quantity q, bool& known) const;
+  Decisions finish();
+
+  SupervisorConfig config_;
+  std::vector<Channel> channels_;
+  std::array<Module, kMaxModuleId + 1> modules_{};
+  Slot board_, inverter_, insulation_;
+  std::array<int, 3> level_counts_{};  // causes per Level (index 0 unused)
+  std::array<int, 3> nudge_counts_{};  // channels with a low (0) / high (2) voltage warning
+  std::array<int, kQuantityCount> quantity_channels_{};
+  std::vector<int> known_module_ids_;  // in joining order
+  int known_modules_ = 0;
+  int pending_conditions_ = 0;  // conditions past their threshold, waiting for the debounce
+  int hot_count_ = 0;
+  int nudge_direction_ = 0;   // current nudge: -1 charge, +1 discharge, 2 hold, 0 none
+  State state_ = State::normal;
+  TimeNs state_since_ns_ = 0;
+  Reason state_reason_;
+  bool started_ = false;
+  TimeNs now_ns_ = 0;
+  TimeNs last_board_line_ns_ = 0;
+  int inverter_failures_ = 0;
+  TimeNs inverter_first_failure_ns_ = 0;
+  bool cooling_on_ = false;
+  bool contactors_closed_ = false;
+  bool contactors_pending_ = false;
+  TimeNs dangerous_since_ns_ = 0;
+  Reason dangerous_reason_;
+  PrechargePhase precharge_ = PrechargePhase::idle;
+  int precharge_attempts_ = 0;
+  TimeNs precharge_deadline_ns_ = kNever;
+  TimeNs precharge_started_ns_ = 0;
+  std::vector<Decision> out_;
+};
+
+}  // namespace cellguard::safety

@@ -1,0 +1,82 @@
+// Helpers shared by the safety tests: a small rig of channels, times as values, decision lookups.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "safety/safety.h"
+
+namespace cellguard::safety::testing {
+
+constexpr TimeNs ms(std::int64_t v) { return v * 1'000'000; }
+constexpr TimeNs sec(std::int64_t v) { return v * 1'000'000'000; }
+
+// The rig's limits with no warning debounce, one expected module, no board watchdog: each test turns
+// on what it checks.
+inline SupervisorConfig test_config() {
+  SupervisorConfig c = rig_defaults();
+  for (auto& rule : c.rules) rule.warning_debounce_ns = 0;
+  c.expected_module_count = 1;
+  c.board_expected = false;
+  return c;
+}
+
+// One module (id 1) with 14 cells and its module channels, plus the inverter and board channels.
+struct Rig {
+  Supervisor supervisor;
+  std::vector<ChannelId> cells;  // cells[0] = Cell_1 ... cells[13] = Cell_14
+  ChannelId module_voltage = 0, max_temperature = 0, min_temperature = 0;
+  ChannelId battery_voltage = 0, dc_link_voltage = 0, pack_current = 0;
+  ChannelId board_temperature = 0, board_pressure = 0;
+
+  // Feeds a sample; the test fails on a refused sample. Returns a copy of the decisions.
+  std::vector<Decision> sample(ChannelId id, TimeNs time_ns, double value) {
+    auto d = supervisor.on_sample(id, time_ns, value);
+    EXPECT_TRUE(d.ok()) << (d.ok() ? "" : d.error().message);
+    return d.ok() ? std::vector<Decision>(d->begin(), d->end()) : std::vector<Decision>{};
+  }
+};
+
+inline ChannelId add(Supervisor& s, std::string name, Quantity q, int module_id) {
+  auto id = s.add_channel(ChannelSpec{std::move(name), q, module_id});
+  EXPECT_TRUE(id.ok());
+  return id.ok() ? *id : kNoChannel;
+}
+
+inline Rig make_rig(SupervisorConfig config = test_config()) {
+  auto created = Supervisor::create(std::move(config));
+  EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().message);
+  Rig rig{std::move(created).value(), {}};
+  Supervisor& s = rig.supervisor;
+  for (int k = 1; k <= 14; ++k) {
+    rig.cells.push_back(add(s, "BMU01.Cell_" + std::to_string(k) + "_Voltage", Quantity::cell_voltage, 1));
+  }
+  rig.module_voltage = add(s, "BMU01.CMA_Voltage", Quantity::module_voltage, 1);
+  rig.max_temperature = add(s, "BMU01.CMA_Max_Temp", Quantity::module_max_temperature, 1);
+  rig.min_temperature = add(s, "BMU01.CMA_Min_Temp", Quantity::module_min_temperature, 1);
+  rig.battery_voltage = add(s, "inverter.dc_input_volt", Quantity::inverter_battery_voltage, 0);
+  rig.dc_link_voltage = add(s, "inverter.dc_link_volt", Quantity::dc_link_voltage, 0);
+  rig.pack_current = add(s, "inverter.dc_link_crnt", Quantity::pack_current, 0);
+  rig.board_temperature = add(s, "board.Temp1", Quantity::board_temperature, 0);
+  rig.board_pressure = add(s, "board.Press", Quantity::board_pressure, 0);
+  return rig;
+}
+
+inline std::vector<Decision> copy(Decisions d) { return {d.begin(), d.end()}; }
+
+inline const Decision* find(const std::vector<Decision>& d, DecisionKind kind) {
+  for (const Decision& x : d) {
+    if (x.kind == kind) return &x;
+  }
+  return nullptr;
+}
+
+inline std::vector<DecisionKind> kinds(const std::vector<Decision>& d) {
+  std::vector<DecisionKind> out;
+  for (const Decision& x : d) out.push_back(x.kind);
+  return out;
+}
+
+}  // namespace cellguard::safety::testing
