@@ -61,7 +61,8 @@ Result<Pty> Pty::open(int baud, Mode mode) {
   if (::tcgetattr(pty.held_slave_fd_, &tios) != 0) {
     return os_error("pty: tcgetattr");
   }
-  ::cfmakeraw(&tios);
+  ::cfmakeraw(&tios);  // 8 data bits, no parity, no echo, no line editing
+  tios.c_cflag &= ~static_cast<tcflag_t>(CSTOPB | CRTSCTS);  // 1 stop bit, no flow control: 8N1
   tios.c_cflag |= CLOCAL | CREAD;
   ::cfsetispeed(&tios, speed);
   ::cfsetospeed(&tios, speed);
