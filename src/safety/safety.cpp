@@ -242,7 +242,8 @@ Result<ChannelId> Supervisor::add_channel(ChannelSpec spec) {
   }
   ch.spec = std::move(spec);
   channels_.push_back(std::move(ch));
-  ++quantity_channels_[static_cast<std::size_t>(channels_.back().spec.quantity)];
+  by_quantity_[static_cast<std::size_t>(channels_.back().spec.quantity)].push_back(
+      static_cast<ChannelId>(channels_.size() - 1));
   return static_cast<ChannelId>(channels_.size() - 1);
 }
 
@@ -449,6 +450,7 @@ bool Supervisor::step_condition(Condition& c, bool raw, TimeNs debounce_ns) {
   }
   const bool pending = c.since_ns != kNever && !c.active;
   pending_conditions_ += static_cast<int>(pending) - static_cast<int>(was_pending);
+  if (pending) debounce_deadline_ns_ = std::min(debounce_deadline_ns_, c.since_ns + debounce_ns);
   return pending;
 }
 
@@ -561,8 +563,10 @@ void Supervisor::update_module(Module& m, int id) {
 }
 
 void Supervisor::check_time_rules() {
-  if (pending_conditions_ > 0) {
-    // Debounce expiry without a new sample: the raw comparison still holds (since_ns is set).
+  if (pending_conditions_ > 0 && now_ns_ >= debounce_deadline_ns_) {
+    // Debounce expiry without a new sample: the raw comparison still holds (since_ns is set). The
+    // scan runs only when the earliest pending debounce has ended, and recomputes that deadline.
+    debounce_deadline_ns_ = kNever;
     for (std::size_t id = 0; id < channels_.size(); ++id) {
       Channel& ch = channels_[id];
       bool changed = false;
@@ -753,25 +757,26 @@ Decision& Supervisor::emit(DecisionKind kind, const Reason& reason) {
 // ---- queries ------------------------------------------------------------------------------------
 
 double Supervisor::pack_current_abs(bool& known) const {
-  known = false;
-  if (quantity_channels_[static_cast<std::size_t>(Quantity::pack_current)] == 0) return 0;
+  // Every current channel must have a value; the largest magnitude counts.
+  const auto& ids = by_quantity_[static_cast<std::size_t>(Quantity::pack_current)];
+  known = !ids.empty();
   double worst_a = 0;
-  for (const Channel& ch : channels_) {
-    if (ch.spec.quantity != Quantity::pack_current) continue;
-    if (ch.last_time_ns == kNever) return (known = false), 0;  // every current must be known
+  for (ChannelId id : ids) {
+    const Channel& ch = channels_[id];
+    if (ch.last_time_ns == kNever) known = false;
     worst_a = std::max(worst_a, std::fabs(ch.last_value));
-    known = true;
   }
   return worst_a;
 }
 
 double Supervisor::latest_value(Quantity q, bool& known) const {
+  // The newest sample of any channel of the quantity.
   known = false;
   double value = 0;
   TimeNs newest_ns = 0;
-  if (quantity_channels_[static_cast<std::size_t>(q)] == 0) return 0;
-  for (const Channel& ch : channels_) {
-    if (ch.spec.quantity != q || ch.last_time_ns == kNever) continue;
+  for (ChannelId id : by_quantity_[static_cast<std::size_t>(q)]) {
+    const Channel& ch = channels_[id];
+    if (ch.last_time_ns == kNever) continue;
     if (!known || ch.last_time_ns >= newest_ns) {
       value = ch.last_value;
       newest_ns = ch.last_time_ns;

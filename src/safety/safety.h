@@ -338,10 +338,11 @@ class Supervisor {
   Slot board_, inverter_, insulation_;
   std::array<int, 3> level_counts_{};  // causes per Level (index 0 unused)
   std::array<int, 3> nudge_counts_{};  // channels with a low (0) / high (2) voltage warning
-  std::array<int, kQuantityCount> quantity_channels_{};
+  std::array<std::vector<ChannelId>, kQuantityCount> by_quantity_;
   std::vector<int> known_module_ids_;  // in joining order
   int known_modules_ = 0;
   int pending_conditions_ = 0;  // conditions past their threshold, waiting for the debounce
+  TimeNs debounce_deadline_ns_ = kNever;  // earliest end of a pending debounce (may be early, never late)
   int hot_count_ = 0;
   int nudge_direction_ = 0;   // current nudge: -1 charge, +1 discharge, 2 hold, 0 none
   State state_ = State::normal;

@@ -38,7 +38,7 @@ Timeline replay(Supervisor& s, const std::vector<Row>& rows, TimeNs end_ns, std:
     switch (row.input) {
       case Input::sample: {
         auto d = s.on_sample(row.channel, row.time_ns, row.value);
-        EXPECT_TRUE(d.ok());
+        EXPECT_TRUE(d.ok()) << (d.ok() ? "" : d.error().message);
         if (d.ok()) record(*d);
         break;
       }
