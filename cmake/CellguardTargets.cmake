@@ -28,13 +28,13 @@ function(cellguard_library name)
 endfunction()
 
 # cellguard_test(NAME SOURCES... DEPS ...): one GoogleTest binary; each TEST is one ctest entry.
+# Its main (tests/support/test_main.cpp) sets CELLGUARD_SOURCE_DIR and CELLGUARD_BINARY.
 function(cellguard_test name)
   if(NOT CELLGUARD_TESTS)
     return()
   endif()
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
-  target_link_libraries(${name} PRIVATE ${ARG_DEPS} cellguard_options GTest::gtest GTest::gtest_main)
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
-    PROPERTIES ENVIRONMENT "CELLGUARD_SOURCE_DIR=${PROJECT_SOURCE_DIR};CELLGUARD_BINARY=$<TARGET_FILE:cellguard>")
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} cellguard_options cellguard_test_main GTest::gtest)
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST)
 endfunction()
