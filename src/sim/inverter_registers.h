@@ -28,7 +28,7 @@
 //     current ramps at ramp_a_per_s (sim) toward that target.
 //   - While the converter runs, a battery voltage above bat_max_volt or below bat_min_volt stops it:
 //     mode forced off, fault bit kFaultBatteryOverVoltage / kFaultBatteryUnderVoltage latched until
-//     the next mode write. While it is off, the same condition only shows as a warning bit.
+//     the next mode write. Running or not, the condition also shows as a warning bit.
 //
 // Status registers (sim: the bit layout beyond the spec's 30279 bits 4, 5 and 14 is our own):
 //   30256 ambient °C, 30257 heat sink °C (first-order model of the converter's losses),
@@ -128,9 +128,11 @@ enum class ModbusException : std::uint8_t {
 
 struct InverterConfig {
   // Power-on values of the limit registers. sim: the vendor sheet's defaults are not known; these
-  // are the hardware's ratings, so a client that writes no limits still gets a working converter.
-  double power_on_max_voltage_v = 480;
-  double power_on_min_voltage_v = 200;
+  // are the hardware's current and power ratings and the registers' whole voltage range, so a client
+  // that writes no limits still gets a working converter whatever the number of modules (the rig's
+  // client writes its limits at start-up: 384 / 264 V, −100 / 100 A, 30 kW).
+  double power_on_max_voltage_v = 1000;
+  double power_on_min_voltage_v = 0;
   double power_on_max_charge_current_a = -222;
   double power_on_max_discharge_current_a = 222;
   double power_on_max_charge_power_kw = 60;

@@ -221,6 +221,18 @@ TEST(InverterRegisters, BatteryVoltageBelowTheLimitStopsTheConverter) {
   EXPECT_NE(input(logic, reg::kFaultFirst) & kFaultBatteryUnderVoltage, 0);
 }
 
+TEST(InverterRegisters, PowerOnLimitsLetPacksOfAnyModuleCountRun) {
+  for (const double pack_v : {47.0, 377.8, 709.0}) {  // 1, 8 and 15 modules
+    InverterLogic logic;
+    logic.update(battery_at(0, pack_v));
+    unlock_and_arm(logic);
+    ASSERT_EQ(logic.write_holding(reg::kOpMode, 2), ModbusException::none);
+    ASSERT_EQ(logic.write_holding(reg::kOpModeSetpoint, to_raw(10, kCurrentScale)), ModbusException::none);
+    logic.update(battery_at(1, pack_v));
+    EXPECT_TRUE(logic.running()) << pack_v;
+  }
+}
+
 TEST(InverterRegisters, StatusRegistersFollowThePack) {
   InverterLogic logic;
   InverterInputs inputs = battery_at(0, 377.8, -40);
