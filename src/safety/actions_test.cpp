@@ -308,3 +308,31 @@ TEST(Precharge, ADangerousCauseDuringPrechargeOpensEverything) {
 
 }  // namespace
 }  // namespace cellguard::safety
+
+namespace cellguard::safety {
+namespace {
+
+using namespace testing;
+
+// Found by the property test: a precharge lockout must not be liftable while DANGEROUS.
+TEST(Safe, AResetWhileDangerousIsRefusedEvenWithAPrechargeLockout) {
+  SupervisorConfig c = test_config();
+  c.precharge.max_attempts = 1;
+  c.precharge.timeout_ns = ms(500);
+  Rig rig = make_rig(c);
+  Supervisor& s = rig.supervisor;
+  s.on_module_pdo(1, ms(0));
+  rig.sample(rig.pack_current, ms(0), 50);
+  s.on_start_request(ms(0));
+  s.tick(ms(500));
+  ASSERT_EQ(s.status().precharge, PrechargePhase::locked_out);
+  rig.sample(rig.max_temperature, ms(600), 55);
+  ASSERT_EQ(s.state(), State::dangerous);
+  auto d = copy(s.on_operator_reset(ms(601)));
+  ASSERT_EQ(kinds(d), std::vector<DecisionKind>{DecisionKind::reset_refused});
+  EXPECT_EQ(d[0].reason.quantity, Quantity::module_max_temperature);
+  EXPECT_EQ(s.status().precharge, PrechargePhase::locked_out);
+}
+
+}  // namespace
+}  // namespace cellguard::safety

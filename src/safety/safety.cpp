@@ -374,6 +374,11 @@ Decisions Supervisor::on_operator_reset(TimeNs time_ns) {
   check_time_rules();
   Reason request{RuleKind::operator_request, Level::normal, Quantity::cell_voltage, kNoChannel, 0, 0, 0,
                  now_ns_};
+  if (state_ == State::dangerous) {
+    // Contactors not yet open: nothing may be reset until the battery is isolated.
+    emit(DecisionKind::reset_refused, dangerous_reason_);
+    return finish();
+  }
   if (state_ == State::safe) {
     Reason cause;
     if (worst_dangerous_cause(cause)) {
@@ -506,7 +511,7 @@ void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
       if (ch.nudge != 0) --nudge_counts_[static_cast<std::size_t>(ch.nudge + 1)];
       if (nudge != 0) ++nudge_counts_[static_cast<std::size_t>(nudge + 1)];
       ch.nudge = nudge;
-      update_nudge(ch.level != Level::normal ? ch.cause : Reason{});
+      update_nudge(ch.cause);  // the new or the cleared cause
     }
   }
   if (is_hot_quantity(q)) {
@@ -670,7 +675,7 @@ void Supervisor::update_nudge(const Reason& reason) {
   if (desired == nudge_direction_) return;
   nudge_direction_ = desired;
   Reason r = reason;
-  if (desired != 0 && r.rule == RuleKind::none) worst_cause(r);
+  if (desired != 0 && r.rule != RuleKind::limit_high && r.rule != RuleKind::limit_low) worst_cause(r);
   switch (desired) {
     case -1: emit(DecisionKind::inverter_nudge_charge, r).setpoint_a = -config_.nudge_current_a; break;
     case 1: emit(DecisionKind::inverter_nudge_discharge, r).setpoint_a = config_.nudge_current_a; break;
@@ -709,10 +714,14 @@ void Supervisor::update_precharge() {
   if (precharge_ == PrechargePhase::precharging) {
     bool dc_known = false;
     bool battery_known = false;
-    const double dc_link_v = latest_value(Quantity::dc_link_voltage, dc_known);
-    const double battery_v = latest_value(Quantity::inverter_battery_voltage, battery_known);
+    TimeNs dc_link_time_ns = 0;
+    TimeNs battery_time_ns = 0;
+    const double dc_link_v = latest_value(Quantity::dc_link_voltage, dc_known, dc_link_time_ns);
+    const double battery_v = latest_value(Quantity::inverter_battery_voltage, battery_known, battery_time_ns);
     const double difference_v = std::fabs(dc_link_v - battery_v);
-    if (dc_known && battery_known && difference_v <= config_.precharge.match_tolerance_v) {
+    // Only a DC-link reading taken during this attempt may close the main contactor.
+    const bool fresh = dc_known && battery_known && dc_link_time_ns >= precharge_started_ns_;
+    if (fresh && difference_v <= config_.precharge.match_tolerance_v) {
       // DC link matches the battery: close the main contactor, then drop the precharge relay.
       Reason r{RuleKind::precharge, Level::normal, Quantity::dc_link_voltage, kNoChannel, 0, difference_v,
                config_.precharge.match_tolerance_v, precharge_started_ns_};
@@ -769,11 +778,11 @@ double Supervisor::pack_current_abs(bool& known) const {
   return worst_a;
 }
 
-double Supervisor::latest_value(Quantity q, bool& known) const {
+double Supervisor::latest_value(Quantity q, bool& known, TimeNs& newest_ns) const {
   // The newest sample of any channel of the quantity.
   known = false;
   double value = 0;
-  TimeNs newest_ns = 0;
+  newest_ns = 0;
   for (ChannelId id : by_quantity_[static_cast<std::size_t>(q)]) {
     const Channel& ch = channels_[id];
     if (ch.last_time_ns == kNever) continue;

@@ -33,6 +33,18 @@
 // reset while causes remain is refused with the first remaining cause as the reason. After a reset
 // the contactors stay open until a new start request runs the precharge sequence.
 //
+// Pump and fan (both on one output, as on the rig) are on while any module maximum temperature or
+// board temperature is at or above hot_c, and off once all are at or below cooled_c; this holds in
+// every state, SAFE included (the rig switched them off in its final state, possibly while hot).
+// Voltage warnings (cell, module, inverter battery voltage) nudge the inverter: low -> small charge
+// setpoint, high -> small discharge setpoint, both -> hold at 0, none left -> nudge end.
+//
+// Precharge (start request): close main negative and precharge relays; once a DC-link reading taken
+// during the attempt is within match_tolerance_v of the battery voltage (the inverter's remote
+// battery voltage channel), close main positive and open the precharge relay. No match within
+// timeout_ns: open both, retry after retry_delay_ns, at most max_attempts, then lockout (start
+// refused) until an operator reset. A dangerous cause aborts the sequence (contactors open).
+//
 // Thread safety: none; one Supervisor is owned and driven by one thread (the edge's event loop).
 // Allocation: after create() and channel registration, sample/event/tick calls do not allocate
 // (fixed tables indexed by channel and module id; the decision buffer is preallocated). status()
@@ -250,7 +262,11 @@ class Supervisor {
   Result<Decisions> on_sample(ChannelId channel, TimeNs time_ns, double value);
 
   Decisions on_insulation_fault(bool active, TimeNs time_ns);
-  Decisions on_module_pdo(int module_id, TimeNs time_ns);  // unknown id: the module joins
+  // A PDO of module `module_id` (CANopen node id 1..127; other ids are ignored). An id not seen
+  // before joins (module_joined decision). The module's staleness counts from its last PDO.
+  Decisions on_module_pdo(int module_id, TimeNs time_ns);
+  // A SYNC went out: every known module that has not answered since the previous SYNC has missed a
+  // cycle (item 3: 3 missed cycles -> stale warning, 10 missed cycles or 1 s of silence -> dangerous).
   Decisions on_sync_sent(TimeNs time_ns);
   Decisions on_board_line_valid(TimeNs time_ns);
   Decisions on_inverter_link(bool ok, TimeNs time_ns);
@@ -329,7 +345,7 @@ class Supervisor {
   bool worst_dangerous_cause(Reason& out) const;
   bool worst_cause(Reason& out) const;
   double pack_current_abs(bool& known) const;
-  double latest_value(Quantity q, bool& known) const;
+  double latest_value(Quantity q, bool& known, TimeNs& newest_ns) const;
   Decisions finish();
 
   SupervisorConfig config_;
