@@ -231,6 +231,9 @@ TEST_F(SimProcessTest, PrintsOneReadyLineAndStopsCleanlyOnSigterm) {
   EXPECT_TRUE(ready.value("can", "").starts_with("socketcand://127.0.0.1:"));
   EXPECT_EQ(ready["control"], sim.control_path());
   EXPECT_EQ(ready["modules"], json::array({1, 2, 3}));
+  EXPECT_TRUE(ready.value("board", "").starts_with("/dev/pts/")) << ready.dump();  // the device parts
+  EXPECT_TRUE(ready.value("inverter_rtu", "").starts_with("/dev/pts/"));
+  EXPECT_TRUE(ready.value("inverter_tcp", "").starts_with("127.0.0.1:"));
   EXPECT_TRUE(fs::exists(sim.control_path()));
   EXPECT_EQ(sim.stop(), 0) << sim.log();
   EXPECT_FALSE(fs::exists(sim.control_path()));
@@ -270,7 +273,7 @@ TEST_F(SimProcessTest, TheRigsOriginalDbcWorksThroughDbcOption) {
 }
 
 TEST_F(SimProcessTest, ChargingThroughTheControlSocketShowsInThePdos) {
-  SimProcess sim({"--modules", "2", "--speed", "100"});
+  SimProcess sim({"--modules", "2", "--speed", "100", "--no-inverter", "--no-board"});
   ASSERT_TRUE(sim.ready()) << sim.log();
   const double v0 = sim.status()["pack_voltage_v"];
   ASSERT_TRUE(sim.control({{"cmd", "drive"}, {"contactors", true}, {"current_a", -100}})["ok"].get<bool>());
@@ -282,7 +285,7 @@ TEST_F(SimProcessTest, ChargingThroughTheControlSocketShowsInThePdos) {
 }
 
 TEST_F(SimProcessTest, EveryModuleAndPackFaultIsObservable) {
-  SimProcess sim({"--modules", "8", "--speed", "20"});
+  SimProcess sim({"--modules", "8", "--speed", "20", "--no-inverter", "--no-board"});
   ASSERT_TRUE(sim.ready()) << sim.log();
 
   ASSERT_TRUE(sim.fault({{"fault", "cell_drift"}, {"module", 2}, {"cell", 3}, {"rate_v_per_s", 0.5}, {"target_v", 4.3}}));

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "sim/board_sim_device.h"
 #include "sim/control_protocol.h"
+#include "sim/inverter_sim_device.h"
 #include "sim/simulator.h"
 
 namespace cellguard::cli {
@@ -36,6 +38,14 @@ struct SimArgs {
   double initial_soc_pct = 78;
   double ambient_c = 22;
   double capacity_ah = 64;
+  // The sensor board on a pty and the inverter on Modbus (RTU on a pty and TCP).
+  bool no_board = false;
+  bool no_inverter = false;
+  sim::BoardPins pins;
+  bool board_ground_fault = false;
+  int inverter_slave = 2;
+  std::string inverter_tcp_address = "127.0.0.1";
+  int inverter_tcp_port = 0;
 };
 
 struct CtlArgs {
@@ -85,7 +95,19 @@ int run_sim(const SimArgs& args) {
   options.scenario_path = args.scenario;
   options.control_path = args.control;
   options.duration_s = args.duration_s;
-  // The sensor board and the inverter plug in here as sim::SimDevice adapters (see simulator.h).
+  if (!args.no_board) {
+    sim::BoardConfig board;
+    board.pins = args.pins;
+    board.report_ground_fault = args.board_ground_fault;
+    options.devices.push_back(sim::make_board_sim_device(board));
+  }
+  if (!args.no_inverter) {
+    sim::InverterSimOptions inverter;
+    inverter.rtu_config.slave_id = args.inverter_slave;
+    inverter.tcp_config.host = args.inverter_tcp_address;
+    inverter.tcp_config.port = args.inverter_tcp_port;
+    options.devices.push_back(sim::make_inverter_sim_device(inverter));
+  }
   return sim::run_simulator(std::move(options));
 }
 
@@ -204,6 +226,18 @@ void register_sim(CLI::App& app, Action& action) {
   sim->add_option("--initial-soc", args->initial_soc_pct, "Initial state of charge, %")->check(CLI::Range(0.0, 100.0));
   sim->add_option("--ambient", args->ambient_c, "Ambient temperature, °C")->check(CLI::Range(-40.0, 80.0));
   sim->add_option("--capacity", args->capacity_ah, "Cell capacity, Ah")->check(CLI::PositiveNumber);
+  sim->add_flag("--no-board", args->no_board, "Do not simulate the sensor board");
+  sim->add_flag("--no-inverter", args->no_inverter, "Do not simulate the inverter (`ctl drive` sets the current)");
+  sim->add_option("--pin-pump", args->pins.pump, "Board pin of the pump");
+  sim->add_option("--pin-fan", args->pins.fan, "Board pin of the fan");
+  sim->add_option("--pin-relay1", args->pins.relay1, "Board pin of relay 1 (positive contactor)");
+  sim->add_option("--pin-relay2", args->pins.relay2, "Board pin of relay 2 (negative contactor)");
+  sim->add_option("--pin-relay3", args->pins.relay3, "Board pin of relay 3 (precharge)");
+  sim->add_flag("--board-ground-fault", args->board_ground_fault, "Board lines carry Ardu_GndFault (not on the rig)");
+  sim->add_option("--inverter-slave", args->inverter_slave, "Modbus RTU slave address")->check(CLI::Range(1, 247));
+  sim->add_option("--inverter-tcp-address", args->inverter_tcp_address, "Modbus TCP listen address");
+  sim->add_option("--inverter-tcp-port", args->inverter_tcp_port, "Modbus TCP port (0: any free port)")
+      ->check(CLI::Range(0, 65535));
 
   auto ctl_args = std::make_shared<CtlArgs>();
   CLI::App* ctl = sim->add_subcommand("ctl", "Send a request to a running simulator's control socket");
