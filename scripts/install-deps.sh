@@ -12,7 +12,7 @@ packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev libzstd-dev libcpp-httplib-dev libgpiod-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent protocol peers used by the tests
-  python3 python3-can python3-pymodbus
+  python3 python3-can python3-pymodbus python3-serial python3-serial-asyncio
 )
 
 missing=()
