@@ -306,14 +306,6 @@ TEST(Precharge, ADangerousCauseDuringPrechargeOpensEverything) {
   EXPECT_TRUE(rig.sample(rig.dc_link_voltage, ms(300), 377).empty());  // no late closing
 }
 
-}  // namespace
-}  // namespace cellguard::safety
-
-namespace cellguard::safety {
-namespace {
-
-using namespace testing;
-
 // Found by the property test: a precharge lockout must not be liftable while DANGEROUS.
 TEST(Safe, AResetWhileDangerousIsRefusedEvenWithAPrechargeLockout) {
   SupervisorConfig c = test_config();
@@ -332,6 +324,30 @@ TEST(Safe, AResetWhileDangerousIsRefusedEvenWithAPrechargeLockout) {
   ASSERT_EQ(kinds(d), std::vector<DecisionKind>{DecisionKind::reset_refused});
   EXPECT_EQ(d[0].reason.quantity, Quantity::module_max_temperature);
   EXPECT_EQ(s.status().precharge, PrechargePhase::locked_out);
+}
+
+TEST(Safe, AResetOutsideSafeIsRefusedAsNothingToReset) {
+  Rig rig = make_rig();
+  auto d = copy(rig.supervisor.on_operator_reset(ms(1)));
+  ASSERT_EQ(kinds(d), std::vector<DecisionKind>{DecisionKind::reset_refused});
+  EXPECT_EQ(d[0].reason.rule, RuleKind::state);
+  EXPECT_EQ(rig.supervisor.state(), State::normal);
+}
+
+TEST(Safe, ASilentModuleBlocksTheResetUntilItAnswersAgain) {
+  Rig rig = make_rig();
+  Supervisor& s = rig.supervisor;
+  rig.sample(rig.pack_current, ms(0), 0);
+  s.on_module_pdo(1, ms(0));
+  s.tick(sec(1));
+  ASSERT_EQ(s.state(), State::safe);
+  auto d = copy(s.on_operator_reset(sec(2)));
+  ASSERT_EQ(kinds(d), std::vector<DecisionKind>{DecisionKind::reset_refused});
+  EXPECT_EQ(d[0].reason.rule, RuleKind::module_stale);
+  EXPECT_EQ(d[0].reason.module_id, 1);
+  s.on_module_pdo(1, sec(3));
+  EXPECT_NE(find(copy(s.on_operator_reset(sec(3))), DecisionKind::reset_accepted), nullptr);
+  EXPECT_EQ(s.state(), State::normal);
 }
 
 }  // namespace

@@ -45,6 +45,11 @@
 // timeout_ns: open both, retry after retry_delay_ns, at most max_attempts, then lockout (start
 // refused) until an operator reset. A dangerous cause aborts the sequence (contactors open).
 //
+// Time-based rules count from the first input of any kind: the board watchdog (board_expected) is
+// armed by it, so a board that never sends a line is dangerous board_timeout_ns after start-up.
+// The pack current used for opening the contactors is the largest |value| of the latest samples of
+// all pack_current channels; if any has no sample yet it is unknown and only the maximum delay opens.
+//
 // Thread safety: none; one Supervisor is owned and driven by one thread (the edge's event loop).
 // Allocation: after create() and channel registration, sample/event/tick calls do not allocate
 // (fixed tables indexed by channel and module id; the decision buffer is preallocated). status()
