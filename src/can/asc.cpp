@@ -80,15 +80,7 @@ class AscReader final : public LogReader {
   explicit AscReader(LineReader lines) : lines_(std::move(lines)) {}
 
   Result<bool> next(Frame& frame) override {
-    std::string_view line;
-    for (;;) {
-      auto more = lines_.next(line);
-      if (!more.ok()) return more.error();
-      if (!*more) return false;
-      const LineResult result = parse_line(trim(line), frame);
-      if (result.kind == LineResult::Kind::frame) return true;
-      if (result.kind == LineResult::Kind::error) return lines_.error(result.cause);
-    }
+    return next_frame(lines_, frame, [this](std::string_view line, Frame& f) { return parse_line(trim(line), f); });
   }
   LogFormat format() const override { return LogFormat::asc; }
   std::uint64_t bytes_read() const override { return lines_.bytes_read(); }

@@ -266,17 +266,7 @@ class CandumpReader final : public LogReader {
  public:
   explicit CandumpReader(LineReader lines) : lines_(std::move(lines)) {}
 
-  Result<bool> next(Frame& frame) override {
-    std::string_view line;
-    for (;;) {
-      auto more = lines_.next(line);
-      if (!more.ok()) return more.error();
-      if (!*more) return false;
-      const LineResult result = Parse(line, frame);
-      if (result.kind == LineResult::Kind::frame) return true;
-      if (result.kind == LineResult::Kind::error) return lines_.error(result.cause);
-    }
-  }
+  Result<bool> next(Frame& frame) override { return next_frame(lines_, frame, Parse); }
   LogFormat format() const override { return kFormat; }
   std::uint64_t bytes_read() const override { return lines_.bytes_read(); }
 

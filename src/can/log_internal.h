@@ -85,6 +85,21 @@ struct LineResult {
   static LineResult fail(const char* why) { return {Kind::error, why}; }
 };
 
+// The read loop of every line-based format: lines that carry no frame are skipped, a malformed one
+// is returned as an Error (the next call goes on after it). `parse(line, frame)` gives a LineResult.
+template <typename ParseLine>
+Result<bool> next_frame(LineReader& lines, Frame& frame, ParseLine&& parse) {
+  std::string_view line;
+  for (;;) {
+    auto more = lines.next(line);
+    if (!more.ok()) return more.error();
+    if (!*more) return false;
+    const LineResult result = parse(line, frame);
+    if (result.kind == LineResult::Kind::frame) return true;
+    if (result.kind == LineResult::Kind::error) return lines.error(result.cause);
+  }
+}
+
 // ---- character helpers ------------------------------------------------------------------------
 
 inline constexpr std::array<std::int8_t, 256> kHexValue = [] {
