@@ -2,7 +2,10 @@
 // protocol — values and time in, decisions out.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
+
+#include "core/text.h"
 
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
@@ -75,6 +78,20 @@ TEST(SimScenario, MalformedFilesAreRefusedWithTheirLocation) {
   auto unknown_key = parse_scenario("speed = 3\n", "k.toml");
   ASSERT_FALSE(unknown_key.ok());
   EXPECT_TRUE(parse_scenario("", "empty.toml").ok());
+}
+
+TEST(SimScenario, TheShippedExampleScenarioIsValid) {
+  const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
+  const std::string path = std::string(dir ? dir : CELLGUARD_TEST_SOURCE_DIR) + "/data/scenarios/faults-tour.toml";
+  Result<std::string> text = read_file(path);
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  auto steps = parse_scenario(*text, path);
+  ASSERT_TRUE(steps.ok()) << steps.error().message;
+  EXPECT_EQ(steps->size(), 7u);
+  Rig rig;
+  for (const ScenarioStep& step : *steps) {
+    EXPECT_TRUE(rig.faults->validate(step.command).ok()) << step.command.kind;
+  }
 }
 
 TEST(SimFaults, TheDispatcherChecksKindModuleAndCell) {
