@@ -1,12 +1,11 @@
 // `cellguard convert`: copies the frames of a CAN log into another log format.
 #include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <memory>
 #include <string>
 
 #include "can/log.h"
 #include "cli/commands.h"
+#include "cli/output.h"
 
 namespace cellguard::cli {
 namespace {
@@ -38,21 +37,12 @@ int run_convert(const ConvertOptions& o) {
     std::fprintf(stderr, "cellguard convert: %s\n", reader.error().message.c_str());
     return 2;
   }
-  std::ofstream file;
-  std::ostream* out = &std::cout;
-  if (o.output != "-") {
-    file.open(o.output, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      std::fprintf(stderr, "cellguard convert: %s: cannot create\n", o.output.c_str());
-      return 2;
-    }
-    out = &file;
-  }
-  auto writer = can::make_log_writer(*to, *out);
-  if (!writer) {
-    std::fprintf(stderr, "cellguard convert: %s\n", writer.error().message.c_str());
+  auto output = LogOutput::open(o.output, *to);
+  if (!output) {
+    std::fprintf(stderr, "cellguard convert: %s\n", output.error().message.c_str());
     return 2;
   }
+  can::LogWriter& writer = (*output)->writer();
   can::Frame frame;
   std::uint64_t frames = 0;
   std::uint64_t bad_lines = 0;
@@ -64,13 +54,13 @@ int run_convert(const ConvertOptions& o) {
       continue;
     }
     if (!*next) break;
-    if (auto written = (*writer)->write(frame); !written) {
+    if (auto written = writer.write(frame); !written) {
       std::fprintf(stderr, "cellguard convert: %s\n", written.error().message.c_str());
       return 1;
     }
     ++frames;
   }
-  if (auto finished = (*writer)->finish(); !finished) {
+  if (auto finished = writer.finish(); !finished) {
     std::fprintf(stderr, "cellguard convert: %s\n", finished.error().message.c_str());
     return 1;
   }

@@ -2,8 +2,6 @@
 // module), for demonstrations and benchmarks. The simulator (`cellguard sim`) is the faithful model;
 // this is a quick, deterministic stream with plausible values or random payloads.
 #include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <random>
 #include <regex>
 #include <string>
@@ -11,6 +9,7 @@
 
 #include "can/log.h"
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
 
@@ -86,21 +85,12 @@ int run_generate(const GenerateOptions& o) {
     return 2;
   }
 
-  std::ofstream file;
-  std::ostream* out = &std::cout;
-  if (o.output != "-") {
-    file.open(o.output, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      std::fprintf(stderr, "cellguard generate: %s: cannot create\n", o.output.c_str());
-      return 2;
-    }
-    out = &file;
-  }
-  auto writer = can::make_log_writer(*format, *out);
-  if (!writer) {
-    std::fprintf(stderr, "cellguard generate: %s\n", writer.error().message.c_str());
+  auto output = LogOutput::open(o.output, *format);
+  if (!output) {
+    std::fprintf(stderr, "cellguard generate: %s\n", output.error().message.c_str());
     return 2;
   }
+  can::LogWriter& writer = (*output)->writer();
 
   std::mt19937 rng(o.seed);
   const auto period_ns = static_cast<std::int64_t>(1e9 / o.sync_hz);
@@ -118,7 +108,10 @@ int run_generate(const GenerateOptions& o) {
     frame.timestamp_ns = t0;
     frame.size = 1;
     frame.data[0] = static_cast<std::uint8_t>(cycle % 240 + 1);
-    if (!(*writer)->write(frame)) return 1;
+    if (auto w = writer.write(frame); !w) {
+      std::fprintf(stderr, "cellguard generate: %s\n", w.error().message.c_str());
+      return 1;
+    }
     if (o.frames > 0 && ++written >= o.frames) break;
     for (std::size_t k = 0; k < items.size(); ++k) {
       const auto& item = items[k];
@@ -142,7 +135,7 @@ int run_generate(const GenerateOptions& o) {
           return 1;
         }
       }
-      if (auto w = (*writer)->write(frame); !w) {
+      if (auto w = writer.write(frame); !w) {
         std::fprintf(stderr, "cellguard generate: %s\n", w.error().message.c_str());
         return 1;
       }
@@ -150,7 +143,7 @@ int run_generate(const GenerateOptions& o) {
     }
     if (o.frames > 0 && written >= o.frames) break;
   }
-  if (auto finished = (*writer)->finish(); !finished) {
+  if (auto finished = writer.finish(); !finished) {
     std::fprintf(stderr, "cellguard generate: %s\n", finished.error().message.c_str());
     return 1;
   }

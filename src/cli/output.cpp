@@ -1,6 +1,7 @@
 #include "cli/output.h"
 
 #include <charconv>
+#include <iostream>
 
 #include "core/text.h"
 
@@ -89,6 +90,20 @@ void OutputBuffer::append_hex(const std::uint8_t* data, std::size_t size, bool s
     buffer_.push_back(kHex[data[i] >> 4]);
     buffer_.push_back(kHex[data[i] & 15]);
   }
+}
+
+Result<std::unique_ptr<LogOutput>> LogOutput::open(const std::string& path, can::LogFormat format) {
+  auto output = std::make_unique<LogOutput>();
+  std::ostream* stream = &std::cout;
+  if (path != "-") {
+    output->file_.open(path, std::ios::binary | std::ios::trunc);
+    if (!output->file_) return Error(ErrorCode::io_error, path + ": cannot create");
+    stream = &output->file_;
+  }
+  auto writer = can::make_log_writer(format, *stream);
+  if (!writer) return writer.error();
+  output->writer_ = std::move(*writer);
+  return output;
 }
 
 void OutputBuffer::flush() {

@@ -4,9 +4,13 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "can/log.h"
+#include "core/result.h"
 #include "dbc/codec.h"
 
 namespace cellguard::cli {
@@ -42,6 +46,17 @@ class OutputBuffer {
   std::FILE* out_;
   std::string buffer_;
   bool good_ = true;
+};
+
+// A CAN log being written: a file, or standard output for "-", with the writer for its format.
+class LogOutput {
+ public:
+  static Result<std::unique_ptr<LogOutput>> open(const std::string& path, can::LogFormat format);
+  can::LogWriter& writer() { return *writer_; }
+
+ private:
+  std::ofstream file_;
+  std::unique_ptr<can::LogWriter> writer_;
 };
 
 // Escapes `text` as the body of a JSON string (without quotes).
