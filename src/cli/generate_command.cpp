@@ -3,8 +3,8 @@
 // this is a quick, deterministic stream with plausible values or random payloads.
 #include <cstdio>
 #include <random>
-#include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "can/log.h"
@@ -29,6 +29,20 @@ struct GenerateOptions {
   std::string bus = "can0";
   double start_time_s = 1700000000.0;
 };
+
+// The module number of a rig PDO named "BMUnn_pdoN" (nn two digits, N one or more), or 0.
+int pdo_module(std::string_view name) {
+  constexpr std::string_view kPrefix = "BMU";
+  constexpr std::string_view kInfix = "_pdo";
+  if (name.size() <= kPrefix.size() + 2 + kInfix.size() || name.substr(0, 3) != kPrefix) return 0;
+  const char tens = name[3];
+  const char ones = name[4];
+  if (tens < '0' || tens > '9' || ones < '0' || ones > '9' || name.substr(5, kInfix.size()) != kInfix) return 0;
+  for (char c : name.substr(5 + kInfix.size())) {
+    if (c < '0' || c > '9') return 0;
+  }
+  return (tens - '0') * 10 + (ones - '0');
+}
 
 // A plausible physical value for a rig signal, by name (see the rig's sample log).
 double plausible_value(const dbc::Signal& s, int module, std::uint64_t cycle, std::mt19937& rng) {
@@ -65,7 +79,6 @@ int run_generate(const GenerateOptions& o) {
   }
 
   // The messages of each present module: BMUnn_<anything> for nn in 1..modules, in file order.
-  const std::regex module_name("BMU(\\d\\d)_pdo\\d+");
   struct Item {
     const dbc::MessageCodec* codec;
     int module;
@@ -73,8 +86,7 @@ int run_generate(const GenerateOptions& o) {
   std::vector<Item> items;
   for (int module = 1; module <= o.modules; ++module) {
     for (const auto& m : codec.database().messages) {
-      std::smatch match;
-      if (std::regex_match(m.name, match, module_name) && std::stoi(match[1].str()) == module) {
+      if (pdo_module(m.name) == module) {
         if (const auto* c = codec.find(m.id, m.extended); c != nullptr) items.push_back({c, module});
       }
     }
