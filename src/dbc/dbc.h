@@ -172,6 +172,9 @@ struct Database {
   std::vector<Attribute> attributes;  // BA_ on the network
   std::vector<RelationAttribute> relation_attributes;
   std::string comment;  // CM_ on the network
+  // Statements of sections the model does not describe (BU_SG_REL_, BU_BO_REL_, BU_EV_REL_, SGTYPE_,
+  // CAT_DEF_, FILTER, ...), verbatim and ending in ';', so that writing a file loses none of them.
+  std::vector<std::string> other_statements;
 
   // The message a frame (id, extended) selects: the last one defined with that id, as tools do.
   const Message* find_message(std::uint32_t id, bool extended) const;

@@ -482,8 +482,16 @@ class Parser {
     if (keyword == "SIG_GROUP_") return parse_signal_group();
     if (keyword == "EV_") return parse_environment_variable();
     if (keyword == "ENVVAR_DATA_") return parse_environment_variable_data();
-    // BU_SG_REL_, BU_EV_REL_, BU_BO_REL_, SGTYPE_, CAT_DEF_, FILTER, ...: not modelled.
+    // BU_SG_REL_, BU_EV_REL_, BU_BO_REL_, SGTYPE_, CAT_DEF_, FILTER, ...: not modelled, kept verbatim.
     skip_statement();
+    std::string_view statement = text_.substr(start, pos_ - start);
+    while (!statement.empty() && (statement.back() == ' ' || statement.back() == '\t' || statement.back() == '\r' ||
+                                  statement.back() == '\n')) {
+      statement.remove_suffix(1);
+    }
+    std::string kept(statement);
+    if (kept.empty() || kept.back() != ';') kept += ';';  // so it cannot run into what follows it when written
+    out_.database.other_statements.push_back(std::move(kept));
     return true;
   }
 

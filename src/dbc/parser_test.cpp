@@ -369,11 +369,15 @@ TEST(DbcParser, SkipsUnknownSectionsUpToTheirSemicolon) {
                            "CAT_DEF_ 1 Cat 0 ;\n"
                            "CM_ BO_ 1 \"after\";\n");
   EXPECT_EQ(db.messages[0].comment, "after");
+  EXPECT_EQ(db.other_statements,
+            (std::vector<std::string>{"SGTYPE_ Type1 : 8@1+ (1,0) [0|0] \"x;y\" 0 ;", "BU_SG_REL_ BMS SG_ 1 S;",
+                                      "BU_BO_REL_ BMS 1;", "CAT_DEF_ 1 Cat 0 ;"}));
 }
 
 TEST(DbcParser, AnUnknownStatementWithoutSemicolonEndsAtTheNextKeywordLine) {
   const auto db = parse_ok("FILTER something odd\nBO_ 1 M: 8 BMS\n");
   EXPECT_EQ(db.messages.size(), 1u);
+  EXPECT_EQ(db.other_statements, (std::vector<std::string>{"FILTER something odd;"}));
 }
 
 TEST(DbcParser, SkipsLineComments) {

@@ -32,6 +32,7 @@ class Writer {
     write_signal_groups();
     write_value_types();
     write_multiplex_ranges();
+    write_other_statements();
     return std::move(out_);
   }
 
@@ -70,6 +71,15 @@ class Writer {
   }
 
   void node_or_placeholder(const std::string& node) { out_ += node.empty() ? std::string(kNoNode) : node; }
+
+  // Last, so that a statement with an unterminated string (kept as found) cannot swallow others.
+  void write_other_statements() {
+    if (!db_.other_statements.empty()) out_ += '\n';
+    for (const auto& statement : db_.other_statements) {
+      out_ += statement;
+      out_ += '\n';
+    }
+  }
 
   void write_header() {
     out_ += "VERSION ";

@@ -97,6 +97,12 @@ TEST(DbcWriter, EscapesQuotesAndBackslashesInStrings) {
 
 TEST(DbcWriter, SampleDatabaseReadsBackEqual) { expect_round_trip(sample_database()); }
 
+TEST(DbcWriter, KeepsStatementsOfSectionsTheModelDoesNotDescribe) {
+  Database db = sample_database();
+  db.other_statements = {"BU_SG_REL_ BMS SG_ 1 S;", "FILTER something odd;", "CAT_DEF_ 1 \"unterminated;"};
+  expect_round_trip(db);
+}
+
 TEST(DbcWriter, WritesExtendedIdsWithBit31) {
   Database db;
   Message m;
