@@ -132,7 +132,10 @@ TEST(SimCanopen, PdosDecodeToTheModelsValues) {
 }
 
 TEST(SimCanopen, TheRigsOwnDbcDrivesTheModulesToo) {
-  const std::string rig_dbc = source_dir() + "/../shared/seed/Goodwood_15BMUs_IFSpecV3_Node.dbc";
+  // The rig's original file: CELLGUARD_SEED_DIR (set by CI), else shared/ beside the checkout.
+  const char* seed_dir = std::getenv("CELLGUARD_SEED_DIR");
+  const std::string rig_dbc = (seed_dir != nullptr ? std::string(seed_dir) : source_dir() + "/../shared/seed") +
+                              "/Goodwood_15BMUs_IFSpecV3_Node.dbc";
   if (!std::filesystem::exists(rig_dbc)) GTEST_SKIP() << "no " << rig_dbc;
   Rig rig(load_codec(rig_dbc));
   ASSERT_TRUE(rig.modules);

@@ -262,7 +262,10 @@ TEST_F(SimProcessTest, PythonCanGetsEightPlausiblePdosFromEveryPresentModuleAndT
 }
 
 TEST_F(SimProcessTest, TheRigsOriginalDbcWorksThroughDbcOption) {
-  const fs::path rig_dbc = source_dir() / "../shared/seed/Goodwood_15BMUs_IFSpecV3_Node.dbc";
+  // The rig's original file: CELLGUARD_SEED_DIR (set by CI), else shared/ beside the checkout.
+  const char* seed_dir = std::getenv("CELLGUARD_SEED_DIR");
+  const fs::path rig_dbc =
+      (seed_dir != nullptr ? fs::path(seed_dir) : source_dir() / "../shared/seed") / "Goodwood_15BMUs_IFSpecV3_Node.dbc";
   if (!fs::exists(rig_dbc)) GTEST_SKIP() << "no " << rig_dbc;
   SimProcess sim({"--modules", "8", "--dbc", rig_dbc.string()});
   ASSERT_TRUE(sim.ready()) << sim.log();
