@@ -176,20 +176,54 @@ std::size_t format_shortest(double value, char* out, bool keep_point) {
     std::memcpy(out, "Infinity", 8);
     return 8;
   }
-  auto [end, ec] = std::to_chars(out, out + 32, value);
-  (void)ec;  // 32 bytes always suffice for the shortest form of a double
-  std::size_t len = static_cast<std::size_t>(end - out);
-  if (keep_point) {
-    bool has_mark = false;
-    for (std::size_t i = 0; i < len; ++i) {
-      if (out[i] == '.' || out[i] == 'e' || out[i] == 'E') has_mark = true;
-    }
-    if (!has_mark) {
-      out[len++] = '.';
-      out[len++] = '0';
-    }
+  // The shortest digits that read back exactly, laid out as Python's repr does: fixed notation for
+  // decimal exponents -4..15, scientific with a two-digit exponent otherwise (1e-05, 1.5e+16).
+  char sci[40];
+  const auto [sci_end, ec] = std::to_chars(sci, sci + sizeof sci, value, std::chars_format::scientific);
+  (void)ec;  // 40 bytes always suffice
+  const char* p = sci;
+  char* o = out;
+  if (*p == '-') *o++ = *p++;
+  char digits[24];
+  std::size_t n = 0;
+  for (; p < sci_end && *p != 'e'; ++p) {
+    if (*p != '.') digits[n++] = *p;
   }
-  return len;
+  int exponent = 0;
+  std::from_chars(p + 1 + (p[1] == '+' ? 1 : 0), sci_end, exponent);
+  if (exponent >= -4 && exponent < 16) {
+    if (exponent < 0) {
+      *o++ = '0';
+      *o++ = '.';
+      for (int i = -1; i > exponent; --i) *o++ = '0';
+      std::memcpy(o, digits, n);
+      o += n;
+    } else {
+      const auto integer_digits = static_cast<std::size_t>(exponent) + 1;
+      for (std::size_t i = 0; i < integer_digits; ++i) *o++ = i < n ? digits[i] : '0';
+      if (n > integer_digits) {
+        *o++ = '.';
+        std::memcpy(o, digits + integer_digits, n - integer_digits);
+        o += n - integer_digits;
+      } else if (keep_point) {
+        *o++ = '.';
+        *o++ = '0';
+      }
+    }
+  } else {
+    *o++ = digits[0];
+    if (n > 1) {
+      *o++ = '.';
+      std::memcpy(o, digits + 1, n - 1);
+      o += n - 1;
+    }
+    *o++ = 'e';
+    *o++ = exponent < 0 ? '-' : '+';
+    const int magnitude = exponent < 0 ? -exponent : exponent;
+    if (magnitude < 10) *o++ = '0';
+    o = std::to_chars(o, o + 4, magnitude).ptr;
+  }
+  return static_cast<std::size_t>(o - out);
 }
 
 std::string format_shortest(double value, bool keep_point) {

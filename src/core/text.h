@@ -29,10 +29,10 @@ std::string to_utf8(std::string_view text);
 // are written as '?'. Used to write files in the encoding the tools of the field expect.
 std::string utf8_to_cp1252(std::string_view text);
 
-// Writes the shortest decimal text that reads back to exactly `value` (like Python's repr and
-// JavaScript's Number.toString, e.g. 0.1, 1e-07, 12.5). Non-finite values as "NaN", "Infinity",
-// "-Infinity". Integral values keep a ".0" suffix only if `keep_point` is set. Returns the length;
-// `out` needs room for 32 bytes.
+// Writes the shortest decimal text that reads back to exactly `value`, laid out as Python's repr
+// (which the field's reference decoder and its vectors use): 0.1, 12.5, 1700000000.00025, 1e-05,
+// 1.5e+16. Non-finite values as "NaN", "Infinity", "-Infinity". Integral values keep a ".0" suffix
+// only if `keep_point` is set. Returns the length; `out` needs room for 32 bytes.
 std::size_t format_shortest(double value, char* out, bool keep_point = false);
 std::string format_shortest(double value, bool keep_point = false);
 

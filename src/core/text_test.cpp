@@ -42,6 +42,19 @@ TEST(Text, ShortestDoubleTextReadsBackExactly) {
   EXPECT_EQ(format_shortest(5.0, true), "5.0");
   EXPECT_EQ(format_shortest(std::numeric_limits<double>::quiet_NaN()), "NaN");
   EXPECT_EQ(format_shortest(-std::numeric_limits<double>::infinity()), "-Infinity");
+  // Laid out as Python's repr: fixed for decimal exponents -4..15, else scientific.
+  EXPECT_EQ(format_shortest(1700000000.0, true), "1700000000.0");
+  EXPECT_EQ(format_shortest(1700000000.00025), "1700000000.00025");
+  EXPECT_EQ(format_shortest(0.0001), "0.0001");
+  EXPECT_EQ(format_shortest(0.00001), "1e-05");
+  EXPECT_EQ(format_shortest(-1.5e-7), "-1.5e-07");
+  EXPECT_EQ(format_shortest(1e15, true), "1000000000000000.0");
+  EXPECT_EQ(format_shortest(1e16, true), "1e+16");
+  EXPECT_EQ(format_shortest(1.7976931348623157e308), "1.7976931348623157e+308");
+  EXPECT_EQ(format_shortest(5e-324), "5e-324");
+  EXPECT_EQ(format_shortest(0.0, true), "0.0");
+  EXPECT_EQ(format_shortest(-0.0, true), "-0.0");
+  EXPECT_EQ(format_shortest(123.0), "123");
   for (double v : {1e-7, 123456789.125, 2.2 + 0.01 * 173, 1.7976931348623157e308, 5e-324}) {
     const std::string text = format_shortest(v);
     double back = 0;
