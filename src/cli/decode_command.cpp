@@ -1,7 +1,11 @@
 // `cellguard decode`: decodes a CAN log with a DBC database, one line per frame (JSON or text).
 #include <sys/stat.h>
 
+#include <array>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -30,6 +34,31 @@ struct DecodeOptions {
 };
 
 // Per-message output pieces, prepared on the message's first frame and reused for every later one.
+// The JSON text of every value of a scaled signal of at most 8 bits, filled as values appear.
+// Formatting a double is most of the cost of a decoded line, and most rig signals (cell voltages,
+// SOCs, temperatures) are 8-bit: 256 texts per signal replace it with a copy.
+class ValueTextCache {
+ public:
+  static constexpr std::size_t kMaxBits = 8;
+  // The text for raw value `raw`, or empty if not yet known.
+  std::string_view find(std::uint64_t raw) const {
+    const Entry& e = entries_[raw & 0xFF];
+    return {e.text.data(), e.size};
+  }
+  void store(std::uint64_t raw, std::string_view text) {
+    Entry& e = entries_[raw & 0xFF];
+    e.size = static_cast<std::uint8_t>(text.size() < e.text.size() ? text.size() : 0);
+    std::memcpy(e.text.data(), text.data(), e.size);
+  }
+
+ private:
+  struct Entry {
+    std::array<char, 31> text{};
+    std::uint8_t size = 0;
+  };
+  std::array<Entry, 256> entries_{};
+};
+
 struct MessageOutput {
   std::string head;               // ,"name":"X"
   std::vector<std::string> keys;  // "signal": (JSON) or signal name (text)
@@ -37,6 +66,8 @@ struct MessageOutput {
   std::vector<dbc::PhysicalValue> values;
   std::vector<std::uint64_t> raw;
   dbc::PresenceMask present;
+  std::vector<std::unique_ptr<ValueTextCache>> text_caches;  // per signal; null if not cacheable
+  bool uses_text_caches = false;
 };
 
 class FrameDecoder {
@@ -71,6 +102,15 @@ class FrameDecoder {
       o.values.resize(signals.size());
       o.raw.resize(signals.size());
       o.present.resize(signals.size());
+      o.text_caches.resize(signals.size());
+      for (std::size_t i = 0; i < signals.size() && json_ && !options_.raw; ++i) {
+        const auto& signal = signals[i];
+        const bool integral = signal.scale == std::floor(signal.scale) && signal.offset == std::floor(signal.offset);
+        if (signal.length <= ValueTextCache::kMaxBits && signal.value_type == dbc::ValueType::integer && !integral) {
+          o.text_caches[i] = std::make_unique<ValueTextCache>();
+          o.uses_text_caches = true;
+        }
+      }
     }
     return o;
   }
@@ -95,7 +135,9 @@ class FrameDecoder {
   bool decode(const dbc::MessageCodec& message, const can::Frame& frame, MessageOutput& o, std::string& reason) {
     const auto payload = frame.payload();
     dbc::DecodeStatus status = dbc::DecodeStatus::ok;
-    if (options_.raw || options_.choices) status = message.decode_raw(payload, o.raw.data(), o.present);
+    if (options_.raw || options_.choices || o.uses_text_caches) {
+      status = message.decode_raw(payload, o.raw.data(), o.present);
+    }
     if (status == dbc::DecodeStatus::ok && !options_.raw) {
       status = message.decode_exact(payload, o.values.data(), o.present);
     }
@@ -128,10 +170,25 @@ class FrameDecoder {
     } else if (o.values[i].is_integer) {
       out_.append_int128(o.values[i].integer);
     } else if (json) {
-      out_.append_json_double(o.values[i].real);
+      append_cached_json_double(o, i);
     } else {
       out_.append(format_shortest(o.values[i].real));
     }
+  }
+
+  void append_cached_json_double(const MessageOutput& o, std::size_t i) {
+    ValueTextCache* cache = o.text_caches[i].get();
+    if (cache == nullptr) {
+      out_.append_json_double(o.values[i].real);
+      return;
+    }
+    std::string_view text = cache->find(o.raw[i]);
+    if (text.empty()) {
+      char buf[40];
+      cache->store(o.raw[i], std::string_view(buf, format_shortest(o.values[i].real, buf, true)));
+      text = cache->find(o.raw[i]);
+    }
+    out_.append(text);
   }
 
   void write_json(const can::Frame& frame, const dbc::MessageCodec* message) {

@@ -8,17 +8,13 @@
 namespace cellguard::cli {
 
 void OutputBuffer::append_int(std::int64_t value) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  (void)ec;
-  buffer_.append(buf, static_cast<std::size_t>(end - buf));
+  char* at = reserve(24);
+  commit(static_cast<std::size_t>(std::to_chars(at, at + 24, value).ptr - at));
 }
 
 void OutputBuffer::append_uint(std::uint64_t value) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  (void)ec;
-  buffer_.append(buf, static_cast<std::size_t>(end - buf));
+  char* at = reserve(24);
+  commit(static_cast<std::size_t>(std::to_chars(at, at + 24, value).ptr - at));
 }
 
 void OutputBuffer::append_int128(dbc::Int128 value) {
@@ -37,18 +33,19 @@ void OutputBuffer::append_int128(dbc::Int128 value) {
     magnitude /= 10;
   } while (magnitude != 0);
   if (negative) buf[--pos] = '-';
-  buffer_.append(buf + pos, sizeof buf - pos);
+  append(std::string_view(buf + pos, sizeof buf - pos));
 }
 
 void OutputBuffer::append_json_double(double value) {
-  char buf[40];
-  const std::size_t len = format_shortest(value, buf + 1, true);
-  if (buf[1] == 'N' || buf[1] == 'I' || (buf[1] == '-' && buf[2] == 'I')) {
-    buf[0] = '"';
-    buf[len + 1] = '"';
-    buffer_.append(buf, len + 2);
+  char* at = reserve(40);
+  const std::size_t len = format_shortest(value, at + 1, true);
+  if (at[1] == 'N' || at[1] == 'I' || (at[1] == '-' && at[2] == 'I')) {
+    at[0] = '"';  // non-finite values are JSON strings
+    at[len + 1] = '"';
+    commit(len + 2);
   } else {
-    buffer_.append(buf + 1, len);
+    std::memmove(at, at + 1, len);
+    commit(len);
   }
 }
 
@@ -78,18 +75,21 @@ std::string json_escape(std::string_view text) {
 }
 
 void OutputBuffer::append_json_string(std::string_view text) {
-  buffer_.push_back('"');
-  buffer_.append(json_escape(text));
-  buffer_.push_back('"');
+  append('"');
+  append(json_escape(text));
+  append('"');
 }
 
 void OutputBuffer::append_hex(const std::uint8_t* data, std::size_t size, bool spaced) {
   static constexpr char kHex[] = "0123456789ABCDEF";
+  char* at = reserve(size * 3);
+  char* o = at;
   for (std::size_t i = 0; i < size; ++i) {
-    if (spaced && i > 0) buffer_.push_back(' ');
-    buffer_.push_back(kHex[data[i] >> 4]);
-    buffer_.push_back(kHex[data[i] & 15]);
+    if (spaced && i > 0) *o++ = ' ';
+    *o++ = kHex[data[i] >> 4];
+    *o++ = kHex[data[i] & 15];
   }
+  commit(static_cast<std::size_t>(o - at));
 }
 
 Result<std::unique_ptr<LogOutput>> LogOutput::open(const std::string& path, can::LogFormat format) {
@@ -106,11 +106,19 @@ Result<std::unique_ptr<LogOutput>> LogOutput::open(const std::string& path, can:
   return output;
 }
 
+void OutputBuffer::make_room(std::size_t bytes) {
+  flush();
+  if (bytes > capacity_) {
+    buffer_.reset(new char[bytes]);
+    capacity_ = bytes;
+  }
+}
+
 void OutputBuffer::flush() {
-  if (buffer_.empty()) return;
-  if (good_ && std::fwrite(buffer_.data(), 1, buffer_.size(), out_) != buffer_.size()) good_ = false;
+  if (size_ == 0) return;
+  if (good_ && std::fwrite(buffer_.get(), 1, size_, out_) != size_) good_ = false;
   if (good_ && std::fflush(out_) != 0) good_ = false;
-  buffer_.clear();
+  size_ = 0;
 }
 
 }  // namespace cellguard::cli
