@@ -489,9 +489,15 @@ class Parser {
                                   statement.back() == '\n')) {
       statement.remove_suffix(1);
     }
-    std::string kept(statement);
-    if (kept.empty() || kept.back() != ';') kept += ';';  // so it cannot run into what follows it when written
-    out_.database.other_statements.push_back(std::move(kept));
+    // Only statements of known sections, in plain text, are kept: garbage is skipped, not preserved.
+    const bool plain = std::none_of(statement.begin(), statement.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\r' && c != '\n';
+    });
+    if (is_section_keyword(keyword) && plain) {
+      std::string kept(statement);
+      if (kept.back() != ';') kept += ';';  // so it cannot run into what follows it when written
+      out_.database.other_statements.push_back(std::move(kept));
+    }
     return true;
   }
 

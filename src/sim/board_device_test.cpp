@@ -8,10 +8,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <chrono>
 #include <functional>
 #include <optional>
-#include <regex>
 #include <string>
 
 #include "sim/device_test_peer.h"
@@ -96,25 +97,37 @@ class BoardDeviceTest : public ::testing::Test {
   std::unique_ptr<BoardDevice> board;
 };
 
+// True if `line` is exactly the rig's "Ardu_Temp1:<n>,Ardu_Temp2:<n>,Ardu_Press:<n>\r\n"; fills counts.
+bool parse_rig_line(const std::string& line, int (&counts)[3]) {
+  int consumed = 0;
+  if (std::sscanf(line.c_str(), "Ardu_Temp1:%d,Ardu_Temp2:%d,Ardu_Press:%d%n", &counts[0], &counts[1], &counts[2],
+                  &consumed) != 3) {
+    return false;
+  }
+  for (char c : line.substr(0, static_cast<std::size_t>(consumed))) {
+    if (c == '-' || c == '+' || c == ' ') return false;  // digits only, as the board prints them
+  }
+  return line.substr(static_cast<std::size_t>(consumed)) == "\r\n";
+}
+
 TEST_F(BoardDeviceTest, SendsALineOfAdcCountsEverySimulatedSecond) {
   open_board();
   ASSERT_EQ(board->path().rfind("/dev/pts/", 0), 0u) << board->path();
   SerialPeer peer(board->path());
   ASSERT_TRUE(peer.ok());
-  const std::regex rig_line(R"(Ardu_Temp1:(\d+),Ardu_Temp2:(\d+),Ardu_Press:(\d+)\r\n)");
-  std::smatch match;
+  int counts[3] = {};
   const std::string first = next_line(peer);
   const double first_time_s = pack.time_s();
-  ASSERT_TRUE(std::regex_match(first, match, rig_line)) << first;
+  ASSERT_TRUE(parse_rig_line(first, counts)) << first;
   const std::string second = next_line(peer);
   EXPECT_NEAR(pack.time_s() - first_time_s, 1.0, kStepS + 1e-9);
-  ASSERT_TRUE(std::regex_match(second, match, rig_line)) << second;
+  ASSERT_TRUE(parse_rig_line(second, counts)) << second;
 
   // The rig's conversion of these counts gives back the model's values (one count of resolution).
   const auto& table = rig_thermistor_table();
-  EXPECT_NEAR(rig_thermistor_temperature_c(table, std::stoi(match[1])), pack.coolant_c(), 0.3);
-  EXPECT_NEAR(rig_thermistor_temperature_c(table, std::stoi(match[2])), pack.ambient_c(), 0.3);
-  EXPECT_NEAR(rig_pressure_bar(std::stoi(match[3])), pack.coolant_pressure_bar(), 0.2);
+  EXPECT_NEAR(rig_thermistor_temperature_c(table, counts[0]), pack.coolant_c(), 0.3);
+  EXPECT_NEAR(rig_thermistor_temperature_c(table, counts[1]), pack.ambient_c(), 0.3);
+  EXPECT_NEAR(rig_pressure_bar(counts[2]), pack.coolant_pressure_bar(), 0.2);
 }
 
 TEST_F(BoardDeviceTest, CommandsSwitchContactorsPumpAndFanOfThePack) {
