@@ -1,0 +1,153 @@
+// The sensor and relay board (the rig's Arduino) on a serial line, as the edge speaks to it.
+//
+// Protocol (shared/spec/seed-rig.md, "Arduino serial protocol", 9600 baud 8N1):
+//   - board to host, about once a second: `Ardu_Temp1:<adc>,Ardu_Temp2:<adc>,Ardu_Press:<adc>` CR LF,
+//     10-bit ADC counts 0..1023. An optional `Ardu_GndFault:<0|1>` field carries the insulation
+//     monitor's alarm (drawn on the rig's diagram, not sent by its sketch). Unknown fields are
+//     ignored; a missing or out-of-range required field makes the line invalid.
+//   - host to board: `pin:value` pairs joined by `&`, no terminator, at most 30 characters per
+//     command; longer sets are split into several commands.
+// Conversions (configurable; the rig's values by default):
+//   thermistor: V = adc/adc_full_scale·supply; R = series·V/(supply−V); °C by linear interpolation
+//   in a (°C, Ω) table. Outside the table the value is clamped to the table's end and flagged
+//   out of range (the rig returned 140 °C or −1 °C, which hid broken sensors).
+//   pressure: V = adc/adc_full_scale·supply; below min_v → 0; above max_v → full scale; else linear.
+//
+// Pure parts (BoardLineSplitter, parse_board_line, format_pin_commands, conversions) have no I/O.
+// BoardLink is the I/O shell: an asio serial port on the loop thread; it reopens the device every
+// reopen_interval when it is missing or disappears (USB unplugged), and reports it.
+// Thread safety: BoardLink is used on the loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace asio {
+class io_context;
+}  // namespace asio
+
+namespace cellguard::devices {
+
+using TimeNs = std::int64_t;
+
+struct ThermistorPoint {
+  double temperature_c = 0;
+  double resistance_ohm = 0;
+};
+
+// Parses a table in the rig's CSV layout (`°C,Ω` per line; an optional header line and a UTF-8 BOM
+// are skipped; blank lines ignored). Requires >= 2 rows with resistance strictly monotonic in
+// temperature. Errors name the origin and line.
+Result<std::vector<ThermistorPoint>> parse_thermistor_table(std::string_view csv, std::string_view origin);
+
+struct BoardConversion {
+  std::vector<ThermistorPoint> thermistor;  // empty: the rig's table (seed/thermistor-TempSensor.csv values)
+  double series_ohm = 2200;
+  double supply_v = 5.0;
+  double adc_full_scale = 1024;  // the rig divides by 1024
+  double pressure_min_v = 0.5;
+  double pressure_max_v = 4.5;
+  double pressure_full_scale = 150;  // in pressure_unit
+  std::string pressure_unit = "bar";
+};
+
+struct Conversion {
+  double value = 0;
+  bool in_range = true;  // false: clamped to the table's or sensor's end (broken or shorted sensor?)
+};
+Conversion thermistor_temperature_c(const BoardConversion& conversion, int adc);
+Conversion pressure(const BoardConversion& conversion, int adc);
+
+struct BoardReading {
+  TimeNs time_ns = 0;  // receive time of the line's end (caller's clock)
+  int temp1_adc = 0, temp2_adc = 0, pressure_adc = 0;
+  Conversion temp1_c, temp2_c, pressure;
+  std::optional<bool> ground_fault;  // present when the line carries Ardu_GndFault
+};
+
+// Parses one line (without CR LF). Errors (parse_error) say which field is missing or bad.
+Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, TimeNs time_ns);
+
+// Splits a byte stream into lines at LF (a CR before it is dropped). Lines longer than max_bytes are
+// discarded up to their end and counted, so a babbling device cannot grow memory.
+class BoardLineSplitter {
+ public:
+  explicit BoardLineSplitter(std::size_t max_bytes = 128) : max_bytes_(max_bytes) {}
+  // Calls on_line for every complete line in `bytes`.
+  void feed(std::string_view bytes, const std::function<void(std::string_view line)>& on_line);
+  std::uint64_t overlong_lines() const { return overlong_; }
+
+ private:
+  std::size_t max_bytes_;
+  std::string partial_;
+  bool discarding_ = false;
+  std::uint64_t overlong_ = 0;
+};
+
+struct PinWrite {
+  int pin = 0;
+  bool on = false;
+};
+// `pin:value` pairs joined by `&`, each command at most 30 characters, in the given order.
+std::vector<std::string> format_pin_commands(std::span<const PinWrite> writes);
+
+struct BoardLinkConfig {
+  std::string device = "/dev/ttyACM0";
+  unsigned baud = 9600;
+  BoardConversion conversion;
+  std::size_t max_line_bytes = 128;
+  TimeNs reopen_interval_ns = 1'000'000'000;
+};
+
+struct BoardLinkStats {
+  bool connected = false;
+  std::uint64_t lines_valid = 0;
+  std::uint64_t lines_invalid = 0;
+  std::uint64_t lines_overlong = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t commands_sent = 0;
+  std::uint64_t opens = 0;        // successful opens (1 + reconnects)
+  std::uint64_t disconnects = 0;  // the device disappeared or failed
+};
+
+class BoardLink {
+ public:
+  using ReadingHandler = std::function<void(const BoardReading&)>;
+  using InvalidLineHandler = std::function<void(std::string_view line, const Error& error)>;
+  // connected = true after every successful (re)open; false with the reason when lost or not openable.
+  using ConnectionHandler = std::function<void(bool connected, const std::string& detail)>;
+  using Clock = std::function<TimeNs()>;  // the edge's monotonic clock
+
+  BoardLink(asio::io_context& io, BoardLinkConfig config, Clock clock);
+  ~BoardLink();
+  BoardLink(const BoardLink&) = delete;
+  BoardLink& operator=(const BoardLink&) = delete;
+
+  void on_reading(ReadingHandler handler);
+  void on_invalid_line(InvalidLineHandler handler);
+  void on_connection(ConnectionHandler handler);
+
+  // Opens the device (or keeps retrying every reopen_interval_ns).
+  void start();
+  // Queues pin writes; sent at once when connected, dropped (and reported false) when not.
+  bool write_pins(std::span<const PinWrite> writes);
+  void stop();
+
+  bool connected() const;
+  BoardLinkStats stats() const;
+  const BoardLinkConfig& config() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cellguard::devices

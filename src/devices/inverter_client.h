@@ -1,0 +1,200 @@
+// The inverter (60 kW bidirectional DC converter) as a Modbus client, RTU or TCP, with libmodbus.
+//
+// Register map and scalings: shared/spec/seed-rig.md, "Inverter Modbus map" (holding registers
+// written with function 6, input registers read with function 4, raw PDU addresses, int16 two's
+// complement, raw = value·scale). Sign convention: negative current or power charges the battery.
+//
+// Start-up sequence (the spec's, with checks): security code, heartbeat, mode off, the limits,
+// setpoint 0; every write read back with function 3 where the device allows it; then wait (up to
+// startup_settle_timeout) until power and current read ≈ 0 and the battery voltage lies between the
+// limits, else the start-up fails (reported; the client keeps polling and retries the start-up after
+// reconnect_interval). The heartbeat register is written every heartbeat_period with the value
+// heartbeat_timeout/0.1 s on its own schedule, whatever else is queued (rig flaw 8: 33 s, refreshed
+// as a side effect). Input registers are polled every poll_period.
+//
+// Threading: libmodbus is blocking, so the client owns one worker thread that does every Modbus
+// transaction; the public calls only queue and return at once (never block the loop). Results are
+// posted to the loop's io_context, so every handler runs on the loop thread. command_off() preempts
+// whatever is queued: it is the next transaction after the one in flight.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace asio {
+class io_context;
+}  // namespace asio
+
+namespace cellguard::devices {
+
+using TimeNs = std::int64_t;
+
+// rtu:/dev/ttyUSB0?baud=19200&parity=N&data=8&stop=1&slave=2  |  tcp:HOST:PORT?slave=2
+struct InverterEndpoint {
+  enum class Transport : std::uint8_t { rtu, tcp };
+  Transport transport = Transport::rtu;
+  std::string device = "/dev/ttyUSB0";
+  unsigned baud = 19200;
+  char parity = 'N';
+  int data_bits = 8;
+  int stop_bits = 1;
+  std::string host;
+  int port = 502;
+  int slave = 2;
+};
+// Errors (invalid_argument) name the part of the URL that is wrong.
+Result<InverterEndpoint> parse_inverter_url(std::string_view url);
+std::string to_string(const InverterEndpoint& endpoint);
+
+// Addresses (raw PDU) and scalings; defaults are the rig's.
+struct InverterRegisterMap {
+  // Holding registers.
+  std::uint16_t security_code = 41024;
+  std::uint16_t heartbeat = 41025;
+  std::uint16_t op_mode = 41026;
+  std::uint16_t op_mode_setpoint = 41027;
+  std::uint16_t bat_max_volt = 41028;
+  std::uint16_t bat_min_volt = 41029;
+  std::uint16_t bat_max_charge_current = 41030;
+  std::uint16_t bat_max_discharge_current = 41031;
+  std::uint16_t bat_max_charge_power = 41032;
+  // Input registers.
+  std::uint16_t ambient_temp = 30256;
+  std::uint16_t heatsink_temp = 30257;
+  std::uint16_t modbus_timer = 30262;
+  std::uint16_t battery_voltage = 30263;
+  std::uint16_t voltage_ref = 30264;
+  std::uint16_t dc_link_voltage = 30265;
+  std::uint16_t dc_link_power = 30266;
+  std::uint16_t dc_link_current = 30267;
+  std::uint16_t ready = 30268;
+  std::uint16_t fault_first = 30272;    // 4 words
+  std::uint16_t warning_first = 30276;  // 3 words
+  std::uint16_t status = 30279;
+  std::uint16_t charged_kwh_high = 30280;     // u32 high word first, 0.1 kWh
+  std::uint16_t discharged_kwh_high = 30282;
+  std::uint16_t power_limit = 30285;
+  // Values.
+  std::uint16_t security_value = 125;
+  std::uint16_t mode_off = 0, mode_power = 1, mode_current = 2, mode_voltage = 4;
+  double voltage_scale = 32.767;
+  double current_scale = 52.094;
+  double power_scale = 218.44;
+  double temperature_scale = 109.22;
+};
+
+struct InverterLimits {
+  double charge_current_a = -100;  // <= 0
+  double discharge_current_a = 100;
+  double charge_power_kw = 30;
+  double max_voltage_v = 384;
+  double min_voltage_v = 264;
+};
+
+struct InverterClientConfig {
+  InverterEndpoint endpoint;
+  InverterRegisterMap registers;
+  InverterLimits limits;
+  TimeNs heartbeat_timeout_ns = 2'000'000'000;  // written to the heartbeat register (in 0.1 s)
+  TimeNs heartbeat_period_ns = 500'000'000;     // refresh well inside the timeout
+  TimeNs poll_period_ns = 200'000'000;          // input registers
+  TimeNs response_timeout_ns = 200'000'000;     // per transaction
+  int retries = 1;                              // per transaction, after a timeout or CRC error
+  TimeNs startup_settle_timeout_ns = 35'000'000'000;
+  double settle_current_a = 1.0;                // "≈ 0" during start-up
+  double settle_power_kw = 0.5;
+  TimeNs reconnect_interval_ns = 1'000'000'000;
+};
+
+enum class InverterMode : std::uint8_t { off, power, current, voltage };
+std::string_view to_string(InverterMode mode);
+
+struct InverterReadings {
+  TimeNs time_ns = 0;  // when the poll completed (caller's clock)
+  double battery_voltage_v = 0;
+  double voltage_ref_v = 0;
+  double dc_link_voltage_v = 0;
+  double dc_link_power_kw = 0;
+  double dc_link_current_a = 0;
+  double ambient_c = 0;
+  double heatsink_c = 0;
+  double comm_timer_s = 0;
+  bool ready = false;
+  std::array<std::uint16_t, 4> faults{};
+  std::array<std::uint16_t, 3> warnings{};
+  std::uint16_t status = 0;
+  double charged_kwh = 0;
+  double discharged_kwh = 0;
+  double power_limit_kw = 0;
+};
+
+enum class InverterPhase : std::uint8_t { connecting, starting, running, startup_failed, stopped };
+std::string_view to_string(InverterPhase phase);
+
+struct InverterLinkStats {
+  InverterPhase phase = InverterPhase::connecting;
+  std::uint64_t transactions = 0;
+  std::uint64_t timeouts = 0;
+  std::uint64_t crc_errors = 0;
+  std::uint64_t exceptions = 0;  // Modbus exception responses
+  std::uint64_t retries = 0;
+  std::uint64_t reconnects = 0;
+  std::uint64_t heartbeats = 0;
+  int consecutive_failures = 0;
+  std::string last_error;
+  InverterMode mode = InverterMode::off;  // last mode written successfully
+  double setpoint = 0;                    // last setpoint written successfully (A or kW)
+};
+
+// Something the client did or saw, for the edge's event log.
+struct InverterEvent {
+  enum class Kind : std::uint8_t {
+    connected, disconnected, startup_step, startup_done, startup_failed, command_written, command_failed,
+  };
+  Kind kind = Kind::connected;
+  TimeNs time_ns = 0;
+  std::string message;     // e.g. "security code 125 written", "mode off written 0.4 ms after the request"
+  TimeNs requested_ns = 0; // command_written/failed: when the command was requested
+};
+std::string_view to_string(InverterEvent::Kind kind);
+
+class InverterClient {
+ public:
+  using Clock = std::function<TimeNs()>;
+  using ReadingsHandler = std::function<void(const InverterReadings&)>;
+  // Every completed poll or write: ok, or not with the reason (timeouts, CRC, exception, no link).
+  using LinkHandler = std::function<void(bool ok, TimeNs time_ns, const std::string& detail)>;
+  using EventHandler = std::function<void(const InverterEvent&)>;
+
+  InverterClient(asio::io_context& loop, InverterClientConfig config, Clock clock);
+  ~InverterClient();  // stops the worker
+  InverterClient(const InverterClient&) = delete;
+  InverterClient& operator=(const InverterClient&) = delete;
+
+  void on_readings(ReadingsHandler handler);  // set before start()
+  void on_link(LinkHandler handler);
+  void on_event(EventHandler handler);
+
+  void start();
+  void stop();
+
+  // Mode off at once (preempts queued commands). `requested_ns` is reported back in the event.
+  void command_off(TimeNs requested_ns);
+  // Mode and setpoint (A for current, kW for power, V for voltage), clamped to the limits; the
+  // latest request replaces one not yet written. Refused (event command_failed) until start-up is done.
+  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns);
+
+  InverterLinkStats stats() const;  // any thread
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cellguard::devices
