@@ -1,0 +1,1 @@
+# Sensor board link and outputs (board_link.h, outputs.h).

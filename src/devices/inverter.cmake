@@ -1,0 +1,1 @@
+# Inverter Modbus client (inverter_client.h).
