@@ -1,0 +1,1 @@
+# Edge configuration (config.h): TOML, check-config, hash.
