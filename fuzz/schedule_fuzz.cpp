@@ -1,0 +1,35 @@
+// libFuzzer target for the schedule parser: any input gives a Schedule or an Error (no crash, no
+// hang); a Schedule holds only finite setpoints and positive durations, validates without trouble,
+// and a Runner over it advances across long gaps without overflow.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "schedule/schedule.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  namespace s = cellguard::schedule;
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto parsed = s::parse_schedule(text, "fuzz.csv");
+  if (!parsed.ok()) {
+    if (parsed.error().message.rfind("fuzz.csv:", 0) != 0) std::abort();  // errors are located
+    return 0;
+  }
+  if (parsed->steps.empty()) std::abort();
+  for (const auto& step : parsed->steps) {
+    if (step.duration_ns <= 0 || !std::isfinite(step.setpoint) || step.line < 2) std::abort();
+  }
+  (void)s::validate_schedule(*parsed, s::ScheduleLimits{});
+  const s::TimeNs total = parsed->total_ns();
+  if (total <= 0) std::abort();
+  s::Runner runner(std::move(parsed).value(), s::EndAction::loop);
+  runner.start(0);
+  for (s::TimeNs now : {total / 3, total, total + 1, 5 * total + total / 2}) {
+    (void)runner.advance(now);
+    const auto& p = runner.position();
+    if (!p.running || p.step >= runner.schedule().steps.size() || p.next_change_ns <= now) std::abort();
+  }
+  return 0;
+}
