@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -82,6 +84,7 @@ struct ScheduleSection {
   bool autostart = false;                      // start when the precharge completes
   double readback_tolerance = 0.5;             // A or kW
   TimeNs readback_timeout_ns = 10'000'000'000;
+  std::optional<schedule::Schedule> loaded;    // set by check_edge_config() when path is set and valid
 };
 
 struct RecordingSection {
@@ -94,6 +97,12 @@ struct RecordingSection {
 struct OperatorSection {
   std::string socket_path;                     // empty: $XDG_RUNTIME_DIR or /tmp, cellguard-edge-<id>.sock
   std::string events_path;                     // JSON lines; empty: off (--events overrides)
+};
+
+// Where a key's value is written (1-based; 0 when unknown).
+struct KeyLocation {
+  int line = 0;
+  int column = 0;
 };
 
 struct EdgeConfig {
@@ -109,6 +118,9 @@ struct EdgeConfig {
   safety::SupervisorConfig safety;             // rules, staleness, contactors, cooling, precharge
   RecordingSection recording;
   OperatorSection operator_interface;
+  // Dotted key -> location of every key and table read, so that check_edge_config() can name the
+  // line of the key that named a file.
+  std::map<std::string, KeyLocation, std::less<>> key_locations;
 };
 
 // One problem found in a configuration: "rig.toml:42:1: safety.limits.cell_voltage.warning_high:
