@@ -83,6 +83,7 @@ struct RecorderStats {
   std::uint64_t last_seq = 0;
   TimeNs last_commit_duration_ns = 0;
   std::string last_error;               // empty when healthy
+  TimeNs writer_cpu_ns = 0;             // CPU time the writer thread used so far (benchmarks)
 };
 
 struct ChannelInfo {

@@ -1,0 +1,694 @@
+// Recorder (writer thread + SQLite) and RecordingReader. The block layout: block_codec.cpp.
+#include "recorder/recorder.h"
+
+#include <sqlite3.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <variant>
+
+#include "recorder/block_codec.h"
+
+namespace cellguard::recorder {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+constexpr std::int64_t kPageSize = 4096;
+// Event text waiting in the queue; beyond this, events are dropped like records in a full queue.
+constexpr std::size_t kMaxQueuedEventBytes = 64u << 20;
+
+// A prepared statement, finalized on destruction.
+class Stmt {
+ public:
+  Stmt() = default;
+  explicit Stmt(sqlite3_stmt* s) : s_(s) {}
+  Stmt(Stmt&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Stmt& operator=(Stmt&& o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  sqlite3_stmt* get() const { return s_; }
+  // Ready for the next use: resets and unbinds (a failed step's error stays with the connection).
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+Error db_error(const std::string& path, std::string_view what, sqlite3* db) {
+  return Error(ErrorCode::io_error, "recording " + path + ": " + std::string(what) + ": " +
+                                        (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+Result<Stmt> prepare(sqlite3* db, const std::string& path, const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return db_error(path, std::string("cannot prepare \"") + sql + "\"", db);
+  }
+  return Stmt(s);
+}
+
+Result<void> exec(sqlite3* db, const std::string& path, const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : sqlite3_errmsg(db);
+    sqlite3_free(message);
+    return Error(ErrorCode::io_error, "recording " + path + ": " + sql + ": " + text);
+  }
+  return success();
+}
+
+// The first column of the first row as an integer (pragmas, counts).
+Result<std::int64_t> query_int(sqlite3* db, const std::string& path, const char* sql) {
+  auto stmt = prepare(db, path, sql);
+  if (!stmt) return stmt.error();
+  const int rc = sqlite3_step(stmt->get());
+  if (rc == SQLITE_ROW) return static_cast<std::int64_t>(sqlite3_column_int64(stmt->get(), 0));
+  if (rc == SQLITE_DONE) return std::int64_t{0};
+  return db_error(path, sql, db);
+}
+
+Result<std::string> query_text(sqlite3* db, const std::string& path, const char* sql) {
+  auto stmt = prepare(db, path, sql);
+  if (!stmt) return stmt.error();
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW) return db_error(path, sql, db);
+  const auto* text = sqlite3_column_text(stmt->get(), 0);
+  return std::string(text ? reinterpret_cast<const char*>(text) : "");
+}
+
+struct Connection {
+  sqlite3* db = nullptr;
+  ~Connection() { sqlite3_close_v2(db); }
+};
+
+Result<void> open_connection(Connection& c, const std::string& path, int flags) {
+  if (sqlite3_open_v2(path.c_str(), &c.db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    return db_error(path, "cannot open", c.db);
+  }
+  sqlite3_extended_result_codes(c.db, 1);
+  sqlite3_busy_timeout(c.db, kBusyTimeoutMs);
+  return success();
+}
+
+// Refuses files of another format version, and SQLite files that are not recordings.
+Result<void> check_version(sqlite3* db, const std::string& path, bool allow_empty, bool* empty) {
+  auto version = query_int(db, path, "PRAGMA user_version");
+  if (!version) {
+    return Error(ErrorCode::io_error, "recording " + path + ": not a readable SQLite database (" +
+                                          version.error().message + ")");
+  }
+  auto tables = query_int(db, path, "SELECT count(*) FROM sqlite_master");
+  if (!tables) return tables.error();
+  if (*version == 0 && *tables == 0 && allow_empty) {
+    *empty = true;
+    return success();
+  }
+  if (*version == 0) {
+    return Error(ErrorCode::unsupported, "recording " + path + ": not a cellguard recording (user_version 0)");
+  }
+  if (*version != kFormatVersion) {
+    return Error(ErrorCode::unsupported,
+                 "recording " + path + ": format version " + std::to_string(*version) +
+                     ", this cellguard reads and writes version " + std::to_string(kFormatVersion) +
+                     " only (move the file away or convert it)");
+  }
+  return success();
+}
+
+constexpr const char* kSchema =
+    "BEGIN;"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB);"
+    "CREATE TABLE channels(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, unit TEXT NOT NULL);"
+    // AUTOINCREMENT: seq never goes back, even when the bounds deleted every block (uplink cursors).
+    "CREATE TABLE blocks(seq INTEGER PRIMARY KEY AUTOINCREMENT, first_ns INTEGER NOT NULL,"
+    " last_ns INTEGER NOT NULL, records INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+    "PRAGMA user_version = 1;"
+    "COMMIT;";
+static_assert(kFormatVersion == 1, "update the schema's user_version");
+
+std::uint64_t file_size_or_zero(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<std::uint64_t>(n);
+}
+
+TimeNs thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<TimeNs>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+TimeNs wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+using Item = std::variant<can::Frame, SampleRecord, detail::EventRef>;
+
+}  // namespace
+
+struct Recorder::Impl {
+  RecorderConfig config;
+  Connection conn;
+  std::mutex db_mutex;  // the connection: writer thread vs channel()/set_meta()
+  Stmt insert_block, oldest_block, delete_block, block_sizes;
+  std::uint64_t next_seq = 1;
+  std::int64_t wal_pages = 1000;
+  std::uint64_t high_water = 0, low_water = 0;  // bytes of used pages that trigger/end deletion
+
+  // The queue and everything the hot path touches, under one mutex held for a push_back.
+  mutable std::mutex queue_mutex;
+  std::condition_variable writer_wake, done;
+  std::vector<Item> queue;
+  std::string event_text;  // arena of the queued events' kind and json
+  bool closed = false, stopping = false, flush_requested = false, writer_exited = false;
+  std::uint64_t accepted = 0, processed = 0, failures = 0;
+  RecorderStats stats;
+
+  std::thread writer;
+
+  bool admit() {  // queue_mutex held
+    if (closed || queue.size() >= config.queue_capacity) {
+      ++stats.records_dropped;
+      return false;
+    }
+    ++accepted;
+    return true;
+  }
+  void pushed() {  // queue_mutex held
+    if (queue.size() == config.max_block_records) writer_wake.notify_one();
+  }
+
+  void run();
+  void write_batch(const std::vector<Item>& batch, const std::string& text);
+  void commit_block(detail::BlockEncoder& encoder);
+  void apply_bounds();
+  void fail(const std::string& message, std::uint64_t records);
+
+  detail::BlockEncoder encoder;
+  std::vector<std::uint8_t> raw, packed;
+};
+
+void Recorder::Impl::fail(const std::string& message, std::uint64_t records) {
+  std::lock_guard lock(queue_mutex);
+  stats.last_error = message;
+  stats.records_dropped += records;
+  ++failures;
+}
+
+void Recorder::Impl::run() {
+  std::vector<Item> batch;
+  std::string text;
+  const auto interval = std::chrono::nanoseconds(std::max<TimeNs>(config.commit_interval_ns, 1'000'000));
+  for (;;) {
+    bool stop = false;
+    {
+      std::unique_lock lock(queue_mutex);
+      writer_wake.wait_for(lock, interval, [&] {
+        return stopping || flush_requested || queue.size() >= config.max_block_records;
+      });
+      // Swap, not copy: both vectors keep their capacity, so steady state allocates nothing.
+      batch.swap(queue);
+      text.swap(event_text);
+      flush_requested = false;
+      stop = stopping;
+    }
+    if (!batch.empty()) write_batch(batch, text);
+    {
+      std::lock_guard lock(queue_mutex);
+      processed += batch.size();
+      stats.writer_cpu_ns = thread_cpu_ns();
+    }
+    done.notify_all();
+    batch.clear();
+    text.clear();
+    if (stop) break;
+  }
+  std::lock_guard lock(queue_mutex);
+  writer_exited = true;
+  done.notify_all();
+}
+
+void Recorder::Impl::write_batch(const std::vector<Item>& batch, const std::string& text) {
+  encoder.reset();
+  const std::size_t limit = std::max<std::size_t>(config.max_block_records, 1);
+  for (const Item& item : batch) {
+    if (const auto* f = std::get_if<can::Frame>(&item)) {
+      encoder.add_frame(*f);
+    } else if (const auto* s = std::get_if<SampleRecord>(&item)) {
+      encoder.add_sample(s->time_ns, s->channel, s->value);
+    } else {
+      const auto& e = std::get<detail::EventRef>(item);
+      encoder.add_event(e.time_ns, std::string_view(text).substr(e.kind_offset, e.kind_size),
+                        std::string_view(text).substr(e.json_offset, e.json_size));
+    }
+    if (encoder.records() >= limit) {
+      commit_block(encoder);
+      encoder.reset();
+    }
+  }
+  if (encoder.records() > 0) commit_block(encoder);
+}
+
+void Recorder::Impl::commit_block(detail::BlockEncoder& enc) {
+  const std::uint64_t records = enc.records();
+  const auto start = std::chrono::steady_clock::now();
+  enc.finish(raw);
+  if (auto r = detail::compress(raw, config.zstd_level, packed); !r) {
+    fail("recording " + config.path + ": " + r.error().message, records);
+    return;
+  }
+  std::unique_lock db_lock(db_mutex);
+  sqlite3* db = conn.db;
+  auto undo = [&](std::string_view what) {
+    const std::string message = db_error(config.path, what, db).message;
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    fail(message, records);
+  };
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    undo("cannot begin a block transaction");
+    return;
+  }
+  sqlite3_stmt* s = insert_block.get();
+  sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(next_seq));
+  sqlite3_bind_int64(s, 2, enc.first_ns());
+  sqlite3_bind_int64(s, 3, enc.last_ns());
+  sqlite3_bind_int64(s, 4, static_cast<sqlite3_int64>(records));
+  sqlite3_bind_blob(s, 5, packed.data(), static_cast<int>(packed.size()), SQLITE_STATIC);
+  const int rc = sqlite3_step(s);
+  insert_block.reset();
+  if (rc != SQLITE_DONE) {
+    undo("cannot insert block " + std::to_string(next_seq));
+    return;
+  }
+  if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    undo("cannot commit block " + std::to_string(next_seq));
+    return;
+  }
+  const std::uint64_t seq = next_seq++;
+  const auto duration = std::chrono::steady_clock::now() - start;
+  {
+    std::lock_guard lock(queue_mutex);
+    stats.records_committed += records;
+    stats.blocks_committed += 1;
+    stats.last_seq = seq;
+    stats.last_commit_duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
+    stats.last_error.clear();
+  }
+  apply_bounds();
+}
+
+// Deletes the oldest blocks past the age bound or while the used pages exceed the size budget, then
+// gives the pages back to the file system (incremental vacuum + WAL truncation), so the bytes on disk
+// (database + WAL) stay within max_bytes plus about one block. db_mutex held.
+void Recorder::Impl::apply_bounds() {
+  sqlite3* db = conn.db;
+  const std::string& path = config.path;
+  std::uint64_t deleted = 0;
+  std::string error;
+  auto delete_seq = [&](std::int64_t seq) {
+    sqlite3_bind_int64(delete_block.get(), 1, seq);
+    const int rc = sqlite3_step(delete_block.get());
+    delete_block.reset();
+    if (rc != SQLITE_DONE) {
+      error = db_error(path, "cannot delete block " + std::to_string(seq), db).message;
+      return false;
+    }
+    ++deleted;
+    return true;
+  };
+  auto used_bytes = [&]() -> std::uint64_t {
+    auto pages = query_int(db, path, "PRAGMA page_count");
+    auto free_pages = query_int(db, path, "PRAGMA freelist_count");
+    if (!pages || !free_pages) return 0;
+    return static_cast<std::uint64_t>(*pages - *free_pages) * kPageSize;
+  };
+
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    fail(db_error(path, "cannot begin deleting old blocks", db).message, 0);
+    return;
+  }
+  // Age: the oldest blocks first, so what remains is always one contiguous range of seq.
+  if (config.max_age_ns > 0) {
+    const TimeNs cutoff = wall_ns() - config.max_age_ns;
+    for (;;) {
+      sqlite3_stmt* s = oldest_block.get();
+      if (sqlite3_step(s) != SQLITE_ROW) break;
+      const std::int64_t seq = sqlite3_column_int64(s, 0);
+      const std::int64_t last_ns = sqlite3_column_int64(s, 1);
+      oldest_block.reset();
+      if (last_ns >= cutoff || !delete_seq(seq)) break;
+    }
+    oldest_block.reset();
+  }
+  // Size: down to the low-water mark, so deletion happens in batches, not at every commit.
+  const std::uint64_t used = used_bytes();
+  if (used > high_water) {
+    std::uint64_t freed = 0;
+    const std::uint64_t need = used - low_water;
+    std::vector<std::pair<std::int64_t, std::int64_t>> victims;
+    sqlite3_stmt* s = block_sizes.get();
+    while (freed < need && sqlite3_step(s) == SQLITE_ROW) {
+      const std::int64_t seq = sqlite3_column_int64(s, 0);
+      if (static_cast<std::uint64_t>(seq) + 1 >= next_seq) break;  // keep the newest block
+      victims.emplace_back(seq, sqlite3_column_int64(s, 1));
+      freed += static_cast<std::uint64_t>(victims.back().second) + 64;  // + row and index overhead
+    }
+    block_sizes.reset();
+    for (const auto& v : victims) {
+      if (!delete_seq(v.first)) break;
+    }
+  }
+  if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    error = db_error(path, "cannot commit deleting old blocks", db).message;
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    deleted = 0;
+  }
+  if (deleted > 0) {
+    // Freed pages go back to the OS only through the vacuum and a checkpoint that truncates the WAL.
+    sqlite3_exec(db, "PRAGMA incremental_vacuum", nullptr, nullptr, nullptr);
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  }
+  const std::uint64_t bytes = file_size_or_zero(path) + file_size_or_zero(path + "-wal");
+  std::lock_guard lock(queue_mutex);
+  stats.blocks_deleted += deleted;
+  stats.file_bytes = bytes;
+  if (!error.empty()) {
+    stats.last_error = error;
+    ++failures;
+  }
+}
+
+Recorder::Recorder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Recorder::~Recorder() { close(); }
+
+Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
+  const std::string path = config.path;
+  if (path.empty()) return Error(ErrorCode::invalid_argument, "recording: empty path");
+  if (config.queue_capacity == 0 || config.max_block_records == 0) {
+    return Error(ErrorCode::invalid_argument, "recording " + path + ": queue_capacity and max_block_records must be > 0");
+  }
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return Error(ErrorCode::io_error,
+                   "recording " + path + ": cannot create its folder " + parent.string() + ": " + ec.message());
+    }
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->config = std::move(config);
+  sqlite3*& db = impl->conn.db;
+  if (auto r = open_connection(impl->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE); !r) return r.error();
+  bool empty = false;
+  if (auto r = check_version(db, path, true, &empty); !r) return r.error();
+  if (empty) {
+    // auto_vacuum must be chosen before the first table; INCREMENTAL lets the bounds shrink the file.
+    if (auto r = exec(db, path, "PRAGMA page_size = 4096; PRAGMA auto_vacuum = INCREMENTAL"); !r) return r.error();
+  }
+  auto mode = query_text(db, path, "PRAGMA journal_mode = WAL");
+  if (!mode) return mode.error();
+  if (*mode != "wal") return Error(ErrorCode::io_error, "recording " + path + ": cannot switch to WAL (journal mode " + *mode + ")");
+  if (empty) {
+    if (auto r = exec(db, path, kSchema); !r) return r.error();
+  }
+  // A WAL checkpoint every wal_pages keeps the WAL small relative to the bound.
+  const std::uint64_t max_bytes = std::max<std::uint64_t>(impl->config.max_bytes, 64 * 1024);
+  impl->wal_pages = std::clamp<std::int64_t>(static_cast<std::int64_t>(max_bytes / 16 / kPageSize), 4, 1000);
+  const std::uint64_t wal_allowance = 2 * static_cast<std::uint64_t>(impl->wal_pages) * kPageSize + 4 * kPageSize;
+  impl->high_water = max_bytes > 2 * wal_allowance ? max_bytes - wal_allowance : max_bytes / 2;
+  impl->low_water = impl->high_water - impl->high_water / 10;
+  const std::string pragmas = std::string("PRAGMA synchronous = ") +
+                              (impl->config.synchronous_full ? "FULL" : "NORMAL") +
+                              "; PRAGMA wal_autocheckpoint = " + std::to_string(impl->wal_pages) +
+                              "; PRAGMA journal_size_limit = " + std::to_string(impl->wal_pages * kPageSize);
+  if (auto r = exec(db, path, pragmas.c_str()); !r) return r.error();
+
+  auto seq = query_int(db, path,
+                       "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'blocks'), 0),"
+                       " coalesce((SELECT max(seq) FROM blocks), 0))");
+  if (!seq) return seq.error();
+  impl->next_seq = static_cast<std::uint64_t>(*seq) + 1;
+  impl->stats.last_seq = static_cast<std::uint64_t>(*seq);
+
+  struct { Stmt* stmt; const char* sql; } statements[] = {
+      {&impl->insert_block, "INSERT INTO blocks(seq, first_ns, last_ns, records, data) VALUES(?, ?, ?, ?, ?)"},
+      {&impl->oldest_block, "SELECT seq, last_ns FROM blocks ORDER BY seq LIMIT 1"},
+      {&impl->delete_block, "DELETE FROM blocks WHERE seq = ?"},
+      {&impl->block_sizes, "SELECT seq, length(data) FROM blocks ORDER BY seq"},
+  };
+  for (auto& st : statements) {
+    auto s = prepare(db, path, st.sql);
+    if (!s) return s.error();
+    *st.stmt = std::move(*s);
+  }
+  impl->stats.file_bytes = file_size_or_zero(path) + file_size_or_zero(path + "-wal");
+  Impl* raw = impl.get();
+  raw->writer = std::thread([raw] { raw->run(); });
+  return std::unique_ptr<Recorder>(new Recorder(std::move(impl)));
+}
+
+Result<std::uint32_t> Recorder::channel(std::string_view name, std::string_view unit) {
+  std::lock_guard lock(impl_->db_mutex);
+  const std::string& path = impl_->config.path;
+  if (!impl_->conn.db) return Error(ErrorCode::invalid_argument, "recording " + path + ": closed");
+  auto stmt = prepare(impl_->conn.db, path,
+                      "INSERT INTO channels(name, unit) VALUES(?, ?) "
+                      "ON CONFLICT(name) DO UPDATE SET unit = excluded.unit RETURNING id");
+  if (!stmt) return stmt.error();
+  sqlite3_bind_text(stmt->get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt->get(), 2, unit.data(), static_cast<int>(unit.size()), SQLITE_TRANSIENT);
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW) {
+    return db_error(path, "cannot register channel " + std::string(name), impl_->conn.db);
+  }
+  const auto id = static_cast<std::uint32_t>(sqlite3_column_int64(stmt->get(), 0));
+  if (sqlite3_step(stmt->get()) != SQLITE_DONE) {
+    return db_error(path, "cannot register channel " + std::string(name), impl_->conn.db);
+  }
+  return id;
+}
+
+Result<void> Recorder::set_meta(std::string_view key, std::string_view value) {
+  std::lock_guard lock(impl_->db_mutex);
+  const std::string& path = impl_->config.path;
+  if (!impl_->conn.db) return Error(ErrorCode::invalid_argument, "recording " + path + ": closed");
+  auto stmt = prepare(impl_->conn.db, path, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+  if (!stmt) return stmt.error();
+  sqlite3_bind_text(stmt->get(), 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt->get(), 2, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  if (sqlite3_step(stmt->get()) != SQLITE_DONE) {
+    return db_error(path, "cannot set meta " + std::string(key), impl_->conn.db);
+  }
+  return success();
+}
+
+bool Recorder::record_frame(const can::Frame& frame) {
+  std::lock_guard lock(impl_->queue_mutex);
+  if (!impl_->admit()) return false;
+  impl_->queue.emplace_back(std::in_place_index<0>, frame);
+  impl_->pushed();
+  return true;
+}
+
+bool Recorder::record_sample(TimeNs time_ns, std::uint32_t channel, double value) {
+  std::lock_guard lock(impl_->queue_mutex);
+  if (!impl_->admit()) return false;
+  impl_->queue.emplace_back(std::in_place_index<1>, SampleRecord{time_ns, channel, value});
+  impl_->pushed();
+  return true;
+}
+
+bool Recorder::record_event(TimeNs time_ns, std::string_view kind, std::string_view json) {
+  std::lock_guard lock(impl_->queue_mutex);
+  auto& text = impl_->event_text;
+  if (text.size() + kind.size() + json.size() > kMaxQueuedEventBytes) {
+    ++impl_->stats.records_dropped;
+    return false;
+  }
+  if (!impl_->admit()) return false;
+  detail::EventRef e;
+  e.time_ns = time_ns;
+  e.kind_offset = static_cast<std::uint32_t>(text.size());
+  e.kind_size = static_cast<std::uint32_t>(kind.size());
+  text.append(kind);
+  e.json_offset = static_cast<std::uint32_t>(text.size());
+  e.json_size = static_cast<std::uint32_t>(json.size());
+  text.append(json);
+  impl_->queue.emplace_back(std::in_place_index<2>, e);
+  impl_->pushed();
+  return true;
+}
+
+Result<void> Recorder::flush() {
+  std::unique_lock lock(impl_->queue_mutex);
+  const std::uint64_t target = impl_->accepted;
+  const std::uint64_t failures = impl_->failures;
+  impl_->flush_requested = true;
+  impl_->writer_wake.notify_one();
+  impl_->done.wait(lock, [&] { return impl_->processed >= target || impl_->writer_exited; });
+  if (impl_->processed < target) {
+    return Error(ErrorCode::io_error, "recording " + impl_->config.path + ": closed before the flush completed");
+  }
+  if (impl_->failures != failures) return Error(ErrorCode::io_error, impl_->stats.last_error);
+  return success();
+}
+
+void Recorder::close() {
+  if (!impl_) return;
+  {
+    std::lock_guard lock(impl_->queue_mutex);
+    impl_->closed = true;
+    impl_->stopping = true;
+  }
+  impl_->writer_wake.notify_one();
+  if (impl_->writer.joinable()) impl_->writer.join();
+  std::lock_guard lock(impl_->db_mutex);
+  if (impl_->conn.db) {
+    impl_->insert_block = Stmt();
+    impl_->oldest_block = Stmt();
+    impl_->delete_block = Stmt();
+    impl_->block_sizes = Stmt();
+    sqlite3_close_v2(impl_->conn.db);
+    impl_->conn.db = nullptr;
+  }
+}
+
+RecorderStats Recorder::stats() const {
+  std::lock_guard lock(impl_->queue_mutex);
+  RecorderStats s = impl_->stats;
+  s.records_queued = impl_->accepted;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader
+
+struct RecordingReader::Impl {
+  std::string path;
+  Connection conn;
+};
+
+RecordingReader::RecordingReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RecordingReader::RecordingReader(RecordingReader&&) noexcept = default;
+RecordingReader& RecordingReader::operator=(RecordingReader&&) noexcept = default;
+RecordingReader::~RecordingReader() = default;
+
+Result<RecordingReader> RecordingReader::open(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Error(ErrorCode::not_found, "recording " + path + ": no such file");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  // Read-write only for the cursors table; nothing else is ever written through this connection.
+  if (auto r = open_connection(impl->conn, path, SQLITE_OPEN_READWRITE); !r) return r.error();
+  bool empty = false;
+  if (auto r = check_version(impl->conn.db, path, false, &empty); !r) return r.error();
+  return RecordingReader(std::move(impl));
+}
+
+Result<std::vector<Block>> RecordingReader::read_after(std::uint64_t after_seq, std::size_t max_blocks) {
+  std::vector<Block> blocks;
+  if (max_blocks == 0) return blocks;
+  sqlite3* db = impl_->conn.db;
+  auto stmt = prepare(db, impl_->path,
+                      "SELECT seq, first_ns, last_ns, records, data FROM blocks WHERE seq > ? ORDER BY seq LIMIT ?");
+  if (!stmt) return stmt.error();
+  sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(std::min<std::uint64_t>(after_seq, INT64_MAX)));
+  sqlite3_bind_int64(stmt->get(), 2, static_cast<sqlite3_int64>(std::min<std::size_t>(max_blocks, INT64_MAX)));
+  int rc;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    sqlite3_stmt* s = stmt->get();
+    const auto seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+    const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(s, 4));
+    const auto size = static_cast<std::size_t>(sqlite3_column_bytes(s, 4));
+    auto block = detail::decode_block(seq, sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+                                      static_cast<std::uint64_t>(sqlite3_column_int64(s, 3)),
+                                      {data ? data : reinterpret_cast<const std::uint8_t*>(""), size});
+    if (!block) {
+      return Error(block.error().code, "recording " + impl_->path + ": " + block.error().message);
+    }
+    blocks.push_back(std::move(*block));
+  }
+  if (rc != SQLITE_DONE) return db_error(impl_->path, "cannot read blocks", db);
+  return blocks;
+}
+
+Result<std::vector<ChannelInfo>> RecordingReader::channels() {
+  auto stmt = prepare(impl_->conn.db, impl_->path, "SELECT id, name, unit FROM channels ORDER BY id");
+  if (!stmt) return stmt.error();
+  std::vector<ChannelInfo> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    ChannelInfo c;
+    c.id = static_cast<std::uint32_t>(sqlite3_column_int64(stmt->get(), 0));
+    const auto* name = sqlite3_column_text(stmt->get(), 1);
+    const auto* unit = sqlite3_column_text(stmt->get(), 2);
+    c.name = name ? reinterpret_cast<const char*>(name) : "";
+    c.unit = unit ? reinterpret_cast<const char*>(unit) : "";
+    out.push_back(std::move(c));
+  }
+  if (rc != SQLITE_DONE) return db_error(impl_->path, "cannot read channels", impl_->conn.db);
+  return out;
+}
+
+Result<std::optional<std::string>> RecordingReader::meta(std::string_view key) {
+  auto stmt = prepare(impl_->conn.db, impl_->path, "SELECT value FROM meta WHERE key = ?");
+  if (!stmt) return stmt.error();
+  sqlite3_bind_text(stmt->get(), 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(stmt->get());
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc != SQLITE_ROW) return db_error(impl_->path, "cannot read meta " + std::string(key), impl_->conn.db);
+  const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt->get(), 0));
+  const int size = sqlite3_column_bytes(stmt->get(), 0);
+  return std::optional<std::string>(std::string(data ? data : "", static_cast<std::size_t>(size)));
+}
+
+Result<std::uint64_t> RecordingReader::cursor(std::string_view name) {
+  auto stmt = prepare(impl_->conn.db, impl_->path, "SELECT seq FROM cursors WHERE name = ?");
+  if (!stmt) return stmt.error();
+  sqlite3_bind_text(stmt->get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(stmt->get());
+  if (rc == SQLITE_DONE) return std::uint64_t{0};
+  if (rc != SQLITE_ROW) return db_error(impl_->path, "cannot read cursor " + std::string(name), impl_->conn.db);
+  return static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 0));
+}
+
+Result<void> RecordingReader::set_cursor(std::string_view name, std::uint64_t seq) {
+  auto stmt = prepare(impl_->conn.db, impl_->path,
+                      "INSERT INTO cursors(name, seq) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq");
+  if (!stmt) return stmt.error();
+  sqlite3_bind_text(stmt->get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(stmt->get(), 2, static_cast<sqlite3_int64>(std::min<std::uint64_t>(seq, INT64_MAX)));
+  if (sqlite3_step(stmt->get()) != SQLITE_DONE) {
+    return db_error(impl_->path, "cannot set cursor " + std::string(name), impl_->conn.db);
+  }
+  return success();
+}
+
+Result<std::uint64_t> RecordingReader::first_seq() {
+  auto v = query_int(impl_->conn.db, impl_->path, "SELECT coalesce(min(seq), 0) FROM blocks");
+  if (!v) return v.error();
+  return static_cast<std::uint64_t>(*v);
+}
+
+Result<std::uint64_t> RecordingReader::last_seq() {
+  auto v = query_int(impl_->conn.db, impl_->path, "SELECT coalesce(max(seq), 0) FROM blocks");
+  if (!v) return v.error();
+  return static_cast<std::uint64_t>(*v);
+}
+
+}  // namespace cellguard::recorder
