@@ -536,6 +536,7 @@ void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
 void Supervisor::set_level(Level& level, Reason& stored, Level next, const Reason& reason) {
   if (level != Level::normal) --level_counts_[static_cast<std::size_t>(level)];
   if (next != Level::normal) ++level_counts_[static_cast<std::size_t>(next)];
+  if (level != next) ++causes_version_;
   level = next;
   stored = reason;
   stored.level = next;

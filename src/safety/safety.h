@@ -287,6 +287,9 @@ class Supervisor {
 
   State state() const { return state_; }
   std::vector<Reason> active_causes() const;
+  // Changes whenever a cause appears, clears or changes level: the caller compares it to find out
+  // cheaply whether active_causes() changed (for "limit" events) without calling it every time.
+  std::uint64_t causes_version() const { return causes_version_; }
   Status status() const;
   const ChannelSpec& channel(ChannelId id) const { return channels_[id].spec; }
   std::size_t channel_count() const { return channels_.size(); }
@@ -362,6 +365,7 @@ class Supervisor {
   std::array<std::vector<ChannelId>, kQuantityCount> by_quantity_;
   std::vector<int> known_module_ids_;  // in joining order
   int known_modules_ = 0;
+  std::uint64_t causes_version_ = 0;
   int pending_conditions_ = 0;  // conditions past their threshold, waiting for the debounce
   TimeNs debounce_deadline_ns_ = kNever;  // earliest end of a pending debounce (may be early, never late)
   int hot_count_ = 0;

@@ -1,0 +1,247 @@
+// `cellguard edge`: the controller (edge/edge.h), `edge check-config`, and the operator's client
+// commands `edge status|reset|start|schedule start|stop` over the edge's control socket.
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "edge/config.h"
+#include "edge/edge.h"
+#include "ipc/line_socket.h"
+
+namespace cellguard::cli {
+namespace {
+
+using nlohmann::json;
+
+struct EdgeArgs {
+  std::string config;
+  edge::EndpointOverrides overrides;
+  std::string events;
+  std::string socket;
+  double duration_s = 0;
+};
+
+struct ClientArgs {
+  std::string socket;
+  std::string config;  // to find the socket from the configuration
+  bool json_output = false;
+  std::string action;  // schedule start|stop
+};
+
+// Loads, overrides and checks; prints every problem. Returns false if there are any.
+bool load_checked(const std::string& path, const edge::EndpointOverrides& overrides, edge::EdgeConfig& config,
+                  const char* who) {
+  edge::ConfigCheck check = edge::load_edge_config(path, config);
+  if (check.ok()) check = edge::apply_overrides(config, overrides);
+  if (check.ok()) check = edge::check_edge_config(config);
+  if (!check.ok()) {
+    std::fprintf(stderr, "cellguard %s: %zu problem%s in %s:\n%s\n", who, check.problems.size(),
+                 check.problems.size() == 1 ? "" : "s", path.c_str(), check.to_string().c_str());
+    return false;
+  }
+  return true;
+}
+
+int run_edge_command(const EdgeArgs& args) {
+  if (args.config.empty()) {
+    std::fprintf(stderr, "cellguard edge: give --config FILE (see data/edge/rig.toml)\n");
+    return 2;
+  }
+  edge::EdgeConfig config;
+  if (!load_checked(args.config, args.overrides, config, "edge")) return 2;
+  edge::EdgeRunOptions options;
+  options.events_path = args.events;
+  options.socket_path = args.socket;
+  options.duration_s = args.duration_s;
+  return edge::run_edge(std::move(config), options);
+}
+
+int run_check_config(const std::string& path, const edge::EndpointOverrides& overrides) {
+  edge::EdgeConfig config;
+  if (!load_checked(path, overrides, config, "edge check-config")) return 1;
+  std::printf("%s: ok\nsha256 %s\n", config.source_path.c_str(), config.sha256.c_str());
+  std::printf("can %s, dbc %s, %d modules expected, %d cells each\n", config.can.url.c_str(), config.can.dbc_path.c_str(),
+              config.modules.expected, config.modules.cells);
+  std::printf("board %s, inverter %s, schedule %s\n", config.board.enabled ? config.board.link.device.c_str() : "off",
+              config.inverter.enabled ? config.inverter.url.c_str() : "off",
+              config.schedule.path.empty() ? "none" : config.schedule.path.c_str());
+  return 0;
+}
+
+std::string socket_path(const ClientArgs& args) {
+  if (!args.socket.empty()) return args.socket;
+  if (const char* env = std::getenv("CELLGUARD_EDGE_CONTROL"); env != nullptr && *env != '\0') return env;
+  if (!args.config.empty()) {
+    edge::EdgeConfig config;
+    if (edge::load_edge_config(args.config, config).ok()) {
+      if (!config.operator_interface.socket_path.empty()) return config.operator_interface.socket_path;
+      return ipc::default_socket_path("cellguard-edge-" + config.edge_id + ".sock");
+    }
+  }
+  return ipc::default_socket_path("cellguard-edge-edge.sock");
+}
+
+// Sends one request; prints the answer (JSON or the error). Exit 0 if it says ok.
+int request(const ClientArgs& args, const json& req, json& answer) {
+  const std::string path = socket_path(args);
+  auto response = ipc::request_line(path, req.dump());
+  if (!response) {
+    std::fprintf(stderr, "cellguard edge: %s (is the edge running? --socket, --config or $CELLGUARD_EDGE_CONTROL)\n",
+                 response.error().message.c_str());
+    return 1;
+  }
+  answer = json::parse(*response, nullptr, false);
+  if (!answer.is_object()) {
+    std::fprintf(stderr, "cellguard edge: unreadable answer from %s\n", path.c_str());
+    return 1;
+  }
+  if (!answer.value("ok", false)) {
+    std::fprintf(stderr, "cellguard edge: %s\n", answer.value("error", std::string("refused")).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+std::string number(const json& j, const char* key, int decimals = 1) {
+  if (!j.contains(key) || !j[key].is_number()) return "-";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", decimals, j[key].get<double>());
+  return text;
+}
+
+void print_status(const json& s) {
+  std::printf("state      %s (%s)\n", s.value("state", "?").c_str(),
+              s["state_reason"].value("text", std::string()).c_str());
+  for (const auto& c : s["causes"]) std::printf("cause      %s\n", c.value("text", std::string()).c_str());
+  const auto& m = s["modules"];
+  std::printf("modules    %d of %d expected:", m.value("found", 0), m.value("expected", 0));
+  for (const auto& module : m["list"])
+    std::printf(" %d(%s ms%s)", module.value("id", 0), number(module, "age_ms", 0).c_str(),
+                module.value("level", "normal") == "normal" ? "" : (", " + module.value("level", "")).c_str());
+  std::printf("\n");
+  const auto& can = s["can"];
+  std::printf("can        %s %s, %llu frames, %llu unknown, %llu malformed, %llu error frames, %llu dropped\n",
+              can.value("url", "").c_str(), can.value("connected", false) ? "connected" : "DISCONNECTED",
+              can.value("frames", 0ull), can.value("unknown", 0ull), can.value("malformed", 0ull),
+              can.value("error_frames", 0ull), can.value("dropped", 0ull));
+  if (s.contains("board")) {
+    const auto& b = s["board"];
+    std::printf("board      %s %s, %llu lines (%llu invalid)", b.value("device", "").c_str(),
+                b.value("connected", false) ? "connected" : "DISCONNECTED", b.value("lines_valid", 0ull),
+                b.value("lines_invalid", 0ull));
+    if (b.contains("last"))
+      std::printf(", T1 %s °C, T2 %s °C, pressure %s", number(b["last"], "temp1_c").c_str(),
+                  number(b["last"], "temp2_c").c_str(), number(b["last"], "pressure").c_str());
+    std::printf("\n");
+  }
+  if (s.contains("inverter")) {
+    const auto& i = s["inverter"];
+    std::printf("inverter   %s %s, mode %s %s, %llu timeouts, %llu CRC errors, %d failures in a row",
+                i.value("url", "").c_str(), i.value("phase", "").c_str(), i.value("mode", "").c_str(),
+                number(i, "setpoint").c_str(), i.value("timeouts", 0ull), i.value("crc_errors", 0ull),
+                i.value("consecutive_failures", 0));
+    if (i.contains("last"))
+      std::printf(", %s V, %s A", number(i["last"], "battery_voltage_v").c_str(), number(i["last"], "dc_link_current_a").c_str());
+    std::printf("\n");
+  }
+  std::printf("contactors %s, cooling %s, precharge %s\n", s.value("contactors_closed", false) ? "closed" : "open",
+              s.value("cooling_on", false) ? "on" : "off", s["precharge"].value("phase", "").c_str());
+  if (s.contains("schedule")) {
+    const auto& sc = s["schedule"];
+    std::printf("schedule   %s: %s, step %llu cycle %llu setpoint %s, readback %llu ok %llu failed\n",
+                sc.value("file", "").c_str(), sc.value("running", false) ? "running" : "stopped",
+                sc.value("step", 0ull), sc.value("cycle", 0ull), number(sc, "setpoint").c_str(),
+                sc.value("readback_ok", 0ull), sc.value("readback_failed", 0ull));
+  }
+  if (s.contains("recording")) {
+    const auto& r = s["recording"];
+    std::printf("recording  %s: %llu records, %llu dropped, %llu bytes%s%s\n", r.value("path", "").c_str(),
+                r.value("records_committed", 0ull), r.value("records_dropped", 0ull), r.value("file_bytes", 0ull),
+                r.value("last_error", "").empty() ? "" : ", error: ", r.value("last_error", "").c_str());
+  }
+  const auto& l = s["latency"]["frame_handling"];
+  std::printf("latency    frame handling p50 %s µs, p99.9 %s µs, max %s µs over %llu frames\n",
+              number(l, "p50_us", 0).c_str(), number(l, "p999_us", 0).c_str(), number(l, "max_us", 0).c_str(),
+              l.value("count", 0ull));
+}
+
+void add_override_options(CLI::App* cmd, edge::EndpointOverrides& o) {
+  cmd->add_option("--can", o.can, "CAN bus: socketcan:can0 | socketcand://HOST:PORT/can0 | inproc:NAME");
+  cmd->add_option("--board", o.board, "Sensor board serial device, e.g. /dev/ttyACM0 (none: no board)");
+  cmd->add_option("--inverter", o.inverter,
+                  "Inverter: rtu:/dev/ttyUSB0?baud=19200&slave=2 | tcp:HOST:PORT?slave=2 (none: no inverter)");
+  cmd->add_option("--gpio", o.gpio, "Drive the outputs through this GPIO chip instead of the board, e.g. gpiochip0");
+}
+
+void add_client_options(CLI::App* cmd, ClientArgs& a) {
+  cmd->add_option("--socket", a.socket, "The edge's control socket (default: from --config, $CELLGUARD_EDGE_CONTROL)");
+  cmd->add_option("--config", a.config, "The edge's configuration, to find its control socket");
+}
+
+}  // namespace
+
+void register_edge(CLI::App& app, Action& action) {
+  auto args = std::make_shared<EdgeArgs>();
+  CLI::App* cmd = app.add_subcommand("edge", "Run the controller next to the battery, or talk to a running one");
+  cmd->add_option("--config", args->config, "Configuration (TOML), e.g. data/edge/rig.toml");
+  add_override_options(cmd, args->overrides);
+  cmd->add_option("--events", args->events, "Append every event to this file as a JSON line");
+  cmd->add_option("--socket", args->socket, "Control socket path (default: [operator] socket or $XDG_RUNTIME_DIR)");
+  cmd->add_option("--duration", args->duration_s, "Stop after this many seconds (0: run until signalled)")
+      ->check(CLI::NonNegativeNumber);
+
+  auto check_path = std::make_shared<std::string>();
+  auto check_overrides = std::make_shared<edge::EndpointOverrides>();
+  CLI::App* check = cmd->add_subcommand("check-config", "Validate a configuration completely and print its hash");
+  check->add_option("file", *check_path, "Configuration (TOML)")->required();
+  add_override_options(check, *check_overrides);
+
+  auto client = std::make_shared<ClientArgs>();
+  CLI::App* status = cmd->add_subcommand("status", "State with reasons, modules, links, inverter, schedule");
+  add_client_options(status, *client);
+  status->add_flag("--json", client->json_output, "Print the raw JSON status");
+  CLI::App* reset = cmd->add_subcommand("reset", "Leave SAFE (refused while a dangerous cause remains)");
+  add_client_options(reset, *client);
+  CLI::App* start = cmd->add_subcommand("start", "Precharge and close the main contactors");
+  add_client_options(start, *client);
+  CLI::App* sched = cmd->add_subcommand("schedule", "Start or stop the configured charge/discharge schedule");
+  add_client_options(sched, *client);
+  sched->add_option("action", client->action, "start | stop")->required()->check(CLI::IsMember({"start", "stop"}));
+
+  // The parent's callback runs after the child's: a client subcommand must not start an edge.
+  cmd->final_callback([=, &action] {
+    if (check->parsed()) {
+      action = [check_path, check_overrides] { return run_check_config(*check_path, *check_overrides); };
+    } else if (status->parsed()) {
+      action = [client] {
+        json answer;
+        if (int rc = request(*client, {{"cmd", "status"}}, answer); rc != 0) return rc;
+        if (client->json_output) std::printf("%s\n", answer["status"].dump(2).c_str());
+        else print_status(answer["status"]);
+        return 0;
+      };
+    } else if (reset->parsed() || start->parsed()) {
+      const bool is_reset = reset->parsed();
+      action = [client, is_reset] {
+        json answer;
+        if (int rc = request(*client, {{"cmd", is_reset ? "reset" : "start"}}, answer); rc != 0) return rc;
+        std::printf("%s\n", is_reset ? ("reset: state " + answer.value("state", std::string("?"))).c_str() : "start: precharging");
+        return 0;
+      };
+    } else if (sched->parsed()) {
+      action = [client] {
+        json answer;
+        if (int rc = request(*client, {{"cmd", "schedule"}, {"action", client->action}}, answer); rc != 0) return rc;
+        std::printf("schedule %s: ok%s\n", client->action.c_str(), answer.value("precharging", false) ? " (precharging first)" : "");
+        return 0;
+      };
+    } else {
+      action = [args] { return run_edge_command(*args); };
+    }
+  });
+}
+
+}  // namespace cellguard::cli

@@ -1,0 +1,137 @@
+#include "edge/events.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace cellguard::edge {
+namespace {
+
+constexpr std::size_t kMaxQueuedLines = 65536;
+
+bool is_limit(safety::RuleKind rule) { return rule == safety::RuleKind::limit_high || rule == safety::RuleKind::limit_low; }
+
+const char* event_kind(safety::DecisionKind kind) {
+  using K = safety::DecisionKind;
+  switch (kind) {
+    case K::state_changed: return "state";
+    case K::module_joined: return "module";
+    case K::start_refused:
+    case K::reset_accepted:
+    case K::reset_refused: return "operator";
+    default: return "action";
+  }
+}
+
+}  // namespace
+
+nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason, const TimeBase& time) {
+  nlohmann::json j;
+  j["rule"] = std::string(to_string(reason.rule));
+  j["level"] = std::string(to_string(reason.level));
+  if (is_limit(reason.rule)) j["quantity"] = std::string(to_string(reason.quantity));
+  if (reason.channel != safety::kNoChannel && reason.channel < supervisor.channel_count())
+    j["channel"] = supervisor.channel(reason.channel).name;
+  if (reason.module_id != 0) j["module"] = reason.module_id;
+  j["measured"] = reason.measured;
+  j["threshold"] = reason.threshold;
+  j["since_s"] = time.wall_s(reason.since_ns);
+  j["text"] = supervisor.describe(reason);
+  return j;
+}
+
+nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety::Decision& d, const TimeBase& time) {
+  using K = safety::DecisionKind;
+  nlohmann::json j;
+  j["t"] = time.wall_s(d.time_ns);
+  j["kind"] = event_kind(d.kind);
+  switch (d.kind) {
+    case K::state_changed:
+      j["from"] = std::string(to_string(d.from));
+      j["to"] = std::string(to_string(d.to));
+      break;
+    case K::module_joined:
+      j["module"] = d.reason.module_id;
+      j["event"] = "joined";
+      break;
+    case K::start_refused:
+    case K::reset_accepted:
+    case K::reset_refused:
+      j["operator"] = std::string(to_string(d.kind));
+      break;
+    default:
+      j["action"] = std::string(to_string(d.kind));
+      break;
+  }
+  if (d.kind == K::inverter_nudge_charge || d.kind == K::inverter_nudge_discharge || d.kind == K::inverter_hold)
+    j["setpoint_a"] = d.setpoint_a;
+  if (d.kind == K::contactors_open) j["emergency"] = d.emergency;
+  if (d.kind == K::relay_set) {
+    j["relay"] = d.relay;
+    j["role"] = std::string(to_string(d.role));
+    j["closed"] = d.closed;
+  }
+  j["reason"] = reason_json(supervisor, d.reason, time);
+  return j;
+}
+
+Result<std::unique_ptr<EventWriter>> EventWriter::open(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "a");
+  if (file == nullptr) return Error(ErrorCode::io_error, "events file " + path + ": " + std::strerror(errno));
+  return std::unique_ptr<EventWriter>(new EventWriter(file));
+}
+
+EventWriter::EventWriter(std::FILE* file) : file_(file), thread_([this] { run(); }) {}
+
+EventWriter::~EventWriter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+  std::fclose(file_);
+}
+
+bool EventWriter::write(std::string line) {
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() >= kMaxQueuedLines) {
+      ++dropped_;
+      return false;
+    }
+    line += '\n';
+    queue_.push_back(std::move(line));
+    ++queued_;
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void EventWriter::flush() {
+  std::unique_lock lock(mutex_);
+  const std::uint64_t target = queued_;
+  drained_.wait(lock, [&] { return written_ >= target; });
+}
+
+std::uint64_t EventWriter::dropped() const {
+  std::lock_guard lock(mutex_);
+  return dropped_;
+}
+
+void EventWriter::run() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    std::deque<std::string> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    for (const auto& line : batch) std::fwrite(line.data(), 1, line.size(), file_);
+    std::fflush(file_);
+    lock.lock();
+    written_ += batch.size();
+    drained_.notify_all();
+    if (stopping_ && queue_.empty()) return;
+  }
+}
+
+}  // namespace cellguard::edge

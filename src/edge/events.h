@@ -1,0 +1,71 @@
+// The edge's events: every state change, action, module join, link change and limit crossing as
+// one JSON object, for the --events file (JSON lines), the recording and the log.
+//
+//   {"t":1764083412.123456,"kind":"action","action":"inverter_off","reason":{"rule":"limit_high",
+//    "level":"dangerous","quantity":"cell_voltage","channel":"BMU03_pdo3.Cell_5_Voltage","module":3,
+//    "measured":4.21,"threshold":4.2,"since_s":1764083412.02},"latency_us":41}
+//
+// kinds: state (from, to), action (inverter_off, inverter_setpoint, contactors_open, cooling_on/off,
+// relay, precharge_*), module (joined, discovered), link (can, board, inverter: up/down, errors),
+// limit (a cause appeared, changed level or cleared), operator (reset, start, schedule requests and
+// their answers), schedule (step, readback, end).
+//
+// Event building is pure. EventWriter owns a thread that appends lines to the file, so a slow disk
+// never delays the loop (the loop only queues; a full queue drops and counts).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "core/result.h"
+#include "safety/safety.h"
+
+namespace cellguard::edge {
+
+// Wall-clock and monotonic times of "now", so reasons given in monotonic ns can be shown as
+// wall-clock seconds.
+struct TimeBase {
+  std::int64_t wall_ns = 0;
+  std::int64_t mono_ns = 0;
+  double wall_s(std::int64_t mono) const { return static_cast<double>(wall_ns + (mono - mono_ns)) / 1e9; }
+};
+
+// The reason as JSON (rule, level, quantity and channel for limits, module, measured, threshold,
+// since as wall-clock seconds).
+nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason, const TimeBase& time);
+
+// The event for one supervisor decision; `kind` is "state", "action", "module" or "operator".
+nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety::Decision& decision, const TimeBase& time);
+
+// A JSON-lines file written by a background thread.
+class EventWriter {
+ public:
+  static Result<std::unique_ptr<EventWriter>> open(const std::string& path);
+  ~EventWriter();
+  EventWriter(const EventWriter&) = delete;
+  EventWriter& operator=(const EventWriter&) = delete;
+
+  bool write(std::string line);  // false when dropped (queue full)
+  void flush();                  // blocks until queued lines are written and fflush'ed
+  std::uint64_t dropped() const;
+
+ private:
+  explicit EventWriter(std::FILE* file);
+  void run();
+
+  std::FILE* file_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_, drained_;
+  std::deque<std::string> queue_;
+  bool stopping_ = false;
+  std::uint64_t written_ = 0, queued_ = 0, dropped_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace cellguard::edge

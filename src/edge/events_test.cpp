@@ -1,0 +1,73 @@
+#include "edge/events.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace cellguard::edge {
+namespace {
+
+TEST(Events, DecisionEventsCarryTheirReasonWithChannelNameAndTimes) {
+  auto created = safety::Supervisor::create(safety::rig_defaults());
+  ASSERT_TRUE(created);
+  safety::Supervisor supervisor = std::move(created.value());
+  auto cell = supervisor.add_channel({"BMU03_pdo3.Cell_5_Voltage", safety::Quantity::cell_voltage, 3});
+  ASSERT_TRUE(cell);
+  const TimeBase base{1'700'000'000'000'000'000, 5'000'000'000};
+  auto decisions = supervisor.on_sample(*cell, 5'000'000'000, 4.25);
+  ASSERT_TRUE(decisions);
+  bool saw_off = false, saw_state = false;
+  for (const auto& d : *decisions) {
+    const auto e = decision_event(supervisor, d, base);
+    EXPECT_DOUBLE_EQ(e["t"].get<double>(), 1'700'000'000.0);
+    if (d.kind == safety::DecisionKind::inverter_off) {
+      saw_off = true;
+      EXPECT_EQ(e["kind"], "action");
+      EXPECT_EQ(e["action"], "inverter_off");
+      EXPECT_EQ(e["reason"]["rule"], "limit_high");
+      EXPECT_EQ(e["reason"]["level"], "dangerous");
+      EXPECT_EQ(e["reason"]["quantity"], "cell_voltage");
+      EXPECT_EQ(e["reason"]["channel"], "BMU03_pdo3.Cell_5_Voltage");
+      EXPECT_EQ(e["reason"]["module"], 3);
+      EXPECT_DOUBLE_EQ(e["reason"]["measured"].get<double>(), 4.25);
+      EXPECT_DOUBLE_EQ(e["reason"]["threshold"].get<double>(), 4.2);
+    }
+    if (d.kind == safety::DecisionKind::state_changed && d.to == safety::State::dangerous) {
+      saw_state = true;
+      EXPECT_EQ(e["kind"], "state");
+      EXPECT_EQ(e["from"], "normal");
+      EXPECT_EQ(e["to"], "dangerous");
+    }
+  }
+  EXPECT_TRUE(saw_off);
+  EXPECT_TRUE(saw_state);
+}
+
+TEST(Events, WriterAppendsLinesAndFlushWaitsForThem) {
+  const std::string path = "/tmp/cellguard-events-test-" + std::to_string(::getpid()) + ".jsonl";
+  ::unlink(path.c_str());
+  {
+    auto writer = EventWriter::open(path);
+    ASSERT_TRUE(writer) << writer.error().message;
+    for (int i = 0; i < 1000; ++i) EXPECT_TRUE((*writer)->write("{\"i\":" + std::to_string(i) + "}"));
+    (*writer)->flush();
+    std::ifstream in(path);
+    int lines = 0;
+    std::string line;
+    while (std::getline(in, line)) {
+      EXPECT_EQ(line, "{\"i\":" + std::to_string(lines) + "}");
+      ++lines;
+    }
+    EXPECT_EQ(lines, 1000);
+    EXPECT_EQ((*writer)->dropped(), 0u);
+  }
+  ::unlink(path.c_str());
+  auto refused = EventWriter::open("/nonexistent-dir/events.jsonl");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("/nonexistent-dir/events.jsonl"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cellguard::edge
