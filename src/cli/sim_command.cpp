@@ -43,6 +43,7 @@ struct SimArgs {
   bool no_inverter = false;
   sim::BoardPins pins;
   bool board_ground_fault = false;
+  std::string board_link;
   int inverter_slave = 2;
   std::string inverter_tcp_address = "127.0.0.1";
   int inverter_tcp_port = 0;
@@ -99,7 +100,7 @@ int run_sim(const SimArgs& args) {
     sim::BoardConfig board;
     board.pins = args.pins;
     board.report_ground_fault = args.board_ground_fault;
-    options.devices.push_back(sim::make_board_sim_device(board));
+    options.devices.push_back(sim::make_board_sim_device(board, args.board_link));
   }
   if (!args.no_inverter) {
     sim::InverterSimOptions inverter;
@@ -233,6 +234,8 @@ void register_sim(CLI::App& app, Action& action) {
   sim->add_option("--pin-relay1", args->pins.relay1, "Board pin of relay 1 (positive contactor)");
   sim->add_option("--pin-relay2", args->pins.relay2, "Board pin of relay 2 (negative contactor)");
   sim->add_option("--pin-relay3", args->pins.relay3, "Board pin of relay 3 (precharge)");
+  sim->add_option("--board-link", args->board_link,
+                  "Keep a symbolic link at PATH pointing at the board's pty (like /dev/serial/by-id; absent while unplugged)");
   sim->add_flag("--board-ground-fault", args->board_ground_fault, "Board lines carry Ardu_GndFault (not on the rig)");
   sim->add_option("--inverter-slave", args->inverter_slave, "Modbus RTU slave address")->check(CLI::Range(1, 247));
   sim->add_option("--inverter-tcp-address", args->inverter_tcp_address, "Modbus TCP listen address");

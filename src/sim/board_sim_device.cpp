@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace cellguard::sim {
@@ -10,7 +14,8 @@ namespace {
 
 class BoardSimDevice final : public SimDevice {
  public:
-  explicit BoardSimDevice(BoardConfig config) : config_(std::move(config)) {}
+  BoardSimDevice(BoardConfig config, std::string link_path)
+      : config_(std::move(config)), link_path_(std::move(link_path)) {}
 
   Result<void> start(asio::io_context& /*io*/, PackModel& pack, FaultDispatcher& faults, ControlHandler& control,
                      nlohmann::json& ready) override {
@@ -19,7 +24,8 @@ class BoardSimDevice final : public SimDevice {
       return Error(board.error().code, "sensor board: " + board.error().message);
     }
     board_ = std::move(*board);
-    ready["board"] = board_->path();
+    update_link();
+    ready["board"] = link_path_.empty() ? board_->path() : link_path_;
 
     auto registered = faults.register_handler(
         "board_unplugged",
@@ -36,7 +42,10 @@ class BoardSimDevice final : public SimDevice {
     if (board_) board_->poll();
   }
 
-  void stop() override { board_.reset(); }
+  void stop() override {
+    board_.reset();
+    if (!link_path_.empty()) ::unlink(link_path_.c_str());
+  }
 
  private:
   Result<void> set_unplugged(bool unplugged) {
@@ -46,6 +55,7 @@ class BoardSimDevice final : public SimDevice {
     if (auto changed = board_->set_unplugged(unplugged); !changed) {
       return changed;
     }
+    update_link();
     if (auto log = spdlog::get("sim")) {
       if (unplugged) log->info("sensor board unplugged");
       else log->info("sensor board replugged at {}", board_->path());
@@ -67,14 +77,30 @@ class BoardSimDevice final : public SimDevice {
             {"malformed_bytes", stats.malformed_bytes}};
   }
 
+  // The stable name, like udev's /dev/serial/by-id link: points at the current pty, absent while
+  // unplugged. Replaced atomically (a temporary link renamed over it).
+  void update_link() {
+    if (link_path_.empty()) return;
+    if (board_->unplugged()) {
+      ::unlink(link_path_.c_str());
+      return;
+    }
+    const std::string temporary = link_path_ + ".new";
+    ::unlink(temporary.c_str());
+    if (::symlink(board_->path().c_str(), temporary.c_str()) != 0 || ::rename(temporary.c_str(), link_path_.c_str()) != 0) {
+      if (auto log = spdlog::get("sim")) log->warn("board link {}: {}", link_path_, std::strerror(errno));
+    }
+  }
+
   BoardConfig config_;
+  std::string link_path_;
   std::unique_ptr<BoardDevice> board_;
 };
 
 }  // namespace
 
-std::unique_ptr<SimDevice> make_board_sim_device(BoardConfig config) {
-  return std::make_unique<BoardSimDevice>(std::move(config));
+std::unique_ptr<SimDevice> make_board_sim_device(BoardConfig config, std::string link_path) {
+  return std::make_unique<BoardSimDevice>(std::move(config), std::move(link_path));
 }
 
 }  // namespace cellguard::sim

@@ -15,12 +15,16 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "sim/board_device.h"
 #include "sim/simulator.h"
 
 namespace cellguard::sim {
 
-std::unique_ptr<SimDevice> make_board_sim_device(BoardConfig config = {});
+// `link_path` (optional): a symbolic link kept pointing at the current pty, removed while unplugged
+// (as udev's /dev/serial/by-id names are), so a peer can reopen the board by a stable name after a
+// replug. The ready line then gives the link instead of the pty.
+std::unique_ptr<SimDevice> make_board_sim_device(BoardConfig config = {}, std::string link_path = {});
 
 }  // namespace cellguard::sim

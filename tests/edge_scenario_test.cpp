@@ -1,0 +1,351 @@
+// `cellguard edge` against `cellguard sim`, both as real processes, over the real protocols:
+// socketcand over TCP for CAN, a pseudo-terminal for the sensor board, Modbus TCP for the inverter
+// (issue 4 item 10). Faults are injected through the simulator's control socket; the edge is
+// observed through its --events file (JSON lines), its operator socket and the simulator's status.
+// Every wait is on a condition with a deadline, never a fixed sleep.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <toml++/toml.h>
+
+#include "ipc/line_socket.h"
+#include "support/child_process.h"
+
+namespace cellguard {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::ChildProcess;
+using testing::JsonLinesTail;
+using testing::wait_until;
+using namespace std::chrono_literals;
+
+std::string binary() {
+  const char* path = std::getenv("CELLGUARD_BINARY");
+  return path != nullptr && *path != '\0' ? path : CELLGUARD_TEST_BINARY;
+}
+fs::path source_dir() {
+  const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
+  return dir != nullptr ? dir : CELLGUARD_TEST_SOURCE_DIR;
+}
+
+json request(const std::string& socket, const json& req) {
+  auto answer = ipc::request_line(socket, req.dump(), 10000);
+  if (!answer) return {{"ok", false}, {"error", answer.error().message}};
+  return json::parse(*answer, nullptr, false);
+}
+
+struct RigOptions {
+  int modules = 8;
+  int expected = -1;  // -1: = modules
+  double initial_soc_pct = 50;
+  bool autostart = false;
+  std::string schedule;  // CSV text; empty: the project's example schedule
+  double speed = 1;
+};
+
+// One simulated rig and one edge guarding it, in a temporary folder.
+class Rig {
+ public:
+  explicit Rig(const std::string& name, RigOptions options = {}) : options_(options) {
+    dir_ = fs::temp_directory_path() / ("cellguard-edge-test-" + std::to_string(::getpid()) + "-" + name);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    start_sim();
+  }
+  ~Rig() {
+    edge_.reset();
+    sim_.reset();
+    if (!::testing::Test::HasFailure()) fs::remove_all(dir_);
+  }
+
+  void start_sim() {
+    std::vector<std::string> args = {binary(), "sim", "--modules", std::to_string(options_.modules), "--control",
+                                     (dir_ / "sim.sock").string(), "--board-link", (dir_ / "board").string(),
+                                     "--initial-soc", std::to_string(options_.initial_soc_pct), "--speed",
+                                     std::to_string(options_.speed), "--inverter-tcp-port", "0"};
+    sim_ = std::make_unique<ChildProcess>(args, (dir_ / "sim.log").string());
+    ASSERT_TRUE(sim_->ready()) << sim_->log();
+  }
+
+  // Writes the edge's configuration: the project's rig.toml with this rig's endpoints and files.
+  std::string write_config() {
+    auto parsed = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
+    toml::table config = std::move(parsed).table();
+    const int n = options_.modules;
+    const double scale = n / 8.0;  // the rig's pack limits are for 8 modules
+    config["edge"].as_table()->insert_or_assign("id", "test");
+    config["can"].as_table()->insert_or_assign("url", sim_->ready_line()["can"].get<std::string>());
+    config["can"].as_table()->insert_or_assign("dbc", (source_dir() / "data/cellguard-rig.dbc").string());
+    config["modules"].as_table()->insert_or_assign("expected", options_.expected < 0 ? n : options_.expected);
+    config["board"].as_table()->insert_or_assign("device", (dir_ / "board").string());
+    config["inverter"].as_table()->insert_or_assign("url", "tcp:" + sim_->ready_line()["inverter_tcp"].get<std::string>() + "?slave=2");
+    auto* limits = config["inverter"]["limits"].as_table();
+    limits->insert_or_assign("max_voltage_v", 384 * scale);
+    limits->insert_or_assign("min_voltage_v", 264 * scale);
+    auto* battery = config["safety"]["limits"]["inverter_battery_voltage"].as_table();
+    battery->insert_or_assign("warning_high", 384 * scale);
+    battery->insert_or_assign("dangerous_high", 390 * scale);
+    battery->insert_or_assign("warning_low", 268 * scale);
+    battery->insert_or_assign("dangerous_low", 264 * scale);
+    battery->insert_or_assign("hysteresis", 0.2 * scale);
+    std::string schedule_path = (source_dir() / "data/edge/schedule-current-example.csv").string();
+    if (!options_.schedule.empty()) {
+      schedule_path = (dir_ / "schedule.csv").string();
+      std::ofstream(schedule_path) << options_.schedule;
+    }
+    config["schedule"].as_table()->insert_or_assign("file", schedule_path);
+    config["schedule"].as_table()->insert_or_assign("autostart", options_.autostart);
+    config["recording"].as_table()->insert_or_assign("path", (dir_ / "edge.sqlite").string());
+    config["operator"].as_table()->insert_or_assign("socket", (dir_ / "edge.sock").string());
+    config["operator"].as_table()->insert_or_assign("events", (dir_ / "events.jsonl").string());
+    const std::string path = (dir_ / "edge.toml").string();
+    std::ofstream(path) << config << "\n";
+    return path;
+  }
+
+  void start_edge() {
+    const std::string config = write_config();
+    edge_ = std::make_unique<ChildProcess>(std::vector<std::string>{binary(), "edge", "--config", config},
+                                           (dir_ / "edge.log").string());
+    ASSERT_TRUE(edge_->ready()) << edge_->log();
+    events_ = std::make_unique<JsonLinesTail>((dir_ / "events.jsonl").string());
+  }
+
+  json sim(const json& req) { return request((dir_ / "sim.sock").string(), req); }
+  json sim_status() { return sim({{"cmd", "status"}})["status"]; }
+  json edge(const json& req) { return request((dir_ / "edge.sock").string(), req); }
+  json edge_status() { return edge({{"cmd", "status"}})["status"]; }
+  JsonLinesTail& events() { return *events_; }
+  ChildProcess& edge_process() { return *edge_; }
+  ChildProcess& sim_process() { return *sim_; }
+  const fs::path& dir() const { return dir_; }
+  std::string logs() const {
+    return "--- edge log ---\n" + (edge_ ? edge_->log() : "") + "\n--- sim log ---\n" + (sim_ ? sim_->log() : "");
+  }
+
+  // Waits until the edge sees `count` modules.
+  bool wait_modules(int count, std::chrono::milliseconds timeout = 10s) {
+    return wait_until([&] { return edge_status()["modules"].value("found", 0) == count; }, timeout);
+  }
+  // Precharges and closes the contactors through the operator socket.
+  bool start_and_wait_running() {
+    if (!wait_until([&] { return edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) return false;
+    json answer = edge({{"cmd", "start"}});
+    if (!answer.value("ok", false)) return false;
+    return wait_until([&] { return edge_status()["precharge"].value("phase", "") == "running"; }, 20s);
+  }
+
+ private:
+  RigOptions options_;
+  fs::path dir_;
+  std::unique_ptr<ChildProcess> sim_;
+  std::unique_ptr<ChildProcess> edge_;
+  std::unique_ptr<JsonLinesTail> events_;
+};
+
+bool is_action(const json& e, const char* action) { return e.value("kind", "") == "action" && e.value("action", "") == action; }
+bool is_state(const json& e, const char* to) { return e.value("kind", "") == "state" && e.value("to", "") == to; }
+
+class EdgeDiscovery : public ::testing::TestWithParam<int> {};
+
+TEST_P(EdgeDiscovery, FindsEveryModuleAndReportsTheCount) {
+  const int n = GetParam();
+  Rig rig("discovery-" + std::to_string(n), {.modules = n});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(n)) << rig.edge_status().dump(2) << rig.logs();
+  const json status = rig.edge_status();
+  std::vector<int> ids;
+  for (const auto& m : status["modules"]["list"]) ids.push_back(m["id"]);
+  std::sort(ids.begin(), ids.end());
+  std::vector<int> expected(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) expected[static_cast<std::size_t>(i)] = i + 1;
+  EXPECT_EQ(ids, expected);
+  // The discovery report and one "joined" event per module.
+  auto discovered = rig.events().wait_for(
+      [&](const json& e) { return e.value("kind", "") == "module" && e.value("event", "") == "discovered" && e["modules"].size() == static_cast<std::size_t>(n); },
+      5s);
+  ASSERT_TRUE(discovered) << rig.logs();
+  int joined = 0;
+  for (const auto& e : rig.events().poll()) joined += e.value("kind", "") == "module" && e.value("event", "") == "joined";
+  EXPECT_EQ(joined, n);
+  // Every module got the rig's start-up SDO and answered it.
+  EXPECT_TRUE(wait_until([&] { return rig.edge_status()["can"].value("sdo_responses", 0) >= n; }, 5s));
+  EXPECT_EQ(rig.edge_status()["can"].value("sdo_aborts", -1), 0);
+  EXPECT_EQ(rig.edge_status()["can"].value("unknown", -1), 0);
+  EXPECT_EQ(rig.edge_status()["can"].value("malformed", -1), 0);
+  EXPECT_EQ(rig.edge_status()["state"], "normal") << rig.edge_status().dump(2);
+  EXPECT_EQ(rig.edge_process().stop(), 0) << rig.logs();
+}
+
+INSTANTIATE_TEST_SUITE_P(Modules, EdgeDiscovery, ::testing::Values(1, 8, 15));
+
+TEST(EdgeScenario, FewerModulesThanExpectedRefusesToStart) {
+  Rig rig("short", {.modules = 3, .expected = 4});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(3)) << rig.logs();
+  json answer = rig.edge({{"cmd", "start"}});
+  EXPECT_FALSE(answer.value("ok", true)) << answer.dump();
+  EXPECT_EQ(answer["reason"]["rule"], "module_count") << answer.dump();
+  EXPECT_DOUBLE_EQ(answer["reason"]["measured"].get<double>(), 3);
+  EXPECT_DOUBLE_EQ(answer["reason"]["threshold"].get<double>(), 4);
+  EXPECT_FALSE(rig.edge_status().value("contactors_closed", true));
+}
+
+TEST(EdgeScenario, CellOverDangerousLimitTurnsTheInverterOffThenOpensTheContactors) {
+  Rig rig("cell-trip", {.modules = 8});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(8)) << rig.logs();
+  ASSERT_TRUE(rig.start_and_wait_running()) << rig.edge_status().dump(2) << rig.logs();
+  EXPECT_TRUE(rig.sim_status()["board"]["outputs"].value("relay1", false));
+  // Cell 5 of module 3 climbs fast past 4.2 V.
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 3}, {"cell", 5}, {"rate_v_per_s", 0.5}, {"target_v", 4.4}})
+                  .value("ok", false));
+  auto off = rig.events().wait_for([](const json& e) { return is_action(e, "inverter_off"); }, 15s);
+  ASSERT_TRUE(off) << rig.logs();
+  EXPECT_EQ((*off)["reason"]["rule"], "limit_high");
+  EXPECT_EQ((*off)["reason"]["channel"], "BMU03_pdo3.Cell_5_Voltage");
+  EXPECT_GE((*off)["reason"]["measured"].get<double>(), 4.2);
+  EXPECT_DOUBLE_EQ((*off)["reason"]["threshold"].get<double>(), 4.2);
+  // Measured: from the offending frame's arrival at the edge to the inverter command.
+  ASSERT_TRUE(off->contains("latency_us")) << off->dump();
+  const double latency_us = (*off)["latency_us"];
+  std::printf("cell trip: inverter off %.1f µs after the offending frame arrived (frame age %.1f µs)\n", latency_us,
+              off->value("frame_age_us", -1.0));
+  EXPECT_LT(latency_us, 1000.0);
+  auto open = rig.events().wait_for([](const json& e) { return is_action(e, "contactors_open"); }, 5s);
+  ASSERT_TRUE(open) << rig.logs();
+  EXPECT_GE((*open)["t"].get<double>(), (*off)["t"].get<double>());
+  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return is_state(e, "safe"); }, 5s)) << rig.logs();
+  // The inverter wrote mode off, and the simulated board opened its relays.
+  EXPECT_TRUE(rig.events().wait_for(
+      [](const json& e) { return e.value("link", "") == "inverter" && e.value("event", "") == "command_written" &&
+                                 e.value("message", "").find("off") != std::string::npos; },
+      5s))
+      << rig.logs();
+  EXPECT_TRUE(wait_until([&] {
+    const json out = rig.sim_status()["board"]["outputs"];
+    return !out.value("relay1", true) && !out.value("relay2", true) && !out.value("relay3", true);
+  }, 5s));
+  EXPECT_EQ(rig.edge_status()["state"], "safe");
+}
+
+TEST(EdgeScenario, OverTemperatureSwitchesPumpAndFanOn) {
+  Rig rig("hot", {.modules = 2});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_overtemp"}, {"module", 2}, {"rate_c_per_s", 5}, {"target_c", 40}})
+                  .value("ok", false));
+  auto cooling = rig.events().wait_for([](const json& e) { return is_action(e, "cooling_on"); }, 20s);
+  ASSERT_TRUE(cooling) << rig.logs();
+  EXPECT_EQ((*cooling)["reason"]["rule"], "hot");
+  EXPECT_TRUE(wait_until([&] {
+    const json out = rig.sim_status()["board"]["outputs"];
+    return out.value("pump", false) && out.value("fan", false);
+  }, 5s)) << rig.sim_status().dump(2);
+  EXPECT_EQ(rig.edge_status()["state"], "warning");
+}
+
+TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnceItIsBack) {
+  Rig rig("silent", {.modules = 4});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(4)) << rig.logs();
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 4}}).value("ok", false));
+  auto stale = rig.events().wait_for(
+      [](const json& e) { return e.value("kind", "") == "limit" && e["reason"].value("rule", "") == "module_stale"; }, 5s);
+  ASSERT_TRUE(stale) << rig.logs();
+  EXPECT_EQ((*stale)["reason"]["module"], 4);
+  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return is_state(e, "safe"); }, 5s)) << rig.logs();
+  // A reset while the module is still silent is refused, naming the cause.
+  json refused = rig.edge({{"cmd", "reset"}});
+  EXPECT_FALSE(refused.value("ok", true)) << refused.dump();
+  EXPECT_EQ(refused["reason"]["rule"], "module_stale") << refused.dump();
+  // The module comes back: the reset is accepted and the state is normal again.
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 4}, {"on", 0}}).value("ok", false));
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["causes"].empty(); }, 5s)) << rig.edge_status().dump(2);
+  json accepted = rig.edge({{"cmd", "reset"}});
+  EXPECT_TRUE(accepted.value("ok", false)) << accepted.dump();
+  EXPECT_EQ(rig.edge_status()["state"], "normal");
+}
+
+TEST(EdgeScenario, UnpluggedBoardIsDangerousAndTheLinkComesBackAfterAReplug) {
+  Rig rig("board", {.modules = 2});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["board"].value("lines_valid", 0) > 0; }, 5s)) << rig.logs();
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "board_unplugged"}}).value("ok", false));
+  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return e.value("link", "") == "board" && e.contains("up") && !e["up"].get<bool>(); }, 5s))
+      << rig.logs();
+  auto dangerous = rig.events().wait_for([](const json& e) { return is_state(e, "dangerous") || is_state(e, "safe"); }, 6s);
+  ASSERT_TRUE(dangerous) << rig.logs();
+  EXPECT_EQ((*dangerous)["reason"]["rule"], "board_silent");
+  const std::size_t seen = rig.events().all().size();
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "board_unplugged"}, {"on", 0}}).value("ok", false));
+  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return e.value("link", "") == "board" && e.value("up", false); }, 5s, seen))
+      << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["causes"].empty(); }, 5s)) << rig.edge_status().dump(2);
+  EXPECT_TRUE(rig.edge({{"cmd", "reset"}}).value("ok", false));
+  EXPECT_TRUE(rig.edge_process().running());
+}
+
+TEST(EdgeScenario, InverterNotAnsweringIsDangerous) {
+  Rig rig("inverter", {.modules = 2});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "inverter_not_answering"}}).value("ok", false));
+  auto dangerous = rig.events().wait_for([](const json& e) { return is_state(e, "dangerous") || is_state(e, "safe"); }, 10s);
+  ASSERT_TRUE(dangerous) << rig.logs();
+  EXPECT_EQ((*dangerous)["reason"]["rule"], "inverter_link");
+  const json inverter = rig.edge_status()["inverter"];
+  EXPECT_GE(inverter.value("consecutive_failures", 0), 3) << inverter.dump();
+  EXPECT_GT(inverter.value("timeouts", 0), 0) << inverter.dump();
+}
+
+TEST(EdgeScenario, ScheduleRunsWithReadback) {
+  // Two steps of 3 s: charge 20 A, discharge 10 A, then stop.
+  Rig rig("schedule", {.modules = 8, .schedule = "Interval [s],Current [A]\n3,-20\n3,10\n"});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(8)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  json answer = rig.edge({{"cmd", "schedule"}, {"action", "start"}});
+  ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << rig.logs();
+  auto step0 = rig.events().wait_for([](const json& e) { return e.value("kind", "") == "schedule" && e.value("event", "") == "step"; }, 20s);
+  ASSERT_TRUE(step0) << rig.logs();
+  EXPECT_DOUBLE_EQ((*step0)["setpoint"].get<double>(), -20);
+  auto readback = rig.events().wait_for([](const json& e) { return e.value("event", "") == "readback_ok"; }, 12s);
+  ASSERT_TRUE(readback) << rig.logs();
+  EXPECT_NEAR((*readback)["measured"].get<double>(), -20, 0.5);
+  auto step1 = rig.events().wait_for(
+      [](const json& e) { return e.value("event", "") == "step" && e.value("step", 0) == 1; }, 10s);
+  ASSERT_TRUE(step1) << rig.logs();
+  auto readback1 = rig.events().wait_for(
+      [](const json& e) { return e.value("event", "") == "readback_ok" && e.value("expected", 0.0) == 10.0; }, 12s);
+  ASSERT_TRUE(readback1) << rig.logs();
+  // The simulated pack really carried the current.
+  EXPECT_NEAR(rig.sim_status().value("pack_current_a", 0.0), 10.0, 1.0) << rig.sim_status().dump(2);
+}
+
+TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording) {
+  Rig rig("restart", {.modules = 3});
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(3)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s)) << rig.logs();
+  EXPECT_EQ(rig.edge_process().kill_hard(), 128 + SIGKILL);
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(3)) << rig.logs();
+  EXPECT_EQ(rig.edge_status()["state"], "normal") << rig.edge_status().dump(2);
+  EXPECT_TRUE(wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s));
+  EXPECT_EQ(rig.edge_status()["recording"].value("last_error", "x"), "");
+}
+
+}  // namespace
+}  // namespace cellguard
