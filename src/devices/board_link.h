@@ -48,6 +48,9 @@ struct ThermistorPoint {
 // temperature. Errors name the origin and line.
 Result<std::vector<ThermistorPoint>> parse_thermistor_table(std::string_view csv, std::string_view origin);
 
+// The rig's table (the values of seed/thermistor-TempSensor.csv), by falling temperature.
+const std::vector<ThermistorPoint>& rig_thermistor_table();
+
 struct BoardConversion {
   std::vector<ThermistorPoint> thermistor;  // empty: the rig's table (seed/thermistor-TempSensor.csv values)
   double series_ohm = 2200;
@@ -131,6 +134,11 @@ class BoardLink {
   BoardLink(const BoardLink&) = delete;
   BoardLink& operator=(const BoardLink&) = delete;
 
+  // on_reading and on_invalid_line replace the handler. on_connection ADDS a listener (several
+  // parts want to know: the edge, BoardOutputs' re-send); listeners are called in registration
+  // order and stay registered for the link's lifetime. Overlong lines are reported to
+  // on_invalid_line with an empty line. A failing (re)open is reported once per distinct reason,
+  // not on every retry.
   void on_reading(ReadingHandler handler);
   void on_invalid_line(InvalidLineHandler handler);
   void on_connection(ConnectionHandler handler);
