@@ -21,7 +21,7 @@
 # the same in the guest), e.g. "$CELLGUARD_BINARY" sim --can socketcan:vcan0 ...; then list it in
 # tests/vm/CMakeLists.txt (CELLGUARD_VM_GUEST_SCRIPTS) so `vcan_vm_test` runs it.
 #
-# The guest: root on an initramfs (writable), /tmp a tmpfs, /dev (devtmpfs, devpts for ptys), /proc,
+# The guest: root on an initramfs (writable, /tmp too), /dev (devtmpfs, devpts for ptys), /proc,
 # /sys, loopback up, modules can, can-raw, can-dev, vcan loaded, no other networking. Each guest script
 # gets a freshly created vcan0 (up, MTU 72) and runs in its own empty writable folder ($PWD,
 # also $VM_WORKDIR); VM_GUEST=1 is set. The scripts run one after the other in one boot; the console
@@ -159,7 +159,8 @@ mount -t devtmpfs devtmpfs /dev
 exec 0</dev/console 1>/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-mount -t tmpfs tmpfs /tmp
+# /tmp stays on the (writable) initramfs root: a tmpfs there would hide files passed from host /tmp.
+chmod 1777 /tmp
 mkdir -p /dev/pts /dev/shm /root
 mount -t devpts -o ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm

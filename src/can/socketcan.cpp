@@ -147,10 +147,12 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
       message.msg_controllen = sizeof control;
       ssize_t bytes = ::recvmsg(descriptor_.native_handle(), &message, MSG_DONTWAIT);
       if (bytes < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+        // Saved at once: the error handler below may change errno.
+        const int error = errno;
+        if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) break;
         // ENETDOWN: the interface went down; the socket stays usable once it is up again.
-        report(Error(ErrorCode::io_error, describe() + ": receive failed: " + errno_text(errno)));
-        if (errno != ENETDOWN) return fail(Error(ErrorCode::io_error, describe() + ": link lost"));
+        report(Error(ErrorCode::io_error, describe() + ": receive failed: " + errno_text(error)));
+        if (error != ENETDOWN) return fail(Error(ErrorCode::io_error, describe() + ": link lost"));
         break;
       }
       if ((bytes != CAN_MTU && bytes != CANFD_MTU) || (message.msg_flags & MSG_TRUNC) != 0) {
@@ -224,12 +226,13 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
       if (!frame.remote) std::memcpy(raw.data, frame.data.data(), frame.size);
       std::size_t mtu = frame.fd ? CANFD_MTU : CAN_MTU;
       ssize_t written = ::send(descriptor_.native_handle(), &raw, mtu, MSG_DONTWAIT);
-      if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+      const int error = written < 0 ? errno : 0;  // before the lock and the deque touch errno
+      if (error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS) {
         // ENOBUFS: the interface's tx queue is full (can.rst); wait and retry the same frame.
         wait_writable();
         return;
       }
-      if (written < 0 && errno == EINTR) continue;
+      if (error == EINTR) continue;
       {
         std::lock_guard lock(mutex_);
         if (!queue_.empty()) queue_.pop_front();
@@ -237,7 +240,7 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
       if (written != static_cast<ssize_t>(mtu)) {
         counters_.frames_dropped.fetch_add(1, std::memory_order_relaxed);
         report(Error(ErrorCode::io_error, describe() + ": send failed: " +
-                                              (written < 0 ? errno_text(errno) : "short write")));
+                                              (written < 0 ? errno_text(error) : "short write")));
       }
     }
   }
