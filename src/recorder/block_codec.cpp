@@ -8,13 +8,16 @@
 //   frames:  svarint delta_ns (from the previous frame, the first from base_ns), varint id,
 //            u8 flags (bit 0 extended, 1 remote, 2 error, 3 fd, 4 bitrate switch, 5 error state;
 //            other bits 0), u8 size (<= 64; for a remote frame the requested length, no payload
-//            follows), varint bus index, then `size` payload bytes unless remote
+//            follows), varint bus index, then `size` payload bytes unless remote, each XOR the
+//            same byte of the previous non-remote frame in this block with the same id, extended
+//            and error flags and bus (zero beyond that frame's size; no such frame: XOR 0)
 //   samples: svarint delta_ns (from the previous sample), varint channel, f64 value (IEEE 754)
 //   events:  svarint delta_ns (from the previous event), varint kind length, kind bytes,
 //            varint json length, json bytes
 //
 // Time deltas keep a 10 Hz frame at 2-3 bytes of time; sections per record kind keep similar bytes
-// together for zstd. An 8-byte PDO at 10 Hz costs 16 bytes before compression.
+// together for zstd; the XOR with the previous payload of the same message turns the unchanged bytes
+// of a PDO into zeros. An 8-byte PDO at 10 Hz costs 16 bytes before compression.
 #include "recorder/block_codec.h"
 
 #include <zstd.h>
@@ -104,6 +107,11 @@ class Cursor {
   std::string error_;
 };
 
+// The key of "the same message" for the payload XOR.
+std::uint64_t message_key(std::uint32_t id, bool extended, bool error, std::uint64_t bus) {
+  return static_cast<std::uint64_t>(id) | (extended ? 1ull << 32 : 0) | (error ? 1ull << 33 : 0) | (bus << 34);
+}
+
 std::string_view as_text(std::span<const std::uint8_t> s) {
   return {reinterpret_cast<const char*>(s.data()), s.size()};
 }
@@ -115,6 +123,7 @@ void BlockEncoder::reset() {
   sample_bytes_.clear();
   event_bytes_.clear();
   buses_.clear();
+  previous_.clear();
   frames_ = samples_ = events_ = 0;
   first_ns_ = last_ns_ = 0;
 }
@@ -146,7 +155,12 @@ void BlockEncoder::add_frame(const can::Frame& f) {
   while (index < buses_.size() && buses_[index] != bus) ++index;
   if (index == buses_.size()) buses_.emplace_back(bus);
   put_varint(frame_bytes_, index);
-  if (!f.remote) frame_bytes_.insert(frame_bytes_.end(), f.data.begin(), f.data.begin() + size);
+  if (!f.remote) {
+    auto& prev = previous_.try_emplace(message_key(f.id, f.extended, f.error, index)).first->second;
+    for (std::size_t i = 0; i < size; ++i) frame_bytes_.push_back(f.data[i] ^ prev[i]);
+    std::memcpy(prev.data(), f.data.data(), size);
+    std::memset(prev.data() + size, 0, prev.size() - size);  // bytes beyond size count as zero
+  }
   ++frames_;
 }
 
@@ -229,6 +243,8 @@ Result<void> decode_records(std::span<const std::uint8_t> raw, Block& block) {
   block.samples.reserve(sample_count);
   block.events.reserve(event_count);
 
+  // Index in block.frames of the previous frame per message (payload XOR, see the layout).
+  std::unordered_map<std::uint64_t, std::size_t> previous;
   TimeNs t = base;
   for (std::uint64_t i = 0; i < frame_count && !in.failed(); ++i) {
     can::Frame f;
@@ -255,7 +271,14 @@ Result<void> decode_records(std::span<const std::uint8_t> raw, Block& block) {
     if (!f.remote) {
       auto payload = in.bytes(size, "frame payload");
       if (in.failed()) break;
-      std::memcpy(f.data.data(), payload.data(), size);
+      auto [it, fresh] = previous.try_emplace(message_key(f.id, f.extended, f.error, bus), block.frames.size());
+      if (fresh) {
+        std::memcpy(f.data.data(), payload.data(), size);
+      } else {
+        const can::Frame& prev = block.frames[it->second];
+        for (std::size_t b = 0; b < size; ++b) f.data[b] = payload[b] ^ (b < prev.size ? prev.data[b] : 0);
+        it->second = block.frames.size();
+      }
     }
     block.frames.push_back(f);
   }

@@ -3,8 +3,10 @@
 // block_codec.cpp.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +47,8 @@ class BlockEncoder {
   void note_time(TimeNs t);
   std::vector<std::uint8_t> frame_bytes_, sample_bytes_, event_bytes_;
   std::vector<std::string> buses_;  // bus table, index = position; a handful of names
+  // Payload of the previous frame per (id, flags, bus) in this block: payloads are stored XOR it.
+  std::unordered_map<std::uint64_t, std::array<std::uint8_t, can::kMaxFdPayload>> previous_;
   std::size_t frames_ = 0, samples_ = 0, events_ = 0;
   TimeNs first_ns_ = 0, last_ns_ = 0, base_ns_ = 0;
   TimeNs last_frame_ns_ = 0, last_sample_ns_ = 0, last_event_ns_ = 0;

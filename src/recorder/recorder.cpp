@@ -163,9 +163,9 @@ struct Recorder::Impl {
   RecorderConfig config;
   Connection conn;
   std::mutex db_mutex;  // the connection: writer thread vs channel()/set_meta()
-  Stmt insert_block, oldest_block, delete_block, block_sizes;
+  Stmt insert_block, blocks_by_age, delete_block, block_sizes, page_count, freelist_count;
   std::uint64_t next_seq = 1;
-  std::int64_t wal_pages = 1000;
+  std::int64_t wal_pages = 1000;  // WAL checkpoint interval, sized from max_bytes
   std::uint64_t high_water = 0, low_water = 0;  // bytes of used pages that trigger/end deletion
 
   // The queue and everything the hot path touches, under one mutex held for a push_back.
@@ -316,65 +316,62 @@ void Recorder::Impl::commit_block(detail::BlockEncoder& enc) {
 void Recorder::Impl::apply_bounds() {
   sqlite3* db = conn.db;
   const std::string& path = config.path;
-  std::uint64_t deleted = 0;
-  std::string error;
-  auto delete_seq = [&](std::int64_t seq) {
-    sqlite3_bind_int64(delete_block.get(), 1, seq);
-    const int rc = sqlite3_step(delete_block.get());
-    delete_block.reset();
-    if (rc != SQLITE_DONE) {
-      error = db_error(path, "cannot delete block " + std::to_string(seq), db).message;
-      return false;
-    }
-    ++deleted;
-    return true;
-  };
-  auto used_bytes = [&]() -> std::uint64_t {
-    auto pages = query_int(db, path, "PRAGMA page_count");
-    auto free_pages = query_int(db, path, "PRAGMA freelist_count");
-    if (!pages || !free_pages) return 0;
-    return static_cast<std::uint64_t>(*pages - *free_pages) * kPageSize;
-  };
-
-  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    fail(db_error(path, "cannot begin deleting old blocks", db).message, 0);
-    return;
-  }
-  // Age: the oldest blocks first, so what remains is always one contiguous range of seq.
+  // Reads first (no transaction when nothing is due, the common case): the seq to delete, oldest first,
+  // so what remains is always one contiguous range of seq.
+  std::vector<std::int64_t> victims;
   if (config.max_age_ns > 0) {
     const TimeNs cutoff = wall_ns() - config.max_age_ns;
-    for (;;) {
-      sqlite3_stmt* s = oldest_block.get();
-      if (sqlite3_step(s) != SQLITE_ROW) break;
+    sqlite3_stmt* s = blocks_by_age.get();
+    while (sqlite3_step(s) == SQLITE_ROW) {
       const std::int64_t seq = sqlite3_column_int64(s, 0);
-      const std::int64_t last_ns = sqlite3_column_int64(s, 1);
-      oldest_block.reset();
-      if (last_ns >= cutoff || !delete_seq(seq)) break;
+      if (sqlite3_column_int64(s, 1) >= cutoff) break;
+      victims.push_back(seq);
     }
-    oldest_block.reset();
+    blocks_by_age.reset();
   }
-  // Size: down to the low-water mark, so deletion happens in batches, not at every commit.
-  const std::uint64_t used = used_bytes();
+  std::uint64_t used = 0;
+  if (sqlite3_step(page_count.get()) == SQLITE_ROW && sqlite3_step(freelist_count.get()) == SQLITE_ROW) {
+    used = static_cast<std::uint64_t>(sqlite3_column_int64(page_count.get(), 0) -
+                                      sqlite3_column_int64(freelist_count.get(), 0)) * kPageSize;
+  }
+  page_count.reset();
+  freelist_count.reset();
   if (used > high_water) {
+    // Down to the low-water mark, so deletion happens in batches, not at every commit.
     std::uint64_t freed = 0;
     const std::uint64_t need = used - low_water;
-    std::vector<std::pair<std::int64_t, std::int64_t>> victims;
     sqlite3_stmt* s = block_sizes.get();
     while (freed < need && sqlite3_step(s) == SQLITE_ROW) {
       const std::int64_t seq = sqlite3_column_int64(s, 0);
       if (static_cast<std::uint64_t>(seq) + 1 >= next_seq) break;  // keep the newest block
-      victims.emplace_back(seq, sqlite3_column_int64(s, 1));
-      freed += static_cast<std::uint64_t>(victims.back().second) + 64;  // + row and index overhead
+      freed += static_cast<std::uint64_t>(sqlite3_column_int64(s, 1)) + 64;  // + row overhead
+      if (victims.empty() || seq > victims.back()) victims.push_back(seq);
     }
     block_sizes.reset();
-    for (const auto& v : victims) {
-      if (!delete_seq(v.first)) break;
-    }
   }
-  if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    error = db_error(path, "cannot commit deleting old blocks", db).message;
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    deleted = 0;
+
+  std::uint64_t deleted = 0;
+  std::string error;
+  if (!victims.empty()) {
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      error = db_error(path, "cannot begin deleting old blocks", db).message;
+    } else {
+      for (const std::int64_t seq : victims) {
+        sqlite3_bind_int64(delete_block.get(), 1, seq);
+        const int rc = sqlite3_step(delete_block.get());
+        delete_block.reset();
+        if (rc != SQLITE_DONE) {
+          error = db_error(path, "cannot delete block " + std::to_string(seq), db).message;
+          break;
+        }
+        ++deleted;
+      }
+      if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        error = db_error(path, "cannot commit deleting old blocks", db).message;
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        deleted = 0;
+      }
+    }
   }
   if (deleted > 0) {
     // Freed pages go back to the OS only through the vacuum and a checkpoint that truncates the WAL.
@@ -446,9 +443,11 @@ Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
 
   struct { Stmt* stmt; const char* sql; } statements[] = {
       {&impl->insert_block, "INSERT INTO blocks(seq, first_ns, last_ns, records, data) VALUES(?, ?, ?, ?, ?)"},
-      {&impl->oldest_block, "SELECT seq, last_ns FROM blocks ORDER BY seq LIMIT 1"},
+      {&impl->blocks_by_age, "SELECT seq, last_ns FROM blocks ORDER BY seq"},
       {&impl->delete_block, "DELETE FROM blocks WHERE seq = ?"},
       {&impl->block_sizes, "SELECT seq, length(data) FROM blocks ORDER BY seq"},
+      {&impl->page_count, "PRAGMA page_count"},
+      {&impl->freelist_count, "PRAGMA freelist_count"},
   };
   for (auto& st : statements) {
     auto s = prepare(db, path, st.sql);
@@ -558,7 +557,9 @@ void Recorder::close() {
   std::lock_guard lock(impl_->db_mutex);
   if (impl_->conn.db) {
     impl_->insert_block = Stmt();
-    impl_->oldest_block = Stmt();
+    impl_->blocks_by_age = Stmt();
+    impl_->page_count = Stmt();
+    impl_->freelist_count = Stmt();
     impl_->delete_block = Stmt();
     impl_->block_sizes = Stmt();
     sqlite3_close_v2(impl_->conn.db);
