@@ -1,0 +1,566 @@
+// The inverter client against real peers: the simulator's inverter over Modbus TCP and RTU on a pty
+// (in-process, its pack stepped in real time), and an independent pymodbus server
+// (tests/peers/pymodbus_edge_peer.py) that records what the client asks for.
+#include "devices/inverter_client.h"
+
+#include <gtest/gtest.h>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sim/device_test_peer.h"
+#include "sim/inverter_device.h"
+#include "sim/pack_model.h"
+
+namespace cellguard::devices {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+TimeNs now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
+}
+
+bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = SteadyClock::now() + timeout;
+  while (SteadyClock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(5ms);  // polling a condition the loop thread updates
+  }
+  return done();
+}
+
+// --- URLs ---
+
+TEST(InverterUrl, ParsesRtuAndTcp) {
+  auto rtu = parse_inverter_url("rtu:/dev/ttyUSB0?baud=19200&parity=E&data=8&stop=2&slave=2");
+  ASSERT_TRUE(rtu.ok()) << rtu.error().message;
+  EXPECT_EQ(rtu->transport, InverterEndpoint::Transport::rtu);
+  EXPECT_EQ(rtu->device, "/dev/ttyUSB0");
+  EXPECT_EQ(rtu->baud, 19200u);
+  EXPECT_EQ(rtu->parity, 'E');
+  EXPECT_EQ(rtu->stop_bits, 2);
+  EXPECT_EQ(rtu->slave, 2);
+  EXPECT_EQ(to_string(*rtu), "rtu:/dev/ttyUSB0?baud=19200&parity=E&data=8&stop=2&slave=2");
+  auto plain = parse_inverter_url("rtu:/dev/pts/3");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->baud, 19200u);
+  EXPECT_EQ(plain->slave, 2);
+  auto tcp = parse_inverter_url("tcp:192.168.1.20:502?slave=7");
+  ASSERT_TRUE(tcp.ok()) << tcp.error().message;
+  EXPECT_EQ(tcp->transport, InverterEndpoint::Transport::tcp);
+  EXPECT_EQ(tcp->host, "192.168.1.20");
+  EXPECT_EQ(tcp->port, 502);
+  EXPECT_EQ(tcp->slave, 7);
+  EXPECT_EQ(to_string(*tcp), "tcp:192.168.1.20:502?slave=7");
+}
+
+TEST(InverterUrl, ErrorsNameTheBadPart) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"serial:/dev/ttyUSB0", "unknown transport 'serial'"},
+      {"/dev/ttyUSB0", "expected 'rtu:DEVICE' or 'tcp:HOST:PORT'"},
+      {"rtu:", "the serial device is missing"},
+      {"rtu:/dev/ttyUSB0?baud=fast", "option baud='fast' is not a baud rate"},
+      {"rtu:/dev/ttyUSB0?parity=X", "option parity='X' is not N, E or O"},
+      {"rtu:/dev/ttyUSB0?data=9", "option data='9' is not 5..8"},
+      {"rtu:/dev/ttyUSB0?stop=3", "option stop='3' is not 1 or 2"},
+      {"rtu:/dev/ttyUSB0?slave=0", "option slave='0' is not 1..247"},
+      {"rtu:/dev/ttyUSB0?slave", "option 'slave' has no '='"},
+      {"rtu:/dev/ttyUSB0?speed=9600", "unknown option 'speed' for rtu"},
+      {"tcp:host", "expected HOST:PORT after 'tcp:'"},
+      {"tcp::502", "the host is missing"},
+      {"tcp:host:70000", "port '70000' is not 1..65535"},
+      {"tcp:host:502?baud=9600", "unknown option 'baud' for tcp"},
+  };
+  for (const auto& [url, cause] : cases) {
+    auto result = parse_inverter_url(url);
+    ASSERT_FALSE(result.ok()) << url;
+    EXPECT_EQ(result.error().code, ErrorCode::invalid_argument);
+    EXPECT_NE(result.error().message.find(cause), std::string::npos) << url << " -> " << result.error().message;
+  }
+}
+
+// --- the simulator's inverter ---
+
+// The simulator in miniature, in real time (the heartbeat counts down in simulated time): steps the
+// pack by the wall time elapsed and syncs the inverter.
+class RealTimeSim {
+ public:
+  RealTimeSim() {
+    pack.set_positive_contactor(true);
+    pack.set_negative_contactor(true);
+    inverter = sim::InverterDevice::create(pack);
+  }
+  ~RealTimeSim() { stop(); }
+  void start() {
+    thread_ = std::thread([this] {
+      auto last = SteadyClock::now();
+      while (!stopping_) {
+        std::this_thread::sleep_for(5ms);  // pacing of the physics steps
+        const auto now = SteadyClock::now();
+        std::lock_guard lock(mutex_);
+        pack.step(std::chrono::duration<double>(now - last).count());
+        inverter->sync();
+        last = now;
+      }
+    });
+  }
+  void stop() {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (inverter) inverter->stop();
+  }
+  double pack_current_a() {
+    std::lock_guard lock(mutex_);
+    return pack.pack_current_a();
+  }
+  double pack_voltage_v() {
+    std::lock_guard lock(mutex_);
+    return pack.pack_voltage_v();
+  }
+
+  sim::PackModel pack{sim::PackConfig{}};
+  std::unique_ptr<sim::InverterDevice> inverter;
+
+ private:
+  std::mutex mutex_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+// The edge's loop: an io_context on its own thread; records what the handlers see, and checks that
+// they run on it.
+struct Loop {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
+  std::thread thread{[this] { io.run(); }};
+  ~Loop() {
+    guard.reset();
+    io.stop();
+    thread.join();
+  }
+
+  std::mutex mutex;
+  std::vector<InverterEvent> events;
+  std::vector<InverterReadings> readings;
+  int link_ok = 0;
+  int link_failed = 0;
+  std::string last_link_error;
+  bool wrong_thread = false;
+
+  void attach(InverterClient& client) {
+    client.on_event([this](const InverterEvent& e) {
+      std::lock_guard lock(mutex);
+      wrong_thread |= std::this_thread::get_id() != thread.get_id();
+      events.push_back(e);
+    });
+    client.on_readings([this](const InverterReadings& r) {
+      std::lock_guard lock(mutex);
+      wrong_thread |= std::this_thread::get_id() != thread.get_id();
+      readings.push_back(r);
+    });
+    client.on_link([this](bool ok, TimeNs, const std::string& detail) {
+      std::lock_guard lock(mutex);
+      wrong_thread |= std::this_thread::get_id() != thread.get_id();
+      (ok ? link_ok : link_failed)++;
+      if (!ok) last_link_error = detail;
+    });
+  }
+  std::optional<InverterEvent> find_event(InverterEvent::Kind kind, const std::string& text = "", std::size_t from = 0) {
+    std::lock_guard lock(mutex);
+    for (std::size_t i = from; i < events.size(); ++i) {
+      if (events[i].kind == kind && events[i].message.find(text) != std::string::npos) return events[i];
+    }
+    return std::nullopt;
+  }
+  std::size_t event_count() {
+    std::lock_guard lock(mutex);
+    return events.size();
+  }
+  std::optional<InverterReadings> last_readings() {
+    std::lock_guard lock(mutex);
+    if (readings.empty()) return std::nullopt;
+    return readings.back();
+  }
+  std::string dump() {
+    std::lock_guard lock(mutex);
+    std::string out;
+    for (const auto& e : events) out += std::string(to_string(e.kind)) + ": " + e.message + "\n";
+    return out;
+  }
+};
+
+InverterClientConfig fast_config(const std::string& url) {
+  InverterClientConfig config;
+  config.endpoint = *parse_inverter_url(url);
+  config.heartbeat_timeout_ns = 1'000'000'000;
+  config.heartbeat_period_ns = 250'000'000;
+  config.poll_period_ns = 100'000'000;
+  config.response_timeout_ns = 200'000'000;
+  config.startup_settle_timeout_ns = 5'000'000'000;
+  config.reconnect_interval_ns = 300'000'000;
+  return config;
+}
+
+bool started_up(Loop& loop) {
+  return wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_done).has_value(); });
+}
+
+TEST(InverterClientSim, StartsUpReadsFollowsASetpointAndTurnsOffOverTcp) {
+  RealTimeSim sim;
+  auto endpoint = sim.inverter->start_tcp({});
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+  sim.start();
+  Loop loop;
+  InverterClient client(loop.io, fast_config("tcp:" + *endpoint + "?slave=2"), now_ns);
+  loop.attach(client);
+  client.command_setpoint(InverterMode::current, 5, now_ns());  // before start: refused
+  client.start();
+  ASSERT_TRUE(started_up(loop)) << loop.dump();
+  EXPECT_TRUE(loop.find_event(InverterEvent::Kind::command_failed, "refused: start-up not done").has_value()) << loop.dump();
+  // Every step of the start-up was reported.
+  for (const char* step : {"security code written", "heartbeat written", "mode off written", "max voltage 384 V written",
+                           "min voltage 264 V written", "charge current limit -100 A written",
+                           "discharge current limit 100 A written", "charge power limit 30 kW written", "setpoint 0 written"}) {
+    EXPECT_TRUE(loop.find_event(InverterEvent::Kind::startup_step, step).has_value()) << step << "\n" << loop.dump();
+  }
+  EXPECT_EQ(client.stats().phase, InverterPhase::running);
+  const auto logic = sim.inverter->logic();
+  EXPECT_TRUE(logic.unlocked());
+  const auto holding = logic.holding_registers();
+  EXPECT_EQ(holding[1], 10);  // heartbeat: 1 s in 0.1 s
+  EXPECT_EQ(holding[4], sim::to_raw(384, sim::kVoltageScale));
+  EXPECT_EQ(holding[6], sim::to_raw(-100, sim::kCurrentScale));
+
+  // Readings: the pack's voltage, scaled.
+  ASSERT_TRUE(wait_for([&] { return loop.last_readings().has_value(); }));
+  const auto r = *loop.last_readings();
+  EXPECT_NEAR(r.battery_voltage_v, sim.pack_voltage_v(), 1.0);
+  EXPECT_GT(r.battery_voltage_v, 300);
+  EXPECT_NEAR(r.dc_link_current_a, 0, 0.1);
+  EXPECT_GT(r.comm_timer_s, 0);
+  EXPECT_TRUE(r.ready);
+  EXPECT_NEAR(r.power_limit_kw, 30, 0.01);
+
+  // A setpoint: the sim's current follows (discharge, so the voltage stays within the limits).
+  std::size_t mark = loop.event_count();
+  client.command_setpoint(InverterMode::current, 20, now_ns());
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_written, "current 20", mark).has_value(); }))
+      << loop.dump();
+  EXPECT_EQ(client.stats().mode, InverterMode::current);
+  EXPECT_EQ(client.stats().setpoint, 20);
+  ASSERT_TRUE(wait_for([&] {
+    auto last = loop.last_readings();
+    return last && std::fabs(last->dc_link_current_a - 20) <= 0.5;
+  })) << loop.last_readings()->dc_link_current_a;
+  EXPECT_NEAR(sim.pack_current_a(), 20, 0.5);
+
+  // Clamped to the limits; the latest of two quick requests wins.
+  mark = loop.event_count();
+  client.command_setpoint(InverterMode::current, 10, now_ns());
+  client.command_setpoint(InverterMode::current, 500, now_ns());
+  ASSERT_TRUE(wait_for([&] { return client.stats().setpoint == 100; })) << loop.dump();
+  EXPECT_EQ(sim.inverter->logic().holding_registers()[3], sim::to_raw(100, sim::kCurrentScale));
+
+  // Off: the next transaction; measured from the call to the write's completion.
+  mark = loop.event_count();
+  const TimeNs requested = now_ns();
+  client.command_off(requested);
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value(); }))
+      << loop.dump();
+  const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
+  EXPECT_EQ(off.requested_ns, requested);
+  const double latency_ms = static_cast<double>(off.time_ns - requested) / 1e6;
+  std::printf("command_off latency over TCP: %.3f ms (%s)\n", latency_ms, off.message.c_str());
+  RecordProperty("command_off_latency_us", static_cast<int>(latency_ms * 1000));
+  EXPECT_LT(latency_ms, 250);  // at worst one transaction in flight (200 ms timeout) before it
+  EXPECT_EQ(sim.inverter->logic().mode(), sim::InverterMode::off);
+  EXPECT_EQ(client.stats().mode, InverterMode::off);
+  ASSERT_TRUE(wait_for([&] { return std::fabs(sim.pack_current_a()) < 0.5; }));
+
+  const auto stats = client.stats();
+  EXPECT_GT(stats.transactions, 15u);
+  EXPECT_EQ(stats.timeouts, 0u);
+  EXPECT_EQ(stats.exceptions, 0u);
+  {
+    std::lock_guard lock(loop.mutex);
+    EXPECT_GT(loop.link_ok, 15);
+    EXPECT_EQ(loop.link_failed, 0);
+    EXPECT_FALSE(loop.wrong_thread);
+  }
+  const auto stop_started = SteadyClock::now();
+  client.stop();
+  EXPECT_LT(SteadyClock::now() - stop_started, 500ms);
+  EXPECT_EQ(client.stats().phase, InverterPhase::stopped);
+}
+
+TEST(InverterClientSim, HeartbeatKeepsTheConverterRunningForMoreThanThreeTimeouts) {
+  RealTimeSim sim;
+  auto endpoint = sim.inverter->start_tcp({});
+  ASSERT_TRUE(endpoint.ok());
+  sim.start();
+  Loop loop;
+  InverterClient client(loop.io, fast_config("tcp:" + *endpoint), now_ns);
+  loop.attach(client);
+  client.start();
+  ASSERT_TRUE(started_up(loop)) << loop.dump();
+  client.command_setpoint(InverterMode::current, 10, now_ns());
+  ASSERT_TRUE(wait_for([&] { return sim.inverter->logic().running(); }));
+  const auto heartbeats_before = client.stats().heartbeats;
+  // 3.5 heartbeat timeouts (1 s each): running all along.
+  const auto until = SteadyClock::now() + 3500ms;
+  int samples = 0;
+  while (SteadyClock::now() < until) {
+    const auto logic = sim.inverter->logic();
+    ASSERT_TRUE(logic.running()) << "stopped after " << samples << " samples; comm timer " << logic.comm_timer_s();
+    ++samples;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(client.stats().heartbeats - heartbeats_before, 12u);  // every 250 ms
+  // Without the client the converter stops within the timeout.
+  client.stop();
+  EXPECT_TRUE(wait_for([&] { return !sim.inverter->logic().running(); }, 2s));
+}
+
+TEST(InverterClientSim, SilentInverterGivesCountedLinkFailuresThenRecovers) {
+  RealTimeSim sim;
+  auto endpoint = sim.inverter->start_tcp({});
+  ASSERT_TRUE(endpoint.ok());
+  sim.start();
+  Loop loop;
+  auto config = fast_config("tcp:" + *endpoint);
+  config.retries = 1;
+  InverterClient client(loop.io, config, now_ns);
+  loop.attach(client);
+  client.start();
+  ASSERT_TRUE(started_up(loop)) << loop.dump();
+  const std::size_t mark = loop.event_count();
+  sim.inverter->set_not_answering(true);
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::disconnected, "timeout", mark).has_value(); }))
+      << loop.dump();
+  {
+    std::lock_guard lock(loop.mutex);
+    EXPECT_GE(loop.link_failed, 3);
+    EXPECT_NE(loop.last_link_error.find("timeout"), std::string::npos) << loop.last_link_error;
+  }
+  auto stats = client.stats();
+  EXPECT_GE(stats.timeouts, 6u);  // 3 transactions, each tried twice
+  EXPECT_GE(stats.retries, 3u);
+  EXPECT_GE(stats.reconnects, 1u);
+  EXPECT_NE(stats.last_error.find("timeout"), std::string::npos);
+  // A setpoint while the link is down is refused; off is kept until it can be written.
+  client.command_setpoint(InverterMode::current, 5, now_ns());
+  EXPECT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_failed, "refused", mark).has_value(); }));
+  // Stop stays prompt while transactions time out.
+  sim.inverter->set_not_answering(false);
+  const std::size_t mark2 = loop.event_count();
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_done, "", mark2).has_value(); }))
+      << loop.dump();
+  EXPECT_EQ(client.stats().phase, InverterPhase::running);
+  EXPECT_EQ(client.stats().consecutive_failures, 0);
+}
+
+TEST(InverterClientSim, StopIsPromptWhileTheInverterIsSilent) {
+  RealTimeSim sim;
+  auto endpoint = sim.inverter->start_tcp({});
+  ASSERT_TRUE(endpoint.ok());
+  sim.start();
+  sim.inverter->set_not_answering(true);
+  Loop loop;
+  auto config = fast_config("tcp:" + *endpoint);
+  InverterClient client(loop.io, config, now_ns);
+  client.start();
+  std::this_thread::sleep_for(700ms);
+  const auto start = SteadyClock::now();
+  client.stop();
+  // At most the transaction in flight (200 ms response timeout).
+  EXPECT_LT(SteadyClock::now() - start, 450ms);
+  EXPECT_GE(client.stats().timeouts, 1u);
+}
+
+TEST(InverterClientSim, StartupFailsWhenTheVoltageIsOutsideTheLimitsAndIsRetried) {
+  RealTimeSim sim;
+  auto endpoint = sim.inverter->start_tcp({});
+  ASSERT_TRUE(endpoint.ok());
+  sim.start();
+  Loop loop;
+  auto config = fast_config("tcp:" + *endpoint);
+  config.limits.min_voltage_v = 390;  // the pack is at ~378 V
+  config.limits.max_voltage_v = 400;
+  config.startup_settle_timeout_ns = 600'000'000;
+  InverterClient client(loop.io, config, now_ns);
+  loop.attach(client);
+  client.start();
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_failed, "not settled").has_value(); }))
+      << loop.dump();
+  EXPECT_FALSE(loop.find_event(InverterEvent::Kind::startup_done).has_value());
+  // Retried after reconnect_interval (0.3 s): a second "security code" step.
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard lock(loop.mutex);
+    int n = 0;
+    for (const auto& e : loop.events) n += e.message.rfind("security code written", 0) == 0;
+    return n >= 2;
+  })) << loop.dump();
+  const auto failure = *loop.find_event(InverterEvent::Kind::startup_failed);
+  EXPECT_NE(failure.message.find("limits 390..400"), std::string::npos) << failure.message;
+}
+
+TEST(InverterClientSim, RefusedWritesCountAsExceptionsAndFailTheStartup) {
+  RealTimeSim sim;
+  auto endpoint = sim.inverter->start_tcp({});
+  ASSERT_TRUE(endpoint.ok());
+  sim.start();
+  Loop loop;
+  auto config = fast_config("tcp:" + *endpoint);
+  config.registers.security_value = 124;  // wrong code: the device stays locked
+  InverterClient client(loop.io, config, now_ns);
+  loop.attach(client);
+  client.start();
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_failed).has_value(); })) << loop.dump();
+  const auto failure = *loop.find_event(InverterEvent::Kind::startup_failed);
+  EXPECT_NE(failure.message.find("Illegal function"), std::string::npos) << failure.message;
+  EXPECT_GE(client.stats().exceptions, 1u);
+  EXPECT_EQ(client.stats().reconnects, 0u);  // an exception is an answer, not a lost link
+}
+
+TEST(InverterClientSim, RtuOnAPtyWithCrcErrorsRetried) {
+  RealTimeSim sim;
+  auto path = sim.inverter->start_rtu({});
+  ASSERT_TRUE(path.ok()) << path.error().message;
+  sim.start();
+  Loop loop;
+  auto config = fast_config("rtu:" + *path + "?baud=19200&parity=N&data=8&stop=1&slave=2");
+  config.retries = 2;
+  InverterClient client(loop.io, config, now_ns);
+  loop.attach(client);
+  client.start();
+  ASSERT_TRUE(started_up(loop)) << loop.dump();
+  ASSERT_TRUE(wait_for([&] { return loop.last_readings().has_value(); }));
+  EXPECT_NEAR(loop.last_readings()->battery_voltage_v, sim.pack_voltage_v(), 1.0);
+  sim.inverter->set_crc_error_every(3);
+  std::this_thread::sleep_for(1500ms);
+  sim.inverter->set_crc_error_every(0);
+  const auto stats = client.stats();
+  EXPECT_GE(stats.crc_errors, 2u);
+  EXPECT_GE(stats.retries, stats.crc_errors);
+  // Each CRC error was retried and the retry succeeded: no transaction failed.
+  EXPECT_EQ(stats.reconnects, 0u);
+  EXPECT_EQ(client.stats().phase, InverterPhase::running);
+  const TimeNs requested = now_ns();
+  const std::size_t mark = loop.event_count();
+  client.command_off(requested);
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value(); }));
+  const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
+  std::printf("command_off latency over RTU (pty): %.3f ms\n", static_cast<double>(off.time_ns - requested) / 1e6);
+}
+
+// --- the independent peer: pymodbus ---
+
+TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBlockWithFunction4) {
+  if (!sim::testing::python_module_available("pymodbus/__init__.py")) GTEST_SKIP() << "python3-pymodbus is not installed";
+  Loop loop;
+  std::unique_ptr<InverterClient> client;
+  std::string output;
+  int stage = 0;
+  TimeNs off_requested = 0;
+  std::size_t mark = 0;
+  const auto between = [&] {
+    if (stage == 0) {
+      const auto pos = output.find("PORT ");
+      if (pos == std::string::npos || output.find('\n', pos) == std::string::npos) return;
+      const int port = std::stoi(output.substr(pos + 5));
+      auto config = fast_config("tcp:127.0.0.1:" + std::to_string(port) + "?slave=2");
+      client = std::make_unique<InverterClient>(loop.io, config, now_ns);
+      loop.attach(*client);
+      client->start();
+      stage = 1;
+    } else if (stage == 1 && loop.find_event(InverterEvent::Kind::startup_done) && client->stats().heartbeats >= 3) {
+      mark = loop.event_count();
+      client->command_setpoint(InverterMode::current, -20, now_ns());
+      stage = 2;
+    } else if (stage == 2 && loop.find_event(InverterEvent::Kind::command_written, "current -20", mark)) {
+      mark = loop.event_count();
+      client->command_setpoint(InverterMode::power, 5, now_ns());
+      stage = 3;
+    } else if (stage == 3 && loop.find_event(InverterEvent::Kind::command_written, "power 5", mark)) {
+      mark = loop.event_count();
+      off_requested = now_ns();
+      client->command_off(off_requested);
+      stage = 4;
+    } else if (stage == 4 && loop.find_event(InverterEvent::Kind::command_written, "mode off", mark)) {
+      client->stop();
+      stage = 5;
+    }
+  };
+  ASSERT_EQ(sim::testing::run_peer("pymodbus_edge_peer.py", {"--seconds", "6"}, output, between), 0) << output;
+  ASSERT_EQ(stage, 5) << loop.dump() << output;
+
+  // The requests as the peer recorded them: [fc, address, count or [values]].
+  const auto json = output.substr(output.find('{'));
+  auto has = [&](const std::string& request) { return json.find(request) != std::string::npos; };
+  auto index = [&](const std::string& request) { return json.find(request); };
+  const auto raw = [](double v, double scale) { return std::to_string(sim::to_raw(v, scale)); };
+  // Start-up, in the spec's order, function 6 at the raw PDU addresses.
+  const std::vector<std::string> startup = {
+      "[6, 41024, [125]]", "[6, 41025, [10]]", "[6, 41026, [0]]",
+      "[6, 41028, [" + raw(384, 32.767) + "]]", "[6, 41029, [" + raw(264, 32.767) + "]]",
+      "[6, 41030, [" + raw(-100, 52.094) + "]]", "[6, 41031, [" + raw(100, 52.094) + "]]",
+      "[6, 41032, [" + raw(30, 218.44) + "]]", "[6, 41027, [0]]"};
+  std::size_t previous = 0;
+  for (const auto& request : startup) {
+    const auto at = index(request);
+    ASSERT_NE(at, std::string::npos) << request << "\n" << json;
+    EXPECT_GT(at, previous) << request << " out of order\n" << json;
+    previous = at;
+  }
+  EXPECT_TRUE(has("[3, 41026, 1]")) << "readback with function 3\n" << json;
+  EXPECT_TRUE(has("[4, 30256, 30]")) << "one read of the 30-register block\n" << json;
+  EXPECT_FALSE(has("[16,")) << json;
+  // Current -20 A: setpoint first, then mode 2; power 5 kW: setpoint 0, setpoint, mode 1; then off.
+  const auto current = index("[6, 41027, [" + raw(-20, 52.094) + "]]");
+  const auto mode_current = index("[6, 41026, [2]]");
+  const auto power = index("[6, 41027, [" + raw(5, 218.44) + "]]");
+  const auto mode_power = index("[6, 41026, [1]]");
+  ASSERT_NE(current, std::string::npos) << json;
+  ASSERT_NE(power, std::string::npos) << json;
+  EXPECT_LT(current, mode_current);
+  EXPECT_LT(mode_current, power);
+  EXPECT_LT(power, mode_power);
+  EXPECT_NE(json.find("[6, 41026, [0]]", mode_power), std::string::npos) << "mode off last\n" << json;
+  // Heartbeats during the run.
+  std::size_t heartbeats = 0;
+  for (auto at = json.find("[6, 41025, [10]]"); at != std::string::npos; at = json.find("[6, 41025, [10]]", at + 1)) ++heartbeats;
+  EXPECT_GE(heartbeats, 3u);
+
+  // The readings, scaled from the peer's known values (signed; u32 high word first).
+  ASSERT_TRUE(loop.last_readings().has_value());
+  const auto r = *loop.last_readings();
+  EXPECT_NEAR(r.ambient_c, 21.5, 0.01);
+  EXPECT_NEAR(r.heatsink_c, -3.0, 0.01);
+  EXPECT_NEAR(r.comm_timer_s, 12.3, 1e-9);
+  EXPECT_NEAR(r.battery_voltage_v, 350.0, 0.02);
+  EXPECT_NEAR(r.voltage_ref_v, 351.0, 0.02);
+  EXPECT_NEAR(r.dc_link_voltage_v, 349.5, 0.02);
+  EXPECT_NEAR(r.dc_link_power_kw, -0.25, 0.005);
+  EXPECT_NEAR(r.dc_link_current_a, -0.5, 0.01);
+  EXPECT_TRUE(r.ready);
+  EXPECT_EQ(r.faults, (std::array<std::uint16_t, 4>{0x0001, 0x0002, 0x0004, 0x8000}));
+  EXPECT_EQ(r.warnings, (std::array<std::uint16_t, 3>{0x0010, 0x0020, 0x0040}));
+  EXPECT_EQ(r.status, 0x4030);
+  EXPECT_NEAR(r.charged_kwh, 6553.8, 1e-6);
+  EXPECT_NEAR(r.discharged_kwh, 10.0, 1e-9);
+  EXPECT_NEAR(r.power_limit_kw, 30.0, 0.005);
+}
+
+}  // namespace
+}  // namespace cellguard::devices
