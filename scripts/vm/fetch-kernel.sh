@@ -111,5 +111,11 @@ complete "$work/out" || die "$deb lacks a CAN module (can, can-raw, can-dev, vca
 
 rm -rf "$outdir"
 mv "$work/out" "$outdir"
+if [ -n "${cache_root:-}" ]; then
+  # Kernels of earlier Debian point releases (65 MB each) are no longer wanted.
+  for old in "$cache_root"/linux-image-*; do
+    if [ "$old" != "$outdir" ] && [ -d "$old" ]; then rm -rf "$old"; fi
+  done
+fi
 echo "fetch-kernel: $package ready in $outdir" >&2
 echo "$outdir"
