@@ -23,6 +23,8 @@ for bin in "$build_dir"/fuzz/*_fuzz; do
     cp -f "$CELLGUARD_DBC_CORPUS"/*.dbc "$work/$name/dbc-seeds/" 2>/dev/null || true
     seeds+=("$work/$name/dbc-seeds")
   fi
+  # The documented edge configurations are seeds of the configuration loader.
+  [ "$name" = edge_config_fuzz ] && seeds+=("$root/data/edge")
   echo "fuzz: $name for ${seconds}s (seeds: ${seeds[*]:-none})"
   if ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$seconds" -timeout=1 -rss_limit_mb=2048 \
       -max_len=262144 -print_final_stats=1 -artifact_prefix="$work/$name/artifacts/" \

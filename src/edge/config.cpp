@@ -566,14 +566,22 @@ constexpr std::array<RegisterField, 24> kRegisterFields{{
 
 void read_registers(Reader& r, Section s, devices::InverterRegisterMap& map) {
   if (!s.present()) return;  // the rig's map
+  std::vector<std::string_view> missing;
   for (const auto& f : kRegisterFields) {
     if (!s.node(f.key)) {
-      r.problem(s.key(f.key), "missing: the register map must be complete when [inverter.registers] is given");
+      missing.push_back(f.key);
       continue;
     }
     s.integer_in(f.key, map.*f.field, 0, 65535 - (f.words - 1));
   }
   s.finish();
+  // A half-given map would mix the file's addresses with the rig's: one problem lists what is missing.
+  if (!missing.empty()) {
+    std::string list;
+    for (auto k : missing) list += (list.empty() ? "" : ", ") + std::string(k);
+    r.problem(missing.size() == 1 ? s.key(missing[0]) : s.prefix(),
+              "missing " + list + ": the register map must be complete when [inverter.registers] is given");
+  }
   // Holding and input registers are separate address spaces; within each, no two may overlap.
   for (std::size_t i = 0; i < kRegisterFields.size(); ++i) {
     const auto& a = kRegisterFields[i];
@@ -1045,6 +1053,10 @@ ConfigCheck parse_edge_config(std::string_view text, const std::string& path, Ed
   }
   parse_into(root, r, out, abs.parent_path());
   if (check.ok()) check_supervisor(r, out.safety);
+  // In file order (missing keys sort at their table), as an editor would walk them.
+  std::stable_sort(check.problems.begin(), check.problems.end(), [](const ConfigProblem& a, const ConfigProblem& b) {
+    return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+  });
   return check;
 }
 

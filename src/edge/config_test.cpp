@@ -329,6 +329,9 @@ TEST(EdgeConfig, RegisterMapMustBeCompleteAndDistinct) {
   std::string text = rig_with(rig_text(), "power_limit = 30285\n", "");
   expect_one(parse_rig(text, c), "inverter.registers.power_limit", line_of(text, "[inverter.registers]"),
              "register map must be complete");
+  text = rig_with(rig_with(rig_text(), "power_limit = 30285\n", ""), "status = 30279\n", "");
+  expect_one(parse_rig(text, c), "inverter.registers", line_of(text, "[inverter.registers]"),
+             "missing status, power_limit");
   // fault_first spans 4 words: 30273 is inside it.
   text = rig_with(rig_text(), "warning_first = 30276", "warning_first = 30273");
   expect_one(parse_rig(text, c), "inverter.registers.warning_first", line_of(text, "warning_first = 30273"),
