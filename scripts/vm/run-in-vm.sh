@@ -17,9 +17,14 @@
 #
 # Adding a guest script (e.g. tests/vm/edge_on_vcan0.sh): write a POSIX sh script (it runs under
 # busybox sh: busybox applets plus whatever you pass with --file) that exits 0 on success and prints
-# a clear message on failure; find host binaries through variables you pass with --env (the path is
-# the same in the guest), e.g. "$CELLGUARD_BINARY" sim --can socketcan:vcan0 ...; then list it in
-# tests/vm/CMakeLists.txt (CELLGUARD_VM_GUEST_SCRIPTS) so `vcan_vm_test` runs it.
+# a clear message on failure (tests/vm/sim_on_vcan0.sh is the model: waits on conditions, never a
+# fixed sleep; start background processes with & and kill them at the end); then list it in
+# tests/vm/CMakeLists.txt (CELLGUARD_VM_GUEST_SCRIPTS) so `vcan_vm_test` runs it. What the guest
+# gets there comes from tests/vm/vm_test.sh: the cellguard binary ($CELLGUARD_BINARY, so
+# "$CELLGUARD_BINARY" sim ... and "$CELLGUARD_BINARY" edge ... both work), socketcan_test
+# ($CELLGUARD_SOCKETCAN_TEST), cansend/candump, and the source tree's data/ at its host path under
+# $CELLGUARD_SOURCE_DIR; add more with --file there. Keep console output short on success: the
+# emulated serial console costs ~0.1 s a line on a busy machine (write logs to $PWD, print on failure).
 #
 # The guest: root on an initramfs (writable, /tmp too), /dev (devtmpfs, devpts for ptys), /proc,
 # /sys, loopback up, modules can, can-raw, can-dev, vcan loaded, no other networking. Each guest script
