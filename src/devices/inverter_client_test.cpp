@@ -304,6 +304,39 @@ TEST(InverterClientSim, StartsUpReadsFollowsASetpointAndTurnsOffOverTcp) {
   EXPECT_EQ(client.stats().phase, InverterPhase::stopped);
 }
 
+TEST(InverterClientSim, OffPreemptsAQueuedSetpointWhileATransactionIsInFlight) {
+  RealTimeSim sim;
+  auto endpoint = sim.inverter->start_tcp({});
+  ASSERT_TRUE(endpoint.ok());
+  sim.start();
+  Loop loop;
+  auto config = fast_config("tcp:" + *endpoint);
+  config.response_timeout_ns = 500'000'000;
+  InverterClient client(loop.io, config, now_ns);
+  loop.attach(client);
+  client.start();
+  ASSERT_TRUE(started_up(loop)) << loop.dump();
+  // Every answer 80 ms late: whatever is in flight when off is asked for takes that long.
+  sim.inverter->set_response_delay(std::chrono::milliseconds(80));
+  std::this_thread::sleep_for(150ms);
+  const std::size_t mark = loop.event_count();
+  client.command_setpoint(InverterMode::current, 10, now_ns());
+  const TimeNs requested = now_ns();
+  client.command_off(requested);
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value(); }))
+      << loop.dump();
+  const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
+  const double latency_ms = static_cast<double>(off.time_ns - requested) / 1e6;
+  std::printf("command_off latency with 80 ms answers and a setpoint queued: %.1f ms\n", latency_ms);
+  // The transaction in flight, then off; at worst a setpoint write already begun before it.
+  EXPECT_LT(latency_ms, 3 * 80 + 60);
+  EXPECT_FALSE(loop.find_event(InverterEvent::Kind::command_written, "current 10", mark).has_value()) << loop.dump();
+  EXPECT_TRUE(loop.find_event(InverterEvent::Kind::command_failed, "current 10", mark).has_value()) << loop.dump();
+  EXPECT_EQ(sim.inverter->logic().mode(), sim::InverterMode::off);
+  EXPECT_EQ(client.stats().mode, InverterMode::off);
+  sim.inverter->set_response_delay(std::chrono::milliseconds(0));
+}
+
 TEST(InverterClientSim, HeartbeatKeepsTheConverterRunningForMoreThanThreeTimeouts) {
   RealTimeSim sim;
   auto endpoint = sim.inverter->start_tcp({});
