@@ -113,6 +113,7 @@ std::uint64_t message_key(std::uint32_t id, bool extended, bool error, std::uint
 }
 
 std::string_view as_text(std::span<const std::uint8_t> s) {
+  if (s.empty()) return std::string_view("");  // never a null pointer: BusName memcpy()s it
   return {reinterpret_cast<const char*>(s.data()), s.size()};
 }
 
