@@ -28,6 +28,8 @@ case "$mode" in
       exit 1
     fi
     echo "vm_test: kernel ready in $kernel"
+    # For `run` (same working folder, the build's tests/vm): spares it apt-cache's seconds.
+    echo "$kernel" >vm-kernel.path
     ;;
   run)
     [ $# -ge 3 ] || { echo "usage: vm_test.sh run CELLGUARD SOCKETCAN_TEST GUEST..." >&2; exit 2; }
@@ -40,9 +42,11 @@ case "$mode" in
     done
     # Every guest gets the cellguard binary, the SocketCAN test binary, can-utils and the project's
     # data/ (DBC, edge configuration) at their host paths; variables tell the guest scripts where.
+    kernel_args=()
+    if [ -s vm-kernel.path ] && [ -s "$(cat vm-kernel.path)/vmlinux" ]; then kernel_args=(--kernel "$(cat vm-kernel.path)"); fi
     start=$(date +%s.%N)
     set +e
-    "$vm/run-in-vm.sh" --timeout "${CELLGUARD_VM_TIMEOUT:-120}" \
+    "$vm/run-in-vm.sh" "${kernel_args[@]}" --timeout "${CELLGUARD_VM_TIMEOUT:-120}" \
       --file "$cellguard" --file "$socketcan_test" \
       --file "$(command -v cansend)" --file "$(command -v candump)" --file "$source_dir/data" \
       --env "CELLGUARD_BINARY=$cellguard" --env "CELLGUARD_SOCKETCAN_TEST=$socketcan_test" \
