@@ -52,6 +52,19 @@ struct RigOptions {
   double speed = 1;
 };
 
+RigOptions with_modules(int modules, int expected = -1) {
+  RigOptions o;
+  o.modules = modules;
+  o.expected = expected;
+  return o;
+}
+
+RigOptions with_schedule(int modules, std::string schedule) {
+  RigOptions o = with_modules(modules);
+  o.schedule = std::move(schedule);
+  return o;
+}
+
 // One simulated rig and one edge guarding it, in a temporary folder.
 class Rig {
  public:
@@ -78,8 +91,12 @@ class Rig {
 
   // Writes the edge's configuration: the project's rig.toml with this rig's endpoints and files.
   std::string write_config() {
+#if TOML_EXCEPTIONS
+    toml::table config = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
+#else
     auto parsed = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
     toml::table config = std::move(parsed).table();
+#endif
     const int n = options_.modules;
     const double scale = n / 8.0;  // the rig's pack limits are for 8 modules
     config["edge"].as_table()->insert_or_assign("id", "test");
@@ -159,7 +176,7 @@ class EdgeDiscovery : public ::testing::TestWithParam<int> {};
 
 TEST_P(EdgeDiscovery, FindsEveryModuleAndReportsTheCount) {
   const int n = GetParam();
-  Rig rig("discovery-" + std::to_string(n), {.modules = n});
+  Rig rig("discovery-" + std::to_string(n), with_modules(n));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(n)) << rig.edge_status().dump(2) << rig.logs();
   const json status = rig.edge_status();
@@ -189,7 +206,7 @@ TEST_P(EdgeDiscovery, FindsEveryModuleAndReportsTheCount) {
 INSTANTIATE_TEST_SUITE_P(Modules, EdgeDiscovery, ::testing::Values(1, 8, 15));
 
 TEST(EdgeScenario, FewerModulesThanExpectedRefusesToStart) {
-  Rig rig("short", {.modules = 3, .expected = 4});
+  Rig rig("short", with_modules(3, 4));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(3)) << rig.logs();
   json answer = rig.edge({{"cmd", "start"}});
@@ -201,7 +218,7 @@ TEST(EdgeScenario, FewerModulesThanExpectedRefusesToStart) {
 }
 
 TEST(EdgeScenario, CellOverDangerousLimitTurnsTheInverterOffThenOpensTheContactors) {
-  Rig rig("cell-trip", {.modules = 8});
+  Rig rig("cell-trip", with_modules(8));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(8)) << rig.logs();
   ASSERT_TRUE(rig.start_and_wait_running()) << rig.edge_status().dump(2) << rig.logs();
@@ -239,7 +256,7 @@ TEST(EdgeScenario, CellOverDangerousLimitTurnsTheInverterOffThenOpensTheContacto
 }
 
 TEST(EdgeScenario, OverTemperatureSwitchesPumpAndFanOn) {
-  Rig rig("hot", {.modules = 2});
+  Rig rig("hot", with_modules(2));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
   ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_overtemp"}, {"module", 2}, {"rate_c_per_s", 5}, {"target_c", 40}})
@@ -251,11 +268,12 @@ TEST(EdgeScenario, OverTemperatureSwitchesPumpAndFanOn) {
     const json out = rig.sim_status()["board"]["outputs"];
     return out.value("pump", false) && out.value("fan", false);
   }, 5s)) << rig.sim_status().dump(2);
-  EXPECT_EQ(rig.edge_status()["state"], "warning");
+  // The warning limit (30 °C) holds for its 300 ms debounce before the state follows.
+  EXPECT_TRUE(wait_until([&] { return rig.edge_status()["state"] == "warning"; }, 5s)) << rig.edge_status().dump(2);
 }
 
 TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnceItIsBack) {
-  Rig rig("silent", {.modules = 4});
+  Rig rig("silent", with_modules(4));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(4)) << rig.logs();
   ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 4}}).value("ok", false));
@@ -277,7 +295,7 @@ TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnc
 }
 
 TEST(EdgeScenario, UnpluggedBoardIsDangerousAndTheLinkComesBackAfterAReplug) {
-  Rig rig("board", {.modules = 2});
+  Rig rig("board", with_modules(2));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
   ASSERT_TRUE(wait_until([&] { return rig.edge_status()["board"].value("lines_valid", 0) > 0; }, 5s)) << rig.logs();
@@ -297,7 +315,7 @@ TEST(EdgeScenario, UnpluggedBoardIsDangerousAndTheLinkComesBackAfterAReplug) {
 }
 
 TEST(EdgeScenario, InverterNotAnsweringIsDangerous) {
-  Rig rig("inverter", {.modules = 2});
+  Rig rig("inverter", with_modules(2));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
   ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
@@ -312,7 +330,7 @@ TEST(EdgeScenario, InverterNotAnsweringIsDangerous) {
 
 TEST(EdgeScenario, ScheduleRunsWithReadback) {
   // Two steps of 3 s: charge 20 A, discharge 10 A, then stop.
-  Rig rig("schedule", {.modules = 8, .schedule = "Interval [s],Current [A]\n3,-20\n3,10\n"});
+  Rig rig("schedule", with_schedule(8, "Interval [s],Current [A]\n3,-20\n3,10\n"));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(8)) << rig.logs();
   ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
@@ -335,7 +353,7 @@ TEST(EdgeScenario, ScheduleRunsWithReadback) {
 }
 
 TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording) {
-  Rig rig("restart", {.modules = 3});
+  Rig rig("restart", with_modules(3));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(3)) << rig.logs();
   ASSERT_TRUE(wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s)) << rig.logs();

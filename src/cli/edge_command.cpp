@@ -113,8 +113,9 @@ std::string number(const json& j, const char* key, int decimals = 1) {
 }
 
 void print_status(const json& s) {
-  std::printf("state      %s (%s)\n", s.value("state", "?").c_str(),
-              s["state_reason"].value("text", std::string()).c_str());
+  const std::string reason = s["state_reason"].value("rule", "none") == "none" ? "" : s["state_reason"].value("text", std::string());
+  std::printf("state      %s%s%s%s\n", s.value("state", "?").c_str(), reason.empty() ? "" : " (", reason.c_str(),
+              reason.empty() ? "" : ")");
   for (const auto& c : s["causes"]) std::printf("cause      %s\n", c.value("text", std::string()).c_str());
   const auto& m = s["modules"];
   std::printf("modules    %d of %d expected:", m.value("found", 0), m.value("expected", 0));
@@ -166,6 +167,10 @@ void print_status(const json& s) {
   std::printf("latency    frame handling p50 %s µs, p99.9 %s µs, max %s µs over %llu frames\n",
               number(l, "p50_us", 0).c_str(), number(l, "p999_us", 0).c_str(), number(l, "max_us", 0).c_str(),
               l.value("count", 0ull));
+  const auto& a = s["latency"]["frame_to_action"];
+  if (a.value("count", 0ull) > 0)
+    std::printf("latency    frame to action p50 %s µs, max %s µs over %llu actions\n", number(a, "p50_us", 0).c_str(),
+                number(a, "max_us", 0).c_str(), a.value("count", 0ull));
 }
 
 void add_override_options(CLI::App* cmd, edge::EndpointOverrides& o) {

@@ -46,8 +46,12 @@ struct ModulesSection {
   enum class Discovery : std::uint8_t { canopen, name_pattern };
   Discovery discovery = Discovery::canopen;
   // name_pattern: a message name prefix with `{id}` for the module number, e.g. "BMU{id}_"
-  // (matches BMU01_pdo1 -> module 1). canopen: node id = COB-ID & 0x7F for PDO COB-IDs.
+  // (matches BMU01_pdo1 -> module 1).
   std::string name_pattern = "BMU{id}_";
+  // canopen: the PDO COB-ID bases; a frame's node id is its offset from the nearest base below it
+  // (1..127). Default: the rig's eight (the standard TPDO1..4 bases and the rig's 0x190..0x490, so
+  // 0x191 is pdo5 of node 1, not TPDO1 of node 17).
+  std::vector<std::uint32_t> pdo_bases = {0x180, 0x280, 0x380, 0x480, 0x190, 0x290, 0x390, 0x490};
   int expected = 15;
   int cells = 12;                              // populated cell channels (rig cellVoltageNum)
   // Signal names of the supervised quantities (within each module's messages); `{cell}` is 1..cells.

@@ -61,7 +61,10 @@ devices::Output relay_output(int relay) {
 
 std::string ids_text(const std::vector<int>& ids) {
   std::string text;
-  for (int id : ids) text += (text.empty() ? "" : ",") + std::to_string(id);
+  for (int id : ids) {
+    if (!text.empty()) text += ',';
+    text += std::to_string(id);
+  }
   return text;
 }
 
@@ -516,68 +519,98 @@ class Edge {
 
   // ---- decisions ---------------------------------------------------------------------------------
 
+  // Two passes: first every actuation of the batch (inverter, relays, pump and fan), then the
+  // events and logs, so reporting never delays an action.
   void execute(safety::Decisions decisions) {
-    for (const safety::Decision& d : decisions) execute_one(d);
+    if (decisions.empty()) return;
+    // Copies: the span dies with the next supervisor call, and reporting may make one. Decisions are
+    // rare (most samples decide nothing), so the allocation is off the common path.
+    const std::vector<safety::Decision> batch(decisions.begin(), decisions.end());
+    std::vector<Acted> acted(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) acted[i] = actuate(batch[i]);
+    for (std::size_t i = 0; i < batch.size(); ++i) report(batch[i], acted[i]);
   }
 
-  void execute_one(const safety::Decision& d) {
+  struct Acted {
+    TimeNs at_ns = 0;
+    std::string error;  // empty: the command was issued
+  };
+
+  Acted actuate(const safety::Decision& d) {
     using K = safety::DecisionKind;
-    const TimeNs now = mono_now();
-    json event = decision_event(*supervisor_, d, time_base());
+    using devices::Output;
+    Acted acted;
+    auto issue = [&](Result<void> result) {
+      if (!result) acted.error = result.error().message;
+    };
     switch (d.kind) {
-      case K::state_changed:
-        log_->log(d.to == safety::State::normal ? spdlog::level::info : spdlog::level::warn, "state {} -> {}: {}",
-                  to_string(d.from), to_string(d.to), supervisor_->describe(d.reason));
-        if (d.to == safety::State::dangerous || d.to == safety::State::safe) stop_schedule("state " + std::string(to_string(d.to)));
-        if (recorder_) recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(d.to));
-        break;
       case K::inverter_off:
-        if (inverter_) inverter_->command_off(now);
-        if (current_frame_ != nullptr) {
-          event["latency_us"] = static_cast<double>(now - current_frame_received_ns_) / 1000.0;
-          event["frame_age_us"] = static_cast<double>(wall_now() - current_frame_->timestamp_ns) / 1000.0;
-          event["frame_id"] = current_frame_->id;
-        }
+        if (inverter_) inverter_->command_off(mono_now());
         break;
       case K::inverter_nudge_charge:
       case K::inverter_nudge_discharge:
       case K::inverter_hold:
         nudging_ = true;
-        if (inverter_) inverter_->command_setpoint(devices::InverterMode::current, d.setpoint_a, now);
+        if (inverter_) inverter_->command_setpoint(devices::InverterMode::current, d.setpoint_a, mono_now());
         break;
       case K::inverter_nudge_end:
         nudging_ = false;
-        apply_schedule_setpoint(now);
+        apply_schedule_setpoint(mono_now());
         break;
       case K::contactors_open:
         if (outputs_) {
           std::array<std::optional<bool>, devices::kOutputCount> open{};
-          open[static_cast<std::size_t>(devices::Output::relay1)] = false;
-          open[static_cast<std::size_t>(devices::Output::relay2)] = false;
-          open[static_cast<std::size_t>(devices::Output::relay3)] = false;
-          if (auto ok = outputs_->set_all(open); !ok) event["error"] = ok.error().message;
+          open[static_cast<std::size_t>(Output::relay1)] = false;
+          open[static_cast<std::size_t>(Output::relay2)] = false;
+          open[static_cast<std::size_t>(Output::relay3)] = false;
+          issue(outputs_->set_all(open));
         }
-        if (current_frame_ != nullptr) event["latency_us"] = static_cast<double>(now - current_frame_received_ns_) / 1000.0;
         break;
       case K::cooling_on:
       case K::cooling_off:
         if (outputs_) {
-          const bool on = d.kind == K::cooling_on;
           std::array<std::optional<bool>, devices::kOutputCount> cooling{};
-          cooling[static_cast<std::size_t>(devices::Output::pump)] = on;
-          cooling[static_cast<std::size_t>(devices::Output::fan)] = on;
-          if (auto ok = outputs_->set_all(cooling); !ok) event["error"] = ok.error().message;
+          cooling[static_cast<std::size_t>(Output::pump)] = d.kind == K::cooling_on;
+          cooling[static_cast<std::size_t>(Output::fan)] = d.kind == K::cooling_on;
+          issue(outputs_->set_all(cooling));
         }
         break;
       case K::relay_set:
-        if (outputs_) {
-          if (auto ok = outputs_->set(relay_output(d.relay), d.closed); !ok) event["error"] = ok.error().message;
-        }
+        if (outputs_) issue(outputs_->set(relay_output(d.relay), d.closed));
+        break;
+      default:
+        break;
+    }
+    acted.at_ns = mono_now();
+    return acted;
+  }
+
+  void report(const safety::Decision& d, const Acted& acted) {
+    using K = safety::DecisionKind;
+    json event = decision_event(*supervisor_, d, time_base());
+    if (!acted.error.empty()) event["error"] = acted.error;
+    const bool command = d.kind == K::inverter_off || d.kind == K::contactors_open || d.kind == K::cooling_on ||
+                         d.kind == K::cooling_off || d.kind == K::relay_set || d.kind == K::inverter_nudge_charge ||
+                         d.kind == K::inverter_nudge_discharge || d.kind == K::inverter_hold;
+    if (command && current_frame_ != nullptr) {
+      // From the offending frame's arrival at the edge to the command issued (item 11).
+      const TimeNs latency = acted.at_ns - current_frame_received_ns_;
+      event["latency_us"] = static_cast<double>(latency) / 1000.0;
+      event["frame_age_us"] = static_cast<double>(wall_now() - current_frame_->timestamp_ns) / 1000.0;
+      event["frame_id"] = current_frame_->id;
+      action_latency_.add(latency);
+    }
+    switch (d.kind) {
+      case K::state_changed:
+        log_->log(d.to == safety::State::normal ? spdlog::level::info : spdlog::level::warn, "state {} -> {}: {}",
+                  to_string(d.from), to_string(d.to), supervisor_->describe(d.reason));
+        if (d.to == safety::State::dangerous || d.to == safety::State::safe) stop_schedule("state " + state_name(d.to));
+        if (recorder_) recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(d.to));
         break;
       case K::precharge_complete:
         if (schedule_start_pending_) {
           schedule_start_pending_ = false;
-          start_schedule_now(now);
+          start_schedule_now(mono_now());
         }
         break;
       case K::start_refused:
@@ -588,14 +621,16 @@ class Edge {
         }
         break;
       case K::module_joined:
-        log_->info("module {} joined ({} known)", d.reason.module_id, supervisor_->status().modules.size());
+        log_->info("module {} joined", d.reason.module_id);
         send_startup_sdo(d.reason.module_id);
         break;
       default:
         break;
     }
-    if (d.kind != K::state_changed && d.kind != K::module_joined)
-      log_->info("{}: {}", to_string(d.kind), supervisor_->describe(d.reason));
+    if (d.kind != K::state_changed && d.kind != K::module_joined) {
+      if (acted.error.empty()) log_->info("{}: {}", to_string(d.kind), supervisor_->describe(d.reason));
+      else log_->warn("{} NOT issued ({}): {}", to_string(d.kind), acted.error, supervisor_->describe(d.reason));
+    }
     emit(std::move(event));
   }
 
@@ -651,7 +686,7 @@ class Edge {
     const auto status = supervisor_->status();
     if (status.precharge == safety::PrechargePhase::running) {
       if (status.state == safety::State::dangerous || status.state == safety::State::safe)
-        return "state " + std::string(to_string(status.state));
+        return "state " + state_name(status.state);
       start_schedule_now(mono_now());
       return "";
     }
@@ -760,7 +795,7 @@ class Edge {
       }
       execute(decisions);
       after_inputs();
-      answer["state"] = std::string(to_string(supervisor_->state()));
+      answer["state"] = state_name(supervisor_->state());
       return answer.dump();
     }
     if (cmd == "start") {
@@ -802,7 +837,7 @@ class Edge {
     j["config"] = config_.source_path;
     j["config_sha256"] = config_.sha256;
     j["uptime_s"] = static_cast<double>(now - started_mono_) / 1e9;
-    j["state"] = std::string(to_string(s.state));
+    j["state"] = state_name(s.state);
     j["state_since_s"] = tb.wall_s(s.state_since_ns);
     j["state_reason"] = reason_json(*supervisor_, s.state_reason, tb);
     j["causes"] = json::array();
@@ -898,7 +933,7 @@ class Edge {
                         {"blocks_deleted", r.blocks_deleted}, {"file_bytes", r.file_bytes},
                         {"last_error", r.last_error}};
     }
-    j["latency"] = {{"frame_handling", frame_latency_.to_json()}};
+    j["latency"] = {{"frame_handling", frame_latency_.to_json()}, {"frame_to_action", action_latency_.to_json()}};
     j["events_dropped"] = events_ ? events_->dropped() : 0;
     return j;
   }
@@ -1012,6 +1047,7 @@ class Edge {
   const can::Frame* current_frame_ = nullptr;
   TimeNs current_frame_received_ns_ = 0;
   LatencyHistogram frame_latency_;
+  LatencyHistogram action_latency_;  // offending frame arrived -> command issued
 
   safety::ChannelId board_temp1_ = safety::kNoChannel, board_temp2_ = safety::kNoChannel,
                     board_pressure_ = safety::kNoChannel;

@@ -24,6 +24,12 @@ const char* event_kind(safety::DecisionKind kind) {
 
 }  // namespace
 
+std::string state_name(safety::State state) {
+  std::string name(to_string(state));
+  for (char& c : name) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return name;
+}
+
 nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason, const TimeBase& time) {
   nlohmann::json j;
   j["rule"] = std::string(to_string(reason.rule));
@@ -46,8 +52,8 @@ nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety
   j["kind"] = event_kind(d.kind);
   switch (d.kind) {
     case K::state_changed:
-      j["from"] = std::string(to_string(d.from));
-      j["to"] = std::string(to_string(d.to));
+      j["from"] = state_name(d.from);
+      j["to"] = state_name(d.to);
       break;
     case K::module_joined:
       j["module"] = d.reason.module_id;

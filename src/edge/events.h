@@ -36,6 +36,10 @@ struct TimeBase {
   double wall_s(std::int64_t mono) const { return static_cast<double>(wall_ns + (mono - mono_ns)) / 1e9; }
 };
 
+// A state's name in events and status: "normal", "warning", "dangerous", "safe" (the supervisor's
+// own names are upper case, for sentences).
+std::string state_name(safety::State state);
+
 // The reason as JSON (rule, level, quantity and channel for limits, module, measured, threshold,
 // since as wall-clock seconds).
 nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason, const TimeBase& time);

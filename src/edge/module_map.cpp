@@ -33,19 +33,23 @@ int match_number_pattern(std::string_view pattern, std::string_view placeholder,
   return value;
 }
 
-bool is_standard_tpdo(std::uint32_t id) {
-  const std::uint32_t function = id & ~0x7Fu;
-  return (function == 0x180 || function == 0x280 || function == 0x380 || function == 0x480) && (id & 0x7F) != 0;
-}
-
 // CANopen services that are never module PDOs: NMT, SYNC/EMCY, TIME, SDO, heartbeat.
 bool is_canopen_service(std::uint32_t id) {
   return id < 0x180 || (id >= 0x580 && id < 0x680) || (id >= 0x700 && id < 0x780);
 }
 
-std::string_view name_prefix(std::string_view name) {
-  const auto at = name.rfind('_');
-  return at == std::string_view::npos ? std::string_view{} : name.substr(0, at);
+// The node id of a PDO COB-ID: its offset from the nearest base at or below it, or 0.
+int pdo_node(std::uint32_t id, const std::vector<std::uint32_t>& bases) {
+  std::uint32_t best = 0;
+  bool found = false;
+  for (std::uint32_t base : bases) {
+    if (base < id && (!found || base > best)) {
+      best = base;
+      found = true;
+    }
+  }
+  if (!found || id - best > static_cast<std::uint32_t>(safety::kMaxModuleId)) return 0;
+  return static_cast<int>(id - best);
 }
 
 }  // namespace
@@ -60,19 +64,10 @@ Result<ModuleMap> ModuleMap::build(const dbc::DatabaseCodec& codec, const Module
   std::vector<int> module_of(messages.size(), 0);
 
   if (modules.discovery == ModulesSection::Discovery::canopen) {
-    std::map<std::string, int, std::less<>> node_of_prefix;
     for (std::size_t i = 0; i < messages.size(); ++i) {
       const auto& m = messages[i];
-      if (m.extended || !is_standard_tpdo(m.id)) continue;
-      module_of[i] = static_cast<int>(m.id & 0x7F);
-      const auto prefix = name_prefix(m.name);
-      if (!prefix.empty()) node_of_prefix.emplace(std::string(prefix), module_of[i]);
-    }
-    for (std::size_t i = 0; i < messages.size(); ++i) {
-      const auto& m = messages[i];
-      if (module_of[i] != 0 || m.extended || is_canopen_service(m.id)) continue;
-      const auto it = node_of_prefix.find(name_prefix(m.name));
-      if (it != node_of_prefix.end()) module_of[i] = it->second;
+      if (m.extended || is_canopen_service(m.id)) continue;
+      module_of[i] = pdo_node(m.id, modules.pdo_bases);
     }
   } else {
     for (std::size_t i = 0; i < messages.size(); ++i) {

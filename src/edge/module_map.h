@@ -2,10 +2,10 @@
 // watches: built once from the DBC and the [modules] section, then a lookup per frame.
 //
 // Module of a message:
-//   - canopen discovery: a message whose COB-ID is a standard TPDO (0x180/0x280/0x380/0x480 + node
-//     id 1..127) belongs to that node. The rig's DBC also has PDOs at 0x190+n .. 0x490+n, which a
-//     COB-ID alone would read as nodes 16+n; such messages take the node of the standard TPDO whose
-//     message name has the same prefix before the last '_' (BMU01_pdo5 -> BMU01_pdo1 -> node 1).
+//   - canopen discovery: a PDO's node id is its COB-ID's offset (1..127) from the nearest of the
+//     configured PDO bases below it ([modules] pdo_bases; the rig's are 0x180/0x280/0x380/0x480 and
+//     0x190/0x290/0x390/0x490, so 0x191 is pdo5 of node 1, where the standard bases alone would read
+//     TPDO1 of node 17). NMT, SYNC/EMCY, TIME, SDO and heartbeat COB-IDs are never PDOs.
 //   - name_pattern discovery: the message name starts with the pattern, `{id}` standing for the
 //     module number in decimal (e.g. "BMU{id}_" matches BMU07_pdo3 -> 7). For non-CANopen DBCs.
 // Messages of no module (SYNC, SDO, EMCY, others) are "other": decoded for the record only.

@@ -45,6 +45,45 @@ TEST(Dangerous, ContactorsOpenAtOnceWhenTheCurrentIsAlreadyLow) {
   EXPECT_EQ(d.back().to, State::safe);
 }
 
+TEST(Dangerous, CurrentChannelsOfModulesThatNeverJoinedDoNotMakeTheCurrentUnknown) {
+  // The DBC defines 15 module slots; only fitted modules carry a current.
+  Rig rig = make_rig();
+  const ChannelId absent = add(rig.supervisor, "BMU09.CMA_Current", Quantity::pack_current, 9);
+  const ChannelId present = add(rig.supervisor, "BMU02.CMA_Current", Quantity::pack_current, 2);
+  rig.supervisor.on_module_pdo(2, ms(0));
+  rig.sample(present, ms(0), 1);
+  rig.sample(rig.pack_current, ms(0), 2);
+  auto d = rig.sample(rig.cells[0], ms(10), 4.25);
+  const Decision* open = find(d, DecisionKind::contactors_open);
+  ASSERT_NE(open, nullptr) << "module 9 never joined: its silent current channel must not block the opening";
+  EXPECT_FALSE(open->emergency);
+  EXPECT_DOUBLE_EQ(open->reason.measured, 2);
+  // Once module 9 joins, its current counts (and is unknown until its first sample).
+  Rig rig2 = make_rig();
+  const ChannelId joined = add(rig2.supervisor, "BMU09.CMA_Current", Quantity::pack_current, 9);
+  rig2.supervisor.on_module_pdo(9, ms(0));
+  rig2.sample(rig2.pack_current, ms(0), 1);
+  d = rig2.sample(rig2.cells[0], ms(10), 4.25);
+  EXPECT_EQ(find(d, DecisionKind::contactors_open), nullptr);
+  d = rig2.sample(joined, ms(20), 0.5);
+  ASSERT_NE(find(d, DecisionKind::contactors_open), nullptr);
+  (void)absent;
+}
+
+TEST(Supervisor, CausesVersionChangesOnlyWhenACauseChanges) {
+  Rig rig = make_rig();
+  const auto v0 = rig.supervisor.causes_version();
+  rig.sample(rig.cells[0], ms(0), 3.7);
+  EXPECT_EQ(rig.supervisor.causes_version(), v0);
+  rig.sample(rig.cells[0], ms(10), 4.15);  // warning
+  const auto v1 = rig.supervisor.causes_version();
+  EXPECT_NE(v1, v0);
+  rig.sample(rig.cells[0], ms(20), 4.16);  // still warning
+  EXPECT_EQ(rig.supervisor.causes_version(), v1);
+  rig.sample(rig.cells[0], ms(30), 3.9);  // cleared
+  EXPECT_NE(rig.supervisor.causes_version(), v1);
+}
+
 TEST(Dangerous, ContactorsOpenAsAnEmergencyAfterTheMaximumDelayIfTheCurrentNeverDrops) {
   Rig rig = make_rig();  // max delay 2 s
   rig.sample(rig.pack_current, ms(0), 80);

@@ -767,15 +767,20 @@ Decision& Supervisor::emit(DecisionKind kind, const Reason& reason) {
 // ---- queries ------------------------------------------------------------------------------------
 
 double Supervisor::pack_current_abs(bool& known) const {
-  // Every current channel must have a value; the largest magnitude counts.
+  // Every current channel must have a value; the largest magnitude counts. Channels of modules that
+  // never joined (a DBC defines 15 slots, 8 are fitted) are not part of the pack.
   const auto& ids = by_quantity_[static_cast<std::size_t>(Quantity::pack_current)];
-  known = !ids.empty();
+  known = false;
+  bool missing = false;
   double worst_a = 0;
   for (ChannelId id : ids) {
     const Channel& ch = channels_[id];
-    if (ch.last_time_ns == kNever) known = false;
+    if (ch.spec.module_id != 0 && !modules_[static_cast<std::size_t>(ch.spec.module_id)].known) continue;
+    known = true;
+    if (ch.last_time_ns == kNever) missing = true;
     worst_a = std::max(worst_a, std::fabs(ch.last_value));
   }
+  if (missing) known = false;
   return worst_a;
 }
 
