@@ -446,6 +446,27 @@ void read_modules(Reader& r, Section s, EdgeConfig& c) {
       r.problem(s.key("name_pattern"), "must contain {id} exactly once");
     }
   }
+  if (const toml::node* n = s.node("pdo_bases")) {
+    const toml::array* a = n->as_array();
+    if (!a || a->empty()) {
+      r.problem_at(*n, s.key("pdo_bases"), "expected a non-empty array of COB-IDs");
+    } else {
+      std::vector<std::uint32_t> bases;
+      for (std::size_t i = 0; i < a->size(); ++i) {
+        const toml::node& e = *a->get(i);
+        std::string key = s.key("pdo_bases") + "[" + std::to_string(i) + "]";
+        const auto* v = e.as_integer();
+        if (!v || v->get() < 0 || v->get() > 0x7FF - 1) {
+          r.problem_at(e, key, "expected an 11-bit COB-ID base (0..0x7FE)");
+        } else if (std::find(bases.begin(), bases.end(), static_cast<std::uint32_t>(v->get())) != bases.end()) {
+          r.problem_at(e, key, "duplicate base");
+        } else {
+          bases.push_back(static_cast<std::uint32_t>(v->get()));
+        }
+      }
+      m.pdo_bases = std::move(bases);
+    }
+  }
   s.integer_in("expected", m.expected, 1, safety::kMaxModuleId);
   s.integer_in("cells", m.cells, 1, 64);
   if (s.string("cell_voltage_signal", m.cell_voltage_signal) &&
@@ -945,8 +966,16 @@ ModuleMessages module_messages(const dbc::Database& db, const ModulesSection& m)
   for (const auto& msg : db.messages) {
     bool module = false;
     if (m.discovery == ModulesSection::Discovery::canopen) {
-      // TPDO/RPDO COB-IDs 0x180..0x57F of node ids 1..127.
-      module = !msg.extended && msg.id >= 0x180 && msg.id <= 0x57F && (msg.id & 0x7F) != 0;
+      // As the edge maps frames: node id = offset from the nearest PDO base below the COB-ID, 1..127.
+      std::uint32_t nearest = 0;
+      bool found = false;
+      for (auto b : m.pdo_bases) {
+        if (b < msg.id && (!found || b > nearest)) {
+          nearest = b;
+          found = true;
+        }
+      }
+      module = !msg.extended && found && msg.id - nearest <= static_cast<std::uint32_t>(safety::kMaxModuleId);
     } else {
       module = pattern_module_id(msg.name, m.name_pattern) != 0;
     }
@@ -977,7 +1006,7 @@ void check_signals(Reader& r, const EdgeConfig& c, const dbc::Database& db) {
     r.problem(m.discovery == ModulesSection::Discovery::canopen ? "modules.discovery" : "modules.name_pattern",
               "no message of " + c.can.dbc_path +
                   (m.discovery == ModulesSection::Discovery::canopen
-                       ? " has a PDO COB-ID (0x180..0x57F) of a node 1..127"
+                       ? " has a PDO COB-ID (a base of modules.pdo_bases + node id 1..127)"
                        : " matches the name pattern '" + m.name_pattern + "'"));
     return;
   }

@@ -152,6 +152,7 @@ TEST(EdgeConfig, RigTomlReproducesTheRig) {
   EXPECT_EQ(c.can.startup_sdo[0], (std::vector<std::uint8_t>{0x2F, 0x05, 0x18, 0x01, 0, 0, 0, 0}));
   EXPECT_EQ(c.modules.discovery, ModulesSection::Discovery::canopen);
   EXPECT_EQ(c.modules.cells, 12);
+  EXPECT_EQ(c.modules.pdo_bases, ModulesSection{}.pdo_bases);
   EXPECT_EQ(c.board.link.device, "/dev/ttyACM0");
   EXPECT_EQ(c.board.link.baud, 9600u);
   EXPECT_EQ(c.outputs.driver, OutputsSection::Driver::board);
@@ -235,6 +236,7 @@ TEST(EdgeConfig, RangesAreChecked) {
   };
   const std::vector<Case> cases{
       {"cells = 12", "cells = 65", "modules.cells", "out of range"},
+      {"0x390, 0x490]", "0x390, 0x390]", "modules.pdo_bases[7]", "duplicate"},
       {"expected = 8", "expected = 0", "modules.expected", "out of range"},
       {"baud = 9600", "baud = 9601", "board.baud", "standard"},
       {"pump = 6", "pump = 64", "outputs.pins.pump", "out of range"},
