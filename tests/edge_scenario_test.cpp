@@ -122,6 +122,7 @@ class Rig {
     config["schedule"].as_table()->insert_or_assign("file", schedule_path);
     config["schedule"].as_table()->insert_or_assign("autostart", options_.autostart);
     config["recording"].as_table()->insert_or_assign("path", (dir_ / "edge.sqlite").string());
+    config["recording"].as_table()->insert_or_assign("csv_dir", (dir_ / "csv").string());
     config["operator"].as_table()->insert_or_assign("socket", (dir_ / "edge.sock").string());
     config["operator"].as_table()->insert_or_assign("events", (dir_ / "events.jsonl").string());
     const std::string path = (dir_ / "edge.toml").string();
@@ -363,6 +364,22 @@ TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording)
   EXPECT_EQ(rig.edge_status()["state"], "normal") << rig.edge_status().dump(2);
   EXPECT_TRUE(wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s));
   EXPECT_EQ(rig.edge_status()["recording"].value("last_error", "x"), "");
+  // The rig-layout CSV: a header with every module signal, the board, the inverter and the state.
+  std::string header, row;
+  ASSERT_TRUE(wait_until([&] {
+    if (!fs::is_directory(rig.dir() / "csv")) return false;
+    for (const auto& month : fs::directory_iterator(rig.dir() / "csv"))
+      for (const auto& file : fs::directory_iterator(month.path())) {
+        std::ifstream in(file.path());
+        if (std::getline(in, header) && std::getline(in, row)) return true;
+      }
+    return false;
+  }, 5s)) << rig.logs();
+  EXPECT_EQ(header.rfind("date,time,BMU01_", 0), 0u) << header;
+  for (const char* column : {"BMU03_Cell_12_Voltage", "BMU02_CMA_Voltage", "Ardu_Temp1", "modbus_Voltage", "CurrentState"})
+    EXPECT_NE(header.find(column), std::string::npos) << column << " missing in " << header;
+  EXPECT_EQ(header.find("BMU04_"), std::string::npos) << "only the 3 modules found";
+  EXPECT_NE(row.find(",normal"), std::string::npos) << row;
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "edge/module_map.h"
 #include "ipc/line_socket.h"
 #include "recorder/recorder.h"
+#include "recorder/rig_csv.h"
 #include "safety/safety.h"
 #include "schedule/schedule.h"
 
@@ -36,6 +37,13 @@ constexpr TimeNs kBusReopenDelayNs = 1 * kSecond;
 constexpr TimeNs kDiscoveryWindowNs = 1 * kSecond;  // traffic watched before the first module report
 constexpr TimeNs kNoModuleReportNs = 5 * kSecond;    // "no module yet" repeated this often
 constexpr std::uint32_t kSdoResponseBase = 0x580;
+constexpr std::uint32_t kCanErrBusOff = 0x40;  // linux/can/error.h CAN_ERR_BUSOFF
+
+std::string hex(std::uint32_t value) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%x", value);
+  return text;
+}
 
 TimeNs mono_now() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
@@ -98,7 +106,8 @@ class Edge {
         bus_timer_(io_),
         schedule_timer_(io_),
         report_timer_(io_),
-        stop_timer_(io_) {}
+        stop_timer_(io_),
+        csv_timer_(io_) {}
 
   int run() {
     if (Result<void> started = start(); !started) {
@@ -133,6 +142,12 @@ class Edge {
                ids_text(map_.defined_modules()), map_.watched_count(), config_.modules.expected);
 
     if (Result<void> ok = open_recording(); !ok) return ok;
+    if (!config_.recording.csv_dir.empty()) {
+      csv_ = std::make_unique<recorder::RigCsvWriter>(config_.recording.csv_dir);
+      schedule_csv_row();
+      log_->info("rig-layout CSV files in {}", config_.recording.csv_dir);
+    }
+    latest_values_.resize(map_.messages().size());
     if (Result<void> ok = open_events(); !ok) return ok;
     if (Result<void> ok = open_board(); !ok) return ok;
     if (Result<void> ok = open_outputs(); !ok) return ok;
@@ -314,7 +329,7 @@ class Edge {
       return;
     }
     bus_ = std::move(bus.value());
-    bus_ready_ = false;
+    bus_open_ = false;
     bus_->on_receive([this](const can::Frame& frame) { on_frame(frame); });
     bus_->on_error([this](const Error& error) {
       ++can_.link_errors;
@@ -322,16 +337,20 @@ class Edge {
       if (bus_ && bus_->is_closed()) schedule_bus_reopen();
     });
     bus_->on_ready([this] {
-      bus_ready_ = true;
+      bus_open_ = true;
+      bus_up_ = true;
       link_event("can", true, bus_->describe());
     });
   }
 
+  // A failure after the fact. A closed bus is reopened (schedule_bus_reopen); an open one (SocketCAN
+  // interface down, bus-off) stays open and counts as up again with its next frame.
   void can_error(const std::string& message) {
-    if (bus_ready_ || !can_error_reported_) log_->warn("can: {}", message);
+    if (bus_up_ || !can_error_reported_) log_->warn("can: {}", message);
     can_error_reported_ = true;
-    if (bus_ready_) link_event("can", false, message);
-    bus_ready_ = false;
+    if (bus_up_) link_event("can", false, message);
+    bus_up_ = false;
+    if (bus_ && bus_->is_closed()) bus_open_ = false;
   }
 
   void schedule_bus_reopen() {
@@ -361,7 +380,7 @@ class Edge {
   }
 
   void send_sync() {
-    if (!bus_ || !bus_ready_) {
+    if (!bus_ || !bus_open_) {
       ++can_.sync_failed;
       return;
     }
@@ -389,8 +408,13 @@ class Edge {
     ++can_.frames;
     current_frame_ = &frame;
     current_frame_received_ns_ = received;
+    if (!bus_up_ && bus_open_ && !frame.error) {
+      bus_up_ = true;
+      link_event("can", true, "frames again on " + bus_->describe());
+    }
     if (frame.error) {
       ++can_.error_frames;
+      if ((frame.id & kCanErrBusOff) != 0) can_error("bus-off (error frame class 0x" + hex(frame.id) + ")");
       if (can_.error_frames <= 10 || can_.error_frames % 1000 == 0)
         log_->warn("can: error frame class 0x{:x} ({} so far)", frame.id, can_.error_frames);
     } else if (const ModuleMessage* message = map_.find(frame.id, frame.extended); message == nullptr) {
@@ -407,6 +431,10 @@ class Edge {
                      message->codec->describe(status, frame.payload()), can_.malformed);
       } else {
         ++can_.module_frames;
+        if (csv_) {
+          auto& latest = latest_values_[static_cast<std::size_t>(message - map_.messages().data())];
+          latest.assign(decode_buffer_.begin(), decode_buffer_.begin() + static_cast<std::ptrdiff_t>(message->codec->signal_count()));
+        }
         execute(supervisor_->on_module_pdo(message->module_id, received));
         for (const WatchedSignal& w : message->watched) {
           if (!presence_.test(w.signal_index)) continue;
@@ -855,7 +883,7 @@ class Edge {
     j["precharge"] = {{"phase", std::string(to_string(s.precharge))}, {"attempts", s.precharge_attempts}};
     const auto bus_counters = bus_ ? bus_->counters() : can::BusCounters{};
     j["can"] = {{"url", config_.can.url},
-                {"connected", bus_ready_},
+                {"connected", bus_up_},
                 {"frames", can_.frames},
                 {"module_frames", can_.module_frames},
                 {"other_known", can_.other_known},
@@ -985,6 +1013,72 @@ class Edge {
     });
   }
 
+  // The rig's wide CSV record (recording.csv_dir), once a second: BMUnn_<signal> for every signal of
+  // every module found (sorted by name, as the rig wrote them), the board, the inverter, the flags.
+  void schedule_csv_row() {
+    csv_timer_.expires_after(std::chrono::seconds(1));
+    csv_timer_.async_wait([this](asio::error_code ec) {
+      if (ec) return;
+      write_csv_row();
+      schedule_csv_row();
+    });
+  }
+
+  void write_csv_row() {
+    std::vector<std::pair<std::string, recorder::CsvValue>> row;
+    std::set<int> known;
+    for (const auto& m : supervisor_->status().modules) known.insert(m.module_id);
+    const auto& messages = map_.messages();
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const ModuleMessage& message = messages[i];
+      if (message.module_id == 0 || known.count(message.module_id) == 0) continue;
+      std::string prefix = config_.modules.name_pattern;
+      char id[8];
+      std::snprintf(id, sizeof id, "%02d", message.module_id);
+      if (const auto at = prefix.find("{id}"); at != std::string::npos) prefix.replace(at, 4, id);
+      else prefix = std::string("BMU") + id + "_";
+      const auto& signals = message.codec->message().signals;
+      for (std::size_t k = 0; k < signals.size(); ++k) {
+        recorder::CsvValue value;
+        if (k < latest_values_[i].size()) {
+          const double v = latest_values_[i][k];
+          const bool integral = signals[k].scale == std::floor(signals[k].scale) &&
+                                signals[k].offset == std::floor(signals[k].offset) && v == std::floor(v) &&
+                                std::fabs(v) < 9e15;
+          if (integral) value = static_cast<std::int64_t>(v);
+          else value = v;
+        }
+        row.emplace_back(prefix + signals[k].name, value);
+      }
+    }
+    std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto add = [&row](const char* name, recorder::CsvValue v) { row.emplace_back(name, std::move(v)); };
+    const bool have_board = last_board_.has_value();
+    add("Ardu_Press", have_board ? recorder::CsvValue(last_board_->pressure.value) : recorder::CsvValue());
+    add("Ardu_Temp1", have_board ? recorder::CsvValue(last_board_->temp1_c.value) : recorder::CsvValue());
+    add("Ardu_Temp2", have_board ? recorder::CsvValue(last_board_->temp2_c.value) : recorder::CsvValue());
+    const bool have_inverter = last_inverter_.has_value();
+    add("modbus_Power", have_inverter ? recorder::CsvValue(last_inverter_->dc_link_power_kw) : recorder::CsvValue());
+    add("modbus_Current", have_inverter ? recorder::CsvValue(last_inverter_->dc_link_current_a) : recorder::CsvValue());
+    add("modbus_Voltage", have_inverter ? recorder::CsvValue(last_inverter_->battery_voltage_v) : recorder::CsvValue());
+    const safety::State state = supervisor_->state();
+    add("warning", state == safety::State::warning);
+    add("dangerous", state == safety::State::dangerous || state == safety::State::safe);
+    add("CurrentState", state_name(state));
+    std::vector<std::string> columns;
+    std::vector<recorder::CsvValue> values;
+    columns.reserve(row.size());
+    values.reserve(row.size());
+    for (auto& [name, value] : row) {
+      columns.push_back(std::move(name));
+      values.push_back(std::move(value));
+    }
+    if (auto ok = csv_->write(wall_now(), columns, values); !ok) {
+      if (!csv_error_reported_) log_->warn("CSV: {}", ok.error().message);
+      csv_error_reported_ = true;
+    }
+  }
+
   void stop() {
     if (stopping_) return;
     stopping_ = true;
@@ -995,6 +1089,7 @@ class Edge {
     schedule_timer_.cancel();
     report_timer_.cancel();
     stop_timer_.cancel();
+    csv_timer_.cancel();
     if (control_) control_->close();
     if (board_) board_->stop();
     if (inverter_) inverter_->stop();
@@ -1004,6 +1099,7 @@ class Edge {
 
   void shutdown() {
     stop();
+    if (csv_) csv_->close();
     if (recorder_) {
       if (auto ok = recorder_->flush(); !ok) log_->warn("recording: {}", ok.error().message);
       recorder_->close();
@@ -1017,7 +1113,7 @@ class Edge {
   std::shared_ptr<spdlog::logger> log_;
   asio::io_context io_;
   asio::signal_set signals_;
-  asio::steady_timer sync_timer_, deadline_timer_, bus_timer_, schedule_timer_, report_timer_, stop_timer_;
+  asio::steady_timer sync_timer_, deadline_timer_, bus_timer_, schedule_timer_, report_timer_, stop_timer_, csv_timer_;
 
   std::optional<safety::Supervisor> supervisor_;
   std::unique_ptr<dbc::DatabaseCodec> codec_;
@@ -1030,6 +1126,9 @@ class Edge {
   std::unique_ptr<devices::InverterClient> inverter_;
   std::unique_ptr<recorder::Recorder> recorder_;
   std::unique_ptr<EventWriter> events_;
+  std::unique_ptr<recorder::RigCsvWriter> csv_;
+  std::vector<std::vector<double>> latest_values_;  // per ModuleMap message: its latest decoded values (CSV)
+  bool csv_error_reported_ = false;
   std::unique_ptr<ipc::LineServer> control_;
   std::optional<schedule::Runner> runner_;
   std::optional<schedule::ReadbackCheck> readback_;
@@ -1037,7 +1136,8 @@ class Edge {
 
   CanCounters can_;
   std::uint64_t retired_dropped_ = 0;
-  bool bus_ready_ = false;
+  bool bus_open_ = false;  // the bus carries frames (socketcand: after its handshake), not closed
+  bool bus_up_ = false;    // for reports: no failure since the last frame
   bool bus_reopen_pending_ = false;
   bool can_error_reported_ = false;
   int sync_counter_ = 0;

@@ -52,6 +52,8 @@ class ModuleMap {
     auto it = by_id_.find(key(id, extended));
     return it == by_id_.end() ? nullptr : &messages_[it->second];
   }
+  // Every message of the DBC (module messages have module_id != 0).
+  const std::vector<ModuleMessage>& messages() const { return messages_; }
   // Module ids the DBC defines, ascending.
   const std::vector<int>& defined_modules() const { return defined_modules_; }
   std::size_t watched_count() const { return watched_count_; }

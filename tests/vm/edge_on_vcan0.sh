@@ -66,6 +66,22 @@ wait_for 20 three_modules || fail "the edge did not find 3 modules on vcan0: $(c
 grep -q '"url": "socketcan:vcan0"' status.json || fail "the edge is not on socketcan:vcan0"
 echo "edge_on_vcan0: 3 modules found on socketcan:vcan0"
 
+# The interface goes down for 2 s: the edge keeps running, reports the link, sees the modules go
+# stale (dangerous after 1 s of silence -> SAFE), and finds them again when the interface is back.
+ip link set vcan0 down || fail "ip link set vcan0 down"
+can_down() { grep '"link":"can"' events.jsonl 2>/dev/null | grep -q '"up":false'; }
+wait_for 10 can_down || fail "no CAN link-down event after vcan0 went down"
+sleep 2
+ip link set vcan0 up || fail "ip link set vcan0 up"
+can_up_again() { grep -q 'frames again' events.jsonl 2>/dev/null; }
+wait_for 10 can_up_again || fail "no CAN link-up event after vcan0 came back"
+kill -0 "$edge_pid" 2>/dev/null || fail "the edge died with the interface"
+grep -q '"rule":"module_stale"' events.jsonl || fail "the silent modules were not reported stale"
+reset_ok() { "$cg" edge reset --socket "$work/edge.sock" >reset.log 2>&1; }
+wait_for 10 reset_ok || fail "reset refused after vcan0 came back: $(cat reset.log)"
+wait_for 10 three_modules || fail "modules not back after vcan0 came back"
+echo "edge_on_vcan0: vcan0 down and up: link reported, modules stale then back, reset accepted"
+
 # Close the contactors (precharge through the simulated board and inverter), then the trip.
 inverter_running() { status && grep -q '"phase": "running"' status.json; }
 wait_for 40 inverter_running || fail "the inverter start-up did not complete"
