@@ -32,7 +32,13 @@ class GpioOutputs final : public Outputs {
     const int flags = config_.active_low ? GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW : 0;
     // Requested at logical 0: off, whatever the polarity.
     if (gpiod_line_request_output_flags(line, config_.consumer.c_str(), flags, 0) != 0) {
-      return error(index, "cannot request it as output", errno);
+      const int request_error = errno;
+      std::string what = "cannot request it as output";
+      // A busy line: say who holds it (the kernel's line info names the consumer).
+      if (request_error == EBUSY && gpiod_line_update(line) == 0 && gpiod_line_consumer(line) != nullptr) {
+        what += " (held by '" + std::string(gpiod_line_consumer(line)) + "')";
+      }
+      return error(index, what, request_error);
     }
     lines_[index] = line;
     return success();
