@@ -223,7 +223,8 @@ TEST(EdgeScenario, CellOverDangerousLimitTurnsTheInverterOffThenOpensTheContacto
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(8)) << rig.logs();
   ASSERT_TRUE(rig.start_and_wait_running()) << rig.edge_status().dump(2) << rig.logs();
-  EXPECT_TRUE(rig.sim_status()["board"]["outputs"].value("relay1", false));
+  // The board applies the command when it reads it: wait for it rather than race it.
+  EXPECT_TRUE(wait_until([&] { return rig.sim_status()["board"]["outputs"].value("relay1", false); }, 5s));
   // Cell 5 of module 3 climbs fast past 4.2 V.
   ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 3}, {"cell", 5}, {"rate_v_per_s", 0.5}, {"target_v", 4.4}})
                   .value("ok", false));

@@ -1,18 +1,14 @@
 // `cellguard sim`: the rig simulator (issue 3), and `cellguard sim ctl`: its control client.
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "ipc/line_socket.h"
 #include "sim/board_sim_device.h"
 #include "sim/control_protocol.h"
 #include "sim/inverter_sim_device.h"
@@ -168,39 +164,16 @@ int run_ctl(const CtlArgs& args) {
     const char* env = std::getenv("CELLGUARD_SIM_CONTROL");
     path = env ? env : "";
   }
-  sockaddr_un address{};
-  if (path.empty() || path.size() >= sizeof address.sun_path) {
+  if (path.empty()) {
     std::fprintf(stderr, "cellguard sim ctl: give --socket PATH (the \"control\" of the ready line)\n");
     return 2;
   }
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.data(), path.size());
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-    std::fprintf(stderr, "cellguard sim ctl: %s: %s\n", path.c_str(), std::strerror(errno));
-    if (fd >= 0) ::close(fd);
+  Result<std::string> answer = ipc::request_line(path, *request);
+  if (!answer) {
+    std::fprintf(stderr, "cellguard sim ctl: %s\n", answer.error().message.c_str());
     return 1;
   }
-  const std::string line = *request + "\n";
-  std::size_t sent = 0;
-  while (sent < line.size()) {
-    const ssize_t n = ::write(fd, line.data() + sent, line.size() - sent);
-    if (n <= 0 && errno != EINTR) break;
-    if (n > 0) sent += static_cast<std::size_t>(n);
-  }
-  std::string response;
-  char buffer[4096];
-  while (response.find('\n') == std::string::npos && response.size() < (1u << 24)) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    response.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  if (response.empty()) {
-    std::fprintf(stderr, "cellguard sim ctl: no response from %s\n", path.c_str());
-    return 1;
-  }
+  const std::string response = *answer + "\n";
   std::fputs(response.c_str(), stdout);
   const nlohmann::json parsed = nlohmann::json::parse(response, nullptr, false);
   return parsed.is_object() && parsed.value("ok", false) ? 0 : 1;

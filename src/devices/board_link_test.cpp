@@ -453,7 +453,14 @@ TEST_F(BoardLinkTest, PinCommandsArriveExactlyAndLongSetsAreSplit) {
 }
 
 TEST_F(BoardLinkTest, ClosingTheBoardSideReportsDisconnectAndRetries) {
+  // Through a stable name that disappears with the device (as /dev/serial/by-id does): the bare
+  // /dev/pts/N may be handed to another process's pty at once, and reopening that would succeed.
+  const std::string by_id = "/tmp/cellguard-board-test-" + std::to_string(::getpid()) + "-by-id";
+  ::unlink(by_id.c_str());
+  ASSERT_EQ(::symlink(pty.slave_path().c_str(), by_id.c_str()), 0);
+  config.device = by_id;
   start_connected();
+  ::unlink(by_id.c_str());
   pty.close();  // the USB cable is pulled
   ASSERT_TRUE(run_until(io, [&] { return !link->connected(); }));
   ASSERT_GE(events.size(), 2u);

@@ -580,6 +580,7 @@ class Edge {
       case K::inverter_hold:
         nudging_ = true;
         if (inverter_) inverter_->command_setpoint(devices::InverterMode::current, d.setpoint_a, mono_now());
+        if (readback_) readback_->cancel();  // the schedule's setpoint is not what the inverter runs now
         break;
       case K::inverter_nudge_end:
         nudging_ = false;

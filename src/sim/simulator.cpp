@@ -2,7 +2,6 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio.hpp>
@@ -17,6 +16,7 @@
 #include "core/text.h"
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
+#include "ipc/line_socket.h"
 #include "sim/canopen_modules.h"
 #include "sim/rig_dbc.h"
 #include "sim/scenario.h"
@@ -25,15 +25,12 @@ namespace cellguard::sim {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using asio::local::stream_protocol;
 
 // Linux CAN error frame classes (linux/can/error.h): protocol violation, bus error.
 constexpr std::uint32_t kCanErrProtocol = 0x08;
 constexpr std::uint32_t kCanErrBusError = 0x80;
 constexpr std::uint8_t kCanErrProtocolForm = 0x02;
 constexpr double kMaxErrorFramesPerTick = 5000;
-constexpr std::size_t kMaxControlSessions = 16;
-constexpr std::size_t kMaxUnixPathBytes = sizeof(sockaddr_un::sun_path) - 1;
 
 std::shared_ptr<spdlog::logger> make_logger() {
   auto logger = std::make_shared<spdlog::logger>("sim", std::make_shared<spdlog::sinks::stderr_sink_mt>());
@@ -41,56 +38,11 @@ std::shared_ptr<spdlog::logger> make_logger() {
   return logger;
 }
 
-// One client of the control socket: reads request lines, writes one response line each.
-class ControlSession : public std::enable_shared_from_this<ControlSession> {
- public:
-  using Handle = std::function<std::string(std::string_view)>;
-  ControlSession(stream_protocol::socket socket, Handle handle)
-      : socket_(std::move(socket)), buffer_(kMaxControlLineBytes + 1), handle_(std::move(handle)) {}
-
-  void start() { read(); }
-  void close() {
-    asio::error_code ignored;
-    socket_.close(ignored);
-  }
-
- private:
-  void read() {
-    asio::async_read_until(socket_, buffer_, '\n', [self = shared_from_this()](asio::error_code ec, std::size_t n) {
-      if (ec == asio::error::not_found) {  // line longer than the limit: answer and hang up
-        self->reply(json_error_line("request longer than 4096 bytes"), false);
-        return;
-      }
-      if (ec) return;
-      std::string line(asio::buffers_begin(self->buffer_.data()), asio::buffers_begin(self->buffer_.data()) + n - 1);
-      self->buffer_.consume(n);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      self->reply(self->handle_(line) + "\n", true);
-    });
-  }
-
-  void reply(std::string text, bool keep_reading) {
-    auto out = std::make_shared<std::string>(std::move(text));
-    asio::async_write(socket_, asio::buffer(*out),
-                      [self = shared_from_this(), out, keep_reading](asio::error_code ec, std::size_t) {
-                        if (!ec && keep_reading) self->read();
-                      });
-  }
-
-  static std::string json_error_line(const std::string& message) {
-    return nlohmann::json{{"ok", false}, {"error", message}}.dump() + "\n";
-  }
-
-  stream_protocol::socket socket_;
-  asio::streambuf buffer_;
-  Handle handle_;
-};
-
 class Simulator {
  public:
   Simulator(SimOptions options, std::FILE* ready_out)
       : options_(std::move(options)), ready_out_(ready_out), log_(make_logger()), signals_(io_, SIGINT, SIGTERM),
-        tick_timer_(io_), cyclic_timer_(io_), control_acceptor_(io_), devices_(std::move(options_.devices)) {}
+        tick_timer_(io_), cyclic_timer_(io_), devices_(std::move(options_.devices)) {}
 
   int run() {
     if (Result<void> started = start(); !started) {
@@ -193,38 +145,17 @@ class Simulator {
   }
 
   Result<void> start_control() {
-    std::string path = options_.control_path;
-    if (path.empty()) {
-      const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-      path = std::string(runtime && *runtime ? runtime : "/tmp") + "/cellguard-sim-" + std::to_string(::getpid()) + ".sock";
-    }
-    if (path.size() > kMaxUnixPathBytes)
-      return Error(ErrorCode::invalid_argument, "control socket path longer than 107 bytes: " + path);
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());  // stale socket
-    asio::error_code ec;
-    control_acceptor_.open(stream_protocol(), ec);
-    if (!ec) control_acceptor_.bind(stream_protocol::endpoint(path), ec);
-    if (!ec) control_acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return Error(ErrorCode::io_error, "control socket " + path + ": " + ec.message());
-    control_path_ = path;
-    ready_["control"] = path;
-    accept_control();
+    ipc::LineServerOptions o;
+    o.path = options_.control_path.empty() ? ipc::default_socket_path("cellguard-sim-" + std::to_string(::getpid()) + ".sock")
+                                           : options_.control_path;
+    o.max_line_bytes = kMaxControlLineBytes;
+    o.overlong_response = nlohmann::json{{"ok", false}, {"error", "request longer than 4096 bytes"}}.dump();
+    auto server = ipc::LineServer::start(io_, o, [this](std::string_view line) { return control_->handle(line, pack_->time_s()); });
+    if (!server) return server.error();
+    control_server_ = std::move(server.value());
+    control_path_ = control_server_->path();
+    ready_["control"] = control_path_;
     return success();
-  }
-
-  void accept_control() {
-    control_acceptor_.async_accept([this](asio::error_code ec, stream_protocol::socket socket) {
-      if (ec) return;  // closed at shutdown
-      std::erase_if(sessions_, [](const std::weak_ptr<ControlSession>& s) { return s.expired(); });
-      if (sessions_.size() < kMaxControlSessions) {
-        auto session = std::make_shared<ControlSession>(
-            std::move(socket), [this](std::string_view line) { return control_->handle(line, pack_->time_s()); });
-        sessions_.push_back(session);
-        session->start();
-      }
-      accept_control();
-    });
   }
 
   void announce_ready() {
@@ -316,10 +247,7 @@ class Simulator {
     signals_.cancel(ignored);
     tick_timer_.cancel();
     cyclic_timer_.cancel();
-    control_acceptor_.close(ignored);
-    for (auto& weak : sessions_)
-      if (auto session = weak.lock()) session->close();
-    if (!control_path_.empty()) ::unlink(control_path_.c_str());
+    if (control_server_) control_server_->close();
     for (auto& device : devices_) device->stop();
     if (server_) server_->close();
     if (bus_) bus_->close();
@@ -332,9 +260,8 @@ class Simulator {
   asio::signal_set signals_;
   asio::steady_timer tick_timer_;
   asio::steady_timer cyclic_timer_;
-  stream_protocol::acceptor control_acceptor_;
+  std::unique_ptr<ipc::LineServer> control_server_;
   std::vector<std::unique_ptr<SimDevice>> devices_;  // after io_: destroyed before it
-  std::vector<std::weak_ptr<ControlSession>> sessions_;
   std::string control_path_;
 
   std::shared_ptr<const dbc::DatabaseCodec> codec_;
