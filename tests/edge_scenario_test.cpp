@@ -352,6 +352,12 @@ TEST(EdgeScenario, ScheduleRunsWithReadback) {
   ASSERT_TRUE(readback1) << rig.logs();
   // The simulated pack really carried the current.
   EXPECT_NEAR(rig.sim_status().value("pack_current_a", 0.0), 10.0, 1.0) << rig.sim_status().dump(2);
+  // A clean stop of the edge leaves the rig safe: inverter mode off, contactors open.
+  EXPECT_EQ(rig.edge_process().stop(), 0) << rig.logs();
+  const json after = rig.sim_status();
+  EXPECT_EQ(after["inverter"].value("mode", -1), 0) << after.dump(2);
+  EXPECT_FALSE(after["board"]["outputs"].value("relay1", true)) << after.dump(2);
+  EXPECT_FALSE(after["board"]["outputs"].value("relay2", true)) << after.dump(2);
 }
 
 TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording) {

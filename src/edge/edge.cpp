@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "can/bus.h"
 #include "dbc/codec.h"
@@ -1080,6 +1081,10 @@ class Edge {
     }
   }
 
+  // The guard is going away (SIGTERM, --duration): leave the rig safe first. The inverter goes to
+  // mode off and the contactors open (the heartbeat would stop the converter anyway, but only after
+  // its timeout, and the board keeps its relays as last commanded). kill -9 skips this; then the
+  // inverter's heartbeat timeout is the fail-safe.
   void stop() {
     if (stopping_) return;
     stopping_ = true;
@@ -1092,9 +1097,40 @@ class Edge {
     stop_timer_.cancel();
     csv_timer_.cancel();
     if (control_) control_->close();
-    if (board_) board_->stop();
-    if (inverter_) inverter_->stop();
     if (bus_) bus_->close();
+    bool leaving_safe = false;
+    if (inverter_ && inverter_->stats().mode != devices::InverterMode::off) {
+      inverter_->command_off(mono_now());
+      leaving_safe = true;
+    }
+    if (outputs_ && (outputs_->commanded(devices::Output::relay1) || outputs_->commanded(devices::Output::relay2) ||
+                     outputs_->commanded(devices::Output::relay3))) {
+      std::array<std::optional<bool>, devices::kOutputCount> open{};
+      open[static_cast<std::size_t>(devices::Output::relay1)] = false;
+      open[static_cast<std::size_t>(devices::Output::relay2)] = false;
+      open[static_cast<std::size_t>(devices::Output::relay3)] = false;
+      if (auto ok = outputs_->set_all(open); !ok) log_->warn("stopping: contactors: {}", ok.error().message);
+      leaving_safe = true;
+    }
+    if (!leaving_safe) {
+      finish_stop();
+      return;
+    }
+    log_->info("stopping: inverter off and contactors open before leaving");
+    // Let the loop write the board command; the inverter's thread writes mode off meanwhile.
+    stop_timer_.expires_after(std::chrono::milliseconds(300));
+    stop_timer_.async_wait([this](asio::error_code) { finish_stop(); });
+  }
+
+  void finish_stop() {
+    if (inverter_) {
+      const auto deadline = SteadyClock::now() + std::chrono::seconds(1);
+      while (inverter_->stats().mode != devices::InverterMode::off && SteadyClock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (inverter_->stats().mode != devices::InverterMode::off) log_->warn("stopping: the inverter did not confirm mode off");
+      inverter_->stop();
+    }
+    if (board_) board_->stop();
     io_.stop();
   }
 
