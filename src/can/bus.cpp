@@ -66,6 +66,7 @@ Result<std::unique_ptr<Bus>> open_bus(asio::io_context& io, std::string_view url
   constexpr std::string_view kInproc = "inproc:";
   constexpr std::string_view kSocketcand = "socketcand://";
   constexpr std::string_view kSocketcan = "socketcan:";
+  constexpr std::string_view kReplay = "replay:";
   if (url.starts_with(kInproc)) {
     std::string_view name = url.substr(kInproc.size());
     if (name.empty()) return bad_url(url, "missing name");
@@ -79,10 +80,11 @@ Result<std::unique_ptr<Bus>> open_bus(asio::io_context& io, std::string_view url
     }
     return detail::open_socketcan_bus(io, name);
   }
+  if (url.starts_with(kReplay)) return detail::open_replay_bus(io, url, url.substr(kReplay.size()));
   return Error(ErrorCode::unsupported,
                "bus URL '" + std::string(url) +
-                   "': unknown scheme (expected inproc:NAME, socketcand://HOST:PORT/CHANNEL or "
-                   "socketcan:IFNAME)");
+                   "': unknown scheme (expected inproc:NAME, socketcand://HOST:PORT/CHANNEL, "
+                   "socketcan:IFNAME or replay:PATH)");
 }
 
 }  // namespace cellguard::can

@@ -1,11 +1,43 @@
 // A CAN bus endpoint: send frames, receive the frames others send, hear about link errors.
 //
-// One seam, three transports, chosen by URL in open_bus():
+// One seam, four transports, chosen by URL in open_bus():
 //
 //   inproc:NAME                     in-process bus: every endpoint opened on NAME with the same
 //                                   io_context sees the frames the others send (not its own)
 //   socketcand://HOST:PORT/CHANNEL  a socketcand server over TCP, raw mode (see socketcand.h)
 //   socketcan:IFNAME                Linux SocketCAN raw socket, classic and FD (see socketcan.cpp)
+//   replay:PATH[?speed=K&loop=1&bus=NAME&time=wall|log]
+//                                   replays a recorded CAN log (see replay_bus.cpp)
+//
+// Log replay. PATH is a log in any format log.h reads (candump -L, candump console, ASC, TRC;
+// detected); it cannot contain '?'. open_bus() opens the file and detects its format, so a missing
+// or unrecognisable file is an open_bus() error naming the path; the log is then streamed (one
+// frame read ahead, never the whole file in memory). Reading a file blocks the loop only for the
+// chunk being read.
+// - on_ready fires once, on the loop, before the first frame. Replay starts when the loop first runs
+//   after open_bus(), whether or not handlers are installed (frames before on_receive are counted
+//   as received and lost).
+// - Frames reach on_receive on the loop thread at their log time offsets from the first frame
+//   delivered (the first frame of the selected bus), divided by `speed` (default 1; a fraction
+//   slows down; 0 = as fast as possible, in batches of 256 frames with the loop free for timers and
+//   other handlers between them). All frames due at once are delivered in one batch. A time that
+//   goes backwards in the log is delivered at once.
+// - timestamp_ns: `time=wall` (default) sets the wall-clock time of delivery, ns since the Unix
+//   epoch, like the other buses; `time=log` keeps the log's own time (for logs without a date, the
+//   time since the log start; with loop=1 the times repeat each pass). `bus` keeps the log's bus
+//   name or channel as written ("can0"; "1" for ASC/TRC channels; "" where the format has none).
+// - `bus=NAME` delivers only frames whose bus name/channel equals NAME; others are skipped, not
+//   counted.
+// - send() validates the frame and counts it (frames_sent); it goes nowhere (a log cannot answer).
+// - A malformed line is skipped and counted (frames_dropped); the first 5 are reported through
+//   on_error (ErrorCode::parse_error, "replay: PATH:LINE: cause"). Replay goes on.
+// - The end of the log: with loop=1 the log starts again at once (the first frame of the next pass
+//   is due when the last one of this pass was). Otherwise, and when a pass delivered no frame, the
+//   bus reports "replay: PATH: end of log after N frames" once through on_error with
+//   ErrorCode::end_of_input and then stays open and idle (is_closed() false, send() still accepted):
+//   a closed bus would be reopened by a caller's reconnect policy and replay the log again.
+// - An I/O failure reading the file (or reopening it for the next pass) is reported through on_error
+//   and closes the bus, like a lost link.
 //
 // Threading. One asio::io_context per process drives every bus, run by exactly one thread (the
 // "loop thread"). Receive, error and ready handlers run on the loop thread. `send()` and
@@ -71,7 +103,8 @@ class Bus {
   virtual void close() = 0;
   virtual bool is_closed() const = 0;
 
-  // "inproc:rig", "socketcand://127.0.0.1:29536/can0", "socketcan:vcan0".
+  // "inproc:rig", "socketcand://127.0.0.1:29536/can0", "socketcan:vcan0", "replay:rig.log?speed=10"
+  // (a replay bus gives its URL as opened).
   virtual std::string describe() const = 0;
   virtual BusCounters counters() const = 0;
 };

@@ -42,4 +42,8 @@ Result<std::unique_ptr<Bus>> open_socketcand_bus(asio::io_context& io, std::stri
 // socketcan.cpp: Linux PF_CAN raw socket; unsupported where the kernel has no CAN.
 Result<std::unique_ptr<Bus>> open_socketcan_bus(asio::io_context& io, std::string_view interface_name);
 
+// replay_bus.cpp: `rest` is what follows "replay:" (PATH[?QUERY]); `url` is the whole URL, for
+// messages and describe(). The log is opened (and its format detected) before this returns.
+Result<std::unique_ptr<Bus>> open_replay_bus(asio::io_context& io, std::string_view url, std::string_view rest);
+
 }  // namespace cellguard::can::detail
