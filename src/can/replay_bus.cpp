@@ -213,7 +213,12 @@ class Replay : public std::enable_shared_from_this<Replay> {
   // When `log_ns` is due on the steady clock.
   Clock::time_point due(std::int64_t log_ns) const {
     if (options_.speed == 0) return base_steady_;
-    double offset = (static_cast<double>(log_ns) - static_cast<double>(base_log_ns_)) / options_.speed;
+    // The difference first, in integers: epoch nanoseconds have more digits than a double holds.
+    std::int64_t difference = 0;
+    if (__builtin_sub_overflow(log_ns, base_log_ns_, &difference)) {
+      difference = log_ns < base_log_ns_ ? 0 : std::numeric_limits<std::int64_t>::max();
+    }
+    double offset = static_cast<double>(difference) / options_.speed;
     if (offset < 0) offset = 0;  // a time going backwards: at once
     if (offset > kMaxOffsetNs) offset = kMaxOffsetNs;
     return base_steady_ + std::chrono::nanoseconds(static_cast<std::int64_t>(offset));

@@ -199,6 +199,17 @@ TEST_F(ReplayBusTest, SpeedTenIsTenTimesFaster) {
   EXPECT_LT(gap, 100ms);
 }
 
+TEST_F(ReplayBusTest, ATimeGoingBackwardsIsDeliveredAtOnce) {
+  auto bus = open("replay:" + write_log("rig.log", LogFormat::candump_log,
+                                        {frame_of(kStartNs + 500 * kMs, 0x1, {1}), frame_of(kStartNs, 0x2, {2}),
+                                         frame_of(kStartNs + 510 * kMs, 0x3, {3})}));
+  Seen seen;
+  seen.attach(*bus);
+  ASSERT_TRUE(run_until(io_, [&] { return seen.frames.size() == 3; }, 3s));
+  EXPECT_LT(seen.times[1] - seen.times[0], 5ms);
+  EXPECT_GE(seen.times[2] - seen.times[0], 9ms);
+}
+
 TEST_F(ReplayBusTest, SpeedZeroIsFastAndLeavesTheLoopToTimers) {
   // 20000 frames a second apart: more than five hours at speed 1.
   std::vector<Frame> frames;
