@@ -348,7 +348,9 @@ std::string bus_url_problem(std::string_view url) {
     if (slash + 1 >= rest.size()) return "socketcand: missing channel";
     return "";
   }
-  return "unknown scheme (expected socketcan:IFNAME, socketcand://HOST:PORT/CHANNEL or inproc:NAME)";
+  // A recorded log played back (can/bus.h); open_bus checks the file and the parameters.
+  if (url.starts_with("replay:")) return url.size() > 7 ? "" : "replay: needs a log file path";
+  return "unknown scheme (expected socketcan:IFNAME, socketcand://HOST:PORT/CHANNEL, inproc:NAME or replay:LOG)";
 }
 
 bool standard_baud(unsigned baud) {

@@ -314,6 +314,10 @@ TEST(EdgeConfig, UrlsMustParse) {
   EXPECT_TRUE(parse_rig(text, c).ok());
   text = rig_with(rig_text(), "url = \"socketcan:can0\"", "url = \"inproc:rig\"");
   EXPECT_TRUE(parse_rig(text, c).ok());
+  text = rig_with(rig_text(), "url = \"socketcan:can0\"", "url = \"replay:rig.log?speed=10\"");
+  EXPECT_TRUE(parse_rig(text, c).ok());
+  text = rig_with(rig_text(), "url = \"socketcan:can0\"", "url = \"replay:\"");
+  expect_one(parse_rig(text, c), "can.url", line_of(text, "url = \"replay:\""), "log file");
   text = rig_with(rig_text(), "url = \"rtu:/dev/ttyUSB0?baud=19200&slave=2\"", "url = \"modbus:/dev/ttyUSB0\"");
   auto check = parse_rig(text, c);
   ASSERT_EQ(check.problems.size(), 1u) << check.to_string();
