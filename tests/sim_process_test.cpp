@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "can/bus.h"
+#include "ipc/line_socket.h"
+#include "support/child_process.h"
 
 namespace cellguard {
 namespace {
@@ -53,85 +55,31 @@ fs::path temp_dir() {
   return dir;
 }
 
-// One `cellguard sim` child: started with arguments, its ready line read, SIGTERM at the end.
+// One `cellguard sim` child (support/child_process.h): started with arguments, its ready line read,
+// SIGTERM at the end; requests over its control socket.
 class SimProcess {
  public:
   explicit SimProcess(std::vector<std::string> args) {
     static int counter = 0;
     control_ = (temp_dir() / ("ctl-" + std::to_string(++counter) + ".sock")).string();
-    stderr_path_ = (temp_dir() / ("sim-" + std::to_string(counter) + ".log")).string();
+    const std::string log_path = (temp_dir() / ("sim-" + std::to_string(counter) + ".log")).string();
+    fs::remove(log_path);
     args.insert(args.begin(), {binary(), "sim", "--control", control_});
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      const int err = ::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (err >= 0) ::dup2(err, 2);
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    stdout_fd_ = out[0];
-    std::string line;
-    const auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (line.find('\n') == std::string::npos && Clock::now() < deadline) {
-      pollfd p{stdout_fd_, POLLIN, 0};
-      if (::poll(&p, 1, 1000) <= 0) continue;
-      char buffer[4096];
-      const ssize_t n = ::read(stdout_fd_, buffer, sizeof buffer);
-      if (n <= 0) break;
-      line.append(buffer, static_cast<std::size_t>(n));
-    }
-    ready_ = json::parse(line.substr(0, line.find('\n')), nullptr, false);
+    process_ = std::make_unique<testing::ChildProcess>(std::move(args), log_path);
   }
-
-  ~SimProcess() { stop(); }
 
   // SIGTERM and the exit status (0 expected for a clean stop).
-  int stop() {
-    if (pid_ <= 0) return exit_code_;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    ::close(stdout_fd_);
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return exit_code_;
-  }
-
-  bool ready() const { return ready_.is_object() && ready_.value("ready", false); }
-  const json& ready_line() const { return ready_; }
-  std::string log() const {
-    std::ifstream in(stderr_path_);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
+  int stop() { return process_->stop(); }
+  bool ready() const { return process_->ready(); }
+  const json& ready_line() const { return process_->ready_line(); }
+  std::string log() const { return process_->log(); }
   const std::string& control_path() const { return control_; }
 
   // One request over the control socket.
   json control(const json& request) const {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, control_.c_str(), sizeof address.sun_path - 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-      ::close(fd);
-      return json{{"ok", false}, {"error", "connect failed"}};
-    }
-    const std::string line = request.dump() + "\n";
-    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return {};
-    std::string response;
-    char buffer[65536];
-    while (response.find('\n') == std::string::npos) {
-      const ssize_t n = ::read(fd, buffer, sizeof buffer);
-      if (n <= 0) break;
-      response.append(buffer, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return json::parse(response, nullptr, false);
+    auto response = ipc::request_line(control_, request.dump(), 10000);
+    if (!response) return json{{"ok", false}, {"error", response.error().message}};
+    return json::parse(*response, nullptr, false);
   }
 
   json status() const { return control({{"cmd", "status"}})["status"]; }
@@ -157,19 +105,15 @@ class SimProcess {
  private:
   // socketcand://HOST:PORT/CHANNEL
   std::string url_part(int which) const {
-    const std::string url = ready_.value("can", "");
+    const std::string url = ready_line().value("can", "");
     const std::size_t host = url.find("://") + 3;
     const std::size_t colon = url.find(':', host);
     const std::size_t slash = url.find('/', colon);
     return which == 0 ? url.substr(host, colon - host) : url.substr(colon + 1, slash - colon - 1);
   }
 
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  int exit_code_ = -1;
   std::string control_;
-  std::string stderr_path_;
-  json ready_;
+  std::unique_ptr<testing::ChildProcess> process_;
 };
 
 // Runs the python-can peer: the rig's start-up SDO to `ids`, one SYNC, decoded answers.
