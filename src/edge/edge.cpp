@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "can/bus.h"
+#include "core/text.h"
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
 #include "devices/board_link.h"
@@ -157,11 +158,12 @@ class Edge {
     if (Result<void> ok = open_control(); !ok) return ok;
     open_bus();
 
-    // The rig's start-up state: every output off (rig: relays off, pump/fan off).
+    // The rig's start-up state: every output off (rig: relays off, pump/fan off). Through the board
+    // this is remembered and sent as soon as the board connects (it is not open yet).
     if (outputs_) {
       std::array<std::optional<bool>, devices::kOutputCount> all_off;
       all_off.fill(false);
-      if (auto ok = outputs_->set_all(all_off); !ok) log_->warn("outputs: {}", ok.error().message);
+      if (auto ok = outputs_->set_all(all_off); !ok) log_->debug("outputs: {}", ok.error().message);
     }
 
     signals_.async_wait([this](asio::error_code ec, int signal) {
@@ -204,7 +206,7 @@ class Edge {
     auto opened = recorder::Recorder::open(rc);
     if (!opened) return opened.error();
     recorder_ = std::move(opened.value());
-    if (auto text = read_text(config_.can.dbc_path)) (void)recorder_->set_meta("dbc", *text);
+    if (auto text = read_file(config_.can.dbc_path)) (void)recorder_->set_meta("dbc", *text);
     (void)recorder_->set_meta("config_sha256", config_.sha256);
     (void)recorder_->set_meta("edge_id", config_.edge_id);
     for (const char* name : {"board.temp1_c", "board.temp2_c", "board.pressure", "inverter.battery_voltage_v",
@@ -218,15 +220,9 @@ class Edge {
     return success();
   }
 
-  static Result<std::string> read_text(const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) return Error(ErrorCode::io_error, path);
-    std::string text;
-    char buffer[65536];
-    std::size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
-    std::fclose(f);
-    return text;
+  safety::ChannelId add_device_channel(const char* name, safety::Quantity quantity) {
+    auto id = supervisor_->add_channel({name, quantity, 0});
+    return id ? *id : safety::kNoChannel;  // only fails for module quantities without a module id
   }
 
   Result<void> open_events() {
@@ -241,13 +237,9 @@ class Edge {
   Result<void> open_board() {
     if (!config_.board.enabled) return success();
     board_ = std::make_unique<devices::BoardLink>(io_, config_.board.link, mono_now);
-    auto add = [this](const char* name, safety::Quantity q) {
-      auto id = supervisor_->add_channel({name, q, 0});
-      return id ? *id : safety::kNoChannel;
-    };
-    board_temp1_ = add("board.Temp1", safety::Quantity::board_temperature);
-    board_temp2_ = add("board.Temp2", safety::Quantity::board_temperature);
-    board_pressure_ = add("board.Press", safety::Quantity::board_pressure);
+    board_temp1_ = add_device_channel("board.Temp1", safety::Quantity::board_temperature);
+    board_temp2_ = add_device_channel("board.Temp2", safety::Quantity::board_temperature);
+    board_pressure_ = add_device_channel("board.Press", safety::Quantity::board_pressure);
     board_->on_reading([this](const devices::BoardReading& r) { on_board_reading(r); });
     board_->on_invalid_line([this](std::string_view line, const Error& error) {
       if (++board_invalid_reported_ <= 10 || board_invalid_reported_ % 100 == 0)
@@ -275,13 +267,9 @@ class Edge {
   Result<void> open_inverter() {
     if (!config_.inverter.enabled) return success();
     inverter_ = std::make_unique<devices::InverterClient>(io_, config_.inverter.client, mono_now);
-    auto add = [this](const char* name, safety::Quantity q) {
-      auto id = supervisor_->add_channel({name, q, 0});
-      return id ? *id : safety::kNoChannel;
-    };
-    inverter_battery_ = add("inverter.battery_voltage", safety::Quantity::inverter_battery_voltage);
-    inverter_dc_link_ = add("inverter.dc_link_voltage", safety::Quantity::dc_link_voltage);
-    inverter_current_ = add("inverter.dc_link_current", safety::Quantity::pack_current);
+    inverter_battery_ = add_device_channel("inverter.battery_voltage", safety::Quantity::inverter_battery_voltage);
+    inverter_dc_link_ = add_device_channel("inverter.dc_link_voltage", safety::Quantity::dc_link_voltage);
+    inverter_current_ = add_device_channel("inverter.dc_link_current", safety::Quantity::pack_current);
     inverter_->on_readings([this](const devices::InverterReadings& r) { on_inverter_readings(r); });
     inverter_->on_link([this](bool ok, TimeNs, const std::string& detail) {
       if (ok != inverter_link_ok_) {
@@ -289,6 +277,7 @@ class Edge {
         link_event("inverter", ok, detail);
       }
       execute(supervisor_->on_inverter_link(ok, mono_now()));
+      after_inputs();
     });
     inverter_->on_event([this](const devices::InverterEvent& e) { on_inverter_event(e); });
     return success();
@@ -402,6 +391,7 @@ class Edge {
       recorder_->record_frame(sync);
     }
     execute(supervisor_->on_sync_sent(mono_now()));
+    after_inputs();
   }
 
   void on_frame(const can::Frame& frame) {
