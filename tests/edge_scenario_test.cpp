@@ -274,6 +274,31 @@ TEST(EdgeScenario, OverTemperatureSwitchesPumpAndFanOn) {
   EXPECT_TRUE(wait_until([&] { return rig.edge_status()["state"] == "warning"; }, 5s)) << rig.edge_status().dump(2);
 }
 
+TEST(EdgeScenario, HighCellWarningNudgesTheInverterToDischargeAndTheNudgeEndsWhenItClears) {
+  Rig rig("nudge", with_modules(2));
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  // Cell 2 of module 1 rises into the warning band (>= 4.1 V) but stays below 4.2 V.
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 1}, {"cell", 2}, {"rate_v_per_s", 0.5}, {"target_v", 4.15}})
+                  .value("ok", false));
+  auto nudge = rig.events().wait_for([](const json& e) { return is_action(e, "inverter_nudge_discharge"); }, 15s);
+  ASSERT_TRUE(nudge) << rig.logs();
+  EXPECT_EQ((*nudge)["reason"]["rule"], "limit_high");
+  EXPECT_EQ((*nudge)["reason"]["level"], "warning");
+  EXPECT_GT((*nudge)["setpoint_a"].get<double>(), 0);  // positive discharges
+  // The inverter runs the nudge: current mode with the small discharge setpoint.
+  EXPECT_TRUE(wait_until([&] {
+    const json inverter = rig.edge_status()["inverter"];
+    return inverter.value("mode", "") == "current" && inverter.value("setpoint", 0.0) > 0;
+  }, 5s)) << rig.edge_status()["inverter"].dump(2);
+  EXPECT_EQ(rig.edge_status()["state"], "warning");
+  // Back below the warning (minus hysteresis): the nudge ends.
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 1}, {"cell", 2}, {"rate_v_per_s", -0.5}, {"target_v", 3.9}})
+                  .value("ok", false));
+  EXPECT_TRUE(rig.events().wait_for([](const json& e) { return is_action(e, "inverter_nudge_end"); }, 15s)) << rig.logs();
+}
+
 TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnceItIsBack) {
   Rig rig("silent", with_modules(4));
   rig.start_edge();
