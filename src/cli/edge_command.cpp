@@ -174,7 +174,7 @@ void print_status(const json& s) {
 }
 
 void add_override_options(CLI::App* cmd, edge::EndpointOverrides& o) {
-  cmd->add_option("--can", o.can, "CAN bus: socketcan:can0 | socketcand://HOST:PORT/can0 | inproc:NAME");
+  cmd->add_option("--can", o.can, "CAN bus: socketcan:can0 | socketcand://HOST:PORT/can0 | inproc:NAME | replay:LOG?speed=K");
   cmd->add_option("--board", o.board, "Sensor board serial device, e.g. /dev/ttyACM0 (none: no board)");
   cmd->add_option("--inverter", o.inverter,
                   "Inverter: rtu:/dev/ttyUSB0?baud=19200&slave=2 | tcp:HOST:PORT?slave=2 (none: no inverter)");
