@@ -1,7 +1,6 @@
 # Inverter Modbus client (inverter_client.h): libmodbus on a worker thread, results posted to the
-# loop's io_context (the asio definitions of cellguard_can, so every TU agrees).
+# loop's io_context.
 target_sources(cellguard_devices PRIVATE ${CMAKE_CURRENT_LIST_DIR}/inverter_client.cpp)
-target_compile_definitions(cellguard_devices PUBLIC ASIO_STANDALONE ASIO_NO_DEPRECATED ASIO_DISABLE_STD_ALIGNED_ALLOC)
 target_link_libraries(cellguard_devices PUBLIC PkgConfig::MODBUS Threads::Threads)
 # Tests against real peers: the simulator's inverter (TCP, RTU on a pty) and pymodbus.
 cellguard_test(devices_inverter_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/inverter_client_test.cpp DEPS cellguard_devices cellguard_sim)

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
+#include <algorithm>
 #include <chrono>
+#include <span>
 #include <cmath>
 #include <map>
 #include <set>
@@ -40,6 +42,9 @@ constexpr TimeNs kDiscoveryWindowNs = 1 * kSecond;  // traffic watched before th
 constexpr TimeNs kNoModuleReportNs = 5 * kSecond;    // "no module yet" repeated this often
 constexpr std::uint32_t kSdoResponseBase = 0x580;
 constexpr std::uint32_t kCanErrBusOff = 0x40;  // linux/can/error.h CAN_ERR_BUSOFF
+// The relays of the contactor and precharge circuit, opened together.
+constexpr std::array<devices::Output, 3> kContactorRelays = {devices::Output::relay1, devices::Output::relay2,
+                                                             devices::Output::relay3};
 
 std::string hex(std::uint32_t value) {
   char text[16];
@@ -161,9 +166,9 @@ class Edge {
     // The rig's start-up state: every output off (rig: relays off, pump/fan off). Through the board
     // this is remembered and sent as soon as the board connects (it is not open yet).
     if (outputs_) {
-      std::array<std::optional<bool>, devices::kOutputCount> all_off;
-      all_off.fill(false);
-      if (auto ok = outputs_->set_all(all_off); !ok) log_->debug("outputs: {}", ok.error().message);
+      using devices::Output;
+      if (auto ok = switch_outputs(std::array{Output::pump, Output::fan, Output::relay1, Output::relay2, Output::relay3}, false); !ok)
+        log_->debug("outputs: {}", ok.error().message);
     }
 
     signals_.async_wait([this](asio::error_code ec, int signal) {
@@ -218,6 +223,13 @@ class Edge {
     }
     log_->info("recording to {}", config_.recording.path);
     return success();
+  }
+
+  // Several outputs in one command (one board line where it fits).
+  Result<void> switch_outputs(std::span<const devices::Output> which, bool on) {
+    std::array<std::optional<bool>, devices::kOutputCount> states{};
+    for (devices::Output output : which) states[static_cast<std::size_t>(output)] = on;
+    return outputs_->set_all(states);
   }
 
   safety::ChannelId add_device_channel(const char* name, safety::Quantity quantity) {
@@ -578,22 +590,11 @@ class Edge {
         apply_schedule_setpoint(mono_now());
         break;
       case K::contactors_open:
-        if (outputs_) {
-          std::array<std::optional<bool>, devices::kOutputCount> open{};
-          open[static_cast<std::size_t>(Output::relay1)] = false;
-          open[static_cast<std::size_t>(Output::relay2)] = false;
-          open[static_cast<std::size_t>(Output::relay3)] = false;
-          issue(outputs_->set_all(open));
-        }
+        if (outputs_) issue(switch_outputs(kContactorRelays, false));
         break;
       case K::cooling_on:
       case K::cooling_off:
-        if (outputs_) {
-          std::array<std::optional<bool>, devices::kOutputCount> cooling{};
-          cooling[static_cast<std::size_t>(Output::pump)] = d.kind == K::cooling_on;
-          cooling[static_cast<std::size_t>(Output::fan)] = d.kind == K::cooling_on;
-          issue(outputs_->set_all(cooling));
-        }
+        if (outputs_) issue(switch_outputs(std::array{Output::pump, Output::fan}, d.kind == K::cooling_on));
         break;
       case K::relay_set:
         if (outputs_) issue(outputs_->set(relay_output(d.relay), d.closed));
@@ -1093,13 +1094,9 @@ class Edge {
       inverter_->command_off(mono_now());
       leaving_safe = true;
     }
-    if (outputs_ && (outputs_->commanded(devices::Output::relay1) || outputs_->commanded(devices::Output::relay2) ||
-                     outputs_->commanded(devices::Output::relay3))) {
-      std::array<std::optional<bool>, devices::kOutputCount> open{};
-      open[static_cast<std::size_t>(devices::Output::relay1)] = false;
-      open[static_cast<std::size_t>(devices::Output::relay2)] = false;
-      open[static_cast<std::size_t>(devices::Output::relay3)] = false;
-      if (auto ok = outputs_->set_all(open); !ok) log_->warn("stopping: contactors: {}", ok.error().message);
+    if (outputs_ && std::any_of(kContactorRelays.begin(), kContactorRelays.end(),
+                                [this](devices::Output relay) { return outputs_->commanded(relay); })) {
+      if (auto ok = switch_outputs(kContactorRelays, false); !ok) log_->warn("stopping: contactors: {}", ok.error().message);
       leaving_safe = true;
     }
     if (!leaving_safe) {
