@@ -101,7 +101,7 @@ Result<void> open_connection(Connection& c, const std::string& path, int flags) 
 }
 
 // Refuses files of another format version, and SQLite files that are not recordings.
-Result<void> check_version(sqlite3* db, const std::string& path, bool allow_empty, bool* empty) {
+Result<void> check_version(sqlite3* db, const std::string& path, bool allow_empty, bool* empty, bool migrate_v1) {
   auto version = query_int(db, path, "PRAGMA user_version");
   if (!version) {
     return Error(ErrorCode::io_error, "recording " + path + ": not a readable SQLite database (" +
@@ -115,6 +115,17 @@ Result<void> check_version(sqlite3* db, const std::string& path, bool allow_empt
   }
   if (*version == 0) {
     return Error(ErrorCode::unsupported, "recording " + path + ": not a cellguard recording (user_version 0)");
+  }
+  if (*version == 1 && migrate_v1) {
+    // Version 2 added delivery bookkeeping (uplink): a column and a table, nothing rewritten.
+    if (auto r = exec(db, path,
+                      "BEGIN; ALTER TABLE blocks ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;"
+                      " CREATE TABLE delivered(first INTEGER PRIMARY KEY, last INTEGER NOT NULL);"
+                      " PRAGMA user_version = 2; COMMIT;");
+        !r) {
+      return r.error();
+    }
+    return success();
   }
   if (*version != kFormatVersion) {
     return Error(ErrorCode::unsupported,
@@ -131,11 +142,12 @@ constexpr const char* kSchema =
     "CREATE TABLE channels(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, unit TEXT NOT NULL);"
     // AUTOINCREMENT: seq never goes back, even when the bounds deleted every block (uplink cursors).
     "CREATE TABLE blocks(seq INTEGER PRIMARY KEY AUTOINCREMENT, first_ns INTEGER NOT NULL,"
-    " last_ns INTEGER NOT NULL, records INTEGER NOT NULL, data BLOB NOT NULL);"
+    " last_ns INTEGER NOT NULL, records INTEGER NOT NULL, data BLOB NOT NULL, lost INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
-    "PRAGMA user_version = 1;"
+    "CREATE TABLE delivered(first INTEGER PRIMARY KEY, last INTEGER NOT NULL);"
+    "PRAGMA user_version = 2;"
     "COMMIT;";
-static_assert(kFormatVersion == 1, "update the schema's user_version");
+static_assert(kFormatVersion == 2, "update the schema's user_version");
 
 std::uint64_t file_size_or_zero(const std::string& path) {
   std::error_code ec;
@@ -163,7 +175,10 @@ struct Recorder::Impl {
   RecorderConfig config;
   Connection conn;
   std::mutex db_mutex;  // the connection: writer thread vs channel()/set_meta()
-  Stmt insert_block, blocks_by_age, delete_block, block_sizes, page_count, freelist_count;
+  Stmt insert_block, blocks_by_age, delete_block, block_sizes, page_count, freelist_count, read_one, strip_block;
+  // Blocks up to here were already deleted or stripped by the bounds: later passes start above it.
+  std::int64_t bounds_floor = 0;
+  std::chrono::steady_clock::time_point last_sweep{};
   std::uint64_t next_seq = 1;
   std::int64_t wal_pages = 1000;  // WAL checkpoint interval, sized from max_bytes
   std::uint64_t high_water = 0, low_water = 0;  // bytes of used pages that trigger/end deletion
@@ -195,11 +210,84 @@ struct Recorder::Impl {
   void write_batch(const std::vector<Item>& batch, const std::string& text);
   void commit_block(detail::BlockEncoder& encoder);
   void apply_bounds();
+  // Strips an undelivered block to its events; false if it had nothing else. db_mutex held, in a transaction.
+  Result<bool> strip(std::int64_t seq, std::uint64_t& lost);
+  Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> delivered_ranges();
+  void sweep_delivered();
   void fail(const std::string& message, std::uint64_t records);
 
-  detail::BlockEncoder encoder;
+  detail::BlockEncoder encoder, strip_encoder;
   std::vector<std::uint8_t> raw, packed;
 };
+
+Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> Recorder::Impl::delivered_ranges() {
+  auto stmt = prepare(conn.db, config.path, "SELECT first, last FROM delivered ORDER BY first");
+  if (!stmt) return stmt.error();
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  while (sqlite3_step(stmt->get()) == SQLITE_ROW) {
+    out.emplace_back(static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 0)),
+                     static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 1)));
+  }
+  return out;
+}
+
+Result<bool> Recorder::Impl::strip(std::int64_t seq, std::uint64_t& lost) {
+  sqlite3_stmt* q = read_one.get();
+  sqlite3_bind_int64(q, 1, seq);
+  if (sqlite3_step(q) != SQLITE_ROW) {
+    read_one.reset();
+    return false;
+  }
+  const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(q, 3));
+  auto block = detail::decode_block(static_cast<std::uint64_t>(seq), sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1),
+                                    static_cast<std::uint64_t>(sqlite3_column_int64(q, 2)),
+                                    {data ? data : reinterpret_cast<const std::uint8_t*>(""),
+                                     static_cast<std::size_t>(sqlite3_column_bytes(q, 3))});
+  read_one.reset();
+  if (!block) return block.error();
+  const std::uint64_t dropped = block->frames.size() + block->samples.size();
+  if (dropped == 0) return false;
+  strip_encoder.reset();
+  for (const EventRecord& e : block->events) strip_encoder.add_event(e.time_ns, e.kind, e.json);
+  strip_encoder.finish(raw);
+  if (auto r = detail::compress(raw, config.zstd_level, packed); !r) return r.error();
+  sqlite3_stmt* u = strip_block.get();
+  sqlite3_bind_int64(u, 1, static_cast<sqlite3_int64>(block->events.size()));
+  sqlite3_bind_blob(u, 2, packed.data(), static_cast<int>(packed.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(u, 3, static_cast<sqlite3_int64>(dropped));
+  sqlite3_bind_int64(u, 4, seq);
+  const int rc = sqlite3_step(u);
+  strip_block.reset();
+  if (rc != SQLITE_DONE) return db_error(config.path, "cannot strip block " + std::to_string(seq), conn.db);
+  lost += dropped;
+  return true;
+}
+
+// Stripped blocks stay until the server has them; then they go. At most every 10 s. db_mutex held.
+void Recorder::Impl::sweep_delivered() {
+  const auto now = std::chrono::steady_clock::now();
+  if (bounds_floor == 0 || now - last_sweep < std::chrono::seconds(10)) return;
+  last_sweep = now;
+  auto ranges = delivered_ranges();
+  if (!ranges || ranges->empty()) return;
+  auto stmt = prepare(conn.db, config.path, "DELETE FROM blocks WHERE seq BETWEEN ? AND ?");
+  if (!stmt) return;
+  sqlite3_exec(conn.db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  std::uint64_t deleted = 0;
+  for (const auto& [first, last] : *ranges) {
+    if (static_cast<std::int64_t>(first) > bounds_floor) break;
+    sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(first));
+    sqlite3_bind_int64(stmt->get(), 2, std::min<sqlite3_int64>(static_cast<sqlite3_int64>(last), bounds_floor));
+    if (sqlite3_step(stmt->get()) == SQLITE_DONE) deleted += static_cast<std::uint64_t>(sqlite3_changes(conn.db));
+    stmt->reset();
+  }
+  if (sqlite3_exec(conn.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    sqlite3_exec(conn.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return;
+  }
+  std::lock_guard lock(queue_mutex);
+  stats.blocks_deleted += deleted;
+}
 
 void Recorder::Impl::fail(const std::string& message, std::uint64_t records) {
   std::lock_guard lock(queue_mutex);
@@ -322,6 +410,7 @@ void Recorder::Impl::apply_bounds() {
   if (config.max_age_ns > 0) {
     const TimeNs cutoff = wall_ns() - config.max_age_ns;
     sqlite3_stmt* s = blocks_by_age.get();
+    sqlite3_bind_int64(s, 1, bounds_floor);
     while (sqlite3_step(s) == SQLITE_ROW) {
       const std::int64_t seq = sqlite3_column_int64(s, 0);
       if (sqlite3_column_int64(s, 1) >= cutoff) break;
@@ -341,6 +430,7 @@ void Recorder::Impl::apply_bounds() {
     std::uint64_t freed = 0;
     const std::uint64_t need = used - low_water;
     sqlite3_stmt* s = block_sizes.get();
+    sqlite3_bind_int64(s, 1, bounds_floor);
     while (freed < need && sqlite3_step(s) == SQLITE_ROW) {
       const std::int64_t seq = sqlite3_column_int64(s, 0);
       if (static_cast<std::uint64_t>(seq) + 1 >= next_seq) break;  // keep the newest block
@@ -350,13 +440,31 @@ void Recorder::Impl::apply_bounds() {
     block_sizes.reset();
   }
 
-  std::uint64_t deleted = 0;
+  std::uint64_t deleted = 0, lost = 0;
   std::string error;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> delivered;
+  if (!victims.empty() && config.keep_undelivered_events) {
+    auto ranges = delivered_ranges();
+    if (ranges) delivered = std::move(*ranges);
+  }
+  auto is_delivered = [&delivered](std::int64_t seq) {
+    for (const auto& [first, last] : delivered)
+      if (static_cast<std::uint64_t>(seq) >= first && static_cast<std::uint64_t>(seq) <= last) return true;
+    return false;
+  };
   if (!victims.empty()) {
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
       error = db_error(path, "cannot begin deleting old blocks", db).message;
     } else {
       for (const std::int64_t seq : victims) {
+        if (config.keep_undelivered_events && !is_delivered(seq)) {
+          auto stripped = strip(seq, lost);
+          if (!stripped) {
+            error = stripped.error().message;
+            break;
+          }
+          continue;
+        }
         sqlite3_bind_int64(delete_block.get(), 1, seq);
         const int rc = sqlite3_step(delete_block.get());
         delete_block.reset();
@@ -366,14 +474,18 @@ void Recorder::Impl::apply_bounds() {
         }
         ++deleted;
       }
-      if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-        error = db_error(path, "cannot commit deleting old blocks", db).message;
+      if (!error.empty() || sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        if (error.empty()) error = db_error(path, "cannot commit deleting old blocks", db).message;
         sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
         deleted = 0;
+        lost = 0;
+      } else {
+        bounds_floor = std::max(bounds_floor, victims.back());
       }
     }
   }
-  if (deleted > 0) {
+  if (config.keep_undelivered_events) sweep_delivered();
+  if (deleted > 0 || lost > 0) {
     // Freed pages go back to the OS only through the vacuum and a checkpoint that truncates the WAL.
     sqlite3_exec(db, "PRAGMA incremental_vacuum", nullptr, nullptr, nullptr);
     sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
@@ -381,6 +493,7 @@ void Recorder::Impl::apply_bounds() {
   const std::uint64_t bytes = file_size_or_zero(path) + file_size_or_zero(path + "-wal");
   std::lock_guard lock(queue_mutex);
   stats.blocks_deleted += deleted;
+  stats.records_lost += lost;
   stats.file_bytes = bytes;
   if (!error.empty()) {
     stats.last_error = error;
@@ -411,7 +524,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
   sqlite3*& db = impl->conn.db;
   if (auto r = open_connection(impl->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE); !r) return r.error();
   bool empty = false;
-  if (auto r = check_version(db, path, true, &empty); !r) return r.error();
+  if (auto r = check_version(db, path, true, &empty, true); !r) return r.error();
   if (empty) {
     // auto_vacuum must be chosen before the first table; INCREMENTAL lets the bounds shrink the file.
     if (auto r = exec(db, path, "PRAGMA page_size = 4096; PRAGMA auto_vacuum = INCREMENTAL"); !r) return r.error();
@@ -443,9 +556,11 @@ Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
 
   struct { Stmt* stmt; const char* sql; } statements[] = {
       {&impl->insert_block, "INSERT INTO blocks(seq, first_ns, last_ns, records, data) VALUES(?, ?, ?, ?, ?)"},
-      {&impl->blocks_by_age, "SELECT seq, last_ns FROM blocks ORDER BY seq"},
+      {&impl->blocks_by_age, "SELECT seq, last_ns FROM blocks WHERE seq > ? ORDER BY seq"},
       {&impl->delete_block, "DELETE FROM blocks WHERE seq = ?"},
-      {&impl->block_sizes, "SELECT seq, length(data) FROM blocks ORDER BY seq"},
+      {&impl->block_sizes, "SELECT seq, length(data) FROM blocks WHERE seq > ? ORDER BY seq"},
+      {&impl->read_one, "SELECT first_ns, last_ns, records, data FROM blocks WHERE seq = ?"},
+      {&impl->strip_block, "UPDATE blocks SET records = ?, data = ?, lost = lost + ? WHERE seq = ?"},
       {&impl->page_count, "PRAGMA page_count"},
       {&impl->freelist_count, "PRAGMA freelist_count"},
   };
@@ -562,6 +677,8 @@ void Recorder::close() {
     impl_->freelist_count = Stmt();
     impl_->delete_block = Stmt();
     impl_->block_sizes = Stmt();
+    impl_->read_one = Stmt();
+    impl_->strip_block = Stmt();
     sqlite3_close_v2(impl_->conn.db);
     impl_->conn.db = nullptr;
   }
@@ -594,11 +711,128 @@ Result<RecordingReader> RecordingReader::open(const std::string& path) {
   }
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  // Read-write only for the cursors table; nothing else is ever written through this connection.
+  // Read-write only for the cursors and delivered tables; nothing else is written through this connection.
   if (auto r = open_connection(impl->conn, path, SQLITE_OPEN_READWRITE); !r) return r.error();
   bool empty = false;
-  if (auto r = check_version(impl->conn.db, path, false, &empty); !r) return r.error();
+  if (auto r = check_version(impl->conn.db, path, false, &empty, false); !r) return r.error();
   return RecordingReader(std::move(impl));
+}
+
+namespace {
+
+// One row of `SELECT seq, first_ns, last_ns, records, data, lost` as a block.
+Result<Block> block_from_row(sqlite3_stmt* s, const std::string& path) {
+  const auto seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+  const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(s, 4));
+  const auto size = static_cast<std::size_t>(sqlite3_column_bytes(s, 4));
+  auto block = detail::decode_block(seq, sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+                                    static_cast<std::uint64_t>(sqlite3_column_int64(s, 3)),
+                                    {data ? data : reinterpret_cast<const std::uint8_t*>(""), size});
+  if (!block) return Error(block.error().code, "recording " + path + ": " + block.error().message);
+  block->lost_records = static_cast<std::uint64_t>(sqlite3_column_int64(s, 5));
+  return block;
+}
+
+}  // namespace
+
+Result<std::optional<Block>> RecordingReader::read_block(std::uint64_t seq) {
+  sqlite3* db = impl_->conn.db;
+  auto stmt = prepare(db, impl_->path, "SELECT seq, first_ns, last_ns, records, data, lost FROM blocks WHERE seq = ?");
+  if (!stmt) return stmt.error();
+  sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(std::min<std::uint64_t>(seq, INT64_MAX)));
+  const int rc = sqlite3_step(stmt->get());
+  if (rc == SQLITE_DONE) return std::optional<Block>();
+  if (rc != SQLITE_ROW) return db_error(impl_->path, "cannot read block " + std::to_string(seq), db);
+  auto block = block_from_row(stmt->get(), impl_->path);
+  if (!block) return block.error();
+  return std::optional<Block>(std::move(*block));
+}
+
+Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> RecordingReader::delivered() {
+  auto stmt = prepare(impl_->conn.db, impl_->path, "SELECT first, last FROM delivered ORDER BY first");
+  if (!stmt) return stmt.error();
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    out.emplace_back(static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 0)),
+                     static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 1)));
+  }
+  if (rc != SQLITE_DONE) return db_error(impl_->path, "cannot read delivered ranges", impl_->conn.db);
+  return out;
+}
+
+Result<void> RecordingReader::add_delivered(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges) {
+  if (ranges.empty()) return success();
+  sqlite3* db = impl_->conn.db;
+  if (auto r = exec(db, impl_->path, "BEGIN IMMEDIATE"); !r) return r.error();
+  auto current = delivered();
+  if (!current) {
+    (void)exec(db, impl_->path, "ROLLBACK");
+    return current.error();
+  }
+  // Merge in memory (a handful of ranges), then rewrite the table.
+  auto all = std::move(*current);
+  for (const auto& r : ranges)
+    if (r.first <= r.second) all.push_back(r);
+  std::sort(all.begin(), all.end());
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> merged;
+  for (const auto& r : all) {
+    if (!merged.empty() && r.first <= merged.back().second + 1) merged.back().second = std::max(merged.back().second, r.second);
+    else merged.push_back(r);
+  }
+  auto del = exec(db, impl_->path, "DELETE FROM delivered");
+  auto ins = prepare(db, impl_->path, "INSERT INTO delivered(first, last) VALUES(?, ?)");
+  if (!del || !ins) {
+    (void)exec(db, impl_->path, "ROLLBACK");
+    return !del ? del.error() : ins.error();
+  }
+  for (const auto& [first, last] : merged) {
+    sqlite3_bind_int64(ins->get(), 1, static_cast<sqlite3_int64>(std::min<std::uint64_t>(first, INT64_MAX)));
+    sqlite3_bind_int64(ins->get(), 2, static_cast<sqlite3_int64>(std::min<std::uint64_t>(last, INT64_MAX)));
+    if (sqlite3_step(ins->get()) != SQLITE_DONE) {
+      auto e = db_error(impl_->path, "cannot record delivered ranges", db);
+      (void)exec(db, impl_->path, "ROLLBACK");
+      return e;
+    }
+    ins->reset();
+  }
+  return exec(db, impl_->path, "COMMIT");
+}
+
+Result<std::vector<std::uint64_t>> RecordingReader::undelivered(std::uint64_t after, std::size_t max) {
+  auto ranges = delivered();
+  if (!ranges) return ranges.error();
+  auto stmt = prepare(impl_->conn.db, impl_->path, "SELECT seq FROM blocks WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?");
+  if (!stmt) return stmt.error();
+  std::vector<std::uint64_t> out;
+  // The gaps between delivered ranges, walked in order: each gap is one indexed range scan.
+  std::uint64_t from = after;
+  auto scan = [&](std::uint64_t lo, std::uint64_t hi_exclusive) -> Result<void> {
+    if (out.size() >= max || hi_exclusive <= lo + 1) return success();
+    sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(std::min<std::uint64_t>(lo, INT64_MAX)));
+    sqlite3_bind_int64(stmt->get(), 2, static_cast<sqlite3_int64>(std::min<std::uint64_t>(hi_exclusive, INT64_MAX)));
+    sqlite3_bind_int64(stmt->get(), 3, static_cast<sqlite3_int64>(max - out.size()));
+    int rc;
+    while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) out.push_back(static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 0)));
+    stmt->reset();
+    if (rc != SQLITE_DONE) return db_error(impl_->path, "cannot list undelivered blocks", impl_->conn.db);
+    return success();
+  };
+  for (const auto& [first, last] : *ranges) {
+    if (last <= from) continue;
+    if (first > from + 1) {
+      if (auto r = scan(from, first); !r) return r.error();
+    }
+    from = std::max(from, last);
+  }
+  if (auto r = scan(from, static_cast<std::uint64_t>(INT64_MAX)); !r) return r.error();
+  return out;
+}
+
+Result<std::uint64_t> RecordingReader::lost_records() {
+  auto v = query_int(impl_->conn.db, impl_->path, "SELECT coalesce(sum(lost), 0) FROM blocks");
+  if (!v) return v.error();
+  return static_cast<std::uint64_t>(*v);
 }
 
 Result<std::vector<Block>> RecordingReader::read_after(std::uint64_t after_seq, std::size_t max_blocks) {
@@ -606,22 +840,14 @@ Result<std::vector<Block>> RecordingReader::read_after(std::uint64_t after_seq, 
   if (max_blocks == 0) return blocks;
   sqlite3* db = impl_->conn.db;
   auto stmt = prepare(db, impl_->path,
-                      "SELECT seq, first_ns, last_ns, records, data FROM blocks WHERE seq > ? ORDER BY seq LIMIT ?");
+                      "SELECT seq, first_ns, last_ns, records, data, lost FROM blocks WHERE seq > ? ORDER BY seq LIMIT ?");
   if (!stmt) return stmt.error();
   sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(std::min<std::uint64_t>(after_seq, INT64_MAX)));
   sqlite3_bind_int64(stmt->get(), 2, static_cast<sqlite3_int64>(std::min<std::size_t>(max_blocks, INT64_MAX)));
   int rc;
   while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
-    sqlite3_stmt* s = stmt->get();
-    const auto seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
-    const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(s, 4));
-    const auto size = static_cast<std::size_t>(sqlite3_column_bytes(s, 4));
-    auto block = detail::decode_block(seq, sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
-                                      static_cast<std::uint64_t>(sqlite3_column_int64(s, 3)),
-                                      {data ? data : reinterpret_cast<const std::uint8_t*>(""), size});
-    if (!block) {
-      return Error(block.error().code, "recording " + impl_->path + ": " + block.error().message);
-    }
+    auto block = block_from_row(stmt->get(), impl_->path);
+    if (!block) return block.error();
     blocks.push_back(std::move(*block));
   }
   if (rc != SQLITE_DONE) return db_error(impl_->path, "cannot read blocks", db);

@@ -10,7 +10,9 @@
 //   channels(id INTEGER PRIMARY KEY, name TEXT UNIQUE, unit TEXT)
 //   blocks(seq INTEGER PRIMARY KEY, first_ns INTEGER, last_ns INTEGER, records INTEGER, data BLOB)
 //     data = zstd of the block's records in the binary layout documented in recorder.cpp
-//   cursors(name TEXT PRIMARY KEY, seq INTEGER)     readers' progress (the uplink's "acknowledged")
+//     lost = records dropped from the block by the bounds before it was delivered (its events stay)
+//   cursors(name TEXT PRIMARY KEY, seq INTEGER)     readers' progress
+//   delivered(first INTEGER PRIMARY KEY, last INTEGER)  seq ranges the server acknowledged (uplink)
 //
 // Writing: record_*() only append to an in-memory queue (bounded; never blocks the caller; a full
 // queue drops and counts). A writer thread cuts a block every commit_interval (or max_block_records),
@@ -18,8 +20,9 @@
 // layer" when its commit returned: kill -9 loses at most the uncommitted tail and never corrupts
 // what is committed (SQLite WAL, synchronous=FULL by default).
 // Bounds: after each commit, the oldest blocks are deleted while the file exceeds max_bytes or a
-// block is older than max_age (counted; the uplink's cursor does not protect them: the edge's disk is
-// finite, and the count says what was lost before upload).
+// block is older than max_age. With `keep_undelivered_events` (the edge with an uplink), a block the
+// server has not acknowledged is not deleted but stripped to its events: the frames and samples go
+// (oldest first, counted in `lost` and in the stats), events and state changes are kept until delivered.
 // Thread safety: record_*() and stats() from any thread; open/close from one.
 #pragma once
 
@@ -30,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "can/frame.h"
@@ -39,7 +43,7 @@ namespace cellguard::recorder {
 
 using TimeNs = std::int64_t;  // ns since the Unix epoch (wall clock) in records
 
-inline constexpr int kFormatVersion = 1;
+inline constexpr int kFormatVersion = 2;  // 1 is migrated on open
 
 struct RecorderConfig {
   std::string path;                          // the SQLite file; its folder is created
@@ -50,6 +54,7 @@ struct RecorderConfig {
   std::size_t queue_capacity = 1u << 18;     // records waiting for the writer
   bool synchronous_full = true;              // fsync on every commit (power-loss safe)
   int zstd_level = 3;
+  bool keep_undelivered_events = false;      // see "Bounds" above
 };
 
 struct SampleRecord {
@@ -68,6 +73,7 @@ struct Block {
   std::uint64_t seq = 0;
   TimeNs first_ns = 0;
   TimeNs last_ns = 0;
+  std::uint64_t lost_records = 0;  // dropped by the bounds before delivery (frames, samples)
   std::vector<can::Frame> frames;  // timestamp_ns, id, flags, payload, bus name
   std::vector<SampleRecord> samples;
   std::vector<EventRecord> events;
@@ -79,6 +85,7 @@ struct RecorderStats {
   std::uint64_t records_dropped = 0;    // queue full or write failure
   std::uint64_t blocks_committed = 0;
   std::uint64_t blocks_deleted = 0;     // by the size/age bounds
+  std::uint64_t records_lost = 0;       // undelivered frames and samples stripped by the bounds
   std::uint64_t file_bytes = 0;
   std::uint64_t last_seq = 0;
   TimeNs last_commit_duration_ns = 0;
@@ -133,12 +140,23 @@ class RecordingReader {
   // Blocks with seq > after_seq, oldest first, at most max_blocks. Corrupt blocks are an error
   // naming their seq (never silently skipped).
   Result<std::vector<Block>> read_after(std::uint64_t after_seq, std::size_t max_blocks);
+  Result<std::optional<Block>> read_block(std::uint64_t seq);  // none if not stored (deleted)
   Result<std::vector<ChannelInfo>> channels();
   Result<std::optional<std::string>> meta(std::string_view key);
   Result<std::uint64_t> cursor(std::string_view name);  // 0 if never set
   Result<void> set_cursor(std::string_view name, std::uint64_t seq);
   Result<std::uint64_t> first_seq();  // 0 if empty
   Result<std::uint64_t> last_seq();
+
+  // Delivery bookkeeping of the uplink: seq ranges the server acknowledged (merged, sorted), and
+  // adding to them. A delivered block may be deleted by the bounds; an undelivered one is only
+  // stripped to its events (see Recorder).
+  Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> delivered();
+  Result<void> add_delivered(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges);
+  // Seqs of stored blocks not yet delivered, ascending, at most `max` of them, seq > after.
+  Result<std::vector<std::uint64_t>> undelivered(std::uint64_t after, std::size_t max);
+  // Total records the bounds stripped from undelivered blocks.
+  Result<std::uint64_t> lost_records();
 
  private:
   struct Impl;

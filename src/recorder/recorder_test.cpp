@@ -205,14 +205,103 @@ TEST_F(RecorderTest, ChannelIdsMetaAndSeqAreStableAcrossReopen) {
 TEST_F(RecorderTest, RefusesAnotherFormatVersionWithAClearMessage) {
   auto c = config();
   { auto rec = open(c); }
-  sql(c.path, "PRAGMA user_version = 2");
+  sql(c.path, "PRAGMA user_version = 3");
   auto rec = Recorder::open(c);
   ASSERT_FALSE(rec.ok());
   EXPECT_NE(rec.error().message.find(c.path), std::string::npos) << rec.error().message;
-  EXPECT_NE(rec.error().message.find("format version 2"), std::string::npos) << rec.error().message;
+  EXPECT_NE(rec.error().message.find("format version 3"), std::string::npos) << rec.error().message;
   auto reader = RecordingReader::open(c.path);
   ASSERT_FALSE(reader.ok());
-  EXPECT_NE(reader.error().message.find("format version 2"), std::string::npos) << reader.error().message;
+  EXPECT_NE(reader.error().message.find("format version 3"), std::string::npos) << reader.error().message;
+}
+
+TEST_F(RecorderTest, AVersionOneRecordingIsMigratedOnOpenAndKeepsItsBlocks) {
+  auto c = config();
+  {
+    auto rec = open(c);
+    rec->record_sample(now_ns(), 1, 42);
+    ASSERT_TRUE(rec->flush().ok());
+  }
+  // Turn it back into the version 1 layout: no lost column, no delivered table.
+  sql(c.path, "ALTER TABLE blocks DROP COLUMN lost; DROP TABLE delivered; PRAGMA user_version = 1");
+  auto reader_before = RecordingReader::open(c.path);
+  ASSERT_FALSE(reader_before.ok());  // readers do not migrate; the recorder does
+  auto rec = open(c);
+  ASSERT_NE(rec, nullptr);
+  rec->record_sample(now_ns(), 1, 43);
+  ASSERT_TRUE(rec->flush().ok());
+  rec->close();
+  auto blocks = read_all(c.path);
+  ASSERT_EQ(blocks.size(), 2u);
+  EXPECT_EQ(blocks[0].samples[0].value, 42);
+  EXPECT_EQ(blocks[1].samples[0].value, 43);
+}
+
+TEST_F(RecorderTest, BoundsStripUndeliveredBlocksToTheirEventsAndCountTheLoss) {
+  auto c = config();
+  c.max_age_ns = 0;  // no bound while the old blocks are written
+  c.keep_undelivered_events = true;
+  auto rec = open(c);
+  const TimeNs old = now_ns() - 3 * 3600LL * 1'000'000'000;
+  // Block 1: old and delivered (deleted); block 2: old, undelivered (stripped); block 3: young.
+  rec->record_sample(old, 1, 1);
+  ASSERT_TRUE(rec->flush().ok());
+  rec->record_frame(counter_frame(old + 1, 7));
+  rec->record_sample(old + 2, 1, 2);
+  rec->record_event(old + 3, "state", R"({"to":"safe"})");
+  ASSERT_TRUE(rec->flush().ok());
+  rec->close();
+  {
+    auto reader = RecordingReader::open(c.path);
+    ASSERT_TRUE(reader.ok()) << reader.error().message;
+    ASSERT_TRUE(reader->add_delivered({{1, 1}}).ok());
+  }
+  c.max_age_ns = 3600LL * 1'000'000'000;
+  rec = open(c);
+  rec->record_sample(now_ns(), 1, 3);
+  ASSERT_TRUE(rec->flush().ok());
+  const auto s = rec->stats();
+  EXPECT_EQ(s.records_lost, 2u);
+  rec->close();
+  auto blocks = read_all(c.path);
+  ASSERT_EQ(blocks.size(), 2u);
+  EXPECT_EQ(blocks[0].seq, 2u);
+  EXPECT_TRUE(blocks[0].frames.empty());
+  EXPECT_TRUE(blocks[0].samples.empty());
+  ASSERT_EQ(blocks[0].events.size(), 1u);
+  EXPECT_EQ(blocks[0].events[0].json, R"({"to":"safe"})");
+  EXPECT_EQ(blocks[0].lost_records, 2u);
+  EXPECT_EQ(blocks[1].seq, 3u);
+  EXPECT_EQ(blocks[1].lost_records, 0u);
+  auto again = RecordingReader::open(c.path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again->lost_records(), 2u);
+  auto pending = again->undelivered(0, 100);
+  ASSERT_TRUE(pending.ok()) << pending.error().message;
+  EXPECT_EQ(*pending, (std::vector<std::uint64_t>{2, 3}));
+}
+
+TEST_F(RecorderTest, DeliveredRangesMergeAndUndeliveredListsTheGaps) {
+  auto c = config();
+  auto rec = open(c);
+  for (int i = 0; i < 10; ++i) {
+    rec->record_sample(now_ns(), 1, i);
+    ASSERT_TRUE(rec->flush().ok());
+  }
+  auto reader = RecordingReader::open(c.path);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(reader->add_delivered({{8, 9}, {2, 3}}).ok());
+  ASSERT_TRUE(reader->add_delivered({{4, 4}, {6, 6}}).ok());
+  using Ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+  EXPECT_EQ(*reader->delivered(), (Ranges{{2, 4}, {6, 6}, {8, 9}}));
+  EXPECT_EQ(*reader->undelivered(0, 100), (std::vector<std::uint64_t>{1, 5, 7, 10}));
+  EXPECT_EQ(*reader->undelivered(5, 100), (std::vector<std::uint64_t>{7, 10}));
+  EXPECT_EQ(*reader->undelivered(0, 2), (std::vector<std::uint64_t>{1, 5}));
+  auto one = reader->read_block(7);
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE(one->has_value());
+  EXPECT_EQ((*one)->samples[0].value, 6);
+  EXPECT_FALSE(reader->read_block(99)->has_value());
 }
 
 TEST_F(RecorderTest, RefusesFilesThatAreNotRecordings) {
