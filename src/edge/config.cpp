@@ -856,6 +856,45 @@ void read_recording(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   s.finish();
 }
 
+void read_uplink(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
+  auto& u = c.uplink;
+  std::string v;
+  if (s.string("server", v) && !v.empty()) {
+    const auto colon = v.rfind(':');
+    std::int64_t port = 0;
+    const bool bracketed = !v.empty() && v.front() == '[';
+    if (colon == std::string::npos || colon + 1 >= v.size() ||
+        std::from_chars(v.data() + colon + 1, v.data() + v.size(), port).ptr != v.data() + v.size() || port < 1 ||
+        port > 65535) {
+      r.problem(s.key("server"), "\"" + v + "\" is not HOST:PORT (e.g. \"192.0.2.10:6699\")");
+    } else {
+      u.host = v.substr(bracketed ? 1 : 0, colon - (bracketed ? 2 : 0));
+      u.port = static_cast<std::uint16_t>(port);
+    }
+  }
+  std::string pki_dir;
+  if (s.string("pki_dir", v) && !v.empty()) pki_dir = resolve(base, v);
+  if (!pki_dir.empty()) {
+    u.ca_path = pki_dir + "/ca.crt";
+    u.cert_path = pki_dir + "/issued/" + c.edge_id + ".crt";
+    u.key_path = pki_dir + "/issued/" + c.edge_id + ".key";
+  }
+  if (s.string("ca", v) && !v.empty()) u.ca_path = resolve(base, v);
+  if (s.string("cert", v) && !v.empty()) u.cert_path = resolve(base, v);
+  if (s.string("key", v) && !v.empty()) u.key_path = resolve(base, v);
+  s.boolean("plaintext", u.plaintext);
+  s.s("keepalive_s", u.keepalive_ns);
+  s.s("dead_after_s", u.dead_after_ns);
+  s.s("backoff_max_s", u.backoff_max_ns);
+  if (u.enabled() && !u.plaintext && (u.ca_path.empty() || u.cert_path.empty() || u.key_path.empty()))
+    r.problem(s.key("server"), "a TLS uplink needs ca, cert and key (or pki_dir), or plaintext = true for a loopback server");
+  if (u.enabled() && c.recording.path.empty())
+    r.problem(s.key("server"), "the uplink sends the recording: set recording.path");
+  if (u.dead_after_ns <= u.keepalive_ns)
+    r.problem(s.key("dead_after_s"), "must be longer than keepalive_s");
+  s.finish();
+}
+
 void read_operator(Reader&, Section s, EdgeConfig& c, const fs::path& base) {
   std::string v;
   if (s.string("socket", v)) c.operator_interface.socket_path = resolve(base, v);
@@ -909,7 +948,7 @@ void check_supervisor(Reader& r, const safety::SupervisorConfig& config) {
   r.problem(key, m);
 }
 
-std::string sha256_hex(std::string_view bytes) {
+std::string sha256_of(std::string_view bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
@@ -934,6 +973,7 @@ void parse_into(const toml::table& root, Reader& r, EdgeConfig& c, const fs::pat
   read_schedule(r, top.table("schedule"), c, base);
   read_safety(r, top.table("safety"), c);
   read_recording(r, top.table("recording"), c, base);
+  read_uplink(r, top.table("uplink"), c, base);
   read_operator(r, top.table("operator"), c, base);
   top.finish();
   check_across(r, c);
@@ -1068,7 +1108,7 @@ ConfigCheck parse_edge_config(std::string_view text, const std::string& path, Ed
   if (ec) abs = fs::path(path);
   abs = abs.lexically_normal();
   out.source_path = abs.string();
-  out.sha256 = sha256_hex(text);
+  out.sha256 = sha256_of(text);
   Reader r(path, check, out.key_locations);
   toml::table root;
   try {
@@ -1194,5 +1234,7 @@ ConfigCheck apply_overrides(EdgeConfig& config, const EndpointOverrides& overrid
   }
   return check;
 }
+
+std::string sha256_hex(std::string_view bytes) { return sha256_of(bytes); }
 
 }  // namespace cellguard::edge

@@ -98,6 +98,18 @@ struct RecordingSection {
   std::string csv_dir;                         // rig-layout CSV files; empty: off
 };
 
+// Streaming the recording to `cellguard server` (uplink/sender.h). Needs the recording.
+struct UplinkSection {
+  std::string host;                            // empty: no uplink
+  std::uint16_t port = 6699;
+  std::string ca_path, cert_path, key_path;    // PEM files (absolute after load)
+  bool plaintext = false;                      // loopback servers only (tests, demos)
+  TimeNs keepalive_ns = 1'000'000'000;
+  TimeNs dead_after_ns = 5'000'000'000;
+  TimeNs backoff_max_ns = 5'000'000'000;
+  bool enabled() const { return !host.empty(); }
+};
+
 struct OperatorSection {
   std::string socket_path;                     // empty: $XDG_RUNTIME_DIR or /tmp, cellguard-edge-<id>.sock
   std::string events_path;                     // JSON lines; empty: off (--events overrides)
@@ -121,6 +133,7 @@ struct EdgeConfig {
   ScheduleSection schedule;
   safety::SupervisorConfig safety;             // rules, staleness, contactors, cooling, precharge
   RecordingSection recording;
+  UplinkSection uplink;
   OperatorSection operator_interface;
   // Dotted key -> location of every key and table read, so that check_edge_config() can name the
   // line of the key that named a file.
@@ -149,6 +162,9 @@ struct ConfigCheck {
 // On problems, the returned EdgeConfig is unusable.
 ConfigCheck parse_edge_config(std::string_view text, const std::string& path, EdgeConfig& out);
 ConfigCheck load_edge_config(const std::string& path, EdgeConfig& out);
+
+// Lower-case hex SHA-256 of some bytes (configuration and DBC fingerprints).
+std::string sha256_hex(std::string_view bytes);
 
 // Stage two: loads the DBC, the thermistor table (into board.link.conversion) and the schedule, and
 // checks every signal name against the DBC and the schedule against the inverter limits.

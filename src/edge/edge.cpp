@@ -26,10 +26,20 @@
 #include "recorder/recorder.h"
 #include "recorder/rig_csv.h"
 #include "safety/safety.h"
+#include "pki/tls.h"
 #include "schedule/schedule.h"
+#include "uplink/sender.h"
 
 namespace cellguard::edge {
 namespace {
+
+// Non-CAN channels of the recording, with their units.
+constexpr std::pair<const char*, const char*> kSampleChannels[] = {
+    {"board.temp1_c", "degC"},           {"board.temp2_c", "degC"},
+    {"board.pressure", "bar"},           {"inverter.battery_voltage_v", "V"},
+    {"inverter.dc_link_voltage_v", "V"}, {"inverter.dc_link_current_a", "A"},
+    {"inverter.dc_link_power_kw", "kW"}, {"inverter.heatsink_c", "degC"},
+    {"inverter.ambient_c", "degC"},      {"safety.state", ""}};
 
 using nlohmann::json;
 using safety::TimeNs;
@@ -149,6 +159,7 @@ class Edge {
                ids_text(map_.defined_modules()), map_.watched_count(), config_.modules.expected);
 
     if (Result<void> ok = open_recording(); !ok) return ok;
+    if (Result<void> ok = open_uplink(); !ok) return ok;
     if (!config_.recording.csv_dir.empty()) {
       csv_ = std::make_unique<recorder::RigCsvWriter>(config_.recording.csv_dir);
       schedule_csv_row();
@@ -208,20 +219,68 @@ class Edge {
     rc.path = config_.recording.path;
     rc.max_bytes = config_.recording.max_bytes;
     rc.max_age_ns = config_.recording.max_age_ns;
+    // With an uplink, what the server has not acknowledged keeps its events when the bounds strike.
+    rc.keep_undelivered_events = config_.uplink.enabled();
     auto opened = recorder::Recorder::open(rc);
     if (!opened) return opened.error();
     recorder_ = std::move(opened.value());
     if (auto text = read_file(config_.can.dbc_path)) (void)recorder_->set_meta("dbc", *text);
     (void)recorder_->set_meta("config_sha256", config_.sha256);
     (void)recorder_->set_meta("edge_id", config_.edge_id);
-    for (const char* name : {"board.temp1_c", "board.temp2_c", "board.pressure", "inverter.battery_voltage_v",
-                             "inverter.dc_link_voltage_v", "inverter.dc_link_current_a", "inverter.dc_link_power_kw",
-                             "inverter.heatsink_c", "inverter.ambient_c", "safety.state"}) {
-      auto id = recorder_->channel(name, "");
+    for (const auto& [name, unit] : kSampleChannels) {
+      auto id = recorder_->channel(name, unit);
       if (!id) return id.error();
       record_channels_[name] = *id;
     }
     log_->info("recording to {}", config_.recording.path);
+    return success();
+  }
+
+  // The rig's CSV column prefix of a module's signals ("BMU03_"), from modules.name_pattern.
+  std::string rig_prefix(int module_id) const {
+    std::string prefix = config_.modules.name_pattern;
+    char id[8];
+    std::snprintf(id, sizeof id, "%02d", module_id);
+    if (const auto at = prefix.find("{id}"); at != std::string::npos) prefix.replace(at, 4, id);
+    else prefix = std::string("BMU") + id + "_";
+    return prefix;
+  }
+
+  // The uplink streams the recording to the server on a thread of its own (uplink/sender.h).
+  Result<void> open_uplink() {
+    const UplinkSection& u = config_.uplink;
+    if (!u.enabled()) return success();
+    uplink::SenderConfig sc;
+    sc.recording_path = config_.recording.path;
+    sc.host = u.host;
+    sc.port = u.port;
+    if (!u.plaintext) {
+      auto context = pki::client_context({u.cert_path, u.key_path, u.ca_path, {}}, u.host);
+      if (!context) return Error(context.error().code, "uplink: " + context.error().message);
+      sc.tls = std::make_shared<asio::ssl::context>(std::move(*context));
+    }
+    sc.hello.edge_id = config_.edge_id;
+    sc.hello.software_version = CELLGUARD_VERSION;
+    sc.hello.config_sha256 = config_.sha256;
+    if (auto text = read_file(config_.can.dbc_path)) sc.hello.dbc_sha256 = sha256_hex(*text);
+    sc.keepalive = std::chrono::milliseconds(u.keepalive_ns / 1'000'000);
+    sc.dead_after = std::chrono::milliseconds(u.dead_after_ns / 1'000'000);
+    sc.backoff_max = std::chrono::milliseconds(u.backoff_max_ns / 1'000'000);
+    sc.hints.module_of = [this](const dbc::Message& message) {
+      uplink::ModuleOfMessage m;
+      if (const ModuleMessage* mm = map_.find(message.id, message.extended); mm && mm->module_id != 0) {
+        m.module = static_cast<std::uint32_t>(mm->module_id);
+        m.rig_prefix = rig_prefix(mm->module_id);
+      }
+      return m;
+    };
+    sc.hints.rig_columns = {{"board.temp1_c", "Ardu_Temp1"},         {"board.temp2_c", "Ardu_Temp2"},
+                            {"board.pressure", "Ardu_Press"},        {"inverter.dc_link_power_kw", "modbus_Power"},
+                            {"inverter.dc_link_current_a", "modbus_Current"}, {"inverter.battery_voltage_v", "modbus_Voltage"}};
+    auto sender = uplink::Sender::start(std::move(sc));
+    if (!sender) return sender.error();
+    sender_ = std::move(*sender);
+    log_->info("uplink to {}:{} ({})", u.host, u.port, u.plaintext ? "plaintext, loopback" : "TLS 1.3, mutual");
     return success();
   }
 
@@ -954,6 +1013,15 @@ class Edge {
                         {"blocks_deleted", r.blocks_deleted}, {"file_bytes", r.file_bytes},
                         {"last_error", r.last_error}};
     }
+    if (sender_) {
+      const auto u = sender_->stats();
+      j["uplink"] = {{"server", config_.uplink.host + ":" + std::to_string(config_.uplink.port)},
+                     {"connected", u.connected}, {"connects", u.connects}, {"connect_failures", u.connect_failures},
+                     {"disconnects", u.disconnects}, {"batches_sent", u.batches_sent}, {"batches_acked", u.batches_acked},
+                     {"live_sent", u.live_sent}, {"backlog_sent", u.backlog_sent}, {"samples_sent", u.samples_sent},
+                     {"bytes_sent", u.bytes_sent}, {"backlog_batches", u.backlog_batches},
+                     {"lost_records", u.lost_records}, {"last_acked_seq", u.last_acked_seq}, {"last_error", u.last_error}};
+    }
     j["latency"] = {{"frame_handling", frame_latency_.to_json()}, {"frame_to_action", action_latency_.to_json()}};
     j["events_dropped"] = events_ ? events_->dropped() : 0;
     return j;
@@ -1025,11 +1093,7 @@ class Edge {
     for (std::size_t i = 0; i < messages.size(); ++i) {
       const ModuleMessage& message = messages[i];
       if (message.module_id == 0 || known.count(message.module_id) == 0) continue;
-      std::string prefix = config_.modules.name_pattern;
-      char id[8];
-      std::snprintf(id, sizeof id, "%02d", message.module_id);
-      if (const auto at = prefix.find("{id}"); at != std::string::npos) prefix.replace(at, 4, id);
-      else prefix = std::string("BMU") + id + "_";
+      const std::string prefix = rig_prefix(message.module_id);
       const auto& signals = message.codec->message().signals;
       for (std::size_t k = 0; k < signals.size(); ++k) {
         recorder::CsvValue value;
@@ -1126,8 +1190,10 @@ class Edge {
     if (csv_) csv_->close();
     if (recorder_) {
       if (auto ok = recorder_->flush(); !ok) log_->warn("recording: {}", ok.error().message);
-      recorder_->close();
     }
+    // What the sender did not get acknowledged stays undelivered in the recording for the next start.
+    if (sender_) sender_->stop();
+    if (recorder_) recorder_->close();
     if (events_) events_->flush();
     log_->info("stopped");
   }
@@ -1149,6 +1215,7 @@ class Edge {
   std::unique_ptr<devices::Outputs> outputs_;
   std::unique_ptr<devices::InverterClient> inverter_;
   std::unique_ptr<recorder::Recorder> recorder_;
+  std::unique_ptr<uplink::Sender> sender_;
   std::unique_ptr<EventWriter> events_;
   std::unique_ptr<recorder::RigCsvWriter> csv_;
   std::vector<std::vector<double>> latest_values_;  // per ModuleMap message: its latest decoded values (CSV)

@@ -52,6 +52,8 @@ Result<BatchBuilder> BatchBuilder::create(std::string_view dbc_text,
       c.unit = signal.unit;
       c.module = module.module;
       if (!module.rig_prefix.empty()) c.rig_column = module.rig_prefix + signal.name;
+      c.integral = signal.value_type == dbc::ValueType::integer && signal.scale == std::floor(signal.scale) &&
+                   signal.offset == std::floor(signal.offset);
       impl->catalogue.push_back(std::move(c));
       // Float signals have no integer coding; others: physical = raw * scale + offset.
       scaling.push_back(signal.value_type == dbc::ValueType::integer ? Scaling{signal.scale, signal.offset} : Scaling{});

@@ -141,6 +141,7 @@ struct Encoder {
       pc->set_unit(c.unit);
       pc->set_module(c.module);
       pc->set_rig_column(c.rig_column);
+      pc->set_integral(c.integral);
     }
     h->set_first_seq(m.first_seq);
     h->set_last_seq(m.last_seq);
@@ -206,7 +207,7 @@ Result<Message> decode_hello(const pb::Hello& h) {
                       std::to_string(kMaxChannels));
   m.channels.reserve(static_cast<std::size_t>(h.channels_size()));
   for (const auto& c : h.channels()) {
-    m.channels.push_back({c.id(), c.name(), c.unit(), c.module(), c.rig_column()});
+    m.channels.push_back({c.id(), c.name(), c.unit(), c.module(), c.rig_column(), c.integral()});
   }
   m.first_seq = h.first_seq();
   m.last_seq = h.last_seq();

@@ -44,6 +44,7 @@ struct ChannelInfo {
   std::string unit;
   std::uint32_t module = 0;
   std::string rig_column;
+  bool integral = false;  // integer-valued (a DBC signal with integral scale and offset)
   bool operator==(const ChannelInfo&) const = default;
 };
 

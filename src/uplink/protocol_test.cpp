@@ -52,7 +52,7 @@ TEST(UplinkProtocol, HelloRoundTripsWithItsChannelCatalogue) {
   h.software_version = "0.1.0";
   h.config_sha256 = std::string(64, 'a');
   h.dbc_sha256 = std::string(64, 'b');
-  h.channels = {{1, "BMU03_pdo3.Cell_5_Voltage", "V", 3, "BMU03_Cell_5_Voltage"}, {2, "board.temp1_c", "degC", 0, "Ardu_Temp1"}};
+  h.channels = {{1, "BMU03_pdo3.Cell_5_Voltage", "V", 3, "BMU03_Cell_5_Voltage", false}, {3, "BMU03_pdo2.SOH", "%", 3, "BMU03_SOH", true}, {2, "board.temp1_c", "degC", 0, "Ardu_Temp1"}};
   h.first_seq = 10;
   h.last_seq = 99;
   EXPECT_EQ(std::get<Hello>(round_trip(h)), h);
