@@ -1,0 +1,138 @@
+// `cellguard server` (server.h).
+#include "server/server.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <asio.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "pki/tls.h"
+#include "server/ingest.h"
+#include "store/store.h"
+
+namespace cellguard::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+TimeNs wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  try {
+    const long p = std::stol(text.substr(colon + 1));
+    if (p < 0 || p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return !host.empty();
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& options) {
+  auto log = spdlog::stderr_logger_mt("server");
+  log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ server: %v");
+  IngestConfig ic;
+  if (!split_host_port(options.listen, ic.host, ic.port)) {
+    log->error("--listen {}: expected HOST:PORT, e.g. 0.0.0.0:6699", options.listen);
+    return 1;
+  }
+  if (options.data_dir.empty()) {
+    log->error("--data: a folder for the store is needed");
+    return 1;
+  }
+  if (!options.plaintext) {
+    pki::TlsFiles files;
+    if (!options.pki_dir.empty()) files = pki::TlsFiles::from_ca_dir(options.pki_dir, options.name);
+    if (!options.cert.empty()) files.cert = options.cert;
+    if (!options.key.empty()) files.key = options.key;
+    if (!options.ca.empty()) files.ca = options.ca;
+    if (!options.crl.empty()) files.crl = options.crl;
+    if (files.cert.empty() || files.key.empty() || files.ca.empty() || files.crl.empty()) {
+      log->error("TLS needs --pki-dir (with --name) or --cert, --key, --ca and --crl; --plaintext for loopback only");
+      return 1;
+    }
+    auto tls = pki::TlsServerContext::create(files);
+    if (!tls) {
+      log->error("{}", tls.error().message);
+      return 1;
+    }
+    ic.tls = std::shared_ptr<pki::TlsServerContext>(std::move(*tls));
+    ic.crl_path = files.crl.string();
+  }
+  store::SqliteStoreConfig sc;
+  sc.path = store::sqlite_store_path(options.data_dir);
+  sc.max_age_ns = static_cast<TimeNs>(options.retention_days * 86400.0 * 1e9);
+  sc.synchronous = options.synchronous_full ? store::Synchronous::full : store::Synchronous::normal;
+  auto opened = store::open_sqlite_store(sc);
+  if (!opened) {
+    log->error("{}", opened.error().message);
+    return 1;
+  }
+  std::unique_ptr<store::Store> db = std::move(*opened);
+  ic.io_threads = options.io_threads;
+  ic.log = log;
+  auto ingest = IngestServer::start(ic, *db);
+  if (!ingest) {
+    log->error("{}", ingest.error().message);
+    return 1;
+  }
+  const std::string listen = ic.host + ":" + std::to_string((*ingest)->port());
+  log->info("listening on {} ({}), store {}", listen, ic.tls ? "TLS 1.3, mutual" : "plaintext, loopback", sc.path);
+  if (options.ready_out) {
+    const nlohmann::json ready{{"ready", true}, {"listen", listen}, {"store", sc.path}, {"tls", ic.tls != nullptr}};
+    std::fputs((ready.dump() + "\n").c_str(), options.ready_out);
+    std::fflush(options.ready_out);
+  }
+
+  asio::io_context io;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](asio::error_code ec, int signal) {
+    if (!ec) log->info("signal {}: stopping", signal);
+    io.stop();
+  });
+  asio::steady_timer stop_timer(io), tick(io);
+  if (options.duration_s > 0) {
+    stop_timer.expires_after(std::chrono::milliseconds(static_cast<long long>(options.duration_s * 1000)));
+    stop_timer.async_wait([&](asio::error_code ec) {
+      if (!ec) io.stop();
+    });
+  }
+  // Once a minute: the figures in the log; once an hour: the retention.
+  auto last_retention = Clock::now();
+  std::function<void()> schedule_tick = [&] {
+    tick.expires_after(std::chrono::seconds(60));
+    tick.async_wait([&](asio::error_code ec) {
+      if (ec) return;
+      const auto s = (*ingest)->stats();
+      log->info("{} sessions, {} batches ({} duplicates), {} samples, {} commits ({} failed), last commit {:.1f} ms",
+                s.sessions, s.batches, s.duplicates, s.samples, s.commits, s.commit_failures, s.last_commit_ms);
+      if (sc.max_age_ns > 0 && Clock::now() - last_retention > std::chrono::hours(1)) {
+        last_retention = Clock::now();
+        if (auto r = db->apply_retention(wall_ns()); !r) log->warn("retention: {}", r.error().message);
+      }
+      schedule_tick();
+    });
+  };
+  if (sc.max_age_ns > 0) {
+    if (auto r = db->apply_retention(wall_ns()); !r) log->warn("retention: {}", r.error().message);
+  }
+  schedule_tick();
+  io.run();
+  (*ingest)->stop();
+  const auto s = (*ingest)->stats();
+  log->info("stopped: {} batches ({} duplicates), {} samples", s.batches, s.duplicates, s.samples);
+  return 0;
+}
+
+}  // namespace cellguard::server
