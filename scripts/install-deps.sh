@@ -15,6 +15,8 @@ packages=(
   python3 python3-can python3-pymodbus python3-serial python3-serial-asyncio
   # the SocketCAN tests in a QEMU VM with Debian's kernel (tests/vm, shared/spec/vcan-vm.md)
   qemu-system-x86 busybox-static cpio xz-utils can-utils iproute2
+  # "server disk full" tests (tests/support/small_fs.h, scripts/disk-full.sh): mount, mkfs.ext4
+  mount e2fsprogs
 )
 
 missing=()
