@@ -257,7 +257,7 @@ TEST_F(Cli, GenerateWritesSyncAndEveryModulesPdosThatDecodeToPlausibleValues) {
 }
 
 TEST_F(Cli, EverySubcommandHasHelp) {
-  for (const std::string sub : {"decode", "dbc", "dbc show", "dbc check", "convert", "generate"}) {
+  for (const std::string sub : {"decode", "dbc", "dbc show", "dbc check", "convert", "generate", "fault-proxy", "fault-proxy ctl"}) {
     const Ran r = cellguard(sub + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub << ": " << r.out;
