@@ -18,5 +18,6 @@ void register_generate(CLI::App& app, Action& action);
 void register_sim(CLI::App& app, Action& action);
 void register_edge(CLI::App& app, Action& action);
 void register_fault_proxy(CLI::App& app, Action& action);
+void register_export(CLI::App& app, Action& action);
 
 }  // namespace cellguard::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   cellguard::cli::register_sim(app, action);
   cellguard::cli::register_edge(app, action);
   cellguard::cli::register_fault_proxy(app, action);
+  cellguard::cli::register_export(app, action);
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;
 }
