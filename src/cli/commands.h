@@ -17,5 +17,6 @@ void register_convert(CLI::App& app, Action& action);
 void register_generate(CLI::App& app, Action& action);
 void register_sim(CLI::App& app, Action& action);
 void register_edge(CLI::App& app, Action& action);
+void register_pki(CLI::App& app, Action& action);
 
 }  // namespace cellguard::cli

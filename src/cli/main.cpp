@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   cellguard::cli::register_generate(app, action);
   cellguard::cli::register_sim(app, action);
   cellguard::cli::register_edge(app, action);
+  cellguard::cli::register_pki(app, action);
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;
 }

@@ -466,6 +466,7 @@ Result<void> init_ca(const fs::path& dir, const CaOptions& options) {
     fs::remove_all(files.issued, ec);
     if (ec) return Error(ErrorCode::io_error, files.issued.string() + ": cannot remove: " + ec.message());
   }
+  if (auto r = make_private_dir(files.issued); !r) return r;
   if (auto r = make_private_dir(files.issued / "by-serial"); !r) return r;
 
   auto key = generate_key();

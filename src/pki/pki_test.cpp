@@ -58,6 +58,7 @@ class PkiTest : public ::testing::Test {
 
 TEST_F(PkiTest, InitCreatesTheCaFilesWithPrivateModes) {
   EXPECT_EQ(mode_of(dir()), 0700u);
+  EXPECT_EQ(mode_of(files().issued), 0700u);
   EXPECT_EQ(mode_of(files().ca_key), 0600u);
   EXPECT_EQ(mode_of(files().ca_cert), 0644u);
   EXPECT_TRUE(fs::exists(files().crl));
