@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent protocol peers used by the tests
   python3 python3-can python3-pymodbus python3-serial python3-serial-asyncio
+  openssl  # s_client, s_server, verify, x509: the TLS tests' independent peer
   # the SocketCAN tests in a QEMU VM with Debian's kernel (tests/vm, shared/spec/vcan-vm.md)
   qemu-system-x86 busybox-static cpio xz-utils can-utils iproute2
 )
