@@ -1,9 +1,12 @@
 #include "pki/tls.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <openssl/pem.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "pki/openssl_util.h"
@@ -117,14 +120,36 @@ TlsStream TlsServerContext::make_stream(asio::ip::tcp::socket socket) {
 
 Result<void> TlsServerContext::reload_crl() {
   ERR_clear_error();
+  // Stamped before reading: if the file changes meanwhile, the next check sees a difference.
+  struct stat st {};
+  const bool stamped = ::stat(files_.crl.c_str(), &st) == 0;
   auto store = build_store(files_.ca, files_.crl);
   if (!store) return store.error();
   std::lock_guard lock(mutex_);
+  if (stamped) {
+    crl_stamp_ = FileStamp{static_cast<unsigned long long>(st.st_ino), static_cast<unsigned long long>(st.st_size),
+                           static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec};
+  }
   // set1 takes its own reference; SSL objects made earlier hold theirs to the old store.
   if (SSL_CTX_set1_verify_cert_store(context_.native_handle(), store->get()) != 1) {
     return openssl_error(ErrorCode::io_error, "cannot install the new verification store");
   }
   return success();
+}
+
+Result<bool> TlsServerContext::reload_crl_if_changed() {
+  struct stat st {};
+  if (::stat(files_.crl.c_str(), &st) != 0) {
+    return Error(ErrorCode::io_error, files_.crl.string() + ": cannot stat: " + std::strerror(errno));
+  }
+  const FileStamp now{static_cast<unsigned long long>(st.st_ino), static_cast<unsigned long long>(st.st_size),
+                      static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec};
+  {
+    std::lock_guard lock(mutex_);
+    if (now == crl_stamp_) return false;
+  }
+  if (auto r = reload_crl(); !r) return r.error();
+  return true;
 }
 
 Result<asio::ssl::context> client_context(const TlsFiles& files, std::string_view server_host) {

@@ -66,12 +66,25 @@ class TlsServerContext {
   // store stays in use and the error says why.
   Result<void> reload_crl();
 
+  // reload_crl() when the CRL file is another one than at the last load (inode, size or mtime differ,
+  // as after `cellguard pki revoke`, which replaces it by a rename): cheap enough to call on a timer.
+  // True when it reloaded.
+  Result<bool> reload_crl_if_changed();
+
  private:
   TlsServerContext(asio::ssl::context context, TlsFiles files);
 
-  std::mutex mutex_;  // guards the SSL_CTX's verification store between make_stream and reload_crl
+  // Identifies one version of the CRL file.
+  struct FileStamp {
+    unsigned long long inode = 0, size = 0;
+    long long mtime_ns = 0;
+    bool operator==(const FileStamp&) const = default;
+  };
+
+  std::mutex mutex_;  // guards the SSL_CTX's verification store and crl_stamp_
   asio::ssl::context context_;
   TlsFiles files_;
+  FileStamp crl_stamp_;
 };
 
 // The client's (edge's) context. `server_host` is the address or DNS name the client dials; the

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <thread>
@@ -224,6 +225,55 @@ TEST_F(TlsTest, ARevokedCertificateIsRejectedAfterCrlReloadWhileTheReissuedOneWo
   EXPECT_EQ(out.identity->name, "edge-2");
   EXPECT_NE(out.identity->serial, list(dir())->at(2).serial);  // not the revoked one
   EXPECT_FALSE(connect_once(*server_, before).accepted());
+}
+
+TEST_F(TlsTest, ReloadIfChangedPicksUpARevocationOnce) {
+  ASSERT_TRUE(issue_edge("edge-2").ok());
+  auto client = edge_client("edge-2");
+  auto unchanged = server_->reload_crl_if_changed();
+  ASSERT_TRUE(unchanged.ok()) << unchanged.error().message;
+  EXPECT_FALSE(*unchanged);
+  ASSERT_TRUE(revoke(dir(), "edge-2").ok());
+  auto changed = server_->reload_crl_if_changed();
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  EXPECT_TRUE(*changed);
+  EXPECT_FALSE(*server_->reload_crl_if_changed());
+  EXPECT_NE(connect_once(*server_, client).server_reason.find("certificate revoked"), std::string::npos);
+}
+
+TEST_F(TlsTest, ReloadingWhileHandshakesRunOnAnotherThreadIsSafe) {
+  auto client = edge_client("edge-1");
+  std::atomic<bool> stop{false};
+  std::atomic<int> reloads{0};
+  std::thread reloader([&] {
+    while (!stop) {
+      if (server_->reload_crl().ok()) ++reloads;
+    }
+  });
+  int accepted = 0;
+  for (int i = 0; i < 20; ++i) accepted += connect_once(*server_, client).accepted() ? 1 : 0;
+  stop = true;
+  reloader.join();
+  EXPECT_EQ(accepted, 20);
+  EXPECT_GT(reloads.load(), 0);
+}
+
+TEST_F(TlsTest, TheClientRefusesAServerFromAnotherCa) {
+  const fs::path other = tmp_.path() / "other-ca";
+  ASSERT_TRUE(init_ca(other, CaOptions{"test CA", Validity::days_from_now(30), false}).ok());
+  IssueOptions o;
+  o.kind = CertKind::server;
+  o.name = "server";
+  o.subject_alt_names = {"127.0.0.1"};
+  o.validity = Validity::days_from_now(10);
+  ASSERT_TRUE(issue(other, o).ok());
+  auto foreign = TlsServerContext::create(TlsFiles::from_ca_dir(other, "server"));
+  ASSERT_TRUE(foreign.ok()) << foreign.error().message;
+  auto client = edge_client("edge-1");
+  const Outcome out = connect_once(**foreign, client);
+  EXPECT_FALSE(out.accepted());
+  ASSERT_TRUE(out.client_handshake_ec);
+  EXPECT_NE(out.client_reason.find("unable to get local issuer certificate"), std::string::npos) << out.client_reason;
 }
 
 TEST_F(TlsTest, ReloadingABrokenCrlFailsAndKeepsTheOldOne) {
