@@ -58,11 +58,12 @@ int run_issue(const PkiOptions& o) {
   auto issued = pki::issue(o.dir, options);
   if (!issued) return fail("issue", issued.error());
   const pki::CaFiles files = pki::ca_files(o.dir);
-  std::printf("%s certificate '%s' serial %s, valid until %s\n", std::string(pki::to_string(issued->kind)).c_str(),
-              issued->name.c_str(), issued->serial.c_str(), pki::format_time(issued->not_after).c_str());
+  std::printf("%s certificate '%s' serial %s, valid until %s\n",
+              std::string(pki::to_string(issued->kind)).c_str(), issued->name.c_str(), issued->serial.c_str(),
+              pki::format_time(issued->not_after).c_str());
   for (const std::string& san : issued->subject_alt_names) std::printf("  for %s\n", san.c_str());
-  std::printf("  certificate %s\n  key         %s (mode 0600)\n  CA          %s\n", files.cert_of(issued->name).c_str(),
-              files.key_of(issued->name).c_str(), files.ca_cert.c_str());
+  std::printf("  certificate %s\n  key         %s (mode 0600)\n  CA          %s\n",
+              files.cert_of(issued->name).c_str(), files.key_of(issued->name).c_str(), files.ca_cert.c_str());
   if (issued->kind == pki::CertKind::server) std::printf("  CRL         %s\n", files.crl.c_str());
   return 0;
 }
@@ -70,7 +71,8 @@ int run_issue(const PkiOptions& o) {
 int run_revoke(const PkiOptions& o) {
   auto revoked = pki::revoke(o.dir, o.name);
   if (!revoked) return fail("revoke", revoked.error());
-  for (const pki::CertRecord& r : *revoked) std::printf("revoked '%s' serial %s\n", r.name.c_str(), r.serial.c_str());
+  for (const pki::CertRecord& r : *revoked)
+    std::printf("revoked '%s' serial %s\n", r.name.c_str(), r.serial.c_str());
   std::printf("  %s updated: a running server rejects it after reloading the CRL\n",
               pki::ca_files(o.dir).crl.c_str());
   return 0;
@@ -106,37 +108,49 @@ int run_list(const PkiOptions& o) {
 }  // namespace
 
 void register_pki(CLI::App& app, Action& action) {
-  CLI::App* pki_cmd = app.add_subcommand("pki", "The CA of an installation: certificates for the server and every edge");
+  CLI::App* pki_cmd =
+      app.add_subcommand("pki", "The CA of an installation: certificates for the server and every edge");
   pki_cmd->require_subcommand(1);
 
   auto init_o = std::make_shared<PkiOptions>();
   init_o->days = 3650;
-  CLI::App* init = pki_cmd->add_subcommand("init", "Create a CA folder: ca.key (0600), ca.crt, crl.pem, index.json");
+  CLI::App* init =
+      pki_cmd->add_subcommand("init", "Create a CA folder: ca.key (0600), ca.crt, crl.pem, index.json");
   init->add_option("--dir", init_o->dir, "CA folder (created, mode 0700)")->required();
   init->add_option("--name", init_o->name, "the CA's name (default: cellguard CA)");
-  init->add_option("--days", init_o->days, "validity in days")->capture_default_str()->check(CLI::Range(1, 36500));
+  init->add_option("--days", init_o->days, "validity in days")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 36500));
   init->add_flag("--force", init_o->force, "replace an existing CA (forgets every certificate it issued)");
   init->callback([init_o, &action] { action = [init_o] { return run_init(*init_o); }; });
 
   auto issue_o = std::make_shared<PkiOptions>();
   issue_o->days = 825;
   CLI::App* issue = pki_cmd->add_subcommand(
-      "issue", "Issue a certificate and key (DIR/issued/NAME.crt|.key): an edge's id is its certificate's name");
+      "issue",
+      "Issue a certificate and key (DIR/issued/NAME.crt|.key): an edge's id is its certificate's name");
   issue->add_option("--dir", issue_o->dir, "CA folder")->required();
-  CLI::Option* server = issue->add_option("--server", issue_o->server, "a server certificate (serverAuth) named NAME");
-  CLI::Option* edge = issue->add_option("--edge", issue_o->edge, "an edge certificate (clientAuth) named NAME");
+  CLI::Option* server =
+      issue->add_option("--server", issue_o->server, "a server certificate (serverAuth) named NAME");
+  CLI::Option* edge =
+      issue->add_option("--edge", issue_o->edge, "an edge certificate (clientAuth) named NAME");
   server->excludes(edge);
   issue->add_option("--san", issue_o->sans, "an IP address or DNS name the server is reached at (repeatable)")
       ->needs(server);
-  issue->add_option("--days", issue_o->days, "validity in days")->capture_default_str()->check(CLI::Range(1, 36500));
-  issue->add_flag("--force", issue_o->force, "issue although NAME has a valid certificate (the old one stays valid)");
+  issue->add_option("--days", issue_o->days, "validity in days")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 36500));
+  issue->add_flag("--force", issue_o->force,
+                  "issue although NAME has a valid certificate (the old one stays valid)");
   issue->callback([issue_o, &action] {
-    if (issue_o->server.empty() == issue_o->edge.empty()) throw CLI::ValidationError("give --server NAME or --edge NAME");
+    if (issue_o->server.empty() == issue_o->edge.empty())
+      throw CLI::ValidationError("give --server NAME or --edge NAME");
     action = [issue_o] { return run_issue(*issue_o); };
   });
 
   auto revoke_o = std::make_shared<PkiOptions>();
-  CLI::App* revoke = pki_cmd->add_subcommand("revoke", "Revoke every certificate of NAME and regenerate crl.pem");
+  CLI::App* revoke =
+      pki_cmd->add_subcommand("revoke", "Revoke every certificate of NAME and regenerate crl.pem");
   revoke->add_option("--dir", revoke_o->dir, "CA folder")->required();
   revoke->add_option("name", revoke_o->name, "certificate name (edge id or server name)")->required();
   revoke->callback([revoke_o, &action] { action = [revoke_o] { return run_revoke(*revoke_o); }; });
