@@ -18,8 +18,8 @@ using namespace detail;
 
 namespace {
 
-// The leaf is signed by the CA directly: depth 1 suffices, 2 leaves no room for long chains.
-constexpr int kVerifyDepth = 2;
+// The CA signs the leaves directly (pathlen:0): no intermediate certificates between leaf and anchor.
+constexpr int kVerifyDepth = 0;
 
 // A verification store that trusts exactly the certificates in `ca` and checks the CRL in `crl`
 // (when given; it must be signed by the CA).

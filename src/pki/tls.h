@@ -1,7 +1,7 @@
 // TLS 1.3 with mutual authentication between edges and the server, on standalone Asio's ssl streams.
 //
 // Both sides: TLS 1.3 only (minimum and maximum), the peer's certificate required and verified
-// against the CA of the installation as the only trust anchor (no system roots), chain depth 1.
+// against the CA of the installation as the only trust anchor (no system roots), no intermediates.
 // The server also checks the CRL (a revoked, expired, not-yet-valid, foreign or serverAuth-only
 // client certificate fails the handshake), sends no session tickets and keeps no session cache (a
 // resumed session would skip the certificate checks, so every connection is fully verified).
