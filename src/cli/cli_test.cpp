@@ -257,11 +257,40 @@ TEST_F(Cli, GenerateWritesSyncAndEveryModulesPdosThatDecodeToPlausibleValues) {
 }
 
 TEST_F(Cli, EverySubcommandHasHelp) {
-  for (const std::string sub : {"decode", "dbc", "dbc show", "dbc check", "convert", "generate", "fault-proxy", "fault-proxy ctl"}) {
+  for (const std::string sub : {"decode", "dbc", "dbc show", "dbc check", "convert", "generate", "fault-proxy",
+                                "fault-proxy ctl", "pki", "pki init", "pki issue", "pki revoke", "pki list", "export",
+                                "server"}) {
     const Ran r = cellguard(sub + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub << ": " << r.out;
   }
+}
+
+TEST_F(Cli, PkiInitIssueRevokeListRoundTrip) {
+  const std::string ca = path("ca");
+  ASSERT_EQ(cellguard("pki init --dir " + ca + " --name 'rig CA' --days 100").exit_code, 0);
+  EXPECT_NE(cellguard("pki init --dir " + ca).exit_code, 0) << "an existing CA must not be replaced silently";
+  ASSERT_EQ(cellguard("pki issue --dir " + ca + " --server srv --san 127.0.0.1 --san localhost --days 30").exit_code, 0);
+  ASSERT_EQ(cellguard("pki issue --dir " + ca + " --edge edge-1 --days 30").exit_code, 0);
+  EXPECT_NE(cellguard("pki issue --dir " + ca + " --edge edge-1 --days 30").exit_code, 0);
+  EXPECT_NE(cellguard("pki issue --dir " + ca + " --edge e2 --san 1.2.3.4").exit_code, 0) << "SANs are for servers";
+  EXPECT_NE(cellguard("pki issue --dir " + ca + " --days 30").exit_code, 0) << "neither --server nor --edge";
+  EXPECT_NE(cellguard("pki issue --dir " + ca + " --edge edge-2 --days 200").exit_code, 0) << "outlives the CA";
+  ASSERT_EQ(cellguard("pki revoke --dir " + ca + " edge-1").exit_code, 0);
+  EXPECT_NE(cellguard("pki revoke --dir " + ca + " edge-1").exit_code, 0);
+  const Ran listed = cellguard("pki list --json --dir " + ca);
+  ASSERT_EQ(listed.exit_code, 0);
+  const auto lines = json_lines(listed.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["name"], "srv");
+  EXPECT_EQ(lines[0]["kind"], "server");
+  EXPECT_EQ(lines[0]["status"], "valid");
+  EXPECT_EQ(lines[0]["subject_alt_names"], nlohmann::json({"DNS:srv", "IP:127.0.0.1", "DNS:localhost"}));
+  EXPECT_EQ(lines[1]["name"], "edge-1");
+  EXPECT_TRUE(lines[1]["revoked_at"].is_string());
+  const Ran table = cellguard("pki list --dir " + ca);
+  EXPECT_NE(table.out.find("edge-1"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("revoked"), std::string::npos) << table.out;
 }
 
 }  // namespace

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   cellguard::cli::register_edge(app, action);
   cellguard::cli::register_fault_proxy(app, action);
   cellguard::cli::register_export(app, action);
+  cellguard::cli::register_pki(app, action);
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;
 }

@@ -48,8 +48,10 @@ Result<void> write_atomic(const fs::path& path, std::string_view data, mode_t mo
   while (ok && done < data.size()) {
     const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) ok = false;
-    else done += static_cast<std::size_t>(n);
+    if (n <= 0)
+      ok = false;
+    else
+      done += static_cast<std::size_t>(n);
   }
   ok = ok && ::fsync(fd) == 0;
   std::string failure = ok ? std::string() : os_error(temp, "cannot write");
@@ -72,7 +74,8 @@ Result<void> make_private_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Error(ErrorCode::io_error, dir.string() + ": cannot create the folder: " + ec.message());
-  if (::chmod(dir.c_str(), 0700) != 0) return Error(ErrorCode::io_error, os_error(dir, "cannot set mode 0700"));
+  if (::chmod(dir.c_str(), 0700) != 0)
+    return Error(ErrorCode::io_error, os_error(dir, "cannot set mode 0700"));
   return success();
 }
 
@@ -107,8 +110,8 @@ class DirLock {
 std::optional<Clock::time_point> parse_time(const std::string& text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
   char z = 0;
-  if (text.size() != 20 || std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &s, &z) != 7 ||
-      z != 'Z') {
+  if (text.size() != 20 ||
+      std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &s, &z) != 7 || z != 'Z') {
     return std::nullopt;
   }
   std::tm tm{};
@@ -161,7 +164,8 @@ Result<std::string> normalise_san(std::string_view text) {
   }
   const std::string v(value);
   unsigned char address[16];
-  if (forced != "DNS:" && (::inet_pton(AF_INET, v.c_str(), address) == 1 || ::inet_pton(AF_INET6, v.c_str(), address) == 1)) {
+  if (forced != "DNS:" &&
+      (::inet_pton(AF_INET, v.c_str(), address) == 1 || ::inet_pton(AF_INET6, v.c_str(), address) == 1)) {
     return "IP:" + v;
   }
   if (forced != "IP:" && valid_dns_name(v)) return "DNS:" + lower(v);
@@ -192,7 +196,8 @@ nlohmann::json to_json(const CertRecord& r) {
 Result<Index> load_index(const CaFiles& files) {
   std::error_code ec;
   if (!fs::exists(files.index, ec)) {
-    return Error(ErrorCode::not_found, files.dir.string() + ": not a CA folder (no index.json; see `cellguard pki init`)");
+    return Error(ErrorCode::not_found,
+                 files.dir.string() + ": not a CA folder (no index.json; see `cellguard pki init`)");
   }
   auto text = read_file(files.index.string());
   if (!text) return text.error();
@@ -201,7 +206,8 @@ Result<Index> load_index(const CaFiles& files) {
   };
   const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
   if (!j.is_object()) return bad("not a JSON object");
-  if (j.value("version", 0) != kIndexVersion) return bad("unsupported version (expected " + std::to_string(kIndexVersion) + ")");
+  if (j.value("version", 0) != kIndexVersion)
+    return bad("unsupported version (expected " + std::to_string(kIndexVersion) + ")");
   Index index;
   try {
     index.ca_name = j.at("ca_name").get<std::string>();
@@ -223,7 +229,8 @@ Result<Index> load_index(const CaFiles& files) {
         r.revoked_at = parse_time(c.at("revoked_at").get<std::string>());
         if (!r.revoked_at) return bad(where + "bad revoked_at");
       }
-      if (c.contains("subject_alt_names")) r.subject_alt_names = c.at("subject_alt_names").get<std::vector<std::string>>();
+      if (c.contains("subject_alt_names"))
+        r.subject_alt_names = c.at("subject_alt_names").get<std::vector<std::string>>();
       index.certificates.push_back(std::move(r));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -235,8 +242,10 @@ Result<Index> load_index(const CaFiles& files) {
 Result<void> save_index(const CaFiles& files, const Index& index) {
   nlohmann::json certs = nlohmann::json::array();
   for (const CertRecord& r : index.certificates) certs.push_back(to_json(r));
-  const nlohmann::json j = {
-      {"version", kIndexVersion}, {"ca_name", index.ca_name}, {"crl_number", index.crl_number}, {"certificates", certs}};
+  const nlohmann::json j = {{"version", kIndexVersion},
+                            {"ca_name", index.ca_name},
+                            {"crl_number", index.crl_number},
+                            {"certificates", certs}};
   return write_atomic(files.index, j.dump(2) + "\n", 0644);
 }
 
@@ -244,7 +253,8 @@ Result<void> save_index(const CaFiles& files, const Index& index) {
 
 Result<std::string> to_pem(const std::function<int(BIO*)>& write, std::string_view what) {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || write(bio.get()) != 1) return openssl_error(ErrorCode::io_error, "cannot encode the " + std::string(what));
+  if (!bio || write(bio.get()) != 1)
+    return openssl_error(ErrorCode::io_error, "cannot encode the " + std::string(what));
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, static_cast<std::size_t>(size));
@@ -283,14 +293,16 @@ Result<Ca> load_ca(const CaFiles& files) {
   auto cert = read_cert_file(files.ca_cert);
   if (!cert) return cert.error();
   if (X509_check_private_key(cert->get(), key->get()) != 1) {
-    return openssl_error(ErrorCode::invalid_argument, files.ca_key.string() + " does not belong to " + files.ca_cert.string());
+    return openssl_error(ErrorCode::invalid_argument,
+                         files.ca_key.string() + " does not belong to " + files.ca_cert.string());
   }
   return Ca{std::move(*key), std::move(*cert)};
 }
 
 Result<Asn1IntegerPtr> serial_from_hex(const std::string& hex) {
   BIGNUM* raw = nullptr;
-  if (BN_hex2bn(&raw, hex.c_str()) == 0) return openssl_error(ErrorCode::parse_error, "bad serial '" + hex + "'");
+  if (BN_hex2bn(&raw, hex.c_str()) == 0)
+    return openssl_error(ErrorCode::parse_error, "bad serial '" + hex + "'");
   BignumPtr bn(raw);
   Asn1IntegerPtr serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
   if (!serial) return openssl_error(ErrorCode::io_error, "cannot encode serial " + hex);
@@ -301,7 +313,8 @@ Result<Asn1IntegerPtr> serial_from_hex(const std::string& hex) {
 Result<Asn1IntegerPtr> random_serial() {
   unsigned char bytes[16];
   do {
-    if (RAND_bytes(bytes, sizeof bytes) != 1) return openssl_error(ErrorCode::io_error, "no random bytes for a serial");
+    if (RAND_bytes(bytes, sizeof bytes) != 1)
+      return openssl_error(ErrorCode::io_error, "no random bytes for a serial");
   } while (std::all_of(std::begin(bytes), std::end(bytes), [](unsigned char b) { return b == 0; }));
   BignumPtr bn(BN_bin2bn(bytes, sizeof bytes, nullptr));
   Asn1IntegerPtr serial(bn ? BN_to_ASN1_INTEGER(bn.get(), nullptr) : nullptr);
@@ -310,14 +323,16 @@ Result<Asn1IntegerPtr> random_serial() {
 }
 
 Result<void> set_time(ASN1_TIME* field, Clock::time_point t) {
-  if (ASN1_TIME_set(field, Clock::to_time_t(t)) == nullptr) return openssl_error(ErrorCode::invalid_argument, "bad time");
+  if (ASN1_TIME_set(field, Clock::to_time_t(t)) == nullptr)
+    return openssl_error(ErrorCode::invalid_argument, "bad time");
   return success();
 }
 
 Result<void> add_extension(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
   X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value.c_str()));
   if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) {
-    return openssl_error(ErrorCode::invalid_argument, std::string("cannot add extension ") + OBJ_nid2sn(nid) + "=" + value);
+    return openssl_error(ErrorCode::invalid_argument,
+                         std::string("cannot add extension ") + OBJ_nid2sn(nid) + "=" + value);
   }
   return success();
 }
@@ -333,8 +348,8 @@ struct CertSpec {
 Result<X509Ptr> build_cert(const CertSpec& spec, ASN1_INTEGER* serial, EVP_PKEY* key, X509* issuer,
                            EVP_PKEY* issuer_key) {
   X509Ptr cert(X509_new());
-  if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1 || X509_set_serialNumber(cert.get(), serial) != 1 ||
-      X509_set_pubkey(cert.get(), key) != 1) {
+  if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
+      X509_set_serialNumber(cert.get(), serial) != 1 || X509_set_pubkey(cert.get(), key) != 1) {
     return openssl_error(ErrorCode::io_error, "cannot build the certificate of " + spec.name);
   }
   if (auto r = set_time(X509_getm_notBefore(cert.get()), spec.validity.not_before); !r) return r.error();
@@ -404,7 +419,8 @@ Result<void> write_crl(const CaFiles& files, const Ca& ca, const Index& index) {
 }
 
 Result<void> check_validity(const Validity& v) {
-  if (v.not_before >= v.not_after) return Error(ErrorCode::invalid_argument, "validity: not_before must precede not_after");
+  if (v.not_before >= v.not_after)
+    return Error(ErrorCode::invalid_argument, "validity: not_before must precede not_after");
   return success();
 }
 
@@ -455,8 +471,10 @@ Result<void> init_ca(const fs::path& dir, const CaOptions& options) {
   if (auto r = check_validity(options.validity); !r) return r;
   std::error_code ec;
   if (!options.overwrite && (fs::exists(files.ca_key, ec) || fs::exists(files.ca_cert, ec))) {
-    return Error(ErrorCode::invalid_argument,
-                 dir.string() + ": a CA exists already (ca.key/ca.crt); replacing it (--force) invalidates every certificate");
+    return Error(
+        ErrorCode::invalid_argument,
+        dir.string() +
+            ": a CA exists already (ca.key/ca.crt); replacing it (--force) invalidates every certificate");
   }
   if (auto r = make_private_dir(dir); !r) return r;
   auto lock = DirLock::acquire(dir);
@@ -466,6 +484,7 @@ Result<void> init_ca(const fs::path& dir, const CaOptions& options) {
     fs::remove_all(files.issued, ec);
     if (ec) return Error(ErrorCode::io_error, files.issued.string() + ": cannot remove: " + ec.message());
   }
+  if (auto r = make_private_dir(files.issued); !r) return r;
   if (auto r = make_private_dir(files.issued / "by-serial"); !r) return r;
 
   auto key = generate_key();
@@ -480,7 +499,10 @@ Result<void> init_ca(const fs::path& dir, const CaOptions& options) {
   auto cert = build_cert(spec, serial->get(), key->get(), nullptr, nullptr);
   if (!cert) return cert.error();
   auto key_pem = to_pem(
-      [&](BIO* bio) { return PEM_write_bio_PrivateKey(bio, key->get(), nullptr, nullptr, 0, nullptr, nullptr); }, "CA key");
+      [&](BIO* bio) {
+        return PEM_write_bio_PrivateKey(bio, key->get(), nullptr, nullptr, 0, nullptr, nullptr);
+      },
+      "CA key");
   if (!key_pem) return key_pem.error();
   auto cert_pem = to_pem([&](BIO* bio) { return PEM_write_bio_X509(bio, cert->get()); }, "CA certificate");
   if (!cert_pem) return cert_pem.error();
@@ -495,13 +517,15 @@ Result<CertRecord> issue(const fs::path& dir, const IssueOptions& options) {
   ERR_clear_error();
   const CaFiles files = ca_files(dir);
   if (!valid_name(options.name)) {
-    return Error(ErrorCode::invalid_argument, "certificate name '" + options.name +
-                                                  "': use 1..64 of A-Z a-z 0-9 . _ -, starting with a letter or digit");
+    return Error(ErrorCode::invalid_argument,
+                 "certificate name '" + options.name +
+                     "': use 1..64 of A-Z a-z 0-9 . _ -, starting with a letter or digit");
   }
   if (auto r = check_validity(options.validity); !r) return r.error();
   std::vector<std::string> sans;
   if (options.kind == CertKind::edge && !options.subject_alt_names.empty()) {
-    return Error(ErrorCode::invalid_argument, "edge certificates carry no subject alternative names: an edge is its name");
+    return Error(ErrorCode::invalid_argument,
+                 "edge certificates carry no subject alternative names: an edge is its name");
   }
   if (options.kind == CertKind::server) {
     if (valid_dns_name(options.name)) sans.push_back("DNS:" + lower(options.name));
@@ -511,8 +535,9 @@ Result<CertRecord> issue(const fs::path& dir, const IssueOptions& options) {
       if (std::find(sans.begin(), sans.end(), *san) == sans.end()) sans.push_back(*san);
     }
     if (sans.empty()) {
-      return Error(ErrorCode::invalid_argument, "server certificate '" + options.name +
-                                                    "' needs an address: give a subject alternative name (--san)");
+      return Error(ErrorCode::invalid_argument,
+                   "server certificate '" + options.name +
+                       "' needs an address: give a subject alternative name (--san)");
     }
   }
 
@@ -523,7 +548,8 @@ Result<CertRecord> issue(const fs::path& dir, const IssueOptions& options) {
   const auto now = Clock::now();
   for (const CertRecord& r : index->certificates) {
     if (r.name == options.name && !r.revoked_at && r.not_after > now && !options.overwrite) {
-      return Error(ErrorCode::invalid_argument, "'" + options.name + "' has a valid certificate already (serial " + r.serial +
+      return Error(ErrorCode::invalid_argument, "'" + options.name +
+                                                    "' has a valid certificate already (serial " + r.serial +
                                                     "); revoke it first or replace it (--force)");
     }
   }
@@ -562,13 +588,17 @@ Result<CertRecord> issue(const fs::path& dir, const IssueOptions& options) {
   auto cert = build_cert(spec, serial.get(), key->get(), ca->cert.get(), ca->key.get());
   if (!cert) return cert.error();
   auto key_pem = to_pem(
-      [&](BIO* bio) { return PEM_write_bio_PrivateKey(bio, key->get(), nullptr, nullptr, 0, nullptr, nullptr); }, "key");
+      [&](BIO* bio) {
+        return PEM_write_bio_PrivateKey(bio, key->get(), nullptr, nullptr, 0, nullptr, nullptr);
+      },
+      "key");
   if (!key_pem) return key_pem.error();
   auto cert_pem = to_pem([&](BIO* bio) { return PEM_write_bio_X509(bio, cert->get()); }, "certificate");
   if (!cert_pem) return cert_pem.error();
 
   if (auto r = make_private_dir(files.issued / "by-serial"); !r) return r.error();
-  if (auto r = write_atomic(files.issued / "by-serial" / (serial_text + ".crt"), *cert_pem, 0644); !r) return r.error();
+  if (auto r = write_atomic(files.issued / "by-serial" / (serial_text + ".crt"), *cert_pem, 0644); !r)
+    return r.error();
   // The key first: a certificate file never exists without its key.
   if (auto r = write_atomic(files.key_of(options.name), *key_pem, 0600); !r) return r.error();
   if (auto r = write_atomic(files.cert_of(options.name), *cert_pem, 0644); !r) return r.error();
@@ -603,7 +633,8 @@ Result<std::vector<CertRecord>> revoke(const fs::path& dir, std::string_view nam
     }
   }
   if (revoked.empty()) {
-    return Error(ErrorCode::not_found, "no unrevoked certificate named '" + std::string(name) + "' in " + dir.string());
+    return Error(ErrorCode::not_found,
+                 "no unrevoked certificate named '" + std::string(name) + "' in " + dir.string());
   }
   ++index->crl_number;
   if (auto r = save_index(files, *index); !r) return r.error();

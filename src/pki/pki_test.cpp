@@ -58,6 +58,7 @@ class PkiTest : public ::testing::Test {
 
 TEST_F(PkiTest, InitCreatesTheCaFilesWithPrivateModes) {
   EXPECT_EQ(mode_of(dir()), 0700u);
+  EXPECT_EQ(mode_of(files().issued), 0700u);
   EXPECT_EQ(mode_of(files().ca_key), 0600u);
   EXPECT_EQ(mode_of(files().ca_cert), 0644u);
   EXPECT_TRUE(fs::exists(files().crl));
@@ -165,7 +166,8 @@ TEST_F(PkiTest, IssueRejectsSubjectAltNamesThatCouldInjectExtensions) {
   o.subject_alt_names = {"127.0.0.1,DNS:evil.example"};
   auto r = issue(dir(), o);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("neither an IP address nor a DNS name"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("neither an IP address nor a DNS name"), std::string::npos)
+      << r.error().message;
 }
 
 TEST_F(PkiTest, EdgeCertificatesRefuseSubjectAltNames) {
@@ -216,7 +218,8 @@ TEST_F(PkiTest, RevokeMarksTheIndexAndListsTheSerialInTheCrl) {
   EXPECT_EQ((*revoked)[0].serial, edge->serial);
   EXPECT_TRUE(list(dir())->at(0).revoked_at.has_value());
 
-  const auto crl = run("openssl crl -noout -text -CAfile " + quote(files().ca_cert) + " -in " + quote(files().crl));
+  const auto crl =
+      run("openssl crl -noout -text -CAfile " + quote(files().ca_cert) + " -in " + quote(files().crl));
   EXPECT_EQ(crl.exit_code, 0) << crl.out;
   EXPECT_NE(crl.out.find("verify OK"), std::string::npos) << crl.out;
   EXPECT_NE(crl.out.find("Serial Number: " + edge->serial), std::string::npos) << crl.out;

@@ -1,7 +1,7 @@
 // TLS 1.3 with mutual authentication between edges and the server, on standalone Asio's ssl streams.
 //
 // Both sides: TLS 1.3 only (minimum and maximum), the peer's certificate required and verified
-// against the CA of the installation as the only trust anchor (no system roots), chain depth 1.
+// against the CA of the installation as the only trust anchor (no system roots), no intermediates.
 // The server also checks the CRL (a revoked, expired, not-yet-valid, foreign or serverAuth-only
 // client certificate fails the handshake), sends no session tickets and keeps no session cache (a
 // resumed session would skip the certificate checks, so every connection is fully verified).
@@ -66,12 +66,25 @@ class TlsServerContext {
   // store stays in use and the error says why.
   Result<void> reload_crl();
 
+  // reload_crl() when the CRL file is another one than at the last load (inode, size or mtime differ,
+  // as after `cellguard pki revoke`, which replaces it by a rename): cheap enough to call on a timer.
+  // True when it reloaded.
+  Result<bool> reload_crl_if_changed();
+
  private:
   TlsServerContext(asio::ssl::context context, TlsFiles files);
 
-  std::mutex mutex_;  // guards the SSL_CTX's verification store between make_stream and reload_crl
+  // Identifies one version of the CRL file.
+  struct FileStamp {
+    unsigned long long inode = 0, size = 0;
+    long long mtime_ns = 0;
+    bool operator==(const FileStamp&) const = default;
+  };
+
+  std::mutex mutex_;  // guards the SSL_CTX's verification store and crl_stamp_
   asio::ssl::context context_;
   TlsFiles files_;
+  FileStamp crl_stamp_;
 };
 
 // The client's (edge's) context. `server_host` is the address or DNS name the client dials; the

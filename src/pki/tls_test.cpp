@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <thread>
@@ -155,14 +156,16 @@ TEST_F(TlsTest, AClientWithoutCertificateIsRejected) {
   const Outcome out = connect_once(*server_, client);
   EXPECT_FALSE(out.accepted());
   ASSERT_TRUE(out.server_ec);
-  EXPECT_NE(out.server_reason.find("peer did not return a certificate"), std::string::npos) << out.server_reason;
+  EXPECT_NE(out.server_reason.find("peer did not return a certificate"), std::string::npos)
+      << out.server_reason;
   EXPECT_FALSE(out.identity.has_value());
   EXPECT_TRUE(out.client_read_ec || out.client_handshake_ec);
 }
 
 TEST_F(TlsTest, ACertificateFromAnotherCaIsRejected) {
   const fs::path other = tmp_.path() / "other-ca";
-  ASSERT_TRUE(init_ca(other, CaOptions{"test CA", Validity::days_from_now(30), false}).ok());  // same name, other key
+  ASSERT_TRUE(
+      init_ca(other, CaOptions{"test CA", Validity::days_from_now(30), false}).ok());  // same name, other key
   IssueOptions o;
   o.name = "edge-1";
   o.validity = Validity::days_from_now(10);
@@ -226,6 +229,56 @@ TEST_F(TlsTest, ARevokedCertificateIsRejectedAfterCrlReloadWhileTheReissuedOneWo
   EXPECT_FALSE(connect_once(*server_, before).accepted());
 }
 
+TEST_F(TlsTest, ReloadIfChangedPicksUpARevocationOnce) {
+  ASSERT_TRUE(issue_edge("edge-2").ok());
+  auto client = edge_client("edge-2");
+  auto unchanged = server_->reload_crl_if_changed();
+  ASSERT_TRUE(unchanged.ok()) << unchanged.error().message;
+  EXPECT_FALSE(*unchanged);
+  ASSERT_TRUE(revoke(dir(), "edge-2").ok());
+  auto changed = server_->reload_crl_if_changed();
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  EXPECT_TRUE(*changed);
+  EXPECT_FALSE(*server_->reload_crl_if_changed());
+  EXPECT_NE(connect_once(*server_, client).server_reason.find("certificate revoked"), std::string::npos);
+}
+
+TEST_F(TlsTest, ReloadingWhileHandshakesRunOnAnotherThreadIsSafe) {
+  auto client = edge_client("edge-1");
+  std::atomic<bool> stop{false};
+  std::atomic<int> reloads{0};
+  std::thread reloader([&] {
+    while (!stop) {
+      if (server_->reload_crl().ok()) ++reloads;
+    }
+  });
+  int accepted = 0;
+  for (int i = 0; i < 20; ++i) accepted += connect_once(*server_, client).accepted() ? 1 : 0;
+  stop = true;
+  reloader.join();
+  EXPECT_EQ(accepted, 20);
+  EXPECT_GT(reloads.load(), 0);
+}
+
+TEST_F(TlsTest, TheClientRefusesAServerFromAnotherCa) {
+  const fs::path other = tmp_.path() / "other-ca";
+  ASSERT_TRUE(init_ca(other, CaOptions{"test CA", Validity::days_from_now(30), false}).ok());
+  IssueOptions o;
+  o.kind = CertKind::server;
+  o.name = "server";
+  o.subject_alt_names = {"127.0.0.1"};
+  o.validity = Validity::days_from_now(10);
+  ASSERT_TRUE(issue(other, o).ok());
+  auto foreign = TlsServerContext::create(TlsFiles::from_ca_dir(other, "server"));
+  ASSERT_TRUE(foreign.ok()) << foreign.error().message;
+  auto client = edge_client("edge-1");
+  const Outcome out = connect_once(**foreign, client);
+  EXPECT_FALSE(out.accepted());
+  ASSERT_TRUE(out.client_handshake_ec);
+  EXPECT_NE(out.client_reason.find("unable to get local issuer certificate"), std::string::npos)
+      << out.client_reason;
+}
+
 TEST_F(TlsTest, ReloadingABrokenCrlFailsAndKeepsTheOldOne) {
   ASSERT_TRUE(issue_edge("edge-2").ok());
   auto client = edge_client("edge-2");
@@ -237,7 +290,8 @@ TEST_F(TlsTest, ReloadingABrokenCrlFailsAndKeepsTheOldOne) {
   fs::copy_file(ca_files(other).crl, ca_files(dir()).crl, fs::copy_options::overwrite_existing);
   auto reloaded = server_->reload_crl();
   ASSERT_FALSE(reloaded.ok());
-  EXPECT_NE(reloaded.error().message.find("not signed by the CA"), std::string::npos) << reloaded.error().message;
+  EXPECT_NE(reloaded.error().message.find("not signed by the CA"), std::string::npos)
+      << reloaded.error().message;
   EXPECT_NE(connect_once(*server_, client).server_reason.find("certificate revoked"), std::string::npos);
 }
 
@@ -305,7 +359,8 @@ TEST_F(TlsTest, ContextsReportUnusableFiles) {
   files.key = ca_files(dir()).key_of("edge-1");
   auto mismatched = TlsServerContext::create(files);
   ASSERT_FALSE(mismatched.ok());
-  EXPECT_NE(mismatched.error().message.find("key values mismatch"), std::string::npos) << mismatched.error().message;
+  EXPECT_NE(mismatched.error().message.find("key values mismatch"), std::string::npos)
+      << mismatched.error().message;
   files = TlsFiles::from_ca_dir(dir(), "server");
   files.crl = tmp_.path() / "missing.pem";
   auto missing = TlsServerContext::create(files);
@@ -345,9 +400,10 @@ TEST_F(TlsTest, OpensslSClientWithAnEdgeCertificateNegotiatesTls13WithOurServer)
   });
   std::thread server_thread([&] { io.run_for(kTimeout); });
   const TlsFiles files = TlsFiles::from_ca_dir(dir(), "edge-1");
-  const auto ran = testing::run("timeout 20 openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -cert " +
-                                quote(files.cert) + " -key " + quote(files.key) + " -CAfile " + quote(files.ca) +
-                                " -verify_return_error -verify_ip 127.0.0.1 -brief -ign_eof");
+  const auto ran =
+      testing::run("timeout 20 openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -cert " +
+                   quote(files.cert) + " -key " + quote(files.key) + " -CAfile " + quote(files.ca) +
+                   " -verify_return_error -verify_ip 127.0.0.1 -brief -ign_eof");
   server_thread.join();
   EXPECT_NE(ran.out.find("Protocol version: TLSv1.3"), std::string::npos) << ran.out;
   EXPECT_NE(ran.out.find("Verification: OK"), std::string::npos) << ran.out;
@@ -375,9 +431,9 @@ TEST_F(TlsTest, OpensslSClientForcedToTls12IsRefusedByOurServer) {
   });
   std::thread server_thread([&] { io.run_for(kTimeout); });
   const TlsFiles files = TlsFiles::from_ca_dir(dir(), "edge-1");
-  const auto ran = testing::run("timeout 20 openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(port) +
-                                " -cert " + quote(files.cert) + " -key " + quote(files.key) + " -CAfile " +
-                                quote(files.ca) + " -brief");
+  const auto ran = testing::run(
+      "timeout 20 openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(port) + " -cert " +
+      quote(files.cert) + " -key " + quote(files.key) + " -CAfile " + quote(files.ca) + " -brief");
   server_thread.join();
   EXPECT_NE(ran.exit_code, 0) << ran.out;
   ASSERT_TRUE(out.server_done);
@@ -419,7 +475,8 @@ class OpensslServer {
   bool wait_for(const std::string& marker, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (output_.find(marker) == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -462,28 +519,29 @@ TEST_F(TlsTest, OurClientNegotiatesTls13WithOpensslSServerRequiringItsCertificat
   std::string response;
   asio::streambuf buffer;
   const std::string request = "GET / HTTP/1.0\r\n\r\n";
-  stream.lowest_layer().async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), [&](std::error_code ec) {
-    if (ec) {
-      failure = ec;
-      return;
-    }
-    stream.async_handshake(asio::ssl::stream_base::client, [&](std::error_code hec) {
-      if (hec) {
-        failure = hec;
-        return;
-      }
-      protocol = protocol_version(stream.native_handle());
-      asio::async_write(stream, asio::buffer(request), [&](std::error_code wec, std::size_t) {
-        if (wec) {
-          failure = wec;
+  stream.lowest_layer().async_connect(
+      tcp::endpoint(asio::ip::address_v4::loopback(), port), [&](std::error_code ec) {
+        if (ec) {
+          failure = ec;
           return;
         }
-        asio::async_read(stream, buffer, [&](std::error_code, std::size_t) {  // until s_server closes
-          response.assign(asio::buffers_begin(buffer.data()), asio::buffers_end(buffer.data()));
+        stream.async_handshake(asio::ssl::stream_base::client, [&](std::error_code hec) {
+          if (hec) {
+            failure = hec;
+            return;
+          }
+          protocol = protocol_version(stream.native_handle());
+          asio::async_write(stream, asio::buffer(request), [&](std::error_code wec, std::size_t) {
+            if (wec) {
+              failure = wec;
+              return;
+            }
+            asio::async_read(stream, buffer, [&](std::error_code, std::size_t) {  // until s_server closes
+              response.assign(asio::buffers_begin(buffer.data()), asio::buffers_end(buffer.data()));
+            });
+          });
         });
       });
-    });
-  });
   io.run_for(kTimeout);
   ASSERT_FALSE(failure) << handshake_failure_reason(stream.native_handle(), failure) << "\n" << peer.output();
   EXPECT_EQ(protocol, "TLSv1.3");
@@ -506,13 +564,14 @@ TEST_F(TlsTest, OpensslSServerWithAnEdgeCertificateIsRefusedByOurClient) {
   asio::io_context io;
   TlsStream stream(io, client);
   std::error_code failure;
-  stream.lowest_layer().async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), [&](std::error_code ec) {
-    if (ec) {
-      failure = ec;
-      return;
-    }
-    stream.async_handshake(asio::ssl::stream_base::client, [&](std::error_code hec) { failure = hec; });
-  });
+  stream.lowest_layer().async_connect(
+      tcp::endpoint(asio::ip::address_v4::loopback(), port), [&](std::error_code ec) {
+        if (ec) {
+          failure = ec;
+          return;
+        }
+        stream.async_handshake(asio::ssl::stream_base::client, [&](std::error_code hec) { failure = hec; });
+      });
   io.run_for(kTimeout);
   ASSERT_TRUE(failure);
   EXPECT_NE(handshake_failure_reason(stream.native_handle(), failure).find("unsuitable certificate purpose"),
