@@ -16,6 +16,8 @@ packages=(
   openssl  # s_client, s_server, verify, x509: the TLS tests' independent peer
   # the SocketCAN tests in a QEMU VM with Debian's kernel (tests/vm, shared/spec/vcan-vm.md)
   qemu-system-x86 busybox-static cpio xz-utils can-utils iproute2
+  # the uplink: protobuf for the wire schema; libfaketime for the edge clock-jump test
+  libprotobuf-dev protobuf-compiler faketime
   # "server disk full" tests (tests/support/small_fs.h, scripts/disk-full.sh): mount, mkfs.ext4
   mount e2fsprogs
 )

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   cellguard::cli::register_fault_proxy(app, action);
   cellguard::cli::register_export(app, action);
   cellguard::cli::register_pki(app, action);
+  cellguard::cli::register_server(app, action);
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;
 }

@@ -101,8 +101,9 @@ class IngestServer {
   // Stops accepting, closes the connections, commits and acknowledges what was queued, then returns.
   void stop();
 
+  struct Impl;  // ingest.cpp only (public so the connection sessions there can name it)
+
  private:
-  struct Impl;
   explicit IngestServer(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
