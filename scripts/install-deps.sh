@@ -15,6 +15,8 @@ packages=(
   python3 python3-can python3-pymodbus python3-serial python3-serial-asyncio
   # the SocketCAN tests in a QEMU VM with Debian's kernel (tests/vm, shared/spec/vcan-vm.md)
   qemu-system-x86 busybox-static cpio xz-utils can-utils iproute2
+  # the sensor board firmware (firmware/board) and its tests in simavr
+  gcc-avr avr-libc binutils-avr simavr libsimavr-dev
 )
 
 missing=()
