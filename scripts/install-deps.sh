@@ -20,6 +20,8 @@ packages=(
   libprotobuf-dev protobuf-compiler faketime
   # "server disk full" tests (tests/support/small_fs.h, scripts/disk-full.sh): mount, mkfs.ext4
   mount e2fsprogs
+  # the sensor board firmware (firmware/board) and its tests in simavr
+  gcc-avr avr-libc binutils-avr simavr libsimavr-dev
 )
 
 missing=()
