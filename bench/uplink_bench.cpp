@@ -14,6 +14,7 @@
 //
 // Results: docs/benchmarks.md.
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <asio.hpp>
