@@ -25,7 +25,8 @@ double unix_seconds() {
   return std::round(std::chrono::duration<double>(since).count() * 1000) / 1000;
 }
 
-double to_ms(Nanos duration) { return std::chrono::duration<double, std::milli>(duration).count(); }
+// Milliseconds for the log, to the microsecond.
+double to_ms(Nanos duration) { return std::round(std::chrono::duration<double, std::milli>(duration).count() * 1000) / 1000; }
 
 std::string endpoint_text(const tcp::endpoint& endpoint) {
   const asio::ip::address address = endpoint.address();

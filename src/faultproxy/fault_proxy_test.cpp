@@ -538,7 +538,7 @@ TEST(FaultProxy, RandomModeCarriesOutTheSeededPlanInOrder) {
     EXPECT_EQ(faults[i]["kind"], std::string(to_string(expected.kind))) << i;
     EXPECT_EQ(faults[i]["source"], "plan");
     if (expected.duration > 0ns) {
-      EXPECT_DOUBLE_EQ(faults[i]["ms"].get<double>(), expected.duration.count() / 1e6);
+      EXPECT_NEAR(faults[i]["ms"].get<double>(), expected.duration.count() / 1e6, 0.001);  // logged to the µs
     }
   }
 }
@@ -578,6 +578,33 @@ TEST(FaultProxy, RandomModeConnectionsSurviveTheFaultsOrEndCleanly) {
   EXPECT_GT(round_trips, 10);
   EXPECT_GT(endings, 2);
   EXPECT_GE(proxy.events("fault").size(), 10u);
+}
+
+TEST(FaultProxy, ScopeOneHitsASingleConnectionPerPlannedFault) {
+  EchoServer echo;
+  ProxyOptions options = pass_options(echo.port());
+  options.mode = Mode::random;
+  options.scope = Scope::one;
+  options.plan.kinds = {FaultKind::reset};
+  options.plan.interval = {300ms, 300ms};
+  ProxyFixture proxy(options);
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(std::make_unique<Client>(proxy.port()));
+  ASSERT_TRUE(wait_until([&] { return proxy.stats().relayed == 3; }));
+  ASSERT_TRUE(wait_until([&] { return !proxy.events("fault").empty(); }));
+  proxy.call([&] { proxy.proxy().set_mode(Mode::pass); });  // no second fault
+  const auto fault = proxy.events("fault").at(0);
+  ASSERT_EQ(fault["conns"].size(), 1u) << fault.dump();
+  const std::uint64_t hit = fault["conns"][0];
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    const Client& client = *clients[id - 1];
+    if (id == hit) {
+      EXPECT_EQ(client.end(), "reset");
+    } else {
+      expect_echo(client, "untouched");
+    }
+  }
 }
 
 TEST(FaultProxy, ControlSocketAnswersCommands) {
