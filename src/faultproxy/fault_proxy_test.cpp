@@ -514,7 +514,9 @@ TEST(FaultProxy, RelaysManyConcurrentConnections) {
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(good.load(), kConnections);
-  EXPECT_EQ(proxy.stats().bytes_down, kConnections * 64u * 1024);
+  // Counted when the proxy's write completes, which may be just after the client has the bytes.
+  EXPECT_TRUE(wait_until([&] { return proxy.stats().bytes_down == kConnections * 64u * 1024; }))
+      << proxy.stats().bytes_down;
   clients.clear();
   ASSERT_TRUE(wait_until([&] { return proxy.stats().active == 0; }));
   EXPECT_EQ(proxy.stats().closed, static_cast<std::uint64_t>(kConnections));
@@ -557,13 +559,13 @@ TEST(FaultProxy, RandomModeConnectionsSurviveTheFaultsOrEndCleanly) {
   ASSERT_TRUE(proxy.ok()) << proxy.error();
   int round_trips = 0;
   int endings = 0;
-  const auto until = Clock::now() + 1500ms;
+  const auto until = Clock::now() + 2s;
   while (Clock::now() < until) {
     Client client(proxy.port());
     if (client.fd < 0) continue;
     while (Clock::now() < until) {
       if (!client.send_all("abc")) break;
-      const std::string back = client.recv_exact(3, 300ms);
+      const std::string back = client.recv_exact(3, 500ms);  // stalls and outages last 50 ms at most
       if (back == "abc") {
         ++round_trips;
         continue;
