@@ -17,10 +17,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!request.error().message.starts_with("control:")) std::abort();
   } else if (request->verb == fp::ControlRequest::Verb::fault) {
     const fp::Fault& fault = request->fault;
-    if (fault.duration < fp::Nanos{0} || fault.latency.min < fp::Nanos{0} || fault.latency.max < fault.latency.min)
+    if (fault.duration < fp::Nanos{0} || fault.latency.min < fp::Nanos{0} ||
+        fault.latency.max < fault.latency.min)
       std::abort();
     if ((fault.kind == fp::FaultKind::stall || fault.kind == fp::FaultKind::blackhole ||
-         fault.kind == fp::FaultKind::refuse) && fault.duration <= fp::Nanos{0})
+         fault.kind == fp::FaultKind::refuse) &&
+        fault.duration <= fp::Nanos{0})
       std::abort();
   }
   auto range = fp::parse_duration_range(text);

@@ -40,7 +40,8 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 // each of its connections ended ("eof", "reset", ...).
 class EchoServer {
  public:
-  explicit EchoServer(bool sink = false) : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), sink_(sink) {
+  explicit EchoServer(bool sink = false)
+      : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), sink_(sink) {
     accept();
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -72,7 +73,8 @@ class EchoServer {
     });
   }
   void read(std::shared_ptr<tcp::socket> socket, std::shared_ptr<std::vector<char>> buffer) {
-    socket->async_read_some(asio::buffer(*buffer), [this, socket, buffer](asio::error_code ec, std::size_t n) {
+    socket->async_read_some(asio::buffer(*buffer), [this, socket, buffer](asio::error_code ec,
+                                                                          std::size_t n) {
       if (ec) {
         record(ec == asio::error::eof ? "eof" : ec == asio::error::connection_reset ? "reset" : ec.message());
         asio::error_code ignored;
@@ -81,13 +83,17 @@ class EchoServer {
         return;
       }
       received_ += n;
-      asio::async_write(*socket, asio::buffer(buffer->data(), n), [this, socket, buffer](asio::error_code write_ec, std::size_t) {
-        if (write_ec) {
-          record(write_ec == asio::error::connection_reset || write_ec == asio::error::broken_pipe ? "reset" : write_ec.message());
-          return;
-        }
-        read(socket, buffer);
-      });
+      asio::async_write(
+          *socket, asio::buffer(buffer->data(), n),
+          [this, socket, buffer](asio::error_code write_ec, std::size_t) {
+            if (write_ec) {
+              record(write_ec == asio::error::connection_reset || write_ec == asio::error::broken_pipe
+                         ? "reset"
+                         : write_ec.message());
+              return;
+            }
+            read(socket, buffer);
+          });
     });
   }
   void record(std::string how) {
@@ -115,8 +121,10 @@ class ProxyFixture {
       events_.push_back(nlohmann::json::parse(line));
     };
     auto started = FaultProxy::start(io_, std::move(options));
-    if (started) proxy_ = std::move(*started);
-    else error_ = started.error().message;
+    if (started)
+      proxy_ = std::move(*started);
+    else
+      error_ = started.error().message;
     thread_ = std::thread([this] { io_.run(); });
   }
   bool ok() const { return proxy_ != nullptr; }
@@ -134,9 +142,15 @@ class ProxyFixture {
     guard_.reset();
     thread_.join();
   }
-  std::uint16_t port() { return call([this] { return proxy_->listen_port(); }); }
-  ProxyStats stats() { return call([this] { return proxy_->stats(); }); }
-  void inject(Fault fault) { call([this, fault] { proxy_->inject(fault); }); }
+  std::uint16_t port() {
+    return call([this] { return proxy_->listen_port(); });
+  }
+  ProxyStats stats() {
+    return call([this] { return proxy_->stats(); });
+  }
+  void inject(Fault fault) {
+    call([this, fault] { proxy_->inject(fault); });
+  }
   std::vector<nlohmann::json> events(const std::string& kind) {
     std::lock_guard lock(mutex_);
     std::vector<nlohmann::json> found;
@@ -210,7 +224,8 @@ struct Client {
     const auto deadline = Clock::now() + timeout;
     std::vector<char> buffer(64 * 1024);
     while (data.size() < n) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) break;
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
@@ -654,7 +669,8 @@ TEST(ControlRequest, ParsesEveryCommand) {
   EXPECT_EQ(stall->fault.direction, Direction::up);
   EXPECT_EQ(stall->fault.connection, 4u);
 
-  Result<ControlRequest> delay = parse_control_request(R"({"cmd":"delay","ms":50,"max_ms":150,"for_ms":10000})");
+  Result<ControlRequest> delay =
+      parse_control_request(R"({"cmd":"delay","ms":50,"max_ms":150,"for_ms":10000})");
   ASSERT_TRUE(delay) << delay.error().message;
   EXPECT_EQ(delay->fault.latency, (DurationRange{50ms, 150ms}));
   EXPECT_EQ(delay->fault.duration, 10s);
@@ -666,11 +682,12 @@ TEST(ControlRequest, ParsesEveryCommand) {
 }
 
 TEST(ControlRequest, RejectsMalformedRequestsWithAReason) {
-  for (const char* bad : {"", "not json", "[1,2]", "{}", R"({"cmd":7})", R"({"cmd":"stall"})",
-                          R"({"cmd":"stall","ms":-5})", R"({"cmd":"stall","ms":"5"})", R"({"cmd":"stall","ms":1e300})",
-                          R"({"cmd":"stall","ms":10,"dir":"left"})", R"({"cmd":"cut","conn":-1})", R"({"cmd":"cut","conn":1.5})",
-                          R"({"cmd":"delay"})", R"({"cmd":"delay","ms":10,"max_ms":5})", R"({"cmd":"mode"})",
-                          R"({"cmd":"mode","mode":"chaos"})", R"({"cmd":"refuse","ms":0})"}) {
+  for (const char* bad :
+       {"", "not json", "[1,2]", "{}", R"({"cmd":7})", R"({"cmd":"stall"})", R"({"cmd":"stall","ms":-5})",
+        R"({"cmd":"stall","ms":"5"})", R"({"cmd":"stall","ms":1e300})",
+        R"({"cmd":"stall","ms":10,"dir":"left"})", R"({"cmd":"cut","conn":-1})",
+        R"({"cmd":"cut","conn":1.5})", R"({"cmd":"delay"})", R"({"cmd":"delay","ms":10,"max_ms":5})",
+        R"({"cmd":"mode"})", R"({"cmd":"mode","mode":"chaos"})", R"({"cmd":"refuse","ms":0})"}) {
     Result<ControlRequest> parsed = parse_control_request(bad);
     EXPECT_FALSE(parsed) << bad;
     if (!parsed) {
