@@ -294,6 +294,7 @@ TEST_F(Cli, PkiInitIssueRevokeListRoundTrip) {
   const Ran table = cellguard("pki list --dir " + ca);
   EXPECT_NE(table.out.find("edge-1"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("revoked"), std::string::npos) << table.out;
+}
 
 // A store filled through the library, exported by the binary as a user would.
 TEST_F(Cli, ExportWritesTheRigCsvAndJsonLinesFromAStore) {
