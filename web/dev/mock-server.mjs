@@ -67,7 +67,7 @@ function emit(kind, body) {
 function cellVoltage(m, c, tNs) {
   const s = tNs / 1e9;
   let v = 3.6 + rig.soc * 0.004 + 0.006 * Math.sin(s / 7 + m * 1.3 + c * 0.7) + 0.002 * Math.sin(s * 3 + c);
-  if (rig.drift && m === rig.drift.module && c === rig.drift.cell)
+  if (rig.drift && m === rig.drift.module && c === rig.drift.cell && tNs >= rig.drift.since)
     v = Math.min(rig.drift.target, v + (s - rig.drift.since / 1e9) * rig.drift.rate);
   return v;
 }

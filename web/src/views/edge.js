@@ -106,7 +106,8 @@ export function edgePage(root, route, navigate) {
       if (state.events.length > 2000) state.events.splice(0, state.events.length - 2000);
       // A state change shows at once, before the next summary.
       if (ev.kind === 'state' && ev.event?.to && state.summary)
-        setSummary({ state: ev.event.to, state_since_ns: ev.t, reasons: ev.event.reason && ev.event.to !== 'normal' ? [ev.event.reason] : state.summary.reasons });
+        setSummary({ state: ev.event.to, state_since_ns: ev.t,
+                     reasons: ev.event.to === 'normal' ? [] : ev.event.reason ? [ev.event.reason] : state.summary.reasons });
       listeners.event.forEach((fn) => fn(ev, state.events));
     },
   }, (up) => setConnection(up));
