@@ -1,4 +1,4 @@
-// The HTTP API client (contract: docs/http-api.md). Every call rejects with ApiError; a 401 also
+// The client of cellguard server's HTTP API (/api/v1, issue 6). Every call rejects with ApiError; a 401 also
 // fires `onUnauthorized` so the app can show the login form.
 
 export class ApiError extends Error {

@@ -31,12 +31,14 @@ function shell(content, route) {
       route.page === 'edge' ? h('span', { class: 'crumb' }, '›', h('strong', {}, route.id)) : null),
     h('div', { class: 'topbar-right' },
       h('span', { id: 'conn', class: 'conn', title: 'live stream' }, 'connecting…'),
-      h('button', { class: 'link-button', onclick: logout, id: 'logout', hidden: true }, 'Log out')));
+      h('button', { class: 'link-button', onclick: logout, id: 'logout', hidden: !sessionStorage.getItem('cg-user') },
+        `Log out ${sessionStorage.getItem('cg-user') ?? ''}`)));
   return [nav, h('main', { class: 'page' }, content)];
 }
 
 async function logout() {
   await api.logout().catch(() => {});
+  sessionStorage.removeItem('cg-user');
   navigate('/login');
 }
 

@@ -253,3 +253,8 @@ export function exportUrl(edgeId, fromNs, toNs, format = 'csv', intervalS = 1) {
   if (format === 'csv') q.set('interval_s', String(intervalS));
   return `/api/v1/edges/${encodeURIComponent(edgeId)}/export?${q}`;
 }
+
+// Newest first; events with the same time stay in their arrival order (the later one first).
+export function newestFirst(events) {
+  return events.map((e, i) => [e, i]).sort((a, b) => b[0].t - a[0].t || b[1] - a[1]).map(([e]) => e);
+}

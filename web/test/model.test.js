@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  cellColour, deriveControl, eventSummary, exportUrl, formatAge, groupChannels, modulesFromLatest, seriesToColumns, textOn,
+  cellColour, deriveControl, eventSummary, exportUrl, formatAge, groupChannels, modulesFromLatest, newestFirst, seriesToColumns,
+  textOn,
 } from '../src/model.js';
 
 const T = 1_790_000_000_000_000_000;
@@ -132,5 +133,12 @@ describe('groupChannels and exportUrl', () => {
   it('writes integer nanoseconds into the export link', () => {
     expect(exportUrl('rig 1', 1.7e18, 1.7e18 + 3.6e12, 'csv', 1))
       .toBe('/api/v1/edges/rig%201/export?from=1700000000000000000&to=1700003600000000000&format=csv&interval_s=1');
+  });
+});
+
+describe('newestFirst', () => {
+  it('puts the later of two events with the same time first', () => {
+    const order = newestFirst([{ t: 1, n: 'a' }, { t: 2, n: 'b' }, { t: 2, n: 'c' }]).map((e) => e.n);
+    expect(order).toEqual(['c', 'b', 'a']);
   });
 });

@@ -5,7 +5,7 @@
 import { api, openStream } from '../api.js';
 import { h, replace } from '../dom.js';
 import {
-  cellColour, deriveControl, formatAge, formatNumber, formatTime, modulesFromLatest, reasonText, stateName, textOn,
+  cellColour, deriveControl, newestFirst, formatAge, formatNumber, formatTime, modulesFromLatest, reasonText, stateName, textOn,
   CELLS, NS_PER_MS, STATE_BY_CODE,
 } from '../model.js';
 import { setConnection } from '../status.js';
@@ -219,7 +219,7 @@ function liveTab(root, id, state, on) {
     ]));
   };
   const renderRecent = (events) => {
-    const newest = [...events].sort((a, b) => b.t - a.t).slice(0, 10);
+    const newest = newestFirst(events).slice(0, 10);
     replace(recent, newest.length ? h('table', { class: 'events' }, h('tbody', {}, newest.map(eventRow))) : h('p', { class: 'muted' }, 'No events yet.'));
   };
 

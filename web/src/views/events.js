@@ -1,7 +1,7 @@
 // The event log of one edge, filtered by kind, newest first; new events arrive from the stream.
 import { api } from '../api.js';
 import { h, replace } from '../dom.js';
-import { eventSummary, formatTime } from '../model.js';
+import { eventSummary, formatTime, newestFirst } from '../model.js';
 
 export const EVENT_KINDS = ['state', 'action', 'limit', 'operator', 'schedule', 'link', 'module'];
 
@@ -27,7 +27,7 @@ export function eventsTab(root, id, on) {
     h('div', { class: 'panel-head' }, h('h2', {}, 'Event log'), h('label', { class: 'inline' }, 'kind ', select), count),
     h('table', { class: 'events events-full' }, h('thead', {}, h('tr', {}, h('th', {}, 'time'), h('th', {}, 'kind'), h('th', {}, 'event'))), table)));
   const render = () => {
-    const shown = events.filter((e) => !kind || e.kind === kind).sort((a, b) => b.t - a.t);
+    const shown = newestFirst(events.filter((e) => !kind || e.kind === kind));
     count.textContent = `${shown.length} event${shown.length === 1 ? '' : 's'}`;
     replace(table, shown.length ? shown.map(eventRow) : h('tr', {}, h('td', { colspan: 3, class: 'muted' }, 'No events.')));
   };

@@ -13,6 +13,7 @@ export function loginPage(root, done) {
     error.textContent = '';
     try {
       await api.login(user.value, password.value);
+      sessionStorage.setItem('cg-user', user.value);
       done();
     } catch (e) {
       error.textContent = e.status === 401 ? 'Wrong user name or password.' : e.message;
