@@ -120,6 +120,22 @@ export function modulesFromLatest(latest, nowNs = latest?.t) {
   return out;
 }
 
+// Cell slots that a rig does not populate: the modules carry 14 cell signals, a rig may wire fewer
+// (data/edge/rig.toml `cells`), and an empty slot reads as the signal's raw 0 (2.2 V in the rig's
+// DBC). A slot counts as empty when every module (two or more) reports the same value there and it
+// is below the colour scale's low end: one real cell at that value still shows (and alarms).
+export function unpopulatedCells(mods, scale = CELL_SCALE) {
+  const empty = new Set();
+  if (mods.length < 2) return empty;
+  const n = Math.max(...mods.map((m) => m.cells_v.length));
+  for (let i = 0; i < n; ++i) {
+    const v = mods[0].cells_v[i];
+    if (v === null || v === undefined || !(v < scale.low)) continue;
+    if (mods.every((m) => m.cells_v[i] !== null && Math.abs(m.cells_v[i] - v) < 1e-9)) empty.add(i);
+  }
+  return empty;
+}
+
 // Accepts the /modules answer too (same shape, minus newest_t), so either source feeds the grid.
 export function normaliseModules(answer) {
   return (answer?.modules ?? []).map((m) => ({ ...m, cells_v: m.cells_v ?? [], temps_c: m.temps_c ?? [] }));

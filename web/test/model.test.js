@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  cellColour, deriveControl, eventSummary, exportUrl, formatAge, groupChannels, modulesFromLatest, newestFirst, seriesToColumns,
+  cellColour, deriveControl, eventSummary, exportUrl, formatAge, groupChannels, modulesFromLatest, newestFirst, unpopulatedCells, seriesToColumns,
   textOn,
 } from '../src/model.js';
 
@@ -140,5 +140,17 @@ describe('newestFirst', () => {
   it('puts the later of two events with the same time first', () => {
     const order = newestFirst([{ t: 1, n: 'a' }, { t: 2, n: 'b' }, { t: 2, n: 'c' }]).map((e) => e.n);
     expect(order).toEqual(['c', 'b', 'a']);
+  });
+});
+
+describe('unpopulatedCells', () => {
+  const mod = (cells) => ({ cells_v: cells });
+  it('finds slots that read the same low value in every module', () => {
+    const empty = unpopulatedCells([mod([3.75, 3.76, 2.2, 2.2]), mod([3.74, 3.75, 2.2, 2.2])]);
+    expect([...empty]).toEqual([2, 3]);
+  });
+  it('keeps a single low cell visible', () => {
+    expect(unpopulatedCells([mod([3.75, 2.2]), mod([3.74, 3.7])]).size).toBe(0);
+    expect(unpopulatedCells([mod([3.75, 2.2])]).size).toBe(0);
   });
 });

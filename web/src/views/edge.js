@@ -5,7 +5,7 @@
 import { api, openStream } from '../api.js';
 import { h, replace } from '../dom.js';
 import {
-  cellColour, deriveControl, newestFirst, formatAge, formatNumber, formatTime, modulesFromLatest, reasonText, stateName, textOn,
+  cellColour, deriveControl, newestFirst, unpopulatedCells, formatAge, formatNumber, formatTime, modulesFromLatest, reasonText, stateName, textOn,
   CELLS, NS_PER_MS, STATE_BY_CODE,
 } from '../model.js';
 import { setConnection } from '../status.js';
@@ -55,7 +55,8 @@ export function edgePage(root, route, navigate) {
         reasons.length ? h('ul', {}, reasons.map((r) => h('li', {}, h('span', { class: `lvl lvl-${r.level}` }, r.level ?? ''), ' ',
                                                          reasonText(r),
                                                          r.since_s ? h('span', { class: 'muted' }, ` · since ${formatTime(r.since_s * 1e9)}`) : null)))
-                       : h('span', { class: 'muted' }, st === 'normal' ? 'All limits in range.' : 'No reasons reported.')),
+                       : h('span', { class: 'muted' }, st === 'normal' ? 'All limits in range.'
+                         : st === 'unknown' ? 'The edge has reported no state change yet.' : 'No reasons reported.')),
       h('div', { class: 'banner-link' },
         h('div', {}, s.connected ? h('span', { class: 'dot up' }) : h('span', { class: 'dot down' }), s.connected ? 'edge connected' : 'edge offline'),
         h('div', { class: 'muted' }, dataAge !== null ? `newest data ${formatAge(dataAge)} ago` : 'no data yet'),
@@ -152,18 +153,24 @@ function liveTab(root, id, state, on) {
     const mods = modulesFromLatest(l);
     if (!mods.length) return;
     const cellCount = Math.max(CELLS, ...mods.map((m) => m.cells_v.length));
-    const head = h('tr', {}, h('th', {}, 'Module'), Array.from({ length: cellCount }, (_, i) => h('th', { class: 'cell-head' }, `${i + 1}`)),
+    const empty = unpopulatedCells(mods);
+    const head = h('tr', {}, h('th', {}, 'Module'), Array.from({ length: cellCount }, (_, i) => h('th', { class: `cell-head${empty.has(i) ? ' muted-head' : ''}` }, `${i + 1}`)),
       h('th', {}, 'Δ mV'), h('th', {}, 'Σ V'), h('th', {}, 'I (A)'), h('th', {}, 'SOC'), h('th', {}, 'T min/max °C'), h('th', {}, 'Age'));
     const rows = mods.map((m) => {
       const stale = m.age_ms !== null && m.age_ms > STALE_MS;
       const cells = m.cells_v.slice(0, cellCount);
-      const min = Math.min(...cells.filter((v) => v !== null));
-      const max = Math.max(...cells.filter((v) => v !== null));
+      const used = cells.filter((v, i) => v !== null && !empty.has(i));
+      const min = Math.min(...used);
+      const max = Math.max(...used);
+      // Outline the highest cell only when it stands out (not one of many equal readings).
+      const maxAt = max - min >= 0.005 ? cells.findIndex((v, i) => v === max && !empty.has(i)) : -1;
       return h('tr', { class: stale ? 'stale' : '', 'data-module': m.module },
         h('th', { class: 'module-id' }, `M${m.module}`, m.balancing ? h('span', { class: 'balancing', title: `balancing mask ${m.balancing}` }, '⇄') : null),
         cells.map((v, i) => {
+          if (empty.has(i))
+            return h('td', { class: 'cell cell-empty', title: `cell ${i + 1}: ${formatNumber(v, 3)} V in every module (raw 0): not populated`, 'data-cell': `${m.module}.${i + 1}` }, '—');
           const fill = cellColour(v);
-          return h('td', { class: `cell${v === max ? ' cell-max' : ''}${v === min ? ' cell-min' : ''}`, style: { background: fill, color: textOn(fill) },
+          return h('td', { class: `cell${i === maxAt ? ' cell-max' : ''}`, style: { background: fill, color: textOn(fill) },
                            title: `module ${m.module} cell ${i + 1}: ${formatNumber(v, 3)} V`, 'data-cell': `${m.module}.${i + 1}` },
             formatNumber(v, 3));
         }),
@@ -208,7 +215,7 @@ function liveTab(root, id, state, on) {
       ['step', s.step !== null && s.step !== undefined ? `${s.step}${s.cycle !== null && s.cycle !== undefined ? ` (cycle ${s.cycle})` : ''}` : '—'],
       ['setpoint', s.setpoint !== null && s.setpoint !== undefined ? `${formatNumber(s.setpoint, 1)} ${s.unit}` : '—'],
       ['in step for', s.step_since && s.running ? formatAge((Date.now() * NS_PER_MS - s.step_since) / NS_PER_MS) : '—'],
-      ['readback', s.readback ? `${s.readback.event === 'readback_ok' ? 'ok' : 'FAILED'}: ${formatNumber(s.readback.measured)} for ${formatNumber(s.readback.expected)}` : '—',
+      ['readback', s.readback ? `${s.readback.event === 'readback_ok' ? 'ok' : 'FAILED'}: measured ${formatNumber(s.readback.measured)}, expected ${formatNumber(s.readback.expected)}` : '—',
        s.readback?.event === 'readback_failed' ? 'bad' : ''],
     ]));
     replace(board, kv([
