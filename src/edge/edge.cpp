@@ -232,6 +232,9 @@ class Edge {
       if (!id) return id.error();
       record_channels_[name] = *id;
     }
+    // The state the supervisor starts in, so a reader (the server's dashboard, the rig CSV export)
+    // knows it before the first change.
+    recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(supervisor_->state()));
     log_->info("recording to {}", config_.recording.path);
     return success();
   }
