@@ -26,6 +26,7 @@
 #include "pki/tls.h"
 #include "recorder/recorder.h"
 #include "store/store.h"
+#include "support/cellguard_process.h"
 #include "support/child_process.h"
 #include "support/small_fs.h"
 #include "uplink/sender.h"
@@ -39,20 +40,9 @@ using testing::ChildProcess;
 using testing::wait_until;
 using namespace std::chrono_literals;
 
-std::string binary() {
-  const char* path = std::getenv("CELLGUARD_BINARY");
-  return path != nullptr && *path != '\0' ? path : CELLGUARD_TEST_BINARY;
-}
-fs::path source_dir() {
-  const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
-  return dir != nullptr ? dir : CELLGUARD_TEST_SOURCE_DIR;
-}
-
-json request(const std::string& socket, const json& req) {
-  auto answer = ipc::request_line(socket, req.dump(), 10000);
-  if (!answer) return {{"ok", false}, {"error", answer.error().message}};
-  return json::parse(*answer, nullptr, false);
-}
+using testing::binary;
+using testing::request;
+using testing::source_dir;
 
 struct Counts {
   std::uint64_t edge_blocks = 0, server_batches = 0, lost = 0, duplicated = 0, extra = 0;

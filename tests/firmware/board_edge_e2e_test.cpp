@@ -19,6 +19,7 @@
 #include "avr_board.h"
 #include "serial_peer.h"
 #include "ipc/line_socket.h"
+#include "support/cellguard_process.h"
 #include "support/child_process.h"
 
 namespace cellguard::testing {
@@ -30,20 +31,9 @@ using namespace std::chrono_literals;
 
 constexpr int kRelay2 = 3, kRelay1 = 5;  // main negative and main positive contactors (rig pins)
 
-std::string binary() {
-  const char* path = std::getenv("CELLGUARD_BINARY");
-  return path != nullptr && *path != '\0' ? path : CELLGUARD_TEST_BINARY;
-}
-fs::path source_dir() {
-  const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
-  return dir != nullptr ? dir : CELLGUARD_TEST_SOURCE_DIR;
-}
-
-json request(const std::string& socket, const json& req) {
-  auto answer = ipc::request_line(socket, req.dump(), 10000);
-  if (!answer) return {{"ok", false}, {"error", answer.error().message}};
-  return json::parse(*answer, nullptr, false);
-}
+using testing::binary;
+using testing::request;
+using testing::source_dir;
 
 class BoardEdgeE2E : public ::testing::Test {
  protected:
