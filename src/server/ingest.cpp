@@ -574,6 +574,8 @@ void IngestServer::Impl::commit(std::deque<Pending>& batch) {
     c.last_seq = std::max(c.last_seq, b.seq);
   }
   for (auto& [raw, entry] : acks) entry.first->acknowledge(entry.second.ranges());
+  if (config.on_committed)
+    for (const store::EdgeBatches& g : groups) config.on_committed(g.edge_id, g.batches);
   std::lock_guard lock(state_mutex);
   ++stats.commits;
   stats.batches += result->stored;
