@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <functional>
@@ -76,6 +79,19 @@ class Receiver {
   std::vector<json> bodies_;
   std::string authorization_, content_type_;
 };
+
+// A port on 127.0.0.1 that nothing listens on (bound, then closed): connections are refused.
+int closed_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
 
 store::Event state_event(store::TimeNs t, const char* from, const char* to) {
   json j{{"t", t / 1e9},
@@ -151,9 +167,7 @@ TEST(Alarms, OnlyStateChangesAndDangerousEventsAreAlarms) {
 
 TEST(Alarms, TheQueueIsBoundedAndEverythingIsCounted) {
   // Nothing listens on this port: every attempt fails fast.
-  httplib::Server probe;
-  const int port = probe.bind_to_any_port("127.0.0.1");
-  probe.stop();
+  const int port = closed_port();
   WebhookConfig c;
   c.url = "http://127.0.0.1:" + std::to_string(port) + "/hook";
   c.max_queue = 3;
@@ -189,9 +203,7 @@ TEST(Alarms, AWebhookUrlIsCheckedAtStart) {
 }
 
 TEST(Alarms, StopEndsPromptlyWhileRetrying) {
-  httplib::Server probe;
-  const int port = probe.bind_to_any_port("127.0.0.1");
-  probe.stop();
+  const int port = closed_port();
   WebhookConfig c;
   c.url = "http://127.0.0.1:" + std::to_string(port) + "/";
   c.retry_initial = 60s;

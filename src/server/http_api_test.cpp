@@ -554,7 +554,7 @@ TEST_F(HttpApiTest, HealthAndMetricsReportTheIngest) {
   EXPECT_EQ(values.at("cellguard_ingest_batches_total"), 4);
   EXPECT_EQ(values.at("cellguard_edges_connected"), 1);
   EXPECT_EQ(values.at("cellguard_edge_connected{edge=\"rig-01\"}"), 1);
-  EXPECT_EQ(values.at("cellguard_edge_state{edge=\"rig-01\",state=\"unknown\"}"), 1);
+  EXPECT_EQ(values.at("cellguard_edge_state{edge=\"rig-01\",state=\"normal\"}"), 1);  // no state report: the initial NORMAL
   EXPECT_GT(values.at("cellguard_ingest_samples_total"), 0);
   EXPECT_GT(values.at("cellguard_store_bytes"), 0);
   EXPECT_GE(values.at("cellguard_http_requests_total"), 2);

@@ -2,6 +2,7 @@
 #include "server/live.h"
 
 #include <cmath>
+#include <limits>
 
 namespace cellguard::server {
 namespace {
@@ -70,6 +71,16 @@ void LiveCache::apply_state_event(Entry& entry, const store::Event& event) {
   if (s.state != "normal" && j.contains("reason") && j["reason"].is_object()) s.reasons.push_back(j["reason"]);
 }
 
+void LiveCache::imply_normal(Entry& entry) {
+  // The supervisor starts NORMAL and the edge records only changes: an edge that delivers data and
+  // never reported a state is normal.
+  if (entry.live.state.state != "unknown" || entry.live.latest.empty()) return;
+  store::TimeNs first = std::numeric_limits<store::TimeNs>::max();
+  for (const auto& [id, v] : entry.live.latest) first = std::min(first, v.t);
+  entry.live.state.state = "normal";
+  entry.live.state.since_ns = first;
+}
+
 Result<void> LiveCache::load(store::TimeNs now_ns) {
   auto edges = store_.edges();
   if (!edges) return edges.error();
@@ -101,6 +112,7 @@ Result<void> LiveCache::load(store::TimeNs now_ns) {
       auto it = entry.live.latest.find(*entry.state_channel);
       if (it != entry.live.latest.end()) apply_state_value(entry, it->second.t, it->second.v);
     }
+    imply_normal(entry);
     entry.live.version = 1;
   }
   ++generation_;
@@ -150,6 +162,7 @@ void LiveCache::on_committed(const std::string& edge_id, const std::vector<store
       }
       ++entry.live.version;
     }
+    imply_normal(entry);
     while (log_.size() > kEventLog) log_.pop_front();
     ++generation_;
   }

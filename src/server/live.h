@@ -9,7 +9,9 @@
 //
 // State: the newest of the edge's "state" events ({"from","to","reason":{...}}) and its channel
 // "safety.state" (0 normal, 1 warning, 2 dangerous, 3 safe); "unknown" before either. Reasons: the
-// reason of the state event that entered the current state, empty while normal.
+// reason of the state event that entered the current state, empty while normal. The supervisor
+// starts NORMAL and records changes only, so an edge with values and no state report is "normal"
+// (since the oldest of its latest values: a lower bound known without reading history).
 //
 // Thread safety: every method may be called from any thread (one mutex; on_committed holds it
 // briefly). wait() blocks until a change or the timeout.
@@ -100,6 +102,7 @@ class LiveCache {
   static void apply_event(Entry& entry, const store::Event& event);
   static void apply_state_event(Entry& entry, const store::Event& event);
   static void apply_state_value(Entry& entry, store::TimeNs t, double v);
+  static void imply_normal(Entry& entry);
 
   store::Store& store_;
   EventSink sink_;

@@ -81,7 +81,7 @@ TEST_F(LiveTest, LatestValuesAreTheNewestNonNanOfEachChannel) {
 TEST_F(LiveTest, TheStateAndItsReasonComeFromTheStateEvents) {
   std::vector<std::pair<std::string, store::Event>> sunk;
   LiveCache live(*store_, [&](const std::string& edge, const store::Event& ev) { sunk.emplace_back(edge, ev); });
-  EXPECT_EQ(live.state("rig-01").state, "unknown");
+  EXPECT_EQ(live.state("rig-01").state, "unknown");  // nothing heard yet
   store::Batch b;
   b.seq = 1;
   b.series.push_back({{3}, {kT0}, {1}});
@@ -105,6 +105,21 @@ TEST_F(LiveTest, TheStateAndItsReasonComeFromTheStateEvents) {
   EXPECT_EQ(s.state, "normal");
   EXPECT_EQ(s.since_ns, kT0 + kS);
   EXPECT_TRUE(s.reasons.empty());
+}
+
+TEST_F(LiveTest, AnEdgeWithValuesAndNoStateReportIsNormal) {
+  LiveCache live(*store_);
+  store::Batch b;
+  b.seq = 1;
+  b.series.push_back({{2}, {kT0, kT0 + kS}, {21.0, 21.5}});
+  commit(live, b);
+  EXPECT_EQ(live.state("rig-01").state, "normal");
+  EXPECT_EQ(live.state("rig-01").since_ns, kT0 + kS);  // the newest of each channel: its first seen
+  store::Batch w;
+  w.seq = 2;
+  w.events.push_back(state(kT0 + 2 * kS, "normal", "warning"));
+  commit(live, w);
+  EXPECT_EQ(live.state("rig-01").state, "warning");
 }
 
 TEST_F(LiveTest, AResentBatchIsNeitherStreamedNorAlarmedTwice) {

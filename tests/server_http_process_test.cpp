@@ -1,0 +1,170 @@
+// The HTTP API of the whole system (issue 6 item 1): `cellguard sim`, `cellguard edge` and
+// `cellguard server --http` as real processes (the uplink in plaintext over loopback). The API must
+// show the edge connected with its modules, and live values that change.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <toml++/toml.h>
+
+#include "support/child_process.h"
+
+namespace cellguard {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::ChildProcess;
+using testing::wait_until;
+using namespace std::chrono_literals;
+
+std::string binary() {
+  const char* path = std::getenv("CELLGUARD_BINARY");
+  return path != nullptr && *path != '\0' ? path : CELLGUARD_TEST_BINARY;
+}
+fs::path source_dir() {
+  const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
+  return dir != nullptr ? dir : CELLGUARD_TEST_SOURCE_DIR;
+}
+
+class ServerHttpProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("cellguard-server-http-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    edge_.reset();
+    sim_.reset();
+    server_.reset();
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  std::string edge_config(const std::string& server) {
+    auto parsed = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
+#if TOML_EXCEPTIONS
+    toml::table config = std::move(parsed);
+#else
+    toml::table config = std::move(parsed).table();
+#endif
+    const double scale = 4 / 8.0;
+    config["edge"].as_table()->insert_or_assign("id", "rig-01");
+    config["can"].as_table()->insert_or_assign("url", sim_->ready_line()["can"].get<std::string>());
+    config["can"].as_table()->insert_or_assign("dbc", (source_dir() / "data/cellguard-rig.dbc").string());
+    config["modules"].as_table()->insert_or_assign("expected", 4);
+    config["board"].as_table()->insert_or_assign("device", (dir_ / "board").string());
+    config["inverter"].as_table()->insert_or_assign(
+        "url", "tcp:" + sim_->ready_line()["inverter_tcp"].get<std::string>() + "?slave=2");
+    auto* limits = config["inverter"]["limits"].as_table();
+    limits->insert_or_assign("max_voltage_v", 384 * scale);
+    limits->insert_or_assign("min_voltage_v", 264 * scale);
+    auto* battery = config["safety"]["limits"]["inverter_battery_voltage"].as_table();
+    battery->insert_or_assign("warning_high", 384 * scale);
+    battery->insert_or_assign("dangerous_high", 390 * scale);
+    battery->insert_or_assign("warning_low", 268 * scale);
+    battery->insert_or_assign("dangerous_low", 264 * scale);
+    battery->insert_or_assign("hysteresis", 0.2 * scale);
+    config["schedule"].as_table()->erase("file");
+    config["recording"].as_table()->insert_or_assign("path", (dir_ / "edge.sqlite").string());
+    config["operator"].as_table()->insert_or_assign("socket", (dir_ / "edge.sock").string());
+    auto* up = config["uplink"].as_table();
+    up->insert_or_assign("server", server);
+    up->insert_or_assign("plaintext", true);
+    const std::string path = (dir_ / "edge.toml").string();
+    std::ofstream(path) << config << "\n";
+    return path;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<ChildProcess> server_, sim_, edge_;
+};
+
+TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingValues) {
+  server_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{binary(), "server", "--data", (dir_ / "server-data").string(), "--listen",
+                               "127.0.0.1:0", "--plaintext", "--http", "127.0.0.1:0"},
+      (dir_ / "server.log").string());
+  ASSERT_TRUE(server_->ready()) << server_->log();
+  const std::string listen = server_->ready_line()["listen"];
+  const std::string http = server_->ready_line().value("http", "");
+  ASSERT_FALSE(http.empty()) << server_->ready_line().dump();
+  const int http_port = std::stoi(http.substr(http.rfind(':') + 1));
+  EXPECT_EQ(http.substr(0, http.rfind(':')), "127.0.0.1");
+
+  sim_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{binary(), "sim", "--modules", "4", "--control", (dir_ / "sim.sock").string(),
+                               "--board-link", (dir_ / "board").string(), "--inverter-tcp-port", "0"},
+      (dir_ / "sim.log").string());
+  ASSERT_TRUE(sim_->ready()) << sim_->log();
+  edge_ = std::make_unique<ChildProcess>(std::vector<std::string>{binary(), "edge", "--config", edge_config(listen)},
+                                         (dir_ / "edge.log").string());
+  ASSERT_TRUE(edge_->ready()) << edge_->log();
+
+  httplib::Client client("127.0.0.1", http_port);
+  client.set_read_timeout(10, 0);
+  auto get = [&](const std::string& path) -> json {
+    auto r = client.Get(path);
+    if (!r || r->status != 200) return {};
+    return json::parse(r->body, nullptr, false);
+  };
+  json edge;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const json edges = get("/api/v1/edges");
+        if (!edges.is_object() || edges["edges"].empty()) return false;
+        edge = edges["edges"][0];
+        return edge["connected"] == true && edge["modules"] == 4;
+      },
+      30s))
+      << edge.dump() << "\n" << server_->log();
+  EXPECT_EQ(edge["id"], "rig-01");
+  EXPECT_EQ(edge["software_version"], "0.1.0");
+  EXPECT_GT(edge["samples"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(edge["state"], "normal") << edge.dump();  // the simulator's pack is healthy
+
+  const json modules = get("/api/v1/edges/rig-01/modules");
+  ASSERT_EQ(modules["modules"].size(), 4u) << modules.dump();
+  for (const auto& m : modules["modules"]) {
+    EXPECT_TRUE(m["voltage_v"].is_number()) << m.dump();
+    EXPECT_TRUE(m["cells_v"][0].is_number()) << m.dump();
+    EXPECT_LT(m["age_ms"].get<std::int64_t>(), 5000) << m.dump();
+  }
+
+  // Live values change: the newest time moves on, and some value differs.
+  const json first = get("/api/v1/edges/rig-01/latest");
+  ASSERT_TRUE(first.is_object());
+  json later;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        later = get("/api/v1/edges/rig-01/latest");
+        return later.is_object() && later["t"].get<std::int64_t>() > first["t"].get<std::int64_t>() &&
+               later["values"] != first["values"];
+      },
+      10s));
+  EXPECT_GT(later["values"].size(), 50u);
+  json board;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        board = get("/api/v1/edges/rig-01/board");
+        return board.is_object() && board["temp1_c"].is_number();
+      },
+      10s))
+      << board.dump();
+
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("cellguard_edge_connected{edge=\"rig-01\"} 1\n"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("cellguard_edges_connected 1\n"), std::string::npos);
+
+  edge_->stop();
+  EXPECT_EQ(server_->stop(), 0) << server_->log();
+}
+
+}  // namespace
+}  // namespace cellguard
