@@ -592,6 +592,10 @@ struct HttpApi::Impl {
         return fail(res, status_of(r.error()), r.error().message);
       }
       rows = r->rows;
+      if (rows == 0) {
+        cleanup();
+        return fail(res, 404, "no data of \"" + id + "\" in the range");
+      }
       if (auto ok = concatenate_csv(r->files, file); !ok) {
         cleanup();
         return fail(res, 500, ok.error().message);

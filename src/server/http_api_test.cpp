@@ -350,6 +350,7 @@ TEST_F(HttpApiTest, BadQueriesAreClientErrorsWithAReason) {
   EXPECT_EQ(get_json("/api/v1/edges/nobody/series?channel=x", 404)["error"], "store: unknown edge \"nobody\"");
   EXPECT_EQ(get_json("/api/v1/edges/rig-01/export?format=xml", 400)["error"], "format must be csv or jsonl");
   EXPECT_TRUE(get_json("/api/v1/nothing", 404).contains("error"));
+  EXPECT_EQ(get_json("/api/v1/edges/rig-01/export?from=0&to=1000", 404)["error"], "no data of \"rig-01\" in the range");
 }
 
 TEST_F(HttpApiTest, EventsAreListedInTimeOrderFilteredByKind) {
