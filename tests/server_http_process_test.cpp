@@ -1,6 +1,7 @@
 // The HTTP API of the whole system (issue 6 item 1): `cellguard sim`, `cellguard edge` and
 // `cellguard server --http` as real processes (the uplink in plaintext over loopback). The API must
-// show the edge connected with its modules, and live values that change.
+// show the edge connected with its modules, and live values that change; a cell drifting into the
+// warning band shows up as the edge's state with its reason, and as a webhook alarm.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <unistd.h>
@@ -9,9 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <toml++/toml.h>
 
+#include "ipc/line_socket.h"
 #include "support/child_process.h"
 
 namespace cellguard {
@@ -85,10 +89,44 @@ class ServerHttpProcessTest : public ::testing::Test {
   std::unique_ptr<ChildProcess> server_, sim_, edge_;
 };
 
+// Webhook receiver: records the alarms POSTed to /hook.
+class Receiver {
+ public:
+  Receiver() {
+    server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mutex_);
+      alarms_.push_back(json::parse(req.body, nullptr, false));
+      res.status = 200;
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~Receiver() {
+    server_.stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+  std::vector<json> alarms() {
+    std::lock_guard lock(mutex_);
+    return alarms_;
+  }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<json> alarms_;
+  int port_ = 0;
+};
+
 TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingValues) {
+  Receiver receiver;
+  const std::string config = (dir_ / "server.toml").string();
+  std::ofstream(config) << "[alarms]\nwebhook_url = \"http://127.0.0.1:" << receiver.port()
+                        << "/hook\"\nretry_initial_s = 0.1\n";
   server_ = std::make_unique<ChildProcess>(
       std::vector<std::string>{binary(), "server", "--data", (dir_ / "server-data").string(), "--listen",
-                               "127.0.0.1:0", "--plaintext", "--http", "127.0.0.1:0"},
+                               "127.0.0.1:0", "--plaintext", "--http", "127.0.0.1:0", "--config", config},
       (dir_ / "server.log").string());
   ASSERT_TRUE(server_->ready()) << server_->log();
   const std::string listen = server_->ready_line()["listen"];
@@ -161,6 +199,43 @@ TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingV
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("cellguard_edge_connected{edge=\"rig-01\"} 1\n"), std::string::npos) << metrics->body;
   EXPECT_NE(metrics->body.find("cellguard_edges_connected 1\n"), std::string::npos);
+
+  // A cell of module 1 drifts into the warning band (>= 4.1 V, below 4.2 V): the edge's state
+  // change reaches the API with its reason, and the webhook.
+  auto answer = ipc::request_line((dir_ / "sim.sock").string(),
+                                  json{{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 1}, {"cell", 2},
+                                       {"rate_v_per_s", 0.5}, {"target_v", 4.15}}
+                                      .dump(),
+                                  10000);
+  ASSERT_TRUE(answer) << answer.error().message;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const json edges = get("/api/v1/edges");
+        if (!edges.is_object() || edges["edges"].empty()) return false;
+        edge = edges["edges"][0];
+        return edge["state"] == "warning";
+      },
+      30s))
+      << edge.dump() << "\n" << edge_->log();
+  ASSERT_EQ(edge["reasons"].size(), 1u) << edge.dump();
+  EXPECT_EQ(edge["reasons"][0]["level"], "warning");
+  EXPECT_EQ(edge["reasons"][0]["module"], 1);
+  EXPECT_GT(edge["state_since_ns"].get<std::int64_t>(), 0);
+  json alarm;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& a : receiver.alarms())
+          if (a.value("type", "") == "state_change" && a.value("to", "") == "warning") alarm = a;
+        return alarm.is_object();
+      },
+      10s))
+      << server_->log();
+  EXPECT_EQ(alarm["edge"], "rig-01");
+  EXPECT_EQ(alarm["from"], "normal");
+  EXPECT_EQ(alarm["event"]["reason"]["module"], 1);
+  const json events = get("/api/v1/edges/rig-01/events?kind=state");
+  ASSERT_FALSE(events["events"].empty()) << events.dump();
+  EXPECT_EQ(events["events"].back()["event"]["to"], "warning");
 
   edge_->stop();
   EXPECT_EQ(server_->stop(), 0) << server_->log();

@@ -628,6 +628,7 @@ struct HttpApi::Impl {
         static_cast<std::size_t>(size), format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
         [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
           std::vector<char> buffer(std::min<std::size_t>(length, 65536));
+          stream->clear();
           stream->seekg(static_cast<std::streamoff>(offset));
           stream->read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
           const auto n = stream->gcount();
