@@ -4,16 +4,16 @@
 // warning band shows up as the edge's state with its reason, and as a webhook alarm.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-#include <toml++/toml.h>
 
 #include "ipc/line_socket.h"
 #include "support/child_process.h"
@@ -140,8 +140,9 @@ TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingV
                                "--board-link", (dir_ / "board").string(), "--inverter-tcp-port", "0"},
       (dir_ / "sim.log").string());
   ASSERT_TRUE(sim_->ready()) << sim_->log();
-  edge_ = std::make_unique<ChildProcess>(std::vector<std::string>{binary(), "edge", "--config", edge_config(listen)},
-                                         (dir_ / "edge.log").string());
+  edge_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{binary(), "edge", "--config", edge_config(listen)},
+      (dir_ / "edge.log").string());
   ASSERT_TRUE(edge_->ready()) << edge_->log();
 
   httplib::Client client("127.0.0.1", http_port);
@@ -160,7 +161,8 @@ TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingV
         return edge["connected"] == true && edge["modules"] == 4;
       },
       30s))
-      << edge.dump() << "\n" << server_->log();
+      << edge.dump() << "\n"
+      << server_->log();
   EXPECT_EQ(edge["id"], "rig-01");
   EXPECT_EQ(edge["software_version"], "0.1.0");
   EXPECT_GT(edge["samples"].get<std::uint64_t>(), 0u);
@@ -197,14 +199,19 @@ TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingV
 
   auto metrics = client.Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("cellguard_edge_connected{edge=\"rig-01\"} 1\n"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("cellguard_edge_connected{edge=\"rig-01\"} 1\n"), std::string::npos)
+      << metrics->body;
   EXPECT_NE(metrics->body.find("cellguard_edges_connected 1\n"), std::string::npos);
 
   // A cell of module 1 drifts into the warning band (>= 4.1 V, below 4.2 V): the edge's state
   // change reaches the API with its reason, and the webhook.
   auto answer = ipc::request_line((dir_ / "sim.sock").string(),
-                                  json{{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 1}, {"cell", 2},
-                                       {"rate_v_per_s", 0.5}, {"target_v", 4.15}}
+                                  json{{"cmd", "fault"},
+                                       {"fault", "cell_drift"},
+                                       {"module", 1},
+                                       {"cell", 2},
+                                       {"rate_v_per_s", 0.5},
+                                       {"target_v", 4.15}}
                                       .dump(),
                                   10000);
   ASSERT_TRUE(answer) << answer.error().message;
@@ -216,7 +223,8 @@ TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingV
         return edge["state"] == "warning";
       },
       30s))
-      << edge.dump() << "\n" << edge_->log();
+      << edge.dump() << "\n"
+      << edge_->log();
   ASSERT_EQ(edge["reasons"].size(), 1u) << edge.dump();
   EXPECT_EQ(edge["reasons"][0]["level"], "warning");
   EXPECT_EQ(edge["reasons"][0]["module"], 1);

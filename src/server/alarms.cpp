@@ -14,7 +14,8 @@ std::optional<nlohmann::json> alarm_payload(const std::string& edge_id, const st
                                             const WebhookConfig& config) {
   nlohmann::json parsed = nlohmann::json::parse(event.json, nullptr, false);
   if (!parsed.is_object()) parsed = nlohmann::json::object();
-  const nlohmann::json* reason = parsed.contains("reason") && parsed["reason"].is_object() ? &parsed["reason"] : nullptr;
+  const nlohmann::json* reason =
+      parsed.contains("reason") && parsed["reason"].is_object() ? &parsed["reason"] : nullptr;
   const std::string level = reason ? reason->value("level", "") : "";
   std::string type;
   if (event.kind == "state") {
@@ -26,8 +27,8 @@ std::optional<nlohmann::json> alarm_payload(const std::string& edge_id, const st
   } else {
     return std::nullopt;
   }
-  nlohmann::json out{{"source", "cellguard"}, {"type", type}, {"edge", edge_id}, {"t", event.time_ns},
-                     {"kind", event.kind}};
+  nlohmann::json out{
+      {"source", "cellguard"}, {"type", type}, {"edge", edge_id}, {"t", event.time_ns}, {"kind", event.kind}};
   if (parsed.contains("from")) out["from"] = parsed["from"];
   if (parsed.contains("to")) out["to"] = parsed["to"];
   if (!level.empty()) out["level"] = level;
@@ -39,10 +40,12 @@ std::optional<nlohmann::json> alarm_payload(const std::string& edge_id, const st
 Result<WebhookTarget> parse_webhook_url(const std::string& url) {
   const auto scheme_end = url.find("://");
   if (scheme_end == std::string::npos)
-    return Error(ErrorCode::invalid_argument, "webhook url \"" + url + "\": expected http://HOST[:PORT]/PATH");
+    return Error(ErrorCode::invalid_argument,
+                 "webhook url \"" + url + "\": expected http://HOST[:PORT]/PATH");
   const std::string scheme = url.substr(0, scheme_end);
   if (scheme != "http" && scheme != "https")
-    return Error(ErrorCode::invalid_argument, "webhook url \"" + url + "\": the scheme must be http or https");
+    return Error(ErrorCode::invalid_argument,
+                 "webhook url \"" + url + "\": the scheme must be http or https");
   const auto path_start = url.find_first_of("/?", scheme_end + 3);
   WebhookTarget t;
   t.scheme_host_port = url.substr(0, path_start);

@@ -36,8 +36,8 @@ class logger;
 namespace cellguard::server {
 
 struct WebhookConfig {
-  std::string url;           // "http://host:port/path" or "https://..."; empty: no alarms
-  std::string bearer_token;  // sent as "Authorization: Bearer ..." when not empty
+  std::string url;                          // "http://host:port/path" or "https://..."; empty: no alarms
+  std::string bearer_token;                 // sent as "Authorization: Bearer ..." when not empty
   std::chrono::milliseconds timeout{5000};  // connect and read, per attempt
   std::size_t max_queue = 1000;
   std::chrono::milliseconds retry_initial{1000};
@@ -48,12 +48,12 @@ struct WebhookConfig {
 };
 
 struct AlarmStats {
-  std::uint64_t queued = 0;     // waiting now
-  std::uint64_t offered = 0;    // alarms accepted into the queue
+  std::uint64_t queued = 0;   // waiting now
+  std::uint64_t offered = 0;  // alarms accepted into the queue
   std::uint64_t delivered = 0;
   std::uint64_t failed_attempts = 0;
-  std::uint64_t dropped = 0;    // queue full, or left at stop
-  std::uint64_t given_up = 0;   // max_attempts spent
+  std::uint64_t dropped = 0;   // queue full, or left at stop
+  std::uint64_t given_up = 0;  // max_attempts spent
   std::string last_error;
 };
 
@@ -71,7 +71,8 @@ Result<WebhookTarget> parse_webhook_url(const std::string& url);
 
 class WebhookAlarms {
  public:
-  static Result<std::unique_ptr<WebhookAlarms>> start(WebhookConfig config, std::shared_ptr<spdlog::logger> log);
+  static Result<std::unique_ptr<WebhookAlarms>> start(WebhookConfig config,
+                                                      std::shared_ptr<spdlog::logger> log);
   ~WebhookAlarms();
   WebhookAlarms(const WebhookAlarms&) = delete;
   WebhookAlarms& operator=(const WebhookAlarms&) = delete;

@@ -99,8 +99,13 @@ store::Event state_event(store::TimeNs t, const char* from, const char* to) {
          {"from", from},
          {"to", to},
          {"reason",
-          {{"rule", "limit_high"}, {"level", "dangerous"}, {"quantity", "cell_voltage"},
-           {"channel", "BMU01.Cell_3_Voltage"}, {"module", 1}, {"measured", 4.26}, {"threshold", 4.25},
+          {{"rule", "limit_high"},
+           {"level", "dangerous"},
+           {"quantity", "cell_voltage"},
+           {"channel", "BMU01.Cell_3_Voltage"},
+           {"module", 1},
+           {"measured", 4.26},
+           {"threshold", 4.25},
            {"text", "cell voltage 4.26 V > 4.25 V"}}}};
   return {t, "state", j.dump()};
 }
@@ -180,7 +185,8 @@ TEST(Alarms, TheQueueIsBoundedAndEverythingIsCounted) {
   ASSERT_TRUE(wait_for([&] {
     const auto s = (*alarms)->stats();
     return s.given_up + s.dropped == 10 && s.queued == 0;
-  })) << (*alarms)->stats().given_up << " " << (*alarms)->stats().dropped;
+  })) << (*alarms)->stats().given_up
+      << " " << (*alarms)->stats().dropped;
   const auto s = (*alarms)->stats();
   EXPECT_GE(s.dropped, 6u);  // at most the one in flight and three waiting survive
   EXPECT_GE(s.given_up, 1u);

@@ -80,7 +80,8 @@ Result<PasswordHash> hash_password(std::string_view password, std::uint32_t iter
   if (RAND_bytes(salt.data(), static_cast<int>(salt.size())) != 1)
     return Error(ErrorCode::io_error, "hash_password: no random bytes from OpenSSL");
   unsigned char key[kKeyBytes];
-  if (!derive(password, salt, iterations, key)) return Error(ErrorCode::io_error, "hash_password: PBKDF2 failed");
+  if (!derive(password, salt, iterations, key))
+    return Error(ErrorCode::io_error, "hash_password: PBKDF2 failed");
   return PasswordHash{to_hex(salt.data(), salt.size()), iterations, to_hex(key, sizeof key)};
 }
 
@@ -114,7 +115,8 @@ bool login_required(std::string_view http_host, bool require_login) {
 
 Authenticator::Authenticator(AuthConfig config) : config_(std::move(config)) {
   // The dummy costs what a real user costs: the first user's iteration count.
-  const std::uint32_t iterations = config_.users.empty() ? kMinPbkdf2Iterations : config_.users.front().password.iterations;
+  const std::uint32_t iterations =
+      config_.users.empty() ? kMinPbkdf2Iterations : config_.users.front().password.iterations;
   dummy_.iterations = std::clamp(iterations, kMinPbkdf2Iterations, kMaxPbkdf2Iterations);
   dummy_.salt_hex = std::string(2 * kSaltBytes, '0');
   dummy_.hash_hex = std::string(2 * kKeyBytes, '0');
@@ -129,15 +131,16 @@ Authenticator::LoginResult Authenticator::login(std::string_view client, std::st
     if (it != failures_.end() && it->second.locked_until > now) {
       ++rate_limited_;
       result.outcome = Outcome::rate_limited;
-      result.retry_after =
-          std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(it->second.locked_until - now));
+      result.retry_after = std::max(std::chrono::seconds(1),
+                                    std::chrono::ceil<std::chrono::seconds>(it->second.locked_until - now));
       return result;
     }
   }
   // The expensive part outside the lock: logins of different clients run in parallel.
   const User* found = nullptr;
   for (const User& u : config_.users)
-    if (u.name.size() == user.size() && CRYPTO_memcmp(u.name.data(), user.data(), user.size()) == 0) found = &u;
+    if (u.name.size() == user.size() && CRYPTO_memcmp(u.name.data(), user.data(), user.size()) == 0)
+      found = &u;
   const bool ok = verify_password(password, found ? found->password : dummy_) && found != nullptr;
   std::lock_guard lock(mutex_);
   if (!ok) {
@@ -162,8 +165,9 @@ Authenticator::LoginResult Authenticator::login(std::string_view client, std::st
   result.token = to_hex(raw, sizeof raw);
   std::erase_if(sessions_, [&](const auto& entry) { return entry.second.expires <= now; });
   while (sessions_.size() >= config_.max_sessions && !sessions_.empty()) {
-    auto oldest = std::min_element(sessions_.begin(), sessions_.end(),
-                                   [](const auto& a, const auto& b) { return a.second.created < b.second.created; });
+    auto oldest = std::min_element(sessions_.begin(), sessions_.end(), [](const auto& a, const auto& b) {
+      return a.second.created < b.second.created;
+    });
     sessions_.erase(oldest);
   }
   sessions_[token_key(result.token)] = {found->name, now + config_.session_lifetime, now};

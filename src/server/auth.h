@@ -40,7 +40,8 @@ struct User {
 };
 
 // A new hash with a random salt.
-Result<PasswordHash> hash_password(std::string_view password, std::uint32_t iterations = kDefaultPbkdf2Iterations);
+Result<PasswordHash> hash_password(std::string_view password,
+                                   std::uint32_t iterations = kDefaultPbkdf2Iterations);
 // Recomputes and compares in constant time. A malformed hash (bad hex, wrong length) never verifies.
 bool verify_password(std::string_view password, const PasswordHash& hash);
 // The [[users]] table for server.toml (what `cellguard server hash-password` prints).
@@ -54,10 +55,10 @@ bool login_required(std::string_view http_host, bool require_login);
 struct AuthConfig {
   std::vector<User> users;
   std::chrono::seconds session_lifetime{12 * 3600};
-  int max_failures = 5;                    // failed logins per client within `failure_window` ...
+  int max_failures = 5;  // failed logins per client within `failure_window` ...
   std::chrono::seconds failure_window{60};
-  std::chrono::seconds lockout{60};        // ... then every login of that client is refused this long
-  std::size_t max_sessions = 4096;         // the oldest session goes when a new one would exceed this
+  std::chrono::seconds lockout{60};  // ... then every login of that client is refused this long
+  std::size_t max_sessions = 4096;   // the oldest session goes when a new one would exceed this
 };
 
 class Authenticator {
@@ -68,7 +69,7 @@ class Authenticator {
   enum class Outcome { ok, wrong, rate_limited };
   struct LoginResult {
     Outcome outcome = Outcome::wrong;
-    std::string token;                 // the session cookie's value when ok
+    std::string token;                    // the session cookie's value when ok
     std::chrono::seconds retry_after{0};  // when rate_limited
   };
   // `client`: the peer address (the rate limit's key).
@@ -96,7 +97,7 @@ class Authenticator {
   AuthConfig config_;
   PasswordHash dummy_;  // verified against for unknown users (same cost)
   mutable std::mutex mutex_;
-  std::map<std::string, Session, std::less<>> sessions_;  // by SHA-256 of the token (hex)
+  std::map<std::string, Session, std::less<>> sessions_;   // by SHA-256 of the token (hex)
   std::map<std::string, Failures, std::less<>> failures_;  // by client
   std::uint64_t logins_ = 0, failed_ = 0, rate_limited_ = 0;
 };

@@ -95,11 +95,13 @@ TEST(Auth, RepeatedFailuresLockThatClientOutForAWhile) {
   c.lockout = 30s;
   Authenticator auth(c);
   const auto t0 = Authenticator::Clock::now();
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(auth.login("10.0.0.9", "lab", "guess", t0).outcome, Authenticator::Outcome::wrong);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(auth.login("10.0.0.9", "lab", "guess", t0).outcome, Authenticator::Outcome::wrong);
   const auto locked = auth.login("10.0.0.9", "lab", "secret", t0 + 1s);  // even the right password
   EXPECT_EQ(locked.outcome, Authenticator::Outcome::rate_limited);
   EXPECT_EQ(locked.retry_after, 29s);
-  EXPECT_EQ(auth.login("10.0.0.10", "lab", "secret", t0 + 1s).outcome, Authenticator::Outcome::ok);  // others not
+  EXPECT_EQ(auth.login("10.0.0.10", "lab", "secret", t0 + 1s).outcome,
+            Authenticator::Outcome::ok);  // others not
   EXPECT_EQ(auth.login("10.0.0.9", "lab", "secret", t0 + 31s).outcome, Authenticator::Outcome::ok);
   EXPECT_EQ(auth.rate_limited(), 1u);
 }
@@ -111,7 +113,8 @@ TEST(Auth, FailuresOutsideTheWindowDoNotAddUp) {
   Authenticator auth(c);
   const auto t0 = Authenticator::Clock::now();
   for (int i = 0; i < 6; ++i)
-    EXPECT_EQ(auth.login("x", "lab", "guess", t0 + std::chrono::seconds(i * 6)).outcome, Authenticator::Outcome::wrong);
+    EXPECT_EQ(auth.login("x", "lab", "guess", t0 + std::chrono::seconds(i * 6)).outcome,
+              Authenticator::Outcome::wrong);
   EXPECT_EQ(auth.rate_limited(), 0u);
 }
 

@@ -37,7 +37,8 @@ constexpr const char* kCookie = "cellguard_session";
 const std::string kEdgePath = R"(/api/v1/edges/([A-Za-z0-9._-]{1,64}))";
 
 TimeNs wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -48,13 +49,16 @@ void reply(httplib::Response& res, int status, const json& body) {
   res.set_header("Cache-Control", "no-store");
   res.set_content(dump(body), "application/json");
 }
-void fail(httplib::Response& res, int status, const std::string& message) { reply(res, status, {{"error", message}}); }
+void fail(httplib::Response& res, int status, const std::string& message) {
+  reply(res, status, {{"error", message}});
+}
 
 // Finite numbers as numbers; NaN and infinities have no JSON spelling: null.
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
 // A query parameter as an int64 (absent: `fallback`); false and a 400 when it is not one.
-bool int_param(const httplib::Request& req, httplib::Response& res, const char* name, TimeNs fallback, TimeNs& out) {
+bool int_param(const httplib::Request& req, httplib::Response& res, const char* name, TimeNs fallback,
+               TimeNs& out) {
   if (!req.has_param(name)) {
     out = fallback;
     return true;
@@ -69,7 +73,8 @@ bool int_param(const httplib::Request& req, httplib::Response& res, const char* 
 }
 
 // from/to with the defaults of the contract: the last `span` up to now.
-bool range_params(const httplib::Request& req, httplib::Response& res, TimeNs span, TimeNs& from, TimeNs& to) {
+bool range_params(const httplib::Request& req, httplib::Response& res, TimeNs span, TimeNs& from,
+                  TimeNs& to) {
   if (!int_param(req, res, "to", wall_ns(), to)) return false;
   if (!int_param(req, res, "from", to - span, from)) return false;
   if (from > to) {
@@ -81,10 +86,13 @@ bool range_params(const httplib::Request& req, httplib::Response& res, TimeNs sp
 
 int status_of(const Error& e) {
   switch (e.code) {
-    case ErrorCode::not_found: return 404;
+    case ErrorCode::not_found:
+      return 404;
     case ErrorCode::invalid_argument:
-    case ErrorCode::parse_error: return 400;
-    default: return 500;
+    case ErrorCode::parse_error:
+      return 400;
+    default:
+      return 500;
   }
 }
 
@@ -180,11 +188,11 @@ struct HttpApi::Impl {
     j["last_seen_ns"] = status ? status->last_seen_ns : 0;
     j["connected_since_ns"] = status && status->connected ? status->connected_since_ns : 0;
     j["software_version"] = status && !status->software_version.empty() ? status->software_version
-                            : live_edge                                  ? live_edge->software_version
-                                                                         : "";
+                            : live_edge                                 ? live_edge->software_version
+                                                                        : "";
     j["config_sha256"] = status && !status->config_sha256.empty() ? status->config_sha256
-                         : live_edge                               ? live_edge->config_sha256
-                                                                   : "";
+                         : live_edge                              ? live_edge->config_sha256
+                                                                  : "";
     const LiveState st = live_edge ? live_edge->state : LiveState{};
     j["state"] = st.state;
     j["state_since_ns"] = st.since_ns;
@@ -265,11 +273,16 @@ struct HttpApi::Impl {
       const LiveValue& v = it->second;
       m.newest = std::max(m.newest, v.t);
       const std::string_view sig = signal_of(c.name);
-      static const std::map<std::string_view, const char*> fields{
-          {"CMA_Voltage", "voltage_v"},       {"CMA_Current", "current_a"},         {"SOC", "soc_pct"},
-          {"SOH", "soh_pct"},                 {"CMA_Min_Temp", "min_temp_c"},        {"CMA_Max_Temp", "max_temp_c"},
-          {"CellBalancingStatus", "balancing"}, {"CMA_Status", "status"},           {"Min_Cell_Voltage", "min_cell_v"},
-          {"Max_Cell_Voltage", "max_cell_v"}};
+      static const std::map<std::string_view, const char*> fields{{"CMA_Voltage", "voltage_v"},
+                                                                  {"CMA_Current", "current_a"},
+                                                                  {"SOC", "soc_pct"},
+                                                                  {"SOH", "soh_pct"},
+                                                                  {"CMA_Min_Temp", "min_temp_c"},
+                                                                  {"CMA_Max_Temp", "max_temp_c"},
+                                                                  {"CellBalancingStatus", "balancing"},
+                                                                  {"CMA_Status", "status"},
+                                                                  {"Min_Cell_Voltage", "min_cell_v"},
+                                                                  {"Max_Cell_Voltage", "max_cell_v"}};
       if (auto f = fields.find(sig); f != fields.end()) {
         m.j[f->second] = number(v.v);
       } else if (int k = index_in(sig, "Cell_", "_Voltage")) {
@@ -286,8 +299,8 @@ struct HttpApi::Impl {
       m.cells.resize(std::max<std::size_t>(m.cells.size(), 14));
       m.temps.resize(std::max<std::size_t>(m.temps.size(), 7));
       json j{{"module", id}, {"age_ms", std::max<TimeNs>(0, now - m.newest) / 1'000'000}, {"t", m.newest}};
-      for (const char* f : {"voltage_v", "current_a", "soc_pct", "soh_pct", "min_temp_c", "max_temp_c", "balancing",
-                            "status", "min_cell_v", "max_cell_v"})
+      for (const char* f : {"voltage_v", "current_a", "soc_pct", "soh_pct", "min_temp_c", "max_temp_c",
+                            "balancing", "status", "min_cell_v", "max_cell_v"})
         j[f] = m.j.contains(f) ? m.j[f] : json(nullptr);
       j["cells_v"] = m.cells;
       j["temps_c"] = m.temps;
@@ -297,7 +310,8 @@ struct HttpApi::Impl {
   }
 
   // The values of the channels "<prefix><field>" as fields, with "t" the newest.
-  static json group_json(const LiveEdge& e, const std::string& prefix, const std::vector<std::string>& fields) {
+  static json group_json(const LiveEdge& e, const std::string& prefix,
+                         const std::vector<std::string>& fields) {
     json j;
     TimeNs newest = 0;
     for (const auto& f : fields) j[f] = nullptr;
@@ -319,21 +333,23 @@ struct HttpApi::Impl {
   }
 
   static bool about_inverter(const store::Event& e) {
-    if (e.kind == "link" || e.kind == "action" || e.kind == "inverter") return e.json.find("inverter") != std::string::npos;
+    if (e.kind == "link" || e.kind == "action" || e.kind == "inverter")
+      return e.json.find("inverter") != std::string::npos;
     return false;
   }
 
   json inverter_json(const LiveEdge& e) const {
     json j = group_json(e, "inverter.",
-                        {"battery_voltage_v", "dc_link_voltage_v", "dc_link_current_a", "dc_link_power_kw", "heatsink_c",
-                         "ambient_c"});
+                        {"battery_voltage_v", "dc_link_voltage_v", "dc_link_current_a", "dc_link_power_kw",
+                         "heatsink_c", "ambient_c"});
     json events = json::array();
     json link = nullptr, setpoint = nullptr;
     for (const auto& ev : e.recent) {
       if (!about_inverter(ev)) continue;
       json item = event_json(ev);
       if (ev.kind == "link") link = item;
-      if (item["event"].is_object() && item["event"].contains("setpoint_a")) setpoint = item["event"]["setpoint_a"];
+      if (item["event"].is_object() && item["event"].contains("setpoint_a"))
+        setpoint = item["event"]["setpoint_a"];
       events.push_back(std::move(item));
     }
     while (events.size() > 20) events.erase(events.begin());
@@ -346,7 +362,8 @@ struct HttpApi::Impl {
   // ---- routes ----
 
   bool public_path(const std::string& path) const {
-    if (path == "/api/v1/health" || path == "/api/v1/login" || path == "/api/v1/logout" || path == "/api/v1/session")
+    if (path == "/api/v1/health" || path == "/api/v1/login" || path == "/api/v1/logout" ||
+        path == "/api/v1/session")
       return true;
     if (path == "/metrics") return config.metrics_public;
     return path.rfind("/api/", 0) != 0;  // the dashboard's files (the login page is one of them)
@@ -361,24 +378,27 @@ struct HttpApi::Impl {
   void routes() {
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       ++requests;
-      if (!login_needed || public_path(req.path) || session_user(req)) return httplib::Server::HandlerResponse::Unhandled;
+      if (!login_needed || public_path(req.path) || session_user(req))
+        return httplib::Server::HandlerResponse::Unhandled;
       fail(res, 401, "login required");
       return httplib::Server::HandlerResponse::Handled;
     });
-    server.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown exception";
-      try {
-        if (ep) std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      log->error("http {} {}: {}", req.method, req.path, what);
-      fail(res, 500, "internal error: " + what);
-    });
+    server.set_exception_handler(
+        [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+          std::string what = "unknown exception";
+          try {
+            if (ep) std::rethrow_exception(ep);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          log->error("http {} {}: {}", req.method, req.path, what);
+          fail(res, 500, "internal error: " + what);
+        });
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (res.body.empty() && req.path.rfind("/api/", 0) == 0)
-        fail(res, res.status, res.status == 404 ? "no such endpoint: " + req.method + " " + req.path : "HTTP error");
+        fail(res, res.status,
+             res.status == 404 ? "no such endpoint: " + req.method + " " + req.path : "HTTP error");
     });
 
     server.Get("/api/v1/health", [this](const httplib::Request&, httplib::Response& res) {
@@ -391,13 +411,15 @@ struct HttpApi::Impl {
       }
       for (auto& id : live->edge_ids()) ids.insert(std::move(id));
       known = ids.size();
-      reply(res, 200,
-            {{"ok", st.last_error.empty()},
-             {"version", config.version},
-             {"edges", known},
-             {"connected", connected},
-             {"login_required", login_needed},
-             {"store", {{"file_bytes", st.file_bytes}, {"samples", st.samples_stored}, {"last_error", st.last_error}}}});
+      reply(
+          res, 200,
+          {{"ok", st.last_error.empty()},
+           {"version", config.version},
+           {"edges", known},
+           {"connected", connected},
+           {"login_required", login_needed},
+           {"store",
+            {{"file_bytes", st.file_bytes}, {"samples", st.samples_stored}, {"last_error", st.last_error}}}});
     });
 
     server.Get("/api/v1/session", [this](const httplib::Request& req, httplib::Response& res) {
@@ -407,22 +429,27 @@ struct HttpApi::Impl {
 
     server.Post("/api/v1/login", [this](const httplib::Request& req, httplib::Response& res) {
       const json body = json::parse(req.body, nullptr, false);
-      if (!body.is_object() || !body.contains("user") || !body["user"].is_string() || !body.contains("password") ||
-          !body["password"].is_string())
+      if (!body.is_object() || !body.contains("user") || !body["user"].is_string() ||
+          !body.contains("password") || !body["password"].is_string())
         return fail(res, 400, "expected {\"user\":\"...\",\"password\":\"...\"}");
-      const auto result = auth->login(req.remote_addr, body["user"].get<std::string>(), body["password"].get<std::string>());
+      const auto result =
+          auth->login(req.remote_addr, body["user"].get<std::string>(), body["password"].get<std::string>());
       switch (result.outcome) {
         case Authenticator::Outcome::rate_limited:
           res.set_header("Retry-After", std::to_string(result.retry_after.count()));
-          log->warn("http login of \"{}\" from {} refused: too many failures", body["user"].get<std::string>(),
-                    req.remote_addr);
-          return fail(res, 429, "too many failed logins; try again in " + std::to_string(result.retry_after.count()) + " s");
+          log->warn("http login of \"{}\" from {} refused: too many failures",
+                    body["user"].get<std::string>(), req.remote_addr);
+          return fail(
+              res, 429,
+              "too many failed logins; try again in " + std::to_string(result.retry_after.count()) + " s");
         case Authenticator::Outcome::wrong:
           log->warn("http login of \"{}\" from {} failed", body["user"].get<std::string>(), req.remote_addr);
           return fail(res, 401, "wrong user or password");
-        case Authenticator::Outcome::ok: break;
+        case Authenticator::Outcome::ok:
+          break;
       }
-      res.set_header("Set-Cookie", std::string(kCookie) + "=" + result.token + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+      res.set_header("Set-Cookie", std::string(kCookie) + "=" + result.token +
+                                       "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
                                        std::to_string(config.auth.session_lifetime.count()));
       log->info("http login of \"{}\" from {}", body["user"].get<std::string>(), req.remote_addr);
       reply(res, 200, {{"ok", true}, {"user", body["user"]}});
@@ -435,7 +462,8 @@ struct HttpApi::Impl {
       reply(res, 200, {{"ok", true}});
     });
 
-    server.Get("/api/v1/edges", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, edges_json()); });
+    server.Get("/api/v1/edges",
+               [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, edges_json()); });
 
     server.Get(kEdgePath, [this](const httplib::Request& req, httplib::Response& res) {
       const std::string id = req.matches[1];
@@ -447,7 +475,11 @@ struct HttpApi::Impl {
       json j = summary(id, status ? &*status : nullptr, &*le);
       json channels = json::array();
       for (const auto& c : le->channels)
-        channels.push_back({{"id", c.id}, {"name", c.name}, {"unit", c.unit}, {"module", c.module}, {"rig_column", c.rig_column}});
+        channels.push_back({{"id", c.id},
+                            {"name", c.name},
+                            {"unit", c.unit},
+                            {"module", c.module},
+                            {"rig_column", c.rig_column}});
       j["channels"] = std::move(channels);
       reply(res, 200, j);
     });
@@ -462,7 +494,8 @@ struct HttpApi::Impl {
       if (auto le = find_edge(req.matches[1], res)) reply(res, 200, inverter_json(*le));
     });
     server.Get(kEdgePath + "/board", [this](const httplib::Request& req, httplib::Response& res) {
-      if (auto le = find_edge(req.matches[1], res)) reply(res, 200, group_json(*le, "board.", {"temp1_c", "temp2_c", "pressure"}));
+      if (auto le = find_edge(req.matches[1], res))
+        reply(res, 200, group_json(*le, "board.", {"temp1_c", "temp2_c", "pressure"}));
     });
 
     server.Get(kEdgePath + "/series", [this](const httplib::Request& req, httplib::Response& res) {
@@ -471,10 +504,11 @@ struct HttpApi::Impl {
       TimeNs from = 0, to = 0, points = 0;
       if (!range_params(req, res, kHourNs, from, to) || !int_param(req, res, "points", 1000, points)) return;
       if (points < 1 || points > 10000) return fail(res, 400, "points must be between 1 and 10000");
-      auto series = store->series(id, req.get_param_value("channel"), from, to, static_cast<std::size_t>(points));
+      auto series =
+          store->series(id, req.get_param_value("channel"), from, to, static_cast<std::size_t>(points));
       if (!series) return fail(res, status_of(series.error()), series.error().message);
-      json j{{"channel", series->channel}, {"unit", series->unit}, {"downsampled", series->downsampled},
-             {"bucket_ns", series->bucket_ns}, {"from", from}, {"to", to}};
+      json j{{"channel", series->channel},     {"unit", series->unit}, {"downsampled", series->downsampled},
+             {"bucket_ns", series->bucket_ns}, {"from", from},         {"to", to}};
       if (series->downsampled) {
         json buckets = json::array();
         for (const auto& b : series->buckets)
@@ -491,7 +525,8 @@ struct HttpApi::Impl {
     server.Get(kEdgePath + "/events", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string id = req.matches[1];
       TimeNs from = 0, to = 0, limit = 0;
-      if (!range_params(req, res, 24 * kHourNs, from, to) || !int_param(req, res, "limit", 1000, limit)) return;
+      if (!range_params(req, res, 24 * kHourNs, from, to) || !int_param(req, res, "limit", 1000, limit))
+        return;
       if (limit < 1 || limit > 10000) return fail(res, 400, "limit must be between 1 and 10000");
       const std::string kind = req.has_param("kind") ? req.get_param_value("kind") : "";
       // With a kind, read more and filter (the store filters by time only).
@@ -512,9 +547,11 @@ struct HttpApi::Impl {
       reply(res, 200, {{"events", std::move(list)}, {"truncated", truncated}, {"from", from}, {"to", to}});
     });
 
-    server.Get(kEdgePath + "/export", [this](const httplib::Request& req, httplib::Response& res) { do_export(req, res); });
+    server.Get(kEdgePath + "/export",
+               [this](const httplib::Request& req, httplib::Response& res) { do_export(req, res); });
 
-    server.Get("/api/v1/stream", [this](const httplib::Request& req, httplib::Response& res) { stream(req, res); });
+    server.Get("/api/v1/stream",
+               [this](const httplib::Request& req, httplib::Response& res) { stream(req, res); });
 
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       MetricsInput in;
@@ -574,9 +611,10 @@ struct HttpApi::Impl {
     if (format == "csv" && (to - from) / o.interval_ns > 5'000'000)
       return fail(res, 400, "more than 5 million CSV rows: choose a shorter range or a longer interval_s");
     // Written to a private temporary folder, sent from there, removed after the download.
-    std::string base = (fs::path(config.temp_dir.empty() ? fs::temp_directory_path().string() : config.temp_dir) /
-                        "cellguard-export-XXXXXX")
-                           .string();
+    std::string base =
+        (fs::path(config.temp_dir.empty() ? fs::temp_directory_path().string() : config.temp_dir) /
+         "cellguard-export-XXXXXX")
+            .string();
     if (::mkdtemp(base.data()) == nullptr) return fail(res, 500, "export: cannot create a temporary folder");
     const fs::path dir = base;
     const fs::path file = dir / (format == "csv" ? "export.csv" : "export.jsonl");
@@ -610,7 +648,8 @@ struct HttpApi::Impl {
       const bool closed = std::fclose(out) == 0;
       if (!r || !closed) {
         cleanup();
-        return r ? fail(res, 500, "export: cannot write " + file.string()) : fail(res, status_of(r.error()), r.error().message);
+        return r ? fail(res, 500, "export: cannot write " + file.string())
+                 : fail(res, status_of(r.error()), r.error().message);
       }
       rows = r->rows;
     }
@@ -703,8 +742,9 @@ struct HttpApi::Impl {
 HttpApi::HttpApi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpApi::~HttpApi() { stop(); }
 
-Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Store& store, const IngestServer& ingest,
-                                               LiveCache& live, const WebhookAlarms* alarms) {
+Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Store& store,
+                                                const IngestServer& ingest, LiveCache& live,
+                                                const WebhookAlarms* alarms) {
   auto impl = std::make_unique<Impl>();
   impl->log = config.log ? config.log : spdlog::default_logger();
   impl->login_needed = server::login_required(config.host, config.require_login);
@@ -723,7 +763,9 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Sto
   impl->auth = std::make_unique<Authenticator>(impl->config.auth);
   const int threads = std::max(4, impl->config.threads);
   impl->max_streams = std::max(1, threads - 4);
-  impl->server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  impl->server.new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<std::size_t>(threads));
+  };
   impl->server.set_keep_alive_timeout(5);
   impl->server.set_payload_max_length(64 * 1024);  // the only bodies are logins
   if (!impl->config.web_root.empty() && !impl->server.set_mount_point("/", impl->config.web_root))
@@ -735,7 +777,8 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Sto
     if (impl->port <= 0) return Error(ErrorCode::io_error, "http: cannot listen on " + where);
   } else {
     if (!impl->server.bind_to_port(impl->config.host, impl->config.port))
-      return Error(ErrorCode::io_error, "http: cannot listen on " + where + " (in use, or not an address of this machine)");
+      return Error(ErrorCode::io_error,
+                   "http: cannot listen on " + where + " (in use, or not an address of this machine)");
     impl->port = impl->config.port;
   }
   Impl* raw = impl.get();

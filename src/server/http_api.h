@@ -50,8 +50,9 @@ struct HttpApiConfig {
 class HttpApi {
  public:
   // Binds and serves. `alarms` may be null (no webhook).
-  static Result<std::unique_ptr<HttpApi>> start(HttpApiConfig config, store::Store& store, const IngestServer& ingest,
-                                                LiveCache& live, const WebhookAlarms* alarms);
+  static Result<std::unique_ptr<HttpApi>> start(HttpApiConfig config, store::Store& store,
+                                                const IngestServer& ingest, LiveCache& live,
+                                                const WebhookAlarms* alarms);
   ~HttpApi();
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;

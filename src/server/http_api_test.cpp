@@ -44,7 +44,9 @@ BO_ 897 BMU01_pdo3: 8 Module
 )";
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 20s) {
@@ -61,15 +63,22 @@ json state_event(const char* from, const char* to, const char* level) {
           {"from", from},
           {"to", to},
           {"reason",
-           {{"rule", "limit_high"}, {"level", level}, {"quantity", "cell_voltage"}, {"channel", "BMU01.Cell_3_Voltage"},
-            {"module", 1}, {"measured", 4.22}, {"threshold", 4.2}, {"text", "cell 3 of module 1 at 4.22 V"}}}};
+           {{"rule", "limit_high"},
+            {"level", level},
+            {"quantity", "cell_voltage"},
+            {"channel", "BMU01.Cell_3_Voltage"},
+            {"module", 1},
+            {"measured", 4.22},
+            {"threshold", 4.2},
+            {"text", "cell 3 of module 1 at 4.22 V"}}}};
 }
 
 class HttpApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     static int n = 0;
-    dir_ = fs::temp_directory_path() / ("cellguard-http-test-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+    dir_ = fs::temp_directory_path() /
+           ("cellguard-http-test-" + std::to_string(getpid()) + "-" + std::to_string(n++));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     recorder::RecorderConfig rc;
@@ -80,9 +89,12 @@ class HttpApiTest : public ::testing::Test {
     ASSERT_TRUE(rec) << rec.error().message;
     recorder_ = std::move(*rec);
     ASSERT_TRUE(recorder_->set_meta("dbc", kDbc));
-    for (const auto& [name, unit] : std::vector<std::pair<std::string, std::string>>{
-             {"board.temp1_c", "degC"}, {"board.pressure", "bar"}, {"inverter.dc_link_power_kw", "kW"},
-             {"inverter.battery_voltage_v", "V"}, {"safety.state", ""}}) {
+    for (const auto& [name, unit] :
+         std::vector<std::pair<std::string, std::string>>{{"board.temp1_c", "degC"},
+                                                          {"board.pressure", "bar"},
+                                                          {"inverter.dc_link_power_kw", "kW"},
+                                                          {"inverter.battery_voltage_v", "V"},
+                                                          {"safety.state", ""}}) {
       auto ch = recorder_->channel(name, unit);
       ASSERT_TRUE(ch);
       channels_[name] = *ch;
@@ -137,7 +149,8 @@ class HttpApiTest : public ::testing::Test {
     c.poll = 10ms;
     c.persist_every = 20ms;
     c.hints.module_of = [](const dbc::Message& m) {
-      return m.name.rfind("BMU01_", 0) == 0 ? uplink::ModuleOfMessage{1, "BMU01_"} : uplink::ModuleOfMessage{};
+      return m.name.rfind("BMU01_", 0) == 0 ? uplink::ModuleOfMessage{1, "BMU01_"}
+                                            : uplink::ModuleOfMessage{};
     };
     c.hints.rig_columns = {{"board.temp1_c", "Ardu_Temp1"}, {"inverter.dc_link_power_kw", "modbus_Power"}};
     auto s = uplink::Sender::start(std::move(c));
@@ -175,7 +188,8 @@ class HttpApiTest : public ::testing::Test {
       const json e = json::parse(event);
       recorder_->record_event(t, e.value("kind", "event"), event);
       if (e.value("kind", "") == "state") {
-        static const std::map<std::string, double> codes{{"normal", 0}, {"warning", 1}, {"dangerous", 2}, {"safe", 3}};
+        static const std::map<std::string, double> codes{
+            {"normal", 0}, {"warning", 1}, {"dangerous", 2}, {"safe", 3}};
         recorder_->record_sample(t, channels_["safety.state"], codes.at(e["to"].get<std::string>()));
       }
     }
@@ -233,8 +247,8 @@ TEST_F(HttpApiTest, EdgesListTheConnectedEdgeWithItsStateAndReasons) {
   EXPECT_EQ(e["batches"], 2);
   EXPECT_EQ(e["modules"], 1);
   EXPECT_NE(e["peer"].get<std::string>().find("127.0.0.1:"), std::string::npos);
-  for (const char* k : {"last_seen_ns", "connected_since_ns", "config_sha256", "backlog_batches", "lost_records",
-                        "samples", "last_error"})
+  for (const char* k : {"last_seen_ns", "connected_since_ns", "config_sha256", "backlog_batches",
+                        "lost_records", "samples", "last_error"})
     EXPECT_TRUE(e.contains(k)) << k;
 }
 
@@ -301,7 +315,8 @@ TEST_F(HttpApiTest, SeriesAreRawForFewPointsAndDownsampledForMany) {
   for (int i = 0; i < 40; ++i) record_block();
   start_sender();
   ASSERT_TRUE(wait_for([&] { return stored() == 40; }));
-  const json raw = get_json("/api/v1/edges/rig-01/series?channel=board.temp1_c&from=0&to=" + std::to_string(now_ns()));
+  const json raw =
+      get_json("/api/v1/edges/rig-01/series?channel=board.temp1_c&from=0&to=" + std::to_string(now_ns()));
   EXPECT_EQ(raw["channel"], "board.temp1_c");
   EXPECT_EQ(raw["unit"], "degC");
   EXPECT_EQ(raw["downsampled"], false);
@@ -337,17 +352,20 @@ TEST_F(HttpApiTest, BadQueriesAreClientErrorsWithAReason) {
   start_sender();
   ASSERT_TRUE(wait_for([&] { return stored() == 1; }));
   EXPECT_EQ(get_json("/api/v1/edges/rig-01/series", 400)["error"], "parameter channel is required");
-  EXPECT_NE(get_json("/api/v1/edges/rig-01/series?channel=nope", 404)["error"].get<std::string>().find("nope"),
-            std::string::npos);
+  EXPECT_NE(
+      get_json("/api/v1/edges/rig-01/series?channel=nope", 404)["error"].get<std::string>().find("nope"),
+      std::string::npos);
   EXPECT_EQ(get_json("/api/v1/edges/rig-01/series?channel=board.temp1_c&points=0", 400)["error"],
             "points must be between 1 and 10000");
   EXPECT_EQ(get_json("/api/v1/edges/rig-01/series?channel=board.temp1_c&from=abc", 400)["error"],
             "parameter from=\"abc\" is not an integer");
   EXPECT_EQ(get_json("/api/v1/edges/rig-01/events?from=10&to=5", 400)["error"], "from must not be after to");
-  EXPECT_EQ(get_json("/api/v1/edges/nobody/series?channel=x", 404)["error"], "store: unknown edge \"nobody\"");
+  EXPECT_EQ(get_json("/api/v1/edges/nobody/series?channel=x", 404)["error"],
+            "store: unknown edge \"nobody\"");
   EXPECT_EQ(get_json("/api/v1/edges/rig-01/export?format=xml", 400)["error"], "format must be csv or jsonl");
   EXPECT_TRUE(get_json("/api/v1/nothing", 404).contains("error"));
-  EXPECT_EQ(get_json("/api/v1/edges/rig-01/export?from=0&to=1000", 404)["error"], "no data of \"rig-01\" in the range");
+  EXPECT_EQ(get_json("/api/v1/edges/rig-01/export?from=0&to=1000", 404)["error"],
+            "no data of \"rig-01\" in the range");
 }
 
 TEST_F(HttpApiTest, EventsAreListedInTimeOrderFilteredByKind) {
@@ -382,12 +400,14 @@ TEST_F(HttpApiTest, TheExportIsADownloadInTheRigLayout) {
   start_sender();
   ASSERT_TRUE(wait_for([&] { return stored() == 5; }));
   auto c = client();
-  const std::string range = "from=" + std::to_string(last_t_ - 60'000'000'000) + "&to=" + std::to_string(last_t_ + 2'000'000'000);
+  const std::string range =
+      "from=" + std::to_string(last_t_ - 60'000'000'000) + "&to=" + std::to_string(last_t_ + 2'000'000'000);
   auto csv = c.Get("/api/v1/edges/rig-01/export?" + range + "&interval_s=1&utc=1");
   ASSERT_TRUE(csv);
   ASSERT_EQ(csv->status, 200) << csv->body;
   EXPECT_EQ(csv->get_header_value("Content-Type"), "text/csv; charset=utf-8");
-  EXPECT_NE(csv->get_header_value("Content-Disposition").find("attachment; filename=\"rig-01-"), std::string::npos);
+  EXPECT_NE(csv->get_header_value("Content-Disposition").find("attachment; filename=\"rig-01-"),
+            std::string::npos);
   std::istringstream lines(csv->body);
   std::string header, row;
   std::getline(lines, header);
@@ -415,8 +435,10 @@ TEST_F(HttpApiTest, TheExportIsADownloadInTheRigLayout) {
   while (std::getline(jl, row)) {
     const json j = json::parse(row, nullptr, false);
     ASSERT_TRUE(j.is_object()) << row;
-    if (j.contains("event")) ++events;
-    else ++samples;
+    if (j.contains("event"))
+      ++events;
+    else
+      ++samples;
   }
   EXPECT_EQ(events, 1);
   EXPECT_EQ(samples, 5 * (2 + 3 + 4) + 1);  // per block: 2 + 3 signals, 4 samples; one safety.state
@@ -441,7 +463,9 @@ class StreamReader {
             if (line.rfind("event: ", 0) == 0) event = line.substr(7);
             if (line.rfind("data: ", 0) == 0) payload = line.substr(6);
           }
-          if (!event.empty()) events_.push_back({event, json::parse(payload, nullptr, false), std::chrono::steady_clock::now()});
+          if (!event.empty())
+            events_.push_back(
+                {event, json::parse(payload, nullptr, false), std::chrono::steady_clock::now()});
         }
         cv_.notify_all();
         return !stop_;
@@ -458,7 +482,8 @@ class StreamReader {
     std::chrono::steady_clock::time_point at;
   };
   // The first item after index `from` that satisfies `pred`, waiting up to `timeout`.
-  std::optional<Item> wait(std::size_t from, const std::function<bool(const Item&)>& pred, std::chrono::milliseconds timeout) {
+  std::optional<Item> wait(std::size_t from, const std::function<bool(const Item&)>& pred,
+                           std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
     std::optional<Item> found;
     cv_.wait_for(lock, timeout, [&] {
@@ -491,30 +516,38 @@ TEST_F(HttpApiTest, TheStreamDeliversANewValueWithinOneSecond) {
   start_sender();
   ASSERT_TRUE(wait_for([&] { return stored() == 1; }));
   StreamReader stream(http_->port(), "/api/v1/stream?edge=rig-01");
-  ASSERT_TRUE(stream.wait(0, [](const auto& i) { return i.event == "edges"; }, 3s)) << "no edges event";
-  ASSERT_TRUE(stream.wait(0, [](const auto& i) { return i.event == "latest"; }, 3s)) << "no latest event";
+  ASSERT_TRUE(stream.wait(
+      0, [](const auto& i) { return i.event == "edges"; }, 3s))
+      << "no edges event";
+  ASSERT_TRUE(stream.wait(
+      0, [](const auto& i) { return i.event == "latest"; }, 3s))
+      << "no latest event";
   for (int round = 0; round < 3; ++round) {
     const std::size_t seen = stream.size();
     const auto t0 = std::chrono::steady_clock::now();
     record_block(round == 1 ? state_event("normal", "warning", "warning").dump() : "");
     const double expected = 20.0 + 0.5 * (next_ - 1);
-    auto item = stream.wait(seen, [&](const auto& i) {
-      return i.event == "latest" && i.data["values"]["board.temp1_c"]["v"] == expected;
-    }, 3s);
+    auto item = stream.wait(
+        seen,
+        [&](const auto& i) {
+          return i.event == "latest" && i.data["values"]["board.temp1_c"]["v"] == expected;
+        },
+        3s);
     ASSERT_TRUE(item) << "round " << round;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(item->at - t0).count();
     EXPECT_LT(ms, 1000) << "round " << round;
     std::printf("stream: value %d recorded -> seen in the browser's stream after %lld ms\n", round,
                 static_cast<long long>(ms));
     if (round == 1) {
-      auto ev = stream.wait(seen, [](const auto& i) { return i.event == "event"; }, 1s);
+      auto ev = stream.wait(
+          seen, [](const auto& i) { return i.event == "event"; }, 1s);
       ASSERT_TRUE(ev);
       EXPECT_EQ(ev->data["kind"], "state");
       EXPECT_EQ(ev->data["edge"], "rig-01");
       EXPECT_EQ(ev->data["event"]["to"], "warning");
-      auto edges = stream.wait(seen, [](const auto& i) {
-        return i.event == "edges" && i.data["edges"][0]["state"] == "warning";
-      }, 2s);
+      auto edges = stream.wait(
+          seen, [](const auto& i) { return i.event == "edges" && i.data["edges"][0]["state"] == "warning"; },
+          2s);
       EXPECT_TRUE(edges) << "the edges event shows the new state";
     }
   }
@@ -552,7 +585,8 @@ TEST_F(HttpApiTest, HealthAndMetricsReportTheIngest) {
   EXPECT_EQ(values.at("cellguard_ingest_batches_total"), 4);
   EXPECT_EQ(values.at("cellguard_edges_connected"), 1);
   EXPECT_EQ(values.at("cellguard_edge_connected{edge=\"rig-01\"}"), 1);
-  EXPECT_EQ(values.at("cellguard_edge_state{edge=\"rig-01\",state=\"normal\"}"), 1);  // no state report: the initial NORMAL
+  EXPECT_EQ(values.at("cellguard_edge_state{edge=\"rig-01\",state=\"normal\"}"),
+            1);  // no state report: the initial NORMAL
   EXPECT_GT(values.at("cellguard_ingest_samples_total"), 0);
   EXPECT_GT(values.at("cellguard_store_bytes"), 0);
   EXPECT_GE(values.at("cellguard_http_requests_total"), 2);
@@ -598,7 +632,8 @@ TEST_F(HttpApiTest, ALoginIsNeededWhenRequiredAndOnlyThen) {
   EXPECT_EQ(cl.Post("/api/v1/logout", with, "", "application/json")->status, 200);
   EXPECT_EQ(cl.Get("/api/v1/edges", with)->status, 401);
   // The rate limit: three failures lock this client out, even with the right password.
-  for (int i = 0; i < 3; ++i) cl.Post("/api/v1/login", R"({"user":"lab","password":"x"})", "application/json");
+  for (int i = 0; i < 3; ++i)
+    cl.Post("/api/v1/login", R"({"user":"lab","password":"x"})", "application/json");
   auto locked = cl.Post("/api/v1/login", R"({"user":"lab","password":"s3cret"})", "application/json");
   EXPECT_EQ(locked->status, 429);
   EXPECT_FALSE(locked->get_header_value("Retry-After").empty());

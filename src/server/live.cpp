@@ -68,7 +68,8 @@ void LiveCache::apply_state_event(Entry& entry, const store::Event& event) {
   s.state = to;
   s.since_ns = event.time_ns;
   s.reasons = nlohmann::json::array();
-  if (s.state != "normal" && j.contains("reason") && j["reason"].is_object()) s.reasons.push_back(j["reason"]);
+  if (s.state != "normal" && j.contains("reason") && j["reason"].is_object())
+    s.reasons.push_back(j["reason"]);
 }
 
 void LiveCache::imply_normal(Entry& entry) {

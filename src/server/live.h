@@ -49,11 +49,11 @@ struct LiveState {
 
 struct LiveEdge {
   std::string software_version, config_sha256;  // of the last hello, as stored
-  std::vector<store::Channel> channels;        // the catalogue
-  std::map<std::uint32_t, LiveValue> latest;  // by channel id
+  std::vector<store::Channel> channels;         // the catalogue
+  std::map<std::uint32_t, LiveValue> latest;    // by channel id
   LiveState state;
-  std::deque<store::Event> recent;             // newest last, at most kRecentEvents
-  std::uint64_t version = 0;                   // changes whenever anything above does
+  std::deque<store::Event> recent;  // newest last, at most kRecentEvents
+  std::uint64_t version = 0;        // changes whenever anything above does
 };
 
 struct LiveEvent {

@@ -28,7 +28,10 @@ class LiveTest : public ::testing::Test {
     auto st = store::open_sqlite_store(sc);
     ASSERT_TRUE(st) << st.error().message;
     store_ = std::move(*st);
-    store::EdgeInfo info{"rig-01", "0.1.0", "cc", "dd",
+    store::EdgeInfo info{"rig-01",
+                         "0.1.0",
+                         "cc",
+                         "dd",
                          {{1, "BMU01_pdo1.CMA_Voltage", "V", 1, "BMU01_CMA_Voltage", false},
                           {2, "board.temp1_c", "degC", 0, "Ardu_Temp1", false},
                           {3, "safety.state", "", 0, "", false}}};
@@ -46,10 +49,18 @@ class LiveTest : public ::testing::Test {
     live.on_committed("rig-01", groups[0].batches);
   }
 
-  static store::Event state(store::TimeNs t, const char* from, const char* to, const char* level = "warning") {
-    json j{{"kind", "state"}, {"from", from}, {"to", to},
-           {"reason", {{"rule", "limit_high"}, {"level", level}, {"quantity", "cell_voltage"}, {"module", 1},
-                       {"measured", 4.21}, {"threshold", 4.2}}}};
+  static store::Event state(store::TimeNs t, const char* from, const char* to,
+                            const char* level = "warning") {
+    json j{{"kind", "state"},
+           {"from", from},
+           {"to", to},
+           {"reason",
+            {{"rule", "limit_high"},
+             {"level", level},
+             {"quantity", "cell_voltage"},
+             {"module", 1},
+             {"measured", 4.21},
+             {"threshold", 4.2}}}};
     return {t, "state", j.dump()};
   }
 
@@ -80,7 +91,8 @@ TEST_F(LiveTest, LatestValuesAreTheNewestNonNanOfEachChannel) {
 
 TEST_F(LiveTest, TheStateAndItsReasonComeFromTheStateEvents) {
   std::vector<std::pair<std::string, store::Event>> sunk;
-  LiveCache live(*store_, [&](const std::string& edge, const store::Event& ev) { sunk.emplace_back(edge, ev); });
+  LiveCache live(*store_,
+                 [&](const std::string& edge, const store::Event& ev) { sunk.emplace_back(edge, ev); });
   EXPECT_EQ(live.state("rig-01").state, "unknown");  // nothing heard yet
   store::Batch b;
   b.seq = 1;

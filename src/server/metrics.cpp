@@ -43,10 +43,14 @@ std::string edge_label(const std::string& id) {
 std::string escape_label(const std::string& value) {
   std::string out;
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -82,11 +86,13 @@ std::string render_metrics(const MetricsInput& in) {
   gauge("cellguard_edges_known", "Edges the server knows of.", static_cast<double>(in.edges.size()));
 
   w.family("cellguard_edge_connected", "gauge", "1 while the edge is connected.");
-  for (const auto& e : in.edges) w.sample("cellguard_edge_connected", e.connected ? 1 : 0, edge_label(e.edge_id));
+  for (const auto& e : in.edges)
+    w.sample("cellguard_edge_connected", e.connected ? 1 : 0, edge_label(e.edge_id));
   w.family("cellguard_edge_backlog_batches", "gauge", "Batches the edge holds undelivered (its own count).");
   for (const auto& e : in.edges)
     w.sample("cellguard_edge_backlog_batches", static_cast<double>(e.backlog_batches), edge_label(e.edge_id));
-  w.family("cellguard_edge_lost_records_total", "counter", "Records the edge dropped before delivery (backlog overflow).");
+  w.family("cellguard_edge_lost_records_total", "counter",
+           "Records the edge dropped before delivery (backlog overflow).");
   for (const auto& e : in.edges)
     w.sample("cellguard_edge_lost_records_total", static_cast<double>(e.lost_records), edge_label(e.edge_id));
   w.family("cellguard_edge_state", "gauge", "1 for the edge's current safety state, 0 for the others.");
@@ -94,8 +100,7 @@ std::string render_metrics(const MetricsInput& in) {
   for (const auto& e : in.edges) {
     auto it = in.states.find(e.edge_id);
     const std::string current = it == in.states.end() ? "unknown" : it->second;
-    for (const char* st : kStates)
-    {
+    for (const char* st : kStates) {
       std::string labels = edge_label(e.edge_id);
       labels.append(",state=\"").append(st).append("\"");
       w.sample("cellguard_edge_state", current == st ? 1 : 0, labels);
@@ -113,15 +118,19 @@ std::string render_metrics(const MetricsInput& in) {
   w.family("cellguard_edge_connections_total", "counter", "Successful hellos of the edge (this server run).");
   for (const auto& e : in.edges)
     w.sample("cellguard_edge_connections_total", static_cast<double>(e.connections), edge_label(e.edge_id));
-  w.family("cellguard_edge_last_seen_seconds", "gauge", "Seconds since the edge's last message (-1: never seen).");
+  w.family("cellguard_edge_last_seen_seconds", "gauge",
+           "Seconds since the edge's last message (-1: never seen).");
   for (const auto& e : in.edges)
     w.sample("cellguard_edge_last_seen_seconds",
-             e.last_seen_ns > 0 ? static_cast<double>(in.now_ns - e.last_seen_ns) / 1e9 : -1, edge_label(e.edge_id));
+             e.last_seen_ns > 0 ? static_cast<double>(in.now_ns - e.last_seen_ns) / 1e9 : -1,
+             edge_label(e.edge_id));
 
-  gauge("cellguard_store_bytes", "Store size on disk (database and WAL).", static_cast<double>(in.store.file_bytes));
+  gauge("cellguard_store_bytes", "Store size on disk (database and WAL).",
+        static_cast<double>(in.store.file_bytes));
   gauge("cellguard_store_pending_batches", "Stored batches not yet compacted.",
         static_cast<double>(in.store.pending_batches));
-  counter("cellguard_store_compactions_total", "Compaction transactions.", static_cast<double>(in.store.compactions));
+  counter("cellguard_store_compactions_total", "Compaction transactions.",
+          static_cast<double>(in.store.compactions));
 
   counter("cellguard_http_requests_total", "HTTP requests served.", static_cast<double>(in.http.requests));
   gauge("cellguard_http_streams", "Live event streams open now.", static_cast<double>(in.http.streams));
@@ -134,11 +143,14 @@ std::string render_metrics(const MetricsInput& in) {
     const AlarmStats& a = *in.alarms;
     gauge("cellguard_alarms_queued", "Alarms waiting for the webhook.", static_cast<double>(a.queued));
     counter("cellguard_alarms_total", "Alarms queued for the webhook.", static_cast<double>(a.offered));
-    counter("cellguard_alarms_delivered_total", "Alarms the webhook accepted (2xx).", static_cast<double>(a.delivered));
+    counter("cellguard_alarms_delivered_total", "Alarms the webhook accepted (2xx).",
+            static_cast<double>(a.delivered));
     counter("cellguard_alarms_failed_attempts_total", "Webhook attempts that failed (retried).",
             static_cast<double>(a.failed_attempts));
-    counter("cellguard_alarms_dropped_total", "Alarms dropped because the queue was full.", static_cast<double>(a.dropped));
-    counter("cellguard_alarms_given_up_total", "Alarms given up after max_attempts.", static_cast<double>(a.given_up));
+    counter("cellguard_alarms_dropped_total", "Alarms dropped because the queue was full.",
+            static_cast<double>(a.dropped));
+    counter("cellguard_alarms_given_up_total", "Alarms given up after max_attempts.",
+            static_cast<double>(a.given_up));
   }
   return w.take();
 }

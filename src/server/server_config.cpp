@@ -34,7 +34,8 @@ class Checker {
     problems_.push_back(cat(where, ": ", key, ": ", message));
   }
   // Every key of `table` not in `known` is a problem.
-  void unknown_keys(const toml::table& table, const std::string& prefix, std::initializer_list<std::string_view> known) {
+  void unknown_keys(const toml::table& table, const std::string& prefix,
+                    std::initializer_list<std::string_view> known) {
     const std::set<std::string_view> k(known);
     for (const auto& [name, node] : table) {
       if (!k.count(name.str()))
@@ -53,22 +54,28 @@ class Checker {
   void string(const toml::table& t, std::string_view key, const std::string& prefix, std::string& out) {
     const toml::node* n = t.get(key);
     if (!n) return;
-    if (auto s = n->as_string()) out = s->get();
-    else problem(n, prefix + std::string(key), "expected a string");
+    if (auto s = n->as_string())
+      out = s->get();
+    else
+      problem(n, prefix + std::string(key), "expected a string");
   }
   void boolean(const toml::table& t, std::string_view key, const std::string& prefix, bool& out) {
     const toml::node* n = t.get(key);
     if (!n) return;
-    if (auto b = n->as_boolean()) out = b->get();
-    else problem(n, prefix + std::string(key), "expected true or false");
+    if (auto b = n->as_boolean())
+      out = b->get();
+    else
+      problem(n, prefix + std::string(key), "expected true or false");
   }
   bool number(const toml::table& t, std::string_view key, const std::string& prefix, double lo, double hi,
               double& out) {
     const toml::node* n = t.get(key);
     if (!n) return false;
     double v = 0;
-    if (auto i = n->as_integer()) v = static_cast<double>(i->get());
-    else if (auto f = n->as_floating_point()) v = f->get();
+    if (auto i = n->as_integer())
+      v = static_cast<double>(i->get());
+    else if (auto f = n->as_floating_point())
+      v = f->get();
     else {
       problem(n, prefix + std::string(key), "expected a number");
       return false;
@@ -83,7 +90,8 @@ class Checker {
     return true;
   }
   template <typename Int>
-  void integer(const toml::table& t, std::string_view key, const std::string& prefix, double lo, double hi, Int& out) {
+  void integer(const toml::table& t, std::string_view key, const std::string& prefix, double lo, double hi,
+               Int& out) {
     double v = 0;
     if (!number(t, key, prefix, lo, hi, v)) return;
     if (v != std::floor(v)) {
@@ -95,7 +103,8 @@ class Checker {
   void millis(const toml::table& t, std::string_view key, const std::string& prefix, double lo_s, double hi_s,
               std::chrono::milliseconds& out) {
     double v = 0;
-    if (number(t, key, prefix, lo_s, hi_s, v)) out = std::chrono::milliseconds(static_cast<long long>(v * 1000));
+    if (number(t, key, prefix, lo_s, hi_s, v))
+      out = std::chrono::milliseconds(static_cast<long long>(v * 1000));
   }
 
   Result<void> result() const {
@@ -124,8 +133,8 @@ Result<ServerFileConfig> parse_server_config(std::string_view text, const std::s
     root = toml::parse(text, origin);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
-    return Error(ErrorCode::parse_error,
-                 cat(origin, ":", std::to_string(b.line), ":", std::to_string(b.column), ": ", e.description()));
+    return Error(ErrorCode::parse_error, cat(origin, ":", std::to_string(b.line), ":",
+                                             std::to_string(b.column), ": ", e.description()));
   } catch (const std::exception& e) {
     return Error(ErrorCode::parse_error, origin + ": " + e.what());
   }
@@ -148,8 +157,10 @@ Result<ServerFileConfig> parse_server_config(std::string_view text, const std::s
       config.auth.session_lifetime = std::chrono::seconds(static_cast<long long>(hours * 3600));
     c.integer(*http, "login_max_failures", p, 1, 1000, config.auth.max_failures);
     double s = 0;
-    if (c.number(*http, "login_window_s", p, 1, 86400, s)) config.auth.failure_window = std::chrono::seconds(static_cast<long long>(s));
-    if (c.number(*http, "login_lockout_s", p, 1, 86400, s)) config.auth.lockout = std::chrono::seconds(static_cast<long long>(s));
+    if (c.number(*http, "login_window_s", p, 1, 86400, s))
+      config.auth.failure_window = std::chrono::seconds(static_cast<long long>(s));
+    if (c.number(*http, "login_lockout_s", p, 1, 86400, s))
+      config.auth.lockout = std::chrono::seconds(static_cast<long long>(s));
   }
 
   if (const toml::node* users = root.get("users")) {
@@ -173,9 +184,12 @@ Result<ServerFileConfig> parse_server_config(std::string_view text, const std::s
         c.string(*t, "salt", p, u.password.salt_hex);
         c.string(*t, "hash", p, u.password.hash_hex);
         c.integer(*t, "iterations", p, kMinPbkdf2Iterations, kMaxPbkdf2Iterations, u.password.iterations);
-        if (u.name.empty()) c.problem(&n, p + "name", "a user needs a name");
-        else if (!names.insert(u.name).second) c.problem(&n, p + "name", cat("user \"", u.name, "\" appears twice"));
-        if (!is_hex(u.password.salt_hex)) c.problem(&n, p + "salt", "expected hex digits (cellguard server hash-password)");
+        if (u.name.empty())
+          c.problem(&n, p + "name", "a user needs a name");
+        else if (!names.insert(u.name).second)
+          c.problem(&n, p + "name", cat("user \"", u.name, "\" appears twice"));
+        if (!is_hex(u.password.salt_hex))
+          c.problem(&n, p + "salt", "expected hex digits (cellguard server hash-password)");
         if (!is_hex(u.password.hash_hex) || u.password.hash_hex.size() != 64)
           c.problem(&n, p + "hash", "expected 64 hex digits (cellguard server hash-password)");
         if (u.password.iterations == 0) c.problem(&n, p + "iterations", "missing");
@@ -192,7 +206,8 @@ Result<ServerFileConfig> parse_server_config(std::string_view text, const std::s
     WebhookConfig& w = config.webhook;
     c.string(*alarms, "webhook_url", p, w.url);
     if (!w.url.empty()) {
-      if (auto t = parse_webhook_url(w.url); !t) c.problem(alarms->get("webhook_url"), p + "webhook_url", t.error().message);
+      if (auto t = parse_webhook_url(w.url); !t)
+        c.problem(alarms->get("webhook_url"), p + "webhook_url", t.error().message);
     }
     c.string(*alarms, "bearer_token", p, w.bearer_token);
     c.millis(*alarms, "timeout_s", p, 0.1, 300, w.timeout);

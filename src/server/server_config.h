@@ -18,11 +18,11 @@
 namespace cellguard::server {
 
 struct HttpSettings {
-  std::string listen;        // "HOST:PORT"; empty: no HTTP listener
-  std::string web_root;      // the dashboard's files; empty: API only
-  bool require_login = false;  // a login even on a loopback address (always needed beyond loopback)
-  bool metrics_public = false; // /metrics without a login (for a Prometheus scraper)
-  int threads = 32;            // HTTP worker threads (each live stream holds one)
+  std::string listen;           // "HOST:PORT"; empty: no HTTP listener
+  std::string web_root;         // the dashboard's files; empty: API only
+  bool require_login = false;   // a login even on a loopback address (always needed beyond loopback)
+  bool metrics_public = false;  // /metrics without a login (for a Prometheus scraper)
+  int threads = 32;             // HTTP worker threads (each live stream holds one)
 };
 
 struct ServerFileConfig {

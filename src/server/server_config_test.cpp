@@ -90,8 +90,8 @@ retention_days = 90
 }
 
 TEST(ServerConfig, ProblemsNameFileLineAndKey) {
-  auto c = parse_server_config("[http]\nlisten = 8080\nrequier_login = true\n\n[alarms]\nwebhook_url = \"ftp://x\"\n",
-                               "s.toml");
+  auto c = parse_server_config(
+      "[http]\nlisten = 8080\nrequier_login = true\n\n[alarms]\nwebhook_url = \"ftp://x\"\n", "s.toml");
   ASSERT_FALSE(c);
   const std::string& m = c.error().message;
   EXPECT_NE(m.find("s.toml:2:10: http.listen: expected a string"), std::string::npos) << m;
@@ -100,9 +100,11 @@ TEST(ServerConfig, ProblemsNameFileLineAndKey) {
 }
 
 TEST(ServerConfig, AUserNeedsAValidHash) {
-  auto c = parse_server_config("[[users]]\nname = \"a\"\nsalt = \"00\"\niterations = 5\nhash = \"xyz\"\n", "u.toml");
+  auto c = parse_server_config("[[users]]\nname = \"a\"\nsalt = \"00\"\niterations = 5\nhash = \"xyz\"\n",
+                               "u.toml");
   ASSERT_FALSE(c);
-  EXPECT_NE(c.error().message.find("users[0].iterations: must be between"), std::string::npos) << c.error().message;
+  EXPECT_NE(c.error().message.find("users[0].iterations: must be between"), std::string::npos)
+      << c.error().message;
   EXPECT_NE(c.error().message.find("users[0].hash"), std::string::npos) << c.error().message;
 }
 
