@@ -13,7 +13,6 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -21,6 +20,7 @@
 #include "recorder/recorder.h"
 #include "server/ingest.h"
 #include "server/live.h"
+#include "server/prometheus_test_util.h"
 #include "store/store.h"
 #include "uplink/sender.h"
 
@@ -572,15 +572,9 @@ TEST_F(HttpApiTest, HealthAndMetricsReportTheIngest) {
   ASSERT_EQ(r->status, 200);
   EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
   // Every line is a comment or `name{labels} value`; the values agree with the ingest.
-  static const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$)");
-  std::map<std::string, double> values;
-  std::istringstream lines(r->body);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) continue;
-    std::smatch m;
-    ASSERT_TRUE(std::regex_match(line, m, sample)) << line;
-    values[std::string(m[1]) + std::string(m[2])] = std::stod(m[3]);
-  }
+  const auto parsed = testing::parse_prometheus(r->body);
+  for (const auto& e : parsed.errors) ADD_FAILURE() << "not Prometheus text: " << e;
+  const std::map<std::string, double>& values = parsed.samples;
   EXPECT_EQ(values.at("cellguard_ingest_batches_total"), static_cast<double>(ingest_->stats().batches));
   EXPECT_EQ(values.at("cellguard_ingest_batches_total"), 4);
   EXPECT_EQ(values.at("cellguard_edges_connected"), 1);

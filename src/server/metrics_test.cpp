@@ -4,42 +4,24 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <regex>
-#include <set>
-#include <sstream>
+
+#include "server/prometheus_test_util.h"
 
 namespace cellguard::server {
 namespace {
 
-// A small parser of the text format: families with HELP and TYPE before their samples, sample
-// lines `name{labels} value`. Returns samples keyed "name{labels}"; fails the test on bad lines.
 std::map<std::string, double> parse_prometheus(const std::string& text) {
-  std::map<std::string, double> samples;
-  std::map<std::string, std::string> types;
-  static const std::regex sample(
-      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*\})? (\S+)$)");
-  static const std::regex type(
-      R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
-  static const std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$)");
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (std::regex_match(line, m, type)) {
-      EXPECT_FALSE(types.count(m[1])) << "TYPE twice: " << line;
-      types[m[1]] = m[2];
-    } else if (std::regex_match(line, m, help)) {
-    } else if (std::regex_match(line, m, sample)) {
-      EXPECT_TRUE(types.count(m[1])) << "sample before its TYPE: " << line;
-      const std::string key = std::string(m[1]) + std::string(m[2]);
-      EXPECT_FALSE(samples.count(key)) << "duplicate sample: " << line;
-      const std::string v = m[m.size() - 1];
-      samples[key] = v == "+Inf" ? INFINITY : v == "-Inf" ? -INFINITY : std::stod(v);
-    } else {
-      ADD_FAILURE() << "not Prometheus text: \"" << line << "\"";
-    }
-  }
-  return samples;
+  const auto parsed = testing::parse_prometheus(text);
+  for (const auto& e : parsed.errors) ADD_FAILURE() << "not Prometheus text: \"" << e << "\"";
+  return parsed.samples;
+}
+
+TEST(Metrics, TheReaderRejectsWhatIsNotPrometheusText) {
+  for (const char* bad : {"# TYPE x counter\nx{a=\"1\" 2\n", "# TYPE x counter\nx 1 2\n", "x 1\n",
+                          "# TYPE x counter\nx{a=1} 2\n", "# TYPE x counter\n# TYPE x gauge\n"})
+    EXPECT_FALSE(testing::parse_prometheus(bad).errors.empty()) << bad;
+  EXPECT_TRUE(
+      testing::parse_prometheus("# HELP x y\n# TYPE x gauge\nx{a=\"q\\\"\",b=\"\"} -1.5e3\n").errors.empty());
 }
 
 TEST(Metrics, TheTextParsesAndCarriesTheContractsNamesAndValues) {
