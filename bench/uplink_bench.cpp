@@ -14,6 +14,7 @@
 //
 // Results: docs/benchmarks.md.
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <asio.hpp>
@@ -244,9 +245,9 @@ ProcStat proc_stat(pid_t pid) {
 
 // One synthetic edge: hello, then a batch every 200 ms; records send times to measure ack latency.
 struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
-  FakeEdge(asio::io_context& io, std::shared_ptr<asio::ssl::context> ctx, int id, const uplink::Batch& shape,
-           std::vector<uplink::ChannelInfo> channels)
-      : stream(io, *ctx), context(std::move(ctx)), timer(io), id(id), shape(shape), channels(std::move(channels)) {}
+  FakeEdge(asio::io_context& io, std::shared_ptr<asio::ssl::context> ctx, int edge_id, const uplink::Batch& batch_shape,
+           std::vector<uplink::ChannelInfo> catalogue)
+      : stream(io, *ctx), context(std::move(ctx)), timer(io), id(edge_id), shape(batch_shape), channels(std::move(catalogue)) {}
   asio::ssl::stream<asio::ip::tcp::socket> stream;
   std::shared_ptr<asio::ssl::context> context;
   asio::steady_timer timer;

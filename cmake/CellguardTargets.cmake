@@ -27,14 +27,19 @@ function(cellguard_library name)
   target_link_libraries(cellguard_${name} PUBLIC ${ARG_DEPS} PRIVATE cellguard_options)
 endfunction()
 
-# cellguard_test(NAME SOURCES... DEPS ...): one GoogleTest binary; each TEST is one ctest entry.
+# cellguard_test(NAME SOURCES... DEPS ... [PROPERTIES ...]): one GoogleTest binary; each TEST is one
+# ctest entry (PROPERTIES are set on each, e.g. RUN_SERIAL TRUE for real-time tests).
 # Its main (tests/support/test_main.cpp) sets CELLGUARD_SOURCE_DIR and CELLGUARD_BINARY.
 function(cellguard_test name)
   if(NOT CELLGUARD_TESTS)
     return()
   endif()
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PROPERTIES" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} cellguard_options cellguard_test_main GTest::gtest)
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST)
+  if(ARG_PROPERTIES)
+    gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${ARG_PROPERTIES})
+  else()
+    gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST)
+  endif()
 endfunction()

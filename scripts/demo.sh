@@ -1,73 +1,189 @@
 #!/usr/bin/env bash
-# `make demo`: shows cellguard on the rig's CAN traffic. Generates a sample rig log (8 modules,
-# SYNC at 10 Hz, the rig's PDO layout from the project's own DBC), checks the DBC, decodes the log
-# to JSON lines and to text, converts it to Vector ASC and PEAK TRC and decodes those back; then runs
-# the simulated rig with the edge guarding it: discovery, a schedule with precharge, a cell fault and
-# the trip with its reasons.
+# `make demo`: the whole system live. A CA (cellguard pki), the simulated rig (8 modules on
+# socketcand, sensor board on a pty, inverter on Modbus TCP), the server (mutual TLS for the edges,
+# the dashboard and HTTP API on http://127.0.0.1:8080) and the edge guarding the rig and streaming to
+# the server. Then a scripted scenario: a schedule runs; after about a minute cell 5 of module 3
+# drifts towards over-voltage, the edge nudges (WARNING), then trips to SAFE. Watch it in the
+# browser; reset with the printed command. Ctrl-C stops everything.
+#
+#   scripts/demo.sh [BUILD_DIR] [--decode] [--fault-after SECONDS] [--http HOST:PORT]
+#
+# --decode first shows the offline tools (DBC check, log generation, decoding, conversion).
+# Files (logs, events, the CA, the server's store) are in demo-out/.
 set -euo pipefail
-build_dir=${1:-build}
+build_dir=build
+decode=0
+fault_after=60
+http=127.0.0.1:8080
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --decode) decode=1 ;;
+    --fault-after) fault_after=$2; shift ;;
+    --http) http=$2; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) build_dir=$1 ;;
+  esac
+  shift
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
-cg="$root/$build_dir/src/cli/cellguard"
+case "$build_dir" in /*) ;; *) build_dir="$root/$build_dir" ;; esac
+cg="$build_dir/src/cli/cellguard"
 dbc="$root/data/cellguard-rig.dbc"
+web_root="$build_dir/web/dist"
 out="$root/demo-out"
 mkdir -p "$out"
 
+bold() { printf '\033[1m%s\033[0m\n' "$*"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+ts() { date +%H:%M:%S; }
 
-step "The rig's CAN database (project DBC: 15 module slots, SYNC + 8 PDOs + SDO per module)"
-"$cg" dbc check "$dbc"
-"$cg" dbc show "$dbc" --message BMU01_pdo1
+if [ "$decode" = 1 ]; then
+  step "Offline tools: the rig's DBC, a generated 60 s log of 8 modules, decoded and converted"
+  "$cg" dbc check "$dbc"
+  "$cg" generate --dbc "$dbc" --modules 8 --seconds 60 -o "$out/rig.log"
+  "$cg" decode --dbc "$dbc" --known-only "$out/rig.log" | grep -m 2 BMU
+  "$cg" convert "$out/rig.log" "$out/rig.trc"
+  frames=$(wc -l < "$out/rig.log")
+  start=$(date +%s%N)
+  "$cg" decode --dbc "$dbc" "$out/rig.log" > /dev/null
+  end=$(date +%s%N)
+  awk -v f="$frames" -v ns=$((end - start)) 'BEGIN { printf "decoded %d frames in %.3f s: %.2f million frames/s\n", f, ns / 1e9, f / (ns / 1e9) / 1e6 }'
+fi
 
-step "A sample rig log: 8 modules, 60 s, SYNC at 10 Hz -> $out/rig.log"
-"$cg" generate --dbc "$dbc" --modules 8 --seconds 60 -o "$out/rig.log"
-wc -l "$out/rig.log"
-head -n 3 "$out/rig.log"
+# ---- processes and a clean stop ------------------------------------------------------------------
+pids=()
+stopping=0
+stop_all() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping edge, server and simulator"
+  for (( i=${#pids[@]}-1; i>=0; i-- )); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "demo: stopped. Files are in $run/ (events.jsonl, *.log, edge.toml, the CA in pki/, the store in server-data/)"
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap 'stop_all' EXIT
 
-step "Decoded to JSON lines (first 3 module frames)"
-"$cg" decode --dbc "$dbc" --known-only "$out/rig.log" | grep -m 3 BMU
+# Waits until FILE has a line (a process's JSON ready line), or fails when PID exits or after 30 s.
+wait_ready() {
+  local file=$1 pid=$2 log=$3 n=0
+  until [ -s "$file" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then echo "demo: $(basename "$log" .log) did not start:" >&2; tail -n 20 "$log" >&2; exit 1; fi
+    n=$((n + 1)); [ $n -gt 300 ] && { echo "demo: $(basename "$log" .log) not ready after 30 s" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+# Sleeps so that a signal's trap runs at once (a foreground sleep would delay it).
+pause() { sleep "$1" & wait $!; }
+json_field() { sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p" "$1"; }
 
-step "Decoded as text, like cantools decode --single-line (first 3 module frames)"
-"$cg" decode --dbc "$dbc" --format text "$out/rig.log" | grep -m 3 BMU
+# Sets `key = value` in [section] of a TOML file (the first such key after the header).
+toml_set() {
+  local file=$1 section=$2 key=$3 value=$4
+  awk -v section="[$section]" -v key="$key" -v value="$value" '
+    { line = $0; sub(/[ \t]*#.*/, "", line); gsub(/^[ \t]+|[ \t]+$/, "", line) }
+    line ~ /^\[/ { in_section = (line == section) }
+    in_section && !done && $0 ~ "^[ \t]*" key "[ \t]*=" { print key " = " value; done = 1; next }
+    { print }' "$file" > "$file.tmp" && mv "$file.tmp" "$file"
+}
 
-step "Converted to Vector ASC and PEAK TRC, and decoded back"
-"$cg" convert "$out/rig.log" "$out/rig.asc"
-"$cg" convert "$out/rig.log" "$out/rig.trc"
-"$cg" decode --dbc "$dbc" --known-only "$out/rig.trc" | sed -n 2p
+# ---- the CA, the simulator, the server, the edge --------------------------------------------------
+run="$out/live"
+rm -rf "$run"
+mkdir -p "$run"
+step "A CA for this installation (cellguard pki): a server certificate for 127.0.0.1 and one for the edge"
+"$cg" pki init --dir "$run/pki" >/dev/null
+"$cg" pki issue --dir "$run/pki" --server server --san 127.0.0.1 --san localhost >/dev/null
+"$cg" pki issue --dir "$run/pki" --edge rig-01 >/dev/null
+"$cg" pki list --dir "$run/pki"
 
-step "Decoding speed over the whole log"
-frames=$(wc -l < "$out/rig.log")
-start=$(date +%s%N)
-"$cg" decode --dbc "$dbc" "$out/rig.log" > /dev/null
-end=$(date +%s%N)
-awk -v f="$frames" -v ns=$((end - start)) 'BEGIN { printf "%d frames in %.3f s: %.2f million frames/s\n", f, ns / 1e9, f / (ns / 1e9) / 1e6 }'
-step "The simulated rig guarded by the edge (sim: 8 modules on socketcand, board on a pty, inverter on Modbus TCP)"
-"$cg" sim --modules 8 --initial-soc 50 --control "$out/sim.sock" --board-link "$out/board" >"$out/sim.ready" 2>"$out/sim.log" &
-sim_pid=$!
-edge_pid=""
-trap 'kill $sim_pid $edge_pid 2>/dev/null || true' EXIT
-until [ -s "$out/sim.ready" ]; do kill -0 $sim_pid || { cat "$out/sim.log"; exit 1; }; sleep 0.1; done
-can=$(sed -n 's/.*"can":"\([^"]*\)".*/\1/p' "$out/sim.ready")
-inverter=$(sed -n 's/.*"inverter_tcp":"\([^"]*\)".*/\1/p' "$out/sim.ready")
-rm -f "$out/events.jsonl"
-"$cg" edge --config "$root/data/edge/rig.toml" --can "$can" --board "$out/board" --inverter "tcp:$inverter?slave=2" \
-  --events "$out/events.jsonl" --socket "$out/edge.sock" >"$out/edge.ready" 2>"$out/edge.log" &
-edge_pid=$!
-until [ -s "$out/edge.ready" ]; do kill -0 $edge_pid || { cat "$out/edge.log"; exit 1; }; sleep 0.1; done
-sleep 3
-"$cg" edge status --socket "$out/edge.sock"
+step "The simulated rig: 8 modules on socketcand, the sensor board on a pty, the inverter on Modbus TCP"
+"$cg" sim --modules 8 --initial-soc 50 --control "$run/sim.sock" --board-link "$run/board" >"$run/sim.ready" 2>"$run/sim.log" &
+pids+=($!)
+wait_ready "$run/sim.ready" "${pids[-1]}" "$run/sim.log"
+can=$(json_field "$run/sim.ready" can)
+inverter=$(json_field "$run/sim.ready" inverter_tcp)
+echo "sim: CAN $can, inverter $inverter"
 
-step "Schedule start: precharge through the board's relays, then the rig's current schedule"
-"$cg" edge schedule start --socket "$out/edge.sock"
-sleep 8
-"$cg" edge status --socket "$out/edge.sock" | grep -E '^(state|inverter|contactors|schedule)'
+step "The server: edges over mutual TLS on 127.0.0.1:6699, the dashboard on http://$http"
+server_args=(server --data "$run/server-data" --listen 127.0.0.1:6699 --pki-dir "$run/pki" --name server)
+dashboard=1
+if "$cg" server --help 2>/dev/null | grep -q -- '--web-root'; then
+  server_args+=(--http "$http")
+  if [ -f "$web_root/index.html" ]; then
+    server_args+=(--web-root "$web_root")
+  else
+    echo "demo: the dashboard is not built ($web_root/index.html missing: Node.js >= 20.19 is needed, see the CMake output); the API still runs" >&2
+  fi
+else
+  dashboard=0
+  echo "demo: this cellguard server has no HTTP API yet (--http/--web-root): no dashboard, the edge's status is printed instead" >&2
+fi
+"$cg" "${server_args[@]}" >"$run/server.ready" 2>"$run/server.log" &
+pids+=($!)
+wait_ready "$run/server.ready" "${pids[-1]}" "$run/server.log"
 
-step "A fault: cell 5 of module 3 drifts up past 4.2 V"
-"$cg" sim ctl --socket "$out/sim.sock" fault cell_drift module=3 cell=5 rate_v_per_s=0.5 target_v=4.4 >/dev/null
-sleep 4
-grep -E '"(inverter_off|contactors_open)"' "$out/events.jsonl" | cut -c1-200
-"$cg" edge status --socket "$out/edge.sock" | grep -E '^(state|cause|contactors|schedule)'
-kill $edge_pid $sim_pid 2>/dev/null || true
-wait 2>/dev/null || true
+step "The edge: guards the rig (data/edge/rig.toml) and streams everything to the server over TLS"
+cp "$root/data/edge/rig.toml" "$run/edge.toml"
+toml_set "$run/edge.toml" edge id '"rig-01"'
+toml_set "$run/edge.toml" can url "\"$can\""
+toml_set "$run/edge.toml" can dbc "\"$dbc\""
+toml_set "$run/edge.toml" board device "\"$run/board\""
+toml_set "$run/edge.toml" inverter url "\"tcp:$inverter?slave=2\""
+toml_set "$run/edge.toml" schedule file "\"$root/data/edge/schedule-current-example.csv\""
+toml_set "$run/edge.toml" recording path "\"$run/edge.sqlite\""
+toml_set "$run/edge.toml" uplink server '"127.0.0.1:6699"'
+toml_set "$run/edge.toml" uplink pki_dir "\"$run/pki\""
+toml_set "$run/edge.toml" operator socket "\"$run/edge.sock\""
+"$cg" edge check-config "$run/edge.toml" >/dev/null
+"$cg" edge --config "$run/edge.toml" --events "$run/events.jsonl" >"$run/edge.ready" 2>"$run/edge.log" &
+pids+=($!)
+wait_ready "$run/edge.ready" "${pids[-1]}" "$run/edge.log"
+edge_ctl() { "$cg" edge "$@" --socket "$run/edge.sock"; }
+# Discovery: wait (at most 10 s) until the edge has found all 8 modules.
+for _ in $(seq 100); do edge_ctl status 2>/dev/null | grep -q '^modules *8 of 8' && break; sleep 0.1; done
+edge_ctl status | grep -E '^(state|modules|can|inverter|uplink)' || true
 
 echo
-echo "Files are in $out/ (events.jsonl: every event of the edge). Next: cellguard --help"
+if [ "$dashboard" = 1 ]; then
+  bold "Dashboard: http://$http   (open it in a browser; nothing is opened for you)"
+fi
+bold "Stop everything with Ctrl-C."
+
+# ---- the scenario ----------------------------------------------------------------------------------
+# Prints the edge's state changes and actions as they are written to events.jsonl.
+tail -n 0 -F --pid=$$ "$run/events.jsonl" 2>/dev/null | while IFS= read -r line; do
+  case "$line" in
+    *'"kind":"state"'*|*'"action":"inverter_'*|*'"action":"contactors_open"'*|*'"operator":"reset_'*)
+      printf '  [%s] %s\n' "$(ts)" "$(printf '%s' "$line" | cut -c1-220)" ;;
+  esac
+done &
+pids+=($!)
+
+step "[$(ts)] Schedule start: precharge through the board's relays, then the rig's current schedule"
+edge_ctl schedule start
+pause 5
+edge_ctl status | grep -E '^(state|inverter|contactors|schedule)' || true
+
+step "[$(ts)] In ${fault_after} s, cell 5 of module 3 starts to drift up (warning at 4.1 V, SAFE at 4.2 V)"
+pause "$fault_after"
+"$cg" sim ctl --socket "$run/sim.sock" fault cell_drift module=3 cell=5 rate_v_per_s=0.01 target_v=4.30 >/dev/null
+echo "[$(ts)] cell_drift injected: watch the heat map of module 3 and the banner"
+
+state() { edge_ctl status 2>/dev/null | sed -n 's/^state *\([a-z]*\).*/\1/p'; }
+for _ in $(seq 1800); do [ "$(state)" = safe ] && break; sleep 0.2; done
+edge_ctl status | grep -E '^(state|cause|inverter|contactors|schedule)' || true
+
+step "[$(ts)] The edge is SAFE (latched). The cell is brought back (the fault cleared, cell back to normal)"
+"$cg" sim ctl --socket "$run/sim.sock" fault clear >/dev/null
+cat <<EOF
+Reset (refused, with the cause, while one remains):
+    $cg edge reset --socket $run/edge.sock
+Start the schedule again after the reset:
+    $cg edge schedule start --socket $run/edge.sock
+Everything keeps running until Ctrl-C.
+EOF
+while :; do pause 3600; done

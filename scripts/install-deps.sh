@@ -20,7 +20,21 @@ packages=(
   libprotobuf-dev protobuf-compiler faketime
   # "server disk full" tests (tests/support/small_fs.h, scripts/disk-full.sh): mount, mkfs.ext4
   mount e2fsprogs
+  # the sensor board firmware (firmware/board) and its tests in simavr
+  gcc-avr avr-libc binutils-avr simavr libsimavr-dev
+  # the dashboard's browser test (tests/browser): headless chromium driven by playwright-core
+  chromium
 )
+
+# The dashboard (web/) is built with Node.js and npm. A machine may already have a newer Node.js than
+# Debian's (not from a Debian package): keep it, and ask apt for nodejs/npm only when node is missing.
+# vite 8 needs Node.js >= 20.19; with an older one CMake says so and builds everything else.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs)
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

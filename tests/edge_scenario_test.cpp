@@ -16,6 +16,7 @@
 #include <toml++/toml.h>
 
 #include "ipc/line_socket.h"
+#include "support/cellguard_process.h"
 #include "support/child_process.h"
 
 namespace cellguard {
@@ -28,20 +29,9 @@ using testing::JsonLinesTail;
 using testing::wait_until;
 using namespace std::chrono_literals;
 
-std::string binary() {
-  const char* path = std::getenv("CELLGUARD_BINARY");
-  return path != nullptr && *path != '\0' ? path : CELLGUARD_TEST_BINARY;
-}
-fs::path source_dir() {
-  const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
-  return dir != nullptr ? dir : CELLGUARD_TEST_SOURCE_DIR;
-}
-
-json request(const std::string& socket, const json& req) {
-  auto answer = ipc::request_line(socket, req.dump(), 10000);
-  if (!answer) return {{"ok", false}, {"error", answer.error().message}};
-  return json::parse(*answer, nullptr, false);
-}
+using testing::binary;
+using testing::request;
+using testing::source_dir;
 
 struct RigOptions {
   int modules = 8;

@@ -24,7 +24,9 @@ using cellguard::testing::JsonLinesTail;
 using cellguard::testing::wait_until;
 
 std::string binary() { return std::getenv("CELLGUARD_BINARY"); }
-std::string temp_path(const std::string& tag) { return "/tmp/cellguard-fp-" + std::to_string(::getpid()) + "-" + tag; }
+std::string temp_path(const std::string& tag) {
+  return "/tmp/cellguard-fp-" + std::to_string(::getpid()) + "-" + tag;
+}
 
 // An echo server on 127.0.0.1, one thread per connection.
 class Echo {
@@ -48,7 +50,8 @@ class Echo {
         workers_.emplace_back([client] {
           char buffer[65536];
           ssize_t n;
-          while ((n = ::recv(client, buffer, sizeof buffer, 0)) > 0) ::send(client, buffer, static_cast<std::size_t>(n), MSG_NOSIGNAL);
+          while ((n = ::recv(client, buffer, sizeof buffer, 0)) > 0)
+            ::send(client, buffer, static_cast<std::size_t>(n), MSG_NOSIGNAL);
           ::close(client);
         });
       }
@@ -96,7 +99,8 @@ std::string recv_some(int fd, std::chrono::milliseconds timeout, ssize_t* result
 }
 
 int run_ctl(const std::string& socket, const std::string& request) {
-  const std::string command = binary() + " fault-proxy ctl --socket " + socket + " " + request + " > /dev/null";
+  const std::string command =
+      binary() + " fault-proxy ctl --socket " + socket + " " + request + " > /dev/null";
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -122,16 +126,17 @@ TEST(FaultProxyProcess, RelaysInPassModeAndObeysItsControlClient) {
   EXPECT_EQ(n, 0) << "the cut ends the client's connection with FIN";
   ::close(fd);
   JsonLinesTail events(log);
-  EXPECT_TRUE(events.wait_for([](const nlohmann::json& e) { return e.value("kind", "") == "cut"; }, 5s)) << proxy.log();
+  EXPECT_TRUE(events.wait_for([](const nlohmann::json& e) { return e.value("kind", "") == "cut"; }, 5s))
+      << proxy.log();
   EXPECT_EQ(proxy.stop(), 0);
 }
 
 TEST(FaultProxyProcess, RandomModeLogsFaultsAndEndsAfterItsDuration) {
   Echo echo;
   const std::string log = temp_path("random.log");
-  ChildProcess proxy({binary(), "fault-proxy", "--target", "127.0.0.1:" + std::to_string(echo.port()), "--seed", "9",
-                      "--cut-every", "50ms..100ms", "--stall", "10..50ms", "--outage", "10..50ms", "--delay",
-                      "0..5ms", "--duration", "1"},
+  ChildProcess proxy({binary(), "fault-proxy", "--target", "127.0.0.1:" + std::to_string(echo.port()),
+                      "--seed", "9", "--cut-every", "50ms..100ms", "--stall", "10..50ms", "--outage",
+                      "10..50ms", "--delay", "0..5ms", "--duration", "1"},
                      log);
   ASSERT_TRUE(proxy.ready()) << proxy.log();
   EXPECT_EQ(proxy.ready_line()["seed"], 9);
@@ -149,8 +154,9 @@ TEST(FaultProxyProcess, RandomModeLogsFaultsAndEndsAfterItsDuration) {
 }
 
 TEST(FaultProxyProcess, RejectsBadOptionsWithExitCodeTwo) {
-  for (const std::string options : {"--target 127.0.0.1:1 --cut-every 5", "--target nowhere",
-                                    "--target 127.0.0.1:1 --kinds cut,explode", "--target 127.0.0.1:1 --delay 5s..1s"}) {
+  for (const std::string options :
+       {"--target 127.0.0.1:1 --cut-every 5", "--target nowhere", "--target 127.0.0.1:1 --kinds cut,explode",
+        "--target 127.0.0.1:1 --delay 5s..1s"}) {
     const int status = std::system((binary() + " fault-proxy " + options + " 2>/dev/null").c_str());
     EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 2) << options;
   }

@@ -65,7 +65,9 @@ TEST(SmallFilesystem, IsUnmountedAndRemovedWhenDestroyed) {
   EXPECT_NE(::stat(path.c_str(), &st), 0) << path << " left behind";
 }
 
-int exec(sqlite3* db, const std::string& sql) { return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr); }
+int exec(sqlite3* db, const std::string& sql) {
+  return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
+}
 
 TEST(SmallFilesystem, SqliteInWalModeReportsFullAndRecoversWhenSpaceIsFreed) {
   for (SmallFilesystem::Kind kind : {SmallFilesystem::Kind::tmpfs, SmallFilesystem::Kind::ext4}) {
@@ -107,7 +109,8 @@ TEST(SmallFilesystem, SqliteInWalModeReportsFullAndRecoversWhenSpaceIsFreed) {
     EXPECT_EQ(sqlite3_column_int(count, 1), committed);
     sqlite3_finalize(count);
     ASSERT_EQ(::unlink((fs.path() + "/ballast").c_str()), 0);
-    EXPECT_EQ(exec(db, "INSERT INTO t VALUES(" + std::to_string(committed + 1) + ", randomblob(16384))"), SQLITE_OK)
+    EXPECT_EQ(exec(db, "INSERT INTO t VALUES(" + std::to_string(committed + 1) + ", randomblob(16384))"),
+              SQLITE_OK)
         << sqlite3_errmsg(db);
     sqlite3_close(db);
   }

@@ -26,6 +26,7 @@
 #include "pki/tls.h"
 #include "recorder/recorder.h"
 #include "store/store.h"
+#include "support/cellguard_process.h"
 #include "support/child_process.h"
 #include "support/small_fs.h"
 #include "uplink/sender.h"
@@ -39,20 +40,9 @@ using testing::ChildProcess;
 using testing::wait_until;
 using namespace std::chrono_literals;
 
-std::string binary() {
-  const char* path = std::getenv("CELLGUARD_BINARY");
-  return path != nullptr && *path != '\0' ? path : CELLGUARD_TEST_BINARY;
-}
-fs::path source_dir() {
-  const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
-  return dir != nullptr ? dir : CELLGUARD_TEST_SOURCE_DIR;
-}
-
-json request(const std::string& socket, const json& req) {
-  auto answer = ipc::request_line(socket, req.dump(), 10000);
-  if (!answer) return {{"ok", false}, {"error", answer.error().message}};
-  return json::parse(*answer, nullptr, false);
-}
+using testing::binary;
+using testing::request;
+using testing::source_dir;
 
 struct Counts {
   std::uint64_t edge_blocks = 0, server_batches = 0, lost = 0, duplicated = 0, extra = 0;
@@ -108,6 +98,10 @@ class Deployment {
     server_port_ = static_cast<std::uint16_t>(std::stoi(at.substr(at.rfind(':') + 1)));
   }
   void kill_server() { server_->kill_hard(); }
+  std::string server_log() const {
+    std::ifstream in(dir_ / "server.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
   void stop_server() { server_->stop(); }
 
   void start_proxy(std::uint64_t seed, const std::string& mode) {
@@ -147,7 +141,7 @@ class Deployment {
     battery->insert_or_assign("warning_low", 268 * scale);
     battery->insert_or_assign("dangerous_low", 264 * scale);
     battery->insert_or_assign("hysteresis", 0.2 * scale);
-    config["schedule"].as_table()->insert_or_assign("file", "");
+    config["schedule"].as_table()->erase("file");
     config["recording"].as_table()->insert_or_assign("path", recording().string());
     config["operator"].as_table()->insert_or_assign("socket", (dir_ / "edge.sock").string());
     auto* up = config["uplink"].as_table();
@@ -208,7 +202,7 @@ class Deployment {
     const bool drained = wait_until(
         [&] {
           const auto s = (*sender)->stats();
-          return s.connected && s.backlog_batches == 0 && s.batches_acked > 0;
+          return s.connected && s.connects > 0 && s.backlog_batches == 0;
         },
         120s);
     const auto s = (*sender)->stats();
@@ -289,9 +283,9 @@ class Deployment {
   std::unique_ptr<ChildProcess> sim_, server_, proxy_, edge_;
 };
 
-// Waits until the edge has some batches acknowledged beyond `from`.
-bool acked_beyond(Deployment& d, std::uint64_t from, std::chrono::milliseconds timeout = 60s) {
-  return wait_until([&] { return d.edge_acked() > from; }, timeout);
+// Waits until the edge has at least `more` batches (about 200 ms each) acknowledged beyond `from`.
+bool acked_beyond(Deployment& d, std::uint64_t from, std::chrono::milliseconds timeout = 60s, std::uint64_t more = 10) {
+  return wait_until([&] { return d.edge_acked() >= from + more; }, timeout);
 }
 
 TEST(UplinkFaults, RandomCutsResetsStallsAndDelaysLoseAndDuplicateNothing) {
@@ -355,6 +349,8 @@ TEST(UplinkFaults, AFullServerDiskLosesNothingOnceSpaceReturns) {
   }
   ASSERT_TRUE(wait_until([&] { return d.edge_status()["status"]["uplink"].value("disconnects", 0ull) > 0; }, 60s))
       << d.edge_status().dump();
+  // The server said why: its commits failed for lack of space.
+  ASSERT_TRUE(wait_until([&] { return d.server_log().find("commit of") != std::string::npos; }, 30s)) << d.server_log();
   std::this_thread::sleep_for(2s);
   fs::remove(filler);
   const std::uint64_t acked = d.edge_acked();

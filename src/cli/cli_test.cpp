@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "store/rig_stream.h"
+#include "store/store.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -291,6 +294,48 @@ TEST_F(Cli, PkiInitIssueRevokeListRoundTrip) {
   const Ran table = cellguard("pki list --dir " + ca);
   EXPECT_NE(table.out.find("edge-1"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("revoked"), std::string::npos) << table.out;
+}
+
+// A store filled through the library, exported by the binary as a user would.
+TEST_F(Cli, ExportWritesTheRigCsvAndJsonLinesFromAStore) {
+  using namespace cellguard::store;
+  {
+    SqliteStoreConfig config;
+    config.path = sqlite_store_path(path("data"));
+    config.background_compaction = false;
+    auto store = open_sqlite_store(config);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto rig = cellguard::store::testing::RigStream::create({2, 1'796'119'200'000'000'000, 4});
+    ASSERT_TRUE(rig.ok());
+    ASSERT_TRUE((*store)->put_edge((*rig)->info("rig-1")).ok());
+    std::vector<EdgeBatches> in{{"rig-1", {}}};
+    for (int i = 0; i < 25; ++i) in[0].batches.push_back((*rig)->next(200'000'000));  // 5 s
+    ASSERT_TRUE((*store)->put_batches(in).ok());
+  }
+  const Ran csv = cellguard("export --data " + path("data") + " --edge rig-1 --from 2026-12-01T10:00:00Z --to 1796119204 --utc --out " + path("out"));
+  ASSERT_EQ(csv.exit_code, 0);
+  const std::string file = path("out") + "/Battery-System-database/Battery-System 12-2026/log-Battery-System 01-12-2026-10-00-01.csv";
+  EXPECT_EQ(csv.out, file + "\n");
+  std::ifstream in(file);
+  std::string header, line;
+  std::getline(in, header);
+  EXPECT_EQ(header.rfind("date,time,BMU01_CMA_Current,", 0), 0u) << header;
+  EXPECT_NE(header.find(",BMU02_SOH,"), std::string::npos);
+  EXPECT_NE(header.find(",modbus_Voltage,warning,dangerous,CurrentState"), std::string::npos);
+  int rows = 0;
+  while (std::getline(in, line)) {
+    ++rows;
+    EXPECT_EQ(line.substr(line.size() - 19), ",False,False,normal") << line;
+  }
+  EXPECT_EQ(rows, 4);  // 10:00:01 .. 10:00:04
+
+  const Ran jsonl = cellguard("export --data " + path("data") + " --edge rig-1 --from 1796119200 --to 1796119200.5 --format jsonl");
+  ASSERT_EQ(jsonl.exit_code, 0);
+  const auto lines = json_lines(jsonl.out);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_TRUE(lines[0].contains("time_ns"));
+  EXPECT_NE(cellguard("export --data " + path("data") + " --edge nobody --from 0 --to 1").exit_code, 0);
+  EXPECT_NE(cellguard("export --data " + path("data") + " --edge rig-1 --from tomorrow --to 1").exit_code, 0);
 }
 
 }  // namespace

@@ -163,6 +163,16 @@ void print_status(const json& s) {
                 r.value("records_committed", 0ull), r.value("records_dropped", 0ull), r.value("file_bytes", 0ull),
                 r.value("last_error", "").empty() ? "" : ", error: ", r.value("last_error", "").c_str());
   }
+  if (s.contains("uplink")) {
+    const auto& u = s["uplink"];
+    const std::string error = u.value("last_error", "");
+    std::printf("uplink     %s %s, %llu batches acknowledged (last seq %llu), backlog %llu, %llu records lost, "
+                "%llu connects, %llu failed%s%s\n",
+                u.value("server", "").c_str(), u.value("connected", false) ? "connected" : "disconnected",
+                u.value("batches_acked", 0ull), u.value("last_acked_seq", 0ull), u.value("backlog_batches", 0ull),
+                u.value("lost_records", 0ull), u.value("connects", 0ull), u.value("connect_failures", 0ull),
+                error.empty() ? "" : ", last error: ", error.c_str());
+  }
   const auto& l = s["latency"]["frame_handling"];
   std::printf("latency    frame handling p50 %s µs, p99.9 %s µs, max %s µs over %llu frames\n",
               number(l, "p50_us", 0).c_str(), number(l, "p999_us", 0).c_str(), number(l, "max_us", 0).c_str(),

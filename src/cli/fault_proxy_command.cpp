@@ -65,7 +65,8 @@ Result<faultproxy::ProxyOptions> options_of(const FaultProxyArgs& args) {
                                RangeOption{"--outage", args.outage, options.plan.outage},
                                RangeOption{"--delay", args.delay, options.delay}}) {
     Result<faultproxy::DurationRange> parsed = parse_duration_range(r.text);
-    if (!parsed) return Error(ErrorCode::invalid_argument, std::string(r.name) + ": " + parsed.error().message);
+    if (!parsed)
+      return Error(ErrorCode::invalid_argument, std::string(r.name) + ": " + parsed.error().message);
     r.range = *parsed;
   }
   options.plan.reset_prob = args.reset_prob;
@@ -79,9 +80,12 @@ Result<faultproxy::ProxyOptions> options_of(const FaultProxyArgs& args) {
   }
   if (Result<void> valid = faultproxy::validate(options.plan); !valid)
     return Error(ErrorCode::invalid_argument, valid.error().message);
-  if (args.scope == "all") options.scope = faultproxy::Scope::all;
-  else if (args.scope == "one") options.scope = faultproxy::Scope::one;
-  else return Error(ErrorCode::invalid_argument, "--scope: 'all' or 'one', not '" + args.scope + "'");
+  if (args.scope == "all")
+    options.scope = faultproxy::Scope::all;
+  else if (args.scope == "one")
+    options.scope = faultproxy::Scope::one;
+  else
+    return Error(ErrorCode::invalid_argument, "--scope: 'all' or 'one', not '" + args.scope + "'");
   return options;
 }
 
@@ -95,7 +99,8 @@ int run_fault_proxy(const FaultProxyArgs& args) {
     std::fputs(text.c_str(), stderr);
   };
   asio::io_context io;
-  Result<std::unique_ptr<faultproxy::FaultProxy>> started = faultproxy::FaultProxy::start(io, std::move(*options));
+  Result<std::unique_ptr<faultproxy::FaultProxy>> started =
+      faultproxy::FaultProxy::start(io, std::move(*options));
   if (!started) {
     std::fprintf(stderr, "cellguard fault-proxy: %s\n", started.error().message.c_str());
     return started.error().code == ErrorCode::invalid_argument ? 2 : 1;
@@ -114,7 +119,8 @@ int run_fault_proxy(const FaultProxyArgs& args) {
     if (!ec) stop();
   });
   if (args.duration_s > 0) {
-    end.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(args.duration_s)));
+    end.expires_after(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(args.duration_s)));
     end.async_wait([&](asio::error_code ec) {
       if (!ec) stop();
     });
@@ -136,7 +142,8 @@ int run_fault_proxy(const FaultProxyArgs& args) {
 
 // "cut", "stall ms=3000 dir=up", "mode pass", "stats" or a JSON object → one request line.
 Result<std::string> request_of(const std::vector<std::string>& words) {
-  if (words.empty()) return Error(ErrorCode::invalid_argument, "nothing to send (stats, cut, stall ms=3000, mode pass, ...)");
+  if (words.empty())
+    return Error(ErrorCode::invalid_argument, "nothing to send (stats, cut, stall ms=3000, mode pass, ...)");
   if (words[0].starts_with("{")) return words[0];
   nlohmann::json request{{"cmd", words[0]}};
   for (std::size_t i = 1; i < words.size(); ++i) {
@@ -146,7 +153,8 @@ Result<std::string> request_of(const std::vector<std::string>& words) {
       request["mode"] = word;
       continue;
     }
-    if (eq == std::string::npos || eq == 0) return Error(ErrorCode::invalid_argument, "expected key=value, got '" + word + "'");
+    if (eq == std::string::npos || eq == 0)
+      return Error(ErrorCode::invalid_argument, "expected key=value, got '" + word + "'");
     const std::string key = word.substr(0, eq);
     const std::string value = word.substr(eq + 1);
     char* end = nullptr;
@@ -154,7 +162,8 @@ Result<std::string> request_of(const std::vector<std::string>& words) {
     if (!value.empty() && *end == '\0') {
       if (number >= 0 && number == static_cast<double>(static_cast<std::uint64_t>(number)))
         request[key] = static_cast<std::uint64_t>(number);
-      else request[key] = number;
+      else
+        request[key] = number;
     } else {
       request[key] = value;
     }
@@ -183,7 +192,8 @@ int run_ctl(const CtlArgs& args) {
 void register_fault_proxy(CLI::App& app, Action& action) {
   auto args = std::make_shared<FaultProxyArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "fault-proxy", "TCP proxy that cuts, resets, stalls, delays, blackholes and refuses connections (fault tests)");
+      "fault-proxy",
+      "TCP proxy that cuts, resets, stalls, delays, blackholes and refuses connections (fault tests)");
   cmd->footer(
       "Faults come at random times from the seeded plan (--mode random) or from the control socket.\n"
       "  cut: FIN both sides; reset: RST both sides; stall: stop one or both directions, sockets open;\n"
@@ -192,7 +202,8 @@ void register_fault_proxy(CLI::App& app, Action& action) {
       "Ready line on stdout: {\"ready\":true,\"listen\":\"127.0.0.1:41234\",...}; faults and connections as\n"
       "JSON lines on stderr; on exit {\"done\":true,\"stats\":{...}} on stdout.\n"
       "Durations: 250ms, 2s, 1.5s, ranges 2s..8s, 0..200ms.\n"
-      "Control: cellguard fault-proxy ctl --socket PATH stats | cut [conn=N] | reset | stall ms=3000 [dir=up]\n"
+      "Control: cellguard fault-proxy ctl --socket PATH stats | cut [conn=N] | reset | stall ms=3000 "
+      "[dir=up]\n"
       "  | delay ms=50 [max_ms=150] [for_ms=10000] | blackhole ms=5000 | refuse ms=5000 | mode pass|random");
   cmd->add_option("--listen", args->listen, "Listen address HOST:PORT (port 0: any free port)");
   cmd->add_option("--target", args->target, "The server, HOST:PORT");
@@ -203,21 +214,29 @@ void register_fault_proxy(CLI::App& app, Action& action) {
   cmd->add_option("--stall", args->stall, "How long a planned stall lasts, a range");
   cmd->add_option("--outage", args->outage, "How long a planned blackhole or refuse period lasts, a range");
   cmd->add_option("--delay", args->delay, "Random mode: latency added to every chunk, a range (0: none)");
-  cmd->add_option("--reset-prob", args->reset_prob, "Chance that a planned fault is a reset")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--reset-prob", args->reset_prob, "Chance that a planned fault is a reset")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--kinds", args->kinds, "Planned fault kinds, comma-separated");
-  cmd->add_option("--scope", args->scope, "A planned fault hits all connections or one")->check(CLI::IsMember({"all", "one"}));
+  cmd->add_option("--scope", args->scope, "A planned fault hits all connections or one")
+      ->check(CLI::IsMember({"all", "one"}));
   cmd->add_option("--duration", args->duration_s, "Stop after this many seconds (0: run until signalled)");
   cmd->add_option("--control", args->control, "Control socket path (JSON lines); none by default");
   cmd->add_option("--max-connections", args->max_connections, "Refuse connections beyond this many");
-  cmd->add_option("--max-delayed-kib", args->max_delayed_kib, "Bytes held for delays per direction of a connection, KiB");
+  cmd->add_option("--max-delayed-kib", args->max_delayed_kib,
+                  "Bytes held for delays per direction of a connection, KiB");
 
   auto ctl_args = std::make_shared<CtlArgs>();
   CLI::App* ctl = cmd->add_subcommand("ctl", "Send a request to a running fault proxy's control socket");
-  ctl->add_option("--socket", ctl_args->socket, "Control socket (the \"control\" of the ready line)")->required();
-  ctl->add_option("request", ctl_args->words, "stats | cut | reset | stall ms=N | delay ms=N | mode pass | JSON")->required();
+  ctl->add_option("--socket", ctl_args->socket, "Control socket (the \"control\" of the ready line)")
+      ->required();
+  ctl->add_option("request", ctl_args->words,
+                  "stats | cut | reset | stall ms=N | delay ms=N | mode pass | JSON")
+      ->required();
   cmd->final_callback([args, ctl, ctl_args, &action] {
-    if (ctl->parsed()) action = [ctl_args] { return run_ctl(*ctl_args); };
-    else action = [args] { return run_fault_proxy(*args); };
+    if (ctl->parsed())
+      action = [ctl_args] { return run_ctl(*ctl_args); };
+    else
+      action = [args] { return run_fault_proxy(*args); };
   });
 }
 

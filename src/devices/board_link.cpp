@@ -186,11 +186,83 @@ std::optional<Field> field_from_name(std::string_view name) {
 
 Error line_error(std::string message) { return Error(ErrorCode::parse_error, "board line: " + std::move(message)); }
 
+std::optional<int> parse_hex(std::string_view text, std::size_t max_digits) {
+  if (text.empty() || text.size() > max_digits) return std::nullopt;
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, 16);
+  if (ec != std::errc{} || end != text.data() + text.size() || value < 0) return std::nullopt;
+  return value;
+}
+
+bool is_word(std::string_view text) {
+  return !text.empty() && text.size() <= 40 && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '/' || c == '.';
+  });
+}
+
+// The extension's text fields; false with the field's name when a value is malformed.
+bool read_extension_field(std::string_view name, std::string_view text, BoardExtension& ext, std::string& bad) {
+  if (name == "Ardu_Hello" || name == "Ardu_Reset" || name == "Ardu_Fs") {
+    if (!is_word(text)) return bad = std::string(name), false;
+    (name == "Ardu_Hello" ? ext.hello : name == "Ardu_Reset" ? ext.reset_cause : ext.fail_safe) = std::string(text);
+  } else if (name == "Ardu_Out") {
+    const auto value = parse_hex(text, 4);
+    if (!value) return bad = std::string(name), false;
+    ext.outputs = static_cast<std::uint16_t>(*value);
+  } else if (name == "Ardu_Hb") {
+    int value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value <= 0) {
+      return bad = std::string(name), false;
+    }
+    ext.heartbeat_timeout_ms = value;
+  } else if (name == "Ardu_Re") {
+    ext.reply = text == "1";
+  }
+  return true;
+}
+
 }  // namespace
+
+std::uint8_t board_crc8(std::string_view bytes) {
+  std::uint8_t crc = 0;
+  for (const char c : bytes) {
+    crc ^= static_cast<std::uint8_t>(c);
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = static_cast<std::uint8_t>((crc & 0x80) != 0 ? (crc << 1) ^ 0x07 : crc << 1);
+    }
+  }
+  return crc;
+}
+
+std::string_view to_string(BoardEvent::Kind kind) {
+  switch (kind) {
+    case BoardEvent::Kind::extension: return "extension";
+    case BoardEvent::Kind::reset: return "reset";
+    case BoardEvent::Kind::fail_safe: return "fail_safe";
+    case BoardEvent::Kind::readback_mismatch: return "readback_mismatch";
+  }
+  return "unknown";
+}
 
 Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, TimeNs time_ns) {
   line = trim(line);
   if (line.empty()) return line_error("empty line");
+  // Extension: the last field is `Ardu_Crc:XX` over every byte before its comma.
+  std::optional<BoardExtension> extension;
+  if (const std::size_t at = line.rfind(",Ardu_Crc:"); at != std::string_view::npos) {
+    const auto sent = parse_hex(trim(line.substr(at + 10)), 2);
+    if (!sent) return line_error("Ardu_Crc: " + quoted(line.substr(at + 10)) + " is not two hex digits");
+    const std::uint8_t computed = board_crc8(line.substr(0, at));
+    if (*sent != computed) {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      return line_error(std::string("checksum mismatch: Ardu_Crc ") + quoted(line.substr(at + 10)) + ", computed '" +
+                        kHex[computed >> 4] + kHex[computed & 15] + "'");
+    }
+    line = line.substr(0, at);
+    extension.emplace();
+  }
   std::array<std::optional<int>, kFieldNames.size()> values;
   while (true) {
     const std::size_t comma = line.find(',');
@@ -215,6 +287,9 @@ Result<BoardReading> parse_board_line(std::string_view line, const BoardConversi
         return line_error(field_name + ": " + quoted(text) + " is outside 0.." + std::to_string(max));
       }
       values[index] = value;
+    } else if (extension) {
+      std::string bad;
+      if (!read_extension_field(name, text, *extension, bad)) return line_error(bad + ": " + quoted(text) + " is malformed");
     }
     // Unknown fields are ignored: a newer sketch may report more.
     if (comma == std::string_view::npos) break;
@@ -234,6 +309,7 @@ Result<BoardReading> parse_board_line(std::string_view line, const BoardConversi
   reading.temp2_c = thermistor_temperature_c(conversion, reading.temp2_adc);
   reading.pressure = pressure(conversion, reading.pressure_adc);
   if (const auto& fault = values[static_cast<std::size_t>(Field::ground_fault)]) reading.ground_fault = *fault == 1;
+  reading.extension = std::move(extension);
   return reading;
 }
 
@@ -301,13 +377,18 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
         clock(link_clock ? std::move(link_clock) : BoardLink::Clock(steady_now_ns)),
         port(io),
         reopen_timer(io),
+        heartbeat_timer(io),
         splitter(config.max_line_bytes) {}
 
   BoardLinkConfig config;
   BoardLink::Clock clock;
   asio::serial_port port;
   asio::steady_timer reopen_timer;
+  asio::steady_timer heartbeat_timer;
   BoardLineSplitter splitter;
+  std::array<std::optional<bool>, 64> commanded{};  // last commanded level per pin (read-back)
+  bool readback_pending = false;
+  int replies_expected = 0;  // commands sent that the board answers (`T`, `R`, `?`), not yet answered
   std::array<char, 256> read_buffer{};
   std::deque<std::string> write_queue;  // commands not yet handed to the port
   bool writing = false;
@@ -321,6 +402,83 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   BoardLink::ReadingHandler on_reading;
   BoardLink::InvalidLineHandler on_invalid_line;
   std::vector<BoardLink::ConnectionHandler> on_connection;
+  BoardLink::EventHandler on_event;
+
+  void notify_event(BoardEvent::Kind kind, std::string detail) {
+    if (on_event) on_event(BoardEvent{kind, std::move(detail)});
+  }
+
+  // Extension: what a line of cellguard's firmware says about the board.
+  void on_extension(const BoardExtension& ext) {
+    if (!config.extension) return;
+    const bool announced = !ext.hello.empty() || !ext.fail_safe.empty();
+    const bool newly = !stats.extension && announced;
+    if (newly) {
+      stats.extension = true;
+      notify_event(BoardEvent::Kind::extension, ext.hello.empty() ? "cellguard board firmware" : ext.hello);
+      configure_board();
+      schedule_heartbeat();
+    }
+    if (!ext.hello.empty()) {
+      stats.firmware = ext.hello;
+      ++stats.board_resets;
+      if (ext.reset_cause == "wdt") ++stats.watchdog_resets;
+      stats.fail_safe = "off";  // a reset board starts with every output low, not armed
+      replies_expected = 0;     // what was in flight is lost
+      notify_event(BoardEvent::Kind::reset, ext.reset_cause.empty() ? "unknown" : ext.reset_cause);
+      // It forgot the timeout; the heartbeats (still running) arm it again.
+      if (stats.extension && !newly) configure_board();
+    }
+    if (!ext.fail_safe.empty() && ext.fail_safe != stats.fail_safe) {
+      stats.fail_safe = ext.fail_safe;
+      notify_event(BoardEvent::Kind::fail_safe, ext.fail_safe);
+    }
+    if (ext.reply && replies_expected > 0) --replies_expected;
+    // The read-back is the answer to the last `?`: earlier answers reflect earlier commands.
+    if (ext.reply && ext.outputs && readback_pending && replies_expected == 0) {
+      readback_pending = false;
+      std::string mismatches;
+      for (std::size_t pin = 0; pin < 16; ++pin) {
+        if (!commanded[pin]) continue;
+        const bool reads = ((*ext.outputs >> pin) & 1U) != 0;
+        if (reads != *commanded[pin]) {
+          if (!mismatches.empty()) mismatches += ", ";
+          mismatches += "pin " + std::to_string(pin) + " commanded " + (*commanded[pin] ? "on" : "off") + ", reads " +
+                        (reads ? "on" : "off");
+        }
+      }
+      if (mismatches.empty()) {
+        ++stats.readbacks_ok;
+      } else {
+        ++stats.readback_mismatches;
+        notify_event(BoardEvent::Kind::readback_mismatch,
+                     mismatches + (stats.fail_safe == "hb_lost" ? " (board fail-safe tripped: hb_lost)" : ""));
+      }
+    }
+  }
+
+  void configure_board() {
+    const int ms = std::clamp(config.heartbeat_timeout_ms, 100, 5000);
+    std::string command = "T0000";
+    for (int i = 4, v = ms; i >= 1; --i, v /= 10) command[static_cast<std::size_t>(i)] = static_cast<char>('0' + v % 10);
+    write_queue.push_back(command + "H");  // the first heartbeat arms the board's fail-safe
+    ++stats.heartbeats_sent;
+    ++replies_expected;
+    start_write();
+  }
+
+  // On the link's own timer, whatever else the loop is doing (CAN, inverter): a stalled or killed
+  // edge stops them, and the board opens the relays.
+  void schedule_heartbeat() {
+    heartbeat_timer.expires_after(std::chrono::nanoseconds(std::max<TimeNs>(config.heartbeat_interval_ns, 1'000'000)));
+    heartbeat_timer.async_wait([self = shared_from_this(), gen = generation](const std::error_code& ec) {
+      if (ec || gen != self->generation || !self->running || !self->connected || !self->stats.extension) return;
+      self->write_queue.push_back("H");
+      ++self->stats.heartbeats_sent;
+      self->start_write();
+      self->schedule_heartbeat();
+    });
+  }
 
   void notify_connection(bool is_connected, const std::string& detail) {
     // By index over a copy: a listener may register another one or stop the link.
@@ -359,6 +517,10 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     connected = true;
     ++stats.opens;
     splitter = BoardLineSplitter(config.max_line_bytes);  // a partial line of the old connection is void
+    stats.extension = false;  // detected again on this connection
+    stats.fail_safe.clear();
+    readback_pending = false;
+    replies_expected = 0;
     start_read();
     notify_connection(true, "board " + config.device + ": opened at " + std::to_string(config.baud) + " baud");
   }
@@ -387,6 +549,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     writing = false;
     write_queue.clear();
     std::error_code ignored;
+    heartbeat_timer.cancel();
     port.cancel(ignored);
     port.close(ignored);
   }
@@ -412,9 +575,12 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       auto reading = parse_board_line(line, config.conversion, now);
       if (reading) {
         ++stats.lines_valid;
+        if (reading->extension) on_extension(*reading->extension);
+        if (gen != generation) return;
         if (on_reading) on_reading(*reading);
       } else {
         ++stats.lines_invalid;
+        if (reading.error().message.find("checksum mismatch") != std::string::npos) ++stats.checksum_errors;
         if (on_invalid_line) on_invalid_line(line, reading.error());
       }
     };
@@ -460,6 +626,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   void stop() {
     running = false;
     reopen_timer.cancel();
+    heartbeat_timer.cancel();
     close_port();
   }
 };
@@ -479,11 +646,13 @@ BoardLink::~BoardLink() {
   core.on_reading = nullptr;
   core.on_invalid_line = nullptr;
   core.on_connection.clear();
+  core.on_event = nullptr;
 }
 
 void BoardLink::on_reading(ReadingHandler handler) { impl_->core->on_reading = std::move(handler); }
 void BoardLink::on_invalid_line(InvalidLineHandler handler) { impl_->core->on_invalid_line = std::move(handler); }
 void BoardLink::on_connection(ConnectionHandler handler) { impl_->core->on_connection.push_back(std::move(handler)); }
+void BoardLink::on_event(EventHandler handler) { impl_->core->on_event = std::move(handler); }
 
 void BoardLink::start() {
   auto& core = *impl_->core;
@@ -496,7 +665,25 @@ void BoardLink::start() {
 bool BoardLink::write_pins(std::span<const PinWrite> writes) {
   auto& core = *impl_->core;
   if (!core.connected) return false;
+  bool closes_relay = false;
+  for (const PinWrite& write : writes) {
+    if (write.pin >= 0 && write.pin < static_cast<int>(core.commanded.size())) core.commanded[static_cast<std::size_t>(write.pin)] = write.on;
+    closes_relay = closes_relay || (write.on && std::find(core.config.relay_pins.begin(), core.config.relay_pins.end(),
+                                                          write.pin) != core.config.relay_pins.end());
+  }
+  // After a fail-safe trip the board refuses to close a relay until re-armed: a heartbeat (so the
+  // board knows they resumed) and `R`, on this explicit closing command only.
+  if (core.stats.extension && closes_relay && core.stats.fail_safe == "hb_lost") {
+    core.write_queue.push_back("HR");
+    ++core.stats.heartbeats_sent;
+    ++core.replies_expected;
+  }
   for (auto& command : format_pin_commands(writes)) core.write_queue.push_back(std::move(command));
+  if (core.stats.extension) {
+    core.write_queue.push_back("?");  // read-back: the reply reflects these commands
+    core.readback_pending = true;
+    ++core.replies_expected;
+  }
   core.start_write();
   return true;
 }

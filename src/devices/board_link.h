@@ -7,6 +7,15 @@
 //     ignored; a missing or out-of-range required field makes the line invalid.
 //   - host to board: `pin:value` pairs joined by `&`, no terminator, at most 30 characters per
 //     command; longer sets are split into several commands.
+//   - extension of cellguard's own board firmware (firmware/board, docs/board-protocol.md): extra
+//     fields after the rig's three (`Ardu_GndFault`, `Ardu_Out` read-back, `Ardu_Fs` fail-safe state,
+//     `Ardu_Hb` heartbeat timeout, `Ardu_Re` reply marker, `Ardu_Hello`/`Ardu_Reset` after a reset)
+//     and a last field `Ardu_Crc:XX` (CRC-8, polynomial 0x07, initial 0, over every byte before
+//     `,Ardu_Crc:`). A line with a wrong checksum is invalid. The link switches to the extension when
+//     a line with a valid checksum carries `Ardu_Hello` or `Ardu_Fs`, and only then sends extension
+//     commands (the rig's sketch never sees them): `Tnnnn` (heartbeat timeout), `H` every
+//     heartbeat_interval on its own timer, `?` after every pin write (read-back) and `R` (re-arm)
+//     before closing a relay after a fail-safe trip.
 // Conversions (configurable; the rig's values by default):
 //   thermistor: V = adc/adc_full_scale·supply; R = series·V/(supply−V); °C by linear interpolation
 //   in a (°C, Ω) table. Outside the table the value is clamped to the table's end and flagged
@@ -69,12 +78,26 @@ struct Conversion {
 Conversion thermistor_temperature_c(const BoardConversion& conversion, int adc);
 Conversion pressure(const BoardConversion& conversion, int adc);
 
+// Fields of cellguard's board firmware (present when the line ends with a valid Ardu_Crc).
+struct BoardExtension {
+  std::string hello;                         // Ardu_Hello (firmware name/version): first line after a reset
+  std::string reset_cause;                   // Ardu_Reset: por, ext, bod, wdt (hello lines only)
+  std::optional<std::uint16_t> outputs;      // Ardu_Out: bit n = pin n driven high (read from the pins)
+  std::string fail_safe;                     // Ardu_Fs: off (no heartbeat yet), armed, hb_lost (tripped)
+  std::optional<int> heartbeat_timeout_ms;   // Ardu_Hb
+  bool reply = false;                        // Ardu_Re: the answer to `?`, `R` or `T`
+};
+
 struct BoardReading {
   TimeNs time_ns = 0;  // receive time of the line's end (caller's clock)
   int temp1_adc = 0, temp2_adc = 0, pressure_adc = 0;
   Conversion temp1_c, temp2_c, pressure;
   std::optional<bool> ground_fault;  // present when the line carries Ardu_GndFault
+  std::optional<BoardExtension> extension;
 };
+
+// CRC-8 of the extension's Ardu_Crc field (polynomial 0x07, initial 0, no reflection).
+std::uint8_t board_crc8(std::string_view bytes);
 
 // Parses one line (without CR LF). Errors (parse_error) say which field is missing or bad.
 Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, TimeNs time_ns);
@@ -108,7 +131,25 @@ struct BoardLinkConfig {
   BoardConversion conversion;
   std::size_t max_line_bytes = 128;
   TimeNs reopen_interval_ns = 1'000'000'000;
+  // Extension (used only with a board that announces it).
+  bool extension = true;                       // false: never leave the rig's protocol
+  TimeNs heartbeat_interval_ns = 100'000'000;  // `H` this often
+  int heartbeat_timeout_ms = 500;              // sent as `Tnnnn` (100..5000): the board trips after it
+  std::vector<int> relay_pins = {5, 3, 4};     // closing one of them after a trip is preceded by `R`
 };
+
+// Something the board said about itself (extension only).
+struct BoardEvent {
+  enum class Kind : std::uint8_t {
+    extension,          // the board speaks the extension (detail: firmware), heartbeats start
+    reset,              // the board reset (detail: cause; "wdt" = its watchdog fired)
+    fail_safe,          // the fail-safe state changed (detail: off, armed, hb_lost)
+    readback_mismatch,  // a pin's read-back differs from what was commanded (detail says which)
+  };
+  Kind kind = Kind::extension;
+  std::string detail;
+};
+std::string_view to_string(BoardEvent::Kind kind);
 
 struct BoardLinkStats {
   bool connected = false;
@@ -119,6 +160,15 @@ struct BoardLinkStats {
   std::uint64_t commands_sent = 0;
   std::uint64_t opens = 0;        // successful opens (1 + reconnects)
   std::uint64_t disconnects = 0;  // the device disappeared or failed
+  std::uint64_t checksum_errors = 0;  // lines with a wrong Ardu_Crc (also counted invalid)
+  bool extension = false;             // the board speaks the extension (this connection)
+  std::string firmware;               // its Ardu_Hello, once seen
+  std::string fail_safe;              // its last Ardu_Fs
+  std::uint64_t heartbeats_sent = 0;
+  std::uint64_t readbacks_ok = 0;
+  std::uint64_t readback_mismatches = 0;
+  std::uint64_t board_resets = 0;     // hello lines seen
+  std::uint64_t watchdog_resets = 0;  // of which Ardu_Reset:wdt
 };
 
 class BoardLink {
@@ -128,6 +178,7 @@ class BoardLink {
   // connected = true after every successful (re)open; false with the reason when lost or not openable.
   using ConnectionHandler = std::function<void(bool connected, const std::string& detail)>;
   using Clock = std::function<TimeNs()>;  // the edge's monotonic clock
+  using EventHandler = std::function<void(const BoardEvent&)>;
 
   BoardLink(asio::io_context& io, BoardLinkConfig config, Clock clock);
   ~BoardLink();
@@ -142,6 +193,7 @@ class BoardLink {
   void on_reading(ReadingHandler handler);
   void on_invalid_line(InvalidLineHandler handler);
   void on_connection(ConnectionHandler handler);
+  void on_event(EventHandler handler);  // replaces the handler
 
   // Opens the device (or keeps retrying every reopen_interval_ns).
   void start();

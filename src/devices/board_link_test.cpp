@@ -12,6 +12,7 @@
 #include <asio/io_context.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -497,6 +498,146 @@ TEST_F(BoardLinkTest, DestroyingWithPendingOperationsIsSafe) {
   io.restart();
   io.run_for(std::chrono::milliseconds(20));  // their completions find a stopped link
   EXPECT_EQ(events.size(), 1u);
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Extension of cellguard's board firmware
+
+// A line as the firmware sends it: the fields, then `,Ardu_Crc:XX` CR LF.
+std::string with_crc(const std::string& fields) {
+  char crc[3];
+  std::snprintf(crc, sizeof crc, "%02X", board_crc8(fields));
+  return fields + ",Ardu_Crc:" + crc + "\r\n";
+}
+
+TEST(BoardCrc, IsCrc8WithPolynomial7) {
+  EXPECT_EQ(board_crc8("123456789"), 0xF4);  // the CRC-8 (SMBus) check value
+  EXPECT_EQ(board_crc8(""), 0x00);
+}
+
+TEST(BoardLine, ReadsTheExtensionFieldsWhenTheChecksumIsValid) {
+  std::string line = with_crc("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_GndFault:1,Ardu_Out:F8,Ardu_Fs:armed,"
+                              "Ardu_Hb:500,Ardu_Re:1");
+  line.resize(line.size() - 2);
+  const auto reading = parse_board_line(line, BoardConversion{}, 5);
+  ASSERT_TRUE(reading) << reading.error().message;
+  EXPECT_EQ(reading->temp1_adc, 512);
+  EXPECT_EQ(reading->ground_fault, std::optional<bool>(true));
+  ASSERT_TRUE(reading->extension);
+  EXPECT_EQ(reading->extension->outputs, std::optional<std::uint16_t>(0xF8));
+  EXPECT_EQ(reading->extension->fail_safe, "armed");
+  EXPECT_EQ(reading->extension->heartbeat_timeout_ms, std::optional<int>(500));
+  EXPECT_TRUE(reading->extension->reply);
+  // The rig's line has no checksum: no extension, and extension-looking fields are ignored.
+  const auto rig = parse_board_line("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_Fs:armed", BoardConversion{}, 5);
+  ASSERT_TRUE(rig) << rig.error().message;
+  EXPECT_FALSE(rig->extension);
+}
+
+TEST(BoardLine, RejectsAWrongChecksumNamingBothValues) {
+  std::string line = with_crc("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_Fs:off");
+  line.resize(line.size() - 2);
+  line[12] = '3';  // one flipped digit
+  const auto reading = parse_board_line(line, BoardConversion{}, 5);
+  ASSERT_FALSE(reading);
+  EXPECT_NE(reading.error().message.find("checksum mismatch"), std::string::npos) << reading.error().message;
+  EXPECT_FALSE(parse_board_line("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_Crc:ZZ", BoardConversion{}, 5));
+}
+
+class BoardExtensionTest : public BoardLinkTest {
+ protected:
+  void SetUp() override {
+    BoardLinkTest::SetUp();
+    config.heartbeat_interval_ns = 20'000'000;
+    config.heartbeat_timeout_ms = 300;
+  }
+  void start_with_events() {
+    start_connected();
+    link->on_event([this](const BoardEvent& e) { board_events.push_back(std::string(to_string(e.kind)) + ":" + e.detail); });
+  }
+  bool wait_received(const std::function<bool(const std::string&)>& done) {
+    return run_until(io, [&] {
+      drain(pty.master_fd(), received);
+      return done(received);
+    });
+  }
+  std::string received;
+  std::vector<std::string> board_events;
+};
+
+TEST_F(BoardExtensionTest, AgainstTheRigsSketchTheLinkSendsOnlyPinCommands) {
+  start_with_events();
+  for (int i = 0; i < 3; ++i) board_send(pty, "Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102\r\n");
+  ASSERT_TRUE(run_until(io, [&] { return readings.size() == 3; }));
+  const PinWrite relay[] = {{5, true}};
+  ASSERT_TRUE(link->write_pins(relay));
+  const auto until = SteadyClock::now() + std::chrono::milliseconds(100);  // five heartbeat periods
+  ASSERT_TRUE(run_until(io, [&] { drain(pty.master_fd(), received); return SteadyClock::now() > until; }));
+  EXPECT_EQ(received, "5:1");
+  EXPECT_FALSE(link->stats().extension);
+  EXPECT_EQ(link->stats().heartbeats_sent, 0u);
+  EXPECT_TRUE(board_events.empty());
+}
+
+TEST_F(BoardExtensionTest, AHelloStartsTimeoutAndHeartbeatsOnTheLinksOwnTimer) {
+  start_with_events();
+  board_send(pty, with_crc("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_GndFault:0,Ardu_Hello:cellguard-board/1,"
+                           "Ardu_Reset:wdt"));
+  // No other traffic at all: the heartbeats come from the timer.
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.size() >= 9; }));
+  EXPECT_EQ(received.substr(0, 6), "T0300H");
+  EXPECT_EQ(received.substr(6), std::string(received.size() - 6, 'H'));
+  EXPECT_TRUE(link->stats().extension);
+  EXPECT_EQ(link->stats().firmware, "cellguard-board/1");
+  EXPECT_EQ(link->stats().watchdog_resets, 1u);
+  ASSERT_GE(board_events.size(), 2u);
+  EXPECT_EQ(board_events[0], "extension:cellguard-board/1");
+  EXPECT_EQ(board_events[1], "reset:wdt");
+  ASSERT_EQ(readings.size(), 1u);  // the hello is a reading too
+}
+
+TEST_F(BoardExtensionTest, PinWritesAreReadBackAndAMismatchIsReported) {
+  start_with_events();
+  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:00,Ardu_Fs:off,Ardu_Hb:500"));
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("T0300H") != std::string::npos; }));
+  const PinWrite on[] = {{6, true}, {5, true}};
+  ASSERT_TRUE(link->write_pins(on));
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:1&5:1?") != std::string::npos; }));
+  // The answer to `T` (before the writes) does not count as their read-back.
+  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:00,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1"));
+  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:60,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1"));
+  ASSERT_TRUE(run_until(io, [&] { return link->stats().readbacks_ok == 1; }));
+  EXPECT_EQ(link->stats().readback_mismatches, 0u);
+  const PinWrite off[] = {{6, false}};
+  ASSERT_TRUE(link->write_pins(off));
+  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:60,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1"));
+  ASSERT_TRUE(run_until(io, [&] { return link->stats().readback_mismatches == 1; }));
+  EXPECT_EQ(board_events.back(), "readback_mismatch:pin 6 commanded off, reads on");
+}
+
+TEST_F(BoardExtensionTest, AfterATripClosingARelayReArmsTheBoardFirst) {
+  start_with_events();
+  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:40,Ardu_Fs:hb_lost,Ardu_Hb:500"));
+  ASSERT_TRUE(run_until(io, [&] { return !board_events.empty() && board_events.back() == "fail_safe:hb_lost"; }));
+  const PinWrite pump[] = {{6, true}};
+  ASSERT_TRUE(link->write_pins(pump));  // not a relay: no re-arm
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:1?") != std::string::npos; }));
+  EXPECT_EQ(received.find('R'), std::string::npos);
+  const PinWrite relay[] = {{3, true}};
+  ASSERT_TRUE(link->write_pins(relay));
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("HR3:1?") != std::string::npos; }));
+}
+
+TEST_F(BoardExtensionTest, BadChecksumsAreCountedAsInvalidLines) {
+  start_with_events();
+  std::string line = with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_Fs:off");
+  line[11] = '7';
+  board_send(pty, line);
+  ASSERT_TRUE(run_until(io, [&] { return link->stats().lines_invalid == 1; }));
+  EXPECT_EQ(link->stats().checksum_errors, 1u);
+  EXPECT_FALSE(link->stats().extension);
+  EXPECT_TRUE(readings.empty());
 }
 
 }  // namespace

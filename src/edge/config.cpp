@@ -529,6 +529,22 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
     r.problem(s.key("pressure_unit"), "must not be empty");
   }
   s.boolean("ground_fault_input", b.ground_fault_input);
+  s.boolean("extension", b.link.extension);
+  if (s.ms("heartbeat_interval_ms", b.link.heartbeat_interval_ns) && b.link.heartbeat_interval_ns < 10'000'000) {
+    r.problem(s.key("heartbeat_interval_ms"), "must be at least 10 ms");
+  }
+  std::int64_t heartbeat_timeout = 0;
+  if (s.integer("heartbeat_timeout_ms", heartbeat_timeout)) {
+    if (heartbeat_timeout < 100 || heartbeat_timeout > 5000) {
+      r.problem(s.key("heartbeat_timeout_ms"), std::to_string(heartbeat_timeout) + " is outside 100..5000 ms (the board's range)");
+    } else {
+      b.link.heartbeat_timeout_ms = static_cast<int>(heartbeat_timeout);
+    }
+  }
+  if (b.link.heartbeat_interval_ns * 2 > static_cast<TimeNs>(b.link.heartbeat_timeout_ms) * 1'000'000) {
+    r.problem(s.key("heartbeat_interval_ms"), "must be at most half of heartbeat_timeout_ms (" +
+                                                  std::to_string(b.link.heartbeat_timeout_ms) + " ms)");
+  }
   c.safety.board_expected = b.enabled;
   s.finish();
 }

@@ -93,7 +93,9 @@ struct ScheduleSection {
 
 struct RecordingSection {
   std::string path;                            // SQLite file; empty: no recording
-  std::uint64_t max_bytes = 1ull << 30;
+  // 16 GiB: 7 days of the full 15-module rig (measured 94 MiB an hour with noisy values, uplink_bench
+  // drain), the uplink's backlog bound when the server is unreachable (docs/benchmarks.md).
+  std::uint64_t max_bytes = 16ull << 30;
   TimeNs max_age_ns = 30LL * 24 * 3600 * 1'000'000'000LL;
   std::string csv_dir;                         // rig-layout CSV files; empty: off
 };

@@ -232,6 +232,9 @@ class Edge {
       if (!id) return id.error();
       record_channels_[name] = *id;
     }
+    // The state the supervisor starts in, so a reader (the server's dashboard, the rig CSV export)
+    // knows it before the first change.
+    recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(supervisor_->state()));
     log_->info("recording to {}", config_.recording.path);
     return success();
   }
@@ -307,7 +310,12 @@ class Edge {
 
   Result<void> open_board() {
     if (!config_.board.enabled) return success();
-    board_ = std::make_unique<devices::BoardLink>(io_, config_.board.link, mono_now);
+    devices::BoardLinkConfig link = config_.board.link;
+    const auto& pins = config_.outputs.board_pins;
+    link.relay_pins = {pins[static_cast<std::size_t>(devices::Output::relay1)],
+                       pins[static_cast<std::size_t>(devices::Output::relay2)],
+                       pins[static_cast<std::size_t>(devices::Output::relay3)]};
+    board_ = std::make_unique<devices::BoardLink>(io_, std::move(link), mono_now);
     board_temp1_ = add_device_channel("board.Temp1", safety::Quantity::board_temperature);
     board_temp2_ = add_device_channel("board.Temp2", safety::Quantity::board_temperature);
     board_pressure_ = add_device_channel("board.Press", safety::Quantity::board_pressure);
@@ -318,6 +326,20 @@ class Edge {
     });
     board_->on_connection([this](bool connected, const std::string& detail) {
       link_event("board", connected, detail);
+    });
+    // What cellguard's board firmware says about itself: its watchdog resets and fail-safe trips.
+    board_->on_event([this](const devices::BoardEvent& e) {
+      using Kind = devices::BoardEvent::Kind;
+      const bool bad = (e.kind == Kind::reset && e.detail == "wdt") || (e.kind == Kind::fail_safe && e.detail == "hb_lost") ||
+                       e.kind == Kind::readback_mismatch;
+      if (bad) log_->warn("board: {} {}", devices::to_string(e.kind), e.detail);
+      else log_->info("board: {} {}", devices::to_string(e.kind), e.detail);
+      json event = {{"t", wall_s()}, {"kind", "link"}, {"link", "board"}, {"event", devices::to_string(e.kind)},
+                    {"detail", e.detail}};
+      if (e.kind == Kind::reset) event["cause"] = e.detail;
+      if (e.kind == Kind::reset && e.detail == "wdt") event["watchdog"] = true;
+      if (e.kind == Kind::fail_safe && e.detail == "hb_lost") event["message"] = "heartbeat lost: the board opened the relays";
+      emit(std::move(event));
     });
     return success();
   }
@@ -954,7 +976,12 @@ class Edge {
       const auto b = board_->stats();
       j["board"] = {{"device", config_.board.link.device}, {"connected", b.connected},   {"lines_valid", b.lines_valid},
                     {"lines_invalid", b.lines_invalid},      {"lines_overlong", b.lines_overlong},
-                    {"opens", b.opens},                      {"disconnects", b.disconnects}};
+                    {"opens", b.opens},                      {"disconnects", b.disconnects},
+                    {"checksum_errors", b.checksum_errors},  {"extension", b.extension},
+                    {"firmware", b.firmware},                {"fail_safe", b.fail_safe},
+                    {"heartbeats_sent", b.heartbeats_sent},  {"readbacks_ok", b.readbacks_ok},
+                    {"readback_mismatches", b.readback_mismatches}, {"board_resets", b.board_resets},
+                    {"watchdog_resets", b.watchdog_resets}};
       if (last_board_)
         j["board"]["last"] = {{"temp1_c", last_board_->temp1_c.value},
                               {"temp2_c", last_board_->temp2_c.value},

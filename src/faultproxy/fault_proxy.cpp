@@ -25,7 +25,10 @@ double unix_seconds() {
   return std::round(std::chrono::duration<double>(since).count() * 1000) / 1000;
 }
 
-double to_ms(Nanos duration) { return std::chrono::duration<double, std::milli>(duration).count(); }
+// Milliseconds for the log, to the microsecond.
+double to_ms(Nanos duration) {
+  return std::round(std::chrono::duration<double, std::milli>(duration).count() * 1000) / 1000;
+}
 
 std::string endpoint_text(const tcp::endpoint& endpoint) {
   const asio::ip::address address = endpoint.address();
@@ -50,7 +53,8 @@ Result<tcp::endpoint> resolve(asio::io_context& io, const std::string& text, std
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
-  if (host.empty() || port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+  if (host.empty() || port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
       std::stoi(port) > 65535)
     return Error(ErrorCode::invalid_argument, where + ": expected HOST:PORT with a port 0..65535");
   const auto port_number = static_cast<std::uint16_t>(std::stoi(port));
@@ -66,7 +70,8 @@ Result<tcp::endpoint> resolve(asio::io_context& io, const std::string& text, std
 
 Json stats_json(const ProxyStats& s) {
   Json faults = Json::object();
-  for (std::size_t i = 0; i < kFaultKinds; ++i) faults[std::string(to_string(static_cast<FaultKind>(i)))] = s.faults[i];
+  for (std::size_t i = 0; i < kFaultKinds; ++i)
+    faults[std::string(to_string(static_cast<FaultKind>(i)))] = s.faults[i];
   return {{"accepted", s.accepted},
           {"active", s.active},
           {"relayed", s.relayed},
@@ -163,7 +168,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   std::uint64_t id() const { return id_; }
-  bool live() const { return state_ == State::connecting || state_ == State::relaying || state_ == State::blackholed; }
+  bool live() const {
+    return state_ == State::connecting || state_ == State::relaying || state_ == State::blackholed;
+  }
 
   void start_connect() {
     server_.async_connect(core_->target, [self = shared_from_this()](asio::error_code ec) {
@@ -200,8 +207,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     client_.cancel(ignored);
     server_.cancel(ignored);
     drain(client_);
-    if (server_open_ && !was_blackholed) drain(server_);
-    else server_.close(ignored);
+    if (server_open_ && !was_blackholed)
+      drain(server_);
+    else
+      server_.close(ignored);
     drain_timer_.expires_after(core_->options.drain_timeout);
     drain_timer_.async_wait([self](asio::error_code ec) {
       if (!ec && self->state_ == State::draining) self->finish();
@@ -280,13 +289,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     const std::size_t chunk = core_->options.chunk_bytes;
     // Without delay one chunk at a time (the write must finish first); with delay a bounded queue.
-    const std::size_t cap = core_->current_delay().zero() ? chunk : std::max(core_->options.max_delayed_bytes, chunk);
+    const std::size_t cap =
+        core_->current_delay().zero() ? chunk : std::max(core_->options.max_delayed_bytes, chunk);
     if (p.queued + chunk > cap) return;
     p.reading = true;
     p.read_buffer.resize(chunk);
-    p.from->async_read_some(asio::buffer(p.read_buffer), [self = shared_from_this(), d](asio::error_code ec, std::size_t n) {
-      self->on_read(d, ec, n);
-    });
+    p.from->async_read_some(
+        asio::buffer(p.read_buffer),
+        [self = shared_from_this(), d](asio::error_code ec, std::size_t n) { self->on_read(d, ec, n); });
   }
 
   void on_read(int d, asio::error_code ec, std::size_t n) {
@@ -338,9 +348,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     p.writing = true;
-    asio::async_write(*p.to, asio::buffer(p.queue.front().bytes), [self = shared_from_this(), d](asio::error_code ec, std::size_t) {
-      self->on_written(d, ec);
-    });
+    asio::async_write(
+        *p.to, asio::buffer(p.queue.front().bytes),
+        [self = shared_from_this(), d](asio::error_code ec, std::size_t) { self->on_written(d, ec); });
   }
 
   void on_written(int d, asio::error_code ec) {
@@ -376,19 +386,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Reads and throws away until the peer closes (blackholed clients, cut sockets being drained).
   void discard(tcp::socket& socket, State expected) {
-    socket.async_read_some(asio::buffer(discard_), [self = shared_from_this(), &socket, expected](asio::error_code ec, std::size_t) {
-      if (self->state_ != expected) return;
-      if (!ec) {
-        self->discard(socket, expected);
-        return;
-      }
-      if (expected == State::blackholed) {
-        self->how_ = "blackholed, client closed";
-        self->finish();
-      } else if (--self->draining_ == 0) {
-        self->finish();
-      }
-    });
+    socket.async_read_some(asio::buffer(discard_),
+                           [self = shared_from_this(), &socket, expected](asio::error_code ec, std::size_t) {
+                             if (self->state_ != expected) return;
+                             if (!ec) {
+                               self->discard(socket, expected);
+                               return;
+                             }
+                             if (expected == State::blackholed) {
+                               self->how_ = "blackholed, client closed";
+                               self->finish();
+                             } else if (--self->draining_ == 0) {
+                               self->finish();
+                             }
+                           });
   }
 
   void drain(tcp::socket& socket) {
@@ -524,7 +535,9 @@ void Core::on_accepted(tcp::socket socket) {
   const TimePoint now = Clock::now();
   if (now < refuse_until || connections.size() >= options.max_connections) {
     ++stats.refused;
-    log({{"event", "refused"}, {"peer", peer_text}, {"why", now < refuse_until ? "refuse period" : "connection limit"}});
+    log({{"event", "refused"},
+         {"peer", peer_text},
+         {"why", now < refuse_until ? "refuse period" : "connection limit"}});
     socket.close(ec);
     return;
   }
@@ -601,7 +614,10 @@ std::vector<std::uint64_t> Core::apply(const Fault& fault, std::string_view sour
   std::vector<std::uint64_t> ids;
   for (const auto& connection : targets) ids.push_back(connection->id());
   ++stats.faults[static_cast<std::size_t>(fault.kind)];
-  Json event{{"event", "fault"}, {"kind", std::string(to_string(fault.kind))}, {"source", std::string(source)}, {"conns", ids}};
+  Json event{{"event", "fault"},
+             {"kind", std::string(to_string(fault.kind))},
+             {"source", std::string(source)},
+             {"conns", ids}};
   if (fault.duration > Nanos{0}) event["ms"] = to_ms(fault.duration);
   if (fault.kind == FaultKind::stall) event["dir"] = std::string(to_string(fault.direction));
   if (fault.kind == FaultKind::delay) {
@@ -672,7 +688,8 @@ std::string Core::handle_control(std::string_view line) {
 Result<std::optional<double>> number_member(const Json& object, const char* name, double limit) {
   const auto found = object.find(name);
   if (found == object.end()) return std::optional<double>{};
-  if (!found->is_number()) return Error(ErrorCode::parse_error, std::string("control: \"") + name + "\" must be a number");
+  if (!found->is_number())
+    return Error(ErrorCode::parse_error, std::string("control: \"") + name + "\" must be a number");
   const double value = found->get<double>();
   if (!(value >= 0 && value <= limit))
     return Error(ErrorCode::parse_error, std::string("control: \"") + name + "\" is out of range 0.." +
@@ -689,7 +706,8 @@ std::string_view to_string(Mode mode) { return mode == Mode::random ? "random" :
 Result<Mode> parse_mode(std::string_view name) {
   if (name == "random") return Mode::random;
   if (name == "pass") return Mode::pass;
-  return Error(ErrorCode::parse_error, "unknown mode '" + std::string(name.substr(0, 64)) + "' (random, pass)");
+  return Error(ErrorCode::parse_error,
+               "unknown mode '" + std::string(name.substr(0, 64)) + "' (random, pass)");
 }
 
 std::string to_json(const ProxyStats& stats) { return stats_json(stats).dump(); }
@@ -719,20 +737,23 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
   }
   Result<FaultKind> kind = parse_fault_kind(verb);
   if (!kind)
-    return Error(ErrorCode::parse_error,
-                 "control: unknown cmd '" + verb.substr(0, 64) + "' (cut, reset, stall, delay, blackhole, refuse, mode, stats)");
+    return Error(ErrorCode::parse_error, "control: unknown cmd '" + verb.substr(0, 64) +
+                                             "' (cut, reset, stall, delay, blackhole, refuse, mode, stats)");
   result.verb = ControlRequest::Verb::fault;
   Fault& fault = result.fault;
   fault.kind = *kind;
   Result<std::optional<double>> ms = number_member(request, "ms", kMaxRequestMs);
   if (!ms) return ms.error();
-  if (fault.kind == FaultKind::stall || fault.kind == FaultKind::blackhole || fault.kind == FaultKind::refuse) {
+  if (fault.kind == FaultKind::stall || fault.kind == FaultKind::blackhole ||
+      fault.kind == FaultKind::refuse) {
     if (!ms->has_value() || **ms <= 0)
-      return Error(ErrorCode::parse_error, "control: " + verb + " needs \"ms\", the period in milliseconds (> 0)");
+      return Error(ErrorCode::parse_error,
+                   "control: " + verb + " needs \"ms\", the period in milliseconds (> 0)");
     fault.duration = from_ms(**ms);
   }
   if (fault.kind == FaultKind::delay) {
-    if (!ms->has_value()) return Error(ErrorCode::parse_error, "control: delay needs \"ms\", the latency (0: off)");
+    if (!ms->has_value())
+      return Error(ErrorCode::parse_error, "control: delay needs \"ms\", the latency (0: off)");
     Result<std::optional<double>> max_ms = number_member(request, "max_ms", kMaxRequestMs);
     if (!max_ms) return max_ms.error();
     Result<std::optional<double>> for_ms = number_member(request, "for_ms", kMaxRequestMs);
@@ -744,14 +765,17 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     if (for_ms->has_value()) fault.duration = from_ms(**for_ms);
   }
   if (const auto dir = request.find("dir"); dir != request.end()) {
-    if (!dir->is_string()) return Error(ErrorCode::parse_error, "control: \"dir\" must be \"up\", \"down\" or \"both\"");
+    if (!dir->is_string())
+      return Error(ErrorCode::parse_error, "control: \"dir\" must be \"up\", \"down\" or \"both\"");
     Result<Direction> direction = parse_direction(dir->get_ref<const std::string&>());
     if (!direction) return Error(ErrorCode::parse_error, "control: " + direction.error().message);
     fault.direction = *direction;
   }
   if (const auto conn = request.find("conn"); conn != request.end()) {
-    if (!conn->is_number_integer() || (conn->is_number_integer() && !conn->is_number_unsigned() && conn->get<std::int64_t>() < 0))
-      return Error(ErrorCode::parse_error, "control: \"conn\" must be a connection id (a non-negative integer)");
+    if (!conn->is_number_integer() ||
+        (conn->is_number_integer() && !conn->is_number_unsigned() && conn->get<std::int64_t>() < 0))
+      return Error(ErrorCode::parse_error,
+                   "control: \"conn\" must be a connection id (a non-negative integer)");
     fault.connection = conn->get<std::uint64_t>();
   }
   return result;

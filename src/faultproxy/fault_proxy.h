@@ -68,18 +68,18 @@ struct ProxyOptions {
   Scope scope = Scope::all;
   std::string control_path;  // Unix socket for live control; empty: none
   std::size_t chunk_bytes = 16 * 1024;
-  std::size_t max_delayed_bytes = 1 << 20;  // per direction of a connection
-  std::size_t max_connections = 4096;       // beyond this, new connections are refused
-  Nanos drain_timeout = std::chrono::seconds(2);  // a cut socket is closed after this at the latest
+  std::size_t max_delayed_bytes = 1 << 20;              // per direction of a connection
+  std::size_t max_connections = 4096;                   // beyond this, new connections are refused
+  Nanos drain_timeout = std::chrono::seconds(2);        // a cut socket is closed after this at the latest
   std::function<void(std::string_view json_line)> log;  // fault and connection events; may be empty
 };
 
 // A fault to carry out now (from the plan, a command or a test).
 struct Fault {
   FaultKind kind = FaultKind::cut;
-  Nanos duration{0};       // stall, blackhole, refuse: the period; delay: how long (0: until changed)
-  Direction direction = Direction::both;  // stall
-  DurationRange latency{};                // delay: per-chunk latency (zero: delays off)
+  Nanos duration{0};  // stall, blackhole, refuse: the period; delay: how long (0: until changed)
+  Direction direction = Direction::both;    // stall
+  DurationRange latency{};                  // delay: per-chunk latency (zero: delays off)
   std::optional<std::uint64_t> connection;  // one connection by id; none: all connections
 };
 
@@ -91,10 +91,10 @@ struct ProxyStats {
   std::uint64_t refused = 0;           // closed at once (refuse period or max_connections)
   std::uint64_t blackholed = 0;
   std::uint64_t closed = 0;
-  std::uint64_t bytes_up = 0;    // written to the target
-  std::uint64_t bytes_down = 0;  // written to clients
-  std::uint64_t buffered_bytes = 0;      // read and not yet written, all connections, now
-  std::uint64_t max_pipe_buffered = 0;   // the most one pipe ever held
+  std::uint64_t bytes_up = 0;              // written to the target
+  std::uint64_t bytes_down = 0;            // written to clients
+  std::uint64_t buffered_bytes = 0;        // read and not yet written, all connections, now
+  std::uint64_t max_pipe_buffered = 0;     // the most one pipe ever held
   std::uint64_t faults[kFaultKinds] = {};  // by FaultKind
   std::string mode;
 };

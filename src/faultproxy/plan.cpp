@@ -8,7 +8,8 @@
 namespace cellguard::faultproxy {
 namespace {
 
-constexpr std::array<std::string_view, kFaultKinds> kKindNames{"cut", "reset", "stall", "delay", "blackhole", "refuse"};
+constexpr std::array<std::string_view, kFaultKinds> kKindNames{"cut",   "reset",     "stall",
+                                                               "delay", "blackhole", "refuse"};
 constexpr Nanos kMaxDuration = std::chrono::hours(24 * 365);
 
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -48,7 +49,8 @@ Result<std::pair<double, std::string_view>> split_duration(std::string_view text
       break;
     }
   }
-  if (number.empty() || number.size() > 32) return Error(ErrorCode::parse_error, quote(text) + " is not a duration");
+  if (number.empty() || number.size() > 32)
+    return Error(ErrorCode::parse_error, quote(text) + " is not a duration");
   for (char c : number)
     if (!((c >= '0' && c <= '9') || c == '.'))
       return Error(ErrorCode::parse_error, quote(text) + " is not a duration (e.g. 250ms, 2s)");
@@ -83,15 +85,18 @@ std::string_view to_string(FaultKind kind) { return kKindNames[static_cast<std::
 Result<FaultKind> parse_fault_kind(std::string_view name) {
   for (std::size_t i = 0; i < kKindNames.size(); ++i)
     if (kKindNames[i] == name) return static_cast<FaultKind>(i);
-  return Error(ErrorCode::parse_error,
-               "unknown fault kind '" + std::string(name.substr(0, 64)) + "' (cut, reset, stall, delay, blackhole, refuse)");
+  return Error(ErrorCode::parse_error, "unknown fault kind '" + std::string(name.substr(0, 64)) +
+                                           "' (cut, reset, stall, delay, blackhole, refuse)");
 }
 
 std::string_view to_string(Direction direction) {
   switch (direction) {
-    case Direction::up: return "up";
-    case Direction::down: return "down";
-    case Direction::both: return "both";
+    case Direction::up:
+      return "up";
+    case Direction::down:
+      return "down";
+    case Direction::both:
+      return "both";
   }
   return "both";
 }
@@ -100,7 +105,8 @@ Result<Direction> parse_direction(std::string_view name) {
   if (name == "up") return Direction::up;
   if (name == "down") return Direction::down;
   if (name == "both") return Direction::both;
-  return Error(ErrorCode::parse_error, "unknown direction '" + std::string(name.substr(0, 64)) + "' (up, down, both)");
+  return Error(ErrorCode::parse_error,
+               "unknown direction '" + std::string(name.substr(0, 64)) + "' (up, down, both)");
 }
 
 Result<Nanos> parse_duration(std::string_view text) {
@@ -136,10 +142,14 @@ Result<DurationRange> parse_duration_range(std::string_view text) {
 std::string format_duration(Nanos duration) {
   const std::int64_t ns = duration.count();
   char buffer[64];
-  if (ns % 1'000'000'000 == 0) std::snprintf(buffer, sizeof buffer, "%llds", static_cast<long long>(ns / 1'000'000'000));
-  else if (ns % 1'000'000 == 0) std::snprintf(buffer, sizeof buffer, "%lldms", static_cast<long long>(ns / 1'000'000));
-  else if (ns % 1000 == 0) std::snprintf(buffer, sizeof buffer, "%lldus", static_cast<long long>(ns / 1000));
-  else std::snprintf(buffer, sizeof buffer, "%lldns", static_cast<long long>(ns));
+  if (ns % 1'000'000'000 == 0)
+    std::snprintf(buffer, sizeof buffer, "%llds", static_cast<long long>(ns / 1'000'000'000));
+  else if (ns % 1'000'000 == 0)
+    std::snprintf(buffer, sizeof buffer, "%lldms", static_cast<long long>(ns / 1'000'000));
+  else if (ns % 1000 == 0)
+    std::snprintf(buffer, sizeof buffer, "%lldus", static_cast<long long>(ns / 1000));
+  else
+    std::snprintf(buffer, sizeof buffer, "%lldns", static_cast<long long>(ns));
   return buffer;
 }
 
@@ -163,7 +173,8 @@ std::uint64_t Rng::next() {
 std::uint64_t Rng::below(std::uint64_t bound) {
   if (bound == 0) return 0;
   // Rejection keeps the draw exactly uniform.
-  const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % bound;
+  const std::uint64_t limit =
+      std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % bound;
   std::uint64_t x = next();
   while (x >= limit) x = next();
   return x % bound;
@@ -179,9 +190,12 @@ Nanos Rng::in(const DurationRange& range) {
 
 Result<void> validate(const PlanOptions& options) {
   if (!valid_range(options.interval) || options.interval.min <= Nanos{0})
-    return Error(ErrorCode::invalid_argument, "fault interval: must be a range of positive durations, e.g. 2s..8s");
-  if (!valid_range(options.stall)) return Error(ErrorCode::invalid_argument, "stall: not a valid range of durations");
-  if (!valid_range(options.outage)) return Error(ErrorCode::invalid_argument, "outage: not a valid range of durations");
+    return Error(ErrorCode::invalid_argument,
+                 "fault interval: must be a range of positive durations, e.g. 2s..8s");
+  if (!valid_range(options.stall))
+    return Error(ErrorCode::invalid_argument, "stall: not a valid range of durations");
+  if (!valid_range(options.outage))
+    return Error(ErrorCode::invalid_argument, "outage: not a valid range of durations");
   if (!(options.reset_prob >= 0 && options.reset_prob <= 1))
     return Error(ErrorCode::invalid_argument, "reset probability must be within 0..1");
   if (options.kinds.empty()) return Error(ErrorCode::invalid_argument, "no fault kinds to draw from");
@@ -193,17 +207,22 @@ Result<void> validate(const PlanOptions& options) {
 
 PlannedFault next_fault(const PlanOptions& options, Nanos after, Rng& rng) {
   PlannedFault fault;
-  fault.at = after + std::max(options.interval.min > Nanos{0} ? rng.in(options.interval) : Nanos{0}, Nanos{1});
+  fault.at =
+      after + std::max(options.interval.min > Nanos{0} ? rng.in(options.interval) : Nanos{0}, Nanos{1});
   std::vector<FaultKind> others;
   bool reset_enabled = false;
   for (FaultKind kind : options.kinds) {
-    if (kind == FaultKind::reset) reset_enabled = true;
-    else if (std::find(others.begin(), others.end(), kind) == others.end()) others.push_back(kind);
+    if (kind == FaultKind::reset)
+      reset_enabled = true;
+    else if (std::find(others.begin(), others.end(), kind) == others.end())
+      others.push_back(kind);
   }
   const double reset_draw = rng.unit();
   const std::uint64_t kind_draw = rng.next();
-  if (reset_enabled && (others.empty() || reset_draw < options.reset_prob)) fault.kind = FaultKind::reset;
-  else if (!others.empty()) fault.kind = others[kind_draw % others.size()];
+  if (reset_enabled && (others.empty() || reset_draw < options.reset_prob))
+    fault.kind = FaultKind::reset;
+  else if (!others.empty())
+    fault.kind = others[kind_draw % others.size()];
   const Nanos stall = rng.in(options.stall);
   const Nanos outage = rng.in(options.outage);
   if (fault.kind == FaultKind::stall) fault.duration = stall;

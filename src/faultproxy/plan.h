@@ -80,11 +80,11 @@ struct PlanOptions {
 Result<void> validate(const PlanOptions& options);
 
 struct PlannedFault {
-  Nanos at{0};        // since the plan's start; strictly increasing
+  Nanos at{0};  // since the plan's start; strictly increasing
   FaultKind kind = FaultKind::cut;
-  Nanos duration{0};  // stall, blackhole, refuse; 0 for cut and reset
+  Nanos duration{0};                      // stall, blackhole, refuse; 0 for cut and reset
   Direction direction = Direction::both;  // which way a stall stops
-  std::uint64_t pick = 0;  // which connection when faults hit one: pick % (live connections)
+  std::uint64_t pick = 0;                 // which connection when faults hit one: pick % (live connections)
   friend bool operator==(const PlannedFault&, const PlannedFault&) = default;
 };
 

@@ -61,7 +61,8 @@ TEST(FaultNames, RoundTripAndRejectUnknownNames) {
     const auto kind = static_cast<FaultKind>(i);
     EXPECT_EQ(parse_fault_kind(to_string(kind)).value(), kind);
   }
-  for (Direction d : {Direction::up, Direction::down, Direction::both}) EXPECT_EQ(parse_direction(to_string(d)).value(), d);
+  for (Direction d : {Direction::up, Direction::down, Direction::both})
+    EXPECT_EQ(parse_direction(to_string(d)).value(), d);
   EXPECT_FALSE(parse_fault_kind("explode"));
   EXPECT_FALSE(parse_direction("sideways"));
 }

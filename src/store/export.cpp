@@ -19,6 +19,7 @@ namespace cellguard::store {
 namespace {
 
 constexpr TimeNs kSecond = 1'000'000'000;
+constexpr TimeNs kMaxSeconds = 9'000'000'000;  // year 2255: ns fit an int64
 constexpr const char* kTail[] = {"Ardu_Press", "Ardu_Temp1", "Ardu_Temp2", "modbus_Power", "modbus_Current", "modbus_Voltage"};
 constexpr std::size_t kTailCount = std::size(kTail);
 constexpr const char* kStateChannel = "safety.state";
@@ -50,7 +51,10 @@ Result<void> for_each_window(Store& store, const std::string& edge, TimeNs from,
                              const std::unordered_map<std::uint32_t, std::size_t>* wanted, F&& f) {
   std::vector<Sample> samples;
   for (TimeNs w0 = from;;) {
-    const TimeNs w1 = (to - w0 < window) ? to : w0 + window - 1;
+    // Unsigned: the span may exceed INT64_MAX.
+    const TimeNs w1 = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(w0) < static_cast<std::uint64_t>(window)
+                          ? to
+                          : w0 + window - 1;
     samples.clear();
     auto ok = store.scan(edge, w0, w1, [&](const SeriesBatch& s) {
       const std::size_t cols = s.channels.size();
@@ -126,7 +130,8 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
   std::vector<recorder::CsvValue> values;
   TimeNs row = o.from_ns;
   TimeNs newest = std::numeric_limits<TimeNs>::min();  // the newest sample applied
-  const TimeNs start = o.from_ns - std::min(o.lookback_ns, o.from_ns - std::numeric_limits<TimeNs>::min());
+  const TimeNs start = o.from_ns > std::numeric_limits<TimeNs>::min() + o.lookback_ns ? o.from_ns - o.lookback_ns
+                                                                                      : std::numeric_limits<TimeNs>::min();
 
   auto write_row = [&](TimeNs t) -> Result<void> {
     columns.clear();
@@ -173,7 +178,7 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
         if (slots[at]->module != 0) modules_seen.insert(slots[at]->module);
         newest = std::max(newest, samples[i].time);
       }
-      if (newest > row - o.interval_ns) {
+      if (newest != std::numeric_limits<TimeNs>::min() && newest - row > -o.interval_ns) {
         if (auto r = write_row(row); !r) return r;
       }
       if (o.to_ns - row < o.interval_ns) {
@@ -279,6 +284,7 @@ Result<TimeNs> parse_time(std::string_view text) {
     if (!all_digits(whole) || (dot != std::string_view::npos && !all_digits(frac)) || whole.size() > 11) return bad();
     TimeNs s = 0;
     std::from_chars(whole.data(), whole.data() + whole.size(), s);
+    if (s > kMaxSeconds) return bad();
     const TimeNs ns = s * kSecond + fraction_ns(frac);
     return negative ? -ns : ns;
   }
@@ -327,8 +333,9 @@ Result<TimeNs> parse_time(std::string_view text) {
   t.tm_hour = h;
   t.tm_min = mi;
   t.tm_sec = se;
-  const time_t seconds = timegm(&t);
-  return (static_cast<TimeNs>(seconds) - offset_s) * kSecond + frac;
+  const TimeNs seconds = static_cast<TimeNs>(timegm(&t)) - offset_s;
+  if (seconds > kMaxSeconds || seconds < -kMaxSeconds) return bad();
+  return seconds * kSecond + frac;
 }
 
 std::string format_time_utc(TimeNs t) {

@@ -205,6 +205,8 @@ TEST(ExportTime, ParsesIsoAndUnixSeconds) {
   EXPECT_EQ(*parse_time("1796119200.5"), 1'796'119'200'500'000'000);
   EXPECT_FALSE(parse_time("yesterday").ok());
   EXPECT_FALSE(parse_time("2026-13-01T00:00:00Z").ok());
+  EXPECT_FALSE(parse_time("99999999999").ok());  // beyond what ns in an int64 hold
+  EXPECT_FALSE(parse_time("9999-01-01T00:00:00Z").ok());
   EXPECT_EQ(format_time_utc(1'796'119'200'000'000'001), "2026-12-01T10:00:00.000000001Z");
   EXPECT_EQ(*parse_duration("1s"), kSecond);
   EXPECT_EQ(*parse_duration("250ms"), 250'000'000);

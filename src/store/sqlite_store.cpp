@@ -511,16 +511,19 @@ class SqliteStore final : public Store {
       out.channel = found->name;
       out.unit = found->unit;
       edge_row = e.row;
-      for (const auto& [key, id] : e.series_ids) {
-        auto pos = std::find(key.begin(), key.end(), channel);
-        if (pos != key.end()) where.emplace_back(id, static_cast<std::size_t>(pos - key.begin()));
-      }
     }
     std::vector<Point> points;
     {
       std::lock_guard rlock(read_mu_);
       if (auto ok = exec(rdb_, "BEGIN"); !ok) return ok.error();
       auto done = [&] { (void)exec(rdb_, "COMMIT"); };
+      // The series from the same snapshot as the chunks (a compaction may have added some).
+      auto all = read_series(edge_row);
+      if (!all) return done(), all.error();
+      for (const auto& [id, key] : *all) {
+        auto pos = std::find(key.begin(), key.end(), channel);
+        if (pos != key.end()) where.emplace_back(id, static_cast<std::size_t>(pos - key.begin()));
+      }
       auto q = prepare(rdb_, "SELECT data FROM chunks WHERE series=? AND last_ns>=? AND first_ns<=?");
       if (!q) return done(), q.error();
       std::vector<std::uint8_t> raw;
@@ -604,17 +607,18 @@ class SqliteStore final : public Store {
   Result<void> scan(std::string_view edge_id, TimeNs from, TimeNs to,
                     const std::function<void(const SeriesBatch&)>& sink) override {
     std::int64_t row = 0;
-    std::vector<std::pair<std::int64_t, Key>> all;
     {
       std::lock_guard slock(state_mu_);
       auto it = edges_.find(edge_id);
       if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
       row = it->second.row;
-      for (const auto& [key, id] : it->second.series_ids) all.emplace_back(id, key);
     }
     std::lock_guard rlock(read_mu_);
     if (auto ok = exec(rdb_, "BEGIN"); !ok) return ok;
     auto done = [&] { (void)exec(rdb_, "COMMIT"); };
+    auto series_list = read_series(row);
+    if (!series_list) return done(), series_list.error();
+    const auto& all = *series_list;
     auto q = prepare(rdb_, "SELECT data FROM chunks WHERE series=? AND last_ns>=? AND first_ns<=?");
     if (!q) return done(), q.error();
     std::vector<std::uint8_t> raw;
@@ -798,6 +802,22 @@ class SqliteStore final : public Store {
       }
     }
     return success();
+  }
+
+  // The edge's compacted series (read_mu_ held, inside the caller's read transaction).
+  Result<std::vector<std::pair<std::int64_t, Key>>> read_series(std::int64_t edge_row) {
+    auto q = prepare(rdb_, "SELECT id, channels FROM series WHERE edge=?");
+    if (!q) return q.error();
+    q->bind(1, edge_row);
+    std::vector<std::pair<std::int64_t, Key>> out;
+    Key key;
+    int rc;
+    while ((rc = q->step()) == SQLITE_ROW) {
+      if (!parse_key_blob(q->blob(1), key)) return Error(ErrorCode::parse_error, "store " + config_.path + ": a corrupt series row");
+      out.emplace_back(q->i64(0), key);
+    }
+    if (rc != SQLITE_DONE) return db_error("cannot read series", rdb_);
+    return out;
   }
 
   // Calls f with every series of the edge's pending batches overlapping [from, to] (read_mu_ held,

@@ -163,7 +163,8 @@ class Store {
 
   virtual Result<std::vector<EdgeInfo>> edges() = 0;
 
-  // Per channel with data: the sample with the greatest time (ties: the last stored), by channel id.
+  // Per channel with data: the sample with the greatest time (ties: the last stored), by channel id;
+  // kept when retention deleted the sample itself.
   virtual Result<std::vector<LatestValue>> latest(std::string_view edge_id) = 0;
 
   // Samples of one channel with from <= time <= to. max_points >= 1.
@@ -174,7 +175,8 @@ class Store {
   virtual Result<std::vector<Event>> events(std::string_view edge_id, TimeNs from, TimeNs to, std::size_t limit) = 0;
 
   // Every stored row group of the edge that has a row with from <= time <= to, clipped to those rows,
-  // in no particular order (exports and tools). The SeriesBatch passed to `sink` lives for the call.
+  // in no particular order (exports and tools). The SeriesBatch passed to `sink` lives for the call;
+  // `sink` must not call the store (queries are serialized while it runs).
   virtual Result<void> scan(std::string_view edge_id, TimeNs from, TimeNs to,
                             const std::function<void(const SeriesBatch&)>& sink) = 0;
 

@@ -43,14 +43,12 @@ std::int64_t wrap_add(std::int64_t a, std::int64_t b) {
   return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
 }
 
-// Tries the integer coding of one column; false if some value is not exactly n * scale + offset.
-bool encode_integer_column(const Series& s, std::size_t col, Scaling scaling, pb::Column& out) {
+// The integers n of one column if every value is exactly n * scale + offset; false otherwise.
+bool integer_column(const Series& s, std::size_t col, Scaling scaling, std::vector<std::int64_t>& out) {
   if (!(scaling.scale != 0) || !std::isfinite(scaling.scale) || !std::isfinite(scaling.offset)) return false;
   const std::size_t width = s.channels.size();
   const std::size_t rows = s.times_ns.size();
-  auto* deltas = out.mutable_deltas();
-  deltas->Reserve(static_cast<int>(rows));
-  std::int64_t previous = 0;
+  out.clear();
   constexpr double kLimit = 4.0e18;  // |n| < 2^62: deltas cannot overflow
   for (std::size_t r = 0; r < rows; ++r) {
     const double v = s.values[r * width + col];
@@ -59,35 +57,60 @@ bool encode_integer_column(const Series& s, std::size_t col, Scaling scaling, pb
     if (!(std::fabs(estimate) < kLimit)) return false;
     const auto n = static_cast<std::int64_t>(estimate);
     if (!same_bits(scaled(n, scaling.scale, scaling.offset), v)) return false;
-    deltas->Add(n - previous);
-    previous = n;
+    out.push_back(n);
   }
-  out.set_scale(scaling.scale);
-  out.set_offset(scaling.offset);
   return true;
 }
 
-void encode_series(const Series& s, TimeNs base, pb::Series& out) {
-  out.mutable_channels()->Add(s.channels.begin(), s.channels.end());
+// The batch's table of scalings: each distinct one once (a handful for a whole rig).
+struct ScalingTable {
+  std::vector<Scaling> entries;
+  std::uint32_t index_of(Scaling s) {
+    for (std::size_t i = 0; i < entries.size(); ++i)
+      if (same_bits(entries[i].scale, s.scale) && same_bits(entries[i].offset, s.offset)) return static_cast<std::uint32_t>(i + 1);
+    entries.push_back(s);
+    return static_cast<std::uint32_t>(entries.size());
+  }
+};
+
+void encode_series(const Series& s, TimeNs base, ScalingTable& table, pb::Series& out) {
+  const std::size_t width = s.channels.size();
+  const std::size_t rows = s.times_ns.size();
+  bool contiguous = width > 0;
+  for (std::size_t c = 1; c < width && contiguous; ++c) contiguous = s.channels[c] == s.channels[0] + c;
+  if (contiguous) {
+    out.set_first_channel(s.channels[0]);
+    out.set_width(static_cast<std::uint32_t>(width));
+  } else {
+    out.mutable_channels()->Add(s.channels.begin(), s.channels.end());
+  }
   auto* times = out.mutable_time_deltas_ns();
-  times->Reserve(static_cast<int>(s.times_ns.size()));
+  times->Reserve(static_cast<int>(rows));
   TimeNs previous = base;
   for (TimeNs t : s.times_ns) {
     times->Add(wrap_diff(t, previous));
     previous = t;
   }
-  const std::size_t width = s.channels.size();
-  const std::size_t rows = s.times_ns.size();
+  std::vector<std::int64_t> ints;
   for (std::size_t c = 0; c < width; ++c) {
-    pb::Column* column = out.add_columns();
     const Scaling hint = c < s.scaling.size() ? s.scaling[c] : Scaling{};
-    if (encode_integer_column(s, c, hint, *column)) continue;
-    column->Clear();
-    if (hint != Scaling{} && encode_integer_column(s, c, Scaling{}, *column)) continue;
-    column->Clear();
-    auto* values = column->mutable_values();
-    values->Reserve(static_cast<int>(rows));
-    for (std::size_t r = 0; r < rows; ++r) values->Add(s.values[r * width + c]);
+    Scaling used = hint;
+    bool coded = integer_column(s, c, hint, ints);
+    if (!coded && hint != Scaling{}) {
+      used = Scaling{};
+      coded = integer_column(s, c, used, ints);
+    }
+    if (coded) {
+      out.add_column_coding(table.index_of(used));
+      std::int64_t previous_n = 0;
+      for (std::int64_t n : ints) {
+        out.add_int_deltas(n - previous_n);
+        previous_n = n;
+      }
+    } else {
+      out.add_column_coding(0);
+      for (std::size_t r = 0; r < rows; ++r) out.add_doubles(s.values[r * width + c]);
+    }
   }
 }
 
@@ -160,12 +183,18 @@ struct Encoder {
     b->set_seq(m.seq);
     const TimeNs base = batch_base(m);
     b->set_base_time_ns(base);
+    ScalingTable table;
     for (const Series& s : m.series) {
       if (s.values.size() != s.channels.size() * s.times_ns.size())
         return Error(ErrorCode::invalid_argument, "uplink batch " + std::to_string(m.seq) + ": series has " +
                                                       std::to_string(s.values.size()) + " values, expected " +
                                                       std::to_string(s.channels.size() * s.times_ns.size()));
-      encode_series(s, base, *b->add_series());
+      encode_series(s, base, table, *b->add_series());
+    }
+    for (const Scaling& sc : table.entries) {
+      auto* ps = b->add_scalings();
+      ps->set_scale(sc.scale);
+      ps->set_offset(sc.offset);
     }
     for (const Event& e : m.events) {
       auto* pe = b->add_events();
@@ -221,19 +250,40 @@ Result<Message> decode_batch(const pb::Batch& b) {
   const TimeNs base = b.base_time_ns();
   std::size_t total_values = 0, total_rows = 0;
   m.series.reserve(static_cast<std::size_t>(b.series_size()));
+  const std::string where = "batch " + std::to_string(m.seq) + ": ";
   for (const pb::Series& ps : b.series()) {
     Series s;
-    const auto width = static_cast<std::size_t>(ps.channels_size());
+    if (ps.channels_size() > 0 && ps.width() > 0)
+      return wire_error(where + "a series gives both a channel list and a channel range");
+    if (ps.width() > kMaxChannels) return wire_error(where + "a series of " + std::to_string(ps.width()) + " channels");
+    if (ps.width() > 0 && std::uint64_t{ps.first_channel()} + ps.width() > std::uint64_t{0xffffffffu})
+      return wire_error(where + "a channel range beyond the largest id");
+    const std::size_t width = ps.width() > 0 ? ps.width() : static_cast<std::size_t>(ps.channels_size());
     const auto rows = static_cast<std::size_t>(ps.time_deltas_ns_size());
-    if (static_cast<std::size_t>(ps.columns_size()) != width)
-      return wire_error("batch " + std::to_string(m.seq) + ": series has " + std::to_string(width) + " channels but " +
-                        std::to_string(ps.columns_size()) + " columns");
+    if (static_cast<std::size_t>(ps.column_coding_size()) != width)
+      return wire_error(where + "a series has " + std::to_string(width) + " channels but " +
+                        std::to_string(ps.column_coding_size()) + " column codings");
     total_rows += rows;
     total_values += rows * width;
     if (total_rows > kMaxRowsPerBatch || total_values > kMaxValuesPerBatch)
-      return wire_error("batch " + std::to_string(m.seq) + " exceeds " + std::to_string(kMaxValuesPerBatch) +
-                        " values or " + std::to_string(kMaxRowsPerBatch) + " rows");
-    s.channels.assign(ps.channels().begin(), ps.channels().end());
+      return wire_error(where + "more than " + std::to_string(kMaxValuesPerBatch) + " values or " +
+                        std::to_string(kMaxRowsPerBatch) + " rows");
+    std::size_t int_columns = 0;
+    for (std::uint32_t coding : ps.column_coding()) {
+      if (coding > static_cast<std::uint32_t>(b.scalings_size()))
+        return wire_error(where + "a column uses scaling " + std::to_string(coding) + " of " +
+                          std::to_string(b.scalings_size()));
+      int_columns += coding > 0 ? 1 : 0;
+    }
+    if (static_cast<std::size_t>(ps.int_deltas_size()) != int_columns * rows ||
+        static_cast<std::size_t>(ps.doubles_size()) != (width - int_columns) * rows)
+      return wire_error(where + "a series' values do not fill its " + std::to_string(width) + " columns of " +
+                        std::to_string(rows) + " rows");
+    if (ps.width() > 0) {
+      for (std::uint32_t c = 0; c < ps.width(); ++c) s.channels.push_back(ps.first_channel() + c);
+    } else {
+      s.channels.assign(ps.channels().begin(), ps.channels().end());
+    }
     s.times_ns.reserve(rows);
     TimeNs t = base;
     for (std::int64_t d : ps.time_deltas_ns()) {
@@ -241,23 +291,18 @@ Result<Message> decode_batch(const pb::Batch& b) {
       s.times_ns.push_back(t);
     }
     s.values.assign(rows * width, 0.0);
+    int next_int = 0, next_double = 0;
     for (std::size_t c = 0; c < width; ++c) {
-      const pb::Column& col = ps.columns(static_cast<int>(c));
-      if (col.deltas_size() > 0 && col.values_size() > 0)
-        return wire_error("batch " + std::to_string(m.seq) + ": column " + std::to_string(c) +
-                          " has both integer and double values");
-      const auto count = static_cast<std::size_t>(col.deltas_size() > 0 ? col.deltas_size() : col.values_size());
-      if (count != rows)
-        return wire_error("batch " + std::to_string(m.seq) + ": column " + std::to_string(c) + " has " +
-                          std::to_string(count) + " values for " + std::to_string(rows) + " rows");
-      if (col.deltas_size() > 0) {
+      const std::uint32_t coding = ps.column_coding(static_cast<int>(c));
+      if (coding > 0) {
+        const pb::Scaling& sc = b.scalings(static_cast<int>(coding - 1));
         std::int64_t n = 0;
         for (std::size_t r = 0; r < rows; ++r) {
-          n = wrap_add(n, col.deltas(static_cast<int>(r)));
-          s.values[r * width + c] = scaled(n, col.scale(), col.offset());
+          n = wrap_add(n, ps.int_deltas(next_int++));
+          s.values[r * width + c] = scaled(n, sc.scale(), sc.offset());
         }
       } else {
-        for (std::size_t r = 0; r < rows; ++r) s.values[r * width + c] = col.values(static_cast<int>(r));
+        for (std::size_t r = 0; r < rows; ++r) s.values[r * width + c] = ps.doubles(next_double++);
       }
     }
     m.series.push_back(std::move(s));

@@ -281,6 +281,7 @@ struct Sender::Impl : std::enable_shared_from_this<Impl> {
     }
     for (const SeqRange& r : ack->stored) note_acked(r, *link);
     persist(true);
+    refresh_backlog();  // before `connects` moves: a reader that sees the connect sees a true backlog
     update([&](SenderStats& s) {
       ++s.connects;
       s.connected = true;

@@ -62,7 +62,7 @@ struct SenderStats {
   std::uint64_t live_sent = 0, backlog_sent = 0;
   std::uint64_t samples_sent = 0;
   std::uint64_t bytes_sent = 0;
-  std::uint64_t backlog_batches = 0;   // blocks in the recording not yet delivered
+  std::uint64_t backlog_batches = 0;   // blocks in the recording not yet delivered (true once connects > 0)
   std::uint64_t lost_records = 0;      // stripped by the recording's bounds before delivery
   std::uint64_t last_acked_seq = 0;
   std::string last_error;

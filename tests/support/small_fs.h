@@ -50,7 +50,8 @@ class SmallFilesystem {
     if (kind == Kind::tmpfs) {
       const std::string data = "size=" + std::to_string(bytes) + ",mode=0755";
       if (::mount("tmpfs", path_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, data.c_str()) != 0) {
-        reason_ = "mount -t tmpfs on " + path_ + ": " + std::strerror(errno) + " (no CAP_SYS_ADMIN in this container?)";
+        reason_ = "mount -t tmpfs on " + path_ + ": " + std::strerror(errno) +
+                  " (no CAP_SYS_ADMIN in this container?)";
         return;
       }
     } else {
@@ -64,11 +65,13 @@ class SmallFilesystem {
       ::close(fd);
       // -m 0: no blocks reserved for root, so root sees ENOSPC at the stated size too.
       if (int rc = run({"mkfs.ext4", "-q", "-F", "-m", "0", image_}); rc != 0) {
-        reason_ = "mkfs.ext4 " + image_ + " failed (exit " + std::to_string(rc) + "; is e2fsprogs installed?)";
+        reason_ =
+            "mkfs.ext4 " + image_ + " failed (exit " + std::to_string(rc) + "; is e2fsprogs installed?)";
         return;
       }
       if (int rc = run({"mount", "-o", "loop", image_, path_}); rc != 0) {
-        reason_ = "mount -o loop " + image_ + " failed (exit " + std::to_string(rc) + "; no loop devices here?)";
+        reason_ =
+            "mount -o loop " + image_ + " failed (exit " + std::to_string(rc) + "; no loop devices here?)";
         return;
       }
     }
