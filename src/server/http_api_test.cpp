@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -83,7 +85,8 @@ class HttpApiTest : public ::testing::Test {
     fs::create_directories(dir_);
     recorder::RecorderConfig rc;
     rc.path = (dir_ / "edge.db").string();
-    rc.commit_interval_ns = 10'000'000;
+    // Blocks only at flush(): one record_block() is exactly one block (one batch on the server).
+    rc.commit_interval_ns = 3'600'000'000'000;
     rc.keep_undelivered_events = true;
     auto rec = recorder::Recorder::open(rc);
     ASSERT_TRUE(rec) << rec.error().message;
@@ -112,7 +115,8 @@ class HttpApiTest : public ::testing::Test {
     ic.dead_after = 2s;
     ic.on_committed = [this](const std::string& edge, const std::vector<store::Batch>& batches) {
       live_->on_committed(edge, batches);
-      hooked_ += batches.size();
+      std::lock_guard lock(hooked_mutex_);
+      for (const auto& b : batches) hooked_.insert(b.seq);
     };
     auto s = IngestServer::start(ic, *store_);
     ASSERT_TRUE(s) << s.error().message;
@@ -197,7 +201,11 @@ class HttpApiTest : public ::testing::Test {
     last_t_ = t;
   }
   // Batches through the whole ingest: stored, counted, and in the live cache (the hook runs last).
-  std::uint64_t stored() { return hooked_.load(); }
+  // (Distinct seqs: a resend passes the hook again.)
+  std::uint64_t stored() {
+    std::lock_guard lock(hooked_mutex_);
+    return hooked_.size();
+  }
 
   httplib::Client client() {
     httplib::Client c("127.0.0.1", http_->port());
@@ -224,7 +232,8 @@ class HttpApiTest : public ::testing::Test {
   std::unique_ptr<uplink::Sender> sender_;
   int next_ = 0;
   std::int64_t last_t_ = 0;
-  std::atomic<std::uint64_t> hooked_{0};
+  std::mutex hooked_mutex_;
+  std::set<std::uint64_t> hooked_;
 };
 
 TEST_F(HttpApiTest, EdgesListTheConnectedEdgeWithItsStateAndReasons) {
