@@ -574,18 +574,23 @@ void IngestServer::Impl::commit(std::deque<Pending>& batch) {
     c.last_seq = std::max(c.last_seq, b.seq);
   }
   for (auto& [raw, entry] : acks) entry.first->acknowledge(entry.second.ranges());
-  std::lock_guard lock(state_mutex);
-  ++stats.commits;
-  stats.batches += result->stored;
-  stats.duplicates += result->duplicates;
-  stats.samples += result->samples;
-  stats.last_commit_ms = ms;
-  for (const auto& [edge, c] : per_edge) {
-    auto& e = edges[edge];
-    e.batches += c.batches;
-    e.samples += c.samples;
-    e.last_seq = std::max(e.last_seq, c.last_seq);
+  {
+    std::lock_guard lock(state_mutex);
+    ++stats.commits;
+    stats.batches += result->stored;
+    stats.duplicates += result->duplicates;
+    stats.samples += result->samples;
+    stats.last_commit_ms = ms;
+    for (const auto& [edge, c] : per_edge) {
+      auto& e = edges[edge];
+      e.batches += c.batches;
+      e.samples += c.samples;
+      e.last_seq = std::max(e.last_seq, c.last_seq);
+    }
   }
+  // After the counters, so what the hook's readers show never runs ahead of edges()/stats().
+  if (config.on_committed)
+    for (const store::EdgeBatches& g : groups) config.on_committed(g.edge_id, g.batches);
 }
 
 IngestServer::IngestServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@ class TlsServerContext;
 }
 namespace cellguard::store {
 class Store;
+struct Batch;
 }
 namespace spdlog {
 class logger;
@@ -52,6 +54,10 @@ struct IngestConfig {
   std::size_t max_queued_batches = 1024;  // per connection, waiting for the writer
   int io_threads = 1;
   std::shared_ptr<spdlog::logger> log;    // null: spdlog's default logger
+  // Called on the writer thread after each successful commit, once per edge with that edge's
+  // batches of the transaction (in arrival order; a resend the store skipped as duplicate may be
+  // among them). Must be quick and must not call back into the server (live caches, alarms).
+  std::function<void(const std::string& edge_id, const std::vector<store::Batch>& batches)> on_committed;
 };
 
 // What the server knows of one edge (for status, metrics, the dashboard).

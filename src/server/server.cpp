@@ -9,7 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "pki/tls.h"
+#include "server/alarms.h"
+#include "server/http_api.h"
 #include "server/ingest.h"
+#include "server/live.h"
+#include "server/server_config.h"
 #include "store/store.h"
 
 namespace cellguard::server {
@@ -51,6 +55,24 @@ int run_server(const ServerOptions& options) {
     log->error("--data: a folder for the store is needed");
     return 1;
   }
+  ServerFileConfig file;
+  if (!options.config_path.empty()) {
+    auto loaded = load_server_config(options.config_path);
+    if (!loaded) {
+      log->error("{}", loaded.error().message);
+      return 1;
+    }
+    file = std::move(*loaded);
+  }
+  const std::string http_listen = options.http.empty() ? file.http.listen : options.http;
+  const std::string web_root = options.web_root.empty() ? file.http.web_root : options.web_root;
+  const double retention_days =
+      options.retention_given || !file.retention_days ? options.retention_days : *file.retention_days;
+  HttpApiConfig hc;
+  if (!http_listen.empty() && !split_host_port(http_listen, hc.host, hc.port)) {
+    log->error("--http {}: expected HOST:PORT, e.g. 127.0.0.1:8080", http_listen);
+    return 1;
+  }
   if (!options.plaintext) {
     pki::TlsFiles files;
     if (!options.pki_dir.empty()) files = pki::TlsFiles::from_ca_dir(options.pki_dir, options.name);
@@ -72,7 +94,7 @@ int run_server(const ServerOptions& options) {
   }
   store::SqliteStoreConfig sc;
   sc.path = store::sqlite_store_path(options.data_dir);
-  sc.max_age_ns = static_cast<TimeNs>(options.retention_days * 86400.0 * 1e9);
+  sc.max_age_ns = static_cast<TimeNs>(retention_days * 86400.0 * 1e9);
   sc.synchronous = options.synchronous_full ? store::Synchronous::full : store::Synchronous::normal;
   auto opened = store::open_sqlite_store(sc);
   if (!opened) {
@@ -82,15 +104,55 @@ int run_server(const ServerOptions& options) {
   std::unique_ptr<store::Store> db = std::move(*opened);
   ic.io_threads = options.io_threads;
   ic.log = log;
+  // Alarms and the live cache see every commit; the HTTP API reads the cache.
+  std::unique_ptr<WebhookAlarms> alarms;
+  if (!file.webhook.url.empty()) {
+    auto started = WebhookAlarms::start(file.webhook, log);
+    if (!started) {
+      log->error("{}", started.error().message);
+      return 1;
+    }
+    alarms = std::move(*started);
+    log->info("alarms to {}", file.webhook.url);
+  }
+  LiveCache live(*db, [&alarms](const std::string& edge, const store::Event& event) {
+    if (alarms) alarms->offer(edge, event);
+  });
+  if (auto loaded = live.load(wall_ns()); !loaded) log->warn("live view not loaded from the store: {}", loaded.error().message);
+  ic.on_committed = [&live](const std::string& edge, const std::vector<store::Batch>& batches) {
+    live.on_committed(edge, batches);
+  };
   auto ingest = IngestServer::start(ic, *db);
   if (!ingest) {
     log->error("{}", ingest.error().message);
     return 1;
   }
+  std::unique_ptr<HttpApi> http;
+  std::string http_at;
+  if (!http_listen.empty()) {
+    hc.web_root = web_root;
+    hc.require_login = file.http.require_login;
+    hc.metrics_public = file.http.metrics_public;
+    hc.threads = file.http.threads;
+    hc.auth = file.auth;
+    hc.version = CELLGUARD_VERSION;
+    hc.log = log;
+    auto started = HttpApi::start(hc, *db, **ingest, live, alarms.get());
+    if (!started) {
+      log->error("{}", started.error().message);
+      (*ingest)->stop();
+      return 1;
+    }
+    http = std::move(*started);
+    http_at = hc.host + ":" + std::to_string(http->port());
+    log->info("HTTP on http://{}{}{}", http_at, http->login_required() ? " (login required)" : "",
+              web_root.empty() ? "" : ", dashboard from " + web_root);
+  }
   const std::string listen = ic.host + ":" + std::to_string((*ingest)->port());
   log->info("listening on {} ({}), store {}", listen, ic.tls ? "TLS 1.3, mutual" : "plaintext, loopback", sc.path);
   if (options.ready_out) {
-    const nlohmann::json ready{{"ready", true}, {"listen", listen}, {"store", sc.path}, {"tls", ic.tls != nullptr}};
+    nlohmann::json ready{{"ready", true}, {"listen", listen}, {"store", sc.path}, {"tls", ic.tls != nullptr}};
+    if (http) ready["http"] = http_at;
     std::fputs((ready.dump() + "\n").c_str(), options.ready_out);
     std::fflush(options.ready_out);
   }
@@ -129,7 +191,9 @@ int run_server(const ServerOptions& options) {
   }
   schedule_tick();
   io.run();
+  if (http) http->stop();
   (*ingest)->stop();
+  if (alarms) alarms->stop();
   const auto s = (*ingest)->stats();
   log->info("stopped: {} batches ({} duplicates), {} samples", s.batches, s.duplicates, s.samples);
   return 0;

@@ -1,0 +1,799 @@
+// The HTTP API (http_api.h).
+#include "server/http_api.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "server/alarms.h"
+#include "server/ingest.h"
+#include "server/live.h"
+#include "server/metrics.h"
+#include "store/export.h"
+#include "store/store.h"
+
+namespace cellguard::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using store::TimeNs;
+
+constexpr TimeNs kSecondNs = 1'000'000'000;
+constexpr TimeNs kHourNs = 3600 * kSecondNs;
+constexpr const char* kCookie = "cellguard_session";
+const std::string kEdgePath = R"(/api/v1/edges/([A-Za-z0-9._-]{1,64}))";
+
+TimeNs wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(dump(body), "application/json");
+}
+void fail(httplib::Response& res, int status, const std::string& message) {
+  reply(res, status, {{"error", message}});
+}
+
+// Finite numbers as numbers; NaN and infinities have no JSON spelling: null.
+json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+// A query parameter as an int64 (absent: `fallback`); false and a 400 when it is not one.
+bool int_param(const httplib::Request& req, httplib::Response& res, const char* name, TimeNs fallback,
+               TimeNs& out) {
+  if (!req.has_param(name)) {
+    out = fallback;
+    return true;
+  }
+  const std::string v = req.get_param_value(name);
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size()) {
+    fail(res, 400, std::string("parameter ") + name + "=\"" + v + "\" is not an integer");
+    return false;
+  }
+  return true;
+}
+
+// from/to with the defaults of the contract: the last `span` up to now.
+bool range_params(const httplib::Request& req, httplib::Response& res, TimeNs span, TimeNs& from,
+                  TimeNs& to) {
+  if (!int_param(req, res, "to", wall_ns(), to)) return false;
+  if (!int_param(req, res, "from", to - span, from)) return false;
+  if (from > to) {
+    fail(res, 400, "from must not be after to");
+    return false;
+  }
+  return true;
+}
+
+int status_of(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::not_found:
+      return 404;
+    case ErrorCode::invalid_argument:
+    case ErrorCode::parse_error:
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+std::string cookie_value(const httplib::Request& req, std::string_view name) {
+  const std::string header = req.get_header_value("Cookie");
+  std::size_t pos = 0;
+  while (pos < header.size()) {
+    std::size_t end = header.find(';', pos);
+    if (end == std::string::npos) end = header.size();
+    std::string_view part(header.data() + pos, end - pos);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    if (part.size() > name.size() && part.substr(0, name.size()) == name && part[name.size()] == '=')
+      return std::string(part.substr(name.size() + 1));
+    pos = end + 1;
+  }
+  return {};
+}
+
+// The part of a channel name after the message: "BMU03_pdo3.Cell_5_Voltage" -> "Cell_5_Voltage".
+std::string_view signal_of(std::string_view name) {
+  const auto dot = name.rfind('.');
+  return dot == std::string_view::npos ? name : name.substr(dot + 1);
+}
+
+// "Cell_5_Voltage" -> 5 with prefix "Cell_" and suffix "_Voltage"; 0 when it does not match.
+int index_in(std::string_view s, std::string_view prefix, std::string_view suffix) {
+  if (s.size() <= prefix.size() + suffix.size() || s.substr(0, prefix.size()) != prefix ||
+      s.substr(s.size() - suffix.size()) != suffix)
+    return 0;
+  const std::string_view digits = s.substr(prefix.size(), s.size() - prefix.size() - suffix.size());
+  int n = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  return ec == std::errc() && end == digits.data() + digits.size() && n >= 1 && n <= 64 ? n : 0;
+}
+
+// Concatenates the day files of a CSV export into one, the header once (again only where it changes).
+Result<void> concatenate_csv(const std::vector<std::string>& files, const fs::path& out_path) {
+  std::ofstream out(out_path, std::ios::binary);
+  if (!out) return Error(ErrorCode::io_error, "export: cannot write " + out_path.string());
+  std::string header, line;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) return Error(ErrorCode::io_error, "export: cannot read " + f);
+    bool first = true;
+    while (std::getline(in, line)) {
+      if (first) {
+        first = false;
+        if (line == header) continue;
+        header = line;
+      }
+      out << line << '\n';
+    }
+  }
+  out.flush();
+  if (!out) return Error(ErrorCode::io_error, "export: cannot write " + out_path.string());
+  return success();
+}
+
+std::string compact_time(TimeNs t) {
+  std::string s = store::format_time_utc(t - t % kSecondNs);  // 2026-12-01T10:00:00Z
+  std::string out;
+  for (char c : s)
+    if (c != '-' && c != ':') out += c;
+  return out;
+}
+
+}  // namespace
+
+struct HttpApi::Impl {
+  HttpApiConfig config;
+  store::Store* store = nullptr;
+  const IngestServer* ingest = nullptr;
+  LiveCache* live = nullptr;
+  const WebhookAlarms* alarms = nullptr;
+  std::shared_ptr<spdlog::logger> log;
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  bool login_needed = false;
+  std::unique_ptr<Authenticator> auth;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<int> streams{0};
+  int max_streams = 1;
+
+  // ---- edges ----
+
+  json summary(const std::string& id, const EdgeStatus* status, const LiveEdge* live_edge) const {
+    json j;
+    j["id"] = id;
+    j["connected"] = status && status->connected;
+    j["peer"] = status ? status->peer : "";
+    j["last_seen_ns"] = status ? status->last_seen_ns : 0;
+    j["connected_since_ns"] = status && status->connected ? status->connected_since_ns : 0;
+    j["software_version"] = status && !status->software_version.empty() ? status->software_version
+                            : live_edge                                 ? live_edge->software_version
+                                                                        : "";
+    j["config_sha256"] = status && !status->config_sha256.empty() ? status->config_sha256
+                         : live_edge                              ? live_edge->config_sha256
+                                                                  : "";
+    const LiveState st = live_edge ? live_edge->state : LiveState{};
+    j["state"] = st.state;
+    j["state_since_ns"] = st.since_ns;
+    j["reasons"] = st.reasons;
+    j["backlog_batches"] = status ? status->backlog_batches : 0;
+    j["lost_records"] = status ? status->lost_records : 0;
+    j["batches"] = status ? status->batches : 0;
+    j["samples"] = status ? status->samples : 0;
+    j["duplicates"] = status ? status->duplicates : 0;
+    j["connections"] = status ? status->connections : 0;
+    j["last_error"] = status ? status->last_error : "";
+    std::set<int> modules;
+    TimeNs newest = 0;
+    if (live_edge) {
+      for (const auto& c : live_edge->channels)
+        if (c.module != 0 && live_edge->latest.count(c.id)) modules.insert(c.module);
+      for (const auto& entry : live_edge->latest) newest = std::max(newest, entry.second.t);
+    }
+    j["modules"] = modules.size();
+    j["last_value_ns"] = newest;
+    return j;
+  }
+
+  // Every edge of the store or of this run, by id.
+  json edges_json() const {
+    std::map<std::string, EdgeStatus> statuses;
+    for (auto& s : ingest->edges()) statuses[s.edge_id] = std::move(s);
+    std::set<std::string> ids;
+    for (const auto& [id, s] : statuses) ids.insert(id);
+    for (auto& id : live->edge_ids()) ids.insert(std::move(id));
+    json list = json::array();
+    for (const auto& id : ids) {
+      auto it = statuses.find(id);
+      auto le = live->edge(id);
+      list.push_back(summary(id, it == statuses.end() ? nullptr : &it->second, le ? &*le : nullptr));
+    }
+    return {{"edges", std::move(list)}};
+  }
+
+  // The edge's live view, or a 404.
+  std::optional<LiveEdge> find_edge(const std::string& id, httplib::Response& res) const {
+    if (auto le = live->edge(id)) return le;
+    for (const auto& s : ingest->edges())
+      if (s.edge_id == id) return LiveEdge{};
+    fail(res, 404, "unknown edge \"" + id + "\"");
+    return std::nullopt;
+  }
+
+  static json latest_json(const LiveEdge& e) {
+    std::map<std::uint32_t, const store::Channel*> by_id;
+    for (const auto& c : e.channels) by_id[c.id] = &c;
+    json values = json::object();
+    TimeNs newest = 0;
+    for (const auto& [id, v] : e.latest) {
+      auto it = by_id.find(id);
+      const std::string name = it == by_id.end() ? "#" + std::to_string(id) : it->second->name;
+      json item{{"t", v.t}, {"v", number(v.v)}};
+      item["unit"] = it == by_id.end() ? "" : it->second->unit;
+      item["module"] = it == by_id.end() ? 0 : it->second->module;
+      values[name] = std::move(item);
+      newest = std::max(newest, v.t);
+    }
+    return {{"t", newest}, {"values", std::move(values)}};
+  }
+
+  static json modules_json(const LiveEdge& e, TimeNs now) {
+    struct Module {
+      json j;
+      TimeNs newest = 0;
+      std::vector<json> cells, temps;
+    };
+    std::map<int, Module> modules;
+    for (const auto& c : e.channels) {
+      if (c.module == 0) continue;
+      Module& m = modules[c.module];
+      auto it = e.latest.find(c.id);
+      if (it == e.latest.end()) continue;
+      const LiveValue& v = it->second;
+      m.newest = std::max(m.newest, v.t);
+      const std::string_view sig = signal_of(c.name);
+      static const std::map<std::string_view, const char*> fields{{"CMA_Voltage", "voltage_v"},
+                                                                  {"CMA_Current", "current_a"},
+                                                                  {"SOC", "soc_pct"},
+                                                                  {"SOH", "soh_pct"},
+                                                                  {"CMA_Min_Temp", "min_temp_c"},
+                                                                  {"CMA_Max_Temp", "max_temp_c"},
+                                                                  {"CellBalancingStatus", "balancing"},
+                                                                  {"CMA_Status", "status"},
+                                                                  {"Min_Cell_Voltage", "min_cell_v"},
+                                                                  {"Max_Cell_Voltage", "max_cell_v"}};
+      if (auto f = fields.find(sig); f != fields.end()) {
+        m.j[f->second] = number(v.v);
+      } else if (int k = index_in(sig, "Cell_", "_Voltage")) {
+        if (m.cells.size() < static_cast<std::size_t>(k)) m.cells.resize(static_cast<std::size_t>(k));
+        m.cells[static_cast<std::size_t>(k - 1)] = number(v.v);
+      } else if (int t = index_in(sig, "CMA_Temp", "")) {
+        if (m.temps.size() < static_cast<std::size_t>(t)) m.temps.resize(static_cast<std::size_t>(t));
+        m.temps[static_cast<std::size_t>(t - 1)] = number(v.v);
+      }
+    }
+    json list = json::array();
+    for (auto& [id, m] : modules) {
+      if (m.newest == 0) continue;  // in the catalogue, never heard
+      m.cells.resize(std::max<std::size_t>(m.cells.size(), 14));
+      m.temps.resize(std::max<std::size_t>(m.temps.size(), 7));
+      json j{{"module", id}, {"age_ms", std::max<TimeNs>(0, now - m.newest) / 1'000'000}, {"t", m.newest}};
+      for (const char* f : {"voltage_v", "current_a", "soc_pct", "soh_pct", "min_temp_c", "max_temp_c",
+                            "balancing", "status", "min_cell_v", "max_cell_v"})
+        j[f] = m.j.contains(f) ? m.j[f] : json(nullptr);
+      j["cells_v"] = m.cells;
+      j["temps_c"] = m.temps;
+      list.push_back(std::move(j));
+    }
+    return {{"modules", std::move(list)}};
+  }
+
+  // The values of the channels "<prefix><field>" as fields, with "t" the newest.
+  static json group_json(const LiveEdge& e, const std::string& prefix,
+                         const std::vector<std::string>& fields) {
+    json j;
+    TimeNs newest = 0;
+    for (const auto& f : fields) j[f] = nullptr;
+    for (const auto& c : e.channels) {
+      if (c.name.rfind(prefix, 0) != 0) continue;
+      auto it = e.latest.find(c.id);
+      if (it == e.latest.end()) continue;
+      j[c.name.substr(prefix.size())] = number(it->second.v);
+      newest = std::max(newest, it->second.t);
+    }
+    j["t"] = newest;
+    return j;
+  }
+
+  static json event_json(const store::Event& e) {
+    json parsed = json::parse(e.json, nullptr, false);
+    if (parsed.is_discarded()) parsed = e.json;  // not JSON after all: as a string
+    return {{"t", e.time_ns}, {"kind", e.kind}, {"event", std::move(parsed)}};
+  }
+
+  static bool about_inverter(const store::Event& e) {
+    if (e.kind == "link" || e.kind == "action" || e.kind == "inverter")
+      return e.json.find("inverter") != std::string::npos;
+    return false;
+  }
+
+  json inverter_json(const LiveEdge& e) const {
+    json j = group_json(e, "inverter.",
+                        {"battery_voltage_v", "dc_link_voltage_v", "dc_link_current_a", "dc_link_power_kw",
+                         "heatsink_c", "ambient_c"});
+    json events = json::array();
+    json link = nullptr, setpoint = nullptr;
+    for (const auto& ev : e.recent) {
+      if (!about_inverter(ev)) continue;
+      json item = event_json(ev);
+      if (ev.kind == "link") link = item;
+      if (item["event"].is_object() && item["event"].contains("setpoint_a"))
+        setpoint = item["event"]["setpoint_a"];
+      events.push_back(std::move(item));
+    }
+    while (events.size() > 20) events.erase(events.begin());
+    j["link"] = link;
+    j["setpoint_a"] = setpoint;
+    j["events"] = std::move(events);
+    return j;
+  }
+
+  // ---- routes ----
+
+  bool public_path(const std::string& path) const {
+    if (path == "/api/v1/health" || path == "/api/v1/login" || path == "/api/v1/logout" ||
+        path == "/api/v1/session")
+      return true;
+    if (path == "/metrics") return config.metrics_public;
+    return path.rfind("/api/", 0) != 0;  // the dashboard's files (the login page is one of them)
+  }
+
+  std::optional<std::string> session_user(const httplib::Request& req) const {
+    const std::string token = cookie_value(req, kCookie);
+    if (token.empty()) return std::nullopt;
+    return auth->user_of(token);
+  }
+
+  void routes() {
+    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      ++requests;
+      if (!login_needed || public_path(req.path) || session_user(req))
+        return httplib::Server::HandlerResponse::Unhandled;
+      fail(res, 401, "login required");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    server.set_exception_handler(
+        [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+          std::string what = "unknown exception";
+          try {
+            if (ep) std::rethrow_exception(ep);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          log->error("http {} {}: {}", req.method, req.path, what);
+          fail(res, 500, "internal error: " + what);
+        });
+    server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (res.body.empty() && req.path.rfind("/api/", 0) == 0)
+        fail(res, res.status,
+             res.status == 404 ? "no such endpoint: " + req.method + " " + req.path : "HTTP error");
+    });
+
+    server.Get("/api/v1/health", [this](const httplib::Request&, httplib::Response& res) {
+      const auto st = store->stats();
+      std::size_t connected = 0, known = 0;
+      std::set<std::string> ids;
+      for (const auto& e : ingest->edges()) {
+        connected += e.connected ? 1 : 0;
+        ids.insert(e.edge_id);
+      }
+      for (auto& id : live->edge_ids()) ids.insert(std::move(id));
+      known = ids.size();
+      reply(
+          res, 200,
+          {{"ok", st.last_error.empty()},
+           {"version", config.version},
+           {"edges", known},
+           {"connected", connected},
+           {"login_required", login_needed},
+           {"store",
+            {{"file_bytes", st.file_bytes}, {"samples", st.samples_stored}, {"last_error", st.last_error}}}});
+    });
+
+    server.Get("/api/v1/session", [this](const httplib::Request& req, httplib::Response& res) {
+      auto user = session_user(req);
+      reply(res, 200, {{"login_required", login_needed}, {"user", user ? json(*user) : json(nullptr)}});
+    });
+
+    server.Post("/api/v1/login", [this](const httplib::Request& req, httplib::Response& res) {
+      const json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object() || !body.contains("user") || !body["user"].is_string() ||
+          !body.contains("password") || !body["password"].is_string())
+        return fail(res, 400, "expected {\"user\":\"...\",\"password\":\"...\"}");
+      const auto result =
+          auth->login(req.remote_addr, body["user"].get<std::string>(), body["password"].get<std::string>());
+      switch (result.outcome) {
+        case Authenticator::Outcome::rate_limited:
+          res.set_header("Retry-After", std::to_string(result.retry_after.count()));
+          log->warn("http login of \"{}\" from {} refused: too many failures",
+                    body["user"].get<std::string>(), req.remote_addr);
+          return fail(
+              res, 429,
+              "too many failed logins; try again in " + std::to_string(result.retry_after.count()) + " s");
+        case Authenticator::Outcome::wrong:
+          log->warn("http login of \"{}\" from {} failed", body["user"].get<std::string>(), req.remote_addr);
+          return fail(res, 401, "wrong user or password");
+        case Authenticator::Outcome::ok:
+          break;
+      }
+      res.set_header("Set-Cookie", std::string(kCookie) + "=" + result.token +
+                                       "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+                                       std::to_string(config.auth.session_lifetime.count()));
+      log->info("http login of \"{}\" from {}", body["user"].get<std::string>(), req.remote_addr);
+      reply(res, 200, {{"ok", true}, {"user", body["user"]}});
+    });
+
+    server.Post("/api/v1/logout", [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string token = cookie_value(req, kCookie);
+      if (!token.empty()) auth->logout(token);
+      res.set_header("Set-Cookie", std::string(kCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+      reply(res, 200, {{"ok", true}});
+    });
+
+    server.Get("/api/v1/edges",
+               [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, edges_json()); });
+
+    server.Get(kEdgePath, [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string id = req.matches[1];
+      auto le = find_edge(id, res);
+      if (!le) return;
+      std::optional<EdgeStatus> status;
+      for (auto& s : ingest->edges())
+        if (s.edge_id == id) status = std::move(s);
+      json j = summary(id, status ? &*status : nullptr, &*le);
+      json channels = json::array();
+      for (const auto& c : le->channels)
+        channels.push_back({{"id", c.id},
+                            {"name", c.name},
+                            {"unit", c.unit},
+                            {"module", c.module},
+                            {"rig_column", c.rig_column}});
+      j["channels"] = std::move(channels);
+      reply(res, 200, j);
+    });
+
+    server.Get(kEdgePath + "/latest", [this](const httplib::Request& req, httplib::Response& res) {
+      if (auto le = find_edge(req.matches[1], res)) reply(res, 200, latest_json(*le));
+    });
+    server.Get(kEdgePath + "/modules", [this](const httplib::Request& req, httplib::Response& res) {
+      if (auto le = find_edge(req.matches[1], res)) reply(res, 200, modules_json(*le, wall_ns()));
+    });
+    server.Get(kEdgePath + "/inverter", [this](const httplib::Request& req, httplib::Response& res) {
+      if (auto le = find_edge(req.matches[1], res)) reply(res, 200, inverter_json(*le));
+    });
+    server.Get(kEdgePath + "/board", [this](const httplib::Request& req, httplib::Response& res) {
+      if (auto le = find_edge(req.matches[1], res))
+        reply(res, 200, group_json(*le, "board.", {"temp1_c", "temp2_c", "pressure"}));
+    });
+
+    server.Get(kEdgePath + "/series", [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string id = req.matches[1];
+      if (!req.has_param("channel")) return fail(res, 400, "parameter channel is required");
+      TimeNs from = 0, to = 0, points = 0;
+      if (!range_params(req, res, kHourNs, from, to) || !int_param(req, res, "points", 1000, points)) return;
+      if (points < 1 || points > 10000) return fail(res, 400, "points must be between 1 and 10000");
+      auto series =
+          store->series(id, req.get_param_value("channel"), from, to, static_cast<std::size_t>(points));
+      if (!series) return fail(res, status_of(series.error()), series.error().message);
+      json j{{"channel", series->channel},     {"unit", series->unit}, {"downsampled", series->downsampled},
+             {"bucket_ns", series->bucket_ns}, {"from", from},         {"to", to}};
+      if (series->downsampled) {
+        json buckets = json::array();
+        for (const auto& b : series->buckets)
+          buckets.push_back({b.start_ns, number(b.min), number(b.max), number(b.mean), b.count});
+        j["buckets"] = std::move(buckets);
+      } else {
+        json pts = json::array();
+        for (const auto& p : series->points) pts.push_back({p.time_ns, number(p.value)});
+        j["points"] = std::move(pts);
+      }
+      reply(res, 200, j);
+    });
+
+    server.Get(kEdgePath + "/events", [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string id = req.matches[1];
+      TimeNs from = 0, to = 0, limit = 0;
+      if (!range_params(req, res, 24 * kHourNs, from, to) || !int_param(req, res, "limit", 1000, limit))
+        return;
+      if (limit < 1 || limit > 10000) return fail(res, 400, "limit must be between 1 and 10000");
+      const std::string kind = req.has_param("kind") ? req.get_param_value("kind") : "";
+      // With a kind, read more and filter (the store filters by time only).
+      const std::size_t read = kind.empty() ? static_cast<std::size_t>(limit) + 1 : 100'000;
+      auto events = store->events(id, from, to, read);
+      if (!events) return fail(res, status_of(events.error()), events.error().message);
+      json list = json::array();
+      bool truncated = false;
+      for (const auto& e : *events) {
+        if (!kind.empty() && e.kind != kind) continue;
+        if (list.size() >= static_cast<std::size_t>(limit)) {
+          truncated = true;
+          break;
+        }
+        list.push_back(event_json(e));
+      }
+      if (!kind.empty() && events->size() >= read) truncated = true;
+      reply(res, 200, {{"events", std::move(list)}, {"truncated", truncated}, {"from", from}, {"to", to}});
+    });
+
+    server.Get(kEdgePath + "/export",
+               [this](const httplib::Request& req, httplib::Response& res) { do_export(req, res); });
+
+    server.Get("/api/v1/stream",
+               [this](const httplib::Request& req, httplib::Response& res) { stream(req, res); });
+
+    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      MetricsInput in;
+      in.ingest = ingest->stats();
+      std::set<std::string> seen;
+      for (auto& e : ingest->edges()) {
+        seen.insert(e.edge_id);
+        in.edges.push_back(std::move(e));
+      }
+      for (const auto& id : live->edge_ids())
+        if (!seen.count(id)) {
+          EdgeStatus status;
+          status.edge_id = id;
+          in.edges.push_back(std::move(status));
+        }
+      for (const auto& e : in.edges) in.states[e.edge_id] = live->state(e.edge_id).state;
+      in.store = store->stats();
+      if (alarms) in.alarms = alarms->stats();
+      in.http = {requests.load(), static_cast<std::uint64_t>(std::max(0, streams.load())), auth->logins(),
+                 auth->failed_logins(), auth->rate_limited()};
+      in.now_ns = wall_ns();
+      res.set_content(render_metrics(in), "text/plain; version=0.0.4; charset=utf-8");
+    });
+
+    server.Get("/api/.*", [](const httplib::Request& req, httplib::Response& res) {
+      fail(res, 404, "no such endpoint: GET " + req.path);
+    });
+
+    // The dashboard: its files from the mount point; any other path is a route of the single-page app.
+    if (!config.web_root.empty()) {
+      server.Get(".*", [this](const httplib::Request&, httplib::Response& res) {
+        std::ifstream in(fs::path(config.web_root) / "index.html", std::ios::binary);
+        if (!in) return fail(res, 404, "the dashboard has no index.html in " + config.web_root);
+        std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        res.set_header("Cache-Control", "no-cache");
+        res.set_content(std::move(body), "text/html; charset=utf-8");
+      });
+    }
+  }
+
+  void do_export(const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    TimeNs from = 0, to = 0;
+    if (!range_params(req, res, kHourNs, from, to)) return;
+    const std::string format = req.has_param("format") ? req.get_param_value("format") : "csv";
+    if (format != "csv" && format != "jsonl") return fail(res, 400, "format must be csv or jsonl");
+    store::ExportOptions o;
+    o.edge_id = id;
+    o.from_ns = from;
+    o.to_ns = to;
+    o.utc = req.has_param("utc") && req.get_param_value("utc") != "0";
+    if (req.has_param("interval_s")) {
+      auto d = store::parse_duration(req.get_param_value("interval_s"));
+      if (!d || *d < 1'000'000) return fail(res, 400, "interval_s must be a duration of at least 1 ms");
+      o.interval_ns = *d;
+    }
+    if (format == "csv" && (to - from) / o.interval_ns > 5'000'000)
+      return fail(res, 400, "more than 5 million CSV rows: choose a shorter range or a longer interval_s");
+    // Written to a private temporary folder, sent from there, removed after the download.
+    std::string base =
+        (fs::path(config.temp_dir.empty() ? fs::temp_directory_path().string() : config.temp_dir) /
+         "cellguard-export-XXXXXX")
+            .string();
+    if (::mkdtemp(base.data()) == nullptr) return fail(res, 500, "export: cannot create a temporary folder");
+    const fs::path dir = base;
+    const fs::path file = dir / (format == "csv" ? "export.csv" : "export.jsonl");
+    auto cleanup = [dir] {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    };
+    std::uint64_t rows = 0;
+    if (format == "csv") {
+      auto r = store::export_csv(*store, o, (dir / "days").string());
+      if (!r) {
+        cleanup();
+        return fail(res, status_of(r.error()), r.error().message);
+      }
+      rows = r->rows;
+      if (rows == 0) {
+        cleanup();
+        return fail(res, 404, "no data of \"" + id + "\" in the range");
+      }
+      if (auto ok = concatenate_csv(r->files, file); !ok) {
+        cleanup();
+        return fail(res, 500, ok.error().message);
+      }
+    } else {
+      std::FILE* out = std::fopen(file.c_str(), "wb");
+      if (!out) {
+        cleanup();
+        return fail(res, 500, "export: cannot write " + file.string());
+      }
+      auto r = store::export_jsonl(*store, o, out);
+      const bool closed = std::fclose(out) == 0;
+      if (!r || !closed) {
+        cleanup();
+        return r ? fail(res, 500, "export: cannot write " + file.string())
+                 : fail(res, status_of(r.error()), r.error().message);
+      }
+      rows = r->rows;
+    }
+    std::error_code ec;
+    const auto size = fs::file_size(file, ec);
+    if (ec) {
+      cleanup();
+      return fail(res, 500, "export: " + ec.message());
+    }
+    auto stream = std::make_shared<std::ifstream>(file, std::ios::binary);
+    const std::string name = id + "-" + compact_time(from) + "-" + compact_time(to) + "." + format;
+    res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
+    res.set_header("X-Cellguard-Rows", std::to_string(rows));
+    res.set_content_provider(
+        static_cast<std::size_t>(size), format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
+        [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          std::vector<char> buffer(std::min<std::size_t>(length, 65536));
+          stream->clear();
+          stream->seekg(static_cast<std::streamoff>(offset));
+          stream->read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+          const auto n = stream->gcount();
+          if (n <= 0) return false;
+          return sink.write(buffer.data(), static_cast<std::size_t>(n));
+        },
+        [cleanup](bool) { cleanup(); });
+  }
+
+  void stream(const httplib::Request& req, httplib::Response& res) {
+    const std::string edge = req.has_param("edge") ? req.get_param_value("edge") : "";
+    if (!edge.empty() && !live->edge(edge)) {
+      bool known = false;
+      for (const auto& s : ingest->edges()) known = known || s.edge_id == edge;
+      if (!known) return fail(res, 404, "unknown edge \"" + edge + "\"");
+    }
+    if (streams.fetch_add(1) >= max_streams) {
+      --streams;
+      return fail(res, 503, "too many live streams (" + std::to_string(max_streams) + ")");
+    }
+    struct State {
+      std::uint64_t serial = 0, version = 0, generation = 0;
+      std::chrono::steady_clock::time_point next_edges{}, next_latest{};
+      bool started = false;
+    };
+    auto state = std::make_shared<State>();
+    state->serial = live->last_serial();
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, edge, state](std::size_t, httplib::DataSink& sink) {
+          using Clock = std::chrono::steady_clock;
+          auto send = [&](const char* event, const json& data) {
+            const std::string text = std::string("event: ") + event + "\ndata: " + dump(data) + "\n\n";
+            return sink.write(text.data(), text.size());
+          };
+          if (!state->started) {
+            state->started = true;
+            const std::string hello = "retry: 1000\n\n";
+            if (!sink.write(hello.data(), hello.size())) return false;
+          }
+          if (stopping) return false;
+          const auto now = Clock::now();
+          if (now >= state->next_edges) {
+            state->next_edges = now + config.edges_interval;
+            if (!send("edges", edges_json())) return false;
+          }
+          if (!edge.empty() && now >= state->next_latest) {
+            const std::uint64_t v = live->version(edge);
+            if (v != state->version) {
+              state->version = v;
+              state->next_latest = now + config.latest_interval;
+              if (auto le = live->edge(edge); le && !send("latest", latest_json(*le))) return false;
+            }
+          }
+          for (const auto& e : live->events_after(state->serial)) {
+            state->serial = e.serial;
+            if (!edge.empty() && e.edge_id != edge) continue;
+            json item = event_json(e.event);
+            item["edge"] = e.edge_id;
+            if (!send("event", item)) return false;
+          }
+          // Sleep until something changes or the next tick (short, so stop() is quick).
+          state->generation = live->wait(state->generation, std::chrono::milliseconds(100));
+          return !stopping;
+        },
+        [this](bool) { --streams; });
+  }
+};
+
+HttpApi::HttpApi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpApi::~HttpApi() { stop(); }
+
+Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Store& store,
+                                                const IngestServer& ingest, LiveCache& live,
+                                                const WebhookAlarms* alarms) {
+  auto impl = std::make_unique<Impl>();
+  impl->log = config.log ? config.log : spdlog::default_logger();
+  impl->login_needed = server::login_required(config.host, config.require_login);
+  if (impl->login_needed && config.auth.users.empty())
+    return Error(ErrorCode::invalid_argument,
+                 "http: a login is required on " + config.host +
+                     " (not a loopback address, or require_login) but the configuration has no [[users]] "
+                     "(cellguard server hash-password makes one)");
+  if (!config.web_root.empty() && !fs::is_directory(config.web_root))
+    return Error(ErrorCode::not_found, "http: web root " + config.web_root + " is not a folder");
+  impl->config = std::move(config);
+  impl->store = &store;
+  impl->ingest = &ingest;
+  impl->live = &live;
+  impl->alarms = alarms;
+  impl->auth = std::make_unique<Authenticator>(impl->config.auth);
+  const int threads = std::max(4, impl->config.threads);
+  impl->max_streams = std::max(1, threads - 4);
+  impl->server.new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<std::size_t>(threads));
+  };
+  impl->server.set_keep_alive_timeout(5);
+  impl->server.set_payload_max_length(64 * 1024);  // the only bodies are logins
+  if (!impl->config.web_root.empty() && !impl->server.set_mount_point("/", impl->config.web_root))
+    return Error(ErrorCode::io_error, "http: cannot serve " + impl->config.web_root);
+  impl->routes();
+  const std::string where = impl->config.host + ":" + std::to_string(impl->config.port);
+  if (impl->config.port == 0) {
+    impl->port = impl->server.bind_to_any_port(impl->config.host);
+    if (impl->port <= 0) return Error(ErrorCode::io_error, "http: cannot listen on " + where);
+  } else {
+    if (!impl->server.bind_to_port(impl->config.host, impl->config.port))
+      return Error(ErrorCode::io_error,
+                   "http: cannot listen on " + where + " (in use, or not an address of this machine)");
+    impl->port = impl->config.port;
+  }
+  Impl* raw = impl.get();
+  raw->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  return std::unique_ptr<HttpApi>(new HttpApi(std::move(impl)));
+}
+
+std::uint16_t HttpApi::port() const { return static_cast<std::uint16_t>(impl_->port); }
+bool HttpApi::login_required() const { return impl_->login_needed; }
+
+void HttpApi::stop() {
+  if (!impl_ || impl_->stopping.exchange(true)) return;
+  impl_->live->wake_all();
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace cellguard::server

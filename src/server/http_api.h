@@ -1,0 +1,71 @@
+// The HTTP API of `cellguard server` (docs/http-api.md): JSON under /api/v1/, Server-Sent Events
+// at /api/v1/stream, Prometheus text at /metrics, and the dashboard's static files. cpp-httplib.
+//
+// Data: live views (edges, latest values, modules, inverter, board, the stream) come from the
+// LiveCache and the IngestServer's status, never from SQLite; history (series, events, export)
+// from the Store. A login (auth.h) is required for everything but /api/v1/health, login/logout/
+// session and the static files when login_required(host, require_login) says so.
+//
+// Threads: cpp-httplib's pool of `threads` workers plus the listener thread. Each open live stream
+// holds a worker, so at most threads - 4 streams are accepted (503 beyond). stop() ends the
+// streams within ~100 ms and joins everything; the objects passed to start() must outlive it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/result.h"
+#include "server/auth.h"
+
+namespace cellguard::store {
+class Store;
+}
+namespace spdlog {
+class logger;
+}
+
+namespace cellguard::server {
+
+class IngestServer;
+class LiveCache;
+class WebhookAlarms;
+
+struct HttpApiConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;  // 0: any free port
+  std::string web_root;       // the dashboard's files; empty: none
+  bool require_login = false;
+  bool metrics_public = false;
+  int threads = 32;
+  AuthConfig auth;
+  std::chrono::milliseconds latest_interval{500};  // stream: `latest` at most this often (when changed)
+  std::chrono::milliseconds edges_interval{1000};  // stream: `edges` this often
+  std::string version = "0.1.0";
+  std::string temp_dir;  // exports are written here before the download; empty: the system's
+  std::shared_ptr<spdlog::logger> log;
+};
+
+class HttpApi {
+ public:
+  // Binds and serves. `alarms` may be null (no webhook).
+  static Result<std::unique_ptr<HttpApi>> start(HttpApiConfig config, store::Store& store,
+                                                const IngestServer& ingest, LiveCache& live,
+                                                const WebhookAlarms* alarms);
+  ~HttpApi();
+  HttpApi(const HttpApi&) = delete;
+  HttpApi& operator=(const HttpApi&) = delete;
+
+  std::uint16_t port() const;
+  bool login_required() const;
+  void stop();
+
+  struct Impl;
+
+ private:
+  explicit HttpApi(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cellguard::server
