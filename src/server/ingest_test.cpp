@@ -61,7 +61,7 @@ class IngestTest : public ::testing::Test {
     fs::create_directories(dir_);
     recorder::RecorderConfig rc;
     rc.path = (dir_ / "edge.db").string();
-    rc.commit_interval_ns = 10'000'000;
+    rc.commit_interval_ns = 60'000'000'000;  // only flush() cuts blocks: one record() call, one block
     rc.keep_undelivered_events = true;
     auto rec = recorder::Recorder::open(rc);
     ASSERT_TRUE(rec) << rec.error().message;
