@@ -119,6 +119,9 @@ add_with_libraries() {  # add_with_libraries HOSTPATH
   added[$path]=1
   add_path "$path"
   if [ -f "$path" ] && [ "$(head -c 4 "$path" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+    # Without debug info: the sanitizer build's binary is ~300 MB with it, and the initramfs must
+    # fit the guest's memory twice (packed and unpacked).
+    strip --strip-debug "$root/${path#/}" 2>/dev/null || true
     # Static binaries make ldd fail: nothing to add then.
     while read -r lib; do
       [ -n "$lib" ] && [ -z "${added[$lib]:-}" ] || continue
