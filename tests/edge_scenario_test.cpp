@@ -18,6 +18,7 @@
 #include "ipc/line_socket.h"
 #include "support/cellguard_process.h"
 #include "support/child_process.h"
+#include "support/rig_edge_config.h"
 
 namespace cellguard {
 namespace {
@@ -81,29 +82,9 @@ class Rig {
 
   // Writes the edge's configuration: the project's rig.toml with this rig's endpoints and files.
   std::string write_config() {
-#if TOML_EXCEPTIONS
-    toml::table config = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
-#else
-    auto parsed = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
-    toml::table config = std::move(parsed).table();
-#endif
     const int n = options_.modules;
-    const double scale = n / 8.0;  // the rig's pack limits are for 8 modules
-    config["edge"].as_table()->insert_or_assign("id", "test");
-    config["can"].as_table()->insert_or_assign("url", sim_->ready_line()["can"].get<std::string>());
-    config["can"].as_table()->insert_or_assign("dbc", (source_dir() / "data/cellguard-rig.dbc").string());
+    toml::table config = testing::rig_edge_config(sim_->ready_line(), dir_, n, "test", (dir_ / "board").string());
     config["modules"].as_table()->insert_or_assign("expected", options_.expected < 0 ? n : options_.expected);
-    config["board"].as_table()->insert_or_assign("device", (dir_ / "board").string());
-    config["inverter"].as_table()->insert_or_assign("url", "tcp:" + sim_->ready_line()["inverter_tcp"].get<std::string>() + "?slave=2");
-    auto* limits = config["inverter"]["limits"].as_table();
-    limits->insert_or_assign("max_voltage_v", 384 * scale);
-    limits->insert_or_assign("min_voltage_v", 264 * scale);
-    auto* battery = config["safety"]["limits"]["inverter_battery_voltage"].as_table();
-    battery->insert_or_assign("warning_high", 384 * scale);
-    battery->insert_or_assign("dangerous_high", 390 * scale);
-    battery->insert_or_assign("warning_low", 268 * scale);
-    battery->insert_or_assign("dangerous_low", 264 * scale);
-    battery->insert_or_assign("hysteresis", 0.2 * scale);
     std::string schedule_path = (source_dir() / "data/edge/schedule-current-example.csv").string();
     if (!options_.schedule.empty()) {
       schedule_path = (dir_ / "schedule.csv").string();
@@ -111,9 +92,7 @@ class Rig {
     }
     config["schedule"].as_table()->insert_or_assign("file", schedule_path);
     config["schedule"].as_table()->insert_or_assign("autostart", options_.autostart);
-    config["recording"].as_table()->insert_or_assign("path", (dir_ / "edge.sqlite").string());
     config["recording"].as_table()->insert_or_assign("csv_dir", (dir_ / "csv").string());
-    config["operator"].as_table()->insert_or_assign("socket", (dir_ / "edge.sock").string());
     config["operator"].as_table()->insert_or_assign("events", (dir_ / "events.jsonl").string());
     const std::string path = (dir_ / "edge.toml").string();
     std::ofstream(path) << config << "\n";

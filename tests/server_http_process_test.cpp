@@ -17,6 +17,7 @@
 
 #include "ipc/line_socket.h"
 #include "support/child_process.h"
+#include "support/rig_edge_config.h"
 
 namespace cellguard {
 namespace {
@@ -27,14 +28,7 @@ using testing::ChildProcess;
 using testing::wait_until;
 using namespace std::chrono_literals;
 
-std::string binary() {
-  const char* path = std::getenv("CELLGUARD_BINARY");
-  return path != nullptr && *path != '\0' ? path : CELLGUARD_TEST_BINARY;
-}
-fs::path source_dir() {
-  const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
-  return dir != nullptr ? dir : CELLGUARD_TEST_SOURCE_DIR;
-}
+using testing::binary;
 
 class ServerHttpProcessTest : public ::testing::Test {
  protected:
@@ -51,32 +45,7 @@ class ServerHttpProcessTest : public ::testing::Test {
   }
 
   std::string edge_config(const std::string& server) {
-    auto parsed = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
-#if TOML_EXCEPTIONS
-    toml::table config = std::move(parsed);
-#else
-    toml::table config = std::move(parsed).table();
-#endif
-    const double scale = 4 / 8.0;
-    config["edge"].as_table()->insert_or_assign("id", "rig-01");
-    config["can"].as_table()->insert_or_assign("url", sim_->ready_line()["can"].get<std::string>());
-    config["can"].as_table()->insert_or_assign("dbc", (source_dir() / "data/cellguard-rig.dbc").string());
-    config["modules"].as_table()->insert_or_assign("expected", 4);
-    config["board"].as_table()->insert_or_assign("device", (dir_ / "board").string());
-    config["inverter"].as_table()->insert_or_assign(
-        "url", "tcp:" + sim_->ready_line()["inverter_tcp"].get<std::string>() + "?slave=2");
-    auto* limits = config["inverter"]["limits"].as_table();
-    limits->insert_or_assign("max_voltage_v", 384 * scale);
-    limits->insert_or_assign("min_voltage_v", 264 * scale);
-    auto* battery = config["safety"]["limits"]["inverter_battery_voltage"].as_table();
-    battery->insert_or_assign("warning_high", 384 * scale);
-    battery->insert_or_assign("dangerous_high", 390 * scale);
-    battery->insert_or_assign("warning_low", 268 * scale);
-    battery->insert_or_assign("dangerous_low", 264 * scale);
-    battery->insert_or_assign("hysteresis", 0.2 * scale);
-    config["schedule"].as_table()->erase("file");
-    config["recording"].as_table()->insert_or_assign("path", (dir_ / "edge.sqlite").string());
-    config["operator"].as_table()->insert_or_assign("socket", (dir_ / "edge.sock").string());
+    toml::table config = testing::rig_edge_config(sim_->ready_line(), dir_, 4, "rig-01", (dir_ / "board").string());
     auto* up = config["uplink"].as_table();
     up->insert_or_assign("server", server);
     up->insert_or_assign("plaintext", true);

@@ -28,6 +28,7 @@
 #include "store/store.h"
 #include "support/cellguard_process.h"
 #include "support/child_process.h"
+#include "support/rig_edge_config.h"
 #include "support/small_fs.h"
 #include "uplink/sender.h"
 
@@ -118,32 +119,8 @@ class Deployment {
   json proxy(const json& req) { return request((dir_ / "proxy.sock").string(), req); }
 
   std::string write_edge_config() {
-    auto parsed = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
-#if TOML_EXCEPTIONS
-    toml::table config = std::move(parsed);
-#else
-    toml::table config = std::move(parsed).table();
-#endif
-    const double scale = 4 / 8.0;
-    config["edge"].as_table()->insert_or_assign("id", "rig-01");
-    config["can"].as_table()->insert_or_assign("url", sim_->ready_line()["can"].get<std::string>());
-    config["can"].as_table()->insert_or_assign("dbc", (source_dir() / "data/cellguard-rig.dbc").string());
-    config["modules"].as_table()->insert_or_assign("expected", 4);
-    config["board"].as_table()->insert_or_assign("device", (dir_ / "board").string());
-    config["inverter"].as_table()->insert_or_assign(
-        "url", "tcp:" + sim_->ready_line()["inverter_tcp"].get<std::string>() + "?slave=2");
-    auto* limits = config["inverter"]["limits"].as_table();
-    limits->insert_or_assign("max_voltage_v", 384 * scale);
-    limits->insert_or_assign("min_voltage_v", 264 * scale);
-    auto* battery = config["safety"]["limits"]["inverter_battery_voltage"].as_table();
-    battery->insert_or_assign("warning_high", 384 * scale);
-    battery->insert_or_assign("dangerous_high", 390 * scale);
-    battery->insert_or_assign("warning_low", 268 * scale);
-    battery->insert_or_assign("dangerous_low", 264 * scale);
-    battery->insert_or_assign("hysteresis", 0.2 * scale);
-    config["schedule"].as_table()->erase("file");
+    toml::table config = testing::rig_edge_config(sim_->ready_line(), dir_, 4, "rig-01", (dir_ / "board").string());
     config["recording"].as_table()->insert_or_assign("path", recording().string());
-    config["operator"].as_table()->insert_or_assign("socket", (dir_ / "edge.sock").string());
     auto* up = config["uplink"].as_table();
     up->insert_or_assign("server", "127.0.0.1:" + std::to_string(proxy_port_));
     up->insert_or_assign("pki_dir", pki_.string());
