@@ -21,6 +21,7 @@
 #include "dbc/dbc.h"
 #include "recorder/recorder.h"
 #include "server/ingest.h"
+#include "server/server_test_util.h"
 #include "server/live.h"
 #include "server/prometheus_test_util.h"
 #include "store/store.h"
@@ -45,20 +46,8 @@ BO_ 897 BMU01_pdo3: 8 Module
  SG_ Cell_3_Voltage : 16|8@1+ (0.01,2.2) [2.2|4.75] "V" Vector__XXX
 )";
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 20s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
+using testing::now_ns;
+using testing::wait_for;
 
 json state_event(const char* from, const char* to, const char* level) {
   return {{"kind", "state"},

@@ -1,6 +1,7 @@
 // The ingest against the edge's real sender: a real recording (SQLite), real sockets on 127.0.0.1
 // (plaintext and mutual TLS with certificates from a real CA folder), a real SQLite store.
 #include "server/ingest.h"
+#include "server/server_test_util.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -33,18 +34,8 @@ BO_ 385 BMU01_pdo1: 8 Module
  SG_ Min_Cell_Voltage : 32|8@1+ (0.01,2.2) [2.2|4.75] "V" Vector__XXX
 )";
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 20s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
+using testing::now_ns;
+using testing::wait_for;
 
 std::uint64_t count(const std::vector<store::SeqRange>& ranges) {
   std::uint64_t n = 0;
