@@ -2,8 +2,11 @@
 #include "server/http_api.h"
 
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,13 +14,16 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "server/alarms.h"
+#include "server/http_query.h"
 #include "server/ingest.h"
 #include "server/live.h"
 #include "server/metrics.h"
@@ -53,34 +59,37 @@ void fail(httplib::Response& res, int status, const std::string& message) {
   reply(res, status, {{"error", message}});
 }
 
+// The session cookie; `Secure` whenever the browser talks TLS (to us or to a proxy in front).
+std::string session_cookie(const std::string& token, long long max_age_s, bool secure) {
+  return std::string(kCookie) + "=" + token + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+         std::to_string(max_age_s) + (secure ? "; Secure" : "");
+}
+
 // Finite numbers as numbers; NaN and infinities have no JSON spelling: null.
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
 // A query parameter as an int64 (absent: `fallback`); false and a 400 when it is not one.
 bool int_param(const httplib::Request& req, httplib::Response& res, const char* name, TimeNs fallback,
                TimeNs& out) {
-  if (!req.has_param(name)) {
-    out = fallback;
-    return true;
-  }
-  const std::string v = req.get_param_value(name);
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || end != v.data() + v.size()) {
-    fail(res, 400, std::string("parameter ") + name + "=\"" + v + "\" is not an integer");
+  auto v = server::int_param(req.params, name, fallback);
+  if (!v) {
+    fail(res, 400, v.error().message);
     return false;
   }
+  out = *v;
   return true;
 }
 
 // from/to with the defaults of the contract: the last `span` up to now.
 bool range_params(const httplib::Request& req, httplib::Response& res, TimeNs span, TimeNs& from,
                   TimeNs& to) {
-  if (!int_param(req, res, "to", wall_ns(), to)) return false;
-  if (!int_param(req, res, "from", to - span, from)) return false;
-  if (from > to) {
-    fail(res, 400, "from must not be after to");
+  auto r = server::range_params(req.params, wall_ns(), span);
+  if (!r) {
+    fail(res, 400, r.error().message);
     return false;
   }
+  from = r->from;
+  to = r->to;
   return true;
 }
 
@@ -97,18 +106,7 @@ int status_of(const Error& e) {
 }
 
 std::string cookie_value(const httplib::Request& req, std::string_view name) {
-  const std::string header = req.get_header_value("Cookie");
-  std::size_t pos = 0;
-  while (pos < header.size()) {
-    std::size_t end = header.find(';', pos);
-    if (end == std::string::npos) end = header.size();
-    std::string_view part(header.data() + pos, end - pos);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    if (part.size() > name.size() && part.substr(0, name.size()) == name && part[name.size()] == '=')
-      return std::string(part.substr(name.size() + 1));
-    pos = end + 1;
-  }
-  return {};
+  return server::cookie_value(req.get_header_value("Cookie"), name);
 }
 
 // The part of a channel name after the message: "BMU03_pdo3.Cell_5_Voltage" -> "Cell_5_Voltage".
@@ -159,6 +157,228 @@ std::string compact_time(TimeNs t) {
   return out;
 }
 
+// ---- connections: budgets that cpp-httplib 0.11 does not have ----
+
+using SteadyClock = std::chrono::steady_clock;
+
+// One accepted connection, registered with the ConnectionGuard while a worker serves it.
+struct Connection {
+  int fd = -1;
+  std::string ip;
+  SteadyClock::time_point waiting_since{};
+  bool waiting = true;  // waiting for a request head (after accept, or idle after a response)
+  std::atomic<bool> evicted{false};
+  bool close_after = false;  // the handler asked to close after this response
+};
+
+// Where the current worker's connection is (set for the duration of a connection).
+thread_local Connection* current_connection = nullptr;
+
+// Limits of connections: per address, and of those waiting for a request head. Making room closes
+// the connection that has waited longest (a slow sender), so a new client is always served.
+class ConnectionGuard {
+ public:
+  std::size_t max_per_address = 32, max_waiting = 16;
+
+  bool admit(Connection& c) {
+    std::lock_guard lock(mutex_);
+    if (count_of(c.ip) >= max_per_address && !evict_oldest_waiting(&c.ip)) return false;
+    if (waiting_count() >= max_waiting) evict_oldest_waiting(nullptr);
+    c.waiting_since = SteadyClock::now();
+    c.waiting = true;
+    all_.push_back(&c);
+    return true;
+  }
+  void set_waiting(Connection& c, bool waiting) {
+    std::lock_guard lock(mutex_);
+    c.waiting = waiting;
+    if (waiting) c.waiting_since = SteadyClock::now();
+  }
+  void leave(Connection& c) {
+    std::lock_guard lock(mutex_);
+    std::erase(all_, &c);
+  }
+  // On stop: every blocked read or write returns at once.
+  void shut_down_all() {
+    std::lock_guard lock(mutex_);
+    for (Connection* c : all_) {
+      c->evicted = true;
+      ::shutdown(c->fd, SHUT_RDWR);
+    }
+  }
+  std::uint64_t evictions() const { return evictions_.load(); }
+
+ private:
+  std::size_t count_of(const std::string& ip) const {
+    return static_cast<std::size_t>(
+        std::count_if(all_.begin(), all_.end(), [&](const Connection* c) { return !c->evicted && c->ip == ip; }));
+  }
+  std::size_t waiting_count() const {
+    return static_cast<std::size_t>(
+        std::count_if(all_.begin(), all_.end(), [](const Connection* c) { return !c->evicted && c->waiting; }));
+  }
+  bool evict_oldest_waiting(const std::string* ip) {
+    Connection* oldest = nullptr;
+    for (Connection* c : all_)
+      if (!c->evicted && c->waiting && (!ip || c->ip == *ip) &&
+          (!oldest || c->waiting_since < oldest->waiting_since))
+        oldest = c;
+    if (!oldest) return false;
+    oldest->evicted = true;
+    ::shutdown(oldest->fd, SHUT_RDWR);  // its worker's read fails and the connection ends
+    ++evictions_;
+    return true;
+  }
+
+  std::mutex mutex_;
+  std::vector<Connection*> all_;
+  std::atomic<std::uint64_t> evictions_{0};
+};
+
+// A socket stream whose reads share one deadline (the whole request head and body, not each
+// read), whose writes never raise SIGPIPE, and which is not writable once the peer has gone.
+class DeadlineStream final : public httplib::Stream {
+ public:
+  DeadlineStream(Connection& c, std::chrono::milliseconds io_timeout, const std::atomic<bool>& stopping)
+      : c_(c), io_timeout_(io_timeout), stopping_(stopping) {}
+  void set_deadline(SteadyClock::time_point t) { deadline_ = t; }
+
+  bool is_readable() const override { return begin_ < end_ || wait(POLLIN, deadline_); }
+  bool is_writable() const override {
+    if (stopping_ || c_.evicted) return false;
+    pollfd p{c_.fd, POLLOUT | POLLRDHUP, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(io_timeout_.count()));
+    return n == 1 && (p.revents & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL)) == 0 && (p.revents & POLLOUT);
+  }
+  ssize_t read(char* ptr, std::size_t size) override {
+    if (begin_ == end_) {
+      if (!wait(POLLIN, deadline_)) return -1;
+      ssize_t n;
+      do n = ::recv(c_.fd, buffer_, sizeof buffer_, 0);
+      while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      begin_ = 0;
+      end_ = static_cast<std::size_t>(n);
+    }
+    const std::size_t n = std::min(size, end_ - begin_);
+    std::memcpy(ptr, buffer_ + begin_, n);
+    begin_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, std::size_t size) override {
+    if (!is_writable()) return -1;
+    ssize_t n;
+    do n = ::send(c_.fd, ptr, size, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address(::getpeername, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address(::getsockname, ip, port); }
+  socket_t socket() const override { return c_.fd; }
+
+  static void address(int (*get)(int, sockaddr*, socklen_t*), int fd, std::string& ip, int& port) {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    ip.clear();
+    port = 0;
+    if (get(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return;
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&a), len, host, sizeof host, serv, sizeof serv,
+                      NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+      return;
+    ip = host;
+    port = std::atoi(serv);
+  }
+
+ private:
+  void address(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+    address(get, c_.fd, ip, port);
+  }
+  // Until the socket has `events`, the deadline passes (also capped by io_timeout for one wait),
+  // the connection is evicted or the server stops; polled in short steps for the last two.
+  bool wait(short events, SteadyClock::time_point deadline) const {
+    const auto cap = SteadyClock::now() + io_timeout_;
+    const auto until = std::min(deadline, cap);
+    for (;;) {
+      if (stopping_ || c_.evicted) return false;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - SteadyClock::now()).count();
+      if (left <= 0) return false;
+      pollfd p{c_.fd, events, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+      if (n > 0) return true;
+      if (n < 0 && errno != EINTR) return false;
+    }
+  }
+
+  Connection& c_;
+  std::chrono::milliseconds io_timeout_;
+  const std::atomic<bool>& stopping_;
+  SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
+  char buffer_[4096];
+  std::size_t begin_ = 0, end_ = 0;
+};
+
+// cpp-httplib's server with its connection loop replaced: the ConnectionGuard's limits and the
+// DeadlineStream's total request timeout (cpp-httplib 0.11 times out each read, so a header line
+// every few seconds held a worker for ever).
+class GuardedServer : public httplib::Server {
+ public:
+  ConnectionGuard guard;
+  std::chrono::milliseconds request_timeout{10'000};
+  std::chrono::milliseconds io_timeout{5'000};
+  std::size_t max_requests_per_connection = 100;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> refused{0};
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    Connection c;
+    c.fd = sock;
+    int port = 0;
+    DeadlineStream::address(::getpeername, sock, c.ip, port);
+    bool ok = false;
+    if (guard.admit(c)) {
+      current_connection = &c;
+      DeadlineStream stream(c, io_timeout, stopping);
+      for (std::size_t n = 0; n < max_requests_per_connection && !stopping && !c.evicted; ++n) {
+        guard.set_waiting(c, true);
+        stream.set_deadline(SteadyClock::now() + request_timeout);
+        bool closed = false;
+        const bool last = n + 1 == max_requests_per_connection || stopping;
+        ok = process_request(stream, last, closed, nullptr);
+        if (!ok || closed || c.close_after) break;
+      }
+      current_connection = nullptr;
+      guard.leave(c);
+    } else {
+      ++refused;
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ok;
+  }
+};
+
+// Whether the peer has closed or reset the connection (without waiting).
+bool peer_gone(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+// Asks cpp-httplib's worker loop to close the connection after this response.
+void close_after_response(httplib::Response& res) {
+  if (current_connection) current_connection->close_after = true;
+  res.set_header("Connection", "close");
+}
+
+constexpr std::size_t kMaxBody = 64 * 1024;  // the only bodies are logins
+
+// The dashboard's needs (web/: module scripts, a stylesheet, canvas charts, fetch and
+// EventSource to this origin, a data: icon) and nothing more; never framed.
+constexpr const char* kContentSecurityPolicy =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 }  // namespace
 
 struct HttpApi::Impl {
@@ -168,8 +388,10 @@ struct HttpApi::Impl {
   LiveCache* live = nullptr;
   const WebhookAlarms* alarms = nullptr;
   std::shared_ptr<spdlog::logger> log;
-  httplib::Server server;
+  GuardedServer server;
   std::thread thread;
+  fs::path web_root_canonical;  // empty: no dashboard
+  std::vector<std::string> allowed_hosts;
   int port = 0;
   bool login_needed = false;
   std::unique_ptr<Authenticator> auth;
@@ -375,9 +597,75 @@ struct HttpApi::Impl {
     return auth->user_of(token);
   }
 
+  // Bodies are read only where one is expected (the login, bounded by its reader): anything else
+  // with a body is refused before a byte of it is read. A status, or 0.
+  struct Refusal {
+    int status = 0;
+    std::string message;
+    explicit operator bool() const { return status != 0; }
+  };
+  static Refusal refuse_body(const httplib::Request& req) {
+    const std::string te = req.get_header_value("Transfer-Encoding");
+    const bool has_length = req.has_header("Content-Length");
+    std::uint64_t length = 0;
+    if (has_length) {
+      const std::string v = req.get_header_value("Content-Length");
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), length);
+      if (ec != std::errc() || end != v.data() + v.size()) {
+        return {400, "bad Content-Length"};
+      }
+    }
+    if (te.empty() && length == 0) return {};
+    if (!te.empty() && te != "chunked") {
+      return {501, "Transfer-Encoding \"" + te.substr(0, 40) + "\" is not supported"};
+    }
+    if (req.method != "POST" || req.path != "/api/v1/login") {
+      return {413, "no body is accepted here"};
+    }
+    if (length > kMaxBody) {
+      return {413, "a body of at most " + std::to_string(kMaxBody) + " bytes"};
+    }
+    return {};
+  }
+
+  // A dashboard path that resolves (through symbolic links) outside the web root.
+  bool outside_web_root(const httplib::Request& req) const {
+    if (web_root_canonical.empty() || (req.method != "GET" && req.method != "HEAD") ||
+        req.path.rfind("/api/", 0) == 0)
+      return false;
+    std::error_code ec;
+    fs::path p = web_root_canonical / fs::path(req.path).relative_path();
+    if (fs::is_directory(p, ec)) p /= "index.html";
+    if (!fs::exists(fs::symlink_status(p, ec))) return false;  // not a file: the single-page app
+    const fs::path real = fs::canonical(p, ec);
+    if (ec) return true;  // a dangling or looping link
+    return !within_web_root(real);
+  }
+  bool within_web_root(const fs::path& real) const {
+    const std::string root = web_root_canonical.string() + "/";
+    return real.string().rfind(root, 0) == 0;
+  }
+
   void routes() {
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       ++requests;
+      // The head has arrived: this connection is no longer a slow sender to be evicted.
+      if (current_connection) server.guard.set_waiting(*current_connection, false);
+      if (req.has_header("Host") && !host_allowed(req.get_header_value("Host"), allowed_hosts)) {
+        close_after_response(res);
+        fail(res, 421, "host \"" + host_of(req.get_header_value("Host")) +
+                           "\" is not served here (allowed_hosts in server.toml)");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (auto refused = refuse_body(req)) {
+        close_after_response(res);
+        fail(res, refused.status, refused.message);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (outside_web_root(req)) {
+        fail(res, 404, "not found");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (!login_needed || public_path(req.path) || session_user(req))
         return httplib::Server::HandlerResponse::Unhandled;
       fail(res, 401, "login required");
@@ -427,8 +715,25 @@ struct HttpApi::Impl {
       reply(res, 200, {{"login_required", login_needed}, {"user", user ? json(*user) : json(nullptr)}});
     });
 
-    server.Post("/api/v1/login", [this](const httplib::Request& req, httplib::Response& res) {
-      const json body = json::parse(req.body, nullptr, false);
+    server.Post("/api/v1/login", [this](const httplib::Request& req, httplib::Response& res,
+                                        const httplib::ContentReader& reader) {
+      // Read through a bounded receiver: a chunked body past the limit stops the read.
+      std::string text;
+      bool too_long = false;
+      const bool read = reader([&](const char* data, std::size_t n) {
+        if (text.size() + n > kMaxBody) {
+          too_long = true;
+          return false;
+        }
+        text.append(data, n);
+        return true;
+      });
+      if (too_long || !read) {
+        close_after_response(res);
+        return too_long ? fail(res, 413, "a body of at most " + std::to_string(kMaxBody) + " bytes")
+                        : fail(res, 400, "the body could not be read");
+      }
+      const json body = json::parse(text, nullptr, false);
       if (!body.is_object() || !body.contains("user") || !body["user"].is_string() ||
           !body.contains("password") || !body["password"].is_string())
         return fail(res, 400, "expected {\"user\":\"...\",\"password\":\"...\"}");
@@ -448,9 +753,8 @@ struct HttpApi::Impl {
         case Authenticator::Outcome::ok:
           break;
       }
-      res.set_header("Set-Cookie", std::string(kCookie) + "=" + result.token +
-                                       "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
-                                       std::to_string(config.auth.session_lifetime.count()));
+      res.set_header("Set-Cookie", session_cookie(result.token, config.auth.session_lifetime.count(),
+                                                  config.secure_cookie));
       log->info("http login of \"{}\" from {}", body["user"].get<std::string>(), req.remote_addr);
       reply(res, 200, {{"ok", true}, {"user", body["user"]}});
     });
@@ -458,7 +762,7 @@ struct HttpApi::Impl {
     server.Post("/api/v1/logout", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string token = cookie_value(req, kCookie);
       if (!token.empty()) auth->logout(token);
-      res.set_header("Set-Cookie", std::string(kCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+      res.set_header("Set-Cookie", session_cookie("", 0, config.secure_cookie));
       reply(res, 200, {{"ok", true}});
     });
 
@@ -594,22 +898,38 @@ struct HttpApi::Impl {
 
   void do_export(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    TimeNs from = 0, to = 0;
-    if (!range_params(req, res, kHourNs, from, to)) return;
-    const std::string format = req.has_param("format") ? req.get_param_value("format") : "csv";
-    if (format != "csv" && format != "jsonl") return fail(res, 400, "format must be csv or jsonl");
+    auto q = export_query(req.params, wall_ns());
+    if (!q) return fail(res, 400, q.error().message);
+    const TimeNs from = q->range.from, to = q->range.to;
+    const std::string& format = q->format;
     store::ExportOptions o;
     o.edge_id = id;
     o.from_ns = from;
     o.to_ns = to;
-    o.utc = req.has_param("utc") && req.get_param_value("utc") != "0";
-    if (req.has_param("interval_s")) {
-      auto d = store::parse_duration(req.get_param_value("interval_s"));
-      if (!d || *d < 1'000'000) return fail(res, 400, "interval_s must be a duration of at least 1 ms");
-      o.interval_ns = *d;
-    }
-    if (format == "csv" && (to - from) / o.interval_ns > 5'000'000)
-      return fail(res, 400, "more than 5 million CSV rows: choose a shorter range or a longer interval_s");
+    o.utc = q->utc;
+    o.interval_ns = q->interval_ns;
+    // The budget: rows, time, and the client still there (checked every 1024 rows or windows).
+    o.max_rows = kMaxExportRows;
+    const int fd = current_connection ? current_connection->fd : -1;
+    const auto deadline = SteadyClock::now() + config.export_timeout;
+    auto why = std::make_shared<std::string>();
+    o.cancelled = [this, fd, deadline, why, calls = std::uint64_t{0}]() mutable {
+      if (stopping) *why = "the server is stopping";
+      else if (++calls % 1024 != 1) return false;
+      else if (SteadyClock::now() > deadline)
+        *why = "the export took longer than " + std::to_string(config.export_timeout.count() / 1000) +
+               " s: choose a shorter range or a longer interval_s";
+      else if (fd >= 0 && peer_gone(fd))
+        *why = "the client went away";
+      return !why->empty();
+    };
+    auto export_failed = [&](const Error& e) {
+      if (!why->empty()) {
+        log->warn("http export of {} stopped: {}", id, *why);
+        return fail(res, 503, "export stopped: " + *why);
+      }
+      return fail(res, status_of(e), e.message);
+    };
     // Written to a private temporary folder, sent from there, removed after the download.
     std::string base =
         (fs::path(config.temp_dir.empty() ? fs::temp_directory_path().string() : config.temp_dir) /
@@ -627,7 +947,7 @@ struct HttpApi::Impl {
       auto r = store::export_csv(*store, o, (dir / "days").string());
       if (!r) {
         cleanup();
-        return fail(res, status_of(r.error()), r.error().message);
+        return export_failed(r.error());
       }
       rows = r->rows;
       if (rows == 0) {
@@ -648,8 +968,7 @@ struct HttpApi::Impl {
       const bool closed = std::fclose(out) == 0;
       if (!r || !closed) {
         cleanup();
-        return r ? fail(res, 500, "export: cannot write " + file.string())
-                 : fail(res, status_of(r.error()), r.error().message);
+        return r ? fail(res, 500, "export: cannot write " + file.string()) : export_failed(r.error());
       }
       rows = r->rows;
     }
@@ -665,7 +984,8 @@ struct HttpApi::Impl {
     res.set_header("X-Cellguard-Rows", std::to_string(rows));
     res.set_content_provider(
         static_cast<std::size_t>(size), format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
-        [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+        [this, stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          if (stopping) return false;
           std::vector<char> buffer(std::min<std::size_t>(length, 65536));
           stream->clear();
           stream->seekg(static_cast<std::streamoff>(offset));
@@ -686,6 +1006,8 @@ struct HttpApi::Impl {
     }
     if (streams.fetch_add(1) >= max_streams) {
       --streams;
+      close_after_response(res);  // the worker is free again at once
+      res.set_header("Retry-After", "5");
       return fail(res, 503, "too many live streams (" + std::to_string(max_streams) + ")");
     }
     struct State {
@@ -710,7 +1032,7 @@ struct HttpApi::Impl {
             const std::string hello = "retry: 1000\n\n";
             if (!sink.write(hello.data(), hello.size())) return false;
           }
-          if (stopping) return false;
+          if (stopping || !sink.is_writable()) return false;  // stopping, or the client went away
           const auto now = Clock::now();
           if (now >= state->next_edges) {
             state->next_edges = now + config.edges_interval;
@@ -762,12 +1084,27 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Sto
   impl->alarms = alarms;
   impl->auth = std::make_unique<Authenticator>(impl->config.auth);
   const int threads = std::max(4, impl->config.threads);
-  impl->max_streams = std::max(1, threads - 4);
+  // Streams, slow senders and one address's connections each get a share of the workers, so the
+  // rest always serve the API.
+  impl->max_streams = impl->config.max_streams > 0 ? impl->config.max_streams : std::max(1, threads / 4);
+  impl->server.guard.max_waiting = static_cast<std::size_t>(std::max(1, threads / 4));
+  impl->server.guard.max_per_address = static_cast<std::size_t>(std::max(2, threads / 2));
+  impl->server.request_timeout = impl->config.request_timeout;
   impl->server.new_task_queue = [threads] {
     return new httplib::ThreadPool(static_cast<std::size_t>(threads));
   };
-  impl->server.set_keep_alive_timeout(5);
-  impl->server.set_payload_max_length(64 * 1024);  // the only bodies are logins
+  impl->server.set_payload_max_length(kMaxBody);
+  impl->server.set_default_headers({{"Content-Security-Policy", kContentSecurityPolicy},
+                                    {"X-Content-Type-Options", "nosniff"},
+                                    {"X-Frame-Options", "DENY"},
+                                    {"Referrer-Policy", "no-referrer"}});
+  impl->allowed_hosts = impl->config.allowed_hosts;
+  if (auto h = host_of(impl->config.host); !h.empty()) impl->allowed_hosts.push_back(h);
+  if (!impl->config.web_root.empty()) {
+    std::error_code ec;
+    impl->web_root_canonical = fs::canonical(impl->config.web_root, ec);
+    if (ec) return Error(ErrorCode::not_found, "http: web root " + impl->config.web_root + ": " + ec.message());
+  }
   if (!impl->config.web_root.empty() && !impl->server.set_mount_point("/", impl->config.web_root))
     return Error(ErrorCode::io_error, "http: cannot serve " + impl->config.web_root);
   impl->routes();
@@ -791,8 +1128,12 @@ bool HttpApi::login_required() const { return impl_->login_needed; }
 
 void HttpApi::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
+  impl_->server.stopping = true;
   impl_->live->wake_all();
   impl_->server.stop();
+  // Blocked reads and writes (slow clients, streams, downloads) return at once; exports see
+  // `stopping` at their next window.
+  impl_->server.guard.shut_down_all();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

@@ -6,15 +6,21 @@
 // from the Store. A login (auth.h) is required for everything but /api/v1/health, login/logout/
 // session and the static files when login_required(host, require_login) says so.
 //
-// Threads: cpp-httplib's pool of `threads` workers plus the listener thread. Each open live stream
-// holds a worker, so at most threads - 4 streams are accepted (503 beyond). stop() ends the
-// streams within ~100 ms and joins everything; the objects passed to start() must outlive it.
+// Threads: cpp-httplib's pool of `threads` workers plus the listener thread; a connection holds a
+// worker. Budgets (docs/security.md): a request's head and body must arrive within
+// `request_timeout` of the connection's accept or previous response (a total, not per read); at
+// most threads / 4 connections may wait for a request head at once and threads / 2 come from one
+// address (the oldest waiting one is closed to make room); at most `max_streams` live streams
+// (503 beyond, at once); bodies at most 64 KiB, chunked or not; an export at most
+// `export_timeout`, cancelled when its client goes away. stop() closes every connection and
+// joins everything within about a second; the objects passed to start() must outlive it.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "server/auth.h"
@@ -38,7 +44,12 @@ struct HttpApiConfig {
   std::string web_root;       // the dashboard's files; empty: none
   bool require_login = false;
   bool metrics_public = false;
-  int threads = 32;
+  int threads = 64;
+  int max_streams = 0;  // 0: threads / 4
+  std::chrono::milliseconds request_timeout{10'000};
+  std::chrono::milliseconds export_timeout{120'000};
+  std::vector<std::string> allowed_hosts;  // Host names beside IP literals and localhost
+  bool secure_cookie = false;              // TLS in front (behind_tls_proxy): the cookie is `Secure`
   AuthConfig auth;
   std::chrono::milliseconds latest_interval{500};  // stream: `latest` at most this often (when changed)
   std::chrono::milliseconds edges_interval{1000};  // stream: `edges` this often

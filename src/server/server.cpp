@@ -134,6 +134,9 @@ int run_server(const ServerOptions& options) {
     hc.require_login = file.http.require_login;
     hc.metrics_public = file.http.metrics_public;
     hc.threads = file.http.threads;
+    hc.max_streams = file.http.max_streams;
+    hc.allowed_hosts = file.http.allowed_hosts;
+    hc.secure_cookie = file.http.behind_tls_proxy;
     hc.auth = file.auth;
     hc.version = CELLGUARD_VERSION;
     hc.log = log;

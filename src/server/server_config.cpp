@@ -9,6 +9,8 @@
 // The system's toml++ is a shared library built with exceptions (see edge/config.cpp).
 #include <toml++/toml.h>
 
+#include "server/http_query.h"
+
 namespace cellguard::server {
 namespace {
 
@@ -146,12 +148,27 @@ Result<ServerFileConfig> parse_server_config(std::string_view text, const std::s
     const std::string p = "http.";
     c.unknown_keys(*http, p,
                    {"listen", "web_root", "require_login", "metrics_public", "threads", "session_hours",
-                    "login_max_failures", "login_window_s", "login_lockout_s"});
+                    "login_max_failures", "login_window_s", "login_lockout_s", "allowed_hosts",
+                    "behind_tls_proxy", "max_streams"});
     c.string(*http, "listen", p, config.http.listen);
     c.string(*http, "web_root", p, config.http.web_root);
     c.boolean(*http, "require_login", p, config.http.require_login);
     c.boolean(*http, "metrics_public", p, config.http.metrics_public);
     c.integer(*http, "threads", p, 4, 1024, config.http.threads);
+    c.integer(*http, "max_streams", p, 1, 1024, config.http.max_streams);
+    c.boolean(*http, "behind_tls_proxy", p, config.http.behind_tls_proxy);
+    if (const toml::node* hosts = http->get("allowed_hosts")) {
+      const toml::array* list = hosts->as_array();
+      if (!list) c.problem(hosts, p + "allowed_hosts", "expected a list of host names");
+      for (std::size_t i = 0; list && i < list->size(); ++i) {
+        const auto* name = list->get(i)->as_string();
+        const std::string host = name ? host_of(name->get()) : "";
+        if (host.empty())
+          c.problem(list->get(i), p + "allowed_hosts", "expected a host name such as \"rig.example.org\"");
+        else
+          config.http.allowed_hosts.push_back(host);
+      }
+    }
     double hours = 0;
     if (c.number(*http, "session_hours", p, 0.01, 24 * 365, hours))
       config.auth.session_lifetime = std::chrono::seconds(static_cast<long long>(hours * 3600));

@@ -45,12 +45,23 @@ Result<void> check_range(const ExportOptions& o) {
   return success();
 }
 
+// The budget of ExportOptions: an error once cancelled or past max_rows rows.
+Result<void> check_budget(const ExportOptions& o, std::uint64_t rows) {
+  if (o.cancelled && o.cancelled()) return Error(ErrorCode::io_error, "export: cancelled");
+  if (o.max_rows != 0 && rows >= o.max_rows)
+    return Error(ErrorCode::invalid_argument,
+                 "export: more than " + std::to_string(o.max_rows) + " rows: choose a shorter range");
+  return success();
+}
+
 // Reads the samples of [from, to] (of the wanted channels) sorted by time, window by window.
 template <typename F>
 Result<void> for_each_window(Store& store, const std::string& edge, TimeNs from, TimeNs to, TimeNs window,
-                             const std::unordered_map<std::uint32_t, std::size_t>* wanted, F&& f) {
+                             const std::unordered_map<std::uint32_t, std::size_t>* wanted,
+                             const ExportOptions& options, F&& f) {
   std::vector<Sample> samples;
   for (TimeNs w0 = from;;) {
+    if (options.cancelled && options.cancelled()) return Error(ErrorCode::io_error, "export: cancelled");
     // Unsigned: the span may exceed INT64_MAX.
     const TimeNs w1 = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(w0) < static_cast<std::uint64_t>(window)
                           ? to
@@ -134,6 +145,7 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
                                                                                       : std::numeric_limits<TimeNs>::min();
 
   auto write_row = [&](TimeNs t) -> Result<void> {
+    if (auto budget = check_budget(o, result.rows); !budget) return budget;
     columns.clear();
     values.clear();
     for (const Channel* c : module_columns) {
@@ -167,7 +179,7 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
     return success();
   };
 
-  auto ok = for_each_window(store, o.edge_id, start, o.to_ns, o.window_ns, &slot,
+  auto ok = for_each_window(store, o.edge_id, start, o.to_ns, o.window_ns, &slot, o,
                             [&](TimeNs, TimeNs w1, const std::vector<Sample>& samples) -> Result<void> {
     result.samples += samples.size();
     std::size_t i = 0;
@@ -213,12 +225,13 @@ Result<ExportResult> export_jsonl(Store& store, const ExportOptions& o, std::FIL
   ExportResult result;
   std::string line;
   char number[64];
-  auto ok = for_each_window(store, o.edge_id, o.from_ns, o.to_ns, o.window_ns, nullptr,
+  auto ok = for_each_window(store, o.edge_id, o.from_ns, o.to_ns, o.window_ns, nullptr, o,
                             [&](TimeNs w0, TimeNs w1, const std::vector<Sample>& samples) -> Result<void> {
     auto events = store.events(o.edge_id, w0, w1, std::numeric_limits<std::size_t>::max());
     if (!events) return events.error();
     std::size_t e = 0;
     auto put = [&]() -> Result<void> {
+      if (auto budget = check_budget(o, result.rows); !budget) return budget;
       line.push_back('\n');
       if (std::fwrite(line.data(), 1, line.size(), out) != line.size()) {
         return Error(ErrorCode::io_error, "export: cannot write the JSON lines");

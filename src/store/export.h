@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,10 @@ struct ExportOptions {
   bool utc = false;                    // CSV dates and file names in UTC (default: local, as the rig)
   TimeNs window_ns = 300'000'000'000;  // read in windows of this length
   TimeNs lookback_ns = 60'000'000'000; // CSV: values this far before `from` count for the first rows
+  // Budget: at most this many rows/lines (0: no limit), and `cancelled` (when set) is asked before
+  // every window and row; either stops the export with an invalid_argument / io_error naming why.
+  std::uint64_t max_rows = 0;
+  std::function<bool()> cancelled;
 };
 
 struct ExportResult {
