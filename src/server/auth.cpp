@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <asio/ip/address.hpp>
 
 namespace cellguard::server {
@@ -122,19 +123,64 @@ Authenticator::Authenticator(AuthConfig config) : config_(std::move(config)) {
   dummy_.hash_hex = std::string(2 * kKeyBytes, '0');
 }
 
+std::optional<Authenticator::Clock::time_point> Authenticator::locked(FailureMap& map, std::string_view key,
+                                                                      Clock::time_point now) const {
+  auto it = map.find(key);
+  if (it == map.end() || it->second.locked_until <= now) return std::nullopt;
+  return it->second.locked_until;
+}
+
+void Authenticator::count_attempt(FailureMap& map, std::string_view key, int max, Clock::time_point now) {
+  auto it = map.find(key);
+  if (it == map.end()) {
+    // Bounded: forget what is over, then the stalest entry (never everything at once).
+    if (map.size() >= config_.max_tracked)
+      std::erase_if(map, [&](const auto& e) {
+        return e.second.locked_until <= now && now - e.second.last > config_.failure_window;
+      });
+    while (map.size() >= config_.max_tracked && !map.empty())
+      map.erase(std::min_element(map.begin(), map.end(),
+                                 [](const auto& a, const auto& b) { return a.second.last < b.second.last; }));
+    it = map.emplace(std::string(key), Failures{}).first;
+  }
+  Failures& f = it->second;
+  std::erase_if(f.times, [&](Clock::time_point t) { return now - t > config_.failure_window; });
+  f.times.push_back(now);
+  f.last = now;
+  if (static_cast<int>(f.times.size()) >= max) {
+    f.locked_until = now + config_.lockout;
+    f.times.clear();
+  }
+}
+
+void Authenticator::take_back_attempt(FailureMap& map, std::string_view key, Clock::time_point now) {
+  auto it = map.find(key);
+  if (it == map.end()) return;
+  auto& times = it->second.times;
+  if (auto t = std::find(times.begin(), times.end(), now); t != times.end()) times.erase(t);
+  if (it->second.locked_until == now + config_.lockout) it->second.locked_until = {};  // set by this attempt
+  if (times.empty() && it->second.locked_until <= now) map.erase(it);
+}
+
 Authenticator::LoginResult Authenticator::login(std::string_view client, std::string_view user,
                                                 std::string_view password, Clock::time_point now) {
   LoginResult result;
+  // The name as a key: bounded, so a spray of huge names cannot grow the map's memory.
+  const std::string_view user_key = user.substr(0, 256);
   {
     std::lock_guard lock(mutex_);
-    auto it = failures_.find(client);
-    if (it != failures_.end() && it->second.locked_until > now) {
+    auto until = locked(failures_, client, now);
+    const auto user_until = locked(user_failures_, user_key, now);
+    if (user_until && (!until || *user_until > *until)) until = user_until;
+    if (until) {
       ++rate_limited_;
       result.outcome = Outcome::rate_limited;
-      result.retry_after = std::max(std::chrono::seconds(1),
-                                    std::chrono::ceil<std::chrono::seconds>(it->second.locked_until - now));
+      result.retry_after = std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(*until - now));
       return result;
     }
+    // Counted before the (slow) verification: the limit holds for concurrent attempts too.
+    count_attempt(failures_, client, config_.max_failures, now);
+    count_attempt(user_failures_, user_key, config_.max_failures_per_user, now);
   }
   // The expensive part outside the lock: logins of different clients run in parallel.
   const User* found = nullptr;
@@ -145,18 +191,11 @@ Authenticator::LoginResult Authenticator::login(std::string_view client, std::st
   std::lock_guard lock(mutex_);
   if (!ok) {
     ++failed_;
-    Failures& f = failures_[std::string(client)];
-    std::erase_if(f.times, [&](Clock::time_point t) { return now - t > config_.failure_window; });
-    f.times.push_back(now);
-    if (static_cast<int>(f.times.size()) >= config_.max_failures) {
-      f.locked_until = now + config_.lockout;
-      f.times.clear();
-    }
-    if (failures_.size() > 65536) failures_.clear();  // bounded under a spray of clients
     result.outcome = Outcome::wrong;
     return result;
   }
   failures_.erase(std::string(client));
+  take_back_attempt(user_failures_, user_key, now);
   unsigned char raw[kTokenBytes];
   if (RAND_bytes(raw, static_cast<int>(sizeof raw)) != 1) {
     result.outcome = Outcome::wrong;
@@ -212,4 +251,11 @@ std::size_t Authenticator::sessions() const {
   return sessions_.size();
 }
 
+}  // namespace cellguard::server
+
+namespace cellguard::server {
+std::size_t Authenticator::tracked_addresses() const {
+  std::lock_guard lock(mutex_);
+  return failures_.size();
+}
 }  // namespace cellguard::server

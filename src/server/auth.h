@@ -55,9 +55,11 @@ bool login_required(std::string_view http_host, bool require_login);
 struct AuthConfig {
   std::vector<User> users;
   std::chrono::seconds session_lifetime{12 * 3600};
-  int max_failures = 5;  // failed logins per client within `failure_window` ...
+  int max_failures = 5;  // failed logins per client address within `failure_window` ...
+  int max_failures_per_user = 20;  // ... or per user name (from any address) ...
   std::chrono::seconds failure_window{60};
-  std::chrono::seconds lockout{60};  // ... then every login of that client is refused this long
+  std::chrono::seconds lockout{60};  // ... then every login of that client (user) is refused this long
+  std::size_t max_tracked = 65536;   // addresses and names tracked each; the stalest goes first
   std::size_t max_sessions = 4096;   // the oldest session goes when a new one would exceed this
 };
 
@@ -72,7 +74,9 @@ class Authenticator {
     std::string token;                    // the session cookie's value when ok
     std::chrono::seconds retry_after{0};  // when rate_limited
   };
-  // `client`: the peer address (the rate limit's key).
+  // `client`: the peer address. The attempt is counted against the address and the user name
+  // under one lock before the password is verified, so concurrent guesses cannot pass the limit;
+  // a correct password takes its count back.
   LoginResult login(std::string_view client, std::string_view user, std::string_view password,
                     Clock::time_point now = Clock::now());
   // The session's user, if the token names a live session.
@@ -83,6 +87,7 @@ class Authenticator {
   std::uint64_t failed_logins() const;
   std::uint64_t rate_limited() const;
   std::size_t sessions() const;
+  std::size_t tracked_addresses() const;
 
  private:
   struct Session {
@@ -93,12 +98,19 @@ class Authenticator {
   struct Failures {
     std::vector<Clock::time_point> times;
     Clock::time_point locked_until{};
+    Clock::time_point last{};
   };
+  using FailureMap = std::map<std::string, Failures, std::less<>>;
+  // Counts an attempt of `key` (locking it at `max`); the time it stays locked when it already is.
+  std::optional<Clock::time_point> locked(FailureMap& map, std::string_view key, Clock::time_point now) const;
+  void count_attempt(FailureMap& map, std::string_view key, int max, Clock::time_point now);
+  void take_back_attempt(FailureMap& map, std::string_view key, Clock::time_point now);
   AuthConfig config_;
   PasswordHash dummy_;  // verified against for unknown users (same cost)
   mutable std::mutex mutex_;
   std::map<std::string, Session, std::less<>> sessions_;   // by SHA-256 of the token (hex)
-  std::map<std::string, Failures, std::less<>> failures_;  // by client
+  FailureMap failures_;       // by client address
+  FailureMap user_failures_;  // by user name
   std::uint64_t logins_ = 0, failed_ = 0, rate_limited_ = 0;
 };
 

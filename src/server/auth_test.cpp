@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "server/server_config.h"
 
 namespace cellguard::server {
@@ -116,6 +120,62 @@ TEST(Auth, FailuresOutsideTheWindowDoNotAddUp) {
     EXPECT_EQ(auth.login("x", "lab", "guess", t0 + std::chrono::seconds(i * 6)).outcome,
               Authenticator::Outcome::wrong);
   EXPECT_EQ(auth.rate_limited(), 0u);
+}
+
+TEST(Auth, ConcurrentWrongLoginsGetNoMoreGuessesThanTheLimit) {
+  // 20 at once from one address (the 11 got through a limit of 5): exactly 5 verified.
+  AuthConfig c = one_user("lab", "secret");
+  c.max_failures = 5;
+  Authenticator auth(c);
+  std::atomic<int> wrong{0}, limited{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 20; ++i)
+    threads.emplace_back([&] {
+      const auto r = auth.login("127.0.0.1", "lab", "guess");
+      (r.outcome == Authenticator::Outcome::wrong ? wrong : limited)++;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 5);
+  EXPECT_EQ(limited.load(), 15);
+}
+
+TEST(Auth, RotatingAddressesMeetThePerUserLimit) {
+  AuthConfig c = one_user("lab", "secret");
+  c.max_failures = 5;
+  c.max_failures_per_user = 8;
+  Authenticator auth(c);
+  const auto t0 = Authenticator::Clock::now();
+  int wrong = 0;
+  for (int i = 0; i < 30; ++i)  // a new loopback address for every guess
+    if (auth.login("127.0.0." + std::to_string(i + 2), "lab", "guess", t0 + std::chrono::milliseconds(i)).outcome ==
+        Authenticator::Outcome::wrong)
+      ++wrong;
+  EXPECT_EQ(wrong, 8);
+  // Another name is not locked by it; after the lockout the user logs in again.
+  EXPECT_EQ(auth.login("127.0.0.99", "other", "x", t0 + 1s).outcome, Authenticator::Outcome::wrong);
+  EXPECT_EQ(auth.login("127.0.0.99", "lab", "secret", t0 + 2s).outcome, Authenticator::Outcome::rate_limited);
+  EXPECT_EQ(auth.login("127.0.0.99", "lab", "secret", t0 + 62s).outcome, Authenticator::Outcome::ok);
+}
+
+TEST(Auth, TheFailureMapIsBoundedByEvictingTheStalestNotEverything) {
+  AuthConfig c = one_user("lab", "secret");
+  c.max_failures = 2;
+  c.max_failures_per_user = 1'000'000;
+  c.max_tracked = 100;
+  c.failure_window = 3600s;
+  c.lockout = 3600s;
+  Authenticator auth(c);
+  const auto t0 = Authenticator::Clock::now();
+  // A spray of 250 addresses, one guess each: never more than 100 tracked ...
+  for (int i = 0; i < 250; ++i) {
+    auth.login("10.0." + std::to_string(i / 200) + "." + std::to_string(i % 200), "lab", "x",
+               t0 + std::chrono::milliseconds(i));
+    ASSERT_LE(auth.tracked_addresses(), 100u);
+  }
+  EXPECT_EQ(auth.tracked_addresses(), 100u);
+  // ... and the recent ones are kept (dropping everything would forget this address's first guess).
+  EXPECT_EQ(auth.login("10.0.1.49", "lab", "y", t0 + 1s).outcome, Authenticator::Outcome::wrong);
+  EXPECT_EQ(auth.login("10.0.1.49", "lab", "secret", t0 + 2s).outcome, Authenticator::Outcome::rate_limited);
 }
 
 TEST(Auth, ThePrintedUserEntryReadsBackFromServerToml) {
