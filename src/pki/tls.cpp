@@ -23,7 +23,8 @@ constexpr int kVerifyDepth = 0;
 
 // A verification store that trusts exactly the certificates in `ca` and checks the CRL in `crl`
 // (when given; it must be signed by the CA).
-Result<X509StorePtr> build_store(const fs::path& ca, const fs::path& crl) {
+Result<X509StorePtr> build_store(const fs::path& ca, const fs::path& crl,
+                                 std::set<std::string>* revoked = nullptr) {
   X509StorePtr store(X509_STORE_new());
   if (!store) return openssl_error(ErrorCode::io_error, "cannot create a certificate store");
   std::vector<X509Ptr> anchors;
@@ -54,6 +55,12 @@ Result<X509StorePtr> build_store(const fs::path& ca, const fs::path& crl) {
       return openssl_error(ErrorCode::invalid_argument, crl.string() + ": cannot use the CRL");
     }
     X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
+    if (revoked) {
+      revoked->clear();
+      const STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(list.get());
+      for (int i = 0; entries && i < sk_X509_REVOKED_num(entries); ++i)
+        revoked->insert(serial_hex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(entries, i))));
+    }
   }
   return store;
 }
@@ -128,9 +135,11 @@ Result<void> TlsServerContext::reload_crl() {
   // Stamped before reading: if the file changes meanwhile, the next check sees a difference.
   struct stat st {};
   const bool stamped = ::stat(files_.crl.c_str(), &st) == 0;
-  auto store = build_store(files_.ca, files_.crl);
+  std::set<std::string> revoked;
+  auto store = build_store(files_.ca, files_.crl, &revoked);
   if (!store) return store.error();
   std::lock_guard lock(mutex_);
+  revoked_ = std::move(revoked);
   if (stamped) {
     crl_stamp_ =
         FileStamp{static_cast<unsigned long long>(st.st_ino), static_cast<unsigned long long>(st.st_size),
@@ -141,6 +150,11 @@ Result<void> TlsServerContext::reload_crl() {
     return openssl_error(ErrorCode::io_error, "cannot install the new verification store");
   }
   return success();
+}
+
+std::set<std::string> TlsServerContext::revoked_serials() {
+  std::lock_guard lock(mutex_);
+  return revoked_;
 }
 
 Result<bool> TlsServerContext::reload_crl_if_changed() {

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -71,6 +72,10 @@ class TlsServerContext {
   // True when it reloaded.
   Result<bool> reload_crl_if_changed();
 
+  // The serials (uppercase hex, as PeerIdentity::serial) the CRL loaded last revokes: a server
+  // closes live connections of those after a reload (handshakes only check new ones).
+  std::set<std::string> revoked_serials();
+
  private:
   TlsServerContext(asio::ssl::context context, TlsFiles files);
 
@@ -85,6 +90,7 @@ class TlsServerContext {
   asio::ssl::context context_;
   TlsFiles files_;
   FileStamp crl_stamp_;
+  std::set<std::string> revoked_;
 };
 
 // The client's (edge's) context. `server_host` is the address or DNS name the client dials; the

@@ -12,10 +12,12 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_set>
 
 #include "pki/tls.h"
+#include "server/event_json.h"
 #include "store/store.h"
 #include "uplink/protocol.h"
 
@@ -50,7 +52,9 @@ store::Batch to_store(up::Batch&& b) {
   for (up::Series& s : b.series)
     out.series.push_back({std::move(s.channels), std::move(s.times_ns), std::move(s.values)});
   out.events.reserve(b.events.size());
-  for (up::Event& e : b.events) out.events.push_back({e.time_ns, std::move(e.kind), std::move(e.json)});
+  // Checked once here, trusted (spliced, never re-parsed) after it: event_json.h.
+  for (up::Event& e : b.events)
+    out.events.push_back({e.time_ns, bounded_event_kind(e.kind), bounded_event_json(std::move(e.json))});
   return out;
 }
 
@@ -63,6 +67,8 @@ class SessionBase {
   virtual void acknowledge(std::vector<up::SeqRange> ranges) = 0;  // any thread
   virtual void kick(std::string reason) = 0;                       // any thread
   std::atomic<std::size_t> queued{0};                               // batches waiting for the writer
+  std::string certificate_serial;  // after the handshake (TLS); guarded by the server's state_mutex
+  std::atomic<bool> revoked{false};  // its certificate was revoked: nothing more is stored or acknowledged
 };
 
 struct IngestServer::Impl : std::enable_shared_from_this<Impl> {
@@ -119,6 +125,7 @@ struct IngestServer::Impl : std::enable_shared_from_this<Impl> {
   void commit(std::deque<Pending>& batch);
   awaitable<void> accept_loop();
   awaitable<void> crl_watch();
+  void close_revoked();
   template <typename Stream>
   void start_session(std::shared_ptr<Stream> stream, tcp::socket* socket, std::string peer);
 };
@@ -139,6 +146,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   awaitable<void> run();
 
   void acknowledge(std::vector<up::SeqRange> ranges) override {
+    if (revoked) return;
     asio::post(socket_.get_executor(), [self = this->shared_from_this(), ranges = std::move(ranges)]() mutable {
       self->send(up::Ack{std::move(ranges)});
     });
@@ -300,6 +308,10 @@ awaitable<bool> Session<Stream>::handshake() {
       co_return false;
     }
     certificate_name_ = identity->name;
+    {
+      std::lock_guard lock(server_.state_mutex);
+      certificate_serial = identity->serial;
+    }
     co_return true;
   }
 }
@@ -376,6 +388,7 @@ bool Session<Stream>::on_hello(const up::Hello& hello) {
 
 template <typename Stream>
 void Session<Stream>::on_batch(up::Batch&& batch) {
+  if (revoked || closing_) return;  // being closed: nothing more is stored
   for (const up::Series& s : batch.series)
     for (std::uint32_t c : s.channels)
       if (channels_.count(c) == 0) {
@@ -508,8 +521,29 @@ awaitable<void> IngestServer::Impl::crl_watch() {
     const std::int64_t now = mtime();
     if (now == seen) continue;
     seen = now;
-    if (auto ok = config.tls->reload_crl(); !ok) log->warn("CRL not reloaded: {}", ok.error().message);
-    else log->info("CRL reloaded from {}", config.crl_path);
+    if (auto ok = config.tls->reload_crl(); !ok) {
+      log->warn("CRL not reloaded: {}", ok.error().message);
+      continue;
+    }
+    log->info("CRL reloaded from {}", config.crl_path);
+    close_revoked();
+  }
+}
+
+// A revocation also ends the live connections of the revoked certificates (the handshake only
+// guards new ones).
+void IngestServer::Impl::close_revoked() {
+  const std::set<std::string> revoked = config.tls->revoked_serials();
+  std::vector<std::shared_ptr<SessionBase>> cut;
+  {
+    std::lock_guard lock(state_mutex);
+    for (const auto& s : all_sessions)
+      if (!s->certificate_serial.empty() && revoked.count(s->certificate_serial)) cut.push_back(s);
+  }
+  for (const auto& s : cut) {
+    log->warn("closing the connection of certificate {}: revoked", s->certificate_serial);
+    s->revoked = true;
+    s->kick("certificate revoked");
   }
 }
 
