@@ -95,10 +95,12 @@ class IngestTest : public ::testing::Test {
     }
   }
 
-  void start_server(std::shared_ptr<pki::TlsServerContext> tls = nullptr, std::uint16_t port = 0) {
+  void start_server(std::shared_ptr<pki::TlsServerContext> tls = nullptr, std::uint16_t port = 0,
+                    std::string crl_path = "") {
     IngestConfig ic;
     ic.port = port;
     ic.tls = std::move(tls);
+    ic.crl_path = std::move(crl_path);
     ic.keepalive = 200ms;
     ic.dead_after = 2s;
     auto s = IngestServer::start(ic, *store_);
@@ -256,6 +258,44 @@ TEST_F(IngestTest, MutualTlsStreamsAndTheEdgeIdMustMatchTheCertificate) {
   honest.tls = std::make_shared<asio::ssl::context>(std::move(*context));
   start_sender(honest);
   ASSERT_TRUE(wait_for([&] { return stored("rig-01") == 5; })) << sender_->stats().last_error;
+}
+
+TEST_F(IngestTest, RevokingACertificateClosesItsLiveConnection) {
+  const fs::path ca = dir_ / "pki";
+  ASSERT_TRUE(pki::init_ca(ca));
+  pki::IssueOptions server_cert;
+  server_cert.kind = pki::CertKind::server;
+  server_cert.name = "server";
+  server_cert.subject_alt_names = {"127.0.0.1"};
+  ASSERT_TRUE(pki::issue(ca, server_cert));
+  pki::IssueOptions edge;
+  edge.name = "rig-01";
+  ASSERT_TRUE(pki::issue(ca, edge));
+  const auto server_files = pki::TlsFiles::from_ca_dir(ca, "server");
+  auto tls = pki::TlsServerContext::create(server_files);
+  ASSERT_TRUE(tls) << tls.error().message;
+  start_server(std::shared_ptr<pki::TlsServerContext>(std::move(*tls)), 0, server_files.crl.string());
+  record(3);
+  auto c = sender_config("rig-01");
+  auto files = pki::TlsFiles::from_ca_dir(ca, "rig-01");
+  files.crl.clear();
+  auto context = pki::client_context(files, "127.0.0.1");
+  ASSERT_TRUE(context);
+  c.tls = std::make_shared<asio::ssl::context>(std::move(*context));
+  start_sender(c);
+  ASSERT_TRUE(wait_for([&] { return stored("rig-01") == 3; })) << sender_->stats().last_error;
+
+  // Revoked while connected: the server closes the live connection at its next CRL check (1 s)
+  // with the reason, and what the edge records afterwards is neither stored nor acknowledged.
+  const auto revoked_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pki::revoke(ca, "rig-01"));
+  ASSERT_TRUE(wait_for([&] { return sender_->stats().last_error.find("revoked") != std::string::npos; }, 5s))
+      << sender_->stats().last_error;
+  EXPECT_LT(std::chrono::steady_clock::now() - revoked_at, 4s);
+  const auto rejected = server_->stats().rejected;
+  record(2);
+  ASSERT_TRUE(wait_for([&] { return server_->stats().rejected > rejected; }, 5s));  // its reconnection
+  EXPECT_EQ(stored("rig-01"), 3u);
 }
 
 TEST_F(IngestTest, PlaintextIsRefusedBeyondLoopback) {
