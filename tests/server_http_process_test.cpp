@@ -4,6 +4,9 @@
 // warning band shows up as the edge's state with its reason, and as a webhook alarm.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -16,6 +19,7 @@
 #include <thread>
 
 #include "ipc/line_socket.h"
+#include "store/store.h"
 #include "support/child_process.h"
 #include "support/rig_edge_config.h"
 
@@ -87,6 +91,60 @@ class Receiver {
   std::vector<json> alarms_;
   int port_ = 0;
 };
+
+// Issue 12 item 2: SIGTERM while a big export runs, a slow client sends its head a line at a time
+// and a live stream is open: the process exits cleanly within 5 s (it hung joining threads).
+TEST_F(ServerHttpProcessTest, SigtermDuringABigExportExitsWithinFiveSeconds) {
+  const std::string data = (dir_ / "server-data").string();
+  fs::create_directories(data);
+  {
+    store::SqliteStoreConfig sc;
+    sc.path = store::sqlite_store_path(data);
+    auto st = store::open_sqlite_store(sc);
+    ASSERT_TRUE(st) << st.error().message;
+    store::EdgeInfo info;
+    info.edge_id = "rig-01";
+    info.channels = {{1, "board.temp1_c", "degC", 0, "Ardu_Temp1"}};
+    ASSERT_TRUE((*st)->put_edge(info));
+  }
+  server_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{binary(), "server", "--data", data, "--listen", "127.0.0.1:0", "--plaintext", "--http",
+                               "127.0.0.1:0"},
+      (dir_ / "server.log").string());
+  ASSERT_TRUE(server_->ready()) << server_->log();
+  const std::string http = server_->ready_line().value("http", "");
+  const int port = std::stoi(http.substr(http.rfind(':') + 1));
+  auto connect = [&] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  };
+  auto send = [](int fd, const std::string& s) { ::send(fd, s.data(), s.size(), MSG_NOSIGNAL); };
+  // A year at one row an hour: within the limits, ~105,000 store windows to read.
+  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const int exporter = connect(), slow = connect(), stream = connect();
+  send(exporter, "GET /api/v1/edges/rig-01/export?format=jsonl&interval_s=1h&from=" +
+                     std::to_string(now - 365LL * 86400 * 1'000'000'000) + "&to=" + std::to_string(now) +
+                     " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  send(slow, "GET /api/v1/health HTTP/1.1\r\n");
+  send(stream, "GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  std::this_thread::sleep_for(300ms);
+  pollfd p{exporter, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "the export answered before the signal: not a running export";
+  const auto start = std::chrono::steady_clock::now();
+  const int code = server_->stop(5s);  // SIGKILL (exit 137) after 5 s
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(code, 0) << server_->log();
+  EXPECT_LT(took, 5s);
+  std::printf("SIGTERM to exit: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  for (int fd : {exporter, slow, stream}) ::close(fd);
+}
 
 TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingValues) {
   Receiver receiver;

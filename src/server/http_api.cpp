@@ -331,6 +331,11 @@ class GuardedServer : public httplib::Server {
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> refused{0};
 
+  // cpp-httplib 0.11 listens with a backlog of 5: a burst of connections overflows it and the
+  // kernel drops SYNs, delaying honest clients by seconds of retransmission. Linux takes a second
+  // listen() as a new backlog.
+  void widen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
+
  private:
   bool process_and_close_socket(socket_t sock) override {
     Connection c;
@@ -1135,6 +1140,7 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Sto
                    "http: cannot listen on " + where + " (in use, or not an address of this machine)");
     impl->port = impl->config.port;
   }
+  impl->server.widen_backlog(SOMAXCONN);
   Impl* raw = impl.get();
   raw->thread = std::thread([raw] { raw->server.listen_after_bind(); });
   return std::unique_ptr<HttpApi>(new HttpApi(std::move(impl)));

@@ -287,14 +287,14 @@ TEST_F(HttpLimitsTest, SlowRequestHeadsNeitherStarveTheApiNorLastPastTheRequestT
   });
   int answered = 0;
   const auto start = Clock::now();
-  while (Clock::now() - start < 2500ms) {
+  while (Clock::now() - start < 2000ms) {
     if (healthy(1000ms)) ++answered;
     std::this_thread::sleep_for(100ms);
   }
   done = true;
   drip.join();
-  EXPECT_GE(answered, 10) << "health answered " << answered << " times in 2.5 s";
-  std::printf("health answered %d times in 2.5 s beside 40 slow sockets\n", answered);
+  EXPECT_GE(answered, 8) << "health answered " << answered << " times in 2 s";
+  std::printf("health answered %d times in 2 s beside 40 slow sockets\n", answered);
   // None of the slow ones got an answer, and every one was closed (evicted, or at the 1.5 s
   // total deadline although it sent a line every 300 ms).
   const auto until = Clock::now() + 2000ms;

@@ -6,6 +6,10 @@
 
 #include <asio.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "pki/tls.h"
@@ -20,6 +24,7 @@ namespace cellguard::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr std::chrono::seconds kShutdownDeadline{10};
 
 TimeNs wall_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -194,9 +199,31 @@ int run_server(const ServerOptions& options) {
   }
   schedule_tick();
   io.run();
+  // Stop in order (HTTP first, so nothing reads the store while the ingest drains; alarms last, as
+  // the ingest's final commits may raise some), each bounded; a watchdog ends the process should
+  // one still hang, so a SIGTERM always exits.
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stopped = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(stop_mutex);
+    if (!stop_cv.wait_for(lock, kShutdownDeadline, [&] { return stopped; })) {
+      log->error("stopping took longer than {} s: exiting without a clean stop", kShutdownDeadline.count());
+      log->flush();
+      std::_Exit(3);
+    }
+  });
+  const auto stop_start = Clock::now();
   if (http) http->stop();
   (*ingest)->stop();
   if (alarms) alarms->stop();
+  {
+    std::lock_guard lock(stop_mutex);
+    stopped = true;
+  }
+  stop_cv.notify_all();
+  watchdog.join();
+  log->info("stopped in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - stop_start).count());
   const auto s = (*ingest)->stats();
   log->info("stopped: {} batches ({} duplicates), {} samples", s.batches, s.duplicates, s.samples);
   return 0;
