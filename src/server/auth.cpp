@@ -115,6 +115,7 @@ bool login_required(std::string_view http_host, bool require_login) {
 }
 
 Authenticator::Authenticator(AuthConfig config) : config_(std::move(config)) {
+  if (config_.max_failures_per_user <= 0) config_.max_failures_per_user = 4 * std::max(1, config_.max_failures);
   // The dummy costs what a real user costs: the first user's iteration count.
   const std::uint32_t iterations =
       config_.users.empty() ? kMinPbkdf2Iterations : config_.users.front().password.iterations;
