@@ -155,7 +155,7 @@ Result<ServerFileConfig> parse_server_config(std::string_view text, const std::s
     c.boolean(*http, "require_login", p, config.http.require_login);
     c.boolean(*http, "metrics_public", p, config.http.metrics_public);
     c.integer(*http, "threads", p, 4, 1024, config.http.threads);
-    c.integer(*http, "max_streams", p, 1, 1024, config.http.max_streams);
+    c.integer(*http, "max_streams", p, 0, 1024, config.http.max_streams);
     c.boolean(*http, "behind_tls_proxy", p, config.http.behind_tls_proxy);
     if (const toml::node* hosts = http->get("allowed_hosts")) {
       const toml::array* list = hosts->as_array();
