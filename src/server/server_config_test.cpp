@@ -117,3 +117,21 @@ TEST(ServerConfig, MalformedTomlIsAnErrorNotACrash) {
 
 }  // namespace
 }  // namespace cellguard::server
+
+namespace cellguard::server {
+namespace {
+
+TEST(ServerConfig, HostsProxyAndStreamLimitsOfTheHttpListener) {
+  auto c = parse_server_config(
+      "[http]\nallowed_hosts = [\"Rig.Example.org\", \"[::1]:8080\"]\nbehind_tls_proxy = true\nmax_streams = 8\n", "t");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->http.allowed_hosts, (std::vector<std::string>{"rig.example.org", "::1"}));
+  EXPECT_TRUE(c->http.behind_tls_proxy);
+  EXPECT_EQ(c->http.max_streams, 8);
+  auto bad = parse_server_config("[http]\nallowed_hosts = [\"a b\", 3]\n", "t");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("t:2:18: http.allowed_hosts"), std::string::npos) << bad.error().message;
+}
+
+}  // namespace
+}  // namespace cellguard::server
