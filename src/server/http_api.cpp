@@ -237,7 +237,8 @@ class ConnectionGuard {
 };
 
 // A socket stream whose reads share one deadline (the whole request head and body, not each
-// read), whose writes never raise SIGPIPE, and which is not writable once the peer has gone.
+// read), whose writes never raise SIGPIPE, and which is not writable once the connection is reset,
+// evicted or the server stops.
 class DeadlineStream final : public httplib::Stream {
  public:
   DeadlineStream(Connection& c, std::chrono::milliseconds io_timeout, const std::atomic<bool>& stopping)
@@ -247,9 +248,10 @@ class DeadlineStream final : public httplib::Stream {
   bool is_readable() const override { return begin_ < end_ || wait(POLLIN, deadline_); }
   bool is_writable() const override {
     if (stopping_ || c_.evicted) return false;
-    pollfd p{c_.fd, POLLOUT | POLLRDHUP, 0};
+    // (Not POLLRDHUP: a client may half-close after its request and still read the answer.)
+    pollfd p{c_.fd, POLLOUT, 0};
     const int n = ::poll(&p, 1, static_cast<int>(io_timeout_.count()));
-    return n == 1 && (p.revents & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL)) == 0 && (p.revents & POLLOUT);
+    return n == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) == 0 && (p.revents & POLLOUT);
   }
   ssize_t read(char* ptr, std::size_t size) override {
     if (begin_ == end_) {
@@ -771,6 +773,11 @@ struct HttpApi::Impl {
                                                   config.secure_cookie));
       log->info("http login of \"{}\" from {}", body["user"].get<std::string>(), req.remote_addr);
       reply(res, 200, {{"ok", true}, {"user", body["user"]}});
+    });
+
+    // A login without a body (cpp-httplib routes it past the content reader).
+    server.Post("/api/v1/login", [](const httplib::Request&, httplib::Response& res) {
+      fail(res, 400, "expected {\"user\":\"...\",\"password\":\"...\"}");
     });
 
     server.Post("/api/v1/logout", [this](const httplib::Request& req, httplib::Response& res) {

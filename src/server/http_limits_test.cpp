@@ -263,6 +263,9 @@ TEST_F(HttpLimitsTest, AChunkedLoginBodyPastTheLimitIsRefusedWith413WithoutReadi
                       "b\r\n{\"user\":\"x\"\r\n1\r\n}\r\n0\r\n\r\n"));
   const std::string got = ok.receive(2s, "}");
   EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got.substr(0, 200);  // read whole, no password
+  auto none = client().Post("/api/v1/login", "", "application/json");  // no body at all
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 400);
   EXPECT_TRUE(healthy());
 }
 
