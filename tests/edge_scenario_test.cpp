@@ -4,6 +4,7 @@
 // observed through its --events file (JSON lines), its operator socket and the simulator's status.
 // Every wait is on a condition with a deadline, never a fixed sleep.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -434,6 +435,38 @@ TEST(EdgeScenario, HalfDeadInverterWithUnansweredReadsIsFlaggedAndItsReadingsSho
   }
   EXPECT_NE(text.find("readings STALE: last valid"), std::string::npos) << text;
   EXPECT_TRUE(rig.edge_process().running());
+}
+
+// Issue 12 item 6: the edge started under umask 000 still creates its operator socket 0600; user
+// nobody can neither connect nor start the rig (the contactors stay open); the owner can.
+TEST(EdgeScenario, OperatorSocketIsTheOwnersOnlyEvenUnderUmask000) {
+  Rig rig("socket", with_modules(2));
+  const mode_t saved = ::umask(0);
+  rig.start_edge();
+  ::umask(saved);
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  const std::string socket = (rig.dir() / "edge.sock").string();
+  struct stat st {};
+  ASSERT_EQ(::lstat(socket.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(rig.edge_status().value("contactors_closed", true), false);
+  std::string out;
+  if (::geteuid() == 0 && ::system("setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null") == 0) {
+    const std::string command = "setpriv --reuid=nobody --regid=nogroup --clear-groups " + binary() + " edge start --socket " + socket + " 2>&1";
+    if (FILE* p = ::popen(command.c_str(), "r")) {
+      char buffer[4096];
+      while (std::fgets(buffer, sizeof buffer, p) != nullptr) out += buffer;
+      EXPECT_NE(::pclose(p), 0) << out;
+    }
+    EXPECT_NE(out.find("Permission denied"), std::string::npos) << out;
+  } else {
+    std::printf("SKIPPED part: needs root and setpriv to try as user nobody\n");
+  }
+  EXPECT_EQ(rig.edge_status().value("contactors_closed", true), false);
+  EXPECT_EQ(rig.edge_status()["precharge"].value("phase", ""), "idle");
+  // Each request is logged with who sent it.
+  EXPECT_TRUE(wait_until([&] { return rig.edge_process().log().find("operator request \"status\" from pid") != std::string::npos; }, 5s))
+      << rig.logs();
 }
 
 }  // namespace

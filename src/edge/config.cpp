@@ -927,6 +927,7 @@ void read_operator(Reader&, Section s, EdgeConfig& c, const fs::path& base) {
   std::string v;
   if (s.string("socket", v)) c.operator_interface.socket_path = resolve(base, v);
   if (s.string("events", v)) c.operator_interface.events_path = resolve(base, v);
+  s.string("group", c.operator_interface.group);
   s.finish();
 }
 

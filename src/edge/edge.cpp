@@ -397,7 +397,18 @@ class Edge {
     o.path = !options_.socket_path.empty()                         ? options_.socket_path
              : !config_.operator_interface.socket_path.empty()    ? config_.operator_interface.socket_path
                                                                    : ipc::default_socket_path("cellguard-edge-" + config_.edge_id + ".sock");
-    auto server = ipc::LineServer::start(io_, o, [this](std::string_view line) { return handle_control(line); });
+    o.group = config_.operator_interface.group;
+    // Every request is logged with who sent it (pid, uid, user, gid): the operators' audit trail.
+    auto server = ipc::LineServer::start(io_, o, [this](std::string_view line, const ipc::PeerCredentials& peer) {
+      std::string answer = handle_control(line);
+      const json request = json::parse(line, nullptr, false);
+      const std::string cmd = request.is_object() && request.contains("cmd") && request["cmd"].is_string()
+                                  ? json(request["cmd"]).dump()
+                                  : std::string("(unreadable request)");
+      log_->info("operator request {} from {}: {}", cmd, peer.describe(),
+                 answer.starts_with(R"({"ok":true)") ? "ok" : "refused");
+      return answer;
+    });
     if (!server) return server.error();
     control_ = std::move(server.value());
     return success();
