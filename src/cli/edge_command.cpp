@@ -224,7 +224,7 @@ void register_edge(CLI::App& app, Action& action) {
   cmd->add_option("--config", args->config, "Configuration (TOML), e.g. data/edge/rig.toml");
   add_override_options(cmd, args->overrides);
   cmd->add_option("--events", args->events, "Append every event to this file as a JSON line");
-  cmd->add_option("--socket", args->socket, "Control socket path (default: [operator] socket or $XDG_RUNTIME_DIR)");
+  cmd->add_option("--socket", args->socket, "Control socket path (default: [operator] socket, else cellguard-edge-<id>.sock in $XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or /tmp/cellguard-<uid>)");
   cmd->add_option("--duration", args->duration_s, "Stop after this many seconds (0: run until signalled)")
       ->check(CLI::NonNegativeNumber);
 
