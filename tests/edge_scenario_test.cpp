@@ -4,9 +4,11 @@
 // observed through its --events file (JSON lines), its operator socket and the simulator's status.
 // Every wait is on a condition with a deadline, never a fixed sleep.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +21,7 @@
 #include "support/cellguard_process.h"
 #include "support/child_process.h"
 #include "support/rig_edge_config.h"
+#include "support/rogue_modbus_proxy.h"
 
 namespace cellguard {
 namespace {
@@ -94,6 +97,7 @@ class Rig {
     config["schedule"].as_table()->insert_or_assign("autostart", options_.autostart);
     config["recording"].as_table()->insert_or_assign("csv_dir", (dir_ / "csv").string());
     config["operator"].as_table()->insert_or_assign("events", (dir_ / "events.jsonl").string());
+    if (!inverter_url.empty()) config["inverter"].as_table()->insert_or_assign("url", inverter_url);
     const std::string path = (dir_ / "edge.toml").string();
     std::ofstream(path) << config << "\n";
     return path;
@@ -106,6 +110,13 @@ class Rig {
     ASSERT_TRUE(edge_->ready()) << edge_->log();
     events_ = std::make_unique<JsonLinesTail>((dir_ / "events.jsonl").string());
   }
+
+  // The simulator's Modbus TCP port (for a proxy in front of it).
+  int sim_inverter_port() const {
+    const std::string endpoint = sim_->ready_line()["inverter_tcp"].get<std::string>();
+    return std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+  }
+  std::string inverter_url;  // set before start_edge(): the edge talks to this instead of the simulator
 
   json sim(const json& req) { return request((dir_ / "sim.sock").string(), req); }
   json sim_status() { return sim({{"cmd", "status"}})["status"]; }
@@ -381,6 +392,81 @@ TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording)
     EXPECT_NE(header.find(column), std::string::npos) << column << " missing in " << header;
   EXPECT_EQ(header.find("BMU04_"), std::string::npos) << "only the 3 modules found";
   EXPECT_NE(row.find(",normal"), std::string::npos) << row;
+}
+
+// Issue 12 item 4: a half-dead inverter behind a rogue Modbus server (function-4 answers dropped,
+// writes still answered) is flagged within the readings bound, the edge goes dangerous then safe,
+// and its status shows the last readings as stale with their age, not as current values.
+TEST(EdgeScenario, HalfDeadInverterWithUnansweredReadsIsFlaggedAndItsReadingsShownStale) {
+  Rig rig("halfdead", with_modules(2));
+  testing::RogueModbusProxy proxy(rig.sim_inverter_port(), 41025);
+  ASSERT_GT(proxy.port(), 0);
+  rig.inverter_url = "tcp:127.0.0.1:" + std::to_string(proxy.port()) + "?slave=2";
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].contains("last"); }, 5s)) << rig.logs();
+  EXPECT_FALSE(rig.edge_status()["inverter"]["last"].value("stale", true));
+  const auto fault_at = std::chrono::steady_clock::now();
+  proxy.set_mode(testing::RogueModbusProxy::Mode::drop_read_answers);
+  auto dangerous = rig.events().wait_for([](const json& e) { return is_state(e, "dangerous"); }, 6s);
+  ASSERT_TRUE(dangerous) << rig.logs();
+  const double flagged_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
+  std::printf("half-dead inverter (reads unanswered) flagged after %.2f s: %s\n", flagged_s, (*dangerous)["reason"].dump().c_str());
+  // rig.toml: readings_timeout_ms = 2000 (counted from the last valid reading); the consecutive
+  // failure rule (3 failed reads) may come first.
+  EXPECT_LE(flagged_s, 2.0 + 1.0);
+  const std::string rule = (*dangerous)["reason"].value("rule", "");
+  EXPECT_TRUE(rule == "inverter_stale" || rule == "inverter_link") << rule;
+  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return is_state(e, "safe"); }, 5s)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("readings_stale", false); }, 5s))
+      << rig.edge_status()["inverter"].dump(2);
+  const json inverter = rig.edge_status()["inverter"];
+  EXPECT_TRUE(inverter["last"].value("stale", false)) << inverter.dump(2);
+  EXPECT_GE(inverter["last"].value("age_ms", 0.0), 2000.0) << inverter.dump(2);
+  EXPECT_GT(inverter.value("timeouts", 0), 0) << inverter.dump(2);
+  // The operator's text says so too.
+  const std::string command = binary() + " edge status --socket " + (rig.dir() / "edge.sock").string() + " 2>&1";
+  std::string text;
+  if (FILE* out = ::popen(command.c_str(), "r")) {
+    char buffer[4096];
+    while (std::fgets(buffer, sizeof buffer, out) != nullptr) text += buffer;
+    ::pclose(out);
+  }
+  EXPECT_NE(text.find("readings STALE: last valid"), std::string::npos) << text;
+  EXPECT_TRUE(rig.edge_process().running());
+}
+
+// Issue 12 item 6: the edge started under umask 000 still creates its operator socket 0600; user
+// nobody can neither connect nor start the rig (the contactors stay open); the owner can.
+TEST(EdgeScenario, OperatorSocketIsTheOwnersOnlyEvenUnderUmask000) {
+  Rig rig("socket", with_modules(2));
+  const mode_t saved = ::umask(0);
+  rig.start_edge();
+  ::umask(saved);
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  const std::string socket = (rig.dir() / "edge.sock").string();
+  struct stat st {};
+  ASSERT_EQ(::lstat(socket.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(rig.edge_status().value("contactors_closed", true), false);
+  std::string out;
+  if (::geteuid() == 0 && ::system("setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null") == 0) {
+    const std::string command = "setpriv --reuid=nobody --regid=nogroup --clear-groups " + binary() + " edge start --socket " + socket + " 2>&1";
+    if (FILE* p = ::popen(command.c_str(), "r")) {
+      char buffer[4096];
+      while (std::fgets(buffer, sizeof buffer, p) != nullptr) out += buffer;
+      EXPECT_NE(::pclose(p), 0) << out;
+    }
+    EXPECT_NE(out.find("Permission denied"), std::string::npos) << out;
+  } else {
+    std::printf("SKIPPED part: needs root and setpriv to try as user nobody\n");
+  }
+  EXPECT_EQ(rig.edge_status().value("contactors_closed", true), false);
+  EXPECT_EQ(rig.edge_status()["precharge"].value("phase", ""), "idle");
+  // Each request is logged with who sent it.
+  EXPECT_TRUE(wait_until([&] { return rig.edge_process().log().find("operator request \"status\" from pid") != std::string::npos; }, 5s))
+      << rig.logs();
 }
 
 }  // namespace

@@ -112,6 +112,14 @@ std::string number(const json& j, const char* key, int decimals = 1) {
   return text;
 }
 
+// A millisecond field as seconds, e.g. "12.3".
+std::string seconds_text(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_number()) return "-";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.1f", j[key].get<double>() / 1000.0);
+  return text;
+}
+
 void print_status(const json& s) {
   const std::string reason = s["state_reason"].value("rule", "none") == "none" ? "" : s["state_reason"].value("text", std::string());
   std::printf("state      %s%s%s%s\n", s.value("state", "?").c_str(), reason.empty() ? "" : " (", reason.c_str(),
@@ -140,12 +148,24 @@ void print_status(const json& s) {
   }
   if (s.contains("inverter")) {
     const auto& i = s["inverter"];
-    std::printf("inverter   %s %s, mode %s %s, %llu timeouts, %llu CRC errors, %d failures in a row",
+    std::printf("inverter   %s %s, mode %s %s, %llu timeouts, %llu CRC errors, %llu malformed answers, "
+                "%d failures in a row (%d reads, %d heartbeats)",
                 i.value("url", "").c_str(), i.value("phase", "").c_str(), i.value("mode", "").c_str(),
                 number(i, "setpoint").c_str(), i.value("timeouts", 0ull), i.value("crc_errors", 0ull),
-                i.value("consecutive_failures", 0));
-    if (i.contains("last"))
-      std::printf(", %s V, %s A", number(i["last"], "battery_voltage_v").c_str(), number(i["last"], "dc_link_current_a").c_str());
+                i.value("bad_answers", 0ull), i.value("consecutive_failures", 0), i.value("read_failures", 0),
+                i.value("heartbeat_failures", 0));
+    if (i.contains("last")) {
+      // Stale readings are shown as what they are: values from the past, with their age.
+      if (i["last"].value("stale", false))
+        std::printf(", readings STALE: last valid %s s ago (%s V, %s A then)", seconds_text(i["last"], "age_ms").c_str(),
+                    number(i["last"], "battery_voltage_v").c_str(), number(i["last"], "dc_link_current_a").c_str());
+      else
+        std::printf(", %s V, %s A", number(i["last"], "battery_voltage_v").c_str(), number(i["last"], "dc_link_current_a").c_str());
+    } else if (i.value("readings_stale", false)) {
+      std::printf(", no valid reading yet");
+    }
+    if (i.contains("heartbeat_age_ms"))
+      std::printf(", heartbeat acknowledged %s ms ago", number(i, "heartbeat_age_ms", 0).c_str());
     std::printf("\n");
   }
   std::printf("contactors %s, cooling %s, precharge %s\n", s.value("contactors_closed", false) ? "closed" : "open",
@@ -204,7 +224,7 @@ void register_edge(CLI::App& app, Action& action) {
   cmd->add_option("--config", args->config, "Configuration (TOML), e.g. data/edge/rig.toml");
   add_override_options(cmd, args->overrides);
   cmd->add_option("--events", args->events, "Append every event to this file as a JSON line");
-  cmd->add_option("--socket", args->socket, "Control socket path (default: [operator] socket or $XDG_RUNTIME_DIR)");
+  cmd->add_option("--socket", args->socket, "Control socket path (default: [operator] socket, else cellguard-edge-<id>.sock in $XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or /tmp/cellguard-<uid>)");
   cmd->add_option("--duration", args->duration_s, "Stop after this many seconds (0: run until signalled)")
       ->check(CLI::NonNegativeNumber);
 

@@ -195,7 +195,7 @@ void register_sim(CLI::App& app, Action& action) {
   sim->add_option("--cyclic-ms", args->cyclic_ms, "Also send PDOs every MS simulated ms without SYNC (0: off)");
   sim->add_option("--scenario", args->scenario, "Fault scenario (TOML, timed steps)");
   sim->add_option("--seed", args->seed, "Seed of the cell-to-cell spread and garbage frames");
-  sim->add_option("--control", args->control, "Control socket path (default: $XDG_RUNTIME_DIR or /tmp)");
+  sim->add_option("--control", args->control, "Control socket path (default: in $XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or /tmp/cellguard-<uid>)");
   sim->add_option("--duration", args->duration_s, "Stop after this many simulated seconds (0: run until signalled)");
   sim->add_option("--initial-soc", args->initial_soc_pct, "Initial state of charge, %")->check(CLI::Range(0.0, 100.0));
   sim->add_option("--ambient", args->ambient_c, "Ambient temperature, °C")->check(CLI::Range(-40.0, 80.0));

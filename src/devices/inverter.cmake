@@ -3,7 +3,11 @@
 target_sources(cellguard_devices PRIVATE ${CMAKE_CURRENT_LIST_DIR}/inverter_client.cpp)
 target_link_libraries(cellguard_devices PUBLIC PkgConfig::MODBUS Threads::Threads)
 # Tests against real peers: the simulator's inverter (TCP, RTU on a pty) and pymodbus.
-cellguard_test(devices_inverter_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/inverter_client_test.cpp DEPS cellguard_devices cellguard_sim)
+# The half-dead inverter tests put a rogue Modbus server (tests/support) in front of the simulator's
+# and drive the safety supervisor with the client's results, as the edge does.
+cellguard_test(devices_inverter_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/inverter_client_test.cpp
+  DEPS cellguard_devices cellguard_sim cellguard_safety)
 if(TARGET devices_inverter_test)
   target_compile_definitions(devices_inverter_test PRIVATE CELLGUARD_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  target_include_directories(devices_inverter_test PRIVATE ${PROJECT_SOURCE_DIR}/tests)
 endif()

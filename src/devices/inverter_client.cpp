@@ -58,6 +58,9 @@ std::string format_value(double v) {
 
 bool is_exception(int err) { return err >= EMBXILFUN && err <= EMBXGTAR; }
 
+// An answer arrived but is not the one asked for (wrong byte count, function, unit or echo).
+bool is_malformed(int err) { return err == EMBBADDATA || err == EMBMDATA || err == EMBBADSLAVE || err == EMBBADEXC || err == EMBUNKEXC; }
+
 }  // namespace
 
 // --- URL ---
@@ -173,6 +176,30 @@ std::string_view to_string(InverterEvent::Kind kind) {
   return "?";
 }
 
+// --- write echoes ---
+
+int check_write_echo(const std::uint8_t* pdu, std::size_t length, std::uint16_t address, std::uint16_t value,
+                     std::string& problem) {
+  if (length >= 2 && pdu[0] == (0x06 | 0x80)) {
+    if (pdu[1] >= 1 && pdu[1] <= EMBXGTAR - MODBUS_ENOBASE) return static_cast<int>(MODBUS_ENOBASE + pdu[1]);
+    problem = "unknown exception code " + std::to_string(pdu[1]);
+    return EMBBADEXC;
+  }
+  if (length != 5 || pdu[0] != 0x06) {
+    problem = "answer is not a function-6 echo (function " + std::to_string(length > 0 ? pdu[0] : 0) + ", " +
+              std::to_string(length) + " bytes)";
+    return EMBBADDATA;
+  }
+  const auto echoed_address = static_cast<std::uint16_t>((pdu[1] << 8) | pdu[2]);
+  const auto echoed_value = static_cast<std::uint16_t>((pdu[3] << 8) | pdu[4]);
+  if (echoed_address != address || echoed_value != value) {
+    problem = "wrong echo: address " + std::to_string(echoed_address) + " value " + std::to_string(echoed_value) + ", wrote " +
+              std::to_string(value) + " to " + std::to_string(address);
+    return EMBBADDATA;
+  }
+  return 0;
+}
+
 // --- the client ---
 
 struct InverterClient::Impl {
@@ -196,6 +223,7 @@ struct InverterClient::Impl {
   ReadingsHandler readings_handler;
   LinkHandler link_handler;
   EventHandler event_handler;
+  HeartbeatHandler heartbeat_handler;
 
   std::thread worker;
   mutable std::mutex mutex;  // guards everything below
@@ -219,6 +247,8 @@ struct InverterClient::Impl {
   SteadyClock::time_point next_off_attempt{};
   std::uint16_t input_first = 0;
   int input_count = 0;
+  std::string echo_problem;  // why the last verified write was refused (set just before returning -1)
+  int other_failing = 0;     // guarded by mutex: start-up/command writes failed since the last success
 
   // --- posting to the loop ---
 
@@ -299,10 +329,17 @@ struct InverterClient::Impl {
     post_event(InverterEvent::Kind::disconnected, reason);
   }
 
-  // One transaction with retries after timeouts and CRC errors. Returns true on success, else
-  // `error` holds the reason. Counts in the stats; reports to the link handler.
+  // Which freshness a transaction feeds: polls and heartbeats each have their own; a failure of
+  // one stays until that kind succeeds again. Other writes (start-up, commands) fail on their own.
+  enum class Kind : std::uint8_t { reading, heartbeat, other };
+
+  // The link is healthy when no kind is failing (caller holds the mutex).
+  bool healthy_locked() const { return link_stats.read_failures == 0 && link_stats.heartbeat_failures == 0 && other_failing == 0; }
+
+  // One transaction with retries after timeouts, CRC errors and malformed answers. Returns true on
+  // success, else `error` holds the reason. Counts in the stats; reports to the link handler.
   template <typename Op>
-  bool transact(const char* what, Op op, std::string& error) {
+  bool transact(const char* what, Kind kind, Op op, std::string& error) {
     int attempt = 0;
     while (true) {
       errno = 0;
@@ -312,21 +349,40 @@ struct InverterClient::Impl {
         std::lock_guard lock(mutex);
         ++link_stats.transactions;
         if (rc >= 0) {
-          link_stats.consecutive_failures = 0;
         } else if (err == ETIMEDOUT) {
           ++link_stats.timeouts;
         } else if (err == EMBBADCRC) {
           ++link_stats.crc_errors;
         } else if (is_exception(err)) {
           ++link_stats.exceptions;
+        } else if (is_malformed(err)) {
+          ++link_stats.bad_answers;
         }
       }
       if (rc >= 0) {
-        post_link(true, what);
+        bool healthy = false;
+        {
+          std::lock_guard lock(mutex);
+          if (kind == Kind::reading) link_stats.read_failures = 0;
+          if (kind == Kind::heartbeat) link_stats.heartbeat_failures = 0;
+          other_failing = 0;
+          healthy = healthy_locked();
+          if (healthy) link_stats.consecutive_failures = 0;
+        }
+        if (healthy) post_link(true, what);
         return true;
       }
-      const bool retryable = err == ETIMEDOUT || err == EMBBADCRC || err == EMBBADDATA;
-      error = std::string(what) + ": " + (err == ETIMEDOUT ? "timeout" : modbus_strerror(err));
+      const bool retryable = err == ETIMEDOUT || err == EMBBADCRC || is_malformed(err);
+      if (err == ETIMEDOUT) {
+        error = std::string(what) + ": timeout";
+      } else if (err == EMBBADDATA && !echo_problem.empty()) {
+        error = std::string(what) + ": " + echo_problem;
+      } else if (err == EMBBADDATA && kind == Kind::reading) {
+        error = std::string(what) + ": malformed answer (wrong byte count or function)";
+      } else {
+        error = std::string(what) + ": " + modbus_strerror(err);
+      }
+      echo_problem.clear();
       if (retryable && attempt < config.retries && !should_stop()) {
         ++attempt;
         modbus_flush(ctx);  // a late answer must not be taken for the retry's
@@ -339,22 +395,58 @@ struct InverterClient::Impl {
         std::lock_guard lock(mutex);
         link_stats.last_error = error;
         failures = ++link_stats.consecutive_failures;
+        if (kind == Kind::reading) ++link_stats.read_failures;
+        if (kind == Kind::heartbeat) ++link_stats.heartbeat_failures;
+        if (kind == Kind::other) ++other_failing;
       }
       post_link(false, error);
-      // An exception is an answer: the link works. Anything else (timeouts, broken socket) counts
-      // toward a reconnect.
+      // An exception is an answer: the link works. Anything else (timeouts, broken socket,
+      // malformed answers) counts toward a reconnect.
       if (!is_exception(err)) {
         if (retryable) modbus_flush(ctx);
-        const bool broken = !retryable && err != EMBMDATA && err != EINVAL && err != EMBBADSLAVE && err != EMBBADEXC &&
-                            err != EMBUNKEXC;
+        const bool broken = !retryable && err != EINVAL && err != EMBBADEXC && err != EMBUNKEXC;
         if (broken || failures >= kFailuresBeforeReconnect) disconnect("link lost: " + error);
       }
       return false;
     }
   }
 
-  bool write(std::uint16_t address, std::uint16_t value, const char* what, std::string& error) {
-    return transact(what, [&] { return modbus_write_register(ctx, address, value); }, error);
+  // Function 6 with its answer checked: libmodbus 3.1 compares only the function code of a
+  // function-6 answer, so the request is sent raw and the echo (unit, address, value; for TCP the
+  // transaction id, 0 for raw requests) is verified here. Returns -1 with errno like libmodbus.
+  int write_register_verified(std::uint16_t address, std::uint16_t value) {
+    const int unit = config.endpoint.slave;
+    std::uint8_t request[6] = {static_cast<std::uint8_t>(unit), 0x06, static_cast<std::uint8_t>(address >> 8),
+                               static_cast<std::uint8_t>(address & 0xff), static_cast<std::uint8_t>(value >> 8),
+                               static_cast<std::uint8_t>(value & 0xff)};
+    if (modbus_send_raw_request(ctx, request, sizeof request) < 0) return -1;
+    std::uint8_t answer[MODBUS_MAX_ADU_LENGTH];
+    const int length = modbus_receive_confirmation(ctx, answer);
+    if (length < 0) return -1;
+    const bool tcp = config.endpoint.transport == InverterEndpoint::Transport::tcp;
+    const int header = modbus_get_header_length(ctx);  // TCP: MBAP (7), RTU: unit (1)
+    const int trailer = tcp ? 0 : 2;                     // RTU: CRC (checked by libmodbus)
+    if (length < header + 1 + trailer || answer[header - 1] != unit || (tcp && (answer[0] != 0 || answer[1] != 0))) {
+      echo_problem = "answer from another unit or transaction";
+      errno = EMBBADDATA;
+      return -1;
+    }
+    std::string problem;
+    const int err = check_write_echo(answer + header, static_cast<std::size_t>(length - header - trailer), address, value, problem);
+    if (err != 0) {
+      if (err == EMBBADDATA) {
+        echo_problem = problem;
+        std::lock_guard lock(mutex);
+        ++link_stats.echo_mismatches;
+      }
+      errno = err;
+      return -1;
+    }
+    return 1;
+  }
+
+  bool write(std::uint16_t address, std::uint16_t value, const char* what, std::string& error, Kind kind = Kind::other) {
+    return transact(what, kind, [&] { return write_register_verified(address, value); }, error);
   }
 
   // --- start-up ---
@@ -381,6 +473,16 @@ struct InverterClient::Impl {
     set_phase(InverterPhase::starting);
   }
 
+  void acknowledge_heartbeat() {
+    const TimeNs t = clock();
+    {
+      std::lock_guard lock(mutex);
+      ++link_stats.heartbeats;
+      link_stats.last_heartbeat_ack_ns = t;
+    }
+    if (heartbeat_handler) asio::post(loop, [handler = heartbeat_handler, t] { handler(t); });
+  }
+
   void fail_startup(const std::string& reason) {
     set_phase(InverterPhase::startup_failed);
     settling = false;
@@ -392,14 +494,12 @@ struct InverterClient::Impl {
   void startup_step() {
     const auto& step = startup_writes[startup_index];
     std::string error;
-    if (!write(step.address, step.value, step.what.c_str(), error)) {
+    const bool is_heartbeat = step.address == config.registers.heartbeat;
+    if (!write(step.address, step.value, step.what.c_str(), error, is_heartbeat ? Kind::heartbeat : Kind::other)) {
       if (ctx != nullptr) fail_startup("start-up: " + error);
       return;
     }
-    if (step.address == config.registers.heartbeat) {
-      std::lock_guard lock(mutex);
-      ++link_stats.heartbeats;
-    }
+    if (is_heartbeat) acknowledge_heartbeat();
     std::uint16_t readback = 0;
     errno = 0;
     std::string detail = step.what + " written (" + std::to_string(step.value) + " to " + std::to_string(step.address) + ")";
@@ -474,8 +574,9 @@ struct InverterClient::Impl {
     // may ask for) keeps the readings of one instant together.
     std::vector<std::uint16_t> regs(static_cast<std::size_t>(input_count));
     std::string error;
-    if (!transact("read input registers", [&] { return modbus_read_input_registers(ctx, input_first, input_count, regs.data()); },
-                  error)) {
+    // libmodbus checks the byte count against the request (EMBBADDATA) and the CRC (RTU).
+    if (!transact("read input registers", Kind::reading,
+                  [&] { return modbus_read_input_registers(ctx, input_first, input_count, regs.data()); }, error)) {
       if (settling && SteadyClock::now() >= settle_deadline) fail_startup("start-up: " + error);
       return;
     }
@@ -499,6 +600,10 @@ struct InverterClient::Impl {
     r.charged_kwh = u32(m.charged_kwh_high) * 0.1;
     r.discharged_kwh = u32(m.discharged_kwh_high) * 0.1;
     r.power_limit_kw = from_raw(at(m.power_limit), m.power_scale);
+    {
+      std::lock_guard lock(mutex);
+      link_stats.last_reading_ns = r.time_ns;
+    }
     if (readings_handler) asio::post(loop, [handler = readings_handler, r] { handler(r); });
     if (settling) check_settled(r);
   }
@@ -509,10 +614,7 @@ struct InverterClient::Impl {
     // Scheduled from the previous due time, not from now, so slow transactions do not stretch it.
     next_heartbeat += Nanoseconds(config.heartbeat_period_ns);
     if (next_heartbeat < SteadyClock::now()) next_heartbeat = SteadyClock::now() + Nanoseconds(config.heartbeat_period_ns);
-    if (write(config.registers.heartbeat, value, "heartbeat", error)) {
-      std::lock_guard lock(mutex);
-      ++link_stats.heartbeats;
-    }
+    if (write(config.registers.heartbeat, value, "heartbeat", error, Kind::heartbeat)) acknowledge_heartbeat();
   }
 
   void write_off(TimeNs requested_ns) {
@@ -683,6 +785,7 @@ InverterClient::~InverterClient() { stop(); }
 void InverterClient::on_readings(ReadingsHandler handler) { impl_->readings_handler = std::move(handler); }
 void InverterClient::on_link(LinkHandler handler) { impl_->link_handler = std::move(handler); }
 void InverterClient::on_event(EventHandler handler) { impl_->event_handler = std::move(handler); }
+void InverterClient::on_heartbeat(HeartbeatHandler handler) { impl_->heartbeat_handler = std::move(handler); }
 
 void InverterClient::start() {
   std::lock_guard lock(impl_->mutex);

@@ -12,6 +12,14 @@
 // heartbeat_timeout/0.1 s on its own schedule, whatever else is queued (rig flaw 8: 33 s, refreshed
 // as a side effect). Input registers are polled every poll_period.
 //
+// Freshness (issue 12 item 4): the link is judged by the age of the last VALID answer of each kind,
+// not by "no error". A valid reading is a function-4 answer of the whole block with the right byte
+// count; a heartbeat is acknowledged when its function-6 answer echoes the address and the value.
+// Reads that time out or come back malformed, heartbeats answered with an exception and writes
+// with a wrong echo are failures of their kind and stay failures until that kind succeeds again:
+// a working kind does not hide a failing one (no flapping), and a successful transaction reports
+// the link ok only when no kind is failing.
+//
 // Threading: libmodbus is blocking, so the client owns one worker thread that does every Modbus
 // transaction; the public calls only queue and return at once (never block the loop). Results are
 // posted to the loop's io_context, so every handler runs on the loop thread. command_off() preempts
@@ -19,6 +27,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -142,11 +151,17 @@ struct InverterLinkStats {
   std::uint64_t transactions = 0;
   std::uint64_t timeouts = 0;
   std::uint64_t crc_errors = 0;
-  std::uint64_t exceptions = 0;  // Modbus exception responses
+  std::uint64_t exceptions = 0;   // Modbus exception responses
+  std::uint64_t bad_answers = 0;  // malformed: wrong byte count, wrong echo, wrong unit or function
+  std::uint64_t echo_mismatches = 0;  // function-6 answers that did not echo address and value
   std::uint64_t retries = 0;
   std::uint64_t reconnects = 0;
-  std::uint64_t heartbeats = 0;
-  int consecutive_failures = 0;
+  std::uint64_t heartbeats = 0;   // acknowledged heartbeat writes
+  int consecutive_failures = 0;   // failed transactions since the link was last healthy
+  int read_failures = 0;          // failed polls since the last valid reading
+  int heartbeat_failures = 0;     // failed heartbeat writes since the last acknowledged one
+  TimeNs last_reading_ns = 0;     // caller's clock; 0: none yet
+  TimeNs last_heartbeat_ack_ns = 0;
   std::string last_error;
   InverterMode mode = InverterMode::off;  // last mode written successfully
   double setpoint = 0;                    // last setpoint written successfully (A or kW)
@@ -164,13 +179,24 @@ struct InverterEvent {
 };
 std::string_view to_string(InverterEvent::Kind kind);
 
+// Checks the answer to a function-6 write of `value` to `address` (`pdu`: function code and data,
+// without the transport's header or CRC). Returns 0 when it echoes the request; otherwise the
+// libmodbus errno (an exception code, or EMBBADDATA for a wrong function, length, address or value)
+// with `problem` saying what was wrong ("echoed address 41025 value 7, wrote 20 to 41025").
+int check_write_echo(const std::uint8_t* pdu, std::size_t length, std::uint16_t address, std::uint16_t value,
+                     std::string& problem);
+
 class InverterClient {
  public:
   using Clock = std::function<TimeNs()>;
   using ReadingsHandler = std::function<void(const InverterReadings&)>;
-  // Every completed poll or write: ok, or not with the reason (timeouts, CRC, exception, no link).
+  // Every failed transaction (ok false, with the reason: timeout, CRC, exception, malformed answer,
+  // wrong echo, no link), and every successful one after which no kind of transaction is failing
+  // (ok true). A success while another kind still fails is not reported as ok.
   using LinkHandler = std::function<void(bool ok, TimeNs time_ns, const std::string& detail)>;
   using EventHandler = std::function<void(const InverterEvent&)>;
+  // Every acknowledged heartbeat write (echo verified), with the time of the answer.
+  using HeartbeatHandler = std::function<void(TimeNs time_ns)>;
 
   InverterClient(asio::io_context& loop, InverterClientConfig config, Clock clock);
   ~InverterClient();  // stops the worker
@@ -180,6 +206,7 @@ class InverterClient {
   void on_readings(ReadingsHandler handler);  // set before start()
   void on_link(LinkHandler handler);
   void on_event(EventHandler handler);
+  void on_heartbeat(HeartbeatHandler handler);
 
   void start();
   void stop();

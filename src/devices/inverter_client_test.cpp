@@ -1,23 +1,32 @@
 // The inverter client against real peers: the simulator's inverter over Modbus TCP and RTU on a pty
 // (in-process, its pack stepped in real time), and an independent pymodbus server
-// (tests/peers/pymodbus_edge_peer.py) that records what the client asks for.
+// (tests/peers/pymodbus_edge_peer.py) that records what the client asks for; and a rogue Modbus
+// server in front of the simulator's inverter (tests/support/rogue_modbus_proxy.h) with the client
+// driving a real safety supervisor, as the edge does (issue 12 item 4).
 #include "devices/inverter_client.h"
 
 #include <gtest/gtest.h>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <future>
+#include <modbus/modbus.h>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "safety/safety.h"
 #include "sim/device_test_peer.h"
+#include "support/rogue_modbus_proxy.h"
 #include "sim/inverter_device.h"
 #include "sim/pack_model.h"
 
@@ -593,6 +602,220 @@ TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBloc
   EXPECT_NEAR(r.charged_kwh, 6553.8, 1e-6);
   EXPECT_NEAR(r.discharged_kwh, 10.0, 1e-9);
   EXPECT_NEAR(r.power_limit_kw, 30.0, 0.005);
+}
+
+
+// --- a half-dead inverter (issue 12 item 4) ---
+
+using testing::RogueModbusProxy;
+
+// The edge's wiring in miniature: the supervisor on the loop thread, fed valid readings, heartbeat
+// acknowledgements and link results, ticked when its next deadline is due (checked every 10 ms).
+struct Guarded {
+  static constexpr TimeNs kReadingsBound = 800'000'000;
+  static constexpr TimeNs kHeartbeatBound = 800'000'000;
+
+  Guarded(Loop& l, InverterClient& c) : loop(l), client(c), timer(l.io) {
+    safety::SupervisorConfig config = safety::rig_defaults();
+    config.expected_module_count = 0;
+    config.board_expected = false;
+    config.inverter_expected = true;
+    config.inverter_readings_timeout_ns = kReadingsBound;
+    config.inverter_heartbeat_timeout_ns = kHeartbeatBound;
+    config.inverter_failure_limit = 1000;  // the freshness rules alone must catch it
+    supervisor.emplace(std::move(safety::Supervisor::create(config)).value());
+    pack_current = *supervisor->add_channel({"inverter.dc_link_current", safety::Quantity::pack_current, 0});
+    client.on_readings([this](const InverterReadings& r) {
+      feed(supervisor->on_inverter_reading(now_ns()));
+      if (auto d = supervisor->on_sample(pack_current, now_ns(), r.dc_link_current_a)) feed(*d);
+    });
+    client.on_heartbeat([this](TimeNs) { feed(supervisor->on_inverter_heartbeat(now_ns())); });
+    client.on_link([this](bool ok, TimeNs, const std::string& detail) {
+      std::lock_guard lock(mutex);
+      (ok ? link_ok : link_failed)++;
+      if (!ok) last_link_error = detail;
+      link_flips += ok != link_up;
+      link_up = ok;
+    });
+    client.on_event([this](const InverterEvent& e) {
+      std::lock_guard lock(loop.mutex);
+      loop.events.push_back(e);
+    });
+    asio::post(loop.io, [this] { arm(); });
+  }
+  ~Guarded() {
+    client.stop();  // no more results; those already posted run before the barrier below
+    std::promise<void> cancelled;
+    asio::post(loop.io, [&] {
+      timer.cancel();
+      stopping = true;
+      cancelled.set_value();
+    });
+    cancelled.get_future().wait();
+  }
+
+  void arm() {
+    if (stopping) return;
+    timer.expires_after(10ms);
+    timer.async_wait([this](asio::error_code ec) {
+      if (ec || stopping) return;
+      if (supervisor->next_deadline_ns() <= now_ns()) feed(supervisor->tick(now_ns()));
+      arm();
+    });
+  }
+  void feed(safety::Decisions decisions) {
+    std::lock_guard lock(mutex);
+    for (const auto& d : decisions) {
+      if (d.kind == safety::DecisionKind::state_changed) {
+        states.push_back({d.to, now_ns(), d.reason.rule});
+      }
+    }
+    status = supervisor->status();
+  }
+  struct Change {
+    safety::State to;
+    TimeNs at_ns;
+    safety::RuleKind rule;
+  };
+  std::optional<Change> first(safety::State to) {
+    std::lock_guard lock(mutex);
+    for (const auto& c : states)
+      if (c.to == to) return c;
+    return std::nullopt;
+  }
+  safety::Status last_status() {
+    std::lock_guard lock(mutex);
+    return status;
+  }
+
+  Loop& loop;
+  InverterClient& client;
+  asio::steady_timer timer;
+  bool stopping = false;  // loop thread
+  std::optional<safety::Supervisor> supervisor;  // loop thread only
+  safety::ChannelId pack_current = safety::kNoChannel;
+  std::mutex mutex;  // guards below
+  std::vector<Change> states;
+  safety::Status status;
+  int link_ok = 0, link_failed = 0, link_flips = 0;
+  bool link_up = false;
+  std::string last_link_error;
+};
+
+struct HalfDeadCase {
+  RogueModbusProxy::Mode mode;
+  const char* name;
+  safety::RuleKind expected_rule;
+};
+
+class InverterHalfDead : public ::testing::TestWithParam<HalfDeadCase> {};
+
+TEST_P(InverterHalfDead, IsFlaggedWithinTheBoundGoesDangerousThenSafeAndShowsStaleReadings) {
+  const HalfDeadCase& c = GetParam();
+  RealTimeSim sim;
+  auto endpoint = sim.inverter->start_tcp({});
+  ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
+  sim.start();
+  const int device_port = std::stoi(endpoint->substr(endpoint->rfind(':') + 1));
+  InverterClientConfig config = fast_config("tcp:127.0.0.1:1?slave=2");
+  RogueModbusProxy proxy(device_port, config.registers.heartbeat);
+  ASSERT_GT(proxy.port(), 0);
+  config.endpoint.port = proxy.port();
+  config.heartbeat_timeout_ns = 2'000'000'000;  // the converter itself must keep running meanwhile
+  Loop loop;
+  InverterClient client(loop.io, config, now_ns);
+  Guarded guard(loop, client);
+  client.start();
+  ASSERT_TRUE(started_up(loop)) << loop.dump();
+  // Relayed faithfully: fresh, normal, link up.
+  ASSERT_TRUE(wait_for([&] { return guard.last_status().inverter_last_reading_ns > 0; }));
+  EXPECT_FALSE(guard.first(safety::State::dangerous).has_value());
+  EXPECT_EQ(client.stats().read_failures, 0);
+
+  const TimeNs fault_at = now_ns();
+  proxy.set_mode(c.mode);
+  ASSERT_TRUE(wait_for([&] { return guard.first(safety::State::safe).has_value(); }, 5s)) << loop.dump();
+  const auto dangerous = guard.first(safety::State::dangerous);
+  ASSERT_TRUE(dangerous.has_value());
+  EXPECT_EQ(dangerous->rule, c.expected_rule) << safety::to_string(dangerous->rule);
+  // Within the bound (counted from the last valid answer, at most one period before the fault)
+  // plus the tick granularity and a scheduling margin.
+  const TimeNs bound = c.expected_rule == safety::RuleKind::inverter_heartbeat ? Guarded::kHeartbeatBound
+                                                                               : Guarded::kReadingsBound;
+  const double flagged_after_s = static_cast<double>(dangerous->at_ns - fault_at) / 1e9;
+  std::printf("%s: dangerous %.3f s after the fault (bound %.1f s)\n", c.name, flagged_after_s,
+              static_cast<double>(bound) / 1e9);
+  EXPECT_LE(dangerous->at_ns - fault_at, bound + 300'000'000);
+  EXPECT_GE(dangerous->at_ns - fault_at, bound - 400'000'000);  // not flagged by something else first
+  EXPECT_GT(proxy.misbehaved(), 0);
+
+  const auto stats = client.stats();
+  const auto status = guard.last_status();
+  std::lock_guard lock(guard.mutex);
+  switch (c.mode) {
+    case RogueModbusProxy::Mode::drop_read_answers:
+      EXPECT_GT(stats.timeouts, 0u);
+      EXPECT_GE(stats.read_failures + static_cast<int>(stats.reconnects), 1);
+      EXPECT_TRUE(status.inverter_readings_stale);
+      break;
+    case RogueModbusProxy::Mode::wrong_byte_count:
+      EXPECT_GT(stats.bad_answers, 0u);
+      EXPECT_NE(guard.last_link_error.find("malformed answer"), std::string::npos) << guard.last_link_error;
+      EXPECT_TRUE(status.inverter_readings_stale);
+      break;
+    case RogueModbusProxy::Mode::heartbeat_exception:
+      EXPECT_GT(stats.exceptions, 0u);
+      EXPECT_GE(stats.heartbeat_failures, 1);
+      // Reads keep working, but the link does not flap back to ok between refused heartbeats.
+      EXPECT_LE(guard.link_flips, 2) << "ok " << guard.link_ok << ", failed " << guard.link_failed;
+      EXPECT_FALSE(guard.link_up);
+      EXPECT_FALSE(status.inverter_readings_stale);
+      break;
+    case RogueModbusProxy::Mode::wrong_echo:
+      EXPECT_GT(stats.echo_mismatches, 0u);
+      EXPECT_NE(guard.last_link_error.find("wrong echo"), std::string::npos) << guard.last_link_error;
+      EXPECT_FALSE(guard.link_up);
+      break;
+    case RogueModbusProxy::Mode::relay: break;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    RogueServer, InverterHalfDead,
+    ::testing::Values(HalfDeadCase{RogueModbusProxy::Mode::drop_read_answers, "reads never answered", safety::RuleKind::inverter_stale},
+                      HalfDeadCase{RogueModbusProxy::Mode::wrong_byte_count, "reads with a wrong byte count", safety::RuleKind::inverter_stale},
+                      HalfDeadCase{RogueModbusProxy::Mode::heartbeat_exception, "heartbeats refused",
+                                   safety::RuleKind::inverter_heartbeat},
+                      HalfDeadCase{RogueModbusProxy::Mode::wrong_echo, "writes with a wrong echo", safety::RuleKind::inverter_heartbeat}),
+    [](const ::testing::TestParamInfo<HalfDeadCase>& param_info) {
+      switch (param_info.param.mode) {
+        case RogueModbusProxy::Mode::drop_read_answers: return std::string("DropReadAnswers");
+        case RogueModbusProxy::Mode::wrong_byte_count: return std::string("WrongByteCount");
+        case RogueModbusProxy::Mode::heartbeat_exception: return std::string("HeartbeatException");
+        case RogueModbusProxy::Mode::wrong_echo: return std::string("WrongEcho");
+        case RogueModbusProxy::Mode::relay: break;
+      }
+      return std::string("Relay");
+    });
+
+TEST(InverterWriteEcho, AnEchoMustRepeatTheFunctionAddressAndValue) {
+  std::string problem;
+  const std::uint8_t good[] = {0x06, 0xa0, 0x41, 0x00, 0x14};  // 20 to 41025
+  EXPECT_EQ(check_write_echo(good, sizeof good, 41025, 20, problem), 0);
+  const std::uint8_t wrong_value[] = {0x06, 0xa0, 0x41, 0x00, 0x15};
+  EXPECT_EQ(check_write_echo(wrong_value, sizeof wrong_value, 41025, 20, problem), EMBBADDATA);
+  EXPECT_EQ(problem, "wrong echo: address 41025 value 21, wrote 20 to 41025");
+  const std::uint8_t wrong_address[] = {0x06, 0xa0, 0x42, 0x00, 0x14};
+  EXPECT_EQ(check_write_echo(wrong_address, sizeof wrong_address, 41025, 20, problem), EMBBADDATA);
+  EXPECT_EQ(problem, "wrong echo: address 41026 value 20, wrote 20 to 41025");
+  const std::uint8_t short_answer[] = {0x06, 0xa0, 0x41};
+  EXPECT_EQ(check_write_echo(short_answer, sizeof short_answer, 41025, 20, problem), EMBBADDATA);
+  const std::uint8_t other_function[] = {0x03, 0x02, 0x00, 0x14, 0x00};
+  EXPECT_EQ(check_write_echo(other_function, sizeof other_function, 41025, 20, problem), EMBBADDATA);
+  const std::uint8_t exception[] = {0x86, 0x04};
+  EXPECT_EQ(check_write_echo(exception, sizeof exception, 41025, 20, problem), EMBXSFAIL);
+  const std::uint8_t unknown_exception[] = {0x86, 0x42};
+  EXPECT_EQ(check_write_echo(unknown_exception, sizeof unknown_exception, 41025, 20, problem), EMBBADEXC);
 }
 
 }  // namespace

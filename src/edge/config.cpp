@@ -667,6 +667,18 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
                                                 "), so one lost write does not stop the converter");
   }
   s.ms("poll_period_ms", cl.poll_period_ns);
+  // Issue 12 item 4: freshness bounds of the supervisor. A heartbeat not acknowledged for the
+  // converter's own timeout means it may have stopped by itself.
+  c.safety.inverter_heartbeat_timeout_ns = cl.heartbeat_timeout_ns;
+  s.ms("heartbeat_ack_timeout_ms", c.safety.inverter_heartbeat_timeout_ns);
+  if (s.ms("readings_timeout_ms", c.safety.inverter_readings_timeout_ns) &&
+      c.safety.inverter_readings_timeout_ns <= cl.poll_period_ns) {
+    r.problem(s.key("readings_timeout_ms"), "must be longer than poll_period_ms (" + std::to_string(cl.poll_period_ns / kNsPerMs) + ")");
+  }
+  if (c.safety.inverter_heartbeat_timeout_ns <= cl.heartbeat_period_ns) {
+    r.problem(s.key("heartbeat_ack_timeout_ms"), "must be longer than heartbeat_period_ms (" +
+                                                   std::to_string(cl.heartbeat_period_ns / kNsPerMs) + ")");
+  }
   s.ms("response_timeout_ms", cl.response_timeout_ns);
   s.integer_in("retries", cl.retries, 0, 10);
   s.integer_in("failure_limit", c.safety.inverter_failure_limit, 1, 1000);
@@ -915,6 +927,7 @@ void read_operator(Reader&, Section s, EdgeConfig& c, const fs::path& base) {
   std::string v;
   if (s.string("socket", v)) c.operator_interface.socket_path = resolve(base, v);
   if (s.string("events", v)) c.operator_interface.events_path = resolve(base, v);
+  s.string("group", c.operator_interface.group);
   s.finish();
 }
 

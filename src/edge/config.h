@@ -113,7 +113,8 @@ struct UplinkSection {
 };
 
 struct OperatorSection {
-  std::string socket_path;                     // empty: $XDG_RUNTIME_DIR or /tmp, cellguard-edge-<id>.sock
+  std::string socket_path;                     // empty: ipc::default_runtime_dir()/cellguard-edge-<id>.sock
+  std::string group;                           // non-empty: socket 0660 for this group (else 0600)
   std::string events_path;                     // JSON lines; empty: off (--events overrides)
 };
 

@@ -100,6 +100,10 @@ TEST(EdgeConfig, RigTomlLoadsAndChecksClean) {
   EXPECT_TRUE(fs::path(c.schedule.path).is_absolute());
   EXPECT_TRUE(c.schedule.loaded.has_value());
   EXPECT_EQ(c.sha256.size(), 64u);
+  // Issue 12: the inverter's freshness bounds and the operator socket's group.
+  EXPECT_EQ(c.safety.inverter_readings_timeout_ns, 2'000'000'000);
+  EXPECT_EQ(c.safety.inverter_heartbeat_timeout_ns, 2'000'000'000);
+  EXPECT_EQ(c.operator_interface.group, "");
 }
 
 TEST(EdgeConfig, RigTomlReproducesTheRig) {
@@ -244,6 +248,9 @@ TEST(EdgeConfig, RangesAreChecked) {
       {"heartbeat_period_ms = 500", "heartbeat_period_ms = 1000", "inverter.heartbeat_period_ms", "half"},
       {"heartbeat_timeout_ms = 2000", "heartbeat_timeout_ms = 2050", "inverter.heartbeat_timeout_ms", "multiple"},
       {"poll_period_ms = 200", "poll_period_ms = 0", "inverter.poll_period_ms", "out of range"},
+      {"readings_timeout_ms = 2000", "readings_timeout_ms = 200", "inverter.readings_timeout_ms", "longer than poll_period_ms"},
+      {"heartbeat_ack_timeout_ms = 2000", "heartbeat_ack_timeout_ms = 500", "inverter.heartbeat_ack_timeout_ms",
+       "longer than heartbeat_period_ms"},
       {"dangerous_cycles = 10", "dangerous_cycles = 2", "modules.dangerous_cycles", "stale_cycles"},
       {"sync_id = 0x080", "sync_id = 0x800", "can.sync_id", "out of range"},
       {"at_end = \"loop\"", "at_end = \"lop\"", "schedule.at_end", "did you mean 'loop'"},

@@ -143,6 +143,7 @@ class Edge {
   Result<void> start() {
     started_mono_ = mono_now();
     log_->info("configuration {} sha256 {}", config_.source_path, config_.sha256);
+    config_.safety.inverter_expected = config_.inverter.enabled;  // freshness rules only with an inverter
     auto supervisor = safety::Supervisor::create(config_.safety);
     if (!supervisor) return supervisor.error();
     supervisor_.emplace(std::move(supervisor.value()));
@@ -373,6 +374,10 @@ class Edge {
       after_inputs();
     });
     inverter_->on_event([this](const devices::InverterEvent& e) { on_inverter_event(e); });
+    inverter_->on_heartbeat([this](TimeNs) {
+      execute(supervisor_->on_inverter_heartbeat(mono_now()));
+      after_inputs();
+    });
     return success();
   }
 
@@ -392,7 +397,18 @@ class Edge {
     o.path = !options_.socket_path.empty()                         ? options_.socket_path
              : !config_.operator_interface.socket_path.empty()    ? config_.operator_interface.socket_path
                                                                    : ipc::default_socket_path("cellguard-edge-" + config_.edge_id + ".sock");
-    auto server = ipc::LineServer::start(io_, o, [this](std::string_view line) { return handle_control(line); });
+    o.group = config_.operator_interface.group;
+    // Every request is logged with who sent it (pid, uid, user, gid): the operators' audit trail.
+    auto server = ipc::LineServer::start(io_, o, [this](std::string_view line, const ipc::PeerCredentials& peer) {
+      std::string answer = handle_control(line);
+      const json request = json::parse(line, nullptr, false);
+      const std::string cmd = request.is_object() && request.contains("cmd") && request["cmd"].is_string()
+                                  ? json(request["cmd"]).dump()
+                                  : std::string("(unreadable request)");
+      log_->info("operator request {} from {}: {}", cmd, peer.describe(),
+                 answer.starts_with(R"({"ok":true)") ? "ok" : "refused");
+      return answer;
+    });
     if (!server) return server.error();
     control_ = std::move(server.value());
     return success();
@@ -588,6 +604,7 @@ class Edge {
 
   void on_inverter_readings(const devices::InverterReadings& r) {
     const TimeNs now = mono_now();
+    execute(supervisor_->on_inverter_reading(now));  // freshness first: a valid reading arrived
     if (auto d = supervisor_->on_sample(inverter_battery_, now, r.battery_voltage_v)) execute(*d);
     if (auto d = supervisor_->on_sample(inverter_dc_link_, now, r.dc_link_voltage_v)) execute(*d);
     if (auto d = supervisor_->on_sample(inverter_current_, now, r.dc_link_current_a)) execute(*d);
@@ -1008,6 +1025,11 @@ class Edge {
                        {"reconnects", st.reconnects},
                        {"heartbeats", st.heartbeats},
                        {"consecutive_failures", st.consecutive_failures},
+                       {"bad_answers", st.bad_answers},
+                       {"echo_mismatches", st.echo_mismatches},
+                       {"read_failures", st.read_failures},
+                       {"heartbeat_failures", st.heartbeat_failures},
+                       {"heartbeat_age_ms", static_cast<double>(now - s.inverter_last_heartbeat_ns) / 1e6},
                        {"last_error", st.last_error},
                        {"mode", std::string(to_string(st.mode))},
                        {"setpoint", st.setpoint}};
@@ -1017,7 +1039,11 @@ class Edge {
                                  {"dc_link_current_a", last_inverter_->dc_link_current_a},
                                  {"dc_link_power_kw", last_inverter_->dc_link_power_kw},
                                  {"ready", last_inverter_->ready},
-                                 {"age_ms", static_cast<double>(now - last_inverter_->time_ns) / 1e6}};
+                                 {"age_ms", static_cast<double>(now - last_inverter_->time_ns) / 1e6},
+                                 {"time_s", tb.wall_s(last_inverter_->time_ns)},
+                                 // Older than the readings bound: a value from the past, not the present.
+                                 {"stale", s.inverter_readings_stale}};
+      j["inverter"]["readings_stale"] = s.inverter_readings_stale;
     }
     if (runner_) {
       const auto& p = runner_->position();

@@ -15,7 +15,7 @@
 //   {"cmd":"start"}                           -> precharge and close the contactors
 //   {"cmd":"schedule","action":"start|stop"}  -> run the configured schedule (precharging first)
 // When everything listens, one JSON line goes to `ready_out`:
-//   {"ready":true,"control":"/tmp/cellguard-edge-rig.sock","config_sha256":"...","modules_defined":15}
+//   {"ready":true,"control":"/run/user/1000/cellguard/cellguard-edge-rig.sock","config_sha256":"...","modules_defined":15}
 #pragma once
 
 #include <cstdio>

@@ -379,6 +379,111 @@ TEST(Inverter, NConsecutiveLinkFailuresAreDangerous) {
   EXPECT_EQ(off->reason.since_ns, ms(400));
 }
 
+// Issue 12 item 4: freshness by the age of the last valid answer of each kind.
+SupervisorConfig inverter_config() {
+  SupervisorConfig c = test_config();
+  c.inverter_expected = true;
+  c.inverter_readings_timeout_ns = ms(1000);
+  c.inverter_heartbeat_timeout_ns = ms(2000);
+  return c;
+}
+
+TEST(InverterFreshness, ReadingsAndHeartbeatsInTimeKeepTheStateNormal) {
+  Rig rig = make_rig(inverter_config());
+  Supervisor& s = rig.supervisor;
+  for (int k = 0; k <= 50; ++k) {
+    s.on_inverter_reading(ms(200) * k);
+    if (k % 5 == 0) s.on_inverter_heartbeat(ms(200) * k);
+  }
+  EXPECT_EQ(s.next_deadline_ns(), ms(10000) + ms(1000));
+  s.tick(ms(10999));
+  EXPECT_EQ(s.state(), State::normal);
+  EXPECT_FALSE(s.status().inverter_readings_stale);
+}
+
+TEST(InverterFreshness, ReadingsOlderThanTheBoundAreDangerousWhileHeartbeatsStillWork) {
+  Rig rig = make_rig(inverter_config());
+  Supervisor& s = rig.supervisor;
+  s.on_inverter_reading(ms(100));
+  // The half-dead inverter: heartbeats acknowledged, reads unanswered; failures interleave with
+  // successes of the other kind, which must not reset anything.
+  for (int k = 1; k <= 5; ++k) {
+    s.on_inverter_heartbeat(ms(100) + ms(200) * k);
+    s.on_inverter_link(false, ms(150) + ms(200) * k);
+  }
+  EXPECT_EQ(s.state(), State::dangerous);  // 5 link failures also count; freshness is checked next
+  Rig fresh_rig = make_rig(inverter_config());
+  Supervisor& f = fresh_rig.supervisor;
+  f.on_inverter_reading(ms(100));
+  f.on_inverter_heartbeat(ms(600));
+  EXPECT_EQ(f.next_deadline_ns(), ms(1100));
+  EXPECT_TRUE(f.tick(ms(1099)).empty());
+  EXPECT_EQ(f.state(), State::normal);
+  auto d = copy(f.tick(ms(1100)));
+  EXPECT_EQ(f.state(), State::dangerous);
+  const Decision* off = find(d, DecisionKind::inverter_off);
+  ASSERT_NE(off, nullptr);
+  EXPECT_EQ(off->reason.rule, RuleKind::inverter_stale);
+  EXPECT_DOUBLE_EQ(off->reason.measured, 1.0);
+  EXPECT_DOUBLE_EQ(off->reason.threshold, 1.0);
+  EXPECT_EQ(off->reason.since_ns, ms(100));
+  EXPECT_TRUE(f.status().inverter_readings_stale);
+  EXPECT_EQ(f.status().inverter_last_reading_ns, ms(100));
+  EXPECT_NE(f.describe(off->reason).find("inverter_stale"), std::string::npos);
+}
+
+TEST(InverterFreshness, AnUnacknowledgedHeartbeatIsDangerousWhileReadsStillWork) {
+  Rig rig = make_rig(inverter_config());
+  Supervisor& s = rig.supervisor;
+  s.on_inverter_heartbeat(ms(0));
+  for (int k = 1; k < 10; ++k) s.on_inverter_reading(ms(200) * k);  // up to 1.8 s
+  EXPECT_EQ(s.state(), State::normal);
+  auto d = copy(s.on_inverter_reading(ms(2000)));
+  EXPECT_EQ(s.state(), State::dangerous);
+  const Decision* off = find(d, DecisionKind::inverter_off);
+  ASSERT_NE(off, nullptr);
+  EXPECT_EQ(off->reason.rule, RuleKind::inverter_heartbeat);
+  EXPECT_DOUBLE_EQ(off->reason.measured, 2.0);
+}
+
+TEST(InverterFreshness, CountsFromTheFirstInputWhenNothingEverArrives) {
+  Rig rig = make_rig(inverter_config());
+  Supervisor& s = rig.supervisor;
+  s.on_inverter_link(false, ms(500));  // e.g. a connect that failed
+  EXPECT_EQ(s.next_deadline_ns(), ms(1500));
+  auto d = copy(s.tick(ms(1500)));
+  EXPECT_EQ(s.state(), State::dangerous);
+  ASSERT_NE(find(d, DecisionKind::inverter_off), nullptr);
+  EXPECT_EQ(find(d, DecisionKind::inverter_off)->reason.rule, RuleKind::inverter_stale);
+}
+
+TEST(InverterFreshness, TheCauseClearsWhenBothKindsAreFreshAgainSoAResetIsAccepted) {
+  Rig rig = make_rig(inverter_config());
+  Supervisor& s = rig.supervisor;
+  s.on_inverter_reading(ms(0));
+  s.on_inverter_heartbeat(ms(0));
+  s.tick(ms(1000));
+  EXPECT_EQ(s.active_causes().size(), 1u);
+  s.on_inverter_reading(ms(1200));
+  EXPECT_TRUE(s.active_causes().empty());
+  s.on_inverter_reading(ms(1900));
+  s.tick(ms(2000));  // the heartbeat is now 2 s old: dangerous again, for the other kind
+  ASSERT_EQ(s.active_causes().size(), 1u);
+  EXPECT_EQ(s.active_causes()[0].rule, RuleKind::inverter_heartbeat);
+  s.on_inverter_heartbeat(ms(3100));
+  s.on_inverter_reading(ms(3100));
+  EXPECT_TRUE(s.active_causes().empty());
+  auto d = copy(s.on_operator_reset(ms(3200)));
+  EXPECT_NE(find(d, DecisionKind::reset_accepted), nullptr);
+}
+
+TEST(InverterFreshness, NotCheckedWhenNoInverterIsExpected) {
+  Rig rig = make_rig();  // inverter_expected false
+  rig.supervisor.on_inverter_reading(ms(0));
+  rig.supervisor.tick(sec(100));
+  EXPECT_EQ(rig.supervisor.state(), State::normal);
+}
+
 TEST(Insulation, AnInsulationFaultIsDangerousAtOnce) {
   Rig rig = make_rig();
   auto d = copy(rig.supervisor.on_insulation_fault(true, ms(7)));

@@ -111,6 +111,8 @@ std::string_view to_string(RuleKind rule) {
     case RuleKind::module_count: return "module_count";
     case RuleKind::board_silent: return "board_silent";
     case RuleKind::inverter_link: return "inverter_link";
+    case RuleKind::inverter_stale: return "inverter_stale";
+    case RuleKind::inverter_heartbeat: return "inverter_heartbeat";
     case RuleKind::insulation_fault: return "insulation_fault";
     case RuleKind::hot: return "hot";
     case RuleKind::cooled: return "cooled";
@@ -196,6 +198,9 @@ Result<void> validate(const SupervisorConfig& config) {
     return config_error("timeouts must be positive");
   }
   if (config.inverter_failure_limit < 1) return config_error("inverter_failure_limit must be >= 1");
+  if (config.inverter_readings_timeout_ns <= 0 || config.inverter_heartbeat_timeout_ns <= 0) {
+    return config_error("inverter readings and heartbeat timeouts must be positive");
+  }
   if (!(config.contactor_open_current_a > 0)) return config_error("contactor_open_current_a must be > 0");
   if (!(config.cooled_c < config.hot_c)) return config_error("cooled_c must be below hot_c");
   if (!(config.nudge_current_a >= 0)) return config_error("nudge_current_a must be >= 0");
@@ -257,6 +262,8 @@ void Supervisor::advance(TimeNs time_ns) {
     now_ns_ = time_ns;
     state_since_ns_ = time_ns;
     last_board_line_ns_ = time_ns;
+    last_inverter_reading_ns_ = time_ns;
+    last_inverter_heartbeat_ns_ = time_ns;
     return;
   }
   now_ns_ = std::max(now_ns_, time_ns);
@@ -367,6 +374,33 @@ Decisions Supervisor::on_inverter_link(bool ok, TimeNs time_ns) {
   }
   check_time_rules();
   return finish();
+}
+
+Decisions Supervisor::on_inverter_reading(TimeNs time_ns) {
+  advance(time_ns);
+  last_inverter_reading_ns_ = now_ns_;
+  refresh_inverter_freshness();
+  check_time_rules();
+  return finish();
+}
+
+Decisions Supervisor::on_inverter_heartbeat(TimeNs time_ns) {
+  advance(time_ns);
+  last_inverter_heartbeat_ns_ = now_ns_;
+  refresh_inverter_freshness();
+  check_time_rules();
+  return finish();
+}
+
+// The freshness cause clears once both kinds are fresh again (SAFE stays latched until a reset).
+void Supervisor::refresh_inverter_freshness() {
+  if (inverter_fresh_.level == Level::normal) return;
+  if (now_ns_ - last_inverter_reading_ns_ >= config_.inverter_readings_timeout_ns) return;
+  if (now_ns_ - last_inverter_heartbeat_ns_ >= config_.inverter_heartbeat_timeout_ns) return;
+  Reason r = inverter_fresh_.cause;
+  r.measured = 0;
+  set_level(inverter_fresh_.level, inverter_fresh_.cause, Level::normal, r);
+  update_state(r);
 }
 
 Decisions Supervisor::on_operator_reset(TimeNs time_ns) {
@@ -600,6 +634,24 @@ void Supervisor::check_time_rules() {
     set_level(board_.level, board_.cause, Level::dangerous, r);
     update_state(r);
   }
+  if (config_.inverter_expected && inverter_fresh_.level == Level::normal) {
+    // Issue 12 item 4: a half-dead inverter (reads unanswered or malformed, heartbeats refused)
+    // is judged by the age of its last valid answer of each kind, not by "no error".
+    const TimeNs reading_age = now_ns_ - last_inverter_reading_ns_;
+    const TimeNs heartbeat_age = now_ns_ - last_inverter_heartbeat_ns_;
+    std::optional<Reason> stale;
+    if (reading_age >= config_.inverter_readings_timeout_ns) {
+      stale = Reason{RuleKind::inverter_stale, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
+                     seconds(reading_age), seconds(config_.inverter_readings_timeout_ns), last_inverter_reading_ns_};
+    } else if (heartbeat_age >= config_.inverter_heartbeat_timeout_ns) {
+      stale = Reason{RuleKind::inverter_heartbeat, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
+                     seconds(heartbeat_age), seconds(config_.inverter_heartbeat_timeout_ns), last_inverter_heartbeat_ns_};
+    }
+    if (stale) {
+      set_level(inverter_fresh_.level, inverter_fresh_.cause, Level::dangerous, *stale);
+      update_state(*stale);
+    }
+  }
   try_open_contactors();
   update_precharge();
 }
@@ -810,7 +862,7 @@ void Supervisor::for_each_cause(Visit visit) const {
     const Module& m = modules_[static_cast<std::size_t>(id)];
     if (m.level != Level::normal) visit(m.cause);
   }
-  for (const Slot* s : {&board_, &inverter_, &insulation_}) {
+  for (const Slot* s : {&board_, &inverter_, &insulation_, &inverter_fresh_}) {
     if (s->level != Level::normal) visit(s->cause);
   }
 }
@@ -865,6 +917,10 @@ TimeNs Supervisor::next_deadline_ns() const {
   if (config_.board_expected && board_.level == Level::normal) {
     consider(last_board_line_ns_ + config_.board_timeout_ns);
   }
+  if (config_.inverter_expected && inverter_fresh_.level == Level::normal) {
+    consider(last_inverter_reading_ns_ + config_.inverter_readings_timeout_ns);
+    consider(last_inverter_heartbeat_ns_ + config_.inverter_heartbeat_timeout_ns);
+  }
   if (contactors_pending_) consider(dangerous_since_ns_ + config_.contactor_max_delay_ns);
   if (precharge_ == PrechargePhase::precharging || precharge_ == PrechargePhase::waiting_retry) {
     consider(precharge_deadline_ns_);
@@ -890,6 +946,9 @@ Status Supervisor::status() const {
   s.precharge = precharge_;
   s.precharge_attempts = precharge_attempts_;
   s.inverter_consecutive_failures = inverter_failures_;
+  s.inverter_last_reading_ns = last_inverter_reading_ns_;
+  s.inverter_last_heartbeat_ns = last_inverter_heartbeat_ns_;
+  s.inverter_readings_stale = config_.inverter_expected && now_ns_ - last_inverter_reading_ns_ >= config_.inverter_readings_timeout_ns;
   return s;
 }
 

@@ -132,6 +132,11 @@ struct SupervisorConfig {
   TimeNs board_timeout_ns = 3'000'000'000;      // item 4: no valid line for 3 s -> dangerous
   bool board_expected = true;
   int inverter_failure_limit = 3;               // item 5: N consecutive link failures -> dangerous
+  // Issue 12 item 4: freshness of the inverter by the age of its last valid answer of each kind,
+  // counted from the first input like the board watchdog. Off when no inverter is configured.
+  bool inverter_expected = false;
+  TimeNs inverter_readings_timeout_ns = 2'000'000'000;   // no valid poll reading for this -> dangerous
+  TimeNs inverter_heartbeat_timeout_ns = 2'000'000'000;  // no acknowledged heartbeat for this -> dangerous
   double contactor_open_current_a = 5;          // |current| below this: open at once
   TimeNs contactor_max_delay_ns = 2'000'000'000;  // never later than this after DANGEROUS
   double hot_c = 30;       // pump and fan on at >= (rig CMA_Temp_Warning)
@@ -167,6 +172,8 @@ enum class RuleKind : std::uint8_t {
   module_count,      // fewer modules than expected (start refused)
   board_silent,      // no valid board line for board_timeout_ns
   inverter_link,     // inverter_failure_limit consecutive link failures
+  inverter_stale,    // no valid inverter reading for inverter_readings_timeout_ns (measured: age s)
+  inverter_heartbeat, // no acknowledged heartbeat for inverter_heartbeat_timeout_ns (measured: age s)
   insulation_fault,  // insulation monitor alarm
   hot,               // a temperature at or above hot_c (pump and fan)
   cooled,            // every temperature at or below cooled_c
@@ -252,6 +259,9 @@ struct Status {
   PrechargePhase precharge = PrechargePhase::idle;
   int precharge_attempts = 0;
   int inverter_consecutive_failures = 0;
+  TimeNs inverter_last_reading_ns = 0;        // when inverter_expected: last valid reading (or the first input)
+  TimeNs inverter_last_heartbeat_ns = 0;      // ... last acknowledged heartbeat (or the first input)
+  bool inverter_readings_stale = false;       // older than inverter_readings_timeout_ns
 };
 
 class Supervisor {
@@ -275,6 +285,9 @@ class Supervisor {
   Decisions on_sync_sent(TimeNs time_ns);
   Decisions on_board_line_valid(TimeNs time_ns);
   Decisions on_inverter_link(bool ok, TimeNs time_ns);
+  // A valid poll reading (whole block, right byte count) / an acknowledged heartbeat write arrived.
+  Decisions on_inverter_reading(TimeNs time_ns);
+  Decisions on_inverter_heartbeat(TimeNs time_ns);
   Decisions on_operator_reset(TimeNs time_ns);
   // Start charging/discharging: refused (with the reason) when fewer modules than expected are
   // known, a dangerous cause is active, the state is DANGEROUS/SAFE or precharge is locked out;
@@ -338,6 +351,7 @@ class Supervisor {
   void set_level(Level& level, Reason& stored, Level next, const Reason& reason);
   void update_module(Module& m, int id);
   void check_time_rules();
+  void refresh_inverter_freshness();
   void update_state(const Reason& trigger);
   void change_state(State next, const Reason& reason);
   void enter_dangerous(const Reason& reason);
@@ -359,7 +373,7 @@ class Supervisor {
   SupervisorConfig config_;
   std::vector<Channel> channels_;
   std::array<Module, kMaxModuleId + 1> modules_{};
-  Slot board_, inverter_, insulation_;
+  Slot board_, inverter_, insulation_, inverter_fresh_;
   std::array<int, 3> level_counts_{};  // causes per Level (index 0 unused)
   std::array<int, 3> nudge_counts_{};  // channels with a low (0) / high (2) voltage warning
   std::array<std::vector<ChannelId>, kQuantityCount> by_quantity_;
@@ -378,6 +392,8 @@ class Supervisor {
   TimeNs last_board_line_ns_ = 0;
   int inverter_failures_ = 0;
   TimeNs inverter_first_failure_ns_ = 0;
+  TimeNs last_inverter_reading_ns_ = 0;
+  TimeNs last_inverter_heartbeat_ns_ = 0;
   bool cooling_on_ = false;
   bool contactors_closed_ = false;
   bool contactors_pending_ = false;

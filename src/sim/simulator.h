@@ -14,7 +14,7 @@
 // can/bus.h instead, e.g. socketcan:vcan0.
 //
 // When everything listens, one JSON line goes to the ready stream (stdout), e.g.
-//   {"ready":true,"can":"socketcand://127.0.0.1:29536/can0","control":"/tmp/cellguard-sim-1234.sock",
+//   {"ready":true,"can":"socketcand://127.0.0.1:29536/can0","control":"/run/user/1000/cellguard/cellguard-sim-1234.sock",
 //    "modules":[1,2,3,4,5,6,7,8],"speed":1.0,"board":"/dev/pts/4",...}
 // with the endpoints devices add. Logs go to stderr through spdlog.
 #pragma once
@@ -67,7 +67,7 @@ struct SimOptions {
   double tick_ms = 20;             // wall-clock period of the physics tick
   double cyclic_ms = 0;            // > 0: PDOs every cyclic_ms of simulated time, without SYNC
   std::string scenario_path;       // TOML, see scenario.h
-  std::string control_path;        // empty: $XDG_RUNTIME_DIR or /tmp, cellguard-sim-<pid>.sock
+  std::string control_path;        // empty: ipc::default_runtime_dir()/cellguard-sim-<pid>.sock
   double duration_s = 0;           // > 0: stop after this much simulated time (tests, benchmarks)
   std::vector<std::unique_ptr<SimDevice>> devices;
 };
