@@ -85,10 +85,12 @@ class Parser {
         return Error(ErrorCode::parse_error, std::string(source_) + ":1:1: no DBC content: no statement at all (empty, or only comments)");
       }
       const auto [line, column] = line_column(first_other_statement_);
+      std::string_view word = text_.substr(first_other_statement_, 32);
+      word = word.substr(0, word.find_first_of(" \t\r\n"));
       return Error(ErrorCode::parse_error,
                    std::string(source_) + ":" + std::to_string(line) + ":" + std::to_string(column) +
                        ": no DBC content: no VERSION, NS_, BU_ or BO_ statement found (the first word is '" +
-                       escape_untrusted(text_.substr(first_other_statement_, 24), 64) + "')");
+                       escape_untrusted(word, 64) + "')");
     }
     merge_all_repeated_attributes();
     apply_long_names();
