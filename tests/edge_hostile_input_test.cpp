@@ -198,8 +198,9 @@ std::vector<json> all_events(const fs::path& path, std::string& failure) {
 class EdgeHostileInput : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("cellguard-edge-hostile-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    // Short: the operator socket's path must fit in 108 bytes.
+    static int count = 0;
+    dir_ = fs::temp_directory_path() / ("cg-hostile-" + std::to_string(::getpid()) + "-" + std::to_string(++count));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     sim_ = std::make_unique<ChildProcess>(
@@ -241,7 +242,7 @@ TEST_F(EdgeHostileInput, ARogueSocketcandPeerCannotKillOrResetTheEdgeAndIsReport
   const std::size_t slash = sim_can.rfind('/');
   RoguePeer rogue("127.0.0.1", std::stoi(sim_can.substr(colon + 1, slash - colon - 1)));
   ASSERT_GT(rogue.port(), 0);
-  start_edge("socketcand://127.0.0.1:" + std::to_string(rogue.port()) + "/can0", (dir_ / "board").string());
+  ASSERT_NO_FATAL_FAILURE(start_edge("socketcand://127.0.0.1:" + std::to_string(rogue.port()) + "/can0", (dir_ / "board").string()));
   ASSERT_TRUE(wait_until([&] { return status()["modules"].value("found", 0) == 2; }, 15s)) << logs();
 
   for (const std::string& element : kHostileElements) rogue.inject(element);
@@ -315,7 +316,7 @@ TEST_F(EdgeHostileInput, RawControlBytesFromTheBoardArriveEscapedInTheLogAndEven
   ::tcgetattr(slave, &raw);
   ::cfmakeraw(&raw);
   ::tcsetattr(slave, TCSANOW, &raw);
-  start_edge(sim_->ready_line()["can"], name);
+  ASSERT_NO_FATAL_FAILURE(start_edge(sim_->ready_line()["can"], name));
   const std::string lines[] = {std::string("T1:\x1b[2J\x07") + '\0' + "junk\r\n", "\xff\xfe\xc3\x28 garbage\r\n"};
   bool reported = false;
   for (int attempt = 0; attempt < 50 && !reported; ++attempt) {
