@@ -176,7 +176,7 @@ class Parser {
     std::string shown;
     shown.reserve(end - pos + 2);
     shown.push_back('\'');
-    shown.append(text_.substr(pos, end - pos));
+    shown.append(escape_untrusted(text_.substr(pos, end - pos)));  // a file's bytes, shown escaped
     shown.push_back('\'');
     return shown;
   }

@@ -20,6 +20,7 @@
 #include "devices/inverter_client.h"
 #include "devices/outputs.h"
 #include "edge/events.h"
+#include "edge/handler_guard.h"
 #include "edge/latency.h"
 #include "edge/module_map.h"
 #include "edge/rate_watch.h"
@@ -161,17 +162,8 @@ class Edge {
     // No exception ends the loop: a handler that throws is a bug, reported with what it was given
     // (guard() below, for the handlers the edge installs) or here, for anything else; then the edge
     // goes on supervising.
-    for (;;) {
-      try {
-        io_.run();
-        break;
-      } catch (const std::exception& e) {
-        handler_failed("event loop", e.what(), "");
-      } catch (...) {
-        handler_failed("event loop", "an exception that is not a std::exception", "");
-      }
-      resume_after_failure();
-    }
+    run_guarded(io_, [this](std::string_view what) { handler_failed("event loop", what, ""); },
+                [this] { resume_after_failure(); });
     shutdown();
     return 0;
   }
@@ -184,16 +176,9 @@ class Edge {
   // loop that called it goes on.
   template <typename F>
   auto guard(const char* where, F handler) {
-    return [this, where, handler = std::move(handler)](const auto&... args) mutable {
-      static_assert(std::is_void_v<decltype(handler(args...))>, "guard() is for handlers without a result");
-      try {
-        handler(args...);
-      } catch (const std::exception& e) {
-        handler_failed(where, e.what(), describe_inputs(args...));
-      } catch (...) {
-        handler_failed(where, "an exception that is not a std::exception", describe_inputs(args...));
-      }
-    };
+    return guard_handler(where, std::move(handler), [this](const char* name, std::string_view what, const auto&... args) {
+      handler_failed(name, what, describe_inputs(args...));
+    });
   }
 
   static std::string describe_input(const can::Frame& frame) {
@@ -1057,7 +1042,7 @@ class Edge {
     } catch (const std::exception& e) {
       handler_failed("operator request", e.what(), describe_input(line));
     } catch (...) {
-      handler_failed("operator request", "an exception that is not a std::exception", describe_input(line));
+      handler_failed("operator request", kNotAStdException, describe_input(line));
     }
     return R"json({"ok":false,"error":"internal error: the request failed (reported in the log)"})json";
   }
