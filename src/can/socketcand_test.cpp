@@ -367,6 +367,9 @@ class ScriptedServer {
   }
   ~ScriptedServer() {
     later_ready_ = true;
+    // Unblocks accept() and recv() if the client never came or stopped talking.
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    if (const int fd = fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
     if (thread_.joinable()) thread_.join();
     if (fd_ >= 0) ::close(fd_);
     ::close(listen_fd_);
@@ -407,7 +410,7 @@ class ScriptedServer {
   std::string later_;
   std::atomic<bool> later_ready_{false};
   int listen_fd_ = -1;
-  int fd_ = -1;
+  std::atomic<int> fd_{-1};
   std::uint16_t port_ = 0;
   std::thread thread_;
 };
