@@ -51,6 +51,9 @@
 // the transport does not carry, a closed bus) or when its queue is full (the frame is dropped and
 // counted). Failures after the fact (link lost, bus-off, malformed input from a peer) go to the
 // error handler; a lost link also closes the bus. Reconnecting is the caller's policy, not the bus's.
+// Malformed input (a socketcand element or log line that does not parse) is reported with
+// ErrorCode::parse_error while the bus stays open: the link is fine, one element was bad. Texts in
+// errors that quote a peer's bytes are escaped (core/text.h escape_untrusted), never raw.
 #pragma once
 
 #include <cstdint>
@@ -73,6 +76,7 @@ struct BusCounters {
   std::uint64_t frames_sent = 0;      // frames accepted by send() and queued for the transport
   std::uint64_t frames_dropped = 0;   // frames lost: queue full, unparsable, or bus closed
   std::uint64_t errors = 0;           // errors reported to the error handler
+  std::uint64_t malformed_elements = 0;  // protocol elements from a peer that did not parse (socketcand)
 };
 
 class Bus {

@@ -18,10 +18,12 @@ struct AtomicCounters {
   std::atomic<std::uint64_t> frames_sent{0};
   std::atomic<std::uint64_t> frames_dropped{0};
   std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::uint64_t> malformed_elements{0};
 
   BusCounters snapshot() const {
     return {frames_received.load(std::memory_order_relaxed), frames_sent.load(std::memory_order_relaxed),
-            frames_dropped.load(std::memory_order_relaxed), errors.load(std::memory_order_relaxed)};
+            frames_dropped.load(std::memory_order_relaxed), errors.load(std::memory_order_relaxed),
+            malformed_elements.load(std::memory_order_relaxed)};
   }
 };
 

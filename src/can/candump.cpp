@@ -269,6 +269,7 @@ class CandumpReader final : public LogReader {
   Result<bool> next(Frame& frame) override { return next_frame(lines_, frame, Parse); }
   LogFormat format() const override { return kFormat; }
   std::uint64_t bytes_read() const override { return lines_.bytes_read(); }
+  SkippedLines skipped_lines() const override { return lines_.skipped(); }
 
  private:
   LineReader lines_;

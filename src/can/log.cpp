@@ -172,7 +172,8 @@ Error LineReader::error(std::string_view cause) const {
   message += std::to_string(line_number_);
   message += ": ";
   message += cause;
-  return Error(ErrorCode::parse_error, std::move(message));
+  // Causes quote the line: the file's bytes reach logs and JSON only escaped.
+  return Error(ErrorCode::parse_error, escape_untrusted(message));
 }
 
 // ---- text helpers -----------------------------------------------------------------------------

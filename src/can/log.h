@@ -61,6 +61,15 @@ class LogReader {
   virtual LogFormat format() const = 0;
   // Bytes consumed so far (for progress display).
   virtual std::uint64_t bytes_read() const = 0;
+
+  // Lines that were neither a frame nor blank and were skipped as something else the format allows
+  // (headers, comments, other events). A file of nothing but such lines is not a log of frames; the
+  // first one is named ("FILE:LINE: 'text'", escaped) so a tool can say where it went wrong.
+  struct SkippedLines {
+    std::uint64_t count = 0;
+    std::string first;  // "FILE:LINE: 'text'" of the first, empty if none
+  };
+  virtual SkippedLines skipped_lines() const { return {}; }
 };
 
 // Opens `path` ("-" for standard input) and reads it in `format`, or in the detected format.

@@ -16,6 +16,7 @@
 #include "can/frame.h"
 #include "can/log.h"
 #include "core/result.h"
+#include "core/text.h"
 
 namespace cellguard::can::detail {
 
@@ -57,6 +58,13 @@ class LineReader {
   const std::string& source_name() const { return source_name_; }
   // A parse error at the current line: "<source>:<line>: <cause>".
   Error error(std::string_view cause) const;
+  // Counts the current line as skipped (not a frame, not blank); the first is kept, escaped.
+  void note_skipped(std::string_view line) {
+    if (skipped_.count++ == 0) {
+      skipped_.first = source_name_ + ":" + std::to_string(line_number_) + ": '" + escape_untrusted(line, 120) + "'";
+    }
+  }
+  const LogReader::SkippedLines& skipped() const { return skipped_; }
 
  private:
   // Reads more input after the buffered bytes; false at the end of the input.
@@ -73,6 +81,7 @@ class LineReader {
   bool at_end_ = false;
   std::uint64_t line_number_ = 0;
   std::uint64_t consumed_ = 0;
+  LogReader::SkippedLines skipped_;
 };
 
 // What parsing one line gave: a frame, nothing (blank, header, comment, other event), or a cause.
@@ -97,6 +106,7 @@ Result<bool> next_frame(LineReader& lines, Frame& frame, ParseLine&& parse) {
     const LineResult result = parse(line, frame);
     if (result.kind == LineResult::Kind::frame) return true;
     if (result.kind == LineResult::Kind::error) return lines.error(result.cause);
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos) lines.note_skipped(line);
   }
 }
 

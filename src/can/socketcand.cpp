@@ -15,6 +15,7 @@
 
 #include "can/bus_backends.h"
 #include "can/socketcand_protocol.h"
+#include "core/text.h"
 
 namespace cellguard::can {
 namespace {
@@ -26,6 +27,9 @@ constexpr std::size_t kReadChunkBytes = 4096;
 constexpr std::size_t kMaxClientQueueBytes = 256 * 1024;
 // Client: from the TCP connection to `< ok >` for rawmode.
 constexpr std::chrono::seconds kHandshakeTimeout{5};
+// Client: one bad element is counted and reported, the link stays up; this many in a row without a
+// valid one means the stream is not socketcand (or we lost sync): the link is closed, to be reopened.
+constexpr std::uint64_t kMaxMalformedInRow = 64;
 
 std::string describe_endpoint(std::string_view host, std::uint16_t port, std::string_view channel) {
   std::string text = "socketcand://";
@@ -173,7 +177,8 @@ class Client : public std::enable_shared_from_this<Client> {
           self->splitter_.feed({self->read_buffer_.data(), bytes});
           while (auto element = self->splitter_.next()) {
             if (!element->ok()) {
-              self->report(element->error());
+              self->malformed(element->error());
+              if (self->closed_.load()) return;
               continue;
             }
             self->handle(element->value());
@@ -184,20 +189,15 @@ class Client : public std::enable_shared_from_this<Client> {
   }
 
   void handle(std::string_view text) {
-    auto parsed = socketcand::parse_element(text);
+    auto parsed = socketcand::parse_element(text);  // its errors quote the element escaped
     if (!parsed) {
-      if (state_ != State::ready) {
-        fail(parsed.error());
-      } else {
-        counters_.frames_dropped.fetch_add(1, std::memory_order_relaxed);
-        report(parsed.error());
-      }
+      malformed(parsed.error());
       return;
     }
     socketcand::Element& element = parsed.value();
     auto unexpected = [&](std::string_view expected) {
-      fail(Error(ErrorCode::parse_error,
-                 description_ + ": expected " + std::string(expected) + ", got '" + std::string(text) + "'"));
+      fail(Error(ErrorCode::parse_error, description_ + ": expected " + std::string(expected) + ", got '" +
+                                             escape_untrusted(text, 160) + "'"));
     };
     switch (state_) {
       case State::await_hi:
@@ -208,7 +208,7 @@ class Client : public std::enable_shared_from_this<Client> {
       case State::await_open_ok:
         if (element.kind == socketcand::ElementKind::error_message) {
           return fail(Error(ErrorCode::not_found, description_ + ": server cannot open '" + channel_ +
-                                                      "': " + element.text));
+                                                      "': " + escape_untrusted(element.text)));
         }
         if (element.kind != socketcand::ElementKind::ok) return unexpected("< ok > for open");
         state_ = State::await_rawmode_ok;
@@ -217,7 +217,7 @@ class Client : public std::enable_shared_from_this<Client> {
       case State::await_rawmode_ok:
         if (element.kind == socketcand::ElementKind::error_message) {
           return fail(Error(ErrorCode::unsupported, description_ + ": server refused raw mode: " +
-                                                        element.text));
+                                                        escape_untrusted(element.text)));
         }
         if (element.kind != socketcand::ElementKind::ok) return unexpected("< ok > for rawmode");
         state_ = State::ready;
@@ -237,20 +237,40 @@ class Client : public std::enable_shared_from_this<Client> {
     }
     switch (element.kind) {
       case socketcand::ElementKind::frame:
+        malformed_in_row_ = 0;
         element.frame.bus.assign(channel_);
         counters_.frames_received.fetch_add(1, std::memory_order_relaxed);
         if (receive_handler_) receive_handler_(element.frame);
         return;
       case socketcand::ElementKind::ok:
       case socketcand::ElementKind::echo:
+        malformed_in_row_ = 0;
         return;
       case socketcand::ElementKind::error_message:
-        report(Error(ErrorCode::io_error, description_ + ": server error: " + element.text));
+        malformed_in_row_ = 0;
+        report(Error(ErrorCode::io_error, description_ + ": server error: " + escape_untrusted(element.text)));
         return;
       default:
-        report(Error(ErrorCode::parse_error,
-                     description_ + ": unexpected element '" + std::string(text) + "'"));
+        malformed(Error(ErrorCode::parse_error,
+                        "socketcand: unexpected element '" + escape_untrusted(text, 160) + "'"));
         return;
+    }
+  }
+
+  // One element that is not socketcand: counted and reported (parse_error), the link stays up. A run
+  // of them is a broken stream: the link is closed (io_error) for the caller to reopen. During the
+  // handshake any bad element ends the attempt.
+  void malformed(const Error& error) {
+    counters_.malformed_elements.fetch_add(1, std::memory_order_relaxed);
+    if (state_ != State::ready) {
+      fail(Error(error.code, description_ + ": " + error.message));
+      return;
+    }
+    report(Error(ErrorCode::parse_error, description_ + ": malformed element: " + error.message));
+    if (++malformed_in_row_ >= kMaxMalformedInRow) {
+      fail(Error(ErrorCode::io_error, description_ + ": protocol out of step: " +
+                                          std::to_string(malformed_in_row_) +
+                                          " malformed elements in a row, closing the link"));
     }
   }
 
@@ -288,11 +308,12 @@ class Client : public std::enable_shared_from_this<Client> {
     if (error_handler_) error_handler_(error);
   }
 
-  // A failure that ends the link: report once, then close.
+  // A failure that ends the link: closed first, so the handler sees is_closed() and can tell a lost
+  // link (to reopen) from one bad element (parse_error on an open bus); then reported once.
   void fail(const Error& error) {
     if (closed_.load()) return;
-    report(error);
     close();
+    report(error);
   }
 
   tcp::resolver resolver_;
@@ -305,6 +326,7 @@ class Client : public std::enable_shared_from_this<Client> {
   std::string description_;
   State state_ = State::connecting;
   socketcand::ElementSplitter splitter_;
+  std::uint64_t malformed_in_row_ = 0;  // loop thread: malformed elements since the last valid one
   std::array<char, kReadChunkBytes> read_buffer_{};
   Bus::ReadyHandler ready_handler_;
 
@@ -469,7 +491,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (element.kind != Kind::open) return reject("expected < open BUS >");
       if (element.text != server->options_.channel) {
         // protocol.md: "Otherwise an error is returned and the connection is terminated."
-        queue_control(socketcand::format_error("could not open bus '" + element.text + "'"));
+        queue_control(socketcand::format_error("could not open bus '" + escape_untrusted(element.text, 64) + "'"));
         state_ = State::closing;
         return;
       }

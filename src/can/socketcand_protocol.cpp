@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "can/bus.h"
+#include "core/text.h"
 
 namespace cellguard::can::socketcand {
 namespace {
@@ -23,8 +24,9 @@ Error parse_failure(std::string_view element, std::string_view reason) {
   std::string message = "socketcand: ";
   message.append(reason);
   message.append(" in '");
-  message.append(element.substr(0, 80));
-  message.append(element.size() > 80 ? "...'" : "'");
+  // The element's bytes are the peer's: escaped, so they can go to logs and JSON as they are.
+  message.append(escape_untrusted(element, 160));
+  message.append("'");
   return {ErrorCode::parse_error, std::move(message)};
 }
 

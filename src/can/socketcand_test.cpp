@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "can/bus_test_support.h"
+#include "core/text.h"
 
 namespace cellguard::can {
 namespace {
@@ -346,6 +347,104 @@ TEST(SocketcandServer, DropsFramesForAClientThatDoesNotReadAndNeverBlocksTheBus)
   EXPECT_GT(server.value()->counters().frames_dropped, 0u);
   EXPECT_EQ(server.value()->counters().clients_connected, 2u);
   EXPECT_FALSE(stalled.closed_by_peer());
+}
+
+// A socketcand server that says what the test wants: the handshake, then `script` in one write, then
+// `later` once told (blocking sockets, on its own thread).
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::string script) : script_(std::move(script)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    ::listen(listen_fd_, 1);
+    socklen_t length = sizeof address;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedServer() {
+    later_ready_ = true;
+    // Unblocks accept() and recv() if the client never came or stopped talking.
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    if (const int fd = fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+    ::close(listen_fd_);
+  }
+  std::uint16_t port() const { return port_; }
+  void send_later(std::string bytes) {
+    later_ = std::move(bytes);
+    later_ready_ = true;
+  }
+
+ private:
+  void write_all(std::string_view bytes) const {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  void read_until(std::string_view what) const {
+    std::string got;
+    char c = 0;
+    while (got.find(what) == std::string::npos && ::recv(fd_, &c, 1, 0) == 1) got.push_back(c);
+  }
+  void serve() {
+    fd_ = ::accept(listen_fd_, nullptr, nullptr);
+    if (fd_ < 0) return;
+    write_all("< hi >");
+    read_until("< open can0 >");
+    write_all("< ok >");
+    read_until("< rawmode >");
+    write_all("< ok >");
+    write_all(script_);
+    while (!later_ready_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    write_all(later_);
+  }
+
+  std::string script_;
+  std::string later_;
+  std::atomic<bool> later_ready_{false};
+  int listen_fd_ = -1;
+  std::atomic<int> fd_{-1};
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST(SocketcandClient, OneBadElementIsCountedAndReportedEscapedAndTheLinkStaysUp) {
+  // The element of issue 12 between two good frames.
+  ScriptedServer server(
+      "< frame 123 1796608346.000000 11 >< frame 181 1796608346.000000 11\xfd" "22 >< frame 124 1796608346.000000 22 >");
+  asio::io_context io;
+  auto bus = open_bus(io, "socketcand://127.0.0.1:" + std::to_string(server.port()) + "/can0");
+  ASSERT_TRUE(bus.ok());
+  std::vector<Frame> frames;
+  std::vector<Error> errors;
+  bus.value()->on_receive([&](const Frame& frame) { frames.push_back(frame); });
+  bus.value()->on_error([&](const Error& error) { errors.push_back(error); });
+  ASSERT_TRUE(run_until(io, [&] { return frames.size() == 2; }));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].code, ErrorCode::parse_error);  // one bad element, not a lost link
+  EXPECT_NE(errors[0].message.find("malformed element"), std::string::npos) << errors[0].message;
+  EXPECT_NE(errors[0].message.find("11\\xfd22"), std::string::npos) << errors[0].message;
+  EXPECT_TRUE(is_printable_utf8(errors[0].message)) << errors[0].message;
+  EXPECT_FALSE(bus.value()->is_closed());
+  EXPECT_EQ(bus.value()->counters().malformed_elements, 1u);
+  EXPECT_EQ(bus.value()->counters().frames_dropped, 0u);
+  EXPECT_EQ(frames[1].id, 0x124u);
+
+  // A stream that is not socketcand at all: 64 bad elements in a row close the link, as lost.
+  std::string garbage;
+  for (int i = 0; i < 64; ++i) garbage += "< \xff garbage >";
+  server.send_later(garbage);
+  ASSERT_TRUE(run_until(io, [&] { return bus.value()->is_closed(); }));
+  EXPECT_EQ(errors.back().code, ErrorCode::io_error);
+  EXPECT_NE(errors.back().message.find("64 malformed elements in a row"), std::string::npos) << errors.back().message;
+  EXPECT_EQ(bus.value()->counters().malformed_elements, 65u);
 }
 
 }  // namespace

@@ -67,6 +67,7 @@ class TrcReader final : public LogReader {
   }
   LogFormat format() const override { return LogFormat::trc; }
   std::uint64_t bytes_read() const override { return lines_.bytes_read(); }
+  SkippedLines skipped_lines() const override { return lines_.skipped(); }
 
  private:
   LineResult parse_line(std::string_view line, Frame& frame);

@@ -259,6 +259,81 @@ TEST_F(Cli, GenerateWritesSyncAndEveryModulesPdosThatDecodeToPlausibleValues) {
   EXPECT_EQ(pdo1, 10);
 }
 
+TEST_F(Cli, DbcCheckRefusesAnEmptyOrNonDbcFileNamingThePlace) {
+  write("empty.dbc", "");
+  Ran r = cellguard("dbc check " + path("empty.dbc"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find(path("empty.dbc") + ":1:1: no DBC content"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("0 messages, 0 errors"), std::string::npos) << r.out;
+
+  write("notes.dbc", "// only a comment\n\nThis is a shopping list, not a database.\nmilk eggs\n");
+  r = cellguard("dbc check " + path("notes.dbc"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find(path("notes.dbc") + ":3:1: no DBC content: no VERSION, NS_, BU_ or BO_ statement found"),
+            std::string::npos)
+      << r.out;
+  // The same file is refused where a DBC is loaded for decoding.
+  write("log.asc", "");
+  EXPECT_EQ(cellguard("decode --dbc " + path("notes.dbc") + " " + path("log.asc") + " 2>&1").exit_code, 2);
+}
+
+TEST_F(Cli, DecodeOfInputWithoutOneFrameFailsInEveryFormatNamingTheFirstLine) {
+  // Random printable text and bytes: not a single frame, in whichever format it is read.
+  std::string noise = "date Mon Dec 7 03:17:06 2026\n";
+  unsigned state = 12345;
+  for (int line = 0; line < 50; ++line) {
+    for (int i = 0; i < 60; ++i) {
+      state = state * 1103515245u + 12345u;
+      noise.push_back(static_cast<char>(0x20 + (state >> 16) % 0x5F));
+    }
+    noise += line % 7 == 0 ? "\x1b[2J\xfd\n" : "\n";
+  }
+  write("noise.log", noise);
+  for (const char* format : {"asc", "trc", "candump-log", "candump"}) {
+    const Ran r = cellguard(std::string("decode --dbc ") + path("rig.dbc") + " --input-format " + format + " " +
+                            path("noise.log") + " 2>&1");
+    EXPECT_EQ(r.exit_code, 1) << format << ": " << r.out;
+    EXPECT_NE(r.out.find("no CAN frame in the input"), std::string::npos) << format << ": " << r.out;
+    // Where: FILE:LINE of a malformed line (warning) or of the first line that was not a frame.
+    EXPECT_NE(r.out.find(path("noise.log") + ":"), std::string::npos) << format << ": " << r.out;
+    // The input's bytes are shown escaped, never raw.
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << format;
+    EXPECT_EQ(r.out.find('\xfd'), std::string::npos) << format;
+  }
+  // A real log with a few bad lines still decodes and exits 0; an empty one is an empty log.
+  write("good.log", "(1700000000.000000) can0 181#0000000000000000\nnot a frame\n");
+  EXPECT_EQ(cellguard("decode --dbc " + path("rig.dbc") + " " + path("good.log") + " 2>/dev/null").exit_code, 0);
+  write("empty.log", "");
+  EXPECT_EQ(cellguard("decode --dbc " + path("rig.dbc") + " --input-format asc " + path("empty.log")).exit_code, 0);
+}
+
+TEST_F(Cli, DeeplyNestedTomlIsRefusedWithItsPlaceBeforeTheParserRecurses) {
+  std::string dotted = "a";
+  for (int i = 0; i < 50000; ++i) dotted += ".a";
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"dotted.toml", "# hostile\n" + dotted + " = 1\n"},
+      {"arrays.toml", "a = " + std::string(50000, '[') + "\n"},
+      {"tables.toml", [] {
+         std::string text = "a = ";
+         for (int i = 0; i < 20000; ++i) text += "{b = ";
+         return text + "\n";
+       }()}};
+  for (const auto& [name, text] : files) {
+    write(name, text);
+    Ran r = cellguard("edge check-config " + path(name) + " 2>&1");
+    EXPECT_EQ(r.exit_code, 1) << name << ": " << r.out;
+    EXPECT_NE(r.out.find(path(name) + ":"), std::string::npos) << name << ": " << r.out;
+    EXPECT_NE(r.out.find("more than 64"), std::string::npos) << name << ": " << r.out;
+    r = cellguard("server --data " + path("store") + " --listen 127.0.0.1:0 --duration 5 --config " + path(name) +
+                  " 2>&1");
+    EXPECT_EQ(r.exit_code, 1) << name << ": " << r.out;
+    EXPECT_NE(r.out.find(path(name) + ":"), std::string::npos) << name << ": " << r.out;
+    EXPECT_NE(r.out.find("more than 64"), std::string::npos) << name << ": " << r.out;
+  }
+  const Ran dotted_run = cellguard("edge check-config " + path("dotted.toml") + " 2>&1");
+  EXPECT_NE(dotted_run.out.find(path("dotted.toml") + ":2:128:"), std::string::npos) << dotted_run.out;
+}
+
 TEST_F(Cli, EverySubcommandHasHelp) {
   for (const std::string sub : {"decode", "dbc", "dbc show", "dbc check", "convert", "generate", "fault-proxy",
                                 "fault-proxy ctl", "pki", "pki init", "pki issue", "pki revoke", "pki list", "export",

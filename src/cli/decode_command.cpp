@@ -364,6 +364,17 @@ int run_decode(const DecodeOptions& options) {
                  static_cast<unsigned long long>(frames), static_cast<unsigned long long>(bad_lines),
                  static_cast<unsigned long long>(decoder.decode_errors()));
   }
+  // Input that holds text but not one frame is not a CAN log (or not in this format): an error, even
+  // with --quiet, naming the first line that was not a frame.
+  const auto skipped = (*reader)->skipped_lines();
+  if (frames == 0 && (bad_lines > 0 || skipped.count > 0)) {
+    std::fprintf(stderr, "cellguard decode: %s: no CAN frame in the input as %s: %llu malformed lines, %llu other lines%s%s\n",
+                 options.input == "-" ? "standard input" : options.input.c_str(),
+                 std::string(can::to_string((*reader)->format())).c_str(), static_cast<unsigned long long>(bad_lines),
+                 static_cast<unsigned long long>(skipped.count), skipped.first.empty() ? "" : "; the first other line: ",
+                 skipped.first.c_str());
+    return 1;
+  }
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "core/text.h"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -41,43 +42,120 @@ Result<void> write_file(const std::string& path, std::string_view contents) {
   return success();
 }
 
+namespace {
+
+// The well-formed UTF-8 sequence at text[i]: its length and code point; length 0 if there is none.
+struct Utf8Char {
+  std::size_t length = 0;
+  std::uint32_t cp = 0;
+};
+
+Utf8Char decode_utf8_at(std::string_view text, std::size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  if (c < 0x80) return {1, c};
+  std::size_t extra = 0;
+  std::uint32_t cp = 0;
+  if ((c & 0xE0) == 0xC0) {
+    extra = 1;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    extra = 2;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    extra = 3;
+    cp = c & 0x07;
+  } else {
+    return {};
+  }
+  if (i + extra >= text.size()) return {};
+  for (std::size_t k = 1; k <= extra; ++k) {
+    const auto cc = static_cast<unsigned char>(text[i + k]);
+    if ((cc & 0xC0) != 0x80) return {};
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  // Reject overlong forms, surrogates and values beyond Unicode.
+  if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+    return {};
+  }
+  return {extra + 1, cp};
+}
+
+// Code points that move the cursor, change a terminal's state or reorder text: written escaped.
+bool is_unsafe_code_point(std::uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+         (cp >= 0x200E && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+constexpr char kLowerHex[] = "0123456789abcdef";
+
+void append_escape(std::string& out, std::uint32_t cp, bool is_byte) {
+  if (!is_byte) {
+    switch (cp) {
+      case '\n': out.append("\\n"); return;
+      case '\r': out.append("\\r"); return;
+      case '\t': out.append("\\t"); return;
+      default: break;
+    }
+  }
+  if (is_byte || cp <= 0x7F) {
+    out.append("\\x");
+    out.push_back(kLowerHex[(cp >> 4) & 0xF]);
+    out.push_back(kLowerHex[cp & 0xF]);
+    return;
+  }
+  out.append("\\u");
+  for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kLowerHex[(cp >> shift) & 0xF]);
+}
+
+}  // namespace
+
 bool is_valid_utf8(std::string_view text) {
-  std::size_t i = 0;
-  const std::size_t n = text.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t extra = 0;
-    std::uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      extra = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + extra >= n) return false;
-    for (std::size_t k = 1; k <= extra; ++k) {
-      const auto cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Reject overlong forms, surrogates and values beyond Unicode.
-    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
-      return false;
-    }
-    i += extra + 1;
+  for (std::size_t i = 0; i < text.size();) {
+    const Utf8Char ch = decode_utf8_at(text, i);
+    if (ch.length == 0) return false;
+    i += ch.length;
   }
   return true;
+}
+
+bool is_printable_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const Utf8Char ch = decode_utf8_at(text, i);
+    if (ch.length == 0 || is_unsafe_code_point(ch.cp)) return false;
+    i += ch.length;
+  }
+  return true;
+}
+
+std::string escape_untrusted(std::string_view bytes, std::size_t max_bytes) {
+  max_bytes = std::max<std::size_t>(max_bytes, 32);
+  // Room for the longest suffix, "...(18446744073709551615 bytes)", when the text must be cut.
+  constexpr std::size_t kSuffixRoom = 31;
+  const std::size_t cut_limit = max_bytes - kSuffixRoom;
+  std::string out;
+  out.reserve(std::min(bytes.size(), max_bytes) + 8);
+  std::size_t cut_at = 0;  // the longest escaped prefix, in whole characters, that leaves room for the suffix
+  std::size_t i = 0;
+  while (i < bytes.size() && out.size() <= max_bytes) {
+    const Utf8Char ch = decode_utf8_at(bytes, i);
+    if (ch.length == 0) {
+      append_escape(out, static_cast<unsigned char>(bytes[i]), true);
+      i += 1;
+    } else {
+      if (is_unsafe_code_point(ch.cp)) {
+        append_escape(out, ch.cp, false);
+      } else {
+        out.append(bytes.substr(i, ch.length));
+      }
+      i += ch.length;
+    }
+    if (out.size() <= cut_limit) cut_at = out.size();
+  }
+  if (i == bytes.size() && out.size() <= max_bytes) return out;
+  out.resize(cut_at);
+  out += "...(" + std::to_string(bytes.size()) + " bytes)";
+  return out;
 }
 
 namespace {

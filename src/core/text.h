@@ -18,6 +18,24 @@ Result<void> write_file(const std::string& path, std::string_view contents);
 // True if `text` is well-formed UTF-8.
 bool is_valid_utf8(std::string_view text);
 
+// THE boundary for bytes from outside (CAN peers, socketcand, the board, Modbus, files) on their way
+// to JSON, logs or the recording: returns valid, printable UTF-8 of at most `max_bytes` bytes.
+// Valid printable UTF-8 is kept as it is; everything else is written as an escape:
+//   \n \r \t                    newline, carriage return, tab
+//   \xNN                        any other C0 control byte, DEL, and every byte of an invalid or
+//                               truncated UTF-8 sequence (overlong, surrogate, beyond U+10FFFF)
+//   \uNNNN                      C1 controls (U+0080..U+009F, e.g. the 8-bit CSI of terminals), line and
+//                               paragraph separators and the bidirectional overrides
+// A backslash is kept as it is, so the function is idempotent (escaping escaped text changes
+// nothing) and may be applied at every layer; "\x41" in the input and an escaped byte then read
+// alike, which is fine for texts meant for people. Longer results are cut at a character boundary and
+// end in "...(N bytes)" naming the input's length; the result never exceeds max_bytes (at least 32).
+inline constexpr std::size_t kMaxUntrustedTextBytes = 512;
+std::string escape_untrusted(std::string_view bytes, std::size_t max_bytes = kMaxUntrustedTextBytes);
+
+// True if `text` is what escape_untrusted() returns for it: valid UTF-8 without control characters.
+bool is_printable_utf8(std::string_view text);
+
 // Converts Windows-1252 text (a superset of Latin-1 in practice) to UTF-8. Bytes undefined in
 // cp1252 (0x81 0x8D 0x8F 0x90 0x9D) map to the Latin-1 control characters of the same value.
 std::string cp1252_to_utf8(std::string_view text);

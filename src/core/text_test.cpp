@@ -18,6 +18,56 @@ TEST(Text, ValidUtf8IsRecognisedAndCp1252IsNot) {
   EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));       // surrogate
 }
 
+TEST(Text, UntrustedBytesBecomePrintableUtf8) {
+  // The elements that aborted the edge (issue 12) and raw control bytes from the board.
+  EXPECT_EQ(escape_untrusted("< \xc3\x28 >"), "< \\xc3( >");
+  EXPECT_EQ(escape_untrusted("< error \xff\xfe >"), "< error \\xff\\xfe >");
+  EXPECT_EQ(escape_untrusted("11\xfd" "22"), "11\\xfd22");
+  EXPECT_EQ(escape_untrusted(std::string_view("a\x1b[2Jb\x07\x00z", 9)), "a\\x1b[2Jb\\x07\\x00z");
+  EXPECT_EQ(escape_untrusted("line\r\n\tnext\x7f"), "line\\r\\n\\tnext\\x7f");
+  EXPECT_EQ(escape_untrusted("\xc2\x9b" "31m"), "\\u009b31m");            // 8-bit CSI
+  EXPECT_EQ(escape_untrusted("ab\xe2\x80\xae" "cd"), "ab\\u202ecd");     // right-to-left override
+  EXPECT_EQ(escape_untrusted("\xed\xa0\x80"), "\\xed\\xa0\\x80");         // surrogate
+  EXPECT_EQ(escape_untrusted("\xe2\x82"), "\\xe2\\x82");                  // truncated
+  // Printable UTF-8 and backslashes are kept: the function is idempotent.
+  EXPECT_EQ(escape_untrusted("25 \xc2\xb0" "C, \\x41 \xe2\x82\xac"), "25 \xc2\xb0" "C, \\x41 \xe2\x82\xac");
+  const std::string once = escape_untrusted("\xff\x01 \xc3\x28");
+  EXPECT_EQ(escape_untrusted(once), once);
+}
+
+TEST(Text, UntrustedTextIsBoundedAtACharacterBoundary) {
+  const std::string big(100000, '\xfd');
+  const std::string cut = escape_untrusted(big, 200);
+  EXPECT_LE(cut.size(), 200u);
+  EXPECT_TRUE(is_printable_utf8(cut));
+  EXPECT_NE(cut.find("\\xfd\\xfd"), std::string::npos);
+  EXPECT_TRUE(cut.ends_with("\\xfd...(100000 bytes)")) << cut;
+  // A text that fits whole is not cut, even if it uses the suffix's room.
+  const std::string fits(190, 'a');
+  EXPECT_EQ(escape_untrusted(fits, 200), fits);
+  // Multi-byte characters are never split.
+  std::string euros;
+  for (int k = 0; k < 100; ++k) euros += "\xe2\x82\xac";
+  const std::string cut_euros = escape_untrusted(euros, 64);
+  EXPECT_TRUE(is_valid_utf8(cut_euros));
+  EXPECT_LE(cut_euros.size(), 64u);
+}
+
+TEST(Text, EveryByteStringEscapesToPrintableUtf8) {
+  // Every single byte and every pair: the result is printable UTF-8 and escaping it again is a no-op.
+  for (int a = 0; a < 256; ++a) {
+    for (int b = 0; b < 256; b += 7) {
+      const char raw[3] = {static_cast<char>(a), static_cast<char>(b), '\xe0'};
+      const std::string escaped = escape_untrusted(std::string_view(raw, 3));
+      ASSERT_TRUE(is_printable_utf8(escaped)) << a << " " << b;
+      ASSERT_EQ(escape_untrusted(escaped), escaped);
+    }
+  }
+  EXPECT_FALSE(is_printable_utf8("a\nb"));
+  EXPECT_FALSE(is_printable_utf8("\xff"));
+  EXPECT_TRUE(is_printable_utf8("25 \xc2\xb0" "C"));
+}
+
 TEST(Text, Cp1252IsConvertedToUtf8) {
   EXPECT_EQ(cp1252_to_utf8("\xB0" "C"), "\xC2\xB0" "C");
   EXPECT_EQ(cp1252_to_utf8("\x80"), "\xE2\x82\xAC");  // euro sign

@@ -78,6 +78,20 @@ class Parser {
       if (at_end()) break;
       if (!parse_statement()) return Error(ErrorCode::parse_error, std::move(error_));
     }
+    // Text without a single DBC statement (an empty file, a log, random bytes) is not a database
+    // with no messages: it is the wrong file.
+    if (!saw_dbc_statement_) {
+      if (first_other_statement_ == std::string_view::npos) {
+        return Error(ErrorCode::parse_error, std::string(source_) + ":1:1: no DBC content: no statement at all (empty, or only comments)");
+      }
+      const auto [line, column] = line_column(first_other_statement_);
+      std::string_view word = text_.substr(first_other_statement_, 32);
+      word = word.substr(0, word.find_first_of(" \t\r\n"));
+      return Error(ErrorCode::parse_error,
+                   std::string(source_) + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                       ": no DBC content: no VERSION, NS_, BU_ or BO_ statement found (the first word is '" +
+                       escape_untrusted(word, 64) + "')");
+    }
     merge_all_repeated_attributes();
     apply_long_names();
     resolve_simple_multiplexers();
@@ -162,7 +176,7 @@ class Parser {
     std::string shown;
     shown.reserve(end - pos + 2);
     shown.push_back('\'');
-    shown.append(text_.substr(pos, end - pos));
+    shown.append(escape_untrusted(text_.substr(pos, end - pos)));  // a file's bytes, shown escaped
     shown.push_back('\'');
     return shown;
   }
@@ -462,6 +476,11 @@ class Parser {
     const std::size_t start = pos_;
     std::string_view keyword;
     if (!read_identifier(keyword, "a keyword")) return false;
+    if (is_section_keyword(keyword)) {
+      saw_dbc_statement_ = true;
+    } else if (first_other_statement_ == std::string_view::npos) {
+      first_other_statement_ = start;
+    }
     if (keyword == "VERSION") return read_string(out_.database.version);
     if (keyword == "NS_") return parse_new_symbols();
     if (keyword == "BS_") return parse_bit_timing();
@@ -1139,6 +1158,8 @@ class Parser {
   std::string_view source_;
   std::size_t pos_ = 0;
   std::string error_;
+  bool saw_dbc_statement_ = false;                          // one statement with a DBC keyword
+  std::size_t first_other_statement_ = std::string_view::npos;  // where the first other word starts
   ParseOutput out_;
   std::unordered_map<std::uint32_t, std::size_t> message_index_;                  // file id -> last message
   std::vector<StringMap<std::size_t>> signal_index_;  // per message: signal name -> first with it

@@ -14,6 +14,8 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include "core/text.h"
+
 namespace cellguard::devices {
 
 namespace {
@@ -37,11 +39,12 @@ std::optional<double> parse_number(std::string_view text) {
   return value;
 }
 
-// Quoted and shortened for error messages, so a babbling device cannot make them huge.
+// Quoted, escaped and shortened for error messages, so a babbling device can neither make them huge
+// nor put control bytes or invalid UTF-8 into logs and JSON.
 std::string quoted(std::string_view text) {
   constexpr std::size_t kMax = 24;
   std::string out = "'";
-  out.append(text.substr(0, kMax));
+  out.append(escape_untrusted(text.substr(0, kMax)));
   if (text.size() > kMax) out += "...";
   out += "'";
   return out;
@@ -405,7 +408,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   BoardLink::EventHandler on_event;
 
   void notify_event(BoardEvent::Kind kind, std::string detail) {
-    if (on_event) on_event(BoardEvent{kind, std::move(detail)});
+    if (on_event) on_event(BoardEvent{kind, escape_untrusted(detail, 128)});  // the board's words, escaped
   }
 
   // Extension: what a line of cellguard's firmware says about the board.

@@ -20,6 +20,7 @@
 #include <toml++/toml.h>
 
 #include "core/text.h"
+#include "core/toml_nesting.h"
 #include "dbc/dbc.h"
 
 namespace cellguard::edge {
@@ -1139,6 +1140,11 @@ ConfigCheck parse_edge_config(std::string_view text, const std::string& path, Ed
   out.source_path = abs.string();
   out.sha256 = sha256_of(text);
   Reader r(path, check, out.key_locations);
+  // toml++ recurses per level: a file nested deeper than any configuration is refused before it does.
+  if (auto deep = check_toml_nesting(text)) {
+    check.problems.push_back({path, deep->line, deep->column, "", deep->message});
+    return check;
+  }
   toml::table root;
   try {
     root = toml::parse(text, path);

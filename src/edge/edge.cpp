@@ -1,6 +1,6 @@
 #include "edge/edge.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
@@ -20,8 +20,10 @@
 #include "devices/inverter_client.h"
 #include "devices/outputs.h"
 #include "edge/events.h"
+#include "edge/handler_guard.h"
 #include "edge/latency.h"
 #include "edge/module_map.h"
+#include "edge/rate_watch.h"
 #include "ipc/line_socket.h"
 #include "recorder/recorder.h"
 #include "recorder/rig_csv.h"
@@ -52,6 +54,15 @@ constexpr TimeNs kDiscoveryWindowNs = 1 * kSecond;  // traffic watched before th
 constexpr TimeNs kNoModuleReportNs = 5 * kSecond;    // "no module yet" repeated this often
 constexpr std::uint32_t kSdoResponseBase = 0x580;
 constexpr std::uint32_t kCanErrBusOff = 0x40;  // linux/can/error.h CAN_ERR_BUSOFF
+// An error-frame storm: this many error frames within the window is a warning (a healthy bus has
+// none; a few come with a connector being plugged), repeated at most once per kErrorStormRepeatNs.
+constexpr std::uint64_t kErrorStormThreshold = 100;
+constexpr TimeNs kErrorStormWindowNs = 1 * kSecond;
+constexpr TimeNs kErrorStormRepeatNs = 10 * kSecond;
+// Reports of repeated problems (malformed elements, failed handlers): the first few, then every Nth.
+constexpr std::uint64_t kReportFirst = 10;
+constexpr std::uint64_t kReportEvery = 1000;
+bool worth_reporting(std::uint64_t count) { return count <= kReportFirst || count % kReportEvery == 0; }
 // The relays of the contactor and precharge circuit, opened together.
 constexpr std::array<devices::Output, 3> kContactorRelays = {devices::Output::relay1, devices::Output::relay2,
                                                              devices::Output::relay3};
@@ -70,8 +81,23 @@ TimeNs wall_now() {
       .count();
 }
 
+// stderr, every message escaped (core/text.h): whatever a peer put into a text, the log gets one
+// line of printable UTF-8 per message, never a raw control byte (terminal escapes, fake lines).
+class EscapingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    const std::string escaped = escape_untrusted({msg.payload.data(), msg.payload.size()}, 8192);
+    spdlog::details::log_msg safe = msg;
+    safe.payload = spdlog::string_view_t(escaped.data(), escaped.size());
+    spdlog::memory_buf_t formatted;
+    formatter_->format(safe, formatted);
+    std::fwrite(formatted.data(), 1, formatted.size(), stderr);
+  }
+  void flush_() override { std::fflush(stderr); }
+};
+
 std::shared_ptr<spdlog::logger> make_logger() {
-  auto logger = std::make_shared<spdlog::logger>("edge", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("edge", std::make_shared<EscapingStderrSink>());
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ edge: %v");
   return logger;
 }
@@ -107,6 +133,7 @@ struct CanCounters {
   std::uint64_t sdo_responses = 0;
   std::uint64_t sdo_aborts = 0;
   std::uint64_t link_errors = 0;
+  std::uint64_t malformed_elements = 0;  // protocol elements (socketcand) or log lines (replay) that did not parse
   std::uint64_t reopens = 0;
   std::uint64_t dropped_closed_buses = 0;  // frames dropped by buses that were closed and replaced
 };
@@ -132,12 +159,94 @@ class Edge {
       shutdown();
       return 1;
     }
-    io_.run();
+    // No exception ends the loop: a handler that throws is a bug, reported with what it was given
+    // (guard() below, for the handlers the edge installs) or here, for anything else; then the edge
+    // goes on supervising.
+    run_guarded(io_, [this](std::string_view what) { handler_failed("event loop", what, ""); },
+                [this] { resume_after_failure(); });
     shutdown();
     return 0;
   }
 
  private:
+  // ---- handlers that throw ----------------------------------------------------------------------
+
+  // Wraps a handler the edge installs on a bus, the board, the inverter: an exception is reported as
+  // a bug with the handler's input (escaped) and does not leave the handler, so the device's own read
+  // loop that called it goes on.
+  template <typename F>
+  auto guard(const char* where, F handler) {
+    return guard_handler(where, std::move(handler), [this](const char* name, std::string_view what, const auto&... args) {
+      handler_failed(name, what, describe_inputs(args...));
+    });
+  }
+
+  static std::string describe_input(const can::Frame& frame) {
+    std::string text = "CAN frame id 0x" + hex(frame.id) + (frame.error ? " (error frame)" : "") + " data";
+    for (std::uint8_t byte : frame.payload()) {
+      char two[4];
+      std::snprintf(two, sizeof two, " %02x", byte);
+      text += two;
+    }
+    return text;
+  }
+  static std::string describe_input(std::string_view text) { return "'" + escape_untrusted(text) + "'"; }
+  static std::string describe_input(const std::string& text) { return describe_input(std::string_view(text)); }
+  static std::string describe_input(const Error& error) { return "error '" + escape_untrusted(error.message) + "'"; }
+  template <typename T>
+  static std::string describe_input(const T&) {
+    return "";
+  }
+  template <typename... Args>
+  static std::string describe_inputs(const Args&... args) {
+    std::string text;
+    for (std::string part : {describe_input(args)..., std::string()}) {
+      if (part.empty()) continue;
+      if (!text.empty()) text += ", ";
+      text += part;
+    }
+    return text;
+  }
+
+  // Must not throw: it runs inside catch blocks.
+  void handler_failed(const char* where, std::string_view what, const std::string& input) noexcept {
+    try {
+      ++handler_failures_;
+      if (!worth_reporting(handler_failures_)) return;
+      const std::string cause = escape_untrusted(what);
+      log_->error("bug: the {} handler failed: {}{}{} ({} so far); the edge goes on", where, cause,
+                  input.empty() ? "" : "; input: ", input, handler_failures_);
+      json event = {{"t", wall_s()}, {"kind", "fault"}, {"event", "handler_failed"}, {"handler", where},
+                    {"error", cause}, {"count", handler_failures_},
+                    {"message", std::string("bug: the ") + where + " handler failed: " + cause}};
+      if (!input.empty()) event["input"] = input;
+      emit(std::move(event));
+    } catch (...) {
+      std::fputs("cellguard edge: bug: a handler failed, and reporting it failed too\n", stderr);
+    }
+  }
+
+  // After an exception left io_.run(): the handler that threw may have been the one to re-arm a
+  // timer or a read, so the edge's own timers are armed again and the bus reopened. While stopping,
+  // the stop completes.
+  void resume_after_failure() {
+    try {
+      if (stopping_) {
+        finish_stop();
+        return;
+      }
+      if (config_.can.sync_period_ns > 0) schedule_sync(mono_now() + config_.can.sync_period_ns);
+      schedule_report(kDiscoveryWindowNs);
+      if (csv_) schedule_csv_row();
+      armed_deadline_ns_ = -1;  // not a deadline: arm_deadline() arms the timer again
+      arm_deadline();
+      ++can_.reopens;
+      open_bus();
+    } catch (const std::exception& e) {
+      handler_failed("recovery", e.what(), "");
+    }
+  }
+
   // ---- start-up --------------------------------------------------------------------------------
 
   Result<void> start() {
@@ -207,7 +316,7 @@ class Edge {
                {"expected_modules", config_.modules.expected},
                {"pid", ::getpid()}};
     if (options_.ready_out != nullptr) {
-      const std::string line = ready.dump() + "\n";
+      const std::string line = to_json_text(ready) + "\n";
       std::fputs(line.c_str(), options_.ready_out);
       std::fflush(options_.ready_out);
     }
@@ -320,16 +429,15 @@ class Edge {
     board_temp1_ = add_device_channel("board.Temp1", safety::Quantity::board_temperature);
     board_temp2_ = add_device_channel("board.Temp2", safety::Quantity::board_temperature);
     board_pressure_ = add_device_channel("board.Press", safety::Quantity::board_pressure);
-    board_->on_reading([this](const devices::BoardReading& r) { on_board_reading(r); });
-    board_->on_invalid_line([this](std::string_view line, const Error& error) {
-      if (++board_invalid_reported_ <= 10 || board_invalid_reported_ % 100 == 0)
-        log_->warn("board: invalid line \"{}\": {}", std::string(line.substr(0, 80)), error.message);
-    });
-    board_->on_connection([this](bool connected, const std::string& detail) {
+    board_->on_reading(guard("board reading", [this](const devices::BoardReading& r) { on_board_reading(r); }));
+    board_->on_invalid_line(guard("board invalid line", [this](std::string_view line, const Error& error) {
+      on_board_invalid_line(line, error);
+    }));
+    board_->on_connection(guard("board connection", [this](bool connected, const std::string& detail) {
       link_event("board", connected, detail);
-    });
+    }));
     // What cellguard's board firmware says about itself: its watchdog resets and fail-safe trips.
-    board_->on_event([this](const devices::BoardEvent& e) {
+    board_->on_event(guard("board event", [this](const devices::BoardEvent& e) {
       using Kind = devices::BoardEvent::Kind;
       const bool bad = (e.kind == Kind::reset && e.detail == "wdt") || (e.kind == Kind::fail_safe && e.detail == "hb_lost") ||
                        e.kind == Kind::readback_mismatch;
@@ -341,8 +449,17 @@ class Edge {
       if (e.kind == Kind::reset && e.detail == "wdt") event["watchdog"] = true;
       if (e.kind == Kind::fail_safe && e.detail == "hb_lost") event["message"] = "heartbeat lost: the board opened the relays";
       emit(std::move(event));
-    });
+    }));
     return success();
+  }
+
+  // A line the board sent that is not a reading: the line itself only escaped (it may hold any byte).
+  void on_board_invalid_line(std::string_view line, const Error& error) {
+    if (!worth_reporting(++board_invalid_reported_)) return;
+    const std::string shown = escape_untrusted(line, 160);
+    log_->warn("board: invalid line \"{}\": {} ({} so far)", shown, error.message, board_invalid_reported_);
+    emit({{"t", wall_s()}, {"kind", "link"}, {"link", "board"}, {"event", "invalid_line"}, {"line", shown},
+          {"error", escape_untrusted(error.message)}, {"count", board_invalid_reported_}});
   }
 
   Result<void> open_outputs() {
@@ -364,20 +481,20 @@ class Edge {
     inverter_battery_ = add_device_channel("inverter.battery_voltage", safety::Quantity::inverter_battery_voltage);
     inverter_dc_link_ = add_device_channel("inverter.dc_link_voltage", safety::Quantity::dc_link_voltage);
     inverter_current_ = add_device_channel("inverter.dc_link_current", safety::Quantity::pack_current);
-    inverter_->on_readings([this](const devices::InverterReadings& r) { on_inverter_readings(r); });
-    inverter_->on_link([this](bool ok, TimeNs, const std::string& detail) {
+    inverter_->on_readings(guard("inverter readings", [this](const devices::InverterReadings& r) { on_inverter_readings(r); }));
+    inverter_->on_link(guard("inverter link", [this](bool ok, TimeNs, const std::string& detail) {
       if (ok != inverter_link_ok_) {
         inverter_link_ok_ = ok;
         link_event("inverter", ok, detail);
       }
       execute(supervisor_->on_inverter_link(ok, mono_now()));
       after_inputs();
-    });
-    inverter_->on_event([this](const devices::InverterEvent& e) { on_inverter_event(e); });
-    inverter_->on_heartbeat([this](TimeNs) {
+    }));
+    inverter_->on_event(guard("inverter event", [this](const devices::InverterEvent& e) { on_inverter_event(e); }));
+    inverter_->on_heartbeat(guard("inverter heartbeat", [this](TimeNs) {
       execute(supervisor_->on_inverter_heartbeat(mono_now()));
       after_inputs();
-    });
+    }));
     return success();
   }
 
@@ -400,7 +517,7 @@ class Edge {
     o.group = config_.operator_interface.group;
     // Every request is logged with who sent it (pid, uid, user, gid): the operators' audit trail.
     auto server = ipc::LineServer::start(io_, o, [this](std::string_view line, const ipc::PeerCredentials& peer) {
-      std::string answer = handle_control(line);
+      std::string answer = handle_control_guarded(line);
       const json request = json::parse(line, nullptr, false);
       const std::string cmd = request.is_object() && request.contains("cmd") && request["cmd"].is_string()
                                   ? json(request["cmd"]).dump()
@@ -429,22 +546,65 @@ class Edge {
     }
     bus_ = std::move(bus.value());
     bus_open_ = false;
-    bus_->on_receive([this](const can::Frame& frame) { on_frame(frame); });
-    bus_->on_error([this](const Error& error) {
-      ++can_.link_errors;
-      can_error(error.message);
-      if (bus_ && bus_->is_closed()) schedule_bus_reopen();
-    });
-    bus_->on_ready([this] {
+    bus_->on_receive(guard("CAN frame", [this](const can::Frame& frame) { on_frame(frame); }));
+    bus_->on_error(guard("CAN error", [this](const Error& error) { on_bus_error(error); }));
+    bus_->on_ready(guard("CAN ready", [this] {
       bus_open_ = true;
       bus_up_ = true;
       link_event("can", true, bus_->describe());
-    });
+    }));
+  }
+
+  void on_bus_error(const Error& error) {
+    // One element or log line that did not parse: the link is fine (bus.h), so it stays up.
+    if (error.code == ErrorCode::parse_error && bus_ && !bus_->is_closed()) {
+      on_malformed_input(error);
+      return;
+    }
+    ++can_.link_errors;
+    can_error(error.message);
+    if (bus_ && bus_->is_closed()) schedule_bus_reopen();
+  }
+
+  void on_malformed_input(const Error& error) {
+    ++can_.malformed_elements;
+    if (!worth_reporting(can_.malformed_elements)) return;
+    const std::string detail = escape_untrusted(error.message);
+    log_->warn("can: {} ({} malformed so far; the link stays up)", detail, can_.malformed_elements);
+    emit({{"t", wall_s()}, {"kind", "link"}, {"link", "can"}, {"event", "malformed_element"}, {"detail", detail},
+          {"count", can_.malformed_elements}});
+  }
+
+  void on_error_frame(const can::Frame& frame, TimeNs received) {
+    ++can_.error_frames;
+    if ((frame.id & kCanErrBusOff) != 0) can_error("bus-off (error frame class 0x" + hex(frame.id) + ")");
+    if (can_.error_frames <= 10 || can_.error_frames % 1000 == 0)
+      log_->warn("can: error frame class 0x{:x} ({} so far)", frame.id, can_.error_frames);
+    if (auto storm = error_storm_.add(received)) {
+      const double window_s = static_cast<double>(storm->window_ns) / 1e9;
+      char text[320];
+      std::snprintf(text, sizeof text,
+                    "CAN error-frame storm on %s: %llu error frames within %.1f s (warning at %llu per %.1f s)%s; "
+                    "check wiring, termination and bit rate",
+                    bus_ ? bus_->describe().c_str() : config_.can.url.c_str(),
+                    static_cast<unsigned long long>(storm->count), window_s,
+                    static_cast<unsigned long long>(kErrorStormThreshold), window_s,
+                    storm->since_last_ns > 0
+                        ? (", " + std::to_string(storm->since_last) + " since the last warning " +
+                           std::to_string(storm->since_last_ns / kSecond) + " s ago").c_str()
+                        : "");
+      log_->warn("{}", text);
+      emit({{"t", wall_s()}, {"kind", "link"}, {"link", "can"}, {"event", "error_frame_storm"}, {"message", text},
+            {"count", storm->count}, {"window_s", window_s}, {"threshold", kErrorStormThreshold},
+            {"since_last_warning", storm->since_last}, {"total", can_.error_frames},
+            {"last_class", "0x" + hex(frame.id)}});
+    }
   }
 
   // A failure after the fact. A closed bus is reopened (schedule_bus_reopen); an open one (SocketCAN
   // interface down, bus-off) stays open and counts as up again with its next frame.
-  void can_error(const std::string& message) {
+  void can_error(const std::string& raw_message) {
+    const std::string message = escape_untrusted(raw_message);
     if (bus_up_ || !can_error_reported_) log_->warn("can: {}", message);
     can_error_reported_ = true;
     if (bus_up_) link_event("can", false, message);
@@ -513,10 +673,7 @@ class Edge {
       link_event("can", true, "frames again on " + bus_->describe());
     }
     if (frame.error) {
-      ++can_.error_frames;
-      if ((frame.id & kCanErrBusOff) != 0) can_error("bus-off (error frame class 0x" + hex(frame.id) + ")");
-      if (can_.error_frames <= 10 || can_.error_frames % 1000 == 0)
-        log_->warn("can: error frame class 0x{:x} ({} so far)", frame.id, can_.error_frames);
+      on_error_frame(frame, received);
     } else if (const ModuleMessage* message = map_.find(frame.id, frame.extended); message == nullptr) {
       ++can_.unknown;
     } else if (message->module_id == 0) {
@@ -895,13 +1052,25 @@ class Edge {
 
   // ---- operator interface ------------------------------------------------------------------------
 
-  std::string handle_control(std::string_view line) {
+  // The operator's request never ends the edge: an exception is a reported bug and an error answer.
+  std::string handle_control_guarded(std::string_view line) {
+    try {
+      return to_json_text(handle_control(line));
+    } catch (const std::exception& e) {
+      handler_failed("operator request", e.what(), describe_input(line));
+    } catch (...) {
+      handler_failed("operator request", kNotAStdException, describe_input(line));
+    }
+    return R"json({"ok":false,"error":"internal error: the request failed (reported in the log)"})json";
+  }
+
+  json handle_control(std::string_view line) {
     json request = json::parse(line, nullptr, false);
     if (request.is_discarded() || !request.is_object() || !request.contains("cmd") || !request["cmd"].is_string())
-      return json{{"ok", false}, {"error", "expected a JSON object with a \"cmd\" string"}}.dump();
+      return json{{"ok", false}, {"error", "expected a JSON object with a \"cmd\" string"}};
     const std::string cmd = request["cmd"];
     const TimeNs now = mono_now();
-    if (cmd == "status") return json{{"ok", true}, {"status", status_json()}}.dump();
+    if (cmd == "status") return json{{"ok", true}, {"status", status_json()}};
     if (cmd == "reset") {
       emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "reset_request"}});
       auto decisions = supervisor_->on_operator_reset(now);
@@ -915,7 +1084,7 @@ class Edge {
       execute(decisions);
       after_inputs();
       answer["state"] = state_name(supervisor_->state());
-      return answer.dump();
+      return answer;
     }
     if (cmd == "start") {
       emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "start_request"}});
@@ -928,23 +1097,23 @@ class Edge {
       }
       execute(decisions);
       after_inputs();
-      return answer.dump();
+      return answer;
     }
     if (cmd == "schedule") {
       const std::string action = request.value("action", "");
       if (action == "start") {
         const std::string refused = request_schedule_start("operator");
-        if (!refused.empty()) return json{{"ok", false}, {"error", "schedule start refused: " + refused}}.dump();
-        return json{{"ok", true}, {"running", runner_->position().running}, {"precharging", schedule_start_pending_}}.dump();
+        if (!refused.empty()) return json{{"ok", false}, {"error", "schedule start refused: " + refused}};
+        return json{{"ok", true}, {"running", runner_->position().running}, {"precharging", schedule_start_pending_}};
       }
       if (action == "stop") {
         stop_schedule("operator");
         if (inverter_ && !nudging_) inverter_->command_setpoint(setpoint_mode(), 0, now);
-        return json{{"ok", true}}.dump();
+        return json{{"ok", true}};
       }
-      return json{{"ok", false}, {"error", "schedule: \"action\" must be \"start\" or \"stop\""}}.dump();
+      return json{{"ok", false}, {"error", "schedule: \"action\" must be \"start\" or \"stop\""}};
     }
-    return json{{"ok", false}, {"error", "unknown cmd \"" + cmd + "\" (status, reset, start, schedule)"}}.dump();
+    return json{{"ok", false}, {"error", "unknown cmd \"" + cmd + "\" (status, reset, start, schedule)"}};
   }
 
   json status_json() {
@@ -956,6 +1125,7 @@ class Edge {
     j["config"] = config_.source_path;
     j["config_sha256"] = config_.sha256;
     j["uptime_s"] = static_cast<double>(now - started_mono_) / 1e9;
+    j["handler_failures"] = handler_failures_;
     j["state"] = state_name(s.state);
     j["state_since_s"] = tb.wall_s(s.state_since_ns);
     j["state_reason"] = reason_json(*supervisor_, s.state_reason, tb);
@@ -988,6 +1158,9 @@ class Edge {
                 {"sdo_responses", can_.sdo_responses},
                 {"sdo_aborts", can_.sdo_aborts},
                 {"link_errors", can_.link_errors},
+                {"malformed_elements", can_.malformed_elements},
+                {"error_frame_storm", {{"threshold", kErrorStormThreshold},
+                                       {"window_s", static_cast<double>(kErrorStormWindowNs) / 1e9}}},
                 {"reopens", can_.reopens}};
     if (board_) {
       const auto b = board_->stats();
@@ -1086,7 +1259,7 @@ class Edge {
   static double wall_s() { return static_cast<double>(wall_now()) / 1e9; }
 
   void emit(json event) {
-    const std::string line = event.dump();
+    const std::string line = to_json_text(event);  // never throws: strings escaped, bad UTF-8 replaced
     if (events_) events_->write(line);
     if (recorder_) recorder_->record_event(wall_now(), event.value("kind", "event"), line);
   }
@@ -1316,6 +1489,8 @@ class Edge {
   std::vector<int> reported_modules_;
   bool discovery_reported_ = false;
   bool stopping_ = false;
+  RateWatch error_storm_{kErrorStormThreshold, kErrorStormWindowNs, kErrorStormRepeatNs};
+  std::uint64_t handler_failures_ = 0;  // handlers that threw: bugs, reported
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/text.h"
+
 namespace cellguard::edge {
 namespace {
 
@@ -22,7 +24,24 @@ const char* event_kind(safety::DecisionKind kind) {
   }
 }
 
+void escape_strings(nlohmann::json& value, int depth) {
+  if (value.is_string()) {
+    auto& text = value.get_ref<std::string&>();
+    if (!is_printable_utf8(text) || text.size() > kMaxJsonStringBytes) text = escape_untrusted(text, kMaxJsonStringBytes);
+    return;
+  }
+  if (!value.is_structured()) return;
+  // The edge builds its JSON a few levels deep; anything deeper is only dumped (with replacement).
+  if (depth > 32) return;
+  for (auto& item : value) escape_strings(item, depth + 1);
+}
+
 }  // namespace
+
+std::string to_json_text(nlohmann::json value) {
+  escape_strings(value, 0);
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 std::string state_name(safety::State state) {
   std::string name(to_string(state));

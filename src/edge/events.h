@@ -47,6 +47,13 @@ nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::R
 // The event for one supervisor decision; `kind` is "state", "action", "module" or "operator".
 nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety::Decision& decision, const TimeBase& time);
 
+// The one way the edge turns JSON into text (events, the recording, operator answers): every string
+// value is passed through escape_untrusted (core/text.h; idempotent, so text escaped before is kept)
+// and the dump replaces any invalid UTF-8 left (in keys), so no byte from outside can make it throw.
+// Strings longer than kMaxJsonStringBytes are cut.
+inline constexpr std::size_t kMaxJsonStringBytes = 4096;
+std::string to_json_text(nlohmann::json value);
+
 // A JSON-lines file written by a background thread.
 class EventWriter {
  public:

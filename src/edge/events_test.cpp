@@ -71,3 +71,31 @@ TEST(Events, WriterAppendsLinesAndFlushWaitsForThem) {
 
 }  // namespace
 }  // namespace cellguard::edge
+
+namespace cellguard::edge {
+namespace {
+
+TEST(EventText, BytesFromOutsideNeverMakeTheDumpThrowAndArriveEscaped) {
+  // The element that aborted the edge (issue 12), a board line with terminal escapes, a bad key.
+  nlohmann::json event = {{"kind", "link"},
+                          {"detail", "socketcand: unexpected character in '< frame 181 1796608346.000000 11\xfd" "22 >'"},
+                          {"nested", {{"line", std::string("T1:\x1b[2J\x07\x00", 9)}, {"list", {"\xc3\x28", 1.5}}}}};
+  event["bad\xff key"] = true;
+  EXPECT_THROW((void)event.dump(), nlohmann::json::type_error);  // what the edge used to do
+  std::string text;
+  ASSERT_NO_THROW(text = to_json_text(event));
+  const auto parsed = nlohmann::json::parse(text);  // valid UTF-8 JSON
+  EXPECT_EQ(parsed["detail"], "socketcand: unexpected character in '< frame 181 1796608346.000000 11\\xfd22 >'");
+  EXPECT_EQ(parsed["nested"]["line"], "T1:\\x1b[2J\\x07\\x00");
+  EXPECT_EQ(parsed["nested"]["list"][0], "\\xc3(");
+  EXPECT_EQ(parsed["nested"]["list"][1], 1.5);
+  EXPECT_TRUE(parsed.contains("bad\xef\xbf\xbd key"));  // keys: replaced, never thrown
+  // Clean text is kept as it is.
+  EXPECT_EQ(to_json_text({{"message", "25 \xc2\xb0" "C"}}), "{\"message\":\"25 \xc2\xb0" "C\"}");
+  // Strings are bounded.
+  const auto big = nlohmann::json::parse(to_json_text({{"line", std::string(100000, 'x')}}));
+  EXPECT_LE(big["line"].get<std::string>().size(), kMaxJsonStringBytes);
+}
+
+}  // namespace
+}  // namespace cellguard::edge

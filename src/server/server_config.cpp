@@ -9,6 +9,7 @@
 // The system's toml++ is a shared library built with exceptions (see edge/config.cpp).
 #include <toml++/toml.h>
 
+#include "core/toml_nesting.h"
 #include "server/http_query.h"
 
 namespace cellguard::server {
@@ -130,6 +131,11 @@ bool is_hex(const std::string& s) {
 }  // namespace
 
 Result<ServerFileConfig> parse_server_config(std::string_view text, const std::string& origin) {
+  // toml++ recurses per level: a file nested deeper than any configuration is refused before it does.
+  if (auto deep = check_toml_nesting(text)) {
+    return Error(ErrorCode::parse_error, cat(origin, ":", std::to_string(deep->line), ":",
+                                             std::to_string(deep->column), ": ", deep->message));
+  }
   toml::table root;
   try {
     root = toml::parse(text, origin);
