@@ -242,6 +242,9 @@ std::string_view to_string(BoardEvent::Kind kind) {
     case BoardEvent::Kind::reset: return "reset";
     case BoardEvent::Kind::fail_safe: return "fail_safe";
     case BoardEvent::Kind::readback_mismatch: return "readback_mismatch";
+    case BoardEvent::Kind::relays_opened: return "relays_opened";
+    case BoardEvent::Kind::outputs_verified: return "outputs_verified";
+    case BoardEvent::Kind::output_fault: return "output_fault";
   }
   return "unknown";
 }
@@ -378,7 +381,11 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
         port(io),
         reopen_timer(io),
         heartbeat_timer(io),
-        splitter(config.max_line_bytes) {}
+        splitter(config.max_line_bytes),
+        writer(config.writer, config.output_pins, config.relay_pins) {
+    if (config.protocol == BoardProtocol::rig_sketch) config.extension = false;
+    writer.set_line_synced(config.protocol != BoardProtocol::cellguard);
+  }
 
   BoardLinkConfig config;
   BoardLink::Clock clock;
@@ -386,8 +393,9 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   asio::steady_timer reopen_timer;
   asio::steady_timer heartbeat_timer;
   BoardLineSplitter splitter;
-  std::array<std::optional<bool>, 64> commanded{};  // last commanded level per pin (read-back)
+  BoardOutputWriter writer;  // the one writer of the outputs
   bool readback_pending = false;
+  bool verify_pending = false;  // after the board opened relays or a pin faulted: report when all agree
   int replies_expected = 0;  // commands sent that the board answers (`T`, `R`, `?`), not yet answered
   std::array<char, 256> read_buffer{};
   std::deque<std::string> write_queue;  // commands not yet handed to the port
@@ -415,6 +423,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     const bool newly = !stats.extension && announced;
     if (newly) {
       stats.extension = true;
+      writer.set_line_synced(false);  // the firmware parses by grammar: no need to wait for its cycle
       notify_event(BoardEvent::Kind::extension, ext.hello.empty() ? "cellguard board firmware" : ext.hello);
       configure_board();
       schedule_heartbeat();
@@ -426,35 +435,97 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       stats.fail_safe = "off";  // a reset board starts with every output low, not armed
       replies_expected = 0;     // what was in flight is lost
       notify_event(BoardEvent::Kind::reset, ext.reset_cause.empty() ? "unknown" : ext.reset_cause);
+      // A reset board has every output low: closed relays were opened by it.
+      board_opened_relays(ext.reset_cause == "wdt"   ? "watchdog reset"
+                          : ext.reset_cause == "bod" ? "brown-out reset"
+                          : ext.reset_cause == "ext" ? "reset (reset pin)"
+                                                     : "reset (power-on)");
+      // It forgot everything: send the commanded outputs again (the read-back checks them).
+      writer.forget_sent();
+      verify_pending = true;
       // It forgot the timeout; the heartbeats (still running) arm it again.
       if (stats.extension && !newly) configure_board();
     }
     if (!ext.fail_safe.empty() && ext.fail_safe != stats.fail_safe) {
       stats.fail_safe = ext.fail_safe;
       notify_event(BoardEvent::Kind::fail_safe, ext.fail_safe);
+      if (ext.fail_safe == "hb_lost" || ext.fail_safe == "gnd_fault") {
+        board_opened_relays(ext.fail_safe == "hb_lost" ? "heartbeat timeout" : "ground fault input");
+        request_readback();  // confirm they are open as the writer now expects
+        verify_pending = true;
+      }
     }
     if (ext.reply && replies_expected > 0) --replies_expected;
     // The read-back is the answer to the last `?`: earlier answers reflect earlier commands.
     if (ext.reply && ext.outputs && readback_pending && replies_expected == 0) {
       readback_pending = false;
-      std::string mismatches;
-      for (std::size_t pin = 0; pin < 16; ++pin) {
-        if (!commanded[pin]) continue;
-        const bool reads = ((*ext.outputs >> pin) & 1U) != 0;
-        if (reads != *commanded[pin]) {
-          if (!mismatches.empty()) mismatches += ", ";
-          mismatches += "pin " + std::to_string(pin) + " commanded " + (*commanded[pin] ? "on" : "off") + ", reads " +
-                        (reads ? "on" : "off");
-        }
-      }
-      if (mismatches.empty()) {
+      const auto result = writer.on_readback(*ext.outputs, clock());
+      if (result.mismatch.empty()) {
         ++stats.readbacks_ok;
+        if (verify_pending && !writer.pending()) {
+          verify_pending = false;
+          notify_event(BoardEvent::Kind::outputs_verified, "read-back agrees with every commanded output");
+        }
       } else {
         ++stats.readback_mismatches;
         notify_event(BoardEvent::Kind::readback_mismatch,
-                     mismatches + (stats.fail_safe == "hb_lost" ? " (board fail-safe tripped: hb_lost)" : ""));
+                     result.mismatch + (stats.fail_safe == "hb_lost" ? " (board fail-safe tripped: hb_lost)" : ""));
+        if (!result.fault.empty()) {
+          verify_pending = true;
+          notify_event(BoardEvent::Kind::output_fault, result.fault);
+        }
+      }
+      pump_writer();  // re-sends of what read back wrong
+    }
+  }
+
+  // The board opened its relays by itself: the writer adopts that (it must not close them again on
+  // its own); reported when a relay was commanded closed.
+  void board_opened_relays(const std::string& cause) {
+    bool any_closed = false;
+    const TimeNs now = clock();
+    for (const int pin : config.relay_pins) {
+      const BoardPinState* state = writer.pin(pin);
+      if (state == nullptr) continue;
+      any_closed = any_closed || state->desired || state->sent.value_or(false);
+      writer.board_switched(pin, false, now);
+    }
+    if (any_closed) notify_event(BoardEvent::Kind::relays_opened, cause);
+  }
+
+  void request_readback() {
+    if (!stats.extension) return;
+    write_queue.push_back("?");
+    readback_pending = true;
+    ++replies_expected;
+    start_write();
+  }
+
+  bool closes_relay(const std::string& command) const {
+    for (const int pin : config.relay_pins) {
+      const std::string pair = std::to_string(pin) + ":1&";
+      for (std::size_t at = command.find(pair); at != std::string::npos; at = command.find(pair, at + 1)) {
+        if (at == 0 || command[at - 1] == '&') return true;
       }
     }
+    return false;
+  }
+
+  // Hands the writer's next command (if it may send one now) to the port.
+  void pump_writer() {
+    if (!connected) return;
+    auto command = writer.next_command(clock());
+    if (!command) return;
+    // After a fail-safe trip the board refuses to close a relay until re-armed: a heartbeat (so the
+    // board knows they resumed) and `R`, on this explicit closing command only.
+    if (stats.extension && (stats.fail_safe == "hb_lost" || stats.fail_safe == "gnd_fault") && closes_relay(*command)) {
+      write_queue.push_back("HR");
+      ++stats.heartbeats_sent;
+      ++replies_expected;
+    }
+    write_queue.push_back(std::move(*command));
+    start_write();
+    request_readback();  // the reply reflects this command
   }
 
   void configure_board() {
@@ -521,6 +592,8 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     stats.fail_safe.clear();
     readback_pending = false;
     replies_expected = 0;
+    writer.forget_sent();  // a board that reconnects may have reset: everything is sent again
+    writer.set_line_synced(config.protocol != BoardProtocol::cellguard);
     start_read();
     notify_connection(true, "board " + config.device + ": opened at " + std::to_string(config.baud) + " baud");
   }
@@ -572,6 +645,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     const TimeNs now = clock();
     const auto on_line = [&](std::string_view line) {
       if (gen != generation) return;  // a handler stopped or closed the link
+      writer.on_board_line(now);  // the rig's sketch reads commands in the second after its line
       auto reading = parse_board_line(line, config.conversion, now);
       if (reading) {
         ++stats.lines_valid;
@@ -601,7 +675,10 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
         }
       }
     }
-    if (gen == generation && running) start_read();
+    if (gen == generation && running) {
+      pump_writer();
+      start_read();
+    }
   }
 
   void start_write() {
@@ -664,29 +741,25 @@ void BoardLink::start() {
 
 bool BoardLink::write_pins(std::span<const PinWrite> writes) {
   auto& core = *impl_->core;
-  if (!core.connected) return false;
-  bool closes_relay = false;
   for (const PinWrite& write : writes) {
-    if (write.pin >= 0 && write.pin < static_cast<int>(core.commanded.size())) core.commanded[static_cast<std::size_t>(write.pin)] = write.on;
-    closes_relay = closes_relay || (write.on && std::find(core.config.relay_pins.begin(), core.config.relay_pins.end(),
-                                                          write.pin) != core.config.relay_pins.end());
+    if (core.writer.pin(write.pin) == nullptr) return false;  // never a pin outside the configured set
   }
-  // After a fail-safe trip the board refuses to close a relay until re-armed: a heartbeat (so the
-  // board knows they resumed) and `R`, on this explicit closing command only.
-  if (core.stats.extension && closes_relay && core.stats.fail_safe == "hb_lost") {
-    core.write_queue.push_back("HR");
-    ++core.stats.heartbeats_sent;
-    ++core.replies_expected;
-  }
-  for (auto& command : format_pin_commands(writes)) core.write_queue.push_back(std::move(command));
-  if (core.stats.extension) {
-    core.write_queue.push_back("?");  // read-back: the reply reflects these commands
-    core.readback_pending = true;
-    ++core.replies_expected;
-  }
-  core.start_write();
+  for (const PinWrite& write : writes) core.writer.set_desired(write.pin, write.on);
+  if (!core.connected) return false;
+  core.pump_writer();
   return true;
 }
+
+void BoardLink::resend_outputs() {
+  auto& core = *impl_->core;
+  core.writer.forget_sent();
+  if (core.stats.extension) core.writer.on_board_line(core.clock());  // no cycle to wait for
+  core.pump_writer();
+}
+
+std::vector<BoardPinState> BoardLink::output_states() const { return impl_->core->writer.pins(); }
+
+bool BoardLink::has_readback() const { return impl_->core->stats.extension; }
 
 void BoardLink::stop() { impl_->core->stop(); }
 
