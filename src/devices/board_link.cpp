@@ -436,10 +436,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       replies_expected = 0;     // what was in flight is lost
       notify_event(BoardEvent::Kind::reset, ext.reset_cause.empty() ? "unknown" : ext.reset_cause);
       // A reset board has every output low: closed relays were opened by it.
-      board_opened_relays(ext.reset_cause == "wdt"   ? "watchdog reset"
-                          : ext.reset_cause == "bod" ? "brown-out reset"
-                          : ext.reset_cause == "ext" ? "reset (reset pin)"
-                                                     : "reset (power-on)");
+      board_opened_relays(ext.reset_cause.empty() ? "unknown" : ext.reset_cause);
       // It forgot everything: send the commanded outputs again (the read-back checks them).
       writer.forget_sent();
       verify_pending = true;
@@ -450,7 +447,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       stats.fail_safe = ext.fail_safe;
       notify_event(BoardEvent::Kind::fail_safe, ext.fail_safe);
       if (ext.fail_safe == "hb_lost" || ext.fail_safe == "gnd_fault") {
-        board_opened_relays(ext.fail_safe == "hb_lost" ? "heartbeat timeout" : "ground fault input");
+        board_opened_relays(ext.fail_safe);
         request_readback();  // confirm they are open as the writer now expects
         verify_pending = true;
       }
@@ -480,7 +477,8 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   }
 
   // The board opened its relays by itself: the writer adopts that (it must not close them again on
-  // its own); reported when a relay was commanded closed.
+  // its own); reported when a relay was commanded closed. cause: hb_lost, gnd_fault (its fail-safe)
+  // or the reset cause (wdt, por, ext, bod).
   void board_opened_relays(const std::string& cause) {
     bool any_closed = false;
     const TimeNs now = clock();
@@ -760,6 +758,12 @@ void BoardLink::resend_outputs() {
 std::vector<BoardPinState> BoardLink::output_states() const { return impl_->core->writer.pins(); }
 
 bool BoardLink::has_readback() const { return impl_->core->stats.extension; }
+
+bool BoardLink::outputs_settled() const {
+  const auto& core = *impl_->core;
+  if (!core.connected || core.writer.pending()) return false;
+  return core.stats.extension ? !core.readback_pending : core.writer.settled();
+}
 
 void BoardLink::stop() { impl_->core->stop(); }
 

@@ -151,7 +151,8 @@ struct BoardEvent {
     reset,              // the board reset (detail: cause; "wdt" = its watchdog fired)
     fail_safe,          // the fail-safe state changed (detail: off, armed, hb_lost)
     readback_mismatch,  // a pin's read-back differs from what was commanded (detail says which)
-    relays_opened,      // the board opened commanded-closed relays by itself (detail: the cause, for people)
+    relays_opened,      // the board opened commanded-closed relays by itself (detail: hb_lost, gnd_fault, or
+                        // the reset cause wdt, por, ext, bod)
     outputs_verified,   // after relays_opened or output_fault: the read-back agrees with every command again
     output_fault,       // a pin still reads wrong after readback_retries re-sends (detail says which)
   };
@@ -216,6 +217,9 @@ class BoardLink {
   std::vector<BoardPinState> output_states() const;
   // True when the board's outputs are confirmed by read-back (cellguard's firmware).
   bool has_readback() const;
+  // Every desired state was written and the board took it: its next line came (the rig's sketch)
+  // or the read-back agreed (cellguard's firmware). For a stop that must see the relays open.
+  bool outputs_settled() const;
   void stop();
 
   bool connected() const;

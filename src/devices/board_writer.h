@@ -76,6 +76,9 @@ class BoardOutputWriter {
   // line-synced mode). Marks its pins as sent at `now`.
   std::optional<std::string> next_command(TimeNs now);
   bool pending() const;
+  // Nothing pending and, line-synced, a board line arrived after the last command (the sketch
+  // reads a command before it prints its next line: it has been applied).
+  bool settled() const { return !pending() && !sent_since_line_; }
 
   struct Readback {
     std::string mismatch;  // "pin 5 sent on, reads off; ..." (empty: all agree)
