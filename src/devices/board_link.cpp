@@ -10,6 +10,7 @@
 #include <utility>
 
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/serial_port.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
@@ -376,7 +377,8 @@ TimeNs steady_now_ns() {
 // while operations are pending leaves them a live (stopped) object to complete against.
 struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   BoardLinkCore(asio::io_context& io, BoardLinkConfig link_config, BoardLink::Clock link_clock)
-      : config(std::move(link_config)),
+      : context(io),
+        config(std::move(link_config)),
         clock(link_clock ? std::move(link_clock) : BoardLink::Clock(steady_now_ns)),
         port(io),
         reopen_timer(io),
@@ -387,8 +389,10 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     writer.set_line_synced(config.protocol != BoardProtocol::cellguard);
   }
 
+  asio::io_context& context;
   BoardLinkConfig config;
   BoardLink::Clock clock;
+  bool pump_posted = false;  // a pump_writer() is queued on the loop
   asio::serial_port port;
   asio::steady_timer reopen_timer;
   asio::steady_timer heartbeat_timer;
@@ -396,6 +400,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   BoardOutputWriter writer;  // the one writer of the outputs
   bool readback_pending = false;
   bool verify_pending = false;  // after the board opened relays or a pin faulted: report when all agree
+  TimeNs last_query_ns = 0;     // when the last `?` was queued
   int replies_expected = 0;  // commands sent that the board answers (`T`, `R`, `?`), not yet answered
   std::array<char, 256> read_buffer{};
   std::deque<std::string> write_queue;  // commands not yet handed to the port
@@ -421,6 +426,10 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     if (!config.extension) return;
     const bool announced = !ext.hello.empty() || !ext.fail_safe.empty();
     const bool newly = !stats.extension && announced;
+    if (!ext.hello.empty()) {
+      replies_expected = 0;  // what was in flight before the reset is lost (before anything new is sent)
+      readback_pending = false;
+    }
     if (newly) {
       stats.extension = true;
       writer.set_line_synced(false);  // the firmware parses by grammar: no need to wait for its cycle
@@ -433,7 +442,6 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       ++stats.board_resets;
       if (ext.reset_cause == "wdt") ++stats.watchdog_resets;
       stats.fail_safe = "off";  // a reset board starts with every output low, not armed
-      replies_expected = 0;     // what was in flight is lost
       notify_event(BoardEvent::Kind::reset, ext.reset_cause.empty() ? "unknown" : ext.reset_cause);
       // A reset board has every output low: closed relays were opened by it.
       board_opened_relays(ext.reset_cause.empty() ? "unknown" : ext.reset_cause);
@@ -493,6 +501,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
 
   void request_readback() {
     if (!stats.extension) return;
+    last_query_ns = clock();
     write_queue.push_back("?");
     readback_pending = true;
     ++replies_expected;
@@ -507,6 +516,17 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       }
     }
     return false;
+  }
+
+  // Pumps once the current handler is done: every output the caller sets in one go (e.g. the
+  // supervisor's decisions of one input: close main positive, open precharge) lands in ONE command.
+  void post_pump() {
+    if (pump_posted) return;
+    pump_posted = true;
+    asio::post(context, [self = shared_from_this()] {
+      self->pump_posted = false;
+      if (self->running) self->pump_writer();
+    });
   }
 
   // Hands the writer's next command (if it may send one now) to the port.
@@ -544,6 +564,12 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       if (ec || gen != self->generation || !self->running || !self->connected || !self->stats.extension) return;
       self->write_queue.push_back("H");
       ++self->stats.heartbeats_sent;
+      // A reply lost on the way (a garbled line) would leave the read-back waiting forever: after
+      // 1 s without it, ask again.
+      if (self->replies_expected > 0 && self->clock() - self->last_query_ns > 1'000'000'000) {
+        self->replies_expected = 0;
+        if (self->readback_pending || self->verify_pending) self->request_readback();
+      }
       self->start_write();
       self->schedule_heartbeat();
     });
@@ -744,7 +770,7 @@ bool BoardLink::write_pins(std::span<const PinWrite> writes) {
   }
   for (const PinWrite& write : writes) core.writer.set_desired(write.pin, write.on);
   if (!core.connected) return false;
-  core.pump_writer();
+  core.post_pump();
   return true;
 }
 
@@ -752,7 +778,7 @@ void BoardLink::resend_outputs() {
   auto& core = *impl_->core;
   core.writer.forget_sent();
   if (core.stats.extension) core.writer.on_board_line(core.clock());  // no cycle to wait for
-  core.pump_writer();
+  core.post_pump();
 }
 
 std::vector<BoardPinState> BoardLink::output_states() const { return impl_->core->writer.pins(); }

@@ -181,6 +181,11 @@ std::optional<AvrBoard::PinChange> AvrBoard::wait_output(int pin, bool high, std
   return std::nullopt;
 }
 
+void AvrBoard::inject_input(const std::string& bytes) {
+  std::lock_guard lock(mutex_);
+  injected_ += bytes;
+}
+
 std::vector<AvrBoard::PortWrite> AvrBoard::port_writes() const {
   std::lock_guard lock(mutex_);
   return port_writes_;
@@ -226,6 +231,11 @@ void AvrBoard::pump_uart() {
     const ssize_t n = ::read(master_fd_, buffer, sizeof buffer);
     if (n <= 0) break;  // EAGAIN, or EIO while no host has the slave open
     to_board_.append(buffer, static_cast<std::size_t>(n));
+  }
+  {
+    std::lock_guard lock(mutex_);
+    to_board_ += injected_;
+    injected_.clear();
   }
   avr_irq_t* input = avr_io_getirq(avr_, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
   std::size_t fed = 0;

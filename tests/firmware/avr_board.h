@@ -76,6 +76,10 @@ class AvrBoard {
   // Waits until `pin` is at `high` (at once if it already is); the change, or nullopt on timeout.
   std::optional<PinChange> wait_output(int pin, bool high, std::chrono::milliseconds timeout) const;
 
+  // Bytes into the board's UART as if from the host, beside the pty (e.g. the test build's `X`
+  // that hangs the firmware's main loop while the edge holds the port).
+  void inject_input(const std::string& bytes);
+
   double sim_seconds() const;
   // Simulated time at which the host's last byte equal to `byte` entered the board's UART.
   std::optional<double> last_input_byte_s(char byte) const;
@@ -112,6 +116,7 @@ class AvrBoard {
   double max_lag_ms_ = 0;
   double last_input_s_[128] = {};
   std::vector<PortWrite> port_writes_;
+  std::string injected_;  // from inject_input(), under mutex_
   std::uint8_t port_latch_[3] = {0, 0, 0};  // B, C, D
 
   friend struct AvrBoardCallbacks;
