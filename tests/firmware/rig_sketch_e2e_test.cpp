@@ -213,7 +213,7 @@ TEST_F(RigSketchE2E, PrechargeScheduleTripAndStopSwitchExactlyTheIntendedPins) {
   // Schedule start: precharge first. Step 1: main negative and precharge relay, nothing else.
   json answer = request((dir_ / "edge.sock").string(), {{"cmd", "schedule"}, {"action", "start"}});
   ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << logs();
-  ASSERT_TRUE(board_->wait_output(kRelay3, true, 5s)) << edge_status().dump(2) << logs();
+  ASSERT_TRUE(board_->wait_output(kRelay3, true, 10s)) << edge_status().dump(2) << logs();
   ASSERT_TRUE(board_->wait_output(kRelay2, true, 1s)) << logs();
   EXPECT_EQ(board_->outputs() & kConfiguredPins, bit(kRelay2) | bit(kRelay3));
   // Without read-back the status says "commanded", with the time, never "closed".
