@@ -5,7 +5,8 @@
 
 namespace cellguard::devices {
 
-BoardOutputWriter::BoardOutputWriter(BoardWriterConfig config, std::vector<int> pins, std::vector<int> relay_pins)
+BoardOutputWriter::BoardOutputWriter(BoardWriterConfig config, std::vector<int> pins,
+                                     std::vector<int> relay_pins)
     : config_(config), relay_pins_(std::move(relay_pins)) {
   for (const int pin : pins) {
     if (find(pin) != nullptr) continue;

@@ -37,22 +37,22 @@ enum class BoardProtocol : std::uint8_t {
 };
 
 struct BoardWriterConfig {
-  TimeNs cycle_ns = 1'000'000'000;          // the sketch's delay(1000): one command per cycle
-  TimeNs send_window_ns = 600'000'000;      // after a line's end; must stay inside the delay
-  std::size_t max_command_bytes = 30;       // the sketch's INPUT_SIZE
-  bool pad = true;                          // pad with `&` to max_command_bytes (line-synced mode)
-  int readback_retries = 2;                 // re-sends of a pin that reads back wrong, then a fault
+  TimeNs cycle_ns = 1'000'000'000;      // the sketch's delay(1000): one command per cycle
+  TimeNs send_window_ns = 600'000'000;  // after a line's end; must stay inside the delay
+  std::size_t max_command_bytes = 30;   // the sketch's INPUT_SIZE
+  bool pad = true;                      // pad with `&` to max_command_bytes (line-synced mode)
+  int readback_retries = 2;             // re-sends of a pin that reads back wrong, then a fault
 };
 
 struct BoardPinState {
   int pin = 0;
   bool desired = false;
-  std::optional<bool> sent;      // last value sent (nullopt: unknown, e.g. after a reset: re-sent)
-  TimeNs sent_ns = 0;            // when it was sent
-  std::optional<bool> confirmed; // last read-back (cellguard's firmware); nullopt without one
+  std::optional<bool> sent;       // last value sent (nullopt: unknown, e.g. after a reset: re-sent)
+  TimeNs sent_ns = 0;             // when it was sent
+  std::optional<bool> confirmed;  // last read-back (cellguard's firmware); nullopt without one
   TimeNs confirmed_ns = 0;
-  int retries = 0;               // re-sends after wrong read-backs since the last good one
-  bool fault = false;            // retries exhausted
+  int retries = 0;     // re-sends after wrong read-backs since the last good one
+  bool fault = false;  // retries exhausted
 };
 
 class BoardOutputWriter {

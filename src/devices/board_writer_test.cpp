@@ -27,7 +27,8 @@ BoardOutputWriter settled_immediate_writer(BoardWriterConfig config = {}) {
 std::map<int, int> sketch_apply(std::string input) {
   std::map<int, int> writes;
   input = input.substr(0, 30);
-  for (char* command = std::strtok(input.data(), "&"); command != nullptr; command = std::strtok(nullptr, "&")) {
+  for (char* command = std::strtok(input.data(), "&"); command != nullptr;
+       command = std::strtok(nullptr, "&")) {
     char* separator = std::strchr(command, ':');
     if (separator == nullptr) continue;
     *separator = 0;
