@@ -22,6 +22,8 @@ packages=(
   mount e2fsprogs
   # the sensor board firmware (firmware/board) and its tests in simavr
   gcc-avr avr-libc binutils-avr simavr libsimavr-dev
+  # the rig's own board sketch, built at test time (tests/firmware/rig_sketch_e2e_test.cpp)
+  arduino-core-avr arduino-mk
   # the dashboard's browser test (tests/browser): headless chromium driven by playwright-core
   chromium
 )

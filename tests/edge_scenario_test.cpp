@@ -195,7 +195,7 @@ TEST(EdgeScenario, FewerModulesThanExpectedRefusesToStart) {
   EXPECT_EQ(answer["reason"]["rule"], "module_count") << answer.dump();
   EXPECT_DOUBLE_EQ(answer["reason"]["measured"].get<double>(), 3);
   EXPECT_DOUBLE_EQ(answer["reason"]["threshold"].get<double>(), 4);
-  EXPECT_FALSE(rig.edge_status().value("contactors_closed", true));
+  EXPECT_FALSE(rig.edge_status()["contactors"].value("commanded_closed", true));
 }
 
 TEST(EdgeScenario, CellOverDangerousLimitTurnsTheInverterOffThenOpensTheContactors) {

@@ -15,7 +15,9 @@
 // Fail-safe: every output is low (relays de-energised) after a reset. Once the first heartbeat has
 // arrived, no heartbeat for more than the timeout (default 500 ms) opens the relays (pins 3, 4, 5;
 // pump and fan on 6 and 7 stay as they are) and sends a line with `Ardu_Fs:hb_lost`. Relay closing
-// commands are then refused until heartbeats resume and the host sends `R`. The AVR watchdog (250 ms)
+// commands are then refused until heartbeats resume and the host sends `R`. Once armed, the
+// ground-fault input (debounced) opens the relays too, with `Ardu_Fs:gnd_fault`; closing is refused
+// until the input clears, heartbeats arrive and the host sends `R`. The AVR watchdog (250 ms)
 // resets the board if the main loop stops; the reset leaves every output low.
 //
 // Pins: A0 Ardu_Temp1, A1 Ardu_Temp2, A2 Ardu_Press (AVcc reference); D2 the insulation monitor's
@@ -169,7 +171,7 @@ static bool gnd_fault_raw(void) { return (PIND & (1 << GND_FAULT_BIT)) == 0; }
 
 // ---------------------------------------------------------------------------------------------
 // Fail-safe state.
-enum FailSafe { FS_OFF, FS_ARMED, FS_HB_LOST };
+enum FailSafe { FS_OFF, FS_ARMED, FS_HB_LOST, FS_GND_FAULT };
 static uint8_t fail_safe = FS_OFF;
 static uint32_t last_heartbeat_ms;
 static bool heartbeat_since_trip;
@@ -200,7 +202,10 @@ static void send_line(uint8_t kind) {
   } else {
     put(&line, ",Ardu_Out:");
     put_hex8(&line, (uint8_t)(PIND & OUTPUT_MASK));  // read back from the pins, not the latch
-    put(&line, fail_safe == FS_OFF ? ",Ardu_Fs:off" : fail_safe == FS_ARMED ? ",Ardu_Fs:armed" : ",Ardu_Fs:hb_lost");
+    put(&line, fail_safe == FS_OFF       ? ",Ardu_Fs:off"
+               : fail_safe == FS_ARMED   ? ",Ardu_Fs:armed"
+               : fail_safe == FS_HB_LOST ? ",Ardu_Fs:hb_lost"
+                                         : ",Ardu_Fs:gnd_fault");
     put(&line, ",Ardu_Hb:");
     put_uint(&line, heartbeat_timeout_ms);
     if (kind == LINE_REPLY) put(&line, ",Ardu_Re:1");  // the answer to `?`, `R` or `T`: after them
@@ -212,7 +217,7 @@ static void write_pin(uint8_t pin, bool high) {
   if (pin < 3 || pin > 7) return;  // not an output of this board (0, 1: UART; 2: ground-fault input)
   const uint8_t bit = (uint8_t)(1 << pin);
   if (high) {
-    if ((bit & RELAY_MASK) && fail_safe == FS_HB_LOST) return;  // refused until re-armed
+    if ((bit & RELAY_MASK) && (fail_safe == FS_HB_LOST || fail_safe == FS_GND_FAULT)) return;  // until re-armed
     PORTD |= bit;
   } else {
     PORTD &= (uint8_t)~bit;
@@ -246,6 +251,8 @@ static void on_letter(uint8_t byte, uint32_t now) {
       break;
     case 'R':
       if (fail_safe == FS_HB_LOST && heartbeat_since_trip && now - last_heartbeat_ms <= heartbeat_timeout_ms) {
+        fail_safe = FS_ARMED;
+      } else if (fail_safe == FS_GND_FAULT && !gnd_fault && now - last_heartbeat_ms <= heartbeat_timeout_ms) {
         fail_safe = FS_ARMED;
       }
       send_line(LINE_REPLY);
@@ -350,6 +357,10 @@ int main(void) {
       gnd_changed_at = now;
     } else if (raw != gnd_fault && now - gnd_changed_at >= GND_FAULT_DEBOUNCE_MS) {
       gnd_fault = raw;
+      if (gnd_fault && fail_safe == FS_ARMED) {
+        PORTD &= (uint8_t)~RELAY_MASK;  // the board's own answer to an insulation fault
+        fail_safe = FS_GND_FAULT;
+      }
       send_line(LINE_REPORT);
     }
 

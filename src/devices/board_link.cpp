@@ -10,6 +10,7 @@
 #include <utility>
 
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/serial_port.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
@@ -245,6 +246,9 @@ std::string_view to_string(BoardEvent::Kind kind) {
     case BoardEvent::Kind::reset: return "reset";
     case BoardEvent::Kind::fail_safe: return "fail_safe";
     case BoardEvent::Kind::readback_mismatch: return "readback_mismatch";
+    case BoardEvent::Kind::relays_opened: return "relays_opened";
+    case BoardEvent::Kind::outputs_verified: return "outputs_verified";
+    case BoardEvent::Kind::output_fault: return "output_fault";
   }
   return "unknown";
 }
@@ -376,21 +380,30 @@ TimeNs steady_now_ns() {
 // while operations are pending leaves them a live (stopped) object to complete against.
 struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   BoardLinkCore(asio::io_context& io, BoardLinkConfig link_config, BoardLink::Clock link_clock)
-      : config(std::move(link_config)),
+      : context(io),
+        config(std::move(link_config)),
         clock(link_clock ? std::move(link_clock) : BoardLink::Clock(steady_now_ns)),
         port(io),
         reopen_timer(io),
         heartbeat_timer(io),
-        splitter(config.max_line_bytes) {}
+        splitter(config.max_line_bytes),
+        writer(config.writer, config.output_pins, config.relay_pins) {
+    if (config.protocol == BoardProtocol::rig_sketch) config.extension = false;
+    writer.set_line_synced(config.protocol != BoardProtocol::cellguard);
+  }
 
+  asio::io_context& context;
   BoardLinkConfig config;
   BoardLink::Clock clock;
+  bool pump_posted = false;  // a pump_writer() is queued on the loop
   asio::serial_port port;
   asio::steady_timer reopen_timer;
   asio::steady_timer heartbeat_timer;
   BoardLineSplitter splitter;
-  std::array<std::optional<bool>, 64> commanded{};  // last commanded level per pin (read-back)
+  BoardOutputWriter writer;  // the one writer of the outputs
   bool readback_pending = false;
+  bool verify_pending = false;  // after the board opened relays or a pin faulted: report when all agree
+  TimeNs last_query_ns = 0;     // when the last `?` was queued
   int replies_expected = 0;  // commands sent that the board answers (`T`, `R`, `?`), not yet answered
   std::array<char, 256> read_buffer{};
   std::deque<std::string> write_queue;  // commands not yet handed to the port
@@ -416,8 +429,13 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     if (!config.extension) return;
     const bool announced = !ext.hello.empty() || !ext.fail_safe.empty();
     const bool newly = !stats.extension && announced;
+    if (!ext.hello.empty()) {
+      replies_expected = 0;  // what was in flight before the reset is lost (before anything new is sent)
+      readback_pending = false;
+    }
     if (newly) {
       stats.extension = true;
+      writer.set_line_synced(false);  // the firmware parses by grammar: no need to wait for its cycle
       notify_event(BoardEvent::Kind::extension, ext.hello.empty() ? "cellguard board firmware" : ext.hello);
       configure_board();
       schedule_heartbeat();
@@ -427,37 +445,108 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       ++stats.board_resets;
       if (ext.reset_cause == "wdt") ++stats.watchdog_resets;
       stats.fail_safe = "off";  // a reset board starts with every output low, not armed
-      replies_expected = 0;     // what was in flight is lost
       notify_event(BoardEvent::Kind::reset, ext.reset_cause.empty() ? "unknown" : ext.reset_cause);
+      // A reset board has every output low: closed relays were opened by it.
+      board_opened_relays(ext.reset_cause.empty() ? "unknown" : ext.reset_cause);
+      // It forgot everything: send the commanded outputs again (the read-back checks them).
+      writer.forget_sent();
+      verify_pending = true;
       // It forgot the timeout; the heartbeats (still running) arm it again.
       if (stats.extension && !newly) configure_board();
     }
     if (!ext.fail_safe.empty() && ext.fail_safe != stats.fail_safe) {
       stats.fail_safe = ext.fail_safe;
       notify_event(BoardEvent::Kind::fail_safe, ext.fail_safe);
+      if (ext.fail_safe == "hb_lost" || ext.fail_safe == "gnd_fault") {
+        board_opened_relays(ext.fail_safe);
+        request_readback();  // confirm they are open as the writer now expects
+        verify_pending = true;
+      }
     }
     if (ext.reply && replies_expected > 0) --replies_expected;
     // The read-back is the answer to the last `?`: earlier answers reflect earlier commands.
     if (ext.reply && ext.outputs && readback_pending && replies_expected == 0) {
       readback_pending = false;
-      std::string mismatches;
-      for (std::size_t pin = 0; pin < 16; ++pin) {
-        if (!commanded[pin]) continue;
-        const bool reads = ((*ext.outputs >> pin) & 1U) != 0;
-        if (reads != *commanded[pin]) {
-          if (!mismatches.empty()) mismatches += ", ";
-          mismatches += "pin " + std::to_string(pin) + " commanded " + (*commanded[pin] ? "on" : "off") + ", reads " +
-                        (reads ? "on" : "off");
-        }
-      }
-      if (mismatches.empty()) {
+      const auto result = writer.on_readback(*ext.outputs, clock());
+      if (result.mismatch.empty()) {
         ++stats.readbacks_ok;
+        if (verify_pending && !writer.pending()) {
+          verify_pending = false;
+          notify_event(BoardEvent::Kind::outputs_verified, "read-back agrees with every commanded output");
+        }
       } else {
         ++stats.readback_mismatches;
         notify_event(BoardEvent::Kind::readback_mismatch,
-                     mismatches + (stats.fail_safe == "hb_lost" ? " (board fail-safe tripped: hb_lost)" : ""));
+                     result.mismatch + (stats.fail_safe == "hb_lost" ? " (board fail-safe tripped: hb_lost)" : ""));
+        if (!result.fault.empty()) {
+          verify_pending = true;
+          notify_event(BoardEvent::Kind::output_fault, result.fault);
+        }
+      }
+      pump_writer();  // re-sends of what read back wrong
+    }
+  }
+
+  // The board opened its relays by itself: the writer adopts that (it must not close them again on
+  // its own); reported when a relay was commanded closed. cause: hb_lost, gnd_fault (its fail-safe)
+  // or the reset cause (wdt, por, ext, bod).
+  void board_opened_relays(const std::string& cause) {
+    bool any_closed = false;
+    const TimeNs now = clock();
+    for (const int pin : config.relay_pins) {
+      const BoardPinState* state = writer.pin(pin);
+      if (state == nullptr) continue;
+      any_closed = any_closed || state->desired || state->sent.value_or(false);
+      writer.board_switched(pin, false, now);
+    }
+    if (any_closed) notify_event(BoardEvent::Kind::relays_opened, cause);
+  }
+
+  void request_readback() {
+    if (!stats.extension) return;
+    last_query_ns = clock();
+    write_queue.push_back("?");
+    readback_pending = true;
+    ++replies_expected;
+    start_write();
+  }
+
+  bool closes_relay(const std::string& command) const {
+    for (const int pin : config.relay_pins) {
+      const std::string pair = std::to_string(pin) + ":1&";
+      for (std::size_t at = command.find(pair); at != std::string::npos; at = command.find(pair, at + 1)) {
+        if (at == 0 || command[at - 1] == '&') return true;
       }
     }
+    return false;
+  }
+
+  // Pumps once the current handler is done: every output the caller sets in one go (e.g. the
+  // supervisor's decisions of one input: close main positive, open precharge) lands in ONE command.
+  void post_pump() {
+    if (pump_posted) return;
+    pump_posted = true;
+    asio::post(context, [self = shared_from_this()] {
+      self->pump_posted = false;
+      if (self->running) self->pump_writer();
+    });
+  }
+
+  // Hands the writer's next command (if it may send one now) to the port.
+  void pump_writer() {
+    if (!connected) return;
+    auto command = writer.next_command(clock());
+    if (!command) return;
+    // After a fail-safe trip the board refuses to close a relay until re-armed: a heartbeat (so the
+    // board knows they resumed) and `R`, on this explicit closing command only.
+    if (stats.extension && (stats.fail_safe == "hb_lost" || stats.fail_safe == "gnd_fault") && closes_relay(*command)) {
+      write_queue.push_back("HR");
+      ++stats.heartbeats_sent;
+      ++replies_expected;
+    }
+    write_queue.push_back(std::move(*command));
+    start_write();
+    request_readback();  // the reply reflects this command
   }
 
   void configure_board() {
@@ -478,6 +567,12 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       if (ec || gen != self->generation || !self->running || !self->connected || !self->stats.extension) return;
       self->write_queue.push_back("H");
       ++self->stats.heartbeats_sent;
+      // A reply lost on the way (a garbled line) would leave the read-back waiting forever: after
+      // 1 s without it, ask again.
+      if (self->replies_expected > 0 && self->clock() - self->last_query_ns > 1'000'000'000) {
+        self->replies_expected = 0;
+        if (self->readback_pending || self->verify_pending) self->request_readback();
+      }
       self->start_write();
       self->schedule_heartbeat();
     });
@@ -524,6 +619,8 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     stats.fail_safe.clear();
     readback_pending = false;
     replies_expected = 0;
+    writer.forget_sent();  // a board that reconnects may have reset: everything is sent again
+    writer.set_line_synced(config.protocol != BoardProtocol::cellguard);
     start_read();
     notify_connection(true, "board " + config.device + ": opened at " + std::to_string(config.baud) + " baud");
   }
@@ -575,6 +672,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     const TimeNs now = clock();
     const auto on_line = [&](std::string_view line) {
       if (gen != generation) return;  // a handler stopped or closed the link
+      writer.on_board_line(now);  // the rig's sketch reads commands in the second after its line
       auto reading = parse_board_line(line, config.conversion, now);
       if (reading) {
         ++stats.lines_valid;
@@ -604,7 +702,10 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
         }
       }
     }
-    if (gen == generation && running) start_read();
+    if (gen == generation && running) {
+      pump_writer();
+      start_read();
+    }
   }
 
   void start_write() {
@@ -667,28 +768,30 @@ void BoardLink::start() {
 
 bool BoardLink::write_pins(std::span<const PinWrite> writes) {
   auto& core = *impl_->core;
-  if (!core.connected) return false;
-  bool closes_relay = false;
   for (const PinWrite& write : writes) {
-    if (write.pin >= 0 && write.pin < static_cast<int>(core.commanded.size())) core.commanded[static_cast<std::size_t>(write.pin)] = write.on;
-    closes_relay = closes_relay || (write.on && std::find(core.config.relay_pins.begin(), core.config.relay_pins.end(),
-                                                          write.pin) != core.config.relay_pins.end());
+    if (core.writer.pin(write.pin) == nullptr) return false;  // never a pin outside the configured set
   }
-  // After a fail-safe trip the board refuses to close a relay until re-armed: a heartbeat (so the
-  // board knows they resumed) and `R`, on this explicit closing command only.
-  if (core.stats.extension && closes_relay && core.stats.fail_safe == "hb_lost") {
-    core.write_queue.push_back("HR");
-    ++core.stats.heartbeats_sent;
-    ++core.replies_expected;
-  }
-  for (auto& command : format_pin_commands(writes)) core.write_queue.push_back(std::move(command));
-  if (core.stats.extension) {
-    core.write_queue.push_back("?");  // read-back: the reply reflects these commands
-    core.readback_pending = true;
-    ++core.replies_expected;
-  }
-  core.start_write();
+  for (const PinWrite& write : writes) core.writer.set_desired(write.pin, write.on);
+  if (!core.connected) return false;
+  core.post_pump();
   return true;
+}
+
+void BoardLink::resend_outputs() {
+  auto& core = *impl_->core;
+  core.writer.forget_sent();
+  if (core.stats.extension) core.writer.on_board_line(core.clock());  // no cycle to wait for
+  core.post_pump();
+}
+
+std::vector<BoardPinState> BoardLink::output_states() const { return impl_->core->writer.pins(); }
+
+bool BoardLink::has_readback() const { return impl_->core->stats.extension; }
+
+bool BoardLink::outputs_settled() const {
+  const auto& core = *impl_->core;
+  if (!core.connected || core.writer.pending()) return false;
+  return core.stats.extension ? !core.readback_pending : core.writer.settled();
 }
 
 void BoardLink::stop() { impl_->core->stop(); }

@@ -16,6 +16,8 @@
 //     commands (the rig's sketch never sees them): `Tnnnn` (heartbeat timeout), `H` every
 //     heartbeat_interval on its own timer, `?` after every pin write (read-back) and `R` (re-arm)
 //     before closing a relay after a fail-safe trip.
+//   - the board's outputs are written by ONE writer (BoardOutputWriter, board_writer.h): the desired
+//     state of the configured pins, coalesced, one command per board line on the rig's sketch.
 // Conversions (configurable; the rig's values by default):
 //   thermistor: V = adc/adc_full_scale·supply; R = series·V/(supply−V); °C by linear interpolation
 //   in a (°C, Ω) table. Outside the table the value is clamped to the table's end and flagged
@@ -38,6 +40,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "devices/board_writer.h"
 
 namespace asio {
 class io_context;
@@ -136,6 +139,9 @@ struct BoardLinkConfig {
   TimeNs heartbeat_interval_ns = 100'000'000;  // `H` this often
   int heartbeat_timeout_ms = 500;              // sent as `Tnnnn` (100..5000): the board trips after it
   std::vector<int> relay_pins = {5, 3, 4};     // closing one of them after a trip is preceded by `R`
+  std::vector<int> output_pins = {6, 7, 5, 3, 4};  // the only pins ever written
+  BoardProtocol protocol = BoardProtocol::automatic;
+  BoardWriterConfig writer;
 };
 
 // Something the board said about itself (extension only).
@@ -145,6 +151,10 @@ struct BoardEvent {
     reset,              // the board reset (detail: cause; "wdt" = its watchdog fired)
     fail_safe,          // the fail-safe state changed (detail: off, armed, hb_lost)
     readback_mismatch,  // a pin's read-back differs from what was commanded (detail says which)
+    relays_opened,      // the board opened commanded-closed relays by itself (detail: hb_lost, gnd_fault, or
+                        // the reset cause wdt, por, ext, bod)
+    outputs_verified,   // after relays_opened or output_fault: the read-back agrees with every command again
+    output_fault,       // a pin still reads wrong after readback_retries re-sends (detail says which)
   };
   Kind kind = Kind::extension;
   std::string detail;
@@ -197,8 +207,19 @@ class BoardLink {
 
   // Opens the device (or keeps retrying every reopen_interval_ns).
   void start();
-  // Queues pin writes; sent at once when connected, dropped (and reported false) when not.
+  // Sets the desired state of pins (each must be in output_pins, else false and nothing is set).
+  // The writer sends it when the board can take it; false also when not connected (the state is
+  // remembered and sent after the next open).
   bool write_pins(std::span<const PinWrite> writes);
+  // Sends every pin's desired state again (as after a reconnect).
+  void resend_outputs();
+  // The writer's view of every output pin: desired, sent (and when), read back.
+  std::vector<BoardPinState> output_states() const;
+  // True when the board's outputs are confirmed by read-back (cellguard's firmware).
+  bool has_readback() const;
+  // Every desired state was written and the board took it: its next line came (the rig's sketch)
+  // or the read-back agreed (cellguard's firmware). For a stop that must see the relays open.
+  bool outputs_settled() const;
   void stop();
 
   bool connected() const;

@@ -422,35 +422,37 @@ TEST_F(BoardLinkTest, InvalidAndOverlongLinesAreCountedAndReported) {
   EXPECT_NE(invalid[2].find("garbage => "), std::string::npos) << invalid[2];
 }
 
-TEST_F(BoardLinkTest, PinCommandsArriveExactlyAndLongSetsAreSplit) {
+TEST_F(BoardLinkTest, PinCommandsWaitForTheBoardsLineAndGoOnePerLine) {
+  // The rig's sketch reads commands in the second after its line: nothing before the first line,
+  // then the whole desired state in one padded command, and one command per line after that.
   start_connected();
   const PinWrite pump_and_fan[] = {{6, true}, {7, true}};
   ASSERT_TRUE(link->write_pins(pump_and_fan));
   std::string received;
+  io.run_for(std::chrono::milliseconds(30));
+  drain(pty.master_fd(), received);
+  EXPECT_EQ(received, "");
+  board_send(pty, "Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102\r\n");
   ASSERT_TRUE(run_until(io, [&] {
     drain(pty.master_fd(), received);
-    return link->stats().commands_sent == 1 && received.size() >= 7;
+    return received.size() >= 30;
   }));
-  EXPECT_EQ(received, "6:1&7:1");
-
-  std::vector<PinWrite> many;
-  for (int pin = 2; pin <= 13; ++pin) many.push_back({pin, true});
-  const auto expected = format_pin_commands(many);
-  ASSERT_EQ(expected.size(), 2u);
-  std::string expected_bytes;
-  for (const auto& command : expected) {
-    EXPECT_LE(command.size(), 30u);
-    expected_bytes += command;
-  }
+  EXPECT_EQ(received, "5:0&3:0&4:0&6:1&7:1&&&&&&&&&&&");
+  const PinWrite relay[] = {{5, true}};
+  ASSERT_TRUE(link->write_pins(relay));
+  const PinWrite outside[] = {{13, true}};
+  EXPECT_FALSE(link->write_pins(outside));  // never a pin outside the configured set
+  io.run_for(std::chrono::milliseconds(30));
   received.clear();
-  ASSERT_TRUE(link->write_pins(many));
-  ASSERT_TRUE(link->write_pins(pump_and_fan));  // queued behind, in order
+  drain(pty.master_fd(), received);
+  EXPECT_EQ(received, "");  // one command per line
+  board_send(pty, "Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102\r\n");
   ASSERT_TRUE(run_until(io, [&] {
     drain(pty.master_fd(), received);
-    return received.size() >= expected_bytes.size() + 7;
+    return received.size() >= 30;
   }));
-  EXPECT_EQ(received, expected_bytes + "6:1&7:1");
-  EXPECT_EQ(link->stats().commands_sent, 4u);
+  EXPECT_EQ(received, "5:1&" + std::string(26, '&'));
+  EXPECT_EQ(link->stats().commands_sent, 2u);
 }
 
 TEST_F(BoardLinkTest, ClosingTheBoardSideReportsDisconnectAndRetries) {
@@ -574,7 +576,13 @@ TEST_F(BoardExtensionTest, AgainstTheRigsSketchTheLinkSendsOnlyPinCommands) {
   ASSERT_TRUE(link->write_pins(relay));
   const auto until = SteadyClock::now() + std::chrono::milliseconds(100);  // five heartbeat periods
   ASSERT_TRUE(run_until(io, [&] { drain(pty.master_fd(), received); return SteadyClock::now() > until; }));
-  EXPECT_EQ(received, "5:1");
+  // The start-up state went out after a line; the relay after a later line (if the three lines
+  // arrived in separate reads) or not yet: whole 30-byte commands, never a heartbeat.
+  ASSERT_GE(received.size(), 30u);
+  EXPECT_EQ(received.substr(0, 30), "5:0&3:0&4:0&6:0&7:0&&&&&&&&&&&");
+  if (received.size() > 30) {
+    EXPECT_EQ(received.substr(30), "5:1&" + std::string(26, '&'));
+  }
   EXPECT_FALSE(link->stats().extension);
   EXPECT_EQ(link->stats().heartbeats_sent, 0u);
   EXPECT_TRUE(board_events.empty());
@@ -585,9 +593,11 @@ TEST_F(BoardExtensionTest, AHelloStartsTimeoutAndHeartbeatsOnTheLinksOwnTimer) {
   board_send(pty, with_crc("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_GndFault:0,Ardu_Hello:cellguard-board/1,"
                            "Ardu_Reset:wdt"));
   // No other traffic at all: the heartbeats come from the timer.
-  ASSERT_TRUE(wait_received([](const std::string& r) { return r.size() >= 9; }));
-  EXPECT_EQ(received.substr(0, 6), "T0300H");
-  EXPECT_EQ(received.substr(6), std::string(received.size() - 6, 'H'));
+  // After a reset the commanded outputs (all off) are sent again and read back.
+  const std::string resend = "T0300H5:0&3:0&4:0&6:0&7:0&?";
+  ASSERT_TRUE(wait_received([&](const std::string& r) { return r.size() >= resend.size() + 3; }));
+  EXPECT_EQ(received.substr(0, resend.size()), resend);
+  EXPECT_EQ(received.substr(resend.size()), std::string(received.size() - resend.size(), 'H'));
   EXPECT_TRUE(link->stats().extension);
   EXPECT_EQ(link->stats().firmware, "cellguard-board/1");
   EXPECT_EQ(link->stats().watchdog_resets, 1u);
@@ -600,20 +610,33 @@ TEST_F(BoardExtensionTest, AHelloStartsTimeoutAndHeartbeatsOnTheLinksOwnTimer) {
 TEST_F(BoardExtensionTest, PinWritesAreReadBackAndAMismatchIsReported) {
   start_with_events();
   board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:00,Ardu_Fs:off,Ardu_Hb:500"));
-  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("T0300H") != std::string::npos; }));
+  // The extension found: the timeout, a heartbeat, then the whole state at once (no line sync).
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("T0300H5:0&3:0&4:0&6:0&7:0&?") != std::string::npos; }));
   const PinWrite on[] = {{6, true}, {5, true}};
   ASSERT_TRUE(link->write_pins(on));
-  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:1&5:1?") != std::string::npos; }));
-  // The answer to `T` (before the writes) does not count as their read-back.
-  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:00,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1"));
-  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:60,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1"));
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:1&5:1&?") != std::string::npos; }));
+  // The answers to `T` and the first `?` (before the writes) do not count as their read-back.
+  const std::string reply = "Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1,Ardu_Out:";
+  board_send(pty, with_crc(reply + "00"));
+  board_send(pty, with_crc(reply + "00"));
+  board_send(pty, with_crc(reply + "60"));
   ASSERT_TRUE(run_until(io, [&] { return link->stats().readbacks_ok == 1; }));
   EXPECT_EQ(link->stats().readback_mismatches, 0u);
   const PinWrite off[] = {{6, false}};
   ASSERT_TRUE(link->write_pins(off));
-  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:60,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1"));
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:0&?") != std::string::npos; }));
+  received.clear();
+  board_send(pty, with_crc(reply + "60"));
   ASSERT_TRUE(run_until(io, [&] { return link->stats().readback_mismatches == 1; }));
-  EXPECT_EQ(board_events.back(), "readback_mismatch:pin 6 commanded off, reads on");
+  EXPECT_EQ(board_events.back(), "readback_mismatch:pin 6 sent off, reads on");
+  // Re-sent, and after readback_retries (2) wrong read-backs a fault.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:0&?") != std::string::npos; })) << attempt;
+    received.clear();
+    board_send(pty, with_crc(reply + "60"));
+    ASSERT_TRUE(run_until(io, [&] { return link->stats().readback_mismatches == 2u + attempt; }));
+  }
+  EXPECT_EQ(board_events.back(), "output_fault:pin 6 reads on after 2 re-sends of off");
 }
 
 TEST_F(BoardExtensionTest, AfterATripClosingARelayReArmsTheBoardFirst) {
@@ -622,11 +645,11 @@ TEST_F(BoardExtensionTest, AfterATripClosingARelayReArmsTheBoardFirst) {
   ASSERT_TRUE(run_until(io, [&] { return !board_events.empty() && board_events.back() == "fail_safe:hb_lost"; }));
   const PinWrite pump[] = {{6, true}};
   ASSERT_TRUE(link->write_pins(pump));  // not a relay: no re-arm
-  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:1?") != std::string::npos; }));
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:1&?") != std::string::npos; }));
   EXPECT_EQ(received.find('R'), std::string::npos);
   const PinWrite relay[] = {{3, true}};
   ASSERT_TRUE(link->write_pins(relay));
-  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("HR3:1?") != std::string::npos; }));
+  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("HR3:1&?") != std::string::npos; }));
 }
 
 TEST_F(BoardExtensionTest, BadChecksumsAreCountedAsInvalidLines) {

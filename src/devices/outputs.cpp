@@ -32,6 +32,7 @@ struct BoardOutputsState {
   Result<void> refresh() {
     std::vector<PinWrite> writes;
     for (std::size_t i = 0; i < kOutputCount; ++i) writes.push_back({pins[i], commanded[i]});
+    if (link->connected()) link->resend_outputs();  // the remembered state, sent again in full
     return send(writes, "all outputs");
   }
 };
@@ -73,6 +74,21 @@ class BoardOutputs final : public Outputs {
   bool commanded(Output output) const override {
     const auto index = static_cast<std::size_t>(output);
     return index < kOutputCount && state_->commanded[index];
+  }
+
+  OutputState state(Output output) const override {
+    OutputState result;
+    result.commanded = commanded(output);
+    const auto index = static_cast<std::size_t>(output);
+    if (index >= kOutputCount) return result;
+    for (const BoardPinState& pin : state_->link->output_states()) {
+      if (pin.pin != state_->pins[index]) continue;
+      result.sent = pin.sent.has_value() && *pin.sent == pin.desired;
+      result.sent_ns = pin.sent_ns;
+      if (state_->link->has_readback() && pin.confirmed) result.read_back = pin.confirmed;
+      result.fault = pin.fault;
+    }
+    return result;
   }
 
   std::string describe() const override { return "board " + state_->link->config().device; }

@@ -75,6 +75,7 @@ class BoardOutputsTest : public ::testing::Test {
     BoardLinkConfig config;
     config.device = device;
     config.reopen_interval_ns = 20'000'000;
+    config.protocol = BoardProtocol::cellguard;  // immediate writes (the line-synced mode: board_writer_test)
     link = std::make_unique<BoardLink>(io, config, nullptr);
     link->on_connection([this](bool connected, const std::string&) { events.push_back(connected); });
     outputs = make_board_outputs(*link, kRigBoardPins);
@@ -101,42 +102,44 @@ class BoardOutputsTest : public ::testing::Test {
 TEST_F(BoardOutputsTest, SetAndSetAllSendOneCommandEach) {
   connect(pty.slave_path());
   // On connect the outputs re-send their (all off) state: a board may have kept old ones.
-  EXPECT_EQ(receive(pty, 19), "6:0&7:0&5:0&3:0&4:0");
+  EXPECT_EQ(receive(pty, 20), "5:0&3:0&4:0&6:0&7:0&");
   EXPECT_EQ(outputs->describe(), "board " + pty.slave_path());
   ASSERT_TRUE(outputs->set(Output::pump, true));
-  EXPECT_EQ(receive(pty, 3), "6:1");
+  EXPECT_EQ(receive(pty, 4), "6:1&");  // only what changed
   EXPECT_TRUE(outputs->commanded(Output::pump));
   ASSERT_TRUE(outputs->set_all({std::nullopt, true, true, std::nullopt, false}));
-  EXPECT_EQ(receive(pty, 11), "7:1&5:1&4:0");
+  EXPECT_EQ(receive(pty, 8), "7:1&5:1&");
   EXPECT_TRUE(outputs->commanded(Output::fan));
   EXPECT_TRUE(outputs->commanded(Output::relay1));
   EXPECT_FALSE(outputs->commanded(Output::relay2));
   ASSERT_TRUE(outputs->refresh());
-  EXPECT_EQ(receive(pty, 19), "6:1&7:1&5:1&3:0&4:0");
+  EXPECT_EQ(receive(pty, 20), "3:0&4:0&6:1&7:1&5:1&");  // everything, openings first
+  const OutputState relay1 = outputs->state(Output::relay1);
+  EXPECT_TRUE(relay1.commanded);
+  EXPECT_TRUE(relay1.sent);
+  EXPECT_GT(relay1.sent_ns, 0);
+  EXPECT_FALSE(relay1.read_back);  // no read-back from a board without the extension
 }
 
 TEST_F(BoardOutputsTest, LongSetIsSplitIntoCommandsOfAtMostThirtyCharacters) {
   // Pins with two digits make the full state longer than one command.
   BoardLinkConfig config;
   config.device = pty.slave_path();
+  config.protocol = BoardProtocol::cellguard;
+  config.output_pins = {10, 11, 12, 13, 14};
+  config.relay_pins = {12, 13, 14};
   link = std::make_unique<BoardLink>(io, config, nullptr);
   outputs = make_board_outputs(*link, OutputPins{10, 11, 12, 13, 14});
   link->start();
   ASSERT_TRUE(run_until(io, [&] { return link->connected(); }));
-  const std::string expected = "10:0&11:0&12:0&13:0&14:0";  // 24: still one command
+  const std::string expected = "12:0&13:0&14:0&10:0&11:0&";  // 25: still one command
   EXPECT_EQ(receive(pty, expected.size()), expected);
   ASSERT_TRUE(outputs->set_all({true, true, true, true, true}));
-  EXPECT_EQ(receive(pty, 24), "10:1&11:1&12:1&13:1&14:1");
-  // A custom wiring with sixteen-character pins is not possible; check the split on the link
-  // directly with more pairs than outputs.
-  std::vector<PinWrite> writes;
-  for (int pin = 20; pin < 30; ++pin) writes.push_back({pin, true});
-  ASSERT_TRUE(link->write_pins(writes));
-  const auto commands = format_pin_commands(writes);
-  ASSERT_EQ(commands.size(), 2u);
-  EXPECT_EQ(commands[0], "20:1&21:1&22:1&23:1&24:1&25:1");  // exactly 29
-  EXPECT_EQ(receive(pty, 48), commands[0] + commands[1]);
-  EXPECT_EQ(link->stats().commands_sent, 4u);
+  // 25 bytes would fit; the writer keeps every command within 30 (split: board_writer_test).
+  EXPECT_EQ(receive(pty, 25), "10:1&11:1&12:1&13:1&14:1&");
+  // Pins outside the configured set are never written.
+  const PinWrite other[] = {{20, true}};
+  EXPECT_FALSE(link->write_pins(other));
 }
 
 TEST_F(BoardOutputsTest, NotConnectedRemembersTheStateAndSaysSo) {
@@ -165,9 +168,9 @@ TEST_F(BoardOutputsTest, ReconnectAtTheSamePathResendsTheState) {
   std::filesystem::create_symlink(pty.slave_path(), device);
 
   connect(device.string());
-  EXPECT_EQ(receive(pty, 19), "6:0&7:0&5:0&3:0&4:0");
+  EXPECT_EQ(receive(pty, 20), "5:0&3:0&4:0&6:0&7:0&");
   ASSERT_TRUE(outputs->set_all({true, true, true, std::nullopt, std::nullopt}));
-  EXPECT_EQ(receive(pty, 11), "6:1&7:1&5:1");
+  EXPECT_EQ(receive(pty, 12), "6:1&7:1&5:1&");
 
   std::filesystem::remove(device);
   pty.close();
@@ -178,7 +181,7 @@ TEST_F(BoardOutputsTest, ReconnectAtTheSamePathResendsTheState) {
   ASSERT_TRUE(board_b.is_open());
   std::filesystem::create_symlink(board_b.slave_path(), device);
   ASSERT_TRUE(run_until(io, [&] { return link->stats().opens == 2; }));
-  EXPECT_EQ(receive(board_b, 19), "6:1&7:1&5:1&3:1&4:0");
+  EXPECT_EQ(receive(board_b, 20), "4:0&6:1&7:1&5:1&3:1&");
   EXPECT_EQ(link->stats().disconnects, 1u);
   ASSERT_GE(events.size(), 3u);
   EXPECT_TRUE(events.front());

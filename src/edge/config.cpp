@@ -530,6 +530,34 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
     r.problem(s.key("pressure_unit"), "must not be empty");
   }
   s.boolean("ground_fault_input", b.ground_fault_input);
+  // Issue 13: how outputs are written (devices/board_writer.h).
+  std::size_t protocol = 0;
+  if (s.choice("protocol", {"auto", "rig-sketch", "cellguard"}, protocol)) {
+    b.link.protocol = static_cast<devices::BoardProtocol>(protocol);
+  }
+  if (s.ms("cycle_ms", b.link.writer.cycle_ns) &&
+      (b.link.writer.cycle_ns < 100'000'000 || b.link.writer.cycle_ns > 10'000'000'000)) {
+    r.problem(s.key("cycle_ms"), "must be within 100 .. 10000 ms (the rig's sketch: 1000)");
+  }
+  // Commands go out in the first 60 % of the board's cycle after its line (the sketch's delay()).
+  b.link.writer.send_window_ns = b.link.writer.cycle_ns * 6 / 10;
+  std::int64_t max_bytes = 0;
+  if (s.integer("max_command_bytes", max_bytes)) {
+    if (max_bytes < 8 || max_bytes > 64) {
+      r.problem(s.key("max_command_bytes"), std::to_string(max_bytes) + " is outside 8 .. 64 (the rig's sketch reads 30)");
+    } else {
+      b.link.writer.max_command_bytes = static_cast<std::size_t>(max_bytes);
+    }
+  }
+  s.boolean("pad_commands", b.link.writer.pad);
+  std::int64_t retries = 0;
+  if (s.integer("readback_retries", retries)) {
+    if (retries < 0 || retries > 10) {
+      r.problem(s.key("readback_retries"), std::to_string(retries) + " is outside 0 .. 10");
+    } else {
+      b.link.writer.readback_retries = static_cast<int>(retries);
+    }
+  }
   s.boolean("extension", b.link.extension);
   if (s.ms("heartbeat_interval_ms", b.link.heartbeat_interval_ns) && b.link.heartbeat_interval_ns < 10'000'000) {
     r.problem(s.key("heartbeat_interval_ms"), "must be at least 10 ms");
@@ -854,6 +882,12 @@ void read_safety(Reader& r, Section s, EdgeConfig& c) {
   role("precharge_relay", pc.relays.precharge);
   role("main_positive_relay", pc.relays.main_positive);
   role("main_negative_relay", pc.relays.main_negative);
+  if (!p.ms("settle_ms", pc.settle_ns, true) && c.outputs.driver == OutputsSection::Driver::board &&
+      c.board.link.protocol != devices::BoardProtocol::cellguard) {
+    // A command waits up to one board cycle to be sent and is applied up to one cycle later (the
+    // rig's sketch): the precharge must not take a DC-link reading as its result before then.
+    pc.settle_ns = c.board.link.writer.cycle_ns * 5 / 2;
+  }
   if (pc.relays.main_positive == pc.relays.precharge) {
     r.problem(p.key("main_positive_relay"), "relay" + std::to_string(pc.relays.main_positive) +
                                                 " is already the precharge relay (roles need three relays)");

@@ -191,6 +191,25 @@ TEST(EdgeConfig, RigTomlReproducesTheRig) {
   EXPECT_EQ(c.schedule.readback_timeout_ns, 10'000'000'000);
 }
 
+TEST(EdgeConfig, BoardWriterAndPrechargeSettleFollowTheBoard) {
+  EdgeConfig c;
+  auto check = parse_rig(rig_text(), c);
+  ASSERT_TRUE(check.ok()) << check.to_string();
+  EXPECT_EQ(c.board.link.protocol, devices::BoardProtocol::automatic);
+  EXPECT_EQ(c.board.link.writer.max_command_bytes, 30u);
+  EXPECT_EQ(c.board.link.writer.send_window_ns, 600'000'000);
+  EXPECT_EQ(c.safety.precharge.settle_ns, 2'500'000'000);  // 2.5 cycles of the rig's sketch
+  EdgeConfig slow;
+  std::string text = rig_with(rig_with(rig_text(), "cycle_ms = 1000", "cycle_ms = 2000"), "protocol = \"auto\"",
+                              "protocol = \"rig-sketch\"");
+  ASSERT_TRUE(parse_rig(text, slow).ok());
+  EXPECT_EQ(slow.board.link.protocol, devices::BoardProtocol::rig_sketch);
+  EXPECT_EQ(slow.safety.precharge.settle_ns, 5'000'000'000);
+  EdgeConfig firmware;
+  ASSERT_TRUE(parse_rig(rig_with(rig_text(), "protocol = \"auto\"", "protocol = \"cellguard\""), firmware).ok());
+  EXPECT_EQ(firmware.safety.precharge.settle_ns, 0);
+}
+
 TEST(EdgeConfig, SyntaxErrorIsLocated) {
   EdgeConfig c;
   std::string text = rig_with(rig_text(), "[board]", "[board");
@@ -258,6 +277,10 @@ TEST(EdgeConfig, RangesAreChecked) {
       {"id = \"rig\"", "id = \"my rig/1\"", "edge.id", "must be"},
       {"name_pattern = \"BMU{id}_\"", "name_pattern = \"BMU_\"", "modules.name_pattern", "{id}"},
       {"\"2F 05 18 01 00 00 00 00\"", "\"2F 05 18 01 00 00 00 00 00\"", "can.startup_sdo[0]", "hex bytes"},
+      {"protocol = \"auto\"", "protocol = \"rig\"", "board.protocol", "rig-sketch"},
+      {"cycle_ms = 1000", "cycle_ms = 50", "board.cycle_ms", "100 .. 10000"},
+      {"max_command_bytes = 30", "max_command_bytes = 4", "board.max_command_bytes", "8 .. 64"},
+      {"readback_retries = 2", "readback_retries = 11", "board.readback_retries", "0 .. 10"},
   };
   for (const auto& k : cases) {
     SCOPED_TRACE(k.to);

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <span>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <map>
 #include <set>
 #include <thread>
@@ -425,6 +427,7 @@ class Edge {
     link.relay_pins = {pins[static_cast<std::size_t>(devices::Output::relay1)],
                        pins[static_cast<std::size_t>(devices::Output::relay2)],
                        pins[static_cast<std::size_t>(devices::Output::relay3)]};
+    link.output_pins.assign(pins.begin(), pins.end());  // the only pins the board is ever told to write
     board_ = std::make_unique<devices::BoardLink>(io_, std::move(link), mono_now);
     board_temp1_ = add_device_channel("board.Temp1", safety::Quantity::board_temperature);
     board_temp2_ = add_device_channel("board.Temp2", safety::Quantity::board_temperature);
@@ -440,7 +443,7 @@ class Edge {
     board_->on_event(guard("board event", [this](const devices::BoardEvent& e) {
       using Kind = devices::BoardEvent::Kind;
       const bool bad = (e.kind == Kind::reset && e.detail == "wdt") || (e.kind == Kind::fail_safe && e.detail == "hb_lost") ||
-                       e.kind == Kind::readback_mismatch;
+                       e.kind == Kind::readback_mismatch || e.kind == Kind::relays_opened || e.kind == Kind::output_fault;
       if (bad) log_->warn("board: {} {}", devices::to_string(e.kind), e.detail);
       else log_->info("board: {} {}", devices::to_string(e.kind), e.detail);
       json event = {{"t", wall_s()}, {"kind", "link"}, {"link", "board"}, {"event", devices::to_string(e.kind)},
@@ -448,6 +451,21 @@ class Edge {
       if (e.kind == Kind::reset) event["cause"] = e.detail;
       if (e.kind == Kind::reset && e.detail == "wdt") event["watchdog"] = true;
       if (e.kind == Kind::fail_safe && e.detail == "hb_lost") event["message"] = "heartbeat lost: the board opened the relays";
+      // Issue 13 item 4: what the board did by itself goes to the supervisor (SAFE with that cause).
+      std::optional<safety::BoardFault> fault;
+      if (e.kind == Kind::relays_opened) {
+        fault = e.detail == "hb_lost"     ? safety::BoardFault::heartbeat_timeout
+                : e.detail == "gnd_fault" ? safety::BoardFault::ground_fault
+                : e.detail == "wdt"       ? safety::BoardFault::watchdog_reset
+                                          : safety::BoardFault::reset;
+      } else if (e.kind == Kind::output_fault) {
+        fault = safety::BoardFault::output_mismatch;
+      } else if (e.kind == Kind::outputs_verified) {
+        fault = safety::BoardFault::none;
+      }
+      // Act before reporting: the supervisor's decisions first, the board's event after them.
+      if (fault) execute(supervisor_->on_board_fault(*fault, mono_now()));
+      if (fault) event["message"] = std::string(safety::to_string(*fault));
       emit(std::move(event));
     }));
     return success();
@@ -460,6 +478,59 @@ class Edge {
     log_->warn("board: invalid line \"{}\": {} ({} so far)", shown, error.message, board_invalid_reported_);
     emit({{"t", wall_s()}, {"kind", "link"}, {"link", "board"}, {"event", "invalid_line"}, {"line", shown},
           {"error", escape_untrusted(error.message)}, {"count", board_invalid_reported_}});
+  }
+
+  // One output for people and machines: "commanded on at 2026-12-07 03:40:12.345 UTC" without
+  // read-back, "on (read back at ...)" with it.
+  static json output_state_json(const devices::OutputState& st, const TimeBase& tb) {
+    const std::string level = st.commanded ? "on" : "off";
+    json j = {{"commanded", st.commanded}, {"sent", st.sent}};
+    if (st.sent_ns > 0) j["sent_at_s"] = tb.wall_s(st.sent_ns);
+    j["read_back"] = st.read_back ? json(*st.read_back) : json(nullptr);
+    j["fault"] = st.fault;
+    if (st.read_back && *st.read_back == st.commanded) {
+      j["text"] = level + " (read back)";
+    } else if (st.read_back) {
+      j["text"] = "commanded " + level + ", reads " + (*st.read_back ? "on" : "off") + (st.fault ? " (fault)" : "");
+    } else if (st.sent && st.sent_ns > 0) {
+      j["text"] = "commanded " + level + " at " + utc_text(tb.wall_s(st.sent_ns));
+    } else {
+      j["text"] = "commanded " + level + ", not yet sent";
+    }
+    return j;
+  }
+
+  json contactors_json(bool commanded_closed, const TimeBase& tb) const {
+    json j = {{"commanded_closed", commanded_closed}};
+    if (!outputs_) return j;
+    // Confirmed only when every contactor relay reads back as commanded.
+    bool confirmed = true;
+    std::int64_t latest_ns = 0;
+    for (const auto relay : kContactorRelays) {
+      const auto st = outputs_->state(relay);
+      confirmed = confirmed && st.read_back && *st.read_back == st.commanded;
+      latest_ns = std::max(latest_ns, st.sent_ns);
+    }
+    j["confirmed"] = confirmed;
+    const std::string what = commanded_closed ? "closed" : "open";
+    if (confirmed) {
+      j["text"] = what + " (read back)";
+    } else {
+      j["text"] = "commanded " + what + (latest_ns > 0 ? " at " + utc_text(tb.wall_s(latest_ns)) : std::string()) +
+                  " (no read-back from the board)";
+    }
+    return j;
+  }
+
+  static std::string utc_text(double wall_s) {
+    const auto seconds = static_cast<std::time_t>(wall_s);
+    std::tm tm{};
+    ::gmtime_r(&seconds, &tm);
+    char buffer[40];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &tm);
+    char millis[16];
+    std::snprintf(millis, sizeof millis, ".%03d UTC", static_cast<int>((wall_s - static_cast<double>(seconds)) * 1000));
+    return std::string(buffer) + millis;
   }
 
   Result<void> open_outputs() {
@@ -1139,7 +1210,8 @@ class Edge {
                          {"level", std::string(to_string(m.level))}});
     }
     j["modules"] = {{"expected", s.expected_module_count}, {"found", modules.size()}, {"list", modules}};
-    j["contactors_closed"] = s.contactors_closed;
+    // Issue 13: without read-back the edge only knows what it commanded, never "closed".
+    j["contactors"] = contactors_json(s.contactors_closed, tb);
     j["cooling_on"] = s.cooling_on;
     j["precharge"] = {{"phase", std::string(to_string(s.precharge))}, {"attempts", s.precharge_attempts}};
     const auto bus_counters = bus_ ? bus_->counters() : can::BusCounters{};
@@ -1180,11 +1252,13 @@ class Edge {
     }
     if (outputs_) {
       json o;
+      json states;
       for (std::size_t i = 0; i < devices::kOutputCount; ++i) {
         const auto output = static_cast<devices::Output>(i);
         o[std::string(to_string(output))] = outputs_->commanded(output);
+        states[std::string(to_string(output))] = output_state_json(outputs_->state(output), tb);
       }
-      j["outputs"] = {{"driver", outputs_->describe()}, {"commanded", o}};
+      j["outputs"] = {{"driver", outputs_->describe()}, {"commanded", o}, {"state", states}};
     }
     if (inverter_) {
       const auto st = inverter_->stats();
@@ -1394,9 +1468,22 @@ class Edge {
       return;
     }
     log_->info("stopping: inverter off and contactors open before leaving");
-    // Let the loop write the board command; the inverter's thread writes mode off meanwhile.
-    stop_timer_.expires_after(std::chrono::milliseconds(300));
-    stop_timer_.async_wait([this](asio::error_code) { finish_stop(); });
+    // Let the loop write the board command; the inverter's thread writes mode off meanwhile. The
+    // rig's sketch takes a command only once per cycle: wait until the board took it (bounded).
+    const auto cycle = std::chrono::nanoseconds(config_.board.link.writer.cycle_ns);
+    wait_outputs_then_finish(SteadyClock::now() + (board_ ? 3 * cycle : std::chrono::nanoseconds(0)) +
+                             std::chrono::milliseconds(300));
+  }
+
+  void wait_outputs_then_finish(SteadyClock::time_point deadline) {
+    const bool settled = !board_ || !board_->connected() || board_->outputs_settled();
+    if (settled || SteadyClock::now() >= deadline) {
+      if (!settled) log_->warn("stopping: the board did not take the last output command in time");
+      finish_stop();
+      return;
+    }
+    stop_timer_.expires_after(std::chrono::milliseconds(20));
+    stop_timer_.async_wait([this, deadline](asio::error_code) { wait_outputs_then_finish(deadline); });
   }
 
   void finish_stop() {

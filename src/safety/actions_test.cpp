@@ -298,6 +298,23 @@ TEST(Precharge, TheMainContactorClosesOnceTheDcLinkMatchesTheBattery) {
   EXPECT_TRUE(rig.supervisor.status().contactors_closed);
 }
 
+TEST(Precharge, OnASlowBoardNoMatchCountsBeforeTheRelaysCanHaveClosed) {
+  // The rig's sketch applies a command up to ~2 s after it was given: a DC link that already
+  // matches (charged from before) must not close the main contactor before then.
+  SupervisorConfig c = test_config();
+  c.precharge.settle_ns = sec(2);
+  Rig rig = rig_ready_to_start(c);
+  rig.supervisor.on_start_request(ms(100));
+  EXPECT_TRUE(rig.sample(rig.dc_link_voltage, ms(2099), 377).empty());
+  auto d = rig.sample(rig.dc_link_voltage, ms(2100), 377);
+  ASSERT_NE(find(d, DecisionKind::precharge_complete), nullptr);
+  // The timeout counts after the settle time: no retry at 10.1 s.
+  Rig slow = rig_ready_to_start(c);
+  slow.supervisor.on_start_request(ms(100));
+  EXPECT_EQ(find(copy(slow.supervisor.tick(ms(12099))), DecisionKind::precharge_retry), nullptr);
+  EXPECT_NE(find(copy(slow.supervisor.tick(ms(12100))), DecisionKind::precharge_retry), nullptr);
+}
+
 TEST(Precharge, ADcLinkMismatchRetriesAfterTheDelayThenLocksOut) {
   SupervisorConfig c = test_config();
   c.precharge.max_attempts = 2;  // timeout 10 s, retry after 5 s

@@ -491,6 +491,42 @@ TEST(Insulation, AnInsulationFaultIsDangerousAtOnce) {
   EXPECT_EQ(find(d, DecisionKind::inverter_off)->reason.rule, RuleKind::insulation_fault);
 }
 
+TEST(BoardFault, TheBoardOpeningTheRelaysItselfGivesSafeWithThatCause) {
+  Rig rig = make_rig();
+  Supervisor& s = rig.supervisor;
+  rig.sample(rig.pack_current, ms(0), 0.5);
+  auto d = copy(s.on_board_fault(BoardFault::heartbeat_timeout, ms(10)));
+  EXPECT_EQ(s.state(), State::safe);
+  const Decision* off = find(d, DecisionKind::inverter_off);
+  ASSERT_NE(off, nullptr);
+  EXPECT_EQ(off->reason.rule, RuleKind::board_fault);
+  EXPECT_NE(find(d, DecisionKind::contactors_open), nullptr);
+  EXPECT_EQ(s.status().state_reason.rule, RuleKind::board_fault);
+  EXPECT_EQ(s.describe(s.status().state_reason), "dangerous board opened the relays: heartbeat timeout since 0.010 s");
+  // Latched while the board still holds them open against the command; a reset is refused.
+  d = copy(s.on_operator_reset(ms(20)));
+  ASSERT_NE(find(d, DecisionKind::reset_refused), nullptr);
+  EXPECT_EQ(find(d, DecisionKind::reset_refused)->reason.rule, RuleKind::board_fault);
+  // The read-back agrees again: the cause clears, SAFE stays until the operator resets.
+  EXPECT_TRUE(copy(s.on_board_fault(BoardFault::none, ms(30))).empty());
+  EXPECT_EQ(s.state(), State::safe);
+  EXPECT_TRUE(s.active_causes().empty());
+  d = copy(s.on_operator_reset(ms(40)));
+  EXPECT_NE(find(d, DecisionKind::reset_accepted), nullptr);
+}
+
+TEST(BoardFault, EveryCauseHasItsOwnText) {
+  EXPECT_EQ(to_string(BoardFault::ground_fault), "board opened the relays: ground-fault input");
+  EXPECT_EQ(to_string(BoardFault::watchdog_reset), "board opened the relays: watchdog reset");
+  EXPECT_EQ(to_string(BoardFault::reset), "board opened the relays: board reset");
+  EXPECT_EQ(to_string(BoardFault::output_mismatch), "board output does not follow the command (read-back)");
+  Rig rig = make_rig();
+  rig.supervisor.on_board_fault(BoardFault::output_mismatch, ms(5));
+  ASSERT_EQ(rig.supervisor.active_causes().size(), 1u);
+  EXPECT_EQ(static_cast<BoardFault>(static_cast<int>(rig.supervisor.active_causes()[0].measured)),
+            BoardFault::output_mismatch);
+}
+
 TEST(Time, TimeGoingBackwardsIsClampedToTheLatestTimeSeen) {
   Rig rig = make_rig();
   rig.sample(rig.cells[0], ms(100), 3.7);

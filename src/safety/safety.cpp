@@ -119,6 +119,7 @@ std::string_view to_string(RuleKind rule) {
     case RuleKind::contactor_current: return "contactor_current";
     case RuleKind::contactor_delay: return "contactor_delay";
     case RuleKind::precharge: return "precharge";
+    case RuleKind::board_fault: return "board_fault";
     case RuleKind::operator_request: return "operator_request";
     case RuleKind::state: return "state";
   }
@@ -205,8 +206,9 @@ Result<void> validate(const SupervisorConfig& config) {
   if (!(config.cooled_c < config.hot_c)) return config_error("cooled_c must be below hot_c");
   if (!(config.nudge_current_a >= 0)) return config_error("nudge_current_a must be >= 0");
   const auto& p = config.precharge;
-  if (!(p.match_tolerance_v > 0) || p.timeout_ns <= 0 || p.retry_delay_ns < 0 || p.max_attempts < 1) {
-    return config_error("precharge: tolerance and timeout must be positive, max_attempts >= 1");
+  if (!(p.match_tolerance_v > 0) || p.timeout_ns <= 0 || p.retry_delay_ns < 0 || p.max_attempts < 1 ||
+      p.settle_ns < 0) {
+    return config_error("precharge: tolerance and timeout must be positive, settle time not negative, max_attempts >= 1");
   }
   const auto& r = p.relays;
   if (r.precharge == r.main_positive || r.precharge == r.main_negative || r.main_positive == r.main_negative) {
@@ -371,6 +373,36 @@ Decisions Supervisor::on_inverter_link(bool ok, TimeNs time_ns) {
       set_level(inverter_.level, inverter_.cause, Level::dangerous, r);
       update_state(r);
     }
+  }
+  check_time_rules();
+  return finish();
+}
+
+std::string_view to_string(BoardFault fault) {
+  switch (fault) {
+    case BoardFault::none: return "board outputs read back as commanded";
+    case BoardFault::heartbeat_timeout: return "board opened the relays: heartbeat timeout";
+    case BoardFault::ground_fault: return "board opened the relays: ground-fault input";
+    case BoardFault::watchdog_reset: return "board opened the relays: watchdog reset";
+    case BoardFault::reset: return "board opened the relays: board reset";
+    case BoardFault::output_mismatch: return "board output does not follow the command (read-back)";
+  }
+  return "board fault";
+}
+
+Decisions Supervisor::on_board_fault(BoardFault fault, TimeNs time_ns) {
+  advance(time_ns);
+  if (fault == BoardFault::none) {
+    if (board_fault_.level != Level::normal) {
+      Reason r = board_fault_.cause;
+      set_level(board_fault_.level, board_fault_.cause, Level::normal, r);
+      update_state(r);
+    }
+  } else {
+    Reason r{RuleKind::board_fault, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
+             static_cast<double>(fault), 0, now_ns_};
+    set_level(board_fault_.level, board_fault_.cause, Level::dangerous, r);
+    update_state(r);
   }
   check_time_rules();
   return finish();
@@ -751,7 +783,7 @@ void Supervisor::start_precharge_attempt(const Reason& reason) {
   // Close the negative pole and charge the DC link through the precharge resistor.
   ++precharge_attempts_;
   precharge_ = PrechargePhase::precharging;
-  precharge_deadline_ns_ = now_ns_ + config_.precharge.timeout_ns;
+  precharge_deadline_ns_ = now_ns_ + config_.precharge.settle_ns + config_.precharge.timeout_ns;
   precharge_started_ns_ = now_ns_;
   Reason r = reason;
   r.rule = RuleKind::precharge;
@@ -773,7 +805,9 @@ void Supervisor::update_precharge() {
     const double battery_v = latest_value(Quantity::inverter_battery_voltage, battery_known, battery_time_ns);
     const double difference_v = std::fabs(dc_link_v - battery_v);
     // Only a DC-link reading taken during this attempt may close the main contactor.
-    const bool fresh = dc_known && battery_known && dc_link_time_ns >= precharge_started_ns_;
+    // On a slow board (settle_ns) only once the relays can have closed.
+    const bool fresh =
+        dc_known && battery_known && dc_link_time_ns >= precharge_started_ns_ + config_.precharge.settle_ns;
     if (fresh && difference_v <= config_.precharge.match_tolerance_v) {
       // DC link matches the battery: close the main contactor, then drop the precharge relay.
       Reason r{RuleKind::precharge, Level::normal, Quantity::dc_link_voltage, kNoChannel, 0, difference_v,
@@ -862,7 +896,7 @@ void Supervisor::for_each_cause(Visit visit) const {
     const Module& m = modules_[static_cast<std::size_t>(id)];
     if (m.level != Level::normal) visit(m.cause);
   }
-  for (const Slot* s : {&board_, &inverter_, &insulation_, &inverter_fresh_}) {
+  for (const Slot* s : {&board_, &inverter_, &insulation_, &inverter_fresh_, &board_fault_}) {
     if (s->level != Level::normal) visit(s->cause);
   }
 }
@@ -953,6 +987,12 @@ Status Supervisor::status() const {
 }
 
 std::string Supervisor::describe(const Reason& reason) const {
+  if (reason.rule == RuleKind::board_fault) {
+    char since[48];
+    std::snprintf(since, sizeof since, " since %.3f s", seconds(reason.since_ns));
+    return std::string(to_string(reason.level)) + " " +
+           std::string(to_string(static_cast<BoardFault>(static_cast<int>(reason.measured)))) + since;
+  }
   std::string text(to_string(reason.level));
   text += ' ';
   text += to_string(reason.rule);

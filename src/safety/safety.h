@@ -45,6 +45,15 @@
 // timeout_ns: open both, retry after retry_delay_ns, at most max_attempts, then lockout (start
 // refused) until an operator reset. A dangerous cause aborts the sequence (contactors open).
 //
+// Board fault (issue 13 item 4): cellguard's board firmware opened the relays by itself (heartbeat
+// timeout, ground-fault input, a reset), or an output does not read back as commanded after the
+// re-sends. Dangerous at once (DANGEROUS, then SAFE as for any dangerous cause, with that cause);
+// it clears when the edge reports the outputs verified again (read-back agrees), SAFE stays latched.
+//
+// Precharge and a slow board: settle_ns is how long the board may take to apply a relay command
+// (the rig's sketch applies commands once a second). A DC-link reading counts for the match only
+// when taken at least settle_ns after the step was commanded, and the timeout starts after it.
+//
 // Time-based rules count from the first input of any kind: the board watchdog (board_expected) is
 // armed by it, so a board that never sends a line is dangerous board_timeout_ns after start-up.
 // The pack current used for opening the contactors is the largest |value| of the latest samples of
@@ -121,6 +130,7 @@ struct PrechargeConfig {
   TimeNs timeout_ns = 10'000'000'000;  // rig waited 10 s per step
   TimeNs retry_delay_ns = 5'000'000'000;
   int max_attempts = 3;           // then lockout until an operator reset
+  TimeNs settle_ns = 0;           // the board applies a relay command within this (rig sketch: ~2 cycles)
 };
 
 struct SupervisorConfig {
@@ -180,6 +190,7 @@ enum class RuleKind : std::uint8_t {
   contactor_current, // |pack current| below the threshold
   contactor_delay,   // maximum delay reached with current still high or unknown
   precharge,         // precharge sequence step, match, timeout or lockout
+  board_fault,       // the board opened the relays by itself, or an output does not follow (BoardFault)
   operator_request,  // reset or start requested by the operator
   state,             // a state refuses the request (e.g. start while SAFE)
 };
@@ -195,6 +206,18 @@ struct Reason {
   double threshold = 0;
   TimeNs since_ns = 0;    // when the condition started (first sample beyond the threshold)
 };
+
+// What the board did by itself (cellguard's firmware), or an output that does not follow.
+enum class BoardFault : std::uint8_t {
+  none,               // the outputs read back as commanded again
+  heartbeat_timeout,  // its fail-safe opened the relays: the edge's heartbeats stopped
+  ground_fault,       // its fail-safe opened the relays: the ground-fault input
+  watchdog_reset,     // its watchdog reset it: every output low
+  reset,              // it reset otherwise (power, reset pin, brown-out): every output low
+  output_mismatch,    // an output still reads back wrong after the re-sends
+};
+// For people: "board opened the relays: heartbeat timeout".
+std::string_view to_string(BoardFault fault);
 
 enum class DecisionKind : std::uint8_t {
   state_changed,             // from -> to
@@ -288,6 +311,8 @@ class Supervisor {
   // A valid poll reading (whole block, right byte count) / an acknowledged heartbeat write arrived.
   Decisions on_inverter_reading(TimeNs time_ns);
   Decisions on_inverter_heartbeat(TimeNs time_ns);
+  // Board fault: any fault is dangerous at once (reason.measured = the BoardFault); none clears it.
+  Decisions on_board_fault(BoardFault fault, TimeNs time_ns);
   Decisions on_operator_reset(TimeNs time_ns);
   // Start charging/discharging: refused (with the reason) when fewer modules than expected are
   // known, a dangerous cause is active, the state is DANGEROUS/SAFE or precharge is locked out;
@@ -373,7 +398,7 @@ class Supervisor {
   SupervisorConfig config_;
   std::vector<Channel> channels_;
   std::array<Module, kMaxModuleId + 1> modules_{};
-  Slot board_, inverter_, insulation_, inverter_fresh_;
+  Slot board_, inverter_, insulation_, inverter_fresh_, board_fault_;
   std::array<int, 3> level_counts_{};  // causes per Level (index 0 unused)
   std::array<int, 3> nudge_counts_{};  // channels with a low (0) / high (2) voltage warning
   std::array<std::vector<ChannelId>, kQuantityCount> by_quantity_;

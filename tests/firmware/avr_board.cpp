@@ -34,6 +34,17 @@ struct AvrBoardCallbacks {
   }
   static void uart_xon(avr_irq_t*, std::uint32_t, void* param) { static_cast<AvrBoard*>(param)->uart_xoff_ = false; }
   static void uart_xoff(avr_irq_t*, std::uint32_t, void* param) { static_cast<AvrBoard*>(param)->uart_xoff_ = true; }
+  template <char Port>
+  static void port_write(avr_irq_t*, std::uint32_t value, void* param) {
+    auto* board = static_cast<AvrBoard*>(param);
+    const int index = Port - 'B';
+    const auto written = static_cast<std::uint8_t>(value & 0xFF);
+    std::lock_guard lock(board->mutex_);
+    if (written == board->port_latch_[index]) return;
+    board->port_writes_.push_back({Port, written, board->port_latch_[index],
+                                   static_cast<double>(board->avr_->cycle) / kFrequency});
+    board->port_latch_[index] = written;
+  }
   // The board thread keeps time itself; simavr's own sleep would sleep on top of it.
   static void no_sleep(avr_t*, avr_cycle_count_t) {}
 };
@@ -83,6 +94,13 @@ std::unique_ptr<AvrBoard> AvrBoard::create(const std::string& elf_path, std::str
                           board.get());
   avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF),
                           AvrBoardCallbacks::uart_xoff, board.get());
+
+  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('B'), IOPORT_IRQ_REG_PORT),
+                          AvrBoardCallbacks::port_write<'B'>, board.get());
+  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('C'), IOPORT_IRQ_REG_PORT),
+                          AvrBoardCallbacks::port_write<'C'>, board.get());
+  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('D'), IOPORT_IRQ_REG_PORT),
+                          AvrBoardCallbacks::port_write<'D'>, board.get());
 
   board->master_fd_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (board->master_fd_ < 0 || ::grantpt(board->master_fd_) != 0 || ::unlockpt(board->master_fd_) != 0) {
@@ -163,6 +181,16 @@ std::optional<AvrBoard::PinChange> AvrBoard::wait_output(int pin, bool high, std
   return std::nullopt;
 }
 
+void AvrBoard::inject_input(const std::string& bytes) {
+  std::lock_guard lock(mutex_);
+  injected_ += bytes;
+}
+
+std::vector<AvrBoard::PortWrite> AvrBoard::port_writes() const {
+  std::lock_guard lock(mutex_);
+  return port_writes_;
+}
+
 double AvrBoard::sim_seconds() const {
   std::lock_guard lock(mutex_);
   return sim_s_;
@@ -203,6 +231,11 @@ void AvrBoard::pump_uart() {
     const ssize_t n = ::read(master_fd_, buffer, sizeof buffer);
     if (n <= 0) break;  // EAGAIN, or EIO while no host has the slave open
     to_board_.append(buffer, static_cast<std::size_t>(n));
+  }
+  {
+    std::lock_guard lock(mutex_);
+    to_board_ += injected_;
+    injected_.clear();
   }
   avr_irq_t* input = avr_io_getirq(avr_, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
   std::size_t fed = 0;

@@ -41,6 +41,14 @@ class AvrBoard {
     WallClock::time_point wall;
   };
 
+  // A write of the firmware to an output latch (PORTB, PORTC, PORTD), as simavr reports it.
+  struct PortWrite {
+    char port = 'D';
+    std::uint8_t value = 0;  // the register after the write
+    std::uint8_t before = 0; // and before it
+    double sim_s = 0;
+  };
+
   // Loads the ELF and opens the pty; the core does not run until start(). nullptr and `error` set
   // when the ELF cannot be read or the pty not opened.
   static std::unique_ptr<AvrBoard> create(const std::string& elf_path, std::string& error);
@@ -62,8 +70,15 @@ class AvrBoard {
   bool output(int pin) const;
   std::uint8_t outputs() const;  // bit n = pin n driven high
   std::vector<PinChange> changes() const;
+  // Every write to PORTB/C/D that changed the register (Arduino pin n: PORTD bit n for 0..7,
+  // PORTB bit n-8 for 8..13, PORTC for A0..A5): which pins the firmware ever wrote.
+  std::vector<PortWrite> port_writes() const;
   // Waits until `pin` is at `high` (at once if it already is); the change, or nullopt on timeout.
   std::optional<PinChange> wait_output(int pin, bool high, std::chrono::milliseconds timeout) const;
+
+  // Bytes into the board's UART as if from the host, beside the pty (e.g. the test build's `X`
+  // that hangs the firmware's main loop while the edge holds the port).
+  void inject_input(const std::string& bytes);
 
   double sim_seconds() const;
   // Simulated time at which the host's last byte equal to `byte` entered the board's UART.
@@ -100,6 +115,9 @@ class AvrBoard {
   double sim_s_ = 0;
   double max_lag_ms_ = 0;
   double last_input_s_[128] = {};
+  std::vector<PortWrite> port_writes_;
+  std::string injected_;  // from inject_input(), under mutex_
+  std::uint8_t port_latch_[3] = {0, 0, 0};  // B, C, D
 
   friend struct AvrBoardCallbacks;
 };

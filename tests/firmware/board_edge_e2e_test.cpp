@@ -2,7 +2,9 @@
 // (`cellguard sim`, socketcand and Modbus TCP) and the board firmware in simavr as the sensor board
 // (its pty as the edge's board device). The edge detects the firmware's extension, heartbeats it,
 // closes the contactors on `start`; then it is killed with SIGKILL and the time until the contactor
-// pins drop is measured (must be < 600 ms).
+// pins drop is measured (must be < 600 ms). Issue 13 item 4: the board's own fail-safe (heartbeat
+// timeout, ground-fault input) and its watchdog reset reach the supervisor (SAFE with that cause),
+// and after a reset the edge sends the commanded outputs again and verifies them by read-back.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -43,7 +45,7 @@ class BoardEdgeE2E : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     std::string error;
-    board_ = AvrBoard::create(CELLGUARD_BOARD_ELF, error);
+    board_ = AvrBoard::create(elf(), error);
     ASSERT_TRUE(board_) << error;
     // About 22 °C on both thermistors (3400 Ω against 2200 Ω: 3.04 V), pressure sensor at 0.5 V.
     board_->set_analog_mv(0, 3036);
@@ -78,6 +80,7 @@ class BoardEdgeE2E : public ::testing::Test {
       }
     });
   }
+  virtual std::string elf() const { return CELLGUARD_BOARD_ELF; }
   void TearDown() override {
     wiring_running_ = false;
     if (wiring_thread_.joinable()) wiring_thread_.join();
@@ -150,6 +153,87 @@ TEST_F(BoardEdgeE2E, AKilledEdgeLeavesTheBatteryDisconnectedWithin600Ms) {
   EXPECT_LT(positive_ms, 600);
   EXPECT_LT(negative_ms, 600);
   EXPECT_FALSE(board_->output(4));  // the precharge relay too
+}
+
+// With the test build of the firmware (its `X` hangs the main loop: a watchdog reset).
+class BoardFeedbackE2E : public BoardEdgeE2E {
+ protected:
+  std::string elf() const override { return CELLGUARD_BOARD_TEST_ELF; }
+  json request_edge(const json& req) { return request((dir_ / "edge.sock").string(), req); }
+  // Start (precharge) and wait until the main contactors are closed.
+  void close_contactors() {
+    json answer = request_edge({{"cmd", "start"}});
+    ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << logs();
+    ASSERT_TRUE(board_->wait_output(kRelay1, true, 20s)) << edge_status().dump(2) << logs();
+  }
+  std::string state_reason() { return edge_status()["state_reason"].value("text", ""); }
+};
+
+TEST_F(BoardFeedbackE2E, TheBoardsOwnOpeningGivesSafeWithItsCauseAndAResetIsResentAndVerified) {
+  // About 40 °C on the board's thermistors: pump and fan on (hot_c 30 °C), so a reset has
+  // something to restore besides the (open) relays.
+  board_->set_analog_mv(0, 1944);
+  board_->set_analog_mv(1, 1944);
+  edge_ = std::make_unique<ChildProcess>(std::vector<std::string>{binary(), "edge", "--config", write_config()},
+                                         (dir_ / "edge.log").string());
+  ASSERT_TRUE(edge_->ready()) << edge_->log();
+  JsonLinesTail events((dir_ / "events.jsonl").string());
+  ASSERT_TRUE(wait_until([&] { return edge_status()["board"].value("fail_safe", "") == "armed"; }, 10s)) << logs();
+  ASSERT_TRUE(wait_until([&] { return edge_status()["modules"].value("found", 0) == 2; }, 10s)) << logs();
+  ASSERT_TRUE(wait_until([&] { return edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << logs();
+  ASSERT_TRUE(board_->wait_output(6, true, 5s)) << logs();  // pump (and fan) on: hot
+  ASSERT_TRUE(board_->wait_output(7, true, 1s));
+
+  // 1. The heartbeat stops (the edge frozen for 0.8 s, beyond the board's 500 ms): the board opens
+  // the relays; the edge, running again, goes SAFE with that cause.
+  close_contactors();
+  ::kill(edge_->pid(), SIGSTOP);
+  ASSERT_TRUE(board_->wait_output(kRelay1, false, 2s));
+  std::this_thread::sleep_for(300ms);
+  ::kill(edge_->pid(), SIGCONT);
+  ASSERT_TRUE(wait_until([&] { return edge_status().value("state", "") == "safe"; }, 5s)) << logs();
+  EXPECT_NE(state_reason().find("board opened the relays: heartbeat timeout"), std::string::npos) << state_reason();
+  const std::size_t before_stop = events.poll().size();
+  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "relays_opened" && e.value("detail", "") == "hb_lost"; }, 2s));
+  // The read-back confirms the relays open as now commanded: the cause clears, a reset is accepted.
+  std::size_t opened_at = 0;
+  for (std::size_t i = 0; i < events.all().size(); ++i)
+    if (events.all()[i].value("event", "") == "relays_opened") opened_at = i;
+  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s, opened_at))
+      << logs();
+  (void)before_stop;
+  json answer = request_edge({{"cmd", "reset"}});
+  ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << logs();
+
+  // 2. The ground-fault input: the board opens the relays itself (edge closed them again first).
+  close_contactors();
+  const std::size_t before_fault = events.poll().size();
+  board_->set_digital_input(2, false);  // the insulation monitor's contact closes to GND: alarm
+  ASSERT_TRUE(board_->wait_output(kRelay1, false, 2s));
+  ASSERT_TRUE(wait_until([&] { return edge_status().value("state", "") == "safe"; }, 5s)) << logs();
+  EXPECT_NE(state_reason().find("board opened the relays: ground-fault input"), std::string::npos) << state_reason();
+  EXPECT_EQ(edge_status()["board"].value("fail_safe", ""), "gnd_fault");
+  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s, before_fault))
+      << logs();
+  board_->set_digital_input(2, true);
+
+  // 3. A watchdog reset: every output drops; the edge sends the commanded state again (pump and
+  // fan on, relays open: it is SAFE) and verifies it by read-back.
+  const json board_before = edge_status()["board"];
+  const std::size_t before_reset = events.poll().size();
+  board_->inject_input("X");
+  ASSERT_TRUE(board_->wait_output(6, false, 2s));  // the reset dropped the pump
+  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "reset" && e.value("cause", "") == "wdt"; }, 3s, before_reset))
+      << logs();
+  ASSERT_TRUE(board_->wait_output(6, true, 3s)) << logs();  // re-sent
+  ASSERT_TRUE(board_->wait_output(7, true, 1s));
+  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s, before_reset))
+      << logs();
+  const json board_after = edge_status()["board"];
+  EXPECT_EQ(board_after.value("watchdog_resets", 0), board_before.value("watchdog_resets", 0) + 1);
+  EXPECT_GT(board_after.value("readbacks_ok", 0), board_before.value("readbacks_ok", 0));
+  EXPECT_EQ(board_->outputs() & ((1 << 3) | (1 << 4) | (1 << 5)), 0);  // SAFE: the relays stay open
+  EXPECT_EQ(edge_status().value("state", ""), "safe");
 }
 
 }  // namespace

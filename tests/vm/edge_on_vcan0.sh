@@ -86,7 +86,7 @@ echo "edge_on_vcan0: vcan0 down and up: link reported, modules stale then back, 
 inverter_running() { status && grep -q '"phase": "running"' status.json; }
 wait_for 40 inverter_running || fail "the inverter start-up did not complete"
 "$cg" edge start --socket "$work/edge.sock" >start.log 2>&1 || fail "start refused: $(cat start.log)"
-closed() { status && grep -q '"contactors_closed": true' status.json; }
+closed() { status && grep -q '"commanded_closed": true' status.json; }
 wait_for 40 closed || fail "precharge did not close the contactors"
 "$cg" sim ctl --socket "$work/sim.sock" fault cell_drift module=2 cell=5 rate_v_per_s=0.5 target_v=4.4 >/dev/null ||
   fail "cell_drift fault refused"
