@@ -488,10 +488,11 @@ class Edge {
         {"can.restart_requests_total", bus.restarts_requested + retired_restarts_},
         {"can.rx_queue_overflows_total", bus.rx_queue_overflows + retired_overflows_},
     }};
-    if (now == recorded_can_counters_) return;
+    if (can_counters_recorded_ && now == recorded_can_counters_) return;  // the first call records the zeros
     if (now[6].second != recorded_can_counters_[6].second && now[6].second > 0)
       log_->warn("can: the kernel dropped {} frames from the receive queue so far (SO_RXQ_OVFL)", now[6].second);
     recorded_can_counters_ = now;
+    can_counters_recorded_ = true;
     if (!recorder_) return;
     const TimeNs wall = wall_now();
     for (const auto& [name, value] : now) recorder_->record_sample(wall, record_channels_[name], static_cast<double>(value));
@@ -1389,6 +1390,7 @@ class Edge {
   CanCounters can_;
   can::ControllerCounters controller_;  // from the error frames
   std::array<std::pair<const char*, std::uint64_t>, 7> recorded_can_counters_{};
+  bool can_counters_recorded_ = false;
   std::uint64_t retired_dropped_ = 0;
   std::uint64_t retired_overflows_ = 0, retired_restarts_ = 0;  // of buses closed and replaced
   bool bus_open_ = false;  // the bus carries frames (socketcand: after its handshake), not closed
