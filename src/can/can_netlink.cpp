@@ -74,15 +74,18 @@ std::vector<std::uint8_t> can_restart_request(int interface_index, std::uint32_t
 
 Result<void> read_netlink_ack(std::span<const std::uint8_t> answer, std::uint32_t sequence) {
   if (answer.size() < NLMSG_LENGTH(sizeof(nlmsgerr))) {
-    return Error(ErrorCode::parse_error, "netlink: short answer (" + std::to_string(answer.size()) + " bytes)");
+    return Error(ErrorCode::parse_error,
+                 "netlink: short answer (" + std::to_string(answer.size()) + " bytes)");
   }
   nlmsghdr header{};
   std::memcpy(&header, answer.data(), sizeof header);
   if (header.nlmsg_type != NLMSG_ERROR || header.nlmsg_len > answer.size() ||
       header.nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) {
-    return Error(ErrorCode::parse_error, "netlink: unexpected answer type " + std::to_string(header.nlmsg_type));
+    return Error(ErrorCode::parse_error,
+                 "netlink: unexpected answer type " + std::to_string(header.nlmsg_type));
   }
-  if (header.nlmsg_seq != sequence) return Error(ErrorCode::parse_error, "netlink: answer to another request");
+  if (header.nlmsg_seq != sequence)
+    return Error(ErrorCode::parse_error, "netlink: answer to another request");
   nlmsgerr error{};
   std::memcpy(&error, answer.data() + NLMSG_LENGTH(0), sizeof error);
   if (error.error == 0) return success();
@@ -104,7 +107,8 @@ Result<void> restart_can_controller(int interface_index) {
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   Result<void> result = success();
-  if (::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel) < 0) {
+  if (::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<const sockaddr*>(&kernel),
+               sizeof kernel) < 0) {
     result = Error(ErrorCode::io_error, std::string("netlink send: ") + std::strerror(errno));
   } else {
     pollfd p{fd, POLLIN, 0};
@@ -113,7 +117,8 @@ Result<void> restart_can_controller(int interface_index) {
       result = Error(ErrorCode::io_error, "netlink: no answer from the kernel within 1 s");
     } else {
       const ssize_t n = ::recv(fd, answer, sizeof answer, 0);
-      result = n < 0 ? Result<void>(Error(ErrorCode::io_error, std::string("netlink receive: ") + std::strerror(errno)))
+      result = n < 0 ? Result<void>(Error(ErrorCode::io_error,
+                                          std::string("netlink receive: ") + std::strerror(errno)))
                      : read_netlink_ack({answer, static_cast<std::size_t>(n)}, sequence);
     }
   }

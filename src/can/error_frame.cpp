@@ -8,10 +8,14 @@ namespace cellguard::can {
 
 const char* to_string(ControllerState state) {
   switch (state) {
-    case ControllerState::active: return "error active";
-    case ControllerState::warning: return "error warning";
-    case ControllerState::passive: return "error passive";
-    case ControllerState::bus_off: return "bus-off";
+    case ControllerState::active:
+      return "error active";
+    case ControllerState::warning:
+      return "error warning";
+    case ControllerState::passive:
+      return "error passive";
+    case ControllerState::bus_off:
+      return "bus-off";
   }
   return "?";
 }
@@ -49,8 +53,10 @@ std::string ErrorFrameInfo::describe() const {
   };
   if (bus_off) add("bus-off");
   if (restarted) add("restarted");
-  if (error_passive) add("error passive");
-  else if (error_warning) add("error warning");
+  if (error_passive)
+    add("error passive");
+  else if (error_warning)
+    add("error warning");
   if (back_to_active) add("back to error active");
   if (controller_overflow) add("controller buffer overflow");
   if (bus_error) add("protocol violation");

@@ -18,19 +18,19 @@ enum class ControllerState : std::uint8_t { active, warning, passive, bus_off };
 const char* to_string(ControllerState state);
 
 struct ErrorFrameInfo {
-  bool bus_off = false;           // CAN_ERR_BUSOFF
-  bool restarted = false;         // CAN_ERR_RESTARTED: the controller was restarted (bus-off left)
-  bool error_warning = false;     // CAN_ERR_CRTL_RX_WARNING / TX_WARNING
-  bool error_passive = false;     // CAN_ERR_CRTL_RX_PASSIVE / TX_PASSIVE
-  bool back_to_active = false;    // CAN_ERR_CRTL_ACTIVE
+  bool bus_off = false;              // CAN_ERR_BUSOFF
+  bool restarted = false;            // CAN_ERR_RESTARTED: the controller was restarted (bus-off left)
+  bool error_warning = false;        // CAN_ERR_CRTL_RX_WARNING / TX_WARNING
+  bool error_passive = false;        // CAN_ERR_CRTL_RX_PASSIVE / TX_PASSIVE
+  bool back_to_active = false;       // CAN_ERR_CRTL_ACTIVE
   bool controller_overflow = false;  // CAN_ERR_CRTL_RX_OVERFLOW / TX_OVERFLOW (controller buffers)
-  bool bus_error = false;         // CAN_ERR_PROT, CAN_ERR_BUSERROR: a protocol violation on the wire
-  bool no_ack = false;            // CAN_ERR_ACK: nobody acknowledged our frame
-  bool lost_arbitration = false;  // CAN_ERR_LOSTARB
-  bool tx_timeout = false;        // CAN_ERR_TX_TIMEOUT
-  bool transceiver = false;       // CAN_ERR_TRX
-  std::uint8_t tx_errors = 0;     // data[6] with CAN_ERR_CNT: the controller's TEC
-  std::uint8_t rx_errors = 0;     // data[7]: REC
+  bool bus_error = false;            // CAN_ERR_PROT, CAN_ERR_BUSERROR: a protocol violation on the wire
+  bool no_ack = false;               // CAN_ERR_ACK: nobody acknowledged our frame
+  bool lost_arbitration = false;     // CAN_ERR_LOSTARB
+  bool tx_timeout = false;           // CAN_ERR_TX_TIMEOUT
+  bool transceiver = false;          // CAN_ERR_TRX
+  std::uint8_t tx_errors = 0;        // data[6] with CAN_ERR_CNT: the controller's TEC
+  std::uint8_t rx_errors = 0;        // data[7]: REC
   bool has_counts = false;
 
   // "bus-off", "error passive (TX), TEC 128 REC 0", "restarted", "protocol violation", ...
@@ -45,11 +45,11 @@ ErrorFrameInfo classify_error_frame(std::uint32_t error_class, std::span<const s
 struct ControllerCounters {
   ControllerState state = ControllerState::active;
   std::uint64_t error_frames = 0;
-  std::uint64_t bus_off = 0;          // entries into bus-off
-  std::uint64_t error_passive = 0;    // entries into error passive
-  std::uint64_t error_warning = 0;    // entries into error warning
-  std::uint64_t restarts = 0;         // CAN_ERR_RESTARTED seen (by restart-ms or an explicit restart)
-  std::uint64_t bus_errors = 0;       // protocol violations, missing ACKs
+  std::uint64_t bus_off = 0;        // entries into bus-off
+  std::uint64_t error_passive = 0;  // entries into error passive
+  std::uint64_t error_warning = 0;  // entries into error warning
+  std::uint64_t restarts = 0;       // CAN_ERR_RESTARTED seen (by restart-ms or an explicit restart)
+  std::uint64_t bus_errors = 0;     // protocol violations, missing ACKs
   std::uint64_t controller_overflows = 0;
 
   // Counts one error frame; returns true when the controller state changed (an event worth

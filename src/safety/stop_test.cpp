@@ -41,7 +41,8 @@ TEST(Stop, UnderLoadTheInverterGoesOffAtOnceAndTheContactorsOpenOnlyOnceTheCurre
   EXPECT_EQ(s.next_deadline_ns(), ms(2000) + test_config().contactor_max_delay_ns);
   // ... below 5 A: open, then SAFE, and the stop is complete.
   d = rig.sample(rig.pack_current, ms(2150), -0.4);
-  ASSERT_EQ(kinds(d), (std::vector<DecisionKind>{DecisionKind::contactors_open, DecisionKind::state_changed}));
+  ASSERT_EQ(kinds(d),
+            (std::vector<DecisionKind>{DecisionKind::contactors_open, DecisionKind::state_changed}));
   EXPECT_FALSE(d[0].emergency);
   EXPECT_EQ(d[0].reason.rule, RuleKind::contactor_current);
   EXPECT_DOUBLE_EQ(d[0].reason.measured, 0.4);
@@ -67,8 +68,9 @@ TEST(Stop, WhenTheCurrentStaysHighTheContactorsOpenAfterTheMaximumDelay) {
 TEST(Stop, WithEveryRelayOpenTheStopCompletesAtOnce) {
   Rig rig = make_rig();  // no current known, nothing ever closed
   auto d = copy(rig.supervisor.on_stop_request(StopOrigin::interrupt_signal, ms(5)));
-  ASSERT_EQ(kinds(d), (std::vector<DecisionKind>{DecisionKind::state_changed, DecisionKind::inverter_off,
-                                                 DecisionKind::contactors_open, DecisionKind::state_changed}));
+  ASSERT_EQ(kinds(d),
+            (std::vector<DecisionKind>{DecisionKind::state_changed, DecisionKind::inverter_off,
+                                       DecisionKind::contactors_open, DecisionKind::state_changed}));
   EXPECT_FALSE(d[2].emergency);
   EXPECT_TRUE(rig.supervisor.stop_complete());
 }

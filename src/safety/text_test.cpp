@@ -116,9 +116,10 @@ TEST(ReasonText, ContactorOpeningOnLowCurrentAndAfterTheMaximumDelay) {
   loaded.sample(loaded.pack_current, ms(0), 40);
   loaded.sample(loaded.cells[0], ms(0), 4.25);
   d = copy(loaded.supervisor.tick(sec(2)));
-  EXPECT_EQ(loaded.supervisor.describe(only(d, DecisionKind::contactors_open), clock_at(sec(2))),
-            "contactors opened under load: pack current 40.0 A not below 5.0 A after the maximum delay of 2.0 s "
-            "(emergency opening; trip at 2026-12-07 01:36:42)");
+  EXPECT_EQ(
+      loaded.supervisor.describe(only(d, DecisionKind::contactors_open), clock_at(sec(2))),
+      "contactors opened under load: pack current 40.0 A not below 5.0 A after the maximum delay of 2.0 s "
+      "(emergency opening; trip at 2026-12-07 01:36:42)");
 }
 
 TEST(ReasonText, PrechargeStepsAndRelays) {
@@ -137,7 +138,8 @@ TEST(ReasonText, PrechargeStepsAndRelays) {
   EXPECT_EQ(s.describe(d[0].reason, clock_at(ms(4000))), "precharge reached 352.1 V of 360.0 V (98 %)");
   EXPECT_EQ(s.describe(d[1], clock_at(ms(4000))),
             "relay 3 (precharge) opened: precharge reached 352.1 V of 360.0 V (98 %)");
-  EXPECT_EQ(s.describe(d[2], clock_at(ms(4000))), "contactors closed: precharge reached 352.1 V of 360.0 V (98 %)");
+  EXPECT_EQ(s.describe(d[2], clock_at(ms(4000))),
+            "contactors closed: precharge reached 352.1 V of 360.0 V (98 %)");
 
   SupervisorConfig c = quiet_config();
   c.precharge.max_attempts = 1;
@@ -148,10 +150,12 @@ TEST(ReasonText, PrechargeStepsAndRelays) {
   failing.sample(failing.dc_link_voltage, sec(5), 200);
   d = copy(failing.supervisor.tick(sec(10)));
   EXPECT_EQ(failing.supervisor.describe(d[0], clock_at(sec(10))),
-            "relay 3 (precharge) opened: precharge timed out after 10.0 s at 200.0 V of 360.0 V (56 %), needs within "
+            "relay 3 (precharge) opened: precharge timed out after 10.0 s at 200.0 V of 360.0 V (56 %), "
+            "needs within "
             "10.0 V (attempt started at 2026-12-07 01:36:42)");
-  EXPECT_EQ(failing.supervisor.describe(only(d, DecisionKind::precharge_lockout), clock_at(sec(10))),
-            "precharge failed 1 of 1 attempts: locked out until an operator reset (since 2026-12-07 01:36:52)");
+  EXPECT_EQ(
+      failing.supervisor.describe(only(d, DecisionKind::precharge_lockout), clock_at(sec(10))),
+      "precharge failed 1 of 1 attempts: locked out until an operator reset (since 2026-12-07 01:36:52)");
 }
 
 TEST(ReasonText, OperatorRequestsModulesAndStops) {
@@ -177,11 +181,13 @@ TEST(ReasonText, OperatorRequestsModulesAndStops) {
             "state NORMAL -> DANGEROUS: stop requested (SIGTERM) at 2026-12-07 01:36:44");
   EXPECT_EQ(s.describe(only(d, DecisionKind::inverter_off).reason, clock_at(sec(2))),
             "stop requested (SIGTERM) at 2026-12-07 01:36:44");
-  for (auto origin : {StopOrigin::interrupt_signal, StopOrigin::operator_command, StopOrigin::configuration_error,
-                      StopOrigin::duration_elapsed}) {
-    Reason r{RuleKind::stop_request, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0, 0, 0, 0,
-             static_cast<std::uint8_t>(origin)};
-    EXPECT_EQ(s.describe(r, clock_at(0)), "stop requested (" + std::string(to_string(origin)) + ") at 2026-12-07 01:36:42");
+  for (auto origin : {StopOrigin::interrupt_signal, StopOrigin::operator_command,
+                      StopOrigin::configuration_error, StopOrigin::duration_elapsed}) {
+    Reason r{
+        RuleKind::stop_request,           Level::dangerous, Quantity::cell_voltage, kNoChannel, 0, 0, 0, 0,
+        static_cast<std::uint8_t>(origin)};
+    EXPECT_EQ(s.describe(r, clock_at(0)),
+              "stop requested (" + std::string(to_string(origin)) + ") at 2026-12-07 01:36:42");
   }
 }
 
@@ -202,7 +208,8 @@ TEST(ReasonText, NoTextShowsTheMonotonicClock) {
   collect(rig.sample(rig.cells[4], t0 + ms(20), 4.15), t0 + ms(20));
   collect(rig.sample(rig.cells[4], t0 + ms(30), 4.25), t0 + ms(30));
   collect(copy(rig.supervisor.tick(t0 + sec(3))), t0 + sec(3));
-  for (const auto& c : rig.supervisor.status().causes) texts.push_back(rig.supervisor.describe(c, clock_at(t0 + sec(3))));
+  for (const auto& c : rig.supervisor.status().causes)
+    texts.push_back(rig.supervisor.describe(c, clock_at(t0 + sec(3))));
   ASSERT_GE(texts.size(), 8u);
   const std::regex monotonic(R"(since [0-9]+(\.[0-9]+)? s)");
   for (const auto& text : texts) {
