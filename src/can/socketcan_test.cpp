@@ -24,6 +24,7 @@
 #include "can/bus.h"
 #include "can/bus_backends.h"
 #include "can/bus_test_support.h"
+#include "can/can_netlink.h"
 
 namespace cellguard::can {
 namespace {
@@ -248,6 +249,20 @@ TEST(SocketcanBus, KernelReceiveQueueOverflowsAreCounted) {
   EXPECT_EQ(c.frames_received + c.rx_queue_overflows, static_cast<std::uint64_t>(sent))
       << c.frames_received << " received, " << c.rx_queue_overflows << " dropped by the kernel";
   EXPECT_EQ(c.restarts_requested, 0u);  // vcan never goes bus-off
+}
+
+// The bus-off restart's rtnetlink round trip against the real kernel: a vcan has no controller to
+// restart, and the kernel's refusal comes back as a reason (a real controller is not available here).
+TEST(SocketcanBus, ARestartRequestForAVcanIsRefusedWithTheKernelsReason) {
+  const unsigned index = ::if_nametoindex("vcan0");
+  if (index == 0) {
+    if (socketcan_required()) FAIL() << "vcan0: " << std::strerror(errno);
+    GTEST_SKIP() << "no vcan0 here; vcan_vm_test runs this test inside a VM";
+  }
+  auto restarted = restart_can_controller(static_cast<int>(index));
+  ASSERT_FALSE(restarted.ok());
+  EXPECT_NE(restarted.error().message.find("controller restart refused"), std::string::npos)
+      << restarted.error().message;
 }
 
 TEST(SocketcanBus, InvalidFramesAreRefusedBeforeTheKernel) {
