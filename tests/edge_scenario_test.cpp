@@ -463,6 +463,29 @@ TEST(EdgeStop, EdgeStopCommandRunsTheSameSequence) {
   }, "operator command `edge stop`");
 }
 
+TEST(EdgeStop, SigintWithEveryRelayOpenStopsAtOnce) {
+  // Nothing was ever closed: no current can flow through the contactors, nothing to wait for.
+  Rig rig("stop-sigint", with_modules(2));
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ::kill(rig.edge_process().pid(), SIGINT);
+  ASSERT_TRUE(wait_until([&] { return !rig.edge_process().running(); }, 3s)) << rig.logs();
+  EXPECT_EQ(rig.edge_process().stop(), 0) << rig.logs();
+  rig.events().poll();
+  const json* request = nullptr;
+  const json* open = nullptr;
+  const json* complete = nullptr;
+  for (const auto& e : rig.events().all()) {
+    if (e.value("operator", "") == "stop_request") request = &e;
+    if (is_action(e, "contactors_open")) open = &e;
+    if (e.value("operator", "") == "stop_complete") complete = &e;
+  }
+  ASSERT_TRUE(request && open && complete) << rig.logs();
+  EXPECT_EQ((*request)["origin"], "SIGINT");
+  EXPECT_FALSE(open->value("emergency", true));
+  EXPECT_LT((*complete)["after_request_ms"].get<double>(), 100.0) << complete->dump();
+}
+
 TEST(EdgeStop, AConfigurationErrorAtReloadStopsSafelyWithTheLocatedErrors) {
   Rig rig("stop-reload", with_modules(2));
   rig.start_edge();
