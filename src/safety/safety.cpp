@@ -981,8 +981,8 @@ std::string_view role_words(RelayRole role) {
 }
 
 std::string_view state_words(double code) {
-  const auto state = static_cast<State>(static_cast<int>(code));
-  return to_string(state);
+  if (!(code >= 0 && code <= static_cast<double>(State::safe))) return "?";  // NaN too
+  return to_string(static_cast<State>(static_cast<int>(code)));
 }
 
 }  // namespace
