@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <cctype>
 #include <sstream>
 #include <string>
 #include <toml++/toml.h>
@@ -363,6 +364,183 @@ TEST(EdgeScenario, ScheduleRunsWithReadback) {
   EXPECT_EQ(after["inverter"].value("mode", -1), 0) << after.dump(2);
   EXPECT_FALSE(after["board"]["outputs"].value("relay1", true)) << after.dump(2);
   EXPECT_FALSE(after["board"]["outputs"].value("relay2", true)) << after.dump(2);
+}
+
+// Texts for people carry wall-clock times: no field anywhere says "since 14376.054 s" (the edge's
+// monotonic clock). Returns the offending strings.
+// "since 14376.054 s" (a monotonic clock in a text): "since ", digits, optional fraction, " s" and
+// then no letter. Hand-written rather than std::regex (GCC 12's regex warns under the sanitizers).
+bool has_monotonic_since(const std::string& text) {
+  for (std::size_t at = text.find("since "); at != std::string::npos; at = text.find("since ", at + 1)) {
+    std::size_t i = at + 6;
+    const std::size_t digits = i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    if (i == digits) continue;
+    if (i < text.size() && text[i] == '.') {
+      ++i;
+      while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    }
+    if (text.compare(i, 2, " s") == 0 &&
+        (i + 2 == text.size() || !std::isalpha(static_cast<unsigned char>(text[i + 2]))))
+      return true;
+  }
+  return false;
+}
+
+std::vector<std::string> monotonic_texts(const json& j) {
+  std::vector<std::string> found;
+  if (j.is_string()) {
+    if (has_monotonic_since(j.get<std::string>())) found.push_back(j.get<std::string>());
+  } else if (j.is_structured()) {
+    for (const auto& item : j) {
+      auto more = monotonic_texts(item);
+      found.insert(found.end(), more.begin(), more.end());
+    }
+  }
+  return found;
+}
+
+// Issue 13 item 3: a stop under load is a safe stop. A −20 A schedule runs; the stop turns the
+// inverter off, the contactors open only once the current is below the threshold, then the edge
+// exits. `trigger` stops the edge (SIGTERM or `cellguard edge stop`).
+void stop_under_load(const std::string& name, const std::function<void(Rig&)>& trigger, const char* origin) {
+  Rig rig(name, with_schedule(2, "Interval [s],Current [A]\n600,-20\n"));
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  json answer = rig.edge({{"cmd", "schedule"}, {"action", "start"}});
+  ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << rig.logs();
+  // 20 A flow: the edge reads them from the inverter and the simulated pack carries them.
+  ASSERT_TRUE(wait_until([&] {
+    const json s = rig.edge_status();
+    return s.contains("inverter") && s["inverter"].contains("last") &&
+           s["inverter"]["last"].value("dc_link_current_a", 0.0) < -19;
+  }, 20s)) << rig.edge_status().dump(2) << rig.logs();
+  EXPECT_NEAR(rig.sim_status().value("pack_current_a", 0.0), -20.0, 1.0) << rig.sim_status().dump(2);
+  ASSERT_TRUE(wait_until([&] { return rig.sim_status()["board"]["outputs"].value("relay1", false); }, 5s));
+  const json running_status = rig.edge_status();
+  EXPECT_TRUE(monotonic_texts(running_status).empty()) << running_status.dump(2);
+
+  const auto requested = std::chrono::steady_clock::now();
+  trigger(rig);
+  ASSERT_TRUE(wait_until([&] { return !rig.edge_process().running(); }, 5s)) << rig.logs();
+  const double exit_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - requested).count();
+  EXPECT_EQ(rig.edge_process().stop(), 0) << rig.logs();
+
+  // The sequence, from the edge's events.
+  rig.events().poll();
+  const auto& events = rig.events().all();
+  auto first = [&](const std::function<bool(const json&)>& match) -> const json* {
+    for (const auto& e : events)
+      if (match(e)) return &e;
+    return nullptr;
+  };
+  const json* request = first([](const json& e) { return e.value("operator", "") == "stop_request"; });
+  const json* off = first([](const json& e) { return is_action(e, "inverter_off"); });
+  const json* written = first([](const json& e) {
+    return e.value("link", "") == "inverter" && e.value("event", "") == "command_written" &&
+           e.value("message", "").find("off") != std::string::npos;
+  });
+  const json* open = first([](const json& e) { return is_action(e, "contactors_open"); });
+  const json* safe = first([](const json& e) { return is_state(e, "safe"); });
+  const json* complete = first([](const json& e) { return e.value("operator", "") == "stop_complete"; });
+  ASSERT_TRUE(request && off && written && open && safe && complete) << rig.logs();
+  EXPECT_EQ((*request)["origin"], origin);
+  EXPECT_EQ((*off)["reason"]["rule"], "stop_request");
+  EXPECT_EQ((*off)["reason"]["origin"], origin);
+  EXPECT_NE((*off)["text"].get<std::string>().find(std::string("inverter off: stop requested (") + origin + ") at 20"),
+            std::string::npos)
+      << (*off)["text"];
+  // Inverter off first; the contactors open only once |I| is below the threshold, not under load.
+  const double t_request = (*request)["t"], t_off = (*off)["t"], t_written = (*written)["t"], t_open = (*open)["t"];
+  EXPECT_LE(t_request, t_off);
+  EXPECT_LE(t_off, t_written);
+  EXPECT_LE(t_written, t_open);
+  EXPECT_EQ((*open)["reason"]["rule"], "contactor_current") << open->dump();
+  EXPECT_FALSE((*open).value("emergency", true));
+  EXPECT_LT((*open)["reason"]["measured"].get<double>(), 5.0) << open->dump();
+  // The simulated inverter ramps at 100 A/s: from 20 A to below 5 A takes 150 ms at least.
+  EXPECT_GE(t_open - t_off, 0.1) << "the contactors opened under load";
+  EXPECT_LT(t_open - t_off, 2.0) << "the current never fell below the threshold";
+  EXPECT_LT(exit_ms, 2000.0 + 500.0 + 1000.0) << "bounded by the maximum delay plus the margin";
+  for (const auto& e : events) EXPECT_TRUE(monotonic_texts(e).empty()) << e.dump();
+  std::printf("%s under -20 A: inverter off %.2f ms after the request, mode off written %.1f ms, contactors open %.1f ms "
+              "(at %.2f A), process exit %.0f ms\n",
+              origin, (t_off - t_request) * 1e3, (t_written - t_request) * 1e3, (t_open - t_request) * 1e3,
+              (*open)["reason"]["measured"].get<double>(), exit_ms);
+  // The rig is left safe: inverter mode off, every relay open.
+  const json after = rig.sim_status();
+  EXPECT_EQ(after["inverter"].value("mode", -1), 0) << after.dump(2);
+  for (const char* relay : {"relay1", "relay2", "relay3"})
+    EXPECT_FALSE(after["board"]["outputs"].value(relay, true)) << relay << after.dump(2);
+  EXPECT_NEAR(after.value("pack_current_a", 99.0), 0.0, 0.5) << after.dump(2);
+}
+
+TEST(EdgeStop, SigtermUnderLoadTurnsTheInverterOffThenOpensTheContactorsOnceTheCurrentIsLow) {
+  stop_under_load("stop-sigterm", [](Rig& rig) { ::kill(rig.edge_process().pid(), SIGTERM); }, "SIGTERM");
+}
+
+TEST(EdgeStop, EdgeStopCommandRunsTheSameSequence) {
+  stop_under_load("stop-command", [](Rig& rig) {
+    const std::string command = binary() + " edge stop --socket " + (rig.dir() / "edge.sock").string() + " > " +
+                                (rig.dir() / "stop.out").string() + " 2>&1";
+    EXPECT_EQ(std::system(command.c_str()), 0);
+    std::ifstream in(rig.dir() / "stop.out");
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line.rfind("stop: inverter off, contactors open once |I| < 5.0 A (at most 2.0 s)", 0), 0u) << line;
+  }, "operator command `edge stop`");
+}
+
+TEST(EdgeStop, SigintWithEveryRelayOpenStopsAtOnce) {
+  // Nothing was ever closed: no current can flow through the contactors, nothing to wait for.
+  Rig rig("stop-sigint", with_modules(2));
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ::kill(rig.edge_process().pid(), SIGINT);
+  ASSERT_TRUE(wait_until([&] { return !rig.edge_process().running(); }, 3s)) << rig.logs();
+  EXPECT_EQ(rig.edge_process().stop(), 0) << rig.logs();
+  rig.events().poll();
+  const json* request = nullptr;
+  const json* open = nullptr;
+  const json* complete = nullptr;
+  for (const auto& e : rig.events().all()) {
+    if (e.value("operator", "") == "stop_request") request = &e;
+    if (is_action(e, "contactors_open")) open = &e;
+    if (e.value("operator", "") == "stop_complete") complete = &e;
+  }
+  ASSERT_TRUE(request && open && complete) << rig.logs();
+  EXPECT_EQ((*request)["origin"], "SIGINT");
+  EXPECT_FALSE(open->value("emergency", true));
+  EXPECT_LT((*complete)["after_request_ms"].get<double>(), 100.0) << complete->dump();
+}
+
+TEST(EdgeStop, AConfigurationErrorAtReloadStopsSafelyWithTheLocatedErrors) {
+  Rig rig("stop-reload", with_modules(2));
+  rig.start_edge();
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  // A valid reload changes nothing.
+  ::kill(rig.edge_process().pid(), SIGHUP);
+  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return e.value("operator", "") == "reload"; }, 5s)) << rig.logs();
+  EXPECT_TRUE(rig.edge_process().running());
+  // The file gets an error: the edge stops safely and names it.
+  {
+    std::ofstream out(rig.dir() / "edge.toml", std::ios::app);
+    out << "\n[safety.limits.cell_voltage]\nwarning_high = \"high\"\n";
+  }
+  ::kill(rig.edge_process().pid(), SIGHUP);
+  ASSERT_TRUE(wait_until([&] { return !rig.edge_process().running(); }, 5s)) << rig.logs();
+  EXPECT_EQ(rig.edge_process().stop(), 1) << rig.logs();
+  rig.events().poll();
+  const json* request = nullptr;
+  for (const auto& e : rig.events().all())
+    if (e.value("operator", "") == "stop_request") request = &e;
+  ASSERT_NE(request, nullptr) << rig.logs();
+  EXPECT_EQ((*request)["origin"], "configuration error at reload");
+  EXPECT_NE((*request)["detail"].get<std::string>().find("edge.toml:"), std::string::npos) << request->dump();
+  bool opened = false;
+  for (const auto& e : rig.events().all()) opened = opened || is_action(e, "contactors_open");
+  EXPECT_TRUE(opened) << rig.logs();
 }
 
 TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording) {

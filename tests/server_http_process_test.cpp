@@ -229,6 +229,12 @@ TEST_F(ServerHttpProcessTest, TheApiShowsTheConnectedEdgeWithModulesAndChangingV
   EXPECT_NE(metrics->body.find("cellguard_edge_connected{edge=\"rig-01\"} 1\n"), std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("cellguard_edges_connected 1\n"), std::string::npos);
+  // The edge's CAN controller counters (issue 13 item 5) reach /metrics through its recording.
+  for (const char* counter : {"cellguard_edge_can_bus_off_total{edge=\"rig-01\"} 0\n",
+                              "cellguard_edge_can_error_passive_total{edge=\"rig-01\"} 0\n",
+                              "cellguard_edge_can_restarts_total{edge=\"rig-01\"} 0\n",
+                              "cellguard_edge_can_rx_queue_overflows_total{edge=\"rig-01\"} 0\n"})
+    EXPECT_NE(metrics->body.find(counter), std::string::npos) << counter << metrics->body;
 
   // A cell of module 1 drifts into the warning band (>= 4.1 V, below 4.2 V): the edge's state
   // change reaches the API with its reason, and the webhook.

@@ -19,11 +19,15 @@ struct AtomicCounters {
   std::atomic<std::uint64_t> frames_dropped{0};
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::uint64_t> malformed_elements{0};
+  std::atomic<std::uint64_t> rx_queue_overflows{0};
+  std::atomic<std::uint64_t> restarts_requested{0};
+  std::atomic<std::uint64_t> restart_failures{0};
 
   BusCounters snapshot() const {
-    return {frames_received.load(std::memory_order_relaxed), frames_sent.load(std::memory_order_relaxed),
-            frames_dropped.load(std::memory_order_relaxed), errors.load(std::memory_order_relaxed),
-            malformed_elements.load(std::memory_order_relaxed)};
+    return {frames_received.load(std::memory_order_relaxed),    frames_sent.load(std::memory_order_relaxed),
+            frames_dropped.load(std::memory_order_relaxed),     errors.load(std::memory_order_relaxed),
+            malformed_elements.load(std::memory_order_relaxed), rx_queue_overflows.load(std::memory_order_relaxed),
+            restarts_requested.load(std::memory_order_relaxed), restart_failures.load(std::memory_order_relaxed)};
   }
 };
 

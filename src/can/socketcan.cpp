@@ -1,5 +1,13 @@
 // Linux SocketCAN: a CAN_RAW socket bound to one interface, classic and FD frames, kernel receive
-// timestamps (SO_TIMESTAMPNS) and error frames (CAN_RAW_ERR_FILTER). Linux only, in this file only.
+// timestamps (SO_TIMESTAMPNS), error frames (CAN_RAW_ERR_FILTER) and the kernel's count of frames
+// dropped from the receive queue (SO_RXQ_OVFL, counters().rx_queue_overflows). Linux only, in this
+// file only.
+//
+// Bus-off (an error frame with CAN_ERR_BUSOFF): the controller is restarted through rtnetlink
+// (can_netlink.h), after 100 ms, then with a doubling back-off up to 10 s while it keeps going
+// bus-off; the back-off starts over once a data frame arrives. With restart-ms configured on the
+// interface the kernel restarts it itself and refuses ours (EBUSY, reported and counted). vcan never
+// goes bus-off: the VM test covers receiving, sending and the counters, not the restart.
 //
 // References: Documentation/networking/can.rst (RAW socket options, FD MTU handling), and
 // <linux/can.h>, <linux/can/raw.h>, <linux/can/error.h>.
@@ -10,7 +18,10 @@
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -25,6 +36,7 @@
 #include <unistd.h>
 
 #include "can/bus_backends.h"
+#include "can/can_netlink.h"
 
 namespace cellguard::can::detail {
 namespace {
@@ -33,6 +45,9 @@ namespace {
 constexpr std::size_t kMaxQueuedFrames = 4096;
 // Frames read per readiness event before giving other work on the loop a turn.
 constexpr int kMaxReadsPerWakeup = 64;
+// Bus-off restarts: first after this, doubling up to the maximum while bus-off repeats.
+constexpr std::chrono::milliseconds kFirstRestartDelay{100};
+constexpr std::chrono::milliseconds kMaxRestartDelay{10'000};
 
 std::string errno_text(int error) { return std::strerror(error); }
 
@@ -54,8 +69,13 @@ class UniqueFd {
 
 class Endpoint : public std::enable_shared_from_this<Endpoint> {
  public:
-  Endpoint(asio::io_context& io, std::string_view interface_name, bool fd_capable)
-      : io_(io), descriptor_(io), name_(interface_name), fd_capable_(fd_capable) {}
+  Endpoint(asio::io_context& io, std::string_view interface_name, int interface_index, bool fd_capable)
+      : io_(io),
+        descriptor_(io),
+        restart_timer_(io),
+        name_(interface_name),
+        interface_index_(interface_index),
+        fd_capable_(fd_capable) {}
 
   // Takes ownership of `fd` even on failure.
   Result<void> assign(int fd) {
@@ -111,6 +131,7 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
     }
     asio::error_code ignored;
     descriptor_.close(ignored);
+    restart_timer_.cancel();
   }
 
   std::string describe() const { return "socketcan:" + std::string(name_.view()); }
@@ -139,7 +160,7 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
     for (int i = 0; i < kMaxReadsPerWakeup && !closed_.load(); ++i) {
       canfd_frame raw{};
       iovec iov{&raw, sizeof raw};
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec)) + CMSG_SPACE(sizeof(std::uint32_t))];
       msghdr message{};
       message.msg_iov = &iov;
       message.msg_iovlen = 1;
@@ -167,6 +188,11 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
           timespec stamp{};
           std::memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
           timestamp_ns = static_cast<std::int64_t>(stamp.tv_sec) * 1'000'000'000 + stamp.tv_nsec;
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+          // The socket's drop count so far (cumulative, socket(7)).
+          std::uint32_t dropped = 0;
+          std::memcpy(&dropped, CMSG_DATA(c), sizeof dropped);
+          counters_.rx_queue_overflows.store(dropped, std::memory_order_relaxed);
         }
       }
       if (timestamp_ns == 0) timestamp_ns = wall_clock_ns();
@@ -187,8 +213,10 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
       frame.set_payload({raw.data, length});
       if ((frame.id & CAN_ERR_BUSOFF) != 0) {
         report(Error(ErrorCode::io_error, describe() + ": controller is bus-off"));
+        schedule_restart();
       }
     } else {
+      restart_delay_ = kFirstRestartDelay;  // the bus works: a later bus-off restarts quickly again
       frame.extended = (raw.can_id & CAN_EFF_FLAG) != 0;
       frame.id = raw.can_id & (frame.extended ? CAN_EFF_MASK : CAN_SFF_MASK);
       frame.fd = is_fd;
@@ -261,6 +289,23 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
                            });
   }
 
+  // Loop thread. One restart at a time; repeated bus-off frames while one is pending change nothing.
+  void schedule_restart() {
+    if (restart_pending_ || closed_.load()) return;
+    restart_pending_ = true;
+    restart_timer_.expires_after(restart_delay_);
+    restart_delay_ = std::min(restart_delay_ * 2, kMaxRestartDelay);
+    restart_timer_.async_wait([self = shared_from_this()](const asio::error_code& error) {
+      self->restart_pending_ = false;
+      if (error || self->closed_.load()) return;
+      self->counters_.restarts_requested.fetch_add(1, std::memory_order_relaxed);
+      if (auto restarted = restart_can_controller(self->interface_index_); !restarted) {
+        self->counters_.restart_failures.fetch_add(1, std::memory_order_relaxed);
+        self->report(Error(ErrorCode::io_error, self->describe() + ": " + restarted.error().message));
+      }
+    });
+  }
+
   void report(const Error& error) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     if (error_handler_) error_handler_(error);
@@ -272,7 +317,11 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   }
 
   asio::posix::stream_descriptor descriptor_;
+  asio::steady_timer restart_timer_;
+  std::chrono::milliseconds restart_delay_ = kFirstRestartDelay;  // loop thread
+  bool restart_pending_ = false;                                   // loop thread
   BusName name_;
+  int interface_index_;
   bool fd_capable_;
   std::mutex mutex_;
   std::deque<Frame> queue_;        // guarded by mutex_
@@ -334,6 +383,9 @@ Result<std::unique_ptr<Bus>> open_socketcan_bus(asio::io_context& io, std::strin
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0) {
     return Error(ErrorCode::io_error, where + ": cannot enable SO_TIMESTAMPNS: " + errno_text(errno));
   }
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on) < 0) {
+    return Error(ErrorCode::io_error, where + ": cannot enable SO_RXQ_OVFL: " + errno_text(errno));
+  }
   const can_err_mask_t error_mask = CAN_ERR_MASK;
   if (::setsockopt(fd.get(), SOL_CAN_RAW, CAN_RAW_ERR_FILTER, &error_mask, sizeof error_mask) < 0) {
     return Error(ErrorCode::io_error, where + ": cannot enable error frames: " + errno_text(errno));
@@ -344,7 +396,7 @@ Result<std::unique_ptr<Bus>> open_socketcan_bus(asio::io_context& io, std::strin
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) < 0) {
     return Error(ErrorCode::io_error, where + ": bind failed: " + errno_text(errno));
   }
-  auto endpoint = std::make_shared<Endpoint>(io, name, fd_capable);
+  auto endpoint = std::make_shared<Endpoint>(io, name, interface_index, fd_capable);
   if (auto assigned = endpoint->assign(fd.release()); !assigned) return assigned.error();
   endpoint->start();
   return std::unique_ptr<Bus>(std::make_unique<SocketcanBus>(std::move(endpoint)));

@@ -24,6 +24,7 @@
 #include "can/bus.h"
 #include "can/bus_backends.h"
 #include "can/bus_test_support.h"
+#include "can/can_netlink.h"
 
 namespace cellguard::can {
 namespace {
@@ -199,6 +200,69 @@ TEST(SocketcanBus, BothDirectionsAndABurstKeepTheirOrder) {
     EXPECT_TRUE(ra.frames[i].extended);
     EXPECT_EQ(ra.frames[i].data[0], i);
   }
+}
+
+// Issue 13 item 5: frames the kernel drops because the bus did not read them in time are counted
+// (SO_RXQ_OVFL): the loop does not run while a plain socket floods the interface.
+TEST(SocketcanBus, KernelReceiveQueueOverflowsAreCounted) {
+  asio::io_context io;
+  OPEN_OR_SKIP(b, io, "socketcan:vcan0");
+  Recorder rb;
+  rb.attach(*b);
+  const int sender = ::socket(PF_CAN, SOCK_RAW | SOCK_CLOEXEC, CAN_RAW);
+  ASSERT_GE(sender, 0) << std::strerror(errno);
+  ifreq request{};
+  std::strcpy(request.ifr_name, "vcan0");
+  ASSERT_EQ(::ioctl(sender, SIOCGIFINDEX, &request), 0);
+  sockaddr_can address{};
+  address.can_family = AF_CAN;
+  address.can_ifindex = request.ifr_ifindex;
+  ASSERT_EQ(::bind(sender, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  constexpr int kFrames = 20000;  // far beyond a socket's default receive buffer
+  int sent = 0;
+  for (int i = 0; i < kFrames; ++i) {
+    can_frame raw{};
+    raw.can_id = 0x321;
+    raw.len = 2;
+    raw.data[0] = static_cast<std::uint8_t>(i);
+    raw.data[1] = static_cast<std::uint8_t>(i >> 8);
+    if (::write(sender, &raw, sizeof raw) == static_cast<ssize_t>(sizeof raw)) ++sent;
+  }
+  ASSERT_GT(sent, 1000);
+  // Read what the queue kept until nothing more comes; then one more frame, queued after the last
+  // drop, carries the final drop count.
+  std::uint64_t last = ~0ull;
+  run_until(io, [&] {
+    const std::uint64_t now = b->counters().frames_received;
+    const bool quiet = now == last && now > 0;
+    last = now;
+    return quiet;
+  });
+  can_frame marker{};
+  marker.can_id = 0x322;
+  ASSERT_EQ(::write(sender, &marker, sizeof marker), static_cast<ssize_t>(sizeof marker));
+  ++sent;
+  ::close(sender);
+  ASSERT_TRUE(run_until(io, [&] { return !rb.frames.empty() && rb.frames.back().id == 0x322u; }));
+  const BusCounters c = b->counters();
+  EXPECT_GT(c.rx_queue_overflows, 0u) << "received " << c.frames_received << " of " << sent;
+  EXPECT_EQ(c.frames_received + c.rx_queue_overflows, static_cast<std::uint64_t>(sent))
+      << c.frames_received << " received, " << c.rx_queue_overflows << " dropped by the kernel";
+  EXPECT_EQ(c.restarts_requested, 0u);  // vcan never goes bus-off
+}
+
+// The bus-off restart's rtnetlink round trip against the real kernel: a vcan has no controller to
+// restart, and the kernel's refusal comes back as a reason (a real controller is not available here).
+TEST(SocketcanBus, ARestartRequestForAVcanIsRefusedWithTheKernelsReason) {
+  const unsigned index = ::if_nametoindex("vcan0");
+  if (index == 0) {
+    if (socketcan_required()) FAIL() << "vcan0: " << std::strerror(errno);
+    GTEST_SKIP() << "no vcan0 here; vcan_vm_test runs this test inside a VM";
+  }
+  auto restarted = restart_can_controller(static_cast<int>(index));
+  ASSERT_FALSE(restarted.ok());
+  EXPECT_NE(restarted.error().message.find("controller restart refused"), std::string::npos)
+      << restarted.error().message;
 }
 
 TEST(SocketcanBus, InvalidFramesAreRefusedBeforeTheKernel) {

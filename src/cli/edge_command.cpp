@@ -1,5 +1,5 @@
 // `cellguard edge`: the controller (edge/edge.h), `edge check-config`, and the operator's client
-// commands `edge status|reset|start|schedule start|stop` over the edge's control socket.
+// commands `edge status|reset|start|schedule start|stop|stop` over the edge's control socket.
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -56,6 +56,7 @@ int run_edge_command(const EdgeArgs& args) {
   options.events_path = args.events;
   options.socket_path = args.socket;
   options.duration_s = args.duration_s;
+  options.overrides = args.overrides;
   return edge::run_edge(std::move(config), options);
 }
 
@@ -136,6 +137,10 @@ void print_status(const json& s) {
               can.value("url", "").c_str(), can.value("connected", false) ? "connected" : "DISCONNECTED",
               can.value("frames", 0ull), can.value("unknown", 0ull), can.value("malformed", 0ull),
               can.value("error_frames", 0ull), can.value("dropped", 0ull));
+  std::printf("controller %s, %llu bus-off, %llu error passive, %llu restarts (%llu requested), %llu kernel queue "
+              "overflows\n",
+              can.value("controller_state", "?").c_str(), can.value("bus_off", 0ull), can.value("error_passive", 0ull),
+              can.value("restarts", 0ull), can.value("restart_requests", 0ull), can.value("rx_queue_overflows", 0ull));
   if (s.contains("board")) {
     const auto& b = s["board"];
     std::printf("board      %s %s, %llu lines (%llu invalid)", b.value("device", "").c_str(),
@@ -245,6 +250,12 @@ void register_edge(CLI::App& app, Action& action) {
   CLI::App* sched = cmd->add_subcommand("schedule", "Start or stop the configured charge/discharge schedule");
   add_client_options(sched, *client);
   sched->add_option("action", client->action, "start | stop")->required()->check(CLI::IsMember({"start", "stop"}));
+  CLI::App* stop = cmd->add_subcommand(
+      "stop",
+      "Stop the edge safely, as a trip does: inverter off, then the contactors open once |pack current| is below "
+      "[safety] contactor_open_current_a or after contactor_max_delay_ms, then the edge exits (SIGTERM and SIGINT "
+      "do the same)");
+  add_client_options(stop, *client);
 
   // The parent's callback runs after the child's: a client subcommand must not start an edge.
   cmd->final_callback([=, &action] {
@@ -264,6 +275,14 @@ void register_edge(CLI::App& app, Action& action) {
         json answer;
         if (int rc = request(*client, {{"cmd", is_reset ? "reset" : "start"}}, answer); rc != 0) return rc;
         std::printf("%s\n", is_reset ? ("reset: state " + answer.value("state", std::string("?"))).c_str() : "start: precharging");
+        return 0;
+      };
+    } else if (stop->parsed()) {
+      action = [client] {
+        json answer;
+        if (int rc = request(*client, {{"cmd", "stop"}}, answer); rc != 0) return rc;
+        std::printf("stop: inverter off, contactors open once |I| < %.1f A (at most %.1f s), then the edge exits\n",
+                    answer.value("contactor_open_current_a", 0.0), answer.value("max_delay_s", 0.0));
         return 0;
       };
     } else if (sched->parsed()) {

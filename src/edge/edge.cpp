@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "can/bus.h"
+#include "can/error_frame.h"
 #include "core/text.h"
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
@@ -43,7 +44,13 @@ constexpr std::pair<const char*, const char*> kSampleChannels[] = {
     {"board.pressure", "bar"},           {"inverter.battery_voltage_v", "V"},
     {"inverter.dc_link_voltage_v", "V"}, {"inverter.dc_link_current_a", "A"},
     {"inverter.dc_link_power_kw", "kW"}, {"inverter.heatsink_c", "degC"},
-    {"inverter.ambient_c", "degC"},      {"safety.state", ""}};
+    {"inverter.ambient_c", "degC"},      {"safety.state", ""},
+    // The CAN controller's counters (item 5 of issue 13), recorded when they change; the server's
+    // /metrics shows every "can.*_total" channel per edge.
+    {"can.error_frames_total", ""},      {"can.bus_off_total", ""},
+    {"can.error_passive_total", ""},     {"can.error_warning_total", ""},
+    {"can.restarts_total", ""},          {"can.restart_requests_total", ""},
+    {"can.rx_queue_overflows_total", ""}};
 
 using nlohmann::json;
 using safety::TimeNs;
@@ -52,10 +59,11 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr TimeNs kMs = 1'000'000;
 constexpr TimeNs kSecond = 1'000'000'000;
 constexpr TimeNs kBusReopenDelayNs = 1 * kSecond;
+constexpr TimeNs kStopMarginNs = 500 * kMs;        // a stop leaves at the latest max delay + this
+constexpr TimeNs kBoardWriteGraceNs = 300 * kMs;   // the board writes the opening before the link closes
 constexpr TimeNs kDiscoveryWindowNs = 1 * kSecond;  // traffic watched before the first module report
 constexpr TimeNs kNoModuleReportNs = 5 * kSecond;    // "no module yet" repeated this often
 constexpr std::uint32_t kSdoResponseBase = 0x580;
-constexpr std::uint32_t kCanErrBusOff = 0x40;  // linux/can/error.h CAN_ERR_BUSOFF
 // An error-frame storm: this many error frames within the window is a warning (a healthy bus has
 // none; a few come with a connector being plugged), repeated at most once per kErrorStormRepeatNs.
 constexpr std::uint64_t kErrorStormThreshold = 100;
@@ -68,12 +76,6 @@ bool worth_reporting(std::uint64_t count) { return count <= kReportFirst || coun
 // The relays of the contactor and precharge circuit, opened together.
 constexpr std::array<devices::Output, 3> kContactorRelays = {devices::Output::relay1, devices::Output::relay2,
                                                              devices::Output::relay3};
-
-std::string hex(std::uint32_t value) {
-  char text[16];
-  std::snprintf(text, sizeof text, "%x", value);
-  return text;
-}
 
 TimeNs mono_now() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
@@ -146,7 +148,7 @@ class Edge {
       : config_(std::move(config)),
         options_(options),
         log_(make_logger()),
-        signals_(io_, SIGINT, SIGTERM),
+        signals_(io_, SIGINT, SIGTERM, SIGHUP),
         sync_timer_(io_),
         deadline_timer_(io_),
         bus_timer_(io_),
@@ -167,7 +169,7 @@ class Edge {
     run_guarded(io_, [this](std::string_view what) { handler_failed("event loop", what, ""); },
                 [this] { resume_after_failure(); });
     shutdown();
-    return 0;
+    return stopped_for_config_error_ ? 1 : 0;
   }
 
  private:
@@ -234,7 +236,10 @@ class Edge {
   void resume_after_failure() {
     try {
       if (stopping_) {
-        finish_stop();
+        // The stop goes on: the supervisor's timers open the contactors, then the edge leaves.
+        armed_deadline_ns_ = -1;
+        arm_deadline();
+        check_stop_progress();
         return;
       }
       if (config_.can.sync_period_ns > 0) schedule_sync(mono_now() + config_.can.sync_period_ns);
@@ -294,15 +299,11 @@ class Edge {
         log_->debug("outputs: {}", ok.error().message);
     }
 
-    signals_.async_wait([this](asio::error_code ec, int signal) {
-      if (ec) return;
-      log_->info("signal {}: stopping", signal);
-      stop();
-    });
+    wait_for_signals();
     if (options_.duration_s > 0) {
       stop_timer_.expires_after(std::chrono::nanoseconds(static_cast<TimeNs>(options_.duration_s * 1e9)));
       stop_timer_.async_wait([this](asio::error_code ec) {
-        if (!ec) stop();
+        if (!ec) request_stop(safety::StopOrigin::duration_elapsed, "");
       });
     }
     if (config_.can.sync_period_ns > 0) schedule_sync(mono_now());
@@ -406,8 +407,8 @@ class Edge {
     return outputs_->set_all(states);
   }
 
-  safety::ChannelId add_device_channel(const char* name, safety::Quantity quantity) {
-    auto id = supervisor_->add_channel({name, quantity, 0});
+  safety::ChannelId add_device_channel(const char* name, safety::Quantity quantity, const char* label) {
+    auto id = supervisor_->add_channel({name, quantity, 0, label});
     return id ? *id : safety::kNoChannel;  // only fails for module quantities without a module id
   }
 
@@ -429,9 +430,9 @@ class Edge {
                        pins[static_cast<std::size_t>(devices::Output::relay3)]};
     link.output_pins.assign(pins.begin(), pins.end());  // the only pins the board is ever told to write
     board_ = std::make_unique<devices::BoardLink>(io_, std::move(link), mono_now);
-    board_temp1_ = add_device_channel("board.Temp1", safety::Quantity::board_temperature);
-    board_temp2_ = add_device_channel("board.Temp2", safety::Quantity::board_temperature);
-    board_pressure_ = add_device_channel("board.Press", safety::Quantity::board_pressure);
+    board_temp1_ = add_device_channel("board.Temp1", safety::Quantity::board_temperature, "board temperature 1");
+    board_temp2_ = add_device_channel("board.Temp2", safety::Quantity::board_temperature, "board temperature 2");
+    board_pressure_ = add_device_channel("board.Press", safety::Quantity::board_pressure, "board pressure");
     board_->on_reading(guard("board reading", [this](const devices::BoardReading& r) { on_board_reading(r); }));
     board_->on_invalid_line(guard("board invalid line", [this](std::string_view line, const Error& error) {
       on_board_invalid_line(line, error);
@@ -549,9 +550,12 @@ class Edge {
   Result<void> open_inverter() {
     if (!config_.inverter.enabled) return success();
     inverter_ = std::make_unique<devices::InverterClient>(io_, config_.inverter.client, mono_now);
-    inverter_battery_ = add_device_channel("inverter.battery_voltage", safety::Quantity::inverter_battery_voltage);
-    inverter_dc_link_ = add_device_channel("inverter.dc_link_voltage", safety::Quantity::dc_link_voltage);
-    inverter_current_ = add_device_channel("inverter.dc_link_current", safety::Quantity::pack_current);
+    inverter_battery_ = add_device_channel("inverter.battery_voltage", safety::Quantity::inverter_battery_voltage,
+                                           "inverter battery voltage");
+    inverter_dc_link_ = add_device_channel("inverter.dc_link_voltage", safety::Quantity::dc_link_voltage,
+                                           "inverter DC link voltage");
+    inverter_current_ = add_device_channel("inverter.dc_link_current", safety::Quantity::pack_current,
+                                           "inverter DC link current");
     inverter_->on_readings(guard("inverter readings", [this](const devices::InverterReadings& r) { on_inverter_readings(r); }));
     inverter_->on_link(guard("inverter link", [this](bool ok, TimeNs, const std::string& detail) {
       if (ok != inverter_link_ok_) {
@@ -606,7 +610,10 @@ class Edge {
 
   void open_bus() {
     if (bus_) {
-      retired_dropped_ += bus_->counters().frames_dropped;
+      const auto retired = bus_->counters();
+      retired_dropped_ += retired.frames_dropped;
+      retired_overflows_ += retired.rx_queue_overflows;
+      retired_restarts_ += retired.restarts_requested;
       bus_->close();
     }
     auto bus = can::open_bus(io_, config_.can.url);
@@ -648,9 +655,13 @@ class Edge {
 
   void on_error_frame(const can::Frame& frame, TimeNs received) {
     ++can_.error_frames;
-    if ((frame.id & kCanErrBusOff) != 0) can_error("bus-off (error frame class 0x" + hex(frame.id) + ")");
+    const can::ErrorFrameInfo info = can::classify_error_frame(frame.id, frame.payload());
+    const bool changed = controller_.add(info);
+    if (info.bus_off) can_error("bus-off (" + info.describe() + ")");
+    if (changed) controller_state_event(info);
     if (can_.error_frames <= 10 || can_.error_frames % 1000 == 0)
-      log_->warn("can: error frame class 0x{:x} ({} so far)", frame.id, can_.error_frames);
+      log_->warn("can: error frame: {} (class 0x{:x}, {} so far)", info.describe(), frame.id, can_.error_frames);
+    record_can_counters();
     if (auto storm = error_storm_.add(received)) {
       const double window_s = static_cast<double>(storm->window_ns) / 1e9;
       char text[320];
@@ -684,12 +695,12 @@ class Edge {
   }
 
   void schedule_bus_reopen() {
-    if (stopping_ || bus_reopen_pending_) return;
+    if (leaving_ || bus_reopen_pending_) return;
     bus_reopen_pending_ = true;
     bus_timer_.expires_after(std::chrono::nanoseconds(kBusReopenDelayNs));
     bus_timer_.async_wait([this](asio::error_code ec) {
       bus_reopen_pending_ = false;
-      if (ec || stopping_) return;
+      if (ec || leaving_) return;
       ++can_.reopens;
       open_bus();
     });
@@ -709,7 +720,40 @@ class Edge {
     });
   }
 
+  // A controller state change (error warning, error passive, bus-off, restarted, active again).
+  void controller_state_event(const can::ErrorFrameInfo& info) {
+    const std::string text = std::string("CAN controller ") + can::to_string(controller_.state) + ": " + info.describe();
+    if (controller_.state == can::ControllerState::active) log_->info("can: {}", text);
+    else log_->warn("can: {}", text);
+    emit({{"t", wall_s()}, {"kind", "link"}, {"link", "can"}, {"event", "controller_state"},
+          {"state", can::to_string(controller_.state)}, {"bus_off", controller_.bus_off},
+          {"error_passive", controller_.error_passive}, {"restarts", controller_.restarts}, {"text", text}});
+  }
+
+  // The CAN counters as samples when any changed (checked per error frame and per SYNC).
+  void record_can_counters() {
+    const auto bus = bus_ ? bus_->counters() : can::BusCounters{};
+    const std::array<std::pair<const char*, std::uint64_t>, 7> now = {{
+        {"can.error_frames_total", can_.error_frames},
+        {"can.bus_off_total", controller_.bus_off},
+        {"can.error_passive_total", controller_.error_passive},
+        {"can.error_warning_total", controller_.error_warning},
+        {"can.restarts_total", controller_.restarts},
+        {"can.restart_requests_total", bus.restarts_requested + retired_restarts_},
+        {"can.rx_queue_overflows_total", bus.rx_queue_overflows + retired_overflows_},
+    }};
+    if (can_counters_recorded_ && now == recorded_can_counters_) return;  // the first call records the zeros
+    if (now[6].second != recorded_can_counters_[6].second && now[6].second > 0)
+      log_->warn("can: the kernel dropped {} frames from the receive queue so far (SO_RXQ_OVFL)", now[6].second);
+    recorded_can_counters_ = now;
+    can_counters_recorded_ = true;
+    if (!recorder_) return;
+    const TimeNs wall = wall_now();
+    for (const auto& [name, value] : now) recorder_->record_sample(wall, record_channels_[name], static_cast<double>(value));
+  }
+
   void send_sync() {
+    record_can_counters();
     if (!bus_ || !bus_open_) {
       ++can_.sync_failed;
       return;
@@ -949,8 +993,8 @@ class Edge {
     }
     switch (d.kind) {
       case K::state_changed:
-        log_->log(d.to == safety::State::normal ? spdlog::level::info : spdlog::level::warn, "state {} -> {}: {}",
-                  to_string(d.from), to_string(d.to), supervisor_->describe(d.reason));
+        log_->log(d.to == safety::State::normal ? spdlog::level::info : spdlog::level::warn, "{}",
+                  event.value("text", std::string()));
         if (d.to == safety::State::dangerous || d.to == safety::State::safe) stop_schedule("state " + state_name(d.to));
         if (recorder_) recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(d.to));
         break;
@@ -964,7 +1008,7 @@ class Edge {
       case K::precharge_lockout:
         if (schedule_start_pending_) {
           schedule_start_pending_ = false;
-          last_refusal_ = supervisor_->describe(d.reason);
+          last_refusal_ = supervisor_->describe(d.reason, time_base().clock_at(d.time_ns));
         }
         break;
       case K::module_joined:
@@ -975,8 +1019,8 @@ class Edge {
         break;
     }
     if (d.kind != K::state_changed && d.kind != K::module_joined) {
-      if (acted.error.empty()) log_->info("{}: {}", to_string(d.kind), supervisor_->describe(d.reason));
-      else log_->warn("{} NOT issued ({}): {}", to_string(d.kind), acted.error, supervisor_->describe(d.reason));
+      if (acted.error.empty()) log_->info("{}", event.value("text", std::string()));
+      else log_->warn("NOT issued ({}): {}", acted.error, event.value("text", std::string()));
     }
     emit(std::move(event));
   }
@@ -1003,6 +1047,7 @@ class Edge {
       active_causes_ = std::move(now_active);
     }
     arm_deadline();
+    check_stop_progress();
   }
 
   void arm_deadline() {
@@ -1148,7 +1193,7 @@ class Edge {
       json answer{{"ok", true}};
       for (const auto& d : decisions) {
         if (d.kind == safety::DecisionKind::reset_refused) {
-          answer = {{"ok", false}, {"error", "reset refused: " + supervisor_->describe(d.reason)},
+          answer = {{"ok", false}, {"error", "reset refused: " + supervisor_->describe(d.reason, time_base().clock())},
                     {"reason", reason_json(*supervisor_, d.reason, time_base())}};
         }
       }
@@ -1163,7 +1208,7 @@ class Edge {
       json answer{{"ok", true}};
       for (const auto& d : decisions) {
         if (d.kind == safety::DecisionKind::start_refused)
-          answer = {{"ok", false}, {"error", "start refused: " + supervisor_->describe(d.reason)},
+          answer = {{"ok", false}, {"error", "start refused: " + supervisor_->describe(d.reason, time_base().clock())},
                     {"reason", reason_json(*supervisor_, d.reason, time_base())}};
       }
       execute(decisions);
@@ -1184,7 +1229,16 @@ class Edge {
       }
       return json{{"ok", false}, {"error", "schedule: \"action\" must be \"start\" or \"stop\""}};
     }
-    return json{{"ok", false}, {"error", "unknown cmd \"" + cmd + "\" (status, reset, start, schedule)"}};
+    if (cmd == "stop") {
+      // The answer goes out before the edge leaves: leaving waits for the contactors and the board.
+      request_stop(safety::StopOrigin::operator_command, "");
+      return json{{"ok", true},
+                  {"stopping", true},
+                  {"state", state_name(supervisor_->state())},
+                  {"contactor_open_current_a", config_.safety.contactor_open_current_a},
+                  {"max_delay_s", static_cast<double>(config_.safety.contactor_max_delay_ns) / 1e9}};
+    }
+    return json{{"ok", false}, {"error", "unknown cmd \"" + cmd + "\" (status, reset, start, schedule, stop)"}};
   }
 
   json status_json() {
@@ -1233,7 +1287,16 @@ class Edge {
                 {"malformed_elements", can_.malformed_elements},
                 {"error_frame_storm", {{"threshold", kErrorStormThreshold},
                                        {"window_s", static_cast<double>(kErrorStormWindowNs) / 1e9}}},
-                {"reopens", can_.reopens}};
+                {"reopens", can_.reopens},
+                {"controller_state", can::to_string(controller_.state)},
+                {"bus_off", controller_.bus_off},
+                {"error_passive", controller_.error_passive},
+                {"error_warning", controller_.error_warning},
+                {"restarts", controller_.restarts},
+                {"restart_requests", bus_counters.restarts_requested + retired_restarts_},
+                {"restart_failures", bus_counters.restart_failures},
+                {"bus_errors", controller_.bus_errors},
+                {"rx_queue_overflows", bus_counters.rx_queue_overflows + retired_overflows_}};
     if (board_) {
       const auto b = board_->stats();
       j["board"] = {{"device", config_.board.link.device}, {"connected", b.connected},   {"lines_valid", b.lines_valid},
@@ -1436,13 +1499,120 @@ class Edge {
     }
   }
 
-  // The guard is going away (SIGTERM, --duration): leave the rig safe first. The inverter goes to
-  // mode off and the contactors open (the heartbeat would stop the converter anyway, but only after
-  // its timeout, and the board keeps its relays as last commanded). kill -9 skips this; then the
-  // inverter's heartbeat timeout is the fail-safe.
-  void stop() {
+  // ---- stopping ----------------------------------------------------------------------------------
+
+  // SIGINT and SIGTERM stop (safely, see request_stop); SIGHUP re-reads the configuration.
+  void wait_for_signals() {
+    signals_.async_wait([this](asio::error_code ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) reload_config();
+      else request_stop(signal == SIGINT ? safety::StopOrigin::interrupt_signal : safety::StopOrigin::terminate_signal, "");
+      wait_for_signals();
+    });
+  }
+
+  // SIGHUP: the configuration file is checked completely, as at start-up. With errors the edge must
+  // not go on guarding with a configuration its operator no longer has: it stops safely, the located
+  // errors as the reason. A valid, changed file is reported; it takes effect at the next start (the
+  // running guard is not rebuilt under load).
+  void reload_config() {
     if (stopping_) return;
+    EdgeConfig fresh;
+    ConfigCheck check = load_edge_config(config_.source_path, fresh);
+    if (check.ok()) check = apply_overrides(fresh, options_.overrides);
+    if (check.ok()) check = check_edge_config(fresh);
+    if (!check.ok()) {
+      const std::string problems = check.to_string();
+      log_->error("reload: {} problem{} in {}:\n{}", check.problems.size(), check.problems.size() == 1 ? "" : "s",
+                  config_.source_path, problems);
+      stopped_for_config_error_ = true;
+      request_stop(safety::StopOrigin::configuration_error, problems);
+      return;
+    }
+    const bool changed = fresh.sha256 != config_.sha256;
+    if (changed)
+      log_->warn("reload: {} is valid but changed (sha256 {}); it takes effect when the edge is restarted",
+                 config_.source_path, fresh.sha256);
+    else
+      log_->info("reload: {} unchanged", config_.source_path);
+    emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "reload"}, {"valid", true}, {"changed", changed},
+          {"config_sha256", fresh.sha256},
+          {"text", changed ? "configuration " + config_.source_path + " changed and valid; applied at the next start"
+                           : "configuration " + config_.source_path + " unchanged"}});
+  }
+
+  // Every stop (SIGTERM, SIGINT, `edge stop`, a configuration error at reload, --duration) is a safe
+  // stop, the same as a trip: the supervisor gets a stop request and decides (inverter off at once,
+  // the contactors open once |pack current| is below the threshold or after the maximum delay, pump
+  // and fan by temperature). The loop keeps reading CAN, the board and the inverter meanwhile, so the
+  // current is seen falling. The process leaves once the contactors are commanded open and the board
+  // had time to write them, and never later than the maximum delay plus a margin. kill -9 skips all
+  // this; then the inverter's heartbeat timeout and the board firmware's fail-safe act.
+  void request_stop(safety::StopOrigin origin, const std::string& detail) {
+    const double max_delay_s = static_cast<double>(config_.safety.contactor_max_delay_ns) / 1e9;
+    if (stopping_) {
+      log_->warn("{}: already stopping (the contactors open within {:.1f} s of the first request)",
+                 to_string(origin), max_delay_s);
+      return;
+    }
     stopping_ = true;
+    stop_requested_ns_ = mono_now();
+    const safety::Reason reason{safety::RuleKind::stop_request, safety::Level::dangerous, safety::Quantity::cell_voltage,
+                                safety::kNoChannel, 0, 0, 0, stop_requested_ns_, static_cast<std::uint8_t>(origin)};
+    const std::string text = supervisor_->describe(reason, time_base().clock_at(stop_requested_ns_));
+    log_->warn("{}: inverter off, then the contactors open once |I| < {} A (at most {:.1f} s){}{}", text,
+               config_.safety.contactor_open_current_a, max_delay_s, detail.empty() ? "" : "\n", detail);
+    json event{{"t", time_base().wall_s(stop_requested_ns_)}, {"kind", "operator"}, {"operator", "stop_request"},
+               {"origin", std::string(to_string(origin))}, {"text", text}};
+    if (!detail.empty()) event["detail"] = detail;
+    emit(std::move(event));
+    stop_schedule(text);
+    execute(supervisor_->on_stop_request(origin, stop_requested_ns_));
+    // The bound: the supervisor's own maximum delay fires first; this only guards the loop itself.
+    stop_timer_.cancel();
+    stop_timer_.expires_after(std::chrono::nanoseconds(config_.safety.contactor_max_delay_ns + kStopMarginNs));
+    stop_timer_.async_wait([this](asio::error_code ec) {
+      if (ec) return;
+      log_->error("stopping: the contactors were not commanded open within the maximum delay; leaving anyway");
+      leave();
+    });
+    after_inputs();  // arms the supervisor's deadline and checks whether the stop is already complete
+  }
+
+  // After every input while stopping: once the supervisor has opened the contactors (SAFE), the
+  // board gets time to write the command, then the edge leaves.
+  void check_stop_progress() {
+    if (!stopping_ || stop_finishing_ || leaving_ || !supervisor_->stop_complete()) return;
+    stop_finishing_ = true;
+    const double after_ms = static_cast<double>(mono_now() - stop_requested_ns_) / 1e6;
+    log_->info("stopping: contactors open {:.1f} ms after the stop request", after_ms);
+    emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "stop_complete"}, {"after_request_ms", after_ms},
+          {"text", fmt::format("stop complete: inverter off and contactors open {:.1f} ms after the request", after_ms)}});
+    stop_timer_.cancel();
+    // The rig's sketch takes a command only once per cycle: wait until the board took the opening
+    // (its next line, or the read-back), bounded by three cycles and a margin.
+    const TimeNs bound = board_ ? 3 * config_.board.link.writer.cycle_ns + kBoardWriteGraceNs : 0;
+    wait_outputs_then_leave(mono_now() + bound);
+  }
+
+  void wait_outputs_then_leave(TimeNs deadline_ns) {
+    const bool settled = !board_ || !board_->connected() || board_->outputs_settled();
+    if (settled || mono_now() >= deadline_ns) {
+      if (!settled) log_->warn("stopping: the board did not take the last output command in time");
+      leave();
+      return;
+    }
+    stop_timer_.expires_after(std::chrono::milliseconds(20));
+    stop_timer_.async_wait([this, deadline_ns](asio::error_code ec) {
+      if (!ec) wait_outputs_then_leave(deadline_ns);
+    });
+  }
+
+  // Tears the loop down. The inverter was commanded off by the stop sequence; a last mode-off goes
+  // out if it is not confirmed (a link that was down at the trip), and is waited for briefly.
+  void leave() {
+    if (leaving_) return;
+    leaving_ = true;
     signals_.cancel();
     sync_timer_.cancel();
     deadline_timer_.cancel();
@@ -1453,41 +1623,8 @@ class Edge {
     csv_timer_.cancel();
     if (control_) control_->close();
     if (bus_) bus_->close();
-    bool leaving_safe = false;
-    if (inverter_ && inverter_->stats().mode != devices::InverterMode::off) {
-      inverter_->command_off(mono_now());
-      leaving_safe = true;
-    }
-    if (outputs_ && std::any_of(kContactorRelays.begin(), kContactorRelays.end(),
-                                [this](devices::Output relay) { return outputs_->commanded(relay); })) {
-      if (auto ok = switch_outputs(kContactorRelays, false); !ok) log_->warn("stopping: contactors: {}", ok.error().message);
-      leaving_safe = true;
-    }
-    if (!leaving_safe) {
-      finish_stop();
-      return;
-    }
-    log_->info("stopping: inverter off and contactors open before leaving");
-    // Let the loop write the board command; the inverter's thread writes mode off meanwhile. The
-    // rig's sketch takes a command only once per cycle: wait until the board took it (bounded).
-    const auto cycle = std::chrono::nanoseconds(config_.board.link.writer.cycle_ns);
-    wait_outputs_then_finish(SteadyClock::now() + (board_ ? 3 * cycle : std::chrono::nanoseconds(0)) +
-                             std::chrono::milliseconds(300));
-  }
-
-  void wait_outputs_then_finish(SteadyClock::time_point deadline) {
-    const bool settled = !board_ || !board_->connected() || board_->outputs_settled();
-    if (settled || SteadyClock::now() >= deadline) {
-      if (!settled) log_->warn("stopping: the board did not take the last output command in time");
-      finish_stop();
-      return;
-    }
-    stop_timer_.expires_after(std::chrono::milliseconds(20));
-    stop_timer_.async_wait([this, deadline](asio::error_code) { wait_outputs_then_finish(deadline); });
-  }
-
-  void finish_stop() {
     if (inverter_) {
+      if (inverter_->stats().mode != devices::InverterMode::off) inverter_->command_off(mono_now());
       const auto deadline = SteadyClock::now() + std::chrono::seconds(1);
       while (inverter_->stats().mode != devices::InverterMode::off && SteadyClock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -1499,7 +1636,7 @@ class Edge {
   }
 
   void shutdown() {
-    stop();
+    leave();
     if (csv_) csv_->close();
     if (recorder_) {
       if (auto ok = recorder_->flush(); !ok) log_->warn("recording: {}", ok.error().message);
@@ -1539,7 +1676,11 @@ class Edge {
   std::map<std::string, std::uint32_t> record_channels_;
 
   CanCounters can_;
+  can::ControllerCounters controller_;  // from the error frames
+  std::array<std::pair<const char*, std::uint64_t>, 7> recorded_can_counters_{};
+  bool can_counters_recorded_ = false;
   std::uint64_t retired_dropped_ = 0;
+  std::uint64_t retired_overflows_ = 0, retired_restarts_ = 0;  // of buses closed and replaced
   bool bus_open_ = false;  // the bus carries frames (socketcand: after its handshake), not closed
   bool bus_up_ = false;    // for reports: no failure since the last frame
   bool bus_reopen_pending_ = false;
@@ -1575,7 +1716,11 @@ class Edge {
   std::map<std::pair<int, std::pair<safety::ChannelId, int>>, safety::Reason> active_causes_;
   std::vector<int> reported_modules_;
   bool discovery_reported_ = false;
-  bool stopping_ = false;
+  bool stopping_ = false;         // a stop was requested: the supervisor runs the trip's sequence
+  bool stop_finishing_ = false;   // the contactors are commanded open: the board gets its write
+  bool leaving_ = false;          // tearing down: no reopening, no new work
+  bool stopped_for_config_error_ = false;
+  TimeNs stop_requested_ns_ = 0;
   RateWatch error_storm_{kErrorStormThreshold, kErrorStormWindowNs, kErrorStormRepeatNs};
   std::uint64_t handler_failures_ = 0;  // handlers that threw: bugs, reported
 };

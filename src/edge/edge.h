@@ -14,6 +14,7 @@
 //   {"cmd":"reset"}                           -> leave SAFE when no dangerous cause remains
 //   {"cmd":"start"}                           -> precharge and close the contactors
 //   {"cmd":"schedule","action":"start|stop"}  -> run the configured schedule (precharging first)
+//   {"cmd":"stop"}                            -> safe stop, then the edge exits
 // When everything listens, one JSON line goes to `ready_out`:
 //   {"ready":true,"control":"/run/user/1000/cellguard/cellguard-edge-rig.sock","config_sha256":"...","modules_defined":15}
 #pragma once
@@ -30,10 +31,14 @@ struct EdgeRunOptions {
   std::string socket_path;      // overrides [operator] socket
   std::FILE* ready_out = stdout;
   double duration_s = 0;        // > 0: stop after this long (tests, benchmarks)
+  EndpointOverrides overrides;  // applied again when SIGHUP re-reads the configuration
 };
 
-// Runs until SIGINT/SIGTERM (or duration_s). The configuration must have passed
-// check_edge_config(). Returns the exit code: 0 after a clean stop, 1 if it could not start.
+// Runs until SIGINT/SIGTERM, `{"cmd":"stop"}` (or duration_s); each is a safe stop (inverter off,
+// contactors open once the current is low or after the maximum delay, then exit). SIGHUP re-checks
+// the configuration file: errors stop the edge safely with them as the reason. The configuration
+// must have passed check_edge_config(). Returns the exit code: 0 after a clean stop, 1 if it could
+// not start or stopped for a configuration error at reload.
 int run_edge(EdgeConfig config, const EdgeRunOptions& options);
 
 }  // namespace cellguard::edge

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "core/text.h"
 
@@ -43,6 +44,17 @@ std::string to_json_text(nlohmann::json value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string iso_utc(std::int64_t wall_ns) {
+  const std::int64_t ms = wall_ns / 1'000'000 - (wall_ns < 0 && wall_ns % 1'000'000 != 0 ? 1 : 0);
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000 - (ms < 0 && ms % 1000 != 0 ? 1 : 0));
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[40];
+  const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(((ms % 1000) + 1000) % 1000));
+  return text;
+}
+
 std::string state_name(safety::State state) {
   std::string name(to_string(state));
   for (char& c : name) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -60,7 +72,9 @@ nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::R
   j["measured"] = reason.measured;
   j["threshold"] = reason.threshold;
   j["since_s"] = time.wall_s(reason.since_ns);
-  j["text"] = supervisor.describe(reason);
+  j["since_utc"] = iso_utc(time.wall(reason.since_ns));
+  if (reason.rule == safety::RuleKind::stop_request) j["origin"] = std::string(to_string(static_cast<safety::StopOrigin>(reason.detail)));
+  j["text"] = supervisor.describe(reason, time.clock());
   return j;
 }
 
@@ -95,7 +109,10 @@ nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety
     j["role"] = std::string(to_string(d.role));
     j["closed"] = d.closed;
   }
-  j["reason"] = reason_json(supervisor, d.reason, time);
+  // Texts at the decision's own time (durations such as "0.2 s after the trip" end there).
+  const TimeBase at{time.wall(d.time_ns), d.time_ns};
+  j["reason"] = reason_json(supervisor, d.reason, at);
+  j["text"] = supervisor.describe(d, at.clock());
   return j;
 }
 

@@ -34,17 +34,28 @@ struct TimeBase {
   std::int64_t wall_ns = 0;
   std::int64_t mono_ns = 0;
   double wall_s(std::int64_t mono) const { return static_cast<double>(wall_ns + (mono - mono_ns)) / 1e9; }
+  std::int64_t wall(std::int64_t mono) const { return wall_ns + (mono - mono_ns); }
+  // The same pair as the supervisor's texts take it ("now" = mono_ns).
+  safety::ClockPair clock() const { return {mono_ns, wall_ns}; }
+  // The pair at another monotonic time (a decision's), for durations in its text.
+  safety::ClockPair clock_at(std::int64_t mono) const { return {mono, wall(mono)}; }
 };
+
+// "2026-12-07T01:36:42.123Z": wall-clock ns as ISO 8601 UTC with milliseconds, beside the epoch
+// seconds in JSON.
+std::string iso_utc(std::int64_t wall_ns);
 
 // A state's name in events and status: "normal", "warning", "dangerous", "safe" (the supervisor's
 // own names are upper case, for sentences).
 std::string state_name(safety::State state);
 
-// The reason as JSON (rule, level, quantity and channel for limits, module, measured, threshold,
-// since as wall-clock seconds).
+// The reason as JSON: machine fields (rule, level, quantity and channel for limits, module, measured,
+// threshold, since_s as wall-clock epoch seconds, since_utc as ISO 8601) and `text` for people, with
+// wall-clock times only (never the edge's monotonic clock).
 nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason, const TimeBase& time);
 
-// The event for one supervisor decision; `kind` is "state", "action", "module" or "operator".
+// The event for one supervisor decision; `kind` is "state", "action", "module" or "operator"; `text`
+// says what was decided and why ("relay 3 (precharge) opened: precharge reached 352.1 V of ...").
 nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety::Decision& decision, const TimeBase& time);
 
 // The one way the edge turns JSON into text (events, the recording, operator answers): every string

@@ -13,15 +13,21 @@ TEST(Events, DecisionEventsCarryTheirReasonWithChannelNameAndTimes) {
   auto created = safety::Supervisor::create(safety::rig_defaults());
   ASSERT_TRUE(created);
   safety::Supervisor supervisor = std::move(created.value());
-  auto cell = supervisor.add_channel({"BMU03_pdo3.Cell_5_Voltage", safety::Quantity::cell_voltage, 3});
+  auto cell = supervisor.add_channel({"BMU03_pdo3.Cell_5_Voltage", safety::Quantity::cell_voltage, 3, "cell 5 of module 3"});
   ASSERT_TRUE(cell);
-  const TimeBase base{1'700'000'000'000'000'000, 5'000'000'000};
-  auto decisions = supervisor.on_sample(*cell, 5'000'000'000, 4.25);
+  // Wall-clock 2026-12-07 01:36:42.250 UTC; the edge has run for 14376 s (its monotonic clock).
+  const TimeBase base{1'796'607'402'250'000'000, 14'376'000'000'000};
+  auto decisions = supervisor.on_sample(*cell, 14'376'000'000'000, 4.25);
   ASSERT_TRUE(decisions);
   bool saw_off = false, saw_state = false;
   for (const auto& d : *decisions) {
     const auto e = decision_event(supervisor, d, base);
-    EXPECT_DOUBLE_EQ(e["t"].get<double>(), 1'700'000'000.0);
+    EXPECT_DOUBLE_EQ(e["t"].get<double>(), 1'796'607'402.25);
+    EXPECT_DOUBLE_EQ(e["reason"]["since_s"].get<double>(), 1'796'607'402.25);
+    EXPECT_EQ(e["reason"]["since_utc"], "2026-12-07T01:36:42.250Z");
+    EXPECT_EQ(e["reason"]["text"], "cell 5 of module 3: 4.25 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42");
+    // No text or field carries the monotonic clock (14376 s).
+    EXPECT_EQ(e.dump().find("14376"), std::string::npos) << e.dump();
     if (d.kind == safety::DecisionKind::inverter_off) {
       saw_off = true;
       EXPECT_EQ(e["kind"], "action");
@@ -33,6 +39,7 @@ TEST(Events, DecisionEventsCarryTheirReasonWithChannelNameAndTimes) {
       EXPECT_EQ(e["reason"]["module"], 3);
       EXPECT_DOUBLE_EQ(e["reason"]["measured"].get<double>(), 4.25);
       EXPECT_DOUBLE_EQ(e["reason"]["threshold"].get<double>(), 4.2);
+      EXPECT_EQ(e["text"], "inverter off: cell 5 of module 3: 4.25 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42");
     }
     if (d.kind == safety::DecisionKind::state_changed && d.to == safety::State::dangerous) {
       saw_state = true;

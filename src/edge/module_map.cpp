@@ -100,25 +100,33 @@ Result<ModuleMap> ModuleMap::build(const dbc::DatabaseCodec& codec, const Module
       for (std::size_t s = 0; s < m.signals.size(); ++s) {
         const std::string& name = m.signals[s].name;
         std::optional<safety::Quantity> quantity;
+        const std::string module_text = fmt::format("module {}", entry.module_id);
+        std::string label;  // for people's texts: "cell 5 of module 3", "module 3 voltage"
         if (name == modules.module_voltage_signal) {
           quantity = safety::Quantity::module_voltage;
+          label = module_text + " voltage";
           f.quantity[module_voltage] = true;
         } else if (name == modules.max_temperature_signal) {
           quantity = safety::Quantity::module_max_temperature;
+          label = module_text + " maximum temperature";
           f.quantity[max_temperature] = true;
         } else if (name == modules.min_temperature_signal) {
           quantity = safety::Quantity::module_min_temperature;
+          label = module_text + " minimum temperature";
           f.quantity[min_temperature] = true;
         } else if (name == modules.current_signal) {
           quantity = safety::Quantity::pack_current;
+          label = module_text + " current";
           f.quantity[current] = true;
         } else if (const int cell = match_number_pattern(modules.cell_voltage_signal, "{cell}", name, false);
                    cell >= 1 && cell <= modules.cells) {
           quantity = safety::Quantity::cell_voltage;
+          label = fmt::format("cell {} of {}", cell, module_text);
           f.cell[static_cast<std::size_t>(cell)] = true;
         }
         if (!quantity) continue;
-        auto channel = supervisor.add_channel({fmt::format("{}.{}", m.name, name), *quantity, entry.module_id});
+        auto channel =
+            supervisor.add_channel({fmt::format("{}.{}", m.name, name), *quantity, entry.module_id, std::move(label)});
         if (!channel) return channel.error();
         entry.watched.push_back({s, channel.value()});
         ++map.watched_count_;

@@ -252,8 +252,8 @@ TEST(Safe, TheStatusNamesTheStateItsReasonAndTheCauses) {
   EXPECT_EQ(s.state, State::safe);
   EXPECT_EQ(s.state_reason.rule, RuleKind::limit_high);
   ASSERT_EQ(s.causes.size(), 1u);
-  EXPECT_EQ(rig.supervisor.describe(s.causes[0]),
-            "dangerous limit_high cell_voltage BMU01.Cell_5_Voltage 4.3 >= 4.2 since 0.100 s");
+  EXPECT_EQ(rig.supervisor.describe(s.causes[0], clock_at(ms(200))),
+            "cell 5 of module 1: 4.30 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42");
 }
 
 // ---- precharge (roles per relay, DC link checked before the main contactor) -------------------
@@ -294,7 +294,8 @@ TEST(Precharge, TheMainContactorClosesOnceTheDcLinkMatchesTheBattery) {
   EXPECT_TRUE(d[0].closed);
   EXPECT_EQ(d[1].role, RelayRole::precharge);
   EXPECT_FALSE(d[1].closed);
-  EXPECT_NEAR(d[2].reason.measured, 7.8, 1e-9);
+  EXPECT_DOUBLE_EQ(d[2].reason.measured, 370);  // DC link ...
+  EXPECT_NEAR(d[2].reason.threshold - d[2].reason.measured, 7.8, 1e-9);  // ... within 10 V of the battery
   EXPECT_TRUE(rig.supervisor.status().contactors_closed);
 }
 
@@ -327,7 +328,8 @@ TEST(Precharge, ADcLinkMismatchRetriesAfterTheDelayThenLocksOut) {
                                                  DecisionKind::precharge_retry}));
   EXPECT_FALSE(d[0].closed);
   EXPECT_FALSE(d[1].closed);
-  EXPECT_NEAR(d[2].reason.measured, 177.8, 1e-9);
+  EXPECT_DOUBLE_EQ(d[2].reason.measured, 200);
+  EXPECT_NEAR(d[2].reason.threshold - d[2].reason.measured, 177.8, 1e-9);
   EXPECT_TRUE(copy(s.tick(sec(15) - 1)).empty());
   d = copy(s.tick(sec(15)));
   ASSERT_EQ(kinds(d), (std::vector<DecisionKind>{DecisionKind::relay_set, DecisionKind::relay_set}));

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <utility>
 
 namespace cellguard::safety {
@@ -122,6 +123,18 @@ std::string_view to_string(RuleKind rule) {
     case RuleKind::board_fault: return "board_fault";
     case RuleKind::operator_request: return "operator_request";
     case RuleKind::state: return "state";
+    case RuleKind::stop_request: return "stop_request";
+  }
+  return "?";
+}
+
+std::string_view to_string(StopOrigin origin) {
+  switch (origin) {
+    case StopOrigin::terminate_signal: return "SIGTERM";
+    case StopOrigin::interrupt_signal: return "SIGINT";
+    case StopOrigin::operator_command: return "operator command `edge stop`";
+    case StopOrigin::configuration_error: return "configuration error at reload";
+    case StopOrigin::duration_elapsed: return "--duration elapsed";
   }
   return "?";
 }
@@ -490,7 +503,7 @@ Decisions Supervisor::on_start_request(TimeNs time_ns) {
   if (precharge_ == PrechargePhase::locked_out) {
     Reason r{RuleKind::precharge, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
              static_cast<double>(precharge_attempts_), static_cast<double>(config_.precharge.max_attempts),
-             precharge_deadline_ns_};
+             now_ns_, static_cast<std::uint8_t>(PrechargeStep::locked_out)};
     emit(DecisionKind::start_refused, r);
     return finish();
   }
@@ -499,6 +512,19 @@ Decisions Supervisor::on_start_request(TimeNs time_ns) {
   Reason r{RuleKind::operator_request, Level::normal, Quantity::cell_voltage, kNoChannel, 0, 0, 0, now_ns_};
   start_precharge_attempt(r);
   update_precharge();
+  return finish();
+}
+
+Decisions Supervisor::on_stop_request(StopOrigin origin, TimeNs time_ns) {
+  advance(time_ns);
+  check_time_rules();
+  if (stop_.level != Level::dangerous) {
+    Reason r{RuleKind::stop_request, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0, 0, 0, now_ns_,
+             static_cast<std::uint8_t>(origin)};
+    set_level(stop_.level, stop_.cause, Level::dangerous, r);
+    update_state(r);  // DANGEROUS -> the trip's sequence; already DANGEROUS or SAFE: it goes on as it is
+    try_open_contactors();
+  }
   return finish();
 }
 
@@ -564,6 +590,7 @@ void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
   } else if (ch.level != Level::normal) {
     Reason r = ch.cause;
     r.measured = ch.last_value;
+    r.level = Level::normal;  // the cleared cause (texts say "cleared")
     set_level(ch.level, ch.cause, Level::normal, r);
     update_state(r);
   }
@@ -624,6 +651,7 @@ void Supervisor::update_module(Module& m, int id) {
     next = Level::dangerous;
     r.measured = seconds(silence_ns);
     r.threshold = seconds(config_.dangerous_silence_ns);
+    r.detail = 1;  // counted in seconds, not SYNC cycles
   } else if (missed >= config_.stale_sync_cycles) {
     next = Level::warning;
   }
@@ -732,7 +760,12 @@ void Supervisor::try_open_contactors() {
   if (!contactors_pending_) return;
   bool known = false;
   const double current_a = pack_current_abs(known);
-  if (known && current_a < config_.contactor_open_current_a) {
+  const bool any_relay_closed = std::find(relay_closed_.begin(), relay_closed_.end(), true) != relay_closed_.end();
+  if (stop_.level == Level::dangerous && !any_relay_closed) {
+    // A stop with every relay open: no current flows through the contactors, nothing to wait for.
+    open_contactors(false, Reason{RuleKind::contactor_current, Level::dangerous, Quantity::pack_current, kNoChannel,
+                                  0, 0, config_.contactor_open_current_a, dangerous_since_ns_});
+  } else if (known && current_a < config_.contactor_open_current_a) {
     open_contactors(false, Reason{RuleKind::contactor_current, Level::dangerous, Quantity::pack_current,
                                   kNoChannel, 0, current_a, config_.contactor_open_current_a,
                                   dangerous_since_ns_});
@@ -747,6 +780,7 @@ void Supervisor::try_open_contactors() {
 void Supervisor::open_contactors(bool emergency, const Reason& reason) {
   Decision& d = emit(DecisionKind::contactors_open, reason);
   d.emergency = emergency;
+  relay_closed_ = {};
   contactors_pending_ = false;
   contactors_closed_ = false;
   change_state(State::safe, dangerous_reason_);
@@ -777,6 +811,7 @@ void Supervisor::relay(RelayRole role, bool closed, const Reason& reason) {
             : role == RelayRole::main_positive ? roles.main_positive
                                                : roles.main_negative;
   d.closed = closed;
+  relay_closed_[static_cast<std::size_t>(role)] = closed;
 }
 
 void Supervisor::start_precharge_attempt(const Reason& reason) {
@@ -790,6 +825,7 @@ void Supervisor::start_precharge_attempt(const Reason& reason) {
   r.measured = precharge_attempts_;
   r.threshold = config_.precharge.max_attempts;
   r.since_ns = now_ns_;
+  r.detail = static_cast<std::uint8_t>(PrechargeStep::attempt);
   relay(RelayRole::main_negative, true, r);
   relay(RelayRole::precharge, true, r);
 }
@@ -810,8 +846,8 @@ void Supervisor::update_precharge() {
         dc_known && battery_known && dc_link_time_ns >= precharge_started_ns_ + config_.precharge.settle_ns;
     if (fresh && difference_v <= config_.precharge.match_tolerance_v) {
       // DC link matches the battery: close the main contactor, then drop the precharge relay.
-      Reason r{RuleKind::precharge, Level::normal, Quantity::dc_link_voltage, kNoChannel, 0, difference_v,
-               config_.precharge.match_tolerance_v, precharge_started_ns_};
+      Reason r{RuleKind::precharge, Level::normal, Quantity::dc_link_voltage, kNoChannel, 0, dc_link_v, battery_v,
+               precharge_started_ns_, static_cast<std::uint8_t>(PrechargeStep::matched)};
       relay(RelayRole::main_positive, true, r);
       relay(RelayRole::precharge, false, r);
       emit(DecisionKind::precharge_complete, r);
@@ -820,8 +856,8 @@ void Supervisor::update_precharge() {
       contactors_closed_ = true;
     } else if (now_ns_ >= precharge_deadline_ns_) {
       Reason r{RuleKind::precharge, Level::warning, Quantity::dc_link_voltage, kNoChannel, 0,
-               (dc_known && battery_known) ? difference_v : std::nan(""), config_.precharge.match_tolerance_v,
-               precharge_started_ns_};
+               dc_known ? dc_link_v : std::nan(""), battery_known ? battery_v : std::nan(""), precharge_started_ns_,
+               static_cast<std::uint8_t>(PrechargeStep::timed_out)};
       relay(RelayRole::precharge, false, r);
       relay(RelayRole::main_negative, false, r);
       if (precharge_attempts_ >= config_.precharge.max_attempts) {
@@ -829,6 +865,8 @@ void Supervisor::update_precharge() {
         precharge_deadline_ns_ = kNever;
         r.measured = precharge_attempts_;
         r.threshold = config_.precharge.max_attempts;
+        r.detail = static_cast<std::uint8_t>(PrechargeStep::locked_out);
+        r.since_ns = now_ns_;
         emit(DecisionKind::precharge_lockout, r);
       } else {
         precharge_ = PrechargePhase::waiting_retry;
@@ -896,7 +934,7 @@ void Supervisor::for_each_cause(Visit visit) const {
     const Module& m = modules_[static_cast<std::size_t>(id)];
     if (m.level != Level::normal) visit(m.cause);
   }
-  for (const Slot* s : {&board_, &inverter_, &insulation_, &inverter_fresh_, &board_fault_}) {
+  for (const Slot* s : {&board_, &inverter_, &insulation_, &inverter_fresh_, &board_fault_, &stop_}) {
     if (s->level != Level::normal) visit(s->cause);
   }
 }
@@ -986,33 +1024,215 @@ Status Supervisor::status() const {
   return s;
 }
 
-std::string Supervisor::describe(const Reason& reason) const {
-  if (reason.rule == RuleKind::board_fault) {
-    char since[48];
-    std::snprintf(since, sizeof since, " since %.3f s", seconds(reason.since_ns));
-    return std::string(to_string(reason.level)) + " " +
-           std::string(to_string(static_cast<BoardFault>(static_cast<int>(reason.measured)))) + since;
+// ---- texts for people -----------------------------------------------------------------------------
+
+namespace {
+
+struct UnitFormat {
+  const char* unit;
+  int decimals;
+};
+
+UnitFormat unit_of(Quantity q) {
+  switch (q) {
+    case Quantity::cell_voltage: return {"V", 2};
+    case Quantity::module_voltage:
+    case Quantity::inverter_battery_voltage:
+    case Quantity::dc_link_voltage: return {"V", 1};
+    case Quantity::module_max_temperature:
+    case Quantity::module_min_temperature:
+    case Quantity::board_temperature: return {"°C", 1};
+    case Quantity::board_pressure: return {"bar", 2};
+    case Quantity::pack_current: return {"A", 1};
   }
-  std::string text(to_string(reason.level));
-  text += ' ';
-  text += to_string(reason.rule);
-  if (reason.rule == RuleKind::limit_high || reason.rule == RuleKind::limit_low) {
-    text += ' ';
-    text += to_string(reason.quantity);
-  }
-  if (reason.channel != kNoChannel && reason.channel < channels_.size()) {
-    text += ' ';
-    text += channels_[reason.channel].spec.name;
-  } else if (reason.module_id != 0) {
-    text += " module " + std::to_string(reason.module_id);
-  }
-  const char* op = reason.rule == RuleKind::limit_low ? "<=" : reason.rule == RuleKind::cooled ? "<=" : ">=";
-  if (reason.rule == RuleKind::contactor_current || reason.rule == RuleKind::precharge) op = "<=";
-  char buffer[96];
-  std::snprintf(buffer, sizeof buffer, " %g %s %g since %.3f s", reason.measured, op, reason.threshold,
-                seconds(reason.since_ns));
-  text += buffer;
+  return {"", 3};
+}
+
+std::string number(double value, int decimals) {
+  if (std::isnan(value)) return "unknown";
+  char text[48];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
   return text;
+}
+
+std::string value_text(double value, Quantity q) {
+  const UnitFormat f = unit_of(q);
+  return std::isnan(value) ? "unknown" : number(value, f.decimals) + " " + f.unit;
+}
+
+std::string seconds_text(TimeNs ns) { return number(seconds(ns), 1) + " s"; }
+
+std::string count_text(double value) { return number(value, 0); }
+
+std::string_view role_words(RelayRole role) {
+  switch (role) {
+    case RelayRole::precharge: return "precharge";
+    case RelayRole::main_positive: return "main positive";
+    case RelayRole::main_negative: return "main negative";
+  }
+  return "?";
+}
+
+std::string_view state_words(double code) {
+  if (!(code >= 0 && code <= static_cast<double>(State::safe))) return "?";  // NaN too
+  return to_string(static_cast<State>(static_cast<int>(code)));
+}
+
+}  // namespace
+
+std::string wall_text(TimeNs wall_ns) {
+  const std::time_t seconds_since_epoch = static_cast<std::time_t>(wall_ns / 1'000'000'000 - (wall_ns < 0 ? 1 : 0));
+  std::tm utc{};
+  gmtime_r(&seconds_since_epoch, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &utc);
+  return text;
+}
+
+std::string Supervisor::describe(const Reason& reason, const ClockPair& now) const {
+  const std::string since = wall_text(now.to_wall(reason.since_ns));
+  const std::string level(to_string(reason.level));
+  std::string label;
+  if (reason.channel != kNoChannel && reason.channel < channels_.size()) {
+    const ChannelSpec& spec = channels_[reason.channel].spec;
+    label = spec.label.empty() ? spec.name : spec.label;
+  } else if (reason.module_id != 0) {
+    label = "module " + std::to_string(reason.module_id);
+  }
+  switch (reason.rule) {
+    case RuleKind::none: return "no cause";
+    case RuleKind::limit_high:
+    case RuleKind::limit_low: {
+      const char* op = reason.rule == RuleKind::limit_high ? ">=" : "<=";
+      const std::string values = value_text(reason.measured, reason.quantity) + " " + op + " " +
+                                 value_text(reason.threshold, reason.quantity);
+      if (reason.level == Level::normal) {
+        return label + ": " + value_text(reason.measured, reason.quantity) + ", back from " +
+               (reason.rule == RuleKind::limit_high ? "above " : "below ") +
+               value_text(reason.threshold, reason.quantity) + " (cleared; since " + since + ")";
+      }
+      return label + ": " + values + " (" + level + ") since " + since;
+    }
+    case RuleKind::module_stale: {
+      const std::string module = "module " + std::to_string(reason.module_id);
+      if (reason.level == Level::normal) return module + " answers again (was silent since " + since + ")";
+      const std::string silent = seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns));
+      // Counted in SYNC cycles, or (detail 1, the time rule) in seconds of silence.
+      const std::string detail = reason.detail == 0 ? count_text(reason.measured) + " SYNC cycles"
+                                                    : "limit " + number(reason.threshold, 1) + " s";
+      return module + " silent for " + silent + " (" + detail + ", " + level + ") since " + since;
+    }
+    case RuleKind::module_count:
+      if (reason.module_id != 0) {
+        return "module " + std::to_string(reason.module_id) + " joined (" + count_text(reason.measured) + " of " +
+               count_text(reason.threshold) + " expected) at " + since;
+      }
+      return count_text(reason.measured) + " of " + count_text(reason.threshold) + " expected modules found";
+    case RuleKind::board_silent:
+      if (reason.level == Level::normal) return "board sends valid lines again (was silent since " + since + ")";
+      return "board silent for " + seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns)) + " (limit " +
+             number(reason.threshold, 1) + " s, " + level + ") since " + since;
+    case RuleKind::inverter_link:
+      if (reason.level == Level::normal) return "inverter answers again (failing since " + since + ")";
+      return "inverter link failed " + count_text(reason.measured) + " times in a row (limit " +
+             count_text(reason.threshold) + ", " + level + ") since " + since;
+    case RuleKind::inverter_stale:
+      if (reason.level == Level::normal) return "inverter readings fresh again (stale since " + since + ")";
+      return "inverter readings stale: no valid reading for " + number(reason.measured, 1) + " s (limit " +
+             number(reason.threshold, 1) + " s, " + level + ") since " + since;
+    case RuleKind::inverter_heartbeat:
+      if (reason.level == Level::normal) return "inverter heartbeat acknowledged again (unacknowledged since " + since + ")";
+      return "inverter heartbeat not acknowledged for " + number(reason.measured, 1) + " s (limit " +
+             number(reason.threshold, 1) + " s, " + level + ") since " + since;
+    case RuleKind::board_fault: {
+      const double code = reason.measured;
+      const bool known = code >= 0 && code <= static_cast<double>(BoardFault::output_mismatch);
+      const std::string what(known ? to_string(static_cast<BoardFault>(static_cast<int>(code))) : "board fault");
+      if (reason.level == Level::normal) return what + " (at " + since + ")";
+      return what + " (" + level + ") since " + since;
+    }
+    case RuleKind::insulation_fault:
+      if (reason.level == Level::normal) return "insulation fault cleared (active since " + since + ")";
+      return "insulation fault (ground fault input, " + level + ") since " + since;
+    case RuleKind::hot:
+      return label + ": " + value_text(reason.measured, reason.quantity) + " >= " +
+             value_text(reason.threshold, reason.quantity) + ": pump and fan on at " + since;
+    case RuleKind::cooled:
+      return label + ": " + value_text(reason.measured, reason.quantity) + " <= " +
+             value_text(reason.threshold, reason.quantity) + ": pump and fan off at " + since;
+    case RuleKind::contactor_current: {
+      const std::string after = seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns));
+      return "pack current " + value_text(reason.measured, Quantity::pack_current) + " < " +
+             value_text(reason.threshold, Quantity::pack_current) + ", " + after + " after the trip at " + since;
+    }
+    case RuleKind::contactor_delay:
+      return "pack current " + value_text(reason.measured, Quantity::pack_current) + " not below " +
+             value_text(reason.threshold, Quantity::pack_current) + " after the maximum delay of " +
+             seconds_text(config_.contactor_max_delay_ns) + " (emergency opening; trip at " + since + ")";
+    case RuleKind::precharge:
+      switch (static_cast<PrechargeStep>(reason.detail)) {
+        case PrechargeStep::attempt:
+          return "precharge attempt " + count_text(reason.measured) + " of " + count_text(reason.threshold) +
+                 " started at " + since;
+        case PrechargeStep::matched:
+        case PrechargeStep::timed_out: {
+          std::string text = reason.detail == static_cast<std::uint8_t>(PrechargeStep::matched)
+                                 ? "precharge reached "
+                                 : "precharge timed out after " + seconds_text(config_.precharge.timeout_ns) + " at ";
+          text += value_text(reason.measured, Quantity::dc_link_voltage) + " of " +
+                  value_text(reason.threshold, Quantity::dc_link_voltage);
+          if (!std::isnan(reason.measured) && !std::isnan(reason.threshold) && reason.threshold != 0) {
+            text += " (" + number(100.0 * reason.measured / reason.threshold, 0) + " %)";
+          }
+          if (reason.detail == static_cast<std::uint8_t>(PrechargeStep::timed_out)) {
+            text += ", needs within " + value_text(config_.precharge.match_tolerance_v, Quantity::dc_link_voltage) +
+                    " (attempt started at " + since + ")";
+          }
+          return text;
+        }
+        case PrechargeStep::locked_out:
+          return "precharge failed " + count_text(reason.measured) + " of " + count_text(reason.threshold) +
+                 " attempts: locked out until an operator reset (since " + since + ")";
+        case PrechargeStep::none: break;
+      }
+      return "precharge at " + since;
+    case RuleKind::operator_request: return "operator request at " + since;
+    case RuleKind::state:
+      return "the state is " + std::string(state_words(reason.measured)) + " (since " + since + ")";
+    case RuleKind::stop_request:
+      return "stop requested (" + std::string(to_string(static_cast<StopOrigin>(reason.detail))) + ") at " + since;
+  }
+  return std::string(to_string(reason.rule)) + " at " + since;
+}
+
+std::string Supervisor::describe(const Decision& d, const ClockPair& now) const {
+  const std::string why = describe(d.reason, now);
+  switch (d.kind) {
+    case DecisionKind::state_changed:
+      return "state " + std::string(to_string(d.from)) + " -> " + std::string(to_string(d.to)) + ": " + why;
+    case DecisionKind::inverter_off: return "inverter off: " + why;
+    case DecisionKind::inverter_nudge_charge: return "inverter nudged to charge at " + number(-d.setpoint_a, 1) + " A: " + why;
+    case DecisionKind::inverter_nudge_discharge:
+      return "inverter nudged to discharge at " + number(d.setpoint_a, 1) + " A: " + why;
+    case DecisionKind::inverter_hold: return "inverter held at 0 A: " + why;
+    case DecisionKind::inverter_nudge_end: return "nudge ended, the schedule resumes: " + why;
+    case DecisionKind::contactors_open:
+      return std::string(d.emergency ? "contactors opened under load: " : "contactors opened: ") + why;
+    case DecisionKind::cooling_on:
+    case DecisionKind::cooling_off: return why;
+    case DecisionKind::relay_set:
+      return "relay " + std::to_string(d.relay) + " (" + std::string(role_words(d.role)) + ") " +
+             (d.closed ? "closed" : "opened") + ": " + why;
+    case DecisionKind::precharge_complete: return "contactors closed: " + why;
+    case DecisionKind::precharge_retry:
+      return why + "; retry in " + seconds_text(config_.precharge.retry_delay_ns);
+    case DecisionKind::precharge_lockout: return why;
+    case DecisionKind::start_refused: return "start refused: " + why;
+    case DecisionKind::reset_accepted: return "reset accepted: " + why;
+    case DecisionKind::reset_refused: return "reset refused: " + why;
+    case DecisionKind::module_joined: return why;
+  }
+  return why;
 }
 
 }  // namespace cellguard::safety

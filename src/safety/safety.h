@@ -17,7 +17,7 @@
 //  - samples (channel, time, value) for registered channels; each channel has a Quantity whose rule
 //    (RuleConfig) gives warning/dangerous thresholds high and low, hysteresis and debounce;
 //  - events: insulation fault on/off, module PDO seen, SYNC sent, board line valid, inverter link
-//    result, operator reset, start request, tick.
+//    result, operator reset, start request, stop request, tick.
 //
 // Rules (comparisons >= and <= as in the rig's table): each channel has four debounced conditions
 // (warning high, dangerous high, warning low, dangerous low). A condition becomes true when its
@@ -53,6 +53,13 @@
 // Precharge and a slow board: settle_ns is how long the board may take to apply a relay command
 // (the rig's sketch applies commands once a second). A DC-link reading counts for the match only
 // when taken at least settle_ns after the step was commanded, and the timeout starts after it.
+//
+// Stop (issue 13 item 3): a stop request (SIGTERM, SIGINT, `edge stop`, a configuration error at
+// reload) is a dangerous cause like any other, so a stop runs the trip's sequence with the trip's
+// timers: inverter off at once, contactors open once |pack current| is below the threshold or after
+// the maximum delay, pump and fan as the temperatures say. It never clears (the process is leaving);
+// stop_complete() says when the caller may exit. Only if no relay was ever commanded closed (nothing
+// flows through open contactors) does the stop open them at once instead of waiting for a current.
 //
 // Time-based rules count from the first input of any kind: the board watchdog (board_expected) is
 // armed by it, so a board that never sends a line is dangerous board_timeout_ns after start-up.
@@ -171,6 +178,7 @@ struct ChannelSpec {
   std::string name;   // e.g. "BMU03.Cell_5_Voltage", "board.Temp1"
   Quantity quantity = Quantity::cell_voltage;
   int module_id = 0;  // 1..127 for module channels, 0 otherwise
+  std::string label = {};  // for people: "cell 5 of module 3", "board temperature 1" (empty: the name)
 };
 
 // Why a cause, transition or action exists.
@@ -193,8 +201,28 @@ enum class RuleKind : std::uint8_t {
   board_fault,       // the board opened the relays by itself, or an output does not follow (BoardFault)
   operator_request,  // reset or start requested by the operator
   state,             // a state refuses the request (e.g. start while SAFE)
+  stop_request,      // the process is stopping (Reason::detail: StopOrigin)
 };
 std::string_view to_string(RuleKind rule);
+
+// Who asked for a stop (Reason::detail of a stop_request).
+enum class StopOrigin : std::uint8_t {
+  terminate_signal = 1,  // SIGTERM
+  interrupt_signal,      // SIGINT (Ctrl-C)
+  operator_command,      // `cellguard edge stop`
+  configuration_error,   // SIGHUP reload found errors in the configuration
+  duration_elapsed,      // --duration
+};
+std::string_view to_string(StopOrigin origin);
+
+// Which step of the precharge sequence a precharge reason describes (Reason::detail).
+enum class PrechargeStep : std::uint8_t {
+  none,
+  attempt,     // an attempt started: measured = attempt, threshold = max_attempts
+  matched,     // measured = DC link V, threshold = battery V
+  timed_out,   // measured = DC link V (NaN: unknown), threshold = battery V
+  locked_out,  // measured = attempts, threshold = max_attempts
+};
 
 struct Reason {
   RuleKind rule = RuleKind::none;
@@ -205,6 +233,7 @@ struct Reason {
   double measured = 0;    // value, missed cycles, failure count, module count, ...
   double threshold = 0;
   TimeNs since_ns = 0;    // when the condition started (first sample beyond the threshold)
+  std::uint8_t detail = 0;  // stop_request: StopOrigin; precharge: PrechargeStep; module_stale: 1 = seconds rule
 };
 
 // What the board did by itself (cellguard's firmware), or an output that does not follow.
@@ -218,6 +247,18 @@ enum class BoardFault : std::uint8_t {
 };
 // For people: "board opened the relays: heartbeat timeout".
 std::string_view to_string(BoardFault fault);
+
+// A wall-clock reading taken together with a monotonic one (by the caller, the I/O shell), so texts
+// for people show the supervisor's monotonic times as wall-clock times. mono_ns is also "now" for
+// durations in texts ("silent for 1.0 s").
+struct ClockPair {
+  TimeNs mono_ns = 0;
+  TimeNs wall_ns = 0;  // ns since the Unix epoch
+  TimeNs to_wall(TimeNs mono) const { return wall_ns + (mono - mono_ns); }
+};
+
+// "2026-12-07 01:36:42" (UTC), the wall-clock time in texts for people.
+std::string wall_text(TimeNs wall_ns);
 
 enum class DecisionKind : std::uint8_t {
   state_changed,             // from -> to
@@ -318,6 +359,12 @@ class Supervisor {
   // known, a dangerous cause is active, the state is DANGEROUS/SAFE or precharge is locked out;
   // otherwise runs the precharge sequence.
   Decisions on_start_request(TimeNs time_ns);
+  // The process is stopping: the trip's sequence with a stop_request cause (see "Stop" above).
+  // Repeated requests change nothing.
+  Decisions on_stop_request(StopOrigin origin, TimeNs time_ns);
+  // A stop was requested and the contactors are commanded open (state SAFE): the caller may leave.
+  bool stop_complete() const { return stop_.level == Level::dangerous && state_ == State::safe; }
+  bool stop_requested() const { return stop_.level == Level::dangerous; }
   Decisions tick(TimeNs time_ns);
 
   // The earliest time at which tick() may decide something (kNever if nothing is pending).
@@ -331,8 +378,13 @@ class Supervisor {
   Status status() const;
   const ChannelSpec& channel(ChannelId id) const { return channels_[id].spec; }
   std::size_t channel_count() const { return channels_.size(); }
-  // One line for people: "dangerous limit_high cell_voltage BMU03.Cell_5_Voltage 4.25 >= 4.2 since 12.5 s".
-  std::string describe(const Reason& reason) const;
+  // One line for people, with units, names and wall-clock times:
+  //   "cell 5 of module 3: 4.21 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42"
+  //   "module 6 silent for 1.0 s (10 SYNC cycles, dangerous) since 2026-12-07 01:36:41"
+  // `now` converts the monotonic times and is "now" for durations.
+  std::string describe(const Reason& reason, const ClockPair& now) const;
+  // A decision with its reason: "relay 3 (precharge) opened: precharge reached 352.1 V of 360.0 V (98 %)".
+  std::string describe(const Decision& decision, const ClockPair& now) const;
 
  private:
   // One debounced threshold comparison of a channel.
@@ -398,7 +450,8 @@ class Supervisor {
   SupervisorConfig config_;
   std::vector<Channel> channels_;
   std::array<Module, kMaxModuleId + 1> modules_{};
-  Slot board_, inverter_, insulation_, inverter_fresh_, board_fault_;
+  Slot board_, inverter_, insulation_, inverter_fresh_, board_fault_, stop_;
+  std::array<bool, 3> relay_closed_{};  // by RelayRole: commanded closed since the last opening
   std::array<int, 3> level_counts_{};  // causes per Level (index 0 unused)
   std::array<int, 3> nudge_counts_{};  // channels with a low (0) / high (2) voltage warning
   std::array<std::vector<ChannelId>, kQuantityCount> by_quantity_;

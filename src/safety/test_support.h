@@ -39,8 +39,8 @@ struct Rig {
   }
 };
 
-inline ChannelId add(Supervisor& s, std::string name, Quantity q, int module_id) {
-  auto id = s.add_channel(ChannelSpec{std::move(name), q, module_id});
+inline ChannelId add(Supervisor& s, std::string name, Quantity q, int module_id, std::string label = {}) {
+  auto id = s.add_channel(ChannelSpec{std::move(name), q, module_id, std::move(label)});
   EXPECT_TRUE(id.ok());
   return id.ok() ? *id : kNoChannel;
 }
@@ -51,10 +51,12 @@ inline Rig make_rig(SupervisorConfig config = test_config()) {
   Rig rig{std::move(created).value(), {}};
   Supervisor& s = rig.supervisor;
   for (int k = 1; k <= 14; ++k) {
-    rig.cells.push_back(add(s, "BMU01.Cell_" + std::to_string(k) + "_Voltage", Quantity::cell_voltage, 1));
+    rig.cells.push_back(add(s, "BMU01.Cell_" + std::to_string(k) + "_Voltage", Quantity::cell_voltage, 1,
+                            "cell " + std::to_string(k) + " of module 1"));
   }
   rig.module_voltage = add(s, "BMU01.CMA_Voltage", Quantity::module_voltage, 1);
-  rig.max_temperature = add(s, "BMU01.CMA_Max_Temp", Quantity::module_max_temperature, 1);
+  rig.max_temperature = add(s, "BMU01.CMA_Max_Temp", Quantity::module_max_temperature, 1,
+                            "module 1 maximum temperature");
   rig.min_temperature = add(s, "BMU01.CMA_Min_Temp", Quantity::module_min_temperature, 1);
   rig.battery_voltage = add(s, "inverter.dc_input_volt", Quantity::inverter_battery_voltage, 0);
   rig.dc_link_voltage = add(s, "inverter.dc_link_volt", Quantity::dc_link_voltage, 0);
@@ -63,6 +65,10 @@ inline Rig make_rig(SupervisorConfig config = test_config()) {
   rig.board_pressure = add(s, "board.Press", Quantity::board_pressure, 0);
   return rig;
 }
+
+// Wall-clock 2026-12-07 01:36:42 UTC at monotonic 0: the texts' times.
+constexpr TimeNs kWallAtZeroNs = 1'796'607'402LL * 1'000'000'000;
+inline ClockPair clock_at(TimeNs mono_ns) { return ClockPair{mono_ns, kWallAtZeroNs + mono_ns}; }
 
 inline std::vector<Decision> copy(Decisions d) { return {d.begin(), d.end()}; }
 

@@ -901,6 +901,18 @@ struct HttpApi::Impl {
           in.edges.push_back(std::move(status));
         }
       for (const auto& e : in.edges) in.states[e.edge_id] = live->state(e.edge_id).state;
+      // The edges' CAN controller counters (bus-off, error passive, restarts, kernel queue overflows).
+      for (const auto& e : in.edges) {
+        const auto edge = live->edge(e.edge_id);
+        if (!edge) continue;
+        for (const auto& channel : edge->channels) {
+          const bool counter = channel.name.rfind("can.", 0) == 0 && channel.name.size() > 6 &&
+                               channel.name.compare(channel.name.size() - 6, 6, "_total") == 0;
+          if (!counter) continue;
+          const auto latest = edge->latest.find(channel.id);
+          if (latest != edge->latest.end()) in.edge_counters[e.edge_id][channel.name] = latest->second.v;
+        }
+      }
       in.store = store->stats();
       if (alarms) in.alarms = alarms->stats();
       in.http = {requests.load(), static_cast<std::uint64_t>(std::max(0, streams.load())), auth->logins(),

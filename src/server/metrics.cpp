@@ -3,6 +3,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <utility>
+#include <vector>
 
 namespace cellguard::server {
 namespace {
@@ -105,6 +108,17 @@ std::string render_metrics(const MetricsInput& in) {
       labels.append(",state=\"").append(st).append("\"");
       w.sample("cellguard_edge_state", current == st ? 1 : 0, labels);
     }
+  }
+  std::map<std::string, std::vector<std::pair<std::string, double>>> by_counter;  // sorted: stable output
+  for (const auto& [edge_id, counters] : in.edge_counters)
+    for (const auto& [channel, value] : counters) by_counter[channel].emplace_back(edge_id, value);
+  for (const auto& [channel, values] : by_counter) {
+    std::string name = "cellguard_edge_" + channel;
+    for (char& c : name)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) c = '_';
+    const std::string help = "The edge's own counter " + channel + " (its latest recorded value).";
+    w.family(name.c_str(), "counter", help.c_str());
+    for (const auto& [edge_id, value] : values) w.sample(name, value, edge_label(edge_id));
   }
   w.family("cellguard_edge_samples_total", "counter", "Samples committed for the edge (this server run).");
   for (const auto& e : in.edges)

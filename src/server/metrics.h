@@ -23,6 +23,9 @@ struct MetricsInput {
   IngestStats ingest;
   std::vector<EdgeStatus> edges;
   std::map<std::string, std::string> states;  // edge id -> normal | warning | dangerous | safe | unknown
+  // The edges' own counters from their recordings: edge id -> channel ("can.bus_off_total") -> latest
+  // value. Each channel becomes the counter family cellguard_edge_<channel with '_' for '.'>.
+  std::map<std::string, std::map<std::string, double>> edge_counters;
   store::StoreStats store;
   std::optional<AlarmStats> alarms;
   HttpFigures http;

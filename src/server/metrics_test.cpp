@@ -43,6 +43,7 @@ TEST(Metrics, TheTextParsesAndCarriesTheContractsNamesAndValues) {
   b.edge_id = "odd\"id\\";
   in.edges = {a, b};
   in.states = {{"rig-01", "warning"}};
+  in.edge_counters = {{"rig-01", {{"can.bus_off_total", 2}, {"can.rx_queue_overflows_total", 17}}}};
   in.store.file_bytes = 4096;
   in.alarms = AlarmStats{};
   in.alarms->failed_attempts = 4;
@@ -66,6 +67,8 @@ TEST(Metrics, TheTextParsesAndCarriesTheContractsNamesAndValues) {
   EXPECT_DOUBLE_EQ(s.at("cellguard_edge_last_seen_seconds{edge=\"rig-01\"}"), 2.5);
   EXPECT_EQ(s.at("cellguard_store_bytes"), 4096);
   EXPECT_EQ(s.at("cellguard_alarms_failed_attempts_total"), 4);
+  EXPECT_EQ(s.at("cellguard_edge_can_bus_off_total{edge=\"rig-01\"}"), 2);
+  EXPECT_EQ(s.at("cellguard_edge_can_rx_queue_overflows_total{edge=\"rig-01\"}"), 17);
 }
 
 TEST(Metrics, WithoutAlarmsThereAreNoAlarmFamilies) {
