@@ -99,8 +99,9 @@ export function limitLines(limits, name) {
   return out;
 }
 
-// 24-hour ISO labels for a time axis (s since the epoch, local time): the date only where it changes
-// or the span is long, seconds only when the span is short.
+// 24-hour ISO labels for a time axis (s since the epoch, local time): "15:04:05" with the date
+// ("2026-12-07") under the first label, where the day changes and on every label of long spans;
+// seconds only when the span is short.
 export function isoAxisLabels(splits, spanS) {
   const pad = (n) => String(n).padStart(2, '0');
   let lastDay = null;
@@ -108,7 +109,8 @@ export function isoAxisLabels(splits, spanS) {
     const d = new Date(s * 1000);
     const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
     const time = spanS <= 600 ? `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-    const label = spanS >= 2 * 86400 ? `${day}\n${time}` : day !== lastDay && lastDay !== null ? `${day}\n${time}` : time;
+    // The date under the first label, where the day changes and on every label of long spans.
+    const label = spanS >= 2 * 86400 || day !== lastDay ? `${time}\n${day}` : time;
     lastDay = day;
     return label;
   });
@@ -372,9 +374,13 @@ export function groupChannels(channels) {
   return [...groups.entries()].sort((a, b) => key(a[0]) - key(b[0]) || a[0].localeCompare(b[0]));
 }
 
-export function exportUrl(edgeId, fromNs, toNs, format = 'csv', intervalS = 1) {
+// CSV options (issue 13): boardConverted (Ardu_* in degC/bar instead of the rig's ADC counts) and
+// extraColumns (CurrentState); without them the file has exactly the rig's columns.
+export function exportUrl(edgeId, fromNs, toNs, format = 'csv', intervalS = 1, { boardConverted = false, extraColumns = false } = {}) {
   const q = new URLSearchParams({ from: String(Math.round(fromNs)), to: String(Math.round(toNs)), format });
   if (format === 'csv') q.set('interval_s', String(intervalS));
+  if (format === 'csv' && boardConverted) q.set('board', 'converted');
+  if (format === 'csv' && extraColumns) q.set('extra', '1');
   return `/api/v1/edges/${encodeURIComponent(edgeId)}/export?${q}`;
 }
 

@@ -134,6 +134,10 @@ describe('groupChannels and exportUrl', () => {
     expect(exportUrl('rig 1', 1.7e18, 1.7e18 + 3.6e12, 'csv', 1))
       .toBe('/api/v1/edges/rig%201/export?from=1700000000000000000&to=1700003600000000000&format=csv&interval_s=1');
   });
+  it('asks for converted board values and extra columns only when chosen', () => {
+    expect(exportUrl('r', 1, 2, 'csv', 1, { boardConverted: true, extraColumns: true })).toBe('/api/v1/edges/r/export?from=1&to=2&format=csv&interval_s=1&board=converted&extra=1');
+    expect(exportUrl('r', 1, 2, 'jsonl', 1, { boardConverted: true })).toBe('/api/v1/edges/r/export?from=1&to=2&format=jsonl');
+  });
 });
 
 describe('newestFirst', () => {
@@ -216,9 +220,9 @@ describe('limits, status and axis labels', () => {
   });
   it('labels the time axis in 24-hour ISO form', () => {
     const base = new Date(2026, 11, 7, 15, 4, 5).getTime() / 1000;  // 15:04:05 local
-    expect(isoAxisLabels([base], 300)).toEqual(['15:04:05']);
-    expect(isoAxisLabels([base], 3600)).toEqual(['15:04']);
-    expect(isoAxisLabels([base, base + 86400], 3 * 86400)).toEqual(['2026-12-07\n15:04', '2026-12-08\n15:04']);
+    expect(isoAxisLabels([base, base + 60], 300)).toEqual(['15:04:05\n2026-12-07', '15:05:05']);
+    expect(isoAxisLabels([base], 3600)).toEqual(['15:04\n2026-12-07']);
+    expect(isoAxisLabels([base, base + 86400], 3 * 86400)).toEqual(['15:04\n2026-12-07', '15:04\n2026-12-08']);
     expect(formatTime(base * 1e9)).toBe('2026-12-07 15:04:05');
   });
 });

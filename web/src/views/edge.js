@@ -155,9 +155,9 @@ function kv(rows) {
 function liveTab(root, id, state, on) {
   const grid = h('div', { class: 'module-grid-wrap' }, h('p', { class: 'muted' }, 'Waiting for module data…'));
   const temps = h('div', { class: 'module-grid-wrap' }, h('p', { class: 'muted' }, '—'));
-  const inverter = h('div', {}, h('p', { class: 'muted' }, '—'));
-  const schedule = h('div', {}, h('p', { class: 'muted' }, '—'));
-  const board = h('div', {}, h('p', { class: 'muted' }, '—'));
+  const inverter = h('div', { id: 'inverter-status' }, h('p', { class: 'muted' }, '—'));
+  const schedule = h('div', { id: 'schedule-status' }, h('p', { class: 'muted' }, '—'));
+  const board = h('div', { id: 'board-status' }, h('p', { class: 'muted' }, '—'));
   const recent = h('div', { class: 'recent-events' });
   const legend = h('div', { class: 'legend' }, 'cell voltage',
     [3.0, 3.4, 3.7, 3.9, 4.1, 4.2].map((v) => h('span', { class: 'legend-swatch', style: { background: cellColour(v), color: textOn(cellColour(v)) } }, v.toFixed(1))),

@@ -156,7 +156,9 @@ export function historyTab(root, id, channels, onDestroy, limits = null) {
       ctx.setLineDash([]);
       ctx.fillStyle = LIMIT_COLOURS[l.level];
       ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
-      ctx.fillText(`${l.level} ${l.side} ${l.value}`, left + 6, y - 4);
+      ctx.textAlign = 'left';
+      ctx.textBaseline = 'bottom';
+      ctx.fillText(`${l.level} ${l.side} ${l.value} ${l.scale === '-' ? '' : l.scale}`, left + 6 * devicePixelRatio, y - 3 * devicePixelRatio);
     }
     for (const m of markers) {
       if (m.t < u.scales.x.min || m.t > u.scales.x.max) continue;
