@@ -90,7 +90,8 @@ export function historyTab(root, id, channels, onDestroy, limits = null) {
       series.push({ label: `${a.channel} max`, stroke: 'transparent', scale: a.unit || '-', points: { show: false }, value: () => '' });
       bands.push({ series: [base + 2, base + 1], fill: `${colour}22` });
     });
-    const axes = [{ stroke: '#57606a', grid: { stroke: '#eaeef2' }, size: 46,
+    // space: our labels ("15:04:05") are wider than uPlot's defaults assume; keep them apart.
+    const axes = [{ stroke: '#57606a', grid: { stroke: '#eaeef2' }, size: 46, space: 80,
                     values: (u, splits) => isoAxisLabels(splits, (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)) }];
     series[0].value = (u, v) => (v === null || v === undefined ? '—' : formatTime(v * 1e9));
     units.slice(0, 2).forEach((u, i) => axes.push({ scale: u, side: i === 0 ? 3 : 1, label: u === '-' ? '' : u, stroke: '#57606a',
