@@ -212,7 +212,10 @@ export function historyTab(root, id, channels, onDestroy, limits = null) {
         api.events(id, { from, to, limit: 500 }).catch(() => ({ events: [] })),
       ]);
       if (ticket !== loading) return;
-      markers = (evs.events ?? []).filter((e) => MARKER_KINDS.has(e.kind)).map((e) => ({ t: e.t / 1e9, kind: e.kind, text: eventSummary(e) }));
+      // State changes drawn last: on top of the limit and action events at the same instant.
+      const order = (k) => (k === 'state' ? 1 : 0);
+      markers = (evs.events ?? []).filter((e) => MARKER_KINDS.has(e.kind)).map((e) => ({ t: e.t / 1e9, kind: e.kind, text: eventSummary(e) }))
+        .sort((a, b) => order(a.kind) - order(b.kind));
       lines = answers.flatMap((a) => limitLines(limits, a.channel).map((l) => ({ ...l, scale: a.unit || '-', channel: a.channel })));
       // One line per level and value (several cells share the same limits).
       lines = lines.filter((l, i) => lines.findIndex((k) => k.scale === l.scale && k.value === l.value) === i);
