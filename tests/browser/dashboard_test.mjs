@@ -194,8 +194,9 @@ async function startReal() {
   }, 30000);
   return {
     base, edge: 'rig-01', edgeProcess: edge.child,
+    // 0.1 V/s: WARNING (4.1 V) about 3.5 s after the injection, SAFE (4.2 V) a second later.
     inject: () => cg('sim', 'ctl', '--socket', path.join(tmp, 'sim.sock'), 'fault', 'cell_drift', 'module=3', 'cell=5',
-                     'rate_v_per_s=0.05', 'target_v=4.4'),
+                     'rate_v_per_s=0.1', 'target_v=4.4'),
   };
 }
 
@@ -232,7 +233,7 @@ async function main() {
   const checks = [];
   const check = (name, ok, detail = '') => {
     checks.push({ name, ok });
-    console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`);
+    console.log(`${ok ? 'ok  ' : 'FAIL'} [${((Date.now() - began) / 1000).toFixed(1).padStart(5)} s] ${name}${detail ? `: ${detail}` : ''}`);
   };
 
   try {
@@ -363,8 +364,8 @@ async function main() {
       check('a silent edge: the live values are greyed with their age within 3 s', liveGrey !== null && liveGrey <= 3, `after ${liveGrey ?? '>6'} s`);
       const age = await page.locator('#module-grid tbody tr td.age').first().innerText();
       check('the greyed values show their age', / old$/.test(age), age);
-      await overview.screenshot({ path: path.join(outDir, 'overview-offline.png'), fullPage: true });
-      await page.screenshot({ path: path.join(outDir, 'live-offline.png'), fullPage: true });
+      await overview.screenshot({ path: path.join(outDir, 'overview-offline.png') });
+      await page.screenshot({ path: path.join(outDir, 'live-offline.png') });
       await overview.close();
       sys.edgeProcess.kill('SIGCONT');
     }
