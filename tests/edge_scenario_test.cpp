@@ -16,7 +16,9 @@
 #include <cctype>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <toml++/toml.h>
+#include <vector>
 
 #include "ipc/line_socket.h"
 #include "support/cellguard_process.h"
@@ -289,7 +291,12 @@ TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnc
       [](const json& e) { return e.value("kind", "") == "limit" && e["reason"].value("rule", "") == "module_stale"; }, 5s);
   ASSERT_TRUE(stale) << rig.logs();
   EXPECT_EQ((*stale)["reason"]["module"], 4);
-  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return is_state(e, "safe"); }, 5s)) << rig.logs();
+  auto safe = rig.events().wait_for([](const json& e) { return is_state(e, "safe"); }, 5s);
+  ASSERT_TRUE(safe) << rig.logs();
+  // The state event says what remains and that a reset would be refused (the dashboard's banner).
+  EXPECT_EQ((*safe)["reset_possible"], false) << safe->dump();
+  ASSERT_TRUE((*safe)["active_causes"].is_array()) << safe->dump();
+  EXPECT_FALSE((*safe)["active_causes"].empty()) << safe->dump();
   // A reset while the module is still silent is refused, naming the cause.
   json refused = rig.edge({{"cmd", "reset"}});
   EXPECT_FALSE(refused.value("ok", true)) << refused.dump();
@@ -297,6 +304,10 @@ TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnc
   // The module comes back: the reset is accepted and the state is normal again.
   ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 4}, {"on", 0}}).value("ok", false));
   ASSERT_TRUE(wait_until([&] { return rig.edge_status()["causes"].empty(); }, 5s)) << rig.edge_status().dump(2);
+  auto cleared = rig.events().wait_for(
+      [](const json& e) { return e.value("kind", "") == "limit" && e.value("event", "") == "cleared" && e["active_causes"].empty(); }, 5s);
+  ASSERT_TRUE(cleared) << rig.logs();
+  EXPECT_EQ((*cleared)["reset_possible"], true) << cleared->dump();
   json accepted = rig.edge({{"cmd", "reset"}});
   EXPECT_TRUE(accepted.value("ok", false)) << accepted.dump();
   EXPECT_EQ(rig.edge_status()["state"], "normal");
@@ -543,6 +554,38 @@ TEST(EdgeStop, AConfigurationErrorAtReloadStopsSafelyWithTheLocatedErrors) {
   EXPECT_TRUE(opened) << rig.logs();
 }
 
+// Issue 13 item 8: the rig-layout CSV starts once the modules are found; before, the board and the
+// inverter alone make no file (the rig's loop waited for its modules too).
+TEST(EdgeScenario, NoCsvFileBeforeTheModulesAreFound) {
+  Rig rig("csv-wait", with_modules(2));
+  for (int m = 1; m <= 2; ++m)
+    ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", m}}).value("ok", false));
+  rig.start_edge();
+  auto csv_files = [&] {
+    std::vector<fs::path> files;
+    if (fs::is_directory(rig.dir() / "csv"))
+      for (const auto& month : fs::recursive_directory_iterator(rig.dir() / "csv"))
+        if (month.is_regular_file()) files.push_back(month.path());
+    return files;
+  };
+  // The board answers at once; three CSV ticks pass without a module.
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["board"].value("lines_valid", 0) > 0; }, 10s)) << rig.edge_status().dump(2);
+  std::this_thread::sleep_for(3s);
+  EXPECT_TRUE(csv_files().empty()) << "a CSV file before any module answered: " << csv_files().front();
+  for (int m = 1; m <= 2; ++m)
+    ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", m}, {"on", 0}}).value("ok", false));
+  ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return !csv_files().empty(); }, 5s)) << rig.logs();
+  std::this_thread::sleep_for(1500ms);
+  const auto files = csv_files();
+  ASSERT_EQ(files.size(), 1u) << "one file, with both modules";
+  std::ifstream in(files[0]);
+  std::string header;
+  std::getline(in, header);
+  EXPECT_EQ(header.rfind("date,time,BMU01_", 0), 0u) << header;
+  EXPECT_NE(header.find("BMU02_"), std::string::npos) << header;
+}
+
 TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording) {
   Rig rig("restart", with_modules(3));
   rig.start_edge();
@@ -554,7 +597,7 @@ TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording)
   EXPECT_EQ(rig.edge_status()["state"], "normal") << rig.edge_status().dump(2);
   EXPECT_TRUE(wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s));
   EXPECT_EQ(rig.edge_status()["recording"].value("last_error", "x"), "");
-  // The rig-layout CSV: a header with every module signal, the board, the inverter and the state.
+  // The rig-layout CSV: a header with every module signal, the board, the inverter and the flags.
   std::string header, row;
   ASSERT_TRUE(wait_until([&] {
     if (!fs::is_directory(rig.dir() / "csv")) return false;
@@ -566,10 +609,12 @@ TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording)
     return false;
   }, 5s)) << rig.logs();
   EXPECT_EQ(header.rfind("date,time,BMU01_", 0), 0u) << header;
-  for (const char* column : {"BMU03_Cell_12_Voltage", "BMU02_CMA_Voltage", "Ardu_Temp1", "modbus_Voltage", "CurrentState"})
+  for (const char* column : {"BMU03_Cell_12_Voltage", "BMU02_CMA_Voltage", "Ardu_Temp1", "modbus_Voltage", "pcan_isCellVolVio"})
     EXPECT_NE(header.find(column), std::string::npos) << column << " missing in " << header;
   EXPECT_EQ(header.find("BMU04_"), std::string::npos) << "only the 3 modules found";
-  EXPECT_NE(row.find(",normal"), std::string::npos) << row;
+  EXPECT_EQ(header.find("CurrentState"), std::string::npos) << "not a column of the rig's files";
+  ASSERT_GE(row.size(), 13u);
+  EXPECT_EQ(row.substr(row.size() - 13), ",False,False\r") << "normal, CRLF: " << row;
 }
 
 // Issue 12 item 4: a half-dead inverter behind a rogue Modbus server (function-4 answers dropped,

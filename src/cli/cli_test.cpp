@@ -396,11 +396,12 @@ TEST_F(Cli, ExportWritesTheRigCsvAndJsonLinesFromAStore) {
   std::getline(in, header);
   EXPECT_EQ(header.rfind("date,time,BMU01_CMA_Current,", 0), 0u) << header;
   EXPECT_NE(header.find(",BMU02_SOH,"), std::string::npos);
-  EXPECT_NE(header.find(",modbus_Voltage,warning,dangerous,CurrentState"), std::string::npos);
+  EXPECT_NE(header.find(",modbus_Voltage,pcan_isCMATempVio,"), std::string::npos) << header;
+  EXPECT_EQ(header.substr(header.size() - 45), "pcan_isModbusPowerViolated,warning,dangerous\r") << header;
   int rows = 0;
   while (std::getline(in, line)) {
     ++rows;
-    EXPECT_EQ(line.substr(line.size() - 19), ",False,False,normal") << line;
+    EXPECT_EQ(line.substr(line.size() - 13), ",False,False\r") << line;
   }
   EXPECT_EQ(rows, 4);  // 10:00:01 .. 10:00:04
 

@@ -21,6 +21,8 @@ struct ExportCliOptions {
   std::string interval = "1s";
   std::string out;
   bool utc = false;
+  bool board_converted = false;
+  bool extra_columns = false;
 };
 
 int run_export(const ExportCliOptions& o) {
@@ -48,6 +50,8 @@ int run_export(const ExportCliOptions& o) {
   options.to_ns = *to;
   options.interval_ns = *interval;
   options.utc = o.utc;
+  options.board_converted = o.board_converted;
+  options.extra_columns = o.extra_columns;
   if (o.format == "csv") {
     auto r = store::export_csv(**opened, options, o.out.empty() ? "." : o.out);
     if (!r) return fail(r.error().message);
@@ -84,6 +88,9 @@ void register_export(CLI::App& app, Action& action) {
   cmd->add_option("--out", o->out,
                   "csv: the folder that gets Battery-System-database/ (default: .); jsonl: a file (default: standard output)");
   cmd->add_flag("--utc", o->utc, "CSV dates, times and file names in UTC (default: local time, as the rig)");
+  cmd->add_flag("--board-converted", o->board_converted,
+                "CSV: Ardu_Temp1/2 in degC and Ardu_Press in the pressure unit (default: raw ADC counts, as the rig)");
+  cmd->add_flag("--extra-columns", o->extra_columns, "CSV: also columns the rig did not log (CurrentState)");
   cmd->callback([o, &action] { action = [o] { return run_export(*o); }; });
 }
 

@@ -915,6 +915,9 @@ void read_recording(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
     rec.max_age_ns = static_cast<TimeNs>(std::llround(days * 86400.0 * static_cast<double>(kNsPerS)));
   }
   if (s.string("csv_dir", v)) rec.csv_dir = resolve(base, v);
+  std::size_t board = 0;
+  if (s.choice("csv_board", {"raw", "converted"}, board)) rec.csv_board_converted = board == 1;
+  s.boolean("csv_extra_columns", rec.csv_extra_columns);
   (void)r;
   s.finish();
 }

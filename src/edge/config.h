@@ -98,6 +98,8 @@ struct RecordingSection {
   std::uint64_t max_bytes = 16ull << 30;
   TimeNs max_age_ns = 30LL * 24 * 3600 * 1'000'000'000LL;
   std::string csv_dir;                         // rig-layout CSV files; empty: off
+  bool csv_board_converted = false;            // Ardu_* in degC/bar instead of the rig's ADC counts
+  bool csv_extra_columns = false;              // also columns the rig did not log (CurrentState)
 };
 
 // Streaming the recording to `cellguard server` (uplink/sender.h). Needs the recording.

@@ -45,12 +45,31 @@ constexpr std::pair<const char*, const char*> kSampleChannels[] = {
     {"inverter.dc_link_voltage_v", "V"}, {"inverter.dc_link_current_a", "A"},
     {"inverter.dc_link_power_kw", "kW"}, {"inverter.heatsink_c", "degC"},
     {"inverter.ambient_c", "degC"},      {"safety.state", ""},
+    // The board as the rig logged it (its CSV's Ardu_* columns) and the rig's violation flags.
+    {"board.temp1_adc", "count"},        {"board.temp2_adc", "count"},
+    {"board.pressure_adc", "count"},     {recorder::kRigFlagsChannel, ""},
     // The CAN controller's counters (item 5 of issue 13), recorded when they change; the server's
     // /metrics shows every "can.*_total" channel per edge.
     {"can.error_frames_total", ""},      {"can.bus_off_total", ""},
     {"can.error_passive_total", ""},     {"can.error_warning_total", ""},
     {"can.restarts_total", ""},          {"can.restart_requests_total", ""},
     {"can.rx_queue_overflows_total", ""}};
+
+// The rig's violation flag (bit of recorder::kRigFlagColumns) a limit on this quantity raises, or -1.
+int rig_flag_bit(safety::Quantity quantity) {
+  using Q = safety::Quantity;
+  switch (quantity) {
+    case Q::module_max_temperature:
+    case Q::module_min_temperature: return 0;   // pcan_isCMATempVio
+    case Q::module_voltage: return 1;           // pcan_isCMAVolVio
+    case Q::cell_voltage: return 2;             // pcan_isCellVolVio
+    case Q::board_temperature: return 3;        // pcan_isArduTempHigh
+    case Q::board_pressure: return 4;           // pcan_isArduPressViolated
+    case Q::pack_current: return 5;             // pcan_isModbusCurrentViolated (the inverter's current)
+    case Q::inverter_battery_voltage: return 6; // pcan_isModbusVoltageViolated
+    default: return -1;                         // pcan_isModbusPowerViolated: no power limit
+  }
+}
 
 using nlohmann::json;
 using safety::TimeNs;
@@ -284,6 +303,7 @@ class Edge {
     }
     latest_values_.resize(map_.messages().size());
     if (Result<void> ok = open_events(); !ok) return ok;
+    emit_limits();
     if (Result<void> ok = open_board(); !ok) return ok;
     if (Result<void> ok = open_outputs(); !ok) return ok;
     if (Result<void> ok = open_inverter(); !ok) return ok;
@@ -348,6 +368,7 @@ class Edge {
     // The state the supervisor starts in, so a reader (the server's dashboard, the rig CSV export)
     // knows it before the first change.
     recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(supervisor_->state()));
+    recorder_->record_sample(wall_now(), record_channels_[recorder::kRigFlagsChannel], 0);
     log_->info("recording to {}", config_.recording.path);
     return success();
   }
@@ -390,8 +411,8 @@ class Edge {
       }
       return m;
     };
-    sc.hints.rig_columns = {{"board.temp1_c", "Ardu_Temp1"},         {"board.temp2_c", "Ardu_Temp2"},
-                            {"board.pressure", "Ardu_Press"},        {"inverter.dc_link_power_kw", "modbus_Power"},
+    sc.hints.rig_columns = {{"board.temp1_adc", "Ardu_Temp1"},       {"board.temp2_adc", "Ardu_Temp2"},
+                            {"board.pressure_adc", "Ardu_Press"},    {"inverter.dc_link_power_kw", "modbus_Power"},
                             {"inverter.dc_link_current_a", "modbus_Current"}, {"inverter.battery_voltage_v", "modbus_Voltage"}};
     auto sender = uplink::Sender::start(std::move(sc));
     if (!sender) return sender.error();
@@ -870,6 +891,9 @@ class Edge {
       recorder_->record_sample(wall, record_channels_["board.temp1_c"], r.temp1_c.value);
       recorder_->record_sample(wall, record_channels_["board.temp2_c"], r.temp2_c.value);
       recorder_->record_sample(wall, record_channels_["board.pressure"], r.pressure.value);
+      recorder_->record_sample(wall, record_channels_["board.temp1_adc"], static_cast<double>(r.temp1_adc));
+      recorder_->record_sample(wall, record_channels_["board.temp2_adc"], static_cast<double>(r.temp2_adc));
+      recorder_->record_sample(wall, record_channels_["board.pressure_adc"], static_cast<double>(r.pressure_adc));
     }
     after_inputs();
   }
@@ -980,6 +1004,10 @@ class Edge {
     using K = safety::DecisionKind;
     json event = decision_event(*supervisor_, d, time_base());
     if (!acted.error.empty()) event["error"] = acted.error;
+    if (d.kind == K::state_changed) {
+      event["active_causes"] = causes_json();
+      event["reset_possible"] = reset_possible(d.to);
+    }
     const bool command = d.kind == K::inverter_off || d.kind == K::contactors_open || d.kind == K::cooling_on ||
                          d.kind == K::cooling_off || d.kind == K::relay_set || d.kind == K::inverter_nudge_charge ||
                          d.kind == K::inverter_nudge_discharge || d.kind == K::inverter_hold;
@@ -1025,26 +1053,73 @@ class Edge {
     emit(std::move(event));
   }
 
+  // The configured limits, once at start, so a reader of the recording (the server's history charts)
+  // can draw them: {"kind":"config","event":"limits","limits":{"cell_voltage":{"warning_high":4.1,...}}}.
+  void emit_limits() {
+    json limits = json::object();
+    for (std::size_t q = 0; q < safety::kQuantityCount; ++q) {
+      const safety::RuleConfig& rule = config_.safety.rules[q];
+      json j = json::object();
+      if (rule.warning_high) j["warning_high"] = *rule.warning_high;
+      if (rule.dangerous_high) j["dangerous_high"] = *rule.dangerous_high;
+      if (rule.warning_low) j["warning_low"] = *rule.warning_low;
+      if (rule.dangerous_low) j["dangerous_low"] = *rule.dangerous_low;
+      if (!j.empty()) limits[std::string(safety::to_string(static_cast<safety::Quantity>(q)))] = std::move(j);
+    }
+    emit({{"t", wall_s()}, {"kind", "config"}, {"event", "limits"}, {"limits", std::move(limits)}});
+  }
+
+  // Every active cause as JSON (reason_json), worst first as the supervisor lists them.
+  json causes_json() const {
+    json list = json::array();
+    for (const auto& cause : supervisor_->active_causes()) list.push_back(reason_json(*supervisor_, cause, time_base()));
+    return list;
+  }
+  // Whether an operator reset would be accepted now, in `state` (the supervisor's rule: SAFE is left
+  // only when no dangerous cause remains; DANGEROUS never; other states have nothing to reset).
+  bool reset_possible(safety::State state) const {
+    if (state != safety::State::safe) return false;
+    for (const auto& cause : supervisor_->active_causes())
+      if (cause.level == safety::Level::dangerous) return false;
+    return true;
+  }
+
   // After every input: limit events for causes that appeared, changed or cleared, and the deadline.
   void after_inputs() {
     if (supervisor_->causes_version() != causes_version_seen_) {
       causes_version_seen_ = supervisor_->causes_version();
       std::map<std::pair<int, std::pair<safety::ChannelId, int>>, safety::Reason> now_active;
-      for (const auto& cause : supervisor_->active_causes())
+      std::uint32_t flags = 0;
+      for (const auto& cause : supervisor_->active_causes()) {
         now_active[{static_cast<int>(cause.rule), {cause.channel, cause.module_id}}] = cause;
+        const bool limit = cause.rule == safety::RuleKind::limit_high || cause.rule == safety::RuleKind::limit_low;
+        if (const int bit = rig_flag_bit(cause.quantity); limit && bit >= 0) flags |= 1u << bit;
+      }
+      // Each limit event carries what is active after it, so the newest one tells a reader (the
+      // server's dashboard) the whole picture: which causes remain, whether a reset would pass.
+      const json snapshot = causes_json();
+      auto limit_event = [&](const char* what, const safety::Reason& reason) {
+        json e{{"t", wall_s()}, {"kind", "limit"}, {"event", what}, {"reason", reason_json(*supervisor_, reason, time_base())}};
+        e["active_causes"] = snapshot;
+        e["reset_possible"] = reset_possible(supervisor_->state());
+        emit(std::move(e));
+      };
       for (const auto& [key, cause] : now_active) {
         auto before = active_causes_.find(key);
-        if (before == active_causes_.end() || before->second.level != cause.level)
-          emit({{"t", wall_s()}, {"kind", "limit"}, {"event", "active"}, {"reason", reason_json(*supervisor_, cause, time_base())}});
+        if (before == active_causes_.end() || before->second.level != cause.level) limit_event("active", cause);
       }
       for (const auto& [key, cause] : active_causes_) {
         if (now_active.count(key) == 0) {
           safety::Reason cleared = cause;
           cleared.level = safety::Level::normal;
-          emit({{"t", wall_s()}, {"kind", "limit"}, {"event", "cleared"}, {"reason", reason_json(*supervisor_, cleared, time_base())}});
+          limit_event("cleared", cleared);
         }
       }
       active_causes_ = std::move(now_active);
+      if (flags != rig_flags_) {
+        rig_flags_ = flags;
+        if (recorder_) recorder_->record_sample(wall_now(), record_channels_[recorder::kRigFlagsChannel], static_cast<double>(flags));
+      }
     }
     arm_deadline();
     check_stop_progress();
@@ -1437,8 +1512,10 @@ class Edge {
     });
   }
 
-  // The rig's wide CSV record (recording.csv_dir), once a second: BMUnn_<signal> for every signal of
-  // every module found (sorted by name, as the rig wrote them), the board, the inverter, the flags.
+  // The rig's wide CSV record (recording.csv_dir), once a second, in the rig's layout
+  // (seed/sample-record-log.csv): BMUnn_<signal> for every decoded signal of every module found
+  // (sorted by name, as the rig wrote them), the board (ADC counts unless csv_board = "converted"),
+  // the inverter, the pcan_is* flags, warning, dangerous (CurrentState with csv_extra_columns).
   void schedule_csv_row() {
     csv_timer_.expires_after(std::chrono::seconds(1));
     csv_timer_.async_wait([this](asio::error_code ec) {
@@ -1452,10 +1529,18 @@ class Edge {
     std::vector<std::pair<std::string, recorder::CsvValue>> row;
     std::set<int> known;
     for (const auto& m : supervisor_->status().modules) known.insert(m.module_id);
+    // No file before the modules are found (all expected, or the discovery window since the first):
+    // a file with the board alone and then another with the modules is a stray for the lab's tools.
+    if (known.empty()) return;
+    if (first_module_mono_ == 0) first_module_mono_ = mono_now();
+    if (known.size() < static_cast<std::size_t>(config_.modules.expected) &&
+        mono_now() - first_module_mono_ < kDiscoveryWindowNs)
+      return;
     const auto& messages = map_.messages();
     for (std::size_t i = 0; i < messages.size(); ++i) {
       const ModuleMessage& message = messages[i];
       if (message.module_id == 0 || known.count(message.module_id) == 0) continue;
+      if (latest_values_[i].empty()) continue;  // not received: the rig logged decoded signals only
       const std::string prefix = rig_prefix(message.module_id);
       const auto& signals = message.codec->message().signals;
       for (std::size_t k = 0; k < signals.size(); ++k) {
@@ -1474,17 +1559,22 @@ class Edge {
     std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     auto add = [&row](const char* name, recorder::CsvValue v) { row.emplace_back(name, std::move(v)); };
     const bool have_board = last_board_.has_value();
-    add("Ardu_Press", have_board ? recorder::CsvValue(last_board_->pressure.value) : recorder::CsvValue());
-    add("Ardu_Temp1", have_board ? recorder::CsvValue(last_board_->temp1_c.value) : recorder::CsvValue());
-    add("Ardu_Temp2", have_board ? recorder::CsvValue(last_board_->temp2_c.value) : recorder::CsvValue());
+    auto board = [&](int adc, double converted) {
+      if (!have_board) return recorder::CsvValue();
+      return config_.recording.csv_board_converted ? recorder::CsvValue(converted) : recorder::CsvValue(std::int64_t{adc});
+    };
+    add("Ardu_Press", have_board ? board(last_board_->pressure_adc, last_board_->pressure.value) : recorder::CsvValue());
+    add("Ardu_Temp1", have_board ? board(last_board_->temp1_adc, last_board_->temp1_c.value) : recorder::CsvValue());
+    add("Ardu_Temp2", have_board ? board(last_board_->temp2_adc, last_board_->temp2_c.value) : recorder::CsvValue());
     const bool have_inverter = last_inverter_.has_value();
     add("modbus_Power", have_inverter ? recorder::CsvValue(last_inverter_->dc_link_power_kw) : recorder::CsvValue());
     add("modbus_Current", have_inverter ? recorder::CsvValue(last_inverter_->dc_link_current_a) : recorder::CsvValue());
     add("modbus_Voltage", have_inverter ? recorder::CsvValue(last_inverter_->battery_voltage_v) : recorder::CsvValue());
+    for (std::size_t i = 0; i < recorder::kRigFlagCount; ++i) add(recorder::kRigFlagColumns[i], ((rig_flags_ >> i) & 1u) != 0);
     const safety::State state = supervisor_->state();
     add("warning", state == safety::State::warning);
     add("dangerous", state == safety::State::dangerous || state == safety::State::safe);
-    add("CurrentState", state_name(state));
+    if (config_.recording.csv_extra_columns) add("CurrentState", state_name(state));
     std::vector<std::string> columns;
     std::vector<recorder::CsvValue> values;
     columns.reserve(row.size());
@@ -1714,6 +1804,8 @@ class Edge {
 
   std::uint64_t causes_version_seen_ = 0;
   std::map<std::pair<int, std::pair<safety::ChannelId, int>>, safety::Reason> active_causes_;
+  std::uint32_t rig_flags_ = 0;
+  TimeNs first_module_mono_ = 0;  // when the CSV first saw a module (its discovery window)  // the rig's violation flags now (bit i: recorder::kRigFlagColumns[i])
   std::vector<int> reported_modules_;
   bool discovery_reported_ = false;
   bool stopping_ = false;         // a stop was requested: the supervisor runs the trip's sequence

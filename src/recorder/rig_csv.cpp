@@ -102,7 +102,7 @@ Result<void> RigCsvWriter::write(TimeNs time_ns, std::span<const std::string> co
         line_.push_back(',');
         append_field(line_, c);
       }
-      line_.push_back('\n');
+      line_.append("\r\n");
       if (std::fwrite(line_.data(), 1, line_.size(), file_) != line_.size()) {
         return Error(ErrorCode::io_error, "rig CSV: cannot write " + path_ + ": " + std::strerror(errno));
       }
@@ -122,7 +122,7 @@ Result<void> RigCsvWriter::write(TimeNs time_ns, std::span<const std::string> co
     line_.push_back(',');
     append_value(line_, v);
   }
-  line_.push_back('\n');
+  line_.append("\r\n");
   if (std::fwrite(line_.data(), 1, line_.size(), file_) != line_.size() || std::fflush(file_) != 0) {
     return Error(ErrorCode::io_error, "rig CSV: cannot write " + path_ + ": " + std::strerror(errno));
   }

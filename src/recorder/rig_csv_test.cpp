@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -37,9 +38,9 @@ TEST(RigCsv, WritesTheRigLayoutAndStartsNewFilesOnDayOrColumnChange) {
     ASSERT_TRUE(w.write(kT0 + 6'000'000'000, cols, row).ok());
     EXPECT_EQ(w.current_path(), first);
     EXPECT_EQ(slurp(first),
-              "date,time,BMU01_CMA_Current,BMU01_CMA_Max_Temp,warning,note\n"
-              "31-03-2021,12:52:01,-96.30000000000001,22,False,\n"
-              "31-03-2021,12:52:07,47.0,-3,True,\"a,\"\"b\"\"\"\n");
+              "date,time,BMU01_CMA_Current,BMU01_CMA_Max_Temp,warning,note\r\n"
+              "31-03-2021,12:52:01,-96.30000000000001,22,False,\r\n"
+              "31-03-2021,12:52:07,47.0,-3,True,\"a,\"\"b\"\"\"\r\n");
     // The column set changes: a new file.
     const std::vector<std::string> more = {"BMU01_CMA_Current", "BMU02_CMA_Current"};
     const std::vector<CsvValue> two = {1.5, 2.5};
@@ -48,7 +49,7 @@ TEST(RigCsv, WritesTheRigLayoutAndStartsNewFilesOnDayOrColumnChange) {
     // The day changes (and the month): a new file in a new folder.
     ASSERT_TRUE(w.write(kT0 + 12LL * 3600 * 1'000'000'000, more, two).ok());
     EXPECT_EQ(w.current_path(), base + "/Battery-System 04-2021/log-Battery-System 01-04-2021-00-52-01.csv");
-    EXPECT_EQ(slurp(w.current_path()), "date,time,BMU01_CMA_Current,BMU02_CMA_Current\n01-04-2021,00:52:01,1.5,2.5\n");
+    EXPECT_EQ(slurp(w.current_path()), "date,time,BMU01_CMA_Current,BMU02_CMA_Current\r\n01-04-2021,00:52:01,1.5,2.5\r\n");
     const std::vector<CsvValue> one = {1.5};
     EXPECT_FALSE(w.write(kT0, more, one).ok());
   }
@@ -69,6 +70,24 @@ TEST(RigCsv, ValuesAsThePythonToolWroteThem) {
   EXPECT_EQ(text(std::monostate{}), "");
   EXPECT_EQ(text(std::numeric_limits<double>::quiet_NaN()), "nan");
   EXPECT_EQ(text(-std::numeric_limits<double>::infinity()), "-inf");
+}
+
+// The columns after the modules, as the rig's own file has them (CELLGUARD_SEED_DIR).
+TEST(RigCsv, TailColumnsAreTheRigSampleOnes) {
+  const char* seed = std::getenv("CELLGUARD_SEED_DIR");
+  if (seed == nullptr || *seed == '\0') GTEST_SKIP() << "CELLGUARD_SEED_DIR not set: the rig's sample-record-log.csv is needed";
+  std::ifstream in(std::string(seed) + "/sample-record-log.csv", std::ios::binary);
+  std::string header;
+  ASSERT_TRUE(std::getline(in, header)) << seed << "/sample-record-log.csv";
+  ASSERT_FALSE(header.empty());
+  ASSERT_EQ(header.back(), '\r') << "the rig's lines end in CRLF";
+  header.pop_back();
+  std::string tail;
+  for (const char* c : kRigDeviceColumns) tail += std::string(",") + c;
+  for (const char* c : kRigFlagColumns) tail += std::string(",") + c;
+  tail += ",warning,dangerous";
+  ASSERT_GE(header.size(), tail.size());
+  EXPECT_EQ(header.substr(header.size() - tail.size()), tail);
 }
 
 TEST(RigCsv, UnwritableBaseIsAClearError) {

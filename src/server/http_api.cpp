@@ -427,6 +427,8 @@ struct HttpApi::Impl {
     j["state"] = st.state;
     j["state_since_ns"] = st.since_ns;
     j["reasons"] = st.reasons;
+    j["active_causes"] = st.active_causes;
+    j["reset_possible"] = st.reset_possible;
     j["backlog_batches"] = status ? status->backlog_batches : 0;
     j["lost_records"] = status ? status->lost_records : 0;
     j["batches"] = status ? status->batches : 0;
@@ -443,6 +445,7 @@ struct HttpApi::Impl {
     }
     j["modules"] = modules.size();
     j["last_value_ns"] = newest;
+    j["server_time_ns"] = wall_ns();  // ages are measured against this clock, not the browser's
     return j;
   }
 
@@ -459,7 +462,7 @@ struct HttpApi::Impl {
       auto le = live->edge(id);
       list.push_back(summary(id, it == statuses.end() ? nullptr : &it->second, le ? &*le : nullptr));
     }
-    return {{"edges", std::move(list)}};
+    return {{"edges", std::move(list)}, {"server_time_ns", wall_ns()}};
   }
 
   // The edge's live view, or a 404.
@@ -485,7 +488,7 @@ struct HttpApi::Impl {
       values[name] = std::move(item);
       newest = std::max(newest, v.t);
     }
-    return {{"t", newest}, {"values", std::move(values)}};
+    return {{"t", newest}, {"values", std::move(values)}, {"server_time_ns", wall_ns()}};
   }
 
   static json modules_json(const LiveEdge& e, TimeNs now) {
@@ -806,6 +809,7 @@ struct HttpApi::Impl {
                             {"module", c.module},
                             {"rig_column", c.rig_column}});
       j["channels"] = std::move(channels);
+      j["limits"] = le->limits;
       reply(res, 200, j);
     });
 
@@ -971,6 +975,10 @@ struct HttpApi::Impl {
       }
       return fail(res, status_of(e), e.message);
     };
+    const std::string board = req.has_param("board") ? req.get_param_value("board") : "raw";
+    if (board != "raw" && board != "converted") return fail(res, 400, "board must be raw or converted");
+    o.board_converted = board == "converted";
+    o.extra_columns = req.has_param("extra") && req.get_param_value("extra") != "0";
     // Written to a private temporary folder, sent from there, removed after the download.
     std::string base =
         (fs::path(config.temp_dir.empty() ? fs::temp_directory_path().string() : config.temp_dir) /

@@ -51,8 +51,9 @@ struct HttpApiConfig {
   std::vector<std::string> allowed_hosts;  // Host names beside IP literals and localhost
   bool secure_cookie = false;              // TLS in front (behind_tls_proxy): the cookie is `Secure`
   AuthConfig auth;
-  std::chrono::milliseconds latest_interval{500};  // stream: `latest` at most this often (when changed)
-  std::chrono::milliseconds edges_interval{1000};  // stream: `edges` this often
+  // Short enough that the dashboard sees a silent edge within 2 s (its stale threshold is 1.5 s).
+  std::chrono::milliseconds latest_interval{250};  // stream: `latest` at most this often (when changed)
+  std::chrono::milliseconds edges_interval{500};   // stream: `edges` this often
   std::string version = "0.1.0";
   std::string temp_dir;  // exports are written here before the download; empty: the system's
   std::shared_ptr<spdlog::logger> log;

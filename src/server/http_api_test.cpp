@@ -400,7 +400,15 @@ TEST_F(HttpApiTest, TheExportIsADownloadInTheRigLayout) {
   auto c = client();
   const std::string range =
       "from=" + std::to_string(last_t_ - 60'000'000'000) + "&to=" + std::to_string(last_t_ + 2'000'000'000);
-  auto csv = c.Get("/api/v1/edges/rig-01/export?" + range + "&interval_s=1&utc=1");
+  // The rig's columns by default; the converted board values and CurrentState when asked.
+  auto rig_layout = c.Get("/api/v1/edges/rig-01/export?" + range + "&interval_s=1&utc=1");
+  ASSERT_TRUE(rig_layout);
+  ASSERT_EQ(rig_layout->status, 200) << rig_layout->body;
+  const std::string rig_header = rig_layout->body.substr(0, rig_layout->body.find('\n') + 1);
+  EXPECT_NE(rig_header.find(",modbus_Voltage,pcan_isCMATempVio,"), std::string::npos) << rig_header;
+  EXPECT_NE(rig_header.find(",pcan_isModbusPowerViolated,warning,dangerous\r\n"), std::string::npos) << rig_header;
+  EXPECT_EQ(get_json("/api/v1/edges/rig-01/export?" + range + "&board=celsius", 400)["error"], "board must be raw or converted");
+  auto csv = c.Get("/api/v1/edges/rig-01/export?" + range + "&interval_s=1&utc=1&board=converted&extra=1");
   ASSERT_TRUE(csv);
   ASSERT_EQ(csv->status, 200) << csv->body;
   EXPECT_EQ(csv->get_header_value("Content-Type"), "text/csv; charset=utf-8");
@@ -422,6 +430,7 @@ TEST_F(HttpApiTest, TheExportIsADownloadInTheRigLayout) {
   }
   EXPECT_GE(rows, 1);
   EXPECT_EQ(std::to_string(rows), csv->get_header_value("X-Cellguard-Rows"));
+  EXPECT_EQ(last.back(), '\r') << "CRLF line ends, as the rig's files";
   EXPECT_NE(last.find("22.0"), std::string::npos) << last;  // board.temp1_c of the last block
 
   auto jsonl = c.Get("/api/v1/edges/rig-01/export?" + range + "&format=jsonl");

@@ -54,6 +54,32 @@ void LiveCache::apply_event(Entry& entry, const store::Event& event) {
   entry.live.recent.push_back(event);
   while (entry.live.recent.size() > kRecentEvents) entry.live.recent.pop_front();
   apply_state_event(entry, event);
+  apply_causes_or_limits(entry, event);
+}
+
+bool LiveCache::apply_causes_or_limits(Entry& entry, const store::Event& event) {
+  const bool causes = event.kind == "limit" || event.kind == "state";
+  if (!causes && event.kind != "config") return false;
+  const nlohmann::json j = nlohmann::json::parse(event.json, nullptr, false);
+  if (!j.is_object()) return false;
+  if (causes) {
+    auto it = j.find("active_causes");
+    if (it == j.end() || !it->is_array()) return false;
+    if (event.time_ns < entry.live.state.causes_ns) return true;  // a late backlog event: older news
+    LiveState& s = entry.live.state;
+    s.active_causes = *it;
+    auto reset = j.find("reset_possible");
+    s.reset_possible = reset != j.end() && reset->is_boolean() ? *reset : nlohmann::json();
+    s.causes_ns = event.time_ns;
+    return true;
+  }
+  auto it = j.find("limits");
+  if (j.value("event", "") != "limits" || it == j.end() || !it->is_object()) return false;
+  if (event.time_ns >= entry.live.limits_ns) {
+    entry.live.limits = *it;
+    entry.live.limits_ns = event.time_ns;
+  }
+  return true;
 }
 
 void LiveCache::apply_state_event(Entry& entry, const store::Event& event) {
@@ -102,11 +128,15 @@ Result<void> LiveCache::load(store::TimeNs now_ns) {
         for (std::size_t i = first; i < events->size(); ++i) entry.live.recent.push_back((*events)[i]);
       }
       const store::Event* last_state = nullptr;
-      for (const auto& e : *events)
+      for (const auto& e : *events) {
         if (e.kind == "state") last_state = &e;
+        // Oldest first: the newest causes and limits win.
+        if (back == kHourNs || entry.live.state.causes_ns == 0 || entry.live.limits_ns == 0)
+          apply_causes_or_limits(entry, e);
+      }
       if (last_state) {
         apply_state_event(entry, *last_state);
-        break;
+        if (entry.live.limits_ns != 0) break;
       }
     }
     if (entry.state_channel) {

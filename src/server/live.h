@@ -13,6 +13,9 @@
 // starts NORMAL and records changes only, so an edge with values and no state report is "normal"
 // (since the oldest of its latest values: a lower bound known without reading history).
 //
+// Causes: the edge's limit and state events carry "active_causes" and "reset_possible" (the state
+// after the event); the newest such event gives LiveState::active_causes and reset_possible.
+//
 // Thread safety: every method may be called from any thread (one mutex; on_committed holds it
 // briefly). wait() blocks until a change or the timeout.
 #pragma once
@@ -45,6 +48,11 @@ struct LiveState {
   std::string state = "unknown";  // normal | warning | dangerous | safe | unknown
   store::TimeNs since_ns = 0;
   nlohmann::json reasons = nlohmann::json::array();
+  // From the newest "limit" or "state" event that carries them (edges since issue 13): every cause
+  // active after it, and whether an operator reset would be accepted. null: the edge has not said.
+  nlohmann::json active_causes;
+  nlohmann::json reset_possible;
+  store::TimeNs causes_ns = 0;  // time of that event
 };
 
 struct LiveEdge {
@@ -53,6 +61,10 @@ struct LiveEdge {
   std::map<std::uint32_t, LiveValue> latest;    // by channel id
   LiveState state;
   std::deque<store::Event> recent;  // newest last, at most kRecentEvents
+  // The configured limits by quantity ({"cell_voltage":{"warning_high":4.1,...}}), from the edge's
+  // newest {"kind":"config","event":"limits"} event; null before one arrives.
+  nlohmann::json limits;
+  store::TimeNs limits_ns = 0;
   std::uint64_t version = 0;        // changes whenever anything above does
 };
 
@@ -101,6 +113,8 @@ class LiveCache {
   void refresh_catalogue(const std::string& edge_id, Entry& entry);
   static void apply_event(Entry& entry, const store::Event& event);
   static void apply_state_event(Entry& entry, const store::Event& event);
+  // Active causes (limit and state events) and limits (config events); false if the event has none.
+  static bool apply_causes_or_limits(Entry& entry, const store::Event& event);
   static void apply_state_value(Entry& entry, store::TimeNs t, double v);
   static void imply_normal(Entry& entry);
 

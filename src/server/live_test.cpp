@@ -219,3 +219,73 @@ TEST_F(LiveTest, WaitReturnsOnAChange) {
 
 }  // namespace
 }  // namespace cellguard::server
+
+namespace cellguard::server {
+namespace {
+
+// Issue 13 item 7: the SAFE banner's "would a reset pass now" and the history's limit lines come from
+// the edge's events: the newest limit/state event with active_causes, the newest limits event; a late
+// (older) event never replaces them, and a restarted server finds them in the store.
+TEST_F(LiveTest, ActiveCausesResetVerdictAndLimitsFollowTheNewestEvents) {
+  const json cause{{"rule", "limit_high"}, {"level", "dangerous"}, {"quantity", "cell_voltage"}, {"module", 1}};
+  auto limit = [&](store::TimeNs t, const char* what, json causes, bool reset) {
+    json j{{"kind", "limit"}, {"event", what}, {"reason", cause}, {"active_causes", std::move(causes)}, {"reset_possible", reset}};
+    return store::Event{t, "limit", j.dump()};
+  };
+  json safe_event = json::parse(state(kT0 + kS, "dangerous", "safe", "dangerous").json);
+  safe_event["active_causes"] = json::array({cause});
+  safe_event["reset_possible"] = false;
+  const json limits{{"cell_voltage", {{"warning_high", 4.1}, {"dangerous_high", 4.2}}}};
+  {
+    LiveCache live(*store_);
+    store::Batch b;
+    b.seq = 1;
+    b.events = {{kT0, "config", json{{"kind", "config"}, {"event", "limits"}, {"limits", limits}}.dump()},
+                limit(kT0 + kS / 2, "active", json::array({cause}), false),
+                {kT0 + kS, "state", safe_event.dump()}};
+    commit(live, b);
+    auto e = live.edge("rig-01");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->state.state, "safe");
+    EXPECT_EQ(e->state.reset_possible, false);
+    EXPECT_EQ(e->state.active_causes, json::array({cause}));
+    EXPECT_EQ(e->limits, limits);
+    // The cause clears: a reset would pass now.
+    store::Batch c;
+    c.seq = 2;
+    c.events = {limit(kT0 + 3 * kS, "cleared", json::array(), true)};
+    commit(live, c);
+    EXPECT_EQ(live.state("rig-01").reset_possible, true);
+    EXPECT_TRUE(live.state("rig-01").active_causes.empty());
+    // A late backlog event (older) does not bring the cause back.
+    store::Batch late;
+    late.seq = 3;
+    late.events = {limit(kT0 + 2 * kS, "active", json::array({cause}), false)};
+    commit(live, late);
+    EXPECT_EQ(live.state("rig-01").reset_possible, true);
+  }
+  // A restarted server loads the same from the store.
+  LiveCache restarted(*store_);
+  ASSERT_TRUE(restarted.load(kT0 + 10 * kS));
+  auto e = restarted.edge("rig-01");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->state.state, "safe");
+  EXPECT_EQ(e->state.reset_possible, true);
+  EXPECT_EQ(e->limits, limits);
+}
+
+// An edge without these fields (older software): null, so the dashboard does not guess.
+TEST_F(LiveTest, ResetVerdictIsNullWhenTheEdgeDoesNotSay) {
+  LiveCache live(*store_);
+  store::Batch b;
+  b.seq = 1;
+  b.events = {state(kT0, "normal", "safe", "dangerous")};
+  commit(live, b);
+  EXPECT_EQ(live.state("rig-01").state, "safe");
+  EXPECT_TRUE(live.state("rig-01").reset_possible.is_null());
+  EXPECT_TRUE(live.state("rig-01").active_causes.is_null());
+  EXPECT_TRUE(live.edge("rig-01")->limits.is_null());
+}
+
+}  // namespace
+}  // namespace cellguard::server

@@ -3,9 +3,11 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -20,8 +22,17 @@ namespace {
 
 constexpr TimeNs kSecond = 1'000'000'000;
 constexpr TimeNs kMaxSeconds = 9'000'000'000;  // year 2255: ns fit an int64
-constexpr const char* kTail[] = {"Ardu_Press", "Ardu_Temp1", "Ardu_Temp2", "modbus_Power", "modbus_Current", "modbus_Voltage"};
-constexpr std::size_t kTailCount = std::size(kTail);
+// The channels of recorder::kRigDeviceColumns: the board as the rig logged it (ADC counts) or
+// converted (degC, the pressure unit), then the inverter.
+constexpr std::size_t kDeviceCount = std::size(recorder::kRigDeviceColumns);
+constexpr const char* kDeviceChannelsRaw[kDeviceCount] = {
+    "board.pressure_adc", "board.temp1_adc", "board.temp2_adc",
+    "inverter.dc_link_power_kw", "inverter.dc_link_current_a", "inverter.battery_voltage_v"};
+constexpr const char* kDeviceChannelsConverted[kDeviceCount] = {
+    "board.pressure", "board.temp1_c", "board.temp2_c",
+    "inverter.dc_link_power_kw", "inverter.dc_link_current_a", "inverter.battery_voltage_v"};
+// Modules answer each SYNC (100 ms): 5 cycles after the first module's sample, all have answered.
+constexpr TimeNs kModuleDiscoveryNs = kSecond / 2;
 constexpr const char* kStateChannel = "safety.state";
 
 struct Sample {
@@ -106,26 +117,74 @@ void append_json_string(std::string& out, std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+// The modules of the discovery: those whose first sample comes within kModuleDiscoveryNs of the first
+// module sample at or after `from` (none: no module in the range). Reads window by window until found.
+struct Discovery {
+  TimeNs first_ns = std::numeric_limits<TimeNs>::max();
+  std::set<int> modules;
+};
+Result<Discovery> discover_modules(Store& store, const std::string& edge, TimeNs from, TimeNs to, TimeNs window,
+                                   const std::unordered_map<std::uint32_t, int>& module_of) {
+  Discovery d;
+  auto scan_modules = [&](TimeNs a, TimeNs b, std::vector<std::pair<TimeNs, int>>& seen) {
+    return store.scan(edge, a, b, [&](const SeriesBatch& s) {
+      const std::size_t cols = s.channels.size();
+      for (std::size_t c = 0; c < cols; ++c) {
+        auto it = module_of.find(s.channels[c]);
+        if (it == module_of.end()) continue;
+        for (std::size_t r = 0; r < s.times_ns.size(); ++r)
+          if (!std::isnan(s.values[r * cols + c])) seen.emplace_back(s.times_ns[r], it->second);
+      }
+    });
+  };
+  std::vector<std::pair<TimeNs, int>> seen;
+  for (TimeNs w0 = from;;) {
+    const TimeNs w1 = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(w0) < static_cast<std::uint64_t>(window)
+                          ? to
+                          : w0 + window - 1;
+    if (auto ok = scan_modules(w0, w1, seen); !ok) return ok.error();
+    for (const auto& [t, m] : seen) d.first_ns = std::min(d.first_ns, t);
+    if (!seen.empty() || w1 >= to) break;
+    w0 = w1 + 1;
+  }
+  if (seen.empty()) return d;
+  seen.clear();
+  const TimeNs end =
+      d.first_ns > std::numeric_limits<TimeNs>::max() - kModuleDiscoveryNs ? d.first_ns : d.first_ns + kModuleDiscoveryNs;
+  if (auto ok = scan_modules(d.first_ns, std::min(end, to), seen); !ok) return ok.error();
+  for (const auto& [t, m] : seen) d.modules.insert(m);
+  return d;
+}
+
+}  // namespace
+
 Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std::string& out_dir) {
   if (auto ok = check_range(o); !ok) return ok.error();
   auto info = find_edge(store, o.edge_id);
   if (!info) return info.error();
-  // Columns: every module channel with a rig column, by name; the fixed tail; the state.
+  // Columns: every module channel with a rig column, by name (each once it has a value: the rig
+  // logged the signals it decoded); the board and the inverter; the flags; warning and dangerous;
+  // CurrentState only with extra columns.
+  const char* const* device_names = o.board_converted ? kDeviceChannelsConverted : kDeviceChannelsRaw;
   std::unordered_map<std::uint32_t, std::size_t> slot;  // channel id -> index into `last`
   std::vector<const Channel*> module_columns;
-  std::array<int, kTailCount> tail_slot;
-  tail_slot.fill(-1);
-  int state_slot = -1;
+  std::array<int, kDeviceCount> device_slot;
+  device_slot.fill(-1);
+  int state_slot = -1, flags_slot = -1;
   std::vector<const Channel*> slots;
   for (const auto& c : info->channels) {
     if (c.name == kStateChannel) {
       state_slot = static_cast<int>(slots.size());
+    } else if (c.name == recorder::kRigFlagsChannel) {
+      flags_slot = static_cast<int>(slots.size());
     } else if (c.module != 0 && !c.rig_column.empty()) {
       module_columns.push_back(&c);
     } else {
-      auto it = std::find(std::begin(kTail), std::end(kTail), c.rig_column);
-      if (it == std::end(kTail)) continue;
-      tail_slot[static_cast<std::size_t>(it - std::begin(kTail))] = static_cast<int>(slots.size());
+      auto it = std::find_if(device_names, device_names + kDeviceCount, [&](const char* n) { return c.name == n; });
+      if (it == device_names + kDeviceCount) continue;
+      device_slot[static_cast<std::size_t>(it - device_names)] = static_cast<int>(slots.size());
     }
     slot[c.id] = slots.size();
     slots.push_back(&c);
@@ -134,49 +193,75 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
             [](const Channel* a, const Channel* b) { return a->rig_column < b->rig_column; });
 
   std::vector<double> last(slots.size(), std::nan(""));
+  std::vector<bool> has_value(slots.size(), false);
+  // No row before the modules are found (all that answer within 5 SYNC cycles of the first one): a
+  // file of the board alone, or of the first modules, then another with all of them, is a stray for
+  // the lab's tools (the rig's loop waited for its modules too).
+  std::unordered_map<std::uint32_t, int> module_of;
+  for (const Channel* c : module_columns) module_of[c->id] = c->module;
+  const TimeNs start = o.from_ns > std::numeric_limits<TimeNs>::min() + o.lookback_ns ? o.from_ns - o.lookback_ns
+                                                                                      : std::numeric_limits<TimeNs>::min();
+  auto discovery = discover_modules(store, o.edge_id, start, o.to_ns, o.window_ns, module_of);
+  if (!discovery) return discovery.error();
   std::set<int> modules_seen;
+  bool modules_found = false;
   recorder::RigCsvWriter writer((std::filesystem::path(out_dir) / "Battery-System-database").string(), o.utc);
   ExportResult result;
   std::vector<std::string> columns;
   std::vector<recorder::CsvValue> values;
   TimeNs row = o.from_ns;
   TimeNs newest = std::numeric_limits<TimeNs>::min();  // the newest sample applied
-  const TimeNs start = o.from_ns > std::numeric_limits<TimeNs>::min() + o.lookback_ns ? o.from_ns - o.lookback_ns
-                                                                                      : std::numeric_limits<TimeNs>::min();
+  auto value_of = [](double v, bool integral) -> recorder::CsvValue {
+    if (std::isnan(v)) return {};
+    if (integral && v == std::floor(v) && std::fabs(v) < 9e15) return static_cast<std::int64_t>(v);
+    return v;
+  };
 
   auto write_row = [&](TimeNs t) -> Result<void> {
     if (auto budget = check_budget(o, result.rows); !budget) return budget;
     columns.clear();
     values.clear();
     for (const Channel* c : module_columns) {
-      if (!modules_seen.count(c->module)) continue;
+      const std::size_t at = slot.at(c->id);
+      if (!has_value[at]) continue;
       columns.push_back(c->rig_column);
-      const double v = last[slot.at(c->id)];
-      if (std::isnan(v)) values.emplace_back();
-      else if (c->integral && v == std::floor(v) && std::fabs(v) < 9e15) values.emplace_back(static_cast<std::int64_t>(v));
-      else values.emplace_back(v);
+      values.push_back(value_of(last[at], c->integral));
     }
-    for (std::size_t i = 0; i < kTailCount; ++i) {
-      columns.push_back(kTail[i]);
-      const double v = tail_slot[i] < 0 ? std::nan("") : last[static_cast<std::size_t>(tail_slot[i])];
-      if (std::isnan(v)) values.emplace_back();
-      else values.emplace_back(v);
+    for (std::size_t i = 0; i < kDeviceCount; ++i) {
+      columns.push_back(recorder::kRigDeviceColumns[i]);
+      const double v = device_slot[i] < 0 ? std::nan("") : last[static_cast<std::size_t>(device_slot[i])];
+      // Raw ADC counts are integers in the rig's file ("89"), converted values doubles.
+      values.push_back(value_of(v, i < 3 && !o.board_converted));
+    }
+    const double flags = flags_slot < 0 ? std::nan("") : last[static_cast<std::size_t>(flags_slot)];
+    for (std::size_t i = 0; i < recorder::kRigFlagCount; ++i) {
+      columns.push_back(recorder::kRigFlagColumns[i]);
+      if (std::isnan(flags)) values.emplace_back();
+      else values.emplace_back(((static_cast<std::uint64_t>(flags) >> i) & 1u) != 0);
     }
     const double state = state_slot < 0 ? std::nan("") : last[static_cast<std::size_t>(state_slot)];
-    columns.insert(columns.end(), {"warning", "dangerous", "CurrentState"});
+    columns.insert(columns.end(), {"warning", "dangerous"});
+    if (o.extra_columns) columns.push_back("CurrentState");
     if (std::isnan(state)) {
-      values.insert(values.end(), 3, recorder::CsvValue());
+      values.insert(values.end(), o.extra_columns ? 3 : 2, recorder::CsvValue());
     } else {
       static const char* names[] = {"normal", "warning", "dangerous", "safe"};
       const int s = state >= 0 && state <= 3 ? static_cast<int>(state) : -1;
       values.emplace_back(s == 1);
       values.emplace_back(s == 2 || s == 3);
-      values.emplace_back(s >= 0 ? std::string(names[s]) : "state " + format_shortest(state));
+      if (o.extra_columns) values.emplace_back(s >= 0 ? std::string(names[s]) : "state " + format_shortest(state));
     }
     if (auto ok = writer.write(t, columns, values); !ok) return ok;
     if (result.files.empty() || result.files.back() != writer.current_path()) result.files.push_back(writer.current_path());
     ++result.rows;
     return success();
+  };
+  auto apply = [&](const Sample& s) {
+    const std::size_t at = slot.at(s.channel);
+    last[at] = s.value;
+    has_value[at] = true;
+    if (slots[at]->module != 0) modules_seen.insert(slots[at]->module);
+    newest = std::max(newest, s.time);
   };
 
   auto ok = for_each_window(store, o.edge_id, start, o.to_ns, o.window_ns, &slot, o,
@@ -184,13 +269,12 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
     result.samples += samples.size();
     std::size_t i = 0;
     for (; row <= w1; ) {
-      for (; i < samples.size() && samples[i].time <= row; ++i) {
-        const std::size_t at = slot.at(samples[i].channel);
-        last[at] = samples[i].value;
-        if (slots[at]->module != 0) modules_seen.insert(slots[at]->module);
-        newest = std::max(newest, samples[i].time);
-      }
-      if (newest != std::numeric_limits<TimeNs>::min() && newest - row > -o.interval_ns) {
+      for (; i < samples.size() && samples[i].time <= row; ++i) apply(samples[i]);
+      if (!modules_found && !modules_seen.empty())
+        modules_found = row - discovery->first_ns >= kModuleDiscoveryNs ||
+                        std::includes(modules_seen.begin(), modules_seen.end(), discovery->modules.begin(),
+                                      discovery->modules.end());
+      if (modules_found && newest - row > -o.interval_ns) {
         if (auto r = write_row(row); !r) return r;
       }
       if (o.to_ns - row < o.interval_ns) {
@@ -199,12 +283,7 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
       }
       row += o.interval_ns;
     }
-    for (; i < samples.size(); ++i) {  // after the window's last row time: state for the next row
-      const std::size_t at = slot.at(samples[i].channel);
-      last[at] = samples[i].value;
-      if (slots[at]->module != 0) modules_seen.insert(slots[at]->module);
-      newest = std::max(newest, samples[i].time);
-    }
+    for (; i < samples.size(); ++i) apply(samples[i]);  // after the window's last row time: for the next row
     return success();
   });
   writer.close();

@@ -2,12 +2,17 @@
 //
 // CSV: one row every `interval` from `from` to `to` (row times from + k * interval), each value the
 // last sample at or before the row time; a row is written only when some channel had a sample in the
-// interval ending at the row time (so an edge's outage leaves no rows, as the rig wrote none).
-// Columns as the edge's own CSV (edge.cpp write_csv_row): `date`, `time`, the rig columns of every
-// module seen so far sorted by name, then Ardu_Press, Ardu_Temp1, Ardu_Temp2, modbus_Power,
-// modbus_Current, modbus_Voltage, warning, dangerous, CurrentState (from the channel "safety.state":
-// 0 normal, 1 warning, 2 dangerous, 3 safe; empty before its first sample). Column names come from
-// Channel::rig_column; module channels with Channel::integral are written as integers.
+// interval ending at the row time (so an edge's outage leaves no rows, as the rig wrote none), and
+// none before the modules are found (every module that answers within 0.5 s, 5 SYNC cycles, of
+// the first one has a value, or those 0.5 s have passed).
+// Columns as the rig's file (seed/sample-record-log.csv) and the edge's own CSV (edge.cpp
+// write_csv_row): `date`, `time`, the rig columns of every module channel that has had a value,
+// sorted by name, then recorder::kRigDeviceColumns (Ardu_Press, Ardu_Temp1, Ardu_Temp2 as raw ADC
+// counts from "board.*_adc", or converted from "board.pressure"/"board.temp*_c" with
+// board_converted; modbus_Power, modbus_Current, modbus_Voltage), the eight pcan_is* flags (from the
+// channel recorder::kRigFlagsChannel), warning, dangerous (from "safety.state": 0 normal, 1 warning,
+// 2 dangerous, 3 safe); with extra_columns also CurrentState. Values not recorded are empty. Module
+// column names come from Channel::rig_column; channels with Channel::integral are written as integers.
 // Files: <out>/Battery-System-database/Battery-System MM-YYYY/log-Battery-System DD-MM-YYYY-HH-MM-SS.csv
 //
 // JSON lines: one object per sample, lossless, time order:
@@ -37,6 +42,8 @@ struct ExportOptions {
   TimeNs from_ns = 0, to_ns = 0;  // inclusive
   TimeNs interval_ns = 1'000'000'000;  // CSV rows
   bool utc = false;                    // CSV dates and file names in UTC (default: local, as the rig)
+  bool board_converted = false;        // CSV: Ardu_* as degC and the pressure unit, not ADC counts
+  bool extra_columns = false;          // CSV: columns the rig did not log (CurrentState)
   TimeNs window_ns = 300'000'000'000;  // read in windows of this length
   TimeNs lookback_ns = 60'000'000'000; // CSV: values this far before `from` count for the first rows
   // Budget: at most this many rows/lines (0: no limit), and `cancelled` (when set) is asked before

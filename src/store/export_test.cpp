@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -39,6 +41,7 @@ std::vector<std::vector<std::string>> read_csv(const std::string& path) {
   std::vector<std::vector<std::string>> rows;
   std::string line;
   while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF, as the rig's files
     std::vector<std::string> cells;
     std::stringstream ss(line);
     std::string cell;
@@ -114,14 +117,16 @@ TEST(Export, WritesTheRigCsvLayoutWithANewFileAtMidnight) {
   ASSERT_EQ(day2.size(), 1u + 10);
   const auto& header = day1[0];
   EXPECT_EQ(header, day2[0]);
-  ASSERT_EQ(header.size(), 2u + 47 + 9);
+  ASSERT_EQ(header.size(), 2u + 47 + 16);
   const std::vector<std::string> head = {"date", "time", "BMU01_CMA_Current", "BMU01_CMA_Max_Temp", "BMU01_CMA_Min_Temp",
                                          "BMU01_CMA_Status", "BMU01_CMA_Temp1"};
   EXPECT_EQ(std::vector<std::string>(header.begin(), header.begin() + 7), head);
   const std::vector<std::string> tail = {"Ardu_Press", "Ardu_Temp1", "Ardu_Temp2", "modbus_Power", "modbus_Current",
-                                         "modbus_Voltage", "warning", "dangerous", "CurrentState"};
-  EXPECT_EQ(std::vector<std::string>(header.end() - 9, header.end()), tail);
-  EXPECT_TRUE(std::is_sorted(header.begin() + 2, header.end() - 9));
+                                         "modbus_Voltage", "pcan_isCMATempVio", "pcan_isCMAVolVio", "pcan_isCellVolVio",
+                                         "pcan_isArduTempHigh", "pcan_isArduPressViolated", "pcan_isModbusCurrentViolated",
+                                         "pcan_isModbusVoltageViolated", "pcan_isModbusPowerViolated", "warning", "dangerous"};
+  EXPECT_EQ(std::vector<std::string>(header.end() - 16, header.end()), tail);
+  EXPECT_TRUE(std::is_sorted(header.begin() + 2, header.end() - 16));
   EXPECT_EQ(day1[1][0], "01-12-2026");
   EXPECT_EQ(day1[1][1], "23:59:51");
   EXPECT_EQ(day2[1][0], "02-12-2026");
@@ -137,21 +142,138 @@ TEST(Export, WritesTheRigCsvLayoutWithANewFileAtMidnight) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto last = f.last_at(f.start + static_cast<TimeNs>(i + 1) * kSecond);
     ASSERT_EQ(rows[i].size(), header.size()) << "row " << i;
-    for (std::size_t c = 2; c + 3 < header.size(); ++c) {
+    for (std::size_t c = 2; c + 10 < header.size(); ++c) {  // modules, board (raw counts), inverter
       const Channel* ch = by_column.at(header[c]);
       auto it = last.find(ch->id);
       std::string want;
+      const bool integral = ch->integral || header[c].rfind("Ardu_", 0) == 0;
       if (it != last.end()) {
-        want = ch->integral ? std::to_string(static_cast<std::int64_t>(it->second)) : format_shortest(it->second, true);
+        want = integral ? std::to_string(static_cast<std::int64_t>(it->second)) : format_shortest(it->second, true);
       }
       EXPECT_EQ(rows[i][c], want) << "row " << i << " column " << header[c];
     }
-    EXPECT_EQ(rows[i][header.size() - 3], "False");
-    EXPECT_EQ(rows[i][header.size() - 2], "False");
-    EXPECT_EQ(rows[i][header.size() - 1], "normal");
+    for (std::size_t c = header.size() - 10; c < header.size(); ++c)  // flags, warning, dangerous
+      EXPECT_EQ(rows[i][c], "False") << "row " << i << " column " << header[c];
   }
   EXPECT_NE(rows[0][2].find('.'), std::string::npos) << rows[0][2];  // CMA_Current (x0.1): a double
   EXPECT_EQ(rows[0][5], "3");                                         // CMA_Status: an integer
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Issue 13 item 8: the rig's own file (seed/sample-record-log.csv, 8 modules that sent pdo1..pdo6)
+// and an export of the same rig agree byte for byte in the header, with CRLF line ends and the same
+// column count in every row.
+TEST(Export, HeaderIsTheRigSampleByteForByteWithCrlfLines) {
+  const char* seed = std::getenv("CELLGUARD_SEED_DIR");
+  if (seed == nullptr || *seed == '\0') GTEST_SKIP() << "CELLGUARD_SEED_DIR not set: the rig's sample-record-log.csv is needed";
+  const std::string sample = slurp(std::string(seed) + "/sample-record-log.csv");
+  ASSERT_FALSE(sample.empty()) << seed << "/sample-record-log.csv";
+  const std::string sample_header = sample.substr(0, sample.find("\r\n") + 2);
+  ASSERT_GT(sample_header.size(), 2u) << "the sample's lines end in CRLF";
+
+  TempDir dir;
+  SqliteStoreConfig config;
+  config.path = dir.path() + "/store.sqlite";
+  config.background_compaction = false;
+  auto store = std::move(open_sqlite_store(config).value());
+  const TimeNs start = *parse_time("2021-03-31T12:52:00Z");
+  auto rig = std::move(testing::RigStream::create({8, start, 3, 6}).value());
+  ASSERT_TRUE(store->put_edge(rig->info("rig")).ok());
+  std::vector<EdgeBatches> in{{"rig", {}}};
+  for (int i = 0; i < 30; ++i) in[0].batches.push_back(rig->next(200'000'000));  // 6 s
+  ASSERT_TRUE(store->put_batches(in).ok());
+
+  ExportOptions o;
+  o.edge_id = "rig";
+  o.from_ns = start;
+  o.to_ns = start + 6 * kSecond;
+  o.utc = true;
+  TempDir out;
+  auto r = export_csv(*store, o, out.path());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->files.size(), 1u);
+  const std::string text = slurp(r->files[0]);
+  EXPECT_EQ(text.substr(0, text.find("\r\n") + 2), sample_header);
+  // Every line ends in CRLF (no bare LF) and has the header's column count.
+  const auto columns = std::count(sample_header.begin(), sample_header.end(), ',') + 1;
+  std::size_t lines = 0;
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t end = text.find('\n', at);
+    ASSERT_NE(end, std::string::npos) << "an unterminated last line";
+    ASSERT_GT(end, at) << "an empty line at byte " << at;
+    EXPECT_EQ(text[end - 1], '\r') << "line " << lines << " ends in a bare LF";
+    const std::string line = text.substr(at, end - at);
+    EXPECT_EQ(std::count(line.begin(), line.end(), ',') + 1, columns) << "line " << lines;
+    at = end + 1;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1 + r->rows);
+  EXPECT_EQ(r->rows, 6u);  // 12:52:01 .. 12:52:06
+  // The board columns as the rig logged them: ADC counts ("89"), not converted values.
+  const auto header = read_csv(r->files[0])[0];
+  const auto row = read_csv(r->files[0])[1];
+  const auto at = [&](const char* name) { return row[static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin())]; };
+  for (const char* name : {"Ardu_Press", "Ardu_Temp1", "Ardu_Temp2"})
+    EXPECT_EQ(at(name).find_first_not_of("0123456789"), std::string::npos) << name << " = " << at(name);
+}
+
+// No stray file before the modules are found: board and inverter data of an edge whose modules are
+// not yet answering give no rows (the rig wrote none: its loop waited for the modules).
+TEST(Export, NoFileBeforeTheModulesAreFound) {
+  TempDir dir;
+  SqliteStoreConfig config;
+  config.path = dir.path() + "/store.sqlite";
+  config.background_compaction = false;
+  auto store = std::move(open_sqlite_store(config).value());
+  const TimeNs start = *parse_time("2026-12-01T10:00:10Z");
+  auto rig = std::move(testing::RigStream::create({2, start, 5, 6}).value());
+  const EdgeInfo info = rig->info("rig");
+  ASSERT_TRUE(store->put_edge(info).ok());
+  // 10 s of the board alone before the modules' first PDO.
+  auto id_of = [&](const std::string& name) {
+    for (const auto& c : info.channels)
+      if (c.name == name) return c.id;
+    ADD_FAILURE() << name;
+    return 0u;
+  };
+  SeriesBatch board{{id_of("board.temp1_adc"), id_of("board.temp1_c")}, {}, {}};
+  for (int s = 0; s < 10; ++s) {
+    board.times_ns.push_back(start - 10 * kSecond + s * kSecond);
+    board.values.insert(board.values.end(), {21.0, 23.5});
+  }
+  Batch early;
+  early.seq = 1000;
+  early.series.push_back(board);
+  std::vector<EdgeBatches> in{{"rig", {early}}};
+  for (int i = 0; i < 15; ++i) in[0].batches.push_back(rig->next(200'000'000));  // 3 s with modules
+  ASSERT_TRUE(store->put_batches(in).ok());
+
+  ExportOptions o;
+  o.edge_id = "rig";
+  o.from_ns = start - 10 * kSecond;
+  o.to_ns = start + 3 * kSecond;
+  o.utc = true;
+  o.extra_columns = true;
+  o.board_converted = true;
+  TempDir out;
+  auto r = export_csv(*store, o, out.path());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->files.size(), 1u) << "one file, with the modules";
+  EXPECT_NE(r->files[0].find("10-00-11.csv"), std::string::npos) << r->files[0];
+  const auto rows = read_csv(r->files[0]);
+  ASSERT_EQ(rows.size(), 1u + 3);  // 10:00:11 .. 10:00:13
+  EXPECT_EQ(rows[0][2], "BMU01_CMA_Current");
+  // Asked for: converted board values and the extra column.
+  EXPECT_EQ(rows[0].back(), "CurrentState");
+  EXPECT_EQ(rows[1].back(), "normal");
+  const auto temp1 = std::find(rows[0].begin(), rows[0].end(), "Ardu_Temp1") - rows[0].begin();
+  EXPECT_NE(rows[1][static_cast<std::size_t>(temp1)].find('.'), std::string::npos) << "converted: a double";
 }
 
 TEST(Export, WritesOneJsonLinePerSampleAndEvent) {

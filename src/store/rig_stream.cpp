@@ -39,7 +39,7 @@ struct RigStream::Impl {
   std::unique_ptr<dbc::DatabaseCodec> codec;
   std::vector<Message> messages;  // in bus order after a SYNC
   std::vector<Channel> channels;
-  std::uint32_t board_first = 0, inverter_first = 0, state_channel = 0;
+  std::uint32_t board_first = 0, inverter_first = 0, state_channel = 0, flags_channel = 0;
   std::vector<Module> modules;
   std::mt19937_64 rng;
   TimeNs next_sync_ns = 0;
@@ -117,7 +117,7 @@ Result<std::unique_ptr<RigStream>> RigStream::create(const RigStreamOptions& opt
     mod.charge_as = 1'000'000 + impl->rng() % 1000;
     mod.discharge_as = 2'000'000 + impl->rng() % 1000;
     impl->modules.push_back(mod);
-    for (int p = 1; p <= 8; ++p) {
+    for (int p = 1; p <= options.pdos; ++p) {
       char name[32];
       std::snprintf(name, sizeof name, "BMU%02d_pdo%d", m, p);
       const dbc::MessageCodec* mc = impl->codec->find(name);
@@ -143,13 +143,18 @@ Result<std::unique_ptr<RigStream>> RigStream::create(const RigStreamOptions& opt
     impl->channels.push_back(Channel{next_id++, name, unit, 0, column, false});
     return impl->channels.back().id;
   };
-  impl->board_first = add("board.pressure", "bar", "Ardu_Press");
-  add("board.temp1_c", "degC", "Ardu_Temp1");
-  add("board.temp2_c", "degC", "Ardu_Temp2");
+  // As the edge records them: converted values, and the raw counts that feed the rig CSV's columns.
+  impl->board_first = add("board.pressure", "bar", "");
+  add("board.temp1_c", "degC", "");
+  add("board.temp2_c", "degC", "");
+  add("board.pressure_adc", "count", "Ardu_Press");
+  add("board.temp1_adc", "count", "Ardu_Temp1");
+  add("board.temp2_adc", "count", "Ardu_Temp2");
   impl->inverter_first = add("inverter.dc_link_power_kw", "kW", "modbus_Power");
   add("inverter.dc_link_current_a", "A", "modbus_Current");
   add("inverter.battery_voltage_v", "V", "modbus_Voltage");
   impl->state_channel = add(kStateChannel, "", "");
+  impl->flags_channel = add("safety.flags", "", "");
   impl->next_sync_ns = options.start_ns;
   return std::unique_ptr<RigStream>(new RigStream(std::move(impl)));
 }
@@ -168,9 +173,12 @@ Batch RigStream::next(TimeNs duration_ns) {
   const TimeNs end = s.next_sync_ns + duration_ns;
   std::vector<SeriesBatch> pdo(s.messages.size());
   for (std::size_t i = 0; i < s.messages.size(); ++i) pdo[i].channels = s.messages[i].channels;
-  SeriesBatch board{{s.board_first, s.board_first + 1, s.board_first + 2}, {}, {}};
+  SeriesBatch board{{s.board_first, s.board_first + 1, s.board_first + 2, s.board_first + 3, s.board_first + 4,
+                     s.board_first + 5},
+                    {},
+                    {}};
   SeriesBatch inverter{{s.inverter_first, s.inverter_first + 1, s.inverter_first + 2}, {}, {}};
-  SeriesBatch state{{s.state_channel}, {}, {}};
+  SeriesBatch state{{s.state_channel, s.flags_channel}, {}, {}};
   std::vector<std::uint64_t> raw(64);
   std::vector<double> out(64);
   std::array<std::uint8_t, 8> payload{};
@@ -197,8 +205,9 @@ Batch RigStream::next(TimeNs duration_ns) {
     if (s.syncs % 10 == 0) {  // the board's line, once a second
       board.times_ns.push_back(sync + 50'000'000 + s.jitter_ns(2000));
       board.values.insert(board.values.end(), {1.013 + s.uniform(-0.002, 0.002), 23.7 + s.uniform(-0.3, 0.3),
-                                               24.1 + s.uniform(-0.3, 0.3)});
-      s.samples += 3;
+                                               24.1 + s.uniform(-0.3, 0.3), std::floor(s.uniform(80, 90)),
+                                               std::floor(s.uniform(20, 23)), std::floor(s.uniform(33, 36))});
+      s.samples += 6;
     }
     if (s.syncs % 2 == 0) {  // inverter polls, 5 Hz
       const double v = 3.6 * 14 * s.options.modules + s.uniform(-0.5, 0.5);
@@ -211,7 +220,8 @@ Batch RigStream::next(TimeNs duration_ns) {
       if (s.syncs != 0) s.state = s.state == 0 ? 1 : 0;
       state.times_ns.push_back(sync + 1'000'000);
       state.values.push_back(s.state);
-      s.samples += 1;
+      state.values.push_back(s.state ? 4 : 0);  // the warning is a cell voltage: pcan_isCellVolVio
+      s.samples += 2;
       batch.events.push_back({sync + 1'000'000, "state",
                               std::string(R"({"kind":"state","to":")") + (s.state ? "warning" : "normal") + "\"}"});
     }

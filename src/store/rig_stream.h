@@ -2,7 +2,8 @@
 // modules' 8 PDOs each SYNC (10 Hz), encoded from a slowly evolving pack model with the project's
 // DBC (data/cellguard-rig.dbc) and decoded back with its codec, so values are exactly the doubles the
 // edge sees (raw * scale + offset); SYNC and frame times with µs jitter in the ns; the sensor board
-// at 1 Hz and the inverter at 5 Hz as arbitrary doubles; safety.state samples and state events.
+// at 1 Hz (converted values as arbitrary doubles and its raw ADC counts) and the inverter at 5 Hz;
+// safety.state and safety.flags samples and state events.
 #pragma once
 
 #include <memory>
@@ -16,6 +17,7 @@ struct RigStreamOptions {
   int modules = 15;
   TimeNs start_ns = 1'796'119'200'000'000'000;  // 2026-12-01T10:00:00Z
   std::uint64_t seed = 1;
+  int pdos = 8;  // PDOs each module sends (pdo1..pdoN); the rig's logged modules sent 6
 };
 
 class RigStream {

@@ -7,6 +7,14 @@
 // NORMAL (WARNING, then SAFE). Without such a server (the API not built yet) it runs the same page
 // checks against the development mock (web/dev/mock-server.mjs) and says so.
 //
+// With the real system also (issue 13 item 7): the SAFE banner says whether a reset would be accepted
+// now (the cell is still over its limit: refused, naming the cause), the schedule panel says "stopped
+// in SAFE", the inverter shows no setpoint while off, CMA_Status as its raw code; the history chart
+// draws the configured limits and event markers with 24-hour ISO times; on a 390 px phone the module
+// grid scrolls inside its panel; and when the edge falls silent (SIGSTOP: its link stays open) the
+// overview says OFFLINE and the live values are greyed with their age within 3 s (the dashboard aims
+// at 2 s: stale after 1.5 s by the server's clock).
+//
 // Saves screenshots in --out. Exits 77 (ctest: skipped) with the reason when chromium, node's
 // playwright-core or the built dashboard is missing.
 //
@@ -55,7 +63,11 @@ const children = [];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cellguard-browser-'));
 let browser = null;
 function cleanup() {
-  for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGTERM');
+  for (const c of children.reverse()) {
+    if (c.exitCode !== null) continue;
+    c.kill('SIGCONT');  // a stopped edge (the offline check) must run to handle SIGTERM
+    c.kill('SIGTERM');
+  }
 }
 process.on('exit', cleanup);
 process.on('SIGINT', () => { cleanup(); process.exit(130); });
@@ -173,7 +185,7 @@ async function startReal() {
   set('uplink', 'pki_dir', pki);
   set('operator', 'socket', path.join(tmp, 'edge.sock'));
   fs.writeFileSync(path.join(tmp, 'edge.toml'), config);
-  await start('edge', binary, ['edge', '--config', path.join(tmp, 'edge.toml')]);
+  const edge = await start('edge', binary, ['edge', '--config', path.join(tmp, 'edge.toml')]);
   const base = `http://127.0.0.1:${httpPort}`;
   await waitFor('the edge on the server', async () => {
     const r = await fetch(`${base}/api/v1/edges`);
@@ -181,9 +193,10 @@ async function startReal() {
     return j.edges?.some((e) => e.id === 'rig-01' && e.connected);
   }, 30000);
   return {
-    base, edge: 'rig-01',
+    base, edge: 'rig-01', edgeProcess: edge.child,
+    // 0.1 V/s: WARNING (4.1 V) about 3.5 s after the injection, SAFE (4.2 V) a second later.
     inject: () => cg('sim', 'ctl', '--socket', path.join(tmp, 'sim.sock'), 'fault', 'cell_drift', 'module=3', 'cell=5',
-                     'rate_v_per_s=0.05', 'target_v=4.4'),
+                     'rate_v_per_s=0.1', 'target_v=4.4'),
   };
 }
 
@@ -197,9 +210,11 @@ async function startMock() {
 }
 
 // ---- the test ----------------------------------------------------------------------------------
+let real = false;
 async function main() {
+  const began = Date.now();
   fs.mkdirSync(outDir, { recursive: true });
-  const real = mode === 'real' || (mode === 'auto' && serverHasApi());
+  real = mode === 'real' || (mode === 'auto' && serverHasApi());
   if (mode === 'real' && !serverHasApi()) fail(`${binary} server has no --http/--web-root`);
   console.log(real ? 'system: cellguard sim + edge + server (TLS) with the HTTP API'
                    : 'system: the development mock API (this cellguard server has no --http/--web-root yet)');
@@ -218,7 +233,7 @@ async function main() {
   const checks = [];
   const check = (name, ok, detail = '') => {
     checks.push({ name, ok });
-    console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`);
+    console.log(`${ok ? 'ok  ' : 'FAIL'} [${((Date.now() - began) / 1000).toFixed(1).padStart(5)} s] ${name}${detail ? `: ${detail}` : ''}`);
   };
 
   try {
@@ -259,9 +274,25 @@ async function main() {
     const safe = await waitFor('SAFE', async () => (await banner.getAttribute('data-state')) === 'safe', 60000).catch(() => false);
     check('the edge trips to SAFE and the banner says so', Boolean(safe), `after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const reasons = await banner.innerText();
-    check('the banner gives the reason (cell voltage of module 3 cell 5)', /Cell_5_Voltage/.test(reasons), reasons.replace(/\s+/g, ' ').slice(0, 160));
+    check('the banner gives the reason (cell voltage of module 3 cell 5)', /Cell_5_Voltage|cell 5 of module 3/i.test(reasons), reasons.replace(/\s+/g, ' ').slice(0, 160));
     const hot = await page.locator('[data-cell="3.5"]').innerText();
     check('the heat map shows the drifting cell', Number(hot) >= 4.1, `cell 3.5 = ${hot} V`);
+    if (real) {
+      // The cell is still at 4.4 V: a reset would be refused now, and the banner says why.
+      const reset = await waitFor('the reset verdict', async () => {
+        const r = await banner.getAttribute('data-reset');
+        return r === 'refused' || r === 'accepted' ? r : null;
+      }, 5000).catch(() => 'unknown');
+      const verdict = await page.locator('#reset-verdict').innerText().catch(() => '');
+      check('the SAFE banner says a reset would be refused now, with the remaining cause', reset === 'refused' && /refused/i.test(verdict)
+            && /Cell_5_Voltage|cell 5 of module 3/i.test(verdict), `${reset}: ${verdict.replace(/\s+/g, ' ').slice(0, 200)}`);
+      const sched = await page.locator('#schedule-status').innerText();
+      check('the schedule panel says stopped in SAFE', /stopped in SAFE/.test(sched), sched.replace(/\s+/g, ' '));
+      const inv = await page.locator('#inverter-status').innerText();
+      check('the inverter shows no setpoint while off', /mode\s*off/i.test(inv) && !/setpoint/i.test(inv), inv.replace(/\s+/g, ' ').slice(0, 80));
+      const status = await page.locator('td.status-code').first().innerText();
+      check('CMA_Status is shown as its raw code (no meaning in the DBC or the spec)', /^0x[0-9A-F]{4}$/.test(status), status);
+    }
     await page.screenshot({ path: path.join(outDir, 'live-safe.png'), fullPage: true });
 
     // Events: the state change is in the log.
@@ -279,7 +310,65 @@ async function main() {
     await page.goto(`${sys.base}/edges/${sys.edge}/history?channels=BMU03_pdo3.Cell_5_Voltage&range=600`);
     const plotted = await page.locator('#history-chart canvas').waitFor({ timeout: 15000 }).then(() => true).catch(() => false);
     check('the history chart draws a series', plotted);
+    if (real) {
+      const chart = page.locator('#history-chart');
+      const lines = Number(await chart.getAttribute('data-limit-lines'));
+      const markers = Number(await chart.getAttribute('data-markers'));
+      check('the history draws the configured cell limits as lines', lines >= 2, `${lines} lines`);
+      check('the history marks the events', markers >= 1, `${markers} markers`);
+      const box = await page.locator('#history-chart .u-over').boundingBox();
+      await page.mouse.move(box.x + box.width * 0.8, box.y + box.height / 2);
+      const time = (await page.locator('.u-legend .u-series').first().locator('.u-value').innerText()).trim();
+      check('history times are 24-hour ISO', /^\d{4}-\d\d-\d\d [0-2]\d:[0-5]\d:[0-5]\d$/.test(time), time);
+    }
     await page.screenshot({ path: path.join(outDir, 'history.png'), fullPage: true });
+
+    if (real) {
+      // A phone: the module grid scrolls inside its panel, the page itself does not scroll sideways.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(`${sys.base}/edges/${sys.edge}`);
+      await page.locator('#module-grid').waitFor({ timeout: 10000 });
+      const widths = await page.evaluate(() => {
+        const wrap = document.querySelector('.modules-panel .module-grid-wrap');
+        return { page: document.documentElement.scrollWidth, wrap: wrap.clientWidth, grid: wrap.scrollWidth };
+      });
+      check('on a 390 px phone the module grid scrolls inside its panel', widths.page <= 390 && widths.grid > widths.wrap,
+            `page ${widths.page} px, panel ${widths.wrap} px, grid ${widths.grid} px`);
+      await page.screenshot({ path: path.join(outDir, 'phone-live.png'), fullPage: false });
+      await page.setViewportSize({ width: 1440, height: 900 });
+
+      // The edge falls silent (SIGSTOP: the process hangs, its TLS link stays open): within 3 s the
+      // overview says OFFLINE and the live page greys the values with their age.
+      await page.locator('#module-grid').waitFor({ timeout: 10000 });
+      const overview = await browser.newPage();
+      overview.on('pageerror', (e) => errors.push(e.message));
+      await overview.goto(`${sys.base}/`);
+      const ovCard = overview.locator(`[data-edge="${sys.edge}"]`);
+      await waitFor('the edge online', async () => (await ovCard.getAttribute('data-online')) === 'online', 10000);
+      const grey = () => page.evaluate(() => {
+        const rows = [...document.querySelectorAll('#module-grid tbody tr')];
+        return rows.length > 0 && rows.every((r) => r.classList.contains('stale') && / old$/.test(r.querySelector('td.age').textContent));
+      });
+      check('before: the live values are fresh', !(await grey()) && (await banner.getAttribute('data-online')) === 'online');
+      sys.edgeProcess.kill('SIGSTOP');
+      const stopped = Date.now();
+      const [ovOffline, liveGrey] = await Promise.all([
+        waitFor('the overview to say offline', async () => {
+          const text = await ovCard.innerText();
+          return (await ovCard.getAttribute('data-online')) !== 'online' && /OFFLINE/.test(text) ? (Date.now() - stopped) / 1000 : null;
+        }, 6000, 50).catch(() => null),
+        waitFor('the live values greyed', async () =>
+          (await grey()) && (await banner.getAttribute('data-online')) !== 'online' ? (Date.now() - stopped) / 1000 : null, 6000, 50).catch(() => null),
+      ]);
+      check('a silent edge: the overview says OFFLINE within 3 s', ovOffline !== null && ovOffline <= 3, `after ${ovOffline ?? '>6'} s`);
+      check('a silent edge: the live values are greyed with their age within 3 s', liveGrey !== null && liveGrey <= 3, `after ${liveGrey ?? '>6'} s`);
+      const age = await page.locator('#module-grid tbody tr td.age').first().innerText();
+      check('the greyed values show their age', / old$/.test(age), age);
+      await overview.screenshot({ path: path.join(outDir, 'overview-offline.png') });
+      await page.screenshot({ path: path.join(outDir, 'live-offline.png') });
+      await overview.close();
+      sys.edgeProcess.kill('SIGCONT');
+    }
   } catch (e) {
     await page.screenshot({ path: path.join(outDir, 'failure.png'), fullPage: true }).catch(() => {});
     check(`no error while testing (${e.message})`, false);
@@ -290,7 +379,7 @@ async function main() {
   cleanup();
   const failed = checks.filter((c) => !c.ok).length;
   console.log(`screenshots in ${outDir}; logs in ${tmp}`);
-  console.log(`${checks.length - failed} passed, ${failed} failed`);
+  console.log(`${checks.length - failed} passed, ${failed} failed in ${((Date.now() - began) / 1000).toFixed(1)} s`);
   if (!failed) fs.rmSync(tmp, { recursive: true, force: true });
   process.exit(failed ? 1 : 0);
 }

@@ -10,6 +10,112 @@ export const STATES = ['normal', 'warning', 'dangerous', 'safe', 'unknown'];
 // safety.state channel values (the edge records the supervisor's enum as a number).
 export const STATE_BY_CODE = ['normal', 'warning', 'dangerous', 'safe'];
 
+// Values older than this (by the server's clock) are stale: greyed with their age. The server streams
+// new values every 250 ms and the edge commits every 200 ms, so fresh data is under ~1 s old; a
+// silent edge is greyed within 2 s of its last value.
+export const STALE_MS = 1500;
+
+// The server's clock as the page sees it: every answer carries server_time_ns; the offset to the
+// browser's clock (which may be wrong by minutes) is kept, so ages are measured against the server.
+export function makeServerClock(localNowMs = () => Date.now()) {
+  let offsetMs = null;
+  return {
+    update(serverTimeNs) {
+      if (typeof serverTimeNs === 'number' && serverTimeNs > 0) offsetMs = serverTimeNs / NS_PER_MS - localNowMs();
+    },
+    known: () => offsetMs !== null,
+    offsetMs: () => offsetMs ?? 0,
+    nowNs: () => (localNowMs() + (offsetMs ?? 0)) * NS_PER_MS,
+  };
+}
+export const serverClock = makeServerClock();
+
+// Age in ms of a time (ns) against `nowNs`; null when there is no time.
+export function ageMs(t, nowNs) {
+  return t && nowNs ? Math.max(0, (nowNs - t) / NS_PER_MS) : null;
+}
+
+// Whether an edge of the /edges list is online, from the server's point of view: "offline" when its
+// link is down, "silent" when the link is up but nothing arrived for STALE_MS (a hung edge or a
+// stalled network: the dashboard says offline too), else "online".
+export function edgeLiveness(e, nowNs) {
+  const age = ageMs(e?.last_value_ns || e?.last_seen_ns, nowNs);
+  if (!e?.connected) return { status: 'offline', age_ms: age };
+  if (age === null || age > STALE_MS) return { status: 'silent', age_ms: age };
+  return { status: 'online', age_ms: age };
+}
+
+// What the SAFE banner says about an operator reset, from the summary's active_causes and
+// reset_possible (the edge's own verdict, issue 13): {accepted: true|false|null, text, causes}.
+export function resetVerdict(summary) {
+  const causes = Array.isArray(summary?.active_causes) ? summary.active_causes : null;
+  const blocking = (causes ?? []).filter((c) => c?.level === 'dangerous');
+  if (summary?.state !== 'safe') return { accepted: null, text: '', causes: blocking };
+  if (summary.reset_possible === true)
+    return { accepted: true, text: 'The causes have cleared: a reset would be accepted now.', causes: [] };
+  if (summary.reset_possible === false) {
+    const n = blocking.length;
+    return { accepted: false, causes: blocking,
+             text: n ? `A reset would be refused now: ${n === 1 ? 'a dangerous cause is' : `${n} dangerous causes are`} still present.`
+                     : 'A reset would be refused now.' };
+  }
+  return { accepted: null, causes: [], text: 'The edge does not report whether a reset would be accepted (older software).' };
+}
+
+// CMA_Status: neither the DBC (no VAL_ table for it, in the project's or the rig's vendor DBC) nor the
+// rig's spec gives its values a meaning, so it is shown as the raw code. A table given to this
+// function ({code: meaning}) is used when it has the code.
+export function statusText(v, table = {}) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return { text: '—', title: '' };
+  const code = Math.round(v);
+  const hex = `0x${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  if (table[code] !== undefined) return { text: table[code], title: `CMA_Status ${code} (${hex})` };
+  return { text: hex, title: `CMA_Status ${code} (${hex}): raw code; neither the DBC (no value table) nor the rig's spec gives its meaning` };
+}
+
+// Which configured limit applies to a channel (the edge's "config"/"limits" event, by quantity).
+export function channelQuantity(name) {
+  const sig = name.slice(name.lastIndexOf('.') + 1);
+  if (/^Cell_\d+_Voltage$/.test(sig) || sig === 'Max_Cell_Voltage' || sig === 'Min_Cell_Voltage') return 'cell_voltage';
+  if (sig === 'CMA_Voltage') return 'module_voltage';
+  if (sig === 'CMA_Max_Temp') return 'module_max_temperature';
+  if (sig === 'CMA_Min_Temp') return 'module_min_temperature';
+  return { 'inverter.battery_voltage_v': 'inverter_battery_voltage', 'inverter.dc_link_voltage_v': 'dc_link_voltage',
+           'inverter.dc_link_current_a': 'pack_current', 'board.temp1_c': 'board_temperature', 'board.temp2_c': 'board_temperature',
+           'board.pressure': 'board_pressure' }[name] ?? null;
+}
+
+// The limit lines of a channel: [{level: 'warning'|'dangerous', side: 'high'|'low', value}].
+export function limitLines(limits, name) {
+  const q = channelQuantity(name);
+  const l = q && limits ? limits[q] : null;
+  if (!l) return [];
+  const out = [];
+  for (const level of ['warning', 'dangerous'])
+    for (const side of ['high', 'low']) {
+      const v = l[`${level}_${side}`];
+      if (typeof v === 'number' && Number.isFinite(v)) out.push({ level, side, value: v });
+    }
+  return out;
+}
+
+// 24-hour ISO labels for a time axis (s since the epoch, local time): "15:04:05" with the date
+// ("2026-12-07") under the first label, where the day changes and on every label of long spans;
+// seconds only when the span is short.
+export function isoAxisLabels(splits, spanS) {
+  const pad = (n) => String(n).padStart(2, '0');
+  let lastDay = null;
+  return splits.map((s) => {
+    const d = new Date(s * 1000);
+    const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+    const time = spanS <= 600 ? `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    // The date under the first label, where the day changes and on every label of long spans.
+    const label = spanS >= 2 * 86400 || day !== lastDay ? `${time}\n${day}` : time;
+    lastDay = day;
+    return label;
+  });
+}
+
 export function stateName(s) {
   return STATES.includes(s) ? s : 'unknown';
 }
@@ -35,6 +141,7 @@ export function formatNumber(v, digits = 2) {
   return v.toFixed(digits);
 }
 
+// "2026-12-07 03:36:42" (24-hour, local time).
 export function formatTime(ns) {
   if (!ns) return '—';
   const d = new Date(ns / NS_PER_MS);
@@ -192,6 +299,9 @@ export function eventSummary(env) {
       return `${e.action}${e.setpoint_a !== undefined ? ` ${e.setpoint_a} A` : ''}${e.reason ? ` — ${reasonText(e.reason)}` : ''}`;
     case 'limit':
       return `${e.event}: ${reasonText(e.reason)}`;
+    case 'config':
+      if (e.event === 'limits') return `limits: ${Object.keys(e.limits ?? {}).join(', ')}`;
+      return `${e.event ?? 'config'}`;
     case 'schedule':
       if (e.event === 'step') return `step ${e.step} (cycle ${e.cycle}): ${e.setpoint} ${e.unit ?? ''}`.trim();
       if (e.event === 'readback_ok' || e.event === 'readback_failed')
@@ -264,9 +374,13 @@ export function groupChannels(channels) {
   return [...groups.entries()].sort((a, b) => key(a[0]) - key(b[0]) || a[0].localeCompare(b[0]));
 }
 
-export function exportUrl(edgeId, fromNs, toNs, format = 'csv', intervalS = 1) {
+// CSV options (issue 13): boardConverted (Ardu_* in degC/bar instead of the rig's ADC counts) and
+// extraColumns (CurrentState); without them the file has exactly the rig's columns.
+export function exportUrl(edgeId, fromNs, toNs, format = 'csv', intervalS = 1, { boardConverted = false, extraColumns = false } = {}) {
   const q = new URLSearchParams({ from: String(Math.round(fromNs)), to: String(Math.round(toNs)), format });
   if (format === 'csv') q.set('interval_s', String(intervalS));
+  if (format === 'csv' && boardConverted) q.set('board', 'converted');
+  if (format === 'csv' && extraColumns) q.set('extra', '1');
   return `/api/v1/edges/${encodeURIComponent(edgeId)}/export?${q}`;
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  cellColour, deriveControl, eventSummary, exportUrl, formatAge, groupChannels, modulesFromLatest, newestFirst, unpopulatedCells, seriesToColumns,
-  textOn,
+  cellColour, channelQuantity, deriveControl, edgeLiveness, eventSummary, exportUrl, formatAge, formatTime, groupChannels, isoAxisLabels, limitLines,
+  makeServerClock, modulesFromLatest, newestFirst, resetVerdict, statusText, unpopulatedCells, seriesToColumns, textOn, STALE_MS,
 } from '../src/model.js';
 
 const T = 1_790_000_000_000_000_000;
@@ -134,6 +134,10 @@ describe('groupChannels and exportUrl', () => {
     expect(exportUrl('rig 1', 1.7e18, 1.7e18 + 3.6e12, 'csv', 1))
       .toBe('/api/v1/edges/rig%201/export?from=1700000000000000000&to=1700003600000000000&format=csv&interval_s=1');
   });
+  it('asks for converted board values and extra columns only when chosen', () => {
+    expect(exportUrl('r', 1, 2, 'csv', 1, { boardConverted: true, extraColumns: true })).toBe('/api/v1/edges/r/export?from=1&to=2&format=csv&interval_s=1&board=converted&extra=1');
+    expect(exportUrl('r', 1, 2, 'jsonl', 1, { boardConverted: true })).toBe('/api/v1/edges/r/export?from=1&to=2&format=jsonl');
+  });
 });
 
 describe('newestFirst', () => {
@@ -152,5 +156,73 @@ describe('unpopulatedCells', () => {
   it('keeps a single low cell visible', () => {
     expect(unpopulatedCells([mod([3.75, 2.2]), mod([3.74, 3.7])]).size).toBe(0);
     expect(unpopulatedCells([mod([3.75, 2.2])]).size).toBe(0);
+  });
+});
+
+describe('freshness against the server clock', () => {
+  it('keeps the offset between the server and the browser', () => {
+    let local = 1_000_000;  // ms
+    const clock = makeServerClock(() => local);
+    expect(clock.known()).toBe(false);
+    clock.update((local + 60_000) * 1e6);  // the server is a minute ahead
+    expect(clock.offsetMs()).toBe(60_000);
+    local += 1500;
+    expect(clock.nowNs()).toBe((1_000_000 + 60_000 + 1500) * 1e6);
+  });
+  it('says an edge is offline when the link is down or nothing arrived for STALE_MS', () => {
+    const now = T;
+    expect(edgeLiveness({ connected: true, last_value_ns: now - 400e6 }, now).status).toBe('online');
+    expect(edgeLiveness({ connected: true, last_value_ns: now - (STALE_MS + 1) * 1e6 }, now).status).toBe('silent');
+    const off = edgeLiveness({ connected: false, last_value_ns: now - 3000e6 }, now);
+    expect(off.status).toBe('offline');
+    expect(off.age_ms).toBe(3000);
+    expect(STALE_MS).toBeLessThan(2000);  // greyed within 2 s of going silent
+  });
+  it('greys modules by their age against the given now (the server clock), not the newest value', () => {
+    const latest = { t: T, values: { 'BMU01_pdo1.CMA_Voltage': { t: T, v: 50, module: 1 } } };
+    expect(modulesFromLatest(latest, T + 2500e6)[0].age_ms).toBe(2500);
+  });
+});
+
+describe('resetVerdict', () => {
+  const cause = { level: 'dangerous', text: 'cell 5 of module 3: 4.40 V >= 4.20 V (dangerous)' };
+  it('says a reset would be refused while a dangerous cause remains', () => {
+    const v = resetVerdict({ state: 'safe', reset_possible: false, active_causes: [cause, { level: 'warning' }] });
+    expect(v.accepted).toBe(false);
+    expect(v.causes).toEqual([cause]);
+    expect(v.text).toMatch(/refused/);
+  });
+  it('says a reset would be accepted once the causes cleared', () => {
+    expect(resetVerdict({ state: 'safe', reset_possible: true, active_causes: [] }).accepted).toBe(true);
+  });
+  it('does not guess for an edge that does not report it, and says nothing outside SAFE', () => {
+    expect(resetVerdict({ state: 'safe', reset_possible: null }).accepted).toBeNull();
+    expect(resetVerdict({ state: 'normal', reset_possible: false }).text).toBe('');
+  });
+});
+
+describe('limits, status and axis labels', () => {
+  const limits = { cell_voltage: { warning_high: 4.1, dangerous_high: 4.2, warning_low: 2.8, dangerous_low: 2.7 },
+                   module_max_temperature: { warning_high: 30, dangerous_high: 50 } };
+  it('maps channels to their configured limits', () => {
+    expect(limitLines(limits, 'BMU03_pdo3.Cell_5_Voltage').map((l) => l.value).sort()).toEqual([2.7, 2.8, 4.1, 4.2]);
+    expect(limitLines(limits, 'BMU03_pdo1.CMA_Max_Temp')).toEqual([
+      { level: 'warning', side: 'high', value: 30 }, { level: 'dangerous', side: 'high', value: 50 }]);
+    expect(limitLines(limits, 'board.pressure')).toEqual([]);
+    expect(limitLines(null, 'BMU03_pdo3.Cell_5_Voltage')).toEqual([]);
+    expect(channelQuantity('inverter.battery_voltage_v')).toBe('inverter_battery_voltage');
+  });
+  it('shows CMA_Status as its raw code, since no source gives a meaning, or from a table when given', () => {
+    expect(statusText(67).text).toBe('0x0043');
+    expect(statusText(67).title).toMatch(/neither the DBC/);
+    expect(statusText(3, { 3: 'ready' }).text).toBe('ready');
+    expect(statusText(null).text).toBe('—');
+  });
+  it('labels the time axis in 24-hour ISO form', () => {
+    const base = new Date(2026, 11, 7, 15, 4, 5).getTime() / 1000;  // 15:04:05 local
+    expect(isoAxisLabels([base, base + 60], 300)).toEqual(['15:04:05\n2026-12-07', '15:05:05']);
+    expect(isoAxisLabels([base], 3600)).toEqual(['15:04\n2026-12-07']);
+    expect(isoAxisLabels([base, base + 86400], 3 * 86400)).toEqual(['15:04\n2026-12-07', '15:04\n2026-12-08']);
+    expect(formatTime(base * 1e9)).toBe('2026-12-07 15:04:05');
   });
 });

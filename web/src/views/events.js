@@ -3,7 +3,7 @@ import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { eventSummary, formatTime, newestFirst } from '../model.js';
 
-export const EVENT_KINDS = ['state', 'action', 'limit', 'operator', 'schedule', 'link', 'module'];
+export const EVENT_KINDS = ['state', 'action', 'limit', 'operator', 'schedule', 'link', 'module', 'config'];
 
 export function eventRow(ev) {
   const level = ev.event?.reason?.level ?? (ev.kind === 'state' ? ev.event?.to : '');

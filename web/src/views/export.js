@@ -13,6 +13,8 @@ export function exportTab(root, id) {
   const to = h('input', { type: 'datetime-local', value: toLocalInput(now), step: 60 });
   const format = h('select', {}, h('option', { value: 'csv' }, 'CSV (rig layout)'), h('option', { value: 'jsonl' }, 'JSON lines'));
   const interval = h('input', { type: 'number', min: 0.1, step: 0.1, value: 1, class: 'narrow' });
+  const converted = h('input', { type: 'checkbox', id: 'export-converted' });
+  const extra = h('input', { type: 'checkbox', id: 'export-extra' });
   const link = h('a', { class: 'button primary', id: 'export-link', download: '' }, 'Download');
   const error = h('p', { class: 'form-error' });
   const update = () => {
@@ -24,16 +26,20 @@ export function exportTab(root, id) {
       link.removeAttribute('href');
       return;
     }
-    link.href = exportUrl(id, f * NS_PER_MS, t * NS_PER_MS, format.value, Number(interval.value) || 1);
+    link.href = exportUrl(id, f * NS_PER_MS, t * NS_PER_MS, format.value, Number(interval.value) || 1,
+                          { boardConverted: converted.checked, extraColumns: extra.checked });
   };
-  for (const el of [from, to, format, interval]) el.addEventListener('input', update);
+  for (const el of [from, to, format, interval, converted, extra]) el.addEventListener('input', update);
   const quick = h('div', { class: 'quick' }, 'Quick: ', [['last hour', 3600e3], ['last 24 h', 86400e3], ['last 7 days', 7 * 86400e3]].map(([label, span]) =>
     [h('a', { href: exportUrl(id, (now - span) * NS_PER_MS, now * NS_PER_MS, 'csv', 1), download: '' }, `${label} (CSV)`), ' ']));
   root.append(h('section', { class: 'card panel export' }, h('h2', {}, 'Export'),
     h('div', { class: 'form-row' }, h('label', {}, 'from', from), h('label', {}, 'to', to), h('label', {}, 'format', format),
       h('label', {}, 'interval (s, CSV)', interval), link),
+    h('div', { class: 'form-row options' },
+      h('label', { class: 'inline' }, converted, ' board in °C / bar (default: raw ADC counts, as the rig logged them)'),
+      h('label', { class: 'inline' }, extra, ' extra columns (CurrentState)')),
     error, quick,
-    h('p', { class: 'muted small' }, 'CSV files follow the rig\'s column layout (one row per interval); JSON lines hold every sample.')));
+    h('p', { class: 'muted small' }, 'CSV files have the rig\'s columns in its order with CRLF line ends (one row per interval); JSON lines hold every sample.')));
   update();
   return { destroy() { replace(root); } };
 }
