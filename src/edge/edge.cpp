@@ -92,6 +92,12 @@ constexpr TimeNs kErrorStormRepeatNs = 10 * kSecond;
 constexpr std::uint64_t kReportFirst = 10;
 constexpr std::uint64_t kReportEvery = 1000;
 bool worth_reporting(std::uint64_t count) { return count <= kReportFirst || count % kReportEvery == 0; }
+
+std::string hex(std::uint32_t value) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%x", value);
+  return text;
+}
 // The relays of the contactor and precharge circuit, opened together.
 constexpr std::array<devices::Output, 3> kContactorRelays = {devices::Output::relay1, devices::Output::relay2,
                                                              devices::Output::relay3};

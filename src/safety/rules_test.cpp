@@ -429,7 +429,8 @@ TEST(InverterFreshness, ReadingsOlderThanTheBoundAreDangerousWhileHeartbeatsStil
   EXPECT_EQ(off->reason.since_ns, ms(100));
   EXPECT_TRUE(f.status().inverter_readings_stale);
   EXPECT_EQ(f.status().inverter_last_reading_ns, ms(100));
-  EXPECT_NE(f.describe(off->reason).find("inverter_stale"), std::string::npos);
+  EXPECT_EQ(f.describe(off->reason, clock_at(ms(1100))),
+            "inverter readings stale: no valid reading for 1.0 s (limit 1.0 s, dangerous) since 2026-12-07 01:36:42");
 }
 
 TEST(InverterFreshness, AnUnacknowledgedHeartbeatIsDangerousWhileReadsStillWork) {
@@ -502,7 +503,8 @@ TEST(BoardFault, TheBoardOpeningTheRelaysItselfGivesSafeWithThatCause) {
   EXPECT_EQ(off->reason.rule, RuleKind::board_fault);
   EXPECT_NE(find(d, DecisionKind::contactors_open), nullptr);
   EXPECT_EQ(s.status().state_reason.rule, RuleKind::board_fault);
-  EXPECT_EQ(s.describe(s.status().state_reason), "dangerous board opened the relays: heartbeat timeout since 0.010 s");
+  EXPECT_EQ(s.describe(s.status().state_reason, clock_at(ms(10))),
+            "board opened the relays: heartbeat timeout (dangerous) since 2026-12-07 01:36:42");
   // Latched while the board still holds them open against the command; a reset is refused.
   d = copy(s.on_operator_reset(ms(20)));
   ASSERT_NE(find(d, DecisionKind::reset_refused), nullptr);
