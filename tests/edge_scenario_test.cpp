@@ -672,7 +672,7 @@ TEST(EdgeScenario, OperatorSocketIsTheOwnersOnlyEvenUnderUmask000) {
   struct stat st {};
   ASSERT_EQ(::lstat(socket.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
-  EXPECT_EQ(rig.edge_status().value("contactors_closed", true), false);
+  EXPECT_EQ(rig.edge_status()["contactors"].value("commanded_closed", true), false);
   std::string out;
   if (::geteuid() == 0 && ::system("setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null") == 0) {
     const std::string command = "setpriv --reuid=nobody --regid=nogroup --clear-groups " + binary() + " edge start --socket " + socket + " 2>&1";
@@ -685,7 +685,7 @@ TEST(EdgeScenario, OperatorSocketIsTheOwnersOnlyEvenUnderUmask000) {
   } else {
     std::printf("SKIPPED part: needs root and setpriv to try as user nobody\n");
   }
-  EXPECT_EQ(rig.edge_status().value("contactors_closed", true), false);
+  EXPECT_EQ(rig.edge_status()["contactors"].value("commanded_closed", true), false);
   EXPECT_EQ(rig.edge_status()["precharge"].value("phase", ""), "idle");
   // Each request is logged with who sent it.
   EXPECT_TRUE(wait_until([&] { return rig.edge_process().log().find("operator request \"status\" from pid") != std::string::npos; }, 5s))

@@ -173,8 +173,12 @@ void print_status(const json& s) {
       std::printf(", heartbeat acknowledged %s ms ago", number(i, "heartbeat_age_ms", 0).c_str());
     std::printf("\n");
   }
-  std::printf("contactors %s, cooling %s, precharge %s\n", s.value("contactors_closed", false) ? "closed" : "open",
-              s.value("cooling_on", false) ? "on" : "off", s["precharge"].value("phase", "").c_str());
+  // The contactors as far as the edge can know: "commanded closed at ... (no read-back from the board)".
+  const std::string contactors = s.contains("contactors") && s["contactors"].is_object()
+                                     ? s["contactors"].value("text", std::string("unknown"))
+                                     : std::string("unknown");
+  std::printf("contactors %s, cooling %s, precharge %s\n", contactors.c_str(), s.value("cooling_on", false) ? "on" : "off",
+              s["precharge"].value("phase", "").c_str());
   if (s.contains("schedule")) {
     const auto& sc = s["schedule"];
     std::printf("schedule   %s: %s, step %llu cycle %llu setpoint %s, readback %llu ok %llu failed\n",

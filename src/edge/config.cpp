@@ -848,6 +848,7 @@ void read_safety(Reader& r, Section s, EdgeConfig& c) {
   if (!s.present()) r.problem("safety", "missing table [safety] (the limits are required)");
   s.number_in("contactor_open_current_a", sc.contactor_open_current_a, 0, 1e4, true);
   s.ms("contactor_max_delay_ms", sc.contactor_max_delay_ns, true);
+  s.ms("current_max_age_ms", sc.current_max_age_ns);
   s.number_in("hot_c", sc.hot_c, -100, 500);
   if (s.number_in("cooled_c", sc.cooled_c, -100, 500) && !(sc.cooled_c < sc.hot_c)) {
     r.problem(s.key("cooled_c"), "must be below hot_c (" + format_number(sc.hot_c) + ")");

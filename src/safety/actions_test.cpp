@@ -1,4 +1,6 @@
 // Actions: inverter off, contactor opening, pump and fan, nudges, SAFE latch and reset, precharge.
+#include <cmath>
+
 #include "safety/test_support.h"
 
 namespace cellguard::safety {
@@ -98,6 +100,25 @@ TEST(Dangerous, ContactorsOpenAsAnEmergencyAfterTheMaximumDelayIfTheCurrentNever
   EXPECT_EQ(open->reason.rule, RuleKind::contactor_delay);
   EXPECT_DOUBLE_EQ(open->reason.measured, 75);
   EXPECT_EQ(rig.supervisor.state(), State::safe);
+}
+
+TEST(Dangerous, AStaleLowCurrentDoesNotOpenTheContactorsUnderLoad) {
+  // The last current reading (0 A) is older than current_max_age (1 s): the current is unknown, so
+  // the contactors wait for a fresh low reading or the maximum delay.
+  Rig rig = make_rig();
+  rig.sample(rig.pack_current, ms(0), 0);
+  auto d = rig.sample(rig.cells[0], ms(1500), 4.25);
+  EXPECT_EQ(find(d, DecisionKind::contactors_open), nullptr);
+  EXPECT_EQ(rig.supervisor.state(), State::dangerous);
+  d = rig.sample(rig.pack_current, ms(1600), 30);  // fresh and high: still waiting
+  EXPECT_EQ(find(d, DecisionKind::contactors_open), nullptr);
+  EXPECT_TRUE(copy(rig.supervisor.tick(ms(2700))).empty());  // 30 A became stale at 2.6 s: unknown
+  d = copy(rig.supervisor.tick(ms(3500)));
+  const Decision* open = find(d, DecisionKind::contactors_open);
+  ASSERT_NE(open, nullptr);
+  EXPECT_TRUE(open->emergency);
+  EXPECT_EQ(open->reason.rule, RuleKind::contactor_delay);
+  EXPECT_TRUE(std::isnan(open->reason.measured));
 }
 
 TEST(Dangerous, AnUnknownCurrentWaitsForTheMaximumDelay) {

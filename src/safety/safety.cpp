@@ -901,7 +901,7 @@ double Supervisor::pack_current_abs(bool& known) const {
     const Channel& ch = channels_[id];
     if (ch.spec.module_id != 0 && !modules_[static_cast<std::size_t>(ch.spec.module_id)].known) continue;
     known = true;
-    if (ch.last_time_ns == kNever) missing = true;
+    if (ch.last_time_ns == kNever || now_ns_ - ch.last_time_ns > config_.current_max_age_ns) missing = true;
     worst_a = std::max(worst_a, std::fabs(ch.last_value));
   }
   if (missing) known = false;

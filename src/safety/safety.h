@@ -156,6 +156,9 @@ struct SupervisorConfig {
   TimeNs inverter_heartbeat_timeout_ns = 2'000'000'000;  // no acknowledged heartbeat for this -> dangerous
   double contactor_open_current_a = 5;          // |current| below this: open at once
   TimeNs contactor_max_delay_ns = 2'000'000'000;  // never later than this after DANGEROUS
+  // A current sample older than this counts as unknown for the opening: a stale 0 A (a silent
+  // inverter or module) never lets the contactors open under load; they wait for the maximum delay.
+  TimeNs current_max_age_ns = 1'000'000'000;
   double hot_c = 30;       // pump and fan on at >= (rig CMA_Temp_Warning)
   double cooled_c = 29;    // off again at <= (rig CMA_Temp_security)
   double nudge_current_a = 2;  // rig "currentVal": small setpoint for the warning nudges

@@ -141,6 +141,7 @@ TEST(ReasonText, ContactorOpeningOnLowCurrentAndAfterTheMaximumDelay) {
   Rig loaded = make_rig();
   loaded.sample(loaded.pack_current, ms(0), 40);
   loaded.sample(loaded.cells[0], ms(0), 4.25);
+  loaded.sample(loaded.pack_current, ms(1500), 40);  // still flowing, and fresh at the maximum delay
   d = copy(loaded.supervisor.tick(sec(2)));
   EXPECT_EQ(
       loaded.supervisor.describe(only(d, DecisionKind::contactors_open), clock_at(sec(2))),
