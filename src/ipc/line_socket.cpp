@@ -320,7 +320,10 @@ std::string PeerCredentials::describe() const {
 std::string default_runtime_dir() {
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
   if (runtime != nullptr && *runtime == '/') return std::string(runtime) + "/cellguard";
-  if (::geteuid() == 0) return "/run/cellguard";
+  // root: the system's runtime directory, where a service manager puts it (a minimal system, such as
+  // the test VM's initramfs, may have no /run: then the verified per-user directory below).
+  struct stat run {};
+  if (::geteuid() == 0 && ::stat("/run", &run) == 0 && S_ISDIR(run.st_mode)) return "/run/cellguard";
   // Predictable, so it is verified (ours, 0700) before use: a squatter gets a refusal, not our requests.
   return "/tmp/cellguard-" + std::to_string(::geteuid());
 }

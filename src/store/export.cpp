@@ -125,8 +125,10 @@ struct Discovery {
   TimeNs first_ns = std::numeric_limits<TimeNs>::max();
   std::set<int> modules;
 };
-Result<Discovery> discover_modules(Store& store, const std::string& edge, TimeNs from, TimeNs to, TimeNs window,
+Result<Discovery> discover_modules(Store& store, const ExportOptions& o, TimeNs from,
                                    const std::unordered_map<std::uint32_t, int>& module_of) {
+  const std::string& edge = o.edge_id;
+  const TimeNs to = o.to_ns, window = o.window_ns;
   Discovery d;
   auto scan_modules = [&](TimeNs a, TimeNs b, std::vector<std::pair<TimeNs, int>>& seen) {
     return store.scan(edge, a, b, [&](const SeriesBatch& s) {
@@ -141,6 +143,8 @@ Result<Discovery> discover_modules(Store& store, const std::string& edge, TimeNs
   };
   std::vector<std::pair<TimeNs, int>> seen;
   for (TimeNs w0 = from;;) {
+    // The search for the first sample may cross a long empty range: the export's budget holds here too.
+    if (o.cancelled && o.cancelled()) return Error(ErrorCode::io_error, "export: cancelled");
     const TimeNs w1 = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(w0) < static_cast<std::uint64_t>(window)
                           ? to
                           : w0 + window - 1;
@@ -201,7 +205,7 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
   for (const Channel* c : module_columns) module_of[c->id] = c->module;
   const TimeNs start = o.from_ns > std::numeric_limits<TimeNs>::min() + o.lookback_ns ? o.from_ns - o.lookback_ns
                                                                                       : std::numeric_limits<TimeNs>::min();
-  auto discovery = discover_modules(store, o.edge_id, start, o.to_ns, o.window_ns, module_of);
+  auto discovery = discover_modules(store, o, start, module_of);
   if (!discovery) return discovery.error();
   std::set<int> modules_seen;
   bool modules_found = false;
