@@ -23,6 +23,7 @@
 #include "ipc/line_socket.h"
 #include "support/cellguard_process.h"
 #include "support/child_process.h"
+#include "support/monotonic_text.h"
 #include "support/rig_edge_config.h"
 #include "support/rogue_modbus_proxy.h"
 
@@ -379,24 +380,8 @@ TEST(EdgeScenario, ScheduleRunsWithReadback) {
 
 // Texts for people carry wall-clock times: no field anywhere says "since 14376.054 s" (the edge's
 // monotonic clock). Returns the offending strings.
-// "since 14376.054 s" (a monotonic clock in a text): "since ", digits, optional fraction, " s" and
-// then no letter. Hand-written rather than std::regex (GCC 12's regex warns under the sanitizers).
-bool has_monotonic_since(const std::string& text) {
-  for (std::size_t at = text.find("since "); at != std::string::npos; at = text.find("since ", at + 1)) {
-    std::size_t i = at + 6;
-    const std::size_t digits = i;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-    if (i == digits) continue;
-    if (i < text.size() && text[i] == '.') {
-      ++i;
-      while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-    }
-    if (text.compare(i, 2, " s") == 0 &&
-        (i + 2 == text.size() || !std::isalpha(static_cast<unsigned char>(text[i + 2]))))
-      return true;
-  }
-  return false;
-}
+using testing::has_monotonic_since;
+
 
 std::vector<std::string> monotonic_texts(const json& j) {
   std::vector<std::string> found;
