@@ -451,12 +451,13 @@ void stop_under_load(const std::string& name, const std::function<void(Rig&)>& t
   const double t_request = (*request)["t"], t_off = (*off)["t"], t_written = (*written)["t"], t_open = (*open)["t"];
   EXPECT_LE(t_request, t_off);
   EXPECT_LE(t_off, t_written);
-  EXPECT_LE(t_written, t_open);
   EXPECT_EQ((*open)["reason"]["rule"], "contactor_current") << open->dump();
   EXPECT_FALSE((*open).value("emergency", true));
   EXPECT_LT((*open)["reason"]["measured"].get<double>(), 5.0) << open->dump();
-  // The simulated inverter ramps at 100 A/s: from 20 A to below 5 A takes 150 ms at least.
-  EXPECT_GE(t_open - t_off, 0.1) << "the contactors opened under load";
+  // The simulated inverter stops its current at once when mode off arrives, so the gap is the time
+  // until the next current reading: what matters is that the reading below the threshold came after
+  // the write (the last reading before the request carried 20 A).
+  EXPECT_LT(t_written, t_open) << "the contactors opened before the inverter was off";
   EXPECT_LT(t_open - t_off, 2.0) << "the current never fell below the threshold";
   EXPECT_LT(exit_ms, 2000.0 + 500.0 + 1000.0) << "bounded by the maximum delay plus the margin";
   for (const auto& e : events) EXPECT_TRUE(monotonic_texts(e).empty()) << e.dump();
