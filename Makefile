@@ -11,13 +11,18 @@ FUZZ_SECONDS ?= 60
 
 .PHONY: all deps build test test-sanitize fuzz bench demo clean
 
+# cmake's configure step, quiet but for the messages about optional parts (lines "-- cellguard: ...",
+# e.g. "web dashboard: NOT built: <why>"); errors and warnings (stderr) stay visible as they are.
+# $(call configure,BUILD_DIR,CMAKE_ARGS...)
+configure = set -o pipefail; cmake -S . -B $(1) -G Ninja $(2) | { grep '^-- cellguard: ' || true; }
+
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@$(call configure,$(BUILD_DIR),-DCMAKE_BUILD_TYPE=Release)
 	@cmake --build $(BUILD_DIR)
 
 test: build
@@ -25,16 +30,16 @@ test: build
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer (CI runs this too).
 test-sanitize: deps
-	@cmake -S . -B $(SANITIZE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCELLGUARD_SANITIZE=ON -DCELLGUARD_BENCH=OFF >/dev/null
+	@$(call configure,$(SANITIZE_DIR),-DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCELLGUARD_SANITIZE=ON -DCELLGUARD_BENCH=OFF)
 	@cmake --build $(SANITIZE_DIR)
 	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS) --timeout 1200
 
 # libFuzzer targets built with clang 14, each run for FUZZ_SECONDS.
 fuzz: deps
-	@CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCELLGUARD_FUZZ=ON -DCELLGUARD_TESTS=OFF -DCELLGUARD_BENCH=OFF >/dev/null
+	@export CC=clang-14 CXX=clang++-14; $(call configure,$(FUZZ_DIR),-DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCELLGUARD_FUZZ=ON -DCELLGUARD_TESTS=OFF -DCELLGUARD_BENCH=OFF)
 	@cmake --build $(FUZZ_DIR)
 	scripts/run-fuzzers.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 

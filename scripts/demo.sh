@@ -116,7 +116,7 @@ if "$cg" server --help 2>/dev/null | grep -q -- '--web-root'; then
   if [ -f "$web_root/index.html" ]; then
     server_args+=(--web-root "$web_root")
   else
-    echo "demo: the dashboard is not built ($web_root/index.html missing: Node.js >= 20.19 is needed, see the CMake output); the API still runs" >&2
+    echo "demo: the dashboard is not built ($web_root/index.html missing: needs Node.js and npm, see the line "cellguard: web dashboard: ..." of the CMake output); the API still runs" >&2
   fi
 else
   dashboard=0

@@ -30,7 +30,8 @@ packages=(
 
 # The dashboard (web/) is built with Node.js and npm. A machine may already have a newer Node.js than
 # Debian's (not from a Debian package): keep it, and ask apt for nodejs/npm only when node is missing.
-# vite 8 needs Node.js >= 20.19; with an older one CMake says so and builds everything else.
+# Debian 12's nodejs 18 and npm 9 build it (web/package.json's engines: node >= 18.19; tested by ctest
+# web_debian_node18_test); with an older node CMake says so and builds everything else.
 if ! command -v node >/dev/null 2>&1; then
   packages+=(nodejs)
 fi

@@ -51,7 +51,7 @@ function fail(why) {
 }
 
 if (!fs.existsSync(chromiumPath)) skip(`no chromium at ${chromiumPath} (Debian package chromium; scripts/install-deps.sh installs it)`);
-if (!fs.existsSync(path.join(webRoot, 'index.html'))) skip(`the dashboard is not built (${webRoot}/index.html missing: needs Node.js >= 20.19, see cmake/CellguardWeb.cmake)`);
+if (!fs.existsSync(path.join(webRoot, 'index.html'))) skip(`the dashboard is not built (${webRoot}/index.html missing: needs Node.js and npm, see cmake/CellguardWeb.cmake)`);
 let chromium;
 try {
   chromium = createRequire(path.join(source, 'web', 'package.json'))('playwright-core').chromium;
