@@ -6,21 +6,32 @@
 # drifts towards over-voltage, the edge nudges (WARNING), then trips to SAFE. Watch it in the
 # browser; reset with the printed command. Ctrl-C stops everything.
 #
-#   scripts/demo.sh [BUILD_DIR] [--decode] [--fault-after SECONDS] [--http HOST:PORT]
+#   scripts/demo.sh [BUILD_DIR] [--decode] [--fault-after SECONDS] [--http HOST:PORT] [--listen HOST:PORT]
+#                   [--out DIR]
 #
-# --decode first shows the offline tools (DBC check, log generation, decoding, conversion).
-# Files (logs, events, the CA, the server's store) are in demo-out/.
+# Never collides with another demo or service: the dashboard takes 127.0.0.1:8080 when it is free
+# (CELLGUARD_DEMO_HTTP names another), else any free port; the server's port for edges, the
+# simulator's socketcand and Modbus TCP ports are any free ones (port 0); the sockets and the board's
+# pty live in the run's folder. All are printed ("demo: ports: ..."). --http/--listen ask for a given
+# address (port 0: any free port). --decode first shows the offline tools (DBC check, log generation,
+# decoding, conversion). --out DIR: the files (logs, events, the CA, the server's store) go to
+# DIR/live (default demo-out/; while another demo runs there, DIR/live-2, -3, ...).
 set -euo pipefail
 build_dir=build
 decode=0
 fault_after=60
-http=127.0.0.1:8080
+http=
+listen=127.0.0.1:0
+out=
 while [ $# -gt 0 ]; do
   case "$1" in
     --decode) decode=1 ;;
     --fault-after) fault_after=$2; shift ;;
     --http) http=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --listen) listen=$2; shift ;;
+    --out) out=$2; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -*) echo "demo: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) build_dir=$1 ;;
   esac
   shift
@@ -30,8 +41,9 @@ case "$build_dir" in /*) ;; *) build_dir="$root/$build_dir" ;; esac
 cg="$build_dir/src/cli/cellguard"
 dbc="$root/data/cellguard-rig.dbc"
 web_root="$build_dir/web/dist"
-out="$root/demo-out"
+[ -n "$out" ] || out="$root/demo-out"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -91,9 +103,29 @@ toml_set() {
 }
 
 # ---- the CA, the simulator, the server, the edge --------------------------------------------------
+# The run's folder: DIR/live, or DIR/live-N while another demo holds live's lock (flock on
+# live.lock, held by this shell's fd 9 until it exits).
 run="$out/live"
+for n in $(seq 2 50); do
+  exec 9>"$run.lock"
+  flock -n 9 && break
+  exec 9>&-
+  run="$out/live-$n"
+done
+flock -n 9 2>/dev/null || { echo "demo: 50 demos already run in $out" >&2; exit 1; }
 rm -rf "$run"
 mkdir -p "$run"
+# The dashboard's address: 127.0.0.1:8080 (or CELLGUARD_DEMO_HTTP) when free, else any free port (the
+# server reports it).
+# The probe binds without SO_REUSEPORT, so it also sees a listener that has it: cpp-httplib sets it,
+# and two servers would share 8080 without an error. Probe and start are one step for this user's
+# demos (a lock until the server listens): demos started at once take 8080 one after the other.
+port_free() {
+  python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try: s.bind((sys.argv[1], int(sys.argv[2])))
+except OSError: sys.exit(1)' "${1%:*}" "${1##*:}"
+}
 step "A CA for this installation (cellguard pki): a server certificate for 127.0.0.1 and one for the edge"
 "$cg" pki init --dir "$run/pki" >/dev/null
 "$cg" pki issue --dir "$run/pki" --server server --san 127.0.0.1 --san localhost >/dev/null
@@ -106,25 +138,39 @@ pids+=($!)
 wait_ready "$run/sim.ready" "${pids[-1]}" "$run/sim.log"
 can=$(json_field "$run/sim.ready" can)
 inverter=$(json_field "$run/sim.ready" inverter_tcp)
-echo "sim: CAN $can, inverter $inverter"
+echo "sim: CAN $can, inverter Modbus TCP $inverter"
 
-step "The server: edges over mutual TLS on 127.0.0.1:6699, the dashboard on http://$http"
-server_args=(server --data "$run/server-data" --listen 127.0.0.1:6699 --pki-dir "$run/pki" --name server)
+step "The server: edges over mutual TLS, the dashboard and HTTP API"
+exec 8>"${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/cellguard-demo-$(id -u).lock"
+flock -w 30 8 || echo "demo: another demo holds the start-up lock for 30 s; going on" >&2
+if [ -z "$http" ]; then
+  http=${CELLGUARD_DEMO_HTTP:-127.0.0.1:8080}
+  port_free "$http" || { echo "demo: $http is in use (another demo or service?): the dashboard takes any free port"; http="${http%:*}:0"; }
+fi
+server_args=(server --data "$run/server-data" --listen "$listen" --pki-dir "$run/pki" --name server)
 dashboard=1
 if "$cg" server --help 2>/dev/null | grep -q -- '--web-root'; then
   server_args+=(--http "$http")
   if [ -f "$web_root/index.html" ]; then
     server_args+=(--web-root "$web_root")
   else
-    echo "demo: the dashboard is not built ($web_root/index.html missing: needs Node.js and npm, see the line "cellguard: web dashboard: ..." of the CMake output); the API still runs" >&2
+    echo "demo: the dashboard is not built ($web_root/index.html missing: needs Node.js and npm, see the line '-- cellguard: web dashboard: ...' of the CMake output); the API still runs" >&2
   fi
 else
   dashboard=0
   echo "demo: this cellguard server has no HTTP API yet (--http/--web-root): no dashboard, the edge's status is printed instead" >&2
 fi
-"$cg" "${server_args[@]}" >"$run/server.ready" 2>"$run/server.log" &
+"$cg" "${server_args[@]}" >"$run/server.ready" 2>"$run/server.log" 8>&- &
 pids+=($!)
 wait_ready "$run/server.ready" "${pids[-1]}" "$run/server.log"
+flock -u 8 && exec 8>&-  # the server listens: the next demo's probe sees it
+uplink=$(json_field "$run/server.ready" listen)
+if [ "$dashboard" = 1 ]; then
+  http=$(json_field "$run/server.ready" http)
+  echo "server: edges (TLS) on $uplink, dashboard on http://$http"
+else
+  echo "server: edges (TLS) on $uplink"
+fi
 
 step "The edge: guards the rig (data/edge/rig.toml) and streams everything to the server over TLS"
 cp "$root/data/edge/rig.toml" "$run/edge.toml"
@@ -135,7 +181,7 @@ toml_set "$run/edge.toml" board device "\"$run/board\""
 toml_set "$run/edge.toml" inverter url "\"tcp:$inverter?slave=2\""
 toml_set "$run/edge.toml" schedule file "\"$root/data/edge/schedule-current-example.csv\""
 toml_set "$run/edge.toml" recording path "\"$run/edge.sqlite\""
-toml_set "$run/edge.toml" uplink server '"127.0.0.1:6699"'
+toml_set "$run/edge.toml" uplink server "\"$uplink\""
 toml_set "$run/edge.toml" uplink pki_dir "\"$run/pki\""
 toml_set "$run/edge.toml" operator socket "\"$run/edge.sock\""
 "$cg" edge check-config "$run/edge.toml" >/dev/null
@@ -148,6 +194,9 @@ for _ in $(seq 100); do edge_ctl status 2>/dev/null | grep -q '^modules *8 of 8'
 edge_ctl status | grep -E '^(state|modules|can|inverter|uplink)' || true
 
 echo
+echo "demo: files in $run"
+echo "demo: ports: $([ "$dashboard" = 1 ] && echo "dashboard http://$http, ")edges (TLS) $uplink, socketcand ${can#socketcand://}, Modbus TCP $inverter"
+echo "demo: sockets: edge $run/edge.sock, simulator $run/sim.sock; sensor board pty $run/board"
 if [ "$dashboard" = 1 ]; then
   bold "Dashboard: http://$http   (open it in a browser; nothing is opened for you)"
 fi
