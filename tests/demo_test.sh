@@ -3,7 +3,8 @@
 # same output folder both come up, each in its own run folder (live, live-2) with its own ports: the
 # preferred dashboard port (a free port this test picks, standing in for 8080) goes to one of them,
 # the other takes any free port; every printed port has exactly one listener; each dashboard's API
-# sees its own edge connected. Then both are stopped with SIGTERM and must end cleanly.
+# sees its own edge connected. Then both are stopped with SIGTERM and must end cleanly (in a
+# sanitizer build: no finding in the processes' logs).
 #
 #   tests/demo_test.sh --build BUILD_DIR --source SOURCE_DIR
 set -euo pipefail
@@ -111,4 +112,8 @@ for i in 1 2; do
   grep -q '^demo: stopped' "$tmp/demo$i.log" || fail "demo $i did not say it stopped"
 done
 pids=()
+# In a sanitizer build the processes' findings are in their logs (the demo waits for them quietly).
+mapfile -t findings < <(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp"/out/live*/*.log || true)
+[ ${#findings[@]} -eq 0 ] ||
+  fail "sanitizer findings in ${findings[*]}: $(grep -h -m 3 -E 'ERROR: |runtime error:' "${findings[@]}")"
 echo "both demos stopped cleanly"
