@@ -1159,6 +1159,12 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Sto
     return Error(ErrorCode::io_error, "http: cannot serve " + impl->config.web_root);
   impl->routes();
   const std::string where = impl->config.host + ":" + std::to_string(impl->config.port);
+  // cpp-httplib sets SO_REUSEPORT by default: a second server on the same port would start and the
+  // kernel would split the connections between the two. Only SO_REUSEADDR (a restart during TIME_WAIT).
+  impl->server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (impl->config.port == 0) {
     impl->port = impl->server.bind_to_any_port(impl->config.host);
     if (impl->port <= 0) return Error(ErrorCode::io_error, "http: cannot listen on " + where);

@@ -646,6 +646,15 @@ TEST_F(HttpApiTest, OnLoopbackWithoutRequireLoginNoLoginIsAsked) {
   EXPECT_EQ(client().Get("/api/v1/edges")->status, 200);
 }
 
+TEST_F(HttpApiTest, ASecondServerOnAPortInUseIsRefused) {
+  start_http();
+  HttpApiConfig c;
+  c.port = http_->port();
+  auto second = HttpApi::start(c, *store_, *ingest_, *live_, nullptr);
+  ASSERT_FALSE(second) << "two servers listen on " << c.port;
+  EXPECT_NE(second.error().message.find("in use"), std::string::npos) << second.error().message;
+}
+
 TEST_F(HttpApiTest, BeyondLoopbackTheServerRefusesToRunWithoutUsers) {
   HttpApiConfig c;
   c.host = "0.0.0.0";
