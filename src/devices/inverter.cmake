@@ -13,3 +13,12 @@ if(TARGET devices_inverter_test)
   target_compile_definitions(devices_inverter_test PRIVATE CELLGUARD_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   target_include_directories(devices_inverter_test PRIVATE ${PROJECT_SOURCE_DIR}/tests)
 endif()
+# The SunSpec device (sunspec_device.h): its pure session against the simulator's register logic,
+# the whole device over Modbus TCP against the simulator's SunSpec device with a real supervisor,
+# and against an independent pymodbus server laid out from the official definitions
+# (CELLGUARD_SUNSPEC_DIR; skipped without it).
+cellguard_test(devices_sunspec_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/sunspec_device_test.cpp
+  DEPS cellguard_devices cellguard_sim cellguard_safety nlohmann_json::nlohmann_json)
+if(TARGET devices_sunspec_test)
+  target_compile_definitions(devices_sunspec_test PRIVATE CELLGUARD_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+endif()
