@@ -1,5 +1,8 @@
 #include "devices/power_device.h"
 
+#include "devices/inverter_client.h"
+#include "devices/sunspec_device.h"
+
 namespace cellguard::devices {
 
 std::string_view to_string(InverterMode mode) {
@@ -34,6 +37,23 @@ std::string_view to_string(InverterEvent::Kind kind) {
     case InverterEvent::Kind::command_failed: return "command_failed";
   }
   return "?";
+}
+
+std::string_view to_string(PowerDeviceModel model) {
+  switch (model) {
+    case PowerDeviceModel::rig: return "rig";
+    case PowerDeviceModel::sunspec: return "sunspec";
+  }
+  return "?";
+}
+
+std::unique_ptr<PowerDevice> make_power_device(PowerDeviceModel model, asio::io_context& loop, const InverterClientConfig& config,
+                                               PowerDevice::Clock clock) {
+  switch (model) {
+    case PowerDeviceModel::rig: return std::make_unique<InverterClient>(loop, config, std::move(clock));
+    case PowerDeviceModel::sunspec: return make_sunspec_device(loop, config, std::move(clock));
+  }
+  return nullptr;
 }
 
 }  // namespace cellguard::devices

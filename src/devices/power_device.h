@@ -119,4 +119,13 @@ class PowerDevice {
   virtual InverterLinkStats stats() const = 0;  // any thread
 };
 
+// Which register map the device speaks (config: [inverter] model = "rig" | "sunspec").
+enum class PowerDeviceModel : std::uint8_t { rig, sunspec };
+std::string_view to_string(PowerDeviceModel model);  // "rig", "sunspec"
+
+struct InverterClientConfig;  // inverter_client.h: endpoint, timing, limits (and the rig's map)
+// The configured model on `loop`; `clock` is the caller's monotonic clock.
+std::unique_ptr<PowerDevice> make_power_device(PowerDeviceModel model, asio::io_context& loop, const InverterClientConfig& config,
+                                               PowerDevice::Clock clock);
+
 }  // namespace cellguard::devices
