@@ -20,8 +20,10 @@
 // a working kind does not hide a failing one (no flapping), and a successful transaction reports
 // the link ok only when no kind is failing.
 //
-// Threading: libmodbus is blocking, so the client owns one worker thread that does every Modbus
-// transaction; the public calls only queue and return at once (never block the loop). Results are
+// Structure (issue 14 item 2): InverterSession is the pure part (time in, Modbus requests out,
+// answers in, readings/events/link reports out; modbus_session.h) and ModbusWorker the I/O half
+// (modbus_worker.h: the libmodbus context on one worker thread, retries, the verified function-6
+// write). The public calls only queue and return at once (never block the loop); results are
 // posted to the loop's io_context, so every handler runs on the loop thread. command_off() preempts
 // whatever is queued: it is the next transaction after the one in flight.
 #pragma once
@@ -36,6 +38,7 @@
 
 #include "core/result.h"
 #include "devices/modbus_link.h"
+#include "devices/modbus_session.h"
 #include "devices/power_device.h"
 
 namespace cellguard::devices {
@@ -98,6 +101,76 @@ struct InverterClientConfig {
   double settle_current_a = 1.0;                // "≈ 0" during start-up
   double settle_power_kw = 0.5;
   TimeNs reconnect_interval_ns = 1'000'000'000;
+};
+
+// The rig's inverter as a pure Modbus session (see the header comment): the start-up sequence with
+// its readbacks, the heartbeat on its own schedule, polls of the input block, off before anything
+// else, setpoints (a mode change zeroes the setpoint first), freshness per kind of transaction.
+class InverterSession final : public ModbusSession {
+ public:
+  explicit InverterSession(InverterClientConfig config);
+
+  void connected(TimeNs now, const std::string& endpoint) override;
+  void connect_failed(TimeNs now, const std::string& reason) override;
+  void disconnected(TimeNs now, const std::string& reason) override;
+  void stopped(TimeNs now) override;
+  std::optional<ModbusRequest> next_request(TimeNs now) override;
+  TimeNs next_wake(TimeNs now) const override;
+  bool reply(const ModbusRequest& request, const ModbusReply& reply, TimeNs now) override;
+  void command_off(TimeNs requested_ns, TimeNs now) override;
+  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns, TimeNs now) override;
+  InverterLinkStats stats() const override { return stats_; }
+
+ private:
+  enum class Pending : std::uint8_t { none, off, heartbeat, startup_write, startup_readback, setpoint_write, poll };
+  enum class Freshness : std::uint8_t { reading, heartbeat, other };
+  struct Write {
+    std::uint16_t address = 0;
+    std::uint16_t value = 0;
+    std::string what;
+  };
+  struct SetpointCommand {
+    InverterMode mode = InverterMode::off;
+    double setpoint = 0;
+    TimeNs requested_ns = 0;
+  };
+
+  void event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns = 0);
+  bool account(Freshness kind, const ModbusReply& reply, const std::string& what, TimeNs now);
+  void acknowledge_heartbeat(TimeNs now);
+  void begin_startup();
+  void fail_startup(TimeNs now, const std::string& reason);
+  void startup_step_done(TimeNs now, std::string detail);
+  void check_settled(const InverterReadings& r, TimeNs now);
+  bool heartbeat_live() const;
+  std::uint16_t heartbeat_value() const;
+  std::uint16_t mode_value(InverterMode mode) const;
+  std::uint16_t setpoint_raw(InverterMode mode, double value) const;
+  ModbusRequest request(ModbusRequest::Function function, std::uint16_t address, std::uint16_t count, std::uint16_t value,
+                        std::string what, Pending pending);
+  InverterReadings decode(const std::vector<std::uint16_t>& regs, TimeNs now) const;
+
+  const InverterClientConfig config_;
+  InverterLinkStats stats_;
+  bool link_up_ = false;
+  bool block_too_large_ = false;  // the input block does not fit one read: nothing more is done
+  Pending pending_ = Pending::none;
+  int other_failing_ = 0;  // start-up/command writes failed since the last success
+  std::uint16_t input_first_ = 0;
+  int input_count_ = 0;
+
+  std::vector<Write> startup_writes_;
+  std::size_t startup_index_ = 0;
+  bool readback_due_ = false;
+  std::string step_detail_;  // the start-up step's event text, completed by its readback
+  bool settling_ = false;
+  TimeNs settle_deadline_ = 0;
+  TimeNs next_startup_ = 0, next_heartbeat_ = 0, next_poll_ = 0, next_off_attempt_ = 0;
+
+  std::optional<TimeNs> off_requested_;
+  std::optional<SetpointCommand> setpoint_pending_;  // requested, not yet begun
+  std::optional<SetpointCommand> setpoint_active_;   // being written
+  std::vector<Write> setpoint_writes_;               // its writes still to do
 };
 
 class InverterClient final : public PowerDevice {

@@ -31,6 +31,7 @@ struct ModbusRequest {
   std::uint16_t count = 1;  // reads: 1..125
   std::uint16_t value = 0;  // write_register
   std::string what;         // for people: "read model 103", "heartbeat", "mode off"
+  int retries = -1;         // after a timeout, CRC error or malformed answer; -1: the worker's setting
 };
 
 struct ModbusReply {
@@ -45,10 +46,13 @@ struct ModbusReply {
   Status status = Status::ok;
   std::vector<std::uint16_t> registers;  // reads: exactly `count` registers when ok
   std::string error;                     // not ok: "read model 103: timeout"
+  std::string cause;                     // not ok: the error without the request's name ("timeout")
 };
 std::string_view to_string(ModbusReply::Status status);
 
-// What a session hands to the loop, in order of appearance per kind.
+// What a session hands to the loop, in order of appearance per kind. The worker posts it after each
+// call in this order: link reports, readings, heartbeats, events (the order in which a transaction's
+// results arise: the link first, then what was read or acknowledged, then what it meant).
 struct SessionOutput {
   struct Link {
     bool ok = false;

@@ -68,9 +68,6 @@ struct ModbusWorker::Impl {
   // Posts what the session produced (caller holds the mutex).
   void flush_locked() {
     SessionOutput out = session->take_output();
-    for (auto& e : out.events) {
-      if (event_handler) asio::post(loop, [h = event_handler, e = std::move(e)] { h(e); });
-    }
     for (auto& link : out.links) {
       if (link_handler) asio::post(loop, [h = link_handler, link = std::move(link)] { h(link.ok, link.time_ns, link.detail); });
     }
@@ -79,6 +76,9 @@ struct ModbusWorker::Impl {
     }
     for (const TimeNs t : out.heartbeats) {
       if (heartbeat_handler) asio::post(loop, [h = heartbeat_handler, t] { h(t); });
+    }
+    for (auto& e : out.events) {
+      if (event_handler) asio::post(loop, [h = event_handler, e = std::move(e)] { h(e); });
     }
   }
 
@@ -161,7 +161,8 @@ struct ModbusWorker::Impl {
     ModbusReply reply;
     if (request.count == 0 || request.count > MODBUS_MAX_READ_REGISTERS) {
       reply.status = ModbusReply::Status::malformed;
-      reply.error = request.what + ": " + std::to_string(request.count) + " registers asked for (1..125)";
+      reply.cause = std::to_string(request.count) + " registers asked for (1..125)";
+      reply.error = request.what + ": " + reply.cause;
       return reply;
     }
     for (int attempt = 0;; ++attempt) {
@@ -182,32 +183,33 @@ struct ModbusWorker::Impl {
         return reply;
       }
       const bool retryable = err == ETIMEDOUT || err == EMBBADCRC || is_malformed(err);
-      if (retryable && attempt < config.retries && !should_stop()) {
+      const int retries = request.retries >= 0 ? request.retries : config.retries;
+      if (retryable && attempt < retries && !should_stop()) {
         modbus_flush(ctx);  // a late answer must not be taken for the retry's
         std::lock_guard lock(mutex);
         ++counters.retries;
         continue;
       }
       reply.registers.clear();
+      reply.cause = modbus_strerror(err);
       if (err == ETIMEDOUT) {
         reply.status = ModbusReply::Status::timeout;
-        reply.error = request.what + ": timeout";
+        reply.cause = "timeout";
       } else if (err == EMBBADCRC) {
         reply.status = ModbusReply::Status::crc_error;
-        reply.error = request.what + ": " + modbus_strerror(err);
       } else if (is_exception(err)) {
         reply.status = ModbusReply::Status::exception;
-        reply.error = request.what + ": " + modbus_strerror(err);
       } else if (is_malformed(err)) {
         reply.status = ModbusReply::Status::malformed;
-        reply.error = request.what + ": " +
-                      (!echo_problem.empty() ? echo_problem
-                       : err == EMBBADDATA   ? std::string("malformed answer (wrong byte count or function)")
-                                             : std::string(modbus_strerror(err)));
+        if (!echo_problem.empty()) {
+          reply.cause = echo_problem;
+        } else if (err == EMBBADDATA) {
+          reply.cause = "malformed answer (wrong byte count or function)";
+        }
       } else {
         reply.status = ModbusReply::Status::link_error;
-        reply.error = request.what + ": " + modbus_strerror(err);
       }
+      reply.error = request.what + ": " + reply.cause;
       if (retryable) modbus_flush(ctx);
       return reply;
     }

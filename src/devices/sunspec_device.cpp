@@ -406,7 +406,8 @@ void SunSpecSession::decode_poll(const std::vector<std::uint16_t>& b, TimeNs now
                                    {dcw.has_value(), "103 DCW"}}) {
       if (!ok) missing += (missing.empty() ? "" : ", ") + std::string(name);
     }
-    ModbusReply failed{ModbusReply::Status::malformed, {}, "read models 103 and 802: not implemented: " + missing};
+    const std::string cause = "not implemented: " + missing;
+    ModbusReply failed{ModbusReply::Status::malformed, {}, "read models 103 and 802: " + cause, cause};
     account(Freshness::reading, failed, "poll", now);
     return;
   }

@@ -73,13 +73,13 @@ struct ScriptedDevice {
     ModbusReply reply;
     if (request.function == ModbusRequest::Function::write_register) {
       if (logic.write(request.address, request.value) != sim::ModbusException::none) {
-        return {ModbusReply::Status::exception, {}, request.what + ": illegal data"};
+        return {ModbusReply::Status::exception, {}, request.what + ": illegal data", "illegal data"};
       }
       return reply;
     }
     const auto regs = logic.registers();
     if (request.address < logic.first() || request.address + request.count > logic.first() + regs.size()) {
-      return {ModbusReply::Status::exception, {}, request.what + ": Illegal data address"};
+      return {ModbusReply::Status::exception, {}, request.what + ": Illegal data address", "Illegal data address"};
     }
     const auto from = regs.begin() + (request.address - logic.first());
     reply.registers.assign(from, from + request.count);
@@ -207,7 +207,7 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
   // Heartbeats refused with an exception, reads fine: the link stays reported failing (no
   // flapping back to ok on the reads), the readings stay fresh.
   device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
-    if (r.what == "heartbeat (CtrlHb)") return ModbusReply{ModbusReply::Status::exception, {}, "heartbeat (CtrlHb): Slave device or server failure"};
+    if (r.what == "heartbeat (CtrlHb)") return ModbusReply{ModbusReply::Status::exception, {}, "heartbeat (CtrlHb): Slave device or server failure", "Slave device or server failure"};
     return std::nullopt;
   };
   out = {};
@@ -226,7 +226,7 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
   // Reads unanswered: failures of the reading kind, no reading; the third failure in a row asks
   // for a reconnect.
   device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
-    if (r.function == ModbusRequest::Function::read_holding_registers) return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout"};
+    if (r.function == ModbusRequest::Function::read_holding_registers) return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout", "timeout"};
     return std::nullopt;
   };
   const TimeNs stale_since = session.stats().last_reading_ns;
@@ -249,7 +249,7 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
 TEST(SunSpecSession, NoMarkerAnywhereFailsTheStartUpWithTheReason) {
   ScriptedDevice device{sim::SunSpecLogic(), {}, {}};
   device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
-    if (r.function == ModbusRequest::Function::read_holding_registers) return ModbusReply{ModbusReply::Status::ok, {0x1234, 0x5678}, {}};
+    if (r.function == ModbusRequest::Function::read_holding_registers) return ModbusReply{ModbusReply::Status::ok, {0x1234, 0x5678}, {}, {}};
     return std::nullopt;
   };
   SunSpecSession session(fast_config("tcp:127.0.0.1:1502"));
