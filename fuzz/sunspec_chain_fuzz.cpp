@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint16_t base = kBaseAddresses[data[0] % kBaseAddresses.size()];
   const std::uint16_t first = (data[0] & 0x80) != 0 && base > 0 ? static_cast<std::uint16_t>(base - 1) : base;
   std::vector<std::uint16_t> registers;
-  for (std::size_t i = 1; i + 1 < size; i += 2) registers.push_back(static_cast<std::uint16_t>((data[i] << 8) | data[i + 1]));
+  for (std::size_t i = 1; i + 1 < size; i += 2)
+    registers.push_back(static_cast<std::uint16_t>((data[i] << 8) | data[i + 1]));
 
   auto chain = parse_model_chain(first, registers);
   if (chain.ok()) {

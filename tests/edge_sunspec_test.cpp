@@ -4,6 +4,7 @@
 // runs a power schedule on it and, on `edge stop`, commands it off (SetInvState INVERTER_STOPPED)
 // before the contactors open. Both are real processes; every wait is on a condition with a deadline.
 #include <gtest/gtest.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,7 +13,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <toml++/toml.h>
 #include <vector>
 
 #include "support/cellguard_process.h"
@@ -29,15 +29,18 @@ using testing::JsonLinesTail;
 using testing::wait_until;
 using namespace std::chrono_literals;
 
-bool is_action(const json& e, const char* action) { return e.value("kind", "") == "action" && e.value("action", "") == action; }
+bool is_action(const json& e, const char* action) {
+  return e.value("kind", "") == "action" && e.value("action", "") == action;
+}
 
 TEST(EdgeSunSpec, ReadsSupervisesDrivesAndStopsASunSpecDevice) {
   const fs::path dir = fs::temp_directory_path() / ("cellguard-edge-sunspec-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   const int modules = 8;
-  ChildProcess sim({testing::binary(), "sim", "--modules", std::to_string(modules), "--control", (dir / "sim.sock").string(),
-                    "--board-link", (dir / "board").string(), "--initial-soc", "50", "--sunspec", "--inverter-tcp-port", "0"},
+  ChildProcess sim({testing::binary(), "sim", "--modules", std::to_string(modules), "--control",
+                    (dir / "sim.sock").string(), "--board-link", (dir / "board").string(), "--initial-soc",
+                    "50", "--sunspec", "--inverter-tcp-port", "0"},
                    (dir / "sim.log").string());
   ASSERT_TRUE(sim.ready()) << sim.log();
   json ready = sim.ready_line();
@@ -60,21 +63,32 @@ TEST(EdgeSunSpec, ReadsSupervisesDrivesAndStopsASunSpecDevice) {
   JsonLinesTail events((dir / "events.jsonl").string());
   const std::string edge_socket = (dir / "edge.sock").string();
   auto status = [&] { return testing::request(edge_socket, {{"cmd", "status"}})["status"]; };
-  auto sim_status = [&] { return testing::request((dir / "sim.sock").string(), {{"cmd", "status"}})["status"]; };
+  auto sim_status = [&] {
+    return testing::request((dir / "sim.sock").string(), {{"cmd", "status"}})["status"];
+  };
   auto logs = [&] { return "--- edge ---\n" + edge.log() + "\n--- sim ---\n" + sim.log(); };
 
   // Found by its marker, started up, read and supervised.
-  ASSERT_TRUE(wait_until([&] { return status()["inverter"].value("phase", "") == "running"; }, 20s)) << status().dump(2) << logs();
-  ASSERT_TRUE(events.wait_for([](const json& e) {
-    return e.value("link", "") == "inverter" && e.value("message", "").find("SunSpec map at 40000: models 1, 103, 124, 802") != std::string::npos;
-  }, 5s)) << logs();
+  ASSERT_TRUE(wait_until([&] { return status()["inverter"].value("phase", "") == "running"; }, 20s))
+      << status().dump(2) << logs();
+  ASSERT_TRUE(events.wait_for(
+      [](const json& e) {
+        return e.value("link", "") == "inverter" &&
+               e.value("message", "").find("SunSpec map at 40000: models 1, 103, 124, 802") !=
+                   std::string::npos;
+      },
+      5s))
+      << logs();
   ASSERT_TRUE(wait_until([&] { return status()["inverter"].contains("last"); }, 5s)) << status().dump(2);
   const double pack_v = sim_status().value("pack_voltage_v", 0.0);
-  EXPECT_NEAR(status()["inverter"]["last"].value("battery_voltage_v", 0.0), pack_v, 1.0) << sim_status().dump(2);
+  EXPECT_NEAR(status()["inverter"]["last"].value("battery_voltage_v", 0.0), pack_v, 1.0)
+      << sim_status().dump(2);
   EXPECT_EQ(status()["state"], "normal") << status().dump(2);
 
-  // A power schedule drives it (the precharge needs every module): -3 kW (charging), read back from the device's DC power.
-  ASSERT_TRUE(wait_until([&] { return status()["modules"].value("found", 0) == modules; }, 10s)) << status().dump(2);
+  // A power schedule drives it (the precharge needs every module): -3 kW (charging), read back from the
+  // device's DC power.
+  ASSERT_TRUE(wait_until([&] { return status()["modules"].value("found", 0) == modules; }, 10s))
+      << status().dump(2);
   json answer = testing::request(edge_socket, {{"cmd", "schedule"}, {"action", "start"}});
   ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << logs();
   auto readback = events.wait_for([](const json& e) { return e.value("event", "") == "readback_ok"; }, 20s);
@@ -87,10 +101,12 @@ TEST(EdgeSunSpec, ReadsSupervisesDrivesAndStopsASunSpecDevice) {
   EXPECT_TRUE(testing::request(edge_socket, {{"cmd", "stop"}}).value("ok", false));
   auto off = events.wait_for([](const json& e) { return is_action(e, "inverter_off"); }, 10s);
   ASSERT_TRUE(off) << logs();
-  auto written = events.wait_for([](const json& e) {
-    return e.value("link", "") == "inverter" && e.value("event", "") == "command_written" &&
-           e.value("message", "").find("mode off") != std::string::npos;
-  }, 10s);
+  auto written = events.wait_for(
+      [](const json& e) {
+        return e.value("link", "") == "inverter" && e.value("event", "") == "command_written" &&
+               e.value("message", "").find("mode off") != std::string::npos;
+      },
+      10s);
   ASSERT_TRUE(written) << logs();
   EXPECT_LE((*off)["t"].get<double>(), (*written)["t"].get<double>());
   ASSERT_TRUE(wait_until([&] { return !edge.running(); }, 10s)) << logs();
@@ -98,7 +114,8 @@ TEST(EdgeSunSpec, ReadsSupervisesDrivesAndStopsASunSpecDevice) {
   const json after = sim_status();
   EXPECT_FALSE(after["sunspec"].value("started", true)) << after.dump(2);
   EXPECT_NEAR(after.value("pack_current_a", 99.0), 0.0, 0.5) << after.dump(2);
-  for (const char* relay : {"relay1", "relay2", "relay3"}) EXPECT_FALSE(after["board"]["outputs"].value(relay, true)) << relay;
+  for (const char* relay : {"relay1", "relay2", "relay3"})
+    EXPECT_FALSE(after["board"]["outputs"].value(relay, true)) << relay;
   if (!::testing::Test::HasFailure()) fs::remove_all(dir);
 }
 

@@ -35,12 +35,12 @@ struct BoardChannel {
 };
 
 inline constexpr std::array<BoardChannel, 3> kBoardChannels = {{
-    {"board temperature 1", "board.Temp1", safety::Quantity::board_temperature, "board.temp1_c", "degC", "board.temp1_adc",
-     "Ardu_Temp1", &BoardReading::temp1_c, &BoardReading::temp1_adc},
-    {"board temperature 2", "board.Temp2", safety::Quantity::board_temperature, "board.temp2_c", "degC", "board.temp2_adc",
-     "Ardu_Temp2", &BoardReading::temp2_c, &BoardReading::temp2_adc},
-    {"board pressure", "board.Press", safety::Quantity::board_pressure, "board.pressure", "bar", "board.pressure_adc", "Ardu_Press",
-     &BoardReading::pressure, &BoardReading::pressure_adc},
+    {"board temperature 1", "board.Temp1", safety::Quantity::board_temperature, "board.temp1_c", "degC",
+     "board.temp1_adc", "Ardu_Temp1", &BoardReading::temp1_c, &BoardReading::temp1_adc},
+    {"board temperature 2", "board.Temp2", safety::Quantity::board_temperature, "board.temp2_c", "degC",
+     "board.temp2_adc", "Ardu_Temp2", &BoardReading::temp2_c, &BoardReading::temp2_adc},
+    {"board pressure", "board.Press", safety::Quantity::board_pressure, "board.pressure", "bar",
+     "board.pressure_adc", "Ardu_Press", &BoardReading::pressure, &BoardReading::pressure_adc},
 }};
 
 struct PowerChannel {
@@ -56,13 +56,16 @@ struct PowerChannel {
 inline constexpr std::array<PowerChannel, 6> kPowerChannels = {{
     {"inverter battery voltage", "inverter.battery_voltage", safety::Quantity::inverter_battery_voltage,
      "inverter.battery_voltage_v", "V", "modbus_Voltage", &InverterReadings::battery_voltage_v},
-    {"inverter DC link voltage", "inverter.dc_link_voltage", safety::Quantity::dc_link_voltage, "inverter.dc_link_voltage_v", "V", "",
-     &InverterReadings::dc_link_voltage_v},
-    {"inverter DC link current", "inverter.dc_link_current", safety::Quantity::pack_current, "inverter.dc_link_current_a", "A",
-     "modbus_Current", &InverterReadings::dc_link_current_a},
-    {"inverter DC link power", "", std::nullopt, "inverter.dc_link_power_kw", "kW", "modbus_Power", &InverterReadings::dc_link_power_kw},
-    {"inverter heat sink temperature", "", std::nullopt, "inverter.heatsink_c", "degC", "", &InverterReadings::heatsink_c},
-    {"inverter ambient temperature", "", std::nullopt, "inverter.ambient_c", "degC", "", &InverterReadings::ambient_c},
+    {"inverter DC link voltage", "inverter.dc_link_voltage", safety::Quantity::dc_link_voltage,
+     "inverter.dc_link_voltage_v", "V", "", &InverterReadings::dc_link_voltage_v},
+    {"inverter DC link current", "inverter.dc_link_current", safety::Quantity::pack_current,
+     "inverter.dc_link_current_a", "A", "modbus_Current", &InverterReadings::dc_link_current_a},
+    {"inverter DC link power", "", std::nullopt, "inverter.dc_link_power_kw", "kW", "modbus_Power",
+     &InverterReadings::dc_link_power_kw},
+    {"inverter heat sink temperature", "", std::nullopt, "inverter.heatsink_c", "degC", "",
+     &InverterReadings::heatsink_c},
+    {"inverter ambient temperature", "", std::nullopt, "inverter.ambient_c", "degC", "",
+     &InverterReadings::ambient_c},
 }};
 
 }  // namespace cellguard::devices

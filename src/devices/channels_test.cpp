@@ -36,8 +36,8 @@ TEST(ChannelCatalogue, EveryNameIsUniqueAndComplete) {
     unique(columns, c.rig_column);
   }
   // The rig's CSV columns of the devices (seed-rig.md): three of the board, three of the inverter.
-  EXPECT_EQ(columns, (std::set<std::string_view>{"Ardu_Temp1", "Ardu_Temp2", "Ardu_Press", "modbus_Voltage", "modbus_Current",
-                                                 "modbus_Power"}));
+  EXPECT_EQ(columns, (std::set<std::string_view>{"Ardu_Temp1", "Ardu_Temp2", "Ardu_Press", "modbus_Voltage",
+                                                 "modbus_Current", "modbus_Power"}));
 }
 
 TEST(ChannelCatalogue, RowsReadTheValueTheyName) {

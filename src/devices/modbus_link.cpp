@@ -44,7 +44,8 @@ Result<InverterEndpoint> parse_inverter_url(std::string_view url) {
     const std::string_view port = rest.substr(port_colon + 1);
     if (host.empty()) return bad_url(url, "the host is missing");
     long long value = 0;
-    if (!parse_int(port, value) || value < 1 || value > 65535) return bad_url(url, "port '" + std::string(port) + "' is not 1..65535");
+    if (!parse_int(port, value) || value < 1 || value > 65535)
+      return bad_url(url, "port '" + std::string(port) + "' is not 1..65535");
     endpoint.host = std::string(host);
     endpoint.port = static_cast<int>(value);
   } else {
@@ -91,11 +92,12 @@ Result<InverterEndpoint> parse_inverter_url(std::string_view url) {
 
 std::string to_string(const InverterEndpoint& endpoint) {
   if (endpoint.transport == InverterEndpoint::Transport::tcp) {
-    return "tcp:" + endpoint.host + ":" + std::to_string(endpoint.port) + "?slave=" + std::to_string(endpoint.slave);
+    return "tcp:" + endpoint.host + ":" + std::to_string(endpoint.port) +
+           "?slave=" + std::to_string(endpoint.slave);
   }
-  return "rtu:" + endpoint.device + "?baud=" + std::to_string(endpoint.baud) + "&parity=" + std::string(1, endpoint.parity) +
-         "&data=" + std::to_string(endpoint.data_bits) + "&stop=" + std::to_string(endpoint.stop_bits) +
-         "&slave=" + std::to_string(endpoint.slave);
+  return "rtu:" + endpoint.device + "?baud=" + std::to_string(endpoint.baud) +
+         "&parity=" + std::string(1, endpoint.parity) + "&data=" + std::to_string(endpoint.data_bits) +
+         "&stop=" + std::to_string(endpoint.stop_bits) + "&slave=" + std::to_string(endpoint.slave);
 }
 
 // --- write echoes ---
@@ -115,8 +117,9 @@ int check_write_echo(const std::uint8_t* pdu, std::size_t length, std::uint16_t 
   const auto echoed_address = static_cast<std::uint16_t>((pdu[1] << 8) | pdu[2]);
   const auto echoed_value = static_cast<std::uint16_t>((pdu[3] << 8) | pdu[4]);
   if (echoed_address != address || echoed_value != value) {
-    problem = "wrong echo: address " + std::to_string(echoed_address) + " value " + std::to_string(echoed_value) + ", wrote " +
-              std::to_string(value) + " to " + std::to_string(address);
+    problem = "wrong echo: address " + std::to_string(echoed_address) + " value " +
+              std::to_string(echoed_value) + ", wrote " + std::to_string(value) + " to " +
+              std::to_string(address);
     return EMBBADDATA;
   }
   return 0;

@@ -31,12 +31,18 @@ struct TransportCounters {
 
 std::string_view to_string(ModbusReply::Status status) {
   switch (status) {
-    case ModbusReply::Status::ok: return "ok";
-    case ModbusReply::Status::timeout: return "timeout";
-    case ModbusReply::Status::crc_error: return "CRC error";
-    case ModbusReply::Status::exception: return "exception";
-    case ModbusReply::Status::malformed: return "malformed answer";
-    case ModbusReply::Status::link_error: return "link error";
+    case ModbusReply::Status::ok:
+      return "ok";
+    case ModbusReply::Status::timeout:
+      return "timeout";
+    case ModbusReply::Status::crc_error:
+      return "CRC error";
+    case ModbusReply::Status::exception:
+      return "exception";
+    case ModbusReply::Status::malformed:
+      return "malformed answer";
+    case ModbusReply::Status::link_error:
+      return "link error";
   }
   return "?";
 }
@@ -62,14 +68,16 @@ struct ModbusWorker::Impl {
   std::uint64_t commands = 0;  // wakes the worker on a command
   std::thread worker;
 
-  modbus_t* ctx = nullptr;  // worker thread only
+  modbus_t* ctx = nullptr;   // worker thread only
   std::string echo_problem;  // worker thread only: why the last verified write was refused
 
   // Posts what the session produced (caller holds the mutex).
   void flush_locked() {
     SessionOutput out = session->take_output();
     for (auto& link : out.links) {
-      if (link_handler) asio::post(loop, [h = link_handler, link = std::move(link)] { h(link.ok, link.time_ns, link.detail); });
+      if (link_handler)
+        asio::post(loop,
+                   [h = link_handler, link = std::move(link)] { h(link.ok, link.time_ns, link.detail); });
     }
     for (const auto& r : out.readings) {
       if (readings_handler) asio::post(loop, [h = readings_handler, r] { h(r); });
@@ -84,9 +92,10 @@ struct ModbusWorker::Impl {
 
   std::string connect() {
     const auto& e = config.endpoint;
-    ctx = e.transport == InverterEndpoint::Transport::tcp
-              ? modbus_new_tcp(e.host.c_str(), e.port)
-              : modbus_new_rtu(e.device.c_str(), static_cast<int>(e.baud), e.parity, e.data_bits, e.stop_bits);
+    ctx =
+        e.transport == InverterEndpoint::Transport::tcp
+            ? modbus_new_tcp(e.host.c_str(), e.port)
+            : modbus_new_rtu(e.device.c_str(), static_cast<int>(e.baud), e.parity, e.data_bits, e.stop_bits);
     if (ctx == nullptr) return std::string("cannot create the libmodbus context: ") + modbus_strerror(errno);
     const auto timeout_us = std::max<TimeNs>(config.response_timeout_ns / 1000, 1000);
     modbus_set_response_timeout(ctx, static_cast<std::uint32_t>(timeout_us / 1'000'000),
@@ -111,9 +120,10 @@ struct ModbusWorker::Impl {
   // Function 6 with its answer checked (libmodbus 3.1 compares only the function code).
   int write_register_verified(std::uint16_t address, std::uint16_t value) {
     const int unit = config.endpoint.slave;
-    std::uint8_t request[6] = {static_cast<std::uint8_t>(unit), 0x06, static_cast<std::uint8_t>(address >> 8),
-                               static_cast<std::uint8_t>(address & 0xff), static_cast<std::uint8_t>(value >> 8),
-                               static_cast<std::uint8_t>(value & 0xff)};
+    std::uint8_t request[6] = {
+        static_cast<std::uint8_t>(unit),         0x06,
+        static_cast<std::uint8_t>(address >> 8), static_cast<std::uint8_t>(address & 0xff),
+        static_cast<std::uint8_t>(value >> 8),   static_cast<std::uint8_t>(value & 0xff)};
     if (modbus_send_raw_request(ctx, request, sizeof request) < 0) return -1;
     std::uint8_t answer[MODBUS_MAX_ADU_LENGTH];
     const int length = modbus_receive_confirmation(ctx, answer);
@@ -121,13 +131,15 @@ struct ModbusWorker::Impl {
     const bool tcp = config.endpoint.transport == InverterEndpoint::Transport::tcp;
     const int header = modbus_get_header_length(ctx);
     const int trailer = tcp ? 0 : 2;
-    if (length < header + 1 + trailer || answer[header - 1] != unit || (tcp && (answer[0] != 0 || answer[1] != 0))) {
+    if (length < header + 1 + trailer || answer[header - 1] != unit ||
+        (tcp && (answer[0] != 0 || answer[1] != 0))) {
       echo_problem = "answer from another unit or transaction";
       errno = EMBBADDATA;
       return -1;
     }
     std::string problem;
-    const int err = check_write_echo(answer + header, static_cast<std::size_t>(length - header - trailer), address, value, problem);
+    const int err = check_write_echo(answer + header, static_cast<std::size_t>(length - header - trailer),
+                                     address, value, problem);
     if (err != 0) {
       if (err == EMBBADDATA) {
         echo_problem = problem;
@@ -258,7 +270,8 @@ struct ModbusWorker::Impl {
       lock.unlock();
       const ModbusReply reply = perform(*request);
       lock.lock();
-      const bool reconnect = session->reply(*request, reply, clock()) || reply.status == ModbusReply::Status::link_error;
+      const bool reconnect =
+          session->reply(*request, reply, clock()) || reply.status == ModbusReply::Status::link_error;
       if (reconnect) {
         lock.unlock();
         close();
@@ -277,7 +290,8 @@ struct ModbusWorker::Impl {
   }
 };
 
-ModbusWorker::ModbusWorker(asio::io_context& loop, ModbusWorkerConfig config, std::unique_ptr<ModbusSession> session, Clock clock)
+ModbusWorker::ModbusWorker(asio::io_context& loop, ModbusWorkerConfig config,
+                           std::unique_ptr<ModbusSession> session, Clock clock)
     : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(session), std::move(clock))) {}
 
 ModbusWorker::~ModbusWorker() { stop(); }

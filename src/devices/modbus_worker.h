@@ -19,13 +19,14 @@ namespace cellguard::devices {
 struct ModbusWorkerConfig {
   InverterEndpoint endpoint;
   TimeNs response_timeout_ns = 200'000'000;  // per transaction
-  int retries = 1;                           // per transaction, after a timeout, CRC error or malformed answer
+  int retries = 1;  // per transaction, after a timeout, CRC error or malformed answer
   TimeNs reconnect_interval_ns = 1'000'000'000;
 };
 
 class ModbusWorker final : public PowerDevice {
  public:
-  ModbusWorker(asio::io_context& loop, ModbusWorkerConfig config, std::unique_ptr<ModbusSession> session, Clock clock);
+  ModbusWorker(asio::io_context& loop, ModbusWorkerConfig config, std::unique_ptr<ModbusSession> session,
+               Clock clock);
   ~ModbusWorker() override;  // stops the worker
   ModbusWorker(const ModbusWorker&) = delete;
   ModbusWorker& operator=(const ModbusWorker&) = delete;

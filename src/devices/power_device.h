@@ -61,16 +61,16 @@ struct InverterLinkStats {
   std::uint64_t transactions = 0;
   std::uint64_t timeouts = 0;
   std::uint64_t crc_errors = 0;
-  std::uint64_t exceptions = 0;   // Modbus exception responses
-  std::uint64_t bad_answers = 0;  // malformed: wrong byte count, wrong echo, wrong unit or function
+  std::uint64_t exceptions = 0;       // Modbus exception responses
+  std::uint64_t bad_answers = 0;      // malformed: wrong byte count, wrong echo, wrong unit or function
   std::uint64_t echo_mismatches = 0;  // function-6 answers that did not echo address and value
   std::uint64_t retries = 0;
   std::uint64_t reconnects = 0;
-  std::uint64_t heartbeats = 0;   // acknowledged heartbeat writes
-  int consecutive_failures = 0;   // failed transactions since the link was last healthy
-  int read_failures = 0;          // failed polls since the last valid reading
-  int heartbeat_failures = 0;     // failed heartbeat writes since the last acknowledged one
-  TimeNs last_reading_ns = 0;     // caller's clock; 0: none yet
+  std::uint64_t heartbeats = 0;  // acknowledged heartbeat writes
+  int consecutive_failures = 0;  // failed transactions since the link was last healthy
+  int read_failures = 0;         // failed polls since the last valid reading
+  int heartbeat_failures = 0;    // failed heartbeat writes since the last acknowledged one
+  TimeNs last_reading_ns = 0;    // caller's clock; 0: none yet
   TimeNs last_heartbeat_ack_ns = 0;
   std::string last_error;
   InverterMode mode = InverterMode::off;  // last mode written successfully
@@ -80,12 +80,18 @@ struct InverterLinkStats {
 // Something the device did or saw, for the edge's event log.
 struct InverterEvent {
   enum class Kind : std::uint8_t {
-    connected, disconnected, startup_step, startup_done, startup_failed, command_written, command_failed,
+    connected,
+    disconnected,
+    startup_step,
+    startup_done,
+    startup_failed,
+    command_written,
+    command_failed,
   };
   Kind kind = Kind::connected;
   TimeNs time_ns = 0;
-  std::string message;     // e.g. "security code 125 written", "mode off written 0.4 ms after the request"
-  TimeNs requested_ns = 0; // command_written/failed: when the command was requested
+  std::string message;      // e.g. "security code 125 written", "mode off written 0.4 ms after the request"
+  TimeNs requested_ns = 0;  // command_written/failed: when the command was requested
 };
 std::string_view to_string(InverterEvent::Kind kind);
 
@@ -125,7 +131,7 @@ std::string_view to_string(PowerDeviceModel model);  // "rig", "sunspec"
 
 struct InverterClientConfig;  // inverter_client.h: endpoint, timing, limits (and the rig's map)
 // The configured model on `loop`; `clock` is the caller's monotonic clock.
-std::unique_ptr<PowerDevice> make_power_device(PowerDeviceModel model, asio::io_context& loop, const InverterClientConfig& config,
-                                               PowerDevice::Clock clock);
+std::unique_ptr<PowerDevice> make_power_device(PowerDeviceModel model, asio::io_context& loop,
+                                               const InverterClientConfig& config, PowerDevice::Clock clock);
 
 }  // namespace cellguard::devices

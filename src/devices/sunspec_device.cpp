@@ -29,7 +29,8 @@ constexpr int kFailuresBeforeReconnect = 3;
 // A point of a model read whole (`block` starts at the model's id register).
 std::uint16_t at(const std::vector<std::uint16_t>& block, const ss::Point& p) { return block[p.offset]; }
 
-std::optional<double> value(const std::vector<std::uint16_t>& block, const ss::Point& point, const ss::Point& sf) {
+std::optional<double> value(const std::vector<std::uint16_t>& block, const ss::Point& point,
+                            const ss::Point& sf) {
   return ss::scaled(point.type, at(block, point), at(block, sf));
 }
 
@@ -45,7 +46,8 @@ void SunSpecSession::event(InverterEvent::Kind kind, TimeNs now, std::string mes
   output_.events.push_back(InverterEvent{kind, now, std::move(message), requested_ns});
 }
 
-ModbusRequest SunSpecSession::read(std::uint16_t address, std::uint16_t count, std::string what, Pending pending) {
+ModbusRequest SunSpecSession::read(std::uint16_t address, std::uint16_t count, std::string what,
+                                   Pending pending) {
   pending_ = pending;
   return ModbusRequest{ModbusRequest::Function::read_holding_registers, address, count, 0, std::move(what)};
 }
@@ -77,7 +79,8 @@ void SunSpecSession::disconnected(TimeNs now, const std::string& reason) {
   stats_.mode = InverterMode::off;  // unknown: the start-up writes it again
   for (auto* command : {&setpoint_pending_, &setpoint_in_progress_}) {
     if (*command) {
-      event(InverterEvent::Kind::command_failed, now, "power " + format_value((*command)->kw) + " kW: link lost", (*command)->requested_ns);
+      event(InverterEvent::Kind::command_failed, now,
+            "power " + format_value((*command)->kw) + " kW: link lost", (*command)->requested_ns);
       command->reset();
     }
   }
@@ -108,7 +111,8 @@ bool SunSpecSession::account(Freshness kind, const ModbusReply& reply, const std
   if (kind == Freshness::heartbeat) ++stats_.heartbeat_failures;
   if (kind == Freshness::other) ++other_failing_;
   output_.links.push_back({false, now, reply.error});
-  return reply.status != ModbusReply::Status::exception && stats_.consecutive_failures >= kFailuresBeforeReconnect;
+  return reply.status != ModbusReply::Status::exception &&
+         stats_.consecutive_failures >= kFailuresBeforeReconnect;
 }
 
 // --- start-up ---
@@ -152,24 +156,29 @@ void SunSpecSession::discovered(TimeNs now) {
   inverter_ = model(ss::inverter::kId, ss::inverter::kLength);
   battery_ = model(ss::battery::kId, ss::battery::kLength);
   storage_ = model(ss::storage::kId, ss::storage::kLength);
-  const std::string found = "SunSpec map at " + std::to_string(chain_.base) + ": models " + (models.empty() ? "none" : models);
+  const std::string found =
+      "SunSpec map at " + std::to_string(chain_.base) + ": models " + (models.empty() ? "none" : models);
   if (!inverter_ || !battery_) {
-    fail_startup(now, "start-up: " + found + "; needs models 103 (inverter) and 802 (battery) of the standard's length");
+    fail_startup(now, "start-up: " + found +
+                          "; needs models 103 (inverter) and 802 (battery) of the standard's length");
     return;
   }
-  event(InverterEvent::Kind::startup_step, now, found + (storage_ ? "" : " (no model 124: power setpoints refused)"));
+  event(InverterEvent::Kind::startup_step, now,
+        found + (storage_ ? "" : " (no model 124: power setpoints refused)"));
 }
 
 bool SunSpecSession::heartbeat_live() const {
   return link_up_ && battery_ &&
-         (stats_.phase == InverterPhase::running || settling_ || (stats_.phase == InverterPhase::starting && startup_index_ > 1));
+         (stats_.phase == InverterPhase::running || settling_ ||
+          (stats_.phase == InverterPhase::starting && startup_index_ > 1));
 }
 
 std::optional<ModbusRequest> SunSpecSession::next_request(TimeNs now) {
   if (!link_up_) return std::nullopt;
   // By priority: mode off, heartbeat, start-up, setpoint, poll.
   if (off_requested_ && battery_ && now >= next_off_attempt_) {
-    const Write off{battery_->at(ss::battery::SetInvState), static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped),
+    const Write off{battery_->at(ss::battery::SetInvState),
+                    static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped),
                     "mode off (SetInvState INVERTER_STOPPED)"};
     return write(off, Pending::off);
   }
@@ -185,23 +194,27 @@ std::optional<ModbusRequest> SunSpecSession::next_request(TimeNs now) {
       return read(r.address, r.count, "read SunSpec map at " + std::to_string(r.address), Pending::discover);
     }
     if (!read_common_) {
-      if (const ss::Model* common = chain_.find(ss::common::kId); common != nullptr && common->length >= ss::common::kLength) {
+      if (const ss::Model* common = chain_.find(ss::common::kId);
+          common != nullptr && common->length >= ss::common::kLength) {
         return read(common->address, ss::common::kLength + 2, "read model 1", Pending::common);
       }
       read_common_ = true;
     }
-    if (!read_storage_ && storage_) return read(storage_->address, ss::storage::kLength + 2, "read model 124", Pending::storage);
+    if (!read_storage_ && storage_)
+      return read(storage_->address, ss::storage::kLength + 2, "read model 124", Pending::storage);
     read_storage_ = true;
     if (startup_writes_.empty()) {
-      startup_writes_ = {{battery_->at(ss::battery::SetInvState), static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped),
+      startup_writes_ = {{battery_->at(ss::battery::SetInvState),
+                          static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped),
                           "mode off (SetInvState INVERTER_STOPPED)"},
                          {battery_->at(ss::battery::CtrlHb), ++heartbeat_counter_, "heartbeat (CtrlHb)"}};
       if (storage_) {
         startup_writes_.push_back({storage_->at(ss::storage::InWRte), 0, "charge rate 0 % (InWRte)"});
         startup_writes_.push_back({storage_->at(ss::storage::OutWRte), 0, "discharge rate 0 % (OutWRte)"});
-        startup_writes_.push_back({storage_->at(ss::storage::StorCtl_Mod),
-                                   static_cast<std::uint16_t>(ss::storage::kChargeBit | ss::storage::kDischargeBit),
-                                   "rate limits on (StorCtl_Mod CHARGE|DISCHARGE)"});
+        startup_writes_.push_back(
+            {storage_->at(ss::storage::StorCtl_Mod),
+             static_cast<std::uint16_t>(ss::storage::kChargeBit | ss::storage::kDischargeBit),
+             "rate limits on (StorCtl_Mod CHARGE|DISCHARGE)"});
       }
     }
     return write(startup_writes_[startup_index_], Pending::startup_write);
@@ -215,7 +228,8 @@ std::optional<ModbusRequest> SunSpecSession::next_request(TimeNs now) {
       std::string why;
       auto writes = setpoint_writes(setpoint_pending_->kw, why);
       if (!writes) {
-        event(InverterEvent::Kind::command_failed, now, "power " + format_value(setpoint_pending_->kw) + " kW: " + why,
+        event(InverterEvent::Kind::command_failed, now,
+              "power " + format_value(setpoint_pending_->kw) + " kW: " + why,
               setpoint_pending_->requested_ns);
       } else {
         setpoint_queue_ = std::move(*writes);
@@ -225,9 +239,11 @@ std::optional<ModbusRequest> SunSpecSession::next_request(TimeNs now) {
     }
     if (!setpoint_queue_.empty()) return write(setpoint_queue_.front(), Pending::setpoint_write);
   }
-  const bool polling = stats_.phase == InverterPhase::running || settling_ || stats_.phase == InverterPhase::startup_failed;
+  const bool polling =
+      stats_.phase == InverterPhase::running || settling_ || stats_.phase == InverterPhase::startup_failed;
   if (polling && inverter_ && battery_) {
-    if (poll_battery_next_) return read(battery_->address, ss::battery::kLength + 2, "read model 802", Pending::poll_battery);
+    if (poll_battery_next_)
+      return read(battery_->address, ss::battery::kLength + 2, "read model 802", Pending::poll_battery);
     if (now >= next_poll_) {
       next_poll_ += config_.poll_period_ns;
       if (next_poll_ < now) next_poll_ = now + config_.poll_period_ns;
@@ -251,23 +267,28 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
   const Pending pending = std::exchange(pending_, Pending::none);
   const bool ok = answer.status == ModbusReply::Status::ok;
   switch (pending) {
-    case Pending::none: return false;
+    case Pending::none:
+      return false;
     case Pending::discover: {
       // An exception at a base address is an answer: no SunSpec map there, try the next base.
-      if (answer.status == ModbusReply::Status::exception || ok) account(Freshness::other, ModbusReply{}, request.what, now);
+      if (answer.status == ModbusReply::Status::exception || ok)
+        account(Freshness::other, ModbusReply{}, request.what, now);
       Result<bool> step = ok ? walker_->feed(answer.registers)
-                             : Result<bool>(Error(ErrorCode::not_found, std::to_string(request.address) + ": " + answer.error));
+                             : Result<bool>(Error(ErrorCode::not_found,
+                                                  std::to_string(request.address) + ": " + answer.error));
       if (step.ok()) {
         if (*step) discovered(now);
         return false;
       }
-      const bool next_base = step.error().code == ErrorCode::not_found && answer.status != ModbusReply::Status::timeout &&
-                             answer.status != ModbusReply::Status::link_error && ++base_index_ < ss::kBaseAddresses.size();
+      const bool next_base =
+          step.error().code == ErrorCode::not_found && answer.status != ModbusReply::Status::timeout &&
+          answer.status != ModbusReply::Status::link_error && ++base_index_ < ss::kBaseAddresses.size();
       if (next_base) {
         walker_.emplace(ss::kBaseAddresses[base_index_]);
         return false;
       }
-      const bool reconnect = !ok && answer.status != ModbusReply::Status::exception && account(Freshness::other, answer, request.what, now);
+      const bool reconnect = !ok && answer.status != ModbusReply::Status::exception &&
+                             account(Freshness::other, answer, request.what, now);
       fail_startup(now, "start-up: no SunSpec device: " + step.error().message);
       return reconnect;
     }
@@ -277,11 +298,12 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
         auto text = [&](const ss::Point& p) {
           return ss::decode_string(std::span(answer.registers).subspan(p.offset, p.size));
         };
-        identity_ = text(ss::common::Mn) + " " + text(ss::common::Md) + ", serial " + text(ss::common::SN) + ", version " +
-                    text(ss::common::Vr);
+        identity_ = text(ss::common::Mn) + " " + text(ss::common::Md) + ", serial " + text(ss::common::SN) +
+                    ", version " + text(ss::common::Vr);
         event(InverterEvent::Kind::startup_step, now, "device: " + identity_);
       }
-      return account(Freshness::other, answer, request.what, now);  // optional: a failure is reported, not fatal
+      return account(Freshness::other, answer, request.what,
+                     now);  // optional: a failure is reported, not fatal
     case Pending::storage:
       read_storage_ = true;
       if (ok) {
@@ -289,15 +311,18 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
         rate_scale_factor_ = at(answer.registers, ss::storage::InOutWRte_SF);
         if (!wcha_max_w_ || *wcha_max_w_ <= 0 || !ss::scaled(ss::PointType::sunssf, 0, rate_scale_factor_)) {
           wcha_max_w_.reset();
-          event(InverterEvent::Kind::startup_step, now, "model 124 without a usable WChaMax or InOutWRte_SF: power setpoints refused");
+          event(InverterEvent::Kind::startup_step, now,
+                "model 124 without a usable WChaMax or InOutWRte_SF: power setpoints refused");
         } else {
-          event(InverterEvent::Kind::startup_step, now, "storage: WChaMax " + format_value(*wcha_max_w_ / 1000) + " kW");
+          event(InverterEvent::Kind::startup_step, now,
+                "storage: WChaMax " + format_value(*wcha_max_w_ / 1000) + " kW");
         }
       }
       return account(Freshness::other, answer, request.what, now);
     case Pending::startup_write: {
       const bool is_heartbeat = request.address == battery_->at(ss::battery::CtrlHb);
-      const bool reconnect = account(is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
+      const bool reconnect =
+          account(is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
       if (!ok) {
         fail_startup(now, "start-up: " + answer.error);
         return reconnect;
@@ -313,13 +338,15 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
         stats_.setpoint = 0;
       }
       event(InverterEvent::Kind::startup_step, now,
-            request.what + " written (" + std::to_string(request.value) + " to " + std::to_string(request.address) + ")");
+            request.what + " written (" + std::to_string(request.value) + " to " +
+                std::to_string(request.address) + ")");
       if (++startup_index_ == startup_writes_.size()) {
         settling_ = true;
         settle_deadline_ = now + config_.startup_settle_timeout_ns;
         next_poll_ = now;
         event(InverterEvent::Kind::startup_step, now,
-              "waiting up to " + format_ms(config_.startup_settle_timeout_ns) + " for current and power ≈ 0 and the voltage within the limits");
+              "waiting up to " + format_ms(config_.startup_settle_timeout_ns) +
+                  " for current and power ≈ 0 and the voltage within the limits");
       }
       return reconnect;
     }
@@ -331,10 +358,12 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
         off_requested_.reset();
         stats_.mode = InverterMode::off;
         stats_.setpoint = 0;
-        event(InverterEvent::Kind::command_written, now, "mode off written " + format_ms(now - requested) + " after the request", requested);
+        event(InverterEvent::Kind::command_written, now,
+              "mode off written " + format_ms(now - requested) + " after the request", requested);
       } else {
         next_off_attempt_ = now + config_.poll_period_ns;  // paced: an exception must not spin
-        event(InverterEvent::Kind::command_failed, now, "mode off: " + answer.error + " (retrying)", *off_requested_);
+        event(InverterEvent::Kind::command_failed, now, "mode off: " + answer.error + " (retrying)",
+              *off_requested_);
       }
       return reconnect;
     }
@@ -352,7 +381,8 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
       if (!setpoint_in_progress_) return reconnect;
       const std::string what = "power " + format_value(setpoint_in_progress_->kw) + " kW";
       if (!ok) {
-        event(InverterEvent::Kind::command_failed, now, what + ": " + answer.error, setpoint_in_progress_->requested_ns);
+        event(InverterEvent::Kind::command_failed, now, what + ": " + answer.error,
+              setpoint_in_progress_->requested_ns);
         setpoint_queue_.clear();
         setpoint_in_progress_.reset();
         return reconnect;
@@ -361,9 +391,10 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
       if (setpoint_queue_.empty()) {
         stats_.mode = InverterMode::power;
         stats_.setpoint = setpoint_in_progress_->kw;
-        event(InverterEvent::Kind::command_written, now,
-              what + " written " + format_ms(now - setpoint_in_progress_->requested_ns) + " after the request",
-              setpoint_in_progress_->requested_ns);
+        event(
+            InverterEvent::Kind::command_written, now,
+            what + " written " + format_ms(now - setpoint_in_progress_->requested_ns) + " after the request",
+            setpoint_in_progress_->requested_ns);
         setpoint_in_progress_.reset();
       }
       return reconnect;
@@ -402,7 +433,9 @@ void SunSpecSession::decode_poll(const std::vector<std::uint16_t>& b, TimeNs now
   const auto dcw = value(inv, inv_p::DCW, inv_p::DCW_SF);
   if (!v || !a || !dcv || !dcw) {
     std::string missing;
-    for (const auto& [ok, name] : {std::pair{v.has_value(), "802 V"}, {a.has_value(), "802 A"}, {dcv.has_value(), "103 DCV"},
+    for (const auto& [ok, name] : {std::pair{v.has_value(), "802 V"},
+                                   {a.has_value(), "802 A"},
+                                   {dcv.has_value(), "103 DCV"},
                                    {dcw.has_value(), "103 DCW"}}) {
       if (!ok) missing += (missing.empty() ? "" : ", ") + std::string(name);
     }
@@ -433,25 +466,27 @@ void SunSpecSession::decode_poll(const std::vector<std::uint16_t>& b, TimeNs now
 
 void SunSpecSession::check_settled(const InverterReadings& r, TimeNs now) {
   const auto& l = config_.limits;
-  const bool settled = std::fabs(r.dc_link_current_a) <= config_.settle_current_a && std::fabs(r.dc_link_power_kw) <= config_.settle_power_kw &&
+  const bool settled = std::fabs(r.dc_link_current_a) <= config_.settle_current_a &&
+                       std::fabs(r.dc_link_power_kw) <= config_.settle_power_kw &&
                        r.battery_voltage_v >= l.min_voltage_v && r.battery_voltage_v <= l.max_voltage_v;
   if (settled) {
     settling_ = false;
     stats_.phase = InverterPhase::running;
     event(InverterEvent::Kind::startup_done, now,
-          "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) + " A, " +
-              format_value(r.dc_link_power_kw) + " kW");
+          "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) +
+              " A, " + format_value(r.dc_link_power_kw) + " kW");
   } else if (now >= settle_deadline_) {
     fail_startup(now, "start-up: not settled within " + format_ms(config_.startup_settle_timeout_ns) + ": " +
-                          format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) + ".." +
-                          format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) + " A, " +
-                          format_value(r.dc_link_power_kw) + " kW");
+                          format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) +
+                          ".." + format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) +
+                          " A, " + format_value(r.dc_link_power_kw) + " kW");
   }
 }
 
 // --- commands ---
 
-std::optional<std::vector<SunSpecSession::Write>> SunSpecSession::setpoint_writes(double kw, std::string& why) const {
+std::optional<std::vector<SunSpecSession::Write>> SunSpecSession::setpoint_writes(double kw,
+                                                                                  std::string& why) const {
   if (!storage_ || !wcha_max_w_) {
     why = "refused: the device has no storage controls (model 124 with WChaMax)";
     return std::nullopt;
@@ -465,12 +500,16 @@ std::optional<std::vector<SunSpecSession::Write>> SunSpecSession::setpoint_write
   const std::string rate = format_value(percent) + " % of WChaMax";
   const bool discharge = kw >= 0;
   std::vector<Write> writes = {
-      {storage_->at(ss::storage::OutWRte), discharge ? *raw : std::uint16_t{0}, "discharge rate " + (discharge ? rate : "0 %") + " (OutWRte)"},
-      {storage_->at(ss::storage::InWRte), discharge ? std::uint16_t{0} : *raw, "charge rate " + (discharge ? "0 %" : rate) + " (InWRte)"},
-      {storage_->at(ss::storage::StorCtl_Mod), static_cast<std::uint16_t>(ss::storage::kChargeBit | ss::storage::kDischargeBit),
+      {storage_->at(ss::storage::OutWRte), discharge ? *raw : std::uint16_t{0},
+       "discharge rate " + (discharge ? rate : "0 %") + " (OutWRte)"},
+      {storage_->at(ss::storage::InWRte), discharge ? std::uint16_t{0} : *raw,
+       "charge rate " + (discharge ? "0 %" : rate) + " (InWRte)"},
+      {storage_->at(ss::storage::StorCtl_Mod),
+       static_cast<std::uint16_t>(ss::storage::kChargeBit | ss::storage::kDischargeBit),
        "rate limits on (StorCtl_Mod CHARGE|DISCHARGE)"}};
   if (stats_.mode != InverterMode::power) {
-    writes.push_back({battery_->at(ss::battery::SetInvState), static_cast<std::uint16_t>(ss::battery::InverterCommand::started),
+    writes.push_back({battery_->at(ss::battery::SetInvState),
+                      static_cast<std::uint16_t>(ss::battery::InverterCommand::started),
                       "start (SetInvState INVERTER_STARTED)"});
   }
   return writes;
@@ -482,8 +521,8 @@ void SunSpecSession::command_off(TimeNs requested_ns, TimeNs now) {
   next_off_attempt_ = std::min(next_off_attempt_, now);
   for (auto* command : {&setpoint_pending_, &setpoint_in_progress_}) {
     if (*command) {
-      event(InverterEvent::Kind::command_failed, now, "power " + format_value((*command)->kw) + " kW: replaced by mode off",
-            (*command)->requested_ns);
+      event(InverterEvent::Kind::command_failed, now,
+            "power " + format_value((*command)->kw) + " kW: replaced by mode off", (*command)->requested_ns);
       command->reset();
     }
   }
@@ -508,13 +547,17 @@ void SunSpecSession::command_setpoint(InverterMode mode, double setpoint, TimeNs
     event(InverterEvent::Kind::command_failed, now, what + ": " + refusal, requested_ns);
     return;
   }
-  const double limit = std::fabs(config_.limits.charge_power_kw);  // one limit bounds both directions, as the rig's
+  const double limit =
+      std::fabs(config_.limits.charge_power_kw);  // one limit bounds both directions, as the rig's
   setpoint_pending_ = Setpoint{std::clamp(setpoint, -limit, limit), requested_ns};
 }
 
-std::unique_ptr<PowerDevice> make_sunspec_device(asio::io_context& loop, InverterClientConfig config, PowerDevice::Clock clock) {
-  ModbusWorkerConfig worker{config.endpoint, config.response_timeout_ns, config.retries, config.reconnect_interval_ns};
-  return std::make_unique<ModbusWorker>(loop, std::move(worker), std::make_unique<SunSpecSession>(std::move(config)), std::move(clock));
+std::unique_ptr<PowerDevice> make_sunspec_device(asio::io_context& loop, InverterClientConfig config,
+                                                 PowerDevice::Clock clock) {
+  ModbusWorkerConfig worker{config.endpoint, config.response_timeout_ns, config.retries,
+                            config.reconnect_interval_ns};
+  return std::make_unique<ModbusWorker>(
+      loop, std::move(worker), std::make_unique<SunSpecSession>(std::move(config)), std::move(clock));
 }
 
 }  // namespace cellguard::devices

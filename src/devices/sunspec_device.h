@@ -56,7 +56,18 @@ class SunSpecSession final : public ModbusSession {
   const sunspec::ModelChain& chain() const { return chain_; }
 
  private:
-  enum class Pending : std::uint8_t { none, discover, common, storage, startup_write, off, heartbeat, setpoint_write, poll_inverter, poll_battery };
+  enum class Pending : std::uint8_t {
+    none,
+    discover,
+    common,
+    storage,
+    startup_write,
+    off,
+    heartbeat,
+    setpoint_write,
+    poll_inverter,
+    poll_battery
+  };
   enum class Freshness : std::uint8_t { reading, heartbeat, other };
   struct Write {
     std::uint16_t address = 0;
@@ -113,6 +124,7 @@ class SunSpecSession final : public ModbusSession {
 };
 
 // The SunSpec device on the Modbus worker.
-std::unique_ptr<PowerDevice> make_sunspec_device(asio::io_context& loop, InverterClientConfig config, PowerDevice::Clock clock);
+std::unique_ptr<PowerDevice> make_sunspec_device(asio::io_context& loop, InverterClientConfig config,
+                                                 PowerDevice::Clock clock);
 
 }  // namespace cellguard::devices

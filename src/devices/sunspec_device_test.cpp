@@ -35,7 +35,9 @@ namespace ss = sunspec;
 using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-TimeNs now_ns() { return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count(); }
+TimeNs now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
+}
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
   const auto deadline = SteadyClock::now() + timeout;
@@ -79,7 +81,10 @@ struct ScriptedDevice {
     }
     const auto regs = logic.registers();
     if (request.address < logic.first() || request.address + request.count > logic.first() + regs.size()) {
-      return {ModbusReply::Status::exception, {}, request.what + ": Illegal data address", "Illegal data address"};
+      return {ModbusReply::Status::exception,
+              {},
+              request.what + ": Illegal data address",
+              "Illegal data address"};
     }
     const auto from = regs.begin() + (request.address - logic.first());
     reply.registers.assign(from, from + request.count);
@@ -132,8 +137,11 @@ TEST(SunSpecSession, FindsTheMapAtBaseZeroStartsUpAndReads) {
 
   ASSERT_EQ(session.stats().phase, InverterPhase::running) << dump(out);
   EXPECT_EQ(session.chain().base, 0);
-  EXPECT_TRUE(has_event(out, InverterEvent::Kind::startup_step, "SunSpec map at 0: models 1, 103, 124, 802")) << dump(out);
-  EXPECT_TRUE(has_event(out, InverterEvent::Kind::startup_step, "device: cellguard sim storage, serial SIM-0001")) << dump(out);
+  EXPECT_TRUE(has_event(out, InverterEvent::Kind::startup_step, "SunSpec map at 0: models 1, 103, 124, 802"))
+      << dump(out);
+  EXPECT_TRUE(
+      has_event(out, InverterEvent::Kind::startup_step, "device: cellguard sim storage, serial SIM-0001"))
+      << dump(out);
   EXPECT_TRUE(has_event(out, InverterEvent::Kind::startup_step, "WChaMax 60 kW")) << dump(out);
   EXPECT_TRUE(has_event(out, InverterEvent::Kind::startup_done, "352.4 V")) << dump(out);
   // The first request asked for the marker at 40000; the start-up wrote off first, then the heartbeat.
@@ -168,7 +176,8 @@ TEST(SunSpecSession, PowerSetpointThenOffPreemptsAndCurrentIsRefused) {
   ASSERT_EQ(session.stats().phase, InverterPhase::running) << dump(out);
 
   session.command_setpoint(InverterMode::current, 10, now, now);
-  EXPECT_TRUE(has_event(session.take_output(), InverterEvent::Kind::command_failed, "take power setpoints only"));
+  EXPECT_TRUE(
+      has_event(session.take_output(), InverterEvent::Kind::command_failed, "take power setpoints only"));
   session.command_setpoint(InverterMode::power, 6, now, now);  // 10 % of 60 kW
   run(session, device, now, now + 50'000'000, out);
   EXPECT_TRUE(has_event(out, InverterEvent::Kind::command_written, "power 6 kW written")) << dump(out);
@@ -186,7 +195,8 @@ TEST(SunSpecSession, PowerSetpointThenOffPreemptsAndCurrentIsRefused) {
   session.reply(*next, device.answer(*next), now + 1'000'000);
   const SessionOutput after = session.take_output();
   EXPECT_TRUE(has_event(after, InverterEvent::Kind::command_failed, "power -3 kW: replaced by mode off"));
-  EXPECT_TRUE(has_event(after, InverterEvent::Kind::command_written, "mode off written 1.0 ms after the request"));
+  EXPECT_TRUE(
+      has_event(after, InverterEvent::Kind::command_written, "mode off written 1.0 ms after the request"));
   EXPECT_EQ(session.stats().mode, InverterMode::off);
   device.logic.update(pack_at(350));
   EXPECT_FALSE(device.logic.started());
@@ -207,7 +217,11 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
   // Heartbeats refused with an exception, reads fine: the link stays reported failing (no
   // flapping back to ok on the reads), the readings stay fresh.
   device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
-    if (r.what == "heartbeat (CtrlHb)") return ModbusReply{ModbusReply::Status::exception, {}, "heartbeat (CtrlHb): Slave device or server failure", "Slave device or server failure"};
+    if (r.what == "heartbeat (CtrlHb)")
+      return ModbusReply{ModbusReply::Status::exception,
+                         {},
+                         "heartbeat (CtrlHb): Slave device or server failure",
+                         "Slave device or server failure"};
     return std::nullopt;
   };
   out = {};
@@ -226,7 +240,8 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
   // Reads unanswered: failures of the reading kind, no reading; the third failure in a row asks
   // for a reconnect.
   device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
-    if (r.function == ModbusRequest::Function::read_holding_registers) return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout", "timeout"};
+    if (r.function == ModbusRequest::Function::read_holding_registers)
+      return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout", "timeout"};
     return std::nullopt;
   };
   const TimeNs stale_since = session.stats().last_reading_ns;
@@ -249,7 +264,8 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
 TEST(SunSpecSession, NoMarkerAnywhereFailsTheStartUpWithTheReason) {
   ScriptedDevice device{sim::SunSpecLogic(), {}, {}};
   device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
-    if (r.function == ModbusRequest::Function::read_holding_registers) return ModbusReply{ModbusReply::Status::ok, {0x1234, 0x5678}, {}, {}};
+    if (r.function == ModbusRequest::Function::read_holding_registers)
+      return ModbusReply{ModbusReply::Status::ok, {0x1234, 0x5678}, {}, {}};
     return std::nullopt;
   };
   SunSpecSession session(fast_config("tcp:127.0.0.1:1502"));
@@ -258,7 +274,8 @@ TEST(SunSpecSession, NoMarkerAnywhereFailsTheStartUpWithTheReason) {
   session.connected(now, "sim");
   run(session, device, now, 10'000'000, out);
   EXPECT_EQ(session.stats().phase, InverterPhase::startup_failed);
-  EXPECT_TRUE(has_event(out, InverterEvent::Kind::startup_failed, "no SunSpec device: 50000: no SunSpec marker \"SunS\" (found 1234 5678)"))
+  EXPECT_TRUE(has_event(out, InverterEvent::Kind::startup_failed,
+                        "no SunSpec device: 50000: no SunSpec marker \"SunS\" (found 1234 5678)"))
       << dump(out);
   ASSERT_EQ(device.requests.size(), 3u);  // 40000, 0, 50000
 }
@@ -330,7 +347,8 @@ struct Edge {
     sc.board_expected = false;
     sc.inverter_expected = true;
     supervisor.emplace(std::move(safety::Supervisor::create(sc)).value());
-    battery = *supervisor->add_channel({"inverter.battery_voltage", safety::Quantity::inverter_battery_voltage, 0});
+    battery =
+        *supervisor->add_channel({"inverter.battery_voltage", safety::Quantity::inverter_battery_voltage, 0});
     current = *supervisor->add_channel({"inverter.dc_link_current", safety::Quantity::pack_current, 0});
     device = make_sunspec_device(io, std::move(config), now_ns);
     device->on_readings([this](const InverterReadings& r) {
@@ -341,7 +359,8 @@ struct Edge {
       readings.push_back(r);
     });
     device->on_heartbeat([this](TimeNs) { execute(supervisor->on_inverter_heartbeat(now_ns())); });
-    device->on_link([this](bool ok, TimeNs, const std::string&) { execute(supervisor->on_inverter_link(ok, now_ns())); });
+    device->on_link(
+        [this](bool ok, TimeNs, const std::string&) { execute(supervisor->on_inverter_link(ok, now_ns())); });
     device->on_event([this](const InverterEvent& e) {
       std::lock_guard lock(mutex);
       events.push_back(e);
@@ -362,7 +381,8 @@ struct Edge {
     }
   }
   void stop_request() {
-    asio::post(io, [this] { execute(supervisor->on_stop_request(safety::StopOrigin::operator_command, now_ns())); });
+    asio::post(
+        io, [this] { execute(supervisor->on_stop_request(safety::StopOrigin::operator_command, now_ns())); });
   }
   std::optional<InverterEvent> find(InverterEvent::Kind kind, const std::string& text = "") {
     std::lock_guard lock(mutex);
@@ -390,7 +410,8 @@ TEST(SunSpecOverTcp, ReadsSupervisesDrivesAndStopsTheSimulatedDevice) {
   sim.start();
   Edge edge(fast_config("tcp:" + *endpoint));
   edge.device->start();
-  ASSERT_TRUE(wait_for([&] { return edge.find(InverterEvent::Kind::startup_done).has_value(); })) << edge.dump();
+  ASSERT_TRUE(wait_for([&] { return edge.find(InverterEvent::Kind::startup_done).has_value(); }))
+      << edge.dump();
   ASSERT_TRUE(wait_for([&] { return edge.last().has_value(); }));
   EXPECT_NEAR(edge.last()->battery_voltage_v, sim.pack_voltage_v(), 0.2);
   EXPECT_EQ(edge.device->stats().phase, InverterPhase::running);
@@ -398,7 +419,9 @@ TEST(SunSpecOverTcp, ReadsSupervisesDrivesAndStopsTheSimulatedDevice) {
 
   // 6 kW discharge: the pack's current follows (P / V), and the readings show it.
   edge.device->command_setpoint(InverterMode::power, 6, now_ns());
-  ASSERT_TRUE(wait_for([&] { return edge.find(InverterEvent::Kind::command_written, "power 6 kW").has_value(); })) << edge.dump();
+  ASSERT_TRUE(wait_for([&] {
+    return edge.find(InverterEvent::Kind::command_written, "power 6 kW").has_value();
+  })) << edge.dump();
   ASSERT_TRUE(wait_for([&] { return sim.pack_current_a() > 10; }));
   EXPECT_NEAR(sim.pack_current_a(), 6000 / sim.pack_voltage_v(), 1.0);
   ASSERT_TRUE(wait_for([&] { return edge.last() && edge.last()->dc_link_current_a > 10; })) << edge.dump();
@@ -407,7 +430,9 @@ TEST(SunSpecOverTcp, ReadsSupervisesDrivesAndStopsTheSimulatedDevice) {
   // A safe stop: the supervisor decides inverter off; the device stops and the current ends.
   const TimeNs stop_at = now_ns();
   edge.stop_request();
-  ASSERT_TRUE(wait_for([&] { return edge.find(InverterEvent::Kind::command_written, "mode off").has_value(); })) << edge.dump();
+  ASSERT_TRUE(wait_for([&] {
+    return edge.find(InverterEvent::Kind::command_written, "mode off").has_value();
+  })) << edge.dump();
   const auto off = edge.find(InverterEvent::Kind::command_written, "mode off");
   EXPECT_LT(off->time_ns - stop_at, 200'000'000) << off->message;
   ASSERT_TRUE(wait_for([&] { return std::fabs(sim.pack_current_a()) < 1e-9; }));
@@ -423,7 +448,8 @@ TEST(SunSpecOverTcp, ADeviceThatStopsAnsweringIsFlaggedStaleAndGoesDangerous) {
   sim.start();
   Edge edge(fast_config("tcp:" + *endpoint));
   edge.device->start();
-  ASSERT_TRUE(wait_for([&] { return edge.find(InverterEvent::Kind::startup_done).has_value(); })) << edge.dump();
+  ASSERT_TRUE(wait_for([&] { return edge.find(InverterEvent::Kind::startup_done).has_value(); }))
+      << edge.dump();
   sim.device->set_not_answering(true);
   auto dangerous = [&] {
     safety::Status status;
@@ -445,7 +471,8 @@ TEST(SunSpecOverTcp, ADeviceThatStopsAnsweringIsFlaggedStaleAndGoesDangerous) {
 
 TEST(SunSpecPymodbusPeer, FindsReadsAndWritesThePointsWhereTheStandardPutsThem) {
   const char* dir = std::getenv("CELLGUARD_SUNSPEC_DIR");
-  if (dir == nullptr || *dir == '\0') GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
+  if (dir == nullptr || *dir == '\0')
+    GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
   if (!sim::testing::python_module_available("pymodbus")) GTEST_SKIP() << "python3-pymodbus is not installed";
   asio::io_context io;
   auto work = asio::make_work_guard(io);
@@ -466,7 +493,8 @@ TEST(SunSpecPymodbusPeer, FindsReadsAndWritesThePointsWhereTheStandardPutsThem) 
     if (stage == 0) {
       const auto pos = output.find("PORT ");
       if (pos == std::string::npos || output.find('\n', pos) == std::string::npos) return;
-      device = make_sunspec_device(io, fast_config("tcp:127.0.0.1:" + std::to_string(std::stoi(output.substr(pos + 5)))), now_ns);
+      device = make_sunspec_device(
+          io, fast_config("tcp:127.0.0.1:" + std::to_string(std::stoi(output.substr(pos + 5)))), now_ns);
       device->on_event([&](const InverterEvent& e) {
         std::lock_guard lock(mutex);
         events.push_back(e);
@@ -488,7 +516,10 @@ TEST(SunSpecPymodbusPeer, FindsReadsAndWritesThePointsWhereTheStandardPutsThem) 
       stage = 4;
     }
   };
-  ASSERT_EQ(sim::testing::run_peer("pymodbus_sunspec_peer.py", {"--definitions", dir, "--base", "50000", "--seconds", "2.5"}, output, between), 0)
+  ASSERT_EQ(
+      sim::testing::run_peer("pymodbus_sunspec_peer.py",
+                             {"--definitions", dir, "--base", "50000", "--seconds", "2.5"}, output, between),
+      0)
       << output;
   work.reset();
   io.stop();
@@ -496,7 +527,8 @@ TEST(SunSpecPymodbusPeer, FindsReadsAndWritesThePointsWhereTheStandardPutsThem) 
   std::string log;
   for (const auto& e : events) log += std::string(to_string(e.kind)) + ": " + e.message + "\n";
   ASSERT_EQ(stage, 4) << log << output;
-  EXPECT_TRUE(find(InverterEvent::Kind::startup_step, "SunSpec map at 50000: models 1, 103, 124, 802")) << log;
+  EXPECT_TRUE(find(InverterEvent::Kind::startup_step, "SunSpec map at 50000: models 1, 103, 124, 802"))
+      << log;
   EXPECT_TRUE(find(InverterEvent::Kind::startup_step, "device: SunSpecPeer pymodbus, serial PEER-42")) << log;
 
   // The readings, from the peer's known values placed by the official offsets and scale factors.
@@ -511,7 +543,9 @@ TEST(SunSpecPymodbusPeer, FindsReadsAndWritesThePointsWhereTheStandardPutsThem) 
   // The writes the peer saw, by the official point names: [model, point, value].
   const auto json = nlohmann::json::parse(output.substr(output.find('{')));
   std::vector<std::string> writes;
-  for (const auto& w : json.at("writes")) writes.push_back(w.at(0).get<std::string>() + "." + w.at(1).get<std::string>() + "=" + std::to_string(w.at(2).get<int>()));
+  for (const auto& w : json.at("writes"))
+    writes.push_back(w.at(0).get<std::string>() + "." + w.at(1).get<std::string>() + "=" +
+                     std::to_string(w.at(2).get<int>()));
   auto index = [&](const std::string& w, std::size_t from = 0) {
     for (std::size_t i = from; i < writes.size(); ++i)
       if (writes[i] == w) return i;
@@ -529,7 +563,8 @@ TEST(SunSpecPymodbusPeer, FindsReadsAndWritesThePointsWhereTheStandardPutsThem) 
   ASSERT_LT(in_rate, writes.size()) << all;
   ASSERT_LT(started, writes.size()) << all;
   EXPECT_LT(index("802.SetInvState=1", started), writes.size()) << "mode off last: " << all;
-  for (const auto& w : writes) EXPECT_EQ(w.find("?"), std::string::npos) << "a write to no official point: " << all;
+  for (const auto& w : writes)
+    EXPECT_EQ(w.find("?"), std::string::npos) << "a write to no official point: " << all;
 }
 
 }  // namespace

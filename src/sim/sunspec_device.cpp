@@ -29,13 +29,16 @@ constexpr std::array<std::pair<std::uint16_t, std::uint16_t>, 4> kModels = {
      {ss::battery::kId, ss::battery::kLength}}};
 
 constexpr std::uint16_t sf(int value) { return static_cast<std::uint16_t>(static_cast<std::int16_t>(value)); }
-constexpr std::uint16_t kVoltSf = sf(-1), kAmpSf = sf(-1), kWattSf = sf(1), kTempSf = sf(-1), kWChaMaxSf = sf(1), kRateSf = sf(-1);
+constexpr std::uint16_t kVoltSf = sf(-1), kAmpSf = sf(-1), kWattSf = sf(1), kTempSf = sf(-1),
+                        kWChaMaxSf = sf(1), kRateSf = sf(-1);
 
 std::uint16_t raw(double value, std::uint16_t scale_factor, ss::PointType type) {
   return ss::to_raw(type, value, scale_factor).value_or(0);
 }
 
-std::uint16_t be16(const std::uint8_t* bytes) { return static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]); }
+std::uint16_t be16(const std::uint8_t* bytes) {
+  return static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]);
+}
 
 }  // namespace
 
@@ -49,7 +52,8 @@ SunSpecLogic::SunSpecLogic(SunSpecSimConfig config) : config_(std::move(config))
   registers_.push_back(ss::kEndId);
   registers_.push_back(0);
   auto text = [&](const ss::Point& p, const std::string& value) {
-    ss::encode_string(value, std::span(registers_).subspan(model_address(p.model) - config_.base + p.offset, p.size));
+    ss::encode_string(
+        value, std::span(registers_).subspan(model_address(p.model) - config_.base + p.offset, p.size));
   };
   text(ss::common::Mn, config_.make);
   text(ss::common::Md, config_.model);
@@ -63,12 +67,15 @@ SunSpecLogic::SunSpecLogic(SunSpecSimConfig config) : config_(std::move(config))
   at(ss::inverter::kId, ss::inverter::St.offset) = static_cast<std::uint16_t>(ss::inverter::State::off);
   at(ss::storage::kId, ss::storage::WChaMax_SF.offset) = kWChaMaxSf;
   at(ss::storage::kId, ss::storage::InOutWRte_SF.offset) = kRateSf;
-  at(ss::storage::kId, ss::storage::WChaMax.offset) = raw(config_.w_cha_max_w, kWChaMaxSf, ss::PointType::uint16);
+  at(ss::storage::kId, ss::storage::WChaMax.offset) =
+      raw(config_.w_cha_max_w, kWChaMaxSf, ss::PointType::uint16);
   at(ss::battery::kId, ss::battery::V_SF.offset) = kVoltSf;
   at(ss::battery::kId, ss::battery::A_SF.offset) = kAmpSf;
   at(ss::battery::kId, ss::battery::W_SF.offset) = kWattSf;
-  at(ss::battery::kId, ss::battery::SetInvState.offset) = static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped);
-  at(ss::battery::kId, ss::battery::State.offset) = static_cast<std::uint16_t>(ss::battery::BankState::disconnected);
+  at(ss::battery::kId, ss::battery::SetInvState.offset) =
+      static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped);
+  at(ss::battery::kId, ss::battery::State.offset) =
+      static_cast<std::uint16_t>(ss::battery::BankState::disconnected);
 }
 
 std::uint16_t SunSpecLogic::model_address(std::uint16_t id) const {
@@ -87,7 +94,9 @@ std::uint16_t SunSpecLogic::get(std::uint16_t model, std::uint16_t offset) const
   return registers_[model_address(model) - config_.base + offset];
 }
 
-std::uint16_t SunSpecLogic::heartbeat_value() const { return get(ss::battery::kId, ss::battery::CtrlHb.offset); }
+std::uint16_t SunSpecLogic::heartbeat_value() const {
+  return get(ss::battery::kId, ss::battery::CtrlHb.offset);
+}
 
 ModbusException SunSpecLogic::write(std::uint16_t address, std::uint16_t value) {
   auto is = [&](const ss::Point& p) { return address == model_address(p.model) + p.offset; };
@@ -101,7 +110,8 @@ ModbusException SunSpecLogic::write(std::uint16_t address, std::uint16_t value) 
       heartbeat_changed_s_ = now_s_;
     }
   } else if (is(ss::storage::StorCtl_Mod)) {
-    if ((value & ~(ss::storage::kChargeBit | ss::storage::kDischargeBit)) != 0) return ModbusException::illegal_data_value;
+    if ((value & ~(ss::storage::kChargeBit | ss::storage::kDischargeBit)) != 0)
+      return ModbusException::illegal_data_value;
   } else if (is(ss::storage::InWRte) || is(ss::storage::OutWRte)) {
     const auto percent = static_cast<std::int16_t>(value);
     if (percent < 0 || percent > 1000) return ModbusException::illegal_data_value;  // 0..100.0 %
@@ -119,32 +129,44 @@ void SunSpecLogic::update(const SunSpecInputs& in) {
     last_heartbeat_ = beat;
     heartbeat_changed_s_ = now_s_;
   }
-  std::uint16_t& events = at(ss::battery::kId, static_cast<std::uint16_t>(ss::battery::Evt1.offset + 1));  // low word
+  std::uint16_t& events =
+      at(ss::battery::kId, static_cast<std::uint16_t>(ss::battery::Evt1.offset + 1));  // low word
   if (started_ && now_s_ - heartbeat_changed_s_ > config_.heartbeat_timeout_s) {
     started_ = false;
     heartbeat_lost_ = true;
-    at(ss::battery::kId, ss::battery::SetInvState.offset) = static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped);
+    at(ss::battery::kId, ss::battery::SetInvState.offset) =
+        static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped);
   }
-  events = heartbeat_lost_ ? static_cast<std::uint16_t>(events | 1u) : static_cast<std::uint16_t>(events & ~1u);  // COMMUNICATION_ERROR
+  events = heartbeat_lost_ ? static_cast<std::uint16_t>(events | 1u)
+                           : static_cast<std::uint16_t>(events & ~1u);  // COMMUNICATION_ERROR
 
   power_demand_w_ = 0;
   if (started_) {
     const std::uint16_t mode = get(ss::storage::kId, ss::storage::StorCtl_Mod.offset);
-    const double w_max = ss::scaled(ss::PointType::uint16, get(ss::storage::kId, ss::storage::WChaMax.offset), kWChaMaxSf).value_or(0);
-    const double out = ss::scaled(ss::PointType::int16, get(ss::storage::kId, ss::storage::OutWRte.offset), kRateSf).value_or(0);
-    const double in_rate = ss::scaled(ss::PointType::int16, get(ss::storage::kId, ss::storage::InWRte.offset), kRateSf).value_or(0);
+    const double w_max =
+        ss::scaled(ss::PointType::uint16, get(ss::storage::kId, ss::storage::WChaMax.offset), kWChaMaxSf)
+            .value_or(0);
+    const double out =
+        ss::scaled(ss::PointType::int16, get(ss::storage::kId, ss::storage::OutWRte.offset), kRateSf)
+            .value_or(0);
+    const double in_rate =
+        ss::scaled(ss::PointType::int16, get(ss::storage::kId, ss::storage::InWRte.offset), kRateSf)
+            .value_or(0);
     if ((mode & ss::storage::kDischargeBit) != 0) power_demand_w_ += out / 100 * w_max;
     if ((mode & ss::storage::kChargeBit) != 0) power_demand_w_ -= in_rate / 100 * w_max;
   }
-  current_demand_a_ = in.battery_voltage_v > 1 && in.contactors_closed ? power_demand_w_ / in.battery_voltage_v : 0;
+  current_demand_a_ =
+      in.battery_voltage_v > 1 && in.contactors_closed ? power_demand_w_ / in.battery_voltage_v : 0;
 
   const double power_w = in.battery_voltage_v * in.pack_current_a;
   at(ss::inverter::kId, ss::inverter::W.offset) = raw(power_w, kWattSf, ss::PointType::int16);
-  at(ss::inverter::kId, ss::inverter::DCA.offset) = raw(std::fabs(in.pack_current_a), kAmpSf, ss::PointType::uint16);
+  at(ss::inverter::kId, ss::inverter::DCA.offset) =
+      raw(std::fabs(in.pack_current_a), kAmpSf, ss::PointType::uint16);
   at(ss::inverter::kId, ss::inverter::DCV.offset) = raw(in.dc_link_voltage_v, kVoltSf, ss::PointType::uint16);
   at(ss::inverter::kId, ss::inverter::DCW.offset) = raw(power_w, kWattSf, ss::PointType::int16);
   at(ss::inverter::kId, ss::inverter::TmpCab.offset) = raw(in.ambient_c, kTempSf, ss::PointType::int16);
-  at(ss::inverter::kId, ss::inverter::TmpSnk.offset) = raw(in.ambient_c + std::fabs(power_w) / 2000, kTempSf, ss::PointType::int16);
+  at(ss::inverter::kId, ss::inverter::TmpSnk.offset) =
+      raw(in.ambient_c + std::fabs(power_w) / 2000, kTempSf, ss::PointType::int16);
   at(ss::inverter::kId, ss::inverter::St.offset) =
       static_cast<std::uint16_t>(started_ ? ss::inverter::State::mppt : ss::inverter::State::off);
   at(ss::battery::kId, ss::battery::V.offset) = raw(in.battery_voltage_v, kVoltSf, ss::PointType::uint16);
@@ -162,7 +184,8 @@ std::unique_ptr<SunSpecDevice> SunSpecDevice::create(PackModel& pack, SunSpecSim
   return device;
 }
 
-SunSpecDevice::SunSpecDevice(PackModel& pack, SunSpecSimConfig config) : pack_(pack), logic_(std::move(config)) {}
+SunSpecDevice::SunSpecDevice(PackModel& pack, SunSpecSimConfig config)
+    : pack_(pack), logic_(std::move(config)) {}
 
 SunSpecDevice::~SunSpecDevice() { stop(); }
 
@@ -194,14 +217,16 @@ std::uint64_t SunSpecDevice::requests() const {
 }
 
 Result<std::string> SunSpecDevice::start_tcp(const InverterTcpConfig& config) {
-  if (thread_.joinable()) return Error(ErrorCode::invalid_argument, "SunSpec device: TCP server already started");
+  if (thread_.joinable())
+    return Error(ErrorCode::invalid_argument, "SunSpec device: TCP server already started");
   modbus_t* ctx = modbus_new_tcp(config.host.c_str(), config.port);
-  if (ctx == nullptr) return Error(ErrorCode::invalid_argument, "SunSpec device: bad TCP address " + config.host);
+  if (ctx == nullptr)
+    return Error(ErrorCode::invalid_argument, "SunSpec device: bad TCP address " + config.host);
   listen_fd_ = modbus_tcp_listen(ctx, std::max(config.max_clients, 1));
   modbus_free(ctx);
   if (listen_fd_ < 0) {
-    return Error(ErrorCode::io_error, "SunSpec device: listen on " + config.host + ":" + std::to_string(config.port) + ": " +
-                                          std::strerror(errno));
+    return Error(ErrorCode::io_error, "SunSpec device: listen on " + config.host + ":" +
+                                          std::to_string(config.port) + ": " + std::strerror(errno));
   }
   ::fcntl(listen_fd_, F_SETFD, FD_CLOEXEC);
   sockaddr_in bound{};
@@ -210,7 +235,8 @@ Result<std::string> SunSpecDevice::start_tcp(const InverterTcpConfig& config) {
     return Error(ErrorCode::io_error, std::string("SunSpec device: getsockname: ") + std::strerror(errno));
   }
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return Error(ErrorCode::io_error, std::string("SunSpec device: pipe: ") + std::strerror(errno));
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    return Error(ErrorCode::io_error, std::string("SunSpec device: pipe: ") + std::strerror(errno));
   wake_read_ = fds[0];
   wake_write_ = fds[1];
   host_ = config.host;
@@ -244,22 +270,28 @@ void SunSpecDevice::handle(void* context, const std::uint8_t* request, int lengt
     if (not_answering_) return;
     switch (function) {
       case MODBUS_FC_WRITE_SINGLE_REGISTER:
-        exception = length >= offset + 5 ? logic_.write(address, be16(request + offset + 3)) : ModbusException::illegal_data_value;
+        exception = length >= offset + 5 ? logic_.write(address, be16(request + offset + 3))
+                                         : ModbusException::illegal_data_value;
         break;
       case MODBUS_FC_WRITE_MULTIPLE_REGISTERS: {
         const int count = length >= offset + 6 ? be16(request + offset + 3) : 0;
         const int bytes = length >= offset + 6 ? request[offset + 5] : 0;
-        if (count < 1 || count > MODBUS_MAX_WRITE_REGISTERS || bytes != 2 * count || length < offset + 6 + bytes) {
+        if (count < 1 || count > MODBUS_MAX_WRITE_REGISTERS || bytes != 2 * count ||
+            length < offset + 6 + bytes) {
           exception = ModbusException::illegal_data_value;
           break;
         }
         for (int i = 0; i < count && exception == ModbusException::none; ++i) {
-          exception = logic_.write(static_cast<std::uint16_t>(address + i), be16(request + offset + 6 + 2 * i));
+          exception =
+              logic_.write(static_cast<std::uint16_t>(address + i), be16(request + offset + 6 + 2 * i));
         }
         break;
       }
-      case MODBUS_FC_READ_HOLDING_REGISTERS: break;
-      default: exception = ModbusException::illegal_function; break;
+      case MODBUS_FC_READ_HOLDING_REGISTERS:
+        break;
+      default:
+        exception = ModbusException::illegal_function;
+        break;
     }
     const auto regs = logic_.registers();
     std::copy(regs.begin(), regs.end(), mapping->tab_registers);
@@ -276,7 +308,8 @@ void SunSpecDevice::run() {
   modbus_mapping_t* mapping = nullptr;
   {
     std::lock_guard lock(mutex_);
-    mapping = modbus_mapping_new_start_address(0, 0, 0, 0, logic_.first(), static_cast<unsigned>(logic_.registers().size()), 0, 0);
+    mapping = modbus_mapping_new_start_address(0, 0, 0, 0, logic_.first(),
+                                               static_cast<unsigned>(logic_.registers().size()), 0, 0);
   }
   std::vector<int> clients;
   std::array<std::uint8_t, MODBUS_TCP_MAX_ADU_LENGTH> request{};

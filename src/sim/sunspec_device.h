@@ -36,8 +36,8 @@ class PackModel;
 
 struct SunSpecSimConfig {
   std::uint16_t base = 40000;
-  double w_cha_max_w = 60000;       // WChaMax: the rates' 100 %
-  double heartbeat_timeout_s = 5;   // CtrlHb unchanged this long while started: stop
+  double w_cha_max_w = 60000;      // WChaMax: the rates' 100 %
+  double heartbeat_timeout_s = 5;  // CtrlHb unchanged this long while started: stop
   std::string make = "cellguard";
   std::string model = "sim storage";
   std::string serial = "SIM-0001";
@@ -112,8 +112,8 @@ class SunSpecDevice {
 
   PackModel& pack_;
   mutable std::mutex mutex_;
-  SunSpecLogic logic_;           // guarded by mutex_
-  std::uint64_t requests_ = 0;   // guarded by mutex_
+  SunSpecLogic logic_;          // guarded by mutex_
+  std::uint64_t requests_ = 0;  // guarded by mutex_
   std::atomic<bool> not_answering_{false};
   std::string host_;
   std::string endpoint_;

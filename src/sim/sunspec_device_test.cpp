@@ -38,14 +38,17 @@ TEST(SunSpecSim, ImageIsAChainAtEachBase) {
       EXPECT_EQ(chain->find(m.id)->address, logic.model_address(m.id));
     }
     const auto common = chain->find(ss::common::kId);
-    EXPECT_EQ(ss::decode_string(logic.registers().subspan(common->address - base + ss::common::Mn.offset, ss::common::Mn.size)), "cellguard");
+    EXPECT_EQ(ss::decode_string(logic.registers().subspan(common->address - base + ss::common::Mn.offset,
+                                                          ss::common::Mn.size)),
+              "cellguard");
   }
 }
 
 // The model lengths the simulator lays out are the official ones (the points are checked in sunspec_test).
 TEST(SunSpecSim, ModelLengthsAreTheOfficialOnes) {
   const char* dir = std::getenv("CELLGUARD_SUNSPEC_DIR");
-  if (dir == nullptr || *dir == '\0') GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
+  if (dir == nullptr || *dir == '\0')
+    GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
   const SunSpecLogic logic;
   auto chain = ss::parse_model_chain(logic.first(), logic.registers());
   ASSERT_TRUE(chain.ok());
@@ -61,7 +64,9 @@ TEST(SunSpecSim, ModelLengthsAreTheOfficialOnes) {
 
 TEST(SunSpecSim, WritesAndDemand) {
   SunSpecLogic logic;
-  const auto addr = [&](const ss::Point& p) { return static_cast<std::uint16_t>(logic.model_address(p.model) + p.offset); };
+  const auto addr = [&](const ss::Point& p) {
+    return static_cast<std::uint16_t>(logic.model_address(p.model) + p.offset);
+  };
   EXPECT_EQ(logic.write(addr(ss::battery::V), 1), ModbusException::illegal_data_address);  // read-only
   EXPECT_EQ(logic.write(addr(ss::battery::SetInvState), 7), ModbusException::illegal_data_value);
   EXPECT_EQ(logic.write(addr(ss::storage::StorCtl_Mod), 4), ModbusException::illegal_data_value);
@@ -91,8 +96,12 @@ TEST(SunSpecSim, WritesAndDemand) {
   EXPECT_FALSE(logic.started());
   EXPECT_TRUE(logic.heartbeat_lost());
   EXPECT_EQ(logic.current_demand_a(), 0);
-  EXPECT_EQ(reg(logic, ss::battery::SetInvState), static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped));
-  EXPECT_EQ(logic.registers()[logic.model_address(ss::battery::kId) - logic.first() + ss::battery::Evt1.offset + 1] & 1u, 1u);
+  EXPECT_EQ(reg(logic, ss::battery::SetInvState),
+            static_cast<std::uint16_t>(ss::battery::InverterCommand::stopped));
+  EXPECT_EQ(logic.registers()[logic.model_address(ss::battery::kId) - logic.first() +
+                              ss::battery::Evt1.offset + 1] &
+                1u,
+            1u);
   // Off: stopped, no demand.
   ASSERT_EQ(logic.write(addr(ss::battery::SetInvState), 3), ModbusException::none);
   logic.update(in);
@@ -119,7 +128,8 @@ TEST(SunSpecSim, ServesTheMapOverTcp) {
   std::uint16_t nothing[2] = {};
   EXPECT_EQ(modbus_read_registers(ctx, 0, 2, nothing), -1);  // nothing at base 0
   EXPECT_EQ(errno, EMBXILADD);
-  const std::uint16_t set_inv = static_cast<std::uint16_t>(device->logic().model_address(ss::battery::kId) + ss::battery::SetInvState.offset);
+  const std::uint16_t set_inv = static_cast<std::uint16_t>(device->logic().model_address(ss::battery::kId) +
+                                                           ss::battery::SetInvState.offset);
   EXPECT_EQ(modbus_write_register(ctx, set_inv, 3), 1);
   EXPECT_TRUE(device->logic().started());
   EXPECT_EQ(modbus_write_register(ctx, 40000, 1), -1);  // the marker is read-only

@@ -9,8 +9,8 @@ class SunSpecSimDevice final : public SimDevice {
  public:
   explicit SunSpecSimDevice(SunSpecSimOptions options) : options_(std::move(options)) {}
 
-  Result<void> start(asio::io_context& /*io*/, PackModel& pack, FaultDispatcher& faults, ControlHandler& control,
-                     nlohmann::json& ready) override {
+  Result<void> start(asio::io_context& /*io*/, PackModel& pack, FaultDispatcher& faults,
+                     ControlHandler& control, nlohmann::json& ready) override {
     device_ = SunSpecDevice::create(pack, options_.device);
     auto endpoint = device_->start_tcp(options_.tcp);
     if (!endpoint) return Error(endpoint.error().code, "SunSpec TCP: " + endpoint.error().message);

@@ -8,17 +8,28 @@ namespace cellguard::sunspec {
 
 std::string_view to_string(PointType type) {
   switch (type) {
-    case PointType::uint16: return "uint16";
-    case PointType::int16: return "int16";
-    case PointType::uint32: return "uint32";
-    case PointType::int32: return "int32";
-    case PointType::acc32: return "acc32";
-    case PointType::enum16: return "enum16";
-    case PointType::bitfield16: return "bitfield16";
-    case PointType::bitfield32: return "bitfield32";
-    case PointType::sunssf: return "sunssf";
-    case PointType::string: return "string";
-    case PointType::pad: return "pad";
+    case PointType::uint16:
+      return "uint16";
+    case PointType::int16:
+      return "int16";
+    case PointType::uint32:
+      return "uint32";
+    case PointType::int32:
+      return "int32";
+    case PointType::acc32:
+      return "acc32";
+    case PointType::enum16:
+      return "enum16";
+    case PointType::bitfield16:
+      return "bitfield16";
+    case PointType::bitfield32:
+      return "bitfield32";
+    case PointType::sunssf:
+      return "sunssf";
+    case PointType::string:
+      return "string";
+    case PointType::pad:
+      return "pad";
   }
   return "?";
 }
@@ -26,14 +37,22 @@ std::string_view to_string(PointType type) {
 namespace inverter {
 std::string_view to_string(State state) {
   switch (state) {
-    case State::off: return "off";
-    case State::sleeping: return "sleeping";
-    case State::starting: return "starting";
-    case State::mppt: return "MPPT";
-    case State::throttled: return "throttled";
-    case State::shutting_down: return "shutting down";
-    case State::fault: return "fault";
-    case State::standby: return "standby";
+    case State::off:
+      return "off";
+    case State::sleeping:
+      return "sleeping";
+    case State::starting:
+      return "starting";
+    case State::mppt:
+      return "MPPT";
+    case State::throttled:
+      return "throttled";
+    case State::shutting_down:
+      return "shutting down";
+    case State::fault:
+      return "fault";
+    case State::standby:
+      return "standby";
   }
   return "unknown";
 }
@@ -56,16 +75,22 @@ bool is_signed16(PointType type) { return type == PointType::int16 || type == Po
 bool is_implemented(PointType type, std::span<const std::uint16_t> r) {
   switch (type) {
     case PointType::int16:
-    case PointType::sunssf: return !r.empty() && r[0] != kNotImplementedSigned;
+    case PointType::sunssf:
+      return !r.empty() && r[0] != kNotImplementedSigned;
     case PointType::uint16:
     case PointType::enum16:
-    case PointType::bitfield16: return !r.empty() && r[0] != kNotImplementedUnsigned;
-    case PointType::int32: return r.size() >= 2 && !(r[0] == 0x8000 && r[1] == 0);
+    case PointType::bitfield16:
+      return !r.empty() && r[0] != kNotImplementedUnsigned;
+    case PointType::int32:
+      return r.size() >= 2 && !(r[0] == 0x8000 && r[1] == 0);
     case PointType::uint32:
-    case PointType::bitfield32: return r.size() >= 2 && !(r[0] == 0xFFFF && r[1] == 0xFFFF);
-    case PointType::acc32: return r.size() >= 2 && !(r[0] == 0 && r[1] == 0);
+    case PointType::bitfield32:
+      return r.size() >= 2 && !(r[0] == 0xFFFF && r[1] == 0xFFFF);
+    case PointType::acc32:
+      return r.size() >= 2 && !(r[0] == 0 && r[1] == 0);
     case PointType::string:
-    case PointType::pad: return true;
+    case PointType::pad:
+      return true;
   }
   return false;
 }
@@ -74,7 +99,8 @@ std::optional<double> scaled(PointType type, std::uint16_t raw, std::uint16_t sc
   if (!usable_scale_factor(scale_factor)) return std::nullopt;
   const std::uint16_t one[1] = {raw};
   if (!is_implemented(type, one)) return std::nullopt;
-  const double value = is_signed16(type) ? static_cast<double>(static_cast<std::int16_t>(raw)) : static_cast<double>(raw);
+  const double value =
+      is_signed16(type) ? static_cast<double>(static_cast<std::int16_t>(raw)) : static_cast<double>(raw);
   return value * std::pow(10.0, static_cast<std::int16_t>(scale_factor));
 }
 
@@ -103,7 +129,9 @@ std::string decode_string(std::span<const std::uint16_t> registers) {
 
 void encode_string(std::string_view text, std::span<std::uint16_t> registers) {
   for (std::size_t i = 0; i < registers.size(); ++i) {
-    const auto byte = [&](std::size_t k) { return k < text.size() ? static_cast<unsigned char>(text[k]) : 0u; };
+    const auto byte = [&](std::size_t k) {
+      return k < text.size() ? static_cast<unsigned char>(text[k]) : 0u;
+    };
     registers[i] = static_cast<std::uint16_t>((byte(2 * i) << 8) | byte(2 * i + 1));
   }
 }
@@ -121,7 +149,8 @@ Result<bool> ChainWalker::feed(std::span<const std::uint16_t> registers) {
   const std::string where = std::to_string(position_) + ": ";
   if (done_) return Error(ErrorCode::invalid_argument, where + "the chain is already complete");
   if (registers.size() != 2) {
-    return Error(ErrorCode::parse_error, where + "expected 2 registers, got " + std::to_string(registers.size()));
+    return Error(ErrorCode::parse_error,
+                 where + "expected 2 registers, got " + std::to_string(registers.size()));
   }
   if (!marker_seen_) {
     if (registers[0] != kMarkerHigh || registers[1] != kMarkerLow) {
@@ -140,16 +169,18 @@ Result<bool> ChainWalker::feed(std::span<const std::uint16_t> registers) {
     }
     // The end marker must itself fit: the model plus 2 registers for it.
     if (position_ + 2u + length + 2u > 65536u) {
-      return Error(ErrorCode::parse_error, where + "model " + std::to_string(id) + " of length " + std::to_string(length) +
-                                               " runs past register 65535");
+      return Error(ErrorCode::parse_error, where + "model " + std::to_string(id) + " of length " +
+                                               std::to_string(length) + " runs past register 65535");
     }
     if (chain_.models.size() >= kMaxModels) {
-      return Error(ErrorCode::parse_error, where + "more than " + std::to_string(kMaxModels) + " models without the end marker");
+      return Error(ErrorCode::parse_error,
+                   where + "more than " + std::to_string(kMaxModels) + " models without the end marker");
     }
     chain_.models.push_back(Model{id, length, static_cast<std::uint16_t>(position_)});
     position_ += 2u + length;
   }
-  if (position_ + 2u > 65536u) return Error(ErrorCode::parse_error, where + "the chain runs past register 65535 without an end");
+  if (position_ + 2u > 65536u)
+    return Error(ErrorCode::parse_error, where + "the chain runs past register 65535 without an end");
   return false;
 }
 
@@ -162,7 +193,8 @@ Result<ModelChain> parse_model_chain(std::uint16_t first, std::span<const std::u
     while (true) {
       const RegisterRead read = walker.next();
       if (read.address < first || read.address + read.count > end) {
-        last_error = Error(ErrorCode::parse_error, std::to_string(read.address) + ": the chain runs past the end of the image (" +
+        last_error = Error(ErrorCode::parse_error, std::to_string(read.address) +
+                                                       ": the chain runs past the end of the image (" +
                                                        std::to_string(end) + ")");
         break;
       }
@@ -177,7 +209,8 @@ Result<ModelChain> parse_model_chain(std::uint16_t first, std::span<const std::u
     }
   }
   if (last_error) return *last_error;
-  return Error(ErrorCode::not_found, "no SunSpec base address (40000, 0, 50000) inside registers " + std::to_string(first) + ".." +
+  return Error(ErrorCode::not_found, "no SunSpec base address (40000, 0, 50000) inside registers " +
+                                         std::to_string(first) + ".." +
                                          std::to_string(end == 0 ? 0 : end - 1));
 }
 

@@ -39,13 +39,25 @@ inline constexpr std::array<std::uint16_t, 3> kBaseAddresses = {40000, 0, 50000}
 // A chain with more models than this is taken as garbage (real devices have a handful).
 inline constexpr std::size_t kMaxModels = 128;
 
-enum class PointType : std::uint8_t { uint16, int16, uint32, int32, acc32, enum16, bitfield16, bitfield32, sunssf, string, pad };
+enum class PointType : std::uint8_t {
+  uint16,
+  int16,
+  uint32,
+  int32,
+  acc32,
+  enum16,
+  bitfield16,
+  bitfield32,
+  sunssf,
+  string,
+  pad
+};
 std::string_view to_string(PointType type);  // the standard's names: "uint16", "sunssf", ...
 
 struct Point {
   std::uint16_t model = 0;
-  std::string_view name;          // the standard's point name
-  std::uint16_t offset = 0;       // registers from the model's id register
+  std::string_view name;     // the standard's point name
+  std::uint16_t offset = 0;  // registers from the model's id register
   PointType type = PointType::uint16;
   std::uint16_t size = 1;         // registers
   std::string_view scale_factor;  // the sunssf point of the same model; empty: none
@@ -80,7 +92,14 @@ inline constexpr Point St{kId, "St", 38, PointType::enum16, 1, {}};
 inline constexpr Point Evt1{kId, "Evt1", 40, PointType::bitfield32, 2, {}};
 // St symbols.
 enum class State : std::uint16_t {
-  off = 1, sleeping = 2, starting = 3, mppt = 4, throttled = 5, shutting_down = 6, fault = 7, standby = 8,
+  off = 1,
+  sleeping = 2,
+  starting = 3,
+  mppt = 4,
+  throttled = 5,
+  shutting_down = 6,
+  fault = 7,
+  standby = 8,
 };
 std::string_view to_string(State state);  // "off", "MPPT", ... (the standard's names, lower case)
 }  // namespace inverter
@@ -114,7 +133,13 @@ inline constexpr Point A_SF{kId, "A_SF", 61, PointType::sunssf, 1, {}};
 inline constexpr Point W_SF{kId, "W_SF", 63, PointType::sunssf, 1, {}};
 // State symbols.
 enum class BankState : std::uint16_t {
-  disconnected = 1, initializing = 2, connected = 3, standby = 4, soc_protection = 5, suspending = 6, fault = 99,
+  disconnected = 1,
+  initializing = 2,
+  connected = 3,
+  standby = 4,
+  soc_protection = 5,
+  suspending = 6,
+  fault = 99,
 };
 // SetInvState symbols.
 enum class InverterCommand : std::uint16_t { stopped = 1, standby = 2, started = 3 };
@@ -122,23 +147,48 @@ enum class InverterCommand : std::uint16_t { stopped = 1, standby = 2, started =
 
 // Every point above, for the conformance test.
 inline constexpr std::array kPoints = {
-    common::Mn,         common::Md,          common::Vr,           common::SN,         inverter::W,
-    inverter::W_SF,     inverter::DCA,       inverter::DCA_SF,     inverter::DCV,      inverter::DCV_SF,
-    inverter::DCW,      inverter::DCW_SF,    inverter::TmpCab,     inverter::TmpSnk,   inverter::Tmp_SF,
-    inverter::St,       inverter::Evt1,      storage::WChaMax,     storage::StorCtl_Mod, storage::OutWRte,
-    storage::InWRte,    storage::WChaMax_SF, storage::InOutWRte_SF, battery::CtrlHb,   battery::State,
-    battery::Evt1,      battery::V,          battery::A,           battery::W,         battery::SetInvState,
-    battery::V_SF,      battery::A_SF,       battery::W_SF,
+    common::Mn,
+    common::Md,
+    common::Vr,
+    common::SN,
+    inverter::W,
+    inverter::W_SF,
+    inverter::DCA,
+    inverter::DCA_SF,
+    inverter::DCV,
+    inverter::DCV_SF,
+    inverter::DCW,
+    inverter::DCW_SF,
+    inverter::TmpCab,
+    inverter::TmpSnk,
+    inverter::Tmp_SF,
+    inverter::St,
+    inverter::Evt1,
+    storage::WChaMax,
+    storage::StorCtl_Mod,
+    storage::OutWRte,
+    storage::InWRte,
+    storage::WChaMax_SF,
+    storage::InOutWRte_SF,
+    battery::CtrlHb,
+    battery::State,
+    battery::Evt1,
+    battery::V,
+    battery::A,
+    battery::W,
+    battery::SetInvState,
+    battery::V_SF,
+    battery::A_SF,
+    battery::W_SF,
 };
 
 struct ModelLength {
   std::uint16_t id;
   std::uint16_t length;
 };
-inline constexpr std::array kModelLengths = {ModelLength{common::kId, common::kLength},
-                                             ModelLength{inverter::kId, inverter::kLength},
-                                             ModelLength{storage::kId, storage::kLength},
-                                             ModelLength{battery::kId, battery::kLength}};
+inline constexpr std::array kModelLengths = {
+    ModelLength{common::kId, common::kLength}, ModelLength{inverter::kId, inverter::kLength},
+    ModelLength{storage::kId, storage::kLength}, ModelLength{battery::kId, battery::kLength}};
 
 // --- values ---
 

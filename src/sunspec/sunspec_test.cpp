@@ -46,7 +46,8 @@ OfficialModel load_model(const std::filesystem::path& dir, std::uint16_t id) {
   EXPECT_EQ(doc.at("id").get<int>(), id) << path;
   std::uint16_t offset = 0;
   for (const auto& p : doc.at("group").at("points")) {
-    OfficialPoint point{offset, p.at("type").get<std::string>(), p.at("size").get<std::uint16_t>(), p.value("sf", "")};
+    OfficialPoint point{offset, p.at("type").get<std::string>(), p.at("size").get<std::uint16_t>(),
+                        p.value("sf", "")};
     model.points[p.at("name").get<std::string>()] = point;
     offset = static_cast<std::uint16_t>(offset + point.size);
   }
@@ -56,7 +57,8 @@ OfficialModel load_model(const std::filesystem::path& dir, std::uint16_t id) {
 
 TEST(SunSpecDefinitions, EveryPointMatchesTheOfficialModel) {
   const auto dir = definitions_dir();
-  if (!dir) GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
+  if (!dir)
+    GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
   std::map<std::uint16_t, OfficialModel> models;
   for (const Point& point : kPoints) {
     if (!models.contains(point.model)) models[point.model] = load_model(*dir, point.model);
@@ -80,7 +82,8 @@ TEST(SunSpecDefinitions, EveryPointMatchesTheOfficialModel) {
 
 TEST(SunSpecDefinitions, ModelLengthsMatch) {
   const auto dir = definitions_dir();
-  if (!dir) GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
+  if (!dir)
+    GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
   for (const ModelLength& m : kModelLengths) {
     EXPECT_EQ(m.length, load_model(*dir, m.id).length) << "model " << m.id;
   }
@@ -88,7 +91,8 @@ TEST(SunSpecDefinitions, ModelLengthsMatch) {
 
 TEST(SunSpecDefinitions, StateSymbolsMatch) {
   const auto dir = definitions_dir();
-  if (!dir) GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
+  if (!dir)
+    GTEST_SKIP() << "set CELLGUARD_SUNSPEC_DIR to the SunSpec model definitions (shared/corpus/sunspec)";
   auto symbols = [&](std::uint16_t id, const std::string& point) {
     std::ifstream in(*dir / ("model_" + std::to_string(id) + ".json"));
     std::map<std::string, int> out;
@@ -119,13 +123,15 @@ TEST(SunSpecDefinitions, StateSymbolsMatch) {
 
 TEST(SunSpecValues, ScaleFactors) {
   EXPECT_DOUBLE_EQ(*scaled(PointType::uint16, 3523, static_cast<std::uint16_t>(-1)), 352.3);
-  EXPECT_DOUBLE_EQ(*scaled(PointType::int16, static_cast<std::uint16_t>(-1234), static_cast<std::uint16_t>(-2)), -12.34);
+  EXPECT_DOUBLE_EQ(
+      *scaled(PointType::int16, static_cast<std::uint16_t>(-1234), static_cast<std::uint16_t>(-2)), -12.34);
   EXPECT_DOUBLE_EQ(*scaled(PointType::int16, 12, 3), 12000.0);
   EXPECT_FALSE(scaled(PointType::int16, 0x8000, 0));   // not implemented
   EXPECT_FALSE(scaled(PointType::uint16, 0xFFFF, 0));  // not implemented
   EXPECT_FALSE(scaled(PointType::uint16, 1, 0x8000));  // scale factor not implemented
   EXPECT_FALSE(scaled(PointType::uint16, 1, 11));      // outside −10..10
-  EXPECT_EQ(*to_raw(PointType::int16, -12.34, static_cast<std::uint16_t>(-2)), static_cast<std::uint16_t>(-1234));
+  EXPECT_EQ(*to_raw(PointType::int16, -12.34, static_cast<std::uint16_t>(-2)),
+            static_cast<std::uint16_t>(-1234));
   EXPECT_EQ(*to_raw(PointType::int16, -1e9, 0), static_cast<std::uint16_t>(-32767));  // never 0x8000
   EXPECT_EQ(*to_raw(PointType::uint16, 1e9, 0), 65534);                               // never 0xFFFF
   EXPECT_FALSE(to_raw(PointType::uint16, std::nan(""), 0));
