@@ -576,7 +576,7 @@ class Edge {
 
   Result<void> open_inverter() {
     if (!config_.inverter.enabled) return success();
-    inverter_ = std::make_unique<devices::InverterClient>(io_, config_.inverter.client, mono_now);
+    inverter_ = devices::make_power_device(config_.inverter.model, io_, config_.inverter.client, mono_now);
     inverter_battery_ = add_device_channel("inverter.battery_voltage", safety::Quantity::inverter_battery_voltage,
                                            "inverter battery voltage");
     inverter_dc_link_ = add_device_channel("inverter.dc_link_voltage", safety::Quantity::dc_link_voltage,
@@ -1759,7 +1759,7 @@ class Edge {
   std::unique_ptr<can::Bus> bus_;
   std::unique_ptr<devices::BoardLink> board_;
   std::unique_ptr<devices::Outputs> outputs_;
-  std::unique_ptr<devices::InverterClient> inverter_;
+  std::unique_ptr<devices::PowerDevice> inverter_;  // the configured model (devices/power_device.h)
   std::unique_ptr<recorder::Recorder> recorder_;
   std::unique_ptr<uplink::Sender> sender_;
   std::unique_ptr<EventWriter> events_;
