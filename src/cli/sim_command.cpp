@@ -12,6 +12,7 @@
 #include "sim/board_sim_device.h"
 #include "sim/control_protocol.h"
 #include "sim/inverter_sim_device.h"
+#include "sim/sunspec_sim_device.h"
 #include "sim/simulator.h"
 
 namespace cellguard::cli {
@@ -37,6 +38,7 @@ struct SimArgs {
   // The sensor board on a pty and the inverter on Modbus (RTU on a pty and TCP).
   bool no_board = false;
   bool no_inverter = false;
+  bool sunspec = false;  // the SunSpec storage inverter on Modbus TCP instead of the rig's inverter
   sim::BoardPins pins;
   bool board_ground_fault = false;
   std::string board_link;
@@ -98,7 +100,12 @@ int run_sim(const SimArgs& args) {
     board.report_ground_fault = args.board_ground_fault;
     options.devices.push_back(sim::make_board_sim_device(board, args.board_link));
   }
-  if (!args.no_inverter) {
+  if (!args.no_inverter && args.sunspec) {
+    sim::SunSpecSimOptions sunspec;
+    sunspec.tcp.host = args.inverter_tcp_address;
+    sunspec.tcp.port = args.inverter_tcp_port;
+    options.devices.push_back(sim::make_sunspec_sim_device(sunspec));
+  } else if (!args.no_inverter) {
     sim::InverterSimOptions inverter;
     inverter.rtu_config.slave_id = args.inverter_slave;
     inverter.tcp_config.host = args.inverter_tcp_address;
@@ -202,6 +209,9 @@ void register_sim(CLI::App& app, Action& action) {
   sim->add_option("--capacity", args->capacity_ah, "Cell capacity, Ah")->check(CLI::PositiveNumber);
   sim->add_flag("--no-board", args->no_board, "Do not simulate the sensor board");
   sim->add_flag("--no-inverter", args->no_inverter, "Do not simulate the inverter (`ctl drive` sets the current)");
+  sim->add_flag("--sunspec", args->sunspec,
+                "Simulate a SunSpec storage inverter (models 1, 103, 124, 802 at 40000, Modbus TCP) instead of the rig's "
+                "inverter; its endpoint is the ready line's sunspec_tcp");
   sim->add_option("--pin-pump", args->pins.pump, "Board pin of the pump");
   sim->add_option("--pin-fan", args->pins.fan, "Board pin of the fan");
   sim->add_option("--pin-relay1", args->pins.relay1, "Board pin of relay 1 (positive contactor)");

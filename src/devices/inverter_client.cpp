@@ -3,38 +3,19 @@
 #include <modbus/modbus.h>
 
 #include <algorithm>
-#include <asio/io_context.hpp>
-#include <asio/post.hpp>
-#include <cerrno>
-#include <charconv>
-#include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <vector>
+#include <iterator>
+#include <utility>
+
+#include "devices/modbus_worker.h"
 
 namespace cellguard::devices {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-using Nanoseconds = std::chrono::nanoseconds;
-
 // After this many transactions in a row fail, the link is closed and opened again: a TCP peer may
 // have gone, a serial adapter may have been re-plugged.
 constexpr int kFailuresBeforeReconnect = 3;
-
-Error bad_url(std::string_view url, const std::string& cause) {
-  return Error(ErrorCode::invalid_argument, "inverter URL '" + std::string(url) + "': " + cause);
-}
-
-bool parse_int(std::string_view text, long long& out) {
-  if (text.empty()) return false;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc() && ptr == text.data() + text.size();
-}
 
 std::uint16_t to_raw(double value, double scale) {
   const double scaled = std::round(value * scale);
@@ -56,782 +37,413 @@ std::string format_value(double v) {
   return buffer;
 }
 
-bool is_exception(int err) { return err >= EMBXILFUN && err <= EMBXGTAR; }
-
-// An answer arrived but is not the one asked for (wrong byte count, function, unit or echo).
-bool is_malformed(int err) { return err == EMBBADDATA || err == EMBMDATA || err == EMBBADSLAVE || err == EMBBADEXC || err == EMBUNKEXC; }
+// The input registers read in one block: from the lowest to the highest address of the map.
+std::pair<std::uint16_t, int> input_block(const InverterRegisterMap& r) {
+  const std::uint16_t first[] = {r.ambient_temp, r.heatsink_temp, r.modbus_timer, r.battery_voltage, r.voltage_ref,
+                                 r.dc_link_voltage, r.dc_link_power, r.dc_link_current, r.ready, r.fault_first,
+                                 r.warning_first, r.status, r.charged_kwh_high, r.discharged_kwh_high, r.power_limit};
+  const std::uint16_t last[] = {r.ambient_temp, r.heatsink_temp, r.modbus_timer, r.battery_voltage, r.voltage_ref,
+                                r.dc_link_voltage, r.dc_link_power, r.dc_link_current, r.ready,
+                                static_cast<std::uint16_t>(r.fault_first + 3), static_cast<std::uint16_t>(r.warning_first + 2),
+                                r.status, static_cast<std::uint16_t>(r.charged_kwh_high + 1),
+                                static_cast<std::uint16_t>(r.discharged_kwh_high + 1), r.power_limit};
+  const std::uint16_t low = *std::min_element(std::begin(first), std::end(first));
+  return {low, *std::max_element(std::begin(last), std::end(last)) - low + 1};
+}
 
 }  // namespace
 
-// --- URL ---
+// --- the session ---
 
-Result<InverterEndpoint> parse_inverter_url(std::string_view url) {
-  InverterEndpoint endpoint;
-  const std::size_t colon = url.find(':');
-  if (colon == std::string_view::npos) return bad_url(url, "expected 'rtu:DEVICE' or 'tcp:HOST:PORT'");
-  const std::string_view scheme = url.substr(0, colon);
-  std::string_view rest = url.substr(colon + 1);
-  std::string_view query;
-  if (const std::size_t q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
-  if (scheme == "rtu") {
-    endpoint.transport = InverterEndpoint::Transport::rtu;
-    if (rest.empty()) return bad_url(url, "the serial device is missing");
-    endpoint.device = std::string(rest);
-  } else if (scheme == "tcp") {
-    endpoint.transport = InverterEndpoint::Transport::tcp;
-    const std::size_t port_colon = rest.rfind(':');
-    if (port_colon == std::string_view::npos) return bad_url(url, "expected HOST:PORT after 'tcp:'");
-    const std::string_view host = rest.substr(0, port_colon);
-    const std::string_view port = rest.substr(port_colon + 1);
-    if (host.empty()) return bad_url(url, "the host is missing");
-    long long value = 0;
-    if (!parse_int(port, value) || value < 1 || value > 65535) return bad_url(url, "port '" + std::string(port) + "' is not 1..65535");
-    endpoint.host = std::string(host);
-    endpoint.port = static_cast<int>(value);
-  } else {
-    return bad_url(url, "unknown transport '" + std::string(scheme) + "' (expected rtu or tcp)");
-  }
+InverterSession::InverterSession(InverterClientConfig config) : config_(std::move(config)) {
+  std::tie(input_first_, input_count_) = input_block(config_.registers);
+}
 
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const std::size_t eq = pair.find('=');
-    if (eq == std::string_view::npos) return bad_url(url, "option '" + std::string(pair) + "' has no '='");
-    const std::string_view key = pair.substr(0, eq);
-    const std::string_view value = pair.substr(eq + 1);
-    const std::string where = "option " + std::string(key) + "='" + std::string(value) + "'";
-    long long number = 0;
-    const bool numeric = parse_int(value, number);
-    const bool rtu = endpoint.transport == InverterEndpoint::Transport::rtu;
-    if (key == "slave") {
-      // 0 is broadcast (no answers), 248..255 reserved; a TCP unit id may be 0..255 in principle,
-      // but the rig's converter has one address.
-      if (!numeric || number < 1 || number > 247) return bad_url(url, where + " is not 1..247");
-      endpoint.slave = static_cast<int>(number);
-    } else if (key == "baud" && rtu) {
-      if (!numeric || number < 50 || number > 4'000'000) return bad_url(url, where + " is not a baud rate");
-      endpoint.baud = static_cast<unsigned>(number);
-    } else if (key == "parity" && rtu) {
-      if (value.size() != 1 || (value[0] != 'N' && value[0] != 'E' && value[0] != 'O')) {
-        return bad_url(url, where + " is not N, E or O");
-      }
-      endpoint.parity = value[0];
-    } else if (key == "data" && rtu) {
-      if (!numeric || number < 5 || number > 8) return bad_url(url, where + " is not 5..8");
-      endpoint.data_bits = static_cast<int>(number);
-    } else if (key == "stop" && rtu) {
-      if (!numeric || number < 1 || number > 2) return bad_url(url, where + " is not 1 or 2");
-      endpoint.stop_bits = static_cast<int>(number);
-    } else {
-      return bad_url(url, "unknown option '" + std::string(key) + "' for " + std::string(scheme));
+void InverterSession::event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns) {
+  output_.events.push_back(InverterEvent{kind, now, std::move(message), requested_ns});
+}
+
+ModbusRequest InverterSession::request(ModbusRequest::Function function, std::uint16_t address, std::uint16_t count,
+                                       std::uint16_t value, std::string what, Pending pending) {
+  pending_ = pending;
+  ModbusRequest r{function, address, count, value, std::move(what)};
+  // The start-up's readback is a courtesy of the device: asked once, never retried.
+  if (pending == Pending::startup_readback) r.retries = 0;
+  return r;
+}
+
+std::uint16_t InverterSession::heartbeat_value() const {
+  return static_cast<std::uint16_t>(std::clamp<TimeNs>(config_.heartbeat_timeout_ns / 100'000'000, 1, 1000));
+}
+
+bool InverterSession::heartbeat_live() const {
+  const InverterPhase phase = stats_.phase;
+  return phase == InverterPhase::running || settling_ || (phase == InverterPhase::starting && startup_index_ > 1);
+}
+
+// Counts a transaction's outcome in its kind of freshness (a failure of one kind stays until that
+// kind succeeds again) and reports the link. Returns true when the link is to be opened again.
+bool InverterSession::account(Freshness kind, const ModbusReply& reply, const std::string& what, TimeNs now) {
+  if (reply.status == ModbusReply::Status::ok) {
+    if (kind == Freshness::reading) stats_.read_failures = 0;
+    if (kind == Freshness::heartbeat) stats_.heartbeat_failures = 0;
+    other_failing_ = 0;
+    if (stats_.read_failures == 0 && stats_.heartbeat_failures == 0 && other_failing_ == 0) {
+      stats_.consecutive_failures = 0;
+      output_.links.push_back({true, now, what});
     }
+    return false;
   }
-  return endpoint;
+  stats_.last_error = reply.error;
+  ++stats_.consecutive_failures;
+  if (kind == Freshness::reading) ++stats_.read_failures;
+  if (kind == Freshness::heartbeat) ++stats_.heartbeat_failures;
+  if (kind == Freshness::other) ++other_failing_;
+  output_.links.push_back({false, now, reply.error});
+  // An exception is an answer: the link works. Anything else counts toward a reconnect.
+  if (reply.status == ModbusReply::Status::exception) return false;
+  return reply.status == ModbusReply::Status::link_error || stats_.consecutive_failures >= kFailuresBeforeReconnect;
 }
 
-std::string to_string(const InverterEndpoint& endpoint) {
-  if (endpoint.transport == InverterEndpoint::Transport::tcp) {
-    return "tcp:" + endpoint.host + ":" + std::to_string(endpoint.port) + "?slave=" + std::to_string(endpoint.slave);
-  }
-  return "rtu:" + endpoint.device + "?baud=" + std::to_string(endpoint.baud) + "&parity=" + std::string(1, endpoint.parity) +
-         "&data=" + std::to_string(endpoint.data_bits) + "&stop=" + std::to_string(endpoint.stop_bits) +
-         "&slave=" + std::to_string(endpoint.slave);
+void InverterSession::acknowledge_heartbeat(TimeNs now) {
+  ++stats_.heartbeats;
+  stats_.last_heartbeat_ack_ns = now;
+  output_.heartbeats.push_back(now);
 }
 
-std::string_view to_string(InverterMode mode) {
+// --- the link ---
+
+void InverterSession::connected(TimeNs now, const std::string& endpoint) {
+  link_up_ = true;
+  event(InverterEvent::Kind::connected, now, "connected to " + endpoint);
+  if (input_count_ > MODBUS_MAX_READ_REGISTERS) {
+    block_too_large_ = true;
+    fail_startup(now, "the input registers span " + std::to_string(input_count_) + " registers, more than one read may ask for");
+    return;
+  }
+  begin_startup();
+  next_poll_ = now;
+  next_heartbeat_ = now + config_.heartbeat_period_ns;
+}
+
+void InverterSession::connect_failed(TimeNs now, const std::string& reason) {
+  stats_.last_error = reason;
+  ++stats_.consecutive_failures;
+  output_.links.push_back({false, now, reason});
+}
+
+void InverterSession::disconnected(TimeNs now, const std::string& reason) {
+  link_up_ = false;
+  pending_ = Pending::none;
+  stats_.phase = InverterPhase::connecting;
+  stats_.mode = InverterMode::off;  // unknown: the start-up writes it again
+  // A setpoint asked for before the loss is not applied after the new start-up.
+  if (setpoint_pending_) {
+    event(InverterEvent::Kind::command_failed, now,
+          std::string(to_string(setpoint_pending_->mode)) + " " + format_value(setpoint_pending_->setpoint) + ": link lost",
+          setpoint_pending_->requested_ns);
+    setpoint_pending_.reset();
+  }
+  setpoint_active_.reset();
+  setpoint_writes_.clear();
+  event(InverterEvent::Kind::disconnected, now, reason);
+}
+
+void InverterSession::stopped(TimeNs /*now*/) {
+  link_up_ = false;
+  stats_.phase = InverterPhase::stopped;
+}
+
+// --- start-up ---
+
+void InverterSession::begin_startup() {
+  const auto& r = config_.registers;
+  const auto& l = config_.limits;
+  startup_writes_ = {
+      {r.security_code, r.security_value, "security code"},
+      {r.heartbeat, heartbeat_value(), "heartbeat"},
+      {r.op_mode, r.mode_off, "mode off"},
+      {r.bat_max_volt, to_raw(l.max_voltage_v, r.voltage_scale), "max voltage " + format_value(l.max_voltage_v) + " V"},
+      {r.bat_min_volt, to_raw(l.min_voltage_v, r.voltage_scale), "min voltage " + format_value(l.min_voltage_v) + " V"},
+      {r.bat_max_charge_current, to_raw(l.charge_current_a, r.current_scale),
+       "charge current limit " + format_value(l.charge_current_a) + " A"},
+      {r.bat_max_discharge_current, to_raw(l.discharge_current_a, r.current_scale),
+       "discharge current limit " + format_value(l.discharge_current_a) + " A"},
+      {r.bat_max_charge_power, to_raw(l.charge_power_kw, r.power_scale), "charge power limit " + format_value(l.charge_power_kw) + " kW"},
+      {r.op_mode_setpoint, 0, "setpoint 0"},
+  };
+  startup_index_ = 0;
+  readback_due_ = false;
+  settling_ = false;
+  stats_.phase = InverterPhase::starting;
+}
+
+void InverterSession::fail_startup(TimeNs now, const std::string& reason) {
+  stats_.phase = InverterPhase::startup_failed;
+  settling_ = false;
+  readback_due_ = false;
+  next_startup_ = now + config_.reconnect_interval_ns;
+  event(InverterEvent::Kind::startup_failed, now, reason);
+}
+
+// A start-up write and its readback are done: the step's event, then the next step or settling.
+void InverterSession::startup_step_done(TimeNs now, std::string detail) {
+  const Write& step = startup_writes_[startup_index_];
+  event(InverterEvent::Kind::startup_step, now, std::move(detail));
+  if (step.address == config_.registers.heartbeat) next_heartbeat_ = now + config_.heartbeat_period_ns;
+  if (step.address == config_.registers.op_mode) {
+    stats_.mode = InverterMode::off;
+    stats_.setpoint = 0;
+  }
+  if (++startup_index_ == startup_writes_.size()) {
+    settling_ = true;
+    settle_deadline_ = now + config_.startup_settle_timeout_ns;
+    next_poll_ = now;
+    event(InverterEvent::Kind::startup_step, now,
+          "waiting up to " + format_ms(config_.startup_settle_timeout_ns) + " for current and power ≈ 0 and the voltage within the limits");
+  }
+}
+
+void InverterSession::check_settled(const InverterReadings& r, TimeNs now) {
+  const auto& l = config_.limits;
+  const bool settled = std::fabs(r.dc_link_current_a) <= config_.settle_current_a && std::fabs(r.dc_link_power_kw) <= config_.settle_power_kw &&
+                       r.battery_voltage_v >= l.min_voltage_v && r.battery_voltage_v <= l.max_voltage_v;
+  if (settled) {
+    settling_ = false;
+    stats_.phase = InverterPhase::running;
+    event(InverterEvent::Kind::startup_done, now,
+          "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) + " A, " +
+              format_value(r.dc_link_power_kw) + " kW");
+  } else if (now >= settle_deadline_) {
+    fail_startup(now, "start-up: not settled within " + format_ms(config_.startup_settle_timeout_ns) + ": " +
+                          format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) + ".." +
+                          format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) + " A, " +
+                          format_value(r.dc_link_power_kw) + " kW");
+  }
+}
+
+// --- requests ---
+
+std::uint16_t InverterSession::mode_value(InverterMode mode) const {
+  const auto& r = config_.registers;
   switch (mode) {
-    case InverterMode::off: return "off";
-    case InverterMode::power: return "power";
-    case InverterMode::current: return "current";
-    case InverterMode::voltage: return "voltage";
+    case InverterMode::off: return r.mode_off;
+    case InverterMode::power: return r.mode_power;
+    case InverterMode::current: return r.mode_current;
+    case InverterMode::voltage: return r.mode_voltage;
   }
-  return "?";
+  return r.mode_off;
 }
 
-std::string_view to_string(InverterPhase phase) {
-  switch (phase) {
-    case InverterPhase::connecting: return "connecting";
-    case InverterPhase::starting: return "starting";
-    case InverterPhase::running: return "running";
-    case InverterPhase::startup_failed: return "startup_failed";
-    case InverterPhase::stopped: return "stopped";
-  }
-  return "?";
-}
-
-std::string_view to_string(InverterEvent::Kind kind) {
-  switch (kind) {
-    case InverterEvent::Kind::connected: return "connected";
-    case InverterEvent::Kind::disconnected: return "disconnected";
-    case InverterEvent::Kind::startup_step: return "startup_step";
-    case InverterEvent::Kind::startup_done: return "startup_done";
-    case InverterEvent::Kind::startup_failed: return "startup_failed";
-    case InverterEvent::Kind::command_written: return "command_written";
-    case InverterEvent::Kind::command_failed: return "command_failed";
-  }
-  return "?";
-}
-
-// --- write echoes ---
-
-int check_write_echo(const std::uint8_t* pdu, std::size_t length, std::uint16_t address, std::uint16_t value,
-                     std::string& problem) {
-  if (length >= 2 && pdu[0] == (0x06 | 0x80)) {
-    if (pdu[1] >= 1 && pdu[1] <= EMBXGTAR - MODBUS_ENOBASE) return static_cast<int>(MODBUS_ENOBASE + pdu[1]);
-    problem = "unknown exception code " + std::to_string(pdu[1]);
-    return EMBBADEXC;
-  }
-  if (length != 5 || pdu[0] != 0x06) {
-    problem = "answer is not a function-6 echo (function " + std::to_string(length > 0 ? pdu[0] : 0) + ", " +
-              std::to_string(length) + " bytes)";
-    return EMBBADDATA;
-  }
-  const auto echoed_address = static_cast<std::uint16_t>((pdu[1] << 8) | pdu[2]);
-  const auto echoed_value = static_cast<std::uint16_t>((pdu[3] << 8) | pdu[4]);
-  if (echoed_address != address || echoed_value != value) {
-    problem = "wrong echo: address " + std::to_string(echoed_address) + " value " + std::to_string(echoed_value) + ", wrote " +
-              std::to_string(value) + " to " + std::to_string(address);
-    return EMBBADDATA;
+std::uint16_t InverterSession::setpoint_raw(InverterMode mode, double value) const {
+  const auto& r = config_.registers;
+  switch (mode) {
+    case InverterMode::power: return to_raw(value, r.power_scale);
+    case InverterMode::current: return to_raw(value, r.current_scale);
+    case InverterMode::voltage: return to_raw(value, r.voltage_scale);
+    case InverterMode::off: break;
   }
   return 0;
 }
 
-// --- the client ---
-
-struct InverterClient::Impl {
-  struct SetpointCommand {
-    InverterMode mode = InverterMode::off;
-    double setpoint = 0;
-    TimeNs requested_ns = 0;
-  };
-  // One write of the start-up sequence.
-  struct StartupWrite {
-    std::uint16_t address;
-    std::uint16_t value;
-    std::string what;
-  };
-
-  Impl(asio::io_context& l, InverterClientConfig c, Clock clk) : loop(l), config(std::move(c)), clock(std::move(clk)) {}
-
-  asio::io_context& loop;
-  const InverterClientConfig config;
-  const Clock clock;
-  ReadingsHandler readings_handler;
-  LinkHandler link_handler;
-  EventHandler event_handler;
-  HeartbeatHandler heartbeat_handler;
-
-  std::thread worker;
-  mutable std::mutex mutex;  // guards everything below
-  std::condition_variable wake;
-  bool stopping = false;
-  bool started = false;
-  std::uint64_t commands = 0;  // counts command_off/command_setpoint calls, to wake the worker
-  std::optional<TimeNs> off_requested;
-  std::optional<SetpointCommand> setpoint_pending;
-  InverterLinkStats link_stats;
-
-  // Worker thread only.
-  modbus_t* ctx = nullptr;
-  std::vector<StartupWrite> startup_writes;
-  std::size_t startup_index = 0;
-  bool settling = false;
-  SteadyClock::time_point settle_deadline{};
-  SteadyClock::time_point next_heartbeat{};
-  SteadyClock::time_point next_poll{};
-  SteadyClock::time_point next_startup{};
-  SteadyClock::time_point next_off_attempt{};
-  std::uint16_t input_first = 0;
-  int input_count = 0;
-  std::string echo_problem;  // why the last verified write was refused (set just before returning -1)
-  int other_failing = 0;     // guarded by mutex: start-up/command writes failed since the last success
-
-  // --- posting to the loop ---
-
-  void post_event(InverterEvent::Kind kind, std::string message, TimeNs requested_ns = 0) {
-    if (!event_handler) return;
-    InverterEvent event{kind, clock(), std::move(message), requested_ns};
-    asio::post(loop, [handler = event_handler, event = std::move(event)] { handler(event); });
-  }
-  void post_link(bool ok, std::string detail) {
-    if (!link_handler) return;
-    asio::post(loop, [handler = link_handler, ok, t = clock(), detail = std::move(detail)] { handler(ok, t, detail); });
-  }
-  void set_phase(InverterPhase phase) {
-    std::lock_guard lock(mutex);
-    link_stats.phase = phase;
-  }
-  InverterPhase phase() const {
-    std::lock_guard lock(mutex);
-    return link_stats.phase;
-  }
-  bool should_stop() const {
-    std::lock_guard lock(mutex);
-    return stopping;
-  }
-
-  // --- the link ---
-
-  bool connect() {
-    const auto& e = config.endpoint;
-    ctx = e.transport == InverterEndpoint::Transport::tcp
-              ? modbus_new_tcp(e.host.c_str(), e.port)
-              : modbus_new_rtu(e.device.c_str(), static_cast<int>(e.baud), e.parity, e.data_bits, e.stop_bits);
-    std::string reason;
-    if (ctx == nullptr) {
-      reason = std::string("cannot create the libmodbus context: ") + modbus_strerror(errno);
-    } else {
-      const auto timeout_us = std::max<TimeNs>(config.response_timeout_ns / 1000, 1000);
-      modbus_set_response_timeout(ctx, static_cast<std::uint32_t>(timeout_us / 1'000'000),
-                                  static_cast<std::uint32_t>(timeout_us % 1'000'000));
-      modbus_set_slave(ctx, e.slave);
-      if (modbus_connect(ctx) != 0) {
-        reason = std::string("cannot connect to ") + to_string(e) + ": " + modbus_strerror(errno);
-        modbus_free(ctx);
-        ctx = nullptr;
-      }
-    }
-    if (ctx == nullptr) {
-      {
-        std::lock_guard lock(mutex);
-        link_stats.last_error = reason;
-        ++link_stats.consecutive_failures;
-      }
-      post_link(false, reason);
-      return false;
-    }
-    post_event(InverterEvent::Kind::connected, "connected to " + to_string(e));
-    return true;
-  }
-
-  void disconnect(const std::string& reason) {
-    if (ctx == nullptr) return;
-    modbus_close(ctx);
-    modbus_free(ctx);
-    ctx = nullptr;
-    {
-      std::lock_guard lock(mutex);
-      ++link_stats.reconnects;
-      link_stats.phase = InverterPhase::connecting;
-      link_stats.mode = InverterMode::off;  // unknown: the start-up writes it again
-      // A setpoint asked for before the loss is not applied after the new start-up.
-      if (setpoint_pending) {
-        post_event(InverterEvent::Kind::command_failed,
-                   std::string(to_string(setpoint_pending->mode)) + " " + format_value(setpoint_pending->setpoint) + ": link lost",
-                   setpoint_pending->requested_ns);
-        setpoint_pending.reset();
-      }
-    }
-    post_event(InverterEvent::Kind::disconnected, reason);
-  }
-
-  // Which freshness a transaction feeds: polls and heartbeats each have their own; a failure of
-  // one stays until that kind succeeds again. Other writes (start-up, commands) fail on their own.
-  enum class Kind : std::uint8_t { reading, heartbeat, other };
-
-  // The link is healthy when no kind is failing (caller holds the mutex).
-  bool healthy_locked() const { return link_stats.read_failures == 0 && link_stats.heartbeat_failures == 0 && other_failing == 0; }
-
-  // One transaction with retries after timeouts, CRC errors and malformed answers. Returns true on
-  // success, else `error` holds the reason. Counts in the stats; reports to the link handler.
-  template <typename Op>
-  bool transact(const char* what, Kind kind, Op op, std::string& error) {
-    int attempt = 0;
-    while (true) {
-      errno = 0;
-      const int rc = op();
-      const int err = errno;
-      {
-        std::lock_guard lock(mutex);
-        ++link_stats.transactions;
-        if (rc >= 0) {
-        } else if (err == ETIMEDOUT) {
-          ++link_stats.timeouts;
-        } else if (err == EMBBADCRC) {
-          ++link_stats.crc_errors;
-        } else if (is_exception(err)) {
-          ++link_stats.exceptions;
-        } else if (is_malformed(err)) {
-          ++link_stats.bad_answers;
-        }
-      }
-      if (rc >= 0) {
-        bool healthy = false;
-        {
-          std::lock_guard lock(mutex);
-          if (kind == Kind::reading) link_stats.read_failures = 0;
-          if (kind == Kind::heartbeat) link_stats.heartbeat_failures = 0;
-          other_failing = 0;
-          healthy = healthy_locked();
-          if (healthy) link_stats.consecutive_failures = 0;
-        }
-        if (healthy) post_link(true, what);
-        return true;
-      }
-      const bool retryable = err == ETIMEDOUT || err == EMBBADCRC || is_malformed(err);
-      if (err == ETIMEDOUT) {
-        error = std::string(what) + ": timeout";
-      } else if (err == EMBBADDATA && !echo_problem.empty()) {
-        error = std::string(what) + ": " + echo_problem;
-      } else if (err == EMBBADDATA && kind == Kind::reading) {
-        error = std::string(what) + ": malformed answer (wrong byte count or function)";
-      } else {
-        error = std::string(what) + ": " + modbus_strerror(err);
-      }
-      echo_problem.clear();
-      if (retryable && attempt < config.retries && !should_stop()) {
-        ++attempt;
-        modbus_flush(ctx);  // a late answer must not be taken for the retry's
-        std::lock_guard lock(mutex);
-        ++link_stats.retries;
-        continue;
-      }
-      int failures = 0;
-      {
-        std::lock_guard lock(mutex);
-        link_stats.last_error = error;
-        failures = ++link_stats.consecutive_failures;
-        if (kind == Kind::reading) ++link_stats.read_failures;
-        if (kind == Kind::heartbeat) ++link_stats.heartbeat_failures;
-        if (kind == Kind::other) ++other_failing;
-      }
-      post_link(false, error);
-      // An exception is an answer: the link works. Anything else (timeouts, broken socket,
-      // malformed answers) counts toward a reconnect.
-      if (!is_exception(err)) {
-        if (retryable) modbus_flush(ctx);
-        const bool broken = !retryable && err != EINVAL && err != EMBBADEXC && err != EMBUNKEXC;
-        if (broken || failures >= kFailuresBeforeReconnect) disconnect("link lost: " + error);
-      }
-      return false;
-    }
-  }
-
-  // Function 6 with its answer checked: libmodbus 3.1 compares only the function code of a
-  // function-6 answer, so the request is sent raw and the echo (unit, address, value; for TCP the
-  // transaction id, 0 for raw requests) is verified here. Returns -1 with errno like libmodbus.
-  int write_register_verified(std::uint16_t address, std::uint16_t value) {
-    const int unit = config.endpoint.slave;
-    std::uint8_t request[6] = {static_cast<std::uint8_t>(unit), 0x06, static_cast<std::uint8_t>(address >> 8),
-                               static_cast<std::uint8_t>(address & 0xff), static_cast<std::uint8_t>(value >> 8),
-                               static_cast<std::uint8_t>(value & 0xff)};
-    if (modbus_send_raw_request(ctx, request, sizeof request) < 0) return -1;
-    std::uint8_t answer[MODBUS_MAX_ADU_LENGTH];
-    const int length = modbus_receive_confirmation(ctx, answer);
-    if (length < 0) return -1;
-    const bool tcp = config.endpoint.transport == InverterEndpoint::Transport::tcp;
-    const int header = modbus_get_header_length(ctx);  // TCP: MBAP (7), RTU: unit (1)
-    const int trailer = tcp ? 0 : 2;                     // RTU: CRC (checked by libmodbus)
-    if (length < header + 1 + trailer || answer[header - 1] != unit || (tcp && (answer[0] != 0 || answer[1] != 0))) {
-      echo_problem = "answer from another unit or transaction";
-      errno = EMBBADDATA;
-      return -1;
-    }
-    std::string problem;
-    const int err = check_write_echo(answer + header, static_cast<std::size_t>(length - header - trailer), address, value, problem);
-    if (err != 0) {
-      if (err == EMBBADDATA) {
-        echo_problem = problem;
-        std::lock_guard lock(mutex);
-        ++link_stats.echo_mismatches;
-      }
-      errno = err;
-      return -1;
-    }
-    return 1;
-  }
-
-  bool write(std::uint16_t address, std::uint16_t value, const char* what, std::string& error, Kind kind = Kind::other) {
-    return transact(what, kind, [&] { return write_register_verified(address, value); }, error);
-  }
-
-  // --- start-up ---
-
-  void begin_startup() {
-    const auto& r = config.registers;
-    const auto& l = config.limits;
-    const auto heartbeat = static_cast<std::uint16_t>(std::clamp<TimeNs>(config.heartbeat_timeout_ns / 100'000'000, 1, 1000));
-    startup_writes = {
-        {r.security_code, r.security_value, "security code"},
-        {r.heartbeat, heartbeat, "heartbeat"},
-        {r.op_mode, r.mode_off, "mode off"},
-        {r.bat_max_volt, to_raw(l.max_voltage_v, r.voltage_scale), "max voltage " + format_value(l.max_voltage_v) + " V"},
-        {r.bat_min_volt, to_raw(l.min_voltage_v, r.voltage_scale), "min voltage " + format_value(l.min_voltage_v) + " V"},
-        {r.bat_max_charge_current, to_raw(l.charge_current_a, r.current_scale),
-         "charge current limit " + format_value(l.charge_current_a) + " A"},
-        {r.bat_max_discharge_current, to_raw(l.discharge_current_a, r.current_scale),
-         "discharge current limit " + format_value(l.discharge_current_a) + " A"},
-        {r.bat_max_charge_power, to_raw(l.charge_power_kw, r.power_scale), "charge power limit " + format_value(l.charge_power_kw) + " kW"},
-        {r.op_mode_setpoint, 0, "setpoint 0"},
-    };
-    startup_index = 0;
-    settling = false;
-    set_phase(InverterPhase::starting);
-  }
-
-  void acknowledge_heartbeat() {
-    const TimeNs t = clock();
-    {
-      std::lock_guard lock(mutex);
-      ++link_stats.heartbeats;
-      link_stats.last_heartbeat_ack_ns = t;
-    }
-    if (heartbeat_handler) asio::post(loop, [handler = heartbeat_handler, t] { handler(t); });
-  }
-
-  void fail_startup(const std::string& reason) {
-    set_phase(InverterPhase::startup_failed);
-    settling = false;
-    next_startup = SteadyClock::now() + Nanoseconds(config.reconnect_interval_ns);
-    post_event(InverterEvent::Kind::startup_failed, reason);
-  }
-
-  // The next start-up write, with its readback (function 3) where the device allows it.
-  void startup_step() {
-    const auto& step = startup_writes[startup_index];
-    std::string error;
-    const bool is_heartbeat = step.address == config.registers.heartbeat;
-    if (!write(step.address, step.value, step.what.c_str(), error, is_heartbeat ? Kind::heartbeat : Kind::other)) {
-      if (ctx != nullptr) fail_startup("start-up: " + error);
-      return;
-    }
-    if (is_heartbeat) acknowledge_heartbeat();
-    std::uint16_t readback = 0;
-    errno = 0;
-    std::string detail = step.what + " written (" + std::to_string(step.value) + " to " + std::to_string(step.address) + ")";
-    if (modbus_read_registers(ctx, step.address, 1, &readback) == 1) {
-      // The security code register may read back as a status rather than the code; the heartbeat
-      // is a countdown: compare the rest.
-      const bool comparable = step.address != config.registers.security_code && step.address != config.registers.heartbeat;
-      if (comparable && readback != step.value) {
-        fail_startup("start-up: " + step.what + " reads back " + std::to_string(readback) + ", wrote " + std::to_string(step.value));
-        return;
-      }
-      detail += ", read back " + std::to_string(readback);
-    } else {
-      modbus_flush(ctx);
-      detail += ", no readback (" + std::string(modbus_strerror(errno)) + ")";
-    }
-    post_event(InverterEvent::Kind::startup_step, detail);
-    if (step.address == config.registers.heartbeat) {
-      next_heartbeat = SteadyClock::now() + Nanoseconds(config.heartbeat_period_ns);
-    }
-    if (step.address == config.registers.op_mode) {
-      std::lock_guard lock(mutex);
-      link_stats.mode = InverterMode::off;
-      link_stats.setpoint = 0;
-    }
-    if (++startup_index == startup_writes.size()) {
-      settling = true;
-      settle_deadline = SteadyClock::now() + Nanoseconds(config.startup_settle_timeout_ns);
-      next_poll = SteadyClock::now();
-      post_event(InverterEvent::Kind::startup_step, "waiting up to " + format_ms(config.startup_settle_timeout_ns) +
-                                                       " for current and power ≈ 0 and the voltage within the limits");
-    }
-  }
-
-  void check_settled(const InverterReadings& r) {
-    const auto& l = config.limits;
-    const bool settled = std::fabs(r.dc_link_current_a) <= config.settle_current_a &&
-                         std::fabs(r.dc_link_power_kw) <= config.settle_power_kw && r.battery_voltage_v >= l.min_voltage_v &&
-                         r.battery_voltage_v <= l.max_voltage_v;
-    if (settled) {
-      settling = false;
-      set_phase(InverterPhase::running);
-      post_event(InverterEvent::Kind::startup_done,
-                 "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) + " A, " +
-                     format_value(r.dc_link_power_kw) + " kW");
-    } else if (SteadyClock::now() >= settle_deadline) {
-      fail_startup("start-up: not settled within " + format_ms(config.startup_settle_timeout_ns) + ": " +
-                   format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) + ".." +
-                   format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) + " A, " +
-                   format_value(r.dc_link_power_kw) + " kW");
-    }
-  }
-
-  // --- periodic work ---
-
-  void compute_input_block() {
-    const auto& r = config.registers;
-    const std::uint16_t first[] = {r.ambient_temp, r.heatsink_temp, r.modbus_timer, r.battery_voltage, r.voltage_ref,
-                                   r.dc_link_voltage, r.dc_link_power, r.dc_link_current, r.ready, r.fault_first,
-                                   r.warning_first, r.status, r.charged_kwh_high, r.discharged_kwh_high, r.power_limit};
-    const std::uint16_t last[] = {r.ambient_temp, r.heatsink_temp, r.modbus_timer, r.battery_voltage, r.voltage_ref,
-                                  r.dc_link_voltage, r.dc_link_power, r.dc_link_current, r.ready,
-                                  static_cast<std::uint16_t>(r.fault_first + 3), static_cast<std::uint16_t>(r.warning_first + 2),
-                                  r.status, static_cast<std::uint16_t>(r.charged_kwh_high + 1),
-                                  static_cast<std::uint16_t>(r.discharged_kwh_high + 1), r.power_limit};
-    input_first = *std::min_element(std::begin(first), std::end(first));
-    input_count = *std::max_element(std::begin(last), std::end(last)) - input_first + 1;
-  }
-
-  void poll() {
-    // One read of the whole block (30256..30285 on the rig: 30 registers, within the 125 a read
-    // may ask for) keeps the readings of one instant together.
-    std::vector<std::uint16_t> regs(static_cast<std::size_t>(input_count));
-    std::string error;
-    // libmodbus checks the byte count against the request (EMBBADDATA) and the CRC (RTU).
-    if (!transact("read input registers", Kind::reading,
-                  [&] { return modbus_read_input_registers(ctx, input_first, input_count, regs.data()); }, error)) {
-      if (settling && SteadyClock::now() >= settle_deadline) fail_startup("start-up: " + error);
-      return;
-    }
-    const auto& m = config.registers;
-    auto at = [&](std::uint16_t address) { return regs[static_cast<std::size_t>(address - input_first)]; };
-    auto u32 = [&](std::uint16_t high) { return (static_cast<std::uint32_t>(at(high)) << 16) | at(static_cast<std::uint16_t>(high + 1)); };
-    InverterReadings r;
-    r.time_ns = clock();
-    r.battery_voltage_v = from_raw(at(m.battery_voltage), m.voltage_scale);
-    r.voltage_ref_v = from_raw(at(m.voltage_ref), m.voltage_scale);
-    r.dc_link_voltage_v = from_raw(at(m.dc_link_voltage), m.voltage_scale);
-    r.dc_link_power_kw = from_raw(at(m.dc_link_power), m.power_scale);
-    r.dc_link_current_a = from_raw(at(m.dc_link_current), m.current_scale);
-    r.ambient_c = from_raw(at(m.ambient_temp), m.temperature_scale);
-    r.heatsink_c = from_raw(at(m.heatsink_temp), m.temperature_scale);
-    r.comm_timer_s = at(m.modbus_timer) * 0.1;
-    r.ready = at(m.ready) != 0;
-    for (std::size_t i = 0; i < r.faults.size(); ++i) r.faults[i] = at(static_cast<std::uint16_t>(m.fault_first + i));
-    for (std::size_t i = 0; i < r.warnings.size(); ++i) r.warnings[i] = at(static_cast<std::uint16_t>(m.warning_first + i));
-    r.status = at(m.status);
-    r.charged_kwh = u32(m.charged_kwh_high) * 0.1;
-    r.discharged_kwh = u32(m.discharged_kwh_high) * 0.1;
-    r.power_limit_kw = from_raw(at(m.power_limit), m.power_scale);
-    {
-      std::lock_guard lock(mutex);
-      link_stats.last_reading_ns = r.time_ns;
-    }
-    if (readings_handler) asio::post(loop, [handler = readings_handler, r] { handler(r); });
-    if (settling) check_settled(r);
-  }
-
-  void heartbeat() {
-    const auto value = static_cast<std::uint16_t>(std::clamp<TimeNs>(config.heartbeat_timeout_ns / 100'000'000, 1, 1000));
-    std::string error;
+std::optional<ModbusRequest> InverterSession::next_request(TimeNs now) {
+  using F = ModbusRequest::Function;
+  if (!link_up_ || block_too_large_) return std::nullopt;
+  const auto& reg = config_.registers;
+  // One transaction per turn, by priority: mode off, heartbeat, start-up, setpoint, poll.
+  if (off_requested_ && now >= next_off_attempt_) return request(F::write_register, reg.op_mode, 1, reg.mode_off, "mode off", Pending::off);
+  if (heartbeat_live() && now >= next_heartbeat_) {
     // Scheduled from the previous due time, not from now, so slow transactions do not stretch it.
-    next_heartbeat += Nanoseconds(config.heartbeat_period_ns);
-    if (next_heartbeat < SteadyClock::now()) next_heartbeat = SteadyClock::now() + Nanoseconds(config.heartbeat_period_ns);
-    if (write(config.registers.heartbeat, value, "heartbeat", error, Kind::heartbeat)) acknowledge_heartbeat();
+    next_heartbeat_ += config_.heartbeat_period_ns;
+    if (next_heartbeat_ < now) next_heartbeat_ = now + config_.heartbeat_period_ns;
+    return request(F::write_register, reg.heartbeat, 1, heartbeat_value(), "heartbeat", Pending::heartbeat);
   }
+  if (stats_.phase == InverterPhase::starting && !settling_) {
+    const Write& step = startup_writes_[startup_index_];
+    if (readback_due_) return request(F::read_holding_registers, step.address, 1, 0, step.what + " readback", Pending::startup_readback);
+    return request(F::write_register, step.address, 1, step.value, step.what, Pending::startup_write);
+  }
+  if (stats_.phase == InverterPhase::startup_failed && now >= next_startup_) {
+    begin_startup();
+    return next_request(now);
+  }
+  if (stats_.phase == InverterPhase::running && !off_requested_) {
+    if (setpoint_writes_.empty() && setpoint_pending_) {
+      // A mode change first zeroes the setpoint: the old one means something else (A vs kW) in the
+      // new mode. The setpoint is written before the mode so the new mode starts at its own value.
+      const SetpointCommand command = *std::exchange(setpoint_pending_, std::nullopt);
+      const InverterMode current = stats_.mode;
+      if (current != command.mode && current != InverterMode::off) setpoint_writes_.push_back({reg.op_mode_setpoint, 0, "setpoint 0"});
+      setpoint_writes_.push_back({reg.op_mode_setpoint, setpoint_raw(command.mode, command.setpoint), "setpoint"});
+      if (current != command.mode) setpoint_writes_.push_back({reg.op_mode, mode_value(command.mode), "mode"});
+      setpoint_active_ = command;
+    }
+    if (!setpoint_writes_.empty()) {
+      const Write& w = setpoint_writes_.front();
+      return request(F::write_register, w.address, 1, w.value, w.what, Pending::setpoint_write);
+    }
+  }
+  if (now >= next_poll_) {
+    next_poll_ += config_.poll_period_ns;
+    if (next_poll_ < now) next_poll_ = now + config_.poll_period_ns;
+    // One read of the whole block (30256..30285 on the rig: 30 registers, within the 125 a read
+    // may ask for) keeps the readings of one instant together; libmodbus checks the byte count.
+    return request(F::read_input_registers, input_first_, static_cast<std::uint16_t>(input_count_), 0, "read input registers",
+                   Pending::poll);
+  }
+  return std::nullopt;
+}
 
-  void write_off(TimeNs requested_ns) {
-    std::string error;
-    if (write(config.registers.op_mode, config.registers.mode_off, "mode off", error)) {
-      {
-        std::lock_guard lock(mutex);
+TimeNs InverterSession::next_wake(TimeNs now) const {
+  if (!link_up_ || block_too_large_) return now + config_.reconnect_interval_ns;
+  TimeNs until = next_poll_;
+  if (heartbeat_live()) until = std::min(until, next_heartbeat_);
+  if (stats_.phase == InverterPhase::startup_failed) until = std::min(until, next_startup_);
+  if (off_requested_) until = std::min(until, next_off_attempt_);
+  return until;
+}
+
+InverterReadings InverterSession::decode(const std::vector<std::uint16_t>& regs, TimeNs now) const {
+  const auto& m = config_.registers;
+  auto at = [&](std::uint16_t address) { return regs[static_cast<std::size_t>(address - input_first_)]; };
+  auto u32 = [&](std::uint16_t high) { return (static_cast<std::uint32_t>(at(high)) << 16) | at(static_cast<std::uint16_t>(high + 1)); };
+  InverterReadings r;
+  r.time_ns = now;
+  r.battery_voltage_v = from_raw(at(m.battery_voltage), m.voltage_scale);
+  r.voltage_ref_v = from_raw(at(m.voltage_ref), m.voltage_scale);
+  r.dc_link_voltage_v = from_raw(at(m.dc_link_voltage), m.voltage_scale);
+  r.dc_link_power_kw = from_raw(at(m.dc_link_power), m.power_scale);
+  r.dc_link_current_a = from_raw(at(m.dc_link_current), m.current_scale);
+  r.ambient_c = from_raw(at(m.ambient_temp), m.temperature_scale);
+  r.heatsink_c = from_raw(at(m.heatsink_temp), m.temperature_scale);
+  r.comm_timer_s = at(m.modbus_timer) * 0.1;
+  r.ready = at(m.ready) != 0;
+  for (std::size_t i = 0; i < r.faults.size(); ++i) r.faults[i] = at(static_cast<std::uint16_t>(m.fault_first + i));
+  for (std::size_t i = 0; i < r.warnings.size(); ++i) r.warnings[i] = at(static_cast<std::uint16_t>(m.warning_first + i));
+  r.status = at(m.status);
+  r.charged_kwh = u32(m.charged_kwh_high) * 0.1;
+  r.discharged_kwh = u32(m.discharged_kwh_high) * 0.1;
+  r.power_limit_kw = from_raw(at(m.power_limit), m.power_scale);
+  return r;
+}
+
+bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& answer, TimeNs now) {
+  const Pending pending = std::exchange(pending_, Pending::none);
+  const bool ok = answer.status == ModbusReply::Status::ok;
+  switch (pending) {
+    case Pending::none: return false;
+    case Pending::off: {
+      const bool reconnect = account(Freshness::other, answer, request.what, now);
+      if (!off_requested_) return reconnect;
+      if (ok) {
         // A newer off request arrived meanwhile: this write served it too.
-        off_requested.reset();
-        link_stats.mode = InverterMode::off;
-        link_stats.setpoint = 0;
-      }
-      post_event(InverterEvent::Kind::command_written, "mode off written " + format_ms(clock() - requested_ns) + " after the request",
-                 requested_ns);
-    } else {
-      // Stays queued: off is retried until it is written (paced, so an exception does not spin).
-      next_off_attempt = SteadyClock::now() + Nanoseconds(config.poll_period_ns);
-      post_event(InverterEvent::Kind::command_failed, "mode off: " + error + " (retrying)", requested_ns);
-    }
-  }
-
-  std::uint16_t mode_value(InverterMode mode) const {
-    const auto& r = config.registers;
-    switch (mode) {
-      case InverterMode::off: return r.mode_off;
-      case InverterMode::power: return r.mode_power;
-      case InverterMode::current: return r.mode_current;
-      case InverterMode::voltage: return r.mode_voltage;
-    }
-    return r.mode_off;
-  }
-
-  std::uint16_t setpoint_raw(InverterMode mode, double value) const {
-    const auto& r = config.registers;
-    switch (mode) {
-      case InverterMode::power: return to_raw(value, r.power_scale);
-      case InverterMode::current: return to_raw(value, r.current_scale);
-      case InverterMode::voltage: return to_raw(value, r.voltage_scale);
-      case InverterMode::off: break;
-    }
-    return 0;
-  }
-
-  bool off_queued() const {
-    std::lock_guard lock(mutex);
-    return off_requested.has_value();
-  }
-
-  void write_setpoint(const SetpointCommand& command) {
-    InverterMode current_mode;
-    {
-      std::lock_guard lock(mutex);
-      current_mode = link_stats.mode;
-    }
-    const std::string what = std::string(to_string(command.mode)) + " " + format_value(command.setpoint);
-    std::string error;
-    // A mode change first zeroes the setpoint: the old one means something else (A vs kW) in the
-    // new mode. The setpoint is written before the mode so the new mode starts at its own value.
-    bool ok = true;
-    if (current_mode != command.mode && current_mode != InverterMode::off) {
-      ok = write(config.registers.op_mode_setpoint, 0, "setpoint 0", error);
-    }
-    if (ok && !off_queued()) ok = write(config.registers.op_mode_setpoint, setpoint_raw(command.mode, command.setpoint), "setpoint", error);
-    if (ok && !off_queued() && current_mode != command.mode) ok = write(config.registers.op_mode, mode_value(command.mode), "mode", error);
-    if (ok && off_queued()) {
-      post_event(InverterEvent::Kind::command_failed, what + ": preempted by mode off", command.requested_ns);
-      return;
-    }
-    if (!ok) {
-      post_event(InverterEvent::Kind::command_failed, what + ": " + error, command.requested_ns);
-      return;
-    }
-    {
-      std::lock_guard lock(mutex);
-      link_stats.mode = command.mode;
-      link_stats.setpoint = command.setpoint;
-    }
-    post_event(InverterEvent::Kind::command_written, what + " written " + format_ms(clock() - command.requested_ns) + " after the request",
-               command.requested_ns);
-  }
-
-  // --- the worker ---
-
-  void run() {
-    compute_input_block();
-    auto now = SteadyClock::now();
-    next_startup = now;
-    while (!should_stop()) {
-      now = SteadyClock::now();
-      std::uint64_t seen = 0;
-      std::optional<TimeNs> off;
-      std::optional<SetpointCommand> setpoint;
-      {
-        std::lock_guard lock(mutex);
-        seen = commands;
-        off = off_requested;
-        if (!off && link_stats.phase == InverterPhase::running) setpoint = setpoint_pending;
-      }
-      if (ctx == nullptr) {
-        if (now < next_startup) {
-          wait_until(next_startup, seen);
-          continue;
-        }
-        if (!connect()) {
-          next_startup = SteadyClock::now() + Nanoseconds(config.reconnect_interval_ns);
-          continue;
-        }
-        if (input_count > MODBUS_MAX_READ_REGISTERS) {
-          fail_startup("the input registers span " + std::to_string(input_count) + " registers, more than one read may ask for");
-          return;
-        }
-        begin_startup();
-        next_poll = now;
-        next_heartbeat = now + Nanoseconds(config.heartbeat_period_ns);
-      }
-
-      // One transaction per turn, by priority: mode off, heartbeat, start-up, setpoint, poll.
-      const InverterPhase current_phase = phase();
-      const bool heartbeat_live = current_phase == InverterPhase::running || settling ||
-                                  (current_phase == InverterPhase::starting && startup_index > 1);
-      if (off && now >= next_off_attempt) {
-        write_off(*off);
-      } else if (heartbeat_live && now >= next_heartbeat) {
-        heartbeat();
-      } else if (current_phase == InverterPhase::starting && !settling) {
-        startup_step();
-      } else if (current_phase == InverterPhase::startup_failed && now >= next_startup) {
-        begin_startup();
-      } else if (setpoint) {
-        {
-          std::lock_guard lock(mutex);
-          setpoint_pending.reset();
-        }
-        write_setpoint(*setpoint);
-      } else if (now >= next_poll) {
-        next_poll += Nanoseconds(config.poll_period_ns);
-        if (next_poll < now) next_poll = now + Nanoseconds(config.poll_period_ns);
-        poll();
+        const TimeNs requested = *std::exchange(off_requested_, std::nullopt);
+        stats_.mode = InverterMode::off;
+        stats_.setpoint = 0;
+        event(InverterEvent::Kind::command_written, now, "mode off written " + format_ms(now - requested) + " after the request", requested);
       } else {
-        auto until = next_poll;
-        if (heartbeat_live) until = std::min(until, next_heartbeat);
-        if (current_phase == InverterPhase::startup_failed) until = std::min(until, next_startup);
-        if (off) until = std::min(until, next_off_attempt);
-        wait_until(until, seen);
+        // Stays queued: off is retried until it is written (paced, so an exception does not spin).
+        next_off_attempt_ = now + config_.poll_period_ns;
+        event(InverterEvent::Kind::command_failed, now, "mode off: " + answer.error + " (retrying)", *off_requested_);
       }
-      if (ctx == nullptr && !should_stop()) next_startup = SteadyClock::now() + Nanoseconds(config.reconnect_interval_ns);
+      return reconnect;
     }
-    if (ctx != nullptr) {
-      modbus_close(ctx);
-      modbus_free(ctx);
-      ctx = nullptr;
+    case Pending::heartbeat: {
+      const bool reconnect = account(Freshness::heartbeat, answer, request.what, now);
+      if (ok) acknowledge_heartbeat(now);
+      return reconnect;
+    }
+    case Pending::startup_write: {
+      const bool is_heartbeat = request.address == config_.registers.heartbeat;
+      const bool reconnect = account(is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
+      if (!ok) {
+        if (!reconnect) fail_startup(now, "start-up: " + answer.error);
+        return reconnect;
+      }
+      if (is_heartbeat) acknowledge_heartbeat(now);
+      step_detail_ = request.what + " written (" + std::to_string(request.value) + " to " + std::to_string(request.address) + ")";
+      readback_due_ = true;
+      return false;
+    }
+    case Pending::startup_readback: {
+      // Not a failure of the link when it is refused: the device may not allow function 3 there.
+      readback_due_ = false;
+      const Write& step = startup_writes_[startup_index_];
+      if (ok) {
+        const std::uint16_t readback = answer.registers.at(0);
+        // The security code register may read back as a status rather than the code; the heartbeat
+        // is a countdown: compare the rest.
+        const bool comparable = step.address != config_.registers.security_code && step.address != config_.registers.heartbeat;
+        if (comparable && readback != step.value) {
+          fail_startup(now, "start-up: " + step.what + " reads back " + std::to_string(readback) + ", wrote " + std::to_string(step.value));
+          return false;
+        }
+        startup_step_done(now, step_detail_ + ", read back " + std::to_string(readback));
+      } else {
+        startup_step_done(now, step_detail_ + ", no readback (" + answer.cause + ")");
+      }
+      return answer.status == ModbusReply::Status::link_error;
+    }
+    case Pending::setpoint_write: {
+      const bool reconnect = account(Freshness::other, answer, request.what, now);
+      if (!setpoint_active_) return reconnect;
+      const std::string what = std::string(to_string(setpoint_active_->mode)) + " " + format_value(setpoint_active_->setpoint);
+      if (!ok) {
+        event(InverterEvent::Kind::command_failed, now, what + ": " + answer.error, setpoint_active_->requested_ns);
+        setpoint_active_.reset();
+        setpoint_writes_.clear();
+        return reconnect;
+      }
+      if (!setpoint_writes_.empty()) setpoint_writes_.erase(setpoint_writes_.begin());
+      if (setpoint_writes_.empty()) {
+        stats_.mode = setpoint_active_->mode;
+        stats_.setpoint = setpoint_active_->setpoint;
+        event(InverterEvent::Kind::command_written, now,
+              what + " written " + format_ms(now - setpoint_active_->requested_ns) + " after the request", setpoint_active_->requested_ns);
+        setpoint_active_.reset();
+      }
+      return reconnect;
+    }
+    case Pending::poll: {
+      const bool reconnect = account(Freshness::reading, answer, request.what, now);
+      if (!ok) {
+        if (settling_ && now >= settle_deadline_) fail_startup(now, "start-up: " + answer.error);
+        return reconnect;
+      }
+      const InverterReadings r = decode(answer.registers, now);
+      stats_.last_reading_ns = r.time_ns;
+      output_.readings.push_back(r);
+      if (settling_) check_settled(r, now);
+      return reconnect;
     }
   }
-
-  // Waits on the condition variable so stop() and new commands wake the worker at once (a command
-  // already seen does not: an off waiting for its retry time must not spin).
-  void wait_until(SteadyClock::time_point until, std::uint64_t seen) {
-    std::unique_lock lock(mutex);
-    wake.wait_until(lock, until, [&] { return stopping || commands != seen; });
-  }
-};
-
-InverterClient::InverterClient(asio::io_context& loop, InverterClientConfig config, Clock clock)
-    : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(clock))) {}
-
-InverterClient::~InverterClient() { stop(); }
-
-void InverterClient::on_readings(ReadingsHandler handler) { impl_->readings_handler = std::move(handler); }
-void InverterClient::on_link(LinkHandler handler) { impl_->link_handler = std::move(handler); }
-void InverterClient::on_event(EventHandler handler) { impl_->event_handler = std::move(handler); }
-void InverterClient::on_heartbeat(HeartbeatHandler handler) { impl_->heartbeat_handler = std::move(handler); }
-
-void InverterClient::start() {
-  std::lock_guard lock(impl_->mutex);
-  if (impl_->started) return;
-  impl_->started = true;
-  impl_->stopping = false;
-  impl_->link_stats.phase = InverterPhase::connecting;
-  impl_->worker = std::thread([impl = impl_.get()] { impl->run(); });
+  return false;
 }
 
-void InverterClient::stop() {
-  {
-    std::lock_guard lock(impl_->mutex);
-    if (!impl_->started) return;
-    impl_->stopping = true;
+// --- commands ---
+
+void InverterSession::command_off(TimeNs requested_ns, TimeNs now) {
+  // The oldest unserved request is kept: its latency is the one that matters.
+  if (!off_requested_) off_requested_ = requested_ns;
+  if (setpoint_pending_) {
+    const auto dropped = *std::exchange(setpoint_pending_, std::nullopt);
+    event(InverterEvent::Kind::command_failed, now,
+          std::string(to_string(dropped.mode)) + " " + format_value(dropped.setpoint) + ": replaced by mode off", dropped.requested_ns);
   }
-  impl_->wake.notify_all();
-  if (impl_->worker.joinable()) impl_->worker.join();
-  std::lock_guard lock(impl_->mutex);
-  impl_->started = false;
-  impl_->link_stats.phase = InverterPhase::stopped;
+  if (setpoint_active_) {
+    const auto dropped = *std::exchange(setpoint_active_, std::nullopt);
+    setpoint_writes_.clear();
+    event(InverterEvent::Kind::command_failed, now,
+          std::string(to_string(dropped.mode)) + " " + format_value(dropped.setpoint) + ": preempted by mode off", dropped.requested_ns);
+  }
 }
 
-void InverterClient::command_off(TimeNs requested_ns) {
-  {
-    std::lock_guard lock(impl_->mutex);
-    // The oldest unserved request is kept: its latency is the one that matters.
-    if (!impl_->off_requested) impl_->off_requested = requested_ns;
-    ++impl_->commands;
-    if (impl_->setpoint_pending) {
-      const auto dropped = *impl_->setpoint_pending;
-      impl_->setpoint_pending.reset();
-      impl_->post_event(InverterEvent::Kind::command_failed,
-                        std::string(to_string(dropped.mode)) + " " + format_value(dropped.setpoint) + ": replaced by mode off",
-                        dropped.requested_ns);
-    }
-  }
-  impl_->wake.notify_all();
-}
-
-void InverterClient::command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) {
+void InverterSession::command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns, TimeNs now) {
   if (mode == InverterMode::off) {
-    command_off(requested_ns);
+    command_off(requested_ns, now);
     return;
   }
-  const auto& l = impl_->config.limits;
+  const auto& l = config_.limits;
   double low = 0;
   double high = 0;
   switch (mode) {
@@ -843,26 +455,41 @@ void InverterClient::command_setpoint(InverterMode mode, double setpoint, TimeNs
   }
   const std::string what = std::string(to_string(mode)) + " " + format_value(setpoint);
   if (!std::isfinite(setpoint)) {
-    impl_->post_event(InverterEvent::Kind::command_failed, what + ": refused: not a finite value", requested_ns);
+    event(InverterEvent::Kind::command_failed, now, what + ": refused: not a finite value", requested_ns);
     return;
   }
-  const double clamped = std::clamp(setpoint, std::min(low, high), std::max(low, high));
-  {
-    std::lock_guard lock(impl_->mutex);
-    if (impl_->link_stats.phase != InverterPhase::running) {
-      impl_->post_event(InverterEvent::Kind::command_failed,
-                        what + ": refused: start-up not done (" + std::string(to_string(impl_->link_stats.phase)) + ")", requested_ns);
-      return;
-    }
-    impl_->setpoint_pending = Impl::SetpointCommand{mode, clamped, requested_ns};
-    ++impl_->commands;
+  if (stats_.phase != InverterPhase::running) {
+    event(InverterEvent::Kind::command_failed, now, what + ": refused: start-up not done (" + std::string(to_string(stats_.phase)) + ")",
+          requested_ns);
+    return;
   }
-  impl_->wake.notify_all();
+  setpoint_pending_ = SetpointCommand{mode, std::clamp(setpoint, std::min(low, high), std::max(low, high)), requested_ns};
 }
 
-InverterLinkStats InverterClient::stats() const {
-  std::lock_guard lock(impl_->mutex);
-  return impl_->link_stats;
+// --- the client: the session on the Modbus worker ---
+
+struct InverterClient::Impl {
+  Impl(asio::io_context& loop, InverterClientConfig config, Clock clock)
+      : worker(loop, ModbusWorkerConfig{config.endpoint, config.response_timeout_ns, config.retries, config.reconnect_interval_ns},
+               std::make_unique<InverterSession>(config), std::move(clock)) {}
+  ModbusWorker worker;
+};
+
+InverterClient::InverterClient(asio::io_context& loop, InverterClientConfig config, Clock clock)
+    : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(clock))) {}
+
+InverterClient::~InverterClient() { stop(); }
+
+void InverterClient::on_readings(ReadingsHandler handler) { impl_->worker.on_readings(std::move(handler)); }
+void InverterClient::on_link(LinkHandler handler) { impl_->worker.on_link(std::move(handler)); }
+void InverterClient::on_event(EventHandler handler) { impl_->worker.on_event(std::move(handler)); }
+void InverterClient::on_heartbeat(HeartbeatHandler handler) { impl_->worker.on_heartbeat(std::move(handler)); }
+void InverterClient::start() { impl_->worker.start(); }
+void InverterClient::stop() { impl_->worker.stop(); }
+void InverterClient::command_off(TimeNs requested_ns) { impl_->worker.command_off(requested_ns); }
+void InverterClient::command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) {
+  impl_->worker.command_setpoint(mode, setpoint, requested_ns);
 }
+InverterLinkStats InverterClient::stats() const { return impl_->worker.stats(); }
 
 }  // namespace cellguard::devices

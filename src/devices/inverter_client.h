@@ -20,8 +20,10 @@
 // a working kind does not hide a failing one (no flapping), and a successful transaction reports
 // the link ok only when no kind is failing.
 //
-// Threading: libmodbus is blocking, so the client owns one worker thread that does every Modbus
-// transaction; the public calls only queue and return at once (never block the loop). Results are
+// Structure (issue 14 item 2): InverterSession is the pure part (time in, Modbus requests out,
+// answers in, readings/events/link reports out; modbus_session.h) and ModbusWorker the I/O half
+// (modbus_worker.h: the libmodbus context on one worker thread, retries, the verified function-6
+// write). The public calls only queue and return at once (never block the loop); results are
 // posted to the loop's io_context, so every handler runs on the loop thread. command_off() preempts
 // whatever is queued: it is the next transaction after the one in flight.
 #pragma once
@@ -35,31 +37,11 @@
 #include <string_view>
 
 #include "core/result.h"
-
-namespace asio {
-class io_context;
-}  // namespace asio
+#include "devices/modbus_link.h"
+#include "devices/modbus_session.h"
+#include "devices/power_device.h"
 
 namespace cellguard::devices {
-
-using TimeNs = std::int64_t;
-
-// rtu:/dev/ttyUSB0?baud=19200&parity=N&data=8&stop=1&slave=2  |  tcp:HOST:PORT?slave=2
-struct InverterEndpoint {
-  enum class Transport : std::uint8_t { rtu, tcp };
-  Transport transport = Transport::rtu;
-  std::string device = "/dev/ttyUSB0";
-  unsigned baud = 19200;
-  char parity = 'N';
-  int data_bits = 8;
-  int stop_bits = 1;
-  std::string host;
-  int port = 502;
-  int slave = 2;
-};
-// Errors (invalid_argument) name the part of the URL that is wrong.
-Result<InverterEndpoint> parse_inverter_url(std::string_view url);
-std::string to_string(const InverterEndpoint& endpoint);
 
 // Addresses (raw PDU) and scalings; defaults are the rig's.
 struct InverterRegisterMap {
@@ -121,103 +103,98 @@ struct InverterClientConfig {
   TimeNs reconnect_interval_ns = 1'000'000'000;
 };
 
-enum class InverterMode : std::uint8_t { off, power, current, voltage };
-std::string_view to_string(InverterMode mode);
-
-struct InverterReadings {
-  TimeNs time_ns = 0;  // when the poll completed (caller's clock)
-  double battery_voltage_v = 0;
-  double voltage_ref_v = 0;
-  double dc_link_voltage_v = 0;
-  double dc_link_power_kw = 0;
-  double dc_link_current_a = 0;
-  double ambient_c = 0;
-  double heatsink_c = 0;
-  double comm_timer_s = 0;
-  bool ready = false;
-  std::array<std::uint16_t, 4> faults{};
-  std::array<std::uint16_t, 3> warnings{};
-  std::uint16_t status = 0;
-  double charged_kwh = 0;
-  double discharged_kwh = 0;
-  double power_limit_kw = 0;
-};
-
-enum class InverterPhase : std::uint8_t { connecting, starting, running, startup_failed, stopped };
-std::string_view to_string(InverterPhase phase);
-
-struct InverterLinkStats {
-  InverterPhase phase = InverterPhase::connecting;
-  std::uint64_t transactions = 0;
-  std::uint64_t timeouts = 0;
-  std::uint64_t crc_errors = 0;
-  std::uint64_t exceptions = 0;   // Modbus exception responses
-  std::uint64_t bad_answers = 0;  // malformed: wrong byte count, wrong echo, wrong unit or function
-  std::uint64_t echo_mismatches = 0;  // function-6 answers that did not echo address and value
-  std::uint64_t retries = 0;
-  std::uint64_t reconnects = 0;
-  std::uint64_t heartbeats = 0;   // acknowledged heartbeat writes
-  int consecutive_failures = 0;   // failed transactions since the link was last healthy
-  int read_failures = 0;          // failed polls since the last valid reading
-  int heartbeat_failures = 0;     // failed heartbeat writes since the last acknowledged one
-  TimeNs last_reading_ns = 0;     // caller's clock; 0: none yet
-  TimeNs last_heartbeat_ack_ns = 0;
-  std::string last_error;
-  InverterMode mode = InverterMode::off;  // last mode written successfully
-  double setpoint = 0;                    // last setpoint written successfully (A or kW)
-};
-
-// Something the client did or saw, for the edge's event log.
-struct InverterEvent {
-  enum class Kind : std::uint8_t {
-    connected, disconnected, startup_step, startup_done, startup_failed, command_written, command_failed,
-  };
-  Kind kind = Kind::connected;
-  TimeNs time_ns = 0;
-  std::string message;     // e.g. "security code 125 written", "mode off written 0.4 ms after the request"
-  TimeNs requested_ns = 0; // command_written/failed: when the command was requested
-};
-std::string_view to_string(InverterEvent::Kind kind);
-
-// Checks the answer to a function-6 write of `value` to `address` (`pdu`: function code and data,
-// without the transport's header or CRC). Returns 0 when it echoes the request; otherwise the
-// libmodbus errno (an exception code, or EMBBADDATA for a wrong function, length, address or value)
-// with `problem` saying what was wrong ("echoed address 41025 value 7, wrote 20 to 41025").
-int check_write_echo(const std::uint8_t* pdu, std::size_t length, std::uint16_t address, std::uint16_t value,
-                     std::string& problem);
-
-class InverterClient {
+// The rig's inverter as a pure Modbus session (see the header comment): the start-up sequence with
+// its readbacks, the heartbeat on its own schedule, polls of the input block, off before anything
+// else, setpoints (a mode change zeroes the setpoint first), freshness per kind of transaction.
+class InverterSession final : public ModbusSession {
  public:
-  using Clock = std::function<TimeNs()>;
-  using ReadingsHandler = std::function<void(const InverterReadings&)>;
-  // Every failed transaction (ok false, with the reason: timeout, CRC, exception, malformed answer,
-  // wrong echo, no link), and every successful one after which no kind of transaction is failing
-  // (ok true). A success while another kind still fails is not reported as ok.
-  using LinkHandler = std::function<void(bool ok, TimeNs time_ns, const std::string& detail)>;
-  using EventHandler = std::function<void(const InverterEvent&)>;
-  // Every acknowledged heartbeat write (echo verified), with the time of the answer.
-  using HeartbeatHandler = std::function<void(TimeNs time_ns)>;
+  explicit InverterSession(InverterClientConfig config);
 
+  void connected(TimeNs now, const std::string& endpoint) override;
+  void connect_failed(TimeNs now, const std::string& reason) override;
+  void disconnected(TimeNs now, const std::string& reason) override;
+  void stopped(TimeNs now) override;
+  std::optional<ModbusRequest> next_request(TimeNs now) override;
+  TimeNs next_wake(TimeNs now) const override;
+  bool reply(const ModbusRequest& request, const ModbusReply& reply, TimeNs now) override;
+  void command_off(TimeNs requested_ns, TimeNs now) override;
+  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns, TimeNs now) override;
+  InverterLinkStats stats() const override { return stats_; }
+
+ private:
+  enum class Pending : std::uint8_t { none, off, heartbeat, startup_write, startup_readback, setpoint_write, poll };
+  enum class Freshness : std::uint8_t { reading, heartbeat, other };
+  struct Write {
+    std::uint16_t address = 0;
+    std::uint16_t value = 0;
+    std::string what;
+  };
+  struct SetpointCommand {
+    InverterMode mode = InverterMode::off;
+    double setpoint = 0;
+    TimeNs requested_ns = 0;
+  };
+
+  void event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns = 0);
+  bool account(Freshness kind, const ModbusReply& reply, const std::string& what, TimeNs now);
+  void acknowledge_heartbeat(TimeNs now);
+  void begin_startup();
+  void fail_startup(TimeNs now, const std::string& reason);
+  void startup_step_done(TimeNs now, std::string detail);
+  void check_settled(const InverterReadings& r, TimeNs now);
+  bool heartbeat_live() const;
+  std::uint16_t heartbeat_value() const;
+  std::uint16_t mode_value(InverterMode mode) const;
+  std::uint16_t setpoint_raw(InverterMode mode, double value) const;
+  ModbusRequest request(ModbusRequest::Function function, std::uint16_t address, std::uint16_t count, std::uint16_t value,
+                        std::string what, Pending pending);
+  InverterReadings decode(const std::vector<std::uint16_t>& regs, TimeNs now) const;
+
+  const InverterClientConfig config_;
+  InverterLinkStats stats_;
+  bool link_up_ = false;
+  bool block_too_large_ = false;  // the input block does not fit one read: nothing more is done
+  Pending pending_ = Pending::none;
+  int other_failing_ = 0;  // start-up/command writes failed since the last success
+  std::uint16_t input_first_ = 0;
+  int input_count_ = 0;
+
+  std::vector<Write> startup_writes_;
+  std::size_t startup_index_ = 0;
+  bool readback_due_ = false;
+  std::string step_detail_;  // the start-up step's event text, completed by its readback
+  bool settling_ = false;
+  TimeNs settle_deadline_ = 0;
+  TimeNs next_startup_ = 0, next_heartbeat_ = 0, next_poll_ = 0, next_off_attempt_ = 0;
+
+  std::optional<TimeNs> off_requested_;
+  std::optional<SetpointCommand> setpoint_pending_;  // requested, not yet begun
+  std::optional<SetpointCommand> setpoint_active_;   // being written
+  std::vector<Write> setpoint_writes_;               // its writes still to do
+};
+
+class InverterClient final : public PowerDevice {
+ public:
   InverterClient(asio::io_context& loop, InverterClientConfig config, Clock clock);
-  ~InverterClient();  // stops the worker
+  ~InverterClient() override;  // stops the worker
   InverterClient(const InverterClient&) = delete;
   InverterClient& operator=(const InverterClient&) = delete;
 
-  void on_readings(ReadingsHandler handler);  // set before start()
-  void on_link(LinkHandler handler);
-  void on_event(EventHandler handler);
-  void on_heartbeat(HeartbeatHandler handler);
+  void on_readings(ReadingsHandler handler) override;  // set before start()
+  void on_link(LinkHandler handler) override;
+  void on_event(EventHandler handler) override;
+  void on_heartbeat(HeartbeatHandler handler) override;
 
-  void start();
-  void stop();
+  void start() override;
+  void stop() override;
 
   // Mode off at once (preempts queued commands). `requested_ns` is reported back in the event.
-  void command_off(TimeNs requested_ns);
+  void command_off(TimeNs requested_ns) override;
   // Mode and setpoint (A for current, kW for power, V for voltage), clamped to the limits; the
   // latest request replaces one not yet written. Refused (event command_failed) until start-up is done.
-  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns);
+  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) override;
 
-  InverterLinkStats stats() const;  // any thread
+  InverterLinkStats stats() const override;  // any thread
 
  private:
   struct Impl;

@@ -818,5 +818,172 @@ TEST(InverterWriteEcho, AnEchoMustRepeatTheFunctionAddressAndValue) {
   EXPECT_EQ(check_write_echo(unknown_exception, sizeof unknown_exception, 41025, 20, problem), EMBBADEXC);
 }
 
+
+// --- the pure session (issue 14 item 2): virtual time, answers from the simulator's register logic ---
+
+namespace session {
+
+// Answers from sim::InverterLogic in-process; no sockets, no sleeps: time is an argument.
+struct Device {
+  sim::InverterLogic logic;
+  std::vector<ModbusRequest> requests;
+  std::function<std::optional<ModbusReply>(const ModbusRequest&)> fault;
+
+  ModbusReply answer(const ModbusRequest& r) {
+    requests.push_back(r);
+    if (fault) {
+      if (auto reply = fault(r)) return *reply;
+    }
+    ModbusReply reply;
+    switch (r.function) {
+      case ModbusRequest::Function::write_register:
+        if (logic.write_holding(r.address, r.value) != sim::ModbusException::none) {
+          return {ModbusReply::Status::exception, {}, r.what + ": refused", "refused"};
+        }
+        return reply;
+      case ModbusRequest::Function::read_holding_registers:
+      case ModbusRequest::Function::read_input_registers:
+        for (std::uint16_t i = 0; i < r.count; ++i) {
+          std::uint16_t value = 0;
+          if (!logic.read_register(static_cast<std::uint16_t>(r.address + i), value)) {
+            return {ModbusReply::Status::exception, {}, r.what + ": Illegal data address", "Illegal data address"};
+          }
+          reply.registers.push_back(value);
+        }
+        return reply;
+    }
+    return reply;
+  }
+};
+
+struct Replay {
+  InverterSession session;
+  Device device;
+  TimeNs now = 1'000'000'000;
+  SessionOutput out;
+
+  explicit Replay(InverterClientConfig config) : session(std::move(config)) {
+    sim::InverterInputs in;
+    in.battery_voltage_v = 350;
+    in.dc_link_voltage_v = 350;
+    device.logic.update(in);
+  }
+  void collect() {
+    SessionOutput step = session.take_output();
+    for (auto& x : step.events) out.events.push_back(std::move(x));
+    for (auto& x : step.readings) out.readings.push_back(x);
+    for (auto& x : step.links) out.links.push_back(std::move(x));
+    for (auto& x : step.heartbeats) out.heartbeats.push_back(x);
+  }
+  // Steps to `until`: each transaction takes 1 ms; idle time jumps to the session's next wake.
+  void until(TimeNs end) {
+    while (now <= end) {
+      if (auto request = session.next_request(now)) {
+        const ModbusReply reply = device.answer(*request);
+        now += 1'000'000;
+        session.reply(*request, reply, now);
+      } else {
+        now = std::max(now + 1, session.next_wake(now));
+      }
+      collect();
+    }
+  }
+  bool has(InverterEvent::Kind kind, const std::string& text) const {
+    for (const auto& e : out.events)
+      if (e.kind == kind && e.message.find(text) != std::string::npos) return true;
+    return false;
+  }
+  std::string dump() const {
+    std::string text;
+    for (const auto& e : out.events) text += std::string(to_string(e.kind)) + ": " + e.message + "\n";
+    return text;
+  }
+};
+
+TEST(InverterSession, StartsUpInVirtualTimeWithReadbacksAndKeepsTheHeartbeatSchedule) {
+  Replay run(fast_config("tcp:127.0.0.1:1502?slave=2"));
+  run.session.connected(run.now, "tcp:127.0.0.1:1502?slave=2");
+  const TimeNs start = run.now;
+  run.until(start + 2'000'000'000);
+  ASSERT_EQ(run.session.stats().phase, InverterPhase::running) << run.dump();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_step, "security code written (125 to 41024), read back")) << run.dump();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_step, "mode off written (0 to 41026), read back 0")) << run.dump();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_done, "start-up done: 349.9")) << run.dump();  // 350 V in raw steps of 1/32.767 V
+  // Each start-up write is followed by its readback (function 3, never retried).
+  const auto& r = run.device.requests;
+  ASSERT_GE(r.size(), 18u);
+  EXPECT_EQ(r[0].function, ModbusRequest::Function::write_register);
+  EXPECT_EQ(r[0].address, 41024);
+  EXPECT_EQ(r[1].function, ModbusRequest::Function::read_holding_registers);
+  EXPECT_EQ(r[1].address, 41024);
+  EXPECT_EQ(r[1].retries, 0);
+  // Heartbeats every 250 ms of virtual time (give or take the 1 ms transaction they may wait for):
+  // 2 s give 8 (one per period after the start-up's).
+  std::vector<TimeNs> beats = run.out.heartbeats;
+  ASSERT_GE(beats.size(), 8u);
+  for (std::size_t i = 2; i < beats.size(); ++i) EXPECT_NEAR(static_cast<double>(beats[i] - beats[i - 1]), 250e6, 2e6) << i;
+  EXPECT_EQ(run.session.stats().heartbeats, beats.size());
+}
+
+TEST(InverterSession, OffPreemptsASetpointBeingWrittenAndIsTheNextRequest) {
+  Replay run(fast_config("tcp:127.0.0.1:1502?slave=2"));
+  run.session.connected(run.now, "sim");
+  run.until(run.now + 1'000'000'000);
+  ASSERT_EQ(run.session.stats().phase, InverterPhase::running) << run.dump();
+  run.session.command_setpoint(InverterMode::current, -20, run.now, run.now);
+  // Whatever is due first (a heartbeat, a poll) goes first; then the setpoint register is written.
+  bool setpoint_written = false;
+  for (int i = 0; i < 5 && !setpoint_written; ++i) {
+    auto request = run.session.next_request(run.now);
+    ASSERT_TRUE(request.has_value());
+    setpoint_written = request->what == "setpoint";
+    run.session.reply(*request, run.device.answer(*request), run.now + 1'000'000);
+  }
+  ASSERT_TRUE(setpoint_written);
+  // Off arrives while the mode write is still to come: it is next, and the setpoint is preempted.
+  run.session.command_off(run.now, run.now);
+  auto next = run.session.next_request(run.now);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->what, "mode off");
+  run.session.reply(*next, run.device.answer(*next), run.now + 2'000'000);
+  run.collect();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::command_failed, "current -20: preempted by mode off")) << run.dump();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::command_written, "mode off written 2.0 ms after the request")) << run.dump();
+  EXPECT_EQ(run.session.stats().mode, InverterMode::off);
+  // The mode register was never set to current.
+  for (const auto& r : run.device.requests) EXPECT_FALSE(r.address == 41026 && r.value == 2 && r.function == ModbusRequest::Function::write_register);
+}
+
+TEST(InverterSession, UnansweredReadsAreReadFailuresUntilAReadSucceeds) {
+  Replay run(fast_config("tcp:127.0.0.1:1502?slave=2"));
+  run.session.connected(run.now, "sim");
+  run.until(run.now + 1'000'000'000);
+  ASSERT_EQ(run.session.stats().phase, InverterPhase::running) << run.dump();
+  run.device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
+    if (r.function == ModbusRequest::Function::read_input_registers) return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout", "timeout"};
+    return std::nullopt;
+  };
+  const TimeNs last = run.session.stats().last_reading_ns;
+  bool reconnect = false;
+  while (!reconnect) {
+    auto request = run.session.next_request(run.now);
+    if (!request) {
+      run.now = run.session.next_wake(run.now);
+      continue;
+    }
+    run.now += 1'000'000;
+    reconnect = run.session.reply(*request, run.device.answer(*request), run.now);
+  }
+  // Heartbeats succeed in between, yet the reads stay failing: three in a row ask for a reconnect.
+  EXPECT_GE(run.session.stats().read_failures, 3);
+  EXPECT_EQ(run.session.stats().heartbeat_failures, 0);
+  EXPECT_EQ(run.session.stats().last_reading_ns, last);
+  EXPECT_EQ(run.session.stats().last_error, "read input registers: timeout");
+  run.session.disconnected(run.now, "link lost: read input registers: timeout");
+  EXPECT_EQ(run.session.stats().phase, InverterPhase::connecting);
+}
+
+}  // namespace session
+
 }  // namespace
 }  // namespace cellguard::devices

@@ -669,6 +669,14 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
   auto& inv = c.inverter;
   auto& cl = inv.client;
   s.boolean("enabled", inv.enabled);
+  std::size_t model = 0;
+  if (s.choice("model", {"rig", "sunspec"}, model)) inv.model = static_cast<devices::PowerDeviceModel>(model);
+  // The rig's register map, scalings and mode codes mean nothing to a SunSpec device (its map is found on it).
+  if (inv.model == devices::PowerDeviceModel::sunspec) {
+    for (const char* rig_only : {"registers", "scales", "codes"}) {
+      if (s.node(rig_only)) r.problem(s.key(rig_only), "applies to model \"rig\" only (a SunSpec device describes its own map)");
+    }
+  }
   if (s.string("url", inv.url)) {
     auto ep = devices::parse_inverter_url(inv.url);
     if (!ep) {

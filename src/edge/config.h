@@ -78,6 +78,7 @@ struct OutputsSection {
 
 struct InverterSection {
   bool enabled = true;
+  devices::PowerDeviceModel model = devices::PowerDeviceModel::rig;  // the register map it speaks
   std::string url = "rtu:/dev/ttyUSB0?baud=19200&slave=2";
   devices::InverterClientConfig client;        // endpoint parsed from url
 };

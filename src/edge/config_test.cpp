@@ -377,6 +377,36 @@ TEST(EdgeConfig, RegisterMapMustBeCompleteAndDistinct) {
              "overlaps ambient_temp");
 }
 
+// Issue 14 item 2: the device model is chosen in [inverter]; the rig's map tables belong to "rig" only.
+TEST(EdgeConfig, InverterModelSelectsTheDevice) {
+  EdgeConfig c;
+  ASSERT_TRUE(parse_rig(rig_text(), c).ok());
+  EXPECT_EQ(c.inverter.model, devices::PowerDeviceModel::rig);
+  // Without the rig's map tables, "sunspec" loads clean.
+  std::string text = rig_text();
+  text = text.substr(0, text.find("[inverter.registers]")) + text.substr(text.find("[inverter.codes]"));
+  text = text.substr(0, text.find("[inverter.codes]")) + text.substr(text.find("\n[", text.find("[inverter.codes]")) + 1);
+  text = rig_with(text, "[inverter]", "[inverter]\nmodel = \"sunspec\"");
+  EdgeConfig sunspec;
+  auto check = parse_rig(text, sunspec);
+  EXPECT_TRUE(check.ok()) << check.to_string();
+  EXPECT_EQ(sunspec.inverter.model, devices::PowerDeviceModel::sunspec);
+  // With them, each is named.
+  EdgeConfig mixed;
+  std::string with_map = rig_with(rig_text(), "[inverter]", "[inverter]\nmodel = \"sunspec\"");
+  auto problems = parse_rig(with_map, mixed);
+  for (const char* key : {"inverter.registers", "inverter.scales", "inverter.codes"}) {
+    auto* p = find_problem(problems, key);
+    ASSERT_NE(p, nullptr) << key << "\n" << problems.to_string();
+    EXPECT_NE(p->message.find("applies to model \"rig\" only"), std::string::npos) << p->message;
+  }
+  text = rig_with(rig_text(), "[inverter]", "[inverter]\nmodel = \"sunspek\"");
+  auto wrong = parse_rig(text, mixed);
+  auto* p = find_problem(wrong, "inverter.model");
+  ASSERT_NE(p, nullptr) << wrong.to_string();
+  EXPECT_NE(p->message.find("did you mean 'sunspec'"), std::string::npos) << p->message;
+}
+
 TEST(EdgeConfig, MissingRequiredParts) {
   EdgeConfig c;
   std::string text = rig_with(rig_text(), "dbc = \"../cellguard-rig.dbc\"", "");

@@ -20,6 +20,7 @@
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
 #include "devices/board_link.h"
+#include "devices/channels.h"
 #include "devices/inverter_client.h"
 #include "devices/outputs.h"
 #include "edge/events.h"
@@ -38,22 +39,23 @@
 namespace cellguard::edge {
 namespace {
 
-// Non-CAN channels of the recording, with their units.
-constexpr std::pair<const char*, const char*> kSampleChannels[] = {
-    {"board.temp1_c", "degC"},           {"board.temp2_c", "degC"},
-    {"board.pressure", "bar"},           {"inverter.battery_voltage_v", "V"},
-    {"inverter.dc_link_voltage_v", "V"}, {"inverter.dc_link_current_a", "A"},
-    {"inverter.dc_link_power_kw", "kW"}, {"inverter.heatsink_c", "degC"},
-    {"inverter.ambient_c", "degC"},      {"safety.state", ""},
-    // The board as the rig logged it (its CSV's Ardu_* columns) and the rig's violation flags.
-    {"board.temp1_adc", "count"},        {"board.temp2_adc", "count"},
-    {"board.pressure_adc", "count"},     {recorder::kRigFlagsChannel, ""},
-    // The CAN controller's counters (item 5 of issue 13), recorded when they change; the server's
-    // /metrics shows every "can.*_total" channel per edge.
-    {"can.error_frames_total", ""},      {"can.bus_off_total", ""},
-    {"can.error_passive_total", ""},     {"can.error_warning_total", ""},
-    {"can.restarts_total", ""},          {"can.restart_requests_total", ""},
-    {"can.rx_queue_overflows_total", ""}};
+// Non-CAN channels of the recording, with their units, in the order they are registered: the
+// devices' measurements (devices/channels.h), the state, the board as the rig logged it (its CSV's
+// Ardu_* columns: the ADC counts), the rig's violation flags, the CAN controller's counters (issue 13
+// item 5, recorded when they change; the server's /metrics shows every "can.*_total" channel per edge).
+std::vector<std::pair<std::string, std::string>> sample_channels() {
+  std::vector<std::pair<std::string, std::string>> channels;
+  for (const auto& c : devices::kBoardChannels) channels.emplace_back(c.record, c.unit);
+  for (const auto& c : devices::kPowerChannels) channels.emplace_back(c.record, c.unit);
+  channels.emplace_back("safety.state", "");
+  for (const auto& c : devices::kBoardChannels) channels.emplace_back(c.raw_record, "count");
+  channels.emplace_back(recorder::kRigFlagsChannel, "");
+  for (const char* counter : {"can.error_frames_total", "can.bus_off_total", "can.error_passive_total", "can.error_warning_total",
+                              "can.restarts_total", "can.restart_requests_total", "can.rx_queue_overflows_total"}) {
+    channels.emplace_back(counter, "");
+  }
+  return channels;
+}
 
 // The rig's violation flag (bit of recorder::kRigFlagColumns) a limit on this quantity raises, or -1.
 int rig_flag_bit(safety::Quantity quantity) {
@@ -366,7 +368,7 @@ class Edge {
     if (auto text = read_file(config_.can.dbc_path)) (void)recorder_->set_meta("dbc", *text);
     (void)recorder_->set_meta("config_sha256", config_.sha256);
     (void)recorder_->set_meta("edge_id", config_.edge_id);
-    for (const auto& [name, unit] : kSampleChannels) {
+    for (const auto& [name, unit] : sample_channels()) {
       auto id = recorder_->channel(name, unit);
       if (!id) return id.error();
       record_channels_[name] = *id;
@@ -417,9 +419,11 @@ class Edge {
       }
       return m;
     };
-    sc.hints.rig_columns = {{"board.temp1_adc", "Ardu_Temp1"},       {"board.temp2_adc", "Ardu_Temp2"},
-                            {"board.pressure_adc", "Ardu_Press"},    {"inverter.dc_link_power_kw", "modbus_Power"},
-                            {"inverter.dc_link_current_a", "modbus_Current"}, {"inverter.battery_voltage_v", "modbus_Voltage"}};
+    // The rig CSV's device columns, from the channel catalogue (the board's carry the ADC counts).
+    for (const auto& c : devices::kBoardChannels) sc.hints.rig_columns.emplace(c.raw_record, c.rig_column);
+    for (const auto& c : devices::kPowerChannels) {
+      if (!c.rig_column.empty()) sc.hints.rig_columns.emplace(c.record, c.rig_column);
+    }
     auto sender = uplink::Sender::start(std::move(sc));
     if (!sender) return sender.error();
     sender_ = std::move(*sender);
@@ -434,8 +438,8 @@ class Edge {
     return outputs_->set_all(states);
   }
 
-  safety::ChannelId add_device_channel(const char* name, safety::Quantity quantity, const char* label) {
-    auto id = supervisor_->add_channel({name, quantity, 0, label});
+  safety::ChannelId add_device_channel(std::string_view name, safety::Quantity quantity, std::string_view label) {
+    auto id = supervisor_->add_channel({std::string(name), quantity, 0, std::string(label)});
     return id ? *id : safety::kNoChannel;  // only fails for module quantities without a module id
   }
 
@@ -457,9 +461,10 @@ class Edge {
                        pins[static_cast<std::size_t>(devices::Output::relay3)]};
     link.output_pins.assign(pins.begin(), pins.end());  // the only pins the board is ever told to write
     board_ = std::make_unique<devices::BoardLink>(io_, std::move(link), mono_now);
-    board_temp1_ = add_device_channel("board.Temp1", safety::Quantity::board_temperature, "board temperature 1");
-    board_temp2_ = add_device_channel("board.Temp2", safety::Quantity::board_temperature, "board temperature 2");
-    board_pressure_ = add_device_channel("board.Press", safety::Quantity::board_pressure, "board pressure");
+    for (std::size_t i = 0; i < devices::kBoardChannels.size(); ++i) {
+      const auto& c = devices::kBoardChannels[i];
+      board_channels_[i] = add_device_channel(c.supervised, c.quantity, c.fact);
+    }
     board_->on_reading(guard("board reading", [this](const devices::BoardReading& r) { on_board_reading(r); }));
     board_->on_invalid_line(guard("board invalid line", [this](std::string_view line, const Error& error) {
       on_board_invalid_line(line, error);
@@ -576,13 +581,11 @@ class Edge {
 
   Result<void> open_inverter() {
     if (!config_.inverter.enabled) return success();
-    inverter_ = std::make_unique<devices::InverterClient>(io_, config_.inverter.client, mono_now);
-    inverter_battery_ = add_device_channel("inverter.battery_voltage", safety::Quantity::inverter_battery_voltage,
-                                           "inverter battery voltage");
-    inverter_dc_link_ = add_device_channel("inverter.dc_link_voltage", safety::Quantity::dc_link_voltage,
-                                           "inverter DC link voltage");
-    inverter_current_ = add_device_channel("inverter.dc_link_current", safety::Quantity::pack_current,
-                                           "inverter DC link current");
+    inverter_ = devices::make_power_device(config_.inverter.model, io_, config_.inverter.client, mono_now);
+    for (std::size_t i = 0; i < devices::kPowerChannels.size(); ++i) {
+      const auto& c = devices::kPowerChannels[i];
+      if (c.quantity) power_channels_[i] = add_device_channel(c.supervised, *c.quantity, c.fact);
+    }
     inverter_->on_readings(guard("inverter readings", [this](const devices::InverterReadings& r) { on_inverter_readings(r); }));
     inverter_->on_link(guard("inverter link", [this](bool ok, TimeNs, const std::string& detail) {
       if (ok != inverter_link_ok_) {
@@ -875,10 +878,9 @@ class Edge {
   void on_board_reading(const devices::BoardReading& r) {
     const TimeNs now = mono_now();
     execute(supervisor_->on_board_line_valid(now));
-    const std::array<std::pair<safety::ChannelId, const devices::Conversion*>, 3> values = {
-        {{board_temp1_, &r.temp1_c}, {board_temp2_, &r.temp2_c}, {board_pressure_, &r.pressure}}};
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      const auto& [channel, conversion] = values[i];
+    for (std::size_t i = 0; i < devices::kBoardChannels.size(); ++i) {
+      const safety::ChannelId channel = board_channels_[i];
+      const devices::Conversion* conversion = &(r.*devices::kBoardChannels[i].value);
       if (conversion->in_range != board_in_range_[i]) {
         board_in_range_[i] = conversion->in_range;
         emit({{"t", wall_s()},
@@ -894,12 +896,12 @@ class Edge {
     last_board_ = r;
     if (recorder_) {
       const TimeNs wall = wall_now();
-      recorder_->record_sample(wall, record_channels_["board.temp1_c"], r.temp1_c.value);
-      recorder_->record_sample(wall, record_channels_["board.temp2_c"], r.temp2_c.value);
-      recorder_->record_sample(wall, record_channels_["board.pressure"], r.pressure.value);
-      recorder_->record_sample(wall, record_channels_["board.temp1_adc"], static_cast<double>(r.temp1_adc));
-      recorder_->record_sample(wall, record_channels_["board.temp2_adc"], static_cast<double>(r.temp2_adc));
-      recorder_->record_sample(wall, record_channels_["board.pressure_adc"], static_cast<double>(r.pressure_adc));
+      for (const auto& c : devices::kBoardChannels) {
+        recorder_->record_sample(wall, record_channels_[std::string(c.record)], (r.*c.value).value);
+      }
+      for (const auto& c : devices::kBoardChannels) {
+        recorder_->record_sample(wall, record_channels_[std::string(c.raw_record)], static_cast<double>(r.*c.raw));
+      }
     }
     after_inputs();
   }
@@ -907,9 +909,10 @@ class Edge {
   void on_inverter_readings(const devices::InverterReadings& r) {
     const TimeNs now = mono_now();
     execute(supervisor_->on_inverter_reading(now));  // freshness first: a valid reading arrived
-    if (auto d = supervisor_->on_sample(inverter_battery_, now, r.battery_voltage_v)) execute(*d);
-    if (auto d = supervisor_->on_sample(inverter_dc_link_, now, r.dc_link_voltage_v)) execute(*d);
-    if (auto d = supervisor_->on_sample(inverter_current_, now, r.dc_link_current_a)) execute(*d);
+    for (std::size_t i = 0; i < devices::kPowerChannels.size(); ++i) {
+      if (power_channels_[i] == safety::kNoChannel) continue;
+      if (auto d = supervisor_->on_sample(power_channels_[i], now, r.*devices::kPowerChannels[i].value)) execute(*d);
+    }
     last_inverter_ = r;
     if (readback_ && readback_->pending()) {
       const double measured = runner_->schedule().kind == schedule::SetpointKind::current_a ? r.dc_link_current_a
@@ -918,12 +921,9 @@ class Edge {
     }
     if (recorder_) {
       const TimeNs wall = wall_now();
-      recorder_->record_sample(wall, record_channels_["inverter.battery_voltage_v"], r.battery_voltage_v);
-      recorder_->record_sample(wall, record_channels_["inverter.dc_link_voltage_v"], r.dc_link_voltage_v);
-      recorder_->record_sample(wall, record_channels_["inverter.dc_link_current_a"], r.dc_link_current_a);
-      recorder_->record_sample(wall, record_channels_["inverter.dc_link_power_kw"], r.dc_link_power_kw);
-      recorder_->record_sample(wall, record_channels_["inverter.heatsink_c"], r.heatsink_c);
-      recorder_->record_sample(wall, record_channels_["inverter.ambient_c"], r.ambient_c);
+      for (const auto& c : devices::kPowerChannels) {
+        recorder_->record_sample(wall, record_channels_[std::string(c.record)], r.*c.value);
+      }
     }
     after_inputs();
   }
@@ -1759,7 +1759,7 @@ class Edge {
   std::unique_ptr<can::Bus> bus_;
   std::unique_ptr<devices::BoardLink> board_;
   std::unique_ptr<devices::Outputs> outputs_;
-  std::unique_ptr<devices::InverterClient> inverter_;
+  std::unique_ptr<devices::PowerDevice> inverter_;  // the configured model (devices/power_device.h)
   std::unique_ptr<recorder::Recorder> recorder_;
   std::unique_ptr<uplink::Sender> sender_;
   std::unique_ptr<EventWriter> events_;
@@ -1790,10 +1790,11 @@ class Edge {
   LatencyHistogram frame_latency_;
   LatencyHistogram action_latency_;  // offending frame arrived -> command issued
 
-  safety::ChannelId board_temp1_ = safety::kNoChannel, board_temp2_ = safety::kNoChannel,
-                    board_pressure_ = safety::kNoChannel;
-  safety::ChannelId inverter_battery_ = safety::kNoChannel, inverter_dc_link_ = safety::kNoChannel,
-                    inverter_current_ = safety::kNoChannel;
+  // Supervised channels of the devices, by their row in the channel catalogue (devices/channels.h).
+  std::array<safety::ChannelId, devices::kBoardChannels.size()> board_channels_ = {safety::kNoChannel, safety::kNoChannel,
+                                                                                   safety::kNoChannel};
+  std::array<safety::ChannelId, devices::kPowerChannels.size()> power_channels_ = {
+      safety::kNoChannel, safety::kNoChannel, safety::kNoChannel, safety::kNoChannel, safety::kNoChannel, safety::kNoChannel};
   std::array<bool, 3> board_in_range_{true, true, true};
   std::uint64_t board_invalid_reported_ = 0;
   std::optional<devices::BoardReading> last_board_;
