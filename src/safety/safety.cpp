@@ -818,9 +818,9 @@ void Supervisor::update_module(Module& m, int id) {
 
 // ---- the non-limit rules: one table ------------------------------------------------------------
 //
-// Each rule is one entry: what it evaluates at the current time (nullptr: its input alone decides,
-// e.g. a stop request), when that evaluation may next decide something (nullptr: never by time
-// alone), and its active causes (nullptr: it acts and keeps no cause). check_time_rules(),
+// Each rule is one entry: what it evaluates at the current time (none: its input alone decides,
+// e.g. a stop request), when that evaluation may next decide something (none: never by time alone),
+// and its active causes (none: it acts and keeps no cause). check_time_rules(),
 // next_deadline_ns() and for_each_cause() iterate the table in its order, which is also the order
 // causes are listed and the first dangerous one is chosen; the calls are resolved at compile time.
 
@@ -832,11 +832,16 @@ struct CauseVisitor {
   void (*call)(const void* context, const Reason& cause);
   void operator()(const Reason& cause) const { call(context, cause); }
 };
+// The defaults of a rule that its input alone decides, that time never triggers, that keeps no cause.
+void decided_by_input(Supervisor&) {}
+TimeNs no_deadline(const Supervisor&) { return kNever; }
+void no_causes(const Supervisor&, CauseVisitor) {}
+
 struct Rule {
-  std::array<RuleKind, 2> kinds{};                  // its causes or decisions (second: none if one)
-  void (*evaluate)(Supervisor&) = nullptr;          // decides at now_ns_; nullptr: its input decides
-  TimeNs (*deadline)(const Supervisor&) = nullptr;  // when evaluate may next decide; nullptr: never
-  void (*causes)(const Supervisor&, CauseVisitor) = nullptr;  // its active causes; nullptr: only acts
+  std::array<RuleKind, 2> kinds{};                               // its causes or decisions (or none)
+  void (*evaluate)(Supervisor&) = &decided_by_input;             // decides at now_ns_
+  TimeNs (*deadline)(const Supervisor&) = &no_deadline;          // when evaluate may next decide
+  void (*causes)(const Supervisor&, CauseVisitor) = &no_causes;  // visits its active causes
 };
 
 }  // namespace
@@ -970,8 +975,9 @@ struct Supervisor::Rules {
 std::vector<Supervisor::RuleSummary> Supervisor::rule_table() {
   std::vector<RuleSummary> out;
   for (const Rule& rule : Rules::kTable) {
-    out.push_back(
-        {.kinds = rule.kinds, .timed = rule.deadline != nullptr, .has_cause = rule.causes != nullptr});
+    out.push_back({.kinds = rule.kinds,
+                   .timed = rule.deadline != &no_deadline,
+                   .has_cause = rule.causes != &no_causes});
   }
   return out;
 }
@@ -995,8 +1001,8 @@ void Supervisor::check_time_rules() {
     }
   }
   Rules::for_each([&](auto i) {
-    constexpr auto evaluate = Rules::kTable[i].evaluate;
-    if constexpr (evaluate != nullptr) evaluate(*this);
+    constexpr auto evaluate = Rules::kTable[i].evaluate;  // a direct call
+    evaluate(*this);
   });
 }
 
@@ -1236,7 +1242,7 @@ void Supervisor::for_each_cause(Visit visit) const {
       &visit, [](const void* context, const Reason& cause) { (*static_cast<const Visit*>(context))(cause); }};
   Rules::for_each([&](auto i) {
     constexpr auto causes = Rules::kTable[i].causes;
-    if constexpr (causes != nullptr) causes(*this, visitor);
+    causes(*this, visitor);
   });
 }
 
@@ -1284,7 +1290,7 @@ TimeNs Supervisor::next_deadline_ns() const {
   }
   Rules::for_each([&](auto i) {
     constexpr auto deadline = Rules::kTable[i].deadline;
-    if constexpr (deadline != nullptr) next = std::min(next, deadline(*this));
+    next = std::min(next, deadline(*this));
   });
   return next;
 }
