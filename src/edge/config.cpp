@@ -127,6 +127,10 @@ class Reader {
     check_.problems.push_back({file_, at.line, at.column, key, std::move(message)});
   }
   std::size_t count() const { return check_.problems.size(); }
+  bool has_problem(std::string_view key) const {
+    return std::any_of(check_.problems.begin(), check_.problems.end(),
+                       [&](const ConfigProblem& p) { return p.key == key; });
+  }
 
  private:
   std::string file_;
@@ -484,11 +488,7 @@ void read_modules(Reader& r, Section s, EdgeConfig& c) {
   s.string("min_temperature_signal", m.min_temperature_signal);  // "" = not supervised
   s.string("current_signal", m.current_signal);                  // "" = unknown current
   s.integer_in("stale_cycles", c.safety.stale_sync_cycles, 1, 1000);
-  if (s.integer_in("dangerous_cycles", c.safety.dangerous_sync_cycles, 1, 10000) &&
-      c.safety.dangerous_sync_cycles <= c.safety.stale_sync_cycles) {
-    r.problem(s.key("dangerous_cycles"), "must be greater than stale_cycles (" +
-                                             std::to_string(c.safety.stale_sync_cycles) + ")");
-  }
+  s.integer_in("dangerous_cycles", c.safety.dangerous_sync_cycles, 1, 10000);
   s.ms("dangerous_silence_ms", c.safety.dangerous_silence_ns);
   c.safety.expected_module_count = m.expected;
   s.finish();
@@ -801,8 +801,9 @@ void read_schedule(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   s.finish();
 }
 
-// One rule table; `cfg` keeps absent thresholds disabled.
-void read_rule(Reader& r, Section s, safety::RuleConfig& rule) {
+// One rule table; absent thresholds stay disabled. Its consistency (warning inside dangerous,
+// hysteresis within the gaps) is safety::validate()'s, reported at each key by check_supervisor().
+void read_rule(Section s, safety::RuleConfig& rule) {
   s.number("warning_high", rule.warning_high);
   s.number("dangerous_high", rule.dangerous_high);
   s.number("warning_low", rule.warning_low);
@@ -811,42 +812,6 @@ void read_rule(Reader& r, Section s, safety::RuleConfig& rule) {
   s.ms("warning_debounce_ms", rule.warning_debounce_ns, true);
   s.ms("dangerous_debounce_ms", rule.dangerous_debounce_ns, true);
   s.finish();
-  // The checks of safety::validate(), each at its key, all reported.
-  const auto& wh = rule.warning_high;
-  const auto& dh = rule.dangerous_high;
-  const auto& wl = rule.warning_low;
-  const auto& dl = rule.dangerous_low;
-  if (wh && dh) {
-    if (!(*wh < *dh)) {
-      r.problem(s.key("warning_high"), format_number(*wh) + " is not inside the dangerous limit " +
-                                           format_number(*dh) + " (must be below dangerous_high)");
-    } else if (!(rule.hysteresis < *dh - *wh)) {
-      r.problem(s.key("hysteresis"), format_number(rule.hysteresis) +
-                                         " must be smaller than the gap dangerous_high - warning_high (" +
-                                         format_number(*dh - *wh) + ")");
-    }
-  }
-  if (wl && dl) {
-    if (!(*wl > *dl)) {
-      r.problem(s.key("warning_low"), format_number(*wl) + " is not inside the dangerous limit " +
-                                          format_number(*dl) + " (must be above dangerous_low)");
-    } else if (!(rule.hysteresis < *wl - *dl)) {
-      r.problem(s.key("hysteresis"), format_number(rule.hysteresis) +
-                                         " must be smaller than the gap warning_low - dangerous_low (" +
-                                         format_number(*wl - *dl) + ")");
-    }
-  }
-  const auto& top = wh ? wh : dh;
-  const auto& bottom = wl ? wl : dl;
-  if (top && bottom && !(*bottom < *top)) {
-    r.problem(s.key(wl ? "warning_low" : "dangerous_low"),
-              format_number(*bottom) + " must be below the high threshold " + format_number(*top));
-  }
-  // Hysteresis wider than the whole band would never let a condition clear.
-  if (top && bottom && *bottom < *top && !(rule.hysteresis < *top - *bottom)) {
-    r.problem(s.key("hysteresis"), format_number(rule.hysteresis) + " must be smaller than the normal band (" +
-                                       format_number(*top - *bottom) + ")");
-  }
 }
 
 void read_safety(Reader& r, Section s, EdgeConfig& c) {
@@ -858,9 +823,7 @@ void read_safety(Reader& r, Section s, EdgeConfig& c) {
   s.ms("contactor_max_delay_ms", sc.contactor_max_delay_ns, true);
   s.ms("current_max_age_ms", sc.current_max_age_ns);
   s.number_in("hot_c", sc.hot_c, -100, 500);
-  if (s.number_in("cooled_c", sc.cooled_c, -100, 500) && !(sc.cooled_c < sc.hot_c)) {
-    r.problem(s.key("cooled_c"), "must be below hot_c (" + format_number(sc.hot_c) + ")");
-  }
+  s.number_in("cooled_c", sc.cooled_c, -100, 500);
   s.number_in("nudge_current_a", sc.nudge_current_a, 0, 1e4);
 
   Section limits = s.table("limits");
@@ -868,7 +831,7 @@ void read_safety(Reader& r, Section s, EdgeConfig& c) {
   for (std::size_t i = 0; i < safety::kQuantityCount; ++i) {
     auto q = static_cast<safety::Quantity>(i);
     Section t = limits.table(safety::to_string(q));
-    if (t.present()) read_rule(r, t, sc.rules[i]);
+    if (t.present()) read_rule(t, sc.rules[i]);
   }
   limits.finish();
   if (limits.present()) {
@@ -896,14 +859,6 @@ void read_safety(Reader& r, Section s, EdgeConfig& c) {
     // A command waits up to one board cycle to be sent and is applied up to one cycle later (the
     // rig's sketch): the precharge must not take a DC-link reading as its result before then.
     pc.settle_ns = c.board.link.writer.cycle_ns * 5 / 2;
-  }
-  if (pc.relays.main_positive == pc.relays.precharge) {
-    r.problem(p.key("main_positive_relay"), "relay" + std::to_string(pc.relays.main_positive) +
-                                                " is already the precharge relay (roles need three relays)");
-  }
-  if (pc.relays.main_negative == pc.relays.precharge || pc.relays.main_negative == pc.relays.main_positive) {
-    r.problem(p.key("main_negative_relay"), "relay" + std::to_string(pc.relays.main_negative) +
-                                                " already has another role (roles need three relays)");
   }
   p.number_in("match_tolerance_v", pc.match_tolerance_v, 0, 1e4, true);
   p.s("timeout_s", pc.timeout_ns);
@@ -1004,25 +959,67 @@ void check_across(Reader& r, EdgeConfig& c) {
   }
 }
 
-// safety::validate() as a backstop: its first message, at the key it concerns.
-void check_supervisor(Reader& r, const safety::SupervisorConfig& config) {
-  auto v = safety::validate(config);
-  if (v) return;
-  const std::string& m = v.error().message;
-  std::string key = "safety";
-  for (std::size_t i = 0; i < safety::kQuantityCount; ++i) {
-    std::string q(safety::to_string(static_cast<safety::Quantity>(i)));
-    if (m.starts_with(q + ":")) key = "safety.limits." + q;
+// Where each supervisor setting is written in the file. Exhaustive (no default): a new setting of
+// safety::validate() needs its key here.
+std::string setting_key(safety::ConfigField field, safety::Quantity quantity) {
+  using F = safety::ConfigField;
+  const std::string limits = "safety.limits." + std::string(safety::to_string(quantity)) + ".";
+  switch (field) {
+    case F::warning_high: return limits + "warning_high";
+    case F::dangerous_high: return limits + "dangerous_high";
+    case F::warning_low: return limits + "warning_low";
+    case F::dangerous_low: return limits + "dangerous_low";
+    case F::hysteresis: return limits + "hysteresis";
+    case F::warning_debounce_ns: return limits + "warning_debounce_ms";
+    case F::dangerous_debounce_ns: return limits + "dangerous_debounce_ms";
+    case F::expected_module_count: return "modules.expected";
+    case F::stale_sync_cycles: return "modules.stale_cycles";
+    case F::dangerous_sync_cycles: return "modules.dangerous_cycles";
+    case F::dangerous_silence_ns: return "modules.dangerous_silence_ms";
+    case F::board_timeout_ns: return "board.timeout_ms";
+    case F::inverter_failure_limit: return "inverter.failure_limit";
+    case F::inverter_readings_timeout_ns: return "inverter.readings_timeout_ms";
+    case F::inverter_heartbeat_timeout_ns: return "inverter.heartbeat_ack_timeout_ms";
+    case F::contactor_open_current_a: return "safety.contactor_open_current_a";
+    case F::contactor_max_delay_ns: return "safety.contactor_max_delay_ms";
+    case F::hot_c: return "safety.hot_c";
+    case F::cooled_c: return "safety.cooled_c";
+    case F::nudge_current_a: return "safety.nudge_current_a";
+    case F::precharge_relay: return "safety.precharge.precharge_relay";
+    case F::main_positive_relay: return "safety.precharge.main_positive_relay";
+    case F::main_negative_relay: return "safety.precharge.main_negative_relay";
+    case F::match_tolerance_v: return "safety.precharge.match_tolerance_v";
+    case F::precharge_timeout_ns: return "safety.precharge.timeout_s";
+    case F::retry_delay_ns: return "safety.precharge.retry_delay_s";
+    case F::max_attempts: return "safety.precharge.max_attempts";
+    case F::settle_ns: return "safety.precharge.settle_ms";
   }
-  if (m.starts_with("expected_module_count")) key = "modules.expected";
-  if (m.starts_with("stale_sync_cycles")) key = "modules.dangerous_cycles";
-  if (m.starts_with("inverter_failure_limit")) key = "inverter.failure_limit";
-  if (m.starts_with("contactor_open_current_a")) key = "safety.contactor_open_current_a";
-  if (m.starts_with("cooled_c")) key = "safety.cooled_c";
-  if (m.starts_with("nudge_current_a")) key = "safety.nudge_current_a";
-  if (m.starts_with("precharge")) key = "safety.precharge";
-  r.problem(key, m);
+  return "safety";
 }
+
+// A setting as the messages name it: its key in its table ("stale_cycles", "hot_c"); the settings a
+// message relates are always in one table.
+std::string key_name(safety::ConfigField field) {
+  std::string key = setting_key(field, safety::Quantity::cell_voltage);
+  return key.substr(key.rfind('.') + 1);
+}
+
+// safety::validate() is the one check of the supervisor's settings: every problem at its key, unless
+// that key already has a problem (a value out of range was not taken, so the check saw the default).
+void check_supervisor(Reader& r, const safety::SupervisorConfig& config) {
+  for (const safety::ConfigProblem& p : safety::validate(config, key_name)) {
+    const std::string key = setting_key(p.field, p.quantity);
+    if (!r.has_problem(key)) r.problem(key, p.message);
+  }
+}
+
+}  // namespace
+
+std::string supervisor_setting_key(safety::ConfigField field, safety::Quantity quantity) {
+  return setting_key(field, quantity);
+}
+
+namespace {
 
 std::string sha256_of(std::string_view bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -1204,7 +1201,7 @@ ConfigCheck parse_edge_config(std::string_view text, const std::string& path, Ed
     return check;
   }
   parse_into(root, r, out, abs.parent_path());
-  if (check.ok()) check_supervisor(r, out.safety);
+  check_supervisor(r, out.safety);
   // In file order (missing keys sort at their table), as an editor would walk them.
   std::stable_sort(check.problems.begin(), check.problems.end(), [](const ConfigProblem& a, const ConfigProblem& b) {
     return std::pair(a.line, a.column) < std::pair(b.line, b.column);

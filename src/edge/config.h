@@ -169,6 +169,10 @@ struct ConfigCheck {
 ConfigCheck parse_edge_config(std::string_view text, const std::string& path, EdgeConfig& out);
 ConfigCheck load_edge_config(const std::string& path, EdgeConfig& out);
 
+// The file's key of a supervisor setting ("modules.stale_cycles", "safety.limits.cell_voltage.hysteresis"
+// for quantity cell_voltage): where the problems of safety::validate() are reported.
+std::string supervisor_setting_key(safety::ConfigField field, safety::Quantity quantity);
+
 // Lower-case hex SHA-256 of some bytes (configuration and DBC fingerprints).
 std::string sha256_hex(std::string_view bytes);
 

@@ -144,7 +144,7 @@ TEST(EdgeConfig, RigTomlReproducesTheRig) {
   EXPECT_EQ(c.safety.precharge.timeout_ns, rig.precharge.timeout_ns);
   EXPECT_EQ(c.safety.precharge.retry_delay_ns, rig.precharge.retry_delay_ns);
   EXPECT_EQ(c.safety.precharge.max_attempts, rig.precharge.max_attempts);
-  EXPECT_TRUE(safety::validate(c.safety).ok());
+  EXPECT_TRUE(safety::validate(c.safety).empty());
 
   // Devices and CAN as on the rig (seed-rig.md).
   EXPECT_EQ(c.edge_id, "rig");
@@ -307,6 +307,121 @@ TEST(EdgeConfig, HysteresisMustBeSmallerThanTheGap) {
   text = rig_with(rig_text(), "hysteresis = 0.02", "hysteresis = -0.1");
   expect_one(parse_rig(text, c), "safety.limits.cell_voltage.hysteresis", line_of(text, "hysteresis = -0.1"),
              "out of range");
+}
+
+// Issue 14 item 3: safety::validate() is the one check of the supervisor's settings; each of its
+// problems is reported at the key that sets the field it names (file, line, key).
+TEST(EdgeConfig, EverySupervisorSettingHasAKeyInTheFile) {
+  // Every key a validate() problem can point at is one the reader takes from rig.toml.
+  EdgeConfig c;
+  std::string text = rig_with(rig_text(), "# settle_ms = 2500", "settle_ms = 2500");
+  ASSERT_TRUE(parse_rig(text, c).ok());
+  int fields = 0;
+  for (int i = 0; i < 256; ++i) {
+    const auto field = static_cast<safety::ConfigField>(i);
+    if (safety::to_string(field) == "?") break;
+    ++fields;
+    for (auto q : {safety::Quantity::cell_voltage, safety::Quantity::inverter_battery_voltage}) {
+      if (!safety::is_rule_field(field) && q != safety::Quantity::cell_voltage) continue;
+      const std::string key = supervisor_setting_key(field, q);
+      EXPECT_EQ(c.key_locations.count(key), 1u) << safety::to_string(field) << " -> " << key;
+    }
+  }
+  EXPECT_EQ(fields, static_cast<int>(safety::ConfigField::settle_ns) + 1);
+}
+
+// The line of the first `needle` after `after` in `text`.
+int line_after(const std::string& text, const std::string& after, const std::string& needle) {
+  auto start = text.find(after);
+  EXPECT_NE(start, std::string::npos) << after;
+  auto at = text.find(needle, start == std::string::npos ? 0 : start);
+  EXPECT_NE(at, std::string::npos) << needle;
+  if (at == std::string::npos) return -1;
+  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
+}
+
+TEST(EdgeConfig, SupervisorProblemsPointAtTheirKey) {
+  using F = safety::ConfigField;
+  using Q = safety::Quantity;
+  struct Case {
+    std::vector<std::pair<std::string, std::string>> edits;  // from -> to, in order
+    F field;
+    Q quantity;
+    std::string table, needle;  // the key's line: the first `needle` after `table`
+    std::string contains;
+  };
+  const std::string temperature = "[safety.limits.module_max_temperature]";
+  const std::vector<Case> cases{
+      {{{"warning_high = 4.1", "warning_high = 4.3"}},
+       F::warning_high,
+       Q::cell_voltage,
+       "",
+       "warning_high = 4.3",
+       "4.3 is not inside the dangerous limit 4.2 (must be below dangerous_high)"},
+      {{{"warning_low = 34", "warning_low = 32"}},
+       F::warning_low,
+       Q::module_voltage,
+       "",
+       "warning_low = 32",
+       "must be above dangerous_low"},
+      {{{"hysteresis = 0.02", "hysteresis = 0.1"}},
+       F::hysteresis,
+       Q::cell_voltage,
+       "",
+       "hysteresis = 0.1",
+       "0.1 must be smaller than the gap warning_low - dangerous_low (0.1)"},
+      {{{temperature, temperature + "\nwarning_low = 29.5"}},
+       F::hysteresis,
+       Q::module_max_temperature,
+       temperature,
+       "hysteresis",
+       "smaller than the normal band (0.5)"},
+      {{{temperature, temperature + "\ndangerous_low = 60"}},
+       F::dangerous_low,
+       Q::module_max_temperature,
+       "",
+       "dangerous_low = 60",
+       "60 must be below the high threshold 30"},
+      {{{"dangerous_cycles = 10", "dangerous_cycles = 3"}},
+       F::dangerous_sync_cycles,
+       Q::cell_voltage,
+       "",
+       "dangerous_cycles = 3",
+       "must be greater than stale_cycles (3)"},
+      {{{"cooled_c = 29", "cooled_c = 30.5"}},
+       F::cooled_c,
+       Q::cell_voltage,
+       "",
+       "cooled_c = 30.5",
+       "must be below hot_c (30)"},
+      {{{"main_positive_relay = \"relay1\"", "main_positive_relay = \"relay3\""}},
+       F::main_positive_relay,
+       Q::cell_voltage,
+       "",
+       "main_positive_relay = \"relay3\"",
+       "relay3 is already the precharge relay"},
+      {{{"main_negative_relay = \"relay2\"", "main_negative_relay = \"relay1\""}},
+       F::main_negative_relay,
+       Q::cell_voltage,
+       "",
+       "main_negative_relay = \"relay1\"",
+       "relay1 already has another role"},
+      // A key with a problem of its own (out of range, so not taken) is not reported twice.
+      {{{"stale_cycles = 3", "stale_cycles = 20"}, {"dangerous_cycles = 10", "dangerous_cycles = 0"}},
+       F::dangerous_sync_cycles,
+       Q::cell_voltage,
+       "",
+       "dangerous_cycles = 0",
+       "out of range"},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.edits.back().second);
+    std::string text = rig_text();
+    for (const auto& [from, to] : k.edits) text = rig_with(text, from, to);
+    EdgeConfig c;
+    const int line = k.table.empty() ? line_of(text, k.needle) : line_after(text, k.table, k.needle);
+    expect_one(parse_rig(text, c), supervisor_setting_key(k.field, k.quantity), line, k.contains);
+  }
 }
 
 TEST(EdgeConfig, RelayRolesMustDiffer) {

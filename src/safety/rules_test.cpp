@@ -1,5 +1,8 @@
 // Limit rules, debounce, hysteresis, staleness, board and inverter links (issue 4 items 3-6).
+#include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 
 #include "safety/test_support.h"
 
@@ -218,7 +221,7 @@ TEST(Debounce, ADangerousDebounceDelaysTheTripButTheWarningStillCounts) {
 
 // ---- configuration -----------------------------------------------------------------------------
 
-TEST(Config, TheRigDefaultsAreValid) { EXPECT_TRUE(validate(rig_defaults()).ok()); }
+TEST(Config, TheRigDefaultsAreValid) { EXPECT_TRUE(validate(rig_defaults()).empty()); }
 
 TEST(Config, AWarningOutsideItsDangerousLevelIsRefused) {
   SupervisorConfig c = rig_defaults();
@@ -230,8 +233,98 @@ TEST(Config, AHysteresisWiderThanTheWarningBandIsRefused) {
   SupervisorConfig c = rig_defaults();
   c.rule(Quantity::module_voltage).hysteresis = 1.0;
   auto r = validate(c);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("module_voltage"), std::string::npos);
+  ASSERT_EQ(r.size(), 2u);  // both gaps (48..49 V and 33..34 V) are 1 V wide
+  for (const ConfigProblem& p : r) {
+    EXPECT_EQ(p.field, ConfigField::hysteresis);
+    EXPECT_EQ(p.quantity, Quantity::module_voltage);
+    EXPECT_NE(to_string(p).find("module_voltage.hysteresis: 1 must be smaller than the gap"),
+              std::string::npos)
+        << to_string(p);
+  }
+  // Supervisor::create names the setting too.
+  auto created = Supervisor::create(c);
+  ASSERT_FALSE(created.ok());
+  EXPECT_NE(created.error().message.find("module_voltage"), std::string::npos);
+}
+
+TEST(Config, EveryProblemNamesItsSetting) {
+  // One broken setting at a time: exactly one problem, at that setting (and rule). Every setting is
+  // covered, except those only named in other settings' messages (hot_c: "cooled_c must be below
+  // hot_c"; the precharge relay: the other roles must differ from it).
+  using F = ConfigField;
+  using Q = Quantity;
+  const double inf = std::numeric_limits<double>::infinity();
+  struct Case {
+    F field;
+    Q quantity;
+    std::function<void(SupervisorConfig&)> change;
+  };
+  const std::vector<Case> cases{
+      {F::warning_high, Q::cell_voltage, [](auto& c) { c.rule(Q::cell_voltage).warning_high = 4.3; }},
+      {F::dangerous_high, Q::module_voltage,
+       [&](auto& c) { c.rule(Q::module_voltage).dangerous_high = inf; }},
+      {F::warning_low, Q::cell_voltage, [](auto& c) { c.rule(Q::cell_voltage).warning_low = 2.6; }},
+      {F::dangerous_low, Q::module_max_temperature,
+       [](auto& c) { c.rule(Q::module_max_temperature).dangerous_low = 60; }},
+      {F::hysteresis, Q::inverter_battery_voltage,
+       [](auto& c) { c.rule(Q::inverter_battery_voltage).hysteresis = -1; }},
+      {F::warning_debounce_ns, Q::cell_voltage,
+       [](auto& c) { c.rule(Q::cell_voltage).warning_debounce_ns = -1; }},
+      {F::dangerous_debounce_ns, Q::board_pressure,
+       [](auto& c) { c.rule(Q::board_pressure).dangerous_debounce_ns = -1; }},
+      {F::expected_module_count, Q::cell_voltage, [](auto& c) { c.expected_module_count = 128; }},
+      {F::stale_sync_cycles, Q::cell_voltage, [](auto& c) { c.stale_sync_cycles = 0; }},
+      {F::dangerous_sync_cycles, Q::cell_voltage,
+       [](auto& c) { c.dangerous_sync_cycles = c.stale_sync_cycles; }},
+      {F::dangerous_silence_ns, Q::cell_voltage, [](auto& c) { c.dangerous_silence_ns = 0; }},
+      {F::board_timeout_ns, Q::cell_voltage, [](auto& c) { c.board_timeout_ns = 0; }},
+      {F::inverter_failure_limit, Q::cell_voltage, [](auto& c) { c.inverter_failure_limit = 0; }},
+      {F::inverter_readings_timeout_ns, Q::cell_voltage, [](auto& c) { c.inverter_readings_timeout_ns = 0; }},
+      {F::inverter_heartbeat_timeout_ns, Q::cell_voltage,
+       [](auto& c) { c.inverter_heartbeat_timeout_ns = -1; }},
+      {F::contactor_open_current_a, Q::cell_voltage, [](auto& c) { c.contactor_open_current_a = 0; }},
+      {F::contactor_max_delay_ns, Q::cell_voltage, [](auto& c) { c.contactor_max_delay_ns = -1; }},
+      {F::cooled_c, Q::cell_voltage, [](auto& c) { c.cooled_c = c.hot_c; }},
+      {F::nudge_current_a, Q::cell_voltage, [](auto& c) { c.nudge_current_a = -2; }},
+      {F::main_positive_relay, Q::cell_voltage, [](auto& c) { c.precharge.relays.main_positive = 3; }},
+      {F::main_negative_relay, Q::cell_voltage, [](auto& c) { c.precharge.relays.main_negative = 1; }},
+      {F::match_tolerance_v, Q::cell_voltage, [](auto& c) { c.precharge.match_tolerance_v = 0; }},
+      {F::precharge_timeout_ns, Q::cell_voltage, [](auto& c) { c.precharge.timeout_ns = 0; }},
+      {F::retry_delay_ns, Q::cell_voltage, [](auto& c) { c.precharge.retry_delay_ns = -1; }},
+      {F::max_attempts, Q::cell_voltage, [](auto& c) { c.precharge.max_attempts = 0; }},
+      {F::settle_ns, Q::cell_voltage, [](auto& c) { c.precharge.settle_ns = -1; }},
+  };
+  std::vector<F> covered{F::hot_c, F::precharge_relay};
+  for (const Case& k : cases) {
+    SCOPED_TRACE(std::string(to_string(k.field)));
+    SupervisorConfig c = rig_defaults();
+    k.change(c);
+    const auto problems = validate(c);
+    ASSERT_EQ(problems.size(), 1u) << (problems.empty() ? "" : to_string(problems[0]));
+    EXPECT_EQ(problems[0].field, k.field) << to_string(problems[0]);
+    if (is_rule_field(k.field)) {
+      EXPECT_EQ(problems[0].quantity, k.quantity) << to_string(problems[0]);
+    }
+    EXPECT_FALSE(problems[0].message.empty());
+    EXPECT_FALSE(Supervisor::create(c).ok());
+    covered.push_back(k.field);
+  }
+  for (int i = 0; to_string(static_cast<F>(i)) != "?"; ++i) {
+    EXPECT_NE(std::find(covered.begin(), covered.end(), static_cast<F>(i)), covered.end())
+        << to_string(static_cast<F>(i)) << " has no case";
+  }
+}
+
+TEST(Config, MessagesNameOtherSettingsAsTheCallerDoes) {
+  SupervisorConfig c = rig_defaults();
+  c.cooled_c = 31;
+  auto names = [](ConfigField f) {
+    return f == ConfigField::hot_c ? std::string("safety.hot_c") : std::string("?");
+  };
+  auto problems = validate(c, names);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].message, "must be below safety.hot_c (30)");
+  EXPECT_EQ(to_string(validate(c)[0]), "cooled_c: must be below hot_c (30)");
 }
 
 TEST(Config, AModuleQuantityWithoutAModuleIdIsRefused) {

@@ -2,6 +2,7 @@
 #include "safety/safety.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -30,41 +31,90 @@ bool is_hot_quantity(Quantity q) {  // drives pump and fan
 }
 double seconds(TimeNs ns) { return static_cast<double>(ns) / kNsPerS; }
 
-Error config_error(std::string message) { return Error(ErrorCode::invalid_argument, std::move(message)); }
+std::string number_text(double value) {  // shortest round-trip text: 4.2, 0.02, 1e+20
+  char text[32];
+  auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+  return ec == std::errc() ? std::string(text, end) : std::string("?");
+}
+// A difference of two settings: 2.8 - 2.7 is 0.1, not 0.09999999999999964.
+std::string difference_text(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9g", value);
+  return text;
+}
 
-Result<void> validate_rule(const RuleConfig& rule, Quantity q) {
-  const std::string name(to_string(q));
-  if (!(rule.hysteresis >= 0) || !std::isfinite(rule.hysteresis)) {
-    return config_error(name + ": hysteresis must be finite and >= 0");
+// Collects the problems of one configuration, each at its setting.
+class ConfigChecker {
+ public:
+  explicit ConfigChecker(ConfigFieldNames names)
+      : names_(names ? names : [](ConfigField f) { return std::string(to_string(f)); }) {}
+
+  void problem(ConfigField field, std::string message) {
+    problems_.push_back({field, quantity_, std::move(message)});
   }
-  if (rule.warning_debounce_ns < 0 || rule.dangerous_debounce_ns < 0) {
-    return config_error(name + ": debounce must be >= 0");
-  }
-  for (const auto* t : {&rule.warning_high, &rule.dangerous_high, &rule.warning_low, &rule.dangerous_low}) {
-    if (t->has_value() && !std::isfinite(**t)) return config_error(name + ": thresholds must be finite");
-  }
-  if (rule.warning_high && rule.dangerous_high) {
-    if (!(*rule.warning_high < *rule.dangerous_high)) {
-      return config_error(name + ": warning_high must be below dangerous_high");
+  std::string name(ConfigField field) const { return names_(field); }
+  void rule_of(Quantity q) { quantity_ = q; }
+  std::vector<ConfigProblem> take() { return std::move(problems_); }
+
+ private:
+  ConfigFieldNames names_;
+  Quantity quantity_ = Quantity::cell_voltage;
+  std::vector<ConfigProblem> problems_;
+};
+
+void check_rule(ConfigChecker& c, const RuleConfig& rule, Quantity q) {
+  using F = ConfigField;
+  c.rule_of(q);
+  if (!(rule.hysteresis >= 0) || !std::isfinite(rule.hysteresis))
+    c.problem(F::hysteresis, "must be finite and >= 0");
+  if (rule.warning_debounce_ns < 0) c.problem(F::warning_debounce_ns, "must be >= 0");
+  if (rule.dangerous_debounce_ns < 0) c.problem(F::dangerous_debounce_ns, "must be >= 0");
+  bool finite = true;
+  for (auto [t, field] :
+       {std::pair{&rule.warning_high, F::warning_high}, std::pair{&rule.dangerous_high, F::dangerous_high},
+        std::pair{&rule.warning_low, F::warning_low}, std::pair{&rule.dangerous_low, F::dangerous_low}}) {
+    if (t->has_value() && !std::isfinite(**t)) {
+      c.problem(field, "must be finite");
+      finite = false;
     }
-    if (!(rule.hysteresis < *rule.dangerous_high - *rule.warning_high)) {
-      return config_error(name + ": hysteresis must be smaller than dangerous_high - warning_high");
+  }
+  if (!finite) return;  // the comparisons below would only repeat it
+  const auto& wh = rule.warning_high;
+  const auto& dh = rule.dangerous_high;
+  const auto& wl = rule.warning_low;
+  const auto& dl = rule.dangerous_low;
+  const double hysteresis = rule.hysteresis;
+  if (wh && dh) {
+    if (!(*wh < *dh)) {
+      c.problem(F::warning_high, number_text(*wh) + " is not inside the dangerous limit " + number_text(*dh) +
+                                     " (must be below " + c.name(F::dangerous_high) + ")");
+    } else if (!(hysteresis < *dh - *wh)) {
+      c.problem(F::hysteresis, number_text(hysteresis) + " must be smaller than the gap " +
+                                   c.name(F::dangerous_high) + " - " + c.name(F::warning_high) + " (" +
+                                   difference_text(*dh - *wh) + ")");
     }
   }
-  if (rule.warning_low && rule.dangerous_low) {
-    if (!(*rule.warning_low > *rule.dangerous_low)) {
-      return config_error(name + ": warning_low must be above dangerous_low");
-    }
-    if (!(rule.hysteresis < *rule.warning_low - *rule.dangerous_low)) {
-      return config_error(name + ": hysteresis must be smaller than warning_low - dangerous_low");
+  if (wl && dl) {
+    if (!(*wl > *dl)) {
+      c.problem(F::warning_low, number_text(*wl) + " is not inside the dangerous limit " + number_text(*dl) +
+                                    " (must be above " + c.name(F::dangerous_low) + ")");
+    } else if (!(hysteresis < *wl - *dl)) {
+      c.problem(F::hysteresis, number_text(hysteresis) + " must be smaller than the gap " +
+                                   c.name(F::warning_low) + " - " + c.name(F::dangerous_low) + " (" +
+                                   difference_text(*wl - *dl) + ")");
     }
   }
-  const auto& top = rule.warning_high ? rule.warning_high : rule.dangerous_high;
-  const auto& bottom = rule.warning_low ? rule.warning_low : rule.dangerous_low;
+  const auto& top = wh ? wh : dh;
+  const auto& bottom = wl ? wl : dl;
   if (top && bottom && !(*bottom < *top)) {
-    return config_error(name + ": low thresholds must be below high thresholds");
+    c.problem(wl ? F::warning_low : F::dangerous_low,
+              number_text(*bottom) + " must be below the high threshold " + number_text(*top));
   }
-  return success();
+  // Hysteresis wider than the whole band would never let a condition clear.
+  if (top && bottom && *bottom < *top && !(hysteresis < *top - *bottom)) {
+    c.problem(F::hysteresis, number_text(hysteresis) + " must be smaller than the normal band (" +
+                                 difference_text(*top - *bottom) + ")");
+  }
 }
 
 }  // namespace
@@ -197,42 +247,101 @@ SupervisorConfig rig_defaults() {
   return c;
 }
 
-Result<void> validate(const SupervisorConfig& config) {
-  for (std::size_t i = 0; i < kQuantityCount; ++i) {
-    auto r = validate_rule(config.rules[i], static_cast<Quantity>(i));
-    if (!r) return r;
+std::string_view to_string(ConfigField field) {
+  switch (field) {
+    case ConfigField::warning_high: return "warning_high";
+    case ConfigField::dangerous_high: return "dangerous_high";
+    case ConfigField::warning_low: return "warning_low";
+    case ConfigField::dangerous_low: return "dangerous_low";
+    case ConfigField::hysteresis: return "hysteresis";
+    case ConfigField::warning_debounce_ns: return "warning_debounce_ns";
+    case ConfigField::dangerous_debounce_ns: return "dangerous_debounce_ns";
+    case ConfigField::expected_module_count: return "expected_module_count";
+    case ConfigField::stale_sync_cycles: return "stale_sync_cycles";
+    case ConfigField::dangerous_sync_cycles: return "dangerous_sync_cycles";
+    case ConfigField::dangerous_silence_ns: return "dangerous_silence_ns";
+    case ConfigField::board_timeout_ns: return "board_timeout_ns";
+    case ConfigField::inverter_failure_limit: return "inverter_failure_limit";
+    case ConfigField::inverter_readings_timeout_ns: return "inverter_readings_timeout_ns";
+    case ConfigField::inverter_heartbeat_timeout_ns: return "inverter_heartbeat_timeout_ns";
+    case ConfigField::contactor_open_current_a: return "contactor_open_current_a";
+    case ConfigField::contactor_max_delay_ns: return "contactor_max_delay_ns";
+    case ConfigField::hot_c: return "hot_c";
+    case ConfigField::cooled_c: return "cooled_c";
+    case ConfigField::nudge_current_a: return "nudge_current_a";
+    case ConfigField::precharge_relay: return "precharge.relays.precharge";
+    case ConfigField::main_positive_relay: return "precharge.relays.main_positive";
+    case ConfigField::main_negative_relay: return "precharge.relays.main_negative";
+    case ConfigField::match_tolerance_v: return "precharge.match_tolerance_v";
+    case ConfigField::precharge_timeout_ns: return "precharge.timeout_ns";
+    case ConfigField::retry_delay_ns: return "precharge.retry_delay_ns";
+    case ConfigField::max_attempts: return "precharge.max_attempts";
+    case ConfigField::settle_ns: return "precharge.settle_ns";
   }
+  return "?";
+}
+
+bool is_rule_field(ConfigField field) { return field <= ConfigField::dangerous_debounce_ns; }
+
+std::string to_string(const ConfigProblem& problem) {
+  std::string where(to_string(problem.field));
+  if (is_rule_field(problem.field)) where = std::string(to_string(problem.quantity)) + "." + where;
+  return where + ": " + problem.message;
+}
+
+std::vector<ConfigProblem> validate(const SupervisorConfig& config, ConfigFieldNames names) {
+  using F = ConfigField;
+  ConfigChecker c(names);
+  for (std::size_t i = 0; i < kQuantityCount; ++i) check_rule(c, config.rules[i], static_cast<Quantity>(i));
   if (config.expected_module_count < 0 || config.expected_module_count > kMaxModuleId) {
-    return config_error("expected_module_count must be within 0..127");
+    c.problem(F::expected_module_count,
+              std::to_string(config.expected_module_count) + " is not within 0..127");
   }
-  if (config.stale_sync_cycles < 1 || config.dangerous_sync_cycles <= config.stale_sync_cycles) {
-    return config_error("stale_sync_cycles must be >= 1 and below dangerous_sync_cycles");
+  if (config.stale_sync_cycles < 1) {
+    c.problem(F::stale_sync_cycles, std::to_string(config.stale_sync_cycles) + " must be >= 1");
+  } else if (config.dangerous_sync_cycles <= config.stale_sync_cycles) {
+    c.problem(F::dangerous_sync_cycles, "must be greater than " + c.name(F::stale_sync_cycles) + " (" +
+                                            std::to_string(config.stale_sync_cycles) + ")");
   }
-  if (config.dangerous_silence_ns <= 0 || config.board_timeout_ns <= 0 || config.contactor_max_delay_ns < 0) {
-    return config_error("timeouts must be positive");
+  auto positive = [&](TimeNs value, ConfigField field) {
+    if (value <= 0) c.problem(field, "must be positive");
+  };
+  positive(config.dangerous_silence_ns, F::dangerous_silence_ns);
+  positive(config.board_timeout_ns, F::board_timeout_ns);
+  positive(config.inverter_readings_timeout_ns, F::inverter_readings_timeout_ns);
+  positive(config.inverter_heartbeat_timeout_ns, F::inverter_heartbeat_timeout_ns);
+  if (config.contactor_max_delay_ns < 0) c.problem(F::contactor_max_delay_ns, "must be >= 0");
+  if (config.inverter_failure_limit < 1) c.problem(F::inverter_failure_limit, "must be >= 1");
+  if (!(config.contactor_open_current_a > 0)) c.problem(F::contactor_open_current_a, "must be > 0");
+  if (!(config.cooled_c < config.hot_c)) {
+    c.problem(F::cooled_c, "must be below " + c.name(F::hot_c) + " (" + number_text(config.hot_c) + ")");
   }
-  if (config.inverter_failure_limit < 1) return config_error("inverter_failure_limit must be >= 1");
-  if (config.inverter_readings_timeout_ns <= 0 || config.inverter_heartbeat_timeout_ns <= 0) {
-    return config_error("inverter readings and heartbeat timeouts must be positive");
+  if (!(config.nudge_current_a >= 0)) c.problem(F::nudge_current_a, "must be >= 0");
+  const PrechargeConfig& p = config.precharge;
+  if (!(p.match_tolerance_v > 0)) c.problem(F::match_tolerance_v, "must be > 0");
+  positive(p.timeout_ns, F::precharge_timeout_ns);
+  if (p.retry_delay_ns < 0) c.problem(F::retry_delay_ns, "must be >= 0");
+  if (p.max_attempts < 1) c.problem(F::max_attempts, "must be >= 1");
+  if (p.settle_ns < 0) c.problem(F::settle_ns, "must be >= 0");
+  const RelayRoles& r = p.relays;
+  if (r.main_positive == r.precharge) {
+    c.problem(F::main_positive_relay, "relay" + std::to_string(r.main_positive) +
+                                          " is already the precharge relay (roles need three relays)");
   }
-  if (!(config.contactor_open_current_a > 0)) return config_error("contactor_open_current_a must be > 0");
-  if (!(config.cooled_c < config.hot_c)) return config_error("cooled_c must be below hot_c");
-  if (!(config.nudge_current_a >= 0)) return config_error("nudge_current_a must be >= 0");
-  const auto& p = config.precharge;
-  if (!(p.match_tolerance_v > 0) || p.timeout_ns <= 0 || p.retry_delay_ns < 0 || p.max_attempts < 1 ||
-      p.settle_ns < 0) {
-    return config_error("precharge: tolerance and timeout must be positive, settle time not negative, max_attempts >= 1");
+  if (r.main_negative == r.precharge || r.main_negative == r.main_positive) {
+    c.problem(F::main_negative_relay, "relay" + std::to_string(r.main_negative) +
+                                          " already has another role (roles need three relays)");
   }
-  const auto& r = p.relays;
-  if (r.precharge == r.main_positive || r.precharge == r.main_negative || r.main_positive == r.main_negative) {
-    return config_error("precharge: relay roles must use three different relays");
-  }
-  return success();
+  return c.take();
 }
 
 Result<Supervisor> Supervisor::create(SupervisorConfig config) {
-  auto valid = validate(config);
-  if (!valid) return valid.error();
+  const std::vector<ConfigProblem> problems = validate(config);
+  if (!problems.empty()) {
+    std::string message;
+    for (const ConfigProblem& p : problems) message += (message.empty() ? "" : "; ") + to_string(p);
+    return Error(ErrorCode::invalid_argument, std::move(message));
+  }
   return Supervisor(std::move(config));
 }
 
@@ -309,8 +418,11 @@ Decisions Supervisor::on_insulation_fault(bool active, TimeNs time_ns) {
   advance(time_ns);
   const Level next = active ? Level::dangerous : Level::normal;
   if (next != insulation_.level) {
-    Reason r{RuleKind::insulation_fault, next, Quantity::cell_voltage, kNoChannel, 0, active ? 1.0 : 0.0, 1.0,
-             active ? now_ns_ : insulation_.cause.since_ns};
+    Reason r{.rule = RuleKind::insulation_fault,
+             .level = next,
+             .measured = active ? 1.0 : 0.0,
+             .threshold = 1.0,
+             .since_ns = active ? now_ns_ : insulation_.cause.since_ns};
     set_level(insulation_.level, insulation_.cause, next, r);
     update_state(r);
   }
@@ -327,9 +439,12 @@ Decisions Supervisor::on_module_pdo(int module_id, TimeNs time_ns) {
       m.known = true;
       known_module_ids_.push_back(module_id);
       ++known_modules_;
-      Reason r{RuleKind::module_count, Level::normal, Quantity::cell_voltage, kNoChannel, module_id,
-               static_cast<double>(known_modules_), static_cast<double>(config_.expected_module_count),
-               now_ns_};
+      Reason r{.rule = RuleKind::module_count,
+               .level = Level::normal,
+               .module_id = module_id,
+               .measured = static_cast<double>(known_modules_),
+               .threshold = static_cast<double>(config_.expected_module_count),
+               .since_ns = now_ns_};
       emit(DecisionKind::module_joined, r);
     }
     m.last_seen_ns = now_ns_;
@@ -377,9 +492,11 @@ Decisions Supervisor::on_inverter_link(bool ok, TimeNs time_ns) {
   } else {
     if (inverter_failures_ == 0) inverter_first_failure_ns_ = now_ns_;
     ++inverter_failures_;
-    Reason r{RuleKind::inverter_link, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
-             static_cast<double>(inverter_failures_), static_cast<double>(config_.inverter_failure_limit),
-             inverter_first_failure_ns_};
+    Reason r{.rule = RuleKind::inverter_link,
+             .level = Level::dangerous,
+             .measured = static_cast<double>(inverter_failures_),
+             .threshold = static_cast<double>(config_.inverter_failure_limit),
+             .since_ns = inverter_first_failure_ns_};
     if (inverter_.level == Level::dangerous) {
       inverter_.cause.measured = r.measured;
     } else if (inverter_failures_ >= config_.inverter_failure_limit) {
@@ -412,8 +529,10 @@ Decisions Supervisor::on_board_fault(BoardFault fault, TimeNs time_ns) {
       update_state(r);
     }
   } else {
-    Reason r{RuleKind::board_fault, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
-             static_cast<double>(fault), 0, now_ns_};
+    Reason r{.rule = RuleKind::board_fault,
+             .level = Level::dangerous,
+             .measured = static_cast<double>(fault),
+             .since_ns = now_ns_};
     set_level(board_fault_.level, board_fault_.cause, Level::dangerous, r);
     update_state(r);
   }
@@ -451,8 +570,7 @@ void Supervisor::refresh_inverter_freshness() {
 Decisions Supervisor::on_operator_reset(TimeNs time_ns) {
   advance(time_ns);
   check_time_rules();
-  Reason request{RuleKind::operator_request, Level::normal, Quantity::cell_voltage, kNoChannel, 0, 0, 0,
-                 now_ns_};
+  Reason request{.rule = RuleKind::operator_request, .level = Level::normal, .since_ns = now_ns_};
   if (state_ == State::dangerous) {
     // Contactors not yet open: nothing may be reset until the battery is isolated.
     emit(DecisionKind::reset_refused, dangerous_reason_);
@@ -478,8 +596,11 @@ Decisions Supervisor::on_operator_reset(TimeNs time_ns) {
     emit(DecisionKind::reset_accepted, request);
     return finish();
   }
-  Reason refused{RuleKind::state, Level::normal, Quantity::cell_voltage, kNoChannel, 0,
-                 static_cast<double>(state_), static_cast<double>(State::safe), state_since_ns_};
+  Reason refused{.rule = RuleKind::state,
+                 .level = Level::normal,
+                 .measured = static_cast<double>(state_),
+                 .threshold = static_cast<double>(State::safe),
+                 .since_ns = state_since_ns_};
   emit(DecisionKind::reset_refused, refused);  // nothing to reset
   return finish();
 }
@@ -488,28 +609,37 @@ Decisions Supervisor::on_start_request(TimeNs time_ns) {
   advance(time_ns);
   check_time_rules();
   if (state_ == State::dangerous || state_ == State::safe) {
-    Reason r{RuleKind::state, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
-             static_cast<double>(state_), static_cast<double>(State::warning), state_since_ns_};
+    Reason r{.rule = RuleKind::state,
+             .level = Level::dangerous,
+             .measured = static_cast<double>(state_),
+             .threshold = static_cast<double>(State::warning),
+             .since_ns = state_since_ns_};
     emit(DecisionKind::start_refused, state_reason_.rule != RuleKind::none ? state_reason_ : r);
     return finish();
   }
   if (known_modules_ < config_.expected_module_count) {
     // Item 3: fewer modules than expected -> refuse to start charging/discharging.
-    Reason r{RuleKind::module_count, Level::normal, Quantity::cell_voltage, kNoChannel, 0,
-             static_cast<double>(known_modules_), static_cast<double>(config_.expected_module_count), now_ns_};
+    Reason r{.rule = RuleKind::module_count,
+             .level = Level::normal,
+             .measured = static_cast<double>(known_modules_),
+             .threshold = static_cast<double>(config_.expected_module_count),
+             .since_ns = now_ns_};
     emit(DecisionKind::start_refused, r);
     return finish();
   }
   if (precharge_ == PrechargePhase::locked_out) {
-    Reason r{RuleKind::precharge, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
-             static_cast<double>(precharge_attempts_), static_cast<double>(config_.precharge.max_attempts),
-             now_ns_, static_cast<std::uint8_t>(PrechargeStep::locked_out)};
+    Reason r{.rule = RuleKind::precharge,
+             .level = Level::dangerous,
+             .measured = static_cast<double>(precharge_attempts_),
+             .threshold = static_cast<double>(config_.precharge.max_attempts),
+             .since_ns = now_ns_,
+             .detail = static_cast<std::uint8_t>(PrechargeStep::locked_out)};
     emit(DecisionKind::start_refused, r);
     return finish();
   }
   if (precharge_ != PrechargePhase::idle) return finish();  // already starting or running
   precharge_attempts_ = 0;
-  Reason r{RuleKind::operator_request, Level::normal, Quantity::cell_voltage, kNoChannel, 0, 0, 0, now_ns_};
+  Reason r{.rule = RuleKind::operator_request, .level = Level::normal, .since_ns = now_ns_};
   start_precharge_attempt(r);
   update_precharge();
   return finish();
@@ -519,8 +649,10 @@ Decisions Supervisor::on_stop_request(StopOrigin origin, TimeNs time_ns) {
   advance(time_ns);
   check_time_rules();
   if (stop_.level != Level::dangerous) {
-    Reason r{RuleKind::stop_request, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0, 0, 0, now_ns_,
-             static_cast<std::uint8_t>(origin)};
+    Reason r{.rule = RuleKind::stop_request,
+             .level = Level::dangerous,
+             .since_ns = now_ns_,
+             .detail = static_cast<std::uint8_t>(origin)};
     set_level(stop_.level, stop_.cause, Level::dangerous, r);
     update_state(r);  // DANGEROUS -> the trip's sequence; already DANGEROUS or SAFE: it goes on as it is
     try_open_contactors();
@@ -579,8 +711,14 @@ void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
                                                                            : Level::warning;
   if (next != Level::normal) {
     const bool high = worst == kDangerousHigh || worst == kWarningHigh;
-    Reason r{high ? RuleKind::limit_high : RuleKind::limit_low, next, ch.spec.quantity, id, ch.spec.module_id,
-             ch.last_value, c[worst].threshold, c[worst].since_ns};
+    Reason r{.rule = high ? RuleKind::limit_high : RuleKind::limit_low,
+             .level = next,
+             .quantity = ch.spec.quantity,
+             .channel = id,
+             .module_id = ch.spec.module_id,
+             .measured = ch.last_value,
+             .threshold = c[worst].threshold,
+             .since_ns = c[worst].since_ns};
     if (next != ch.level || r.rule != ch.cause.rule) {
       set_level(ch.level, ch.cause, next, r);
       update_state(r);
@@ -615,12 +753,24 @@ void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
       hot_count_ += hot ? 1 : -1;
       if (hot && !cooling_on_) {
         cooling_on_ = true;
-        emit(DecisionKind::cooling_on, Reason{RuleKind::hot, Level::warning, q, id, ch.spec.module_id,
-                                              ch.last_value, config_.hot_c, now_ns_});
+        emit(DecisionKind::cooling_on, Reason{.rule = RuleKind::hot,
+                                              .level = Level::warning,
+                                              .quantity = q,
+                                              .channel = id,
+                                              .module_id = ch.spec.module_id,
+                                              .measured = ch.last_value,
+                                              .threshold = config_.hot_c,
+                                              .since_ns = now_ns_});
       } else if (!hot && hot_count_ == 0 && cooling_on_) {
         cooling_on_ = false;
-        emit(DecisionKind::cooling_off, Reason{RuleKind::cooled, Level::normal, q, id, ch.spec.module_id,
-                                               ch.last_value, config_.cooled_c, now_ns_});
+        emit(DecisionKind::cooling_off, Reason{.rule = RuleKind::cooled,
+                                               .level = Level::normal,
+                                               .quantity = q,
+                                               .channel = id,
+                                               .module_id = ch.spec.module_id,
+                                               .measured = ch.last_value,
+                                               .threshold = config_.cooled_c,
+                                               .since_ns = now_ns_});
       }
     }
   }
@@ -641,8 +791,12 @@ void Supervisor::update_module(Module& m, int id) {
   const int missed = std::max(0, m.syncs_since_seen - 1);
   const TimeNs silence_ns = now_ns_ - m.last_seen_ns;
   Level next = Level::normal;
-  Reason r{RuleKind::module_stale, Level::normal, Quantity::cell_voltage, kNoChannel, id,
-           static_cast<double>(missed), static_cast<double>(config_.stale_sync_cycles), m.last_seen_ns};
+  Reason r{.rule = RuleKind::module_stale,
+           .level = Level::normal,
+           .module_id = id,
+           .measured = static_cast<double>(missed),
+           .threshold = static_cast<double>(config_.stale_sync_cycles),
+           .since_ns = m.last_seen_ns};
   if (missed >= config_.dangerous_sync_cycles) {
     next = Level::dangerous;
     r.threshold = config_.dangerous_sync_cycles;
@@ -660,6 +814,172 @@ void Supervisor::update_module(Module& m, int id) {
     set_level(m.level, m.cause, next, r);
     update_state(m.cause);
   }
+}
+
+// ---- the non-limit rules: one table ------------------------------------------------------------
+//
+// Each rule is one entry: what it evaluates at the current time (none: its input alone decides,
+// e.g. a stop request), when that evaluation may next decide something (none: never by time alone),
+// and its active causes (none: it acts and keeps no cause). check_time_rules(),
+// next_deadline_ns() and for_each_cause() iterate the table in its order, which is also the order
+// causes are listed and the first dangerous one is chosen; the calls are resolved at compile time.
+
+namespace {
+
+// A visitor of causes behind a plain function pointer (the table holds no templates).
+struct CauseVisitor {
+  const void* context;
+  void (*call)(const void* context, const Reason& cause);
+  void operator()(const Reason& cause) const { call(context, cause); }
+};
+// The defaults of a rule that its input alone decides, that time never triggers, that keeps no cause.
+void decided_by_input(Supervisor&) {}
+TimeNs no_deadline(const Supervisor&) { return kNever; }
+void no_causes(const Supervisor&, CauseVisitor) {}
+
+struct Rule {
+  std::array<RuleKind, 2> kinds{};                               // its causes or decisions (or none)
+  void (*evaluate)(Supervisor&) = &decided_by_input;             // decides at now_ns_
+  TimeNs (*deadline)(const Supervisor&) = &no_deadline;          // when evaluate may next decide
+  void (*causes)(const Supervisor&, CauseVisitor) = &no_causes;  // visits its active causes
+};
+
+}  // namespace
+
+struct Supervisor::Rules {
+  template <Slot Supervisor::*slot>
+  static void slot_cause(const Supervisor& s, CauseVisitor visit) {
+    if ((s.*slot).level != Level::normal) visit((s.*slot).cause);
+  }
+
+  // Item 3: a module silent for dangerous_silence_ns is dangerous even without SYNCs (counted in
+  // cycles by on_sync_sent()).
+  static void module_silence(Supervisor& s) {
+    for (int id : s.known_module_ids_) {
+      Module& m = s.modules_[static_cast<std::size_t>(id)];
+      if (m.level != Level::dangerous && s.now_ns_ - m.last_seen_ns >= s.config_.dangerous_silence_ns) {
+        s.update_module(m, id);
+      }
+    }
+  }
+  static TimeNs module_silence_deadline(const Supervisor& s) {
+    TimeNs next = kNever;
+    for (int id : s.known_module_ids_) {
+      const Module& m = s.modules_[static_cast<std::size_t>(id)];
+      if (m.level != Level::dangerous) next = std::min(next, m.last_seen_ns + s.config_.dangerous_silence_ns);
+    }
+    return next;
+  }
+  static void module_causes(const Supervisor& s, CauseVisitor visit) {
+    for (int id : s.known_module_ids_) {
+      const Module& m = s.modules_[static_cast<std::size_t>(id)];
+      if (m.level != Level::normal) visit(m.cause);
+    }
+  }
+
+  // Item 4: no valid board line for board_timeout_ns -> dangerous.
+  static void board_silence(Supervisor& s) {
+    if (!s.config_.board_expected || s.board_.level != Level::normal) return;
+    if (s.now_ns_ - s.last_board_line_ns_ < s.config_.board_timeout_ns) return;
+    const Reason r{.rule = RuleKind::board_silent,
+                   .level = Level::dangerous,
+                   .measured = seconds(s.now_ns_ - s.last_board_line_ns_),
+                   .threshold = seconds(s.config_.board_timeout_ns),
+                   .since_ns = s.last_board_line_ns_};
+    s.set_level(s.board_.level, s.board_.cause, Level::dangerous, r);
+    s.update_state(r);
+  }
+  static TimeNs board_silence_deadline(const Supervisor& s) {
+    if (!s.config_.board_expected || s.board_.level != Level::normal) return kNever;
+    return s.last_board_line_ns_ + s.config_.board_timeout_ns;
+  }
+
+  // Issue 12 item 4: a half-dead inverter (reads unanswered or malformed, heartbeats refused) is
+  // judged by the age of its last valid answer of each kind, not by "no error". One cause for both.
+  static void inverter_freshness(Supervisor& s) {
+    if (!s.config_.inverter_expected || s.inverter_fresh_.level != Level::normal) return;
+    const TimeNs reading_age = s.now_ns_ - s.last_inverter_reading_ns_;
+    const TimeNs heartbeat_age = s.now_ns_ - s.last_inverter_heartbeat_ns_;
+    Reason r{.level = Level::dangerous};
+    if (reading_age >= s.config_.inverter_readings_timeout_ns) {
+      r.rule = RuleKind::inverter_stale;
+      r.measured = seconds(reading_age);
+      r.threshold = seconds(s.config_.inverter_readings_timeout_ns);
+      r.since_ns = s.last_inverter_reading_ns_;
+    } else if (heartbeat_age >= s.config_.inverter_heartbeat_timeout_ns) {
+      r.rule = RuleKind::inverter_heartbeat;
+      r.measured = seconds(heartbeat_age);
+      r.threshold = seconds(s.config_.inverter_heartbeat_timeout_ns);
+      r.since_ns = s.last_inverter_heartbeat_ns_;
+    } else {
+      return;
+    }
+    s.set_level(s.inverter_fresh_.level, s.inverter_fresh_.cause, Level::dangerous, r);
+    s.update_state(r);
+  }
+  static TimeNs inverter_freshness_deadline(const Supervisor& s) {
+    if (!s.config_.inverter_expected || s.inverter_fresh_.level != Level::normal) return kNever;
+    return std::min(s.last_inverter_reading_ns_ + s.config_.inverter_readings_timeout_ns,
+                    s.last_inverter_heartbeat_ns_ + s.config_.inverter_heartbeat_timeout_ns);
+  }
+
+  // Flaw 7: after a trip the contactors open once the current is low, or after the maximum delay.
+  static void contactors(Supervisor& s) { s.try_open_contactors(); }
+  static TimeNs contactors_deadline(const Supervisor& s) {
+    return s.contactors_pending_ ? s.dangerous_since_ns_ + s.config_.contactor_max_delay_ns : kNever;
+  }
+
+  // The precharge step's timeout and the retry delay.
+  static void precharge(Supervisor& s) { s.update_precharge(); }
+  static TimeNs precharge_deadline(const Supervisor& s) {
+    const bool waiting =
+        s.precharge_ == PrechargePhase::precharging || s.precharge_ == PrechargePhase::waiting_retry;
+    return waiting ? s.precharge_deadline_ns_ : kNever;
+  }
+
+  static constexpr std::array<Rule, 9> kTable{{
+      {.kinds = {RuleKind::module_stale},
+       .evaluate = &module_silence,
+       .deadline = &module_silence_deadline,
+       .causes = &module_causes},
+      {.kinds = {RuleKind::board_silent},
+       .evaluate = &board_silence,
+       .deadline = &board_silence_deadline,
+       .causes = &slot_cause<&Supervisor::board_>},
+      {.kinds = {RuleKind::inverter_link}, .causes = &slot_cause<&Supervisor::inverter_>},
+      {.kinds = {RuleKind::insulation_fault}, .causes = &slot_cause<&Supervisor::insulation_>},
+      {.kinds = {RuleKind::inverter_stale, RuleKind::inverter_heartbeat},
+       .evaluate = &inverter_freshness,
+       .deadline = &inverter_freshness_deadline,
+       .causes = &slot_cause<&Supervisor::inverter_fresh_>},
+      {.kinds = {RuleKind::board_fault}, .causes = &slot_cause<&Supervisor::board_fault_>},
+      {.kinds = {RuleKind::stop_request}, .causes = &slot_cause<&Supervisor::stop_>},
+      {.kinds = {RuleKind::contactor_current, RuleKind::contactor_delay},
+       .evaluate = &contactors,
+       .deadline = &contactors_deadline},
+      {.kinds = {RuleKind::precharge}, .evaluate = &precharge, .deadline = &precharge_deadline},
+  }};
+
+  // Calls each(std::integral_constant<std::size_t, index>) for every rule, so that kTable[index]
+  // is a constant expression and its functions are called directly.
+  template <typename Each, std::size_t... I>
+  static void for_each(Each& each, std::index_sequence<I...>) {
+    (each(std::integral_constant<std::size_t, I>{}), ...);
+  }
+  template <typename Each>
+  static void for_each(Each&& each) {
+    for_each(each, std::make_index_sequence<kTable.size()>{});
+  }
+};
+
+std::vector<Supervisor::RuleSummary> Supervisor::rule_table() {
+  std::vector<RuleSummary> out;
+  for (const Rule& rule : Rules::kTable) {
+    out.push_back({.kinds = rule.kinds,
+                   .timed = rule.deadline != &no_deadline,
+                   .has_cause = rule.causes != &no_causes});
+  }
+  return out;
 }
 
 void Supervisor::check_time_rules() {
@@ -680,40 +1000,10 @@ void Supervisor::check_time_rules() {
       if (changed) refresh_channel(ch, static_cast<ChannelId>(id));
     }
   }
-  for (int id : known_module_ids_) {
-    Module& m = modules_[static_cast<std::size_t>(id)];
-    if (m.level != Level::dangerous && now_ns_ - m.last_seen_ns >= config_.dangerous_silence_ns) {
-      update_module(m, id);
-    }
-  }
-  if (config_.board_expected && board_.level == Level::normal &&
-      now_ns_ - last_board_line_ns_ >= config_.board_timeout_ns) {
-    // Item 4: no valid board line for 3 s -> dangerous.
-    Reason r{RuleKind::board_silent, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
-             seconds(now_ns_ - last_board_line_ns_), seconds(config_.board_timeout_ns), last_board_line_ns_};
-    set_level(board_.level, board_.cause, Level::dangerous, r);
-    update_state(r);
-  }
-  if (config_.inverter_expected && inverter_fresh_.level == Level::normal) {
-    // Issue 12 item 4: a half-dead inverter (reads unanswered or malformed, heartbeats refused)
-    // is judged by the age of its last valid answer of each kind, not by "no error".
-    const TimeNs reading_age = now_ns_ - last_inverter_reading_ns_;
-    const TimeNs heartbeat_age = now_ns_ - last_inverter_heartbeat_ns_;
-    std::optional<Reason> stale;
-    if (reading_age >= config_.inverter_readings_timeout_ns) {
-      stale = Reason{RuleKind::inverter_stale, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
-                     seconds(reading_age), seconds(config_.inverter_readings_timeout_ns), last_inverter_reading_ns_};
-    } else if (heartbeat_age >= config_.inverter_heartbeat_timeout_ns) {
-      stale = Reason{RuleKind::inverter_heartbeat, Level::dangerous, Quantity::cell_voltage, kNoChannel, 0,
-                     seconds(heartbeat_age), seconds(config_.inverter_heartbeat_timeout_ns), last_inverter_heartbeat_ns_};
-    }
-    if (stale) {
-      set_level(inverter_fresh_.level, inverter_fresh_.cause, Level::dangerous, *stale);
-      update_state(*stale);
-    }
-  }
-  try_open_contactors();
-  update_precharge();
+  Rules::for_each([&](auto i) {
+    constexpr auto evaluate = Rules::kTable[i].evaluate;  // a direct call
+    evaluate(*this);
+  });
 }
 
 // ---- state and actions --------------------------------------------------------------------------
@@ -763,17 +1053,26 @@ void Supervisor::try_open_contactors() {
   const bool any_relay_closed = std::find(relay_closed_.begin(), relay_closed_.end(), true) != relay_closed_.end();
   if (stop_.level == Level::dangerous && !any_relay_closed) {
     // A stop with every relay open: no current flows through the contactors, nothing to wait for.
-    open_contactors(false, Reason{RuleKind::contactor_current, Level::dangerous, Quantity::pack_current, kNoChannel,
-                                  0, 0, config_.contactor_open_current_a, dangerous_since_ns_});
+    open_contactors(false, Reason{.rule = RuleKind::contactor_current,
+                                  .level = Level::dangerous,
+                                  .quantity = Quantity::pack_current,
+                                  .threshold = config_.contactor_open_current_a,
+                                  .since_ns = dangerous_since_ns_});
   } else if (known && current_a < config_.contactor_open_current_a) {
-    open_contactors(false, Reason{RuleKind::contactor_current, Level::dangerous, Quantity::pack_current,
-                                  kNoChannel, 0, current_a, config_.contactor_open_current_a,
-                                  dangerous_since_ns_});
+    open_contactors(false, Reason{.rule = RuleKind::contactor_current,
+                                  .level = Level::dangerous,
+                                  .quantity = Quantity::pack_current,
+                                  .measured = current_a,
+                                  .threshold = config_.contactor_open_current_a,
+                                  .since_ns = dangerous_since_ns_});
   } else if (now_ns_ - dangerous_since_ns_ >= config_.contactor_max_delay_ns) {
     // Emergency: the current never fell below the threshold (or is unknown); open anyway (flaw 7).
-    open_contactors(true, Reason{RuleKind::contactor_delay, Level::dangerous, Quantity::pack_current,
-                                 kNoChannel, 0, known ? current_a : std::nan(""),
-                                 config_.contactor_open_current_a, dangerous_since_ns_});
+    open_contactors(true, Reason{.rule = RuleKind::contactor_delay,
+                                 .level = Level::dangerous,
+                                 .quantity = Quantity::pack_current,
+                                 .measured = known ? current_a : std::nan(""),
+                                 .threshold = config_.contactor_open_current_a,
+                                 .since_ns = dangerous_since_ns_});
   }
 }
 
@@ -846,8 +1145,13 @@ void Supervisor::update_precharge() {
         dc_known && battery_known && dc_link_time_ns >= precharge_started_ns_ + config_.precharge.settle_ns;
     if (fresh && difference_v <= config_.precharge.match_tolerance_v) {
       // DC link matches the battery: close the main contactor, then drop the precharge relay.
-      Reason r{RuleKind::precharge, Level::normal, Quantity::dc_link_voltage, kNoChannel, 0, dc_link_v, battery_v,
-               precharge_started_ns_, static_cast<std::uint8_t>(PrechargeStep::matched)};
+      Reason r{.rule = RuleKind::precharge,
+               .level = Level::normal,
+               .quantity = Quantity::dc_link_voltage,
+               .measured = dc_link_v,
+               .threshold = battery_v,
+               .since_ns = precharge_started_ns_,
+               .detail = static_cast<std::uint8_t>(PrechargeStep::matched)};
       relay(RelayRole::main_positive, true, r);
       relay(RelayRole::precharge, false, r);
       emit(DecisionKind::precharge_complete, r);
@@ -855,9 +1159,13 @@ void Supervisor::update_precharge() {
       precharge_deadline_ns_ = kNever;
       contactors_closed_ = true;
     } else if (now_ns_ >= precharge_deadline_ns_) {
-      Reason r{RuleKind::precharge, Level::warning, Quantity::dc_link_voltage, kNoChannel, 0,
-               dc_known ? dc_link_v : std::nan(""), battery_known ? battery_v : std::nan(""), precharge_started_ns_,
-               static_cast<std::uint8_t>(PrechargeStep::timed_out)};
+      Reason r{.rule = RuleKind::precharge,
+               .level = Level::warning,
+               .quantity = Quantity::dc_link_voltage,
+               .measured = dc_known ? dc_link_v : std::nan(""),
+               .threshold = battery_known ? battery_v : std::nan(""),
+               .since_ns = precharge_started_ns_,
+               .detail = static_cast<std::uint8_t>(PrechargeStep::timed_out)};
       relay(RelayRole::precharge, false, r);
       relay(RelayRole::main_negative, false, r);
       if (precharge_attempts_ >= config_.precharge.max_attempts) {
@@ -930,13 +1238,12 @@ void Supervisor::for_each_cause(Visit visit) const {
   for (const Channel& ch : channels_) {
     if (ch.level != Level::normal) visit(ch.cause);
   }
-  for (int id : known_module_ids_) {
-    const Module& m = modules_[static_cast<std::size_t>(id)];
-    if (m.level != Level::normal) visit(m.cause);
-  }
-  for (const Slot* s : {&board_, &inverter_, &insulation_, &inverter_fresh_, &board_fault_, &stop_}) {
-    if (s->level != Level::normal) visit(s->cause);
-  }
+  const CauseVisitor visitor{
+      &visit, [](const void* context, const Reason& cause) { (*static_cast<const Visit*>(context))(cause); }};
+  Rules::for_each([&](auto i) {
+    constexpr auto causes = Rules::kTable[i].causes;
+    causes(*this, visitor);
+  });
 }
 
 bool Supervisor::worst_dangerous_cause(Reason& out) const {
@@ -971,32 +1278,20 @@ std::vector<Reason> Supervisor::active_causes() const {
 TimeNs Supervisor::next_deadline_ns() const {
   if (!started_) return kNever;
   TimeNs next = kNever;
-  auto consider = [&](TimeNs t) { next = std::min(next, t); };
   if (pending_conditions_ > 0) {
     for (const Channel& ch : channels_) {
       for (std::size_t i = 0; i < 4; ++i) {
         const Condition& c = ch.conditions[i];
         if (c.since_ns == kNever || c.active) continue;
         const bool dangerous = i == kDangerousHigh || i == kDangerousLow;
-        consider(c.since_ns + (dangerous ? ch.dangerous_debounce_ns : ch.warning_debounce_ns));
+        next = std::min(next, c.since_ns + (dangerous ? ch.dangerous_debounce_ns : ch.warning_debounce_ns));
       }
     }
   }
-  for (int id : known_module_ids_) {
-    const Module& m = modules_[static_cast<std::size_t>(id)];
-    if (m.level != Level::dangerous) consider(m.last_seen_ns + config_.dangerous_silence_ns);
-  }
-  if (config_.board_expected && board_.level == Level::normal) {
-    consider(last_board_line_ns_ + config_.board_timeout_ns);
-  }
-  if (config_.inverter_expected && inverter_fresh_.level == Level::normal) {
-    consider(last_inverter_reading_ns_ + config_.inverter_readings_timeout_ns);
-    consider(last_inverter_heartbeat_ns_ + config_.inverter_heartbeat_timeout_ns);
-  }
-  if (contactors_pending_) consider(dangerous_since_ns_ + config_.contactor_max_delay_ns);
-  if (precharge_ == PrechargePhase::precharging || precharge_ == PrechargePhase::waiting_retry) {
-    consider(precharge_deadline_ns_);
-  }
+  Rules::for_each([&](auto i) {
+    constexpr auto deadline = Rules::kTable[i].deadline;
+    next = std::min(next, deadline(*this));
+  });
   return next;
 }
 

@@ -172,9 +172,63 @@ struct SupervisorConfig {
 // pressure and pack current have no limits in the rig; they are left disabled here.
 SupervisorConfig rig_defaults();
 
-// Checks a configuration: warning inside dangerous, hysteresis non-negative and smaller than the
-// gap between warning and dangerous, debounce non-negative, counts positive, cooled below hot.
-Result<void> validate(const SupervisorConfig& config);
+// A setting of SupervisorConfig, so that a configuration problem names the setting it concerns
+// (the edge maps each to its key in the file). The rule settings (warning_high .. dangerous_debounce_ns)
+// are those of the rule of ConfigProblem::quantity.
+enum class ConfigField : std::uint8_t {
+  warning_high,
+  dangerous_high,
+  warning_low,
+  dangerous_low,
+  hysteresis,
+  warning_debounce_ns,
+  dangerous_debounce_ns,
+  expected_module_count,
+  stale_sync_cycles,
+  dangerous_sync_cycles,
+  dangerous_silence_ns,
+  board_timeout_ns,
+  inverter_failure_limit,
+  inverter_readings_timeout_ns,
+  inverter_heartbeat_timeout_ns,
+  contactor_open_current_a,
+  contactor_max_delay_ns,
+  hot_c,
+  cooled_c,
+  nudge_current_a,
+  precharge_relay,      // precharge.relays.precharge
+  main_positive_relay,  // precharge.relays.main_positive
+  main_negative_relay,  // precharge.relays.main_negative
+  match_tolerance_v,    // precharge.*
+  precharge_timeout_ns,
+  retry_delay_ns,
+  max_attempts,
+  settle_ns,
+};
+// The setting's name in SupervisorConfig: "warning_high", "stale_sync_cycles", "precharge.timeout_ns".
+std::string_view to_string(ConfigField field);
+// A setting of one quantity's rule (ConfigProblem::quantity says which).
+bool is_rule_field(ConfigField field);
+
+// One problem of a configuration, at the setting it concerns.
+struct ConfigProblem {
+  ConfigField field = ConfigField::expected_module_count;
+  Quantity quantity = Quantity::cell_voltage;  // rule fields only: whose rule
+  // For people, without the setting's own name: "4.3 is not inside the dangerous limit 4.2 (...)".
+  std::string message;
+};
+// "cell_voltage.warning_high: 4.3 is not inside ...", "cooled_c: must be below hot_c (30)".
+std::string to_string(const ConfigProblem& problem);
+
+// How messages name the other settings they refer to ("must be below hot_c"); a caller with its own
+// names (the edge's keys) passes its own. nullptr: to_string(ConfigField).
+using ConfigFieldNames = std::string (*)(ConfigField field);
+
+// Checks a configuration and returns every problem (empty: valid): warning inside dangerous,
+// hysteresis non-negative and smaller than the gap between warning and dangerous and than the normal
+// band, debounce non-negative, counts positive, timeouts positive, cooled below hot, three different
+// precharge relays.
+std::vector<ConfigProblem> validate(const SupervisorConfig& config, ConfigFieldNames names = nullptr);
 
 // A registered channel.
 struct ChannelSpec {
@@ -227,12 +281,14 @@ enum class PrechargeStep : std::uint8_t {
   locked_out,  // measured = attempts, threshold = max_attempts
 };
 
+// Built with designated initialisers (Reason{.rule = ..., .level = ...}); a rule sets only the fields
+// it has, the others keep these defaults (which texts and events ignore for that rule).
 struct Reason {
   RuleKind rule = RuleKind::none;
   Level level = Level::normal;   // level of the cause (for limits and staleness)
-  Quantity quantity = Quantity::cell_voltage;  // for limit rules
-  ChannelId channel = kNoChannel;
-  int module_id = 0;
+  Quantity quantity = Quantity::cell_voltage;  // limit, hot, cooled, contactor and precharge rules only
+  ChannelId channel = kNoChannel;              // limit, hot and cooled rules only
+  int module_id = 0;                           // module rules and module channels only
   double measured = 0;    // value, missed cycles, failure count, module count, ...
   double threshold = 0;
   TimeNs since_ns = 0;    // when the condition started (first sample beyond the threshold)
@@ -373,6 +429,15 @@ class Supervisor {
   // The earliest time at which tick() may decide something (kNever if nothing is pending).
   TimeNs next_deadline_ns() const;
 
+  // The non-limit rules (safety.cpp, one table), in the order they are evaluated and their causes
+  // listed; for tests and documentation.
+  struct RuleSummary {
+    std::array<RuleKind, 2> kinds{};  // the kinds of its causes or decisions (none: unused)
+    bool timed = false;               // time alone can trigger it (tick() at next_deadline_ns())
+    bool has_cause = false;           // it keeps an active cause (status, events); else it only acts
+  };
+  static std::vector<RuleSummary> rule_table();
+
   State state() const { return state_; }
   std::vector<Reason> active_causes() const;
   // Changes whenever a cause appears, clears or changes level: the caller compares it to find out
@@ -422,6 +487,10 @@ class Supervisor {
     Level level = Level::normal;
     Reason cause;
   };
+
+  // The table of non-limit rules and their functions (safety.cpp). Adding a rule is one entry
+  // there, plus its RuleKind and its text in describe().
+  struct Rules;
 
   explicit Supervisor(SupervisorConfig config);
   void advance(TimeNs time_ns);
