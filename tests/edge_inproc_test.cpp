@@ -3,6 +3,8 @@
 // and SDO on the bus, decode dispatch -> supervisor -> actuator, the status snapshot, and a stop
 // that leaves without blocking the loop. Runs the io_context for fractions of a second only.
 #include <gtest/gtest.h>
+#include <toml++/toml.h>
+#include <unistd.h>
 
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -11,8 +13,6 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
-#include <toml++/toml.h>
-#include <unistd.h>
 
 #include "can/bus.h"
 #include "canopen/canopen.h"
@@ -38,7 +38,8 @@ class FakeInverter final : public InverterPort {
   void command_off(TimeNs requested_ns) override {
     ++offs;
     if (!confirm_off) return;  // a link that is down: the mode stays what it was
-    devices::InverterEvent e{devices::InverterEvent::Kind::command_written, requested_ns, "mode off written", requested_ns};
+    devices::InverterEvent e{devices::InverterEvent::Kind::command_written, requested_ns, "mode off written",
+                             requested_ns};
     asio::post(io_, [this, e] {
       stats_.mode = devices::InverterMode::off;
       stats_.setpoint = 0;

@@ -26,17 +26,21 @@ namespace cellguard::canopen {
 
 // The function of an 11-bit COB-ID: its four high bits (function code), the low seven the node id.
 enum class Function : std::uint8_t {
-  nmt,            // 0x000, node 0
-  sync,           // 0x080, node 0
-  emcy,           // 0x080 + node (1..127)
-  time,           // 0x100, node 0
-  tpdo1, rpdo1,   // 0x180 / 0x200 + node
-  tpdo2, rpdo2,   // 0x280 / 0x300 + node
-  tpdo3, rpdo3,   // 0x380 / 0x400 + node
-  tpdo4, rpdo4,   // 0x480 / 0x500 + node
-  sdo_response,   // 0x580 + node: server -> client (the node answers)
-  sdo_request,    // 0x600 + node: client -> server (the edge asks)
-  heartbeat,      // 0x700 + node: NMT error control (heartbeat, node guarding, boot-up)
+  nmt,   // 0x000, node 0
+  sync,  // 0x080, node 0
+  emcy,  // 0x080 + node (1..127)
+  time,  // 0x100, node 0
+  tpdo1,
+  rpdo1,  // 0x180 / 0x200 + node
+  tpdo2,
+  rpdo2,  // 0x280 / 0x300 + node
+  tpdo3,
+  rpdo3,  // 0x380 / 0x400 + node
+  tpdo4,
+  rpdo4,         // 0x480 / 0x500 + node
+  sdo_response,  // 0x580 + node: server -> client (the node answers)
+  sdo_request,   // 0x600 + node: client -> server (the edge asks)
+  heartbeat,     // 0x700 + node: NMT error control (heartbeat, node guarding, boot-up)
 };
 std::string_view to_string(Function function);
 
@@ -59,7 +63,7 @@ std::uint32_t cob_id(Function function, int node);
 
 struct SyncConfig {
   std::uint32_t cob_id = 0x080;
-  std::int64_t period_ns = 0;       // communication cycle period (object 1006h); 0: no SYNC
+  std::int64_t period_ns = 0;         // communication cycle period (object 1006h); 0: no SYNC
   std::uint8_t counter_overflow = 0;  // object 1019h: 0 = no counter (DLC 0), 2..240 = counter 1..value
 };
 
@@ -132,19 +136,25 @@ std::string sdo_abort_text(std::uint32_t code);
 struct SdoMessage {
   enum class Kind : std::uint8_t {
     // client -> server
-    initiate_download_request, download_segment_request, initiate_upload_request, upload_segment_request,
+    initiate_download_request,
+    download_segment_request,
+    initiate_upload_request,
+    upload_segment_request,
     // server -> client
-    initiate_download_response, download_segment_response, initiate_upload_response, upload_segment_response,
+    initiate_download_response,
+    download_segment_response,
+    initiate_upload_response,
+    upload_segment_response,
     abort,  // either side
   };
   Kind kind = Kind::abort;
-  std::uint16_t index = 0;     // initiate and abort frames
+  std::uint16_t index = 0;  // initiate and abort frames
   std::uint8_t subindex = 0;
-  bool toggle = false;         // segment frames
-  bool last = false;           // segment frames: c, no more segments
-  bool expedited = false;      // initiate: e
-  bool size_indicated = false; // initiate: s
-  std::uint32_t size = 0;      // initiate, s and not e: the whole transfer's bytes
+  bool toggle = false;             // segment frames
+  bool last = false;               // segment frames: c, no more segments
+  bool expedited = false;          // initiate: e
+  bool size_indicated = false;     // initiate: s
+  std::uint32_t size = 0;          // initiate, s and not e: the whole transfer's bytes
   std::vector<std::uint8_t> data;  // expedited or segment data (unused bytes removed)
   std::uint32_t abort_code = 0;
 };
@@ -198,7 +208,13 @@ class SdoClient {
   int node() const { return node_; }
 
  private:
-  enum class State : std::uint8_t { idle, initiate_upload, upload_segments, initiate_download, download_segments };
+  enum class State : std::uint8_t {
+    idle,
+    initiate_upload,
+    upload_segments,
+    initiate_download,
+    download_segments
+  };
   Step fail(std::uint32_t code, bool by_server, bool send_abort);
   can::Frame next_download_segment();
   Step finish();
@@ -210,8 +226,8 @@ class SdoClient {
   std::uint16_t index_ = 0;
   std::uint8_t subindex_ = 0;
   bool toggle_ = false;
-  std::vector<std::uint8_t> buffer_;  // download: all bytes; upload: bytes so far
-  std::size_t sent_ = 0;              // download: bytes sent in segments
+  std::vector<std::uint8_t> buffer_;            // download: all bytes; upload: bytes so far
+  std::size_t sent_ = 0;                        // download: bytes sent in segments
   std::optional<std::uint32_t> expected_size_;  // upload: the size the server indicated
 };
 

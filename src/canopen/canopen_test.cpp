@@ -1,9 +1,9 @@
 // CANopen facts of CiA 301 v4.2 (the section in each test's comment) against the pure library.
+#include "canopen/canopen.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
-
-#include "canopen/canopen.h"
 
 namespace cellguard::canopen {
 namespace {
@@ -50,8 +50,8 @@ TEST(CanopenCobId, UnassignedIds) {
 
 TEST(CanopenCobId, RoundTripsEveryNodeAndFunction) {
   for (Function f : {Function::emcy, Function::tpdo1, Function::rpdo1, Function::tpdo2, Function::rpdo2,
-                     Function::tpdo3, Function::rpdo3, Function::tpdo4, Function::rpdo4, Function::sdo_response,
-                     Function::sdo_request, Function::heartbeat}) {
+                     Function::tpdo3, Function::rpdo3, Function::tpdo4, Function::rpdo4,
+                     Function::sdo_response, Function::sdo_request, Function::heartbeat}) {
     for (int node = 1; node <= kMaxNodeId; ++node) {
       const auto back = classify(cob_id(f, node));
       ASSERT_TRUE(back) << to_string(f) << " node " << node;
@@ -167,7 +167,8 @@ TEST(CanopenSdo, ToggleErrorAborts) {
   EXPECT_EQ(step.done->abort_code, 0x05030000u);
   EXPECT_FALSE(step.done->aborted_by_server);
   ASSERT_TRUE(step.send);
-  EXPECT_EQ(bytes_of(*step.send), (std::vector<std::uint8_t>{0x80, 0x08, 0x10, 0x00, 0x00, 0x00, 0x03, 0x05}));
+  EXPECT_EQ(bytes_of(*step.send),
+            (std::vector<std::uint8_t>{0x80, 0x08, 0x10, 0x00, 0x00, 0x00, 0x03, 0x05}));
 }
 
 // §7.2.4.3.3-.4: segmented download: initiate with size (0x21), then segments with toggle, n and c.
@@ -264,7 +265,8 @@ TEST(CanopenEmcy, DecodesCodeRegisterAndManufacturerBytes) {
   EXPECT_TRUE(e->has(ErrorRegisterBit::voltage));
   EXPECT_FALSE(e->has(ErrorRegisterBit::temperature));
   EXPECT_EQ(e->manufacturer, (std::array<std::uint8_t, 5>{0xAA, 0xBB, 0xCC, 0xDD, 0xEE}));
-  EXPECT_EQ(describe(*e), "node 3: voltage inside the device (EMCY 0x3210; error register 0x05: generic, voltage)");
+  EXPECT_EQ(describe(*e),
+            "node 3: voltage inside the device (EMCY 0x3210; error register 0x05: generic, voltage)");
 }
 
 // §7.2.7.1, table 21: error code classes; 0000h is the error reset.

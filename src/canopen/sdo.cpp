@@ -16,7 +16,8 @@ struct AbortEntry {
 constexpr AbortEntry kAborts[] = {
     {SdoAbortCode::toggle_bit_not_alternated, "toggle_bit_not_alternated", "toggle bit not alternated"},
     {SdoAbortCode::timed_out, "timed_out", "SDO protocol timed out"},
-    {SdoAbortCode::command_unknown, "command_unknown", "client/server command specifier not valid or unknown"},
+    {SdoAbortCode::command_unknown, "command_unknown",
+     "client/server command specifier not valid or unknown"},
     {SdoAbortCode::invalid_block_size, "invalid_block_size", "invalid block size"},
     {SdoAbortCode::invalid_sequence_number, "invalid_sequence_number", "invalid sequence number"},
     {SdoAbortCode::crc_error, "crc_error", "CRC error"},
@@ -29,11 +30,15 @@ constexpr AbortEntry kAborts[] = {
     {SdoAbortCode::pdo_length_exceeded, "pdo_length_exceeded",
      "the number and length of the objects to be mapped would exceed the PDO length"},
     {SdoAbortCode::parameter_incompatible, "parameter_incompatible", "general parameter incompatibility"},
-    {SdoAbortCode::device_incompatible, "device_incompatible", "general internal incompatibility in the device"},
+    {SdoAbortCode::device_incompatible, "device_incompatible",
+     "general internal incompatibility in the device"},
     {SdoAbortCode::hardware_error, "hardware_error", "access failed due to a hardware error"},
-    {SdoAbortCode::length_mismatch, "length_mismatch", "data type does not match, length of service parameter does not match"},
-    {SdoAbortCode::length_too_high, "length_too_high", "data type does not match, length of service parameter too high"},
-    {SdoAbortCode::length_too_low, "length_too_low", "data type does not match, length of service parameter too low"},
+    {SdoAbortCode::length_mismatch, "length_mismatch",
+     "data type does not match, length of service parameter does not match"},
+    {SdoAbortCode::length_too_high, "length_too_high",
+     "data type does not match, length of service parameter too high"},
+    {SdoAbortCode::length_too_low, "length_too_low",
+     "data type does not match, length of service parameter too low"},
     {SdoAbortCode::subindex_missing, "subindex_missing", "sub-index does not exist"},
     {SdoAbortCode::invalid_value, "invalid_value", "invalid value for parameter"},
     {SdoAbortCode::value_too_high, "value_too_high", "value of parameter written too high"},
@@ -136,21 +141,51 @@ Result<SdoMessage> decode_sdo(std::span<const std::uint8_t> payload, SdoDirectio
   }
   if (direction == SdoDirection::request) {
     switch (cs) {
-      case 0: m.kind = Kind::download_segment_request; segment(true); return m;
-      case 1: m.kind = Kind::initiate_download_request; initiate(); return m;
-      case 2: m.kind = Kind::initiate_upload_request; multiplexer(); return m;
-      case 3: m.kind = Kind::upload_segment_request; segment(false); return m;
-      case 5: case 6: return sdo_error("block transfer (command specifier " + std::to_string(cs) + ") is not supported");
-      default: return sdo_error("unknown client command specifier " + std::to_string(cs));
+      case 0:
+        m.kind = Kind::download_segment_request;
+        segment(true);
+        return m;
+      case 1:
+        m.kind = Kind::initiate_download_request;
+        initiate();
+        return m;
+      case 2:
+        m.kind = Kind::initiate_upload_request;
+        multiplexer();
+        return m;
+      case 3:
+        m.kind = Kind::upload_segment_request;
+        segment(false);
+        return m;
+      case 5:
+      case 6:
+        return sdo_error("block transfer (command specifier " + std::to_string(cs) + ") is not supported");
+      default:
+        return sdo_error("unknown client command specifier " + std::to_string(cs));
     }
   }
   switch (cs) {
-    case 0: m.kind = Kind::upload_segment_response; segment(true); return m;
-    case 1: m.kind = Kind::download_segment_response; segment(false); return m;
-    case 2: m.kind = Kind::initiate_upload_response; initiate(); return m;
-    case 3: m.kind = Kind::initiate_download_response; multiplexer(); return m;
-    case 5: case 6: return sdo_error("block transfer (command specifier " + std::to_string(cs) + ") is not supported");
-    default: return sdo_error("unknown server command specifier " + std::to_string(cs));
+    case 0:
+      m.kind = Kind::upload_segment_response;
+      segment(true);
+      return m;
+    case 1:
+      m.kind = Kind::download_segment_response;
+      segment(false);
+      return m;
+    case 2:
+      m.kind = Kind::initiate_upload_response;
+      initiate();
+      return m;
+    case 3:
+      m.kind = Kind::initiate_download_response;
+      multiplexer();
+      return m;
+    case 5:
+    case 6:
+      return sdo_error("block transfer (command specifier " + std::to_string(cs) + ") is not supported");
+    default:
+      return sdo_error("unknown server command specifier " + std::to_string(cs));
   }
 }
 
@@ -185,7 +220,9 @@ can::Frame sdo_abort(std::uint32_t id, std::uint16_t index, std::uint8_t subinde
 SdoClient::SdoClient(int node, std::int64_t timeout_ns) : node_(node), timeout_ns_(timeout_ns) {}
 
 Result<can::Frame> SdoClient::upload(std::uint16_t index, std::uint8_t subindex, std::int64_t now_ns) {
-  if (busy()) return Error(ErrorCode::invalid_argument, "SDO: node " + std::to_string(node_) + " has a transfer running");
+  if (busy())
+    return Error(ErrorCode::invalid_argument,
+                 "SDO: node " + std::to_string(node_) + " has a transfer running");
   state_ = State::initiate_upload;
   index_ = index;
   subindex_ = subindex;
@@ -196,9 +233,11 @@ Result<can::Frame> SdoClient::upload(std::uint16_t index, std::uint8_t subindex,
   return sdo_upload_request(node_, index, subindex);
 }
 
-Result<can::Frame> SdoClient::download(std::uint16_t index, std::uint8_t subindex, std::span<const std::uint8_t> data,
-                                       std::int64_t now_ns) {
-  if (busy()) return Error(ErrorCode::invalid_argument, "SDO: node " + std::to_string(node_) + " has a transfer running");
+Result<can::Frame> SdoClient::download(std::uint16_t index, std::uint8_t subindex,
+                                       std::span<const std::uint8_t> data, std::int64_t now_ns) {
+  if (busy())
+    return Error(ErrorCode::invalid_argument,
+                 "SDO: node " + std::to_string(node_) + " has a transfer running");
   if (data.empty()) return Error(ErrorCode::invalid_argument, "SDO: a download needs at least one byte");
   index_ = index;
   subindex_ = subindex;
@@ -260,7 +299,8 @@ SdoClient::Step SdoClient::finish() {
 }
 
 SdoClient::Step SdoClient::on_frame(const can::Frame& frame, std::int64_t now_ns) {
-  if (!busy() || frame.extended || frame.error || frame.remote || frame.id != cob_id(Function::sdo_response, node_))
+  if (!busy() || frame.extended || frame.error || frame.remote ||
+      frame.id != cob_id(Function::sdo_response, node_))
     return {};
   const auto code = [](SdoAbortCode c) { return static_cast<std::uint32_t>(c); };
   auto decoded = decode_sdo(frame.payload(), SdoDirection::response);
@@ -277,12 +317,14 @@ SdoClient::Step SdoClient::on_frame(const can::Frame& frame, std::int64_t now_ns
   deadline_ns_ = now_ns + timeout_ns_;
   switch (state_) {
     case State::initiate_upload: {
-      if (m.kind != Kind::initiate_upload_response) return fail(code(SdoAbortCode::command_unknown), false, true);
+      if (m.kind != Kind::initiate_upload_response)
+        return fail(code(SdoAbortCode::command_unknown), false, true);
       if (m.expedited) {
         buffer_ = m.data;
         return finish();
       }
-      if (m.size_indicated && m.size > kMaxSdoUpload) return fail(code(SdoAbortCode::out_of_memory), false, true);
+      if (m.size_indicated && m.size > kMaxSdoUpload)
+        return fail(code(SdoAbortCode::out_of_memory), false, true);
       if (m.size_indicated) expected_size_ = m.size;
       state_ = State::upload_segments;
       toggle_ = false;
@@ -291,13 +333,16 @@ SdoClient::Step SdoClient::on_frame(const can::Frame& frame, std::int64_t now_ns
       return {sdo_frame(cob_id(Function::sdo_request, node_), b), std::nullopt};
     }
     case State::upload_segments: {
-      if (m.kind != Kind::upload_segment_response) return fail(code(SdoAbortCode::command_unknown), false, true);
+      if (m.kind != Kind::upload_segment_response)
+        return fail(code(SdoAbortCode::command_unknown), false, true);
       if (m.toggle != toggle_) return fail(code(SdoAbortCode::toggle_bit_not_alternated), false, true);
       buffer_.insert(buffer_.end(), m.data.begin(), m.data.end());
       // A server that sends more than it announced is cut off rather than let grow the buffer.
-      if (expected_size_ && buffer_.size() > *expected_size_) return fail(code(SdoAbortCode::length_too_high), false, true);
+      if (expected_size_ && buffer_.size() > *expected_size_)
+        return fail(code(SdoAbortCode::length_too_high), false, true);
       if (m.last) {
-        if (expected_size_ && buffer_.size() != *expected_size_) return fail(code(SdoAbortCode::length_too_low), false, true);
+        if (expected_size_ && buffer_.size() != *expected_size_)
+          return fail(code(SdoAbortCode::length_too_low), false, true);
         return finish();
       }
       if (buffer_.size() > kMaxSdoUpload) return fail(code(SdoAbortCode::out_of_memory), false, true);
@@ -307,20 +352,23 @@ SdoClient::Step SdoClient::on_frame(const can::Frame& frame, std::int64_t now_ns
       return {sdo_frame(cob_id(Function::sdo_request, node_), b), std::nullopt};
     }
     case State::initiate_download: {
-      if (m.kind != Kind::initiate_download_response) return fail(code(SdoAbortCode::command_unknown), false, true);
+      if (m.kind != Kind::initiate_download_response)
+        return fail(code(SdoAbortCode::command_unknown), false, true);
       if (buffer_.empty()) return finish();  // expedited: done
       state_ = State::download_segments;
       toggle_ = false;
       return {next_download_segment(), std::nullopt};
     }
     case State::download_segments: {
-      if (m.kind != Kind::download_segment_response) return fail(code(SdoAbortCode::command_unknown), false, true);
+      if (m.kind != Kind::download_segment_response)
+        return fail(code(SdoAbortCode::command_unknown), false, true);
       if (m.toggle != toggle_) return fail(code(SdoAbortCode::toggle_bit_not_alternated), false, true);
       if (sent_ == buffer_.size()) return finish();
       toggle_ = !toggle_;
       return {next_download_segment(), std::nullopt};
     }
-    case State::idle: break;
+    case State::idle:
+      break;
   }
   return {};
 }

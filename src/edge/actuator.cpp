@@ -11,9 +11,12 @@ constexpr std::array<devices::Output, 3> kContactorRelays = {devices::Output::re
 
 devices::Output relay_output(int relay) {
   switch (relay) {
-    case 1: return devices::Output::relay1;
-    case 2: return devices::Output::relay2;
-    default: return devices::Output::relay3;
+    case 1:
+      return devices::Output::relay1;
+    case 2:
+      return devices::Output::relay2;
+    default:
+      return devices::Output::relay3;
   }
 }
 
@@ -29,7 +32,8 @@ bool is_command(safety::DecisionKind kind) {
     case K::contactors_open:
     case K::cooling_on:
     case K::cooling_off:
-    case K::relay_set: return true;
+    case K::relay_set:
+      return true;
     case K::state_changed:
     case K::inverter_nudge_end:  // resumes the schedule; its setpoint is not a safety action
     case K::precharge_complete:
@@ -38,7 +42,8 @@ bool is_command(safety::DecisionKind kind) {
     case K::start_refused:
     case K::reset_accepted:
     case K::reset_refused:
-    case K::module_joined: return false;
+    case K::module_joined:
+      return false;
   }
   return false;
 }

@@ -39,8 +39,8 @@ class Actuator {
  public:
   // The schedule's side of a nudge: a nudge replaces the schedule's setpoint until it ends.
   struct NudgeHooks {
-    std::function<void()> begin;        // the inverter runs a nudge or hold setpoint now
-    std::function<void(TimeNs)> end;    // the schedule's setpoint resumes
+    std::function<void()> begin;      // the inverter runs a nudge or hold setpoint now
+    std::function<void(TimeNs)> end;  // the schedule's setpoint resumes
   };
 
   // Devices may be null (disabled in the configuration): their commands are then skipped.

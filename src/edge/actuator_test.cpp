@@ -49,8 +49,8 @@ TEST(EdgeActuator, CommandsGoToTheirDevices) {
   Outputs outputs;
   int nudges_begun = 0;
   std::vector<TimeNs> nudges_ended;
-  Actuator actuator(&outputs, &inverter, {[&] { ++nudges_begun; }, [&](TimeNs t) { nudges_ended.push_back(t); }},
-                    fixed_clock);
+  Actuator actuator(&outputs, &inverter,
+                    {[&] { ++nudges_begun; }, [&](TimeNs t) { nudges_ended.push_back(t); }}, fixed_clock);
   using K = safety::DecisionKind;
   Actuation a = actuator.actuate(decision(K::inverter_off));
   EXPECT_TRUE(a.command);
@@ -82,8 +82,8 @@ TEST(EdgeActuator, ReportOnlyKindsCommandNothing) {
   Outputs outputs;
   Actuator actuator(&outputs, &inverter, {}, fixed_clock);
   using K = safety::DecisionKind;
-  for (K kind : {K::state_changed, K::precharge_complete, K::precharge_retry, K::precharge_lockout, K::start_refused,
-                 K::reset_accepted, K::reset_refused, K::module_joined}) {
+  for (K kind : {K::state_changed, K::precharge_complete, K::precharge_retry, K::precharge_lockout,
+                 K::start_refused, K::reset_accepted, K::reset_refused, K::module_joined}) {
     const Actuation a = actuator.actuate(decision(kind));
     EXPECT_FALSE(a.command) << safety::to_string(kind);
     EXPECT_FALSE(is_command(kind));

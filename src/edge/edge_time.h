@@ -15,11 +15,13 @@ inline constexpr TimeNs kMs = 1'000'000;
 inline constexpr TimeNs kSecond = 1'000'000'000;
 
 inline TimeNs mono_now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 inline TimeNs wall_now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 // Wall-clock seconds, the "t" of every event.

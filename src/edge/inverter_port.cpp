@@ -11,9 +11,13 @@ class ClientPort final : public InverterPort {
   void command_setpoint(devices::InverterMode mode, double setpoint, TimeNs requested_ns) override {
     client_.command_setpoint(mode, setpoint, requested_ns);
   }
-  void on_readings(devices::InverterClient::ReadingsHandler handler) override { client_.on_readings(std::move(handler)); }
+  void on_readings(devices::InverterClient::ReadingsHandler handler) override {
+    client_.on_readings(std::move(handler));
+  }
   void on_link(devices::InverterClient::LinkHandler handler) override { client_.on_link(std::move(handler)); }
-  void on_event(devices::InverterClient::EventHandler handler) override { client_.on_event(std::move(handler)); }
+  void on_event(devices::InverterClient::EventHandler handler) override {
+    client_.on_event(std::move(handler));
+  }
   void on_heartbeat(devices::InverterClient::HeartbeatHandler handler) override {
     client_.on_heartbeat(std::move(handler));
   }

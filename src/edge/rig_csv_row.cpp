@@ -12,21 +12,30 @@ int rig_flag_bit(safety::Quantity quantity) {
   using Q = safety::Quantity;
   switch (quantity) {
     case Q::module_max_temperature:
-    case Q::module_min_temperature: return 0;   // pcan_isCMATempVio
-    case Q::module_voltage: return 1;           // pcan_isCMAVolVio
-    case Q::cell_voltage: return 2;             // pcan_isCellVolVio
-    case Q::board_temperature: return 3;        // pcan_isArduTempHigh
-    case Q::board_pressure: return 4;           // pcan_isArduPressViolated
-    case Q::pack_current: return 5;             // pcan_isModbusCurrentViolated (the inverter's current)
-    case Q::inverter_battery_voltage: return 6; // pcan_isModbusVoltageViolated
-    default: return -1;                         // pcan_isModbusPowerViolated: no power limit
+    case Q::module_min_temperature:
+      return 0;  // pcan_isCMATempVio
+    case Q::module_voltage:
+      return 1;  // pcan_isCMAVolVio
+    case Q::cell_voltage:
+      return 2;  // pcan_isCellVolVio
+    case Q::board_temperature:
+      return 3;  // pcan_isArduTempHigh
+    case Q::board_pressure:
+      return 4;  // pcan_isArduPressViolated
+    case Q::pack_current:
+      return 5;  // pcan_isModbusCurrentViolated (the inverter's current)
+    case Q::inverter_battery_voltage:
+      return 6;  // pcan_isModbusVoltageViolated
+    default:
+      return -1;  // pcan_isModbusPowerViolated: no power limit
   }
 }
 
 std::uint32_t rig_flags(std::span<const safety::Reason> causes) {
   std::uint32_t flags = 0;
   for (const auto& cause : causes) {
-    const bool limit = cause.rule == safety::RuleKind::limit_high || cause.rule == safety::RuleKind::limit_low;
+    const bool limit =
+        cause.rule == safety::RuleKind::limit_high || cause.rule == safety::RuleKind::limit_low;
     if (const int bit = rig_flag_bit(cause.quantity); limit && bit >= 0) flags |= 1u << bit;
   }
   return flags;
@@ -36,8 +45,10 @@ std::string rig_prefix(std::string_view name_pattern, int module_id) {
   std::string prefix(name_pattern);
   char id[8];
   std::snprintf(id, sizeof id, "%02d", module_id);
-  if (const auto at = prefix.find("{id}"); at != std::string::npos) prefix.replace(at, 4, id);
-  else prefix = std::string("BMU") + id + "_";
+  if (const auto at = prefix.find("{id}"); at != std::string::npos)
+    prefix.replace(at, 4, id);
+  else
+    prefix = std::string("BMU") + id + "_";
   return prefix;
 }
 
@@ -66,8 +77,10 @@ RigCsvRow build_rig_csv_row(const RigCsvInputs& in) {
         const bool integral = signals[k].scale == std::floor(signals[k].scale) &&
                               signals[k].offset == std::floor(signals[k].offset) && v == std::floor(v) &&
                               std::fabs(v) < 9e15;
-        if (integral) value = static_cast<std::int64_t>(v);
-        else value = v;
+        if (integral)
+          value = static_cast<std::int64_t>(v);
+        else
+          value = v;
       }
       row.emplace_back(prefix + signals[k].name, value);
     }

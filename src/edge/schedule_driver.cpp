@@ -28,7 +28,8 @@ Result<void> ScheduleDriver::load() {
   return success();
 }
 
-std::string ScheduleDriver::request_start(const std::string& origin, bool inverter_ready, const safety::Status& status) {
+std::string ScheduleDriver::request_start(const std::string& origin, bool inverter_ready,
+                                          const safety::Status& status) {
   if (!runner_) return "no schedule configured ([schedule] file)";
   if (runner_->position().running) return "";
   if (!inverter_ || !inverter_ready) return "the inverter has not completed its start-up";
@@ -115,8 +116,9 @@ void ScheduleDriver::changed(TimeNs now) {
 }
 
 devices::InverterMode ScheduleDriver::setpoint_mode() const {
-  return runner_ && runner_->schedule().kind == schedule::SetpointKind::power_kw ? devices::InverterMode::power
-                                                                                 : devices::InverterMode::current;
+  return runner_ && runner_->schedule().kind == schedule::SetpointKind::power_kw
+             ? devices::InverterMode::power
+             : devices::InverterMode::current;
 }
 
 void ScheduleDriver::apply_setpoint(TimeNs now) {
@@ -140,15 +142,19 @@ void ScheduleDriver::arm_readback_timer() {
 
 void ScheduleDriver::on_inverter_readings(const devices::InverterReadings& r, TimeNs now) {
   if (!readback_ || !readback_->pending()) return;
-  const double measured =
-      runner_->schedule().kind == schedule::SetpointKind::current_a ? r.dc_link_current_a : r.dc_link_power_kw;
+  const double measured = runner_->schedule().kind == schedule::SetpointKind::current_a ? r.dc_link_current_a
+                                                                                        : r.dc_link_power_kw;
   if (auto result = readback_->on_measurement(measured, now)) readback_event(*result);
 }
 
 void ScheduleDriver::readback_event(const schedule::ReadbackResult& r) {
   ++(r.ok ? readback_ok_ : readback_failed_);
-  json j{{"t", wall_s()},   {"kind", "schedule"},        {"event", r.ok ? "readback_ok" : "readback_failed"},
-         {"expected", r.expected}, {"measured", r.measured}, {"tolerance", r.tolerance},
+  json j{{"t", wall_s()},
+         {"kind", "schedule"},
+         {"event", r.ok ? "readback_ok" : "readback_failed"},
+         {"expected", r.expected},
+         {"measured", r.measured},
+         {"tolerance", r.tolerance},
          {"after_s", static_cast<double>(r.after_ns) / 1e9}};
   if (!r.ok)
     log_->warn("readback: expected {} ± {}, measured {} after {:.1f} s", r.expected, r.tolerance, r.measured,

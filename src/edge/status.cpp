@@ -13,7 +13,8 @@ std::string utc_text(double wall_s) {
   char buffer[40];
   std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &tm);
   char millis[16];
-  std::snprintf(millis, sizeof millis, ".%03d UTC", static_cast<int>((wall_s - static_cast<double>(seconds)) * 1000));
+  std::snprintf(millis, sizeof millis, ".%03d UTC",
+                static_cast<int>((wall_s - static_cast<double>(seconds)) * 1000));
   return std::string(buffer) + millis;
 }
 
@@ -26,7 +27,8 @@ json output_state_json(const devices::OutputState& st, const TimeBase& tb) {
   if (st.read_back && *st.read_back == st.commanded) {
     j["text"] = level + " (read back)";
   } else if (st.read_back) {
-    j["text"] = "commanded " + level + ", reads " + (*st.read_back ? "on" : "off") + (st.fault ? " (fault)" : "");
+    j["text"] =
+        "commanded " + level + ", reads " + (*st.read_back ? "on" : "off") + (st.fault ? " (fault)" : "");
   } else if (st.sent && st.sent_ns > 0) {
     j["text"] = "commanded " + level + " at " + utc_text(tb.wall_s(st.sent_ns));
   } else {
@@ -50,7 +52,8 @@ json contactors_json(bool commanded_closed, const std::optional<OutputsStatus>& 
   if (confirmed) {
     j["text"] = what + " (read back)";
   } else {
-    j["text"] = "commanded " + what + (latest_ns > 0 ? " at " + utc_text(tb.wall_s(latest_ns)) : std::string()) +
+    j["text"] = "commanded " + what +
+                (latest_ns > 0 ? " at " + utc_text(tb.wall_s(latest_ns)) : std::string()) +
                 " (no read-back from the board)";
   }
   return j;
@@ -116,14 +119,14 @@ json status_json(const StatusSnapshot& snap) {
               {"rx_queue_overflows", can.bus.rx_queue_overflows}};
   if (snap.board) {
     const auto& b = snap.board->stats;
-    j["board"] = {{"device", snap.board->device}, {"connected", b.connected},   {"lines_valid", b.lines_valid},
-                  {"lines_invalid", b.lines_invalid},      {"lines_overlong", b.lines_overlong},
-                  {"opens", b.opens},                      {"disconnects", b.disconnects},
-                  {"checksum_errors", b.checksum_errors},  {"extension", b.extension},
-                  {"firmware", b.firmware},                {"fail_safe", b.fail_safe},
-                  {"heartbeats_sent", b.heartbeats_sent},  {"readbacks_ok", b.readbacks_ok},
-                  {"readback_mismatches", b.readback_mismatches}, {"board_resets", b.board_resets},
-                  {"watchdog_resets", b.watchdog_resets}};
+    j["board"] = {{"device", snap.board->device},       {"connected", b.connected},
+                  {"lines_valid", b.lines_valid},       {"lines_invalid", b.lines_invalid},
+                  {"lines_overlong", b.lines_overlong}, {"opens", b.opens},
+                  {"disconnects", b.disconnects},       {"checksum_errors", b.checksum_errors},
+                  {"extension", b.extension},           {"firmware", b.firmware},
+                  {"fail_safe", b.fail_safe},           {"heartbeats_sent", b.heartbeats_sent},
+                  {"readbacks_ok", b.readbacks_ok},     {"readback_mismatches", b.readback_mismatches},
+                  {"board_resets", b.board_resets},     {"watchdog_resets", b.watchdog_resets}};
     if (const auto& last = snap.board->last)
       j["board"]["last"] = {{"temp1_c", last->temp1_c.value},
                             {"temp2_c", last->temp2_c.value},
@@ -188,21 +191,27 @@ json status_json(const StatusSnapshot& snap) {
   }
   if (snap.recording) {
     const auto& r = snap.recording->second;
-    j["recording"] = {{"path", snap.recording->first},   {"records_committed", r.records_committed},
-                      {"records_dropped", r.records_dropped}, {"blocks", r.blocks_committed},
-                      {"blocks_deleted", r.blocks_deleted}, {"file_bytes", r.file_bytes},
+    j["recording"] = {{"path", snap.recording->first},
+                      {"records_committed", r.records_committed},
+                      {"records_dropped", r.records_dropped},
+                      {"blocks", r.blocks_committed},
+                      {"blocks_deleted", r.blocks_deleted},
+                      {"file_bytes", r.file_bytes},
                       {"last_error", r.last_error}};
   }
   if (snap.uplink) {
     const auto& u = snap.uplink->second;
-    j["uplink"] = {{"server", snap.uplink->first},
-                   {"connected", u.connected}, {"connects", u.connects}, {"connect_failures", u.connect_failures},
-                   {"disconnects", u.disconnects}, {"batches_sent", u.batches_sent}, {"batches_acked", u.batches_acked},
-                   {"live_sent", u.live_sent}, {"backlog_sent", u.backlog_sent}, {"samples_sent", u.samples_sent},
-                   {"bytes_sent", u.bytes_sent}, {"backlog_batches", u.backlog_batches},
-                   {"lost_records", u.lost_records}, {"last_acked_seq", u.last_acked_seq}, {"last_error", u.last_error}};
+    j["uplink"] = {{"server", snap.uplink->first},     {"connected", u.connected},
+                   {"connects", u.connects},           {"connect_failures", u.connect_failures},
+                   {"disconnects", u.disconnects},     {"batches_sent", u.batches_sent},
+                   {"batches_acked", u.batches_acked}, {"live_sent", u.live_sent},
+                   {"backlog_sent", u.backlog_sent},   {"samples_sent", u.samples_sent},
+                   {"bytes_sent", u.bytes_sent},       {"backlog_batches", u.backlog_batches},
+                   {"lost_records", u.lost_records},   {"last_acked_seq", u.last_acked_seq},
+                   {"last_error", u.last_error}};
   }
-  j["latency"] = {{"frame_handling", snap.frame_handling_latency}, {"frame_to_action", snap.frame_to_action_latency}};
+  j["latency"] = {{"frame_handling", snap.frame_handling_latency},
+                  {"frame_to_action", snap.frame_to_action_latency}};
   j["events_dropped"] = snap.events_dropped;
   return j;
 }

@@ -37,7 +37,8 @@ struct CanCounters {
   std::uint64_t sdo_responses = 0;
   std::uint64_t sdo_aborts = 0;
   std::uint64_t link_errors = 0;
-  std::uint64_t malformed_elements = 0;  // protocol elements (socketcand) or log lines (replay) that did not parse
+  std::uint64_t malformed_elements =
+      0;  // protocol elements (socketcand) or log lines (replay) that did not parse
   std::uint64_t reopens = 0;
 };
 
@@ -94,7 +95,8 @@ nlohmann::json status_json(const StatusSnapshot& snapshot);
 nlohmann::json output_state_json(const devices::OutputState& state, const TimeBase& time);
 // The contactors as the edge knows them: confirmed only when every contactor relay reads back as
 // commanded; without read-back, only "commanded open/closed".
-nlohmann::json contactors_json(bool commanded_closed, const std::optional<OutputsStatus>& outputs, const TimeBase& time);
+nlohmann::json contactors_json(bool commanded_closed, const std::optional<OutputsStatus>& outputs,
+                               const TimeBase& time);
 // "2026-12-07 03:40:12.345 UTC".
 std::string utc_text(double wall_s);
 
