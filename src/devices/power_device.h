@@ -95,7 +95,18 @@ struct InverterEvent {
 };
 std::string_view to_string(InverterEvent::Kind kind);
 
-class PowerDevice {
+// The commands alone: what the edge's actuator and schedule driver need of a power device.
+class PowerCommands {
+ public:
+  virtual ~PowerCommands() = default;
+  // Mode off at once (preempts queued commands). `requested_ns` is reported back in the event.
+  virtual void command_off(TimeNs requested_ns) = 0;
+  // Mode and setpoint (A, kW or V), clamped to the limits; the latest request replaces one not yet
+  // written. Refused (event command_failed) until start-up is done, or if the model lacks the mode.
+  virtual void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) = 0;
+};
+
+class PowerDevice : public PowerCommands {
  public:
   using Clock = std::function<TimeNs()>;
   using ReadingsHandler = std::function<void(const InverterReadings&)>;
@@ -106,8 +117,6 @@ class PowerDevice {
   // Every acknowledged heartbeat write, with the time of the answer.
   using HeartbeatHandler = std::function<void(TimeNs time_ns)>;
 
-  virtual ~PowerDevice() = default;
-
   virtual void on_readings(ReadingsHandler handler) = 0;  // set before start()
   virtual void on_link(LinkHandler handler) = 0;
   virtual void on_event(EventHandler handler) = 0;
@@ -115,12 +124,6 @@ class PowerDevice {
 
   virtual void start() = 0;
   virtual void stop() = 0;
-
-  // Mode off at once (preempts queued commands). `requested_ns` is reported back in the event.
-  virtual void command_off(TimeNs requested_ns) = 0;
-  // Mode and setpoint (A, kW or V), clamped to the limits; the latest request replaces one not yet
-  // written. Refused (event command_failed) until start-up is done, or if the model lacks the mode.
-  virtual void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) = 0;
 
   virtual InverterLinkStats stats() const = 0;  // any thread
 };

@@ -1,21 +1,24 @@
+// The edge's wiring and loop: opens the parts (supervisor, DBC and module map, recording, uplink,
+// events, board, outputs, inverter, schedule, operator socket, CAN), routes every input to the
+// supervisor and every decision through the actuator (actuator.h) before it is reported, diffs the
+// active causes into limit events, and stops safely. The parts with logic of their own live beside
+// it: canopen/ (SYNC, SDO), actuator.h, schedule_driver.h, status.h, rig_csv_row.h.
 #include "edge/edge.h"
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
-#include <asio.hpp>
 #include <algorithm>
+#include <asio.hpp>
 #include <chrono>
-#include <span>
-#include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <map>
 #include <set>
-#include <thread>
+#include <span>
 
 #include "can/bus.h"
 #include "can/error_frame.h"
+#include "canopen/canopen.h"
 #include "core/text.h"
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
@@ -23,16 +26,22 @@
 #include "devices/channels.h"
 #include "devices/inverter_client.h"
 #include "devices/outputs.h"
+#include "edge/actuator.h"
+#include "edge/edge_loop.h"
+#include "edge/edge_time.h"
 #include "edge/events.h"
 #include "edge/handler_guard.h"
 #include "edge/latency.h"
 #include "edge/module_map.h"
 #include "edge/rate_watch.h"
+#include "edge/rig_csv_row.h"
+#include "edge/schedule_driver.h"
+#include "edge/status.h"
 #include "ipc/line_socket.h"
+#include "pki/tls.h"
 #include "recorder/recorder.h"
 #include "recorder/rig_csv.h"
 #include "safety/safety.h"
-#include "pki/tls.h"
 #include "schedule/schedule.h"
 #include "uplink/sender.h"
 
@@ -57,34 +66,15 @@ std::vector<std::pair<std::string, std::string>> sample_channels() {
   return channels;
 }
 
-// The rig's violation flag (bit of recorder::kRigFlagColumns) a limit on this quantity raises, or -1.
-int rig_flag_bit(safety::Quantity quantity) {
-  using Q = safety::Quantity;
-  switch (quantity) {
-    case Q::module_max_temperature:
-    case Q::module_min_temperature: return 0;   // pcan_isCMATempVio
-    case Q::module_voltage: return 1;           // pcan_isCMAVolVio
-    case Q::cell_voltage: return 2;             // pcan_isCellVolVio
-    case Q::board_temperature: return 3;        // pcan_isArduTempHigh
-    case Q::board_pressure: return 4;           // pcan_isArduPressViolated
-    case Q::pack_current: return 5;             // pcan_isModbusCurrentViolated (the inverter's current)
-    case Q::inverter_battery_voltage: return 6; // pcan_isModbusVoltageViolated
-    default: return -1;                         // pcan_isModbusPowerViolated: no power limit
-  }
-}
-
 using nlohmann::json;
-using safety::TimeNs;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr TimeNs kMs = 1'000'000;
-constexpr TimeNs kSecond = 1'000'000'000;
 constexpr TimeNs kBusReopenDelayNs = 1 * kSecond;
 constexpr TimeNs kStopMarginNs = 500 * kMs;        // a stop leaves at the latest max delay + this
 constexpr TimeNs kBoardWriteGraceNs = 300 * kMs;   // the board writes the opening before the link closes
 constexpr TimeNs kDiscoveryWindowNs = 1 * kSecond;  // traffic watched before the first module report
 constexpr TimeNs kNoModuleReportNs = 5 * kSecond;    // "no module yet" repeated this often
-constexpr std::uint32_t kSdoResponseBase = 0x580;
+constexpr TimeNs kInverterOffWaitNs = 1 * kSecond;  // leaving: how long a last mode-off is waited for
 // An error-frame storm: this many error frames within the window is a warning (a healthy bus has
 // none; a few come with a connector being plugged), repeated at most once per kErrorStormRepeatNs.
 constexpr std::uint64_t kErrorStormThreshold = 100;
@@ -99,17 +89,6 @@ std::string hex(std::uint32_t value) {
   char text[16];
   std::snprintf(text, sizeof text, "%x", value);
   return text;
-}
-// The relays of the contactor and precharge circuit, opened together.
-constexpr std::array<devices::Output, 3> kContactorRelays = {devices::Output::relay1, devices::Output::relay2,
-                                                             devices::Output::relay3};
-
-TimeNs mono_now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
-}
-TimeNs wall_now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // stderr, every message escaped (core/text.h): whatever a peer put into a text, the log gets one
@@ -133,14 +112,6 @@ std::shared_ptr<spdlog::logger> make_logger() {
   return logger;
 }
 
-devices::Output relay_output(int relay) {
-  switch (relay) {
-    case 1: return devices::Output::relay1;
-    case 2: return devices::Output::relay2;
-    default: return devices::Output::relay3;
-  }
-}
-
 std::string ids_text(const std::vector<int>& ids) {
   std::string text;
   for (int id : ids) {
@@ -150,140 +121,57 @@ std::string ids_text(const std::vector<int>& ids) {
   return text;
 }
 
-// Counters of the CAN side, for status.
-struct CanCounters {
-  std::uint64_t frames = 0;
-  std::uint64_t module_frames = 0;
-  std::uint64_t other_known = 0;
-  std::uint64_t unknown = 0;
-  std::uint64_t malformed = 0;
-  std::uint64_t error_frames = 0;
-  std::uint64_t sync_sent = 0;
-  std::uint64_t sync_failed = 0;
-  std::uint64_t sdo_sent = 0;
-  std::uint64_t sdo_responses = 0;
-  std::uint64_t sdo_aborts = 0;
-  std::uint64_t link_errors = 0;
-  std::uint64_t malformed_elements = 0;  // protocol elements (socketcand) or log lines (replay) that did not parse
-  std::uint64_t reopens = 0;
-  std::uint64_t dropped_closed_buses = 0;  // frames dropped by buses that were closed and replaced
-};
+canopen::SyncConfig sync_config(const CanSection& can) {
+  return {can.sync_id, can.sync_period_ns, static_cast<std::uint8_t>(can.sync_counter ? 240 : 0)};
+}
 
-class Edge {
+}  // namespace
+
+class EdgeLoop::Edge {
  public:
-  Edge(EdgeConfig config, const EdgeRunOptions& options)
+  Edge(asio::io_context& io, EdgeConfig config, EdgeRunOptions options, EdgeDevices devices)
       : config_(std::move(config)),
-        options_(options),
+        options_(std::move(options)),
         log_(make_logger()),
-        signals_(io_, SIGINT, SIGTERM, SIGHUP),
+        io_(io),
+        signals_(io_),
         sync_timer_(io_),
         deadline_timer_(io_),
         bus_timer_(io_),
-        schedule_timer_(io_),
         report_timer_(io_),
         stop_timer_(io_),
-        csv_timer_(io_) {}
+        csv_timer_(io_),
+        sync_(sync_config(config_.can)),
+        injected_(std::move(devices)),
+        schedule_(io_, config_.schedule, nullptr, mono_now, log_,
+                  {[this](json event) { emit(std::move(event)); },
+                   [this] {
+                     execute(supervisor_->on_start_request(mono_now()));
+                     after_inputs();
+                   }}),
+        actuator_(nullptr, nullptr,
+                  {[this] { schedule_.on_nudge_begin(); }, [this](TimeNs now) { schedule_.on_nudge_end(now); }},
+                  mono_now) {}
 
-  int run() {
-    if (Result<void> started = start(); !started) {
-      log_->error("{}", started.error().message);
-      shutdown();
-      return 1;
-    }
+  void run() {
     // No exception ends the loop: a handler that throws is a bug, reported with what it was given
     // (guard() below, for the handlers the edge installs) or here, for anything else; then the edge
     // goes on supervising.
     run_guarded(io_, [this](std::string_view what) { handler_failed("event loop", what, ""); },
                 [this] { resume_after_failure(); });
-    shutdown();
-    return stopped_for_config_error_ ? 1 : 0;
-  }
-
- private:
-  // ---- handlers that throw ----------------------------------------------------------------------
-
-  // Wraps a handler the edge installs on a bus, the board, the inverter: an exception is reported as
-  // a bug with the handler's input (escaped) and does not leave the handler, so the device's own read
-  // loop that called it goes on.
-  template <typename F>
-  auto guard(const char* where, F handler) {
-    return guard_handler(where, std::move(handler), [this](const char* name, std::string_view what, const auto&... args) {
-      handler_failed(name, what, describe_inputs(args...));
-    });
-  }
-
-  static std::string describe_input(const can::Frame& frame) {
-    std::string text = "CAN frame id 0x" + hex(frame.id) + (frame.error ? " (error frame)" : "") + " data";
-    for (std::uint8_t byte : frame.payload()) {
-      char two[4];
-      std::snprintf(two, sizeof two, " %02x", byte);
-      text += two;
-    }
-    return text;
-  }
-  static std::string describe_input(std::string_view text) { return "'" + escape_untrusted(text) + "'"; }
-  static std::string describe_input(const std::string& text) { return describe_input(std::string_view(text)); }
-  static std::string describe_input(const Error& error) { return "error '" + escape_untrusted(error.message) + "'"; }
-  template <typename T>
-  static std::string describe_input(const T&) {
-    return "";
-  }
-  template <typename... Args>
-  static std::string describe_inputs(const Args&... args) {
-    std::string text;
-    for (std::string part : {describe_input(args)..., std::string()}) {
-      if (part.empty()) continue;
-      if (!text.empty()) text += ", ";
-      text += part;
-    }
-    return text;
-  }
-
-  // Must not throw: it runs inside catch blocks.
-  void handler_failed(const char* where, std::string_view what, const std::string& input) noexcept {
-    try {
-      ++handler_failures_;
-      if (!worth_reporting(handler_failures_)) return;
-      const std::string cause = escape_untrusted(what);
-      log_->error("bug: the {} handler failed: {}{}{} ({} so far); the edge goes on", where, cause,
-                  input.empty() ? "" : "; input: ", input, handler_failures_);
-      json event = {{"t", wall_s()}, {"kind", "fault"}, {"event", "handler_failed"}, {"handler", where},
-                    {"error", cause}, {"count", handler_failures_},
-                    {"message", std::string("bug: the ") + where + " handler failed: " + cause}};
-      if (!input.empty()) event["input"] = input;
-      emit(std::move(event));
-    } catch (...) {
-      std::fputs("cellguard edge: bug: a handler failed, and reporting it failed too\n", stderr);
-    }
-  }
-
-  // After an exception left io_.run(): the handler that threw may have been the one to re-arm a
-  // timer or a read, so the edge's own timers are armed again and the bus reopened. While stopping,
-  // the stop completes.
-  void resume_after_failure() {
-    try {
-      if (stopping_) {
-        // The stop goes on: the supervisor's timers open the contactors, then the edge leaves.
-        armed_deadline_ns_ = -1;
-        arm_deadline();
-        check_stop_progress();
-        return;
-      }
-      if (config_.can.sync_period_ns > 0) schedule_sync(mono_now() + config_.can.sync_period_ns);
-      schedule_report(kDiscoveryWindowNs);
-      if (csv_) schedule_csv_row();
-      armed_deadline_ns_ = -1;  // not a deadline: arm_deadline() arms the timer again
-      arm_deadline();
-      ++can_.reopens;
-      open_bus();
-    } catch (const std::exception& e) {
-      handler_failed("recovery", e.what(), "");
-    }
   }
 
   // ---- start-up --------------------------------------------------------------------------------
 
+  // Opens everything; a failure is logged here, with the edge's logger, and returned.
   Result<void> start() {
+    Result<void> opened = open_all();
+    if (!opened) log_->error("{}", opened.error().message);
+    return opened;
+  }
+
+ private:
+  Result<void> open_all() {
     started_mono_ = mono_now();
     log_->info("configuration {} sha256 {}", config_.source_path, config_.sha256);
     config_.safety.inverter_expected = config_.inverter.enabled;  // freshness rules only with an inverter
@@ -315,26 +203,35 @@ class Edge {
     if (Result<void> ok = open_board(); !ok) return ok;
     if (Result<void> ok = open_outputs(); !ok) return ok;
     if (Result<void> ok = open_inverter(); !ok) return ok;
-    if (Result<void> ok = load_schedule(); !ok) return ok;
+    connect_devices();
+    if (Result<void> ok = schedule_.load(); !ok) return ok;
     if (Result<void> ok = open_control(); !ok) return ok;
     open_bus();
 
     // The rig's start-up state: every output off (rig: relays off, pump/fan off). Through the board
     // this is remembered and sent as soon as the board connects (it is not open yet).
     if (outputs_) {
-      using devices::Output;
-      if (auto ok = switch_outputs(std::array{Output::pump, Output::fan, Output::relay1, Output::relay2, Output::relay3}, false); !ok)
-        log_->debug("outputs: {}", ok.error().message);
+      std::array<std::optional<bool>, devices::kOutputCount> all_off;
+      all_off.fill(false);
+      if (auto ok = outputs_->set_all(all_off); !ok) log_->debug("outputs: {}", ok.error().message);
     }
 
-    wait_for_signals();
+    if (options_.handle_signals) {
+      signals_.add(SIGINT);
+      signals_.add(SIGTERM);
+      signals_.add(SIGHUP);
+      wait_for_signals();
+    }
     if (options_.duration_s > 0) {
       stop_timer_.expires_after(std::chrono::nanoseconds(static_cast<TimeNs>(options_.duration_s * 1e9)));
       stop_timer_.async_wait([this](asio::error_code ec) {
         if (!ec) request_stop(safety::StopOrigin::duration_elapsed, "");
       });
     }
-    if (config_.can.sync_period_ns > 0) schedule_sync(mono_now());
+    if (config_.can.sync_period_ns > 0) {
+      sync_.start(mono_now());
+      schedule_sync();
+    }
     schedule_report(kDiscoveryWindowNs);
     arm_deadline();
     if (inverter_) inverter_->start();
@@ -352,6 +249,101 @@ class Edge {
       std::fflush(options_.ready_out);
     }
     return success();
+  }
+
+  // ---- handlers that throw ----------------------------------------------------------------------
+
+  // Wraps a handler the edge installs on a bus, the board, the inverter: an exception is reported as
+  // a bug with the handler's input (escaped) and does not leave the handler, so the device's own read
+  // loop that called it goes on.
+  template <typename F>
+  auto guard(const char* where, F handler) {
+    return guard_handler(where, std::move(handler), [this](const char* name, std::string_view what, const auto&... args) {
+      handler_failed(name, what, describe_inputs(args...));
+    });
+  }
+
+  static std::string describe_input(const can::Frame& frame) {
+    std::string text = "CAN frame id 0x" + hex(frame.id) + (frame.error ? " (error frame)" : "") + " data";
+    for (std::uint8_t byte : frame.payload()) {
+      char two[4];
+      std::snprintf(two, sizeof two, " %02x", byte);
+      text += two;
+    }
+    return text;
+  }
+  static std::string describe_input(std::string_view text) {
+    std::string quoted = "'";  // appended, not "'" + ...: GCC 12 reports a false -Wrestrict on that at -O3
+    quoted += escape_untrusted(text);
+    quoted += '\'';
+    return quoted;
+  }
+  static std::string describe_input(const std::string& text) { return describe_input(std::string_view(text)); }
+  static std::string describe_input(const Error& error) { return "error '" + escape_untrusted(error.message) + "'"; }
+  template <typename T>
+  static std::string describe_input(const T&) {
+    return "";
+  }
+  template <typename... Args>
+  static std::string describe_inputs(const Args&... args) {
+    std::string text;
+    for (std::string part : {describe_input(args)..., std::string()}) {
+      if (part.empty()) continue;
+      if (!text.empty()) text += ", ";
+      text += part;
+    }
+    return text;
+  }
+
+ public:
+  // Must not throw: it runs inside catch blocks.
+  void handler_failed(const char* where, std::string_view what, const std::string& input) noexcept {
+    try {
+      ++handler_failures_;
+      if (!worth_reporting(handler_failures_)) return;
+      const std::string cause = escape_untrusted(what);
+      log_->error("bug: the {} handler failed: {}{}{} ({} so far); the edge goes on", where, cause,
+                  input.empty() ? "" : "; input: ", input, handler_failures_);
+      json event = {{"t", wall_s()}, {"kind", "fault"}, {"event", "handler_failed"}, {"handler", where},
+                    {"error", cause}, {"count", handler_failures_},
+                    {"message", std::string("bug: the ") + where + " handler failed: " + cause}};
+      if (!input.empty()) event["input"] = input;
+      emit(std::move(event));
+    } catch (...) {
+      std::fputs("cellguard edge: bug: a handler failed, and reporting it failed too\n", stderr);
+    }
+  }
+
+ private:
+  // After an exception left io_.run(): the handler that threw may have been the one to re-arm a
+  // timer or a read, so the edge's own timers are armed again and the bus reopened. While stopping,
+  // the stop completes.
+  void resume_after_failure() {
+    try {
+      if (leaving_) {
+        finish_leaving();  // the handler that threw may have been the one to finish it
+        return;
+      }
+      if (stopping_) {
+        // The stop goes on: the supervisor's timers open the contactors, then the edge leaves.
+        armed_deadline_ns_ = -1;
+        arm_deadline();
+        check_stop_progress();
+        return;
+      }
+      if (config_.can.sync_period_ns > 0) {
+        sync_.start(mono_now() + config_.can.sync_period_ns);
+        schedule_sync();
+      }
+      schedule_report(kDiscoveryWindowNs);
+      if (csv_) schedule_csv_row();
+      armed_deadline_ns_ = -1;  // not a deadline: arm_deadline() arms the timer again
+      arm_deadline();
+      ++can_.reopens;
+      open_bus();
+    } catch (const std::exception& e) {
+      handler_failed("recovery", e.what(), "");
+    }
   }
 
   Result<void> open_recording() {
@@ -381,16 +373,6 @@ class Edge {
     return success();
   }
 
-  // The rig's CSV column prefix of a module's signals ("BMU03_"), from modules.name_pattern.
-  std::string rig_prefix(int module_id) const {
-    std::string prefix = config_.modules.name_pattern;
-    char id[8];
-    std::snprintf(id, sizeof id, "%02d", module_id);
-    if (const auto at = prefix.find("{id}"); at != std::string::npos) prefix.replace(at, 4, id);
-    else prefix = std::string("BMU") + id + "_";
-    return prefix;
-  }
-
   // The uplink streams the recording to the server on a thread of its own (uplink/sender.h).
   Result<void> open_uplink() {
     const UplinkSection& u = config_.uplink;
@@ -415,7 +397,7 @@ class Edge {
       uplink::ModuleOfMessage m;
       if (const ModuleMessage* mm = map_.find(message.id, message.extended); mm && mm->module_id != 0) {
         m.module = static_cast<std::uint32_t>(mm->module_id);
-        m.rig_prefix = rig_prefix(mm->module_id);
+        m.rig_prefix = rig_prefix(config_.modules.name_pattern, mm->module_id);
       }
       return m;
     };
@@ -429,13 +411,6 @@ class Edge {
     sender_ = std::move(*sender);
     log_->info("uplink to {}:{} ({})", u.host, u.port, u.plaintext ? "plaintext, loopback" : "TLS 1.3, mutual");
     return success();
-  }
-
-  // Several outputs in one command (one board line where it fits).
-  Result<void> switch_outputs(std::span<const devices::Output> which, bool on) {
-    std::array<std::optional<bool>, devices::kOutputCount> states{};
-    for (devices::Output output : which) states[static_cast<std::size_t>(output)] = on;
-    return outputs_->set_all(states);
   }
 
   safety::ChannelId add_device_channel(std::string_view name, safety::Quantity quantity, std::string_view label) {
@@ -473,35 +448,37 @@ class Edge {
       link_event("board", connected, detail);
     }));
     // What cellguard's board firmware says about itself: its watchdog resets and fail-safe trips.
-    board_->on_event(guard("board event", [this](const devices::BoardEvent& e) {
-      using Kind = devices::BoardEvent::Kind;
-      const bool bad = (e.kind == Kind::reset && e.detail == "wdt") || (e.kind == Kind::fail_safe && e.detail == "hb_lost") ||
-                       e.kind == Kind::readback_mismatch || e.kind == Kind::relays_opened || e.kind == Kind::output_fault;
-      if (bad) log_->warn("board: {} {}", devices::to_string(e.kind), e.detail);
-      else log_->info("board: {} {}", devices::to_string(e.kind), e.detail);
-      json event = {{"t", wall_s()}, {"kind", "link"}, {"link", "board"}, {"event", devices::to_string(e.kind)},
-                    {"detail", e.detail}};
-      if (e.kind == Kind::reset) event["cause"] = e.detail;
-      if (e.kind == Kind::reset && e.detail == "wdt") event["watchdog"] = true;
-      if (e.kind == Kind::fail_safe && e.detail == "hb_lost") event["message"] = "heartbeat lost: the board opened the relays";
-      // Issue 13 item 4: what the board did by itself goes to the supervisor (SAFE with that cause).
-      std::optional<safety::BoardFault> fault;
-      if (e.kind == Kind::relays_opened) {
-        fault = e.detail == "hb_lost"     ? safety::BoardFault::heartbeat_timeout
-                : e.detail == "gnd_fault" ? safety::BoardFault::ground_fault
-                : e.detail == "wdt"       ? safety::BoardFault::watchdog_reset
-                                          : safety::BoardFault::reset;
-      } else if (e.kind == Kind::output_fault) {
-        fault = safety::BoardFault::output_mismatch;
-      } else if (e.kind == Kind::outputs_verified) {
-        fault = safety::BoardFault::none;
-      }
-      // Act before reporting: the supervisor's decisions first, the board's event after them.
-      if (fault) execute(supervisor_->on_board_fault(*fault, mono_now()));
-      if (fault) event["message"] = std::string(safety::to_string(*fault));
-      emit(std::move(event));
-    }));
+    board_->on_event(guard("board event", [this](const devices::BoardEvent& e) { on_board_event(e); }));
     return success();
+  }
+
+  void on_board_event(const devices::BoardEvent& e) {
+    using Kind = devices::BoardEvent::Kind;
+    const bool bad = (e.kind == Kind::reset && e.detail == "wdt") || (e.kind == Kind::fail_safe && e.detail == "hb_lost") ||
+                     e.kind == Kind::readback_mismatch || e.kind == Kind::relays_opened || e.kind == Kind::output_fault;
+    if (bad) log_->warn("board: {} {}", devices::to_string(e.kind), e.detail);
+    else log_->info("board: {} {}", devices::to_string(e.kind), e.detail);
+    json event = {{"t", wall_s()}, {"kind", "link"}, {"link", "board"}, {"event", devices::to_string(e.kind)},
+                  {"detail", e.detail}};
+    if (e.kind == Kind::reset) event["cause"] = e.detail;
+    if (e.kind == Kind::reset && e.detail == "wdt") event["watchdog"] = true;
+    if (e.kind == Kind::fail_safe && e.detail == "hb_lost") event["message"] = "heartbeat lost: the board opened the relays";
+    // Issue 13 item 4: what the board did by itself goes to the supervisor (SAFE with that cause).
+    std::optional<safety::BoardFault> fault;
+    if (e.kind == Kind::relays_opened) {
+      fault = e.detail == "hb_lost"     ? safety::BoardFault::heartbeat_timeout
+              : e.detail == "gnd_fault" ? safety::BoardFault::ground_fault
+              : e.detail == "wdt"       ? safety::BoardFault::watchdog_reset
+                                        : safety::BoardFault::reset;
+    } else if (e.kind == Kind::output_fault) {
+      fault = safety::BoardFault::output_mismatch;
+    } else if (e.kind == Kind::outputs_verified) {
+      fault = safety::BoardFault::none;
+    }
+    // Act before reporting: the supervisor's decisions first, the board's event after them.
+    if (fault) execute(supervisor_->on_board_fault(*fault, mono_now()));
+    if (fault) event["message"] = std::string(safety::to_string(*fault));
+    emit(std::move(event));
   }
 
   // A line the board sent that is not a reading: the line itself only escaped (it may hold any byte).
@@ -513,61 +490,10 @@ class Edge {
           {"error", escape_untrusted(error.message)}, {"count", board_invalid_reported_}});
   }
 
-  // One output for people and machines: "commanded on at 2026-12-07 03:40:12.345 UTC" without
-  // read-back, "on (read back at ...)" with it.
-  static json output_state_json(const devices::OutputState& st, const TimeBase& tb) {
-    const std::string level = st.commanded ? "on" : "off";
-    json j = {{"commanded", st.commanded}, {"sent", st.sent}};
-    if (st.sent_ns > 0) j["sent_at_s"] = tb.wall_s(st.sent_ns);
-    j["read_back"] = st.read_back ? json(*st.read_back) : json(nullptr);
-    j["fault"] = st.fault;
-    if (st.read_back && *st.read_back == st.commanded) {
-      j["text"] = level + " (read back)";
-    } else if (st.read_back) {
-      j["text"] = "commanded " + level + ", reads " + (*st.read_back ? "on" : "off") + (st.fault ? " (fault)" : "");
-    } else if (st.sent && st.sent_ns > 0) {
-      j["text"] = "commanded " + level + " at " + utc_text(tb.wall_s(st.sent_ns));
-    } else {
-      j["text"] = "commanded " + level + ", not yet sent";
-    }
-    return j;
-  }
-
-  json contactors_json(bool commanded_closed, const TimeBase& tb) const {
-    json j = {{"commanded_closed", commanded_closed}};
-    if (!outputs_) return j;
-    // Confirmed only when every contactor relay reads back as commanded.
-    bool confirmed = true;
-    std::int64_t latest_ns = 0;
-    for (const auto relay : kContactorRelays) {
-      const auto st = outputs_->state(relay);
-      confirmed = confirmed && st.read_back && *st.read_back == st.commanded;
-      latest_ns = std::max(latest_ns, st.sent_ns);
-    }
-    j["confirmed"] = confirmed;
-    const std::string what = commanded_closed ? "closed" : "open";
-    if (confirmed) {
-      j["text"] = what + " (read back)";
-    } else {
-      j["text"] = "commanded " + what + (latest_ns > 0 ? " at " + utc_text(tb.wall_s(latest_ns)) : std::string()) +
-                  " (no read-back from the board)";
-    }
-    return j;
-  }
-
-  static std::string utc_text(double wall_s) {
-    const auto seconds = static_cast<std::time_t>(wall_s);
-    std::tm tm{};
-    ::gmtime_r(&seconds, &tm);
-    char buffer[40];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &tm);
-    char millis[16];
-    std::snprintf(millis, sizeof millis, ".%03d UTC", static_cast<int>((wall_s - static_cast<double>(seconds)) * 1000));
-    return std::string(buffer) + millis;
-  }
-
   Result<void> open_outputs() {
-    if (config_.outputs.driver == OutputsSection::Driver::gpio) {
+    if (injected_.outputs) {
+      outputs_ = std::move(injected_.outputs);
+    } else if (config_.outputs.driver == OutputsSection::Driver::gpio) {
       auto gpio = devices::open_gpio_outputs(config_.outputs.gpio);
       if (!gpio) return gpio.error();
       outputs_ = std::move(gpio.value());
@@ -581,7 +507,9 @@ class Edge {
 
   Result<void> open_inverter() {
     if (!config_.inverter.enabled) return success();
-    inverter_ = devices::make_power_device(config_.inverter.model, io_, config_.inverter.client, mono_now);
+    inverter_ = injected_.inverter ? std::move(injected_.inverter)
+                                   : devices::make_power_device(config_.inverter.model, io_, config_.inverter.client,
+                                                                mono_now);
     for (std::size_t i = 0; i < devices::kPowerChannels.size(); ++i) {
       const auto& c = devices::kPowerChannels[i];
       if (c.quantity) power_channels_[i] = add_device_channel(c.supervised, *c.quantity, c.fact);
@@ -600,17 +528,6 @@ class Edge {
       execute(supervisor_->on_inverter_heartbeat(mono_now()));
       after_inputs();
     }));
-    return success();
-  }
-
-  Result<void> load_schedule() {
-    if (config_.schedule.path.empty()) return success();
-    auto loaded = schedule::load_schedule(config_.schedule.path);
-    if (!loaded) return loaded.error();
-    log_->info("schedule {}: {} steps, {} mode, {} at the end", config_.schedule.path, loaded->steps.size(),
-               to_string(loaded->kind), config_.schedule.at_end == schedule::EndAction::loop ? "loop" : "stop");
-    runner_.emplace(std::move(loaded.value()), config_.schedule.at_end);
-    readback_.emplace(config_.schedule.readback_tolerance, config_.schedule.readback_timeout_ns);
     return success();
   }
 
@@ -736,17 +653,14 @@ class Edge {
     });
   }
 
-  void schedule_sync(TimeNs due) {
-    next_sync_ns_ = due;
-    sync_timer_.expires_at(SteadyClock::time_point(std::chrono::nanoseconds(due)));
+  // The SYNC producer (canopen.h) keeps the fixed rate and the counter; this only sends.
+  void schedule_sync() {
+    sync_timer_.expires_at(SteadyClock::time_point(std::chrono::nanoseconds(sync_.due_ns())));
     sync_timer_.async_wait([this](asio::error_code ec) {
       if (ec) return;
       send_sync();
-      // Fixed rate: the next SYNC is due one period after this one was due, not after it went out.
-      TimeNs next = next_sync_ns_ + config_.can.sync_period_ns;
-      const TimeNs now = mono_now();
-      if (next < now) next = now + config_.can.sync_period_ns;  // we fell behind (suspended?): skip, do not burst
-      schedule_sync(next);
+      sync_.advance(mono_now());
+      schedule_sync();
     });
   }
 
@@ -788,13 +702,7 @@ class Edge {
       ++can_.sync_failed;
       return;
     }
-    can::Frame sync;
-    sync.id = config_.can.sync_id;
-    if (config_.can.sync_counter) {
-      sync_counter_ = sync_counter_ >= 240 ? 1 : sync_counter_ + 1;  // CiA 301: counter 1..240
-      sync.size = 1;
-      sync.data[0] = static_cast<std::uint8_t>(sync_counter_);
-    }
+    can::Frame sync = sync_.produce();
     if (auto sent = bus_->send(sync); !sent) {
       ++can_.sync_failed;
       return;
@@ -808,6 +716,7 @@ class Edge {
     after_inputs();
   }
 
+  // Decode dispatch: module PDOs to the supervisor, SDO responses to the SDO report, the rest counted.
   void on_frame(const can::Frame& frame) {
     const TimeNs received = mono_now();
     ++can_.frames;
@@ -823,7 +732,9 @@ class Edge {
       ++can_.unknown;
     } else if (message->module_id == 0) {
       ++can_.other_known;
-      if (!frame.extended && (frame.id & ~0x7Fu) == kSdoResponseBase) on_sdo_response(frame);
+      if (const auto cob = canopen::classify(frame.id, frame.extended);
+          cob && cob->function == canopen::Function::sdo_response)
+        on_sdo_response(frame, cob->node);
     } else {
       const auto status = message->codec->decode(frame.payload(), decode_buffer_.data(), presence_);
       if (status != dbc::DecodeStatus::ok) {
@@ -851,15 +762,27 @@ class Edge {
     after_inputs();
   }
 
-  void on_sdo_response(const can::Frame& frame) {
+  // The start-up SDO downloads are fire-and-forget: a response is counted, an abort reported by name.
+  void on_sdo_response(const can::Frame& frame, int node) {
     ++can_.sdo_responses;
-    const int node = static_cast<int>(frame.id & 0x7F);
+    auto message = canopen::decode_sdo(frame.payload(), canopen::SdoDirection::response);
+    // Only the command byte says abort; a short frame still reports the code bytes it has.
     if (frame.size >= 1 && frame.data[0] == 0x80) {
       ++can_.sdo_aborts;
       std::uint32_t code = 0;
-      for (int i = 0; i < 4 && 4 + i < frame.size; ++i) code |= std::uint32_t{frame.data[4 + i]} << (8 * i);
-      log_->warn("module {}: SDO abort 0x{:08x}", node, code);
-      emit({{"t", wall_s()}, {"kind", "module"}, {"module", node}, {"event", "sdo_abort"}, {"abort_code", code}});
+      if (message) code = message->abort_code;
+      else
+        for (int i = 0; i < 4 && 4 + i < frame.size; ++i) code |= std::uint32_t{frame.data[4 + i]} << (8 * i);
+      const std::string text = canopen::sdo_abort_text(code);
+      log_->warn("module {}: SDO abort: {}", node, text);
+      json event{{"t", wall_s()}, {"kind", "module"}, {"module", node}, {"event", "sdo_abort"}, {"abort_code", code},
+                 {"text", "module " + std::to_string(node) + ": SDO abort: " + text}};
+      if (const auto name = canopen::sdo_abort_name(code); !name.empty()) event["abort"] = std::string(name);
+      if (message) {
+        event["index"] = message->index;
+        event["subindex"] = message->subindex;
+      }
+      emit(std::move(event));
     }
   }
 
@@ -914,11 +837,7 @@ class Edge {
       if (auto d = supervisor_->on_sample(power_channels_[i], now, r.*devices::kPowerChannels[i].value)) execute(*d);
     }
     last_inverter_ = r;
-    if (readback_ && readback_->pending()) {
-      const double measured = runner_->schedule().kind == schedule::SetpointKind::current_a ? r.dc_link_current_a
-                                                                                            : r.dc_link_power_kw;
-      if (auto result = readback_->on_measurement(measured, now)) readback_event(*result);
-    }
+    schedule_.on_inverter_readings(r, now);
     if (recorder_) {
       const TimeNs wall = wall_now();
       for (const auto& c : devices::kPowerChannels) {
@@ -941,15 +860,19 @@ class Edge {
     emit(std::move(j));
     if (e.kind == K::startup_done) {
       inverter_started_ = true;
-      if (config_.schedule.autostart && runner_ && !autostart_done_) {
+      if (config_.schedule.autostart && schedule_.configured() && !autostart_done_) {
         autostart_done_ = true;
         request_schedule_start("autostart");
       }
     }
+    // Leaving waits for the inverter to confirm the last mode-off (leave()).
+    if (leaving_ && e.kind == K::command_written && inverter_->stats().mode == devices::InverterMode::off)
+      finish_leaving();
   }
 
   // ---- decisions ---------------------------------------------------------------------------------
 
+ public:
   // Two passes: first every actuation of the batch (inverter, relays, pump and fan), then the
   // events and logs, so reporting never delays an action.
   void execute(safety::Decisions decisions) {
@@ -957,56 +880,13 @@ class Edge {
     // Copies: the span dies with the next supervisor call, and reporting may make one. Decisions are
     // rare (most samples decide nothing), so the allocation is off the common path.
     const std::vector<safety::Decision> batch(decisions.begin(), decisions.end());
-    std::vector<Acted> acted(batch.size());
-    for (std::size_t i = 0; i < batch.size(); ++i) acted[i] = actuate(batch[i]);
+    std::vector<Actuation> acted(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) acted[i] = actuator_.actuate(batch[i]);
     for (std::size_t i = 0; i < batch.size(); ++i) report(batch[i], acted[i]);
   }
 
-  struct Acted {
-    TimeNs at_ns = 0;
-    std::string error;  // empty: the command was issued
-  };
-
-  Acted actuate(const safety::Decision& d) {
-    using K = safety::DecisionKind;
-    using devices::Output;
-    Acted acted;
-    auto issue = [&](Result<void> result) {
-      if (!result) acted.error = result.error().message;
-    };
-    switch (d.kind) {
-      case K::inverter_off:
-        if (inverter_) inverter_->command_off(mono_now());
-        break;
-      case K::inverter_nudge_charge:
-      case K::inverter_nudge_discharge:
-      case K::inverter_hold:
-        nudging_ = true;
-        if (inverter_) inverter_->command_setpoint(devices::InverterMode::current, d.setpoint_a, mono_now());
-        if (readback_) readback_->cancel();  // the schedule's setpoint is not what the inverter runs now
-        break;
-      case K::inverter_nudge_end:
-        nudging_ = false;
-        apply_schedule_setpoint(mono_now());
-        break;
-      case K::contactors_open:
-        if (outputs_) issue(switch_outputs(kContactorRelays, false));
-        break;
-      case K::cooling_on:
-      case K::cooling_off:
-        if (outputs_) issue(switch_outputs(std::array{Output::pump, Output::fan}, d.kind == K::cooling_on));
-        break;
-      case K::relay_set:
-        if (outputs_) issue(outputs_->set(relay_output(d.relay), d.closed));
-        break;
-      default:
-        break;
-    }
-    acted.at_ns = mono_now();
-    return acted;
-  }
-
-  void report(const safety::Decision& d, const Acted& acted) {
+ private:
+  void report(const safety::Decision& d, const Actuation& acted) {
     using K = safety::DecisionKind;
     json event = decision_event(*supervisor_, d, time_base());
     if (!acted.error.empty()) event["error"] = acted.error;
@@ -1014,10 +894,7 @@ class Edge {
       event["active_causes"] = causes_json();
       event["reset_possible"] = reset_possible(d.to);
     }
-    const bool command = d.kind == K::inverter_off || d.kind == K::contactors_open || d.kind == K::cooling_on ||
-                         d.kind == K::cooling_off || d.kind == K::relay_set || d.kind == K::inverter_nudge_charge ||
-                         d.kind == K::inverter_nudge_discharge || d.kind == K::inverter_hold;
-    if (command && current_frame_ != nullptr) {
+    if (acted.command && current_frame_ != nullptr) {
       // From the offending frame's arrival at the edge to the command issued (item 11).
       const TimeNs latency = acted.at_ns - current_frame_received_ns_;
       event["latency_us"] = static_cast<double>(latency) / 1000.0;
@@ -1025,32 +902,18 @@ class Edge {
       event["frame_id"] = current_frame_->id;
       action_latency_.add(latency);
     }
-    switch (d.kind) {
-      case K::state_changed:
-        log_->log(d.to == safety::State::normal ? spdlog::level::info : spdlog::level::warn, "{}",
-                  event.value("text", std::string()));
-        if (d.to == safety::State::dangerous || d.to == safety::State::safe) stop_schedule("state " + state_name(d.to));
-        if (recorder_) recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(d.to));
-        break;
-      case K::precharge_complete:
-        if (schedule_start_pending_) {
-          schedule_start_pending_ = false;
-          start_schedule_now(mono_now());
-        }
-        break;
-      case K::start_refused:
-      case K::precharge_lockout:
-        if (schedule_start_pending_) {
-          schedule_start_pending_ = false;
-          last_refusal_ = supervisor_->describe(d.reason, time_base().clock_at(d.time_ns));
-        }
-        break;
-      case K::module_joined:
-        log_->info("module {} joined", d.reason.module_id);
-        send_startup_sdo(d.reason.module_id);
-        break;
-      default:
-        break;
+    if (d.kind == K::state_changed) {
+      log_->log(d.to == safety::State::normal ? spdlog::level::info : spdlog::level::warn, "{}",
+                event.value("text", std::string()));
+      if (d.to == safety::State::dangerous || d.to == safety::State::safe) schedule_.stop("state " + state_name(d.to));
+      if (recorder_) recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(d.to));
+    } else if (d.kind == K::precharge_complete) {
+      schedule_.on_precharge_complete(mono_now());
+    } else if (d.kind == K::start_refused || d.kind == K::precharge_lockout) {
+      if (schedule_.start_pending()) schedule_.on_start_refused(supervisor_->describe(d.reason, time_base().clock_at(d.time_ns)));
+    } else if (d.kind == K::module_joined) {
+      log_->info("module {} joined", d.reason.module_id);
+      send_startup_sdo(d.reason.module_id);
     }
     if (d.kind != K::state_changed && d.kind != K::module_joined) {
       if (acted.error.empty()) log_->info("{}", event.value("text", std::string()));
@@ -1094,13 +957,10 @@ class Edge {
   void after_inputs() {
     if (supervisor_->causes_version() != causes_version_seen_) {
       causes_version_seen_ = supervisor_->causes_version();
+      const std::vector<safety::Reason> causes = supervisor_->active_causes();
       std::map<std::pair<int, std::pair<safety::ChannelId, int>>, safety::Reason> now_active;
-      std::uint32_t flags = 0;
-      for (const auto& cause : supervisor_->active_causes()) {
-        now_active[{static_cast<int>(cause.rule), {cause.channel, cause.module_id}}] = cause;
-        const bool limit = cause.rule == safety::RuleKind::limit_high || cause.rule == safety::RuleKind::limit_low;
-        if (const int bit = rig_flag_bit(cause.quantity); limit && bit >= 0) flags |= 1u << bit;
-      }
+      for (const auto& cause : causes) now_active[{static_cast<int>(cause.rule), {cause.channel, cause.module_id}}] = cause;
+      const std::uint32_t flags = rig_flags(causes);
       // Each limit event carries what is active after it, so the newest one tells a reader (the
       // server's dashboard) the whole picture: which causes remain, whether a reset would pass.
       const json snapshot = causes_json();
@@ -1150,105 +1010,13 @@ class Edge {
 
   // ---- schedule ----------------------------------------------------------------------------------
 
-  // Starts the schedule: precharge first unless the contactors are already closed.
   std::string request_schedule_start(const std::string& origin) {
-    if (!runner_) return "no schedule configured ([schedule] file)";
-    if (runner_->position().running) return "";
-    if (!inverter_ || !inverter_started_) return "the inverter has not completed its start-up";
-    last_refusal_.clear();
-    const auto status = supervisor_->status();
-    if (status.precharge == safety::PrechargePhase::running) {
-      if (status.state == safety::State::dangerous || status.state == safety::State::safe)
-        return "state " + state_name(status.state);
-      start_schedule_now(mono_now());
-      return "";
-    }
-    schedule_start_pending_ = true;
-    emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "schedule_start"}, {"origin", origin}});
-    execute(supervisor_->on_start_request(mono_now()));
-    after_inputs();
-    return last_refusal_;
-  }
-
-  void start_schedule_now(TimeNs now) {
-    runner_->start(now);
-    emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "started"}, {"file", config_.schedule.path}});
-    log_->info("schedule started");
-    schedule_changed(now);
-  }
-
-  void stop_schedule(const std::string& why) {
-    schedule_start_pending_ = false;
-    if (!runner_ || !runner_->position().running) return;
-    runner_->stop(mono_now());
-    schedule_timer_.cancel();
-    if (readback_) readback_->cancel();
-    emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "stopped"}, {"why", why}});
-    log_->info("schedule stopped: {}", why);
-  }
-
-  void schedule_changed(TimeNs now) {
-    const auto& p = runner_->position();
-    if (!p.running) {
-      emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "ended"}});
-      if (inverter_ && !nudging_) inverter_->command_setpoint(setpoint_mode(), 0, now);
-      return;
-    }
-    emit({{"t", wall_s()},
-          {"kind", "schedule"},
-          {"event", "step"},
-          {"step", p.step},
-          {"cycle", p.cycle},
-          {"setpoint", p.setpoint},
-          {"unit", runner_->schedule().kind == schedule::SetpointKind::current_a ? "A" : "kW"}});
-    apply_schedule_setpoint(now);
-    schedule_timer_.expires_at(SteadyClock::time_point(std::chrono::nanoseconds(p.next_change_ns)));
-    schedule_timer_.async_wait([this](asio::error_code ec) {
-      if (ec || !runner_->position().running) return;
-      const TimeNs t = mono_now();
-      if (runner_->advance(t)) schedule_changed(t);
-    });
-  }
-
-  devices::InverterMode setpoint_mode() const {
-    return runner_ && runner_->schedule().kind == schedule::SetpointKind::power_kw ? devices::InverterMode::power
-                                                                                   : devices::InverterMode::current;
-  }
-
-  void apply_schedule_setpoint(TimeNs now) {
-    if (!inverter_ || nudging_) return;
-    if (!runner_ || !runner_->position().running) {
-      return;
-    }
-    const double setpoint = runner_->position().setpoint;
-    inverter_->command_setpoint(setpoint_mode(), setpoint, now);
-    if (readback_) readback_->expect(setpoint, now);
-    arm_readback_timer();
-  }
-
-  void arm_readback_timer() {
-    if (!readback_ || !readback_->pending()) return;
-    auto timer = std::make_shared<asio::steady_timer>(io_);
-    timer->expires_at(SteadyClock::time_point(std::chrono::nanoseconds(readback_->deadline_ns() + kMs)));
-    timer->async_wait([this, timer](asio::error_code ec) {
-      if (ec || !readback_) return;
-      if (auto result = readback_->tick(mono_now())) readback_event(*result);
-    });
-  }
-
-  void readback_event(const schedule::ReadbackResult& r) {
-    ++(r.ok ? readback_ok_ : readback_failed_);
-    json j{{"t", wall_s()},   {"kind", "schedule"},        {"event", r.ok ? "readback_ok" : "readback_failed"},
-           {"expected", r.expected}, {"measured", r.measured}, {"tolerance", r.tolerance},
-           {"after_s", static_cast<double>(r.after_ns) / 1e9}};
-    if (!r.ok) log_->warn("readback: expected {} ± {}, measured {} after {:.1f} s", r.expected, r.tolerance, r.measured,
-                          static_cast<double>(r.after_ns) / 1e9);
-    last_readback_ = j;
-    emit(std::move(j));
+    return schedule_.request_start(origin, inverter_ && inverter_started_, supervisor_->status());
   }
 
   // ---- operator interface ------------------------------------------------------------------------
 
+ public:
   // The operator's request never ends the edge: an exception is a reported bug and an error answer.
   std::string handle_control_guarded(std::string_view line) {
     try {
@@ -1261,13 +1029,14 @@ class Edge {
     return R"json({"ok":false,"error":"internal error: the request failed (reported in the log)"})json";
   }
 
+ private:
   json handle_control(std::string_view line) {
     json request = json::parse(line, nullptr, false);
     if (request.is_discarded() || !request.is_object() || !request.contains("cmd") || !request["cmd"].is_string())
       return json{{"ok", false}, {"error", "expected a JSON object with a \"cmd\" string"}};
     const std::string cmd = request["cmd"];
     const TimeNs now = mono_now();
-    if (cmd == "status") return json{{"ok", true}, {"status", status_json()}};
+    if (cmd == "status") return json{{"ok", true}, {"status", status_json(snapshot())}};
     if (cmd == "reset") {
       emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "reset_request"}});
       auto decisions = supervisor_->on_operator_reset(now);
@@ -1301,11 +1070,10 @@ class Edge {
       if (action == "start") {
         const std::string refused = request_schedule_start("operator");
         if (!refused.empty()) return json{{"ok", false}, {"error", "schedule start refused: " + refused}};
-        return json{{"ok", true}, {"running", runner_->position().running}, {"precharging", schedule_start_pending_}};
+        return json{{"ok", true}, {"running", schedule_.running()}, {"precharging", schedule_.start_pending()}};
       }
       if (action == "stop") {
-        stop_schedule("operator");
-        if (inverter_ && !nudging_) inverter_->command_setpoint(setpoint_mode(), 0, now);
+        schedule_.stop_by_operator(now);
         return json{{"ok", true}};
       }
       return json{{"ok", false}, {"error", "schedule: \"action\" must be \"start\" or \"stop\""}};
@@ -1322,159 +1090,50 @@ class Edge {
     return json{{"ok", false}, {"error", "unknown cmd \"" + cmd + "\" (status, reset, start, schedule, stop)"}};
   }
 
-  json status_json() {
-    const TimeNs now = mono_now();
-    const auto s = supervisor_->status();
-    const TimeBase tb = time_base();
-    json j;
-    j["edge_id"] = config_.edge_id;
-    j["config"] = config_.source_path;
-    j["config_sha256"] = config_.sha256;
-    j["uptime_s"] = static_cast<double>(now - started_mono_) / 1e9;
-    j["handler_failures"] = handler_failures_;
-    j["state"] = state_name(s.state);
-    j["state_since_s"] = tb.wall_s(s.state_since_ns);
-    j["state_reason"] = reason_json(*supervisor_, s.state_reason, tb);
-    j["causes"] = json::array();
-    for (const auto& c : s.causes) j["causes"].push_back(reason_json(*supervisor_, c, tb));
-    json modules = json::array();
-    for (const auto& m : s.modules) {
-      modules.push_back({{"id", m.module_id},
-                         {"age_ms", static_cast<double>(now - m.last_seen_ns) / 1e6},
-                         {"missed_sync_cycles", m.missed_sync_cycles},
-                         {"level", std::string(to_string(m.level))}});
-    }
-    j["modules"] = {{"expected", s.expected_module_count}, {"found", modules.size()}, {"list", modules}};
-    // Issue 13: without read-back the edge only knows what it commanded, never "closed".
-    j["contactors"] = contactors_json(s.contactors_closed, tb);
-    j["cooling_on"] = s.cooling_on;
-    j["precharge"] = {{"phase", std::string(to_string(s.precharge))}, {"attempts", s.precharge_attempts}};
-    const auto bus_counters = bus_ ? bus_->counters() : can::BusCounters{};
-    j["can"] = {{"url", config_.can.url},
-                {"connected", bus_up_},
-                {"frames", can_.frames},
-                {"module_frames", can_.module_frames},
-                {"other_known", can_.other_known},
-                {"unknown", can_.unknown},
-                {"malformed", can_.malformed},
-                {"error_frames", can_.error_frames},
-                {"dropped", bus_counters.frames_dropped + retired_dropped_},
-                {"sync_sent", can_.sync_sent},
-                {"sync_failed", can_.sync_failed},
-                {"sdo_sent", can_.sdo_sent},
-                {"sdo_responses", can_.sdo_responses},
-                {"sdo_aborts", can_.sdo_aborts},
-                {"link_errors", can_.link_errors},
-                {"malformed_elements", can_.malformed_elements},
-                {"error_frame_storm", {{"threshold", kErrorStormThreshold},
-                                       {"window_s", static_cast<double>(kErrorStormWindowNs) / 1e9}}},
-                {"reopens", can_.reopens},
-                {"controller_state", can::to_string(controller_.state)},
-                {"bus_off", controller_.bus_off},
-                {"error_passive", controller_.error_passive},
-                {"error_warning", controller_.error_warning},
-                {"restarts", controller_.restarts},
-                {"restart_requests", bus_counters.restarts_requested + retired_restarts_},
-                {"restart_failures", bus_counters.restart_failures},
-                {"bus_errors", controller_.bus_errors},
-                {"rx_queue_overflows", bus_counters.rx_queue_overflows + retired_overflows_}};
-    if (board_) {
-      const auto b = board_->stats();
-      j["board"] = {{"device", config_.board.link.device}, {"connected", b.connected},   {"lines_valid", b.lines_valid},
-                    {"lines_invalid", b.lines_invalid},      {"lines_overlong", b.lines_overlong},
-                    {"opens", b.opens},                      {"disconnects", b.disconnects},
-                    {"checksum_errors", b.checksum_errors},  {"extension", b.extension},
-                    {"firmware", b.firmware},                {"fail_safe", b.fail_safe},
-                    {"heartbeats_sent", b.heartbeats_sent},  {"readbacks_ok", b.readbacks_ok},
-                    {"readback_mismatches", b.readback_mismatches}, {"board_resets", b.board_resets},
-                    {"watchdog_resets", b.watchdog_resets}};
-      if (last_board_)
-        j["board"]["last"] = {{"temp1_c", last_board_->temp1_c.value},
-                              {"temp2_c", last_board_->temp2_c.value},
-                              {"pressure", last_board_->pressure.value},
-                              {"age_ms", static_cast<double>(now - last_board_->time_ns) / 1e6}};
-    }
+ public:
+  // Everything status shows, as values (status.h turns it into the JSON).
+  StatusSnapshot snapshot() const {
+    StatusSnapshot s;
+    s.now_ns = mono_now();
+    s.time = time_base();
+    s.edge_id = config_.edge_id;
+    s.config_path = config_.source_path;
+    s.config_sha256 = config_.sha256;
+    s.uptime_s = static_cast<double>(s.now_ns - started_mono_) / 1e9;
+    s.handler_failures = handler_failures_;
+    s.supervisor = &*supervisor_;
+    s.safety = supervisor_->status();
+    s.can.url = config_.can.url;
+    s.can.connected = bus_up_;
+    s.can.counters = can_;
+    s.can.bus = bus_ ? bus_->counters() : can::BusCounters{};
+    s.can.bus.frames_dropped += retired_dropped_;
+    s.can.bus.rx_queue_overflows += retired_overflows_;
+    s.can.bus.restarts_requested += retired_restarts_;
+    s.can.controller = controller_;
+    s.can.storm_threshold = kErrorStormThreshold;
+    s.can.storm_window_s = static_cast<double>(kErrorStormWindowNs) / 1e9;
+    if (board_) s.board = BoardStatus{config_.board.link.device, board_->stats(), last_board_};
     if (outputs_) {
-      json o;
-      json states;
-      for (std::size_t i = 0; i < devices::kOutputCount; ++i) {
-        const auto output = static_cast<devices::Output>(i);
-        o[std::string(to_string(output))] = outputs_->commanded(output);
-        states[std::string(to_string(output))] = output_state_json(outputs_->state(output), tb);
-      }
-      j["outputs"] = {{"driver", outputs_->describe()}, {"commanded", o}, {"state", states}};
+      OutputsStatus o;
+      o.driver = outputs_->describe();
+      for (std::size_t i = 0; i < devices::kOutputCount; ++i) o.states[i] = outputs_->state(static_cast<devices::Output>(i));
+      s.outputs = std::move(o);
     }
-    if (inverter_) {
-      const auto st = inverter_->stats();
-      j["inverter"] = {{"url", config_.inverter.url},
-                       {"phase", std::string(to_string(st.phase))},
-                       {"transactions", st.transactions},
-                       {"timeouts", st.timeouts},
-                       {"crc_errors", st.crc_errors},
-                       {"exceptions", st.exceptions},
-                       {"retries", st.retries},
-                       {"reconnects", st.reconnects},
-                       {"heartbeats", st.heartbeats},
-                       {"consecutive_failures", st.consecutive_failures},
-                       {"bad_answers", st.bad_answers},
-                       {"echo_mismatches", st.echo_mismatches},
-                       {"read_failures", st.read_failures},
-                       {"heartbeat_failures", st.heartbeat_failures},
-                       {"heartbeat_age_ms", static_cast<double>(now - s.inverter_last_heartbeat_ns) / 1e6},
-                       {"last_error", st.last_error},
-                       {"mode", std::string(to_string(st.mode))},
-                       {"setpoint", st.setpoint}};
-      if (last_inverter_)
-        j["inverter"]["last"] = {{"battery_voltage_v", last_inverter_->battery_voltage_v},
-                                 {"dc_link_voltage_v", last_inverter_->dc_link_voltage_v},
-                                 {"dc_link_current_a", last_inverter_->dc_link_current_a},
-                                 {"dc_link_power_kw", last_inverter_->dc_link_power_kw},
-                                 {"ready", last_inverter_->ready},
-                                 {"age_ms", static_cast<double>(now - last_inverter_->time_ns) / 1e6},
-                                 {"time_s", tb.wall_s(last_inverter_->time_ns)},
-                                 // Older than the readings bound: a value from the past, not the present.
-                                 {"stale", s.inverter_readings_stale}};
-      j["inverter"]["readings_stale"] = s.inverter_readings_stale;
-    }
-    if (runner_) {
-      const auto& p = runner_->position();
-      j["schedule"] = {{"file", config_.schedule.path},
-                       {"steps", runner_->schedule().steps.size()},
-                       {"running", p.running},
-                       {"precharging", schedule_start_pending_},
-                       {"step", p.step},
-                       {"cycle", p.cycle},
-                       {"setpoint", p.setpoint},
-                       {"nudging", nudging_},
-                       {"readback_ok", readback_ok_},
-                       {"readback_failed", readback_failed_}};
-      if (!last_readback_.is_null()) j["schedule"]["last_readback"] = last_readback_;
-    }
-    if (recorder_) {
-      const auto r = recorder_->stats();
-      j["recording"] = {{"path", config_.recording.path},   {"records_committed", r.records_committed},
-                        {"records_dropped", r.records_dropped}, {"blocks", r.blocks_committed},
-                        {"blocks_deleted", r.blocks_deleted}, {"file_bytes", r.file_bytes},
-                        {"last_error", r.last_error}};
-    }
-    if (sender_) {
-      const auto u = sender_->stats();
-      j["uplink"] = {{"server", config_.uplink.host + ":" + std::to_string(config_.uplink.port)},
-                     {"connected", u.connected}, {"connects", u.connects}, {"connect_failures", u.connect_failures},
-                     {"disconnects", u.disconnects}, {"batches_sent", u.batches_sent}, {"batches_acked", u.batches_acked},
-                     {"live_sent", u.live_sent}, {"backlog_sent", u.backlog_sent}, {"samples_sent", u.samples_sent},
-                     {"bytes_sent", u.bytes_sent}, {"backlog_batches", u.backlog_batches},
-                     {"lost_records", u.lost_records}, {"last_acked_seq", u.last_acked_seq}, {"last_error", u.last_error}};
-    }
-    j["latency"] = {{"frame_handling", frame_latency_.to_json()}, {"frame_to_action", action_latency_.to_json()}};
-    j["events_dropped"] = events_ ? events_->dropped() : 0;
-    return j;
+    if (inverter_) s.inverter = InverterStatus{config_.inverter.url, inverter_->stats(), last_inverter_};
+    if (schedule_.configured()) s.schedule = schedule_.status();
+    if (recorder_) s.recording.emplace(config_.recording.path, recorder_->stats());
+    if (sender_) s.uplink.emplace(config_.uplink.host + ":" + std::to_string(config_.uplink.port), sender_->stats());
+    s.frame_handling_latency = frame_latency_.to_json();
+    s.frame_to_action_latency = action_latency_.to_json();
+    s.events_dropped = events_ ? events_->dropped() : 0;
+    return s;
   }
 
+ private:
   // ---- events and reports ------------------------------------------------------------------------
 
-  TimeBase time_base() const { return {wall_now(), mono_now()}; }
-  static double wall_s() { return static_cast<double>(wall_now()) / 1e9; }
+  static TimeBase time_base() { return {wall_now(), mono_now()}; }
 
   void emit(json event) {
     const std::string line = to_json_text(event);  // never throws: strings escaped, bad UTF-8 replaced
@@ -1518,10 +1177,7 @@ class Edge {
     });
   }
 
-  // The rig's wide CSV record (recording.csv_dir), once a second, in the rig's layout
-  // (seed/sample-record-log.csv): BMUnn_<signal> for every decoded signal of every module found
-  // (sorted by name, as the rig wrote them), the board (ADC counts unless csv_board = "converted"),
-  // the inverter, the pcan_is* flags, warning, dangerous (CurrentState with csv_extra_columns).
+  // The rig's CSV row (rig_csv_row.h) once a second.
   void schedule_csv_row() {
     csv_timer_.expires_after(std::chrono::seconds(1));
     csv_timer_.async_wait([this](asio::error_code ec) {
@@ -1532,64 +1188,23 @@ class Edge {
   }
 
   void write_csv_row() {
-    std::vector<std::pair<std::string, recorder::CsvValue>> row;
-    std::set<int> known;
-    for (const auto& m : supervisor_->status().modules) known.insert(m.module_id);
-    // No file before the modules are found (all expected, or the discovery window since the first):
-    // a file with the board alone and then another with the modules is a stray for the lab's tools.
-    if (known.empty()) return;
-    if (first_module_mono_ == 0) first_module_mono_ = mono_now();
-    if (known.size() < static_cast<std::size_t>(config_.modules.expected) &&
-        mono_now() - first_module_mono_ < kDiscoveryWindowNs)
+    RigCsvInputs in;
+    for (const auto& m : supervisor_->status().modules) in.modules_found.insert(m.module_id);
+    if (!in.modules_found.empty() && first_module_mono_ == 0) first_module_mono_ = mono_now();
+    if (!rig_csv_ready(in.modules_found.size(), config_.modules.expected, first_module_mono_, mono_now(),
+                       kDiscoveryWindowNs))
       return;
-    const auto& messages = map_.messages();
-    for (std::size_t i = 0; i < messages.size(); ++i) {
-      const ModuleMessage& message = messages[i];
-      if (message.module_id == 0 || known.count(message.module_id) == 0) continue;
-      if (latest_values_[i].empty()) continue;  // not received: the rig logged decoded signals only
-      const std::string prefix = rig_prefix(message.module_id);
-      const auto& signals = message.codec->message().signals;
-      for (std::size_t k = 0; k < signals.size(); ++k) {
-        recorder::CsvValue value;
-        if (k < latest_values_[i].size()) {
-          const double v = latest_values_[i][k];
-          const bool integral = signals[k].scale == std::floor(signals[k].scale) &&
-                                signals[k].offset == std::floor(signals[k].offset) && v == std::floor(v) &&
-                                std::fabs(v) < 9e15;
-          if (integral) value = static_cast<std::int64_t>(v);
-          else value = v;
-        }
-        row.emplace_back(prefix + signals[k].name, value);
-      }
-    }
-    std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    auto add = [&row](const char* name, recorder::CsvValue v) { row.emplace_back(name, std::move(v)); };
-    const bool have_board = last_board_.has_value();
-    auto board = [&](int adc, double converted) {
-      if (!have_board) return recorder::CsvValue();
-      return config_.recording.csv_board_converted ? recorder::CsvValue(converted) : recorder::CsvValue(std::int64_t{adc});
-    };
-    add("Ardu_Press", have_board ? board(last_board_->pressure_adc, last_board_->pressure.value) : recorder::CsvValue());
-    add("Ardu_Temp1", have_board ? board(last_board_->temp1_adc, last_board_->temp1_c.value) : recorder::CsvValue());
-    add("Ardu_Temp2", have_board ? board(last_board_->temp2_adc, last_board_->temp2_c.value) : recorder::CsvValue());
-    const bool have_inverter = last_inverter_.has_value();
-    add("modbus_Power", have_inverter ? recorder::CsvValue(last_inverter_->dc_link_power_kw) : recorder::CsvValue());
-    add("modbus_Current", have_inverter ? recorder::CsvValue(last_inverter_->dc_link_current_a) : recorder::CsvValue());
-    add("modbus_Voltage", have_inverter ? recorder::CsvValue(last_inverter_->battery_voltage_v) : recorder::CsvValue());
-    for (std::size_t i = 0; i < recorder::kRigFlagCount; ++i) add(recorder::kRigFlagColumns[i], ((rig_flags_ >> i) & 1u) != 0);
-    const safety::State state = supervisor_->state();
-    add("warning", state == safety::State::warning);
-    add("dangerous", state == safety::State::dangerous || state == safety::State::safe);
-    if (config_.recording.csv_extra_columns) add("CurrentState", state_name(state));
-    std::vector<std::string> columns;
-    std::vector<recorder::CsvValue> values;
-    columns.reserve(row.size());
-    values.reserve(row.size());
-    for (auto& [name, value] : row) {
-      columns.push_back(std::move(name));
-      values.push_back(std::move(value));
-    }
-    if (auto ok = csv_->write(wall_now(), columns, values); !ok) {
+    in.map = &map_;
+    in.latest_values = &latest_values_;
+    in.name_pattern = config_.modules.name_pattern;
+    in.board = last_board_;
+    in.board_converted = config_.recording.csv_board_converted;
+    in.inverter = last_inverter_;
+    in.rig_flags = rig_flags_;
+    in.state = supervisor_->state();
+    in.extra_columns = config_.recording.csv_extra_columns;
+    const RigCsvRow row = build_rig_csv_row(in);
+    if (auto ok = csv_->write(wall_now(), row.columns, row.values); !ok) {
       if (!csv_error_reported_) log_->warn("CSV: {}", ok.error().message);
       csv_error_reported_ = true;
     }
@@ -1637,6 +1252,7 @@ class Edge {
                            : "configuration " + config_.source_path + " unchanged"}});
   }
 
+ public:
   // Every stop (SIGTERM, SIGINT, `edge stop`, a configuration error at reload, --duration) is a safe
   // stop, the same as a trip: the supervisor gets a stop request and decides (inverter off at once,
   // the contactors open once |pack current| is below the threshold or after the maximum delay, pump
@@ -1662,7 +1278,7 @@ class Edge {
                {"origin", std::string(to_string(origin))}, {"text", text}};
     if (!detail.empty()) event["detail"] = detail;
     emit(std::move(event));
-    stop_schedule(text);
+    schedule_.stop(text);
     execute(supervisor_->on_stop_request(origin, stop_requested_ns_));
     // The bound: the supervisor's own maximum delay fires first; this only guards the loop itself.
     stop_timer_.cancel();
@@ -1675,6 +1291,7 @@ class Edge {
     after_inputs();  // arms the supervisor's deadline and checks whether the stop is already complete
   }
 
+ private:
   // After every input while stopping: once the supervisor has opened the contactors (SAFE), the
   // board gets time to write the command, then the edge leaves.
   void check_stop_progress() {
@@ -1704,8 +1321,11 @@ class Edge {
     });
   }
 
+ public:
   // Tears the loop down. The inverter was commanded off by the stop sequence; a last mode-off goes
-  // out if it is not confirmed (a link that was down at the trip), and is waited for briefly.
+  // out if it is not confirmed (a link that was down at the trip). The loop keeps running while the
+  // inverter's confirmation is awaited (its event arrives on the loop), bounded by a timer; nothing
+  // blocks the loop thread.
   void leave() {
     if (leaving_) return;
     leaving_ = true;
@@ -1713,17 +1333,28 @@ class Edge {
     sync_timer_.cancel();
     deadline_timer_.cancel();
     bus_timer_.cancel();
-    schedule_timer_.cancel();
+    schedule_.cancel_timers();
     report_timer_.cancel();
     stop_timer_.cancel();
     csv_timer_.cancel();
     if (control_) control_->close();
     if (bus_) bus_->close();
+    if (!inverter_ || inverter_->stats().mode == devices::InverterMode::off) {
+      finish_leaving();
+      return;
+    }
+    inverter_->command_off(mono_now());
+    stop_timer_.expires_after(std::chrono::nanoseconds(kInverterOffWaitNs));
+    stop_timer_.async_wait([this](asio::error_code ec) {
+      if (!ec) finish_leaving();
+    });
+  }
+
+  void finish_leaving() {
+    if (left_) return;
+    left_ = true;
+    stop_timer_.cancel();
     if (inverter_) {
-      if (inverter_->stats().mode != devices::InverterMode::off) inverter_->command_off(mono_now());
-      const auto deadline = SteadyClock::now() + std::chrono::seconds(1);
-      while (inverter_->stats().mode != devices::InverterMode::off && SteadyClock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       if (inverter_->stats().mode != devices::InverterMode::off) log_->warn("stopping: the inverter did not confirm mode off");
       inverter_->stop();
     }
@@ -1733,6 +1364,7 @@ class Edge {
 
   void shutdown() {
     leave();
+    finish_leaving();  // when the loop no longer runs (a failed start), the wait ends here
     if (csv_) csv_->close();
     if (recorder_) {
       if (auto ok = recorder_->flush(); !ok) log_->warn("recording: {}", ok.error().message);
@@ -1744,12 +1376,27 @@ class Edge {
     log_->info("stopped");
   }
 
+  bool left() const { return left_; }
+  bool stopped_for_config_error() const { return stopped_for_config_error_; }
+
+ private:
+  // The devices the actuator and the schedule command, once opened (null: not configured).
+  void connect_devices() {
+    actuator_ = Actuator(outputs_.get(), inverter_.get(),
+                         {[this] { schedule_.on_nudge_begin(); }, [this](TimeNs now) { schedule_.on_nudge_end(now); }},
+                         mono_now);
+    schedule_.set_inverter(inverter_.get());
+  }
+
+ private:
   EdgeConfig config_;
   EdgeRunOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  asio::io_context io_;
+  asio::io_context& io_;
   asio::signal_set signals_;
-  asio::steady_timer sync_timer_, deadline_timer_, bus_timer_, schedule_timer_, report_timer_, stop_timer_, csv_timer_;
+  asio::steady_timer sync_timer_, deadline_timer_, bus_timer_, report_timer_, stop_timer_, csv_timer_;
+  canopen::SyncProducer sync_;
+  EdgeDevices injected_;
 
   std::optional<safety::Supervisor> supervisor_;
   std::unique_ptr<dbc::DatabaseCodec> codec_;
@@ -1767,8 +1414,8 @@ class Edge {
   std::vector<std::vector<double>> latest_values_;  // per ModuleMap message: its latest decoded values (CSV)
   bool csv_error_reported_ = false;
   std::unique_ptr<ipc::LineServer> control_;
-  std::optional<schedule::Runner> runner_;
-  std::optional<schedule::ReadbackCheck> readback_;
+  ScheduleDriver schedule_;
+  Actuator actuator_;
   std::map<std::string, std::uint32_t> record_channels_;
 
   CanCounters can_;
@@ -1781,8 +1428,6 @@ class Edge {
   bool bus_up_ = false;    // for reports: no failure since the last frame
   bool bus_reopen_pending_ = false;
   bool can_error_reported_ = false;
-  int sync_counter_ = 0;
-  TimeNs next_sync_ns_ = 0;
   TimeNs started_mono_ = 0;
   TimeNs armed_deadline_ns_ = safety::kNever;
   const can::Frame* current_frame_ = nullptr;
@@ -1803,32 +1448,47 @@ class Edge {
   bool inverter_started_ = false;
   bool autostart_done_ = false;
 
-  bool nudging_ = false;
-  bool schedule_start_pending_ = false;
-  std::string last_refusal_;
-  std::uint64_t readback_ok_ = 0, readback_failed_ = 0;
-  json last_readback_;
-
   std::uint64_t causes_version_seen_ = 0;
   std::map<std::pair<int, std::pair<safety::ChannelId, int>>, safety::Reason> active_causes_;
-  std::uint32_t rig_flags_ = 0;
-  TimeNs first_module_mono_ = 0;  // when the CSV first saw a module (its discovery window)  // the rig's violation flags now (bit i: recorder::kRigFlagColumns[i])
+  std::uint32_t rig_flags_ = 0;   // the rig's violation flags now (bit i: recorder::kRigFlagColumns[i])
+  TimeNs first_module_mono_ = 0;  // when the CSV first saw a module (its discovery window)
   std::vector<int> reported_modules_;
   bool discovery_reported_ = false;
   bool stopping_ = false;         // a stop was requested: the supervisor runs the trip's sequence
   bool stop_finishing_ = false;   // the contactors are commanded open: the board gets its write
   bool leaving_ = false;          // tearing down: no reopening, no new work
+  bool left_ = false;             // torn down: devices stopped, the loop told to stop
   bool stopped_for_config_error_ = false;
   TimeNs stop_requested_ns_ = 0;
   RateWatch error_storm_{kErrorStormThreshold, kErrorStormWindowNs, kErrorStormRepeatNs};
   std::uint64_t handler_failures_ = 0;  // handlers that threw: bugs, reported
 };
 
-}  // namespace
+// ---- EdgeLoop ------------------------------------------------------------------------------------
+
+EdgeLoop::EdgeLoop(asio::io_context& io, EdgeConfig config, EdgeRunOptions options, EdgeDevices devices)
+    : edge_(std::make_unique<Edge>(io, std::move(config), std::move(options), std::move(devices))) {}
+EdgeLoop::~EdgeLoop() = default;
+
+Result<void> EdgeLoop::start() { return edge_->start(); }
+void EdgeLoop::run() { edge_->run(); }
+std::string EdgeLoop::handle_control(std::string_view line) { return edge_->handle_control_guarded(line); }
+StatusSnapshot EdgeLoop::snapshot() const { return edge_->snapshot(); }
+void EdgeLoop::request_stop() { edge_->request_stop(safety::StopOrigin::operator_command, ""); }
+bool EdgeLoop::left() const { return edge_->left(); }
+void EdgeLoop::shutdown() { edge_->shutdown(); }
+bool EdgeLoop::stopped_for_config_error() const { return edge_->stopped_for_config_error(); }
 
 int run_edge(EdgeConfig config, const EdgeRunOptions& options) {
-  Edge edge(std::move(config), options);
-  return edge.run();
+  asio::io_context io;
+  EdgeLoop edge(io, std::move(config), options);
+  if (Result<void> started = edge.start(); !started) {
+    edge.shutdown();
+    return 1;
+  }
+  edge.run();
+  edge.shutdown();
+  return edge.stopped_for_config_error() ? 1 : 0;
 }
 
 }  // namespace cellguard::edge

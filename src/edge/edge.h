@@ -32,6 +32,7 @@ struct EdgeRunOptions {
   std::FILE* ready_out = stdout;
   double duration_s = 0;        // > 0: stop after this long (tests, benchmarks)
   EndpointOverrides overrides;  // applied again when SIGHUP re-reads the configuration
+  bool handle_signals = true;   // SIGINT/SIGTERM stop, SIGHUP reloads (in-process tests: false)
 };
 
 // Runs until SIGINT/SIGTERM, `{"cmd":"stop"}` (or duration_s); each is a safe stop (inverter off,

@@ -344,23 +344,14 @@ void CanopenModules::append_emergencies(const PackModel& model, std::vector<can:
 
 can::Frame make_sdo_download(int node_id, std::uint16_t index, std::uint8_t subindex, std::uint32_t value,
                              int size_bytes) {
-  size_bytes = std::clamp(size_bytes, 1, 4);
-  std::array<std::uint8_t, 8> b{};
-  // ccs 1, expedited, size indicated, n = 4 - size unused bytes (0x2F for one byte, 0x23 for four).
-  b[0] = static_cast<std::uint8_t>(0x23 | ((4 - size_bytes) << 2));
-  put_u16(&b[1], index);
-  b[3] = subindex;
-  put_u32(&b[4], value);
-  for (int i = size_bytes; i < 4; ++i) b[static_cast<std::size_t>(4 + i)] = 0;
-  return frame_of(kSdoRequestBase + static_cast<std::uint32_t>(node_id), b);
+  std::array<std::uint8_t, 4> bytes{};
+  for (int i = 0; i < 4; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(value >> (8 * i));
+  return canopen::sdo_expedited_download(node_id, index, subindex,
+                                         std::span(bytes).first(static_cast<std::size_t>(std::clamp(size_bytes, 1, 4))));
 }
 
 can::Frame make_sdo_upload_request(int node_id, std::uint16_t index, std::uint8_t subindex) {
-  std::array<std::uint8_t, 8> b{};
-  b[0] = 0x40;
-  put_u16(&b[1], index);
-  b[3] = subindex;
-  return frame_of(kSdoRequestBase + static_cast<std::uint32_t>(node_id), b);
+  return canopen::sdo_upload_request(node_id, index, subindex);
 }
 
 can::Frame make_sync(std::uint8_t counter) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "can/frame.h"
+#include "canopen/canopen.h"
 #include "core/result.h"
 #include "dbc/codec.h"
 #include "sim/pack_model.h"
@@ -39,14 +40,9 @@ inline constexpr int kPdosPerModule = 8;
 inline constexpr std::array<std::uint32_t, kPdosPerModule> kPdoBase = {0x180, 0x280, 0x380, 0x480,
                                                                        0x190, 0x290, 0x390, 0x490};
 
-// CiA 301 SDO abort codes used by the simulated modules (CiA 301 v4.2, table 22).
-enum class SdoAbort : std::uint32_t {
-  command_unknown = 0x05040001,      // client/server command specifier not valid or unknown
-  object_missing = 0x06020000,       // object does not exist in the object dictionary
-  subindex_missing = 0x06090011,     // sub-index does not exist
-  read_only = 0x06010002,            // attempt to write a read-only object
-  general_error = 0x08000000,        // segmented transfers are not offered by these modules
-};
+// CiA 301 SDO abort codes by name (canopen/canopen.h): the modules answer with command_unknown,
+// object_missing, subindex_missing and general_error (segmented transfers are not offered).
+using SdoAbort = canopen::SdoAbortCode;
 
 // What a module does wrong, by fault injection (see faults.h).
 struct ModuleFaults {
@@ -111,7 +107,7 @@ class CanopenModules {
   ModuleCounters counters_;
 };
 
-// Builds SDO frames (CiA 301 expedited transfers), for clients and tests.
+// Builds SDO frames (CiA 301 expedited transfers, canopen/canopen.h), for clients and tests.
 can::Frame make_sdo_download(int node_id, std::uint16_t index, std::uint8_t subindex, std::uint32_t value,
                              int size_bytes);
 can::Frame make_sdo_upload_request(int node_id, std::uint16_t index, std::uint8_t subindex);
