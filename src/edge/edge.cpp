@@ -1473,7 +1473,17 @@ class Edge {
 
   // ---- events and reports ------------------------------------------------------------------------
 
-  TimeBase time_base() const { return {wall_now(), mono_now()}; }
+  // One wall-minus-monotonic offset for a second at a time: reading both clocks afresh for every
+  // event maps one monotonic instant (a stop request and its decision) to wall times some µs apart,
+  // out of order. Refreshed each second, so a stepped wall clock shows within a second.
+  TimeBase time_base() const {
+    const TimeNs mono = mono_now();
+    if (wall_offset_at_ns_ == 0 || mono - wall_offset_at_ns_ > 1000 * kMs) {
+      wall_offset_ns_ = wall_now() - mono;
+      wall_offset_at_ns_ = mono;
+    }
+    return {mono + wall_offset_ns_, mono};
+  }
   static double wall_s() { return static_cast<double>(wall_now()) / 1e9; }
 
   void emit(json event) {
@@ -1810,8 +1820,8 @@ class Edge {
 
   std::uint64_t causes_version_seen_ = 0;
   std::map<std::pair<int, std::pair<safety::ChannelId, int>>, safety::Reason> active_causes_;
-  std::uint32_t rig_flags_ = 0;
-  TimeNs first_module_mono_ = 0;  // when the CSV first saw a module (its discovery window)  // the rig's violation flags now (bit i: recorder::kRigFlagColumns[i])
+  std::uint32_t rig_flags_ = 0;   // the rig's violation flags now (bit i: recorder::kRigFlagColumns[i])
+  TimeNs first_module_mono_ = 0;  // when the CSV first saw a module (its discovery window)
   std::vector<int> reported_modules_;
   bool discovery_reported_ = false;
   bool stopping_ = false;         // a stop was requested: the supervisor runs the trip's sequence
@@ -1819,6 +1829,8 @@ class Edge {
   bool leaving_ = false;          // tearing down: no reopening, no new work
   bool stopped_for_config_error_ = false;
   TimeNs stop_requested_ns_ = 0;
+  mutable TimeNs wall_offset_ns_ = 0;     // time_base(): wall minus monotonic ...
+  mutable TimeNs wall_offset_at_ns_ = 0;  // ... as read at this monotonic time
   RateWatch error_storm_{kErrorStormThreshold, kErrorStormWindowNs, kErrorStormRepeatNs};
   std::uint64_t handler_failures_ = 0;  // handlers that threw: bugs, reported
 };
