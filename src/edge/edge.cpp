@@ -1133,7 +1133,17 @@ class EdgeLoop::Edge {
  private:
   // ---- events and reports ------------------------------------------------------------------------
 
-  static TimeBase time_base() { return {wall_now(), mono_now()}; }
+  // One wall-minus-monotonic offset for a second at a time: reading both clocks afresh for every
+  // event maps one monotonic instant (a stop request and its decision) to wall times some µs apart,
+  // out of order. Refreshed each second, so a stepped wall clock shows within a second.
+  TimeBase time_base() const {
+    const TimeNs mono = mono_now();
+    if (wall_offset_at_ns_ == 0 || mono - wall_offset_at_ns_ > 1000 * kMs) {
+      wall_offset_ns_ = wall_now() - mono;
+      wall_offset_at_ns_ = mono;
+    }
+    return {mono + wall_offset_ns_, mono};
+  }
 
   void emit(json event) {
     const std::string line = to_json_text(event);  // never throws: strings escaped, bad UTF-8 replaced
@@ -1460,6 +1470,8 @@ class EdgeLoop::Edge {
   bool left_ = false;             // torn down: devices stopped, the loop told to stop
   bool stopped_for_config_error_ = false;
   TimeNs stop_requested_ns_ = 0;
+  mutable TimeNs wall_offset_ns_ = 0;     // time_base(): wall minus monotonic ...
+  mutable TimeNs wall_offset_at_ns_ = 0;  // ... as read at this monotonic time
   RateWatch error_storm_{kErrorStormThreshold, kErrorStormWindowNs, kErrorStormRepeatNs};
   std::uint64_t handler_failures_ = 0;  // handlers that threw: bugs, reported
 };

@@ -319,27 +319,36 @@ TEST_F(HttpLimitsTest, LiveStreamsBeyondTheLimitGet503AtOnceAndTheApiStaysServed
     streams.push_back(std::make_unique<RawClient>(http_->port(), from[i % 3]));
     streams.back()->send("GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   }
+  // Every one is answered without waiting for a stream to end; the bound is generous for the
+  // sanitizer build on a loaded machine (one answer once took more than 1 s there).
   const auto start = Clock::now();
   for (auto& s : streams) {
-    const std::string got = s->receive(1000ms, "\r\n\r\n");
+    const std::string got = s->receive(5000ms, "\r\n\r\n");
     if (got.rfind("HTTP/1.1 200", 0) == 0) ++ok;
     if (got.rfind("HTTP/1.1 503", 0) == 0) {
       ++busy;
       s->receive(1000ms);
       EXPECT_TRUE(s->closed()) << "a refused stream's connection is closed";
     }
+    if (got.rfind("HTTP/1.1 200", 0) != 0 && got.rfind("HTTP/1.1 503", 0) != 0)
+      ADD_FAILURE() << "neither a stream nor a refusal (connected " << s->connected() << ", closed " << s->closed()
+                    << "): " << got.substr(0, 200);
   }
   EXPECT_EQ(ok, 4);
   EXPECT_EQ(busy, 8);
-  EXPECT_LT(Clock::now() - start, 3s);
+  EXPECT_LT(Clock::now() - start, 6s);
   EXPECT_TRUE(healthy());
-  // A closed stream frees its place.
-  streams.front().reset();
+  // A closed stream frees its place (which of the twelve got one is the workers' race).
+  for (auto& s : streams)
+    if (s && !s->closed()) {
+      s.reset();
+      break;
+    }
   EXPECT_TRUE(wait_for([&] {
     RawClient again(http_->port());
     again.send("GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    return again.receive(500ms, "\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0;
-  }, 3s));
+    return again.receive(1000ms, "\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0;
+  }, 6s));
 }
 
 // ---- item 7: hosts, headers, cookies, web root ----
