@@ -66,7 +66,7 @@ Result<std::unique_ptr<WebhookAlarms>> WebhookAlarms::start(WebhookConfig config
   if (config.max_queue == 0) config.max_queue = 1;
   if (config.max_attempts < 1) config.max_attempts = 1;
   std::unique_ptr<WebhookAlarms> alarms(
-      new WebhookAlarms(std::move(config), std::move(*target), log ? log : spdlog::default_logger()));
+      new WebhookAlarms(std::move(config), std::move(*target), log ? std::move(log) : spdlog::default_logger()));
   alarms->thread_ = std::thread([raw = alarms.get()] { raw->run(); });
   return alarms;
 }
@@ -74,10 +74,10 @@ Result<std::unique_ptr<WebhookAlarms>> WebhookAlarms::start(WebhookConfig config
 WebhookAlarms::~WebhookAlarms() { stop(); }
 
 void WebhookAlarms::offer(const std::string& edge_id, const store::Event& event) {
-  if (auto payload = alarm_payload(edge_id, event, config_)) post(std::move(*payload));
+  if (auto payload = alarm_payload(edge_id, event, config_)) post(*payload);
 }
 
-void WebhookAlarms::post(nlohmann::json payload) {
+void WebhookAlarms::post(const nlohmann::json& payload) {
   std::string body = payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   {
     MutexLock lock(mutex_);

@@ -79,7 +79,7 @@ class WebhookAlarms {
   // Queues the event if it is an alarm. Never blocks on the network.
   void offer(const std::string& edge_id, const store::Event& event);
   // Queues any payload (tests, a future "test alarm" button).
-  void post(nlohmann::json payload);
+  void post(const nlohmann::json& payload);
   AlarmStats stats() const;
   void stop();
 

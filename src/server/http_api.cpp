@@ -692,7 +692,7 @@ struct HttpApi::Impl {
       return httplib::Server::HandlerResponse::Handled;
     });
     server.set_exception_handler(
-        [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        [this](const httplib::Request& req, httplib::Response& res, const std::exception_ptr& ep) {
           std::string what = "unknown exception";
           try {
             if (ep) std::rethrow_exception(ep);
@@ -937,7 +937,7 @@ struct HttpApi::Impl {
         if (!in) return fail(res, 404, "the dashboard has no index.html in " + config.web_root);
         std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         res.set_header("Cache-Control", "no-cache");
-        res.set_content(std::move(body), "text/html; charset=utf-8");
+        res.set_content(body, "text/html; charset=utf-8");  // cpp-httplib 0.11 copies (no rvalue overload)
       });
     }
   }
