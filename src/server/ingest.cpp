@@ -170,7 +170,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   // Ends the connection: a goodbye with the reason when `tell` (best effort), then the socket closes.
-  void fail(std::string reason, bool tell) {
+  void fail(const std::string& reason, bool tell) {
     if (closed_) return;
     if (why_.empty()) why_ = reason;
     if (tell) {
