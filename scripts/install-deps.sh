@@ -7,6 +7,7 @@ packages=(
   # toolchain
   g++ cmake ninja-build make pkg-config git
   clang-14 libclang-rt-14-dev llvm-14
+  clang-format-14 clang-tidy-14  # make format-check / make lint (one version: others format differently)
   # libraries
   libasio-dev libssl-dev libmodbus-dev libsqlite3-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libzstd-dev libcpp-httplib-dev libgpiod-dev

@@ -13,8 +13,8 @@ std::uint8_t dlc_to_length(std::uint8_t dlc, bool fd) {
 }
 
 std::uint8_t length_to_dlc(std::size_t length) {
-  for (std::uint8_t dlc = 0; dlc < kFdLengths.size(); ++dlc) {
-    if (kFdLengths[dlc] >= length) return dlc;
+  for (std::size_t dlc = 0; dlc < kFdLengths.size(); ++dlc) {
+    if (kFdLengths[dlc] >= length) return static_cast<std::uint8_t>(dlc);
   }
   return 15;
 }

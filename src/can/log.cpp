@@ -515,7 +515,7 @@ Result<std::unique_ptr<LogReader>> open_log_reader(const std::string& path, std:
   return make_reader(std::move(lines), path == "-" ? std::string_view() : std::string_view(path), format);
 }
 
-Result<std::unique_ptr<LogReader>> make_log_reader(std::istream& in, std::string source_name,
+Result<std::unique_ptr<LogReader>> make_log_reader(std::istream& in, const std::string& source_name,
                                                    std::optional<LogFormat> format) {
   detail::LineReader lines(detail::make_stream_source(in), source_name);
   return make_reader(std::move(lines), source_name, format);

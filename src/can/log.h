@@ -78,7 +78,7 @@ Result<std::unique_ptr<LogReader>> open_log_reader(const std::string& path,
                                                    std::optional<LogFormat> format = std::nullopt);
 
 // Reads from a stream the caller keeps alive; `source_name` is used in error messages.
-Result<std::unique_ptr<LogReader>> make_log_reader(std::istream& in, std::string source_name,
+Result<std::unique_ptr<LogReader>> make_log_reader(std::istream& in, const std::string& source_name,
                                                    std::optional<LogFormat> format = std::nullopt);
 
 class LogWriter {

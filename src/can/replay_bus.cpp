@@ -166,7 +166,7 @@ class Replay : public std::enable_shared_from_this<Replay> {
     });
   }
 
-  void report(Error error) {
+  void report(const Error& error) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     if (error_handler_) error_handler_(error);
   }

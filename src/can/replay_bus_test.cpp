@@ -74,7 +74,7 @@ class ReplayBusTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   std::string write_log(const std::string& name, LogFormat format, const std::vector<Frame>& frames) {
-    const std::string path = (dir_ / name).string();
+    std::string path = (dir_ / name).string();  // not const: returned by move
     std::ofstream out(path, std::ios::binary);
     auto writer = make_log_writer(format, out);
     EXPECT_TRUE(writer.ok());
@@ -85,7 +85,7 @@ class ReplayBusTest : public ::testing::Test {
   }
 
   std::string write_text(const std::string& name, const std::string& text) {
-    const std::string path = (dir_ / name).string();
+    std::string path = (dir_ / name).string();  // not const: returned by move
     std::ofstream out(path, std::ios::binary);
     out << text;
     return path;

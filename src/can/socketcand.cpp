@@ -136,7 +136,7 @@ class Client : public std::enable_shared_from_this<Client> {
                                                 std::to_string(kHandshakeTimeout.count()) + " s"));
     });
     resolver_.async_resolve(host_, std::to_string(port_),
-        [self = shared_from_this()](const asio::error_code& error, tcp::resolver::results_type results) {
+        [self = shared_from_this()](const asio::error_code& error, const tcp::resolver::results_type& results) {
           if (self->closed_.load()) return;
           if (error) {
             self->fail(Error(ErrorCode::io_error, self->description_ + ": cannot resolve host: " +
@@ -275,7 +275,7 @@ class Client : public std::enable_shared_from_this<Client> {
   }
 
   // Loop thread. Handshake elements go out at once; frames only once in raw mode.
-  void write_control(std::string element) {
+  void write_control(const std::string& element) {
     control_.append(element);
     pump_writes();
   }

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -358,7 +360,9 @@ class ScriptedServer {
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      ADD_FAILURE() << "cannot bind the scripted server: " << std::strerror(errno);
+    }
     ::listen(listen_fd_, 1);
     socklen_t length = sizeof address;
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length);

@@ -211,8 +211,8 @@ TEST_F(Cli, DbcCheckPassesAGoodFileAndFailsOverlappingSignals) {
         " SG_ Y : 8|8@1+ (1,0) [0|0] \"\" A\n");
   const Ran r = cellguard("dbc check " + path("overlap.dbc"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.out.find("X"), std::string::npos);
-  EXPECT_NE(r.out.find("Y"), std::string::npos);
+  EXPECT_NE(r.out.find('X'), std::string::npos);
+  EXPECT_NE(r.out.find('Y'), std::string::npos);
 }
 
 TEST_F(Cli, DbcShowListsSignalsWithScalingAndUnits) {

@@ -153,7 +153,7 @@ TEST(Codec, DecodesFloat32AndFloat64) {
   std::uint32_t fbits = std::bit_cast<std::uint32_t>(ff);
   for (int i = 0; i < 4; ++i) payload[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(fbits >> (8 * i));
   const std::uint64_t gbits = std::bit_cast<std::uint64_t>(-0.1);
-  for (int i = 0; i < 8; ++i) payload[static_cast<std::size_t>(4 + i)] = static_cast<std::uint8_t>(gbits >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i) payload[4 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(gbits >> (56 - 8 * i));
   const auto d = decode_all(u.codec, payload);
   ASSERT_EQ(d.status, DecodeStatus::ok);
   EXPECT_FALSE(d.exact[0].is_integer);

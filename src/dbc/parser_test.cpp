@@ -512,7 +512,7 @@ TEST(DbcParserErrors, CrlfDoesNotShiftColumns) {
 }
 
 TEST(DbcParserErrors, ArbitraryBytesGiveAnErrorNotACrash) {
-  const std::string junk("\x00\xff\x01(\"[|@", 9);
+  const std::string junk("\x00\xff\x01(\"[|@\x00", 9);  // the trailing NUL spelled out, not read past the literal
   auto result = parse_dbc(junk, "junk.dbc");
   EXPECT_FALSE(result.ok());
 }

@@ -612,6 +612,7 @@ void Core::set_mode(Mode next) {
 std::vector<std::uint64_t> Core::apply(const Fault& fault, std::string_view source,
                                        const std::vector<std::shared_ptr<Connection>>& targets) {
   std::vector<std::uint64_t> ids;
+  ids.reserve(targets.size());
   for (const auto& connection : targets) ids.push_back(connection->id());
   ++stats.faults[static_cast<std::size_t>(fault.kind)];
   Json event{{"event", "fault"},

@@ -72,7 +72,7 @@ class EchoServer {
       accept();
     });
   }
-  void read(std::shared_ptr<tcp::socket> socket, std::shared_ptr<std::vector<char>> buffer) {
+  void read(const std::shared_ptr<tcp::socket>& socket, const std::shared_ptr<std::vector<char>>& buffer) {
     socket->async_read_some(asio::buffer(*buffer), [this, socket, buffer](asio::error_code ec,
                                                                           std::size_t n) {
       if (ec) {
@@ -519,6 +519,7 @@ TEST(FaultProxy, RelaysManyConcurrentConnections) {
   EXPECT_EQ(proxy.stats().active, static_cast<std::uint64_t>(kConnections));
   std::atomic<int> good{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = t; i < kConnections; i += 8) {
@@ -607,6 +608,7 @@ TEST(FaultProxy, ScopeOneHitsASingleConnectionPerPlannedFault) {
   ProxyFixture proxy(options);
   ASSERT_TRUE(proxy.ok()) << proxy.error();
   std::vector<std::unique_ptr<Client>> clients;
+  clients.reserve(3);
   for (int i = 0; i < 3; ++i) clients.push_back(std::make_unique<Client>(proxy.port()));
   ASSERT_TRUE(wait_until([&] { return proxy.stats().relayed == 3; }));
   ASSERT_TRUE(wait_until([&] { return !proxy.events("fault").empty(); }));

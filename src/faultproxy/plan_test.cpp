@@ -13,6 +13,7 @@ using namespace std::chrono_literals;
 std::vector<PlannedFault> first(const PlanOptions& options, std::uint64_t seed, int count) {
   FaultPlan plan(options, seed);
   std::vector<PlannedFault> faults;
+  faults.reserve(static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i) faults.push_back(plan.next());
   return faults;
 }

@@ -399,7 +399,7 @@ Result<std::string> build_crl(const Ca& ca, const Index& index) {
         X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1) {
       return openssl_error(ErrorCode::io_error, "cannot add serial " + r.serial + " to the CRL");
     }
-    revoked.release();  // owned by the CRL now
+    static_cast<void>(revoked.release());  // owned by the CRL now
   }
   Asn1IntegerPtr number(ASN1_INTEGER_new());
   if (!number || ASN1_INTEGER_set_uint64(number.get(), index.crl_number) != 1 ||

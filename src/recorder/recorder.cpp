@@ -6,12 +6,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
-#include <mutex>
 #include <thread>
 #include <variant>
 
+#include "core/thread_annotations.h"
 #include "recorder/block_codec.h"
 
 namespace cellguard::recorder {
@@ -173,28 +172,34 @@ using Item = std::variant<can::Frame, SampleRecord, detail::EventRef>;
 
 struct Recorder::Impl {
   RecorderConfig config;
-  Connection conn;
-  std::mutex db_mutex;  // the connection: writer thread vs channel()/set_meta()
-  Stmt insert_block, blocks_by_age, delete_block, block_sizes, page_count, freelist_count, read_one, strip_block;
+  // The connection and what the writer keeps beside it: writer thread vs channel()/set_meta()/close().
+  // Taken before queue_mutex where both are held.
+  Mutex db_mutex;
+  Connection conn GUARDED_BY(db_mutex);
+  Stmt insert_block GUARDED_BY(db_mutex), blocks_by_age GUARDED_BY(db_mutex), delete_block GUARDED_BY(db_mutex),
+      block_sizes GUARDED_BY(db_mutex), page_count GUARDED_BY(db_mutex), freelist_count GUARDED_BY(db_mutex),
+      read_one GUARDED_BY(db_mutex), strip_block GUARDED_BY(db_mutex);
   // Blocks up to here were already deleted or stripped by the bounds: later passes start above it.
-  std::int64_t bounds_floor = 0;
-  std::chrono::steady_clock::time_point last_sweep{};
-  std::uint64_t next_seq = 1;
-  std::int64_t wal_pages = 1000;  // WAL checkpoint interval, sized from max_bytes
-  std::uint64_t high_water = 0, low_water = 0;  // bytes of used pages that trigger/end deletion
+  std::int64_t bounds_floor GUARDED_BY(db_mutex) = 0;
+  std::chrono::steady_clock::time_point last_sweep GUARDED_BY(db_mutex){};
+  std::uint64_t next_seq GUARDED_BY(db_mutex) = 1;
+  std::int64_t wal_pages = 1000;  // WAL checkpoint interval, sized from max_bytes (set before the writer starts)
+  std::uint64_t high_water = 0, low_water = 0;  // bytes of used pages that trigger/end deletion (ditto)
 
   // The queue and everything the hot path touches, under one mutex held for a push_back.
-  mutable std::mutex queue_mutex;
-  std::condition_variable writer_wake, done;
-  std::vector<Item> queue;
-  std::string event_text;  // arena of the queued events' kind and json
-  bool closed = false, stopping = false, flush_requested = false, writer_exited = false;
-  std::uint64_t accepted = 0, processed = 0, failures = 0;
-  RecorderStats stats;
+  mutable Mutex queue_mutex;
+  CondVar writer_wake, done;
+  std::vector<Item> queue GUARDED_BY(queue_mutex);
+  std::string event_text GUARDED_BY(queue_mutex);  // arena of the queued events' kind and json
+  bool closed GUARDED_BY(queue_mutex) = false, stopping GUARDED_BY(queue_mutex) = false,
+       flush_requested GUARDED_BY(queue_mutex) = false, writer_exited GUARDED_BY(queue_mutex) = false;
+  std::uint64_t accepted GUARDED_BY(queue_mutex) = 0, processed GUARDED_BY(queue_mutex) = 0,
+                failures GUARDED_BY(queue_mutex) = 0;
+  RecorderStats stats GUARDED_BY(queue_mutex);
 
   std::thread writer;
 
-  bool admit() {  // queue_mutex held
+  bool admit() REQUIRES(queue_mutex) {
     if (closed || queue.size() >= config.queue_capacity) {
       ++stats.records_dropped;
       return false;
@@ -202,20 +207,21 @@ struct Recorder::Impl {
     ++accepted;
     return true;
   }
-  void pushed() {  // queue_mutex held
+  void pushed() REQUIRES(queue_mutex) {
     if (queue.size() == config.max_block_records) writer_wake.notify_one();
   }
 
   void run();
   void write_batch(const std::vector<Item>& batch, const std::string& text);
-  void commit_block(detail::BlockEncoder& encoder);
-  void apply_bounds();
-  // Strips an undelivered block to its events; false if it had nothing else. db_mutex held, in a transaction.
-  Result<bool> strip(std::int64_t seq, std::uint64_t& lost);
-  Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> delivered_ranges();
-  void sweep_delivered();
-  void fail(const std::string& message, std::uint64_t records);
+  void commit_block(detail::BlockEncoder& encoder) EXCLUDES(db_mutex, queue_mutex);
+  void apply_bounds() REQUIRES(db_mutex) EXCLUDES(queue_mutex);
+  // Strips an undelivered block to its events; false if it had nothing else. In a transaction.
+  Result<bool> strip(std::int64_t seq, std::uint64_t& lost) REQUIRES(db_mutex);
+  Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> delivered_ranges() REQUIRES(db_mutex);
+  void sweep_delivered() REQUIRES(db_mutex) EXCLUDES(queue_mutex);
+  void fail(const std::string& message, std::uint64_t records) EXCLUDES(queue_mutex);
 
+  // The writer thread's own (no lock): block building and compression buffers.
   detail::BlockEncoder encoder, strip_encoder;
   std::vector<std::uint8_t> raw, packed;
 };
@@ -263,7 +269,7 @@ Result<bool> Recorder::Impl::strip(std::int64_t seq, std::uint64_t& lost) {
   return true;
 }
 
-// Stripped blocks stay until the server has them; then they go. At most every 10 s. db_mutex held.
+// Stripped blocks stay until the server has them; then they go. At most every 10 s.
 void Recorder::Impl::sweep_delivered() {
   const auto now = std::chrono::steady_clock::now();
   if (bounds_floor == 0 || now - last_sweep < std::chrono::seconds(10)) return;
@@ -285,12 +291,12 @@ void Recorder::Impl::sweep_delivered() {
     sqlite3_exec(conn.db, "ROLLBACK", nullptr, nullptr, nullptr);
     return;
   }
-  std::lock_guard lock(queue_mutex);
+  MutexLock lock(queue_mutex);
   stats.blocks_deleted += deleted;
 }
 
 void Recorder::Impl::fail(const std::string& message, std::uint64_t records) {
-  std::lock_guard lock(queue_mutex);
+  MutexLock lock(queue_mutex);
   stats.last_error = message;
   stats.records_dropped += records;
   ++failures;
@@ -303,10 +309,11 @@ void Recorder::Impl::run() {
   for (;;) {
     bool stop = false;
     {
-      std::unique_lock lock(queue_mutex);
-      writer_wake.wait_for(lock, interval, [&] {
-        return stopping || flush_requested || queue.size() >= config.max_block_records;
-      });
+      MutexLock lock(queue_mutex);
+      const auto until = std::chrono::steady_clock::now() + interval;
+      while (!stopping && !flush_requested && queue.size() < config.max_block_records) {
+        if (writer_wake.wait_until(lock, until) == std::cv_status::timeout) break;
+      }
       // Swap, not copy: both vectors keep their capacity, so steady state allocates nothing.
       batch.swap(queue);
       text.swap(event_text);
@@ -315,7 +322,7 @@ void Recorder::Impl::run() {
     }
     if (!batch.empty()) write_batch(batch, text);
     {
-      std::lock_guard lock(queue_mutex);
+      MutexLock lock(queue_mutex);
       processed += batch.size();
       stats.writer_cpu_ns = thread_cpu_ns();
     }
@@ -324,7 +331,7 @@ void Recorder::Impl::run() {
     text.clear();
     if (stop) break;
   }
-  std::lock_guard lock(queue_mutex);
+  MutexLock lock(queue_mutex);
   writer_exited = true;
   done.notify_all();
 }
@@ -358,7 +365,7 @@ void Recorder::Impl::commit_block(detail::BlockEncoder& enc) {
     fail("recording " + config.path + ": " + r.error().message, records);
     return;
   }
-  std::unique_lock db_lock(db_mutex);
+  MutexLock db_lock(db_mutex);
   sqlite3* db = conn.db;
   auto undo = [&](std::string_view what) {
     const std::string message = db_error(config.path, what, db).message;
@@ -388,7 +395,7 @@ void Recorder::Impl::commit_block(detail::BlockEncoder& enc) {
   const std::uint64_t seq = next_seq++;
   const auto duration = std::chrono::steady_clock::now() - start;
   {
-    std::lock_guard lock(queue_mutex);
+    MutexLock lock(queue_mutex);
     stats.records_committed += records;
     stats.blocks_committed += 1;
     stats.last_seq = seq;
@@ -400,7 +407,7 @@ void Recorder::Impl::commit_block(detail::BlockEncoder& enc) {
 
 // Deletes the oldest blocks past the age bound or while the used pages exceed the size budget, then
 // gives the pages back to the file system (incremental vacuum + WAL truncation), so the bytes on disk
-// (database + WAL) stay within max_bytes plus about one block. db_mutex held.
+// (database + WAL) stay within max_bytes plus about one block.
 void Recorder::Impl::apply_bounds() {
   sqlite3* db = conn.db;
   const std::string& path = config.path;
@@ -491,7 +498,7 @@ void Recorder::Impl::apply_bounds() {
     sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   }
   const std::uint64_t bytes = file_size_or_zero(path) + file_size_or_zero(path + "-wal");
-  std::lock_guard lock(queue_mutex);
+  MutexLock lock(queue_mutex);
   stats.blocks_deleted += deleted;
   stats.records_lost += lost;
   stats.file_bytes = bytes;
@@ -521,6 +528,9 @@ Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
   }
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
+  // Nothing is shared before the writer starts; the locks only state that to the lock analysis.
+  MutexLock db_lock(impl->db_mutex);
+  MutexLock queue_lock(impl->queue_mutex);
   sqlite3*& db = impl->conn.db;
   if (auto r = open_connection(impl->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE); !r) return r.error();
   bool empty = false;
@@ -570,13 +580,15 @@ Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
     *st.stmt = std::move(*s);
   }
   impl->stats.file_bytes = file_size_or_zero(path) + file_size_or_zero(path + "-wal");
+  queue_lock.unlock();
+  db_lock.unlock();
   Impl* raw = impl.get();
   raw->writer = std::thread([raw] { raw->run(); });
   return std::unique_ptr<Recorder>(new Recorder(std::move(impl)));
 }
 
 Result<std::uint32_t> Recorder::channel(std::string_view name, std::string_view unit) {
-  std::lock_guard lock(impl_->db_mutex);
+  MutexLock lock(impl_->db_mutex);
   const std::string& path = impl_->config.path;
   if (!impl_->conn.db) return Error(ErrorCode::invalid_argument, "recording " + path + ": closed");
   auto stmt = prepare(impl_->conn.db, path,
@@ -596,7 +608,7 @@ Result<std::uint32_t> Recorder::channel(std::string_view name, std::string_view 
 }
 
 Result<void> Recorder::set_meta(std::string_view key, std::string_view value) {
-  std::lock_guard lock(impl_->db_mutex);
+  MutexLock lock(impl_->db_mutex);
   const std::string& path = impl_->config.path;
   if (!impl_->conn.db) return Error(ErrorCode::invalid_argument, "recording " + path + ": closed");
   auto stmt = prepare(impl_->conn.db, path, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
@@ -610,7 +622,7 @@ Result<void> Recorder::set_meta(std::string_view key, std::string_view value) {
 }
 
 bool Recorder::record_frame(const can::Frame& frame) {
-  std::lock_guard lock(impl_->queue_mutex);
+  MutexLock lock(impl_->queue_mutex);
   if (!impl_->admit()) return false;
   impl_->queue.emplace_back(std::in_place_index<0>, frame);
   impl_->pushed();
@@ -618,7 +630,7 @@ bool Recorder::record_frame(const can::Frame& frame) {
 }
 
 bool Recorder::record_sample(TimeNs time_ns, std::uint32_t channel, double value) {
-  std::lock_guard lock(impl_->queue_mutex);
+  MutexLock lock(impl_->queue_mutex);
   if (!impl_->admit()) return false;
   impl_->queue.emplace_back(std::in_place_index<1>, SampleRecord{time_ns, channel, value});
   impl_->pushed();
@@ -626,7 +638,7 @@ bool Recorder::record_sample(TimeNs time_ns, std::uint32_t channel, double value
 }
 
 bool Recorder::record_event(TimeNs time_ns, std::string_view kind, std::string_view json) {
-  std::lock_guard lock(impl_->queue_mutex);
+  MutexLock lock(impl_->queue_mutex);
   auto& text = impl_->event_text;
   if (text.size() + kind.size() + json.size() > kMaxQueuedEventBytes) {
     ++impl_->stats.records_dropped;
@@ -647,12 +659,12 @@ bool Recorder::record_event(TimeNs time_ns, std::string_view kind, std::string_v
 }
 
 Result<void> Recorder::flush() {
-  std::unique_lock lock(impl_->queue_mutex);
+  MutexLock lock(impl_->queue_mutex);
   const std::uint64_t target = impl_->accepted;
   const std::uint64_t failures = impl_->failures;
   impl_->flush_requested = true;
   impl_->writer_wake.notify_one();
-  impl_->done.wait(lock, [&] { return impl_->processed >= target || impl_->writer_exited; });
+  while (impl_->processed < target && !impl_->writer_exited) impl_->done.wait(lock);
   if (impl_->processed < target) {
     return Error(ErrorCode::io_error, "recording " + impl_->config.path + ": closed before the flush completed");
   }
@@ -663,13 +675,13 @@ Result<void> Recorder::flush() {
 void Recorder::close() {
   if (!impl_) return;
   {
-    std::lock_guard lock(impl_->queue_mutex);
+    MutexLock lock(impl_->queue_mutex);
     impl_->closed = true;
     impl_->stopping = true;
   }
   impl_->writer_wake.notify_one();
   if (impl_->writer.joinable()) impl_->writer.join();
-  std::lock_guard lock(impl_->db_mutex);
+  MutexLock lock(impl_->db_mutex);
   if (impl_->conn.db) {
     impl_->insert_block = Stmt();
     impl_->blocks_by_age = Stmt();
@@ -685,7 +697,7 @@ void Recorder::close() {
 }
 
 RecorderStats Recorder::stats() const {
-  std::lock_guard lock(impl_->queue_mutex);
+  MutexLock lock(impl_->queue_mutex);
   RecorderStats s = impl_->stats;
   s.records_queued = impl_->accepted;
   return s;

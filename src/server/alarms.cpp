@@ -66,7 +66,7 @@ Result<std::unique_ptr<WebhookAlarms>> WebhookAlarms::start(WebhookConfig config
   if (config.max_queue == 0) config.max_queue = 1;
   if (config.max_attempts < 1) config.max_attempts = 1;
   std::unique_ptr<WebhookAlarms> alarms(
-      new WebhookAlarms(std::move(config), std::move(*target), log ? log : spdlog::default_logger()));
+      new WebhookAlarms(std::move(config), std::move(*target), log ? std::move(log) : spdlog::default_logger()));
   alarms->thread_ = std::thread([raw = alarms.get()] { raw->run(); });
   return alarms;
 }
@@ -74,13 +74,13 @@ Result<std::unique_ptr<WebhookAlarms>> WebhookAlarms::start(WebhookConfig config
 WebhookAlarms::~WebhookAlarms() { stop(); }
 
 void WebhookAlarms::offer(const std::string& edge_id, const store::Event& event) {
-  if (auto payload = alarm_payload(edge_id, event, config_)) post(std::move(*payload));
+  if (auto payload = alarm_payload(edge_id, event, config_)) post(*payload);
 }
 
-void WebhookAlarms::post(nlohmann::json payload) {
+void WebhookAlarms::post(const nlohmann::json& payload) {
   std::string body = payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (stopping_) return;
     if (queue_.size() >= config_.max_queue) {
       queue_.pop_front();
@@ -93,7 +93,7 @@ void WebhookAlarms::post(nlohmann::json payload) {
 }
 
 AlarmStats WebhookAlarms::stats() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   AlarmStats s = stats_;
   s.queued = queue_.size() + (in_flight_ ? 1 : 0);
   return s;
@@ -101,13 +101,13 @@ AlarmStats WebhookAlarms::stats() const {
 
 void WebhookAlarms::stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   stats_.dropped += queue_.size();
   queue_.clear();
 }
@@ -134,9 +134,9 @@ bool WebhookAlarms::attempt(const std::string& body, std::string& error) {
 }
 
 void WebhookAlarms::run() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) wake_.wait(lock);
     if (stopping_) return;
     // The alarm in flight leaves the queue: the bound applies to those waiting behind it.
     const std::string body = std::move(queue_.front());
@@ -163,7 +163,10 @@ void WebhookAlarms::run() {
           done = true;
         } else {
           log_->warn("alarm not delivered (attempt {}), retry in {} ms: {}", attempts, delay.count(), error);
-          if (wake_.wait_for(lock, delay, [&] { return stopping_; })) {
+          const auto retry_at = std::chrono::steady_clock::now() + delay;
+          while (!stopping_ && wake_.wait_until(lock, retry_at) == std::cv_status::no_timeout) {
+          }
+          if (stopping_) {
             ++stats_.dropped;
             in_flight_ = false;
             return;

@@ -14,17 +14,16 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 
 namespace cellguard::store {
 struct Event;
@@ -80,7 +79,7 @@ class WebhookAlarms {
   // Queues the event if it is an alarm. Never blocks on the network.
   void offer(const std::string& edge_id, const store::Event& event);
   // Queues any payload (tests, a future "test alarm" button).
-  void post(nlohmann::json payload);
+  void post(const nlohmann::json& payload);
   AlarmStats stats() const;
   void stop();
 
@@ -92,12 +91,12 @@ class WebhookAlarms {
   WebhookConfig config_;
   WebhookTarget target_;
   std::shared_ptr<spdlog::logger> log_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::string> queue_;  // bodies
-  bool stopping_ = false;
-  bool in_flight_ = false;
-  AlarmStats stats_;
+  mutable Mutex mutex_;
+  CondVar wake_;
+  std::deque<std::string> queue_ GUARDED_BY(mutex_);  // bodies
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  bool in_flight_ GUARDED_BY(mutex_) = false;
+  AlarmStats stats_ GUARDED_BY(mutex_);
   std::thread thread_;
 };
 

@@ -169,7 +169,7 @@ Authenticator::LoginResult Authenticator::login(std::string_view client, std::st
   // The name as a key: bounded, so a spray of huge names cannot grow the map's memory.
   const std::string_view user_key = user.substr(0, 256);
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     auto until = locked(failures_, client, now);
     const auto user_until = locked(user_failures_, user_key, now);
     if (user_until && (!until || *user_until > *until)) until = user_until;
@@ -189,7 +189,7 @@ Authenticator::LoginResult Authenticator::login(std::string_view client, std::st
     if (u.name.size() == user.size() && CRYPTO_memcmp(u.name.data(), user.data(), user.size()) == 0)
       found = &u;
   const bool ok = verify_password(password, found ? found->password : dummy_) && found != nullptr;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (!ok) {
     ++failed_;
     result.outcome = Outcome::wrong;
@@ -219,7 +219,7 @@ Authenticator::LoginResult Authenticator::login(std::string_view client, std::st
 std::optional<std::string> Authenticator::user_of(std::string_view token, Clock::time_point now) {
   if (token.size() != 2 * kTokenBytes) return std::nullopt;
   const std::string key = token_key(token);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = sessions_.find(key);
   if (it == sessions_.end()) return std::nullopt;
   if (it->second.expires <= now) {
@@ -231,24 +231,24 @@ std::optional<std::string> Authenticator::user_of(std::string_view token, Clock:
 
 void Authenticator::logout(std::string_view token) {
   const std::string key = token_key(token);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   sessions_.erase(key);
 }
 
 std::uint64_t Authenticator::logins() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return logins_;
 }
 std::uint64_t Authenticator::failed_logins() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return failed_;
 }
 std::uint64_t Authenticator::rate_limited() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return rate_limited_;
 }
 std::size_t Authenticator::sessions() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return sessions_.size();
 }
 
@@ -256,7 +256,7 @@ std::size_t Authenticator::sessions() const {
 
 namespace cellguard::server {
 std::size_t Authenticator::tracked_addresses() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return failures_.size();
 }
 }  // namespace cellguard::server

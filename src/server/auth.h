@@ -13,13 +13,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 
 namespace cellguard::server {
 
@@ -102,16 +102,17 @@ class Authenticator {
   };
   using FailureMap = std::map<std::string, Failures, std::less<>>;
   // Counts an attempt of `key` (locking it at `max`); the time it stays locked when it already is.
-  std::optional<Clock::time_point> locked(FailureMap& map, std::string_view key, Clock::time_point now) const;
-  void count_attempt(FailureMap& map, std::string_view key, int max, Clock::time_point now);
-  void take_back_attempt(FailureMap& map, std::string_view key, Clock::time_point now);
+  std::optional<Clock::time_point> locked(FailureMap& map, std::string_view key, Clock::time_point now) const
+      REQUIRES(mutex_);
+  void count_attempt(FailureMap& map, std::string_view key, int max, Clock::time_point now) REQUIRES(mutex_);
+  void take_back_attempt(FailureMap& map, std::string_view key, Clock::time_point now) REQUIRES(mutex_);
   AuthConfig config_;
   PasswordHash dummy_;  // verified against for unknown users (same cost)
-  mutable std::mutex mutex_;
-  std::map<std::string, Session, std::less<>> sessions_;   // by SHA-256 of the token (hex)
-  FailureMap failures_;       // by client address
-  FailureMap user_failures_;  // by user name
-  std::uint64_t logins_ = 0, failed_ = 0, rate_limited_ = 0;
+  mutable Mutex mutex_;
+  std::map<std::string, Session, std::less<>> sessions_ GUARDED_BY(mutex_);  // by SHA-256 of the token (hex)
+  FailureMap failures_ GUARDED_BY(mutex_);       // by client address
+  FailureMap user_failures_ GUARDED_BY(mutex_);  // by user name
+  std::uint64_t logins_ GUARDED_BY(mutex_) = 0, failed_ GUARDED_BY(mutex_) = 0, rate_limited_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace cellguard::server

@@ -129,6 +129,7 @@ TEST(Auth, ConcurrentWrongLoginsGetNoMoreGuessesThanTheLimit) {
   Authenticator auth(c);
   std::atomic<int> wrong{0}, limited{0};
   std::vector<std::thread> threads;
+  threads.reserve(20);
   for (int i = 0; i < 20; ++i)
     threads.emplace_back([&] {
       const auto r = auth.login("127.0.0.1", "lab", "guess");

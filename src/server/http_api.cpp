@@ -17,12 +17,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "core/text.h"
+#include "core/thread_annotations.h"
 #include "server/alarms.h"
 #include "server/event_json.h"
 #include "server/http_query.h"
@@ -183,7 +183,7 @@ class ConnectionGuard {
   std::size_t max_per_address = 32, max_waiting = 16;
 
   bool admit(Connection& c) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (count_of(c.ip) >= max_per_address && !evict_oldest_waiting(&c.ip)) return false;
     if (waiting_count() >= max_waiting) evict_oldest_waiting(nullptr);
     c.waiting_since = SteadyClock::now();
@@ -192,17 +192,17 @@ class ConnectionGuard {
     return true;
   }
   void set_waiting(Connection& c, bool waiting) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     c.waiting = waiting;
     if (waiting) c.waiting_since = SteadyClock::now();
   }
   void leave(Connection& c) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     std::erase(all_, &c);
   }
   // On stop: every blocked read or write returns at once.
   void shut_down_all() {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     for (Connection* c : all_) {
       c->evicted = true;
       ::shutdown(c->fd, SHUT_RDWR);
@@ -211,15 +211,15 @@ class ConnectionGuard {
   std::uint64_t evictions() const { return evictions_.load(); }
 
  private:
-  std::size_t count_of(const std::string& ip) const {
+  std::size_t count_of(const std::string& ip) const REQUIRES(mutex_) {
     return static_cast<std::size_t>(
         std::count_if(all_.begin(), all_.end(), [&](const Connection* c) { return !c->evicted && c->ip == ip; }));
   }
-  std::size_t waiting_count() const {
+  std::size_t waiting_count() const REQUIRES(mutex_) {
     return static_cast<std::size_t>(
         std::count_if(all_.begin(), all_.end(), [](const Connection* c) { return !c->evicted && c->waiting; }));
   }
-  bool evict_oldest_waiting(const std::string* ip) {
+  bool evict_oldest_waiting(const std::string* ip) REQUIRES(mutex_) {
     Connection* oldest = nullptr;
     for (Connection* c : all_)
       if (!c->evicted && c->waiting && (!ip || c->ip == *ip) &&
@@ -232,8 +232,8 @@ class ConnectionGuard {
     return true;
   }
 
-  std::mutex mutex_;
-  std::vector<Connection*> all_;
+  Mutex mutex_;  // all_, and the waiting fields of the connections in it
+  std::vector<Connection*> all_ GUARDED_BY(mutex_);
   std::atomic<std::uint64_t> evictions_{0};
 };
 
@@ -692,7 +692,7 @@ struct HttpApi::Impl {
       return httplib::Server::HandlerResponse::Handled;
     });
     server.set_exception_handler(
-        [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        [this](const httplib::Request& req, httplib::Response& res, const std::exception_ptr& ep) {
           std::string what = "unknown exception";
           try {
             if (ep) std::rethrow_exception(ep);
@@ -937,7 +937,7 @@ struct HttpApi::Impl {
         if (!in) return fail(res, 404, "the dashboard has no index.html in " + config.web_root);
         std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         res.set_header("Cache-Control", "no-cache");
-        res.set_content(std::move(body), "text/html; charset=utf-8");
+        res.set_content(body, "text/html; charset=utf-8");  // cpp-httplib 0.11 copies (no rvalue overload)
       });
     }
   }

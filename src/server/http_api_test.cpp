@@ -454,7 +454,7 @@ TEST_F(HttpApiTest, TheExportIsADownloadInTheRigLayout) {
 // A live stream's events as they arrive: (event name, data) pairs.
 class StreamReader {
  public:
-  StreamReader(std::uint16_t port, std::string path) {
+  StreamReader(std::uint16_t port, const std::string& path) {
     thread_ = std::thread([this, port, path] {
       httplib::Client c("127.0.0.1", port);
       c.set_read_timeout(10, 0);

@@ -8,14 +8,13 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ssl.hpp>
 #include <cmath>
-#include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_set>
 
+#include "core/thread_annotations.h"
 #include "pki/tls.h"
 #include "server/event_json.h"
 #include "store/store.h"
@@ -80,11 +79,11 @@ struct IngestServer::Impl : std::enable_shared_from_this<Impl> {
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
 
-  mutable std::mutex state_mutex;  // edges, sessions, stats
-  std::map<std::string, EdgeStatus, std::less<>> edges;
-  std::map<std::string, std::weak_ptr<SessionBase>, std::less<>> sessions;
-  std::unordered_set<std::shared_ptr<SessionBase>> all_sessions;
-  IngestStats stats;
+  mutable Mutex state_mutex;  // edges, sessions, stats (and each session's certificate_serial)
+  std::map<std::string, EdgeStatus, std::less<>> edges GUARDED_BY(state_mutex);
+  std::map<std::string, std::weak_ptr<SessionBase>, std::less<>> sessions GUARDED_BY(state_mutex);
+  std::unordered_set<std::shared_ptr<SessionBase>> all_sessions GUARDED_BY(state_mutex);
+  IngestStats stats GUARDED_BY(state_mutex);
 
   // Writer queue.
   struct Pending {
@@ -93,28 +92,28 @@ struct IngestServer::Impl : std::enable_shared_from_this<Impl> {
     store::Batch batch;
     std::size_t samples = 0;
   };
-  std::mutex queue_mutex;
-  std::condition_variable queue_cv;
-  std::deque<Pending> queue;
-  std::size_t queued_samples = 0;
-  bool writer_stop = false;
+  Mutex queue_mutex;
+  CondVar queue_cv;
+  std::deque<Pending> queue GUARDED_BY(queue_mutex);
+  std::size_t queued_samples GUARDED_BY(queue_mutex) = 0;
+  bool writer_stop GUARDED_BY(queue_mutex) = false;
   std::thread writer;
 
   template <typename F>
   void with_edge(const std::string& id, F&& f) {
-    std::lock_guard lock(state_mutex);
+    MutexLock lock(state_mutex);
     auto& e = edges[id];
     e.edge_id = id;
     f(e);
   }
   void count(std::uint64_t IngestStats::*field, std::uint64_t n = 1) {
-    std::lock_guard lock(state_mutex);
+    MutexLock lock(state_mutex);
     stats.*field += n;
   }
 
   void enqueue(Pending p) {
     {
-      std::lock_guard lock(queue_mutex);
+      MutexLock lock(queue_mutex);
       queued_samples += p.samples;
       queue.push_back(std::move(p));
     }
@@ -171,7 +170,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   // Ends the connection: a goodbye with the reason when `tell` (best effort), then the socket closes.
-  void fail(std::string reason, bool tell) {
+  void fail(const std::string& reason, bool tell) {
     if (closed_) return;
     if (why_.empty()) why_ = reason;
     if (tell) {
@@ -309,7 +308,7 @@ awaitable<bool> Session<Stream>::handshake() {
     }
     certificate_name_ = identity->name;
     {
-      std::lock_guard lock(server_.state_mutex);
+      MutexLock lock(server_.state_mutex);
       certificate_serial = identity->serial;
     }
     co_return true;
@@ -366,7 +365,7 @@ bool Session<Stream>::on_hello(const up::Hello& hello) {
   // One connection per edge: a newer one replaces the older (the edge reconnected).
   std::shared_ptr<SessionBase> previous;
   {
-    std::lock_guard lock(server_.state_mutex);
+    MutexLock lock(server_.state_mutex);
     previous = server_.sessions[edge_id_].lock();
     server_.sessions[edge_id_] = this->shared_from_this();
     auto& e = server_.edges[edge_id_];
@@ -450,7 +449,7 @@ awaitable<void> Session<Stream>::run() {
   const bool clean = why_.empty() || why_.rfind("edge said goodbye", 0) == 0;
   if (!hello_done_) server_.count(&IngestStats::rejected);
   {
-    std::lock_guard lock(server_.state_mutex);
+    MutexLock lock(server_.state_mutex);
     if (!edge_id_.empty()) {
       auto it = server_.sessions.find(edge_id_);
       if (it != server_.sessions.end() && it->second.lock().get() == this) {
@@ -473,7 +472,7 @@ template <typename Stream>
 void IngestServer::Impl::start_session(std::shared_ptr<Stream> stream, tcp::socket* socket, std::string peer) {
   auto session = std::make_shared<Session<Stream>>(*this, std::move(stream), *socket, std::move(peer));
   {
-    std::lock_guard lock(state_mutex);
+    MutexLock lock(state_mutex);
     ++stats.connections;
     ++stats.sessions;
     all_sessions.insert(session);
@@ -534,14 +533,15 @@ awaitable<void> IngestServer::Impl::crl_watch() {
 // guards new ones).
 void IngestServer::Impl::close_revoked() {
   const std::set<std::string> revoked = config.tls->revoked_serials();
-  std::vector<std::shared_ptr<SessionBase>> cut;
+  std::vector<std::pair<std::shared_ptr<SessionBase>, std::string>> cut;  // with its serial, read under the lock
   {
-    std::lock_guard lock(state_mutex);
+    MutexLock lock(state_mutex);
     for (const auto& s : all_sessions)
-      if (!s->certificate_serial.empty() && revoked.count(s->certificate_serial)) cut.push_back(s);
+      if (!s->certificate_serial.empty() && revoked.count(s->certificate_serial))
+        cut.emplace_back(s, s->certificate_serial);
   }
-  for (const auto& s : cut) {
-    log->warn("closing the connection of certificate {}: revoked", s->certificate_serial);
+  for (const auto& [s, serial] : cut) {
+    log->warn("closing the connection of certificate {}: revoked", serial);
     s->revoked = true;
     s->kick("certificate revoked");
   }
@@ -551,12 +551,14 @@ void IngestServer::Impl::run_writer() {
   std::deque<Pending> batch;
   for (;;) {
     {
-      std::unique_lock lock(queue_mutex);
-      queue_cv.wait(lock, [&] { return writer_stop || !queue.empty(); });
+      MutexLock lock(queue_mutex);
+      while (!writer_stop && queue.empty()) queue_cv.wait(lock);
       if (queue.empty() && writer_stop) break;
       // Gather for one commit interval (or until enough waits), so one transaction serves many edges.
       const auto until = Clock::now() + config.commit_interval;
-      queue_cv.wait_until(lock, until, [&] { return writer_stop || queued_samples >= config.commit_samples; });
+      while (!writer_stop && queued_samples < config.commit_samples) {
+        if (queue_cv.wait_until(lock, until) == std::cv_status::timeout) break;
+      }
       batch.swap(queue);
       queued_samples = 0;
     }
@@ -584,7 +586,7 @@ void IngestServer::Impl::commit(std::deque<Pending>& batch) {
       --p.session->queued;
       if (told.insert(p.session.get()).second) p.session->kick(why);
     }
-    std::lock_guard lock(state_mutex);
+    MutexLock lock(state_mutex);
     ++stats.commit_failures;
     stats.last_error = why;
     return;
@@ -609,7 +611,7 @@ void IngestServer::Impl::commit(std::deque<Pending>& batch) {
   }
   for (auto& [raw, entry] : acks) entry.first->acknowledge(entry.second.ranges());
   {
-    std::lock_guard lock(state_mutex);
+    MutexLock lock(state_mutex);
     ++stats.commits;
     stats.batches += result->stored;
     stats.duplicates += result->duplicates;
@@ -661,14 +663,14 @@ std::uint16_t IngestServer::port() const {
 }
 
 std::vector<EdgeStatus> IngestServer::edges() const {
-  std::lock_guard lock(impl_->state_mutex);
+  MutexLock lock(impl_->state_mutex);
   std::vector<EdgeStatus> out;
   for (const auto& [id, e] : impl_->edges) out.push_back(e);
   return out;
 }
 
 IngestStats IngestServer::stats() const {
-  std::lock_guard lock(impl_->state_mutex);
+  MutexLock lock(impl_->state_mutex);
   return impl_->stats;
 }
 
@@ -681,13 +683,13 @@ void IngestServer::stop() {
   });
   std::vector<std::shared_ptr<SessionBase>> sessions;
   {
-    std::lock_guard lock(raw->state_mutex);
+    MutexLock lock(raw->state_mutex);
     sessions.assign(raw->all_sessions.begin(), raw->all_sessions.end());
   }
   for (auto& s : sessions) s->kick("server stopping");
   // The writer commits what is queued (its acks may still reach the edges), then ends.
   {
-    std::lock_guard lock(raw->queue_mutex);
+    MutexLock lock(raw->queue_mutex);
     raw->writer_stop = true;
   }
   raw->queue_cv.notify_all();
@@ -696,7 +698,7 @@ void IngestServer::stop() {
   // Sessions end within their goodbye grace (500 ms); then the loop has nothing left to run.
   for (int i = 0; i < 200; ++i) {
     {
-      std::lock_guard lock(raw->state_mutex);
+      MutexLock lock(raw->state_mutex);
       if (raw->all_sessions.empty()) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

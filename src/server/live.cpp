@@ -111,7 +111,7 @@ void LiveCache::imply_normal(Entry& entry) {
 Result<void> LiveCache::load(store::TimeNs now_ns) {
   auto edges = store_.edges();
   if (!edges) return edges.error();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (auto& info : *edges) {
     const std::string id = info.edge_id;
     Entry& entry = edges_[id];
@@ -153,7 +153,7 @@ Result<void> LiveCache::load(store::TimeNs now_ns) {
 void LiveCache::on_committed(const std::string& edge_id, const std::vector<store::Batch>& batches) {
   std::vector<store::Event> fresh;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     Entry& entry = edges_[edge_id];
     // A channel the catalogue does not know (a new edge, a hello that added channels): reload it
     // once; ids still unknown after that are remembered so they cost nothing next time.
@@ -203,33 +203,33 @@ void LiveCache::on_committed(const std::string& edge_id, const std::vector<store
 }
 
 std::optional<LiveEdge> LiveCache::edge(const std::string& edge_id) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = edges_.find(edge_id);
   if (it == edges_.end()) return std::nullopt;
   return it->second.live;
 }
 
 std::vector<std::string> LiveCache::edge_ids() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   std::vector<std::string> out;
   for (const auto& [id, e] : edges_) out.push_back(id);
   return out;
 }
 
 LiveState LiveCache::state(const std::string& edge_id) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = edges_.find(edge_id);
   return it == edges_.end() ? LiveState{} : it->second.live.state;
 }
 
 std::uint64_t LiveCache::version(const std::string& edge_id) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = edges_.find(edge_id);
   return it == edges_.end() ? 0 : it->second.live.version;
 }
 
 std::vector<LiveEvent> LiveCache::events_after(std::uint64_t after, std::size_t max) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   std::vector<LiveEvent> out;
   for (const auto& e : log_) {
     if (e.serial <= after) continue;
@@ -240,24 +240,27 @@ std::vector<LiveEvent> LiveCache::events_after(std::uint64_t after, std::size_t 
 }
 
 std::uint64_t LiveCache::last_serial() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return serial_;
 }
 
 std::uint64_t LiveCache::generation() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return generation_;
 }
 
 std::uint64_t LiveCache::wait(std::uint64_t seen, std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, timeout, [&] { return generation_ != seen; });
+  MutexLock lock(mutex_);
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (generation_ == seen) {
+    if (changed_.wait_until(lock, until) == std::cv_status::timeout) break;
+  }
   return generation_;
 }
 
 void LiveCache::wake_all() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     ++generation_;
   }
   changed_.notify_all();

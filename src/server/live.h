@@ -21,12 +21,10 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -34,6 +32,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "store/store.h"
 #include "uplink/protocol.h"
 
@@ -110,7 +109,7 @@ class LiveCache {
     uplink::SeqSet seen;
   };
   static void set_catalogue(Entry& entry, store::EdgeInfo info);
-  void refresh_catalogue(const std::string& edge_id, Entry& entry);
+  void refresh_catalogue(const std::string& edge_id, Entry& entry) REQUIRES(mutex_);
   static void apply_event(Entry& entry, const store::Event& event);
   static void apply_state_event(Entry& entry, const store::Event& event);
   // Active causes (limit and state events) and limits (config events); false if the event has none.
@@ -120,11 +119,11 @@ class LiveCache {
 
   store::Store& store_;
   EventSink sink_;
-  mutable std::mutex mutex_;
-  mutable std::condition_variable changed_;
-  std::map<std::string, Entry, std::less<>> edges_;
-  std::deque<LiveEvent> log_;
-  std::uint64_t serial_ = 0, generation_ = 0;
+  mutable Mutex mutex_;
+  mutable CondVar changed_;
+  std::map<std::string, Entry, std::less<>> edges_ GUARDED_BY(mutex_);
+  std::deque<LiveEvent> log_ GUARDED_BY(mutex_);
+  std::uint64_t serial_ GUARDED_BY(mutex_) = 0, generation_ GUARDED_BY(mutex_) = 0;
 };
 
 // "normal", "warning", "dangerous", "safe" for 0..3; "unknown" otherwise.

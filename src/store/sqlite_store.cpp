@@ -31,14 +31,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
 
+#include "core/thread_annotations.h"
 #include "store/chunk_codec.h"
 #include "store/store.h"
 
@@ -201,7 +200,7 @@ class SqliteStore final : public Store {
 
   ~SqliteStore() override {
     {
-      std::lock_guard lock(wake_mu_);
+      MutexLock lock(wake_mu_);
       stop_ = true;
     }
     wake_.notify_all();
@@ -261,7 +260,10 @@ class SqliteStore final : public Store {
       if (auto ok = exec(wdb_, schema); !ok) return ok;
     }
     if (auto ok = open_connection(rdb_, SQLITE_OPEN_READONLY); !ok) return ok;
-    if (auto ok = prepare_write_statements(); !ok) return ok;
+    {
+      MutexLock wlock(write_mu_);  // nothing else runs yet; stated for the lock analysis
+      if (auto ok = prepare_write_statements(); !ok) return ok;
+    }
     if (auto ok = load(); !ok) return ok;
     if (config_.background_compaction) compactor_ = std::thread([this] { compactor_loop(); });
     return success();
@@ -269,10 +271,10 @@ class SqliteStore final : public Store {
 
   Result<void> put_edge(const EdgeInfo& info) override {
     if (info.edge_id.empty()) return Error(ErrorCode::invalid_argument, "store: put_edge: empty edge id");
-    std::lock_guard wlock(write_mu_);
+    MutexLock wlock(write_mu_);
     std::int64_t row = 0;
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       if (auto it = edges_.find(info.edge_id); it != edges_.end()) row = it->second.row;
     }
     if (auto ok = exec(wdb_, "BEGIN IMMEDIATE"); !ok) return ok;
@@ -307,7 +309,7 @@ class SqliteStore final : public Store {
       (void)exec(wdb_, "ROLLBACK");
       return ok;
     }
-    std::lock_guard slock(state_mu_);
+    MutexLock slock(state_mu_);
     EdgeState& e = edges_[info.edge_id];
     e.row = row;
     const std::vector<Channel> old = std::move(e.info.channels);
@@ -329,13 +331,13 @@ class SqliteStore final : public Store {
       TimeNs first = 0, last = 0;
       std::uint64_t samples = 0;
     };
-    std::lock_guard wlock(write_mu_);
+    MutexLock wlock(write_mu_);
     PutResult result;
     std::vector<Encoded> todo;
     std::map<EdgeState*, std::map<std::uint64_t, std::uint64_t>> new_seqs;  // per edge: after this call
     std::map<EdgeState*, std::uint64_t> lost;
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       for (const auto& eb : batches) {
         auto it = edges_.find(eb.edge_id);
         if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + eb.edge_id + "\" (no put_edge)");
@@ -432,7 +434,7 @@ class SqliteStore final : public Store {
 
     bool wake = false;
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       const std::int64_t now = steady_ns();
       for (auto& [e, ranges] : new_seqs) e->seqs = std::move(ranges);
       for (const auto& t : todo) {
@@ -460,7 +462,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<SeqRange>> stored_seqs(std::string_view edge_id) override {
-    std::lock_guard slock(state_mu_);
+    MutexLock slock(state_mu_);
     auto it = edges_.find(edge_id);
     if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
     std::vector<SeqRange> out;
@@ -469,14 +471,14 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<EdgeInfo>> edges() override {
-    std::lock_guard slock(state_mu_);
+    MutexLock slock(state_mu_);
     std::vector<EdgeInfo> out;
     for (const auto& [name, e] : edges_) out.push_back(e.info);
     return out;
   }
 
   Result<std::vector<LatestValue>> latest(std::string_view edge_id) override {
-    std::lock_guard slock(state_mu_);
+    MutexLock slock(state_mu_);
     auto it = edges_.find(edge_id);
     if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
     const EdgeState& e = it->second;
@@ -496,7 +498,7 @@ class SqliteStore final : public Store {
     std::int64_t edge_row = 0;
     std::vector<std::pair<std::int64_t, std::size_t>> where;  // series id, column
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       auto it = edges_.find(edge_id);
       if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
       const EdgeState& e = it->second;
@@ -514,7 +516,7 @@ class SqliteStore final : public Store {
     }
     std::vector<Point> points;
     {
-      std::lock_guard rlock(read_mu_);
+      MutexLock rlock(read_mu_);
       if (auto ok = exec(rdb_, "BEGIN"); !ok) return ok.error();
       auto done = [&] { (void)exec(rdb_, "COMMIT"); };
       // The series from the same snapshot as the chunks (a compaction may have added some).
@@ -587,12 +589,12 @@ class SqliteStore final : public Store {
   Result<std::vector<Event>> events(std::string_view edge_id, TimeNs from, TimeNs to, std::size_t limit) override {
     std::int64_t row = 0;
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       auto it = edges_.find(edge_id);
       if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
       row = it->second.row;
     }
-    std::lock_guard rlock(read_mu_);
+    MutexLock rlock(read_mu_);
     auto q = prepare(rdb_, "SELECT time_ns, kind, json FROM events WHERE edge=? AND time_ns>=? AND time_ns<=? "
                            "ORDER BY time_ns, id LIMIT ?");
     if (!q) return q.error();
@@ -608,12 +610,12 @@ class SqliteStore final : public Store {
                     const std::function<void(const SeriesBatch&)>& sink) override {
     std::int64_t row = 0;
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       auto it = edges_.find(edge_id);
       if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
       row = it->second.row;
     }
-    std::lock_guard rlock(read_mu_);
+    MutexLock rlock(read_mu_);
     if (auto ok = exec(rdb_, "BEGIN"); !ok) return ok;
     auto done = [&] { (void)exec(rdb_, "COMMIT"); };
     auto series_list = read_series(row);
@@ -647,8 +649,8 @@ class SqliteStore final : public Store {
     RetentionResult result;
     if (config_.max_age_ns <= 0) return result;
     const TimeNs cutoff = now_ns - config_.max_age_ns;
-    std::lock_guard clock(compact_mu_);
-    std::unique_lock wlock(write_mu_);
+    MutexLock clock(compact_mu_);
+    MutexLock wlock(write_mu_);
     if (auto ok = exec(wdb_, "BEGIN IMMEDIATE"); !ok) return ok.error();
     auto run = [&](const char* sql, std::uint64_t& count) {
       auto s = prepare(wdb_, sql);
@@ -681,7 +683,7 @@ class SqliteStore final : public Store {
     CompactResult total;
     std::vector<std::string> names;
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       for (const auto& [name, e] : edges_)
         if (e.pending_batches && (force || due(e, steady_ns()))) names.push_back(name);
     }
@@ -715,7 +717,7 @@ class SqliteStore final : public Store {
     s.batches_compacted = batches_compacted_;
     s.chunks_written = chunks_written_;
     s.pending_batches = pending_batches_;
-    std::lock_guard lock(wake_mu_);
+    MutexLock lock(wake_mu_);
     s.last_error = last_error_;
     return s;
   }
@@ -765,8 +767,8 @@ class SqliteStore final : public Store {
     return db_error(sql, db);
   }
 
-  // The write connection's statements, prepared once (under write_mu_).
-  Result<void> prepare_write_statements() {
+  // The write connection's statements, prepared once.
+  Result<void> prepare_write_statements() REQUIRES(write_mu_) {
     for (const char* sql : {"INSERT INTO edges(name, software_version, config_sha256, dbc_sha256) VALUES(?,?,?,?)",
                             "UPDATE edges SET software_version=?, config_sha256=?, dbc_sha256=? WHERE id=?",
                             "INSERT OR REPLACE INTO channels VALUES(?,?,?,?,?,?,?)",
@@ -785,7 +787,7 @@ class SqliteStore final : public Store {
     return success();
   }
 
-  Stmt& stmt(const char* sql) { return write_stmts_.at(sql); }
+  Stmt& stmt(const char* sql) REQUIRES(write_mu_) { return write_stmts_.at(sql); }
 
   Result<void> validate(const EdgeState& e, const Batch& b) const {
     auto bad = [&](const std::string& why) {
@@ -864,8 +866,8 @@ class SqliteStore final : public Store {
 
   // Loads the catalogue, seq ranges, series, latest values and the pending counters.
   Result<void> load() {
-    std::lock_guard wlock(write_mu_);
-    std::lock_guard slock(state_mu_);
+    MutexLock wlock(write_mu_);
+    MutexLock slock(state_mu_);
     std::map<std::int64_t, EdgeState*> by_row;
     {
       auto q = prepare(wdb_, "SELECT id, name, software_version, config_sha256, dbc_sha256 FROM edges");
@@ -917,8 +919,8 @@ class SqliteStore final : public Store {
   }
 
   Result<void> recount_pending() {
-    std::lock_guard wlock(write_mu_);
-    std::lock_guard slock(state_mu_);
+    MutexLock wlock(write_mu_);
+    MutexLock slock(state_mu_);
     std::map<std::int64_t, EdgeState*> by_row;
     for (auto& [name, e] : edges_) by_row[e.row] = &e;
     return recount_pending_locked(by_row, false);
@@ -964,12 +966,12 @@ class SqliteStore final : public Store {
 
   // Folds up to kMaxCompactSamples of the edge's pending batches (oldest seq first) into chunks.
   Result<CompactResult> compact_edge(const std::string& name, bool& more) {
-    std::lock_guard clock(compact_mu_);
+    MutexLock clock(compact_mu_);
     CompactResult result;
     more = false;
     std::int64_t edge_row = 0;
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       auto it = edges_.find(name);
       if (it == edges_.end()) return result;
       edge_row = it->second.row;
@@ -981,7 +983,7 @@ class SqliteStore final : public Store {
     std::map<Key, Group> groups;
     std::vector<std::int64_t> seqs;
     {
-      std::lock_guard rlock(read_mu_);
+      MutexLock rlock(read_mu_);
       auto q = prepare(rdb_, "SELECT seq, samples, data FROM pending WHERE edge=? ORDER BY seq");
       if (!q) return q.error();
       q->bind(1, edge_row);
@@ -1039,7 +1041,7 @@ class SqliteStore final : public Store {
       note_latest(newest, SeriesBatch{key, g.times, g.values});
     }
 
-    std::lock_guard wlock(write_mu_);
+    MutexLock wlock(write_mu_);
     if (auto ok = exec(wdb_, "BEGIN IMMEDIATE"); !ok) return ok.error();
     auto fail = [&](std::string_view what) {
       Error e = db_error(what, wdb_);
@@ -1050,7 +1052,7 @@ class SqliteStore final : public Store {
     {
       std::map<Key, std::int64_t> known;
       {
-        std::lock_guard slock(state_mu_);
+        MutexLock slock(state_mu_);
         known = edges_.at(name).series_ids;
       }
       Stmt& ins = stmt("INSERT INTO chunks(series, first_ns, last_ns, rows, samples, data) VALUES(?,?,?,?,?,?)");
@@ -1102,7 +1104,7 @@ class SqliteStore final : public Store {
     }
     if (sqlite3_exec(wdb_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("cannot commit compaction");
     {
-      std::lock_guard slock(state_mu_);
+      MutexLock slock(state_mu_);
       EdgeState& e = edges_.at(name);
       for (auto& [key, id] : new_series) e.series_ids[key] = id;
       for (const auto& [key, g] : groups) {
@@ -1124,7 +1126,7 @@ class SqliteStore final : public Store {
   }
 
   void compactor_loop() {
-    std::unique_lock lock(wake_mu_);
+    MutexLock lock(wake_mu_);
     while (!stop_) {
       wake_.wait_for(lock, std::chrono::seconds(1));
       if (stop_) break;
@@ -1138,17 +1140,20 @@ class SqliteStore final : public Store {
   SqliteStoreConfig config_;
   sqlite3* wdb_ = nullptr;
   sqlite3* rdb_ = nullptr;
-  std::mutex write_mu_, read_mu_, compact_mu_;
-  mutable std::mutex state_mu_;
-  std::map<std::string, Stmt, std::less<>> write_stmts_;
-  std::vector<std::uint8_t> scratch_;
-  std::map<std::string, EdgeState, std::less<>> edges_;
+  // Where nested: compact_mu_ before write_mu_ before state_mu_.
+  Mutex write_mu_;    // the write connection wdb_ and what goes with it
+  Mutex read_mu_;     // the read connection rdb_
+  Mutex compact_mu_;  // one compaction at a time
+  mutable Mutex state_mu_;
+  std::map<std::string, Stmt, std::less<>> write_stmts_ GUARDED_BY(write_mu_);
+  std::vector<std::uint8_t> scratch_ GUARDED_BY(write_mu_);
+  std::map<std::string, EdgeState, std::less<>> edges_ GUARDED_BY(state_mu_);
 
   std::thread compactor_;
-  mutable std::mutex wake_mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  std::string last_error_;
+  mutable Mutex wake_mu_;
+  CondVar wake_;
+  bool stop_ GUARDED_BY(wake_mu_) = false;
+  std::string last_error_ GUARDED_BY(wake_mu_);
 
   std::atomic<std::uint64_t> samples_stored_{0}, batches_stored_{0}, duplicates_{0}, lost_records_{0}, commits_{0};
   std::atomic<std::uint64_t> compactions_{0}, batches_compacted_{0}, chunks_written_{0}, pending_batches_{0};
