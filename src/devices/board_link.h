@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/thermistor.h"
 #include "devices/board_writer.h"
 
 namespace asio {
@@ -50,18 +51,15 @@ namespace cellguard::devices {
 
 using TimeNs = std::int64_t;
 
-struct ThermistorPoint {
-  double temperature_c = 0;
-  double resistance_ohm = 0;
-};
+// The table's row and the rig's table (seed/thermistor-TempSensor.csv) are core/thermistor.h's, shared
+// with the simulator.
+using cellguard::ThermistorPoint;
+using cellguard::rig_thermistor_table;
 
 // Parses a table in the rig's CSV layout (`°C,Ω` per line; an optional header line and a UTF-8 BOM
 // are skipped; blank lines ignored). Requires >= 2 rows with resistance strictly monotonic in
 // temperature. Errors name the origin and line.
 Result<std::vector<ThermistorPoint>> parse_thermistor_table(std::string_view csv, std::string_view origin);
-
-// The rig's table (the values of seed/thermistor-TempSensor.csv), by falling temperature.
-const std::vector<ThermistorPoint>& rig_thermistor_table();
 
 struct BoardConversion {
   std::vector<ThermistorPoint> thermistor;  // empty: the rig's table (seed/thermistor-TempSensor.csv values)
