@@ -643,10 +643,10 @@ class SqliteStore final : public Store {
     return ok;
   }
 
-  Result<RetentionResult> apply_retention(TimeNs now_ns) override {
+  Result<RetentionResult> apply_retention(WallTime now) override {
     RetentionResult result;
     if (config_.max_age_ns <= 0) return result;
-    const TimeNs cutoff = now_ns - config_.max_age_ns;
+    const TimeNs cutoff = now.ns() - config_.max_age_ns;
     std::lock_guard clock(compact_mu_);
     std::unique_lock wlock(write_mu_);
     if (auto ok = exec(wdb_, "BEGIN IMMEDIATE"); !ok) return ok.error();

@@ -318,7 +318,7 @@ TEST(SqliteStore, RetentionDeletesOldDataButResentOldBatchesStayDuplicates) {
   ASSERT_TRUE(store->compact(true).ok());
   put(*store, "e1", {make_batch(3, 2, kT0 + 10 * day)});  // pending
   put(*store, "e1", {make_batch(4, 2, kT0)});              // old, pending
-  auto r = store->apply_retention(kT0 + 10 * day);
+  auto r = store->apply_retention(WallTime::from_ns(kT0 + 10 * day));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->chunks_deleted, 2u);
   EXPECT_EQ(r->batches_deleted, 1u);
