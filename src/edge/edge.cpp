@@ -607,7 +607,7 @@ class Edge {
     log_->info("schedule {}: {} steps, {} mode, {} at the end", config_.schedule.path, loaded->steps.size(),
                to_string(loaded->kind), config_.schedule.at_end == schedule::EndAction::loop ? "loop" : "stop");
     runner_.emplace(std::move(loaded.value()), config_.schedule.at_end);
-    readback_.emplace(config_.schedule.readback_tolerance, config_.schedule.readback_timeout_ns);
+    readback_.emplace(config_.schedule.readback_tolerance, Duration(config_.schedule.readback_timeout_ns));
     return success();
   }
 
@@ -914,7 +914,7 @@ class Edge {
     if (readback_ && readback_->pending()) {
       const double measured = runner_->schedule().kind == schedule::SetpointKind::current_a ? r.dc_link_current_a
                                                                                             : r.dc_link_power_kw;
-      if (auto result = readback_->on_measurement(measured, now)) readback_event(*result);
+      if (auto result = readback_->on_measurement(measured, MonoTime::from_ns(now))) readback_event(*result);
     }
     if (recorder_) {
       const TimeNs wall = wall_now();
@@ -1171,7 +1171,7 @@ class Edge {
   }
 
   void start_schedule_now(TimeNs now) {
-    runner_->start(now);
+    runner_->start(MonoTime::from_ns(now));
     emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "started"}, {"file", config_.schedule.path}});
     log_->info("schedule started");
     schedule_changed(now);
@@ -1180,7 +1180,7 @@ class Edge {
   void stop_schedule(const std::string& why) {
     schedule_start_pending_ = false;
     if (!runner_ || !runner_->position().running) return;
-    runner_->stop(mono_now());
+    runner_->stop(MonoTime::from_ns(mono_now()));
     schedule_timer_.cancel();
     if (readback_) readback_->cancel();
     emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "stopped"}, {"why", why}});
@@ -1202,11 +1202,11 @@ class Edge {
           {"setpoint", p.setpoint},
           {"unit", runner_->schedule().kind == schedule::SetpointKind::current_a ? "A" : "kW"}});
     apply_schedule_setpoint(now);
-    schedule_timer_.expires_at(SteadyClock::time_point(std::chrono::nanoseconds(p.next_change_ns)));
+    schedule_timer_.expires_at(to_steady(p.next_change));
     schedule_timer_.async_wait([this](asio::error_code ec) {
       if (ec || !runner_->position().running) return;
       const TimeNs t = mono_now();
-      if (runner_->advance(t)) schedule_changed(t);
+      if (runner_->advance(MonoTime::from_ns(t))) schedule_changed(t);
     });
   }
 
@@ -1222,17 +1222,17 @@ class Edge {
     }
     const double setpoint = runner_->position().setpoint;
     inverter_->command_setpoint(setpoint_mode(), setpoint, now);
-    if (readback_) readback_->expect(setpoint, now);
+    if (readback_) readback_->expect(setpoint, MonoTime::from_ns(now));
     arm_readback_timer();
   }
 
   void arm_readback_timer() {
     if (!readback_ || !readback_->pending()) return;
     auto timer = std::make_shared<asio::steady_timer>(io_);
-    timer->expires_at(SteadyClock::time_point(std::chrono::nanoseconds(readback_->deadline_ns() + kMs)));
+    timer->expires_at(to_steady(readback_->deadline() + Duration(kMs)));
     timer->async_wait([this, timer](asio::error_code ec) {
       if (ec || !readback_) return;
-      if (auto result = readback_->tick(mono_now())) readback_event(*result);
+      if (auto result = readback_->tick(MonoTime::from_ns(mono_now()))) readback_event(*result);
     });
   }
 
@@ -1240,9 +1240,9 @@ class Edge {
     ++(r.ok ? readback_ok_ : readback_failed_);
     json j{{"t", wall_s()},   {"kind", "schedule"},        {"event", r.ok ? "readback_ok" : "readback_failed"},
            {"expected", r.expected}, {"measured", r.measured}, {"tolerance", r.tolerance},
-           {"after_s", static_cast<double>(r.after_ns) / 1e9}};
+           {"after_s", to_seconds(r.after)}};
     if (!r.ok) log_->warn("readback: expected {} ± {}, measured {} after {:.1f} s", r.expected, r.tolerance, r.measured,
-                          static_cast<double>(r.after_ns) / 1e9);
+                          to_seconds(r.after));
     last_readback_ = j;
     emit(std::move(j));
   }
