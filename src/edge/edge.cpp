@@ -456,7 +456,7 @@ class Edge {
                        pins[static_cast<std::size_t>(devices::Output::relay2)],
                        pins[static_cast<std::size_t>(devices::Output::relay3)]};
     link.output_pins.assign(pins.begin(), pins.end());  // the only pins the board is ever told to write
-    board_ = std::make_unique<devices::BoardLink>(io_, std::move(link), mono_now);
+    board_ = std::make_unique<devices::BoardLink>(io_, std::move(link), system_clock());
     board_temp1_ = add_device_channel("board.Temp1", safety::Quantity::board_temperature, "board temperature 1");
     board_temp2_ = add_device_channel("board.Temp2", safety::Quantity::board_temperature, "board temperature 2");
     board_pressure_ = add_device_channel("board.Press", safety::Quantity::board_pressure, "board pressure");
@@ -1392,7 +1392,7 @@ class Edge {
         j["board"]["last"] = {{"temp1_c", last_board_->temp1_c.value},
                               {"temp2_c", last_board_->temp2_c.value},
                               {"pressure", last_board_->pressure.value},
-                              {"age_ms", static_cast<double>(now - last_board_->time_ns) / 1e6}};
+                              {"age_ms", static_cast<double>(now - last_board_->time.ns()) / 1e6}};
     }
     if (outputs_) {
       json o;
