@@ -24,11 +24,17 @@ static_assert(!std::is_convertible_v<std::int64_t, Duration>);
 static_assert(std::is_trivially_copyable_v<MonoTime> && sizeof(MonoTime) == sizeof(std::int64_t));
 
 template <typename A, typename B>
-concept Subtractable = requires(A a, B b) { a - b; };
+concept Subtractable = requires(A a, B b) {
+  a - b;
+};
 template <typename A, typename B>
-concept Addable = requires(A a, B b) { a + b; };
+concept Addable = requires(A a, B b) {
+  a + b;
+};
 template <typename A, typename B>
-concept Comparable = requires(A a, B b) { a < b; };
+concept Comparable = requires(A a, B b) {
+  a < b;
+};
 static_assert(Subtractable<MonoTime, MonoTime> && Subtractable<WallTime, WallTime>);
 static_assert(!Subtractable<MonoTime, WallTime> && !Subtractable<WallTime, MonoTime>);
 static_assert(!Addable<MonoTime, MonoTime> && !Addable<MonoTime, WallTime>);
@@ -86,7 +92,7 @@ TEST(Time, SystemClockReadsTheOperatingSystemsClocks) {
   EXPECT_GE(wall, wall_before);
   EXPECT_LT(wall - wall_before, 10s);
   EXPECT_LT(mono - mono_before, 10s);
-  EXPECT_GE(clock.mono_now(), mono);  // monotonic
+  EXPECT_GE(clock.mono_now(), mono);                              // monotonic
   EXPECT_GT(wall, WallTime::from_ns(1'600'000'000'000'000'000));  // after 2020: ns since the Unix epoch
 }
 
