@@ -442,9 +442,10 @@ TEST_F(BoardLinkTest, PinCommandsWaitForTheBoardsLineAndGoOnePerLine) {
   drain(pty.master_fd(), received);
   EXPECT_EQ(received, "");  // one command per line
   board_send(pty, "Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102\r\n");
+  // The count grows when the write completes, which may run after its bytes arrived.
   ASSERT_TRUE(run_until(io, [&] {
     drain(pty.master_fd(), received);
-    return received.size() >= 30;
+    return received.size() >= 30 && link->stats().commands_sent >= 2;
   }));
   EXPECT_EQ(received, "5:1&" + std::string(26, '&'));
   EXPECT_EQ(link->stats().commands_sent, 2u);
