@@ -200,6 +200,7 @@ struct SqliteStoreConfig {
   Synchronous synchronous = Synchronous::full;  // full = fsync on every commit (power-loss safe)
   bool background_compaction = true;   // a thread compacts when an edge's series reach chunk_rows
   std::size_t chunk_rows = 4096;       // rows per compacted chunk (per series)
+  const Clock* clock = &system_clock();  // monotonic: when pending batches are due; never null
   TimeNs compact_after_ns = 15LL * 60 * 1'000'000'000;  // compact batches older than this anyway
                                                        // (by arrival), so slow series get chunks too
   int zstd_level = 3;                  // batches as committed
