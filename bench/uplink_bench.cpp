@@ -47,7 +47,7 @@
 
 namespace fs = std::filesystem;
 using namespace cellguard;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 namespace {
@@ -195,11 +195,11 @@ int drain(int argc, char** argv) {
   c.port = (*srv)->port();
   c.tls = ca.client(0);
   c.hello.edge_id = "edge-0";
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   auto sender = uplink::Sender::start(c);
   if (!sender) return std::fprintf(stderr, "%s\n", sender.error().message.c_str()), 1;
   while ((*sender)->stats().batches_acked < rs.blocks_committed) std::this_thread::sleep_for(5ms);
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   const auto s = (*sender)->stats();
   (*sender)->stop();
   (*srv)->stop();
@@ -255,7 +255,7 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
   const uplink::Batch& shape;
   std::vector<uplink::ChannelInfo> channels;
   std::uint64_t seq = 0;
-  std::map<std::uint64_t, Clock::time_point> sent;
+  std::map<std::uint64_t, SteadyClock::time_point> sent;
   std::vector<double> latencies_ms;
   std::uint64_t acked = 0, samples_acked = 0, per_batch_samples = 0;
   bool failed = false;
@@ -264,7 +264,7 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
   uplink::FrameDecoder decoder;
   std::deque<std::vector<std::uint8_t>> outbox;
   bool writing = false;
-  Clock::time_point stop_at;
+  SteadyClock::time_point stop_at;
 
   void send(const uplink::Message& m) {
     std::vector<std::uint8_t> frame;
@@ -288,7 +288,7 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
     if (!failed) error = std::move(why);
     failed = true;
   }
-  void start(std::uint16_t port, Clock::time_point until) {
+  void start(std::uint16_t port, SteadyClock::time_point until) {
     stop_at = until;
     per_batch_samples = shape.sample_count();
     stream.next_layer().async_connect({asio::ip::make_address("127.0.0.1"), port}, [self = shared_from_this()](asio::error_code ec) {
@@ -305,13 +305,13 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
     });
   }
   void tick() {
-    if (failed || Clock::now() >= stop_at) return;
+    if (failed || SteadyClock::now() >= stop_at) return;
     uplink::Batch b = shape;
     b.seq = ++seq;
     const std::int64_t now = wall_ns();
     for (auto& s : b.series)
       for (std::size_t r = 0; r < s.times_ns.size(); ++r) s.times_ns[r] = now - static_cast<std::int64_t>(r) * 100'000'000;
-    sent[b.seq] = Clock::now();
+    sent[b.seq] = SteadyClock::now();
     send(b);
     timer.expires_after(200ms);
     timer.async_wait([self = shared_from_this()](asio::error_code ec) {
@@ -327,7 +327,7 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
         if (!m) return self->fail(m.error().message);
         if (!m->has_value()) break;
         if (const auto* ack = std::get_if<uplink::Ack>(&**m)) {
-          const auto now = Clock::now();
+          const auto now = SteadyClock::now();
           for (const auto& r : ack->stored)
             for (std::uint64_t s = r.first; s <= r.last; ++s) {
               auto it = self->sent.find(s);
@@ -413,7 +413,7 @@ int edges(int argc, char** argv) {
 
   asio::io_context io;
   std::vector<std::shared_ptr<FakeEdge>> fleet;
-  const auto warmup = Clock::now() + 5s;
+  const auto warmup = SteadyClock::now() + 5s;
   const auto until = warmup + std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
   for (int i = 0; i < count; ++i) {
     auto e = std::make_shared<FakeEdge>(io, ca.client(i), i, shape, channels);

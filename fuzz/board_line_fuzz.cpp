@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto on_line = [&](std::string_view line) {
     ++lines;
     if (line.size() > max_bytes || line.find('\n') != std::string_view::npos) __builtin_trap();
-    auto reading = parse_board_line(line, rig, 0);
+    auto reading = parse_board_line(line, rig, cellguard::MonoTime{});
     if (!reading) {
       if (reading.error().message.empty()) __builtin_trap();
       return;
@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   };
   for (std::size_t at = 0; at < input.size(); at += piece) splitter.feed(input.substr(at, piece), on_line);
   // The whole input as one line, unsplit (CRs, LFs and all).
-  (void)parse_board_line(input, rig, 0);
+  (void)parse_board_line(input, rig, cellguard::MonoTime{});
 
   auto table = parse_thermistor_table(input, "fuzz");
   if (table) {

@@ -19,17 +19,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (parsed->steps.empty()) std::abort();
   for (const auto& step : parsed->steps) {
-    if (step.duration_ns <= 0 || !std::isfinite(step.setpoint) || step.line < 2) std::abort();
+    if (step.duration <= cellguard::Duration::zero() || !std::isfinite(step.setpoint) || step.line < 2) std::abort();
   }
   (void)s::validate_schedule(*parsed, s::ScheduleLimits{});
-  const s::TimeNs total = parsed->total_ns();
-  if (total <= 0) std::abort();
+  const cellguard::Duration total = parsed->total();
+  if (total <= cellguard::Duration::zero()) std::abort();
   s::Runner runner(std::move(parsed).value(), s::EndAction::loop);
-  runner.start(0);
-  for (s::TimeNs now : {total / 3, total, total + 1, 5 * total + total / 2}) {
+  const cellguard::MonoTime t0;
+  runner.start(t0);
+  for (cellguard::Duration d : {total / 3, total, total + cellguard::Duration(1), 5 * total + total / 2}) {
+    const cellguard::MonoTime now = t0 + d;
     (void)runner.advance(now);
     const auto& p = runner.position();
-    if (!p.running || p.step >= runner.schedule().steps.size() || p.next_change_ns <= now) std::abort();
+    if (!p.running || p.step >= runner.schedule().steps.size() || p.next_change <= now) std::abort();
   }
   return 0;
 }

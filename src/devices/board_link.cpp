@@ -56,19 +56,6 @@ std::string quoted(std::string_view text) {
 // ---------------------------------------------------------------------------------------------
 // Thermistor table and conversions
 
-const std::vector<ThermistorPoint>& rig_thermistor_table() {
-  // The rig's values (seed/thermistor-TempSensor.csv), by falling temperature and rising resistance.
-  // The spec calls the last row suspicious; it is kept so edge and simulator use the same curve.
-  static const std::vector<ThermistorPoint> table = {
-      {140, 40},    {138, 50},    {132, 65},    {126, 75},    {122, 90},     {115, 115},
-      {110, 120},   {104, 145},   {100, 185},   {93, 225},    {87, 260},     {82, 325},
-      {79, 346},    {77, 385},    {71, 450},    {65, 575},    {60, 685},     {54, 815},
-      {43, 1200},   {37, 1600},   {33, 2150},   {21, 3400},   {5, 7500},     {0, 9600},
-      {-6, 13500},  {-16, 18500}, {-18, 25000}, {-30, 50000}, {-40, 100700},
-  };
-  return table;
-}
-
 Result<std::vector<ThermistorPoint>> parse_thermistor_table(std::string_view csv, std::string_view origin) {
   struct Row {
     ThermistorPoint point;
@@ -253,7 +240,7 @@ std::string_view to_string(BoardEvent::Kind kind) {
   return "unknown";
 }
 
-Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, TimeNs time_ns) {
+Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, MonoTime time) {
   line = trim(line);
   if (line.empty()) return line_error("empty line");
   // Extension: the last field is `Ardu_Crc:XX` over every byte before its comma.
@@ -308,7 +295,7 @@ Result<BoardReading> parse_board_line(std::string_view line, const BoardConversi
     }
   }
   BoardReading reading;
-  reading.time_ns = time_ns;
+  reading.time = time;
   reading.temp1_adc = *values[static_cast<std::size_t>(Field::temp1)];
   reading.temp2_adc = *values[static_cast<std::size_t>(Field::temp2)];
   reading.pressure_adc = *values[static_cast<std::size_t>(Field::press)];
@@ -367,22 +354,13 @@ std::vector<std::string> format_pin_commands(std::span<const PinWrite> writes) {
 // ---------------------------------------------------------------------------------------------
 // BoardLink
 
-namespace {
-
-TimeNs steady_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 // Everything the asio handlers touch. Handlers hold a shared_ptr to it, so a BoardLink destroyed
 // while operations are pending leaves them a live (stopped) object to complete against.
 struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
-  BoardLinkCore(asio::io_context& io, BoardLinkConfig link_config, BoardLink::Clock link_clock)
+  BoardLinkCore(asio::io_context& io, BoardLinkConfig link_config, const Clock& link_clock)
       : context(io),
         config(std::move(link_config)),
-        clock(link_clock ? std::move(link_clock) : BoardLink::Clock(steady_now_ns)),
+        clock_(&link_clock),
         port(io),
         reopen_timer(io),
         heartbeat_timer(io),
@@ -394,7 +372,8 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
 
   asio::io_context& context;
   BoardLinkConfig config;
-  BoardLink::Clock clock;
+  const Clock* clock_;  // monotonic time only
+  MonoTime clock() const { return clock_->mono_now(); }
   bool pump_posted = false;  // a pump_writer() is queued on the loop
   asio::serial_port port;
   asio::steady_timer reopen_timer;
@@ -403,7 +382,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   BoardOutputWriter writer;  // the one writer of the outputs
   bool readback_pending = false;
   bool verify_pending = false;  // after the board opened relays or a pin faulted: report when all agree
-  TimeNs last_query_ns = 0;     // when the last `?` was queued
+  MonoTime last_query;         // when the last `?` was queued
   int replies_expected = 0;  // commands sent that the board answers (`T`, `R`, `?`), not yet answered
   std::array<char, 256> read_buffer{};
   std::deque<std::string> write_queue;  // commands not yet handed to the port
@@ -492,7 +471,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   // or the reset cause (wdt, por, ext, bod).
   void board_opened_relays(const std::string& cause) {
     bool any_closed = false;
-    const TimeNs now = clock();
+    const MonoTime now = clock();
     for (const int pin : config.relay_pins) {
       const BoardPinState* state = writer.pin(pin);
       if (state == nullptr) continue;
@@ -504,7 +483,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
 
   void request_readback() {
     if (!stats.extension) return;
-    last_query_ns = clock();
+    last_query = clock();
     write_queue.push_back("?");
     readback_pending = true;
     ++replies_expected;
@@ -562,14 +541,14 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   // On the link's own timer, whatever else the loop is doing (CAN, inverter): a stalled or killed
   // edge stops them, and the board opens the relays.
   void schedule_heartbeat() {
-    heartbeat_timer.expires_after(std::chrono::nanoseconds(std::max<TimeNs>(config.heartbeat_interval_ns, 1'000'000)));
+    heartbeat_timer.expires_after(std::chrono::nanoseconds(std::max<std::int64_t>(config.heartbeat_interval_ns, 1'000'000)));
     heartbeat_timer.async_wait([self = shared_from_this(), gen = generation](const std::error_code& ec) {
       if (ec || gen != self->generation || !self->running || !self->connected || !self->stats.extension) return;
       self->write_queue.push_back("H");
       ++self->stats.heartbeats_sent;
       // A reply lost on the way (a garbled line) would leave the read-back waiting forever: after
       // 1 s without it, ask again.
-      if (self->replies_expected > 0 && self->clock() - self->last_query_ns > 1'000'000'000) {
+      if (self->replies_expected > 0 && self->clock() - self->last_query > std::chrono::seconds(1)) {
         self->replies_expected = 0;
         if (self->readback_pending || self->verify_pending) self->request_readback();
       }
@@ -627,7 +606,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
 
   void schedule_reopen() {
     if (!running) return;
-    reopen_timer.expires_after(std::chrono::nanoseconds(std::max<TimeNs>(config.reopen_interval_ns, 1'000'000)));
+    reopen_timer.expires_after(std::chrono::nanoseconds(std::max<std::int64_t>(config.reopen_interval_ns, 1'000'000)));
     reopen_timer.async_wait([self = shared_from_this()](const std::error_code& ec) {
       if (ec || !self->running || self->connected) return;
       self->try_open();
@@ -669,7 +648,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       return;
     }
     stats.bytes_received += n;
-    const TimeNs now = clock();
+    const MonoTime now = clock();
     const auto on_line = [&](std::string_view line) {
       if (gen != generation) return;  // a handler stopped or closed the link
       writer.on_board_line(now);  // the rig's sketch reads commands in the second after its line
@@ -739,8 +718,8 @@ struct BoardLink::Impl {
   std::shared_ptr<BoardLinkCore> core;
 };
 
-BoardLink::BoardLink(asio::io_context& io, BoardLinkConfig config, Clock clock)
-    : impl_(std::make_unique<Impl>(Impl{std::make_shared<BoardLinkCore>(io, std::move(config), std::move(clock))})) {}
+BoardLink::BoardLink(asio::io_context& io, BoardLinkConfig config, const Clock& clock)
+    : impl_(std::make_unique<Impl>(Impl{std::make_shared<BoardLinkCore>(io, std::move(config), clock)})) {}
 
 BoardLink::~BoardLink() {
   auto& core = *impl_->core;

@@ -40,6 +40,8 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/thermistor.h"
+#include "core/time.h"
 #include "devices/board_writer.h"
 
 namespace asio {
@@ -48,20 +50,15 @@ class io_context;
 
 namespace cellguard::devices {
 
-using TimeNs = std::int64_t;
-
-struct ThermistorPoint {
-  double temperature_c = 0;
-  double resistance_ohm = 0;
-};
+// The table's row and the rig's table (seed/thermistor-TempSensor.csv) are core/thermistor.h's, shared
+// with the simulator.
+using cellguard::ThermistorPoint;
+using cellguard::rig_thermistor_table;
 
 // Parses a table in the rig's CSV layout (`°C,Ω` per line; an optional header line and a UTF-8 BOM
 // are skipped; blank lines ignored). Requires >= 2 rows with resistance strictly monotonic in
 // temperature. Errors name the origin and line.
 Result<std::vector<ThermistorPoint>> parse_thermistor_table(std::string_view csv, std::string_view origin);
-
-// The rig's table (the values of seed/thermistor-TempSensor.csv), by falling temperature.
-const std::vector<ThermistorPoint>& rig_thermistor_table();
 
 struct BoardConversion {
   std::vector<ThermistorPoint> thermistor;  // empty: the rig's table (seed/thermistor-TempSensor.csv values)
@@ -92,7 +89,7 @@ struct BoardExtension {
 };
 
 struct BoardReading {
-  TimeNs time_ns = 0;  // receive time of the line's end (caller's clock)
+  MonoTime time;  // receive time of the line's end
   int temp1_adc = 0, temp2_adc = 0, pressure_adc = 0;
   Conversion temp1_c, temp2_c, pressure;
   std::optional<bool> ground_fault;  // present when the line carries Ardu_GndFault
@@ -103,7 +100,7 @@ struct BoardReading {
 std::uint8_t board_crc8(std::string_view bytes);
 
 // Parses one line (without CR LF). Errors (parse_error) say which field is missing or bad.
-Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, TimeNs time_ns);
+Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, MonoTime time);
 
 // Splits a byte stream into lines at LF (a CR before it is dropped). Lines longer than max_bytes are
 // discarded up to their end and counted, so a babbling device cannot grow memory.
@@ -133,10 +130,11 @@ struct BoardLinkConfig {
   unsigned baud = 9600;
   BoardConversion conversion;
   std::size_t max_line_bytes = 128;
-  TimeNs reopen_interval_ns = 1'000'000'000;
+  // Intervals in ns (edge/config.cpp reads them from [board] in ms).
+  std::int64_t reopen_interval_ns = 1'000'000'000;
   // Extension (used only with a board that announces it).
   bool extension = true;                       // false: never leave the rig's protocol
-  TimeNs heartbeat_interval_ns = 100'000'000;  // `H` this often
+  std::int64_t heartbeat_interval_ns = 100'000'000;  // `H` this often
   int heartbeat_timeout_ms = 500;              // sent as `Tnnnn` (100..5000): the board trips after it
   std::vector<int> relay_pins = {5, 3, 4};     // closing one of them after a trip is preceded by `R`
   std::vector<int> output_pins = {6, 7, 5, 3, 4};  // the only pins ever written
@@ -187,10 +185,10 @@ class BoardLink {
   using InvalidLineHandler = std::function<void(std::string_view line, const Error& error)>;
   // connected = true after every successful (re)open; false with the reason when lost or not openable.
   using ConnectionHandler = std::function<void(bool connected, const std::string& detail)>;
-  using Clock = std::function<TimeNs()>;  // the edge's monotonic clock
   using EventHandler = std::function<void(const BoardEvent&)>;
 
-  BoardLink(asio::io_context& io, BoardLinkConfig config, Clock clock);
+  // `clock` (its monotonic time stamps readings and paces the writer) must outlive the link.
+  BoardLink(asio::io_context& io, BoardLinkConfig config, const Clock& clock = system_clock());
   ~BoardLink();
   BoardLink(const BoardLink&) = delete;
   BoardLink& operator=(const BoardLink&) = delete;

@@ -45,9 +45,9 @@ bool BoardOutputWriter::set_desired(int pin, bool on) {
   return true;
 }
 
-void BoardOutputWriter::on_board_line(TimeNs now) {
+void BoardOutputWriter::on_board_line(MonoTime now) {
   line_seen_ = true;
-  line_ns_ = now;
+  line_ = now;
   sent_since_line_ = false;
 }
 
@@ -62,12 +62,12 @@ void BoardOutputWriter::forget_sent() {
   sent_since_line_ = false;
 }
 
-void BoardOutputWriter::board_switched(int pin, bool on, TimeNs now) {
+void BoardOutputWriter::board_switched(int pin, bool on, MonoTime now) {
   BoardPinState* state = find(pin);
   if (state == nullptr) return;
   state->desired = on;
   state->sent = on;
-  state->sent_ns = now;
+  state->sent_at = now;
   state->retries = 0;
   state->fault = false;
 }
@@ -77,12 +77,12 @@ bool BoardOutputWriter::pending() const {
                      [](const BoardPinState& s) { return !s.fault && s.sent != s.desired; });
 }
 
-std::optional<std::string> BoardOutputWriter::next_command(TimeNs now) {
+std::optional<std::string> BoardOutputWriter::next_command(MonoTime now) {
   if (!pending()) return std::nullopt;
   if (line_synced_) {
     // Only inside the sketch's delay(1000) after a line, and once per line: the bytes are then
     // read alone, and the next line says they were read.
-    if (!line_seen_ || sent_since_line_ || now - line_ns_ >= config_.send_window_ns || now < line_ns_) {
+    if (!line_seen_ || sent_since_line_ || now - line_ >= Duration(config_.send_window_ns) || now < line_) {
       return std::nullopt;
     }
   }
@@ -102,7 +102,7 @@ std::optional<std::string> BoardOutputWriter::next_command(TimeNs now) {
     if (command.size() + pair.size() > config_.max_command_bytes) break;  // the rest in a later cycle
     command += pair;
     s->sent = s->desired;
-    s->sent_ns = now;
+    s->sent_at = now;
   }
   if (command.empty()) return std::nullopt;  // max_command_bytes below one pair: config refuses it
   if (line_synced_ && config_.pad && command.size() < config_.max_command_bytes) {
@@ -112,13 +112,13 @@ std::optional<std::string> BoardOutputWriter::next_command(TimeNs now) {
   return command;
 }
 
-BoardOutputWriter::Readback BoardOutputWriter::on_readback(std::uint16_t outputs, TimeNs now) {
+BoardOutputWriter::Readback BoardOutputWriter::on_readback(std::uint16_t outputs, MonoTime now) {
   Readback result;
   for (auto& s : pins_) {
     if (s.pin < 0 || s.pin >= 16 || !s.sent) continue;
     const bool reads = ((outputs >> s.pin) & 1U) != 0;
     s.confirmed = reads;
-    s.confirmed_ns = now;
+    s.confirmed_at = now;
     if (reads == *s.sent) {
       s.retries = 0;
       continue;

@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-namespace cellguard::devices {
+#include "core/time.h"
 
-using TimeNs = std::int64_t;
+namespace cellguard::devices {
 
 enum class BoardProtocol : std::uint8_t {
   automatic,   // the rig's sketch until the board announces cellguard's extension
@@ -37,8 +37,9 @@ enum class BoardProtocol : std::uint8_t {
 };
 
 struct BoardWriterConfig {
-  TimeNs cycle_ns = 1'000'000'000;      // the sketch's delay(1000): one command per cycle
-  TimeNs send_window_ns = 600'000'000;  // after a line's end; must stay inside the delay
+  // Intervals in ns (edge/config.cpp reads them from [board] in ms).
+  std::int64_t cycle_ns = 1'000'000'000;      // the sketch's delay(1000): one command per cycle
+  std::int64_t send_window_ns = 600'000'000;  // after a line's end; must stay inside the delay
   std::size_t max_command_bytes = 30;   // the sketch's INPUT_SIZE
   bool pad = true;                      // pad with `&` to max_command_bytes (line-synced mode)
   int readback_retries = 2;             // re-sends of a pin that reads back wrong, then a fault
@@ -48,9 +49,9 @@ struct BoardPinState {
   int pin = 0;
   bool desired = false;
   std::optional<bool> sent;       // last value sent (nullopt: unknown, e.g. after a reset: re-sent)
-  TimeNs sent_ns = 0;             // when it was sent
+  MonoTime sent_at;               // when it was sent
   std::optional<bool> confirmed;  // last read-back (cellguard's firmware); nullopt without one
-  TimeNs confirmed_ns = 0;
+  MonoTime confirmed_at;
   int retries = 0;     // re-sends after wrong read-backs since the last good one
   bool fault = false;  // retries exhausted
 };
@@ -66,15 +67,15 @@ class BoardOutputWriter {
   // False (and nothing changes) for a pin outside the configured set.
   bool set_desired(int pin, bool on);
   // A line from the board arrived (its end) at `now`: the sketch's read window opens.
-  void on_board_line(TimeNs now);
+  void on_board_line(MonoTime now);
   // The board's outputs are unknown or reset (reconnect, reset): everything is sent again.
   void forget_sent();
   // The board switched a pin by itself (its fail-safe opened a relay): desired and sent follow.
-  void board_switched(int pin, bool on, TimeNs now);
+  void board_switched(int pin, bool on, MonoTime now);
 
   // The next command to write, if one may be written now (at most one per board line in
   // line-synced mode). Marks its pins as sent at `now`.
-  std::optional<std::string> next_command(TimeNs now);
+  std::optional<std::string> next_command(MonoTime now);
   bool pending() const;
   // Nothing pending and, line-synced, a board line arrived after the last command (the sketch
   // reads a command before it prints its next line: it has been applied).
@@ -85,7 +86,7 @@ class BoardOutputWriter {
     std::string fault;     // pins whose retries are exhausted (empty: none new)
   };
   // The board's read-back (bit n = pin n high), reflecting every command sent before it.
-  Readback on_readback(std::uint16_t outputs, TimeNs now);
+  Readback on_readback(std::uint16_t outputs, MonoTime now);
 
   const std::vector<BoardPinState>& pins() const { return pins_; }
   const BoardPinState* pin(int pin) const;
@@ -100,7 +101,7 @@ class BoardOutputWriter {
   std::vector<int> relay_pins_;
   bool line_synced_ = true;
   bool line_seen_ = false;
-  TimeNs line_ns_ = 0;
+  MonoTime line_;
   bool sent_since_line_ = false;
 };
 

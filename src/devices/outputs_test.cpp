@@ -76,7 +76,7 @@ class BoardOutputsTest : public ::testing::Test {
     config.device = device;
     config.reopen_interval_ns = 20'000'000;
     config.protocol = BoardProtocol::cellguard;  // immediate writes (the line-synced mode: board_writer_test)
-    link = std::make_unique<BoardLink>(io, config, nullptr);
+    link = std::make_unique<BoardLink>(io, config);
     link->on_connection([this](bool connected, const std::string&) { events.push_back(connected); });
     outputs = make_board_outputs(*link, kRigBoardPins);
     link->start();
@@ -128,7 +128,7 @@ TEST_F(BoardOutputsTest, LongSetIsSplitIntoCommandsOfAtMostThirtyCharacters) {
   config.protocol = BoardProtocol::cellguard;
   config.output_pins = {10, 11, 12, 13, 14};
   config.relay_pins = {12, 13, 14};
-  link = std::make_unique<BoardLink>(io, config, nullptr);
+  link = std::make_unique<BoardLink>(io, config);
   outputs = make_board_outputs(*link, OutputPins{10, 11, 12, 13, 14});
   link->start();
   ASSERT_TRUE(run_until(io, [&] { return link->connected(); }));
@@ -145,7 +145,7 @@ TEST_F(BoardOutputsTest, LongSetIsSplitIntoCommandsOfAtMostThirtyCharacters) {
 TEST_F(BoardOutputsTest, NotConnectedRemembersTheStateAndSaysSo) {
   BoardLinkConfig config;
   config.device = "/nonexistent/ttyACM0";
-  link = std::make_unique<BoardLink>(io, config, nullptr);
+  link = std::make_unique<BoardLink>(io, config);
   outputs = make_board_outputs(*link, kRigBoardPins);
   const auto result = outputs->set(Output::relay2, true);
   ASSERT_FALSE(result);
@@ -229,7 +229,7 @@ TEST(BoardEndToEnd, SimulatedBoardAndLinkUnderstandEachOther) {
   asio::io_context io;
   BoardLinkConfig config;
   config.device = (*board)->path();
-  BoardLink link(io, config, nullptr);
+  BoardLink link(io, config);
   std::vector<BoardReading> readings;
   std::vector<std::string> invalid;
   link.on_reading([&](const BoardReading& reading) { readings.push_back(reading); });

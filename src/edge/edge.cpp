@@ -435,7 +435,7 @@ class EdgeLoop::Edge {
                        pins[static_cast<std::size_t>(devices::Output::relay2)],
                        pins[static_cast<std::size_t>(devices::Output::relay3)]};
     link.output_pins.assign(pins.begin(), pins.end());  // the only pins the board is ever told to write
-    board_ = std::make_unique<devices::BoardLink>(io_, std::move(link), mono_now);
+    board_ = std::make_unique<devices::BoardLink>(io_, std::move(link), system_clock());
     for (std::size_t i = 0; i < devices::kBoardChannels.size(); ++i) {
       const auto& c = devices::kBoardChannels[i];
       board_channels_[i] = add_device_channel(c.supervised, c.quantity, c.fact);

@@ -5,7 +5,6 @@
 namespace cellguard::edge {
 
 using nlohmann::json;
-using SteadyClock = std::chrono::steady_clock;
 
 ScheduleDriver::ScheduleDriver(asio::io_context& io, ScheduleSection config, InverterCommands* inverter,
                                MonoClock clock, std::shared_ptr<spdlog::logger> log, Hooks hooks)
@@ -24,7 +23,7 @@ Result<void> ScheduleDriver::load() {
   log_->info("schedule {}: {} steps, {} mode, {} at the end", config_.path, loaded->steps.size(),
              to_string(loaded->kind), config_.at_end == schedule::EndAction::loop ? "loop" : "stop");
   runner_.emplace(std::move(loaded.value()), config_.at_end);
-  readback_.emplace(config_.readback_tolerance, config_.readback_timeout_ns);
+  readback_.emplace(config_.readback_tolerance, Duration(config_.readback_timeout_ns));
   return success();
 }
 
@@ -61,7 +60,7 @@ void ScheduleDriver::on_start_refused(const std::string& why) {
 }
 
 void ScheduleDriver::start_now(TimeNs now) {
-  runner_->start(now);
+  runner_->start(MonoTime::from_ns(now));
   hooks_.emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "started"}, {"file", config_.path}});
   log_->info("schedule started");
   changed(now);
@@ -70,7 +69,7 @@ void ScheduleDriver::start_now(TimeNs now) {
 void ScheduleDriver::stop(const std::string& why) {
   start_pending_ = false;
   if (!runner_ || !runner_->position().running) return;
-  runner_->stop(clock_());
+  runner_->stop(MonoTime::from_ns(clock_()));
   step_timer_.cancel();
   if (readback_) readback_->cancel();
   hooks_.emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "stopped"}, {"why", why}});
@@ -107,11 +106,11 @@ void ScheduleDriver::changed(TimeNs now) {
                {"setpoint", p.setpoint},
                {"unit", runner_->schedule().kind == schedule::SetpointKind::current_a ? "A" : "kW"}});
   apply_setpoint(now);
-  step_timer_.expires_at(SteadyClock::time_point(std::chrono::nanoseconds(p.next_change_ns)));
+  step_timer_.expires_at(to_steady(p.next_change));
   step_timer_.async_wait([this](asio::error_code ec) {
     if (ec || !runner_->position().running) return;
     const TimeNs t = clock_();
-    if (runner_->advance(t)) changed(t);
+    if (runner_->advance(MonoTime::from_ns(t))) changed(t);
   });
 }
 
@@ -126,17 +125,17 @@ void ScheduleDriver::apply_setpoint(TimeNs now) {
   if (!runner_ || !runner_->position().running) return;
   const double setpoint = runner_->position().setpoint;
   inverter_->command_setpoint(setpoint_mode(), setpoint, now);
-  if (readback_) readback_->expect(setpoint, now);
+  if (readback_) readback_->expect(setpoint, MonoTime::from_ns(now));
   arm_readback_timer();
 }
 
 void ScheduleDriver::arm_readback_timer() {
   if (!readback_ || !readback_->pending()) return;
   auto timer = std::make_shared<asio::steady_timer>(io_);
-  timer->expires_at(SteadyClock::time_point(std::chrono::nanoseconds(readback_->deadline_ns() + kMs)));
+  timer->expires_at(to_steady(readback_->deadline() + Duration(kMs)));
   timer->async_wait([this, timer](asio::error_code ec) {
     if (ec || !readback_) return;
-    if (auto result = readback_->tick(clock_())) readback_event(*result);
+    if (auto result = readback_->tick(MonoTime::from_ns(clock_()))) readback_event(*result);
   });
 }
 
@@ -144,7 +143,7 @@ void ScheduleDriver::on_inverter_readings(const devices::InverterReadings& r, Ti
   if (!readback_ || !readback_->pending()) return;
   const double measured = runner_->schedule().kind == schedule::SetpointKind::current_a ? r.dc_link_current_a
                                                                                         : r.dc_link_power_kw;
-  if (auto result = readback_->on_measurement(measured, now)) readback_event(*result);
+  if (auto result = readback_->on_measurement(measured, MonoTime::from_ns(now))) readback_event(*result);
 }
 
 void ScheduleDriver::readback_event(const schedule::ReadbackResult& r) {
@@ -155,10 +154,10 @@ void ScheduleDriver::readback_event(const schedule::ReadbackResult& r) {
          {"expected", r.expected},
          {"measured", r.measured},
          {"tolerance", r.tolerance},
-         {"after_s", static_cast<double>(r.after_ns) / 1e9}};
+         {"after_s", to_seconds(r.after)}};
   if (!r.ok)
     log_->warn("readback: expected {} ± {}, measured {} after {:.1f} s", r.expected, r.tolerance, r.measured,
-               static_cast<double>(r.after_ns) / 1e9);
+               to_seconds(r.after));
   last_readback_ = j;
   hooks_.emit(std::move(j));
 }

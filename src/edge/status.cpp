@@ -131,7 +131,7 @@ json status_json(const StatusSnapshot& snap) {
       j["board"]["last"] = {{"temp1_c", last->temp1_c.value},
                             {"temp2_c", last->temp2_c.value},
                             {"pressure", last->pressure.value},
-                            {"age_ms", static_cast<double>(now - last->time_ns) / 1e6}};
+                            {"age_ms", static_cast<double>(now - last->time.ns()) / 1e6}};
   }
   if (snap.outputs) {
     json o;

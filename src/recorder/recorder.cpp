@@ -160,12 +160,6 @@ TimeNs thread_cpu_ns() {
   return static_cast<TimeNs>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-TimeNs wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 using Item = std::variant<can::Frame, SampleRecord, detail::EventRef>;
 
 }  // namespace
@@ -415,7 +409,7 @@ void Recorder::Impl::apply_bounds() {
   // so what remains is always one contiguous range of seq.
   std::vector<std::int64_t> victims;
   if (config.max_age_ns > 0) {
-    const TimeNs cutoff = wall_ns() - config.max_age_ns;
+    const TimeNs cutoff = config.clock->wall_now().ns() - config.max_age_ns;
     sqlite3_stmt* s = blocks_by_age.get();
     sqlite3_bind_int64(s, 1, bounds_floor);
     while (sqlite3_step(s) == SQLITE_ROW) {

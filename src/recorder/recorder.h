@@ -38,6 +38,7 @@
 
 #include "can/frame.h"
 #include "core/result.h"
+#include "core/time.h"
 
 namespace cellguard::recorder {
 
@@ -55,6 +56,7 @@ struct RecorderConfig {
   bool synchronous_full = true;              // fsync on every commit (power-loss safe)
   int zstd_level = 3;
   bool keep_undelivered_events = false;      // see "Bounds" above
+  const Clock* clock = &system_clock();      // the age bound's "now" (wall clock); never null
 };
 
 struct SampleRecord {

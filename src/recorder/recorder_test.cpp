@@ -397,6 +397,27 @@ TEST_F(RecorderTest, SizeBoundKeepsTheFileSmall) {
   EXPECT_EQ(counter_of(blocks.back().frames.back()) & low_nibbles, (counter - 1) & low_nibbles);
 }
 
+TEST_F(RecorderTest, TheAgeBoundMeasuresAgainstTheInjectedWallClock) {
+  // Records from 2020 are young to a clock that says 2020, whatever the machine's clock says.
+  ManualClock clock(MonoTime{}, WallTime::from_ns(1'600'000'000'000'000'000));
+  auto c = config();
+  c.clock = &clock;
+  c.max_age_ns = 3600LL * 1'000'000'000;
+  auto rec = open(c);
+  const TimeNs t = clock.wall_now().ns();
+  rec->record_sample(t - c.max_age_ns / 2, 1, 1);
+  ASSERT_TRUE(rec->flush().ok());
+  EXPECT_EQ(rec->stats().blocks_deleted, 0u);
+  clock.advance(std::chrono::hours(1));  // now block 1 is 1.5 h old
+  rec->record_sample(clock.wall_now().ns(), 1, 2);
+  ASSERT_TRUE(rec->flush().ok());
+  EXPECT_EQ(rec->stats().blocks_deleted, 1u);
+  rec->close();
+  auto blocks = read_all(c.path);
+  ASSERT_EQ(blocks.size(), 1u);
+  EXPECT_EQ(blocks[0].seq, 2u);
+}
+
 TEST_F(RecorderTest, AgeBoundDeletesOldBlocks) {
   auto c = config();
   c.max_age_ns = 3600LL * 1'000'000'000;

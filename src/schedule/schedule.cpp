@@ -12,7 +12,7 @@ namespace {
 
 // A step longer than a year or a file longer than ~31 years is a typo, and keeps ns sums in int64.
 constexpr double kMaxIntervalS = 365.0 * 24 * 3600;
-constexpr TimeNs kMaxTotalNs = 1'000'000'000'000'000'000;
+constexpr Duration kMaxTotal{1'000'000'000'000'000'000};
 constexpr std::size_t kMaxSteps = 1'000'000;
 constexpr std::size_t kQuoteMax = 40;  // characters of offending text quoted in a message
 
@@ -55,9 +55,9 @@ std::string_view to_string(SetpointKind kind) {
   return "?";
 }
 
-TimeNs Schedule::total_ns() const {
-  TimeNs total = 0;
-  for (const auto& step : steps) total += step.duration_ns;
+Duration Schedule::total() const {
+  Duration total{0};
+  for (const auto& step : steps) total += step.duration;
   return total;
 }
 
@@ -67,7 +67,7 @@ Result<Schedule> parse_schedule(std::string_view text, std::string_view origin) 
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
 
   bool have_header = false;
-  TimeNs total = 0;
+  Duration total{0};
   int line_no = 0;
   std::size_t pos = 0;
   while (pos <= text.size()) {
@@ -114,11 +114,11 @@ Result<Schedule> parse_schedule(std::string_view text, std::string_view origin) 
     if (interval_s > kMaxIntervalS) {
       return located(origin, line_no, "interval " + number(interval_s) + " s is longer than a year");
     }
-    const auto duration = static_cast<TimeNs>(std::llround(interval_s * 1e9));
-    if (duration <= 0) return located(origin, line_no, "interval " + number(interval_s) + " s is shorter than 1 ns");
+    const Duration duration{std::llround(interval_s * 1e9)};
+    if (duration <= Duration::zero()) return located(origin, line_no, "interval " + number(interval_s) + " s is shorter than 1 ns");
     if (schedule.steps.size() >= kMaxSteps) return located(origin, line_no, "more than 1000000 steps");
     total += duration;
-    if (total > kMaxTotalNs) return located(origin, line_no, "the schedule is longer than 31 years");
+    if (total > kMaxTotal) return located(origin, line_no, "the schedule is longer than 31 years");
     schedule.steps.push_back(Step{duration, setpoint == 0 ? 0.0 : setpoint, line_no});  // no -0
   }
   if (!have_header) return located(origin, line_no, "empty file: expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]'");
@@ -165,44 +165,44 @@ Result<void> validate_schedule(const Schedule& schedule, const ScheduleLimits& l
 
 Runner::Runner(Schedule schedule, EndAction at_end) : schedule_(std::move(schedule)), at_end_(at_end) {}
 
-void Runner::start(TimeNs now_ns) {
+void Runner::start(MonoTime now) {
   position_ = Position{};
-  position_.step_started_ns = now_ns;
-  position_.next_change_ns = now_ns;
+  position_.step_started = now;
+  position_.next_change = now;
   if (schedule_.steps.empty()) return;
   position_.running = true;
   position_.setpoint = schedule_.steps[0].setpoint;
-  position_.next_change_ns = now_ns + schedule_.steps[0].duration_ns;
+  position_.next_change = now + schedule_.steps[0].duration;
 }
 
-void Runner::stop(TimeNs now_ns) {
+void Runner::stop(MonoTime now) {
   position_.running = false;
   position_.setpoint = 0;
-  position_.next_change_ns = now_ns;
+  position_.next_change = now;
 }
 
-std::optional<Position> Runner::advance(TimeNs now_ns) {
-  if (!position_.running || now_ns < position_.next_change_ns) return std::nullopt;
+std::optional<Position> Runner::advance(MonoTime now) {
+  if (!position_.running || now < position_.next_change) return std::nullopt;
   const auto& steps = schedule_.steps;
   // Steps are laid on the schedule's own timeline (each starts when the previous ends), so a late
   // call neither stretches nor drifts the schedule. Whole cycles missed in a long gap are skipped
   // arithmetically rather than stepped through.
   if (at_end_ == EndAction::loop) {
-    const TimeNs total = schedule_.total_ns();
-    const TimeNs late = now_ns - position_.next_change_ns;
-    if (total > 0 && late >= total) {
-      const TimeNs cycles = late / total;
-      position_.next_change_ns += cycles * total;
+    const Duration total = schedule_.total();
+    const Duration late = now - position_.next_change;
+    if (total > Duration::zero() && late >= total) {
+      const std::int64_t cycles = late / total;
+      position_.next_change += cycles * total;
       position_.cycle += static_cast<std::uint64_t>(cycles);
     }
   }
-  while (now_ns >= position_.next_change_ns) {
+  while (now >= position_.next_change) {
     std::size_t next = position_.step + 1;
     if (next >= steps.size()) {
       if (at_end_ == EndAction::stop) {
         position_.running = false;
         position_.setpoint = 0;
-        position_.step_started_ns = position_.next_change_ns;
+        position_.step_started = position_.next_change;
         return position_;
       }
       next = 0;
@@ -210,39 +210,39 @@ std::optional<Position> Runner::advance(TimeNs now_ns) {
     }
     position_.step = next;
     position_.setpoint = steps[next].setpoint;
-    position_.step_started_ns = position_.next_change_ns;
-    position_.next_change_ns += steps[next].duration_ns;
+    position_.step_started = position_.next_change;
+    position_.next_change += steps[next].duration;
   }
   return position_;
 }
 
 // --- ReadbackCheck ---
 
-void ReadbackCheck::expect(double setpoint, TimeNs now_ns) {
+void ReadbackCheck::expect(double setpoint, MonoTime now) {
   pending_ = true;
   expected_ = setpoint;
   last_measured_ = 0;
-  requested_ns_ = now_ns;
+  requested_ = now;
 }
 
 void ReadbackCheck::cancel() { pending_ = false; }
 
-TimeNs ReadbackCheck::deadline_ns() const { return requested_ns_ + timeout_ns_; }
+MonoTime ReadbackCheck::deadline() const { return requested_ + timeout_; }
 
-std::optional<ReadbackResult> ReadbackCheck::on_measurement(double measured, TimeNs now_ns) {
+std::optional<ReadbackResult> ReadbackCheck::on_measurement(double measured, MonoTime now) {
   if (!pending_) return std::nullopt;
   last_measured_ = measured;
   // A match that arrives after the deadline is still a failure: the check is "within the timeout".
-  if (now_ns > deadline_ns()) return tick(now_ns);
+  if (now > deadline()) return tick(now);
   if (!(std::fabs(measured - expected_) <= tolerance_)) return std::nullopt;
   pending_ = false;
-  return ReadbackResult{true, expected_, measured, tolerance_, now_ns - requested_ns_};
+  return ReadbackResult{true, expected_, measured, tolerance_, now - requested_};
 }
 
-std::optional<ReadbackResult> ReadbackCheck::tick(TimeNs now_ns) {
-  if (!pending_ || now_ns <= deadline_ns()) return std::nullopt;
+std::optional<ReadbackResult> ReadbackCheck::tick(MonoTime now) {
+  if (!pending_ || now <= deadline()) return std::nullopt;
   pending_ = false;
-  return ReadbackResult{false, expected_, last_measured_, tolerance_, now_ns - requested_ns_};
+  return ReadbackResult{false, expected_, last_measured_, tolerance_, now - requested_};
 }
 
 }  // namespace cellguard::schedule

@@ -8,7 +8,8 @@
 // Readback: after each setpoint change the measured current (or power) must come within the
 // tolerance (rig: ±0.5 A / ±0.5 kW) within the timeout (rig: 10 s).
 //
-// Pure: time (ns, caller's monotonic clock) and values in, results out. No I/O but load_schedule().
+// Pure: time (the caller's monotonic clock, MonoTime) and values in, results out. No I/O but
+// load_schedule().
 #pragma once
 
 #include <cstdint>
@@ -18,16 +19,15 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time.h"
 
 namespace cellguard::schedule {
-
-using TimeNs = std::int64_t;
 
 enum class SetpointKind : std::uint8_t { current_a, power_kw };
 std::string_view to_string(SetpointKind kind);
 
 struct Step {
-  TimeNs duration_ns = 0;
+  Duration duration{0};
   double setpoint = 0;  // A or kW; negative charges
   int line = 0;         // line in the file, for messages
 };
@@ -36,7 +36,7 @@ struct Schedule {
   std::string origin;  // file name, for messages
   SetpointKind kind = SetpointKind::current_a;
   std::vector<Step> steps;
-  TimeNs total_ns() const;
+  Duration total() const;
 };
 
 // Parses the text of a schedule file. Errors (parse_error) are "ORIGIN:LINE: cause".
@@ -60,18 +60,18 @@ struct Position {
   std::size_t step = 0;        // index into steps
   std::uint64_t cycle = 0;     // completed loops
   double setpoint = 0;
-  TimeNs step_started_ns = 0;
-  TimeNs next_change_ns = 0;   // when the next step starts (or the schedule ends)
+  MonoTime step_started;
+  MonoTime next_change;  // when the next step starts (or the schedule ends)
 };
 
 class Runner {
  public:
   Runner(Schedule schedule, EndAction at_end);
-  void start(TimeNs now_ns);
-  void stop(TimeNs now_ns);
+  void start(MonoTime now);
+  void stop(MonoTime now);
   // Advances to now. Returns the new position if the setpoint step changed (or the run ended) since
   // the previous call, nullopt otherwise.
-  std::optional<Position> advance(TimeNs now_ns);
+  std::optional<Position> advance(MonoTime now);
   const Position& position() const { return position_; }
   const Schedule& schedule() const { return schedule_; }
 
@@ -86,29 +86,29 @@ struct ReadbackResult {
   double expected = 0;
   double measured = 0;
   double tolerance = 0;
-  TimeNs after_ns = 0;  // since the setpoint was requested
+  Duration after{0};  // since the setpoint was requested
 };
 
 // One outstanding expectation at a time; a new expect() replaces the previous one.
 class ReadbackCheck {
  public:
-  ReadbackCheck(double tolerance, TimeNs timeout_ns) : tolerance_(tolerance), timeout_ns_(timeout_ns) {}
-  void expect(double setpoint, TimeNs now_ns);
+  ReadbackCheck(double tolerance, Duration timeout) : tolerance_(tolerance), timeout_(timeout) {}
+  void expect(double setpoint, MonoTime now);
   void cancel();
   // A measurement: returns ok once within tolerance (then nothing is outstanding).
-  std::optional<ReadbackResult> on_measurement(double measured, TimeNs now_ns);
+  std::optional<ReadbackResult> on_measurement(double measured, MonoTime now);
   // Returns a failed result once the timeout passed without a match.
-  std::optional<ReadbackResult> tick(TimeNs now_ns);
+  std::optional<ReadbackResult> tick(MonoTime now);
   bool pending() const { return pending_; }
-  TimeNs deadline_ns() const;
+  MonoTime deadline() const;
 
  private:
   double tolerance_;
-  TimeNs timeout_ns_;
+  Duration timeout_;
   bool pending_ = false;
   double expected_ = 0;
   double last_measured_ = 0;
-  TimeNs requested_ns_ = 0;
+  MonoTime requested_;
 };
 
 }  // namespace cellguard::schedule

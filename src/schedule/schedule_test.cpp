@@ -8,7 +8,10 @@
 namespace cellguard::schedule {
 namespace {
 
-constexpr TimeNs kS = 1'000'000'000;
+constexpr std::int64_t kS = 1'000'000'000;
+
+// A time on the test's monotonic timeline, ns after its start.
+constexpr MonoTime T(std::int64_t ns) { return MonoTime::from_ns(ns); }
 
 Schedule parse_ok(std::string_view text) {
   auto result = parse_schedule(text, "t.csv");
@@ -28,14 +31,14 @@ TEST(ParseSchedule, ReadsBomCrlfAndBlankLines) {
   const auto s = parse_ok("\xEF\xBB\xBFInterval [s],Current [A]\r\n300,-35\r\n\r\n  \r\n1.5, 20.25 \r\n+2,0\r\n");
   EXPECT_EQ(s.kind, SetpointKind::current_a);
   ASSERT_EQ(s.steps.size(), 3u);
-  EXPECT_EQ(s.steps[0].duration_ns, 300 * kS);
+  EXPECT_EQ(s.steps[0].duration, Duration(300 * kS));
   EXPECT_EQ(s.steps[0].setpoint, -35);
   EXPECT_EQ(s.steps[0].line, 2);
-  EXPECT_EQ(s.steps[1].duration_ns, 1'500'000'000);
+  EXPECT_EQ(s.steps[1].duration, Duration(1'500'000'000));
   EXPECT_EQ(s.steps[1].setpoint, 20.25);
   EXPECT_EQ(s.steps[1].line, 5);
   EXPECT_EQ(s.steps[2].line, 6);
-  EXPECT_EQ(s.total_ns(), 303'500'000'000);
+  EXPECT_EQ(s.total(), Duration(303'500'000'000));
   EXPECT_EQ(s.origin, "t.csv");
 }
 
@@ -85,100 +88,100 @@ Schedule three_steps() {
 
 TEST(Runner, StepsAtExactBoundaries) {
   Runner runner(three_steps(), EndAction::stop);
-  EXPECT_FALSE(runner.advance(0).has_value());  // not started
-  runner.start(100 * kS);
+  EXPECT_FALSE(runner.advance(T(0)).has_value());  // not started
+  runner.start(T(100 * kS));
   EXPECT_TRUE(runner.position().running);
   EXPECT_EQ(runner.position().setpoint, 1);
-  EXPECT_EQ(runner.position().next_change_ns, 110 * kS);
-  EXPECT_FALSE(runner.advance(110 * kS - 1).has_value());
-  auto p = runner.advance(110 * kS);
+  EXPECT_EQ(runner.position().next_change, T(110 * kS));
+  EXPECT_FALSE(runner.advance(T(110 * kS - 1)).has_value());
+  auto p = runner.advance(T(110 * kS));
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->step, 1u);
   EXPECT_EQ(p->setpoint, 2);
-  EXPECT_EQ(p->step_started_ns, 110 * kS);
-  EXPECT_EQ(p->next_change_ns, 130 * kS);
-  EXPECT_FALSE(runner.advance(110 * kS).has_value());  // no change on a repeated call
-  EXPECT_FALSE(runner.advance(129 * kS).has_value());
+  EXPECT_EQ(p->step_started, T(110 * kS));
+  EXPECT_EQ(p->next_change, T(130 * kS));
+  EXPECT_FALSE(runner.advance(T(110 * kS)).has_value());  // no change on a repeated call
+  EXPECT_FALSE(runner.advance(T(129 * kS)).has_value());
 }
 
 TEST(Runner, LongGapPassesSeveralStepsAtOnceWithoutDrift) {
   Runner runner(three_steps(), EndAction::loop);
-  runner.start(0);
-  auto p = runner.advance(35 * kS);  // past steps 0 and 1, into step 2
+  runner.start(T(0));
+  auto p = runner.advance(T(35 * kS));  // past steps 0 and 1, into step 2
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->step, 2u);
-  EXPECT_EQ(p->step_started_ns, 30 * kS);  // on the schedule's timeline, not at the call
-  EXPECT_EQ(p->next_change_ns, 60 * kS);
-  p = runner.advance(60 * kS);
+  EXPECT_EQ(p->step_started, T(30 * kS));  // on the schedule's timeline, not at the call
+  EXPECT_EQ(p->next_change, T(60 * kS));
+  p = runner.advance(T(60 * kS));
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->step, 0u);
   EXPECT_EQ(p->cycle, 1u);
   // A gap of many cycles is skipped arithmetically: 1e6 cycles later, 15 s into a cycle.
-  p = runner.advance(60 * kS + 1'000'000 * 60 * kS + 15 * kS);
+  p = runner.advance(T(60 * kS + 1'000'000 * 60 * kS + 15 * kS));
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->step, 1u);
   EXPECT_EQ(p->cycle, 1'000'001u);
-  EXPECT_EQ(p->step_started_ns, (1'000'001LL * 60 + 10) * kS);
+  EXPECT_EQ(p->step_started, T((1'000'001LL * 60 + 10) * kS));
   EXPECT_EQ(p->setpoint, 2);
 }
 
 TEST(Runner, StopsAtTheEndOrOnRequest) {
   Runner runner(three_steps(), EndAction::stop);
-  runner.start(0);
-  auto p = runner.advance(1000 * kS);
+  runner.start(T(0));
+  auto p = runner.advance(T(1000 * kS));
   ASSERT_TRUE(p.has_value());
   EXPECT_FALSE(p->running);
   EXPECT_EQ(p->setpoint, 0);
-  EXPECT_EQ(p->step_started_ns, 60 * kS);
-  EXPECT_FALSE(runner.advance(2000 * kS).has_value());
+  EXPECT_EQ(p->step_started, T(60 * kS));
+  EXPECT_FALSE(runner.advance(T(2000 * kS)).has_value());
 
   Runner looping(three_steps(), EndAction::loop);
-  looping.start(0);
-  looping.stop(5 * kS);
+  looping.start(T(0));
+  looping.stop(T(5 * kS));
   EXPECT_FALSE(looping.position().running);
-  EXPECT_FALSE(looping.advance(100 * kS).has_value());
-  looping.start(200 * kS);  // a restart begins at the first step
+  EXPECT_FALSE(looping.advance(T(100 * kS)).has_value());
+  looping.start(T(200 * kS));  // a restart begins at the first step
   EXPECT_EQ(looping.position().step, 0u);
   EXPECT_EQ(looping.position().cycle, 0u);
-  EXPECT_EQ(looping.position().next_change_ns, 210 * kS);
+  EXPECT_EQ(looping.position().next_change, T(210 * kS));
 }
 
 TEST(ReadbackCheck, OkWithinToleranceAndTimeout) {
-  ReadbackCheck check(0.5, 10 * kS);
-  EXPECT_FALSE(check.on_measurement(1, 0).has_value());  // nothing expected
-  check.expect(-20, 100 * kS);
+  ReadbackCheck check(0.5, Duration(10 * kS));
+  EXPECT_FALSE(check.on_measurement(1, T(0)).has_value());  // nothing expected
+  check.expect(-20, T(100 * kS));
   EXPECT_TRUE(check.pending());
-  EXPECT_EQ(check.deadline_ns(), 110 * kS);
-  EXPECT_FALSE(check.on_measurement(-10, 101 * kS).has_value());
-  EXPECT_FALSE(check.tick(110 * kS).has_value());  // the deadline itself is still in time
-  auto r = check.on_measurement(-19.6, 110 * kS);
+  EXPECT_EQ(check.deadline(), T(110 * kS));
+  EXPECT_FALSE(check.on_measurement(-10, T(101 * kS)).has_value());
+  EXPECT_FALSE(check.tick(T(110 * kS)).has_value());  // the deadline itself is still in time
+  auto r = check.on_measurement(-19.6, T(110 * kS));
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->ok);
-  EXPECT_EQ(r->after_ns, 10 * kS);
+  EXPECT_EQ(r->after, Duration(10 * kS));
   EXPECT_EQ(r->measured, -19.6);
   EXPECT_FALSE(check.pending());
-  EXPECT_FALSE(check.tick(200 * kS).has_value());
+  EXPECT_FALSE(check.tick(T(200 * kS)).has_value());
 }
 
 TEST(ReadbackCheck, FailsAfterTheTimeoutAndIsReplacedByANewExpectation) {
-  ReadbackCheck check(0.5, 10 * kS);
-  check.expect(5, 0);
-  check.expect(-5, 5 * kS);  // replaces: the deadline moves
-  EXPECT_FALSE(check.on_measurement(3, 12 * kS).has_value());
-  EXPECT_FALSE(check.tick(15 * kS).has_value());
-  auto r = check.tick(15 * kS + 1);
+  ReadbackCheck check(0.5, Duration(10 * kS));
+  check.expect(5, T(0));
+  check.expect(-5, T(5 * kS));  // replaces: the deadline moves
+  EXPECT_FALSE(check.on_measurement(3, T(12 * kS)).has_value());
+  EXPECT_FALSE(check.tick(T(15 * kS)).has_value());
+  auto r = check.tick(T(15 * kS + 1));
   ASSERT_TRUE(r.has_value());
   EXPECT_FALSE(r->ok);
   EXPECT_EQ(r->expected, -5);
   EXPECT_EQ(r->measured, 3);
   EXPECT_FALSE(check.pending());
-  check.expect(1, 0);
-  r = check.on_measurement(1, 11 * kS);  // a match after the deadline is late
+  check.expect(1, T(0));
+  r = check.on_measurement(1, T(11 * kS));  // a match after the deadline is late
   ASSERT_TRUE(r.has_value());
   EXPECT_FALSE(r->ok);
-  check.expect(1, 0);
+  check.expect(1, T(0));
   check.cancel();
-  EXPECT_FALSE(check.tick(100 * kS).has_value());
+  EXPECT_FALSE(check.tick(T(100 * kS)).has_value());
 }
 
 // --- the project's examples and the rig's real files ---
@@ -212,7 +215,7 @@ TEST(SeedScheduleFiles, CurrentFileLoadsWithinTheRigLimits) {
   EXPECT_EQ(s->kind, SetpointKind::current_a);
   EXPECT_EQ(s->steps.size(), 324u);  // 325 lines with the header
   EXPECT_EQ(s->steps.front().setpoint, -35);
-  EXPECT_EQ(s->steps.front().duration_ns, 300 * kS);
+  EXPECT_EQ(s->steps.front().duration, Duration(300 * kS));
   EXPECT_EQ(s->steps.back().line, 325);
   EXPECT_TRUE(validate_schedule(*s, ScheduleLimits{}).ok());
   // At ±30 A it is refused at its first row (-35 A).
@@ -229,7 +232,7 @@ TEST(SeedScheduleFiles, PowerFileLoadsAtTheRig30KwAndIsRefusedAtTighterLimitsNam
   ASSERT_TRUE(s.ok()) << s.error().message;
   EXPECT_EQ(s->kind, SetpointKind::power_kw);
   EXPECT_EQ(s->steps.size(), 288u);
-  EXPECT_EQ(s->steps.front().duration_ns, 100 * kS);  // despite "300_sec" in its name
+  EXPECT_EQ(s->steps.front().duration, Duration(100 * kS));  // despite "300_sec" in its name
   // Its setpoints stay within ±15.72 kW, so the rig's 30 kW limits accept it.
   EXPECT_TRUE(validate_schedule(*s, ScheduleLimits{}).ok());
   auto v = validate_schedule(*s, ScheduleLimits{.charge_power_kw = -15, .discharge_power_kw = 15});

@@ -40,15 +40,8 @@ using nlohmann::json;
 using store::TimeNs;
 
 constexpr TimeNs kSecondNs = 1'000'000'000;
-constexpr TimeNs kHourNs = 3600 * kSecondNs;
 constexpr const char* kCookie = "cellguard_session";
 const std::string kEdgePath = R"(/api/v1/edges/([A-Za-z0-9._-]{1,64}))";
-
-TimeNs wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -83,9 +76,9 @@ bool int_param(const httplib::Request& req, httplib::Response& res, const char* 
 }
 
 // from/to with the defaults of the contract: the last `span` up to now.
-bool range_params(const httplib::Request& req, httplib::Response& res, TimeNs span, TimeNs& from,
+bool range_params(const httplib::Request& req, httplib::Response& res, WallTime now, Duration span, TimeNs& from,
                   TimeNs& to) {
-  auto r = server::range_params(req.params, wall_ns(), span);
+  auto r = server::range_params(req.params, now, span);
   if (!r) {
     fail(res, 400, r.error().message);
     return false;
@@ -416,8 +409,8 @@ struct HttpApi::Impl {
     j["id"] = id;
     j["connected"] = status && status->connected;
     j["peer"] = status ? status->peer : "";
-    j["last_seen_ns"] = status ? status->last_seen_ns : 0;
-    j["connected_since_ns"] = status && status->connected ? status->connected_since_ns : 0;
+    j["last_seen_ns"] = status ? status->last_seen.ns() : 0;
+    j["connected_since_ns"] = status && status->connected ? status->connected_since.ns() : 0;
     j["software_version"] = status && !status->software_version.empty() ? status->software_version
                             : live_edge                                 ? live_edge->software_version
                                                                         : "";
@@ -446,7 +439,7 @@ struct HttpApi::Impl {
     }
     j["modules"] = modules.size();
     j["last_value_ns"] = newest;
-    j["server_time_ns"] = wall_ns();  // ages are measured against this clock, not the browser's
+    j["server_time_ns"] = config.clock->wall_now().ns();  // ages are measured against this clock, not the browser's
     return j;
   }
 
@@ -463,7 +456,7 @@ struct HttpApi::Impl {
       auto le = live->edge(id);
       list.push_back(summary(id, it == statuses.end() ? nullptr : &it->second, le ? &*le : nullptr));
     }
-    return {{"edges", std::move(list)}, {"server_time_ns", wall_ns()}};
+    return {{"edges", std::move(list)}, {"server_time_ns", config.clock->wall_now().ns()}};
   }
 
   // The edge's live view, or a 404.
@@ -475,7 +468,7 @@ struct HttpApi::Impl {
     return std::nullopt;
   }
 
-  static json latest_json(const LiveEdge& e) {
+  json latest_json(const LiveEdge& e) const {
     std::map<std::uint32_t, const store::Channel*> by_id;
     for (const auto& c : e.channels) by_id[c.id] = &c;
     json values = json::object();
@@ -489,10 +482,10 @@ struct HttpApi::Impl {
       values[name] = std::move(item);
       newest = std::max(newest, v.t);
     }
-    return {{"t", newest}, {"values", std::move(values)}, {"server_time_ns", wall_ns()}};
+    return {{"t", newest}, {"values", std::move(values)}, {"server_time_ns", config.clock->wall_now().ns()}};
   }
 
-  static json modules_json(const LiveEdge& e, TimeNs now) {
+  static json modules_json(const LiveEdge& e, WallTime now) {
     struct Module {
       json j;
       TimeNs newest = 0;
@@ -532,7 +525,7 @@ struct HttpApi::Impl {
       if (m.newest == 0) continue;  // in the catalogue, never heard
       m.cells.resize(std::max<std::size_t>(m.cells.size(), 14));
       m.temps.resize(std::max<std::size_t>(m.temps.size(), 7));
-      json j{{"module", id}, {"age_ms", std::max<TimeNs>(0, now - m.newest) / 1'000'000}, {"t", m.newest}};
+      json j{{"module", id}, {"age_ms", std::max<TimeNs>(0, now.ns() - m.newest) / 1'000'000}, {"t", m.newest}};
       for (const char* f : {"voltage_v", "current_a", "soc_pct", "soh_pct", "min_temp_c", "max_temp_c",
                             "balancing", "status", "min_cell_v", "max_cell_v"})
         j[f] = m.j.contains(f) ? m.j[f] : json(nullptr);
@@ -818,7 +811,7 @@ struct HttpApi::Impl {
       if (auto le = find_edge(req.matches[1], res)) reply(res, 200, latest_json(*le));
     });
     server.Get(kEdgePath + "/modules", [this](const httplib::Request& req, httplib::Response& res) {
-      if (auto le = find_edge(req.matches[1], res)) reply(res, 200, modules_json(*le, wall_ns()));
+      if (auto le = find_edge(req.matches[1], res)) reply(res, 200, modules_json(*le, config.clock->wall_now()));
     });
     server.Get(kEdgePath + "/inverter", [this](const httplib::Request& req, httplib::Response& res) {
       if (auto le = find_edge(req.matches[1], res)) reply(res, 200, inverter_json(*le));
@@ -832,7 +825,7 @@ struct HttpApi::Impl {
       const std::string id = req.matches[1];
       if (!req.has_param("channel")) return fail(res, 400, "parameter channel is required");
       TimeNs from = 0, to = 0, points = 0;
-      if (!range_params(req, res, kHourNs, from, to) || !int_param(req, res, "points", 1000, points)) return;
+      if (!range_params(req, res, config.clock->wall_now(), std::chrono::hours(1), from, to) || !int_param(req, res, "points", 1000, points)) return;
       if (points < 1 || points > 10000) return fail(res, 400, "points must be between 1 and 10000");
       auto series =
           store->series(id, req.get_param_value("channel"), from, to, static_cast<std::size_t>(points));
@@ -855,7 +848,7 @@ struct HttpApi::Impl {
     server.Get(kEdgePath + "/events", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string id = req.matches[1];
       TimeNs from = 0, to = 0, limit = 0;
-      if (!range_params(req, res, 24 * kHourNs, from, to) || !int_param(req, res, "limit", 1000, limit))
+      if (!range_params(req, res, config.clock->wall_now(), std::chrono::hours(24), from, to) || !int_param(req, res, "limit", 1000, limit))
         return;
       if (limit < 1 || limit > 10000) return fail(res, 400, "limit must be between 1 and 10000");
       const std::string kind = req.has_param("kind") ? req.get_param_value("kind") : "";
@@ -922,7 +915,7 @@ struct HttpApi::Impl {
       if (alarms) in.alarms = alarms->stats();
       in.http = {requests.load(), static_cast<std::uint64_t>(std::max(0, streams.load())), auth->logins(),
                  auth->failed_logins(), auth->rate_limited()};
-      in.now_ns = wall_ns();
+      in.now = config.clock->wall_now();
       res.set_content(render_metrics(in), "text/plain; version=0.0.4; charset=utf-8");
     });
 
@@ -944,7 +937,7 @@ struct HttpApi::Impl {
 
   void do_export(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    auto q = export_query(req.params, wall_ns());
+    auto q = export_query(req.params, config.clock->wall_now());
     if (!q) return fail(res, 400, q.error().message);
     const TimeNs from = q->range.from, to = q->range.to;
     const std::string& format = q->format;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time.h"
 #include "server/auth.h"
 
 namespace cellguard::store {
@@ -40,6 +41,7 @@ class WebhookAlarms;
 
 struct HttpApiConfig {
   std::string host = "127.0.0.1";
+  const Clock* clock = &system_clock();  // "now" of queries, ages and server_time_ns; never null
   std::uint16_t port = 8080;  // 0: any free port
   std::string web_root;       // the dashboard's files; empty: none
   bool require_login = false;

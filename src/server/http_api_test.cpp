@@ -217,6 +217,7 @@ class HttpApiTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<LiveCache> live_;
   std::unique_ptr<IngestServer> ingest_;
+  ManualClock clock_;  // for tests that inject it; outlives http_
   std::unique_ptr<HttpApi> http_;
   std::unique_ptr<uplink::Sender> sender_;
   int next_ = 0;
@@ -248,6 +249,16 @@ TEST_F(HttpApiTest, EdgesListTheConnectedEdgeWithItsStateAndReasons) {
   for (const char* k : {"last_seen_ns", "connected_since_ns", "config_sha256", "backlog_batches",
                         "lost_records", "samples", "last_error"})
     EXPECT_TRUE(e.contains(k)) << k;
+}
+
+TEST_F(HttpApiTest, NowIsTheInjectedClocksWallTime) {
+  clock_.set_wall(WallTime::from_ns(1'796'119'200'000'000'000));  // 2026-12-01T10:00:00Z
+  HttpApiConfig c;
+  c.clock = &clock_;
+  start_http(std::move(c));
+  EXPECT_EQ(get_json("/api/v1/edges")["server_time_ns"].get<std::int64_t>(), 1'796'119'200'000'000'000);
+  clock_.advance(1500ms);
+  EXPECT_EQ(get_json("/api/v1/edges")["server_time_ns"].get<std::int64_t>(), 1'796'119'201'500'000'000);
 }
 
 TEST_F(HttpApiTest, TheEdgeDetailListsItsChannels) {

@@ -34,6 +34,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using store::TimeNs;
 using testing::now_ns;
 using testing::wait_for;
 
@@ -482,17 +483,17 @@ TEST(HttpQuery, LimitsAreComputedWithoutOverflow) {
   QueryParams p{{"from", "-9223372036854775808"}, {"to", "9223372036854775807"}};
   EXPECT_EQ(span_ns(std::numeric_limits<TimeNs>::min(), std::numeric_limits<TimeNs>::max()),
             std::numeric_limits<std::uint64_t>::max());
-  EXPECT_FALSE(export_query(p, 0));
+  EXPECT_FALSE(export_query(p, WallTime{}));
   p = {{"to", "-9223372036854775800"}};  // the default from (to - 1 h) saturates
-  auto r = range_params(p, 0, 3600 * kQuerySecondNs);
+  auto r = range_params(p, WallTime{}, std::chrono::hours(1));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->from, std::numeric_limits<TimeNs>::min());
   p = {{"from", "0"}, {"to", "4999999000000000"}, {"interval_s", "1"}};  // 5 M rows: allowed
-  auto q = export_query(p, 0);
+  auto q = export_query(p, WallTime{});
   ASSERT_TRUE(q) << q.error().message;
   EXPECT_EQ(q->row_times, 5'000'000u);
   p = {{"from", "0"}, {"to", "5000000000000000"}, {"interval_s", "1"}};
-  EXPECT_FALSE(export_query(p, 0));
+  EXPECT_FALSE(export_query(p, WallTime{}));
   p = {{"from", "1x"}};
   EXPECT_NE(int_param(p, "from", 0).error().message.find("is not an integer"), std::string::npos);
   EXPECT_EQ(host_of("[::1]:8080"), "::1");

@@ -39,28 +39,28 @@ Result<std::int64_t> int_param(const QueryParams& params, std::string_view name,
   return out;
 }
 
-std::uint64_t span_ns(TimeNs from, TimeNs to) {
+std::uint64_t span_ns(std::int64_t from, std::int64_t to) {
   return static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(from);
 }
 
-TimeNs saturating_sub(TimeNs a, TimeNs b) {
-  TimeNs out = 0;
+std::int64_t saturating_sub(std::int64_t a, std::int64_t b) {
+  std::int64_t out = 0;
   if (!__builtin_sub_overflow(a, b, &out)) return out;
-  return b > 0 ? std::numeric_limits<TimeNs>::min() : std::numeric_limits<TimeNs>::max();
+  return b > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
 }
 
-Result<TimeRange> range_params(const QueryParams& params, TimeNs now, TimeNs span) {
-  auto to = int_param(params, "to", now);
+Result<TimeRange> range_params(const QueryParams& params, WallTime now, Duration span) {
+  auto to = int_param(params, "to", now.ns());
   if (!to) return to.error();
-  auto from = int_param(params, "from", saturating_sub(*to, span));
+  auto from = int_param(params, "from", saturating_sub(*to, span.count()));
   if (!from) return from.error();
   if (*from > *to) return Error(ErrorCode::invalid_argument, "from must not be after to");
   return TimeRange{*from, *to};
 }
 
-Result<ExportQuery> export_query(const QueryParams& params, TimeNs now) {
+Result<ExportQuery> export_query(const QueryParams& params, WallTime now) {
   ExportQuery q;
-  auto range = range_params(params, now, 3600 * kQuerySecondNs);
+  auto range = range_params(params, now, std::chrono::hours(1));
   if (!range) return range.error();
   q.range = *range;
   if (const std::string* f = find(params, "format")) q.format = *f;

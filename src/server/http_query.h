@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time.h"
 
 namespace cellguard::server {
 
 using QueryParams = std::multimap<std::string, std::string>;  // httplib::Params
-using TimeNs = std::int64_t;
 
-inline constexpr TimeNs kQuerySecondNs = 1'000'000'000;
+inline constexpr std::int64_t kQuerySecondNs = 1'000'000'000;
 // An export (csv and jsonl alike) spans at most this many intervals (CSV rows) ...
 inline constexpr std::uint64_t kMaxExportRowTimes = 5'000'000;
 // ... and at most this long (the store is read in 5-minute windows: ~105,000 of them) ...
@@ -28,25 +28,26 @@ inline constexpr std::uint64_t kMaxExportRows = 20'000'000;
 Result<std::int64_t> int_param(const QueryParams& params, std::string_view name, std::int64_t fallback);
 
 // to - from as an unsigned count (never overflows for from <= to).
-std::uint64_t span_ns(TimeNs from, TimeNs to);
+std::uint64_t span_ns(std::int64_t from, std::int64_t to);
 // a - b, clamped to the int64 range.
-TimeNs saturating_sub(TimeNs a, TimeNs b);
+std::int64_t saturating_sub(std::int64_t a, std::int64_t b);
 
+// Times in queries are as the store keys them: ns since the Unix epoch (WallTime::ns()).
 struct TimeRange {
-  TimeNs from = 0, to = 0;
+  std::int64_t from = 0, to = 0;
 };
 // from/to with the defaults of the contract: the last `span` up to `now`; from <= to.
-Result<TimeRange> range_params(const QueryParams& params, TimeNs now, TimeNs span);
+Result<TimeRange> range_params(const QueryParams& params, WallTime now, Duration span);
 
 struct ExportQuery {
   TimeRange range;
   std::string format = "csv";  // or "jsonl"
   bool utc = false;
-  TimeNs interval_ns = kQuerySecondNs;
+  std::int64_t interval_ns = kQuerySecondNs;
   std::uint64_t row_times = 0;  // intervals in the range, at most kMaxExportRowTimes
 };
 // The export's parameters (from, to, format, utc, interval_s) with its limits checked.
-Result<ExportQuery> export_query(const QueryParams& params, TimeNs now);
+Result<ExportQuery> export_query(const QueryParams& params, WallTime now);
 
 // The value of cookie `name` in a Cookie header; empty when absent.
 std::string cookie_value(std::string_view header, std::string_view name);

@@ -30,11 +30,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kNoThrow = asio::experimental::as_tuple(use_awaitable);
 namespace up = cellguard::uplink;
 
-TimeNs wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Edge ids become file names and labels: a conservative alphabet.
 bool valid_edge_id(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
@@ -242,7 +237,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       keepalive_.expires_after(server_.config.keepalive);
       auto [ec] = co_await keepalive_.async_wait(kNoThrow);
       if (ec || closed_) break;
-      if (Clock::now() - last_sent_ >= server_.config.keepalive) send(up::Keepalive{wall_ns(), 0, 0});
+      if (Clock::now() - last_sent_ >= server_.config.keepalive) send(up::Keepalive{server_.config.clock->wall_now().ns(), 0, 0});
     }
   }
 
@@ -374,7 +369,7 @@ bool Session<Stream>::on_hello(const up::Hello& hello) {
     e.peer = peer_;
     e.software_version = hello.software_version;
     e.config_sha256 = hello.config_sha256;
-    e.connected_since_ns = e.last_seen_ns = wall_ns();
+    e.connected_since = e.last_seen = server_.config.clock->wall_now();
     ++e.connections;
   }
   if (previous) previous->kick("replaced by a newer connection of the same edge");
@@ -401,7 +396,7 @@ void Session<Stream>::on_batch(up::Batch&& batch) {
   const std::size_t samples = batch.sample_count();
   const std::uint64_t lost = batch.lost_records;
   server_.with_edge(edge_id_, [&](EdgeStatus& e) {
-    e.last_seen_ns = wall_ns();
+    e.last_seen = server_.config.clock->wall_now();
     e.lost_records = std::max(e.lost_records, lost);
   });
   ++queued;
@@ -428,7 +423,7 @@ awaitable<void> Session<Stream>::run() {
               on_batch(std::move(*batch));
             } else if (const auto* k = std::get_if<up::Keepalive>(&*message)) {
               server_.with_edge(edge_id_, [&](EdgeStatus& e) {
-                e.last_seen_ns = wall_ns();
+                e.last_seen = server_.config.clock->wall_now();
                 e.backlog_batches = k->backlog_batches;
                 e.lost_records = std::max(e.lost_records, k->lost_records);
               });

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time.h"
 
 namespace cellguard::pki {
 class TlsServerContext;
@@ -38,14 +39,13 @@ class logger;
 
 namespace cellguard::server {
 
-using TimeNs = std::int64_t;
-
 struct IngestConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 6699;  // 0: any free port (tests)
   std::shared_ptr<pki::TlsServerContext> tls;  // null: plaintext (loopback only)
   std::string crl_path;                        // reloaded when it changes (after `pki revoke`)
   std::string server_id = "cellguard-server";
+  const Clock* clock = &system_clock();  // the wall clock of EdgeStatus and keepalives; never null
   std::chrono::milliseconds keepalive{1000};
   std::chrono::milliseconds dead_after{5000};
   std::chrono::milliseconds handshake_timeout{5000};
@@ -67,8 +67,8 @@ struct EdgeStatus {
   std::string peer;              // remote address of the current (or last) connection
   std::string software_version;
   std::string config_sha256;
-  TimeNs connected_since_ns = 0;
-  TimeNs last_seen_ns = 0;       // last message received
+  WallTime connected_since;
+  WallTime last_seen;            // last message received; the epoch: never
   std::uint64_t connections = 0;
   std::uint64_t batches = 0;     // committed
   std::uint64_t duplicates = 0;  // acknowledged resends

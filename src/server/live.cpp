@@ -108,7 +108,8 @@ void LiveCache::imply_normal(Entry& entry) {
   entry.live.state.since_ns = first;
 }
 
-Result<void> LiveCache::load(store::TimeNs now_ns) {
+Result<void> LiveCache::load(WallTime now) {
+  const store::TimeNs now_ns = now.ns();
   auto edges = store_.edges();
   if (!edges) return edges.error();
   MutexLock lock(mutex_);

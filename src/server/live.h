@@ -83,7 +83,7 @@ class LiveCache {
   explicit LiveCache(store::Store& store, EventSink sink = {});
 
   // Loads every stored edge's catalogue, latest values, state and recent events.
-  Result<void> load(store::TimeNs now_ns);
+  Result<void> load(WallTime now);
   // The ingest's hook.
   void on_committed(const std::string& edge_id, const std::vector<store::Batch>& batches);
 

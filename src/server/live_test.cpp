@@ -189,7 +189,7 @@ TEST_F(LiveTest, ARestartedServerLoadsTheLastValuesAndStateFromTheStore) {
     commit(live, b);
   }
   LiveCache reloaded(*store_);
-  ASSERT_TRUE(reloaded.load(kT0 + 60 * kS));
+  ASSERT_TRUE(reloaded.load(WallTime::from_ns(kT0 + 60 * kS)));
   auto e = reloaded.edge("rig-01");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->latest.at(1).v, 48.5);
@@ -266,7 +266,7 @@ TEST_F(LiveTest, ActiveCausesResetVerdictAndLimitsFollowTheNewestEvents) {
   }
   // A restarted server loads the same from the store.
   LiveCache restarted(*store_);
-  ASSERT_TRUE(restarted.load(kT0 + 10 * kS));
+  ASSERT_TRUE(restarted.load(WallTime::from_ns(kT0 + 10 * kS)));
   auto e = restarted.edge("rig-01");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->state.state, "safe");

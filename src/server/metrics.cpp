@@ -136,7 +136,7 @@ std::string render_metrics(const MetricsInput& in) {
            "Seconds since the edge's last message (-1: never seen).");
   for (const auto& e : in.edges)
     w.sample("cellguard_edge_last_seen_seconds",
-             e.last_seen_ns > 0 ? static_cast<double>(in.now_ns - e.last_seen_ns) / 1e9 : -1,
+             e.last_seen > WallTime{} ? to_seconds(in.now - e.last_seen) : -1,
              edge_label(e.edge_id));
 
   gauge("cellguard_store_bytes", "Store size on disk (database and WAL).",

@@ -29,7 +29,7 @@ struct MetricsInput {
   store::StoreStats store;
   std::optional<AlarmStats> alarms;
   HttpFigures http;
-  store::TimeNs now_ns = 0;
+  WallTime now;  // ages (last seen) are measured to this
 };
 
 std::string render_metrics(const MetricsInput& in);

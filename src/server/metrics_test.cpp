@@ -38,7 +38,7 @@ TEST(Metrics, TheTextParsesAndCarriesTheContractsNamesAndValues) {
   a.backlog_batches = 7;
   a.lost_records = 3;
   a.samples = 9000;
-  a.last_seen_ns = 1'000'000'000'000;
+  a.last_seen = WallTime::from_ns(1'000'000'000'000);
   EdgeStatus b;
   b.edge_id = "odd\"id\\";
   in.edges = {a, b};
@@ -47,7 +47,7 @@ TEST(Metrics, TheTextParsesAndCarriesTheContractsNamesAndValues) {
   in.store.file_bytes = 4096;
   in.alarms = AlarmStats{};
   in.alarms->failed_attempts = 4;
-  in.now_ns = 1'002'500'000'000;
+  in.now = WallTime::from_ns(1'002'500'000'000);
   const auto s = parse_prometheus(render_metrics(in));
   EXPECT_EQ(s.at("cellguard_ingest_samples_total"), 12345);
   EXPECT_EQ(s.at("cellguard_ingest_batches_total"), 40);

@@ -23,13 +23,7 @@
 namespace cellguard::server {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr std::chrono::seconds kShutdownDeadline{10};
-
-TimeNs wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
   const auto colon = text.rfind(':');
@@ -51,7 +45,9 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
 int run_server(const ServerOptions& options) {
   auto log = spdlog::stderr_logger_mt("server");
   log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ server: %v");
+  const Clock& clock = *options.clock;
   IngestConfig ic;
+  ic.clock = &clock;
   if (!split_host_port(options.listen, ic.host, ic.port)) {
     log->error("--listen {}: expected HOST:PORT, e.g. 0.0.0.0:6699", options.listen);
     return 1;
@@ -74,6 +70,7 @@ int run_server(const ServerOptions& options) {
   const double retention_days =
       options.retention_given || !file.retention_days ? options.retention_days : *file.retention_days;
   HttpApiConfig hc;
+  hc.clock = &clock;
   if (!http_listen.empty() && !split_host_port(http_listen, hc.host, hc.port)) {
     log->error("--http {}: expected HOST:PORT, e.g. 127.0.0.1:8080", http_listen);
     return 1;
@@ -99,7 +96,7 @@ int run_server(const ServerOptions& options) {
   }
   store::SqliteStoreConfig sc;
   sc.path = store::sqlite_store_path(options.data_dir);
-  sc.max_age_ns = static_cast<TimeNs>(retention_days * 86400.0 * 1e9);
+  sc.max_age_ns = static_cast<store::TimeNs>(retention_days * 86400.0 * 1e9);
   sc.synchronous = options.synchronous_full ? store::Synchronous::full : store::Synchronous::normal;
   auto opened = store::open_sqlite_store(sc);
   if (!opened) {
@@ -123,7 +120,7 @@ int run_server(const ServerOptions& options) {
   LiveCache live(*db, [&alarms](const std::string& edge, const store::Event& event) {
     if (alarms) alarms->offer(edge, event);
   });
-  if (auto loaded = live.load(wall_ns()); !loaded) log->warn("live view not loaded from the store: {}", loaded.error().message);
+  if (auto loaded = live.load(clock.wall_now()); !loaded) log->warn("live view not loaded from the store: {}", loaded.error().message);
   ic.on_committed = [&live](const std::string& edge, const std::vector<store::Batch>& batches) {
     live.on_committed(edge, batches);
   };
@@ -179,7 +176,7 @@ int run_server(const ServerOptions& options) {
     });
   }
   // Once a minute: the figures in the log; once an hour: the retention.
-  auto last_retention = Clock::now();
+  MonoTime last_retention = clock.mono_now();
   std::function<void()> schedule_tick = [&] {
     tick.expires_after(std::chrono::seconds(60));
     tick.async_wait([&](asio::error_code ec) {
@@ -187,15 +184,15 @@ int run_server(const ServerOptions& options) {
       const auto s = (*ingest)->stats();
       log->info("{} sessions, {} batches ({} duplicates), {} samples, {} commits ({} failed), last commit {:.1f} ms",
                 s.sessions, s.batches, s.duplicates, s.samples, s.commits, s.commit_failures, s.last_commit_ms);
-      if (sc.max_age_ns > 0 && Clock::now() - last_retention > std::chrono::hours(1)) {
-        last_retention = Clock::now();
-        if (auto r = db->apply_retention(wall_ns()); !r) log->warn("retention: {}", r.error().message);
+      if (sc.max_age_ns > 0 && clock.mono_now() - last_retention > std::chrono::hours(1)) {
+        last_retention = clock.mono_now();
+        if (auto r = db->apply_retention(clock.wall_now()); !r) log->warn("retention: {}", r.error().message);
       }
       schedule_tick();
     });
   };
   if (sc.max_age_ns > 0) {
-    if (auto r = db->apply_retention(wall_ns()); !r) log->warn("retention: {}", r.error().message);
+    if (auto r = db->apply_retention(clock.wall_now()); !r) log->warn("retention: {}", r.error().message);
   }
   schedule_tick();
   io.run();
@@ -213,7 +210,7 @@ int run_server(const ServerOptions& options) {
       std::_Exit(3);
     }
   });
-  const auto stop_start = Clock::now();
+  const MonoTime stop_start = clock.mono_now();
   if (http) http->stop();
   (*ingest)->stop();
   if (alarms) alarms->stop();
@@ -223,7 +220,7 @@ int run_server(const ServerOptions& options) {
   }
   stop_cv.notify_all();
   watchdog.join();
-  log->info("stopped in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - stop_start).count());
+  log->info("stopped in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(clock.mono_now() - stop_start).count());
   const auto s = (*ingest)->stats();
   log->info("stopped: {} batches ({} duplicates), {} samples", s.batches, s.duplicates, s.samples);
   return 0;

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <string>
 
+#include "core/time.h"
+
 namespace cellguard::server {
 
 struct ServerOptions {
@@ -27,6 +29,7 @@ struct ServerOptions {
   double duration_s = 0;                // > 0: stop after this long (tests, benchmarks)
   bool synchronous_full = true;         // fsync every commit (power-loss safe)
   std::FILE* ready_out = stdout;        // one JSON line when listening
+  const Clock* clock = &system_clock();  // the wall clock of retention, the live view, ingest and HTTP
 };
 
 // Runs until a signal (or duration_s). Returns the exit code: 0 after a clean stop, 1 if it could not start.

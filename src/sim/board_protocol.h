@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/thermistor.h"
 
 namespace cellguard::sim {
 
@@ -28,16 +29,10 @@ inline constexpr double kBoardAdcFullScale = 1024;  // the rig divides by 1024, 
 inline constexpr double kBoardSupplyV = 5.0;
 inline constexpr double kThermistorSeriesOhm = 2200;  // divider resistor of the rig's formula
 
-// One row of a thermistor characteristic.
-struct ThermistorPoint {
-  double temperature_c = 0;
-  double resistance_ohm = 0;
-};
-
-// The rig's thermistor characteristic (the values of seed/thermistor-TempSensor.csv, rows by falling
-// temperature and rising resistance). The spec calls its last row (−40 °C, 100700 Ω) suspicious; it
-// is kept, since the edge converts with the same table.
-const std::vector<ThermistorPoint>& rig_thermistor_table();
+// The rig's thermistor characteristic (seed/thermistor-TempSensor.csv) is core/thermistor.h's, the
+// same table the edge converts with.
+using cellguard::ThermistorPoint;
+using cellguard::rig_thermistor_table;
 
 // Parses a table in the rig's CSV layout (`°C,Ω` per line, no header; blank lines ignored). Requires
 // ≥ 2 rows, temperature strictly falling and resistance strictly rising. Errors name the line.

@@ -129,10 +129,6 @@ bool parse_key_blob(std::span<const std::uint8_t> b, Key& key) {
   return shift == 0 && !key.empty();
 }
 
-std::int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 // Adds seq to disjoint ranges (first -> last), merging neighbours.
 void add_seq(std::map<std::uint64_t, std::uint64_t>& ranges, std::uint64_t seq) {
   auto next = ranges.upper_bound(seq);
@@ -172,7 +168,7 @@ struct EdgeState {
   std::map<Key, std::int64_t> series_ids;  // compacted series
   std::map<Key, std::uint64_t> pending_rows;
   std::uint64_t pending_batches = 0;
-  std::int64_t oldest_pending_steady_ns = 0;  // arrival of the oldest pending batch (0 = none)
+  MonoTime oldest_pending;  // arrival of the oldest pending batch (when pending_batches > 0)
 };
 
 void index_channels(EdgeState& e) {
@@ -435,7 +431,7 @@ class SqliteStore final : public Store {
     bool wake = false;
     {
       MutexLock slock(state_mu_);
-      const std::int64_t now = steady_ns();
+      const MonoTime now = config_.clock->mono_now();
       for (auto& [e, ranges] : new_seqs) e->seqs = std::move(ranges);
       for (const auto& t : todo) {
         for (const auto& s : t.batch->series) {
@@ -445,7 +441,7 @@ class SqliteStore final : public Store {
           if (rows >= config_.chunk_rows) wake = true;
         }
         if (!t.data.empty()) {
-          if (t.edge->pending_batches++ == 0) t.edge->oldest_pending_steady_ns = now;
+          if (t.edge->pending_batches++ == 0) t.edge->oldest_pending = now;
           ++pending_batches_;
         }
       }
@@ -645,10 +641,10 @@ class SqliteStore final : public Store {
     return ok;
   }
 
-  Result<RetentionResult> apply_retention(TimeNs now_ns) override {
+  Result<RetentionResult> apply_retention(WallTime now) override {
     RetentionResult result;
     if (config_.max_age_ns <= 0) return result;
-    const TimeNs cutoff = now_ns - config_.max_age_ns;
+    const TimeNs cutoff = now.ns() - config_.max_age_ns;
     MutexLock clock(compact_mu_);
     MutexLock wlock(write_mu_);
     if (auto ok = exec(wdb_, "BEGIN IMMEDIATE"); !ok) return ok.error();
@@ -685,7 +681,7 @@ class SqliteStore final : public Store {
     {
       MutexLock slock(state_mu_);
       for (const auto& [name, e] : edges_)
-        if (e.pending_batches && (force || due(e, steady_ns()))) names.push_back(name);
+        if (e.pending_batches && (force || due(e, config_.clock->mono_now()))) names.push_back(name);
     }
     for (const auto& name : names) {
       for (;;) {  // an edge with more pending than kMaxCompactSamples takes several rounds
@@ -928,12 +924,12 @@ class SqliteStore final : public Store {
 
   // Pending counters (and, at open, latest values) from the pending table (write_mu_, state_mu_ held).
   Result<void> recount_pending_locked(std::map<std::int64_t, EdgeState*>& by_row, bool with_latest) {
-    const std::int64_t now = steady_ns();
+    const MonoTime now = config_.clock->mono_now();
     pending_batches_ = 0;
     for (auto& [row, e] : by_row) {
       e->pending_rows.clear();
       e->pending_batches = 0;
-      e->oldest_pending_steady_ns = 0;
+      e->oldest_pending = MonoTime{};
     }
     auto q = prepare(wdb_, "SELECT edge, seq, data FROM pending ORDER BY edge, seq");
     if (!q) return q.error();
@@ -951,17 +947,17 @@ class SqliteStore final : public Store {
         if (with_latest) note_latest(e.latest, s);
         e.pending_rows[s.channels] += s.times_ns.size();
       }
-      if (e.pending_batches++ == 0) e.oldest_pending_steady_ns = now;
+      if (e.pending_batches++ == 0) e.oldest_pending = now;
       ++pending_batches_;
     }
     return success();
   }
 
-  bool due(const EdgeState& e, std::int64_t now) const {
+  bool due(const EdgeState& e, MonoTime now) const {
     if (e.pending_batches == 0) return false;
     for (const auto& [key, rows] : e.pending_rows)
       if (rows >= config_.chunk_rows) return true;
-    return now - e.oldest_pending_steady_ns >= config_.compact_after_ns;
+    return now - e.oldest_pending >= Duration(config_.compact_after_ns);
   }
 
   // Folds up to kMaxCompactSamples of the edge's pending batches (oldest seq first) into chunks.
@@ -1114,7 +1110,7 @@ class SqliteStore final : public Store {
         if (it->second == 0) e.pending_rows.erase(it);
       }
       e.pending_batches -= std::min<std::uint64_t>(e.pending_batches, seqs.size());
-      e.oldest_pending_steady_ns = e.pending_batches ? steady_ns() : 0;
+      e.oldest_pending = e.pending_batches ? config_.clock->mono_now() : MonoTime{};
       pending_batches_ -= std::min<std::uint64_t>(pending_batches_, seqs.size());
     }
     result.batches = seqs.size();

@@ -210,6 +210,33 @@ TEST(SqliteStore, ReportsStoredSeqsAsMergedRanges) {
   EXPECT_EQ(*store->stored_seqs("e1"), (std::vector<SeqRange>{{1, 10}}));
 }
 
+TEST(SqliteStore, FewPendingBatchesAreDueAfterCompactAfterOnTheInjectedClock) {
+  TempDir dir;
+  ManualClock clock;
+  SqliteStoreConfig config;
+  config.path = dir.file("s.sqlite");
+  config.background_compaction = false;
+  config.synchronous = Synchronous::normal;
+  config.clock = &clock;
+  config.compact_after_ns = 15LL * 60 * 1'000'000'000;
+  auto opened = open_sqlite_store(config);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto store = std::move(*opened);
+  ASSERT_TRUE(store->put_edge(small_edge("e1")).ok());
+  put(*store, "e1", {make_batch(1), make_batch(2)});  // far fewer rows than chunk_rows
+  auto c = store->compact(false);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->batches, 0u);  // not due yet
+  clock.advance(std::chrono::minutes(14));
+  EXPECT_EQ(store->compact(false)->batches, 0u);
+  EXPECT_EQ(store->stats().pending_batches, 2u);
+  clock.advance(std::chrono::minutes(1));  // the oldest pending batch is 15 min old
+  c = store->compact(false);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->batches, 2u);
+  EXPECT_EQ(store->stats().pending_batches, 0u);
+}
+
 TEST(SqliteStore, AnswersTheSameAfterCompactionAndReadsBothTiers) {
   TempDir dir;
   auto store = open_store(dir.file("s.sqlite"), false, 0, 64);
@@ -318,7 +345,7 @@ TEST(SqliteStore, RetentionDeletesOldDataButResentOldBatchesStayDuplicates) {
   ASSERT_TRUE(store->compact(true).ok());
   put(*store, "e1", {make_batch(3, 2, kT0 + 10 * day)});  // pending
   put(*store, "e1", {make_batch(4, 2, kT0)});              // old, pending
-  auto r = store->apply_retention(kT0 + 10 * day);
+  auto r = store->apply_retention(WallTime::from_ns(kT0 + 10 * day));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->chunks_deleted, 2u);
   EXPECT_EQ(r->batches_deleted, 1u);

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time.h"
 
 namespace cellguard::store {
 
@@ -181,8 +182,8 @@ class Store {
                             const std::function<void(const SeriesBatch&)>& sink) = 0;
 
   // Deletes data older than the configured age: chunks and batches whose newest sample is older than
-  // now_ns - max_age, events older than that. The stored seq ranges stay (resends stay duplicates).
-  virtual Result<RetentionResult> apply_retention(TimeNs now_ns) = 0;
+  // now - max_age, events older than that. The stored seq ranges stay (resends stay duplicates).
+  virtual Result<RetentionResult> apply_retention(WallTime now) = 0;
 
   // Folds stored batches into long per-series chunks. The backend does this in the background when
   // enough has accumulated; force = fold everything now (tests, shutdown, tools).
@@ -199,6 +200,7 @@ struct SqliteStoreConfig {
   Synchronous synchronous = Synchronous::full;  // full = fsync on every commit (power-loss safe)
   bool background_compaction = true;   // a thread compacts when an edge's series reach chunk_rows
   std::size_t chunk_rows = 4096;       // rows per compacted chunk (per series)
+  const Clock* clock = &system_clock();  // monotonic: when pending batches are due; never null
   TimeNs compact_after_ns = 15LL * 60 * 1'000'000'000;  // compact batches older than this anyway
                                                        // (by arrival), so slow series get chunks too
   int zstd_level = 3;                  // batches as committed

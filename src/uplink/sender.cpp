@@ -24,11 +24,6 @@ using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr auto kNoThrow = asio::experimental::as_tuple(use_awaitable);
 
-TimeNs wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The server certificate must name the address we dialled (an IP SAN or a DNS name).
 void expect_server_name(SSL* ssl, const std::string& name) {
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -354,7 +349,7 @@ struct Sender::Impl : std::enable_shared_from_this<Impl> {
       }
       if (!link->broken && now - last_sent >= keepalive) {
         Keepalive k;
-        k.sent_ns = wall_ns();
+        k.sent_ns = config.clock->wall_now().ns();
         {
           MutexLock lock(stats_mutex);
           k.backlog_batches = stats.backlog_batches;

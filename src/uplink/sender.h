@@ -23,6 +23,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "core/time.h"
 #include "uplink/batch_builder.h"
 #include "uplink/protocol.h"
 
@@ -42,6 +43,7 @@ struct SenderConfig {
   std::string tls_server_name;  // name or IP the server's certificate must carry; empty: host
   Hello hello;                  // edge_id, versions and hashes; channels and seqs are filled in
   CatalogueHints hints;
+  const Clock* clock = &system_clock();  // the keepalives' wall time; never null
   std::chrono::milliseconds keepalive{1000};
   std::chrono::milliseconds dead_after{5000};
   std::chrono::milliseconds connect_timeout{5000};

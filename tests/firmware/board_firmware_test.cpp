@@ -112,7 +112,7 @@ TEST(BoardFirmware, SensorLinesCarryTheCountsOfTheInjectedVoltages) {
   fw.peer->send("?");
   auto text = fw.peer->line(2000ms);
   ASSERT_TRUE(text);
-  auto reading = devices::parse_board_line(*text, devices::BoardConversion{}, 0);
+  auto reading = devices::parse_board_line(*text, devices::BoardConversion{}, MonoTime{});
   ASSERT_TRUE(reading) << reading.error().message << " in " << *text;
   EXPECT_NEAR(reading->temp1_adc, expected_counts(4900), 1);
   EXPECT_NEAR(reading->pressure_adc, expected_counts(500), 1);
