@@ -4,6 +4,7 @@
 //
 //   cmake --build build-logs --target log_read_bench && build-logs/bench/log_read_bench
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -11,7 +12,6 @@
 #include <random>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 
 #include "can/log.h"
 
@@ -27,7 +27,8 @@ std::vector<Frame> make_frames() {
   for (std::size_t i = 0; i < kFrames; ++i) {
     Frame& f = frames[i];
     f.timestamp_ns = 1'700'000'000'000'000'000 + static_cast<std::int64_t>(i) * 100'000;
-    f.id = 0x181 + static_cast<std::uint32_t>(random() % 15) + 0x100 * static_cast<std::uint32_t>(random() % 4);
+    f.id =
+        0x181 + static_cast<std::uint32_t>(random() % 15) + 0x100 * static_cast<std::uint32_t>(random() % 4);
     f.bus = BusName("can0");
     f.size = 8;
     for (auto& b : f.data) b = static_cast<std::uint8_t>(random());
@@ -91,7 +92,8 @@ void BM_TrcFromMemory(benchmark::State& state) { read_from_memory(state, LogForm
 
 // open_log_reader on a file, with format detection: the path the CLI takes.
 void BM_CandumpLogFromFile(benchmark::State& state) {
-  const auto path = std::filesystem::temp_directory_path() / ("cellguard_bench_" + std::to_string(::getpid()) + ".log");
+  const auto path =
+      std::filesystem::temp_directory_path() / ("cellguard_bench_" + std::to_string(::getpid()) + ".log");
   {
     std::ofstream out(path, std::ios::binary);
     out << log_text(LogFormat::candump_log);

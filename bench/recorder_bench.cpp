@@ -19,7 +19,8 @@ using namespace cellguard::recorder;
 struct TempDir {
   std::string path;
   TempDir() {
-    path = (std::filesystem::temp_directory_path() / ("cellguard-recorder-bench-" + std::to_string(getpid()))).string();
+    path = (std::filesystem::temp_directory_path() / ("cellguard-recorder-bench-" + std::to_string(getpid())))
+               .string();
     std::filesystem::remove_all(path);
   }
   ~TempDir() { std::filesystem::remove_all(path); }
@@ -75,7 +76,8 @@ std::uint64_t stored_bytes(const std::string& path) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), sqlite3_errmsg(db));
   } else {
     sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT coalesce(sum(length(data)), 0) FROM blocks", -1, &s, nullptr) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(sum(length(data)), 0) FROM blocks", -1, &s, nullptr) ==
+            SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW) {
       n = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
     }
@@ -97,7 +99,8 @@ void BM_RecorderRigSecond(benchmark::State& state) {
   RigTraffic traffic;
   // Now, not a fixed date: the 30-day age bound would delete older blocks at once.
   TimeNs t = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                 std::chrono::system_clock::now().time_since_epoch()).count();
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
   const TimeNs cpu_before = rec->stats().writer_cpu_ns;
   std::int64_t seconds = 0;
   for (auto _ : state) {
@@ -118,7 +121,8 @@ void BM_RecorderRigSecond(benchmark::State& state) {
   const double cpu_s = static_cast<double>(stats.writer_cpu_ns - cpu_before) / 1e9;
   state.counters["writer_cpu_pct_of_core"] = 100.0 * cpu_s / static_cast<double>(seconds);
   state.counters["writer_cpu_us_per_rig_s"] = 1e6 * cpu_s / static_cast<double>(seconds);
-  state.counters["stored_bytes_per_rig_s"] = static_cast<double>(stored_bytes(path)) / static_cast<double>(seconds);
+  state.counters["stored_bytes_per_rig_s"] =
+      static_cast<double>(stored_bytes(path)) / static_cast<double>(seconds);
   state.counters["dropped"] = static_cast<double>(stats.records_dropped);
   state.SetItemsProcessed(seconds * 1213);
 }

@@ -57,13 +57,15 @@ BenchRig make_bench_rig() {
   };
   for (int m = 1; m <= 15; ++m) {
     const std::string bmu = "BMU" + std::string(m < 10 ? "0" : "") + std::to_string(m) + ".";
-    for (int k = 1; k <= 14; ++k) add(bmu + "Cell_" + std::to_string(k) + "_Voltage", Quantity::cell_voltage, m, 3.7);
+    for (int k = 1; k <= 14; ++k)
+      add(bmu + "Cell_" + std::to_string(k) + "_Voltage", Quantity::cell_voltage, m, 3.7);
     add(bmu + "CMA_Voltage", Quantity::module_voltage, m, 44.0);
     add(bmu + "Min_Cell_Voltage", Quantity::cell_voltage, m, 3.68);
     add(bmu + "Max_Cell_Voltage", Quantity::cell_voltage, m, 3.72);
     add(bmu + "CMA_Max_Temp", Quantity::module_max_temperature, m, 25);
     add(bmu + "CMA_Min_Temp", Quantity::module_min_temperature, m, 22);
-    for (int t = 1; t <= 4; ++t) add(bmu + "CMA_Temp" + std::to_string(t), Quantity::module_min_temperature, m, 23);
+    for (int t = 1; t <= 4; ++t)
+      add(bmu + "CMA_Temp" + std::to_string(t), Quantity::module_min_temperature, m, 23);
   }
   add("inverter.dc_input_volt", Quantity::inverter_battery_voltage, 0, 0);
   add("inverter.dc_link_volt", Quantity::dc_link_voltage, 0, 0);
@@ -98,8 +100,8 @@ void BM_SampleNormal(benchmark::State& state) {
     t += 1000;
     keep_fresh(rig, t, refreshed_ns);
   }
-  state.counters["allocs_per_sample"] =
-      benchmark::Counter(static_cast<double>(g_allocations.load() - before), benchmark::Counter::kAvgIterations);
+  state.counters["allocs_per_sample"] = benchmark::Counter(static_cast<double>(g_allocations.load() - before),
+                                                           benchmark::Counter::kAvgIterations);
   state.counters["channels"] = static_cast<double>(rig.supervisor.channel_count());
 }
 BENCHMARK(BM_SampleNormal);
@@ -119,8 +121,8 @@ void BM_SampleWithPendingDebounce(benchmark::State& state) {
     if (++i == n) i = 1;
     t += 1;  // 1 ns per sample: even 10^8 samples stay inside the 300 ms debounce
   }
-  state.counters["allocs_per_sample"] =
-      benchmark::Counter(static_cast<double>(g_allocations.load() - before), benchmark::Counter::kAvgIterations);
+  state.counters["allocs_per_sample"] = benchmark::Counter(static_cast<double>(g_allocations.load() - before),
+                                                           benchmark::Counter::kAvgIterations);
 }
 BENCHMARK(BM_SampleWithPendingDebounce);
 
@@ -148,8 +150,8 @@ void BM_TripOpenAndReset(benchmark::State& state) {
     if (s.state() != State::normal) state.SkipWithError("reset did not return to NORMAL");
     keep_fresh(rig, t, refreshed_ns);
   }
-  state.counters["allocs_per_trip"] =
-      benchmark::Counter(static_cast<double>(g_allocations.load() - before), benchmark::Counter::kAvgIterations);
+  state.counters["allocs_per_trip"] = benchmark::Counter(static_cast<double>(g_allocations.load() - before),
+                                                         benchmark::Counter::kAvgIterations);
 }
 BENCHMARK(BM_TripOpenAndReset);
 

@@ -60,7 +60,8 @@ struct Rig {
 };
 
 void report(benchmark::State& state, std::uint64_t frames) {
-  state.counters["frames_per_sim_s"] = benchmark::Counter(static_cast<double>(frames), benchmark::Counter::kAvgIterations);
+  state.counters["frames_per_sim_s"] =
+      benchmark::Counter(static_cast<double>(frames), benchmark::Counter::kAvgIterations);
 }
 
 void BM_SimulatedSecond(benchmark::State& state) {

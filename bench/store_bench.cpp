@@ -71,13 +71,16 @@ void BM_Ingest(benchmark::State& state) {
       }
     }
     auto r = store->put_batches(call);
-    if (!r) state.SkipWithError(r.error().message.c_str());
-    else samples += r->samples;
+    if (!r)
+      state.SkipWithError(r.error().message.c_str());
+    else
+      samples += r->samples;
     seq += static_cast<std::uint64_t>(per_call);
     cursor += static_cast<std::uint64_t>(per_call);
   }
   const StoreStats st = store->stats();
-  state.counters["samples_per_s"] = benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
+  state.counters["samples_per_s"] =
+      benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
   state.counters["samples_per_call"] = static_cast<double>(samples) / static_cast<double>(state.iterations());
   state.counters["compacted_batches"] = static_cast<double>(st.batches_compacted);
   store.reset();
@@ -87,7 +90,13 @@ void BM_Ingest(benchmark::State& state) {
 // The first runs long enough (4,000 batches per edge = 8,000 rows per series) that background
 // compaction folds every edge twice while ingest goes on; the others are short (no compaction).
 BENCHMARK(BM_Ingest)->Args({1, 20, 4})->Iterations(1000)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Ingest)->Args({1, 20, 4})->Args({1, 100, 1})->Args({0, 20, 4})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(5);
+BENCHMARK(BM_Ingest)
+    ->Args({1, 20, 4})
+    ->Args({1, 100, 1})
+    ->Args({0, 20, 4})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(5);
 
 // Bytes per sample on disk for one hour of the full 15-module rig, after compaction (and VACUUM,
 // so the freed pages of compacted batches do not count; a running store reuses them).
@@ -166,8 +175,10 @@ void BM_SeriesDay(benchmark::State& state) {
   std::size_t points = 0;
   for (auto _ : state) {
     auto s = store.series("rig", "BMU01_pdo3.Cell_5_Voltage", from, kT0 + 86'400'000'000'000LL, max_points);
-    if (!s) state.SkipWithError(s.error().message.c_str());
-    else points = s->downsampled ? s->buckets.size() : s->points.size();
+    if (!s)
+      state.SkipWithError(s.error().message.c_str());
+    else
+      points = s->downsampled ? s->buckets.size() : s->points.size();
   }
   state.counters["returned"] = static_cast<double>(points);
 }

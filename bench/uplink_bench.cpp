@@ -17,9 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio.hpp>
 #include <asio/ssl.hpp>
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -59,7 +59,9 @@ std::string arg(int argc, char** argv, const char* name, const char* fallback) {
 }
 
 std::int64_t wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 fs::path source_dir() {
@@ -174,7 +176,8 @@ int drain(int argc, char** argv) {
   (void)(*rec)->flush();
   const auto rs = (*rec)->stats();
   std::printf("recording: %.1f min of %d modules, %llu frames in %llu blocks, %.1f MiB\n", minutes, modules,
-              static_cast<unsigned long long>(rs.records_committed), static_cast<unsigned long long>(rs.blocks_committed),
+              static_cast<unsigned long long>(rs.records_committed),
+              static_cast<unsigned long long>(rs.blocks_committed),
               static_cast<double>(rs.file_bytes) / 1048576.0);
 
   Pki ca(dir / "pki", 1);
@@ -204,10 +207,12 @@ int drain(int argc, char** argv) {
   (*sender)->stop();
   (*srv)->stop();
   const double samples = static_cast<double>(s.samples_sent);
-  std::printf("drain: %llu batches, %.0f samples, %.1f MiB sent in %.2f s: %.0f batches/s, %.0f samples/s, "
-              "%.0fx real time\n",
-              static_cast<unsigned long long>(s.batches_acked), samples, static_cast<double>(s.bytes_sent) / 1048576.0,
-              seconds, static_cast<double>(s.batches_acked) / seconds, samples / seconds, minutes * 60 / seconds);
+  std::printf(
+      "drain: %llu batches, %.0f samples, %.1f MiB sent in %.2f s: %.0f batches/s, %.0f samples/s, "
+      "%.0fx real time\n",
+      static_cast<unsigned long long>(s.batches_acked), samples,
+      static_cast<double>(s.bytes_sent) / 1048576.0, seconds, static_cast<double>(s.batches_acked) / seconds,
+      samples / seconds, minutes * 60 / seconds);
   std::printf("wire: %.2f bytes per sample\n", static_cast<double>(s.bytes_sent) / samples);
   fs::remove_all(dir);
   return 0;
@@ -245,9 +250,14 @@ ProcStat proc_stat(pid_t pid) {
 
 // One synthetic edge: hello, then a batch every 200 ms; records send times to measure ack latency.
 struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
-  FakeEdge(asio::io_context& io, std::shared_ptr<asio::ssl::context> ctx, int edge_id, const uplink::Batch& batch_shape,
-           std::vector<uplink::ChannelInfo> catalogue)
-      : stream(io, *ctx), context(std::move(ctx)), timer(io), id(edge_id), shape(batch_shape), channels(std::move(catalogue)) {}
+  FakeEdge(asio::io_context& io, std::shared_ptr<asio::ssl::context> ctx, int edge_id,
+           const uplink::Batch& batch_shape, std::vector<uplink::ChannelInfo> catalogue)
+      : stream(io, *ctx),
+        context(std::move(ctx)),
+        timer(io),
+        id(edge_id),
+        shape(batch_shape),
+        channels(std::move(catalogue)) {}
   asio::ssl::stream<asio::ip::tcp::socket> stream;
   std::shared_ptr<asio::ssl::context> context;
   asio::steady_timer timer;
@@ -278,11 +288,12 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
       return;
     }
     writing = true;
-    asio::async_write(stream, asio::buffer(outbox.front()), [self = shared_from_this()](asio::error_code ec, std::size_t) {
-      self->outbox.pop_front();
-      if (ec) return self->fail("write: " + ec.message());
-      self->write_next();
-    });
+    asio::async_write(stream, asio::buffer(outbox.front()),
+                      [self = shared_from_this()](asio::error_code ec, std::size_t) {
+                        self->outbox.pop_front();
+                        if (ec) return self->fail("write: " + ec.message());
+                        self->write_next();
+                      });
   }
   void fail(std::string why) {
     if (!failed) error = std::move(why);
@@ -291,18 +302,19 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
   void start(std::uint16_t port, SteadyClock::time_point until) {
     stop_at = until;
     per_batch_samples = shape.sample_count();
-    stream.next_layer().async_connect({asio::ip::make_address("127.0.0.1"), port}, [self = shared_from_this()](asio::error_code ec) {
-      if (ec) return self->fail("connect: " + ec.message());
-      self->stream.async_handshake(asio::ssl::stream_base::client, [self](asio::error_code hec) {
-        if (hec) return self->fail("handshake: " + hec.message());
-        uplink::Hello h;
-        h.edge_id = "edge-" + std::to_string(self->id);
-        h.channels = self->channels;
-        self->send(h);
-        self->read();
-        self->tick();
-      });
-    });
+    stream.next_layer().async_connect(
+        {asio::ip::make_address("127.0.0.1"), port}, [self = shared_from_this()](asio::error_code ec) {
+          if (ec) return self->fail("connect: " + ec.message());
+          self->stream.async_handshake(asio::ssl::stream_base::client, [self](asio::error_code hec) {
+            if (hec) return self->fail("handshake: " + hec.message());
+            uplink::Hello h;
+            h.edge_id = "edge-" + std::to_string(self->id);
+            h.channels = self->channels;
+            self->send(h);
+            self->read();
+            self->tick();
+          });
+        });
   }
   void tick() {
     if (failed || SteadyClock::now() >= stop_at) return;
@@ -310,7 +322,8 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
     b.seq = ++seq;
     const std::int64_t now = wall_ns();
     for (auto& s : b.series)
-      for (std::size_t r = 0; r < s.times_ns.size(); ++r) s.times_ns[r] = now - static_cast<std::int64_t>(r) * 100'000'000;
+      for (std::size_t r = 0; r < s.times_ns.size(); ++r)
+        s.times_ns[r] = now - static_cast<std::int64_t>(r) * 100'000'000;
     sent[b.seq] = SteadyClock::now();
     send(b);
     timer.expires_after(200ms);
@@ -319,30 +332,32 @@ struct FakeEdge : std::enable_shared_from_this<FakeEdge> {
     });
   }
   void read() {
-    stream.async_read_some(asio::buffer(buffer), [self = shared_from_this()](asio::error_code ec, std::size_t n) {
-      if (ec) return self->fail("read: " + ec.message());
-      self->decoder.feed(std::span<const std::uint8_t>(self->buffer.data(), n));
-      for (;;) {
-        auto m = self->decoder.next();
-        if (!m) return self->fail(m.error().message);
-        if (!m->has_value()) break;
-        if (const auto* ack = std::get_if<uplink::Ack>(&**m)) {
-          const auto now = SteadyClock::now();
-          for (const auto& r : ack->stored)
-            for (std::uint64_t s = r.first; s <= r.last; ++s) {
-              auto it = self->sent.find(s);
-              if (it == self->sent.end()) continue;
-              self->latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - it->second).count());
-              self->sent.erase(it);
-              ++self->acked;
-              self->samples_acked += self->per_batch_samples;
-            }
-        } else if (const auto* bye = std::get_if<uplink::Goodbye>(&**m)) {
-          return self->fail("goodbye: " + bye->reason);
-        }
-      }
-      self->read();
-    });
+    stream.async_read_some(asio::buffer(buffer),
+                           [self = shared_from_this()](asio::error_code ec, std::size_t n) {
+                             if (ec) return self->fail("read: " + ec.message());
+                             self->decoder.feed(std::span<const std::uint8_t>(self->buffer.data(), n));
+                             for (;;) {
+                               auto m = self->decoder.next();
+                               if (!m) return self->fail(m.error().message);
+                               if (!m->has_value()) break;
+                               if (const auto* ack = std::get_if<uplink::Ack>(&**m)) {
+                                 const auto now = SteadyClock::now();
+                                 for (const auto& r : ack->stored)
+                                   for (std::uint64_t s = r.first; s <= r.last; ++s) {
+                                     auto it = self->sent.find(s);
+                                     if (it == self->sent.end()) continue;
+                                     self->latencies_ms.push_back(
+                                         std::chrono::duration<double, std::milli>(now - it->second).count());
+                                     self->sent.erase(it);
+                                     ++self->acked;
+                                     self->samples_acked += self->per_batch_samples;
+                                   }
+                               } else if (const auto* bye = std::get_if<uplink::Goodbye>(&**m)) {
+                                 return self->fail("goodbye: " + bye->reason);
+                               }
+                             }
+                             self->read();
+                           });
   }
 };
 
@@ -387,10 +402,12 @@ int edges(int argc, char** argv) {
     s.times_ns.push_back(f.timestamp_ns);
     s.values.insert(s.values.end(), values.begin(), values.end());
   }
-  std::printf("per edge: %zu samples per batch, %zu samples/s\n", shape.sample_count(), shape.sample_count() * 5);
+  std::printf("per edge: %zu samples per batch, %zu samples/s\n", shape.sample_count(),
+              shape.sample_count() * 5);
 
-  std::vector<std::string> args = {server_binary, "server", "--data", (dir / "data").string(), "--listen",
-                                   "127.0.0.1:0", "--pki-dir", (dir / "pki").string(), "--name", "server"};
+  std::vector<std::string> args = {server_binary, "server",      "--data",    (dir / "data").string(),
+                                   "--listen",    "127.0.0.1:0", "--pki-dir", (dir / "pki").string(),
+                                   "--name",      "server"};
   int out[2];
   if (::pipe(out) != 0) return 1;
   const pid_t pid = ::fork();
@@ -423,7 +440,8 @@ int edges(int argc, char** argv) {
   std::thread client([&] { io.run(); });
   std::this_thread::sleep_until(warmup);
   std::uint64_t acked0 = 0;
-  for (auto& e : fleet) acked0 += e->samples_acked;  // racy read: a rough baseline, the totals below are exact
+  for (auto& e : fleet)
+    acked0 += e->samples_acked;  // racy read: a rough baseline, the totals below are exact
   const ProcStat before = proc_stat(pid);
   std::this_thread::sleep_until(until);
   const ProcStat after = proc_stat(pid);
@@ -447,15 +465,20 @@ int edges(int argc, char** argv) {
     }
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) { return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))]; };
+  auto pct = [&](double p) {
+    return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+  };
   const double rate = static_cast<double>(samples - acked0) / seconds;
-  std::printf("%d edges x %d modules for %.0f s: %llu batches sent, %llu acknowledged, %d failed%s%s\n", count, modules,
-              seconds, static_cast<unsigned long long>(sent), static_cast<unsigned long long>(acked),
-              static_cast<int>(failed), first_error.empty() ? "" : ": ", first_error.c_str());
+  std::printf("%d edges x %d modules for %.0f s: %llu batches sent, %llu acknowledged, %d failed%s%s\n",
+              count, modules, seconds, static_cast<unsigned long long>(sent),
+              static_cast<unsigned long long>(acked), static_cast<int>(failed),
+              first_error.empty() ? "" : ": ", first_error.c_str());
   std::printf("acknowledged samples/s (after warm-up): %.0f (offered %zu)\n", rate,
               static_cast<std::size_t>(count) * shape.sample_count() * 5);
-  std::printf("ack latency ms: p50 %.1f, p99 %.1f, max %.1f\n", pct(0.5), pct(0.99), lat.empty() ? 0.0 : lat.back());
-  std::printf("server: %.0f %% of one core, RSS %.0f MiB\n", 100.0 * (after.cpu_s - before.cpu_s) / seconds, after.rss_mib);
+  std::printf("ack latency ms: p50 %.1f, p99 %.1f, max %.1f\n", pct(0.5), pct(0.99),
+              lat.empty() ? 0.0 : lat.back());
+  std::printf("server: %.0f %% of one core, RSS %.0f MiB\n", 100.0 * (after.cpu_s - before.cpu_s) / seconds,
+              after.rss_mib);
   fs::remove_all(dir);
   return 0;
 }
@@ -471,7 +494,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "uplink_bench: %s\n", e.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: uplink_bench drain [--minutes M] [--modules N]\n"
-                       "       uplink_bench edges [--edges E] [--seconds S] [--modules N] [--server BINARY]\n");
+  std::fprintf(stderr,
+               "usage: uplink_bench drain [--minutes M] [--modules N]\n"
+               "       uplink_bench edges [--edges E] [--seconds S] [--modules N] [--server BINARY]\n");
   return 2;
 }

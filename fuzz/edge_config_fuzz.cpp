@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (check.ok()) {
     // A valid configuration is valid for the supervisor too, and overrides never throw.
     if (!cellguard::safety::validate(config.safety).empty()) std::abort();
-    (void)e::apply_overrides(config, {.can = "inproc:fuzz", .board = "none", .inverter = "none", .gpio = "gpiochip0"});
+    (void)e::apply_overrides(
+        config, {.can = "inproc:fuzz", .board = "none", .inverter = "none", .gpio = "gpiochip0"});
   }
   return 0;
 }

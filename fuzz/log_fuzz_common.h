@@ -13,7 +13,8 @@ namespace cellguard::can::fuzz {
 
 // Reads the whole input; a malformed line must give an Error, never a crash or a hang. Frames must
 // be representable: ids and sizes within the limits of their kind.
-inline std::size_t read_everything(const std::uint8_t* data, std::size_t size, std::optional<LogFormat> format,
+inline std::size_t read_everything(const std::uint8_t* data, std::size_t size,
+                                   std::optional<LogFormat> format,
                                    void (*on_frame)(const Frame&) = nullptr) {
   std::istringstream in(std::string(reinterpret_cast<const char*>(data), size));
   auto reader = make_log_reader(in, "fuzz", format);

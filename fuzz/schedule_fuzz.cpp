@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (parsed->steps.empty()) std::abort();
   for (const auto& step : parsed->steps) {
-    if (step.duration <= cellguard::Duration::zero() || !std::isfinite(step.setpoint) || step.line < 2) std::abort();
+    if (step.duration <= cellguard::Duration::zero() || !std::isfinite(step.setpoint) || step.line < 2)
+      std::abort();
   }
   (void)s::validate_schedule(*parsed, s::ScheduleLimits{});
   const cellguard::Duration total = parsed->total();

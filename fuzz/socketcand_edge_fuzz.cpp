@@ -33,7 +33,8 @@ void report(std::string_view raw) {
   check(text.size() <= cellguard::kMaxUntrustedTextBytes);
   check(cellguard::is_printable_utf8(text));
   check(cellguard::escape_untrusted(text) == text);
-  const json event = {{"t", 1.5}, {"kind", "link"}, {"link", "can"}, {"event", "malformed_element"}, {"detail", text}};
+  const json event = {
+      {"t", 1.5}, {"kind", "link"}, {"link", "can"}, {"event", "malformed_element"}, {"detail", text}};
   const std::string plain = event.dump();  // throws (and so crashes) if escaping let a bad byte through
   const std::string line = cellguard::edge::to_json_text(event);
   check(line == plain);

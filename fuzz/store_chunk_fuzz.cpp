@@ -53,7 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::uint8_t> again;
   detail::encode_chunk(chunk.times, chunk.columns, chunk.values, again);
   detail::DecodedChunk back;
-  if (!detail::decode_chunk(again, back).ok() || back.times != chunk.times || !same_values(back.values, chunk.values)) {
+  if (!detail::decode_chunk(again, back).ok() || back.times != chunk.times ||
+      !same_values(back.values, chunk.values)) {
     __builtin_trap();
   }
   return 0;

@@ -14,12 +14,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/text.h"
 #include "dbc/codec.h"
@@ -235,7 +234,8 @@ class Summary : public ::testing::Environment {
     const Totals& t = totals();
     if (t.files == 0) return;
     std::printf(
-        "DBC conformance: %zu files, %zu vectors, %zu matched, %zu informative only (quirk 5; %zu of them agree), "
+        "DBC conformance: %zu files, %zu vectors, %zu matched, %zu informative only (quirk 5; %zu of them "
+        "agree), "
         "%zu failed\n",
         t.files, t.vectors, t.matched, t.informative, t.informative_matched, t.failed);
   }
@@ -284,7 +284,8 @@ TEST_P(DbcConformance, DecodesEveryVectorLikeTheReference) {
     if (line.empty()) continue;
     Vector v;
     VectorReader reader(v);
-    ASSERT_TRUE(json::sax_parse(line, &reader)) << stem << ".vectors.jsonl:" << line_number << ": " << reader.error();
+    ASSERT_TRUE(json::sax_parse(line, &reader))
+        << stem << ".vectors.jsonl:" << line_number << ": " << reader.error();
     ASSERT_TRUE(parse_hex(v.data, payload)) << stem << ".vectors.jsonl:" << line_number;
     ++file.vectors;
     const bool only_informative = informative.count({v.id, v.extended}) != 0;

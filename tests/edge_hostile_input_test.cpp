@@ -4,14 +4,15 @@
 // control bytes, overlong and malformed elements and a storm of error frames. A sensor board on a
 // pseudo-terminal the test owns sends lines with terminal escapes and NUL bytes. The edge must stay
 // alive, keep supervising, count and report what it got, escaped, in its events and its log.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
 #include <sys/socket.h>
 #include <termios.h>
+#include <toml++/toml.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include <atomic>
 #include <chrono>
@@ -22,7 +23,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <toml++/toml.h>
 
 #include "support/cellguard_process.h"
 #include "support/child_process.h"
@@ -41,7 +41,8 @@ using namespace std::chrono_literals;
 const std::vector<std::string> kHostileElements = {
     "< \xc3\x28 >",
     "< error \xff\xfe >",
-    "< frame 181 1796608346.000000 11\xfd" "22 >",
+    "< frame 181 1796608346.000000 11\xfd"
+    "22 >",
     std::string("< error \x1b]0;owned\x07") + '\0' + " text >",
     "< frame zz 1.0 11 >",
     "<>",
@@ -61,7 +62,8 @@ class RoguePeer {
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     address.sin_port = 0;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(listen_fd_, 4) != 0)
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(listen_fd_, 4) != 0)
       return;
     socklen_t length = sizeof address;
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length);
@@ -141,7 +143,9 @@ class RoguePeer {
         const std::size_t end = down.rfind('>');
         if (end != std::string::npos) {
           const std::string whole = down.substr(0, end + 1);
-          for (std::size_t at = whole.find("< ok >"); at != std::string::npos; at = whole.find("< ok >", at + 1)) ++oks;
+          for (std::size_t at = whole.find("< ok >"); at != std::string::npos;
+               at = whole.find("< ok >", at + 1))
+            ++oks;
           if (!send_all(edge, whole)) return;
           down.erase(0, end + 1);
         }
@@ -200,12 +204,14 @@ class EdgeHostileInput : public ::testing::Test {
   void SetUp() override {
     // Short: the operator socket's path must fit in 108 bytes.
     static int count = 0;
-    dir_ = fs::temp_directory_path() / ("cg-hostile-" + std::to_string(::getpid()) + "-" + std::to_string(++count));
+    dir_ = fs::temp_directory_path() /
+           ("cg-hostile-" + std::to_string(::getpid()) + "-" + std::to_string(++count));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     sim_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{testing::binary(), "sim", "--modules", "2", "--control", (dir_ / "sim.sock").string(),
-                                 "--board-link", (dir_ / "board").string(), "--inverter-tcp-port", "0"},
+        std::vector<std::string>{testing::binary(), "sim", "--modules", "2", "--control",
+                                 (dir_ / "sim.sock").string(), "--board-link", (dir_ / "board").string(),
+                                 "--inverter-tcp-port", "0"},
         (dir_ / "sim.log").string());
     ASSERT_TRUE(sim_->ready()) << sim_->log();
   }
@@ -222,8 +228,8 @@ class EdgeHostileInput : public ::testing::Test {
     config["operator"].as_table()->insert_or_assign("events", (dir_ / "events.jsonl").string());
     const std::string path = (dir_ / "edge.toml").string();
     std::ofstream(path) << config << "\n";
-    edge_ = std::make_unique<ChildProcess>(std::vector<std::string>{testing::binary(), "edge", "--config", path},
-                                           (dir_ / "edge.log").string());
+    edge_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{testing::binary(), "edge", "--config", path}, (dir_ / "edge.log").string());
     ASSERT_TRUE(edge_->ready()) << edge_->log();
   }
 
@@ -242,7 +248,8 @@ TEST_F(EdgeHostileInput, ARogueSocketcandPeerCannotKillOrResetTheEdgeAndIsReport
   const std::size_t slash = sim_can.rfind('/');
   RoguePeer rogue("127.0.0.1", std::stoi(sim_can.substr(colon + 1, slash - colon - 1)));
   ASSERT_GT(rogue.port(), 0);
-  ASSERT_NO_FATAL_FAILURE(start_edge("socketcand://127.0.0.1:" + std::to_string(rogue.port()) + "/can0", (dir_ / "board").string()));
+  ASSERT_NO_FATAL_FAILURE(start_edge("socketcand://127.0.0.1:" + std::to_string(rogue.port()) + "/can0",
+                                     (dir_ / "board").string()));
   ASSERT_TRUE(wait_until([&] { return status()["modules"].value("found", 0) == 2; }, 15s)) << logs();
 
   for (const std::string& element : kHostileElements) rogue.inject(element);
@@ -259,7 +266,8 @@ TEST_F(EdgeHostileInput, ARogueSocketcandPeerCannotKillOrResetTheEdgeAndIsReport
 
   // Alive, answering, still supervising: the modules stay found and frames keep arriving after it all.
   const std::uint64_t frames_after = status()["can"].value("frames", 0u);
-  ASSERT_TRUE(wait_until([&] { return status()["can"].value("frames", 0u) > frames_after + 20; }, 10s)) << logs();
+  ASSERT_TRUE(wait_until([&] { return status()["can"].value("frames", 0u) > frames_after + 20; }, 10s))
+      << logs();
   EXPECT_TRUE(edge_->running());
   const json s = status();
   EXPECT_EQ(s["modules"].value("found", 0), 2) << s.dump(2);
@@ -275,7 +283,8 @@ TEST_F(EdgeHostileInput, ARogueSocketcandPeerCannotKillOrResetTheEdgeAndIsReport
   const auto events = all_events(dir_ / "events.jsonl", failure);
   EXPECT_TRUE(failure.empty()) << failure;
   const std::string events_text = read_all(dir_ / "events.jsonl");
-  for (char byte : {'\xfd', '\xff', '\x1b', '\x07'}) EXPECT_FALSE(has_raw_byte(events_text, byte)) << int(byte);
+  for (char byte : {'\xfd', '\xff', '\x1b', '\x07'})
+    EXPECT_FALSE(has_raw_byte(events_text, byte)) << int(byte);
   int malformed_events = 0;
   bool saw_fd = false, saw_esc = false, saw_storm = false, saw_can_down = false;
   for (const auto& e : events) {
@@ -317,11 +326,14 @@ TEST_F(EdgeHostileInput, RawControlBytesFromTheBoardArriveEscapedInTheLogAndEven
   ::cfmakeraw(&raw);
   ::tcsetattr(slave, TCSANOW, &raw);
   ASSERT_NO_FATAL_FAILURE(start_edge(sim_->ready_line()["can"], name));
-  const std::string lines[] = {std::string("T1:\x1b[2J\x07") + '\0' + "junk\r\n", "\xff\xfe\xc3\x28 garbage\r\n"};
+  const std::string lines[] = {std::string("T1:\x1b[2J\x07") + '\0' + "junk\r\n",
+                               "\xff\xfe\xc3\x28 garbage\r\n"};
   bool reported = false;
   for (int attempt = 0; attempt < 50 && !reported; ++attempt) {
-    for (const auto& line : lines) ASSERT_EQ(::write(master, line.data(), line.size()), static_cast<ssize_t>(line.size()));
-    reported = wait_until([&] { return read_all(dir_ / "events.jsonl").find("\\\\xff\\\\xfe") != std::string::npos; }, 200ms);
+    for (const auto& line : lines)
+      ASSERT_EQ(::write(master, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    reported = wait_until(
+        [&] { return read_all(dir_ / "events.jsonl").find("\\\\xff\\\\xfe") != std::string::npos; }, 200ms);
   }
   ASSERT_TRUE(reported) << read_all(dir_ / "events.jsonl") << logs();
   EXPECT_TRUE(edge_->running());

@@ -5,19 +5,19 @@
 // Every wait is on a condition with a deadline, never a fixed sleep.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <cctype>
 #include <sstream>
 #include <string>
 #include <thread>
-#include <toml++/toml.h>
 #include <vector>
 
 #include "ipc/line_socket.h"
@@ -79,10 +79,20 @@ class Rig {
   }
 
   void start_sim() {
-    std::vector<std::string> args = {binary(), "sim", "--modules", std::to_string(options_.modules), "--control",
-                                     (dir_ / "sim.sock").string(), "--board-link", (dir_ / "board").string(),
-                                     "--initial-soc", std::to_string(options_.initial_soc_pct), "--speed",
-                                     std::to_string(options_.speed), "--inverter-tcp-port", "0"};
+    std::vector<std::string> args = {binary(),
+                                     "sim",
+                                     "--modules",
+                                     std::to_string(options_.modules),
+                                     "--control",
+                                     (dir_ / "sim.sock").string(),
+                                     "--board-link",
+                                     (dir_ / "board").string(),
+                                     "--initial-soc",
+                                     std::to_string(options_.initial_soc_pct),
+                                     "--speed",
+                                     std::to_string(options_.speed),
+                                     "--inverter-tcp-port",
+                                     "0"};
     sim_ = std::make_unique<ChildProcess>(args, (dir_ / "sim.log").string());
     ASSERT_TRUE(sim_->ready()) << sim_->log();
   }
@@ -90,7 +100,8 @@ class Rig {
   // Writes the edge's configuration: the project's rig.toml with this rig's endpoints and files.
   std::string write_config() {
     const int n = options_.modules;
-    toml::table config = testing::rig_edge_config(sim_->ready_line(), dir_, n, "test", (dir_ / "board").string());
+    toml::table config =
+        testing::rig_edge_config(sim_->ready_line(), dir_, n, "test", (dir_ / "board").string());
     config["modules"].as_table()->insert_or_assign("expected", options_.expected < 0 ? n : options_.expected);
     std::string schedule_path = (source_dir() / "data/edge/schedule-current-example.csv").string();
     if (!options_.schedule.empty()) {
@@ -131,7 +142,8 @@ class Rig {
   ChildProcess& sim_process() { return *sim_; }
   const fs::path& dir() const { return dir_; }
   std::string logs() const {
-    return "--- edge log ---\n" + (edge_ ? edge_->log() : "") + "\n--- sim log ---\n" + (sim_ ? sim_->log() : "");
+    return "--- edge log ---\n" + (edge_ ? edge_->log() : "") + "\n--- sim log ---\n" +
+           (sim_ ? sim_->log() : "");
   }
 
   // Waits until the edge sees `count` modules.
@@ -140,7 +152,8 @@ class Rig {
   }
   // Precharges and closes the contactors through the operator socket.
   bool start_and_wait_running() {
-    if (!wait_until([&] { return edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) return false;
+    if (!wait_until([&] { return edge_status()["inverter"].value("phase", "") == "running"; }, 20s))
+      return false;
     json answer = edge({{"cmd", "start"}});
     if (!answer.value("ok", false)) return false;
     return wait_until([&] { return edge_status()["precharge"].value("phase", "") == "running"; }, 20s);
@@ -154,8 +167,12 @@ class Rig {
   std::unique_ptr<JsonLinesTail> events_;
 };
 
-bool is_action(const json& e, const char* action) { return e.value("kind", "") == "action" && e.value("action", "") == action; }
-bool is_state(const json& e, const char* to) { return e.value("kind", "") == "state" && e.value("to", "") == to; }
+bool is_action(const json& e, const char* action) {
+  return e.value("kind", "") == "action" && e.value("action", "") == action;
+}
+bool is_state(const json& e, const char* to) {
+  return e.value("kind", "") == "state" && e.value("to", "") == to;
+}
 
 class EdgeDiscovery : public ::testing::TestWithParam<int> {};
 
@@ -173,11 +190,15 @@ TEST_P(EdgeDiscovery, FindsEveryModuleAndReportsTheCount) {
   EXPECT_EQ(ids, expected);
   // The discovery report and one "joined" event per module.
   auto discovered = rig.events().wait_for(
-      [&](const json& e) { return e.value("kind", "") == "module" && e.value("event", "") == "discovered" && e["modules"].size() == static_cast<std::size_t>(n); },
+      [&](const json& e) {
+        return e.value("kind", "") == "module" && e.value("event", "") == "discovered" &&
+               e["modules"].size() == static_cast<std::size_t>(n);
+      },
       5s);
   ASSERT_TRUE(discovered) << rig.logs();
   int joined = 0;
-  for (const auto& e : rig.events().poll()) joined += e.value("kind", "") == "module" && e.value("event", "") == "joined";
+  for (const auto& e : rig.events().poll())
+    joined += e.value("kind", "") == "module" && e.value("event", "") == "joined";
   EXPECT_EQ(joined, n);
   // Every module got the rig's start-up SDO and answered it.
   EXPECT_TRUE(wait_until([&] { return rig.edge_status()["can"].value("sdo_responses", 0) >= n; }, 5s));
@@ -210,7 +231,12 @@ TEST(EdgeScenario, CellOverDangerousLimitTurnsTheInverterOffThenOpensTheContacto
   // The board applies the command when it reads it: wait for it rather than race it.
   EXPECT_TRUE(wait_until([&] { return rig.sim_status()["board"]["outputs"].value("relay1", false); }, 5s));
   // Cell 5 of module 3 climbs fast past 4.2 V.
-  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 3}, {"cell", 5}, {"rate_v_per_s", 0.5}, {"target_v", 4.4}})
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"},
+                       {"fault", "cell_drift"},
+                       {"module", 3},
+                       {"cell", 5},
+                       {"rate_v_per_s", 0.5},
+                       {"target_v", 4.4}})
                   .value("ok", false));
   auto off = rig.events().wait_for([](const json& e) { return is_action(e, "inverter_off"); }, 15s);
   ASSERT_TRUE(off) << rig.logs();
@@ -221,8 +247,8 @@ TEST(EdgeScenario, CellOverDangerousLimitTurnsTheInverterOffThenOpensTheContacto
   // Measured: from the offending frame's arrival at the edge to the inverter command.
   ASSERT_TRUE(off->contains("latency_us")) << off->dump();
   const double latency_us = (*off)["latency_us"];
-  std::printf("cell trip: inverter off %.1f µs after the offending frame arrived (frame age %.1f µs)\n", latency_us,
-              off->value("frame_age_us", -1.0));
+  std::printf("cell trip: inverter off %.1f µs after the offending frame arrived (frame age %.1f µs)\n",
+              latency_us, off->value("frame_age_us", -1.0));
   EXPECT_LT(latency_us, 1000.0);
   auto open = rig.events().wait_for([](const json& e) { return is_action(e, "contactors_open"); }, 5s);
   ASSERT_TRUE(open) << rig.logs();
@@ -230,14 +256,18 @@ TEST(EdgeScenario, CellOverDangerousLimitTurnsTheInverterOffThenOpensTheContacto
   ASSERT_TRUE(rig.events().wait_for([](const json& e) { return is_state(e, "safe"); }, 5s)) << rig.logs();
   // The inverter wrote mode off, and the simulated board opened its relays.
   EXPECT_TRUE(rig.events().wait_for(
-      [](const json& e) { return e.value("link", "") == "inverter" && e.value("event", "") == "command_written" &&
-                                 e.value("message", "").find("off") != std::string::npos; },
+      [](const json& e) {
+        return e.value("link", "") == "inverter" && e.value("event", "") == "command_written" &&
+               e.value("message", "").find("off") != std::string::npos;
+      },
       5s))
       << rig.logs();
-  EXPECT_TRUE(wait_until([&] {
-    const json out = rig.sim_status()["board"]["outputs"];
-    return !out.value("relay1", true) && !out.value("relay2", true) && !out.value("relay3", true);
-  }, 5s));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const json out = rig.sim_status()["board"]["outputs"];
+        return !out.value("relay1", true) && !out.value("relay2", true) && !out.value("relay3", true);
+      },
+      5s));
   EXPECT_EQ(rig.edge_status()["state"], "safe");
 }
 
@@ -245,42 +275,66 @@ TEST(EdgeScenario, OverTemperatureSwitchesPumpAndFanOn) {
   Rig rig("hot", with_modules(2));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
-  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_overtemp"}, {"module", 2}, {"rate_c_per_s", 5}, {"target_c", 40}})
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"},
+                       {"fault", "module_overtemp"},
+                       {"module", 2},
+                       {"rate_c_per_s", 5},
+                       {"target_c", 40}})
                   .value("ok", false));
   auto cooling = rig.events().wait_for([](const json& e) { return is_action(e, "cooling_on"); }, 20s);
   ASSERT_TRUE(cooling) << rig.logs();
   EXPECT_EQ((*cooling)["reason"]["rule"], "hot");
-  EXPECT_TRUE(wait_until([&] {
-    const json out = rig.sim_status()["board"]["outputs"];
-    return out.value("pump", false) && out.value("fan", false);
-  }, 5s)) << rig.sim_status().dump(2);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const json out = rig.sim_status()["board"]["outputs"];
+        return out.value("pump", false) && out.value("fan", false);
+      },
+      5s))
+      << rig.sim_status().dump(2);
   // The warning limit (30 °C) holds for its 300 ms debounce before the state follows.
-  EXPECT_TRUE(wait_until([&] { return rig.edge_status()["state"] == "warning"; }, 5s)) << rig.edge_status().dump(2);
+  EXPECT_TRUE(wait_until([&] { return rig.edge_status()["state"] == "warning"; }, 5s))
+      << rig.edge_status().dump(2);
 }
 
 TEST(EdgeScenario, HighCellWarningNudgesTheInverterToDischargeAndTheNudgeEndsWhenItClears) {
   Rig rig("nudge", with_modules(2));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s))
+      << rig.logs();
   // Cell 2 of module 1 rises into the warning band (>= 4.1 V) but stays below 4.2 V.
-  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 1}, {"cell", 2}, {"rate_v_per_s", 0.5}, {"target_v", 4.15}})
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"},
+                       {"fault", "cell_drift"},
+                       {"module", 1},
+                       {"cell", 2},
+                       {"rate_v_per_s", 0.5},
+                       {"target_v", 4.15}})
                   .value("ok", false));
-  auto nudge = rig.events().wait_for([](const json& e) { return is_action(e, "inverter_nudge_discharge"); }, 15s);
+  auto nudge =
+      rig.events().wait_for([](const json& e) { return is_action(e, "inverter_nudge_discharge"); }, 15s);
   ASSERT_TRUE(nudge) << rig.logs();
   EXPECT_EQ((*nudge)["reason"]["rule"], "limit_high");
   EXPECT_EQ((*nudge)["reason"]["level"], "warning");
   EXPECT_GT((*nudge)["setpoint_a"].get<double>(), 0);  // positive discharges
   // The inverter runs the nudge: current mode with the small discharge setpoint.
-  EXPECT_TRUE(wait_until([&] {
-    const json inverter = rig.edge_status()["inverter"];
-    return inverter.value("mode", "") == "current" && inverter.value("setpoint", 0.0) > 0;
-  }, 5s)) << rig.edge_status()["inverter"].dump(2);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const json inverter = rig.edge_status()["inverter"];
+        return inverter.value("mode", "") == "current" && inverter.value("setpoint", 0.0) > 0;
+      },
+      5s))
+      << rig.edge_status()["inverter"].dump(2);
   EXPECT_EQ(rig.edge_status()["state"], "warning");
   // Back below the warning (minus hysteresis): the nudge ends.
-  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 1}, {"cell", 2}, {"rate_v_per_s", -0.5}, {"target_v", 3.9}})
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"},
+                       {"fault", "cell_drift"},
+                       {"module", 1},
+                       {"cell", 2},
+                       {"rate_v_per_s", -0.5},
+                       {"target_v", 3.9}})
                   .value("ok", false));
-  EXPECT_TRUE(rig.events().wait_for([](const json& e) { return is_action(e, "inverter_nudge_end"); }, 15s)) << rig.logs();
+  EXPECT_TRUE(rig.events().wait_for([](const json& e) { return is_action(e, "inverter_nudge_end"); }, 15s))
+      << rig.logs();
 }
 
 TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnceItIsBack) {
@@ -289,7 +343,10 @@ TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnc
   ASSERT_TRUE(rig.wait_modules(4)) << rig.logs();
   ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 4}}).value("ok", false));
   auto stale = rig.events().wait_for(
-      [](const json& e) { return e.value("kind", "") == "limit" && e["reason"].value("rule", "") == "module_stale"; }, 5s);
+      [](const json& e) {
+        return e.value("kind", "") == "limit" && e["reason"].value("rule", "") == "module_stale";
+      },
+      5s);
   ASSERT_TRUE(stale) << rig.logs();
   EXPECT_EQ((*stale)["reason"]["module"], 4);
   auto safe = rig.events().wait_for([](const json& e) { return is_state(e, "safe"); }, 5s);
@@ -303,10 +360,16 @@ TEST(EdgeScenario, SilentModuleBecomesStaleThenDangerousThenSafeAndResetWorksOnc
   EXPECT_FALSE(refused.value("ok", true)) << refused.dump();
   EXPECT_EQ(refused["reason"]["rule"], "module_stale") << refused.dump();
   // The module comes back: the reset is accepted and the state is normal again.
-  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 4}, {"on", 0}}).value("ok", false));
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["causes"].empty(); }, 5s)) << rig.edge_status().dump(2);
+  ASSERT_TRUE(
+      rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 4}, {"on", 0}}).value("ok", false));
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["causes"].empty(); }, 5s))
+      << rig.edge_status().dump(2);
   auto cleared = rig.events().wait_for(
-      [](const json& e) { return e.value("kind", "") == "limit" && e.value("event", "") == "cleared" && e["active_causes"].empty(); }, 5s);
+      [](const json& e) {
+        return e.value("kind", "") == "limit" && e.value("event", "") == "cleared" &&
+               e["active_causes"].empty();
+      },
+      5s);
   ASSERT_TRUE(cleared) << rig.logs();
   EXPECT_EQ((*cleared)["reset_possible"], true) << cleared->dump();
   json accepted = rig.edge({{"cmd", "reset"}});
@@ -318,18 +381,26 @@ TEST(EdgeScenario, UnpluggedBoardIsDangerousAndTheLinkComesBackAfterAReplug) {
   Rig rig("board", with_modules(2));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["board"].value("lines_valid", 0) > 0; }, 5s)) << rig.logs();
-  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "board_unplugged"}}).value("ok", false));
-  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return e.value("link", "") == "board" && e.contains("up") && !e["up"].get<bool>(); }, 5s))
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["board"].value("lines_valid", 0) > 0; }, 5s))
       << rig.logs();
-  auto dangerous = rig.events().wait_for([](const json& e) { return is_state(e, "dangerous") || is_state(e, "safe"); }, 6s);
+  ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "board_unplugged"}}).value("ok", false));
+  ASSERT_TRUE(rig.events().wait_for(
+      [](const json& e) {
+        return e.value("link", "") == "board" && e.contains("up") && !e["up"].get<bool>();
+      },
+      5s))
+      << rig.logs();
+  auto dangerous = rig.events().wait_for(
+      [](const json& e) { return is_state(e, "dangerous") || is_state(e, "safe"); }, 6s);
   ASSERT_TRUE(dangerous) << rig.logs();
   EXPECT_EQ((*dangerous)["reason"]["rule"], "board_silent");
   const std::size_t seen = rig.events().all().size();
   ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "board_unplugged"}, {"on", 0}}).value("ok", false));
-  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return e.value("link", "") == "board" && e.value("up", false); }, 5s, seen))
+  ASSERT_TRUE(rig.events().wait_for(
+      [](const json& e) { return e.value("link", "") == "board" && e.value("up", false); }, 5s, seen))
       << rig.logs();
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["causes"].empty(); }, 5s)) << rig.edge_status().dump(2);
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["causes"].empty(); }, 5s))
+      << rig.edge_status().dump(2);
   EXPECT_TRUE(rig.edge({{"cmd", "reset"}}).value("ok", false));
   EXPECT_TRUE(rig.edge_process().running());
 }
@@ -338,9 +409,11 @@ TEST(EdgeScenario, InverterNotAnsweringIsDangerous) {
   Rig rig("inverter", with_modules(2));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s))
+      << rig.logs();
   ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "inverter_not_answering"}}).value("ok", false));
-  auto dangerous = rig.events().wait_for([](const json& e) { return is_state(e, "dangerous") || is_state(e, "safe"); }, 10s);
+  auto dangerous = rig.events().wait_for(
+      [](const json& e) { return is_state(e, "dangerous") || is_state(e, "safe"); }, 10s);
   ASSERT_TRUE(dangerous) << rig.logs();
   EXPECT_EQ((*dangerous)["reason"]["rule"], "inverter_link");
   const json inverter = rig.edge_status()["inverter"];
@@ -353,20 +426,24 @@ TEST(EdgeScenario, ScheduleRunsWithReadback) {
   Rig rig("schedule", with_schedule(8, "Interval [s],Current [A]\n3,-20\n3,10\n"));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(8)) << rig.logs();
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s))
+      << rig.logs();
   json answer = rig.edge({{"cmd", "schedule"}, {"action", "start"}});
   ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << rig.logs();
-  auto step0 = rig.events().wait_for([](const json& e) { return e.value("kind", "") == "schedule" && e.value("event", "") == "step"; }, 20s);
+  auto step0 = rig.events().wait_for(
+      [](const json& e) { return e.value("kind", "") == "schedule" && e.value("event", "") == "step"; }, 20s);
   ASSERT_TRUE(step0) << rig.logs();
   EXPECT_DOUBLE_EQ((*step0)["setpoint"].get<double>(), -20);
-  auto readback = rig.events().wait_for([](const json& e) { return e.value("event", "") == "readback_ok"; }, 12s);
+  auto readback =
+      rig.events().wait_for([](const json& e) { return e.value("event", "") == "readback_ok"; }, 12s);
   ASSERT_TRUE(readback) << rig.logs();
   EXPECT_NEAR((*readback)["measured"].get<double>(), -20, 0.5);
   auto step1 = rig.events().wait_for(
       [](const json& e) { return e.value("event", "") == "step" && e.value("step", 0) == 1; }, 10s);
   ASSERT_TRUE(step1) << rig.logs();
   auto readback1 = rig.events().wait_for(
-      [](const json& e) { return e.value("event", "") == "readback_ok" && e.value("expected", 0.0) == 10.0; }, 12s);
+      [](const json& e) { return e.value("event", "") == "readback_ok" && e.value("expected", 0.0) == 10.0; },
+      12s);
   ASSERT_TRUE(readback1) << rig.logs();
   // The simulated pack really carried the current.
   EXPECT_NEAR(rig.sim_status().value("pack_current_a", 0.0), 10.0, 1.0) << rig.sim_status().dump(2);
@@ -381,7 +458,6 @@ TEST(EdgeScenario, ScheduleRunsWithReadback) {
 // Texts for people carry wall-clock times: no field anywhere says "since 14376.054 s" (the edge's
 // monotonic clock). Returns the offending strings.
 using testing::has_monotonic_since;
-
 
 std::vector<std::string> monotonic_texts(const json& j) {
   std::vector<std::string> found;
@@ -403,15 +479,19 @@ void stop_under_load(const std::string& name, const std::function<void(Rig&)>& t
   Rig rig(name, with_schedule(2, "Interval [s],Current [A]\n600,-20\n"));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s))
+      << rig.logs();
   json answer = rig.edge({{"cmd", "schedule"}, {"action", "start"}});
   ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << rig.logs();
   // 20 A flow: the edge reads them from the inverter and the simulated pack carries them.
-  ASSERT_TRUE(wait_until([&] {
-    const json s = rig.edge_status();
-    return s.contains("inverter") && s["inverter"].contains("last") &&
-           s["inverter"]["last"].value("dc_link_current_a", 0.0) < -19;
-  }, 20s)) << rig.edge_status().dump(2) << rig.logs();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const json s = rig.edge_status();
+        return s.contains("inverter") && s["inverter"].contains("last") &&
+               s["inverter"]["last"].value("dc_link_current_a", 0.0) < -19;
+      },
+      20s))
+      << rig.edge_status().dump(2) << rig.logs();
   EXPECT_NEAR(rig.sim_status().value("pack_current_a", 0.0), -20.0, 1.0) << rig.sim_status().dump(2);
   ASSERT_TRUE(wait_until([&] { return rig.sim_status()["board"]["outputs"].value("relay1", false); }, 5s));
   const json running_status = rig.edge_status();
@@ -423,7 +503,8 @@ void stop_under_load(const std::string& name, const std::function<void(Rig&)>& t
   // (0.5 s); the edge then waits until the board took the opening, at most three board cycles (1 s
   // each, the rig's sketch) plus 0.3 s; then it tears down.
   ASSERT_TRUE(wait_until([&] { return !rig.edge_process().running(); }, 10s)) << rig.logs();
-  const double exit_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - requested).count();
+  const double exit_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - requested).count();
   EXPECT_EQ(rig.edge_process().stop(), 0) << rig.logs();
 
   // The sequence, from the edge's events.
@@ -447,11 +528,13 @@ void stop_under_load(const std::string& name, const std::function<void(Rig&)>& t
   EXPECT_EQ((*request)["origin"], origin);
   EXPECT_EQ((*off)["reason"]["rule"], "stop_request");
   EXPECT_EQ((*off)["reason"]["origin"], origin);
-  EXPECT_NE((*off)["text"].get<std::string>().find(std::string("inverter off: stop requested (") + origin + ") at 20"),
+  EXPECT_NE((*off)["text"].get<std::string>().find(std::string("inverter off: stop requested (") + origin +
+                                                   ") at 20"),
             std::string::npos)
       << (*off)["text"];
   // Inverter off first; the contactors open only once |I| is below the threshold, not under load.
-  const double t_request = (*request)["t"], t_off = (*off)["t"], t_written = (*written)["t"], t_open = (*open)["t"];
+  const double t_request = (*request)["t"], t_off = (*off)["t"], t_written = (*written)["t"],
+               t_open = (*open)["t"];
   EXPECT_LE(t_request, t_off);
   EXPECT_LE(t_off, t_written);
   EXPECT_EQ((*open)["reason"]["rule"], "contactor_current") << open->dump();
@@ -466,10 +549,12 @@ void stop_under_load(const std::string& name, const std::function<void(Rig&)>& t
   EXPECT_LT(exit_ms, open_ms + 3 * 1000.0 + 300.0 + 1000.0)
       << "bounded by the board's three cycles after the opening plus a teardown allowance";
   for (const auto& e : events) EXPECT_TRUE(monotonic_texts(e).empty()) << e.dump();
-  std::printf("%s under -20 A: inverter off %.2f ms after the request, mode off written %.1f ms, contactors open %.1f ms "
-              "(at %.2f A), process exit %.0f ms\n",
-              origin, (t_off - t_request) * 1e3, (t_written - t_request) * 1e3, (t_open - t_request) * 1e3,
-              (*open)["reason"]["measured"].get<double>(), exit_ms);
+  std::printf(
+      "%s under -20 A: inverter off %.2f ms after the request, mode off written %.1f ms, contactors open "
+      "%.1f ms "
+      "(at %.2f A), process exit %.0f ms\n",
+      origin, (t_off - t_request) * 1e3, (t_written - t_request) * 1e3, (t_open - t_request) * 1e3,
+      (*open)["reason"]["measured"].get<double>(), exit_ms);
   // The rig is left safe: inverter mode off, every relay open.
   const json after = rig.sim_status();
   EXPECT_EQ(after["inverter"].value("mode", -1), 0) << after.dump(2);
@@ -479,19 +564,24 @@ void stop_under_load(const std::string& name, const std::function<void(Rig&)>& t
 }
 
 TEST(EdgeStop, SigtermUnderLoadTurnsTheInverterOffThenOpensTheContactorsOnceTheCurrentIsLow) {
-  stop_under_load("stop-sigterm", [](Rig& rig) { ::kill(rig.edge_process().pid(), SIGTERM); }, "SIGTERM");
+  stop_under_load(
+      "stop-sigterm", [](Rig& rig) { ::kill(rig.edge_process().pid(), SIGTERM); }, "SIGTERM");
 }
 
 TEST(EdgeStop, EdgeStopCommandRunsTheSameSequence) {
-  stop_under_load("stop-command", [](Rig& rig) {
-    const std::string command = binary() + " edge stop --socket " + (rig.dir() / "edge.sock").string() + " > " +
-                                (rig.dir() / "stop.out").string() + " 2>&1";
-    EXPECT_EQ(std::system(command.c_str()), 0);
-    std::ifstream in(rig.dir() / "stop.out");
-    std::string line;
-    std::getline(in, line);
-    EXPECT_EQ(line.rfind("stop: inverter off, contactors open once |I| < 5.0 A (at most 2.0 s)", 0), 0u) << line;
-  }, "operator command `edge stop`");
+  stop_under_load(
+      "stop-command",
+      [](Rig& rig) {
+        const std::string command = binary() + " edge stop --socket " + (rig.dir() / "edge.sock").string() +
+                                    " > " + (rig.dir() / "stop.out").string() + " 2>&1";
+        EXPECT_EQ(std::system(command.c_str()), 0);
+        std::ifstream in(rig.dir() / "stop.out");
+        std::string line;
+        std::getline(in, line);
+        EXPECT_EQ(line.rfind("stop: inverter off, contactors open once |I| < 5.0 A (at most 2.0 s)", 0), 0u)
+            << line;
+      },
+      "operator command `edge stop`");
 }
 
 TEST(EdgeStop, SigintWithEveryRelayOpenStopsAtOnce) {
@@ -523,7 +613,8 @@ TEST(EdgeStop, AConfigurationErrorAtReloadStopsSafelyWithTheLocatedErrors) {
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
   // A valid reload changes nothing.
   ::kill(rig.edge_process().pid(), SIGHUP);
-  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return e.value("operator", "") == "reload"; }, 5s)) << rig.logs();
+  ASSERT_TRUE(rig.events().wait_for([](const json& e) { return e.value("operator", "") == "reload"; }, 5s))
+      << rig.logs();
   EXPECT_TRUE(rig.edge_process().running());
   // The file gets an error: the edge stops safely and names it.
   {
@@ -560,11 +651,13 @@ TEST(EdgeScenario, NoCsvFileBeforeTheModulesAreFound) {
     return files;
   };
   // The board answers at once; three CSV ticks pass without a module.
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["board"].value("lines_valid", 0) > 0; }, 10s)) << rig.edge_status().dump(2);
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["board"].value("lines_valid", 0) > 0; }, 10s))
+      << rig.edge_status().dump(2);
   std::this_thread::sleep_for(3s);
   EXPECT_TRUE(csv_files().empty()) << "a CSV file before any module answered: " << csv_files().front();
   for (int m = 1; m <= 2; ++m)
-    ASSERT_TRUE(rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", m}, {"on", 0}}).value("ok", false));
+    ASSERT_TRUE(
+        rig.sim({{"cmd", "fault"}, {"fault", "module_silent"}, {"module", m}, {"on", 0}}).value("ok", false));
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
   ASSERT_TRUE(wait_until([&] { return !csv_files().empty(); }, 5s)) << rig.logs();
   std::this_thread::sleep_for(1500ms);
@@ -581,26 +674,33 @@ TEST(EdgeScenario, EdgeRestartWithTheRigRunningFindsItAgainAndKeepsTheRecording)
   Rig rig("restart", with_modules(3));
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(3)) << rig.logs();
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s)) << rig.logs();
+  ASSERT_TRUE(
+      wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s))
+      << rig.logs();
   EXPECT_EQ(rig.edge_process().kill_hard(), 128 + SIGKILL);
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(3)) << rig.logs();
   EXPECT_EQ(rig.edge_status()["state"], "normal") << rig.edge_status().dump(2);
-  EXPECT_TRUE(wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s));
+  EXPECT_TRUE(
+      wait_until([&] { return rig.edge_status()["recording"].value("records_committed", 0) > 100; }, 10s));
   EXPECT_EQ(rig.edge_status()["recording"].value("last_error", "x"), "");
   // The rig-layout CSV: a header with every module signal, the board, the inverter and the flags.
   std::string header, row;
-  ASSERT_TRUE(wait_until([&] {
-    if (!fs::is_directory(rig.dir() / "csv")) return false;
-    for (const auto& month : fs::directory_iterator(rig.dir() / "csv"))
-      for (const auto& file : fs::directory_iterator(month.path())) {
-        std::ifstream in(file.path());
-        if (std::getline(in, header) && std::getline(in, row)) return true;
-      }
-    return false;
-  }, 5s)) << rig.logs();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (!fs::is_directory(rig.dir() / "csv")) return false;
+        for (const auto& month : fs::directory_iterator(rig.dir() / "csv"))
+          for (const auto& file : fs::directory_iterator(month.path())) {
+            std::ifstream in(file.path());
+            if (std::getline(in, header) && std::getline(in, row)) return true;
+          }
+        return false;
+      },
+      5s))
+      << rig.logs();
   EXPECT_EQ(header.rfind("date,time,BMU01_", 0), 0u) << header;
-  for (const char* column : {"BMU03_Cell_12_Voltage", "BMU02_CMA_Voltage", "Ardu_Temp1", "modbus_Voltage", "pcan_isCellVolVio"})
+  for (const char* column :
+       {"BMU03_Cell_12_Voltage", "BMU02_CMA_Voltage", "Ardu_Temp1", "modbus_Voltage", "pcan_isCellVolVio"})
     EXPECT_NE(header.find(column), std::string::npos) << column << " missing in " << header;
   EXPECT_EQ(header.find("BMU04_"), std::string::npos) << "only the 3 modules found";
   EXPECT_EQ(header.find("CurrentState"), std::string::npos) << "not a column of the rig's files";
@@ -618,7 +718,8 @@ TEST(EdgeScenario, HalfDeadInverterWithUnansweredReadsIsFlaggedAndItsReadingsSho
   rig.inverter_url = "tcp:127.0.0.1:" + std::to_string(proxy.port()) + "?slave=2";
   rig.start_edge();
   ASSERT_TRUE(rig.wait_modules(2)) << rig.logs();
-  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << rig.logs();
+  ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].value("phase", "") == "running"; }, 20s))
+      << rig.logs();
   ASSERT_TRUE(wait_until([&] { return rig.edge_status()["inverter"].contains("last"); }, 5s)) << rig.logs();
   EXPECT_FALSE(rig.edge_status()["inverter"]["last"].value("stale", true));
   const auto fault_at = std::chrono::steady_clock::now();
@@ -626,7 +727,8 @@ TEST(EdgeScenario, HalfDeadInverterWithUnansweredReadsIsFlaggedAndItsReadingsSho
   auto dangerous = rig.events().wait_for([](const json& e) { return is_state(e, "dangerous"); }, 6s);
   ASSERT_TRUE(dangerous) << rig.logs();
   const double flagged_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
-  std::printf("half-dead inverter (reads unanswered) flagged after %.2f s: %s\n", flagged_s, (*dangerous)["reason"].dump().c_str());
+  std::printf("half-dead inverter (reads unanswered) flagged after %.2f s: %s\n", flagged_s,
+              (*dangerous)["reason"].dump().c_str());
   // rig.toml: readings_timeout_ms = 2000 (counted from the last valid reading); the consecutive
   // failure rule (3 failed reads) may come first.
   EXPECT_LE(flagged_s, 2.0 + 1.0);
@@ -640,7 +742,8 @@ TEST(EdgeScenario, HalfDeadInverterWithUnansweredReadsIsFlaggedAndItsReadingsSho
   EXPECT_GE(inverter["last"].value("age_ms", 0.0), 2000.0) << inverter.dump(2);
   EXPECT_GT(inverter.value("timeouts", 0), 0) << inverter.dump(2);
   // The operator's text says so too.
-  const std::string command = binary() + " edge status --socket " + (rig.dir() / "edge.sock").string() + " 2>&1";
+  const std::string command =
+      binary() + " edge status --socket " + (rig.dir() / "edge.sock").string() + " 2>&1";
   std::string text;
   if (FILE* out = ::popen(command.c_str(), "r")) {
     char buffer[4096];
@@ -665,8 +768,10 @@ TEST(EdgeScenario, OperatorSocketIsTheOwnersOnlyEvenUnderUmask000) {
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_EQ(rig.edge_status()["contactors"].value("commanded_closed", true), false);
   std::string out;
-  if (::geteuid() == 0 && ::system("setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null") == 0) {
-    const std::string command = "setpriv --reuid=nobody --regid=nogroup --clear-groups " + binary() + " edge start --socket " + socket + " 2>&1";
+  if (::geteuid() == 0 &&
+      ::system("setpriv --reuid=nobody --regid=nogroup --clear-groups true 2>/dev/null") == 0) {
+    const std::string command = "setpriv --reuid=nobody --regid=nogroup --clear-groups " + binary() +
+                                " edge start --socket " + socket + " 2>&1";
     if (FILE* p = ::popen(command.c_str(), "r")) {
       char buffer[4096];
       while (std::fgets(buffer, sizeof buffer, p) != nullptr) out += buffer;
@@ -679,7 +784,11 @@ TEST(EdgeScenario, OperatorSocketIsTheOwnersOnlyEvenUnderUmask000) {
   EXPECT_EQ(rig.edge_status()["contactors"].value("commanded_closed", true), false);
   EXPECT_EQ(rig.edge_status()["precharge"].value("phase", ""), "idle");
   // Each request is logged with who sent it.
-  EXPECT_TRUE(wait_until([&] { return rig.edge_process().log().find("operator request \"status\" from pid") != std::string::npos; }, 5s))
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return rig.edge_process().log().find("operator request \"status\" from pid") != std::string::npos;
+      },
+      5s))
       << rig.logs();
 }
 

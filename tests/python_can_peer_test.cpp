@@ -87,8 +87,8 @@ class PythonCanPeer : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     std::string output;
-    const int status = run("TZ=UTC " + std::string(kPython) + " " + shell_quote(script_path().string()) + " write " +
-                               shell_quote(dir_.string()),
+    const int status = run("TZ=UTC " + std::string(kPython) + " " + shell_quote(script_path().string()) +
+                               " write " + shell_quote(dir_.string()),
                            output, dir_ / "write.out");
     if (status != 0) {
       setup_error_ = "write_logs.py failed (" + std::to_string(status) + "): " + output;

@@ -3,22 +3,21 @@
 //
 // One loop runs the server, the in-process side and the reading of the peer's stdout; the test waits
 // on the peer's lines and on frames, each with a bounded timeout, never on a fixed sleep.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/read_until.hpp>
 #include <asio/streambuf.hpp>
-#include <fcntl.h>
-
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <istream>
-#include <spawn.h>
 #include <string>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <vector>
 
 #include "can/bus.h"
@@ -170,21 +169,27 @@ TEST(PythonCanSocketcand, PythonCanReceivesAndSendsFramesExactlyThroughOurServer
   Peer peer(io);
   ASSERT_TRUE(peer.start({kPython, script, std::to_string(server.value()->port()),
                           std::to_string(kFromServer), std::to_string(kToServer)}));
-  ASSERT_TRUE(run_until(io, [&] { return peer.has_line("ready") || peer.has_error(); }, 30s))
+  ASSERT_TRUE(run_until(
+      io, [&] { return peer.has_line("ready") || peer.has_error(); }, 30s))
       << peer.transcript();
   ASSERT_TRUE(peer.has_line("ready")) << peer.transcript();
 
   for (int i = 0; i < kFromServer; ++i) ASSERT_TRUE(sim.value()->send(from_server(i)).ok());
   std::string received_line = "received " + std::to_string(kFromServer);
-  ASSERT_TRUE(run_until(io, [&] { return peer.has_line(received_line) || peer.has_error(); }, 30s))
+  ASSERT_TRUE(run_until(
+      io, [&] { return peer.has_line(received_line) || peer.has_error(); }, 30s))
       << peer.transcript();
   ASSERT_TRUE(peer.has_line(received_line)) << peer.transcript();
 
   std::string sent_line = "sent " + std::to_string(kToServer);
-  ASSERT_TRUE(run_until(io, [&] {
-    return (static_cast<int>(received.size()) >= kToServer && peer.has_line(sent_line)) ||
-           peer.has_error();
-  }, 30s)) << peer.transcript();
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        return (static_cast<int>(received.size()) >= kToServer && peer.has_line(sent_line)) ||
+               peer.has_error();
+      },
+      30s))
+      << peer.transcript();
   ASSERT_EQ(static_cast<int>(received.size()), kToServer) << peer.transcript();
   for (int i = 0; i < kToServer; ++i) {
     Frame expected = to_server(i);
@@ -194,7 +199,9 @@ TEST(PythonCanSocketcand, PythonCanReceivesAndSendsFramesExactlyThroughOurServer
   }
 
   peer.write_line("done");
-  ASSERT_TRUE(run_until(io, [&] { return peer.eof(); }, 30s)) << peer.transcript();
+  ASSERT_TRUE(run_until(
+      io, [&] { return peer.eof(); }, 30s))
+      << peer.transcript();
   EXPECT_EQ(peer.wait(), 0) << peer.transcript();
   EXPECT_EQ(server.value()->counters().malformed_elements, 0u);
   EXPECT_EQ(server.value()->counters().frames_dropped, 0u);

@@ -49,7 +49,8 @@ class ServerHttpProcessTest : public ::testing::Test {
   }
 
   std::string edge_config(const std::string& server) {
-    toml::table config = testing::rig_edge_config(sim_->ready_line(), dir_, 4, "rig-01", (dir_ / "board").string());
+    toml::table config =
+        testing::rig_edge_config(sim_->ready_line(), dir_, 4, "rig-01", (dir_ / "board").string());
     auto* up = config["uplink"].as_table();
     up->insert_or_assign("server", server);
     up->insert_or_assign("plaintext", true);
@@ -108,8 +109,8 @@ TEST_F(ServerHttpProcessTest, SigtermDuringABigExportExitsWithinFiveSeconds) {
     ASSERT_TRUE((*st)->put_edge(info));
   }
   server_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{binary(), "server", "--data", data, "--listen", "127.0.0.1:0", "--plaintext", "--http",
-                               "127.0.0.1:0"},
+      std::vector<std::string>{binary(), "server", "--data", data, "--listen", "127.0.0.1:0", "--plaintext",
+                               "--http", "127.0.0.1:0"},
       (dir_ / "server.log").string());
   ASSERT_TRUE(server_->ready()) << server_->log();
   const std::string http = server_->ready_line().value("http", "");
@@ -126,7 +127,8 @@ TEST_F(ServerHttpProcessTest, SigtermDuringABigExportExitsWithinFiveSeconds) {
   auto send = [](int fd, const std::string& s) { ::send(fd, s.data(), s.size(), MSG_NOSIGNAL); };
   // A year at one row an hour: within the limits, ~105,000 store windows to read.
   const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   const int exporter = connect(), slow = connect(), stream = connect();
   send(exporter, "GET /api/v1/edges/rig-01/export?format=jsonl&interval_s=1h&from=" +
                      std::to_string(now - 365LL * 86400 * 1'000'000'000) + "&to=" + std::to_string(now) +

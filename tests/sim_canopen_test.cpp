@@ -2,14 +2,13 @@
 // decoded back with our codec to the model's values; SDO server; EMCY; module-level faults.
 #include <gtest/gtest.h>
 
+#include <asio.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <string>
-
-#include <asio.hpp>
 
 #include "can/bus.h"
 #include "dbc/codec.h"
@@ -74,7 +73,8 @@ TEST(SimCanopen, TheProjectDbcParsesCleanlyAndDescribesFifteenModules) {
     EXPECT_NE(problem.severity, dbc::Problem::Severity::error) << problem.message;
   const dbc::Database& db = parsed->database;
   for (int n = 1; n <= 15; ++n)
-    for (std::uint32_t base : kPdoBase) EXPECT_NE(db.find_message(base + static_cast<std::uint32_t>(n), false), nullptr);
+    for (std::uint32_t base : kPdoBase)
+      EXPECT_NE(db.find_message(base + static_cast<std::uint32_t>(n), false), nullptr);
   const dbc::Message* pdo1 = db.find_message("BMU07_pdo1");
   ASSERT_NE(pdo1, nullptr);
   EXPECT_EQ(pdo1->id, 0x187u);
@@ -97,7 +97,8 @@ TEST(SimCanopen, SyncMakesEveryPresentModuleSendItsEightPdos) {
     EXPECT_EQ(f.size, 8);
   }
   for (int n : {1, 2, 5})
-    for (std::uint32_t base : kPdoBase) EXPECT_TRUE(ids.count(base + static_cast<std::uint32_t>(n))) << base + n;
+    for (std::uint32_t base : kPdoBase)
+      EXPECT_TRUE(ids.count(base + static_cast<std::uint32_t>(n))) << base + n;
 }
 
 TEST(SimCanopen, PdosDecodeToTheModelsValues) {
@@ -112,7 +113,8 @@ TEST(SimCanopen, PdosDecodeToTheModelsValues) {
     if ((f.id & 0x0F) == 3)
       for (auto& [name, value] : decode(*rig.codec, f)) v[name] = value;
   const ModuleState& m = *rig.pack.module(3);
-  ASSERT_EQ(v.size(), 6u + 4u + 8u + 6u + 2u + 7u + 8u + 6u);  // all signals of pdo1..8 (the node id is the COB-ID's low nibble)
+  ASSERT_EQ(v.size(), 6u + 4u + 8u + 6u + 2u + 7u + 8u +
+                          6u);  // all signals of pdo1..8 (the node id is the COB-ID's low nibble)
   EXPECT_NEAR(v["CMA_Current"], -42.5, 0.05);
   EXPECT_NEAR(v["CMA_Voltage"], m.voltage_v(), 0.006);
   EXPECT_NEAR(v["CMA_Voltage"], 47.3, 0.8);
@@ -134,8 +136,9 @@ TEST(SimCanopen, PdosDecodeToTheModelsValues) {
 TEST(SimCanopen, TheRigsOwnDbcDrivesTheModulesToo) {
   // The rig's original file: CELLGUARD_SEED_DIR (set by CI), else shared/ beside the checkout.
   const char* seed_dir = std::getenv("CELLGUARD_SEED_DIR");
-  const std::string rig_dbc = (seed_dir != nullptr ? std::string(seed_dir) : source_dir() + "/../shared/seed") +
-                              "/Goodwood_15BMUs_IFSpecV3_Node.dbc";
+  const std::string rig_dbc =
+      (seed_dir != nullptr ? std::string(seed_dir) : source_dir() + "/../shared/seed") +
+      "/Goodwood_15BMUs_IFSpecV3_Node.dbc";
   if (!std::filesystem::exists(rig_dbc)) GTEST_SKIP() << "no " << rig_dbc;
   Rig rig(load_codec(rig_dbc));
   ASSERT_TRUE(rig.modules);
@@ -209,8 +212,9 @@ TEST(SimCanopen, AFrozenModuleRepeatsItsLastPayloads) {
   std::vector<can::Frame> after = rig.send(make_sync(1));
   ASSERT_EQ(before.size(), after.size());
   for (std::size_t i = 0; i < before.size(); ++i) {
-    const bool same = before[i].payload().size() == after[i].payload().size() &&
-                      std::equal(before[i].payload().begin(), before[i].payload().end(), after[i].payload().begin());
+    const bool same =
+        before[i].payload().size() == after[i].payload().size() &&
+        std::equal(before[i].payload().begin(), before[i].payload().end(), after[i].payload().begin());
     if ((before[i].id & 0x0F) == 1) {
       EXPECT_TRUE(same) << std::hex << before[i].id;
     }

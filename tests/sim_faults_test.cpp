@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/text.h"
-
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
 #include "sim/canopen_modules.h"
@@ -51,7 +50,8 @@ module = 3
 cell = 5
 rate_v_per_s = -0.02
 on = true
-)", "s.toml");
+)",
+                              "s.toml");
   ASSERT_TRUE(steps.ok()) << steps.error().message;
   ASSERT_EQ(steps->size(), 2u);
   EXPECT_EQ((*steps)[0].at_s, 10.5);
@@ -82,7 +82,8 @@ TEST(SimScenario, MalformedFilesAreRefusedWithTheirLocation) {
 
 TEST(SimScenario, TheShippedExampleScenarioIsValid) {
   const char* dir = std::getenv("CELLGUARD_SOURCE_DIR");
-  const std::string path = std::string(dir ? dir : CELLGUARD_TEST_SOURCE_DIR) + "/data/scenarios/faults-tour.toml";
+  const std::string path =
+      std::string(dir ? dir : CELLGUARD_TEST_SOURCE_DIR) + "/data/scenarios/faults-tour.toml";
   Result<std::string> text = read_file(path);
   ASSERT_TRUE(text.ok()) << text.error().message;
   auto steps = parse_scenario(*text, path);
@@ -129,15 +130,17 @@ TEST(SimFaults, DevicesRegisterTheirOwnFaultKindsAndAreCleared) {
   Rig rig;
   int applied = 0;
   int cleared = 0;
-  ASSERT_TRUE(rig.faults->register_handler(
-                          "inverter_silent",
-                          [&](const FaultCommand& c) {
-                            applied += static_cast<int>(c.number("on", 1));
-                            return success();
-                          },
-                          [&] { ++cleared; })
+  ASSERT_TRUE(rig.faults
+                  ->register_handler(
+                      "inverter_silent",
+                      [&](const FaultCommand& c) {
+                        applied += static_cast<int>(c.number("on", 1));
+                        return success();
+                      },
+                      [&] { ++cleared; })
                   .ok());
-  EXPECT_FALSE(rig.faults->register_handler("cell_drift", [](const FaultCommand&) { return success(); }).ok());
+  EXPECT_FALSE(
+      rig.faults->register_handler("cell_drift", [](const FaultCommand&) { return success(); }).ok());
   ASSERT_TRUE(rig.faults->apply({"inverter_silent", {}}, 0).ok());
   ASSERT_TRUE(rig.faults->apply({"clear", {}}, 0).ok());
   EXPECT_EQ(applied, 1);

@@ -33,8 +33,10 @@ TEST(SimPackModel, DefaultPackLooksLikeTheRigSampleLog) {
     for (int i = 0; i < kCellChannels; ++i) {
       const CellState& cell = module.cells[static_cast<std::size_t>(i)];
       EXPECT_EQ(cell.populated, i < 12);
-      if (cell.populated) EXPECT_NEAR(cell.voltage_v, 3.94, 0.05);
-      else EXPECT_EQ(cell.voltage_v, 0.0);
+      if (cell.populated)
+        EXPECT_NEAR(cell.voltage_v, 3.94, 0.05);
+      else
+        EXPECT_EQ(cell.voltage_v, 0.0);
     }
     EXPECT_NEAR(module.max_temperature_c(), 22.0, 1.0);
   }

@@ -118,8 +118,9 @@ class SimProcess {
 
 // Runs the python-can peer: the rig's start-up SDO to `ids`, one SYNC, decoded answers.
 json python_peer(const SimProcess& sim, const std::string& ids, double timeout_s = 10) {
-  const std::string command = std::string(kPython) + " " + (source_dir() / "tests/peers/sim_rig_peer.py").string() +
-                              " " + sim.can_host() + " " + sim.can_port() + " can0 " + ids + " --timeout " +
+  const std::string command = std::string(kPython) + " " +
+                              (source_dir() / "tests/peers/sim_rig_peer.py").string() + " " + sim.can_host() +
+                              " " + sim.can_port() + " can0 " + ids + " --timeout " +
                               std::to_string(timeout_s) + " 2>/dev/null";
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return {};
@@ -145,7 +146,8 @@ std::vector<can::Frame> collect(const SimProcess& sim, const std::vector<can::Fr
   (*bus)->on_ready([&] {
     for (const can::Frame& frame : to_send) (*bus)->send(frame).ok();
   });
-  asio::steady_timer give_up(io, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s)));
+  asio::steady_timer give_up(
+      io, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s)));
   give_up.async_wait([&](asio::error_code ec) {
     if (!ec) io.stop();
   });
@@ -208,8 +210,8 @@ TEST_F(SimProcessTest, PythonCanGetsEightPlausiblePdosFromEveryPresentModuleAndT
 TEST_F(SimProcessTest, TheRigsOriginalDbcWorksThroughDbcOption) {
   // The rig's original file: CELLGUARD_SEED_DIR (set by CI), else shared/ beside the checkout.
   const char* seed_dir = std::getenv("CELLGUARD_SEED_DIR");
-  const fs::path rig_dbc =
-      (seed_dir != nullptr ? fs::path(seed_dir) : source_dir() / "../shared/seed") / "Goodwood_15BMUs_IFSpecV3_Node.dbc";
+  const fs::path rig_dbc = (seed_dir != nullptr ? fs::path(seed_dir) : source_dir() / "../shared/seed") /
+                           "Goodwood_15BMUs_IFSpecV3_Node.dbc";
   if (!fs::exists(rig_dbc)) GTEST_SKIP() << "no " << rig_dbc;
   SimProcess sim({"--modules", "8", "--dbc", rig_dbc.string()});
   ASSERT_TRUE(sim.ready()) << sim.log();
@@ -235,10 +237,13 @@ TEST_F(SimProcessTest, EveryModuleAndPackFaultIsObservable) {
   SimProcess sim({"--modules", "8", "--speed", "20", "--no-inverter", "--no-board"});
   ASSERT_TRUE(sim.ready()) << sim.log();
 
-  ASSERT_TRUE(sim.fault({{"fault", "cell_drift"}, {"module", 2}, {"cell", 3}, {"rate_v_per_s", 0.5}, {"target_v", 4.3}}));
-  ASSERT_TRUE(sim.fault({{"fault", "module_overtemp"}, {"module", 3}, {"rate_c_per_s", 5}, {"target_c", 70}}));
+  ASSERT_TRUE(sim.fault(
+      {{"fault", "cell_drift"}, {"module", 2}, {"cell", 3}, {"rate_v_per_s", 0.5}, {"target_v", 4.3}}));
+  ASSERT_TRUE(
+      sim.fault({{"fault", "module_overtemp"}, {"module", 3}, {"rate_c_per_s", 5}, {"target_c", 70}}));
   ASSERT_TRUE(sim.wait_for([](const json& s) {
-    return s["modules"][1]["max_cell_v"].get<double>() > 4.29 && s["modules"][2]["temperature_c"].get<double>() > 69.5;
+    return s["modules"][1]["max_cell_v"].get<double>() > 4.29 &&
+           s["modules"][2]["temperature_c"].get<double>() > 69.5;
   }));
   EXPECT_GE(sim.status()["can"]["emergencies"].get<int>(), 2);  // over-voltage and over-temperature EMCYs
   ASSERT_TRUE(sim.fault({{"fault", "module_silent"}, {"module", 4}}));
@@ -254,7 +259,7 @@ TEST_F(SimProcessTest, EveryModuleAndPackFaultIsObservable) {
   EXPECT_EQ(first["modules"]["2"]["status"].get<int>() & 1, 1);  // CMA_Status: cell over-voltage
   EXPECT_GE(first["modules"]["3"]["max_temp_c"].get<double>(), 69);
   EXPECT_EQ(first["modules"]["3"]["status"].get<int>() & 4, 4);  // CMA_Status: over-temperature
-  EXPECT_EQ(first["lengths"].value("0x185", 0), 3);                // truncated
+  EXPECT_EQ(first["lengths"].value("0x185", 0), 3);              // truncated
   EXPECT_EQ(first["lengths"].value("0x495", 0), 3);
   const double t0 = sim.status()["time_s"];
   ASSERT_TRUE(sim.wait_for([&](const json& s) { return s["time_s"].get<double>() > t0 + 20; }));
@@ -264,10 +269,11 @@ TEST_F(SimProcessTest, EveryModuleAndPackFaultIsObservable) {
   EXPECT_EQ(first["raw"]["0x197"], second["raw"]["0x197"]);
   EXPECT_NE(first["raw"]["0x181"], second["raw"]["0x181"]);  // a live module moved on (200 A)
   EXPECT_NE(first["raw"]["0x196"], second["raw"]["0x196"]);  // garbage
-  EXPECT_EQ(second["pdo_counts"].count("0x184"), 0u);         // silent
+  EXPECT_EQ(second["pdo_counts"].count("0x184"), 0u);        // silent
   EXPECT_EQ(second["sdo"].count("0x584"), 0u);
 
-  ASSERT_TRUE(sim.control({{"cmd", "drive"}, {"pump", true}, {"fan", true}, {"current_a", 0}})["ok"].get<bool>());
+  ASSERT_TRUE(
+      sim.control({{"cmd", "drive"}, {"pump", true}, {"fan", true}, {"current_a", 0}})["ok"].get<bool>());
   EXPECT_GT(sim.status()["coolant_pressure_bar"].get<double>(), 1.0);
   ASSERT_TRUE(sim.fault({{"fault", "pump_failure"}}));
   ASSERT_TRUE(sim.fault({{"fault", "insulation_fault"}}));
@@ -290,7 +296,8 @@ TEST_F(SimProcessTest, EveryModuleAndPackFaultIsObservable) {
   EXPECT_EQ(after["pdo_counts"].size(), 64u);
   EXPECT_EQ(after["lengths"].value("0x185", 0), 8);
   EXPECT_LT(after["modules"]["2"]["max_cell_v"].get<double>(), 4.1);
-  EXPECT_FALSE(sim.control({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 12}, {"cell", 1}})["ok"].get<bool>());
+  EXPECT_FALSE(sim.control({{"cmd", "fault"}, {"fault", "cell_drift"}, {"module", 12}, {"cell", 1}})["ok"]
+                   .get<bool>());
   EXPECT_EQ(sim.stop(), 0) << sim.log();
 }
 
@@ -319,7 +326,8 @@ TEST_F(SimProcessTest, ABadScenarioStopsTheStartWithAReason) {
 TEST_F(SimProcessTest, CyclicModeSendsPdosWithoutSync) {
   SimProcess sim({"--modules", "2", "--cyclic-ms", "100"});
   ASSERT_TRUE(sim.ready()) << sim.log();
-  std::vector<can::Frame> frames = collect(sim, {}, [](const std::vector<can::Frame>& f) { return f.size() >= 32; });
+  std::vector<can::Frame> frames =
+      collect(sim, {}, [](const std::vector<can::Frame>& f) { return f.size() >= 32; });
   ASSERT_GE(frames.size(), 32u);
   std::map<std::uint32_t, int> counts;
   for (const can::Frame& f : frames) ++counts[f.id];

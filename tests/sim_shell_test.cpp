@@ -61,7 +61,8 @@ TEST(SimShell, RunsAnswersSyncAndControlAndStopsAfterItsDuration) {
   options.speed = 20;
   options.duration_s = 60;  // three wall seconds at speed 20
   options.control_path = (std::filesystem::temp_directory_path() /
-                          ("cellguard-sim-shell-" + std::to_string(::getpid()) + ".sock")).string();
+                          ("cellguard-sim-shell-" + std::to_string(::getpid()) + ".sock"))
+                             .string();
   int exit_code = -1;
   std::thread loop([&] { exit_code = run_simulator(std::move(options), ready_out); });
 
@@ -69,7 +70,8 @@ TEST(SimShell, RunsAnswersSyncAndControlAndStopsAfterItsDuration) {
   ASSERT_TRUE(ready.is_object() && ready.value("ready", false)) << ready.dump();
   json status = control(ready["control"], {{"cmd", "status"}});
   EXPECT_EQ(status["status"]["modules"].size(), 3u);
-  EXPECT_TRUE(control(ready["control"], {{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 3}})["ok"].get<bool>());
+  EXPECT_TRUE(control(ready["control"], {{"cmd", "fault"}, {"fault", "module_silent"}, {"module", 3}})["ok"]
+                  .get<bool>());
 
   asio::io_context io;
   auto bus = can::open_bus(io, ready["can"].get<std::string>());

@@ -9,6 +9,7 @@
 // counted on both sides agree. The counts are printed.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <asio/ssl.hpp>
@@ -19,7 +20,6 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
-#include <toml++/toml.h>
 
 #include "ipc/line_socket.h"
 #include "pki/pki.h"
@@ -91,8 +91,8 @@ class Deployment {
   void start_server() {
     const std::string listen = "127.0.0.1:" + std::to_string(server_port_);
     server_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{binary(), "server", "--data", data_.string(), "--listen", listen, "--pki-dir",
-                                 pki_.string(), "--name", "server"},
+        std::vector<std::string>{binary(), "server", "--data", data_.string(), "--listen", listen,
+                                 "--pki-dir", pki_.string(), "--name", "server"},
         (dir_ / "server.log").string());
     ASSERT_TRUE(server_->ready()) << server_->log();
     const std::string at = server_->ready_line()["listen"];
@@ -107,10 +107,16 @@ class Deployment {
 
   void start_proxy(std::uint64_t seed, const std::string& mode) {
     proxy_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{binary(), "fault-proxy", "--listen", "127.0.0.1:0", "--target",
-                                 "127.0.0.1:" + std::to_string(server_port_), "--seed", std::to_string(seed), "--mode",
-                                 mode, "--cut-every", "1s..3s", "--stall", "1s..7s", "--outage", "0.5s..2s",
-                                 "--delay", "0..30ms", "--control", (dir_ / "proxy.sock").string()},
+        std::vector<std::string>{binary(),      "fault-proxy",
+                                 "--listen",    "127.0.0.1:0",
+                                 "--target",    "127.0.0.1:" + std::to_string(server_port_),
+                                 "--seed",      std::to_string(seed),
+                                 "--mode",      mode,
+                                 "--cut-every", "1s..3s",
+                                 "--stall",     "1s..7s",
+                                 "--outage",    "0.5s..2s",
+                                 "--delay",     "0..30ms",
+                                 "--control",   (dir_ / "proxy.sock").string()},
         (dir_ / "proxy.log").string());
     ASSERT_TRUE(proxy_->ready()) << proxy_->log();
     const std::string at = proxy_->ready_line()["listen"];
@@ -119,7 +125,8 @@ class Deployment {
   json proxy(const json& req) { return request((dir_ / "proxy.sock").string(), req); }
 
   std::string write_edge_config() {
-    toml::table config = testing::rig_edge_config(sim_->ready_line(), dir_, 4, "rig-01", (dir_ / "board").string());
+    toml::table config =
+        testing::rig_edge_config(sim_->ready_line(), dir_, 4, "rig-01", (dir_ / "board").string());
     config["recording"].as_table()->insert_or_assign("path", recording().string());
     auto* up = config["uplink"].as_table();
     up->insert_or_assign("server", "127.0.0.1:" + std::to_string(proxy_port_));
@@ -229,8 +236,8 @@ class Deployment {
         ++j;
       }
     }
-    auto series = (*st)->series("rig-01", "BMU01_pdo1.CMA_Current", 0, std::numeric_limits<std::int64_t>::max(),
-                                100'000'000);
+    auto series = (*st)->series("rig-01", "BMU01_pdo1.CMA_Current", 0,
+                                std::numeric_limits<std::int64_t>::max(), 100'000'000);
     EXPECT_TRUE(series) << series.error().message;
     if (series) c.server_samples = series->points.size();
     c.duplicated = c.server_samples > c.edge_frames ? c.server_samples - c.edge_frames : 0;
@@ -241,12 +248,13 @@ class Deployment {
     drain();
     stop_server();
     const Counts c = compare();
-    std::printf("%s: edge recorded %llu batches, server stored %llu; lost %llu, duplicated %llu, not recorded %llu; "
-                "BMU01_pdo1 frames %llu, server samples of BMU01_pdo1.CMA_Current %llu\n",
-                what, static_cast<unsigned long long>(c.edge_blocks), static_cast<unsigned long long>(c.server_batches),
-                static_cast<unsigned long long>(c.lost), static_cast<unsigned long long>(c.duplicated),
-                static_cast<unsigned long long>(c.extra), static_cast<unsigned long long>(c.edge_frames),
-                static_cast<unsigned long long>(c.server_samples));
+    std::printf(
+        "%s: edge recorded %llu batches, server stored %llu; lost %llu, duplicated %llu, not recorded %llu; "
+        "BMU01_pdo1 frames %llu, server samples of BMU01_pdo1.CMA_Current %llu\n",
+        what, static_cast<unsigned long long>(c.edge_blocks),
+        static_cast<unsigned long long>(c.server_batches), static_cast<unsigned long long>(c.lost),
+        static_cast<unsigned long long>(c.duplicated), static_cast<unsigned long long>(c.extra),
+        static_cast<unsigned long long>(c.edge_frames), static_cast<unsigned long long>(c.server_samples));
     EXPECT_GT(c.edge_blocks, 0u);
     EXPECT_EQ(c.lost, 0u);
     EXPECT_EQ(c.extra, 0u);
@@ -261,7 +269,8 @@ class Deployment {
 };
 
 // Waits until the edge has at least `more` batches (about 200 ms each) acknowledged beyond `from`.
-bool acked_beyond(Deployment& d, std::uint64_t from, std::chrono::milliseconds timeout = 60s, std::uint64_t more = 10) {
+bool acked_beyond(Deployment& d, std::uint64_t from, std::chrono::milliseconds timeout = 60s,
+                  std::uint64_t more = 10) {
   return wait_until([&] { return d.edge_acked() >= from + more; }, timeout);
 }
 
@@ -324,10 +333,12 @@ TEST(UplinkFaults, AFullServerDiskLosesNothingOnceSpaceReturns) {
     while (out.write(block.data(), static_cast<std::streamsize>(block.size()))) {
     }
   }
-  ASSERT_TRUE(wait_until([&] { return d.edge_status()["status"]["uplink"].value("disconnects", 0ull) > 0; }, 60s))
+  ASSERT_TRUE(
+      wait_until([&] { return d.edge_status()["status"]["uplink"].value("disconnects", 0ull) > 0; }, 60s))
       << d.edge_status().dump();
   // The server said why: its commits failed for lack of space.
-  ASSERT_TRUE(wait_until([&] { return d.server_log().find("commit of") != std::string::npos; }, 30s)) << d.server_log();
+  ASSERT_TRUE(wait_until([&] { return d.server_log().find("commit of") != std::string::npos; }, 30s))
+      << d.server_log();
   std::this_thread::sleep_for(2s);
   fs::remove(filler);
   const std::uint64_t acked = d.edge_acked();

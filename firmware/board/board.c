@@ -85,7 +85,7 @@ ISR(USART_RX_vect) {
 
 ISR(USART_UDRE_vect) {
   if (tx_tail == tx_head) {
-    UCSR0B &= (uint8_t)~(1 << UDRIE0);
+    UCSR0B &= (uint8_t) ~(1 << UDRIE0);
     return;
   }
   UDR0 = tx_buf[tx_tail];
@@ -217,7 +217,8 @@ static void write_pin(uint8_t pin, bool high) {
   if (pin < 3 || pin > 7) return;  // not an output of this board (0, 1: UART; 2: ground-fault input)
   const uint8_t bit = (uint8_t)(1 << pin);
   if (high) {
-    if ((bit & RELAY_MASK) && (fail_safe == FS_HB_LOST || fail_safe == FS_GND_FAULT)) return;  // until re-armed
+    if ((bit & RELAY_MASK) && (fail_safe == FS_HB_LOST || fail_safe == FS_GND_FAULT))
+      return;  // until re-armed
     PORTD |= bit;
   } else {
     PORTD &= (uint8_t)~bit;
@@ -250,7 +251,8 @@ static void on_letter(uint8_t byte, uint32_t now) {
       send_line(LINE_REPLY);
       break;
     case 'R':
-      if (fail_safe == FS_HB_LOST && heartbeat_since_trip && now - last_heartbeat_ms <= heartbeat_timeout_ms) {
+      if (fail_safe == FS_HB_LOST && heartbeat_since_trip &&
+          now - last_heartbeat_ms <= heartbeat_timeout_ms) {
         fail_safe = FS_ARMED;
       } else if (fail_safe == FS_GND_FAULT && !gnd_fault && now - last_heartbeat_ms <= heartbeat_timeout_ms) {
         fail_safe = FS_ARMED;
@@ -279,7 +281,8 @@ static void parse_byte(uint8_t byte, uint32_t now) {
       if (digit) {
         timeout_value = (uint16_t)(timeout_value * 10 + (byte - '0'));
         if (++timeout_digits == 4) {
-          if (timeout_value >= TIMEOUT_MIN_MS && timeout_value <= TIMEOUT_MAX_MS) heartbeat_timeout_ms = timeout_value;
+          if (timeout_value >= TIMEOUT_MIN_MS && timeout_value <= TIMEOUT_MAX_MS)
+            heartbeat_timeout_ms = timeout_value;
           parse_state = P_PIN;
           pin_digits = 0;
           send_line(LINE_REPLY);  // confirms the timeout in force

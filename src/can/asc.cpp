@@ -80,7 +80,8 @@ class AscReader final : public LogReader {
   explicit AscReader(LineReader lines) : lines_(std::move(lines)) {}
 
   Result<bool> next(Frame& frame) override {
-    return next_frame(lines_, frame, [this](std::string_view line, Frame& f) { return parse_line(trim(line), f); });
+    return next_frame(lines_, frame,
+                      [this](std::string_view line, Frame& f) { return parse_line(trim(line), f); });
   }
   LogFormat format() const override { return LogFormat::asc; }
   std::uint64_t bytes_read() const override { return lines_.bytes_read(); }
@@ -118,7 +119,8 @@ LineResult AscReader::parse_header(std::string_view line) {
     } else {
       return LineResult::fail("base must be hex or dec");
     }
-    if (equals_ignore_case(tokens.next(), "timestamps")) relative_ = equals_ignore_case(tokens.next(), "relative");
+    if (equals_ignore_case(tokens.next(), "timestamps"))
+      relative_ = equals_ignore_case(tokens.next(), "relative");
     return LineResult::skip();
   }
   if (starts_with_ignore_case(line, "begin triggerblock")) {
@@ -194,7 +196,8 @@ LineResult AscReader::parse_classic(Tokens& tokens, std::string_view channel, Fr
   frame.bus.assign(channel);
   const std::string_view type = tokens.next();
   const bool remote = equals_ignore_case(type, "r");
-  if (!remote && !equals_ignore_case(type, "d")) return LineResult::fail("expected 'd' or 'r' after the direction");
+  if (!remote && !equals_ignore_case(type, "d"))
+    return LineResult::fail("expected 'd' or 'r' after the direction");
   std::uint32_t dlc = 0;
   const std::string_view dlc_text = tokens.peek();
   if (remote) {
@@ -210,7 +213,8 @@ LineResult AscReader::parse_classic(Tokens& tokens, std::string_view channel, Fr
   if (!parse_uint(dlc_text, base_, dlc) || dlc > 15) return LineResult::fail("malformed DLC");
   frame.size = dlc_to_length(static_cast<std::uint8_t>(dlc), false);
   for (std::size_t i = 0; i < frame.size; ++i) {
-    if (!parse_byte(tokens.next(), frame.data[i])) return LineResult::fail("fewer data bytes than the DLC says");
+    if (!parse_byte(tokens.next(), frame.data[i]))
+      return LineResult::fail("fewer data bytes than the DLC says");
   }
   return LineResult::frame();  // what follows (Length = ..., BitCount = ...) is not needed
 }
@@ -237,15 +241,18 @@ LineResult AscReader::parse_fd(Tokens& tokens, Frame& frame) {
   const std::string_view esi = tokens.next();
   std::uint32_t dlc = 0;
   std::uint32_t length = 0;
-  if ((brs != "0" && brs != "1") || (esi != "0" && esi != "1")) return LineResult::fail("malformed BRS or ESI");
+  if ((brs != "0" && brs != "1") || (esi != "0" && esi != "1"))
+    return LineResult::fail("malformed BRS or ESI");
   if (!parse_uint(tokens.next(), 16, dlc) || dlc > 15) return LineResult::fail("malformed DLC");
-  if (!parse_uint(tokens.next(), 10, length) || length > kMaxFdPayload) return LineResult::fail("malformed data length");
+  if (!parse_uint(tokens.next(), 10, length) || length > kMaxFdPayload)
+    return LineResult::fail("malformed data length");
   frame.fd = true;
   frame.bitrate_switch = brs == "1";
   frame.error_state = esi == "1";
   frame.size = static_cast<std::uint8_t>(length);
   for (std::size_t i = 0; i < length; ++i) {
-    if (!parse_byte(tokens.next(), frame.data[i])) return LineResult::fail("fewer data bytes than the length says");
+    if (!parse_byte(tokens.next(), frame.data[i]))
+      return LineResult::fail("fewer data bytes than the length says");
   }
   // <message duration> <message length> <flags>: without them the line is taken as CAN FD.
   tokens.next();
@@ -428,7 +435,9 @@ class AscWriter final : public LogWriter {
 
 }  // namespace
 
-std::unique_ptr<LogReader> make_asc_reader(LineReader lines) { return std::make_unique<AscReader>(std::move(lines)); }
+std::unique_ptr<LogReader> make_asc_reader(LineReader lines) {
+  return std::make_unique<AscReader>(std::move(lines));
+}
 
 std::unique_ptr<LogWriter> make_asc_writer(std::ostream& out) { return std::make_unique<AscWriter>(out); }
 

@@ -26,7 +26,8 @@ const char* const kHeader =
     "   0.000000 Start of measurement\n";
 
 TEST(Asc, ReadsClassicFramesRelativeToTheTriggerblockDate) {
-  auto r = read_all(std::string(kHeader) + "   0.000250 1  181             Rx   d 8 F2 A7 00 00 00 00 00 01\n", kAsc);
+  auto r = read_all(
+      std::string(kHeader) + "   0.000250 1  181             Rx   d 8 F2 A7 00 00 00 00 00 01\n", kAsc);
   ASSERT_TRUE(r.errors.empty()) << r.errors[0];
   ASSERT_EQ(r.frames.size(), 1u);
   EXPECT_EQ(r.frames[0].timestamp_ns, kStart + 250'000);
@@ -64,8 +65,10 @@ TEST(Asc, ReadsErrorFramesAsBusErrors) {
 
 TEST(Asc, ReadsCanFdLinesWithAndWithoutSymbolicName) {
   auto r = read_all(
-      "0.1 CANFD   1 Rx        123  Engine_Data  1 0 9 12 01 02 03 04 05 06 07 08 09 0A 0B 0C 0 0 3000 0 0 0 0 0\n"
-      "0.2 CANFD   1 Rx 18FF50E5x                                  0 1 8  8 11 22 33 44 55 66 77 88 0 0 5000 0 0 0 0 0\n",
+      "0.1 CANFD   1 Rx        123  Engine_Data  1 0 9 12 01 02 03 04 05 06 07 08 09 0A 0B 0C 0 0 3000 0 0 0 "
+      "0 0\n"
+      "0.2 CANFD   1 Rx 18FF50E5x                                  0 1 8  8 11 22 33 44 55 66 77 88 0 0 5000 "
+      "0 0 0 0 0\n",
       kAsc);
   ASSERT_TRUE(r.errors.empty()) << r.errors[0];
   ASSERT_EQ(r.frames.size(), 2u);
@@ -79,8 +82,10 @@ TEST(Asc, ReadsCanFdLinesWithAndWithoutSymbolicName) {
 }
 
 TEST(Asc, ReadsClassicFramesLoggedOnAnFdChannelByTheirFlags) {
-  auto r = read_all("0.1 CANFD   1 Rx 123  0 0 2  2 AA BB 0 0 0 0 0 0 0 0\n0.2 CANFD   1 Rx 124  0 0 3  0 0 0 10 0 0 0 0 0\n",
-                    kAsc);
+  auto r = read_all(
+      "0.1 CANFD   1 Rx 123  0 0 2  2 AA BB 0 0 0 0 0 0 0 0\n0.2 CANFD   1 Rx 124  0 0 3  0 0 0 10 0 0 0 0 "
+      "0\n",
+      kAsc);
   ASSERT_EQ(r.frames.size(), 2u);
   EXPECT_FALSE(r.frames[0].fd);
   EXPECT_EQ(r.frames[0].size, 2u);
@@ -89,7 +94,8 @@ TEST(Asc, ReadsClassicFramesLoggedOnAnFdChannelByTheirFlags) {
 }
 
 TEST(Asc, HonoursDecimalBase) {
-  auto r = read_all("base dec  timestamps absolute\n0.1 1  385  Rx   d 2 255 16\n0.2 1  100x  Rx   d 1 7\n", kAsc);
+  auto r =
+      read_all("base dec  timestamps absolute\n0.1 1  385  Rx   d 2 255 16\n0.2 1  100x  Rx   d 1 7\n", kAsc);
   ASSERT_EQ(r.frames.size(), 2u);
   EXPECT_EQ(r.frames[0].id, 385u);
   EXPECT_EQ(bytes(r.frames[0]), (V{255, 16}));

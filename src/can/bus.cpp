@@ -44,8 +44,7 @@ Result<void> validate_frame(const Frame& frame) {
     char hex[8];
     auto [end, ec] = std::to_chars(hex, hex + sizeof hex, frame.id, 16);
     (void)ec;
-    return Error(ErrorCode::invalid_argument, "CAN id 0x" + std::string(hex, end) +
-                                                  " does not fit " +
+    return Error(ErrorCode::invalid_argument, "CAN id 0x" + std::string(hex, end) + " does not fit " +
                                                   (frame.extended ? "29 bits" : "11 bits"));
   }
   if (frame.fd && frame.remote) {
@@ -55,9 +54,8 @@ Result<void> validate_frame(const Frame& frame) {
     return Error(ErrorCode::invalid_argument, "BRS/ESI flags on a classic CAN frame");
   }
   if (!is_valid_length(frame.size, frame.fd)) {
-    return Error(ErrorCode::invalid_argument,
-                 "invalid " + std::string(frame.fd ? "CAN FD" : "CAN") + " length " +
-                     std::to_string(frame.size));
+    return Error(ErrorCode::invalid_argument, "invalid " + std::string(frame.fd ? "CAN FD" : "CAN") +
+                                                  " length " + std::to_string(frame.size));
   }
   return success();
 }

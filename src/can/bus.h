@@ -72,15 +72,16 @@ class io_context;
 namespace cellguard::can {
 
 struct BusCounters {
-  std::uint64_t frames_received = 0;  // frames handed to the receive handler
-  std::uint64_t frames_sent = 0;      // frames accepted by send() and queued for the transport
-  std::uint64_t frames_dropped = 0;   // frames lost: queue full, unparsable, or bus closed
-  std::uint64_t errors = 0;           // errors reported to the error handler
+  std::uint64_t frames_received = 0;     // frames handed to the receive handler
+  std::uint64_t frames_sent = 0;         // frames accepted by send() and queued for the transport
+  std::uint64_t frames_dropped = 0;      // frames lost: queue full, unparsable, or bus closed
+  std::uint64_t errors = 0;              // errors reported to the error handler
   std::uint64_t malformed_elements = 0;  // protocol elements from a peer that did not parse (socketcand)
   // SocketCAN only (0 elsewhere):
-  std::uint64_t rx_queue_overflows = 0;   // frames the kernel dropped from the socket's receive queue (SO_RXQ_OVFL)
-  std::uint64_t restarts_requested = 0;   // bus-off: controller restarts the bus asked for (rtnetlink)
-  std::uint64_t restart_failures = 0;     // ... and the kernel refused (reason through on_error)
+  std::uint64_t rx_queue_overflows =
+      0;  // frames the kernel dropped from the socket's receive queue (SO_RXQ_OVFL)
+  std::uint64_t restarts_requested = 0;  // bus-off: controller restarts the bus asked for (rtnetlink)
+  std::uint64_t restart_failures = 0;    // ... and the kernel refused (reason through on_error)
 };
 
 class Bus {

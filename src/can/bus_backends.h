@@ -24,10 +24,14 @@ struct AtomicCounters {
   std::atomic<std::uint64_t> restart_failures{0};
 
   BusCounters snapshot() const {
-    return {frames_received.load(std::memory_order_relaxed),    frames_sent.load(std::memory_order_relaxed),
-            frames_dropped.load(std::memory_order_relaxed),     errors.load(std::memory_order_relaxed),
-            malformed_elements.load(std::memory_order_relaxed), rx_queue_overflows.load(std::memory_order_relaxed),
-            restarts_requested.load(std::memory_order_relaxed), restart_failures.load(std::memory_order_relaxed)};
+    return {frames_received.load(std::memory_order_relaxed),
+            frames_sent.load(std::memory_order_relaxed),
+            frames_dropped.load(std::memory_order_relaxed),
+            errors.load(std::memory_order_relaxed),
+            malformed_elements.load(std::memory_order_relaxed),
+            rx_queue_overflows.load(std::memory_order_relaxed),
+            restarts_requested.load(std::memory_order_relaxed),
+            restart_failures.load(std::memory_order_relaxed)};
   }
 };
 
@@ -50,6 +54,7 @@ Result<std::unique_ptr<Bus>> open_socketcan_bus(asio::io_context& io, std::strin
 
 // replay_bus.cpp: `rest` is what follows "replay:" (PATH[?QUERY]); `url` is the whole URL, for
 // messages and describe(). The log is opened (and its format detected) before this returns.
-Result<std::unique_ptr<Bus>> open_replay_bus(asio::io_context& io, std::string_view url, std::string_view rest);
+Result<std::unique_ptr<Bus>> open_replay_bus(asio::io_context& io, std::string_view url,
+                                             std::string_view rest);
 
 }  // namespace cellguard::can::detail

@@ -62,7 +62,8 @@ TEST(InprocBus, StampsTheReceiveTimeInNanoseconds) {
   Recorder rb;
   rb.attach(*b);
   auto before_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   Frame frame = make_frame(0x1, {});
   frame.timestamp_ns = 42;  // ignored by send
   ASSERT_TRUE(a->send(frame).ok());
@@ -94,7 +95,9 @@ TEST(InprocBus, KeepsTheOrderOfManyFrames) {
   rb.attach(*b);
   constexpr std::uint32_t kCount = 10000;
   for (std::uint32_t i = 0; i < kCount; ++i) {
-    ASSERT_TRUE(a->send(make_frame(i % 0x800, {static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(i >> 8)})).ok());
+    ASSERT_TRUE(
+        a->send(make_frame(i % 0x800, {static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(i >> 8)}))
+            .ok());
   }
   ASSERT_TRUE(run_until(io, [&] { return rb.frames.size() == kCount; }));
   for (std::uint32_t i = 0; i < kCount; ++i) {

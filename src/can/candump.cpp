@@ -74,8 +74,8 @@ bool parse_timestamp(std::string_view text, std::int64_t& ns) {
     if (!parse_uint(text.substr(0, 4), 10, year) || !parse_uint(text.substr(5, 2), 10, month) ||
         !parse_uint(text.substr(8, 2), 10, day) || !parse_uint(text.substr(11, 2), 10, hour) ||
         !parse_uint(text.substr(14, 2), 10, minute) || !parse_fixed(text.substr(17), 9, second_ns) ||
-        year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second_ns < 0 ||
-        second_ns >= 61 * kNanosPerSecond) {
+        year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||
+        minute > 59 || second_ns < 0 || second_ns >= 61 * kNanosPerSecond) {
       return false;
     }
     ns = days_from_civil(year, month, day) * kNanosPerDay +
@@ -177,7 +177,8 @@ LineResult parse_candump_log_line(std::string_view line, Frame& frame) {
   if (!is_space(*p)) return LineResult::fail("unexpected text after the data");
   p = skip_blanks(p, end);
   // candump -x: R (received), T (transmitted), D (dropped/echo); nothing may follow it.
-  if (end - p == 1 && (*p == 'R' || *p == 'T' || *p == 'D' || *p == 'r' || *p == 't')) return LineResult::frame();
+  if (end - p == 1 && (*p == 'R' || *p == 'T' || *p == 'D' || *p == 'r' || *p == 't'))
+    return LineResult::frame();
   return LineResult::fail("unexpected text after the frame");
 }
 
@@ -331,7 +332,8 @@ std::unique_ptr<LogReader> make_candump_log_reader(LineReader lines) {
 }
 
 std::unique_ptr<LogReader> make_candump_console_reader(LineReader lines) {
-  return std::make_unique<CandumpReader<parse_candump_console_line, LogFormat::candump_console>>(std::move(lines));
+  return std::make_unique<CandumpReader<parse_candump_console_line, LogFormat::candump_console>>(
+      std::move(lines));
 }
 
 std::unique_ptr<LogWriter> make_candump_log_writer(std::ostream& out) {

@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "can/log.h"
 #include "can/log_test_util.h"
@@ -75,7 +75,8 @@ TEST(CandumpLog, ReadsErrorFlagAsErrorFrameWithClassBits) {
 }
 
 TEST(CandumpLog, ReadsCanFdFramesWithBrsAndEsiFlags) {
-  auto r = read_all("(1.0) can0 123##3112233445566778899AABBCC\n(1.1) can0 124##0\n(1.2) can0 125##5AA\n", kLog);
+  auto r =
+      read_all("(1.0) can0 123##3112233445566778899AABBCC\n(1.1) can0 124##0\n(1.2) can0 125##5AA\n", kLog);
   ASSERT_TRUE(r.errors.empty()) << r.errors[0];
   ASSERT_EQ(r.frames.size(), 3u);
   EXPECT_TRUE(r.frames[0].fd);
@@ -170,7 +171,9 @@ TEST(CandumpLog, RoundTripsEveryKindOfFrame) {
       "(1700000000.000003) can0 1FFFFFFF#AB\n"
       "(1700000000.000004) can0 321#R\n"
       "(1700000000.000005) can0 321#R8\n"
-      "(1700000000.000006) can0 00000123##2" + std::string(128, 'E') + "\n"
+      "(1700000000.000006) can0 00000123##2" +
+      std::string(128, 'E') +
+      "\n"
       "(1700000000.000007) can0 20000004#0004000000000000\n";
   auto r = read_all(text, kLog);
   ASSERT_TRUE(r.errors.empty()) << r.errors[0];
@@ -251,7 +254,8 @@ TEST(LogApi, ParsesFormatNamesAndRoundTripsToString) {
   EXPECT_EQ(parse_log_format("ASC"), LogFormat::asc);
   EXPECT_EQ(parse_log_format("trc"), LogFormat::trc);
   EXPECT_EQ(parse_log_format("blf"), std::nullopt);
-  for (auto f : {kLog, kConsole, LogFormat::asc, LogFormat::trc}) EXPECT_EQ(parse_log_format(to_string(f)), f);
+  for (auto f : {kLog, kConsole, LogFormat::asc, LogFormat::trc})
+    EXPECT_EQ(parse_log_format(to_string(f)), f);
 }
 
 TEST(LogApi, GuessesFormatsFromExtensions) {
@@ -275,7 +279,8 @@ TEST(LogApi, DetectsEachFormatFromItsFirstLines) {
 }
 
 TEST(LogApi, OpensAFileAndDetectsItsFormat) {
-  const auto path = std::filesystem::temp_directory_path() / ("cellguard_log_api_" + std::to_string(::getpid()) + ".txt");
+  const auto path =
+      std::filesystem::temp_directory_path() / ("cellguard_log_api_" + std::to_string(::getpid()) + ".txt");
   {
     std::ofstream out(path);
     out << "  can0  181   [2]  F2 A7\n";

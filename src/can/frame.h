@@ -60,8 +60,8 @@ struct Frame {
   }
 
   friend bool operator==(const Frame& a, const Frame& b) {
-    return a.timestamp_ns == b.timestamp_ns && a.id == b.id && a.size == b.size &&
-           a.extended == b.extended && a.remote == b.remote && a.error == b.error && a.fd == b.fd &&
+    return a.timestamp_ns == b.timestamp_ns && a.id == b.id && a.size == b.size && a.extended == b.extended &&
+           a.remote == b.remote && a.error == b.error && a.fd == b.fd &&
            a.bitrate_switch == b.bitrate_switch && a.error_state == b.error_state && a.bus == b.bus &&
            std::memcmp(a.data.data(), b.data.data(), a.remote ? 0 : a.size) == 0;
   }

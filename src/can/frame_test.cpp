@@ -1,8 +1,8 @@
+#include "can/frame.h"
+
 #include <gtest/gtest.h>
 
 #include <array>
-
-#include "can/frame.h"
 
 namespace cellguard::can {
 namespace {

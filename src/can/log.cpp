@@ -1,4 +1,6 @@
 // Format names, detection, opening of log sources, and the helpers the format files share.
+#include "can/log.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -7,7 +9,6 @@
 #include <limits>
 #include <ostream>
 
-#include "can/log.h"
 #include "can/log_internal.h"
 
 namespace cellguard::can {
@@ -39,7 +40,8 @@ class StreamSource final : public ByteSource {
 // A C stdio file: fread on a FILE* is the portable way to read a file or stdin in large blocks.
 class FileSource final : public ByteSource {
  public:
-  FileSource(std::FILE* file, std::string path, bool owned) : file_(file), path_(std::move(path)), owned_(owned) {}
+  FileSource(std::FILE* file, std::string path, bool owned)
+      : file_(file), path_(std::move(path)), owned_(owned) {}
   ~FileSource() override {
     if (owned_) std::fclose(file_);
   }
@@ -62,7 +64,9 @@ class FileSource final : public ByteSource {
 
 }  // namespace
 
-std::unique_ptr<ByteSource> make_stream_source(std::istream& in) { return std::make_unique<StreamSource>(in); }
+std::unique_ptr<ByteSource> make_stream_source(std::istream& in) {
+  return std::make_unique<StreamSource>(in);
+}
 
 Result<std::unique_ptr<ByteSource>> open_file_source(const std::string& path) {
   if (path == "-") return std::unique_ptr<ByteSource>(std::make_unique<FileSource>(stdin, "<stdin>", false));
@@ -358,7 +362,8 @@ Result<void> check_frame(const Frame& frame) {
   // Text logs hold times since 1970 or since the log start: never negative.
   if (frame.timestamp_ns < 0) return Error(ErrorCode::invalid_argument, "cannot write a negative time");
   if (frame.error) {
-    if (frame.id > kCanErrMask) return Error(ErrorCode::invalid_argument, "error frame class bits out of range");
+    if (frame.id > kCanErrMask)
+      return Error(ErrorCode::invalid_argument, "error frame class bits out of range");
   } else if (frame.id > (frame.extended ? kMaxExtendedId : kMaxStandardId)) {
     return Error(ErrorCode::invalid_argument, "CAN id " + std::to_string(frame.id) + " out of range");
   }
@@ -378,10 +383,14 @@ using detail::LineResult;
 
 std::string_view to_string(LogFormat format) {
   switch (format) {
-    case LogFormat::candump_log: return "candump-log";
-    case LogFormat::candump_console: return "candump-console";
-    case LogFormat::asc: return "asc";
-    case LogFormat::trc: return "trc";
+    case LogFormat::candump_log:
+      return "candump-log";
+    case LogFormat::candump_console:
+      return "candump-console";
+    case LogFormat::asc:
+      return "asc";
+    case LogFormat::trc:
+      return "trc";
   }
   return "unknown";
 }
@@ -392,11 +401,16 @@ std::optional<LogFormat> parse_log_format(std::string_view name) {
     LogFormat format;
   };
   static constexpr Alias kAliases[] = {
-      {"candump", LogFormat::candump_log},         {"candump-log", LogFormat::candump_log},
-      {"candump_log", LogFormat::candump_log},     {"log", LogFormat::candump_log},
-      {"candump-console", LogFormat::candump_console}, {"candump_console", LogFormat::candump_console},
-      {"console", LogFormat::candump_console},     {"asc", LogFormat::asc},
-      {"vector-asc", LogFormat::asc},              {"trc", LogFormat::trc},
+      {"candump", LogFormat::candump_log},
+      {"candump-log", LogFormat::candump_log},
+      {"candump_log", LogFormat::candump_log},
+      {"log", LogFormat::candump_log},
+      {"candump-console", LogFormat::candump_console},
+      {"candump_console", LogFormat::candump_console},
+      {"console", LogFormat::candump_console},
+      {"asc", LogFormat::asc},
+      {"vector-asc", LogFormat::asc},
+      {"trc", LogFormat::trc},
       {"peak-trc", LogFormat::trc},
   };
   for (const auto& alias : kAliases) {
@@ -461,7 +475,8 @@ std::optional<LogFormat> detect_log_format(std::string_view head) {
         detail::starts_with_ignore_case(line, "no internal events logged")) {
       return LogFormat::asc;
     }
-    if (detail::parse_candump_log_line(raw, frame).kind == LineResult::Kind::frame) return LogFormat::candump_log;
+    if (detail::parse_candump_log_line(raw, frame).kind == LineResult::Kind::frame)
+      return LogFormat::candump_log;
     if (detail::parse_candump_console_line(raw, frame).kind == LineResult::Kind::frame) {
       return LogFormat::candump_console;
     }
@@ -475,10 +490,14 @@ namespace {
 
 std::unique_ptr<LogReader> make_reader_for(LogFormat format, detail::LineReader lines) {
   switch (format) {
-    case LogFormat::candump_log: return detail::make_candump_log_reader(std::move(lines));
-    case LogFormat::candump_console: return detail::make_candump_console_reader(std::move(lines));
-    case LogFormat::asc: return detail::make_asc_reader(std::move(lines));
-    case LogFormat::trc: return detail::make_trc_reader(std::move(lines));
+    case LogFormat::candump_log:
+      return detail::make_candump_log_reader(std::move(lines));
+    case LogFormat::candump_console:
+      return detail::make_candump_console_reader(std::move(lines));
+    case LogFormat::asc:
+      return detail::make_asc_reader(std::move(lines));
+    case LogFormat::trc:
+      return detail::make_trc_reader(std::move(lines));
   }
   return nullptr;
 }
@@ -523,10 +542,14 @@ Result<std::unique_ptr<LogReader>> make_log_reader(std::istream& in, const std::
 
 Result<std::unique_ptr<LogWriter>> make_log_writer(LogFormat format, std::ostream& out) {
   switch (format) {
-    case LogFormat::candump_log: return detail::make_candump_log_writer(out);
-    case LogFormat::asc: return detail::make_asc_writer(out);
-    case LogFormat::trc: return detail::make_trc_writer(out);
-    case LogFormat::candump_console: break;
+    case LogFormat::candump_log:
+      return detail::make_candump_log_writer(out);
+    case LogFormat::asc:
+      return detail::make_asc_writer(out);
+    case LogFormat::trc:
+      return detail::make_trc_writer(out);
+    case LogFormat::candump_console:
+      break;
   }
   return Error(ErrorCode::unsupported, "writing " + std::string(to_string(format)) + " is not supported");
 }

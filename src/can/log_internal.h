@@ -61,7 +61,8 @@ class LineReader {
   // Counts the current line as skipped (not a frame, not blank); the first is kept, escaped.
   void note_skipped(std::string_view line) {
     if (skipped_.count++ == 0) {
-      skipped_.first = source_name_ + ":" + std::to_string(line_number_) + ": '" + escape_untrusted(line, 120) + "'";
+      skipped_.first =
+          source_name_ + ":" + std::to_string(line_number_) + ": '" + escape_untrusted(line, 120) + "'";
     }
   }
   const LogReader::SkippedLines& skipped() const { return skipped_; }
@@ -116,14 +117,18 @@ inline constexpr std::array<std::int8_t, 256> kHexValue = [] {
   std::array<std::int8_t, 256> table{};
   for (auto& v : table) v = -1;
   for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - 'a' + 10);
-  for (int c = 'A'; c <= 'F'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - 'A' + 10);
+  for (int c = 'a'; c <= 'f'; ++c)
+    table[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c)
+    table[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(c - 'A' + 10);
   return table;
 }();
 
 inline int hex_value(char c) { return kHexValue[static_cast<unsigned char>(c)]; }
 // a + b into `sum`; false if the result does not fit (timestamps from hostile input).
-inline bool add_ns(std::int64_t a, std::int64_t b, std::int64_t& sum) { return !__builtin_add_overflow(a, b, &sum); }
+inline bool add_ns(std::int64_t a, std::int64_t b, std::int64_t& sum) {
+  return !__builtin_add_overflow(a, b, &sum);
+}
 inline bool sub_ns(std::int64_t a, std::int64_t b, std::int64_t& difference) {
   return !__builtin_sub_overflow(a, b, &difference);
 }

@@ -30,10 +30,10 @@ constexpr double kMaxOffsetNs = 100.0 * 365 * 86400 * 1e9;
 
 struct ReplayOptions {
   std::string path;
-  double speed = 1.0;        // 0: as fast as possible
+  double speed = 1.0;  // 0: as fast as possible
   bool loop = false;
   std::optional<BusName> bus;  // only frames of this bus name/channel
-  bool log_time = false;     // keep the log's timestamps instead of the delivery time
+  bool log_time = false;       // keep the log's timestamps instead of the delivery time
 };
 
 Error bad_url(std::string_view url, std::string_view reason) {
@@ -330,7 +330,8 @@ class ReplayBus final : public Bus {
 
 }  // namespace
 
-Result<std::unique_ptr<Bus>> open_replay_bus(asio::io_context& io, std::string_view url, std::string_view rest) {
+Result<std::unique_ptr<Bus>> open_replay_bus(asio::io_context& io, std::string_view url,
+                                             std::string_view rest) {
   auto options = parse_options(url, rest);
   if (!options.ok()) return options.error();
   auto reader = open_log_reader(options->path);

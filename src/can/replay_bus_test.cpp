@@ -66,8 +66,8 @@ class ReplayBusTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("cellguard_replay_" + std::to_string(::getpid()) + "_" + info->name());
+    dir_ =
+        fs::temp_directory_path() / ("cellguard_replay_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -140,7 +140,8 @@ void expect_delivered_from(asio::io_context& io, const std::string& path, std::s
   Seen seen;
   seen.attach(replay);
   const auto before = std::chrono::system_clock::now();
-  ASSERT_TRUE(run_until(io, [&] { return seen.end_reports() == 1; }, 3s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return seen.end_reports() == 1; }, 3s));
   EXPECT_TRUE(seen.ready);
   EXPECT_FALSE(seen.frame_before_ready);
   expect_same_frames(seen.frames, mixed_frames(bus));
@@ -169,17 +170,20 @@ TEST_F(ReplayBusTest, TimeLogKeepsTheLogTimestamps) {
   auto bus = open("replay:" + write_log("rig.log", LogFormat::candump_log, frames) + "?speed=0&time=log");
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.end_reports() == 1; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.end_reports() == 1; }, 3s));
   ASSERT_EQ(seen.frames.size(), frames.size());
   for (std::size_t i = 0; i < frames.size(); ++i) EXPECT_EQ(seen.frames[i], frames[i]);
 }
 
 TEST_F(ReplayBusTest, HonoursTheGapsOfTheLogAtSpeedOne) {
-  auto bus = open("replay:" + write_log("rig.log", LogFormat::candump_log,
-                                        {frame_of(kStartNs, 0x1, {1}), frame_of(kStartNs + 200 * kMs, 0x2, {2})}));
+  auto bus =
+      open("replay:" + write_log("rig.log", LogFormat::candump_log,
+                                 {frame_of(kStartNs, 0x1, {1}), frame_of(kStartNs + 200 * kMs, 0x2, {2})}));
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.frames.size() == 2; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.frames.size() == 2; }, 3s));
   const auto gap = seen.times[1] - seen.times[0];
   EXPECT_GE(gap, 195ms);
   EXPECT_LT(gap, 300ms);
@@ -193,19 +197,22 @@ TEST_F(ReplayBusTest, SpeedTenIsTenTimesFaster) {
                   "?speed=10");
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.frames.size() == 2; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.frames.size() == 2; }, 3s));
   const auto gap = seen.times[1] - seen.times[0];
   EXPECT_GE(gap, 19ms);
   EXPECT_LT(gap, 100ms);
 }
 
 TEST_F(ReplayBusTest, ATimeGoingBackwardsIsDeliveredAtOnce) {
-  auto bus = open("replay:" + write_log("rig.log", LogFormat::candump_log,
-                                        {frame_of(kStartNs + 500 * kMs, 0x1, {1}), frame_of(kStartNs, 0x2, {2}),
-                                         frame_of(kStartNs + 510 * kMs, 0x3, {3})}));
+  auto bus =
+      open("replay:" + write_log("rig.log", LogFormat::candump_log,
+                                 {frame_of(kStartNs + 500 * kMs, 0x1, {1}), frame_of(kStartNs, 0x2, {2}),
+                                  frame_of(kStartNs + 510 * kMs, 0x3, {3})}));
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.frames.size() == 3; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.frames.size() == 3; }, 3s));
   EXPECT_LT(seen.times[1] - seen.times[0], 5ms);
   EXPECT_GE(seen.times[2] - seen.times[0], 9ms);
 }
@@ -236,7 +243,8 @@ TEST_F(ReplayBusTest, SpeedZeroIsFastAndLeavesTheLoopToTimers) {
   };
   arm();
   const auto start = Clock::now();
-  ASSERT_TRUE(run_until(io_, [&] { return seen.end_reports() == 1; }, 4s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.end_reports() == 1; }, 4s));
   EXPECT_LT(Clock::now() - start, 3s);
   ASSERT_EQ(seen.frames.size(), frames.size());
   for (std::size_t i = 0; i < frames.size(); ++i) ASSERT_EQ(seen.frames[i].id, frames[i].id) << i;
@@ -254,7 +262,8 @@ TEST_F(ReplayBusTest, LoopStartsAgainAtTheEnd) {
                   "?loop=1&speed=0");
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.frames.size() >= 10; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.frames.size() >= 10; }, 3s));
   bus->close();
   for (std::size_t i = 0; i < 10; ++i) EXPECT_EQ(seen.frames[i].id, i % 3 + 1) << i;
   EXPECT_EQ(seen.end_reports(), 0);
@@ -267,22 +276,25 @@ TEST_F(ReplayBusTest, LoopKeepsTheTimingAcrossTheWrap) {
                   "?loop=1");
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.frames.size() >= 4; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.frames.size() >= 4; }, 3s));
   bus->close();
   EXPECT_EQ(seen.frames[2].id, 1u);
   EXPECT_GE(seen.times[3] - seen.times[0], 38ms);  // two gaps of 20 ms; the wrap itself adds none
 }
 
 TEST_F(ReplayBusTest, BusParameterSelectsOneBus) {
-  auto bus = open("replay:" +
-                  write_log("rig.log", LogFormat::candump_log,
-                            {frame_of(kStartNs, 0x1, {1}, "can0"), frame_of(kStartNs + 1 * kMs, 0x2, {2}, "can1"),
-                             frame_of(kStartNs + 2 * kMs, 0x3, {3}, "can0"),
-                             frame_of(kStartNs + 3 * kMs, 0x4, {4}, "can1")}) +
-                  "?bus=can1&speed=0");
+  auto bus =
+      open("replay:" +
+           write_log("rig.log", LogFormat::candump_log,
+                     {frame_of(kStartNs, 0x1, {1}, "can0"), frame_of(kStartNs + 1 * kMs, 0x2, {2}, "can1"),
+                      frame_of(kStartNs + 2 * kMs, 0x3, {3}, "can0"),
+                      frame_of(kStartNs + 3 * kMs, 0x4, {4}, "can1")}) +
+           "?bus=can1&speed=0");
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.end_reports() == 1; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.end_reports() == 1; }, 3s));
   ASSERT_EQ(seen.frames.size(), 2u);
   EXPECT_EQ(seen.frames[0].id, 2u);
   EXPECT_EQ(seen.frames[1].id, 4u);
@@ -297,7 +309,8 @@ TEST_F(ReplayBusTest, EndOfLogIsReportedOnceAndTheBusStaysOpen) {
   auto bus = open("replay:" + path);
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.end_reports() == 1; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.end_reports() == 1; }, 3s));
   io_.restart();
   io_.run_for(50ms);
   ASSERT_EQ(seen.errors.size(), 1u);
@@ -328,7 +341,8 @@ TEST_F(ReplayBusTest, MalformedLinesAreSkippedCountedAndReportedWithTheirLine) {
   auto bus = open("replay:" + path + "?speed=0");
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.end_reports() == 1; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.end_reports() == 1; }, 3s));
   ASSERT_EQ(seen.frames.size(), 3u);
   EXPECT_EQ(seen.frames[0].id, 0x181u);
   EXPECT_EQ(seen.frames[1].id, 0x182u);
@@ -349,7 +363,8 @@ TEST_F(ReplayBusTest, OnlyTheFirstMalformedLinesAreReported) {
   auto bus = open("replay:" + write_text("bad.log", text) + "?speed=0");
   Seen seen;
   seen.attach(*bus);
-  ASSERT_TRUE(run_until(io_, [&] { return seen.end_reports() == 1; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return seen.end_reports() == 1; }, 3s));
   EXPECT_EQ(seen.frames.size(), 2u);
   EXPECT_EQ(bus->counters().frames_dropped, 50u);
   EXPECT_EQ(seen.errors.size(), 6u);  // five lines and the end
@@ -363,7 +378,8 @@ TEST_F(ReplayBusTest, HandlersMayCloseOrDestroyTheBus) {
     ++received;
     bus.reset();
   });
-  ASSERT_TRUE(run_until(io_, [&] { return received == 1; }, 3s));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return received == 1; }, 3s));
   io_.restart();
   io_.run_for(20ms);
   EXPECT_EQ(received, 1);
@@ -391,9 +407,11 @@ TEST_F(ReplayBusTest, BadUrlsAreInvalidArgumentsNamingTheParameter) {
     std::string names;
   };
   const std::vector<Case> cases = {
-      {"?speed=fast", "'speed'"}, {"?speed=-1", "'speed'"}, {"?speed=", "'speed'"},
-      {"?loop=2", "'loop'"},      {"?bus=", "'bus'"},       {"?bus=a_name_too_long_for_can", "'bus'"},
-      {"?tempo=2", "'tempo'"},    {"?speed=1&speed=2", "'speed'"}, {"?time=local", "'time'"},
+      {"?speed=fast", "'speed'"}, {"?speed=-1", "'speed'"},
+      {"?speed=", "'speed'"},     {"?loop=2", "'loop'"},
+      {"?bus=", "'bus'"},         {"?bus=a_name_too_long_for_can", "'bus'"},
+      {"?tempo=2", "'tempo'"},    {"?speed=1&speed=2", "'speed'"},
+      {"?time=local", "'time'"},
   };
   for (const auto& c : cases) {
     auto bus = open_bus(io_, "replay:" + path + c.query);
@@ -425,15 +443,17 @@ with can.io.CanutilsLogWriter(d + "/py.log", channel="can0") as w:
 with can.io.ASCWriter(d + "/py.asc") as w:
     for m in msgs: w.on_message_received(m)
 )");
-  const std::string command =
-      "TZ=UTC " + std::string(kPython) + " " + script + " " + dir_.string() + " > " + (dir_ / "py.out").string() + " 2>&1";
+  const std::string command = "TZ=UTC " + std::string(kPython) + " " + script + " " + dir_.string() + " > " +
+                              (dir_ / "py.out").string() + " 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   for (const std::string name : {"py.log", "py.asc"}) {
     auto bus = open("replay:" + (dir_ / name).string() + "?speed=0");
     ASSERT_TRUE(bus);
     Seen seen;
     seen.attach(*bus);
-    ASSERT_TRUE(run_until(io_, [&] { return seen.end_reports() == 1; }, 3s)) << name;
+    ASSERT_TRUE(run_until(
+        io_, [&] { return seen.end_reports() == 1; }, 3s))
+        << name;
     ASSERT_EQ(seen.frames.size(), 3u) << name;
     EXPECT_EQ(bus->counters().frames_dropped, 0u) << name;
     EXPECT_EQ(seen.frames[0].id, 0x181u);

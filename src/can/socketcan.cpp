@@ -15,17 +15,6 @@
 // Hosts whose kernel has no PF_CAN fail in open with unsupported "SocketCAN unavailable: ...". The
 // build and CI machines are such hosts; this file is exercised inside a QEMU VM with vcan
 // (see shared/spec/vcan-vm.md).
-#include <asio/io_context.hpp>
-#include <asio/posix/stream_descriptor.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
-#include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <deque>
-#include <mutex>
-
 #include <linux/can.h>
 #include <linux/can/error.h>
 #include <linux/can/raw.h>
@@ -34,6 +23,17 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <mutex>
 
 #include "can/bus_backends.h"
 #include "can/can_netlink.h"
@@ -144,16 +144,15 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
 
  private:
   void wait_readable() {
-    descriptor_.async_wait(asio::posix::stream_descriptor::wait_read,
-                           [self = shared_from_this()](const asio::error_code& error) {
-                             if (self->closed_.load()) return;
-                             if (error) {
-                               self->fail(Error(ErrorCode::io_error,
-                                                self->describe() + ": wait failed: " + error.message()));
-                               return;
-                             }
-                             self->read_available();
-                           });
+    descriptor_.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](
+                                                                          const asio::error_code& error) {
+      if (self->closed_.load()) return;
+      if (error) {
+        self->fail(Error(ErrorCode::io_error, self->describe() + ": wait failed: " + error.message()));
+        return;
+      }
+      self->read_available();
+    });
   }
 
   void read_available() {
@@ -178,8 +177,8 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
       }
       if ((bytes != CAN_MTU && bytes != CANFD_MTU) || (message.msg_flags & MSG_TRUNC) != 0) {
         counters_.frames_dropped.fetch_add(1, std::memory_order_relaxed);
-        report(Error(ErrorCode::parse_error,
-                     describe() + ": unexpected frame size " + std::to_string(bytes)));
+        report(
+            Error(ErrorCode::parse_error, describe() + ": unexpected frame size " + std::to_string(bytes)));
         continue;
       }
       std::int64_t timestamp_ns = 0;
@@ -267,8 +266,8 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
       }
       if (written != static_cast<ssize_t>(mtu)) {
         counters_.frames_dropped.fetch_add(1, std::memory_order_relaxed);
-        report(Error(ErrorCode::io_error, describe() + ": send failed: " +
-                                              (written < 0 ? errno_text(error) : "short write")));
+        report(Error(ErrorCode::io_error,
+                     describe() + ": send failed: " + (written < 0 ? errno_text(error) : "short write")));
       }
     }
   }
@@ -319,7 +318,7 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   asio::posix::stream_descriptor descriptor_;
   asio::steady_timer restart_timer_;
   std::chrono::milliseconds restart_delay_ = kFirstRestartDelay;  // loop thread
-  bool restart_pending_ = false;                                   // loop thread
+  bool restart_pending_ = false;                                  // loop thread
   BusName name_;
   int interface_index_;
   bool fd_capable_;
@@ -361,8 +360,8 @@ Result<std::unique_ptr<Bus>> open_socketcan_bus(asio::io_context& io, std::strin
     int error = errno;
     bool no_kernel_support = error == EAFNOSUPPORT || error == EPROTONOSUPPORT;
     return Error(no_kernel_support ? ErrorCode::unsupported : ErrorCode::io_error,
-                 "SocketCAN unavailable: " + where + ": socket(PF_CAN, SOCK_RAW, CAN_RAW): " +
-                     errno_text(error) +
+                 "SocketCAN unavailable: " + where +
+                     ": socket(PF_CAN, SOCK_RAW, CAN_RAW): " + errno_text(error) +
                      (no_kernel_support ? " (this kernel has no CAN support; load can and can-raw)" : ""));
   }
   ifreq request{};

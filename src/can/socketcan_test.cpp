@@ -38,13 +38,13 @@ bool socketcan_required() {
 }
 
 // Opens `url`, or explains why not: a skip on hosts without CAN, a failure where it is required.
-#define OPEN_OR_SKIP(var, io, url)                                                                   \
-  auto var##_result = open_bus((io), (url));                                                         \
-  if (!var##_result.ok()) {                                                                        \
-    if (socketcan_required()) FAIL() << (url) << ": " << var##_result.error().message;             \
-    GTEST_SKIP() << (url) << " cannot be opened here (" << var##_result.error().message           \
-                 << "); vcan_vm_test runs this test inside a VM";                                 \
-  }                                                                                                \
+#define OPEN_OR_SKIP(var, io, url)                                                      \
+  auto var##_result = open_bus((io), (url));                                            \
+  if (!var##_result.ok()) {                                                             \
+    if (socketcan_required()) FAIL() << (url) << ": " << var##_result.error().message;  \
+    GTEST_SKIP() << (url) << " cannot be opened here (" << var##_result.error().message \
+                 << "); vcan_vm_test runs this test inside a VM";                       \
+  }                                                                                     \
   std::unique_ptr<Bus> var = std::move(var##_result).value()
 
 struct Recorder {

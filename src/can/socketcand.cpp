@@ -135,12 +135,14 @@ class Client : public std::enable_shared_from_this<Client> {
       self->fail(Error(ErrorCode::io_error, self->description_ + ": no socketcand handshake within " +
                                                 std::to_string(kHandshakeTimeout.count()) + " s"));
     });
-    resolver_.async_resolve(host_, std::to_string(port_),
-        [self = shared_from_this()](const asio::error_code& error, const tcp::resolver::results_type& results) {
+    resolver_.async_resolve(
+        host_, std::to_string(port_),
+        [self = shared_from_this()](const asio::error_code& error,
+                                    const tcp::resolver::results_type& results) {
           if (self->closed_.load()) return;
           if (error) {
-            self->fail(Error(ErrorCode::io_error, self->description_ + ": cannot resolve host: " +
-                                                      error.message()));
+            self->fail(
+                Error(ErrorCode::io_error, self->description_ + ": cannot resolve host: " + error.message()));
             return;
           }
           self->connect(results);
@@ -148,12 +150,12 @@ class Client : public std::enable_shared_from_this<Client> {
   }
 
   void connect(const tcp::resolver::results_type& results) {
-    asio::async_connect(socket_, results,
-        [self = shared_from_this()](const asio::error_code& error, const tcp::endpoint&) {
+    asio::async_connect(
+        socket_, results, [self = shared_from_this()](const asio::error_code& error, const tcp::endpoint&) {
           if (self->closed_.load()) return;
           if (error) {
-            self->fail(Error(ErrorCode::io_error, self->description_ + ": cannot connect: " +
-                                                      error.message()));
+            self->fail(
+                Error(ErrorCode::io_error, self->description_ + ": cannot connect: " + error.message()));
             return;
           }
           asio::error_code ignored;
@@ -164,7 +166,8 @@ class Client : public std::enable_shared_from_this<Client> {
   }
 
   void read() {
-    socket_.async_read_some(asio::buffer(read_buffer_),
+    socket_.async_read_some(
+        asio::buffer(read_buffer_),
         [self = shared_from_this()](const asio::error_code& error, std::size_t bytes) {
           if (self->closed_.load()) return;
           if (error) {
@@ -216,8 +219,8 @@ class Client : public std::enable_shared_from_this<Client> {
         return;
       case State::await_rawmode_ok:
         if (element.kind == socketcand::ElementKind::error_message) {
-          return fail(Error(ErrorCode::unsupported, description_ + ": server refused raw mode: " +
-                                                        escape_untrusted(element.text)));
+          return fail(Error(ErrorCode::unsupported,
+                            description_ + ": server refused raw mode: " + escape_untrusted(element.text)));
         }
         if (element.kind != socketcand::ElementKind::ok) return unexpected("< ok > for rawmode");
         state_ = State::ready;
@@ -248,7 +251,8 @@ class Client : public std::enable_shared_from_this<Client> {
         return;
       case socketcand::ElementKind::error_message:
         malformed_in_row_ = 0;
-        report(Error(ErrorCode::io_error, description_ + ": server error: " + escape_untrusted(element.text)));
+        report(
+            Error(ErrorCode::io_error, description_ + ": server error: " + escape_untrusted(element.text)));
         return;
       default:
         malformed(Error(ErrorCode::parse_error,
@@ -268,8 +272,8 @@ class Client : public std::enable_shared_from_this<Client> {
     }
     report(Error(ErrorCode::parse_error, description_ + ": malformed element: " + error.message));
     if (++malformed_in_row_ >= kMaxMalformedInRow) {
-      fail(Error(ErrorCode::io_error, description_ + ": protocol out of step: " +
-                                          std::to_string(malformed_in_row_) +
+      fail(Error(ErrorCode::io_error, description_ +
+                                          ": protocol out of step: " + std::to_string(malformed_in_row_) +
                                           " malformed elements in a row, closing the link"));
     }
   }
@@ -290,7 +294,8 @@ class Client : public std::enable_shared_from_this<Client> {
     }
     if (writing_.empty()) return;
     write_in_flight_ = true;
-    asio::async_write(socket_, asio::buffer(writing_),
+    asio::async_write(
+        socket_, asio::buffer(writing_),
         [self = shared_from_this()](const asio::error_code& error, std::size_t) {
           self->write_in_flight_ = false;
           self->writing_.clear();
@@ -331,10 +336,10 @@ class Client : public std::enable_shared_from_this<Client> {
   Bus::ReadyHandler ready_handler_;
 
   std::mutex send_mutex_;
-  std::string queued_;          // guarded by send_mutex_: frames from send()
-  bool flush_posted_ = false;   // guarded by send_mutex_
-  std::string control_;         // loop thread: handshake elements
-  std::string writing_;         // loop thread: the bytes of the write in flight
+  std::string queued_;         // guarded by send_mutex_: frames from send()
+  bool flush_posted_ = false;  // guarded by send_mutex_
+  std::string control_;        // loop thread: handshake elements
+  std::string writing_;        // loop thread: the bytes of the write in flight
   bool write_in_flight_ = false;
 };
 
@@ -459,24 +464,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void read() {
     socket_.async_read_some(asio::buffer(read_buffer_),
-        [self = shared_from_this()](const asio::error_code& error, std::size_t bytes) {
-          if (self->state_ == State::closed) return;
-          if (error) {
-            self->drop();
-            return;
-          }
-          self->splitter_.feed({self->read_buffer_.data(), bytes});
-          while (auto element = self->splitter_.next()) {
-            if (self->state_ == State::closed || self->state_ == State::closing) break;
-            if (!element->ok()) {
-              self->reject(element->error().message);
-              continue;
-            }
-            self->handle(element->value());
-          }
-          if (self->state_ == State::closed) return;
-          self->read();
-        });
+                            [self = shared_from_this()](const asio::error_code& error, std::size_t bytes) {
+                              if (self->state_ == State::closed) return;
+                              if (error) {
+                                self->drop();
+                                return;
+                              }
+                              self->splitter_.feed({self->read_buffer_.data(), bytes});
+                              while (auto element = self->splitter_.next()) {
+                                if (self->state_ == State::closed || self->state_ == State::closing) break;
+                                if (!element->ok()) {
+                                  self->reject(element->error().message);
+                                  continue;
+                                }
+                                self->handle(element->value());
+                              }
+                              if (self->state_ == State::closed) return;
+                              self->read();
+                            });
   }
 
   void handle(std::string_view text) {
@@ -491,7 +496,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (element.kind != Kind::open) return reject("expected < open BUS >");
       if (element.text != server->options_.channel) {
         // protocol.md: "Otherwise an error is returned and the connection is terminated."
-        queue_control(socketcand::format_error("could not open bus '" + escape_untrusted(element.text, 64) + "'"));
+        queue_control(
+            socketcand::format_error("could not open bus '" + escape_untrusted(element.text, 64) + "'"));
         state_ = State::closing;
         return;
       }
@@ -555,20 +561,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     writing_.swap(pending_);
     write_in_flight_ = true;
     asio::async_write(socket_, asio::buffer(writing_),
-        [self = shared_from_this()](const asio::error_code& error, std::size_t) {
-          self->write_in_flight_ = false;
-          self->writing_.clear();
-          if (self->state_ == State::closed) return;
-          if (error) {
-            self->drop();
-            return;
-          }
-          if (self->state_ == State::closing && self->pending_.empty()) {
-            self->drop();
-            return;
-          }
-          self->pump_writes();
-        });
+                      [self = shared_from_this()](const asio::error_code& error, std::size_t) {
+                        self->write_in_flight_ = false;
+                        self->writing_.clear();
+                        if (self->state_ == State::closed) return;
+                        if (error) {
+                          self->drop();
+                          return;
+                        }
+                        if (self->state_ == State::closing && self->pending_.empty()) {
+                          self->drop();
+                          return;
+                        }
+                        self->pump_writes();
+                      });
   }
 
   void drop() {
@@ -667,7 +673,7 @@ void SocketcandServer::Impl::close() {
 }
 
 Result<std::unique_ptr<SocketcandServer>> SocketcandServer::start(asio::io_context& io,
-                                                                   SocketcandServerOptions options) {
+                                                                  SocketcandServerOptions options) {
   if (options.inproc_bus.empty()) {
     return Error(ErrorCode::invalid_argument, "socketcand server: no in-process bus to serve");
   }
@@ -697,8 +703,8 @@ void SocketcandServer::close() { impl_->close(); }
 
 SocketcandServerCounters SocketcandServer::counters() const {
   const ServerCounters& c = impl_->counters_;
-  return {c.clients_accepted.load(), c.clients_connected.load(), c.frames_from_clients.load(),
-          c.frames_to_clients.load(), c.frames_dropped.load(), c.malformed_elements.load()};
+  return {c.clients_accepted.load(),  c.clients_connected.load(), c.frames_from_clients.load(),
+          c.frames_to_clients.load(), c.frames_dropped.load(),    c.malformed_elements.load()};
 }
 
 }  // namespace cellguard::can

@@ -34,10 +34,10 @@
 namespace cellguard::can {
 
 struct SocketcandServerOptions {
-  std::string inproc_bus;                        // serve the in-process bus `inproc:<inproc_bus>`
-  std::string channel = "can0";                  // the bus name clients `< open >`
+  std::string inproc_bus;        // serve the in-process bus `inproc:<inproc_bus>`
+  std::string channel = "can0";  // the bus name clients `< open >`
   std::string listen_address = "127.0.0.1";
-  std::uint16_t port = 0;                        // 0: an ephemeral port, see port()
+  std::uint16_t port = 0;  // 0: an ephemeral port, see port()
   std::size_t max_client_queue_bytes = 256 * 1024;
   std::size_t max_clients = 64;
   // After the `< ok >` to `< rawmode >`, output to that client waits this long (frames are queued,
@@ -47,11 +47,11 @@ struct SocketcandServerOptions {
 
 struct SocketcandServerCounters {
   std::uint64_t clients_accepted = 0;
-  std::uint64_t clients_connected = 0;     // connected now
-  std::uint64_t frames_from_clients = 0;   // valid send commands received
-  std::uint64_t frames_to_clients = 0;     // frame elements queued to clients
-  std::uint64_t frames_dropped = 0;        // frame elements not queued: client queue full
-  std::uint64_t malformed_elements = 0;    // elements rejected (too long, unparsable, unknown)
+  std::uint64_t clients_connected = 0;    // connected now
+  std::uint64_t frames_from_clients = 0;  // valid send commands received
+  std::uint64_t frames_to_clients = 0;    // frame elements queued to clients
+  std::uint64_t frames_dropped = 0;       // frame elements not queued: client queue full
+  std::uint64_t malformed_elements = 0;   // elements rejected (too long, unparsable, unknown)
 };
 
 class SocketcandServer {

@@ -12,9 +12,9 @@ namespace cellguard::can::socketcand {
 namespace {
 
 // Linux <linux/can.h> canfd_frame.flags, as socketcand writes them in `fdframe` / reads in `fdsend`.
-constexpr std::uint8_t kFlagBitrateSwitch = 0x01;  // CANFD_BRS
-constexpr std::uint8_t kFlagErrorState = 0x02;     // CANFD_ESI
-constexpr std::uint32_t kMaxErrorClass = 0x1FFFFFFF;  // CAN_ERR_MASK
+constexpr std::uint8_t kFlagBitrateSwitch = 0x01;             // CANFD_BRS
+constexpr std::uint8_t kFlagErrorState = 0x02;                // CANFD_ESI
+constexpr std::uint32_t kMaxErrorClass = 0x1FFFFFFF;          // CAN_ERR_MASK
 constexpr std::int64_t kMaxTimestampSeconds = 9'223'372'035;  // int64 ns limit
 
 // Enough for `fdsend ID FLAGS LEN` and 64 bytes.
@@ -195,8 +195,7 @@ Result<Element> parse_frame_element(std::string_view element, std::string_view k
   return result;
 }
 
-Result<Element> parse_send_element(std::string_view element, std::string_view keyword,
-                                   const Fields& fields) {
+Result<Element> parse_send_element(std::string_view element, std::string_view keyword, const Fields& fields) {
   Element result;
   result.kind = ElementKind::send;
   Frame& frame = result.frame;
@@ -337,15 +336,17 @@ std::optional<Result<std::string_view>> ElementSplitter::next() {
       buffer_.clear();
       position_ = 0;
       discarding_ = true;
-      return Result<std::string_view>(Error(ErrorCode::parse_error,
-          "socketcand: element longer than " + std::to_string(max_element_bytes_) + " bytes"));
+      return Result<std::string_view>(
+          Error(ErrorCode::parse_error,
+                "socketcand: element longer than " + std::to_string(max_element_bytes_) + " bytes"));
     }
     return std::nullopt;
   }
   position_ = end + 1;
   if (end + 1 - start > max_element_bytes_) {
-    return Result<std::string_view>(Error(ErrorCode::parse_error,
-        "socketcand: element longer than " + std::to_string(max_element_bytes_) + " bytes"));
+    return Result<std::string_view>(
+        Error(ErrorCode::parse_error,
+              "socketcand: element longer than " + std::to_string(max_element_bytes_) + " bytes"));
   }
   return Result<std::string_view>(std::string_view(buffer_).substr(start, end + 1 - start));
 }

@@ -36,8 +36,7 @@ Element parse_ok(std::string_view text) {
 TEST(SocketcandSplitter, SplitsBackToBackElementsAndSkipsBytesBetweenThem) {
   ElementSplitter splitter;
   splitter.feed("< hi >< ok >\n  garbage < frame 123 1.000000 11 >\n");
-  EXPECT_EQ(split_all(splitter),
-            (std::vector<std::string>{"< hi >", "< ok >", "< frame 123 1.000000 11 >"}));
+  EXPECT_EQ(split_all(splitter), (std::vector<std::string>{"< hi >", "< ok >", "< frame 123 1.000000 11 >"}));
   EXPECT_EQ(splitter.buffered_bytes(), 0u);
 }
 

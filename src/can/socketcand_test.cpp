@@ -118,9 +118,7 @@ class SocketcandTest : public ::testing::Test {
   std::vector<Frame> sim_frames_;
 };
 
-TEST_F(SocketcandTest, ServerListensOnAnEphemeralPort) {
-  EXPECT_NE(server_->port(), 0);
-}
+TEST_F(SocketcandTest, ServerListensOnAnEphemeralPort) { EXPECT_NE(server_->port(), 0); }
 
 TEST_F(SocketcandTest, ClientReceivesEveryKindOfFrameTheInprocSideSends) {
   auto client = connect();
@@ -141,9 +139,8 @@ TEST_F(SocketcandTest, FramesAClientSendsReachTheInprocSideAndOtherClientsButNot
   auto other = connect();
   auto frames = frame_kinds();
   for (const Frame& frame : frames) ASSERT_TRUE(sender->bus->send(frame).ok());
-  ASSERT_TRUE(run_until(io_, [&] {
-    return sim_frames_.size() == frames.size() && other->frames.size() == frames.size();
-  }));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return sim_frames_.size() == frames.size() && other->frames.size() == frames.size(); }));
   expect_same_frames(sim_frames_, frames, "rig");
   expect_same_frames(other->frames, frames, "can0");
   run_ready(io_);
@@ -174,9 +171,8 @@ TEST_F(SocketcandTest, ManyFramesArriveInOrderBothWays) {
     ASSERT_TRUE(sim_->send(expected.back()).ok());
     ASSERT_TRUE(client->bus->send(expected.back()).ok());
   }
-  ASSERT_TRUE(run_until(io_, [&] {
-    return client->frames.size() == kCount && sim_frames_.size() == kCount;
-  }));
+  ASSERT_TRUE(
+      run_until(io_, [&] { return client->frames.size() == kCount && sim_frames_.size() == kCount; }));
   expect_same_frames(client->frames, expected, "can0");
   expect_same_frames(sim_frames_, expected, "rig");
   EXPECT_EQ(server_->counters().frames_dropped, 0u);
@@ -422,7 +418,8 @@ class ScriptedServer {
 TEST(SocketcandClient, OneBadElementIsCountedAndReportedEscapedAndTheLinkStaysUp) {
   // The element of issue 12 between two good frames.
   ScriptedServer server(
-      "< frame 123 1796608346.000000 11 >< frame 181 1796608346.000000 11\xfd" "22 >< frame 124 1796608346.000000 22 >");
+      "< frame 123 1796608346.000000 11 >< frame 181 1796608346.000000 11\xfd"
+      "22 >< frame 124 1796608346.000000 22 >");
   asio::io_context io;
   auto bus = open_bus(io, "socketcand://127.0.0.1:" + std::to_string(server.port()) + "/can0");
   ASSERT_TRUE(bus.ok());
@@ -447,7 +444,8 @@ TEST(SocketcandClient, OneBadElementIsCountedAndReportedEscapedAndTheLinkStaysUp
   server.send_later(garbage);
   ASSERT_TRUE(run_until(io, [&] { return bus.value()->is_closed(); }));
   EXPECT_EQ(errors.back().code, ErrorCode::io_error);
-  EXPECT_NE(errors.back().message.find("64 malformed elements in a row"), std::string::npos) << errors.back().message;
+  EXPECT_NE(errors.back().message.find("64 malformed elements in a row"), std::string::npos)
+      << errors.back().message;
   EXPECT_EQ(bus.value()->counters().malformed_elements, 65u);
 }
 

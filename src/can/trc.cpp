@@ -63,7 +63,8 @@ class TrcReader final : public LogReader {
   explicit TrcReader(LineReader lines) : lines_(std::move(lines)) {}
 
   Result<bool> next(Frame& frame) override {
-    return next_frame(lines_, frame, [this](std::string_view line, Frame& f) { return parse_line(trim(line), f); });
+    return next_frame(lines_, frame,
+                      [this](std::string_view line, Frame& f) { return parse_line(trim(line), f); });
   }
   LogFormat format() const override { return LogFormat::trc; }
   std::uint64_t bytes_read() const override { return lines_.bytes_read(); }
@@ -145,7 +146,8 @@ LineResult TrcReader::parse_data(Tokens& tokens, std::size_t length, Frame& fram
   for (std::size_t i = 0; i < length; ++i) {
     const std::string_view byte = tokens.next();
     std::uint32_t value = 0;
-    if (byte.size() != 2 || !parse_uint(byte, 16, value)) return LineResult::fail("fewer data bytes than the length says");
+    if (byte.size() != 2 || !parse_uint(byte, 16, value))
+      return LineResult::fail("fewer data bytes than the length says");
     frame.data[i] = static_cast<std::uint8_t>(value);
   }
   return LineResult::frame();
@@ -181,9 +183,10 @@ LineResult TrcReader::parse_v1(Tokens& tokens, Frame& frame) {
   }
   const std::string_view id = tokens.next();
   if (id == "FFFFFFFF") return LineResult::skip();  // bus status (BUSLIGHT, BUSHEAVY, ...)
-  if (version_ == Version::v1_3) tokens.next();  // reserved '-'
+  if (version_ == Version::v1_3) tokens.next();     // reserved '-'
   std::uint32_t length = 0;
-  if (!parse_uint(tokens.next(), 10, length) || length > kMaxClassicPayload) return LineResult::fail("malformed length");
+  if (!parse_uint(tokens.next(), 10, length) || length > kMaxClassicPayload)
+    return LineResult::fail("malformed length");
   if (equals_ignore_case(tokens.peek(), "ERROR")) error = true;  // version 1.0
   if (error) {
     frame.error = true;
@@ -223,7 +226,8 @@ LineResult TrcReader::parse_v2(Tokens& tokens, Frame& frame) {
         if (type == "ER") {
           frame.error = true;
           frame.id = kCanErrBusError;
-        } else if (type != "DT" && type != "FD" && type != "FB" && type != "FE" && type != "BI" && type != "RR") {
+        } else if (type != "DT" && type != "FD" && type != "FB" && type != "FE" && type != "BI" &&
+                   type != "RR") {
           return LineResult::skip();  // ST, EC, EV, and types of later versions
         }
         break;
@@ -255,7 +259,8 @@ LineResult TrcReader::parse_v2(Tokens& tokens, Frame& frame) {
           if (!have_dlc) return LineResult::fail("no length column");
           length = dlc_to_length(static_cast<std::uint8_t>(dlc), frame.fd);
         }
-        if (!frame.fd && length > kMaxClassicPayload) return LineResult::fail("classic frame longer than 8 bytes");
+        if (!frame.fd && length > kMaxClassicPayload)
+          return LineResult::fail("classic frame longer than 8 bytes");
         if (type == "RR") {
           frame.remote = true;
           frame.size = static_cast<std::uint8_t>(length);
@@ -394,7 +399,9 @@ class TrcWriter final : public LogWriter {
 
 }  // namespace
 
-std::unique_ptr<LogReader> make_trc_reader(LineReader lines) { return std::make_unique<TrcReader>(std::move(lines)); }
+std::unique_ptr<LogReader> make_trc_reader(LineReader lines) {
+  return std::make_unique<TrcReader>(std::move(lines));
+}
 
 std::unique_ptr<LogWriter> make_trc_writer(std::ostream& out) { return std::make_unique<TrcWriter>(out); }
 

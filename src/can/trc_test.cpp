@@ -115,7 +115,8 @@ TEST(Trc, ReadsVersion21DlcColumnAndFdTypes) {
 }
 
 TEST(Trc, ReportsMissingDataBytesAndContinues) {
-  auto r = read_all(";$FILEVERSION=2.1\n 1 1.000 DT 1 0300 Rx - 8 00 01\n 2 2.000 DT 1 0300 Rx - 1 07\n", kTrc, "x.trc");
+  auto r = read_all(";$FILEVERSION=2.1\n 1 1.000 DT 1 0300 Rx - 8 00 01\n 2 2.000 DT 1 0300 Rx - 1 07\n",
+                    kTrc, "x.trc");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0], "x.trc:2: fewer data bytes than the length says");
   EXPECT_EQ(r.frames.size(), 1u);
@@ -133,7 +134,8 @@ TEST(Trc, WritesVersion21WithAnExactStartTime) {
   EXPECT_NE(text.find(";$FILEVERSION=2.1\r\n;$STARTTIME=45244.50001\r\n;$COLUMNS=N,O,T,B,I,d,R,L,D\r\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("      1       195.900 DT  2     0300 Rx -  2    00 01 \r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("      1       195.900 DT  2     0300 Rx -  2    00 01 \r\n"), std::string::npos)
+      << text;
 }
 
 TEST(Trc, RoundTripsEveryKindOfFrameToTheMicrosecond) {
@@ -149,7 +151,8 @@ TEST(Trc, RoundTripsEveryKindOfFrameToTheMicrosecond) {
   error.extended = false;
   frames.push_back(error);
   for (int flags = 0; flags < 4; ++flags) {
-    Frame fd = make_frame(1'700'000'003'000'000'000 + flags, 0x1ABCDEF0, V(64, static_cast<std::uint8_t>(flags)), "3");
+    Frame fd = make_frame(1'700'000'003'000'000'000 + flags, 0x1ABCDEF0,
+                          V(64, static_cast<std::uint8_t>(flags)), "3");
     fd.timestamp_ns -= flags;  // microsecond precision
     fd.fd = true;
     fd.bitrate_switch = (flags & 1) != 0;

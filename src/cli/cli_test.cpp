@@ -153,7 +153,8 @@ TEST_F(Cli, DecodeReportsAShortFrameAsAnErrorNotGarbage) {
 }
 
 TEST_F(Cli, DecodeReadsStandardInput) {
-  const Ran r = run("printf '(1.5) can0 281#4300A06400000000\\n' | " + binary_ + " decode --dbc " + path("rig.dbc") + " -");
+  const Ran r = run("printf '(1.5) can0 281#4300A06400000000\\n' | " + binary_ + " decode --dbc " +
+                    path("rig.dbc") + " -");
   ASSERT_EQ(r.exit_code, 0);
   const auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 1u);
@@ -164,7 +165,8 @@ TEST_F(Cli, DecodeReadsStandardInput) {
 
 TEST_F(Cli, DecodeWithChoicesPrintsValueTableNames) {
   write("a.log", "(1.5) can0 281#4300A06400000000\n");
-  const auto lines = json_lines(cellguard("decode --choices --dbc " + path("rig.dbc") + " " + path("a.log")).out);
+  const auto lines =
+      json_lines(cellguard("decode --choices --dbc " + path("rig.dbc") + " " + path("a.log")).out);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0]["signals"]["CMA_Status"], "Charging");
   EXPECT_EQ(lines[0]["signals"]["SOH"], 100);
@@ -184,8 +186,10 @@ TEST_F(Cli, DecodeTextFormatIsOneLinePerFrameLikeCantools) {
   const Ran r = cellguard("decode --format text --dbc " + path("rig.dbc") + " " + path("a.log"));
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out,
-            "(1700000000.000250) can0 181#85FF7A12AEAE1416 :: BMU01_pdo1(CMA_Current: -12.3 A, CMA_Voltage: 47.300000000000004 V, "
-            "Min_Cell_Voltage: 3.9400000000000004 V, Max_Cell_Voltage: 3.9400000000000004 V, CMA_Min_Temp: 20 degC, "
+            "(1700000000.000250) can0 181#85FF7A12AEAE1416 :: BMU01_pdo1(CMA_Current: -12.3 A, CMA_Voltage: "
+            "47.300000000000004 V, "
+            "Min_Cell_Voltage: 3.9400000000000004 V, Max_Cell_Voltage: 3.9400000000000004 V, CMA_Min_Temp: "
+            "20 degC, "
             "CMA_Max_Temp: 22 degC)\n");
 }
 
@@ -243,7 +247,9 @@ TEST_F(Cli, ConvertRoundTripsThroughAscAndTrc) {
 }
 
 TEST_F(Cli, GenerateWritesSyncAndEveryModulesPdosThatDecodeToPlausibleValues) {
-  ASSERT_EQ(cellguard("generate --dbc " + path("rig.dbc") + " --modules 2 --seconds 1 -o " + path("g.log")).exit_code, 0);
+  ASSERT_EQ(cellguard("generate --dbc " + path("rig.dbc") + " --modules 2 --seconds 1 -o " + path("g.log"))
+                .exit_code,
+            0);
   const auto lines = json_lines(cellguard("decode --dbc " + path("rig.dbc") + " " + path("g.log")).out);
   // 10 cycles of SYNC + BMU01_pdo1, BMU01_pdo2, BMU02_pdo1.
   ASSERT_EQ(lines.size(), 40u);
@@ -269,8 +275,9 @@ TEST_F(Cli, DbcCheckRefusesAnEmptyOrNonDbcFileNamingThePlace) {
   write("notes.dbc", "// only a comment\n\nThis is a shopping list, not a database.\nmilk eggs\n");
   r = cellguard("dbc check " + path("notes.dbc"));
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find(path("notes.dbc") + ":3:1: no DBC content: no VERSION, NS_, BU_ or BO_ statement found"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find(path("notes.dbc") + ":3:1: no DBC content: no VERSION, NS_, BU_ or BO_ statement found"),
+      std::string::npos)
       << r.out;
   // The same file is refused where a DBC is loaded for decoding.
   write("log.asc", "");
@@ -290,8 +297,8 @@ TEST_F(Cli, DecodeOfInputWithoutOneFrameFailsInEveryFormatNamingTheFirstLine) {
   }
   write("noise.log", noise);
   for (const char* format : {"asc", "trc", "candump-log", "candump"}) {
-    const Ran r = cellguard(std::string("decode --dbc ") + path("rig.dbc") + " --input-format " + format + " " +
-                            path("noise.log") + " 2>&1");
+    const Ran r = cellguard(std::string("decode --dbc ") + path("rig.dbc") + " --input-format " + format +
+                            " " + path("noise.log") + " 2>&1");
     EXPECT_EQ(r.exit_code, 1) << format << ": " << r.out;
     EXPECT_NE(r.out.find("no CAN frame in the input"), std::string::npos) << format << ": " << r.out;
     // Where: FILE:LINE of a malformed line (warning) or of the first line that was not a frame.
@@ -302,9 +309,11 @@ TEST_F(Cli, DecodeOfInputWithoutOneFrameFailsInEveryFormatNamingTheFirstLine) {
   }
   // A real log with a few bad lines still decodes and exits 0; an empty one is an empty log.
   write("good.log", "(1700000000.000000) can0 181#0000000000000000\nnot a frame\n");
-  EXPECT_EQ(cellguard("decode --dbc " + path("rig.dbc") + " " + path("good.log") + " 2>/dev/null").exit_code, 0);
+  EXPECT_EQ(cellguard("decode --dbc " + path("rig.dbc") + " " + path("good.log") + " 2>/dev/null").exit_code,
+            0);
   write("empty.log", "");
-  EXPECT_EQ(cellguard("decode --dbc " + path("rig.dbc") + " --input-format asc " + path("empty.log")).exit_code, 0);
+  EXPECT_EQ(
+      cellguard("decode --dbc " + path("rig.dbc") + " --input-format asc " + path("empty.log")).exit_code, 0);
 }
 
 TEST_F(Cli, DeeplyNestedTomlIsRefusedWithItsPlaceBeforeTheParserRecurses) {
@@ -324,8 +333,8 @@ TEST_F(Cli, DeeplyNestedTomlIsRefusedWithItsPlaceBeforeTheParserRecurses) {
     EXPECT_EQ(r.exit_code, 1) << name << ": " << r.out;
     EXPECT_NE(r.out.find(path(name) + ":"), std::string::npos) << name << ": " << r.out;
     EXPECT_NE(r.out.find("more than 64"), std::string::npos) << name << ": " << r.out;
-    r = cellguard("server --data " + path("store") + " --listen 127.0.0.1:0 --duration 5 --config " + path(name) +
-                  " 2>&1");
+    r = cellguard("server --data " + path("store") + " --listen 127.0.0.1:0 --duration 5 --config " +
+                  path(name) + " 2>&1");
     EXPECT_EQ(r.exit_code, 1) << name << ": " << r.out;
     EXPECT_NE(r.out.find(path(name) + ":"), std::string::npos) << name << ": " << r.out;
     EXPECT_NE(r.out.find("more than 64"), std::string::npos) << name << ": " << r.out;
@@ -335,9 +344,9 @@ TEST_F(Cli, DeeplyNestedTomlIsRefusedWithItsPlaceBeforeTheParserRecurses) {
 }
 
 TEST_F(Cli, EverySubcommandHasHelp) {
-  for (const std::string sub : {"decode", "dbc", "dbc show", "dbc check", "convert", "generate", "fault-proxy",
-                                "fault-proxy ctl", "pki", "pki init", "pki issue", "pki revoke", "pki list", "export",
-                                "server"}) {
+  for (const std::string sub :
+       {"decode", "dbc", "dbc show", "dbc check", "convert", "generate", "fault-proxy", "fault-proxy ctl",
+        "pki", "pki init", "pki issue", "pki revoke", "pki list", "export", "server"}) {
     const Ran r = cellguard(sub + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub << ": " << r.out;
@@ -348,12 +357,16 @@ TEST_F(Cli, PkiInitIssueRevokeListRoundTrip) {
   const std::string ca = path("ca");
   ASSERT_EQ(cellguard("pki init --dir " + ca + " --name 'rig CA' --days 100").exit_code, 0);
   EXPECT_NE(cellguard("pki init --dir " + ca).exit_code, 0) << "an existing CA must not be replaced silently";
-  ASSERT_EQ(cellguard("pki issue --dir " + ca + " --server srv --san 127.0.0.1 --san localhost --days 30").exit_code, 0);
+  ASSERT_EQ(cellguard("pki issue --dir " + ca + " --server srv --san 127.0.0.1 --san localhost --days 30")
+                .exit_code,
+            0);
   ASSERT_EQ(cellguard("pki issue --dir " + ca + " --edge edge-1 --days 30").exit_code, 0);
   EXPECT_NE(cellguard("pki issue --dir " + ca + " --edge edge-1 --days 30").exit_code, 0);
-  EXPECT_NE(cellguard("pki issue --dir " + ca + " --edge e2 --san 1.2.3.4").exit_code, 0) << "SANs are for servers";
+  EXPECT_NE(cellguard("pki issue --dir " + ca + " --edge e2 --san 1.2.3.4").exit_code, 0)
+      << "SANs are for servers";
   EXPECT_NE(cellguard("pki issue --dir " + ca + " --days 30").exit_code, 0) << "neither --server nor --edge";
-  EXPECT_NE(cellguard("pki issue --dir " + ca + " --edge edge-2 --days 200").exit_code, 0) << "outlives the CA";
+  EXPECT_NE(cellguard("pki issue --dir " + ca + " --edge edge-2 --days 200").exit_code, 0)
+      << "outlives the CA";
   ASSERT_EQ(cellguard("pki revoke --dir " + ca + " edge-1").exit_code, 0);
   EXPECT_NE(cellguard("pki revoke --dir " + ca + " edge-1").exit_code, 0);
   const Ran listed = cellguard("pki list --json --dir " + ca);
@@ -387,9 +400,13 @@ TEST_F(Cli, ExportWritesTheRigCsvAndJsonLinesFromAStore) {
     for (int i = 0; i < 25; ++i) in[0].batches.push_back((*rig)->next(200'000'000));  // 5 s
     ASSERT_TRUE((*store)->put_batches(in).ok());
   }
-  const Ran csv = cellguard("export --data " + path("data") + " --edge rig-1 --from 2026-12-01T10:00:00Z --to 1796119204 --utc --out " + path("out"));
+  const Ran csv =
+      cellguard("export --data " + path("data") +
+                " --edge rig-1 --from 2026-12-01T10:00:00Z --to 1796119204 --utc --out " + path("out"));
   ASSERT_EQ(csv.exit_code, 0);
-  const std::string file = path("out") + "/Battery-System-database/Battery-System 12-2026/log-Battery-System 01-12-2026-10-00-01.csv";
+  const std::string file =
+      path("out") +
+      "/Battery-System-database/Battery-System 12-2026/log-Battery-System 01-12-2026-10-00-01.csv";
   EXPECT_EQ(csv.out, file + "\n");
   std::ifstream in(file);
   std::string header, line;
@@ -405,7 +422,8 @@ TEST_F(Cli, ExportWritesTheRigCsvAndJsonLinesFromAStore) {
   }
   EXPECT_EQ(rows, 4);  // 10:00:01 .. 10:00:04
 
-  const Ran jsonl = cellguard("export --data " + path("data") + " --edge rig-1 --from 1796119200 --to 1796119200.5 --format jsonl");
+  const Ran jsonl = cellguard("export --data " + path("data") +
+                              " --edge rig-1 --from 1796119200 --to 1796119200.5 --format jsonl");
   ASSERT_EQ(jsonl.exit_code, 0);
   const auto lines = json_lines(jsonl.out);
   ASSERT_FALSE(lines.empty());

@@ -26,9 +26,11 @@ int run_convert(const ConvertOptions& o) {
       return 2;
     }
   }
-  std::optional<can::LogFormat> to = o.to.empty() ? can::log_format_from_extension(o.output) : can::parse_log_format(o.to);
+  std::optional<can::LogFormat> to =
+      o.to.empty() ? can::log_format_from_extension(o.output) : can::parse_log_format(o.to);
   if (!to) {
-    std::fprintf(stderr, "cellguard convert: cannot tell the output format of '%s': give --to candump-log|asc|trc\n",
+    std::fprintf(stderr,
+                 "cellguard convert: cannot tell the output format of '%s': give --to candump-log|asc|trc\n",
                  o.output.c_str());
     return 2;
   }

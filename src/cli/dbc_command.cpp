@@ -87,8 +87,8 @@ void print_message(const dbc::Database& db, const dbc::Message& m) {
   if (!m.comment.empty()) std::printf("  comment: %s\n", m.comment.c_str());
   if (!m.attributes.empty()) std::printf("  attributes: %s\n", attribute_list(m.attributes).c_str());
   if (m.signals.empty()) return;
-  std::printf("  %-2s %-32s %5s %4s %-8s %-8s %12s %12s %12s %12s %-8s %s\n", "", "signal", "start", "len", "order",
-              "type", "scale", "offset", "min", "max", "unit", "multiplexing");
+  std::printf("  %-2s %-32s %5s %4s %-8s %-8s %12s %12s %12s %12s %-8s %s\n", "", "signal", "start", "len",
+              "order", "type", "scale", "offset", "min", "max", "unit", "multiplexing");
   for (std::size_t i = 0; i < m.signals.size(); ++i) {
     const auto& s = m.signals[i];
     const char* type = s.value_type == dbc::ValueType::float32   ? "float32"
@@ -107,11 +107,14 @@ void print_message(const dbc::Database& db, const dbc::Message& m) {
         if (range.high != range.low) mux += "-" + std::to_string(range.high);
       }
     }
-    const char letter = i < 26 ? static_cast<char>('a' + i) : i < 52 ? static_cast<char>('A' + (i - 26)) : '#';
-    std::printf("  %c  %-32s %5u %4u %-8s %-8s %12s %12s %12s %12s %-8s %s\n", letter, s.name.c_str(), s.start_bit,
-                s.length, s.byte_order == dbc::ByteOrder::little_endian ? "intel" : "motorola", type,
-                format_shortest(s.scale).c_str(), format_shortest(s.offset).c_str(),
-                format_shortest(s.minimum).c_str(), format_shortest(s.maximum).c_str(), s.unit.c_str(), mux.c_str());
+    const char letter = i < 26   ? static_cast<char>('a' + i)
+                        : i < 52 ? static_cast<char>('A' + (i - 26))
+                                 : '#';
+    std::printf("  %c  %-32s %5u %4u %-8s %-8s %12s %12s %12s %12s %-8s %s\n", letter, s.name.c_str(),
+                s.start_bit, s.length, s.byte_order == dbc::ByteOrder::little_endian ? "intel" : "motorola",
+                type, format_shortest(s.scale).c_str(), format_shortest(s.offset).c_str(),
+                format_shortest(s.minimum).c_str(), format_shortest(s.maximum).c_str(), s.unit.c_str(),
+                mux.c_str());
     if (!s.receivers.empty()) {
       std::string r;
       for (const auto& x : s.receivers) r += (r.empty() ? "" : ", ") + x;
@@ -121,7 +124,8 @@ void print_message(const dbc::Database& db, const dbc::Message& m) {
     if (!s.attributes.empty()) std::printf("       attributes: %s\n", attribute_list(s.attributes).c_str());
     if (!s.value_descriptions.empty()) {
       std::printf("       values:");
-      for (const auto& v : s.value_descriptions) std::printf(" %lld=\"%s\"", static_cast<long long>(v.value), v.text.c_str());
+      for (const auto& v : s.value_descriptions)
+        std::printf(" %lld=\"%s\"", static_cast<long long>(v.value), v.text.c_str());
       std::printf("\n");
     }
   }
@@ -138,7 +142,8 @@ int run_show(const std::string& path, const std::string& message_name) {
   if (!message_name.empty()) {
     const dbc::Message* m = db.find_message(message_name);
     if (m == nullptr) {
-      std::fprintf(stderr, "cellguard dbc show: %s has no message named '%s'\n", path.c_str(), message_name.c_str());
+      std::fprintf(stderr, "cellguard dbc show: %s has no message named '%s'\n", path.c_str(),
+                   message_name.c_str());
       return 1;
     }
     print_message(db, *m);
@@ -185,8 +190,8 @@ int run_check(const std::string& path) {
     (error ? errors : warnings) += 1;
     std::printf("%s: %s: %s\n", error ? "error" : "warning", path.c_str(), p.message.c_str());
   }
-  std::printf("%s: %zu messages, %zu errors, %zu warnings\n", path.c_str(), parsed->database.messages.size(), errors,
-              warnings);
+  std::printf("%s: %zu messages, %zu errors, %zu warnings\n", path.c_str(), parsed->database.messages.size(),
+              errors, warnings);
   return errors > 0 ? 1 : 0;
 }
 
@@ -198,8 +203,9 @@ void register_dbc(CLI::App& app, Action& action) {
 
   auto show_path = std::make_shared<std::string>();
   auto show_message = std::make_shared<std::string>();
-  CLI::App* show = dbc_cmd->add_subcommand("show", "List messages, signals (layout, scaling, unit, multiplexing), "
-                                                   "attributes and comments");
+  CLI::App* show = dbc_cmd->add_subcommand("show",
+                                           "List messages, signals (layout, scaling, unit, multiplexing), "
+                                           "attributes and comments");
   show->add_option("file", *show_path, "DBC file")->required()->check(CLI::ExistingFile);
   show->add_option("--message", *show_message, "show only this message");
   show->callback([show_path, show_message, &action] {
@@ -207,7 +213,8 @@ void register_dbc(CLI::App& app, Action& action) {
   });
 
   auto check_path = std::make_shared<std::string>();
-  CLI::App* check = dbc_cmd->add_subcommand("check", "Parse a DBC file and report problems; exit code 1 on errors");
+  CLI::App* check =
+      dbc_cmd->add_subcommand("check", "Parse a DBC file and report problems; exit code 1 on errors");
   check->add_option("file", *check_path, "DBC file")->required()->check(CLI::ExistingFile);
   check->callback([check_path, &action] { action = [check_path] { return run_check(*check_path); }; });
 }

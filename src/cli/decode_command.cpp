@@ -105,8 +105,10 @@ class FrameDecoder {
       o.text_caches.resize(signals.size());
       for (std::size_t i = 0; i < signals.size() && json_ && !options_.raw; ++i) {
         const auto& signal = signals[i];
-        const bool integral = signal.scale == std::floor(signal.scale) && signal.offset == std::floor(signal.offset);
-        if (signal.length <= ValueTextCache::kMaxBits && signal.value_type == dbc::ValueType::integer && !integral) {
+        const bool integral =
+            signal.scale == std::floor(signal.scale) && signal.offset == std::floor(signal.offset);
+        if (signal.length <= ValueTextCache::kMaxBits && signal.value_type == dbc::ValueType::integer &&
+            !integral) {
           o.text_caches[i] = std::make_unique<ValueTextCache>();
           o.uses_text_caches = true;
         }
@@ -132,7 +134,8 @@ class FrameDecoder {
 
   // Decodes into `o`; false (with the reason in `reason`) if the frame does not fit its message.
   // With --choices the raw values are decoded too, to look up value-table texts.
-  bool decode(const dbc::MessageCodec& message, const can::Frame& frame, MessageOutput& o, std::string& reason) {
+  bool decode(const dbc::MessageCodec& message, const can::Frame& frame, MessageOutput& o,
+              std::string& reason) {
     const auto payload = frame.payload();
     dbc::DecodeStatus status = dbc::DecodeStatus::ok;
     if (options_.raw || options_.choices || o.uses_text_caches) {
@@ -239,7 +242,8 @@ class FrameDecoder {
     char ts[40];
     const std::int64_t seconds = frame.timestamp_ns / 1'000'000'000;
     const std::int64_t rest = frame.timestamp_ns % 1'000'000'000;
-    std::snprintf(ts, sizeof ts, "(%lld.%06lld) ", static_cast<long long>(seconds), static_cast<long long>(rest / 1000));
+    std::snprintf(ts, sizeof ts, "(%lld.%06lld) ", static_cast<long long>(seconds),
+                  static_cast<long long>(rest / 1000));
     out_.append(ts);
     out_.append(frame.bus.view());
     char id[16];
@@ -333,7 +337,8 @@ int run_decode(const DecodeOptions& options) {
 
   OutputBuffer out(stdout);
   FrameDecoder decoder(codec, options, out);
-  Progress progress("decode", file_size(options.input), !options.no_progress && Progress::stderr_is_terminal());
+  Progress progress("decode", file_size(options.input),
+                    !options.no_progress && Progress::stderr_is_terminal());
   can::Frame frame;
   std::uint64_t frames = 0;
   std::uint64_t bad_lines = 0;
@@ -368,11 +373,13 @@ int run_decode(const DecodeOptions& options) {
   // with --quiet, naming the first line that was not a frame.
   const auto skipped = (*reader)->skipped_lines();
   if (frames == 0 && (bad_lines > 0 || skipped.count > 0)) {
-    std::fprintf(stderr, "cellguard decode: %s: no CAN frame in the input as %s: %llu malformed lines, %llu other lines%s%s\n",
-                 options.input == "-" ? "standard input" : options.input.c_str(),
-                 std::string(can::to_string((*reader)->format())).c_str(), static_cast<unsigned long long>(bad_lines),
-                 static_cast<unsigned long long>(skipped.count), skipped.first.empty() ? "" : "; the first other line: ",
-                 skipped.first.c_str());
+    std::fprintf(
+        stderr,
+        "cellguard decode: %s: no CAN frame in the input as %s: %llu malformed lines, %llu other lines%s%s\n",
+        options.input == "-" ? "standard input" : options.input.c_str(),
+        std::string(can::to_string((*reader)->format())).c_str(), static_cast<unsigned long long>(bad_lines),
+        static_cast<unsigned long long>(skipped.count),
+        skipped.first.empty() ? "" : "; the first other line: ", skipped.first.c_str());
     return 1;
   }
   return 0;
@@ -388,7 +395,8 @@ void register_decode(CLI::App& app, Action& action) {
       "Example: candump -L can0 | cellguard decode --dbc rig.dbc");
   cmd->add_option("--dbc", options->dbc_path, "DBC file")->required()->check(CLI::ExistingFile);
   cmd->add_option("log", options->input, "log file, or - for standard input")->capture_default_str();
-  cmd->add_option("--input-format", options->input_format, "candump-log, candump, asc or trc (default: detect)");
+  cmd->add_option("--input-format", options->input_format,
+                  "candump-log, candump, asc or trc (default: detect)");
   cmd->add_option("--format", options->output_format, "json (one object per line) or text")
       ->check(CLI::IsMember({"json", "text"}))
       ->capture_default_str();

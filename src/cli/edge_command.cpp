@@ -64,9 +64,10 @@ int run_check_config(const std::string& path, const edge::EndpointOverrides& ove
   edge::EdgeConfig config;
   if (!load_checked(path, overrides, config, "edge check-config")) return 1;
   std::printf("%s: ok\nsha256 %s\n", config.source_path.c_str(), config.sha256.c_str());
-  std::printf("can %s, dbc %s, %d modules expected, %d cells each\n", config.can.url.c_str(), config.can.dbc_path.c_str(),
-              config.modules.expected, config.modules.cells);
-  std::printf("board %s, inverter %s, schedule %s\n", config.board.enabled ? config.board.link.device.c_str() : "off",
+  std::printf("can %s, dbc %s, %d modules expected, %d cells each\n", config.can.url.c_str(),
+              config.can.dbc_path.c_str(), config.modules.expected, config.modules.cells);
+  std::printf("board %s, inverter %s, schedule %s\n",
+              config.board.enabled ? config.board.link.device.c_str() : "off",
               config.inverter.enabled ? config.inverter.url.c_str() : "off",
               config.schedule.path.empty() ? "none" : config.schedule.path.c_str());
   return 0;
@@ -90,7 +91,8 @@ int request(const ClientArgs& args, const json& req, json& answer) {
   const std::string path = socket_path(args);
   auto response = ipc::request_line(path, req.dump());
   if (!response) {
-    std::fprintf(stderr, "cellguard edge: %s (is the edge running? --socket, --config or $CELLGUARD_EDGE_CONTROL)\n",
+    std::fprintf(stderr,
+                 "cellguard edge: %s (is the edge running? --socket, --config or $CELLGUARD_EDGE_CONTROL)\n",
                  response.error().message.c_str());
     return 1;
   }
@@ -122,25 +124,30 @@ std::string seconds_text(const json& j, const char* key) {
 }
 
 void print_status(const json& s) {
-  const std::string reason = s["state_reason"].value("rule", "none") == "none" ? "" : s["state_reason"].value("text", std::string());
-  std::printf("state      %s%s%s%s\n", s.value("state", "?").c_str(), reason.empty() ? "" : " (", reason.c_str(),
-              reason.empty() ? "" : ")");
+  const std::string reason =
+      s["state_reason"].value("rule", "none") == "none" ? "" : s["state_reason"].value("text", std::string());
+  std::printf("state      %s%s%s%s\n", s.value("state", "?").c_str(), reason.empty() ? "" : " (",
+              reason.c_str(), reason.empty() ? "" : ")");
   for (const auto& c : s["causes"]) std::printf("cause      %s\n", c.value("text", std::string()).c_str());
   const auto& m = s["modules"];
   std::printf("modules    %d of %d expected:", m.value("found", 0), m.value("expected", 0));
   for (const auto& module : m["list"])
-    std::printf(" %d(%s ms%s)", module.value("id", 0), number(module, "age_ms", 0).c_str(),
-                module.value("level", "normal") == "normal" ? "" : (", " + module.value("level", "")).c_str());
+    std::printf(
+        " %d(%s ms%s)", module.value("id", 0), number(module, "age_ms", 0).c_str(),
+        module.value("level", "normal") == "normal" ? "" : (", " + module.value("level", "")).c_str());
   std::printf("\n");
   const auto& can = s["can"];
-  std::printf("can        %s %s, %llu frames, %llu unknown, %llu malformed, %llu error frames, %llu dropped\n",
-              can.value("url", "").c_str(), can.value("connected", false) ? "connected" : "DISCONNECTED",
-              can.value("frames", 0ull), can.value("unknown", 0ull), can.value("malformed", 0ull),
-              can.value("error_frames", 0ull), can.value("dropped", 0ull));
-  std::printf("controller %s, %llu bus-off, %llu error passive, %llu restarts (%llu requested), %llu kernel queue "
-              "overflows\n",
-              can.value("controller_state", "?").c_str(), can.value("bus_off", 0ull), can.value("error_passive", 0ull),
-              can.value("restarts", 0ull), can.value("restart_requests", 0ull), can.value("rx_queue_overflows", 0ull));
+  std::printf(
+      "can        %s %s, %llu frames, %llu unknown, %llu malformed, %llu error frames, %llu dropped\n",
+      can.value("url", "").c_str(), can.value("connected", false) ? "connected" : "DISCONNECTED",
+      can.value("frames", 0ull), can.value("unknown", 0ull), can.value("malformed", 0ull),
+      can.value("error_frames", 0ull), can.value("dropped", 0ull));
+  std::printf(
+      "controller %s, %llu bus-off, %llu error passive, %llu restarts (%llu requested), %llu kernel queue "
+      "overflows\n",
+      can.value("controller_state", "?").c_str(), can.value("bus_off", 0ull),
+      can.value("error_passive", 0ull), can.value("restarts", 0ull), can.value("restart_requests", 0ull),
+      can.value("rx_queue_overflows", 0ull));
   if (s.contains("board")) {
     const auto& b = s["board"];
     std::printf("board      %s %s, %llu lines (%llu invalid)", b.value("device", "").c_str(),
@@ -153,19 +160,22 @@ void print_status(const json& s) {
   }
   if (s.contains("inverter")) {
     const auto& i = s["inverter"];
-    std::printf("inverter   %s %s, mode %s %s, %llu timeouts, %llu CRC errors, %llu malformed answers, "
-                "%d failures in a row (%d reads, %d heartbeats)",
-                i.value("url", "").c_str(), i.value("phase", "").c_str(), i.value("mode", "").c_str(),
-                number(i, "setpoint").c_str(), i.value("timeouts", 0ull), i.value("crc_errors", 0ull),
-                i.value("bad_answers", 0ull), i.value("consecutive_failures", 0), i.value("read_failures", 0),
-                i.value("heartbeat_failures", 0));
+    std::printf(
+        "inverter   %s %s, mode %s %s, %llu timeouts, %llu CRC errors, %llu malformed answers, "
+        "%d failures in a row (%d reads, %d heartbeats)",
+        i.value("url", "").c_str(), i.value("phase", "").c_str(), i.value("mode", "").c_str(),
+        number(i, "setpoint").c_str(), i.value("timeouts", 0ull), i.value("crc_errors", 0ull),
+        i.value("bad_answers", 0ull), i.value("consecutive_failures", 0), i.value("read_failures", 0),
+        i.value("heartbeat_failures", 0));
     if (i.contains("last")) {
       // Stale readings are shown as what they are: values from the past, with their age.
       if (i["last"].value("stale", false))
-        std::printf(", readings STALE: last valid %s s ago (%s V, %s A then)", seconds_text(i["last"], "age_ms").c_str(),
-                    number(i["last"], "battery_voltage_v").c_str(), number(i["last"], "dc_link_current_a").c_str());
+        std::printf(", readings STALE: last valid %s s ago (%s V, %s A then)",
+                    seconds_text(i["last"], "age_ms").c_str(), number(i["last"], "battery_voltage_v").c_str(),
+                    number(i["last"], "dc_link_current_a").c_str());
       else
-        std::printf(", %s V, %s A", number(i["last"], "battery_voltage_v").c_str(), number(i["last"], "dc_link_current_a").c_str());
+        std::printf(", %s V, %s A", number(i["last"], "battery_voltage_v").c_str(),
+                    number(i["last"], "dc_link_current_a").c_str());
     } else if (i.value("readings_stale", false)) {
       std::printf(", no valid reading yet");
     }
@@ -177,8 +187,8 @@ void print_status(const json& s) {
   const std::string contactors = s.contains("contactors") && s["contactors"].is_object()
                                      ? s["contactors"].value("text", std::string("unknown"))
                                      : std::string("unknown");
-  std::printf("contactors %s, cooling %s, precharge %s\n", contactors.c_str(), s.value("cooling_on", false) ? "on" : "off",
-              s["precharge"].value("phase", "").c_str());
+  std::printf("contactors %s, cooling %s, precharge %s\n", contactors.c_str(),
+              s.value("cooling_on", false) ? "on" : "off", s["precharge"].value("phase", "").c_str());
   if (s.contains("schedule")) {
     const auto& sc = s["schedule"];
     std::printf("schedule   %s: %s, step %llu cycle %llu setpoint %s, readback %llu ok %llu failed\n",
@@ -189,18 +199,20 @@ void print_status(const json& s) {
   if (s.contains("recording")) {
     const auto& r = s["recording"];
     std::printf("recording  %s: %llu records, %llu dropped, %llu bytes%s%s\n", r.value("path", "").c_str(),
-                r.value("records_committed", 0ull), r.value("records_dropped", 0ull), r.value("file_bytes", 0ull),
+                r.value("records_committed", 0ull), r.value("records_dropped", 0ull),
+                r.value("file_bytes", 0ull),
                 r.value("last_error", "").empty() ? "" : ", error: ", r.value("last_error", "").c_str());
   }
   if (s.contains("uplink")) {
     const auto& u = s["uplink"];
     const std::string error = u.value("last_error", "");
-    std::printf("uplink     %s %s, %llu batches acknowledged (last seq %llu), backlog %llu, %llu records lost, "
-                "%llu connects, %llu failed%s%s\n",
-                u.value("server", "").c_str(), u.value("connected", false) ? "connected" : "disconnected",
-                u.value("batches_acked", 0ull), u.value("last_acked_seq", 0ull), u.value("backlog_batches", 0ull),
-                u.value("lost_records", 0ull), u.value("connects", 0ull), u.value("connect_failures", 0ull),
-                error.empty() ? "" : ", last error: ", error.c_str());
+    std::printf(
+        "uplink     %s %s, %llu batches acknowledged (last seq %llu), backlog %llu, %llu records lost, "
+        "%llu connects, %llu failed%s%s\n",
+        u.value("server", "").c_str(), u.value("connected", false) ? "connected" : "disconnected",
+        u.value("batches_acked", 0ull), u.value("last_acked_seq", 0ull), u.value("backlog_batches", 0ull),
+        u.value("lost_records", 0ull), u.value("connects", 0ull), u.value("connect_failures", 0ull),
+        error.empty() ? "" : ", last error: ", error.c_str());
   }
   const auto& l = s["latency"]["frame_handling"];
   std::printf("latency    frame handling p50 %s µs, p99.9 %s µs, max %s µs over %llu frames\n",
@@ -208,20 +220,24 @@ void print_status(const json& s) {
               l.value("count", 0ull));
   const auto& a = s["latency"]["frame_to_action"];
   if (a.value("count", 0ull) > 0)
-    std::printf("latency    frame to action p50 %s µs, max %s µs over %llu actions\n", number(a, "p50_us", 0).c_str(),
-                number(a, "max_us", 0).c_str(), a.value("count", 0ull));
+    std::printf("latency    frame to action p50 %s µs, max %s µs over %llu actions\n",
+                number(a, "p50_us", 0).c_str(), number(a, "max_us", 0).c_str(), a.value("count", 0ull));
 }
 
 void add_override_options(CLI::App* cmd, edge::EndpointOverrides& o) {
-  cmd->add_option("--can", o.can, "CAN bus: socketcan:can0 | socketcand://HOST:PORT/can0 | inproc:NAME | replay:LOG?speed=K");
+  cmd->add_option("--can", o.can,
+                  "CAN bus: socketcan:can0 | socketcand://HOST:PORT/can0 | inproc:NAME | replay:LOG?speed=K");
   cmd->add_option("--board", o.board, "Sensor board serial device, e.g. /dev/ttyACM0 (none: no board)");
-  cmd->add_option("--inverter", o.inverter,
-                  "Inverter: rtu:/dev/ttyUSB0?baud=19200&slave=2 | tcp:HOST:PORT?slave=2 (none: no inverter)");
-  cmd->add_option("--gpio", o.gpio, "Drive the outputs through this GPIO chip instead of the board, e.g. gpiochip0");
+  cmd->add_option(
+      "--inverter", o.inverter,
+      "Inverter: rtu:/dev/ttyUSB0?baud=19200&slave=2 | tcp:HOST:PORT?slave=2 (none: no inverter)");
+  cmd->add_option("--gpio", o.gpio,
+                  "Drive the outputs through this GPIO chip instead of the board, e.g. gpiochip0");
 }
 
 void add_client_options(CLI::App* cmd, ClientArgs& a) {
-  cmd->add_option("--socket", a.socket, "The edge's control socket (default: from --config, $CELLGUARD_EDGE_CONTROL)");
+  cmd->add_option("--socket", a.socket,
+                  "The edge's control socket (default: from --config, $CELLGUARD_EDGE_CONTROL)");
   cmd->add_option("--config", a.config, "The edge's configuration, to find its control socket");
 }
 
@@ -229,17 +245,21 @@ void add_client_options(CLI::App* cmd, ClientArgs& a) {
 
 void register_edge(CLI::App& app, Action& action) {
   auto args = std::make_shared<EdgeArgs>();
-  CLI::App* cmd = app.add_subcommand("edge", "Run the controller next to the battery, or talk to a running one");
+  CLI::App* cmd =
+      app.add_subcommand("edge", "Run the controller next to the battery, or talk to a running one");
   cmd->add_option("--config", args->config, "Configuration (TOML), e.g. data/edge/rig.toml");
   add_override_options(cmd, args->overrides);
   cmd->add_option("--events", args->events, "Append every event to this file as a JSON line");
-  cmd->add_option("--socket", args->socket, "Control socket path (default: [operator] socket, else cellguard-edge-<id>.sock in $XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or /tmp/cellguard-<uid>)");
+  cmd->add_option("--socket", args->socket,
+                  "Control socket path (default: [operator] socket, else cellguard-edge-<id>.sock in "
+                  "$XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or /tmp/cellguard-<uid>)");
   cmd->add_option("--duration", args->duration_s, "Stop after this many seconds (0: run until signalled)")
       ->check(CLI::NonNegativeNumber);
 
   auto check_path = std::make_shared<std::string>();
   auto check_overrides = std::make_shared<edge::EndpointOverrides>();
-  CLI::App* check = cmd->add_subcommand("check-config", "Validate a configuration completely and print its hash");
+  CLI::App* check =
+      cmd->add_subcommand("check-config", "Validate a configuration completely and print its hash");
   check->add_option("file", *check_path, "Configuration (TOML)")->required();
   add_override_options(check, *check_overrides);
 
@@ -253,12 +273,15 @@ void register_edge(CLI::App& app, Action& action) {
   add_client_options(start, *client);
   CLI::App* sched = cmd->add_subcommand("schedule", "Start or stop the configured charge/discharge schedule");
   add_client_options(sched, *client);
-  sched->add_option("action", client->action, "start | stop")->required()->check(CLI::IsMember({"start", "stop"}));
-  CLI::App* stop = cmd->add_subcommand(
-      "stop",
-      "Stop the edge safely, as a trip does: inverter off, then the contactors open once |pack current| is below "
-      "[safety] contactor_open_current_a or after contactor_max_delay_ms, then the edge exits (SIGTERM and SIGINT "
-      "do the same)");
+  sched->add_option("action", client->action, "start | stop")
+      ->required()
+      ->check(CLI::IsMember({"start", "stop"}));
+  CLI::App* stop = cmd->add_subcommand("stop",
+                                       "Stop the edge safely, as a trip does: inverter off, then the "
+                                       "contactors open once |pack current| is below "
+                                       "[safety] contactor_open_current_a or after contactor_max_delay_ms, "
+                                       "then the edge exits (SIGTERM and SIGINT "
+                                       "do the same)");
   add_client_options(stop, *client);
 
   // The parent's callback runs after the child's: a client subcommand must not start an edge.
@@ -269,8 +292,10 @@ void register_edge(CLI::App& app, Action& action) {
       action = [client] {
         json answer;
         if (int rc = request(*client, {{"cmd", "status"}}, answer); rc != 0) return rc;
-        if (client->json_output) std::printf("%s\n", answer["status"].dump(2).c_str());
-        else print_status(answer["status"]);
+        if (client->json_output)
+          std::printf("%s\n", answer["status"].dump(2).c_str());
+        else
+          print_status(answer["status"]);
         return 0;
       };
     } else if (reset->parsed() || start->parsed()) {
@@ -278,22 +303,26 @@ void register_edge(CLI::App& app, Action& action) {
       action = [client, is_reset] {
         json answer;
         if (int rc = request(*client, {{"cmd", is_reset ? "reset" : "start"}}, answer); rc != 0) return rc;
-        std::printf("%s\n", is_reset ? ("reset: state " + answer.value("state", std::string("?"))).c_str() : "start: precharging");
+        std::printf("%s\n", is_reset ? ("reset: state " + answer.value("state", std::string("?"))).c_str()
+                                     : "start: precharging");
         return 0;
       };
     } else if (stop->parsed()) {
       action = [client] {
         json answer;
         if (int rc = request(*client, {{"cmd", "stop"}}, answer); rc != 0) return rc;
-        std::printf("stop: inverter off, contactors open once |I| < %.1f A (at most %.1f s), then the edge exits\n",
-                    answer.value("contactor_open_current_a", 0.0), answer.value("max_delay_s", 0.0));
+        std::printf(
+            "stop: inverter off, contactors open once |I| < %.1f A (at most %.1f s), then the edge exits\n",
+            answer.value("contactor_open_current_a", 0.0), answer.value("max_delay_s", 0.0));
         return 0;
       };
     } else if (sched->parsed()) {
       action = [client] {
         json answer;
-        if (int rc = request(*client, {{"cmd", "schedule"}, {"action", client->action}}, answer); rc != 0) return rc;
-        std::printf("schedule %s: ok%s\n", client->action.c_str(), answer.value("precharging", false) ? " (precharging first)" : "");
+        if (int rc = request(*client, {{"cmd", "schedule"}, {"action", client->action}}, answer); rc != 0)
+          return rc;
+        std::printf("schedule %s: ok%s\n", client->action.c_str(),
+                    answer.value("precharging", false) ? " (precharging first)" : "");
         return 0;
       };
     } else {

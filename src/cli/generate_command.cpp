@@ -37,7 +37,8 @@ int pdo_module(std::string_view name) {
   if (name.size() <= kPrefix.size() + 2 + kInfix.size() || name.substr(0, 3) != kPrefix) return 0;
   const char tens = name[3];
   const char ones = name[4];
-  if (tens < '0' || tens > '9' || ones < '0' || ones > '9' || name.substr(5, kInfix.size()) != kInfix) return 0;
+  if (tens < '0' || tens > '9' || ones < '0' || ones > '9' || name.substr(5, kInfix.size()) != kInfix)
+    return 0;
   for (char c : name.substr(5 + kInfix.size())) {
     if (c < '0' || c > '9') return 0;
   }
@@ -92,8 +93,8 @@ int run_generate(const GenerateOptions& o) {
     }
   }
   if (items.empty()) {
-    std::fprintf(stderr, "cellguard generate: %s has no BMUnn_pdoN messages for modules 1..%d\n", o.dbc_path.c_str(),
-                 o.modules);
+    std::fprintf(stderr, "cellguard generate: %s has no BMUnn_pdoN messages for modules 1..%d\n",
+                 o.dbc_path.c_str(), o.modules);
     return 2;
   }
 
@@ -130,7 +131,8 @@ int run_generate(const GenerateOptions& o) {
       const auto& message = item.codec->message();
       frame.id = message.id;
       frame.extended = message.extended;
-      frame.timestamp_ns = t0 + static_cast<std::int64_t>(k + 1) * 150'000;  // ~150 us per frame at 500 kbit/s
+      frame.timestamp_ns =
+          t0 + static_cast<std::int64_t>(k + 1) * 150'000;  // ~150 us per frame at 500 kbit/s
       frame.size = static_cast<std::uint8_t>(message.length);
       frame.data.fill(0);
       if (o.random_payloads) {
@@ -142,7 +144,8 @@ int run_generate(const GenerateOptions& o) {
           values[i] = plausible_value(message.signals[i], item.module, cycle, rng);
           present.words()[i / 64] |= std::uint64_t{1} << (i % 64);
         }
-        if (auto encoded = item.codec->encode(values.data(), present, {frame.data.data(), frame.size}); !encoded) {
+        if (auto encoded = item.codec->encode(values.data(), present, {frame.data.data(), frame.size});
+            !encoded) {
           std::fprintf(stderr, "cellguard generate: %s\n", encoded.error().message.c_str());
           return 1;
         }
@@ -166,13 +169,22 @@ int run_generate(const GenerateOptions& o) {
 
 void register_generate(CLI::App& app, Action& action) {
   auto o = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "Write a synthetic log of the rig's CAN traffic (SYNC + module PDOs)");
-  cmd->add_option("--dbc", o->dbc_path, "DBC with the rig's BMUnn_pdoN messages")->required()->check(CLI::ExistingFile);
+  CLI::App* cmd =
+      app.add_subcommand("generate", "Write a synthetic log of the rig's CAN traffic (SYNC + module PDOs)");
+  cmd->add_option("--dbc", o->dbc_path, "DBC with the rig's BMUnn_pdoN messages")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", o->output, "output log, or - for standard output")->capture_default_str();
   cmd->add_option("--format", o->format, "candump-log, asc or trc")->capture_default_str();
-  cmd->add_option("--modules", o->modules, "modules present (node ids 1..N)")->check(CLI::Range(1, 15))->capture_default_str();
-  cmd->add_option("--seconds", o->seconds, "length of the log in seconds")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--sync-hz", o->sync_hz, "SYNC rate")->check(CLI::Range(0.1, 1000.0))->capture_default_str();
+  cmd->add_option("--modules", o->modules, "modules present (node ids 1..N)")
+      ->check(CLI::Range(1, 15))
+      ->capture_default_str();
+  cmd->add_option("--seconds", o->seconds, "length of the log in seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--sync-hz", o->sync_hz, "SYNC rate")
+      ->check(CLI::Range(0.1, 1000.0))
+      ->capture_default_str();
   cmd->add_option("--frames", o->frames, "stop after this many frames (overrides --seconds)");
   cmd->add_flag("--random", o->random_payloads, "random payloads instead of plausible values");
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();

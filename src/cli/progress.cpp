@@ -28,11 +28,12 @@ void Progress::redraw(std::uint64_t bytes_done, std::uint64_t items_done, bool f
     const double fraction = static_cast<double>(bytes_done) / static_cast<double>(total_bytes_);
     const int width = 30;
     const int filled = static_cast<int>(std::lround(fraction * width));
-    std::fprintf(stderr, "\r%s [%-*.*s] %5.1f%%  %llu frames  %.2f M/s ", label_.c_str(), width, filled > width ? width : filled,
-                 "##############################", fraction * 100, static_cast<unsigned long long>(items_done), rate / 1e6);
+    std::fprintf(stderr, "\r%s [%-*.*s] %5.1f%%  %llu frames  %.2f M/s ", label_.c_str(), width,
+                 filled > width ? width : filled, "##############################", fraction * 100,
+                 static_cast<unsigned long long>(items_done), rate / 1e6);
   } else {
-    std::fprintf(stderr, "\r%s %llu frames  %.2f M/s ", label_.c_str(), static_cast<unsigned long long>(items_done),
-                 rate / 1e6);
+    std::fprintf(stderr, "\r%s %llu frames  %.2f M/s ", label_.c_str(),
+                 static_cast<unsigned long long>(items_done), rate / 1e6);
   }
   drawn_ = true;
 }

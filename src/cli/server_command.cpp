@@ -67,28 +67,39 @@ void register_server(CLI::App& app, Action& action) {
       "Receive the streams of many edges (TLS 1.3, mutual authentication) and store them durably.\n"
       "Each edge is known by its certificate's name; batches are acknowledged only after the commit.\n"
       "With --http it serves the HTTP API, /metrics and the dashboard (docs/http-api.md).\n"
-      "When listening, one JSON line goes to stdout: {\"ready\":true,\"listen\":\"HOST:PORT\",\"http\":...}.\n"
-      "Example: cellguard server --data /var/lib/cellguard --listen 0.0.0.0:6699 --pki-dir /etc/cellguard/pki \\\n"
-      "           --http 127.0.0.1:8080 --web-root /usr/share/cellguard/web --config /etc/cellguard/server.toml");
+      "When listening, one JSON line goes to stdout: "
+      "{\"ready\":true,\"listen\":\"HOST:PORT\",\"http\":...}.\n"
+      "Example: cellguard server --data /var/lib/cellguard --listen 0.0.0.0:6699 --pki-dir "
+      "/etc/cellguard/pki \\\n"
+      "           --http 127.0.0.1:8080 --web-root /usr/share/cellguard/web --config "
+      "/etc/cellguard/server.toml");
   cmd->add_option("--data", options->data_dir, "folder of the store (created); required to run the server");
   cmd->add_option("--listen", options->listen, "HOST:PORT to accept edges on (port 0: any free port)")
       ->capture_default_str();
-  cmd->add_option("--pki-dir", options->pki_dir, "a `cellguard pki` folder (ca.crt, crl.pem, issued/NAME.crt/.key)");
-  cmd->add_option("--name", options->name, "the server certificate's name in --pki-dir")->capture_default_str();
+  cmd->add_option("--pki-dir", options->pki_dir,
+                  "a `cellguard pki` folder (ca.crt, crl.pem, issued/NAME.crt/.key)");
+  cmd->add_option("--name", options->name, "the server certificate's name in --pki-dir")
+      ->capture_default_str();
   cmd->add_option("--cert", options->cert, "server certificate (PEM), instead of --pki-dir");
   cmd->add_option("--key", options->key, "server key (PEM)");
   cmd->add_option("--ca", options->ca, "CA certificate that signs the edges' certificates (PEM)");
   cmd->add_option("--crl", options->crl, "the CA's revocation list (PEM); reloaded when it changes");
-  cmd->add_flag("--plaintext", options->plaintext, "no TLS and no authentication: only on a loopback address");
-  cmd->add_option("--retention-days", options->retention_days, "delete data older than this (0: keep everything)")
+  cmd->add_flag("--plaintext", options->plaintext,
+                "no TLS and no authentication: only on a loopback address");
+  cmd->add_option("--retention-days", options->retention_days,
+                  "delete data older than this (0: keep everything)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--io-threads", options->io_threads, "network threads")->check(CLI::Range(1, 64))->capture_default_str();
+  cmd->add_option("--io-threads", options->io_threads, "network threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   cmd->add_option("--duration", options->duration_s, "stop after this many seconds (tests)");
-  cmd->add_option("--config", options->config_path,
-                  "server.toml: users, webhook alarms, HTTP listener, retention (see data/server/server.toml)");
-  cmd->add_option("--http", options->http,
-                  "HOST:PORT of the HTTP API and dashboard, e.g. 127.0.0.1:8080 (port 0: any); beyond loopback a "
-                  "login is required");
+  cmd->add_option(
+      "--config", options->config_path,
+      "server.toml: users, webhook alarms, HTTP listener, retention (see data/server/server.toml)");
+  cmd->add_option(
+      "--http", options->http,
+      "HOST:PORT of the HTTP API and dashboard, e.g. 127.0.0.1:8080 (port 0: any); beyond loopback a "
+      "login is required");
   cmd->add_option("--web-root", options->web_root, "folder of the dashboard's files (the web/ build output)");
 
   auto hash = std::make_shared<HashArgs>();

@@ -12,8 +12,8 @@
 #include "sim/board_sim_device.h"
 #include "sim/control_protocol.h"
 #include "sim/inverter_sim_device.h"
-#include "sim/sunspec_sim_device.h"
 #include "sim/simulator.h"
+#include "sim/sunspec_sim_device.h"
 
 namespace cellguard::cli {
 namespace {
@@ -127,22 +127,28 @@ Result<nlohmann::json> members_of(const std::vector<std::string>& words, std::si
     const std::string value = word.substr(eq + 1);
     char* end = nullptr;
     const double number = std::strtod(value.c_str(), &end);
-    if (value == "true" || value == "on") members[key] = true;
-    else if (value == "false" || value == "off") members[key] = false;
-    else if (!value.empty() && *end == '\0') members[key] = number;
-    else members[key] = value;
+    if (value == "true" || value == "on")
+      members[key] = true;
+    else if (value == "false" || value == "off")
+      members[key] = false;
+    else if (!value.empty() && *end == '\0')
+      members[key] = number;
+    else
+      members[key] = value;
   }
   return members;
 }
 
 Result<std::string> request_of(const std::vector<std::string>& words) {
-  if (words.empty()) return Error(ErrorCode::invalid_argument, "nothing to send (status, faults, fault KIND ..., drive ...)");
+  if (words.empty())
+    return Error(ErrorCode::invalid_argument, "nothing to send (status, faults, fault KIND ..., drive ...)");
   if (words[0].starts_with("{")) return words[0];
   nlohmann::json request;
   if (words[0] == "status" || words[0] == "faults") {
     request = {{"cmd", words[0]}};
   } else if (words[0] == "fault") {
-    if (words.size() < 2) return Error(ErrorCode::invalid_argument, "fault needs a kind, e.g. fault cell_drift module=3 cell=5");
+    if (words.size() < 2)
+      return Error(ErrorCode::invalid_argument, "fault needs a kind, e.g. fault cell_drift module=3 cell=5");
     Result<nlohmann::json> members = members_of(words, 2);
     if (!members) return members.error();
     request = std::move(*members);
@@ -190,27 +196,38 @@ int run_ctl(const CtlArgs& args) {
 
 void register_sim(CLI::App& app, Action& action) {
   auto args = std::make_shared<SimArgs>();
-  CLI::App* sim = app.add_subcommand("sim", "Simulate the rig: battery modules on CAN, faults, control socket");
+  CLI::App* sim =
+      app.add_subcommand("sim", "Simulate the rig: battery modules on CAN, faults, control socket");
   sim->add_option("--modules", args->modules, "Modules with node ids 1..N")->check(CLI::Range(1, 15));
   sim->add_option("--module-ids", args->module_ids, "Node ids of the present modules, e.g. 1,2,5");
-  sim->add_option("--cells", args->cells, "Populated cell channels per module (of 14)")->check(CLI::Range(1, 14));
-  sim->add_option("--dbc", args->dbc, "DBC to encode the PDOs with (default: the built-in cellguard-rig.dbc)");
+  sim->add_option("--cells", args->cells, "Populated cell channels per module (of 14)")
+      ->check(CLI::Range(1, 14));
+  sim->add_option("--dbc", args->dbc,
+                  "DBC to encode the PDOs with (default: the built-in cellguard-rig.dbc)");
   sim->add_option("--can", args->can, "Use this bus instead of the socketcand server, e.g. socketcan:vcan0");
   sim->add_option("--can-address", args->can_address, "socketcand server listen address");
-  sim->add_option("--can-port", args->can_port, "socketcand server port (0: any free port)")->check(CLI::Range(0, 65535));
+  sim->add_option("--can-port", args->can_port, "socketcand server port (0: any free port)")
+      ->check(CLI::Range(0, 65535));
   sim->add_option("--speed", args->speed, "Simulated seconds per real second")->check(CLI::PositiveNumber);
-  sim->add_option("--cyclic-ms", args->cyclic_ms, "Also send PDOs every MS simulated ms without SYNC (0: off)");
+  sim->add_option("--cyclic-ms", args->cyclic_ms,
+                  "Also send PDOs every MS simulated ms without SYNC (0: off)");
   sim->add_option("--scenario", args->scenario, "Fault scenario (TOML, timed steps)");
   sim->add_option("--seed", args->seed, "Seed of the cell-to-cell spread and garbage frames");
-  sim->add_option("--control", args->control, "Control socket path (default: in $XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or /tmp/cellguard-<uid>)");
-  sim->add_option("--duration", args->duration_s, "Stop after this many simulated seconds (0: run until signalled)");
-  sim->add_option("--initial-soc", args->initial_soc_pct, "Initial state of charge, %")->check(CLI::Range(0.0, 100.0));
+  sim->add_option("--control", args->control,
+                  "Control socket path (default: in $XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or "
+                  "/tmp/cellguard-<uid>)");
+  sim->add_option("--duration", args->duration_s,
+                  "Stop after this many simulated seconds (0: run until signalled)");
+  sim->add_option("--initial-soc", args->initial_soc_pct, "Initial state of charge, %")
+      ->check(CLI::Range(0.0, 100.0));
   sim->add_option("--ambient", args->ambient_c, "Ambient temperature, °C")->check(CLI::Range(-40.0, 80.0));
   sim->add_option("--capacity", args->capacity_ah, "Cell capacity, Ah")->check(CLI::PositiveNumber);
   sim->add_flag("--no-board", args->no_board, "Do not simulate the sensor board");
-  sim->add_flag("--no-inverter", args->no_inverter, "Do not simulate the inverter (`ctl drive` sets the current)");
+  sim->add_flag("--no-inverter", args->no_inverter,
+                "Do not simulate the inverter (`ctl drive` sets the current)");
   sim->add_flag("--sunspec", args->sunspec,
-                "Simulate a SunSpec storage inverter (models 1, 103, 124, 802 at 40000, Modbus TCP) instead of the rig's "
+                "Simulate a SunSpec storage inverter (models 1, 103, 124, 802 at 40000, Modbus TCP) instead "
+                "of the rig's "
                 "inverter; its endpoint is the ready line's sunspec_tcp");
   sim->add_option("--pin-pump", args->pins.pump, "Board pin of the pump");
   sim->add_option("--pin-fan", args->pins.fan, "Board pin of the fan");
@@ -218,9 +235,12 @@ void register_sim(CLI::App& app, Action& action) {
   sim->add_option("--pin-relay2", args->pins.relay2, "Board pin of relay 2 (negative contactor)");
   sim->add_option("--pin-relay3", args->pins.relay3, "Board pin of relay 3 (precharge)");
   sim->add_option("--board-link", args->board_link,
-                  "Keep a symbolic link at PATH pointing at the board's pty (like /dev/serial/by-id; absent while unplugged)");
-  sim->add_flag("--board-ground-fault", args->board_ground_fault, "Board lines carry Ardu_GndFault (not on the rig)");
-  sim->add_option("--inverter-slave", args->inverter_slave, "Modbus RTU slave address")->check(CLI::Range(1, 247));
+                  "Keep a symbolic link at PATH pointing at the board's pty (like /dev/serial/by-id; absent "
+                  "while unplugged)");
+  sim->add_flag("--board-ground-fault", args->board_ground_fault,
+                "Board lines carry Ardu_GndFault (not on the rig)");
+  sim->add_option("--inverter-slave", args->inverter_slave, "Modbus RTU slave address")
+      ->check(CLI::Range(1, 247));
   sim->add_option("--inverter-tcp-address", args->inverter_tcp_address, "Modbus TCP listen address");
   sim->add_option("--inverter-tcp-port", args->inverter_tcp_port, "Modbus TCP port (0: any free port)")
       ->check(CLI::Range(0, 65535));

@@ -92,10 +92,17 @@ constexpr char kLowerHex[] = "0123456789abcdef";
 void append_escape(std::string& out, std::uint32_t cp, bool is_byte) {
   if (!is_byte) {
     switch (cp) {
-      case '\n': out.append("\\n"); return;
-      case '\r': out.append("\\r"); return;
-      case '\t': out.append("\\t"); return;
-      default: break;
+      case '\n':
+        out.append("\\n");
+        return;
+      case '\r':
+        out.append("\\r");
+        return;
+      case '\t':
+        out.append("\\t");
+        return;
+      default:
+        break;
     }
   }
   if (is_byte || cp <= 0x7F) {

@@ -11,26 +11,39 @@ namespace {
 
 TEST(Text, ValidUtf8IsRecognisedAndCp1252IsNot) {
   EXPECT_TRUE(is_valid_utf8("plain ascii"));
-  EXPECT_TRUE(is_valid_utf8("\xC2\xB0" "C"));
-  EXPECT_FALSE(is_valid_utf8("\xB0" "C"));           // Latin-1 degree sign
-  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));           // overlong '/'
-  EXPECT_FALSE(is_valid_utf8("\xE2\x82"));           // truncated sequence
-  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));       // surrogate
+  EXPECT_TRUE(
+      is_valid_utf8("\xC2\xB0"
+                    "C"));
+  EXPECT_FALSE(
+      is_valid_utf8("\xB0"
+                    "C"));                      // Latin-1 degree sign
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));      // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xE2\x82"));      // truncated sequence
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));  // surrogate
 }
 
 TEST(Text, UntrustedBytesBecomePrintableUtf8) {
   // The elements that aborted the edge (issue 12) and raw control bytes from the board.
   EXPECT_EQ(escape_untrusted("< \xc3\x28 >"), "< \\xc3( >");
   EXPECT_EQ(escape_untrusted("< error \xff\xfe >"), "< error \\xff\\xfe >");
-  EXPECT_EQ(escape_untrusted("11\xfd" "22"), "11\\xfd22");
+  EXPECT_EQ(escape_untrusted("11\xfd"
+                             "22"),
+            "11\\xfd22");
   EXPECT_EQ(escape_untrusted(std::string_view("a\x1b[2Jb\x07\x00z", 9)), "a\\x1b[2Jb\\x07\\x00z");
   EXPECT_EQ(escape_untrusted("line\r\n\tnext\x7f"), "line\\r\\n\\tnext\\x7f");
-  EXPECT_EQ(escape_untrusted("\xc2\x9b" "31m"), "\\u009b31m");            // 8-bit CSI
-  EXPECT_EQ(escape_untrusted("ab\xe2\x80\xae" "cd"), "ab\\u202ecd");     // right-to-left override
-  EXPECT_EQ(escape_untrusted("\xed\xa0\x80"), "\\xed\\xa0\\x80");         // surrogate
-  EXPECT_EQ(escape_untrusted("\xe2\x82"), "\\xe2\\x82");                  // truncated
+  EXPECT_EQ(escape_untrusted("\xc2\x9b"
+                             "31m"),
+            "\\u009b31m");  // 8-bit CSI
+  EXPECT_EQ(escape_untrusted("ab\xe2\x80\xae"
+                             "cd"),
+            "ab\\u202ecd");                                        // right-to-left override
+  EXPECT_EQ(escape_untrusted("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate
+  EXPECT_EQ(escape_untrusted("\xe2\x82"), "\\xe2\\x82");           // truncated
   // Printable UTF-8 and backslashes are kept: the function is idempotent.
-  EXPECT_EQ(escape_untrusted("25 \xc2\xb0" "C, \\x41 \xe2\x82\xac"), "25 \xc2\xb0" "C, \\x41 \xe2\x82\xac");
+  EXPECT_EQ(escape_untrusted("25 \xc2\xb0"
+                             "C, \\x41 \xe2\x82\xac"),
+            "25 \xc2\xb0"
+            "C, \\x41 \xe2\x82\xac");
   const std::string once = escape_untrusted("\xff\x01 \xc3\x28");
   EXPECT_EQ(escape_untrusted(once), once);
 }
@@ -65,15 +78,26 @@ TEST(Text, EveryByteStringEscapesToPrintableUtf8) {
   }
   EXPECT_FALSE(is_printable_utf8("a\nb"));
   EXPECT_FALSE(is_printable_utf8("\xff"));
-  EXPECT_TRUE(is_printable_utf8("25 \xc2\xb0" "C"));
+  EXPECT_TRUE(
+      is_printable_utf8("25 \xc2\xb0"
+                        "C"));
 }
 
 TEST(Text, Cp1252IsConvertedToUtf8) {
-  EXPECT_EQ(cp1252_to_utf8("\xB0" "C"), "\xC2\xB0" "C");
+  EXPECT_EQ(cp1252_to_utf8("\xB0"
+                           "C"),
+            "\xC2\xB0"
+            "C");
   EXPECT_EQ(cp1252_to_utf8("\x80"), "\xE2\x82\xAC");  // euro sign
   EXPECT_EQ(cp1252_to_utf8("\x81"), "\xC2\x81");      // undefined in cp1252: kept as U+0081
-  EXPECT_EQ(to_utf8("\xC2\xB0" "C"), "\xC2\xB0" "C");
-  EXPECT_EQ(to_utf8("\xB0" "C"), "\xC2\xB0" "C");
+  EXPECT_EQ(to_utf8("\xC2\xB0"
+                    "C"),
+            "\xC2\xB0"
+            "C");
+  EXPECT_EQ(to_utf8("\xB0"
+                    "C"),
+            "\xC2\xB0"
+            "C");
 }
 
 TEST(Text, Utf8ConvertsBackToCp1252) {
@@ -123,7 +147,9 @@ TEST(Files, WrittenFileReadsBackByteForByte) {
   const std::string path = ::testing::TempDir() + "/cellguard-text-test.bin";
   std::string contents = "line 1\r\nline 2\n";
   contents.push_back('\0');
-  contents += "\xB0" "C";
+  contents +=
+      "\xB0"
+      "C";
   ASSERT_TRUE(write_file(path, contents).ok());
   const auto back = read_file(path);
   ASSERT_TRUE(back.ok()) << back.error().message;

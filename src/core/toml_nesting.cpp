@@ -7,16 +7,16 @@ namespace cellguard {
 std::optional<TomlNestingProblem> check_toml_nesting(std::string_view text, int max_depth) {
   int line = 1;
   std::size_t line_start = 0;
-  std::vector<char> open;         // '[' and '{' of values, innermost last; never deeper than max_depth
-  bool key_context = true;        // reading a key (line start, after '{' or ',' in an inline table)
-  bool in_header = false;         // inside [table] or [[array of tables]]
-  int header_depth = 0;           // levels of the current table
-  int key_segments = 0;           // segments of the key or header being read, after the first
+  std::vector<char> open;   // '[' and '{' of values, innermost last; never deeper than max_depth
+  bool key_context = true;  // reading a key (line start, after '{' or ',' in an inline table)
+  bool in_header = false;   // inside [table] or [[array of tables]]
+  int header_depth = 0;     // levels of the current table
+  int key_segments = 0;     // segments of the key or header being read, after the first
   auto problem = [&](std::size_t at, int depth) {
-    return TomlNestingProblem{line, static_cast<int>(at - line_start) + 1,
-                              "nesting " + std::to_string(depth) + " levels deep, more than " +
-                                  std::to_string(max_depth) +
-                                  " (tables, dotted keys, arrays and inline tables); the file was not parsed"};
+    return TomlNestingProblem{
+        line, static_cast<int>(at - line_start) + 1,
+        "nesting " + std::to_string(depth) + " levels deep, more than " + std::to_string(max_depth) +
+            " (tables, dotted keys, arrays and inline tables); the file was not parsed"};
   };
   auto depth_here = [&] {
     if (in_header) return key_segments + 1;

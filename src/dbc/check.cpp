@@ -39,16 +39,20 @@ std::vector<std::uint64_t> physical_bits(const Signal& s, std::uint64_t limit_bi
   outside = false;
   if (s.byte_order == ByteOrder::little_endian) {
     for (std::uint64_t b = s.start_bit; b < std::uint64_t{s.start_bit} + length; ++b) {
-      if (b >= limit_bits) outside = true;
-      else bits.push_back(b);
+      if (b >= limit_bits)
+        outside = true;
+      else
+        bits.push_back(b);
     }
   } else {
     // Motorola: the start bit is the MSB in sawtooth numbering; in a big-endian view of the payload
     // (position 0 = MSB of byte 0) it is at 8*(start/8) + 7 - start%8 and the signal runs upwards.
     const std::uint64_t msb = 8 * (std::uint64_t{s.start_bit} / 8) + 7 - s.start_bit % 8;
     for (std::uint64_t q = msb; q < msb + length; ++q) {
-      if (q >= limit_bits) outside = true;
-      else bits.push_back(8 * (q / 8) + 7 - q % 8);
+      if (q >= limit_bits)
+        outside = true;
+      else
+        bits.push_back(8 * (q / 8) + 7 - q % 8);
     }
   }
   return bits;
@@ -96,17 +100,20 @@ class Checker {
     // its own signals; a multiplexer nobody refers to means the mN signals cannot tell which one.
     if (top_level.size() > 1) {
       const bool all_used = std::all_of(top_level.begin(), top_level.end(), [&m](const std::string& name) {
-        return std::any_of(m.signals.begin(), m.signals.end(), [&name](const Signal& s) { return s.multiplexer == name; });
+        return std::any_of(m.signals.begin(), m.signals.end(),
+                           [&name](const Signal& s) { return s.multiplexer == name; });
       });
       if (!all_used) {
         std::string names;
         for (const auto& n : top_level) names += (names.empty() ? "" : ", ") + n;
-        error(describe(m) + ": several simple multiplexers (" + names + "); only one may select the mN signals");
+        error(describe(m) + ": several simple multiplexers (" + names +
+              "); only one may select the mN signals");
       }
     }
     for (const auto& s : m.signals) {
       if (s.multiplexer.empty()) {
-        if (s.multiplex_value) error(describe(m, s) + ": multiplexed signal but the message has no multiplexer");
+        if (s.multiplex_value)
+          error(describe(m, s) + ": multiplexed signal but the message has no multiplexer");
         continue;
       }
       const Signal* mux = m.find_signal(s.multiplexer);
@@ -119,8 +126,8 @@ class Checker {
       }
       for (const auto& r : s.multiplex_ranges) {
         if (r.low > r.high) {
-          error(describe(m, s) + ": multiplexer range " + std::to_string(r.low) + "-" + std::to_string(r.high) +
-                " is empty");
+          error(describe(m, s) + ": multiplexer range " + std::to_string(r.low) + "-" +
+                std::to_string(r.high) + " is empty");
         }
       }
     }
@@ -137,7 +144,8 @@ class Checker {
       bool outside = false;
       bits[i] = physical_bits(m.signals[i], limit_bits, outside);
       if (outside) {
-        error(describe(m, m.signals[i]) + ": extends past the payload of " + std::to_string(m.length) + " bytes");
+        error(describe(m, m.signals[i]) + ": extends past the payload of " + std::to_string(m.length) +
+              " bytes");
       }
     }
     // Branch keys: the range starts of each multiplexer stand for every value it can take.
@@ -145,8 +153,10 @@ class Checker {
     std::vector<std::size_t> always;
     for (std::size_t i = 0; i < m.signals.size(); ++i) {
       const Signal& s = m.signals[i];
-      if (s.multiplexer.empty()) always.push_back(i);
-      else for (const auto& r : s.multiplex_ranges) selector_values[s.multiplexer].insert(r.low);
+      if (s.multiplexer.empty())
+        always.push_back(i);
+      else
+        for (const auto& r : s.multiplex_ranges) selector_values[s.multiplexer].insert(r.low);
     }
     std::unordered_map<std::string, std::map<std::uint64_t, std::vector<std::size_t>>> branches;
     for (std::size_t i = 0; i < m.signals.size(); ++i) {
@@ -156,7 +166,8 @@ class Checker {
       auto& mux_branches = branches[s.multiplexer];
       std::set<std::uint64_t> selected;
       for (const auto& r : s.multiplex_ranges) {
-        for (auto it = values.lower_bound(r.low); it != values.end() && *it <= r.high; ++it) selected.insert(*it);
+        for (auto it = values.lower_bound(r.low); it != values.end() && *it <= r.high; ++it)
+          selected.insert(*it);
       }
       for (const std::uint64_t value : selected) mux_branches[value].push_back(i);
     }
@@ -175,7 +186,8 @@ class Checker {
   // Gives each bit of `members` an owner, reporting bits another signal of the branch (or one of
   // the always-present signals in `shared`) already owns.
   void claim_bits(const Message& m, const std::vector<std::vector<std::uint64_t>>& bits,
-                  const std::vector<std::size_t>& members, std::unordered_map<std::uint64_t, std::size_t>& owner,
+                  const std::vector<std::size_t>& members,
+                  std::unordered_map<std::uint64_t, std::size_t>& owner,
                   const std::unordered_map<std::uint64_t, std::size_t>* shared,
                   std::set<std::pair<std::size_t, std::size_t>>& reported) {
     for (const std::size_t i : members) {
@@ -200,14 +212,22 @@ class Checker {
 
   static std::string_view object_name(AttributeObject object) {
     switch (object) {
-      case AttributeObject::network: return "the network";
-      case AttributeObject::node: return "a node";
-      case AttributeObject::message: return "a message";
-      case AttributeObject::signal: return "a signal";
-      case AttributeObject::env_var: return "an environment variable";
-      case AttributeObject::node_message: return "a node-message relation";
-      case AttributeObject::node_signal: return "a node-signal relation";
-      case AttributeObject::node_env_var: return "a node-environment variable relation";
+      case AttributeObject::network:
+        return "the network";
+      case AttributeObject::node:
+        return "a node";
+      case AttributeObject::message:
+        return "a message";
+      case AttributeObject::signal:
+        return "a signal";
+      case AttributeObject::env_var:
+        return "an environment variable";
+      case AttributeObject::node_message:
+        return "a node-message relation";
+      case AttributeObject::node_signal:
+        return "a node-signal relation";
+      case AttributeObject::node_env_var:
+        return "a node-environment variable relation";
     }
     return "an object";
   }
@@ -229,8 +249,8 @@ class Checker {
         const double v = integer != nullptr ? static_cast<double>(*integer) : *real;
         // "INT 0 0" is the usual way of saying "no limits".
         if (def.minimum < def.maximum && (v < def.minimum || v > def.maximum)) {
-          error(prefix + ": value " + format_shortest(v) + " outside its range [" + format_shortest(def.minimum) +
-                ", " + format_shortest(def.maximum) + "]");
+          error(prefix + ": value " + format_shortest(v) + " outside its range [" +
+                format_shortest(def.minimum) + ", " + format_shortest(def.maximum) + "]");
         }
         if (def.type != AttributeType::floating && integer == nullptr) {
           error(prefix + ": non-integer value for an integer attribute");
@@ -252,7 +272,8 @@ class Checker {
             if (std::find(def.enum_values.begin(), def.enum_values.end(), "") == def.enum_values.end()) {
               warning(prefix + ": empty value is not one of its enum values");
             }
-          } else if (std::find(def.enum_values.begin(), def.enum_values.end(), *text) == def.enum_values.end()) {
+          } else if (std::find(def.enum_values.begin(), def.enum_values.end(), *text) ==
+                     def.enum_values.end()) {
             error(prefix + ": \"" + *text + "\" is not one of its enum values");
           }
         } else {
@@ -283,14 +304,18 @@ class Checker {
     for (const auto& def : db_.attribute_definitions) {
       if (def.default_value) check_value("default", def, *def.default_value);
     }
-    for (const auto& a : db_.attributes) check_attribute("network", AttributeObject::network, a.name, a.value);
+    for (const auto& a : db_.attributes)
+      check_attribute("network", AttributeObject::network, a.name, a.value);
     for (const auto& node : db_.nodes) {
-      for (const auto& a : node.attributes) check_attribute("node " + node.name, AttributeObject::node, a.name, a.value);
+      for (const auto& a : node.attributes)
+        check_attribute("node " + node.name, AttributeObject::node, a.name, a.value);
     }
     for (const auto& m : db_.messages) {
-      for (const auto& a : m.attributes) check_attribute(describe(m), AttributeObject::message, a.name, a.value);
+      for (const auto& a : m.attributes)
+        check_attribute(describe(m), AttributeObject::message, a.name, a.value);
       for (const auto& s : m.signals) {
-        for (const auto& a : s.attributes) check_attribute(describe(m, s), AttributeObject::signal, a.name, a.value);
+        for (const auto& a : s.attributes)
+          check_attribute(describe(m, s), AttributeObject::signal, a.name, a.value);
       }
     }
     for (const auto& ev : db_.environment_variables) {
@@ -300,9 +325,12 @@ class Checker {
     }
     for (const auto& r : db_.relation_attributes) {
       std::string where = "relation of node " + r.node;
-      if (r.object == AttributeObject::node_signal) where += " and signal " + r.signal;
-      else if (r.object == AttributeObject::node_env_var) where += " and environment variable " + r.env_var;
-      else where += " and message " + std::to_string(r.message_id);
+      if (r.object == AttributeObject::node_signal)
+        where += " and signal " + r.signal;
+      else if (r.object == AttributeObject::node_env_var)
+        where += " and environment variable " + r.env_var;
+      else
+        where += " and message " + std::to_string(r.message_id);
       check_attribute(where, r.object, r.name, r.value);
     }
   }

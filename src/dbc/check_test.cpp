@@ -44,9 +44,10 @@ TEST(DbcCheck, ReportsOverlappingIntelSignals) {
 
 TEST(DbcCheck, ReportsOverlapBetweenByteOrders) {
   // Motorola 7|8 covers byte 0 entirely, as does Intel 0|8.
-  const auto message = only_problem(check_text("BO_ 1 M: 8 BMS\n"
-                                               " SG_ A : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
-                                               " SG_ B : 7|8@0+ (1,0) [0|0] \"\" BMS\n"));
+  const auto message =
+      only_problem(check_text("BO_ 1 M: 8 BMS\n"
+                              " SG_ A : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+                              " SG_ B : 7|8@0+ (1,0) [0|0] \"\" BMS\n"));
   EXPECT_NE(message.find("signal B: overlaps signal A"), std::string::npos) << message;
 }
 
@@ -67,10 +68,11 @@ TEST(DbcCheck, SignalsOfDifferentBranchesMayShareBits) {
 }
 
 TEST(DbcCheck, ReportsOverlapWithinOneBranch) {
-  const auto message = only_problem(check_text("BO_ 1 M: 8 BMS\n"
-                                               " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
-                                               " SG_ A m1 : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
-                                               " SG_ B m1 : 12|8@1+ (1,0) [0|0] \"\" BMS\n"));
+  const auto message =
+      only_problem(check_text("BO_ 1 M: 8 BMS\n"
+                              " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+                              " SG_ A m1 : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
+                              " SG_ B m1 : 12|8@1+ (1,0) [0|0] \"\" BMS\n"));
   EXPECT_NE(message.find("signal B: overlaps signal A"), std::string::npos) << message;
 }
 
@@ -97,18 +99,21 @@ TEST(DbcCheck, ReportsMultiplexedSignalsWithoutAMultiplexer) {
 }
 
 TEST(DbcCheck, ReportsAnExtendedMultiplexerThatDoesNotExist) {
-  const auto message = only_problem(check_text("BO_ 1 M: 8 BMS\n"
-                                               " SG_ A m1 : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
-                                               " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
-                                               "SG_MUL_VAL_ 1 A Ghost 1-1;\n"));
+  const auto message =
+      only_problem(check_text("BO_ 1 M: 8 BMS\n"
+                              " SG_ A m1 : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
+                              " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+                              "SG_MUL_VAL_ 1 A Ghost 1-1;\n"));
   EXPECT_EQ(message, "message M (0x1) signal A: its multiplexer Ghost does not exist");
 }
 
 TEST(DbcCheck, ReportsSeveralSimpleMultiplexersInOneMessage) {
-  const auto message = only_problem(check_text("BO_ 1 M: 8 BMS\n"
-                                               " SG_ Mux1 M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
-                                               " SG_ Mux2 M : 8|8@1+ (1,0) [0|0] \"\" BMS\n"));
-  EXPECT_EQ(message, "message M (0x1): several simple multiplexers (Mux1, Mux2); only one may select the mN signals");
+  const auto message =
+      only_problem(check_text("BO_ 1 M: 8 BMS\n"
+                              " SG_ Mux1 M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+                              " SG_ Mux2 M : 8|8@1+ (1,0) [0|0] \"\" BMS\n"));
+  EXPECT_EQ(message,
+            "message M (0x1): several simple multiplexers (Mux1, Mux2); only one may select the mN signals");
 }
 
 TEST(DbcCheck, ExtendedMultiplexingMayHaveSeveralTopLevelMultiplexers) {
@@ -140,12 +145,14 @@ TEST(DbcCheck, ReportsSignalLengthAboveSixtyFour) {
 }
 
 TEST(DbcCheck, ReportsFloat32WithoutThirtyTwoBits) {
-  EXPECT_EQ(only_problem(check_text("BO_ 1 M: 8 BMS\n SG_ F : 0|16@1- (1,0) [0|0] \"\" BMS\nSIG_VALTYPE_ 1 F : 1;\n")),
+  EXPECT_EQ(only_problem(
+                check_text("BO_ 1 M: 8 BMS\n SG_ F : 0|16@1- (1,0) [0|0] \"\" BMS\nSIG_VALTYPE_ 1 F : 1;\n")),
             "message M (0x1) signal F: float32 signal has length 16, not 32");
 }
 
 TEST(DbcCheck, ReportsDoubleWithoutSixtyFourBits) {
-  EXPECT_EQ(only_problem(check_text("BO_ 1 M: 8 BMS\n SG_ D : 0|32@1- (1,0) [0|0] \"\" BMS\nSIG_VALTYPE_ 1 D : 2;\n")),
+  EXPECT_EQ(only_problem(
+                check_text("BO_ 1 M: 8 BMS\n SG_ D : 0|32@1- (1,0) [0|0] \"\" BMS\nSIG_VALTYPE_ 1 D : 2;\n")),
             "message M (0x1) signal D: double signal has length 32, not 64");
 }
 
@@ -186,7 +193,8 @@ TEST(DbcCheck, WarnsAboutAttributesUsedOnTheWrongKindOfObject) {
 
 TEST(DbcCheck, ReportsRelationAttributesWithoutDefinition) {
   const auto message = only_problem(check_text("BA_REL_ \"Timeout\" BU_SG_REL_ Charger SG_ 1 Bar 200;\n"));
-  EXPECT_EQ(message, "relation of node Charger and signal Bar: attribute Timeout has no definition (BA_DEF_)");
+  EXPECT_EQ(message,
+            "relation of node Charger and signal Bar: attribute Timeout has no definition (BA_DEF_)");
 }
 
 }  // namespace

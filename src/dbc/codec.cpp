@@ -211,8 +211,8 @@ std::optional<Int128> exact_integer(double v, double limit) {
 }  // namespace
 
 struct MessageCodec::Plan {
-  std::uint32_t length = 0;       // message length, bytes
-  std::uint32_t copy_bytes = 0;   // bytes of the payload read (length, at most 64)
+  std::uint32_t length = 0;      // message length, bytes
+  std::uint32_t copy_bytes = 0;  // bytes of the payload read (length, at most 64)
   std::uint32_t signal_count = 0;
   std::uint32_t mask_words = 0;
   bool small = false;              // every reachable signal lies within the first 8 bytes' word
@@ -223,7 +223,7 @@ struct MessageCodec::Plan {
   std::vector<Extract> steps;      // grouped by node
   std::vector<Extract> by_signal;  // one per signal, for multiplexer values and exact decoding
   std::vector<Exact> exact;        // one per signal
-  std::vector<Branch> nodes;         // node 0 = unmultiplexed signals
+  std::vector<Branch> nodes;       // node 0 = unmultiplexed signals
   std::vector<std::uint64_t> node_masks;  // mask_words per node: the presence bits it sets
   std::vector<MuxRef> muxes;
   std::vector<Interval> intervals;
@@ -305,8 +305,8 @@ DecodeStatus MessageCodec::Plan::run_node(std::uint32_t node_index, const Bits& 
     const Interval* hit = nullptr;
     if (value) {
       // First interval whose high is >= value; it selects if its low is <= value.
-      const Interval* it = std::lower_bound(first, last, *value,
-                                            [](const Interval& i, Int128 v) { return i.high < v; });
+      const Interval* it =
+          std::lower_bound(first, last, *value, [](const Interval& i, Int128 v) { return i.high < v; });
       if (it != last && it->low <= *value) hit = it;
     }
     if (hit == nullptr) {
@@ -324,8 +324,8 @@ DecodeStatus MessageCodec::Plan::run_node(std::uint32_t node_index, const Bits& 
 }
 
 template <typename Emit>
-DecodeStatus MessageCodec::Plan::run(std::span<const std::uint8_t> payload, PresenceMask& present, Emit&& emit,
-                                     Failure* failure) const {
+DecodeStatus MessageCodec::Plan::run(std::span<const std::uint8_t> payload, PresenceMask& present,
+                                     Emit&& emit, Failure* failure) const {
   std::uint64_t* words = present.words();
   for (std::uint32_t w = 0; w != mask_words; ++w) words[w] = 0;
   if (payload.size() < length) return DecodeStatus::too_short;
@@ -368,7 +368,8 @@ class PlanBuilder {
     plan_->signal_count = static_cast<std::uint32_t>(signals.size());
     plan_->mask_words = static_cast<std::uint32_t>((signals.size() + 63) / 64);
     plan_->small = message_.length <= 8;
-    plan_->small_mask = message_.length >= 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * message_.length)) - 1;
+    plan_->small_mask =
+        message_.length >= 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * message_.length)) - 1;
     for (std::uint32_t i = 0; i != signals.size(); ++i) {
       if (!fits_small_word(signals[i])) plan_->small = false;
       plan_->exact.push_back(exact_of(signals[i]));
@@ -398,9 +399,10 @@ class PlanBuilder {
       plan_->muxes.insert(plan_->muxes.end(), refs.begin(), refs.end());
     }
     plan_->flat = plan_->small && plan_->nodes.size() == 1 && plan_->muxes.empty() && plan_->mask_words <= 1;
-    plan_->flat_integer = plan_->flat && std::all_of(plan_->steps.begin(), plan_->steps.end(), [](const Extract& e) {
-                            return e.kind == Kind::signed_int || e.kind == Kind::unsigned_int;
-                          });
+    plan_->flat_integer =
+        plan_->flat && std::all_of(plan_->steps.begin(), plan_->steps.end(), [](const Extract& e) {
+          return e.kind == Kind::signed_int || e.kind == Kind::unsigned_int;
+        });
     if (plan_->flat) {
       // Byte order grouped, so the flat path needs no per-signal choice of word.
       const auto big = std::stable_partition(plan_->steps.begin(), plan_->steps.end(),
@@ -512,7 +514,8 @@ class PlanBuilder {
           if (r.low <= r.high) spans.push_back({static_cast<Int128>(r.low), static_cast<Int128>(r.high), c});
         }
       } else if (s.multiplex_value) {
-        spans.push_back({static_cast<Int128>(*s.multiplex_value), static_cast<Int128>(*s.multiplex_value), c});
+        spans.push_back(
+            {static_cast<Int128>(*s.multiplex_value), static_cast<Int128>(*s.multiplex_value), c});
       }
     }
     for (const auto& v : m.value_descriptions) spans.push_back({v.value, v.value, -1});
@@ -581,15 +584,18 @@ std::size_t MessageCodec::signal_count() const { return message_->signals.size()
 namespace {
 
 // Everything but the flat integer case, out of line so the hot path keeps a small stack frame.
-[[gnu::noinline]] DecodeStatus decode_general(const MessageCodec::Plan& plan, std::span<const std::uint8_t> payload,
-                                              double* out, PresenceMask& present) {
+[[gnu::noinline]] DecodeStatus decode_general(const MessageCodec::Plan& plan,
+                                              std::span<const std::uint8_t> payload, double* out,
+                                              PresenceMask& present) {
   return plan.run(
-      payload, present, [out](const Extract& e, std::uint64_t bits) { out[e.index] = physical_fast(e, bits); }, nullptr);
+      payload, present,
+      [out](const Extract& e, std::uint64_t bits) { out[e.index] = physical_fast(e, bits); }, nullptr);
 }
 
 }  // namespace
 
-DecodeStatus MessageCodec::decode(std::span<const std::uint8_t> payload, double* out, PresenceMask& present) const {
+DecodeStatus MessageCodec::decode(std::span<const std::uint8_t> payload, double* out,
+                                  PresenceMask& present) const {
   const Plan& plan = *plan_;
   if (plan.flat_integer && payload.size() >= 8) [[likely]] {
     // The rig's case (classic frames, integer signals, no multiplexing) without the general
@@ -600,14 +606,16 @@ DecodeStatus MessageCodec::decode(std::span<const std::uint8_t> payload, double*
     const Extract* const end = e + plan.steps.size();
     for (; e != little_end; ++e) {
       const std::uint64_t x = (le >> e->shift) & e->mask;
-      const double product = static_cast<double>(static_cast<std::int64_t>((x ^ e->sign) - e->sign)) * e->scale;
+      const double product =
+          static_cast<double>(static_cast<std::int64_t>((x ^ e->sign) - e->sign)) * e->scale;
       out[e->index] = product + e->offset;
     }
     if (e != end) {
       const std::uint64_t be = __builtin_bswap64(le);
       for (; e != end; ++e) {
         const std::uint64_t x = (be >> e->shift) & e->mask;
-        const double product = static_cast<double>(static_cast<std::int64_t>((x ^ e->sign) - e->sign)) * e->scale;
+        const double product =
+            static_cast<double>(static_cast<std::int64_t>((x ^ e->sign) - e->sign)) * e->scale;
         out[e->index] = product + e->offset;
       }
     }
@@ -665,7 +673,8 @@ DecodeStatus MessageCodec::decode_exact(std::span<const std::uint8_t> payload, P
 DecodeStatus MessageCodec::decode_raw(std::span<const std::uint8_t> payload, std::uint64_t* raw,
                                       PresenceMask& present) const {
   return plan_->run(
-      payload, present, [raw](const Extract& e, std::uint64_t bits) { raw[e.index] = raw_of(e, bits); }, nullptr);
+      payload, present, [raw](const Extract& e, std::uint64_t bits) { raw[e.index] = raw_of(e, bits); },
+      nullptr);
 }
 
 namespace {
@@ -673,7 +682,8 @@ namespace {
 // Writes the low `length` bits of `value` at the signal's position, bit by bit: encoding is not a
 // hot path, and this is the plain reading of the DBC bit numbering. Bits beyond `payload_bytes`
 // are not written (their signal lies partly outside the message).
-void write_bits(const Signal& s, std::uint64_t value, std::span<std::uint8_t> payload, std::size_t payload_bytes) {
+void write_bits(const Signal& s, std::uint64_t value, std::span<std::uint8_t> payload,
+                std::size_t payload_bytes) {
   const std::uint64_t start = s.start_bit;
   const std::uint64_t msb = 8 * (start / 8) + 7 - start % 8;
   for (std::uint32_t i = 0; i != s.length; ++i) {
@@ -705,8 +715,8 @@ Result<void> MessageCodec::encode_raw(const std::uint64_t* raw, const PresenceMa
                                       std::span<std::uint8_t> payload) const {
   const Message& m = *message_;
   if (payload.size() < m.length) {
-    return Error(ErrorCode::invalid_argument, "payload has " + std::to_string(payload.size()) + " bytes, " + m.name +
-                                                  " needs " + std::to_string(m.length));
+    return Error(ErrorCode::invalid_argument, "payload has " + std::to_string(payload.size()) + " bytes, " +
+                                                  m.name + " needs " + std::to_string(m.length));
   }
   const std::size_t bytes = std::min<std::size_t>(m.length, kMaxPayloadBytes);
   for (std::size_t i = 0; i != m.signals.size(); ++i) {
@@ -752,7 +762,8 @@ Result<void> MessageCodec::encode(const double* physical, const PresenceMask& pr
       if (rounded <= low) {
         v = s.length == 64 ? std::numeric_limits<std::int64_t>::min() : -(std::int64_t{1} << (s.length - 1));
       } else if (rounded >= high_exclusive) {
-        v = s.length == 64 ? std::numeric_limits<std::int64_t>::max() : (std::int64_t{1} << (s.length - 1)) - 1;
+        v = s.length == 64 ? std::numeric_limits<std::int64_t>::max()
+                           : (std::int64_t{1} << (s.length - 1)) - 1;
       } else {
         v = static_cast<std::int64_t>(rounded);
       }
@@ -795,7 +806,8 @@ std::string MessageCodec::describe(DecodeStatus status, std::span<const std::uin
   }
   PresenceMask present(m.signals.size());
   Plan::Failure failure;
-  const DecodeStatus again = plan_->run(payload, present, [](const Extract&, std::uint64_t) {}, &failure);
+  const DecodeStatus again = plan_->run(
+      payload, present, [](const Extract&, std::uint64_t) {}, &failure);
   if (again != DecodeStatus::invalid_multiplexer) return m.name + ": invalid multiplexer value";
   const std::string& mux_name = m.signals[failure.mux].name;
   std::string text = m.name + ": multiplexer " + mux_name + " holds ";
@@ -838,7 +850,9 @@ struct DatabaseCodec::Index {
   std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> by_name;
 
   static std::uint64_t key(std::uint32_t id, bool extended) { return (std::uint64_t{extended} << 32) | id; }
-  static std::size_t hash(std::uint64_t k) { return static_cast<std::size_t>((k * 0x9E3779B97F4A7C15ull) >> 32); }
+  static std::size_t hash(std::uint64_t k) {
+    return static_cast<std::size_t>((k * 0x9E3779B97F4A7C15ull) >> 32);
+  }
 
   std::int32_t find_extended(std::uint32_t id, bool extended) const {
     const std::uint64_t k = key(id, extended);

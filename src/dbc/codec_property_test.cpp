@@ -45,7 +45,8 @@ std::vector<BitPosition> bits_msb_first(const Signal& s) {
 std::uint64_t slow_raw(const Signal& s, const std::vector<std::uint8_t>& payload) {
   std::uint64_t value = 0;
   for (const auto& p : bits_msb_first(s)) value = (value << 1) | ((payload[p.byte] >> p.bit) & 1u);
-  if (s.is_signed && s.value_type == ValueType::integer && s.length < 64 && ((value >> (s.length - 1)) & 1u) != 0) {
+  if (s.is_signed && s.value_type == ValueType::integer && s.length < 64 &&
+      ((value >> (s.length - 1)) & 1u) != 0) {
     value |= ~std::uint64_t{0} << s.length;  // sign extension
   }
   return value;
@@ -66,7 +67,9 @@ double slow_physical(const Signal& s, std::uint64_t raw) {
   return product + s.offset;
 }
 
-bool same_double(double a, double b) { return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b) || (a != a && b != b); }
+bool same_double(double a, double b) {
+  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b) || (a != a && b != b);
+}
 
 constexpr std::uint32_t kLengths[] = {1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64};
 
@@ -137,11 +140,14 @@ TEST(CodecProperty, AgreesWithABitByBitDecoderOnRandomLayouts) {
         ASSERT_TRUE(present.test(i));
         const std::uint64_t expected = slow_raw(s, payload);
         ASSERT_EQ(raw[i], expected) << "round " << round << " signal " << s.name << " start " << s.start_bit
-                                    << " length " << s.length << (s.byte_order == ByteOrder::big_endian ? " @0" : " @1");
+                                    << " length " << s.length
+                                    << (s.byte_order == ByteOrder::big_endian ? " @0" : " @1");
         const double expected_physical = slow_physical(s, expected);
-        ASSERT_TRUE(same_double(physical[i], expected_physical)) << physical[i] << " vs " << expected_physical;
+        ASSERT_TRUE(same_double(physical[i], expected_physical))
+            << physical[i] << " vs " << expected_physical;
         if (exact[i].is_integer) {
-          const Int128 r = s.is_signed ? static_cast<Int128>(static_cast<std::int64_t>(expected)) : static_cast<Int128>(expected);
+          const Int128 r = s.is_signed ? static_cast<Int128>(static_cast<std::int64_t>(expected))
+                                       : static_cast<Int128>(expected);
           ASSERT_TRUE(exact[i].integer == r * static_cast<Int128>(s.scale) + static_cast<Int128>(s.offset));
         } else {
           ASSERT_TRUE(same_double(exact[i].real, expected_physical));

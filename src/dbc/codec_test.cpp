@@ -1,13 +1,13 @@
 // Unit tests of the signal codec on small hand-built messages. Expected values are worked out by
 // hand from the DBC bit numbering (see the comments at each payload).
+#include "dbc/codec.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
-
-#include "dbc/codec.h"
 
 namespace cellguard::dbc {
 namespace {
@@ -32,7 +32,8 @@ Signal muxed(Signal s, std::string multiplexer, std::uint64_t low, std::uint64_t
   return s;
 }
 
-Message make_message(std::uint32_t id, std::uint32_t length, std::vector<Signal> signals, bool extended = false) {
+Message make_message(std::uint32_t id, std::uint32_t length, std::vector<Signal> signals,
+                     bool extended = false) {
   Message m;
   m.id = id;
   m.extended = extended;
@@ -71,7 +72,9 @@ Decoded decode_all(const MessageCodec& codec, const std::vector<std::uint8_t>& p
 }
 
 struct OneMessage {
-  explicit OneMessage(Message m) : db(database_of(std::move(m))), codec(*db.find(db.database().messages[0].id, db.database().messages[0].extended)) {}
+  explicit OneMessage(Message m)
+      : db(database_of(std::move(m))),
+        codec(*db.find(db.database().messages[0].id, db.database().messages[0].extended)) {}
   static Database database_of(Message m) {
     Database database;
     database.messages.push_back(std::move(m));
@@ -107,8 +110,9 @@ TEST(Codec, DecodesMotorolaSixteenBitsAcrossTwoBytes) {
 }
 
 TEST(Codec, SignExtendsSignedSignals) {
-  OneMessage t(make_message(1, 2, {make_signal("S", 4, 8, ByteOrder::little_endian, true),
-                                   make_signal("M", 15, 4, ByteOrder::big_endian, true)}));
+  OneMessage t(make_message(1, 2,
+                            {make_signal("S", 4, 8, ByteOrder::little_endian, true),
+                             make_signal("M", 15, 4, ByteOrder::big_endian, true)}));
   // S = bits 4..11 = 0x8F -> -113; M = bits 15..12 of the payload = 0b1000 -> -8.
   const auto d = decode_all(t.codec, {0xF0, 0x88});
   ASSERT_EQ(d.status, DecodeStatus::ok);
@@ -118,8 +122,9 @@ TEST(Codec, SignExtendsSignedSignals) {
 }
 
 TEST(Codec, DecodesOneBitAndSixtyFourBitSignals) {
-  OneMessage t(make_message(1, 8, {make_signal("Bit", 63, 1, ByteOrder::little_endian),
-                                   make_signal("All", 0, 64, ByteOrder::little_endian)}));
+  OneMessage t(make_message(1, 8,
+                            {make_signal("Bit", 63, 1, ByteOrder::little_endian),
+                             make_signal("All", 0, 64, ByteOrder::little_endian)}));
   const auto d = decode_all(t.codec, {1, 2, 3, 4, 5, 6, 7, 0x80});
   EXPECT_EQ(d.raw[0], 1u);
   EXPECT_EQ(d.raw[1], 0x8007060504030201u);
@@ -127,8 +132,9 @@ TEST(Codec, DecodesOneBitAndSixtyFourBitSignals) {
 }
 
 TEST(Codec, DecodesUnalignedSixtyFourBitSignalSpanningNineBytes) {
-  OneMessage t(make_message(1, 16, {make_signal("L", 4, 64, ByteOrder::little_endian),
-                                    make_signal("B", 3, 64, ByteOrder::big_endian)}));
+  OneMessage t(make_message(
+      1, 16,
+      {make_signal("L", 4, 64, ByteOrder::little_endian), make_signal("B", 3, 64, ByteOrder::big_endian)}));
   std::vector<std::uint8_t> payload(16, 0);
   payload[0] = 0xA0;  // L's low nibble 0xA
   for (int i = 1; i < 8; ++i) payload[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(0x11 * i);
@@ -151,9 +157,11 @@ TEST(Codec, DecodesFloat32AndFloat64) {
   std::vector<std::uint8_t> payload(12, 0);
   const float ff = 1.5f;
   std::uint32_t fbits = std::bit_cast<std::uint32_t>(ff);
-  for (int i = 0; i < 4; ++i) payload[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(fbits >> (8 * i));
+  for (int i = 0; i < 4; ++i)
+    payload[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(fbits >> (8 * i));
   const std::uint64_t gbits = std::bit_cast<std::uint64_t>(-0.1);
-  for (int i = 0; i < 8; ++i) payload[4 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(gbits >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i)
+    payload[4 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(gbits >> (56 - 8 * i));
   const auto d = decode_all(u.codec, payload);
   ASSERT_EQ(d.status, DecodeStatus::ok);
   EXPECT_FALSE(d.exact[0].is_integer);
@@ -164,8 +172,9 @@ TEST(Codec, DecodesFloat32AndFloat64) {
 }
 
 TEST(Codec, ScalesWithTwoRoundingsAndNegativeScale) {
-  OneMessage t(make_message(1, 2, {make_signal("V", 0, 8, ByteOrder::little_endian, false, 0.1, 0.2),
-                                   make_signal("N", 8, 8, ByteOrder::little_endian, true, -2, 5)}));
+  OneMessage t(make_message(1, 2,
+                            {make_signal("V", 0, 8, ByteOrder::little_endian, false, 0.1, 0.2),
+                             make_signal("N", 8, 8, ByteOrder::little_endian, true, -2, 5)}));
   const auto d = decode_all(t.codec, {3, 0xFD});
   volatile double product = 3.0 * 0.1;  // volatile keeps the two roundings here too
   EXPECT_EQ(d.physical[0], product + 0.2);
@@ -187,9 +196,10 @@ TEST(Codec, KeepsIntegerResultsExactBeyondTwoToTheSixtyThree) {
 TEST(Codec, DecodesOnlyTheSelectedBranchOfASimpleMultiplexer) {
   auto mux = make_signal("Mux", 0, 8, ByteOrder::little_endian);
   mux.is_multiplexer = true;
-  OneMessage t(make_message(1, 3, {mux, make_signal("Plain", 16, 8, ByteOrder::little_endian),
-                                   muxed(make_signal("A", 8, 8, ByteOrder::little_endian), "Mux", 1, 1),
-                                   muxed(make_signal("B", 8, 8, ByteOrder::little_endian), "Mux", 2, 2)}));
+  OneMessage t(make_message(1, 3,
+                            {mux, make_signal("Plain", 16, 8, ByteOrder::little_endian),
+                             muxed(make_signal("A", 8, 8, ByteOrder::little_endian), "Mux", 1, 1),
+                             muxed(make_signal("B", 8, 8, ByteOrder::little_endian), "Mux", 2, 2)}));
   auto d = decode_all(t.codec, {1, 10, 20});
   ASSERT_EQ(d.status, DecodeStatus::ok);
   EXPECT_TRUE(d.present.test(0) && d.present.test(1) && d.present.test(2));
@@ -204,12 +214,14 @@ TEST(Codec, FailsTheWholeFrameOnAMultiplexerValueThatSelectsNothing) {
   auto mux = make_signal("Mux", 0, 8, ByteOrder::little_endian);
   mux.is_multiplexer = true;
   mux.value_descriptions.push_back({7, "seven"});  // value-table keys are valid values too
-  OneMessage t(make_message(1, 2, {mux, muxed(make_signal("A", 8, 8, ByteOrder::little_endian), "Mux", 1, 1)}));
+  OneMessage t(
+      make_message(1, 2, {mux, muxed(make_signal("A", 8, 8, ByteOrder::little_endian), "Mux", 1, 1)}));
   auto d = decode_all(t.codec, {3, 0});
   EXPECT_EQ(d.status, DecodeStatus::invalid_multiplexer);
   EXPECT_FALSE(d.present.test(0));
   const std::vector<std::uint8_t> payload{3, 0};
-  EXPECT_EQ(t.codec.describe(d.status, payload), "Msg1: multiplexer Mux holds 3, which selects no signals (valid: 1, 7)");
+  EXPECT_EQ(t.codec.describe(d.status, payload),
+            "Msg1: multiplexer Mux holds 3, which selects no signals (valid: 1, 7)");
   d = decode_all(t.codec, {7, 0});
   EXPECT_EQ(d.status, DecodeStatus::ok);
   EXPECT_TRUE(d.present.test(0));
@@ -255,8 +267,9 @@ TEST(Codec, DecodesExtendedCascadedMultiplexing) {
 TEST(Codec, TakesTheMultiplexerValueAfterScalingTruncated) {
   auto mux = make_signal("Mux", 0, 8, ByteOrder::little_endian, false, 0.5, 0);
   mux.is_multiplexer = true;
-  OneMessage t(make_message(1, 2, {mux, muxed(make_signal("A", 8, 8, ByteOrder::little_endian), "Mux", 1, 1)}));
-  EXPECT_TRUE(decode_all(t.codec, {3, 0}).present.test(1));  // 1.5 -> 1
+  OneMessage t(
+      make_message(1, 2, {mux, muxed(make_signal("A", 8, 8, ByteOrder::little_endian), "Mux", 1, 1)}));
+  EXPECT_TRUE(decode_all(t.codec, {3, 0}).present.test(1));                          // 1.5 -> 1
   EXPECT_EQ(decode_all(t.codec, {1, 0}).status, DecodeStatus::invalid_multiplexer);  // 0.5 -> 0
 }
 
@@ -279,8 +292,9 @@ TEST(Codec, ReadsBitsBeyondTheMessageLengthAsZero) {
 }
 
 TEST(Codec, DecodesSignalsAtTheEndOfASixtyFourByteFrame) {
-  OneMessage t(make_message(1, 64, {make_signal("LastIntel", 500, 12, ByteOrder::little_endian),
-                                    make_signal("LastMotorola", 491, 12, ByteOrder::big_endian)}));
+  OneMessage t(make_message(1, 64,
+                            {make_signal("LastIntel", 500, 12, ByteOrder::little_endian),
+                             make_signal("LastMotorola", 491, 12, ByteOrder::big_endian)}));
   std::vector<std::uint8_t> payload(64, 0);
   payload[62] = 0x5A;  // LastIntel: bits 4..7 of byte 62 (0x5), all of byte 63 (0xC3)
   payload[63] = 0xC3;
@@ -309,9 +323,10 @@ TEST(Codec, TracksPresenceOfMoreThanSixtyFourSignals) {
 }
 
 TEST(Codec, EncodesPhysicalValuesThatDecodeBack) {
-  OneMessage t(make_message(1, 8, {make_signal("Current", 0, 16, ByteOrder::little_endian, true, 0.1, 0),
-                                   make_signal("Voltage", 23, 16, ByteOrder::big_endian, false, 0.01, 0),
-                                   make_signal("Cell", 40, 8, ByteOrder::little_endian, false, 0.01, 2.2)}));
+  OneMessage t(make_message(1, 8,
+                            {make_signal("Current", 0, 16, ByteOrder::little_endian, true, 0.1, 0),
+                             make_signal("Voltage", 23, 16, ByteOrder::big_endian, false, 0.01, 0),
+                             make_signal("Cell", 40, 8, ByteOrder::little_endian, false, 0.01, 2.2)}));
   const double physical[] = {-12.3, 47.5, 3.65};
   PresenceMask all(3);
   for (std::size_t i = 0; i < 3; ++i) all.words()[0] |= 1u << i;
@@ -326,8 +341,9 @@ TEST(Codec, EncodesPhysicalValuesThatDecodeBack) {
 }
 
 TEST(Codec, EncodeClampsToTheSignalRange) {
-  OneMessage t(make_message(1, 2, {make_signal("U", 0, 4, ByteOrder::little_endian),
-                                   make_signal("S", 4, 4, ByteOrder::little_endian, true)}));
+  OneMessage t(make_message(1, 2,
+                            {make_signal("U", 0, 4, ByteOrder::little_endian),
+                             make_signal("S", 4, 4, ByteOrder::little_endian, true)}));
   PresenceMask all(2);
   all.words()[0] = 3;
   std::vector<std::uint8_t> payload(2, 0);

@@ -49,10 +49,12 @@ class CorpusComparison {
 
   void mismatch(const std::string& where, const std::string& what, const std::string& expected,
                 const std::string& actual) {
-    problems_.push_back(file_ + ": " + where + ": " + what + " expected <" + expected + "> got <" + actual + ">");
+    problems_.push_back(file_ + ": " + where + ": " + what + " expected <" + expected + "> got <" + actual +
+                        ">");
   }
 
-  void text(const std::string& where, const std::string& what, const json& expected, const std::string& actual) {
+  void text(const std::string& where, const std::string& what, const json& expected,
+            const std::string& actual) {
     const std::string want = optional_text(expected);
     const std::string got = reference_view(actual, utf8_);
     if (comparable(want) && want != got) mismatch(where, what, want, got);
@@ -90,7 +92,8 @@ class CorpusComparison {
       for (std::uint64_t v = r.low; v <= r.high && ids.size() < 100000; ++v) ids.push_back(v);
     }
     std::vector<std::uint64_t> expected_ids;
-    if (!e["multiplexer_ids"].is_null()) expected_ids = e["multiplexer_ids"].get<std::vector<std::uint64_t>>();
+    if (!e["multiplexer_ids"].is_null())
+      expected_ids = e["multiplexer_ids"].get<std::vector<std::uint64_t>>();
     std::sort(ids.begin(), ids.end());
     std::sort(expected_ids.begin(), expected_ids.end());
     value(where, "multiplexer_ids", expected_ids, ids);
@@ -211,7 +214,8 @@ TEST(DbcCorpus, CheckerFindsTheLayoutProblemsTheReferenceFound) {
       const auto& layout = m["layout_problems"];
       if (layout.is_null()) continue;
       const std::string name = m["name"].get<std::string>();
-      for (const auto& s : layout["outside_payload"]) expected.insert(name + " outside " + s.get<std::string>());
+      for (const auto& s : layout["outside_payload"])
+        expected.insert(name + " outside " + s.get<std::string>());
       for (const auto& pair : layout["overlapping"]) {
         auto a = pair[0].get<std::string>();
         auto b = pair[1].get<std::string>();
@@ -226,7 +230,8 @@ TEST(DbcCorpus, CheckerFindsTheLayoutProblemsTheReferenceFound) {
       const auto name_end = text.find(" (0x");
       const auto signal_pos = text.find(") signal ");
       const auto colon = text.find(": ", signal_pos);
-      if (name_end == std::string::npos || signal_pos == std::string::npos || colon == std::string::npos) continue;
+      if (name_end == std::string::npos || signal_pos == std::string::npos || colon == std::string::npos)
+        continue;
       const std::string message = text.substr(8, name_end - 8);
       const std::string signal = text.substr(signal_pos + 9, colon - signal_pos - 9);
       const std::string rest = text.substr(colon + 2);

@@ -35,7 +35,16 @@ struct Attribute {
   friend bool operator==(const Attribute&, const Attribute&) = default;
 };
 
-enum class AttributeObject { network, node, message, signal, env_var, node_message, node_signal, node_env_var };
+enum class AttributeObject {
+  network,
+  node,
+  message,
+  signal,
+  env_var,
+  node_message,
+  node_signal,
+  node_env_var
+};
 enum class AttributeType { integer, hex, floating, string, enumeration };
 
 // BA_DEF_ / BA_DEF_REL_ with its BA_DEF_DEF_ / BA_DEF_DEF_REL_ default.
@@ -45,7 +54,7 @@ struct AttributeDefinition {
   AttributeType type = AttributeType::integer;
   double minimum = 0;  // INT, HEX, FLOAT
   double maximum = 0;
-  std::vector<std::string> enum_values;        // ENUM
+  std::vector<std::string> enum_values;         // ENUM
   std::optional<AttributeValue> default_value;  // BA_DEF_DEF_
   friend bool operator==(const AttributeDefinition&, const AttributeDefinition&) = default;
 };
@@ -122,7 +131,7 @@ struct Message {
   std::uint32_t id = 0;  // without flag bits
   bool extended = false;
   std::string name;
-  std::uint32_t length = 0;  // bytes
+  std::uint32_t length = 0;               // bytes
   std::string sender;                     // empty if the file says Vector__XXX (no sender)
   std::vector<std::string> transmitters;  // BO_TX_BU_
   std::vector<Signal> signals;            // in file order

@@ -47,8 +47,10 @@ std::optional<std::int64_t> cycle_time_ms(const Database& db, const Message& mes
   const auto v = attribute_value(db, message.attributes, "GenMsgCycleTime");
   if (!v) return std::nullopt;
   std::int64_t ms = 0;
-  if (const auto* i = std::get_if<std::int64_t>(&*v)) ms = *i;
-  else if (const auto* d = std::get_if<double>(&*v)) ms = static_cast<std::int64_t>(*d);
+  if (const auto* i = std::get_if<std::int64_t>(&*v))
+    ms = *i;
+  else if (const auto* d = std::get_if<double>(&*v))
+    ms = static_cast<std::int64_t>(*d);
   if (ms <= 0) return std::nullopt;
   return ms;
 }

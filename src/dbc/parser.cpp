@@ -35,13 +35,41 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Keywords that start a statement; lists of names (BU_) stop at them.
 bool is_section_keyword(std::string_view word) {
-  static constexpr std::string_view kKeywords[] = {
-      "VERSION",     "NS_",        "BS_",          "BU_",         "VAL_TABLE_",      "BO_",
-      "SG_",         "BO_TX_BU_",  "CM_",          "BA_DEF_",     "BA_DEF_DEF_",     "BA_",
-      "BA_DEF_REL_", "BA_REL_",    "BA_DEF_DEF_REL_", "VAL_",     "SIG_VALTYPE_",    "SG_MUL_VAL_",
-      "SIG_GROUP_",  "EV_",        "ENVVAR_DATA_", "BU_SG_REL_",  "BU_EV_REL_",      "BU_BO_REL_",
-      "SGTYPE_",     "SGTYPE_VAL_", "SIG_TYPE_REF_", "CAT_DEF_",  "CAT_",            "FILTER",
-      "EV_DATA_",    "BA_DEF_SGTYPE_", "BA_SGTYPE_", "SIGTYPE_VALTYPE_", "NS_DESC_"};
+  static constexpr std::string_view kKeywords[] = {"VERSION",
+                                                   "NS_",
+                                                   "BS_",
+                                                   "BU_",
+                                                   "VAL_TABLE_",
+                                                   "BO_",
+                                                   "SG_",
+                                                   "BO_TX_BU_",
+                                                   "CM_",
+                                                   "BA_DEF_",
+                                                   "BA_DEF_DEF_",
+                                                   "BA_",
+                                                   "BA_DEF_REL_",
+                                                   "BA_REL_",
+                                                   "BA_DEF_DEF_REL_",
+                                                   "VAL_",
+                                                   "SIG_VALTYPE_",
+                                                   "SG_MUL_VAL_",
+                                                   "SIG_GROUP_",
+                                                   "EV_",
+                                                   "ENVVAR_DATA_",
+                                                   "BU_SG_REL_",
+                                                   "BU_EV_REL_",
+                                                   "BU_BO_REL_",
+                                                   "SGTYPE_",
+                                                   "SGTYPE_VAL_",
+                                                   "SIG_TYPE_REF_",
+                                                   "CAT_DEF_",
+                                                   "CAT_",
+                                                   "FILTER",
+                                                   "EV_DATA_",
+                                                   "BA_DEF_SGTYPE_",
+                                                   "BA_SGTYPE_",
+                                                   "SIGTYPE_VALTYPE_",
+                                                   "NS_DESC_"};
   return std::find(std::begin(kKeywords), std::end(kKeywords), word) != std::end(kKeywords);
 }
 
@@ -82,7 +110,9 @@ class Parser {
     // with no messages: it is the wrong file.
     if (!saw_dbc_statement_) {
       if (first_other_statement_ == std::string_view::npos) {
-        return Error(ErrorCode::parse_error, std::string(source_) + ":1:1: no DBC content: no statement at all (empty, or only comments)");
+        return Error(
+            ErrorCode::parse_error,
+            std::string(source_) + ":1:1: no DBC content: no statement at all (empty, or only comments)");
       }
       const auto [line, column] = line_column(first_other_statement_);
       std::string_view word = text_.substr(first_other_statement_, 32);
@@ -161,11 +191,13 @@ class Parser {
       end = pos + 1;
       while (end < text_.size() && end - pos < kMaxShown && text_[end] != '"' && text_[end] != '\n') ++end;
       if (end < text_.size() && text_[end] == '"') ++end;
-    } else if (is_identifier_char(text_[pos]) || text_[pos] == '-' || text_[pos] == '+' || text_[pos] == '.') {
+    } else if (is_identifier_char(text_[pos]) || text_[pos] == '-' || text_[pos] == '+' ||
+               text_[pos] == '.') {
       ++end;
-      while (end < text_.size() && end - pos < kMaxShown &&
-             (is_identifier_char(text_[end]) || text_[end] == '.' ||
-              ((text_[end] == '+' || text_[end] == '-') && (text_[end - 1] == 'e' || text_[end - 1] == 'E')))) {
+      while (
+          end < text_.size() && end - pos < kMaxShown &&
+          (is_identifier_char(text_[end]) || text_[end] == '.' ||
+           ((text_[end] == '+' || text_[end] == '-') && (text_[end - 1] == 'e' || text_[end - 1] == 'E')))) {
         ++end;
       }
     } else if (text_[pos] == '\n' || text_[pos] == '\r') {
@@ -183,15 +215,16 @@ class Parser {
 
   bool fail_at(std::size_t pos, std::string_view what) {
     const auto [line, column] = line_column(pos);
-    error_ = std::string(source_) + ":" + std::to_string(line) + ":" + std::to_string(column) + ": expected " +
-             std::string(what) + ", found " + describe_token_at(pos);
+    error_ = std::string(source_) + ":" + std::to_string(line) + ":" + std::to_string(column) +
+             ": expected " + std::string(what) + ", found " + describe_token_at(pos);
     return false;
   }
   bool fail(std::string_view what) { return fail_at(pos_, what); }
 
   void warn(std::size_t pos, std::string message) {
     const int line = line_of(pos);
-    out_.warnings.push_back({line, std::string(source_) + ":" + std::to_string(line) + ": " + std::move(message)});
+    out_.warnings.push_back(
+        {line, std::string(source_) + ":" + std::to_string(line) + ": " + std::move(message)});
   }
 
   bool expect(char c) {
@@ -357,7 +390,8 @@ class Parser {
       std::string_view digits = t;
       if (!digits.empty() && digits[0] == '+') digits.remove_prefix(1);
       if (hex) digits.remove_prefix(2);
-      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, hex ? 16 : 10);
+      const auto [end, ec] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, hex ? 16 : 10);
       if (ec == std::errc() && end == digits.data() + digits.size() && magnitude <= max) {
         out = magnitude;
         return true;
@@ -413,7 +447,8 @@ class Parser {
         if (pos_ < text_.size()) ++pos_;
       } else if (c == '\n') {
         std::size_t word = pos_;
-        while (word < text_.size() && (text_[word] == ' ' || text_[word] == '\t' || text_[word] == '\r')) ++word;
+        while (word < text_.size() && (text_[word] == ' ' || text_[word] == '\t' || text_[word] == '\r'))
+          ++word;
         std::size_t end = word;
         while (end < text_.size() && is_identifier_char(text_[end])) ++end;
         if (end > word && is_section_keyword(text_.substr(word, end - word))) return;
@@ -451,7 +486,8 @@ class Parser {
     where = pos_;
     if (!read_uint32(file_id, "a message id")) return false;
     message = message_by_file_id(file_id);
-    if (message == nullptr) warn(where, "no message with id " + std::to_string(file_id) + ": statement ignored");
+    if (message == nullptr)
+      warn(where, "no message with id " + std::to_string(file_id) + ": statement ignored");
     return true;
   }
 
@@ -464,7 +500,8 @@ class Parser {
     if (message != nullptr) {
       signal = signal_in(*message, name);
       if (signal == nullptr) {
-        warn(where, "message " + message->name + " has no signal " + std::string(name) + ": statement ignored");
+        warn(where,
+             "message " + message->name + " has no signal " + std::string(name) + ": statement ignored");
       }
     }
     return true;
@@ -504,8 +541,8 @@ class Parser {
     // BU_SG_REL_, BU_EV_REL_, BU_BO_REL_, SGTYPE_, CAT_DEF_, FILTER, ...: not modelled, kept verbatim.
     skip_statement();
     std::string_view statement = text_.substr(start, pos_ - start);
-    while (!statement.empty() && (statement.back() == ' ' || statement.back() == '\t' || statement.back() == '\r' ||
-                                  statement.back() == '\n')) {
+    while (!statement.empty() && (statement.back() == ' ' || statement.back() == '\t' ||
+                                  statement.back() == '\r' || statement.back() == '\n')) {
       statement.remove_suffix(1);
     }
     // Only statements of known sections, in plain text, are kept: garbage is skipped, not preserved.
@@ -535,7 +572,8 @@ class Parser {
       const bool alone_on_line = !more_on_line();
       pos_ = start;
       // The list ends at the first statement: an unindented word with more on its line, or BS_.
-      if (word.empty() || word == "BS_" || word == "BU_" || word == "BO_" || (!indented && !alone_on_line)) break;
+      if (word.empty() || word == "BS_" || word == "BU_" || word == "BO_" || (!indented && !alone_on_line))
+        break;
       symbols.emplace_back(word);
       pos_ = start + word.size();
     }
@@ -609,8 +647,8 @@ class Parser {
     if (const Message* earlier = message_by_file_id(file_id); earlier != nullptr) {
       char hex[16];
       const auto [end, ec] = std::to_chars(hex, hex + sizeof hex, message.id, 16);
-      warn(start, "duplicate message id 0x" + std::string(hex, end) + " (" + earlier->name + " and " + message.name +
-                      "): the later definition wins");
+      warn(start, "duplicate message id 0x" + std::string(hex, end) + " (" + earlier->name + " and " +
+                      message.name + "): the later definition wins");
     }
     message_index_[file_id] = out_.database.messages.size();
     out_.database.messages.push_back(std::move(message));
@@ -724,7 +762,8 @@ class Parser {
       if (!read_identifier(kind, "BU_, BO_, SG_, EV_ or a string")) return false;
       if (kind == "BU_" || kind == "EV_") {
         std::string_view name;
-        if (!read_identifier(name, kind == "BU_" ? "a node name" : "an environment variable name")) return false;
+        if (!read_identifier(name, kind == "BU_" ? "a node name" : "an environment variable name"))
+          return false;
         if (kind == "BU_") {
           if (Node* node = node_by_name(name); node != nullptr) target = &node->comment;
         } else if (EnvironmentVariable* ev = env_var_by_name(name); ev != nullptr) {
@@ -758,14 +797,23 @@ class Parser {
     if (peek() != '"') {
       std::string_view object;
       if (!read_identifier(object, "an object type or the attribute name")) return false;
-      if (!relation && object == "BU_") def.object = AttributeObject::node;
-      else if (!relation && object == "BO_") def.object = AttributeObject::message;
-      else if (!relation && object == "SG_") def.object = AttributeObject::signal;
-      else if (!relation && object == "EV_") def.object = AttributeObject::env_var;
-      else if (relation && object == "BU_SG_REL_") def.object = AttributeObject::node_signal;
-      else if (relation && object == "BU_BO_REL_") def.object = AttributeObject::node_message;
-      else if (relation && object == "BU_EV_REL_") def.object = AttributeObject::node_env_var;
-      else return fail_at(where, relation ? "BU_SG_REL_, BU_BO_REL_ or BU_EV_REL_" : "BU_, BO_, SG_, EV_ or '\"'");
+      if (!relation && object == "BU_")
+        def.object = AttributeObject::node;
+      else if (!relation && object == "BO_")
+        def.object = AttributeObject::message;
+      else if (!relation && object == "SG_")
+        def.object = AttributeObject::signal;
+      else if (!relation && object == "EV_")
+        def.object = AttributeObject::env_var;
+      else if (relation && object == "BU_SG_REL_")
+        def.object = AttributeObject::node_signal;
+      else if (relation && object == "BU_BO_REL_")
+        def.object = AttributeObject::node_message;
+      else if (relation && object == "BU_EV_REL_")
+        def.object = AttributeObject::node_env_var;
+      else
+        return fail_at(where,
+                       relation ? "BU_SG_REL_, BU_BO_REL_ or BU_EV_REL_" : "BU_, BO_, SG_, EV_ or '\"'");
     } else if (relation) {
       return fail("BU_SG_REL_, BU_BO_REL_ or BU_EV_REL_");
     }
@@ -775,7 +823,9 @@ class Parser {
     std::string_view type;
     if (!read_identifier(type, "an attribute type")) return false;
     if (type == "INT" || type == "HEX" || type == "FLOAT") {
-      def.type = type == "INT" ? AttributeType::integer : type == "HEX" ? AttributeType::hex : AttributeType::floating;
+      def.type = type == "INT"   ? AttributeType::integer
+                 : type == "HEX" ? AttributeType::hex
+                                 : AttributeType::floating;
       skip_space();
       // Some tools leave the range out.
       if (peek() != ';') {
@@ -861,8 +911,10 @@ class Parser {
     merged.reserve(attributes.size());
     for (auto& a : attributes) {
       const auto [it, inserted] = first.emplace(a.name, merged.size());
-      if (inserted) merged.push_back(std::move(a));
-      else merged[it->second].value = std::move(a.value);
+      if (inserted)
+        merged.push_back(std::move(a));
+      else
+        merged[it->second].value = std::move(a.value);
     }
     attributes = std::move(merged);
   }
@@ -890,13 +942,15 @@ class Parser {
       target = nullptr;
       if (kind == "BU_" || kind == "EV_") {
         std::string_view object;
-        if (!read_identifier(object, kind == "BU_" ? "a node name" : "an environment variable name")) return false;
+        if (!read_identifier(object, kind == "BU_" ? "a node name" : "an environment variable name"))
+          return false;
         if (kind == "BU_") {
           if (Node* node = node_by_name(object); node != nullptr) target = &node->attributes;
         } else if (EnvironmentVariable* ev = env_var_by_name(object); ev != nullptr) {
           target = &ev->attributes;
         }
-        if (target == nullptr) warn(where, "attribute " + name + " on unknown " + std::string(object) + " ignored");
+        if (target == nullptr)
+          warn(where, "attribute " + name + " on unknown " + std::string(object) + " ignored");
       } else if (kind == "BO_") {
         Message* message = nullptr;
         std::size_t ref = 0;
@@ -970,8 +1024,10 @@ class Parser {
       const std::size_t where = pos_;
       std::string_view name;
       if (!read_identifier(name, "a message id or an environment variable name")) return false;
-      if (EnvironmentVariable* ev = env_var_by_name(name); ev != nullptr) target = &ev->value_descriptions;
-      else warn(where, "value descriptions for unknown environment variable " + std::string(name) + " ignored");
+      if (EnvironmentVariable* ev = env_var_by_name(name); ev != nullptr)
+        target = &ev->value_descriptions;
+      else
+        warn(where, "value descriptions for unknown environment variable " + std::string(name) + " ignored");
     }
     std::vector<ValueDescription> values;
     if (!read_value_descriptions(values)) return false;
@@ -991,7 +1047,9 @@ class Parser {
     if (!expect(';')) return false;
     if (type > 2) return fail_at(where, "value type 0, 1 or 2");
     if (signal != nullptr) {
-      signal->value_type = type == 1 ? ValueType::float32 : type == 2 ? ValueType::float64 : ValueType::integer;
+      signal->value_type = type == 1   ? ValueType::float32
+                           : type == 2 ? ValueType::float64
+                                       : ValueType::integer;
     }
     return true;
   }
@@ -1081,8 +1139,10 @@ class Parser {
     std::string_view size;
     if (!scan_number(size, "a data size")) return false;
     if (!expect(';')) return false;
-    if (EnvironmentVariable* ev = env_var_by_name(name); ev != nullptr) ev->data_type = std::string(size);
-    else warn(where, "ENVVAR_DATA_ for unknown environment variable " + std::string(name) + " ignored");
+    if (EnvironmentVariable* ev = env_var_by_name(name); ev != nullptr)
+      ev->data_type = std::string(size);
+    else
+      warn(where, "ENVVAR_DATA_ for unknown environment variable " + std::string(name) + " ignored");
     return true;
   }
 
@@ -1158,11 +1218,11 @@ class Parser {
   std::string_view source_;
   std::size_t pos_ = 0;
   std::string error_;
-  bool saw_dbc_statement_ = false;                          // one statement with a DBC keyword
+  bool saw_dbc_statement_ = false;                              // one statement with a DBC keyword
   std::size_t first_other_statement_ = std::string_view::npos;  // where the first other word starts
   ParseOutput out_;
-  std::unordered_map<std::uint32_t, std::size_t> message_index_;                  // file id -> last message
-  std::vector<StringMap<std::size_t>> signal_index_;  // per message: signal name -> first with it
+  std::unordered_map<std::uint32_t, std::size_t> message_index_;  // file id -> last message
+  std::vector<StringMap<std::size_t>> signal_index_;              // per message: signal name -> first with it
   StringMap<std::size_t> node_index_;
   StringMap<std::size_t> env_var_index_;
   StringMap<std::size_t> definition_index_;  // attribute name -> first definition

@@ -116,8 +116,9 @@ TEST(DbcParser, StoresExtendedIdsWithoutTheFlagBit) {
 }
 
 TEST(DbcParser, KeepsTheIndependentSignalsMessage) {
-  const auto db = parse_ok("BO_ 3221225472 VECTOR__INDEPENDENT_SIG_MSG: 0 Vector__XXX\n"
-                           " SG_ Orphan : 0|8@1+ (1,0) [0|0] \"\" Vector__XXX\n");
+  const auto db = parse_ok(
+      "BO_ 3221225472 VECTOR__INDEPENDENT_SIG_MSG: 0 Vector__XXX\n"
+      " SG_ Orphan : 0|8@1+ (1,0) [0|0] \"\" Vector__XXX\n");
   ASSERT_EQ(db.messages.size(), 1u);
   EXPECT_TRUE(is_independent_signals_message(db.messages[0]));
   EXPECT_EQ(db.messages[0].length, 0u);
@@ -148,15 +149,17 @@ TEST(DbcParser, ReadsHugeNumbersInRanges) {
 }
 
 TEST(DbcParser, ReadsIntegersBeyondThirtyTwoBitsInRanges) {
-  const auto s = only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ S : 0|64@1+ (1,0) [0|18446744073709551615] \"\" BMS\n"));
+  const auto s =
+      only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ S : 0|64@1+ (1,0) [0|18446744073709551615] \"\" BMS\n"));
   EXPECT_EQ(s.maximum, 18446744073709551615.0);
 }
 
 TEST(DbcParser, ResolvesSimpleMultiplexing) {
-  const auto db = parse_ok("BO_ 1 M: 8 BMS\n"
-                           " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
-                           " SG_ A m0 : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
-                           " SG_ B m1 : 8|16@1+ (1,0) [0|0] \"\" BMS\n");
+  const auto db = parse_ok(
+      "BO_ 1 M: 8 BMS\n"
+      " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+      " SG_ A m0 : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
+      " SG_ B m1 : 8|16@1+ (1,0) [0|0] \"\" BMS\n");
   const auto& signals = db.messages[0].signals;
   EXPECT_TRUE(signals[0].is_multiplexer);
   EXPECT_FALSE(signals[0].is_multiplexed());
@@ -167,19 +170,21 @@ TEST(DbcParser, ResolvesSimpleMultiplexing) {
 }
 
 TEST(DbcParser, ResolvesAMultiplexerDeclaredAfterItsSignals) {
-  const auto db = parse_ok("BO_ 1 M: 8 BMS\n"
-                           " SG_ A m3 : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
-                           " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n");
+  const auto db = parse_ok(
+      "BO_ 1 M: 8 BMS\n"
+      " SG_ A m3 : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
+      " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n");
   EXPECT_EQ(db.messages[0].signals[0].multiplexer, "Mux");
 }
 
 TEST(DbcParser, ExtendedMultiplexingReplacesRangesAndNamesTheMultiplexer) {
-  const auto db = parse_ok("BO_ 2147483649 M: 8 BMS\n"
-                           " SG_ B1 m1 : 24|8@1- (1,0) [0|0] \"\" BMS\n"
-                           " SG_ A2_MuxB m2M : 8|8@1- (1,0) [0|0] \"\" BMS\n"
-                           " SG_ MuxA M : 0|8@1- (1,0) [0|0] \"\" BMS\n"
-                           "SG_MUL_VAL_ 2147483649 B1 A2_MuxB 1-1, 4-7;\n"
-                           "SG_MUL_VAL_ 2147483649 A2_MuxB MuxA 2-2;\n");
+  const auto db = parse_ok(
+      "BO_ 2147483649 M: 8 BMS\n"
+      " SG_ B1 m1 : 24|8@1- (1,0) [0|0] \"\" BMS\n"
+      " SG_ A2_MuxB m2M : 8|8@1- (1,0) [0|0] \"\" BMS\n"
+      " SG_ MuxA M : 0|8@1- (1,0) [0|0] \"\" BMS\n"
+      "SG_MUL_VAL_ 2147483649 B1 A2_MuxB 1-1, 4-7;\n"
+      "SG_MUL_VAL_ 2147483649 A2_MuxB MuxA 2-2;\n");
   const auto& m = db.messages[0];
   const Signal* b1 = m.find_signal("B1");
   ASSERT_NE(b1, nullptr);
@@ -192,19 +197,20 @@ TEST(DbcParser, ExtendedMultiplexingReplacesRangesAndNamesTheMultiplexer) {
 }
 
 TEST(DbcParser, ReadsSignalValueTypes) {
-  const auto db = parse_ok("BO_ 1 M: 8 BMS\n"
-                           " SG_ F : 0|32@1- (1,0) [0|0] \"\" BMS\n"
-                           " SG_ D : 0|64@1- (1,0) [0|0] \"\" BMS\n"
-                           "SIG_VALTYPE_ 1 F : 1;\nSIG_VALTYPE_ 1 D : 2;\n");
+  const auto db = parse_ok(
+      "BO_ 1 M: 8 BMS\n"
+      " SG_ F : 0|32@1- (1,0) [0|0] \"\" BMS\n"
+      " SG_ D : 0|64@1- (1,0) [0|0] \"\" BMS\n"
+      "SIG_VALTYPE_ 1 F : 1;\nSIG_VALTYPE_ 1 D : 2;\n");
   EXPECT_EQ(db.messages[0].signals[0].value_type, ValueType::float32);
   EXPECT_EQ(db.messages[0].signals[1].value_type, ValueType::float64);
 }
 
 TEST(DbcParser, ReadsValueDescriptionsOfSignalsInFileOrder) {
-  const auto s = only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ S : 0|8@1- (1,0) [0|0] \"\" BMS\n"
-                                      "VAL_ 1 S 1 \"On\" 0 \"Off\" -1 \"Error\" ;\n"));
-  EXPECT_EQ(s.value_descriptions,
-            (std::vector<ValueDescription>{{1, "On"}, {0, "Off"}, {-1, "Error"}}));
+  const auto s =
+      only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ S : 0|8@1- (1,0) [0|0] \"\" BMS\n"
+                           "VAL_ 1 S 1 \"On\" 0 \"Off\" -1 \"Error\" ;\n"));
+  EXPECT_EQ(s.value_descriptions, (std::vector<ValueDescription>{{1, "On"}, {0, "Off"}, {-1, "Error"}}));
 }
 
 TEST(DbcParser, ReadsValueTables) {
@@ -241,12 +247,13 @@ TEST(DbcParser, KeepsMultiLineCommentsWithPlainLineEnds) {
 }
 
 TEST(DbcParser, ReadsAttributeDefinitionsOfEveryType) {
-  const auto db = parse_ok("BA_DEF_ BO_ \"GenMsgCycleTime\" INT 0 65535;\n"
-                           "BA_DEF_ \"Base\" HEX 1024 1087;\n"
-                           "BA_DEF_ SG_ \"Factor\" FLOAT -1.5 1E+10;\n"
-                           "BA_DEF_ BU_ \"Label\" STRING ;\n"
-                           "BA_DEF_ BO_ \"SendType\" ENUM \"Cyclic\",\"Event\";\n"
-                           "BA_DEF_ EV_ \"EvAttr\" INT 0 1;\n");
+  const auto db = parse_ok(
+      "BA_DEF_ BO_ \"GenMsgCycleTime\" INT 0 65535;\n"
+      "BA_DEF_ \"Base\" HEX 1024 1087;\n"
+      "BA_DEF_ SG_ \"Factor\" FLOAT -1.5 1E+10;\n"
+      "BA_DEF_ BU_ \"Label\" STRING ;\n"
+      "BA_DEF_ BO_ \"SendType\" ENUM \"Cyclic\",\"Event\";\n"
+      "BA_DEF_ EV_ \"EvAttr\" INT 0 1;\n");
   const auto& defs = db.attribute_definitions;
   ASSERT_EQ(defs.size(), 6u);
   EXPECT_EQ(defs[0].object, AttributeObject::message);
@@ -279,15 +286,17 @@ TEST(DbcParser, TypesAttributeDefaultsAndValuesByTheirDefinition) {
   EXPECT_EQ(db.attribute_definitions[1].default_value, AttributeValue(1.0));
   EXPECT_EQ(db.attribute_definitions[3].default_value, AttributeValue(std::string("Cyclic")));
   const auto& m = db.messages[0];
-  EXPECT_EQ(m.attributes, (std::vector<Attribute>{{"GenMsgCycleTime", std::int64_t{250}}, {"SendType", std::int64_t{1}}}));
+  EXPECT_EQ(m.attributes,
+            (std::vector<Attribute>{{"GenMsgCycleTime", std::int64_t{250}}, {"SendType", std::int64_t{1}}}));
   EXPECT_EQ(m.signals[0].attributes, (std::vector<Attribute>{{"Factor", 2.5}}));
   EXPECT_EQ(db.nodes[0].attributes, (std::vector<Attribute>{{"Label", std::string("main")}}));
   EXPECT_EQ(cycle_time_ms(db, m), 250);
 }
 
 TEST(DbcParser, KeepsEnumAttributeValuesWrittenAsText) {
-  const auto db = parse_ok("BO_ 1 M: 8 BMS\nBA_DEF_ BO_ \"VFrameFormat\" ENUM \"StandardCAN\",\"StandardCAN_FD\";\n"
-                           "BA_ \"VFrameFormat\" BO_ 1 \"StandardCAN_FD\";\n");
+  const auto db = parse_ok(
+      "BO_ 1 M: 8 BMS\nBA_DEF_ BO_ \"VFrameFormat\" ENUM \"StandardCAN\",\"StandardCAN_FD\";\n"
+      "BA_ \"VFrameFormat\" BO_ 1 \"StandardCAN_FD\";\n");
   EXPECT_EQ(db.messages[0].attributes[0].value, AttributeValue(std::string("StandardCAN_FD")));
   EXPECT_TRUE(is_fd(db, db.messages[0]));
 }
@@ -299,8 +308,9 @@ TEST(DbcParser, ReadsAttributeIntegersBeyondThirtyTwoBits) {
 }
 
 TEST(DbcParser, ARepeatedAttributeValueReplacesTheEarlierOne) {
-  const auto db = parse_ok("BA_DEF_ \"A\" INT 0 9;\nBA_DEF_ \"B\" INT 0 9;\n"
-                           "BA_ \"A\" 1;\nBA_ \"B\" 2;\nBA_ \"A\" 3;\n");
+  const auto db = parse_ok(
+      "BA_DEF_ \"A\" INT 0 9;\nBA_DEF_ \"B\" INT 0 9;\n"
+      "BA_ \"A\" 1;\nBA_ \"B\" 2;\nBA_ \"A\" 3;\n");
   EXPECT_EQ(db.attributes, (std::vector<Attribute>{{"A", std::int64_t{3}}, {"B", std::int64_t{2}}}));
 }
 
@@ -336,9 +346,10 @@ TEST(DbcParser, ReadsTransmittersOfAMessage) {
 }
 
 TEST(DbcParser, ReadsSignalGroups) {
-  const auto db = parse_ok("BO_ 1 M: 8 BMS\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
-                           " SG_ B : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
-                           "SIG_GROUP_ 1 Group 1 : A B;\n");
+  const auto db = parse_ok(
+      "BO_ 1 M: 8 BMS\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+      " SG_ B : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
+      "SIG_GROUP_ 1 Group 1 : A B;\n");
   ASSERT_EQ(db.messages[0].signal_groups.size(), 1u);
   EXPECT_EQ(db.messages[0].signal_groups[0].name, "Group");
   EXPECT_EQ(db.messages[0].signal_groups[0].signals, (std::vector<std::string>{"A", "B"}));
@@ -370,8 +381,8 @@ TEST(DbcParser, SkipsUnknownSectionsUpToTheirSemicolon) {
                            "CM_ BO_ 1 \"after\";\n");
   EXPECT_EQ(db.messages[0].comment, "after");
   EXPECT_EQ(db.other_statements,
-            (std::vector<std::string>{"SGTYPE_ Type1 : 8@1+ (1,0) [0|0] \"x;y\" 0 ;", "BU_SG_REL_ BMS SG_ 1 S;",
-                                      "BU_BO_REL_ BMS 1;", "CAT_DEF_ 1 Cat 0 ;"}));
+            (std::vector<std::string>{"SGTYPE_ Type1 : 8@1+ (1,0) [0|0] \"x;y\" 0 ;",
+                                      "BU_SG_REL_ BMS SG_ 1 S;", "BU_BO_REL_ BMS 1;", "CAT_DEF_ 1 Cat 0 ;"}));
 }
 
 TEST(DbcParser, AnUnknownStatementWithoutSemicolonEndsAtTheNextKeywordLine) {
@@ -387,8 +398,9 @@ TEST(DbcParser, SkipsLineComments) {
 }
 
 TEST(DbcParser, AcceptsCrlfLineEndsAndTabs) {
-  const auto db = parse_ok("VERSION \"\"\r\n\r\nNS_ :\r\n\tCM_\r\n\r\nBS_:\r\n\r\nBU_:\tA\tB\r\n\r\n"
-                           "BO_ 1 M:\t8 A\r\n\tSG_ S : 0|8@1+ (1,0) [0|0] \"\"\tB\r\n");
+  const auto db = parse_ok(
+      "VERSION \"\"\r\n\r\nNS_ :\r\n\tCM_\r\n\r\nBS_:\r\n\r\nBU_:\tA\tB\r\n\r\n"
+      "BO_ 1 M:\t8 A\r\n\tSG_ S : 0|8@1+ (1,0) [0|0] \"\"\tB\r\n");
   EXPECT_EQ(db.new_symbols, (std::vector<std::string>{"CM_"}));
   EXPECT_EQ(db.nodes.size(), 2u);
   EXPECT_EQ(db.messages[0].signals[0].receivers, (std::vector<std::string>{"B"}));
@@ -401,23 +413,32 @@ TEST(DbcParser, SkipsAUtf8ByteOrderMark) {
 }
 
 TEST(DbcParser, ConvertsCp1252TextToUtf8) {
-  const auto s = only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ T : 0|8@1- (1,0) [0|0] \"\xB0" "C\" BMS\n"));
-  EXPECT_EQ(s.unit, "\xC2\xB0" "C");
+  const auto s =
+      only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ T : 0|8@1- (1,0) [0|0] \"\xB0"
+                           "C\" BMS\n"));
+  EXPECT_EQ(s.unit,
+            "\xC2\xB0"
+            "C");
 }
 
 TEST(DbcParser, KeepsUtf8TextAsItIs) {
-  const auto s = only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ T : 0|8@1- (1,0) [0|0] \"\xC2\xB0" "C\" BMS\n"));
-  EXPECT_EQ(s.unit, "\xC2\xB0" "C");
+  const auto s =
+      only_signal(parse_ok("BO_ 1 M: 8 BMS\n SG_ T : 0|8@1- (1,0) [0|0] \"\xC2\xB0"
+                           "C\" BMS\n"));
+  EXPECT_EQ(s.unit,
+            "\xC2\xB0"
+            "C");
 }
 
 TEST(DbcParser, UsesLongNamesFromSystemLongSymbolAttributes) {
-  const auto db = parse_ok("BU_: N_short\nBO_ 1 M_short: 8 N_short\n SG_ S_short : 0|8@1+ (1,0) [0|0] \"\" N_short\n"
-                           "BA_DEF_ BO_ \"SystemMessageLongSymbol\" STRING ;\n"
-                           "BA_DEF_ SG_ \"SystemSignalLongSymbol\" STRING ;\n"
-                           "BA_DEF_ BU_ \"SystemNodeLongSymbol\" STRING ;\n"
-                           "BA_ \"SystemMessageLongSymbol\" BO_ 1 \"M_long\";\n"
-                           "BA_ \"SystemSignalLongSymbol\" SG_ 1 S_short \"S_long\";\n"
-                           "BA_ \"SystemNodeLongSymbol\" BU_ N_short \"N_long\";\n");
+  const auto db = parse_ok(
+      "BU_: N_short\nBO_ 1 M_short: 8 N_short\n SG_ S_short : 0|8@1+ (1,0) [0|0] \"\" N_short\n"
+      "BA_DEF_ BO_ \"SystemMessageLongSymbol\" STRING ;\n"
+      "BA_DEF_ SG_ \"SystemSignalLongSymbol\" STRING ;\n"
+      "BA_DEF_ BU_ \"SystemNodeLongSymbol\" STRING ;\n"
+      "BA_ \"SystemMessageLongSymbol\" BO_ 1 \"M_long\";\n"
+      "BA_ \"SystemSignalLongSymbol\" SG_ 1 S_short \"S_long\";\n"
+      "BA_ \"SystemNodeLongSymbol\" BU_ N_short \"N_long\";\n");
   EXPECT_EQ(db.nodes[0].name, "N_long");
   EXPECT_EQ(db.messages[0].name, "M_long");
   EXPECT_EQ(db.messages[0].sender, "N_long");
@@ -426,9 +447,10 @@ TEST(DbcParser, UsesLongNamesFromSystemLongSymbolAttributes) {
 }
 
 TEST(DbcParser, IgnoresLongNamesTheDbcSyntaxCannotCarry) {
-  const auto db = parse_ok("BO_ 1 M_short: 8 Vector__XXX\n"
-                           "BA_DEF_ BO_ \"SystemMessageLongSymbol\" STRING ;\n"
-                           "BA_ \"SystemMessageLongSymbol\" BO_ 1 \"not a name\";\n");
+  const auto db = parse_ok(
+      "BO_ 1 M_short: 8 Vector__XXX\n"
+      "BA_DEF_ BO_ \"SystemMessageLongSymbol\" STRING ;\n"
+      "BA_ \"SystemMessageLongSymbol\" BO_ 1 \"not a name\";\n");
   EXPECT_EQ(db.messages[0].name, "M_short");
 }
 
@@ -477,7 +499,8 @@ TEST(DbcParserErrors, UnterminatedStringPointsAtItsOpeningQuote) {
 }
 
 TEST(DbcParserErrors, MessageIdBeyondThirtyTwoBits) {
-  EXPECT_EQ(parse_error("BO_ 4294967296 M: 8 BMS\n"), "test.dbc:1:5: expected a message id, found '4294967296'");
+  EXPECT_EQ(parse_error("BO_ 4294967296 M: 8 BMS\n"),
+            "test.dbc:1:5: expected a message id, found '4294967296'");
 }
 
 TEST(DbcParserErrors, BadByteOrder) {
@@ -491,7 +514,8 @@ TEST(DbcParserErrors, BadMultiplexerIndicator) {
 }
 
 TEST(DbcParserErrors, SignalBeforeAnyMessage) {
-  EXPECT_EQ(parse_error("SG_ S : 0|8@1+ (1,0) [0|0] \"\" BMS\n"), "test.dbc:1:1: expected BO_ before SG_, found 'SG_'");
+  EXPECT_EQ(parse_error("SG_ S : 0|8@1+ (1,0) [0|0] \"\" BMS\n"),
+            "test.dbc:1:1: expected BO_ before SG_, found 'SG_'");
 }
 
 TEST(DbcParserErrors, UnknownAttributeType) {
@@ -512,7 +536,8 @@ TEST(DbcParserErrors, CrlfDoesNotShiftColumns) {
 }
 
 TEST(DbcParserErrors, ArbitraryBytesGiveAnErrorNotACrash) {
-  const std::string junk("\x00\xff\x01(\"[|@\x00", 9);  // the trailing NUL spelled out, not read past the literal
+  const std::string junk("\x00\xff\x01(\"[|@\x00",
+                         9);  // the trailing NUL spelled out, not read past the literal
   auto result = parse_dbc(junk, "junk.dbc");
   EXPECT_FALSE(result.ok());
 }

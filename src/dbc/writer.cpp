@@ -65,9 +65,12 @@ class Writer {
   }
 
   void value(const AttributeValue& v) {
-    if (const auto* i = std::get_if<std::int64_t>(&v)) integer(*i);
-    else if (const auto* d = std::get_if<double>(&v)) number(*d);
-    else quoted(std::get<std::string>(v));
+    if (const auto* i = std::get_if<std::int64_t>(&v))
+      integer(*i);
+    else if (const auto* d = std::get_if<double>(&v))
+      number(*d);
+    else
+      quoted(std::get<std::string>(v));
   }
 
   void node_or_placeholder(const std::string& node) { out_ += node.empty() ? std::string(kNoNode) : node; }
@@ -253,14 +256,22 @@ class Writer {
 
   static std::string_view object_keyword(AttributeObject object) {
     switch (object) {
-      case AttributeObject::network: return "";
-      case AttributeObject::node: return "BU_ ";
-      case AttributeObject::message: return "BO_ ";
-      case AttributeObject::signal: return "SG_ ";
-      case AttributeObject::env_var: return "EV_ ";
-      case AttributeObject::node_message: return "BU_BO_REL_ ";
-      case AttributeObject::node_signal: return "BU_SG_REL_ ";
-      case AttributeObject::node_env_var: return "BU_EV_REL_ ";
+      case AttributeObject::network:
+        return "";
+      case AttributeObject::node:
+        return "BU_ ";
+      case AttributeObject::message:
+        return "BO_ ";
+      case AttributeObject::signal:
+        return "SG_ ";
+      case AttributeObject::env_var:
+        return "EV_ ";
+      case AttributeObject::node_message:
+        return "BU_BO_REL_ ";
+      case AttributeObject::node_signal:
+        return "BU_SG_REL_ ";
+      case AttributeObject::node_env_var:
+        return "BU_EV_REL_ ";
     }
     return "";
   }
@@ -275,7 +286,9 @@ class Writer {
         case AttributeType::integer:
         case AttributeType::hex:
         case AttributeType::floating:
-          out_ += def.type == AttributeType::integer ? " INT " : def.type == AttributeType::hex ? " HEX " : " FLOAT ";
+          out_ += def.type == AttributeType::integer ? " INT "
+                  : def.type == AttributeType::hex   ? " HEX "
+                                                     : " FLOAT ";
           number(def.minimum);
           out_ += ' ';
           number(def.maximum);
@@ -406,7 +419,8 @@ class Writer {
     if (s.multiplexer.empty()) return false;
     if (!s.multiplex_value) return true;
     return s.multiplexer != detail::simple_multiplexer_name(m) ||
-           s.multiplex_ranges != std::vector<MultiplexRange>{MultiplexRange{*s.multiplex_value, *s.multiplex_value}};
+           s.multiplex_ranges !=
+               std::vector<MultiplexRange>{MultiplexRange{*s.multiplex_value, *s.multiplex_value}};
   }
 
   void write_multiplex_ranges() {

@@ -25,7 +25,9 @@ void expect_round_trip(const Database& db) {
   EXPECT_EQ(write_dbc(again->database), written);
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 Database sample_database() {
   Database db;
@@ -56,7 +58,9 @@ Database sample_database() {
   temp.length = 8;
   temp.byte_order = ByteOrder::big_endian;
   temp.offset = -40;
-  temp.unit = "\xC2\xB0" "C";
+  temp.unit =
+      "\xC2\xB0"
+      "C";
   temp.comment = "C:\\path";
   m.signals.push_back(temp);
   db.messages.push_back(m);
@@ -86,7 +90,10 @@ TEST(DbcWriter, WritesTheStandardSectionsInOrder) {
 TEST(DbcWriter, WritesSignalsWithShortestNumbers) {
   const std::string text = write_dbc(sample_database());
   EXPECT_TRUE(contains(text, " SG_ CMA_Current : 0|16@1- (0.1,0) [-3276.8|3276.7] \"A\" Logger\n")) << text;
-  EXPECT_TRUE(contains(text, " SG_ CMA_Temp : 23|8@0+ (1,-40) [0|0] \"\xC2\xB0" "C\" Vector__XXX\n")) << text;
+  EXPECT_TRUE(contains(text,
+                       " SG_ CMA_Temp : 23|8@0+ (1,-40) [0|0] \"\xC2\xB0"
+                       "C\" Vector__XXX\n"))
+      << text;
 }
 
 TEST(DbcWriter, EscapesQuotesAndBackslashesInStrings) {
@@ -134,9 +141,10 @@ TEST(DbcWriter, InfiniteLimitsReadBackAsInfinity) {
 }
 
 TEST(DbcWriter, SimpleMultiplexingNeedsNoExtendedSection) {
-  const auto db = parse_ok("BO_ 1 M: 8 BMS\n"
-                           " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
-                           " SG_ A m0 : 8|8@1+ (1,0) [0|0] \"\" BMS\n");
+  const auto db = parse_ok(
+      "BO_ 1 M: 8 BMS\n"
+      " SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+      " SG_ A m0 : 8|8@1+ (1,0) [0|0] \"\" BMS\n");
   const std::string text = write_dbc(db);
   EXPECT_TRUE(contains(text, " SG_ Mux M : 0|8@1+")) << text;
   EXPECT_TRUE(contains(text, " SG_ A m0 : 8|8@1+")) << text;
@@ -145,14 +153,15 @@ TEST(DbcWriter, SimpleMultiplexingNeedsNoExtendedSection) {
 }
 
 TEST(DbcWriter, ExtendedMultiplexingWritesOnlyTheRangesThatDiffer) {
-  const auto db = parse_ok("BO_ 2147483649 M: 8 BMS\n"
-                           " SG_ B1 m1 : 24|8@1- (1,0) [0|0] \"\" BMS\n"
-                           " SG_ A2_MuxB m2M : 8|8@1- (1,0) [0|0] \"\" BMS\n"
-                           " SG_ A1 m1 : 16|8@1- (1,0) [0|0] \"\" BMS\n"
-                           " SG_ MuxA M : 0|8@1- (1,0) [0|0] \"\" BMS\n"
-                           "SG_MUL_VAL_ 2147483649 B1 A2_MuxB 1-1, 4-7;\n"
-                           "SG_MUL_VAL_ 2147483649 A2_MuxB MuxA 2-2;\n"
-                           "SG_MUL_VAL_ 2147483649 A1 MuxA 1-1;\n");
+  const auto db = parse_ok(
+      "BO_ 2147483649 M: 8 BMS\n"
+      " SG_ B1 m1 : 24|8@1- (1,0) [0|0] \"\" BMS\n"
+      " SG_ A2_MuxB m2M : 8|8@1- (1,0) [0|0] \"\" BMS\n"
+      " SG_ A1 m1 : 16|8@1- (1,0) [0|0] \"\" BMS\n"
+      " SG_ MuxA M : 0|8@1- (1,0) [0|0] \"\" BMS\n"
+      "SG_MUL_VAL_ 2147483649 B1 A2_MuxB 1-1, 4-7;\n"
+      "SG_MUL_VAL_ 2147483649 A2_MuxB MuxA 2-2;\n"
+      "SG_MUL_VAL_ 2147483649 A1 MuxA 1-1;\n");
   const std::string text = write_dbc(db);
   EXPECT_TRUE(contains(text, " SG_ A2_MuxB m2M : ")) << text;
   EXPECT_TRUE(contains(text, "SG_MUL_VAL_ 2147483649 B1 A2_MuxB 1-1, 4-7;")) << text;
@@ -168,44 +177,46 @@ TEST(DbcWriter, WritesFloatValueTypes) {
 }
 
 TEST(DbcWriter, AttributesOfEveryKindReadBackEqual) {
-  const auto db = parse_ok("BU_: BMS Charger\n"
-                           "BO_ 2147558192 Foo: 8 BMS\n SG_ Bar : 0|8@1+ (1,0) [0|0] \"\" Charger\n"
-                           "EV_ Relay: 0 [0|1] \"\" 0 7 DUMMY_NODE_VECTOR0 BMS;\n"
-                           "BA_DEF_ \"DBName\" STRING ;\n"
-                           "BA_DEF_ BU_ \"Addr\" HEX 0 255;\n"
-                           "BA_DEF_ BO_ \"GenMsgCycleTime\" INT 0 100000000000;\n"
-                           "BA_DEF_ SG_ \"Factor\" FLOAT -1.5 1E+10;\n"
-                           "BA_DEF_ EV_ \"EvAttr\" INT 0 1;\n"
-                           "BA_DEF_REL_ BU_SG_REL_ \"Timeout\" INT 0 65535;\n"
-                           "BA_DEF_ BO_ \"Kind\" ENUM \"A\",\"B\";\n"
-                           "BA_DEF_REL_ BU_EV_REL_ \"EvRel\" STRING ;\n"
-                           "BA_DEF_DEF_ \"DBName\" \"\";\n"
-                           "BA_DEF_DEF_ \"Factor\" 0.5;\n"
-                           "BA_DEF_DEF_ \"Kind\" \"A\";\n"
-                           "BA_DEF_DEF_REL_ \"Timeout\" 10;\n"
-                           "BA_ \"DBName\" \"rig\";\n"
-                           "BA_ \"Addr\" BU_ BMS 17;\n"
-                           "BA_ \"GenMsgCycleTime\" BO_ 2147558192 99999999999;\n"
-                           "BA_ \"Kind\" BO_ 2147558192 \"B\";\n"
-                           "BA_ \"Factor\" SG_ 2147558192 Bar 3;\n"
-                           "BA_ \"EvAttr\" EV_ Relay 1;\n"
-                           "BA_REL_ \"Timeout\" BU_SG_REL_ Charger SG_ 2147558192 Bar 200;\n"
-                           "BA_REL_ \"EvRel\" BU_EV_REL_ BMS Relay \"x\";\n");
+  const auto db = parse_ok(
+      "BU_: BMS Charger\n"
+      "BO_ 2147558192 Foo: 8 BMS\n SG_ Bar : 0|8@1+ (1,0) [0|0] \"\" Charger\n"
+      "EV_ Relay: 0 [0|1] \"\" 0 7 DUMMY_NODE_VECTOR0 BMS;\n"
+      "BA_DEF_ \"DBName\" STRING ;\n"
+      "BA_DEF_ BU_ \"Addr\" HEX 0 255;\n"
+      "BA_DEF_ BO_ \"GenMsgCycleTime\" INT 0 100000000000;\n"
+      "BA_DEF_ SG_ \"Factor\" FLOAT -1.5 1E+10;\n"
+      "BA_DEF_ EV_ \"EvAttr\" INT 0 1;\n"
+      "BA_DEF_REL_ BU_SG_REL_ \"Timeout\" INT 0 65535;\n"
+      "BA_DEF_ BO_ \"Kind\" ENUM \"A\",\"B\";\n"
+      "BA_DEF_REL_ BU_EV_REL_ \"EvRel\" STRING ;\n"
+      "BA_DEF_DEF_ \"DBName\" \"\";\n"
+      "BA_DEF_DEF_ \"Factor\" 0.5;\n"
+      "BA_DEF_DEF_ \"Kind\" \"A\";\n"
+      "BA_DEF_DEF_REL_ \"Timeout\" 10;\n"
+      "BA_ \"DBName\" \"rig\";\n"
+      "BA_ \"Addr\" BU_ BMS 17;\n"
+      "BA_ \"GenMsgCycleTime\" BO_ 2147558192 99999999999;\n"
+      "BA_ \"Kind\" BO_ 2147558192 \"B\";\n"
+      "BA_ \"Factor\" SG_ 2147558192 Bar 3;\n"
+      "BA_ \"EvAttr\" EV_ Relay 1;\n"
+      "BA_REL_ \"Timeout\" BU_SG_REL_ Charger SG_ 2147558192 Bar 200;\n"
+      "BA_REL_ \"EvRel\" BU_EV_REL_ BMS Relay \"x\";\n");
   // A FLOAT attribute written as "3" stays a double.
   EXPECT_EQ(db.messages[0].signals[0].attributes[0].value, AttributeValue(3.0));
   expect_round_trip(db);
 }
 
 TEST(DbcWriter, EnvironmentVariablesTransmittersAndGroupsReadBackEqual) {
-  const auto db = parse_ok("BU_: BMS Charger\n"
-                           "BO_ 1 M: 8 BMS\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
-                           " SG_ B : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
-                           "BO_TX_BU_ 1 : BMS,Charger;\n"
-                           "EV_ Relay: 0 [0|1] \"V\" 0.5 7 DUMMY_NODE_VECTOR8000 BMS,Charger;\n"
-                           "ENVVAR_DATA_ Relay: 4;\n"
-                           "CM_ EV_ Relay \"relay state\";\n"
-                           "VAL_ Relay 1 \"Closed\" 0 \"Open\" ;\n"
-                           "SIG_GROUP_ 1 Group 2 : A B;\n");
+  const auto db = parse_ok(
+      "BU_: BMS Charger\n"
+      "BO_ 1 M: 8 BMS\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" BMS\n"
+      " SG_ B : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
+      "BO_TX_BU_ 1 : BMS,Charger;\n"
+      "EV_ Relay: 0 [0|1] \"V\" 0.5 7 DUMMY_NODE_VECTOR8000 BMS,Charger;\n"
+      "ENVVAR_DATA_ Relay: 4;\n"
+      "CM_ EV_ Relay \"relay state\";\n"
+      "VAL_ Relay 1 \"Closed\" 0 \"Open\" ;\n"
+      "SIG_GROUP_ 1 Group 2 : A B;\n");
   expect_round_trip(db);
 }
 

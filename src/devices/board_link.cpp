@@ -3,17 +3,16 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
-#include <chrono>
-#include <cmath>
-#include <deque>
-#include <utility>
-
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/serial_port.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <utility>
 
 #include "core/text.h"
 
@@ -75,22 +74,24 @@ Result<std::vector<ThermistorPoint>> parse_thermistor_table(std::string_view csv
     const bool first_content = !seen_content;
     seen_content = true;
     const std::size_t comma = line.find(',');
-    const auto temperature = comma == std::string_view::npos ? std::nullopt : parse_number(line.substr(0, comma));
-    const auto resistance = comma == std::string_view::npos ? std::nullopt : parse_number(line.substr(comma + 1));
+    const auto temperature =
+        comma == std::string_view::npos ? std::nullopt : parse_number(line.substr(0, comma));
+    const auto resistance =
+        comma == std::string_view::npos ? std::nullopt : parse_number(line.substr(comma + 1));
     if (!temperature && first_content) continue;  // a header such as `Temperature [°C],Resistance [Ω]`
     if (!temperature || !resistance) {
       return Error(ErrorCode::parse_error,
                    where + ":" + std::to_string(line_number) + ": expected `°C,Ω`, found " + quoted(line));
     }
     if (*resistance <= 0) {
-      return Error(ErrorCode::parse_error,
-                   where + ":" + std::to_string(line_number) + ": resistance must be > 0 Ω, found " + quoted(line));
+      return Error(ErrorCode::parse_error, where + ":" + std::to_string(line_number) +
+                                               ": resistance must be > 0 Ω, found " + quoted(line));
     }
     rows.push_back({{*temperature, *resistance}, line_number});
   }
   if (rows.size() < 2) {
-    return Error(ErrorCode::parse_error, where + ": a thermistor table needs at least 2 rows, found " +
-                                             std::to_string(rows.size()));
+    return Error(ErrorCode::parse_error,
+                 where + ": a thermistor table needs at least 2 rows, found " + std::to_string(rows.size()));
   }
   // Rows may come in either order; the conversion wants them by falling temperature.
   std::stable_sort(rows.begin(), rows.end(),
@@ -106,9 +107,10 @@ Result<std::vector<ThermistorPoint>> parse_thermistor_table(std::string_view csv
     }
     const bool step_rising = row.point.resistance_ohm > prev.point.resistance_ohm;
     if (row.point.resistance_ohm == prev.point.resistance_ohm || step_rising != rising) {
-      return Error(ErrorCode::parse_error, where + ":" + std::to_string(row.line) +
-                                               ": resistance is not strictly monotonic in temperature (compare line " +
-                                               std::to_string(prev.line) + ")");
+      return Error(ErrorCode::parse_error,
+                   where + ":" + std::to_string(row.line) +
+                       ": resistance is not strictly monotonic in temperature (compare line " +
+                       std::to_string(prev.line) + ")");
     }
   }
   std::vector<ThermistorPoint> table;
@@ -156,7 +158,8 @@ Conversion pressure(const BoardConversion& conversion, int adc) {
   if (volts > conversion.pressure_max_v) {
     return {conversion.pressure_full_scale, volts <= conversion.pressure_max_v + step_v};
   }
-  const double fraction = (volts - conversion.pressure_min_v) / (conversion.pressure_max_v - conversion.pressure_min_v);
+  const double fraction =
+      (volts - conversion.pressure_min_v) / (conversion.pressure_max_v - conversion.pressure_min_v);
   return {fraction * conversion.pressure_full_scale, true};
 }
 
@@ -166,7 +169,8 @@ Conversion pressure(const BoardConversion& conversion, int adc) {
 namespace {
 
 enum class Field { temp1, temp2, press, ground_fault };
-constexpr std::array<std::string_view, 4> kFieldNames = {"Ardu_Temp1", "Ardu_Temp2", "Ardu_Press", "Ardu_GndFault"};
+constexpr std::array<std::string_view, 4> kFieldNames = {"Ardu_Temp1", "Ardu_Temp2", "Ardu_Press",
+                                                         "Ardu_GndFault"};
 
 std::optional<Field> field_from_name(std::string_view name) {
   for (std::size_t i = 0; i < kFieldNames.size(); ++i) {
@@ -175,7 +179,9 @@ std::optional<Field> field_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-Error line_error(std::string message) { return Error(ErrorCode::parse_error, "board line: " + std::move(message)); }
+Error line_error(std::string message) {
+  return Error(ErrorCode::parse_error, "board line: " + std::move(message));
+}
 
 std::optional<int> parse_hex(std::string_view text, std::size_t max_digits) {
   if (text.empty() || text.size() > max_digits) return std::nullopt;
@@ -187,16 +193,19 @@ std::optional<int> parse_hex(std::string_view text, std::size_t max_digits) {
 
 bool is_word(std::string_view text) {
   return !text.empty() && text.size() <= 40 && std::all_of(text.begin(), text.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-           c == '/' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '/' || c == '.';
   });
 }
 
 // The extension's text fields; false with the field's name when a value is malformed.
-bool read_extension_field(std::string_view name, std::string_view text, BoardExtension& ext, std::string& bad) {
+bool read_extension_field(std::string_view name, std::string_view text, BoardExtension& ext,
+                          std::string& bad) {
   if (name == "Ardu_Hello" || name == "Ardu_Reset" || name == "Ardu_Fs") {
     if (!is_word(text)) return bad = std::string(name), false;
-    (name == "Ardu_Hello" ? ext.hello : name == "Ardu_Reset" ? ext.reset_cause : ext.fail_safe) = std::string(text);
+    (name == "Ardu_Hello"   ? ext.hello
+     : name == "Ardu_Reset" ? ext.reset_cause
+                            : ext.fail_safe) = std::string(text);
   } else if (name == "Ardu_Out") {
     const auto value = parse_hex(text, 4);
     if (!value) return bad = std::string(name), false;
@@ -229,18 +238,26 @@ std::uint8_t board_crc8(std::string_view bytes) {
 
 std::string_view to_string(BoardEvent::Kind kind) {
   switch (kind) {
-    case BoardEvent::Kind::extension: return "extension";
-    case BoardEvent::Kind::reset: return "reset";
-    case BoardEvent::Kind::fail_safe: return "fail_safe";
-    case BoardEvent::Kind::readback_mismatch: return "readback_mismatch";
-    case BoardEvent::Kind::relays_opened: return "relays_opened";
-    case BoardEvent::Kind::outputs_verified: return "outputs_verified";
-    case BoardEvent::Kind::output_fault: return "output_fault";
+    case BoardEvent::Kind::extension:
+      return "extension";
+    case BoardEvent::Kind::reset:
+      return "reset";
+    case BoardEvent::Kind::fail_safe:
+      return "fail_safe";
+    case BoardEvent::Kind::readback_mismatch:
+      return "readback_mismatch";
+    case BoardEvent::Kind::relays_opened:
+      return "relays_opened";
+    case BoardEvent::Kind::outputs_verified:
+      return "outputs_verified";
+    case BoardEvent::Kind::output_fault:
+      return "output_fault";
   }
   return "unknown";
 }
 
-Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, MonoTime time) {
+Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion,
+                                      MonoTime time) {
   line = trim(line);
   if (line.empty()) return line_error("empty line");
   // Extension: the last field is `Ardu_Crc:XX` over every byte before its comma.
@@ -251,8 +268,8 @@ Result<BoardReading> parse_board_line(std::string_view line, const BoardConversi
     const std::uint8_t computed = board_crc8(line.substr(0, at));
     if (*sent != computed) {
       static constexpr char kHex[] = "0123456789ABCDEF";
-      return line_error(std::string("checksum mismatch: Ardu_Crc ") + quoted(line.substr(at + 10)) + ", computed '" +
-                        kHex[computed >> 4] + kHex[computed & 15] + "'");
+      return line_error(std::string("checksum mismatch: Ardu_Crc ") + quoted(line.substr(at + 10)) +
+                        ", computed '" + kHex[computed >> 4] + kHex[computed & 15] + "'");
     }
     line = line.substr(0, at);
     extension.emplace();
@@ -272,7 +289,8 @@ Result<BoardReading> parse_board_line(std::string_view line, const BoardConversi
       const std::string field_name(kFieldNames[index]);
       if (values[index]) return line_error(field_name + " appears twice");
       // Digits only: no sign, no spaces inside, no fraction.
-      const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+      const bool digits =
+          !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
       if (!digits) return line_error(field_name + ": " + quoted(text) + " is not a number");
       int value = 0;
       const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -283,7 +301,8 @@ Result<BoardReading> parse_board_line(std::string_view line, const BoardConversi
       values[index] = value;
     } else if (extension) {
       std::string bad;
-      if (!read_extension_field(name, text, *extension, bad)) return line_error(bad + ": " + quoted(text) + " is malformed");
+      if (!read_extension_field(name, text, *extension, bad))
+        return line_error(bad + ": " + quoted(text) + " is malformed");
     }
     // Unknown fields are ignored: a newer sketch may report more.
     if (comma == std::string_view::npos) break;
@@ -302,12 +321,14 @@ Result<BoardReading> parse_board_line(std::string_view line, const BoardConversi
   reading.temp1_c = thermistor_temperature_c(conversion, reading.temp1_adc);
   reading.temp2_c = thermistor_temperature_c(conversion, reading.temp2_adc);
   reading.pressure = pressure(conversion, reading.pressure_adc);
-  if (const auto& fault = values[static_cast<std::size_t>(Field::ground_fault)]) reading.ground_fault = *fault == 1;
+  if (const auto& fault = values[static_cast<std::size_t>(Field::ground_fault)])
+    reading.ground_fault = *fault == 1;
   reading.extension = std::move(extension);
   return reading;
 }
 
-void BoardLineSplitter::feed(std::string_view bytes, const std::function<void(std::string_view line)>& on_line) {
+void BoardLineSplitter::feed(std::string_view bytes,
+                             const std::function<void(std::string_view line)>& on_line) {
   while (!bytes.empty()) {
     const std::size_t newline = bytes.find('\n');
     const std::string_view chunk = bytes.substr(0, newline);
@@ -382,8 +403,8 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   BoardOutputWriter writer;  // the one writer of the outputs
   bool readback_pending = false;
   bool verify_pending = false;  // after the board opened relays or a pin faulted: report when all agree
-  MonoTime last_query;         // when the last `?` was queued
-  int replies_expected = 0;  // commands sent that the board answers (`T`, `R`, `?`), not yet answered
+  MonoTime last_query;          // when the last `?` was queued
+  int replies_expected = 0;     // commands sent that the board answers (`T`, `R`, `?`), not yet answered
   std::array<char, 256> read_buffer{};
   std::deque<std::string> write_queue;  // commands not yet handed to the port
   bool writing = false;
@@ -455,8 +476,9 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
         }
       } else {
         ++stats.readback_mismatches;
-        notify_event(BoardEvent::Kind::readback_mismatch,
-                     result.mismatch + (stats.fail_safe == "hb_lost" ? " (board fail-safe tripped: hb_lost)" : ""));
+        notify_event(
+            BoardEvent::Kind::readback_mismatch,
+            result.mismatch + (stats.fail_safe == "hb_lost" ? " (board fail-safe tripped: hb_lost)" : ""));
         if (!result.fault.empty()) {
           verify_pending = true;
           notify_event(BoardEvent::Kind::output_fault, result.fault);
@@ -518,7 +540,8 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     if (!command) return;
     // After a fail-safe trip the board refuses to close a relay until re-armed: a heartbeat (so the
     // board knows they resumed) and `R`, on this explicit closing command only.
-    if (stats.extension && (stats.fail_safe == "hb_lost" || stats.fail_safe == "gnd_fault") && closes_relay(*command)) {
+    if (stats.extension && (stats.fail_safe == "hb_lost" || stats.fail_safe == "gnd_fault") &&
+        closes_relay(*command)) {
       write_queue.push_back("HR");
       ++stats.heartbeats_sent;
       ++replies_expected;
@@ -531,7 +554,8 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   void configure_board() {
     const int ms = std::clamp(config.heartbeat_timeout_ms, 100, 5000);
     std::string command = "T0000";
-    for (int i = 4, v = ms; i >= 1; --i, v /= 10) command[static_cast<std::size_t>(i)] = static_cast<char>('0' + v % 10);
+    for (int i = 4, v = ms; i >= 1; --i, v /= 10)
+      command[static_cast<std::size_t>(i)] = static_cast<char>('0' + v % 10);
     write_queue.push_back(command + "H");  // the first heartbeat arms the board's fail-safe
     ++stats.heartbeats_sent;
     ++replies_expected;
@@ -541,9 +565,11 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   // On the link's own timer, whatever else the loop is doing (CAN, inverter): a stalled or killed
   // edge stops them, and the board opens the relays.
   void schedule_heartbeat() {
-    heartbeat_timer.expires_after(std::chrono::nanoseconds(std::max<std::int64_t>(config.heartbeat_interval_ns, 1'000'000)));
+    heartbeat_timer.expires_after(
+        std::chrono::nanoseconds(std::max<std::int64_t>(config.heartbeat_interval_ns, 1'000'000)));
     heartbeat_timer.async_wait([self = shared_from_this(), gen = generation](const std::error_code& ec) {
-      if (ec || gen != self->generation || !self->running || !self->connected || !self->stats.extension) return;
+      if (ec || gen != self->generation || !self->running || !self->connected || !self->stats.extension)
+        return;
       self->write_queue.push_back("H");
       ++self->stats.heartbeats_sent;
       // A reply lost on the way (a garbled line) would leave the read-back waiting forever: after
@@ -576,7 +602,8 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
       if (!ec) port.set_option(asio::serial_port_base::character_size(8), ec);
       if (!ec) port.set_option(asio::serial_port_base::parity(asio::serial_port_base::parity::none), ec);
       if (!ec) port.set_option(asio::serial_port_base::stop_bits(asio::serial_port_base::stop_bits::one), ec);
-      if (!ec) port.set_option(asio::serial_port_base::flow_control(asio::serial_port_base::flow_control::none), ec);
+      if (!ec)
+        port.set_option(asio::serial_port_base::flow_control(asio::serial_port_base::flow_control::none), ec);
     }
     if (ec) {
       std::error_code ignored;
@@ -594,19 +621,21 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     connected = true;
     ++stats.opens;
     splitter = BoardLineSplitter(config.max_line_bytes);  // a partial line of the old connection is void
-    stats.extension = false;  // detected again on this connection
+    stats.extension = false;                              // detected again on this connection
     stats.fail_safe.clear();
     readback_pending = false;
     replies_expected = 0;
     writer.forget_sent();  // a board that reconnects may have reset: everything is sent again
     writer.set_line_synced(config.protocol != BoardProtocol::cellguard);
     start_read();
-    notify_connection(true, "board " + config.device + ": opened at " + std::to_string(config.baud) + " baud");
+    notify_connection(true,
+                      "board " + config.device + ": opened at " + std::to_string(config.baud) + " baud");
   }
 
   void schedule_reopen() {
     if (!running) return;
-    reopen_timer.expires_after(std::chrono::nanoseconds(std::max<std::int64_t>(config.reopen_interval_ns, 1'000'000)));
+    reopen_timer.expires_after(
+        std::chrono::nanoseconds(std::max<std::int64_t>(config.reopen_interval_ns, 1'000'000)));
     reopen_timer.async_wait([self = shared_from_this()](const std::error_code& ec) {
       if (ec || !self->running || self->connected) return;
       self->try_open();
@@ -635,23 +664,22 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
 
   void start_read() {
     port.async_read_some(asio::buffer(read_buffer),
-                         [self = shared_from_this(), gen = generation](const std::error_code& ec, std::size_t n) {
-                           self->on_read(gen, ec, n);
-                         });
+                         [self = shared_from_this(), gen = generation](
+                             const std::error_code& ec, std::size_t n) { self->on_read(gen, ec, n); });
   }
 
   void on_read(std::uint64_t gen, const std::error_code& ec, std::size_t n) {
     if (gen != generation || !running) return;
     if (ec) {
-      lose("board " + config.device + ": " + (ec == asio::error::eof ? std::string("end of file") : ec.message()) +
-           " (device gone?)");
+      lose("board " + config.device + ": " +
+           (ec == asio::error::eof ? std::string("end of file") : ec.message()) + " (device gone?)");
       return;
     }
     stats.bytes_received += n;
     const MonoTime now = clock();
     const auto on_line = [&](std::string_view line) {
       if (gen != generation) return;  // a handler stopped or closed the link
-      writer.on_board_line(now);  // the rig's sketch reads commands in the second after its line
+      writer.on_board_line(now);      // the rig's sketch reads commands in the second after its line
       auto reading = parse_board_line(line, config.conversion, now);
       if (reading) {
         ++stats.lines_valid;
@@ -693,17 +721,18 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
     // The command lives in the handler, so closing the port mid-write frees nothing in use.
     auto command = std::make_shared<std::string>(std::move(write_queue.front()));
     write_queue.pop_front();
-    asio::async_write(port, asio::buffer(*command),
-                      [self = shared_from_this(), gen = generation, command](const std::error_code& ec, std::size_t) {
-                        if (gen != self->generation || !self->running) return;
-                        self->writing = false;
-                        if (ec) {
-                          self->lose("board " + self->config.device + ": write failed: " + ec.message());
-                          return;
-                        }
-                        ++self->stats.commands_sent;
-                        self->start_write();
-                      });
+    asio::async_write(
+        port, asio::buffer(*command),
+        [self = shared_from_this(), gen = generation, command](const std::error_code& ec, std::size_t) {
+          if (gen != self->generation || !self->running) return;
+          self->writing = false;
+          if (ec) {
+            self->lose("board " + self->config.device + ": write failed: " + ec.message());
+            return;
+          }
+          ++self->stats.commands_sent;
+          self->start_write();
+        });
   }
 
   void stop() {
@@ -733,8 +762,12 @@ BoardLink::~BoardLink() {
 }
 
 void BoardLink::on_reading(ReadingHandler handler) { impl_->core->on_reading = std::move(handler); }
-void BoardLink::on_invalid_line(InvalidLineHandler handler) { impl_->core->on_invalid_line = std::move(handler); }
-void BoardLink::on_connection(ConnectionHandler handler) { impl_->core->on_connection.push_back(std::move(handler)); }
+void BoardLink::on_invalid_line(InvalidLineHandler handler) {
+  impl_->core->on_invalid_line = std::move(handler);
+}
+void BoardLink::on_connection(ConnectionHandler handler) {
+  impl_->core->on_connection.push_back(std::move(handler));
+}
 void BoardLink::on_event(EventHandler handler) { impl_->core->on_event = std::move(handler); }
 
 void BoardLink::start() {

@@ -52,8 +52,8 @@ namespace cellguard::devices {
 
 // The table's row and the rig's table (seed/thermistor-TempSensor.csv) are core/thermistor.h's, shared
 // with the simulator.
-using cellguard::ThermistorPoint;
 using cellguard::rig_thermistor_table;
+using cellguard::ThermistorPoint;
 
 // Parses a table in the rig's CSV layout (`°C,Ω` per line; an optional header line and a UTF-8 BOM
 // are skipped; blank lines ignored). Requires >= 2 rows with resistance strictly monotonic in
@@ -80,12 +80,12 @@ Conversion pressure(const BoardConversion& conversion, int adc);
 
 // Fields of cellguard's board firmware (present when the line ends with a valid Ardu_Crc).
 struct BoardExtension {
-  std::string hello;                         // Ardu_Hello (firmware name/version): first line after a reset
-  std::string reset_cause;                   // Ardu_Reset: por, ext, bod, wdt (hello lines only)
-  std::optional<std::uint16_t> outputs;      // Ardu_Out: bit n = pin n driven high (read from the pins)
-  std::string fail_safe;                     // Ardu_Fs: off (no heartbeat yet), armed, hb_lost (tripped)
-  std::optional<int> heartbeat_timeout_ms;   // Ardu_Hb
-  bool reply = false;                        // Ardu_Re: the answer to `?`, `R` or `T`
+  std::string hello;                        // Ardu_Hello (firmware name/version): first line after a reset
+  std::string reset_cause;                  // Ardu_Reset: por, ext, bod, wdt (hello lines only)
+  std::optional<std::uint16_t> outputs;     // Ardu_Out: bit n = pin n driven high (read from the pins)
+  std::string fail_safe;                    // Ardu_Fs: off (no heartbeat yet), armed, hb_lost (tripped)
+  std::optional<int> heartbeat_timeout_ms;  // Ardu_Hb
+  bool reply = false;                       // Ardu_Re: the answer to `?`, `R` or `T`
 };
 
 struct BoardReading {
@@ -100,7 +100,8 @@ struct BoardReading {
 std::uint8_t board_crc8(std::string_view bytes);
 
 // Parses one line (without CR LF). Errors (parse_error) say which field is missing or bad.
-Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion, MonoTime time);
+Result<BoardReading> parse_board_line(std::string_view line, const BoardConversion& conversion,
+                                      MonoTime time);
 
 // Splits a byte stream into lines at LF (a CR before it is dropped). Lines longer than max_bytes are
 // discarded up to their end and counted, so a babbling device cannot grow memory.
@@ -133,11 +134,11 @@ struct BoardLinkConfig {
   // Intervals in ns (edge/config.cpp reads them from [board] in ms).
   std::int64_t reopen_interval_ns = 1'000'000'000;
   // Extension (used only with a board that announces it).
-  bool extension = true;                       // false: never leave the rig's protocol
+  bool extension = true;                             // false: never leave the rig's protocol
   std::int64_t heartbeat_interval_ns = 100'000'000;  // `H` this often
-  int heartbeat_timeout_ms = 500;              // sent as `Tnnnn` (100..5000): the board trips after it
-  std::vector<int> relay_pins = {5, 3, 4};     // closing one of them after a trip is preceded by `R`
-  std::vector<int> output_pins = {6, 7, 5, 3, 4};  // the only pins ever written
+  int heartbeat_timeout_ms = 500;                    // sent as `Tnnnn` (100..5000): the board trips after it
+  std::vector<int> relay_pins = {5, 3, 4};           // closing one of them after a trip is preceded by `R`
+  std::vector<int> output_pins = {6, 7, 5, 3, 4};    // the only pins ever written
   BoardProtocol protocol = BoardProtocol::automatic;
   BoardWriterConfig writer;
 };
@@ -166,8 +167,8 @@ struct BoardLinkStats {
   std::uint64_t lines_overlong = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t commands_sent = 0;
-  std::uint64_t opens = 0;        // successful opens (1 + reconnects)
-  std::uint64_t disconnects = 0;  // the device disappeared or failed
+  std::uint64_t opens = 0;            // successful opens (1 + reconnects)
+  std::uint64_t disconnects = 0;      // the device disappeared or failed
   std::uint64_t checksum_errors = 0;  // lines with a wrong Ardu_Crc (also counted invalid)
   bool extension = false;             // the board speaks the extension (this connection)
   std::string firmware;               // its Ardu_Hello, once seen

@@ -4,16 +4,14 @@
 #include "devices/board_link.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <asio/io_context.hpp>
-
 #include <chrono>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -30,8 +28,8 @@ namespace {
 // Thermistor table
 
 TEST(ThermistorTable, ParsesRigLayoutWithBomHeaderAndBlankLines) {
-  const auto table = parse_thermistor_table("\xEF\xBB\xBFTemperature,Resistance\r\n140,40\r\n\r\n 21 , 3400 \r\n-40,100700\r\n",
-                                            "t.csv");
+  const auto table = parse_thermistor_table(
+      "\xEF\xBB\xBFTemperature,Resistance\r\n140,40\r\n\r\n 21 , 3400 \r\n-40,100700\r\n", "t.csv");
   ASSERT_TRUE(table) << table.error().message;
   ASSERT_EQ(table->size(), 3u);
   EXPECT_EQ((*table)[0].temperature_c, 140);
@@ -161,7 +159,8 @@ TEST(Conversion, PressureHandComputedAndAgreesWithTheSimulator) {
 
 TEST(BoardLine, ParsesTheRigsLine) {
   const BoardConversion rig;
-  const auto reading = parse_board_line("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102", rig, MonoTime::from_ns(42));
+  const auto reading =
+      parse_board_line("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102", rig, MonoTime::from_ns(42));
   ASSERT_TRUE(reading) << reading.error().message;
   EXPECT_EQ(reading->time, MonoTime::from_ns(42));
   EXPECT_EQ(reading->temp1_adc, 512);
@@ -175,13 +174,16 @@ TEST(BoardLine, ParsesTheRigsLine) {
 
 TEST(BoardLine, ToleratesWhitespaceCrOrderUnknownFieldsAndCarriesGroundFault) {
   const BoardConversion rig;
-  auto reading = parse_board_line("  Ardu_Press:7,Ardu_Temp2:0,Ardu_Current:55,Ardu_Temp1:1023,Ardu_GndFault:1 \r", rig, MonoTime::from_ns(0));
+  auto reading =
+      parse_board_line("  Ardu_Press:7,Ardu_Temp2:0,Ardu_Current:55,Ardu_Temp1:1023,Ardu_GndFault:1 \r", rig,
+                       MonoTime::from_ns(0));
   ASSERT_TRUE(reading) << reading.error().message;
   EXPECT_EQ(reading->temp1_adc, 1023);
   EXPECT_EQ(reading->pressure_adc, 7);
   ASSERT_TRUE(reading->ground_fault.has_value());
   EXPECT_TRUE(*reading->ground_fault);
-  reading = parse_board_line("Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:3,Ardu_GndFault:0", rig, MonoTime::from_ns(0));
+  reading =
+      parse_board_line("Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:3,Ardu_GndFault:0", rig, MonoTime::from_ns(0));
   ASSERT_TRUE(reading);
   EXPECT_EQ(reading->ground_fault, std::optional<bool>(false));
   // The simulator's line (its own formatter) parses to the same counts.
@@ -209,7 +211,8 @@ TEST(BoardLine, RejectsWithFieldAndReason) {
       {"Ardu_Temp1:-1,Ardu_Temp2:498,Ardu_Press:1", "Ardu_Temp1: '-1' is not a number"},
       {"Ardu_Temp1:1.5,Ardu_Temp2:498,Ardu_Press:1", "Ardu_Temp1: '1.5' is not a number"},
       {"Ardu_Temp1:1,Ardu_Temp2:1024,Ardu_Press:1", "Ardu_Temp2: '1024' is outside 0..1023"},
-      {"Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:99999999999999999999", "Ardu_Press: '99999999999999999999' is outside"},
+      {"Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:99999999999999999999",
+       "Ardu_Press: '99999999999999999999' is outside"},
       {"Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:3,Ardu_GndFault:2", "Ardu_GndFault: '2' is outside 0..1"},
       {"Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Temp1:3,Ardu_Press:4", "Ardu_Temp1 appears twice"},
       {"Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:3,", "field '' is not `name:value`"},
@@ -351,7 +354,9 @@ class BoardLinkTest : public ::testing::Test {
     link->on_invalid_line([this](std::string_view line, const Error& error) {
       invalid.emplace_back(std::string(line) + " => " + error.message);
     });
-    link->on_connection([this](bool connected, const std::string& detail) { events.push_back({connected, detail}); });
+    link->on_connection([this](bool connected, const std::string& detail) {
+      events.push_back({connected, detail});
+    });
   }
 
   void start_connected() {
@@ -383,7 +388,8 @@ TEST_F(BoardLinkTest, LinesArriveAsConvertedReadings) {
   ASSERT_TRUE(run_until(io, [&] { return readings.size() == 2; }));
   EXPECT_EQ(readings[0].temp1_adc, 512);
   EXPECT_NEAR(readings[0].temp1_c.value, 32.52, 1e-9);
-  EXPECT_NEAR(readings[0].temp2_c.value, sim::rig_thermistor_temperature_c(sim::rig_thermistor_table(), 498), 1e-9);
+  EXPECT_NEAR(readings[0].temp2_c.value, sim::rig_thermistor_temperature_c(sim::rig_thermistor_table(), 498),
+              1e-9);
   EXPECT_NEAR(readings[0].pressure.value, 75, 1e-9);
   EXPECT_EQ(readings[0].time, MonoTime::from_ns(1000));  // the injected clock's
   EXPECT_FALSE(readings[0].ground_fault.has_value());
@@ -498,7 +504,6 @@ TEST_F(BoardLinkTest, DestroyingWithPendingOperationsIsSafe) {
   EXPECT_EQ(events.size(), 1u);
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Extension of cellguard's board firmware
 
@@ -515,8 +520,9 @@ TEST(BoardCrc, IsCrc8WithPolynomial7) {
 }
 
 TEST(BoardLine, ReadsTheExtensionFieldsWhenTheChecksumIsValid) {
-  std::string line = with_crc("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_GndFault:1,Ardu_Out:F8,Ardu_Fs:armed,"
-                              "Ardu_Hb:500,Ardu_Re:1");
+  std::string line = with_crc(
+      "Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_GndFault:1,Ardu_Out:F8,Ardu_Fs:armed,"
+      "Ardu_Hb:500,Ardu_Re:1");
   line.resize(line.size() - 2);
   const auto reading = parse_board_line(line, BoardConversion{}, MonoTime::from_ns(5));
   ASSERT_TRUE(reading) << reading.error().message;
@@ -528,7 +534,8 @@ TEST(BoardLine, ReadsTheExtensionFieldsWhenTheChecksumIsValid) {
   EXPECT_EQ(reading->extension->heartbeat_timeout_ms, std::optional<int>(500));
   EXPECT_TRUE(reading->extension->reply);
   // The rig's line has no checksum: no extension, and extension-looking fields are ignored.
-  const auto rig = parse_board_line("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_Fs:armed", BoardConversion{}, MonoTime::from_ns(5));
+  const auto rig = parse_board_line("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_Fs:armed",
+                                    BoardConversion{}, MonoTime::from_ns(5));
   ASSERT_TRUE(rig) << rig.error().message;
   EXPECT_FALSE(rig->extension);
 }
@@ -540,7 +547,8 @@ TEST(BoardLine, RejectsAWrongChecksumNamingBothValues) {
   const auto reading = parse_board_line(line, BoardConversion{}, MonoTime::from_ns(5));
   ASSERT_FALSE(reading);
   EXPECT_NE(reading.error().message.find("checksum mismatch"), std::string::npos) << reading.error().message;
-  EXPECT_FALSE(parse_board_line("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_Crc:ZZ", BoardConversion{}, MonoTime::from_ns(5)));
+  EXPECT_FALSE(parse_board_line("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_Crc:ZZ", BoardConversion{},
+                                MonoTime::from_ns(5)));
 }
 
 class BoardExtensionTest : public BoardLinkTest {
@@ -552,7 +560,9 @@ class BoardExtensionTest : public BoardLinkTest {
   }
   void start_with_events() {
     start_connected();
-    link->on_event([this](const BoardEvent& e) { board_events.push_back(std::string(to_string(e.kind)) + ":" + e.detail); });
+    link->on_event([this](const BoardEvent& e) {
+      board_events.push_back(std::string(to_string(e.kind)) + ":" + e.detail);
+    });
   }
   bool wait_received(const std::function<bool(const std::string&)>& done) {
     return run_until(io, [&] {
@@ -571,7 +581,10 @@ TEST_F(BoardExtensionTest, AgainstTheRigsSketchTheLinkSendsOnlyPinCommands) {
   const PinWrite relay[] = {{5, true}};
   ASSERT_TRUE(link->write_pins(relay));
   const auto until = SteadyClock::now() + std::chrono::milliseconds(100);  // five heartbeat periods
-  ASSERT_TRUE(run_until(io, [&] { drain(pty.master_fd(), received); return SteadyClock::now() > until; }));
+  ASSERT_TRUE(run_until(io, [&] {
+    drain(pty.master_fd(), received);
+    return SteadyClock::now() > until;
+  }));
   // The start-up state went out after a line; the relay after a later line (if the three lines
   // arrived in separate reads) or not yet: whole 30-byte commands, never a heartbeat.
   ASSERT_GE(received.size(), 30u);
@@ -586,8 +599,10 @@ TEST_F(BoardExtensionTest, AgainstTheRigsSketchTheLinkSendsOnlyPinCommands) {
 
 TEST_F(BoardExtensionTest, AHelloStartsTimeoutAndHeartbeatsOnTheLinksOwnTimer) {
   start_with_events();
-  board_send(pty, with_crc("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_GndFault:0,Ardu_Hello:cellguard-board/1,"
-                           "Ardu_Reset:wdt"));
+  board_send(
+      pty,
+      with_crc("Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102,Ardu_GndFault:0,Ardu_Hello:cellguard-board/1,"
+               "Ardu_Reset:wdt"));
   // No other traffic at all: the heartbeats come from the timer.
   // After a reset the commanded outputs (all off) are sent again and read back.
   const std::string resend = "T0300H5:0&3:0&4:0&6:0&7:0&?";
@@ -605,14 +620,18 @@ TEST_F(BoardExtensionTest, AHelloStartsTimeoutAndHeartbeatsOnTheLinksOwnTimer) {
 
 TEST_F(BoardExtensionTest, PinWritesAreReadBackAndAMismatchIsReported) {
   start_with_events();
-  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:00,Ardu_Fs:off,Ardu_Hb:500"));
+  board_send(
+      pty,
+      with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:00,Ardu_Fs:off,Ardu_Hb:500"));
   // The extension found: the timeout, a heartbeat, then the whole state at once (no line sync).
-  ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("T0300H5:0&3:0&4:0&6:0&7:0&?") != std::string::npos; }));
+  ASSERT_TRUE(wait_received(
+      [](const std::string& r) { return r.find("T0300H5:0&3:0&4:0&6:0&7:0&?") != std::string::npos; }));
   const PinWrite on[] = {{6, true}, {5, true}};
   ASSERT_TRUE(link->write_pins(on));
   ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:1&5:1&?") != std::string::npos; }));
   // The answers to `T` and the first `?` (before the writes) do not count as their read-back.
-  const std::string reply = "Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1,Ardu_Out:";
+  const std::string reply =
+      "Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Fs:armed,Ardu_Hb:300,Ardu_Re:1,Ardu_Out:";
   board_send(pty, with_crc(reply + "00"));
   board_send(pty, with_crc(reply + "00"));
   board_send(pty, with_crc(reply + "60"));
@@ -627,7 +646,8 @@ TEST_F(BoardExtensionTest, PinWritesAreReadBackAndAMismatchIsReported) {
   EXPECT_EQ(board_events.back(), "readback_mismatch:pin 6 sent off, reads on");
   // Re-sent, and after readback_retries (2) wrong read-backs a fault.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:0&?") != std::string::npos; })) << attempt;
+    ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:0&?") != std::string::npos; }))
+        << attempt;
     received.clear();
     board_send(pty, with_crc(reply + "60"));
     ASSERT_TRUE(run_until(io, [&] { return link->stats().readback_mismatches == 2u + attempt; }));
@@ -637,8 +657,12 @@ TEST_F(BoardExtensionTest, PinWritesAreReadBackAndAMismatchIsReported) {
 
 TEST_F(BoardExtensionTest, AfterATripClosingARelayReArmsTheBoardFirst) {
   start_with_events();
-  board_send(pty, with_crc("Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:40,Ardu_Fs:hb_lost,Ardu_Hb:500"));
-  ASSERT_TRUE(run_until(io, [&] { return !board_events.empty() && board_events.back() == "fail_safe:hb_lost"; }));
+  board_send(
+      pty,
+      with_crc(
+          "Ardu_Temp1:1,Ardu_Temp2:1,Ardu_Press:1,Ardu_GndFault:0,Ardu_Out:40,Ardu_Fs:hb_lost,Ardu_Hb:500"));
+  ASSERT_TRUE(
+      run_until(io, [&] { return !board_events.empty() && board_events.back() == "fail_safe:hb_lost"; }));
   const PinWrite pump[] = {{6, true}};
   ASSERT_TRUE(link->write_pins(pump));  // not a relay: no re-arm
   ASSERT_TRUE(wait_received([](const std::string& r) { return r.find("6:1&?") != std::string::npos; }));

@@ -93,8 +93,9 @@ class GpioOutputs final : public Outputs {
 
  public:
   static Error gpio_error(const GpioConfig& config, std::size_t index, const std::string& what) {
-    return Error(ErrorCode::io_error, "gpio " + config.chip + " line " + std::to_string(config.lines[index]) + " (" +
-                                          std::string(to_string(static_cast<Output>(index))) + "): " + what);
+    return Error(ErrorCode::io_error, "gpio " + config.chip + " line " + std::to_string(config.lines[index]) +
+                                          " (" + std::string(to_string(static_cast<Output>(index))) +
+                                          "): " + what);
   }
 
  private:
@@ -109,16 +110,16 @@ class GpioOutputs final : public Outputs {
 Result<std::unique_ptr<Outputs>> open_gpio_outputs(const GpioConfig& config) {
   for (std::size_t i = 0; i < kOutputCount; ++i) {
     if (config.lines[i] < 0) {
-      return Error(ErrorCode::invalid_argument, "gpio " + config.chip + ": line offset " +
-                                                    std::to_string(config.lines[i]) + " of " +
-                                                    std::string(to_string(static_cast<Output>(i))) + " is negative");
+      return Error(ErrorCode::invalid_argument,
+                   "gpio " + config.chip + ": line offset " + std::to_string(config.lines[i]) + " of " +
+                       std::string(to_string(static_cast<Output>(i))) + " is negative");
     }
     for (std::size_t j = 0; j < i; ++j) {
       if (config.lines[j] == config.lines[i]) {
         return Error(ErrorCode::invalid_argument,
-                     "gpio " + config.chip + ": line " + std::to_string(config.lines[i]) + " is configured for both " +
-                         std::string(to_string(static_cast<Output>(j))) + " and " +
-                         std::string(to_string(static_cast<Output>(i))));
+                     "gpio " + config.chip + ": line " + std::to_string(config.lines[i]) +
+                         " is configured for both " + std::string(to_string(static_cast<Output>(j))) +
+                         " and " + std::string(to_string(static_cast<Output>(i))));
       }
     }
   }

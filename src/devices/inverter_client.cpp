@@ -39,14 +39,26 @@ std::string format_value(double v) {
 
 // The input registers read in one block: from the lowest to the highest address of the map.
 std::pair<std::uint16_t, int> input_block(const InverterRegisterMap& r) {
-  const std::uint16_t first[] = {r.ambient_temp, r.heatsink_temp, r.modbus_timer, r.battery_voltage, r.voltage_ref,
-                                 r.dc_link_voltage, r.dc_link_power, r.dc_link_current, r.ready, r.fault_first,
-                                 r.warning_first, r.status, r.charged_kwh_high, r.discharged_kwh_high, r.power_limit};
-  const std::uint16_t last[] = {r.ambient_temp, r.heatsink_temp, r.modbus_timer, r.battery_voltage, r.voltage_ref,
-                                r.dc_link_voltage, r.dc_link_power, r.dc_link_current, r.ready,
-                                static_cast<std::uint16_t>(r.fault_first + 3), static_cast<std::uint16_t>(r.warning_first + 2),
-                                r.status, static_cast<std::uint16_t>(r.charged_kwh_high + 1),
-                                static_cast<std::uint16_t>(r.discharged_kwh_high + 1), r.power_limit};
+  const std::uint16_t first[] = {r.ambient_temp,     r.heatsink_temp,       r.modbus_timer,
+                                 r.battery_voltage,  r.voltage_ref,         r.dc_link_voltage,
+                                 r.dc_link_power,    r.dc_link_current,     r.ready,
+                                 r.fault_first,      r.warning_first,       r.status,
+                                 r.charged_kwh_high, r.discharged_kwh_high, r.power_limit};
+  const std::uint16_t last[] = {r.ambient_temp,
+                                r.heatsink_temp,
+                                r.modbus_timer,
+                                r.battery_voltage,
+                                r.voltage_ref,
+                                r.dc_link_voltage,
+                                r.dc_link_power,
+                                r.dc_link_current,
+                                r.ready,
+                                static_cast<std::uint16_t>(r.fault_first + 3),
+                                static_cast<std::uint16_t>(r.warning_first + 2),
+                                r.status,
+                                static_cast<std::uint16_t>(r.charged_kwh_high + 1),
+                                static_cast<std::uint16_t>(r.discharged_kwh_high + 1),
+                                r.power_limit};
   const std::uint16_t low = *std::min_element(std::begin(first), std::end(first));
   return {low, *std::max_element(std::begin(last), std::end(last)) - low + 1};
 }
@@ -63,8 +75,9 @@ void InverterSession::event(InverterEvent::Kind kind, TimeNs now, std::string me
   output_.events.push_back(InverterEvent{kind, now, std::move(message), requested_ns});
 }
 
-ModbusRequest InverterSession::request(ModbusRequest::Function function, std::uint16_t address, std::uint16_t count,
-                                       std::uint16_t value, std::string what, Pending pending) {
+ModbusRequest InverterSession::request(ModbusRequest::Function function, std::uint16_t address,
+                                       std::uint16_t count, std::uint16_t value, std::string what,
+                                       Pending pending) {
   pending_ = pending;
   ModbusRequest r{function, address, count, value, std::move(what)};
   // The start-up's readback is a courtesy of the device: asked once, never retried.
@@ -78,7 +91,8 @@ std::uint16_t InverterSession::heartbeat_value() const {
 
 bool InverterSession::heartbeat_live() const {
   const InverterPhase phase = stats_.phase;
-  return phase == InverterPhase::running || settling_ || (phase == InverterPhase::starting && startup_index_ > 1);
+  return phase == InverterPhase::running || settling_ ||
+         (phase == InverterPhase::starting && startup_index_ > 1);
 }
 
 // Counts a transaction's outcome in its kind of freshness (a failure of one kind stays until that
@@ -102,7 +116,8 @@ bool InverterSession::account(Freshness kind, const ModbusReply& reply, const st
   output_.links.push_back({false, now, reply.error});
   // An exception is an answer: the link works. Anything else counts toward a reconnect.
   if (reply.status == ModbusReply::Status::exception) return false;
-  return reply.status == ModbusReply::Status::link_error || stats_.consecutive_failures >= kFailuresBeforeReconnect;
+  return reply.status == ModbusReply::Status::link_error ||
+         stats_.consecutive_failures >= kFailuresBeforeReconnect;
 }
 
 void InverterSession::acknowledge_heartbeat(TimeNs now) {
@@ -118,7 +133,8 @@ void InverterSession::connected(TimeNs now, const std::string& endpoint) {
   event(InverterEvent::Kind::connected, now, "connected to " + endpoint);
   if (input_count_ > MODBUS_MAX_READ_REGISTERS) {
     block_too_large_ = true;
-    fail_startup(now, "the input registers span " + std::to_string(input_count_) + " registers, more than one read may ask for");
+    fail_startup(now, "the input registers span " + std::to_string(input_count_) +
+                          " registers, more than one read may ask for");
     return;
   }
   begin_startup();
@@ -140,7 +156,8 @@ void InverterSession::disconnected(TimeNs now, const std::string& reason) {
   // A setpoint asked for before the loss is not applied after the new start-up.
   if (setpoint_pending_) {
     event(InverterEvent::Kind::command_failed, now,
-          std::string(to_string(setpoint_pending_->mode)) + " " + format_value(setpoint_pending_->setpoint) + ": link lost",
+          std::string(to_string(setpoint_pending_->mode)) + " " + format_value(setpoint_pending_->setpoint) +
+              ": link lost",
           setpoint_pending_->requested_ns);
     setpoint_pending_.reset();
   }
@@ -163,13 +180,16 @@ void InverterSession::begin_startup() {
       {r.security_code, r.security_value, "security code"},
       {r.heartbeat, heartbeat_value(), "heartbeat"},
       {r.op_mode, r.mode_off, "mode off"},
-      {r.bat_max_volt, to_raw(l.max_voltage_v, r.voltage_scale), "max voltage " + format_value(l.max_voltage_v) + " V"},
-      {r.bat_min_volt, to_raw(l.min_voltage_v, r.voltage_scale), "min voltage " + format_value(l.min_voltage_v) + " V"},
+      {r.bat_max_volt, to_raw(l.max_voltage_v, r.voltage_scale),
+       "max voltage " + format_value(l.max_voltage_v) + " V"},
+      {r.bat_min_volt, to_raw(l.min_voltage_v, r.voltage_scale),
+       "min voltage " + format_value(l.min_voltage_v) + " V"},
       {r.bat_max_charge_current, to_raw(l.charge_current_a, r.current_scale),
        "charge current limit " + format_value(l.charge_current_a) + " A"},
       {r.bat_max_discharge_current, to_raw(l.discharge_current_a, r.current_scale),
        "discharge current limit " + format_value(l.discharge_current_a) + " A"},
-      {r.bat_max_charge_power, to_raw(l.charge_power_kw, r.power_scale), "charge power limit " + format_value(l.charge_power_kw) + " kW"},
+      {r.bat_max_charge_power, to_raw(l.charge_power_kw, r.power_scale),
+       "charge power limit " + format_value(l.charge_power_kw) + " kW"},
       {r.op_mode_setpoint, 0, "setpoint 0"},
   };
   startup_index_ = 0;
@@ -200,25 +220,27 @@ void InverterSession::startup_step_done(TimeNs now, std::string detail) {
     settle_deadline_ = now + config_.startup_settle_timeout_ns;
     next_poll_ = now;
     event(InverterEvent::Kind::startup_step, now,
-          "waiting up to " + format_ms(config_.startup_settle_timeout_ns) + " for current and power ≈ 0 and the voltage within the limits");
+          "waiting up to " + format_ms(config_.startup_settle_timeout_ns) +
+              " for current and power ≈ 0 and the voltage within the limits");
   }
 }
 
 void InverterSession::check_settled(const InverterReadings& r, TimeNs now) {
   const auto& l = config_.limits;
-  const bool settled = std::fabs(r.dc_link_current_a) <= config_.settle_current_a && std::fabs(r.dc_link_power_kw) <= config_.settle_power_kw &&
+  const bool settled = std::fabs(r.dc_link_current_a) <= config_.settle_current_a &&
+                       std::fabs(r.dc_link_power_kw) <= config_.settle_power_kw &&
                        r.battery_voltage_v >= l.min_voltage_v && r.battery_voltage_v <= l.max_voltage_v;
   if (settled) {
     settling_ = false;
     stats_.phase = InverterPhase::running;
     event(InverterEvent::Kind::startup_done, now,
-          "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) + " A, " +
-              format_value(r.dc_link_power_kw) + " kW");
+          "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) +
+              " A, " + format_value(r.dc_link_power_kw) + " kW");
   } else if (now >= settle_deadline_) {
     fail_startup(now, "start-up: not settled within " + format_ms(config_.startup_settle_timeout_ns) + ": " +
-                          format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) + ".." +
-                          format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) + " A, " +
-                          format_value(r.dc_link_power_kw) + " kW");
+                          format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) +
+                          ".." + format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) +
+                          " A, " + format_value(r.dc_link_power_kw) + " kW");
   }
 }
 
@@ -227,10 +249,14 @@ void InverterSession::check_settled(const InverterReadings& r, TimeNs now) {
 std::uint16_t InverterSession::mode_value(InverterMode mode) const {
   const auto& r = config_.registers;
   switch (mode) {
-    case InverterMode::off: return r.mode_off;
-    case InverterMode::power: return r.mode_power;
-    case InverterMode::current: return r.mode_current;
-    case InverterMode::voltage: return r.mode_voltage;
+    case InverterMode::off:
+      return r.mode_off;
+    case InverterMode::power:
+      return r.mode_power;
+    case InverterMode::current:
+      return r.mode_current;
+    case InverterMode::voltage:
+      return r.mode_voltage;
   }
   return r.mode_off;
 }
@@ -238,10 +264,14 @@ std::uint16_t InverterSession::mode_value(InverterMode mode) const {
 std::uint16_t InverterSession::setpoint_raw(InverterMode mode, double value) const {
   const auto& r = config_.registers;
   switch (mode) {
-    case InverterMode::power: return to_raw(value, r.power_scale);
-    case InverterMode::current: return to_raw(value, r.current_scale);
-    case InverterMode::voltage: return to_raw(value, r.voltage_scale);
-    case InverterMode::off: break;
+    case InverterMode::power:
+      return to_raw(value, r.power_scale);
+    case InverterMode::current:
+      return to_raw(value, r.current_scale);
+    case InverterMode::voltage:
+      return to_raw(value, r.voltage_scale);
+    case InverterMode::off:
+      break;
   }
   return 0;
 }
@@ -251,7 +281,8 @@ std::optional<ModbusRequest> InverterSession::next_request(TimeNs now) {
   if (!link_up_ || block_too_large_) return std::nullopt;
   const auto& reg = config_.registers;
   // One transaction per turn, by priority: mode off, heartbeat, start-up, setpoint, poll.
-  if (off_requested_ && now >= next_off_attempt_) return request(F::write_register, reg.op_mode, 1, reg.mode_off, "mode off", Pending::off);
+  if (off_requested_ && now >= next_off_attempt_)
+    return request(F::write_register, reg.op_mode, 1, reg.mode_off, "mode off", Pending::off);
   if (heartbeat_live() && now >= next_heartbeat_) {
     // Scheduled from the previous due time, not from now, so slow transactions do not stretch it.
     next_heartbeat_ += config_.heartbeat_period_ns;
@@ -260,7 +291,9 @@ std::optional<ModbusRequest> InverterSession::next_request(TimeNs now) {
   }
   if (stats_.phase == InverterPhase::starting && !settling_) {
     const Write& step = startup_writes_[startup_index_];
-    if (readback_due_) return request(F::read_holding_registers, step.address, 1, 0, step.what + " readback", Pending::startup_readback);
+    if (readback_due_)
+      return request(F::read_holding_registers, step.address, 1, 0, step.what + " readback",
+                     Pending::startup_readback);
     return request(F::write_register, step.address, 1, step.value, step.what, Pending::startup_write);
   }
   if (stats_.phase == InverterPhase::startup_failed && now >= next_startup_) {
@@ -273,9 +306,12 @@ std::optional<ModbusRequest> InverterSession::next_request(TimeNs now) {
       // new mode. The setpoint is written before the mode so the new mode starts at its own value.
       const SetpointCommand command = *std::exchange(setpoint_pending_, std::nullopt);
       const InverterMode current = stats_.mode;
-      if (current != command.mode && current != InverterMode::off) setpoint_writes_.push_back({reg.op_mode_setpoint, 0, "setpoint 0"});
-      setpoint_writes_.push_back({reg.op_mode_setpoint, setpoint_raw(command.mode, command.setpoint), "setpoint"});
-      if (current != command.mode) setpoint_writes_.push_back({reg.op_mode, mode_value(command.mode), "mode"});
+      if (current != command.mode && current != InverterMode::off)
+        setpoint_writes_.push_back({reg.op_mode_setpoint, 0, "setpoint 0"});
+      setpoint_writes_.push_back(
+          {reg.op_mode_setpoint, setpoint_raw(command.mode, command.setpoint), "setpoint"});
+      if (current != command.mode)
+        setpoint_writes_.push_back({reg.op_mode, mode_value(command.mode), "mode"});
       setpoint_active_ = command;
     }
     if (!setpoint_writes_.empty()) {
@@ -288,8 +324,8 @@ std::optional<ModbusRequest> InverterSession::next_request(TimeNs now) {
     if (next_poll_ < now) next_poll_ = now + config_.poll_period_ns;
     // One read of the whole block (30256..30285 on the rig: 30 registers, within the 125 a read
     // may ask for) keeps the readings of one instant together; libmodbus checks the byte count.
-    return request(F::read_input_registers, input_first_, static_cast<std::uint16_t>(input_count_), 0, "read input registers",
-                   Pending::poll);
+    return request(F::read_input_registers, input_first_, static_cast<std::uint16_t>(input_count_), 0,
+                   "read input registers", Pending::poll);
   }
   return std::nullopt;
 }
@@ -306,7 +342,9 @@ TimeNs InverterSession::next_wake(TimeNs now) const {
 InverterReadings InverterSession::decode(const std::vector<std::uint16_t>& regs, TimeNs now) const {
   const auto& m = config_.registers;
   auto at = [&](std::uint16_t address) { return regs[static_cast<std::size_t>(address - input_first_)]; };
-  auto u32 = [&](std::uint16_t high) { return (static_cast<std::uint32_t>(at(high)) << 16) | at(static_cast<std::uint16_t>(high + 1)); };
+  auto u32 = [&](std::uint16_t high) {
+    return (static_cast<std::uint32_t>(at(high)) << 16) | at(static_cast<std::uint16_t>(high + 1));
+  };
   InverterReadings r;
   r.time_ns = now;
   r.battery_voltage_v = from_raw(at(m.battery_voltage), m.voltage_scale);
@@ -318,8 +356,10 @@ InverterReadings InverterSession::decode(const std::vector<std::uint16_t>& regs,
   r.heatsink_c = from_raw(at(m.heatsink_temp), m.temperature_scale);
   r.comm_timer_s = at(m.modbus_timer) * 0.1;
   r.ready = at(m.ready) != 0;
-  for (std::size_t i = 0; i < r.faults.size(); ++i) r.faults[i] = at(static_cast<std::uint16_t>(m.fault_first + i));
-  for (std::size_t i = 0; i < r.warnings.size(); ++i) r.warnings[i] = at(static_cast<std::uint16_t>(m.warning_first + i));
+  for (std::size_t i = 0; i < r.faults.size(); ++i)
+    r.faults[i] = at(static_cast<std::uint16_t>(m.fault_first + i));
+  for (std::size_t i = 0; i < r.warnings.size(); ++i)
+    r.warnings[i] = at(static_cast<std::uint16_t>(m.warning_first + i));
   r.status = at(m.status);
   r.charged_kwh = u32(m.charged_kwh_high) * 0.1;
   r.discharged_kwh = u32(m.discharged_kwh_high) * 0.1;
@@ -331,7 +371,8 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
   const Pending pending = std::exchange(pending_, Pending::none);
   const bool ok = answer.status == ModbusReply::Status::ok;
   switch (pending) {
-    case Pending::none: return false;
+    case Pending::none:
+      return false;
     case Pending::off: {
       const bool reconnect = account(Freshness::other, answer, request.what, now);
       if (!off_requested_) return reconnect;
@@ -340,11 +381,13 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
         const TimeNs requested = *std::exchange(off_requested_, std::nullopt);
         stats_.mode = InverterMode::off;
         stats_.setpoint = 0;
-        event(InverterEvent::Kind::command_written, now, "mode off written " + format_ms(now - requested) + " after the request", requested);
+        event(InverterEvent::Kind::command_written, now,
+              "mode off written " + format_ms(now - requested) + " after the request", requested);
       } else {
         // Stays queued: off is retried until it is written (paced, so an exception does not spin).
         next_off_attempt_ = now + config_.poll_period_ns;
-        event(InverterEvent::Kind::command_failed, now, "mode off: " + answer.error + " (retrying)", *off_requested_);
+        event(InverterEvent::Kind::command_failed, now, "mode off: " + answer.error + " (retrying)",
+              *off_requested_);
       }
       return reconnect;
     }
@@ -355,13 +398,15 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
     }
     case Pending::startup_write: {
       const bool is_heartbeat = request.address == config_.registers.heartbeat;
-      const bool reconnect = account(is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
+      const bool reconnect =
+          account(is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
       if (!ok) {
         if (!reconnect) fail_startup(now, "start-up: " + answer.error);
         return reconnect;
       }
       if (is_heartbeat) acknowledge_heartbeat(now);
-      step_detail_ = request.what + " written (" + std::to_string(request.value) + " to " + std::to_string(request.address) + ")";
+      step_detail_ = request.what + " written (" + std::to_string(request.value) + " to " +
+                     std::to_string(request.address) + ")";
       readback_due_ = true;
       return false;
     }
@@ -373,9 +418,11 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
         const std::uint16_t readback = answer.registers.at(0);
         // The security code register may read back as a status rather than the code; the heartbeat
         // is a countdown: compare the rest.
-        const bool comparable = step.address != config_.registers.security_code && step.address != config_.registers.heartbeat;
+        const bool comparable =
+            step.address != config_.registers.security_code && step.address != config_.registers.heartbeat;
         if (comparable && readback != step.value) {
-          fail_startup(now, "start-up: " + step.what + " reads back " + std::to_string(readback) + ", wrote " + std::to_string(step.value));
+          fail_startup(now, "start-up: " + step.what + " reads back " + std::to_string(readback) +
+                                ", wrote " + std::to_string(step.value));
           return false;
         }
         startup_step_done(now, step_detail_ + ", read back " + std::to_string(readback));
@@ -387,9 +434,11 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
     case Pending::setpoint_write: {
       const bool reconnect = account(Freshness::other, answer, request.what, now);
       if (!setpoint_active_) return reconnect;
-      const std::string what = std::string(to_string(setpoint_active_->mode)) + " " + format_value(setpoint_active_->setpoint);
+      const std::string what =
+          std::string(to_string(setpoint_active_->mode)) + " " + format_value(setpoint_active_->setpoint);
       if (!ok) {
-        event(InverterEvent::Kind::command_failed, now, what + ": " + answer.error, setpoint_active_->requested_ns);
+        event(InverterEvent::Kind::command_failed, now, what + ": " + answer.error,
+              setpoint_active_->requested_ns);
         setpoint_active_.reset();
         setpoint_writes_.clear();
         return reconnect;
@@ -399,7 +448,8 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
         stats_.mode = setpoint_active_->mode;
         stats_.setpoint = setpoint_active_->setpoint;
         event(InverterEvent::Kind::command_written, now,
-              what + " written " + format_ms(now - setpoint_active_->requested_ns) + " after the request", setpoint_active_->requested_ns);
+              what + " written " + format_ms(now - setpoint_active_->requested_ns) + " after the request",
+              setpoint_active_->requested_ns);
         setpoint_active_.reset();
       }
       return reconnect;
@@ -428,13 +478,17 @@ void InverterSession::command_off(TimeNs requested_ns, TimeNs now) {
   if (setpoint_pending_) {
     const auto dropped = *std::exchange(setpoint_pending_, std::nullopt);
     event(InverterEvent::Kind::command_failed, now,
-          std::string(to_string(dropped.mode)) + " " + format_value(dropped.setpoint) + ": replaced by mode off", dropped.requested_ns);
+          std::string(to_string(dropped.mode)) + " " + format_value(dropped.setpoint) +
+              ": replaced by mode off",
+          dropped.requested_ns);
   }
   if (setpoint_active_) {
     const auto dropped = *std::exchange(setpoint_active_, std::nullopt);
     setpoint_writes_.clear();
     event(InverterEvent::Kind::command_failed, now,
-          std::string(to_string(dropped.mode)) + " " + format_value(dropped.setpoint) + ": preempted by mode off", dropped.requested_ns);
+          std::string(to_string(dropped.mode)) + " " + format_value(dropped.setpoint) +
+              ": preempted by mode off",
+          dropped.requested_ns);
   }
 }
 
@@ -447,11 +501,21 @@ void InverterSession::command_setpoint(InverterMode mode, double setpoint, TimeN
   double low = 0;
   double high = 0;
   switch (mode) {
-    case InverterMode::current: low = l.charge_current_a; high = l.discharge_current_a; break;
+    case InverterMode::current:
+      low = l.charge_current_a;
+      high = l.discharge_current_a;
+      break;
     // The rig has one power limit register; it bounds both directions.
-    case InverterMode::power: low = -std::fabs(l.charge_power_kw); high = std::fabs(l.charge_power_kw); break;
-    case InverterMode::voltage: low = l.min_voltage_v; high = l.max_voltage_v; break;
-    case InverterMode::off: break;
+    case InverterMode::power:
+      low = -std::fabs(l.charge_power_kw);
+      high = std::fabs(l.charge_power_kw);
+      break;
+    case InverterMode::voltage:
+      low = l.min_voltage_v;
+      high = l.max_voltage_v;
+      break;
+    case InverterMode::off:
+      break;
   }
   const std::string what = std::string(to_string(mode)) + " " + format_value(setpoint);
   if (!std::isfinite(setpoint)) {
@@ -459,18 +523,21 @@ void InverterSession::command_setpoint(InverterMode mode, double setpoint, TimeN
     return;
   }
   if (stats_.phase != InverterPhase::running) {
-    event(InverterEvent::Kind::command_failed, now, what + ": refused: start-up not done (" + std::string(to_string(stats_.phase)) + ")",
-          requested_ns);
+    event(InverterEvent::Kind::command_failed, now,
+          what + ": refused: start-up not done (" + std::string(to_string(stats_.phase)) + ")", requested_ns);
     return;
   }
-  setpoint_pending_ = SetpointCommand{mode, std::clamp(setpoint, std::min(low, high), std::max(low, high)), requested_ns};
+  setpoint_pending_ =
+      SetpointCommand{mode, std::clamp(setpoint, std::min(low, high), std::max(low, high)), requested_ns};
 }
 
 // --- the client: the session on the Modbus worker ---
 
 struct InverterClient::Impl {
   Impl(asio::io_context& loop, InverterClientConfig config, Clock clock)
-      : worker(loop, ModbusWorkerConfig{config.endpoint, config.response_timeout_ns, config.retries, config.reconnect_interval_ns},
+      : worker(loop,
+               ModbusWorkerConfig{config.endpoint, config.response_timeout_ns, config.retries,
+                                  config.reconnect_interval_ns},
                std::make_unique<InverterSession>(config), std::move(clock)) {}
   ModbusWorker worker;
 };
@@ -483,7 +550,9 @@ InverterClient::~InverterClient() { stop(); }
 void InverterClient::on_readings(ReadingsHandler handler) { impl_->worker.on_readings(std::move(handler)); }
 void InverterClient::on_link(LinkHandler handler) { impl_->worker.on_link(std::move(handler)); }
 void InverterClient::on_event(EventHandler handler) { impl_->worker.on_event(std::move(handler)); }
-void InverterClient::on_heartbeat(HeartbeatHandler handler) { impl_->worker.on_heartbeat(std::move(handler)); }
+void InverterClient::on_heartbeat(HeartbeatHandler handler) {
+  impl_->worker.on_heartbeat(std::move(handler));
+}
 void InverterClient::start() { impl_->worker.start(); }
 void InverterClient::stop() { impl_->worker.stop(); }
 void InverterClient::command_off(TimeNs requested_ns) { impl_->worker.command_off(requested_ns); }

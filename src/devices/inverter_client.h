@@ -68,7 +68,7 @@ struct InverterRegisterMap {
   std::uint16_t fault_first = 30272;    // 4 words
   std::uint16_t warning_first = 30276;  // 3 words
   std::uint16_t status = 30279;
-  std::uint16_t charged_kwh_high = 30280;     // u32 high word first, 0.1 kWh
+  std::uint16_t charged_kwh_high = 30280;  // u32 high word first, 0.1 kWh
   std::uint16_t discharged_kwh_high = 30282;
   std::uint16_t power_limit = 30285;
   // Values.
@@ -98,7 +98,7 @@ struct InverterClientConfig {
   TimeNs response_timeout_ns = 200'000'000;     // per transaction
   int retries = 1;                              // per transaction, after a timeout or CRC error
   TimeNs startup_settle_timeout_ns = 35'000'000'000;
-  double settle_current_a = 1.0;                // "≈ 0" during start-up
+  double settle_current_a = 1.0;  // "≈ 0" during start-up
   double settle_power_kw = 0.5;
   TimeNs reconnect_interval_ns = 1'000'000'000;
 };
@@ -122,7 +122,15 @@ class InverterSession final : public ModbusSession {
   InverterLinkStats stats() const override { return stats_; }
 
  private:
-  enum class Pending : std::uint8_t { none, off, heartbeat, startup_write, startup_readback, setpoint_write, poll };
+  enum class Pending : std::uint8_t {
+    none,
+    off,
+    heartbeat,
+    startup_write,
+    startup_readback,
+    setpoint_write,
+    poll
+  };
   enum class Freshness : std::uint8_t { reading, heartbeat, other };
   struct Write {
     std::uint16_t address = 0;
@@ -146,8 +154,8 @@ class InverterSession final : public ModbusSession {
   std::uint16_t heartbeat_value() const;
   std::uint16_t mode_value(InverterMode mode) const;
   std::uint16_t setpoint_raw(InverterMode mode, double value) const;
-  ModbusRequest request(ModbusRequest::Function function, std::uint16_t address, std::uint16_t count, std::uint16_t value,
-                        std::string what, Pending pending);
+  ModbusRequest request(ModbusRequest::Function function, std::uint16_t address, std::uint16_t count,
+                        std::uint16_t value, std::string what, Pending pending);
   InverterReadings decode(const std::vector<std::uint16_t>& regs, TimeNs now) const;
 
   const InverterClientConfig config_;

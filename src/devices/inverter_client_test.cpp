@@ -6,6 +6,7 @@
 #include "devices/inverter_client.h"
 
 #include <gtest/gtest.h>
+#include <modbus/modbus.h>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -17,18 +18,17 @@
 #include <cstdio>
 #include <functional>
 #include <future>
-#include <modbus/modbus.h>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "safety/safety.h"
 #include "sim/device_test_peer.h"
-#include "support/rogue_modbus_proxy.h"
 #include "sim/inverter_device.h"
 #include "sim/pack_model.h"
+#include "support/rogue_modbus_proxy.h"
 
 namespace cellguard::devices {
 namespace {
@@ -95,7 +95,8 @@ TEST(InverterUrl, ErrorsNameTheBadPart) {
     auto result = parse_inverter_url(url);
     ASSERT_FALSE(result.ok()) << url;
     EXPECT_EQ(result.error().code, ErrorCode::invalid_argument);
-    EXPECT_NE(result.error().message.find(cause), std::string::npos) << url << " -> " << result.error().message;
+    EXPECT_NE(result.error().message.find(cause), std::string::npos)
+        << url << " -> " << result.error().message;
   }
 }
 
@@ -185,7 +186,8 @@ struct Loop {
       if (!ok) last_link_error = detail;
     });
   }
-  std::optional<InverterEvent> find_event(InverterEvent::Kind kind, const std::string& text = "", std::size_t from = 0) {
+  std::optional<InverterEvent> find_event(InverterEvent::Kind kind, const std::string& text = "",
+                                          std::size_t from = 0) {
     std::lock_guard lock(mutex);
     for (std::size_t i = from; i < events.size(); ++i) {
       if (events[i].kind == kind && events[i].message.find(text) != std::string::npos) return events[i];
@@ -236,12 +238,15 @@ TEST(InverterClientSim, StartsUpReadsFollowsASetpointAndTurnsOffOverTcp) {
   client.command_setpoint(InverterMode::current, 5, now_ns());  // before start: refused
   client.start();
   ASSERT_TRUE(started_up(loop)) << loop.dump();
-  EXPECT_TRUE(loop.find_event(InverterEvent::Kind::command_failed, "refused: start-up not done").has_value()) << loop.dump();
+  EXPECT_TRUE(loop.find_event(InverterEvent::Kind::command_failed, "refused: start-up not done").has_value())
+      << loop.dump();
   // Every step of the start-up was reported.
-  for (const char* step : {"security code written", "heartbeat written", "mode off written", "max voltage 384 V written",
-                           "min voltage 264 V written", "charge current limit -100 A written",
-                           "discharge current limit 100 A written", "charge power limit 30 kW written", "setpoint 0 written"}) {
-    EXPECT_TRUE(loop.find_event(InverterEvent::Kind::startup_step, step).has_value()) << step << "\n" << loop.dump();
+  for (const char* step :
+       {"security code written", "heartbeat written", "mode off written", "max voltage 384 V written",
+        "min voltage 264 V written", "charge current limit -100 A written",
+        "discharge current limit 100 A written", "charge power limit 30 kW written", "setpoint 0 written"}) {
+    EXPECT_TRUE(loop.find_event(InverterEvent::Kind::startup_step, step).has_value()) << step << "\n"
+                                                                                      << loop.dump();
   }
   EXPECT_EQ(client.stats().phase, InverterPhase::running);
   const auto logic = sim.inverter->logic();
@@ -264,8 +269,9 @@ TEST(InverterClientSim, StartsUpReadsFollowsASetpointAndTurnsOffOverTcp) {
   // A setpoint: the sim's current follows (discharge, so the voltage stays within the limits).
   std::size_t mark = loop.event_count();
   client.command_setpoint(InverterMode::current, 20, now_ns());
-  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_written, "current 20", mark).has_value(); }))
-      << loop.dump();
+  ASSERT_TRUE(wait_for([&] {
+    return loop.find_event(InverterEvent::Kind::command_written, "current 20", mark).has_value();
+  })) << loop.dump();
   EXPECT_EQ(client.stats().mode, InverterMode::current);
   EXPECT_EQ(client.stats().setpoint, 20);
   ASSERT_TRUE(wait_for([&] {
@@ -285,8 +291,9 @@ TEST(InverterClientSim, StartsUpReadsFollowsASetpointAndTurnsOffOverTcp) {
   mark = loop.event_count();
   const TimeNs requested = now_ns();
   client.command_off(requested);
-  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value(); }))
-      << loop.dump();
+  ASSERT_TRUE(wait_for([&] {
+    return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value();
+  })) << loop.dump();
   const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
   EXPECT_EQ(off.requested_ns, requested);
   const double latency_ms = static_cast<double>(off.time_ns - requested) / 1e6;
@@ -332,15 +339,18 @@ TEST(InverterClientSim, OffPreemptsAQueuedSetpointWhileATransactionIsInFlight) {
   client.command_setpoint(InverterMode::current, 10, now_ns());
   const TimeNs requested = now_ns();
   client.command_off(requested);
-  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value(); }))
-      << loop.dump();
+  ASSERT_TRUE(wait_for([&] {
+    return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value();
+  })) << loop.dump();
   const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
   const double latency_ms = static_cast<double>(off.time_ns - requested) / 1e6;
   std::printf("command_off latency with 80 ms answers and a setpoint queued: %.1f ms\n", latency_ms);
   // The transaction in flight, then off; at worst a setpoint write already begun before it.
   EXPECT_LT(latency_ms, 3 * 80 + 60);
-  EXPECT_FALSE(loop.find_event(InverterEvent::Kind::command_written, "current 10", mark).has_value()) << loop.dump();
-  EXPECT_TRUE(loop.find_event(InverterEvent::Kind::command_failed, "current 10", mark).has_value()) << loop.dump();
+  EXPECT_FALSE(loop.find_event(InverterEvent::Kind::command_written, "current 10", mark).has_value())
+      << loop.dump();
+  EXPECT_TRUE(loop.find_event(InverterEvent::Kind::command_failed, "current 10", mark).has_value())
+      << loop.dump();
   EXPECT_EQ(sim.inverter->logic().mode(), sim::InverterMode::off);
   EXPECT_EQ(client.stats().mode, InverterMode::off);
   sim.inverter->set_response_delay(std::chrono::milliseconds(0));
@@ -364,7 +374,8 @@ TEST(InverterClientSim, HeartbeatKeepsTheConverterRunningForMoreThanThreeTimeout
   int samples = 0;
   while (SteadyClock::now() < until) {
     const auto logic = sim.inverter->logic();
-    ASSERT_TRUE(logic.running()) << "stopped after " << samples << " samples; comm timer " << logic.comm_timer_s();
+    ASSERT_TRUE(logic.running()) << "stopped after " << samples << " samples; comm timer "
+                                 << logic.comm_timer_s();
     ++samples;
     std::this_thread::sleep_for(20ms);
   }
@@ -388,8 +399,9 @@ TEST(InverterClientSim, SilentInverterGivesCountedLinkFailuresThenRecovers) {
   ASSERT_TRUE(started_up(loop)) << loop.dump();
   const std::size_t mark = loop.event_count();
   sim.inverter->set_not_answering(true);
-  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::disconnected, "timeout", mark).has_value(); }))
-      << loop.dump();
+  ASSERT_TRUE(wait_for([&] {
+    return loop.find_event(InverterEvent::Kind::disconnected, "timeout", mark).has_value();
+  })) << loop.dump();
   {
     std::lock_guard lock(loop.mutex);
     EXPECT_GE(loop.link_failed, 3);
@@ -402,12 +414,14 @@ TEST(InverterClientSim, SilentInverterGivesCountedLinkFailuresThenRecovers) {
   EXPECT_NE(stats.last_error.find("timeout"), std::string::npos);
   // A setpoint while the link is down is refused; off is kept until it can be written.
   client.command_setpoint(InverterMode::current, 5, now_ns());
-  EXPECT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_failed, "refused", mark).has_value(); }));
+  EXPECT_TRUE(wait_for(
+      [&] { return loop.find_event(InverterEvent::Kind::command_failed, "refused", mark).has_value(); }));
   // Stop stays prompt while transactions time out.
   sim.inverter->set_not_answering(false);
   const std::size_t mark2 = loop.event_count();
-  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_done, "", mark2).has_value(); }))
-      << loop.dump();
+  ASSERT_TRUE(wait_for([&] {
+    return loop.find_event(InverterEvent::Kind::startup_done, "", mark2).has_value();
+  })) << loop.dump();
   EXPECT_EQ(client.stats().phase, InverterPhase::running);
   EXPECT_EQ(client.stats().consecutive_failures, 0);
 }
@@ -443,8 +457,9 @@ TEST(InverterClientSim, StartupFailsWhenTheVoltageIsOutsideTheLimitsAndIsRetried
   InverterClient client(loop.io, config, now_ns);
   loop.attach(client);
   client.start();
-  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_failed, "not settled").has_value(); }))
-      << loop.dump();
+  ASSERT_TRUE(wait_for([&] {
+    return loop.find_event(InverterEvent::Kind::startup_failed, "not settled").has_value();
+  })) << loop.dump();
   EXPECT_FALSE(loop.find_event(InverterEvent::Kind::startup_done).has_value());
   // Retried after reconnect_interval (0.3 s): a second "security code" step.
   ASSERT_TRUE(wait_for([&] {
@@ -468,7 +483,8 @@ TEST(InverterClientSim, RefusedWritesCountAsExceptionsAndFailTheStartup) {
   InverterClient client(loop.io, config, now_ns);
   loop.attach(client);
   client.start();
-  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_failed).has_value(); })) << loop.dump();
+  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_failed).has_value(); }))
+      << loop.dump();
   const auto failure = *loop.find_event(InverterEvent::Kind::startup_failed);
   EXPECT_NE(failure.message.find("Illegal function"), std::string::npos) << failure.message;
   EXPECT_GE(client.stats().exceptions, 1u);
@@ -501,15 +517,18 @@ TEST(InverterClientSim, RtuOnAPtyWithCrcErrorsRetried) {
   const TimeNs requested = now_ns();
   const std::size_t mark = loop.event_count();
   client.command_off(requested);
-  ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value(); }));
+  ASSERT_TRUE(wait_for(
+      [&] { return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value(); }));
   const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
-  std::printf("command_off latency over RTU (pty): %.3f ms\n", static_cast<double>(off.time_ns - requested) / 1e6);
+  std::printf("command_off latency over RTU (pty): %.3f ms\n",
+              static_cast<double>(off.time_ns - requested) / 1e6);
 }
 
 // --- the independent peer: pymodbus ---
 
 TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBlockWithFunction4) {
-  if (!sim::testing::python_module_available("pymodbus/__init__.py")) GTEST_SKIP() << "python3-pymodbus is not installed";
+  if (!sim::testing::python_module_available("pymodbus/__init__.py"))
+    GTEST_SKIP() << "python3-pymodbus is not installed";
   Loop loop;
   std::unique_ptr<InverterClient> client;
   std::string output;
@@ -526,7 +545,8 @@ TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBloc
       loop.attach(*client);
       client->start();
       stage = 1;
-    } else if (stage == 1 && loop.find_event(InverterEvent::Kind::startup_done) && client->stats().heartbeats >= 3) {
+    } else if (stage == 1 && loop.find_event(InverterEvent::Kind::startup_done) &&
+               client->stats().heartbeats >= 3) {
       mark = loop.event_count();
       client->command_setpoint(InverterMode::current, -20, now_ns());
       stage = 2;
@@ -544,7 +564,8 @@ TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBloc
       stage = 5;
     }
   };
-  ASSERT_EQ(sim::testing::run_peer("pymodbus_edge_peer.py", {"--seconds", "6"}, output, between), 0) << output;
+  ASSERT_EQ(sim::testing::run_peer("pymodbus_edge_peer.py", {"--seconds", "6"}, output, between), 0)
+      << output;
   ASSERT_EQ(stage, 5) << loop.dump() << output;
 
   // The requests as the peer recorded them: [fc, address, count or [values]].
@@ -553,11 +574,15 @@ TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBloc
   auto index = [&](const std::string& request) { return json.find(request); };
   const auto raw = [](double v, double scale) { return std::to_string(sim::to_raw(v, scale)); };
   // Start-up, in the spec's order, function 6 at the raw PDU addresses.
-  const std::vector<std::string> startup = {
-      "[6, 41024, [125]]", "[6, 41025, [10]]", "[6, 41026, [0]]",
-      "[6, 41028, [" + raw(384, 32.767) + "]]", "[6, 41029, [" + raw(264, 32.767) + "]]",
-      "[6, 41030, [" + raw(-100, 52.094) + "]]", "[6, 41031, [" + raw(100, 52.094) + "]]",
-      "[6, 41032, [" + raw(30, 218.44) + "]]", "[6, 41027, [0]]"};
+  const std::vector<std::string> startup = {"[6, 41024, [125]]",
+                                            "[6, 41025, [10]]",
+                                            "[6, 41026, [0]]",
+                                            "[6, 41028, [" + raw(384, 32.767) + "]]",
+                                            "[6, 41029, [" + raw(264, 32.767) + "]]",
+                                            "[6, 41030, [" + raw(-100, 52.094) + "]]",
+                                            "[6, 41031, [" + raw(100, 52.094) + "]]",
+                                            "[6, 41032, [" + raw(30, 218.44) + "]]",
+                                            "[6, 41027, [0]]"};
   std::size_t previous = 0;
   for (const auto& request : startup) {
     const auto at = index(request);
@@ -581,7 +606,9 @@ TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBloc
   EXPECT_NE(json.find("[6, 41026, [0]]", mode_power), std::string::npos) << "mode off last\n" << json;
   // Heartbeats during the run.
   std::size_t heartbeats = 0;
-  for (auto at = json.find("[6, 41025, [10]]"); at != std::string::npos; at = json.find("[6, 41025, [10]]", at + 1)) ++heartbeats;
+  for (auto at = json.find("[6, 41025, [10]]"); at != std::string::npos;
+       at = json.find("[6, 41025, [10]]", at + 1))
+    ++heartbeats;
   EXPECT_GE(heartbeats, 3u);
 
   // The readings, scaled from the peer's known values (signed; u32 high word first).
@@ -603,7 +630,6 @@ TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBloc
   EXPECT_NEAR(r.discharged_kwh, 10.0, 1e-9);
   EXPECT_NEAR(r.power_limit_kw, 30.0, 0.005);
 }
-
 
 // --- a half-dead inverter (issue 12 item 4) ---
 
@@ -691,7 +717,7 @@ struct Guarded {
   Loop& loop;
   InverterClient& client;
   asio::steady_timer timer;
-  bool stopping = false;  // loop thread
+  bool stopping = false;                         // loop thread
   std::optional<safety::Supervisor> supervisor;  // loop thread only
   safety::ChannelId pack_current = safety::kNoChannel;
   std::mutex mutex;  // guards below
@@ -776,24 +802,33 @@ TEST_P(InverterHalfDead, IsFlaggedWithinTheBoundGoesDangerousThenSafeAndShowsSta
       EXPECT_NE(guard.last_link_error.find("wrong echo"), std::string::npos) << guard.last_link_error;
       EXPECT_FALSE(guard.link_up);
       break;
-    case RogueModbusProxy::Mode::relay: break;
+    case RogueModbusProxy::Mode::relay:
+      break;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     RogueServer, InverterHalfDead,
-    ::testing::Values(HalfDeadCase{RogueModbusProxy::Mode::drop_read_answers, "reads never answered", safety::RuleKind::inverter_stale},
-                      HalfDeadCase{RogueModbusProxy::Mode::wrong_byte_count, "reads with a wrong byte count", safety::RuleKind::inverter_stale},
+    ::testing::Values(HalfDeadCase{RogueModbusProxy::Mode::drop_read_answers, "reads never answered",
+                                   safety::RuleKind::inverter_stale},
+                      HalfDeadCase{RogueModbusProxy::Mode::wrong_byte_count, "reads with a wrong byte count",
+                                   safety::RuleKind::inverter_stale},
                       HalfDeadCase{RogueModbusProxy::Mode::heartbeat_exception, "heartbeats refused",
                                    safety::RuleKind::inverter_heartbeat},
-                      HalfDeadCase{RogueModbusProxy::Mode::wrong_echo, "writes with a wrong echo", safety::RuleKind::inverter_heartbeat}),
+                      HalfDeadCase{RogueModbusProxy::Mode::wrong_echo, "writes with a wrong echo",
+                                   safety::RuleKind::inverter_heartbeat}),
     [](const ::testing::TestParamInfo<HalfDeadCase>& param_info) {
       switch (param_info.param.mode) {
-        case RogueModbusProxy::Mode::drop_read_answers: return std::string("DropReadAnswers");
-        case RogueModbusProxy::Mode::wrong_byte_count: return std::string("WrongByteCount");
-        case RogueModbusProxy::Mode::heartbeat_exception: return std::string("HeartbeatException");
-        case RogueModbusProxy::Mode::wrong_echo: return std::string("WrongEcho");
-        case RogueModbusProxy::Mode::relay: break;
+        case RogueModbusProxy::Mode::drop_read_answers:
+          return std::string("DropReadAnswers");
+        case RogueModbusProxy::Mode::wrong_byte_count:
+          return std::string("WrongByteCount");
+        case RogueModbusProxy::Mode::heartbeat_exception:
+          return std::string("HeartbeatException");
+        case RogueModbusProxy::Mode::wrong_echo:
+          return std::string("WrongEcho");
+        case RogueModbusProxy::Mode::relay:
+          break;
       }
       return std::string("Relay");
     });
@@ -817,7 +852,6 @@ TEST(InverterWriteEcho, AnEchoMustRepeatTheFunctionAddressAndValue) {
   const std::uint8_t unknown_exception[] = {0x86, 0x42};
   EXPECT_EQ(check_write_echo(unknown_exception, sizeof unknown_exception, 41025, 20, problem), EMBBADEXC);
 }
-
 
 // --- the pure session (issue 14 item 2): virtual time, answers from the simulator's register logic ---
 
@@ -846,7 +880,10 @@ struct Device {
         for (std::uint16_t i = 0; i < r.count; ++i) {
           std::uint16_t value = 0;
           if (!logic.read_register(static_cast<std::uint16_t>(r.address + i), value)) {
-            return {ModbusReply::Status::exception, {}, r.what + ": Illegal data address", "Illegal data address"};
+            return {ModbusReply::Status::exception,
+                    {},
+                    r.what + ": Illegal data address",
+                    "Illegal data address"};
           }
           reply.registers.push_back(value);
         }
@@ -906,9 +943,12 @@ TEST(InverterSession, StartsUpInVirtualTimeWithReadbacksAndKeepsTheHeartbeatSche
   const TimeNs start = run.now;
   run.until(start + 2'000'000'000);
   ASSERT_EQ(run.session.stats().phase, InverterPhase::running) << run.dump();
-  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_step, "security code written (125 to 41024), read back")) << run.dump();
-  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_step, "mode off written (0 to 41026), read back 0")) << run.dump();
-  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_done, "start-up done: 349.9")) << run.dump();  // 350 V in raw steps of 1/32.767 V
+  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_step, "security code written (125 to 41024), read back"))
+      << run.dump();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_step, "mode off written (0 to 41026), read back 0"))
+      << run.dump();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::startup_done, "start-up done: 349.9"))
+      << run.dump();  // 350 V in raw steps of 1/32.767 V
   // Each start-up write is followed by its readback (function 3, never retried).
   const auto& r = run.device.requests;
   ASSERT_GE(r.size(), 18u);
@@ -921,7 +961,8 @@ TEST(InverterSession, StartsUpInVirtualTimeWithReadbacksAndKeepsTheHeartbeatSche
   // 2 s give 8 (one per period after the start-up's).
   std::vector<TimeNs> beats = run.out.heartbeats;
   ASSERT_GE(beats.size(), 8u);
-  for (std::size_t i = 2; i < beats.size(); ++i) EXPECT_NEAR(static_cast<double>(beats[i] - beats[i - 1]), 250e6, 2e6) << i;
+  for (std::size_t i = 2; i < beats.size(); ++i)
+    EXPECT_NEAR(static_cast<double>(beats[i] - beats[i - 1]), 250e6, 2e6) << i;
   EXPECT_EQ(run.session.stats().heartbeats, beats.size());
 }
 
@@ -947,11 +988,14 @@ TEST(InverterSession, OffPreemptsASetpointBeingWrittenAndIsTheNextRequest) {
   EXPECT_EQ(next->what, "mode off");
   run.session.reply(*next, run.device.answer(*next), run.now + 2'000'000);
   run.collect();
-  EXPECT_TRUE(run.has(InverterEvent::Kind::command_failed, "current -20: preempted by mode off")) << run.dump();
-  EXPECT_TRUE(run.has(InverterEvent::Kind::command_written, "mode off written 2.0 ms after the request")) << run.dump();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::command_failed, "current -20: preempted by mode off"))
+      << run.dump();
+  EXPECT_TRUE(run.has(InverterEvent::Kind::command_written, "mode off written 2.0 ms after the request"))
+      << run.dump();
   EXPECT_EQ(run.session.stats().mode, InverterMode::off);
   // The mode register was never set to current.
-  for (const auto& r : run.device.requests) EXPECT_FALSE(r.address == 41026 && r.value == 2 && r.function == ModbusRequest::Function::write_register);
+  for (const auto& r : run.device.requests)
+    EXPECT_FALSE(r.address == 41026 && r.value == 2 && r.function == ModbusRequest::Function::write_register);
 }
 
 TEST(InverterSession, UnansweredReadsAreReadFailuresUntilAReadSucceeds) {
@@ -960,7 +1004,8 @@ TEST(InverterSession, UnansweredReadsAreReadFailuresUntilAReadSucceeds) {
   run.until(run.now + 1'000'000'000);
   ASSERT_EQ(run.session.stats().phase, InverterPhase::running) << run.dump();
   run.device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
-    if (r.function == ModbusRequest::Function::read_input_registers) return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout", "timeout"};
+    if (r.function == ModbusRequest::Function::read_input_registers)
+      return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout", "timeout"};
     return std::nullopt;
   };
   const TimeNs last = run.session.stats().last_reading_ns;

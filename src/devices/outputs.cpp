@@ -9,7 +9,8 @@ namespace cellguard::devices {
 
 namespace {
 
-constexpr std::array<std::string_view, kOutputCount> kOutputNames = {"pump", "fan", "relay1", "relay2", "relay3"};
+constexpr std::array<std::string_view, kOutputCount> kOutputNames = {"pump", "fan", "relay1", "relay2",
+                                                                     "relay3"};
 
 std::string state_text(bool on) { return on ? "on" : "off"; }
 
@@ -23,8 +24,8 @@ struct BoardOutputsState {
   Result<void> send(const std::vector<PinWrite>& writes, std::string_view what) {
     if (writes.empty()) return success();
     if (!link->write_pins(writes)) {
-      return Error(ErrorCode::io_error, "board " + link->config().device + " not connected: " + std::string(what) +
-                                            " remembered, sent when it reconnects");
+      return Error(ErrorCode::io_error, "board " + link->config().device + " not connected: " +
+                                            std::string(what) + " remembered, sent when it reconnects");
     }
     return success();
   }

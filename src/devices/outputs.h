@@ -32,11 +32,11 @@ inline constexpr OutputPins kRigBoardPins{6, 7, 5, 3, 4};
 
 // What is known about one output beyond the command (`edge status`).
 struct OutputState {
-  bool commanded = false;          // the desired state
-  bool sent = false;               // handed to the device (board: in a command written to it)
-  std::int64_t sent_ns = 0;        // when (the edge's monotonic clock); 0 unknown
-  std::optional<bool> read_back;   // the level read back from the device (cellguard's firmware)
-  bool fault = false;              // the read-back stayed wrong after the re-sends
+  bool commanded = false;         // the desired state
+  bool sent = false;              // handed to the device (board: in a command written to it)
+  std::int64_t sent_ns = 0;       // when (the edge's monotonic clock); 0 unknown
+  std::optional<bool> read_back;  // the level read back from the device (cellguard's firmware)
+  bool fault = false;             // the read-back stayed wrong after the re-sends
 };
 
 class Outputs {
@@ -51,7 +51,9 @@ class Outputs {
   virtual Result<void> refresh() = 0;
   virtual bool commanded(Output output) const = 0;
   // Without read-back a device can only say what it was told: `read_back` stays empty.
-  virtual OutputState state(Output output) const { return OutputState{commanded(output), true, 0, {}, false}; }
+  virtual OutputState state(Output output) const {
+    return OutputState{commanded(output), true, 0, {}, false};
+  }
   virtual std::string describe() const = 0;  // "board /dev/ttyACM0" or "gpio gpiochip0"
 };
 

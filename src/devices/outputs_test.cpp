@@ -2,13 +2,11 @@
 // the GPIO error paths, and the simulator's board device talking to BoardLink end to end.
 #include "devices/outputs.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <asio/io_context.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -26,7 +24,8 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 constexpr auto kDeadline = std::chrono::seconds(10);
 
-bool run_until(asio::io_context& io, const std::function<bool()>& done, const std::function<void()>& between = {}) {
+bool run_until(asio::io_context& io, const std::function<bool()>& done,
+               const std::function<void()>& between = {}) {
   const auto deadline = SteadyClock::now() + kDeadline;
   while (!done()) {
     if (SteadyClock::now() > deadline) return false;
@@ -198,7 +197,8 @@ TEST(GpioOutputs, MissingChipIsNamed) {
   config.lines = {17, 18, 22, 23, 24};
   const auto outputs = open_gpio_outputs(config);
   ASSERT_FALSE(outputs);
-  EXPECT_NE(outputs.error().message.find("gpiochip-cellguard-missing"), std::string::npos) << outputs.error().message;
+  EXPECT_NE(outputs.error().message.find("gpiochip-cellguard-missing"), std::string::npos)
+      << outputs.error().message;
   config.chip = "/dev/gpiochip97";
   const auto by_path = open_gpio_outputs(config);
   ASSERT_FALSE(by_path);
@@ -240,7 +240,8 @@ TEST(BoardEndToEnd, SimulatedBoardAndLinkUnderstandEachOther) {
     pack.step(0.1);
     (*board)->poll();
   };
-  ASSERT_TRUE(run_until(io, [&] { return readings.size() >= 2; }, step));
+  ASSERT_TRUE(run_until(
+      io, [&] { return readings.size() >= 2; }, step));
   const sim::BoardReading expected = (*board)->reading();
   const BoardReading& got = readings.back();
   EXPECT_NEAR(got.temp1_adc, expected.temp1_counts, 2);  // the pack moves a little between lines
@@ -253,7 +254,8 @@ TEST(BoardEndToEnd, SimulatedBoardAndLinkUnderstandEachOther) {
   EXPECT_TRUE(invalid.empty());
 
   ASSERT_TRUE(outputs->set_all({true, true, true, true, false}));
-  ASSERT_TRUE(run_until(io, [&] { return (*board)->outputs().relay2; }, step));
+  ASSERT_TRUE(run_until(
+      io, [&] { return (*board)->outputs().relay2; }, step));
   EXPECT_TRUE((*board)->outputs().pump);
   EXPECT_TRUE((*board)->outputs().fan);
   EXPECT_TRUE(pack.positive_contactor());

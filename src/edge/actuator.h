@@ -9,8 +9,8 @@
 #include <functional>
 #include <string>
 
-#include "devices/power_device.h"
 #include "devices/outputs.h"
+#include "devices/power_device.h"
 #include "edge/edge_time.h"
 #include "safety/safety.h"
 

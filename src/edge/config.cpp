@@ -80,16 +80,26 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
 
 std::string_view type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    default: return "nothing";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
   }
 }
 
@@ -278,8 +288,12 @@ class Section {
     out = static_cast<TimeNs>(std::llround(v * static_cast<double>(unit_ns)));
     return true;
   }
-  bool ms(std::string_view k, TimeNs& out, bool allow_zero = false) { return duration(k, out, kNsPerMs, allow_zero); }
-  bool s(std::string_view k, TimeNs& out, bool allow_zero = false) { return duration(k, out, kNsPerS, allow_zero); }
+  bool ms(std::string_view k, TimeNs& out, bool allow_zero = false) {
+    return duration(k, out, kNsPerMs, allow_zero);
+  }
+  bool s(std::string_view k, TimeNs& out, bool allow_zero = false) {
+    return duration(k, out, kNsPerS, allow_zero);
+  }
 
   void require(std::string_view k) {
     if (t_ && !t_->get(k)) r_.problem(key(k), "missing (required)");
@@ -355,7 +369,8 @@ std::string bus_url_problem(std::string_view url) {
   }
   // A recorded log played back (can/bus.h); open_bus checks the file and the parameters.
   if (url.starts_with("replay:")) return url.size() > 7 ? "" : "replay: needs a log file path";
-  return "unknown scheme (expected socketcan:IFNAME, socketcand://HOST:PORT/CHANNEL, inproc:NAME or replay:LOG)";
+  return "unknown scheme (expected socketcan:IFNAME, socketcand://HOST:PORT/CHANNEL, inproc:NAME or "
+         "replay:LOG)";
 }
 
 bool standard_baud(unsigned baud) {
@@ -429,13 +444,15 @@ void read_can(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
         if (!str) {
           r.problem_at(e, key, "expected a string of hex bytes, found " + std::string(type_name(e)));
         } else if (!parse_hex_bytes(str->get(), bytes)) {
-          r.problem_at(e, key, "'" + str->get() + "' is not 1 to 8 hex bytes like \"2F 05 18 01 00 00 00 00\"");
+          r.problem_at(e, key,
+                       "'" + str->get() + "' is not 1 to 8 hex bytes like \"2F 05 18 01 00 00 00 00\"");
         } else {
           can.startup_sdo.push_back(std::move(bytes));
         }
       }
     } else {
-      r.problem_at(*n, s.key("startup_sdo"), "expected an array of strings, found " + std::string(type_name(*n)));
+      r.problem_at(*n, s.key("startup_sdo"),
+                   "expected an array of strings, found " + std::string(type_name(*n)));
     }
   }
   s.finish();
@@ -465,7 +482,8 @@ void read_modules(Reader& r, Section s, EdgeConfig& c) {
         const auto* v = e.as_integer();
         if (!v || v->get() < 0 || v->get() > 0x7FF - 1) {
           r.problem_at(e, key, "expected an 11-bit COB-ID base (0..0x7FE)");
-        } else if (std::find(bases.begin(), bases.end(), static_cast<std::uint32_t>(v->get())) != bases.end()) {
+        } else if (std::find(bases.begin(), bases.end(), static_cast<std::uint32_t>(v->get())) !=
+                   bases.end()) {
           r.problem_at(e, key, "duplicate base");
         } else {
           bases.push_back(static_cast<std::uint32_t>(v->get()));
@@ -498,12 +516,14 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   auto& b = c.board;
   auto& conv = b.link.conversion;
   s.boolean("enabled", b.enabled);
-  if (s.string("device", b.link.device) && b.link.device.empty()) r.problem(s.key("device"), "must not be empty");
+  if (s.string("device", b.link.device) && b.link.device.empty())
+    r.problem(s.key("device"), "must not be empty");
   std::int64_t baud = 0;
   if (s.integer("baud", baud)) {
     if (baud <= 0 || baud > 4'000'000 || !standard_baud(static_cast<unsigned>(baud))) {
-      r.problem(s.key("baud"), std::to_string(baud) + " is not a standard rate (1200, 2400, 4800, 9600, "
-                                                      "19200, 38400, 57600, 115200, 230400)");
+      r.problem(s.key("baud"), std::to_string(baud) +
+                                   " is not a standard rate (1200, 2400, 4800, 9600, "
+                                   "19200, 38400, 57600, 115200, 230400)");
     } else {
       b.link.baud = static_cast<unsigned>(baud);
     }
@@ -512,15 +532,18 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   s.ms("reopen_interval_ms", b.link.reopen_interval_ns);
   std::string table;
   if (s.string("thermistor_table", table)) {
-    if (table.empty()) r.problem(s.key("thermistor_table"), "must name a file (remove the key for the rig's table)");
+    if (table.empty())
+      r.problem(s.key("thermistor_table"), "must name a file (remove the key for the rig's table)");
     b.thermistor_table_path = resolve(base, table);
   }
   s.number_in("series_ohm", conv.series_ohm, 0, 1e9, true);
   s.number_in("supply_v", conv.supply_v, 0, 100, true);
   s.number_in("adc_full_scale", conv.adc_full_scale, 0, 1e9, true);
   s.number_in("pressure_min_v", conv.pressure_min_v, 0, 100);
-  if (s.number_in("pressure_max_v", conv.pressure_max_v, 0, 100) && !(conv.pressure_min_v < conv.pressure_max_v)) {
-    r.problem(s.key("pressure_max_v"), "must be above pressure_min_v (" + format_number(conv.pressure_min_v) + ")");
+  if (s.number_in("pressure_max_v", conv.pressure_max_v, 0, 100) &&
+      !(conv.pressure_min_v < conv.pressure_max_v)) {
+    r.problem(s.key("pressure_max_v"),
+              "must be above pressure_min_v (" + format_number(conv.pressure_min_v) + ")");
   }
   if (!(conv.pressure_max_v <= conv.supply_v)) {
     r.problem(s.key("pressure_max_v"), "must not exceed supply_v (" + format_number(conv.supply_v) + ")");
@@ -544,7 +567,8 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   std::int64_t max_bytes = 0;
   if (s.integer("max_command_bytes", max_bytes)) {
     if (max_bytes < 8 || max_bytes > 64) {
-      r.problem(s.key("max_command_bytes"), std::to_string(max_bytes) + " is outside 8 .. 64 (the rig's sketch reads 30)");
+      r.problem(s.key("max_command_bytes"),
+                std::to_string(max_bytes) + " is outside 8 .. 64 (the rig's sketch reads 30)");
     } else {
       b.link.writer.max_command_bytes = static_cast<std::size_t>(max_bytes);
     }
@@ -559,13 +583,15 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
     }
   }
   s.boolean("extension", b.link.extension);
-  if (s.ms("heartbeat_interval_ms", b.link.heartbeat_interval_ns) && b.link.heartbeat_interval_ns < 10'000'000) {
+  if (s.ms("heartbeat_interval_ms", b.link.heartbeat_interval_ns) &&
+      b.link.heartbeat_interval_ns < 10'000'000) {
     r.problem(s.key("heartbeat_interval_ms"), "must be at least 10 ms");
   }
   std::int64_t heartbeat_timeout = 0;
   if (s.integer("heartbeat_timeout_ms", heartbeat_timeout)) {
     if (heartbeat_timeout < 100 || heartbeat_timeout > 5000) {
-      r.problem(s.key("heartbeat_timeout_ms"), std::to_string(heartbeat_timeout) + " is outside 100..5000 ms (the board's range)");
+      r.problem(s.key("heartbeat_timeout_ms"),
+                std::to_string(heartbeat_timeout) + " is outside 100..5000 ms (the board's range)");
     } else {
       b.link.heartbeat_timeout_ms = static_cast<int>(heartbeat_timeout);
     }
@@ -585,7 +611,8 @@ void read_outputs(Reader& r, Section s, EdgeConfig& c) {
   read_pins(r, s.table("pins"), o.board_pins);
   Section gpio = s.table("gpio");
   if (gpio.present()) {
-    if (gpio.string("chip", o.gpio.chip) && o.gpio.chip.empty()) r.problem(gpio.key("chip"), "must not be empty");
+    if (gpio.string("chip", o.gpio.chip) && o.gpio.chip.empty())
+      r.problem(gpio.key("chip"), "must not be empty");
     read_pins(r, gpio.table("lines"), o.gpio.lines);
     gpio.boolean("active_low", o.gpio.active_low);
     gpio.finish();
@@ -658,7 +685,8 @@ void read_registers(Reader& r, Section s, devices::InverterRegisterMap& map) {
       if (a.holding != b.holding) continue;
       int a0 = map.*a.field, b0 = map.*b.field;
       if (a0 < b0 + b.words && b0 < a0 + a.words) {
-        r.problem(s.key(a.key), std::to_string(a0) + " overlaps " + std::string(b.key) + " (" + std::to_string(b0) +
+        r.problem(s.key(a.key), std::to_string(a0) + " overlaps " + std::string(b.key) + " (" +
+                                    std::to_string(b0) +
                                     (b.words > 1 ? ", " + std::to_string(b.words) + " words" : "") + ")");
       }
     }
@@ -671,10 +699,12 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
   s.boolean("enabled", inv.enabled);
   std::size_t model = 0;
   if (s.choice("model", {"rig", "sunspec"}, model)) inv.model = static_cast<devices::PowerDeviceModel>(model);
-  // The rig's register map, scalings and mode codes mean nothing to a SunSpec device (its map is found on it).
+  // The rig's register map, scalings and mode codes mean nothing to a SunSpec device (its map is found on
+  // it).
   if (inv.model == devices::PowerDeviceModel::sunspec) {
     for (const char* rig_only : {"registers", "scales", "codes"}) {
-      if (s.node(rig_only)) r.problem(s.key(rig_only), "applies to model \"rig\" only (a SunSpec device describes its own map)");
+      if (s.node(rig_only))
+        r.problem(s.key(rig_only), "applies to model \"rig\" only (a SunSpec device describes its own map)");
     }
   }
   if (s.string("url", inv.url)) {
@@ -683,7 +713,8 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
       r.problem(s.key("url"), ep.error().message);
     } else {
       cl.endpoint = *ep;
-      if (cl.endpoint.transport == devices::InverterEndpoint::Transport::rtu && !standard_baud(cl.endpoint.baud)) {
+      if (cl.endpoint.transport == devices::InverterEndpoint::Transport::rtu &&
+          !standard_baud(cl.endpoint.baud)) {
         r.problem(s.key("url"), "baud " + std::to_string(cl.endpoint.baud) + " is not a standard rate");
       }
     }
@@ -694,8 +725,9 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
   // The register holds the timeout in 0.1 s, 0..1000.
   if (s.ms("heartbeat_timeout_ms", cl.heartbeat_timeout_ns) &&
       (cl.heartbeat_timeout_ns % (100 * kNsPerMs) != 0 || cl.heartbeat_timeout_ns > 100 * kNsPerS)) {
-    r.problem(s.key("heartbeat_timeout_ms"), "must be a multiple of 100 ms and at most 100000 ms (the register "
-                                             "counts 0.1 s up to 1000)");
+    r.problem(s.key("heartbeat_timeout_ms"),
+              "must be a multiple of 100 ms and at most 100000 ms (the register "
+              "counts 0.1 s up to 1000)");
   }
   if (s.ms("heartbeat_period_ms", cl.heartbeat_period_ns) &&
       !(cl.heartbeat_period_ns < cl.heartbeat_timeout_ns / 2)) {
@@ -710,11 +742,12 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
   s.ms("heartbeat_ack_timeout_ms", c.safety.inverter_heartbeat_timeout_ns);
   if (s.ms("readings_timeout_ms", c.safety.inverter_readings_timeout_ns) &&
       c.safety.inverter_readings_timeout_ns <= cl.poll_period_ns) {
-    r.problem(s.key("readings_timeout_ms"), "must be longer than poll_period_ms (" + std::to_string(cl.poll_period_ns / kNsPerMs) + ")");
+    r.problem(s.key("readings_timeout_ms"),
+              "must be longer than poll_period_ms (" + std::to_string(cl.poll_period_ns / kNsPerMs) + ")");
   }
   if (c.safety.inverter_heartbeat_timeout_ns <= cl.heartbeat_period_ns) {
     r.problem(s.key("heartbeat_ack_timeout_ms"), "must be longer than heartbeat_period_ms (" +
-                                                   std::to_string(cl.heartbeat_period_ns / kNsPerMs) + ")");
+                                                     std::to_string(cl.heartbeat_period_ns / kNsPerMs) + ")");
   }
   s.ms("response_timeout_ms", cl.response_timeout_ns);
   s.integer_in("retries", cl.retries, 0, 10);
@@ -741,7 +774,9 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
   codes.finish();
   {
     const std::array<std::pair<std::string_view, std::uint16_t>, 4> modes{
-        {{"mode_off", reg.mode_off}, {"mode_power", reg.mode_power}, {"mode_current", reg.mode_current},
+        {{"mode_off", reg.mode_off},
+         {"mode_power", reg.mode_power},
+         {"mode_current", reg.mode_current},
          {"mode_voltage", reg.mode_voltage}}};
     for (std::size_t i = 0; i < modes.size(); ++i)
       for (std::size_t j = 0; j < i; ++j)
@@ -754,8 +789,8 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
   // Written as int16 raw values: value * scale must fit.
   auto fits = [&](std::string_view k, double v, double scale) {
     if (std::abs(v * scale) > 32767) {
-      r.problem(limits.key(k), format_number(v) + " × scale " + format_number(scale) +
-                                   " does not fit the 16-bit register");
+      r.problem(limits.key(k),
+                format_number(v) + " × scale " + format_number(scale) + " does not fit the 16-bit register");
     }
   };
   if (limits.number("charge_current_a", l.charge_current_a)) {
@@ -770,13 +805,15 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
     if (!(l.charge_power_kw > 0)) r.problem(limits.key("charge_power_kw"), "must be > 0");
     fits("charge_power_kw", l.charge_power_kw, reg.power_scale);
   }
-  if (limits.number("max_voltage_v", l.max_voltage_v)) fits("max_voltage_v", l.max_voltage_v, reg.voltage_scale);
+  if (limits.number("max_voltage_v", l.max_voltage_v))
+    fits("max_voltage_v", l.max_voltage_v, reg.voltage_scale);
   if (limits.number("min_voltage_v", l.min_voltage_v)) {
     if (l.min_voltage_v < 0) r.problem(limits.key("min_voltage_v"), "must be >= 0");
     fits("min_voltage_v", l.min_voltage_v, reg.voltage_scale);
   }
   if (!(l.min_voltage_v < l.max_voltage_v)) {
-    r.problem(limits.key("min_voltage_v"), "must be below max_voltage_v (" + format_number(l.max_voltage_v) + ")");
+    r.problem(limits.key("min_voltage_v"),
+              "must be below max_voltage_v (" + format_number(l.max_voltage_v) + ")");
   }
   limits.finish();
 
@@ -827,7 +864,8 @@ void read_safety(Reader& r, Section s, EdgeConfig& c) {
   s.number_in("nudge_current_a", sc.nudge_current_a, 0, 1e4);
 
   Section limits = s.table("limits");
-  if (s.present() && !limits.present()) r.problem(s.key("limits"), "missing table [safety.limits] (required)");
+  if (s.present() && !limits.present())
+    r.problem(s.key("limits"), "missing table [safety.limits] (required)");
   for (std::size_t i = 0; i < safety::kQuantityCount; ++i) {
     auto q = static_cast<safety::Quantity>(i);
     Section t = limits.table(safety::to_string(q));
@@ -894,8 +932,8 @@ void read_uplink(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
     std::int64_t port = 0;
     const bool bracketed = !v.empty() && v.front() == '[';
     if (colon == std::string::npos || colon + 1 >= v.size() ||
-        std::from_chars(v.data() + colon + 1, v.data() + v.size(), port).ptr != v.data() + v.size() || port < 1 ||
-        port > 65535) {
+        std::from_chars(v.data() + colon + 1, v.data() + v.size(), port).ptr != v.data() + v.size() ||
+        port < 1 || port > 65535) {
       r.problem(s.key("server"), "\"" + v + "\" is not HOST:PORT (e.g. \"192.0.2.10:6699\")");
     } else {
       u.host = v.substr(bracketed ? 1 : 0, colon - (bracketed ? 2 : 0));
@@ -917,11 +955,11 @@ void read_uplink(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   s.s("dead_after_s", u.dead_after_ns);
   s.s("backoff_max_s", u.backoff_max_ns);
   if (u.enabled() && !u.plaintext && (u.ca_path.empty() || u.cert_path.empty() || u.key_path.empty()))
-    r.problem(s.key("server"), "a TLS uplink needs ca, cert and key (or pki_dir), or plaintext = true for a loopback server");
+    r.problem(s.key("server"),
+              "a TLS uplink needs ca, cert and key (or pki_dir), or plaintext = true for a loopback server");
   if (u.enabled() && c.recording.path.empty())
     r.problem(s.key("server"), "the uplink sends the recording: set recording.path");
-  if (u.dead_after_ns <= u.keepalive_ns)
-    r.problem(s.key("dead_after_s"), "must be longer than keepalive_s");
+  if (u.dead_after_ns <= u.keepalive_ns) r.problem(s.key("dead_after_s"), "must be longer than keepalive_s");
   s.finish();
 }
 
@@ -941,12 +979,14 @@ void check_across(Reader& r, EdgeConfig& c) {
   // converter's own limits would drive the pack into DANGEROUS.
   if (c.inverter.enabled && ibv.dangerous_high && l.max_voltage_v > *ibv.dangerous_high) {
     r.problem("inverter.limits.max_voltage_v",
-              format_number(l.max_voltage_v) + " is above safety.limits.inverter_battery_voltage.dangerous_high (" +
+              format_number(l.max_voltage_v) +
+                  " is above safety.limits.inverter_battery_voltage.dangerous_high (" +
                   format_number(*ibv.dangerous_high) + ")");
   }
   if (c.inverter.enabled && ibv.dangerous_low && l.min_voltage_v < *ibv.dangerous_low) {
     r.problem("inverter.limits.min_voltage_v",
-              format_number(l.min_voltage_v) + " is below safety.limits.inverter_battery_voltage.dangerous_low (" +
+              format_number(l.min_voltage_v) +
+                  " is below safety.limits.inverter_battery_voltage.dangerous_low (" +
                   format_number(*ibv.dangerous_low) + ")");
   }
   if (c.safety.rule(safety::Quantity::module_min_temperature).warning_high.has_value() ||
@@ -954,7 +994,8 @@ void check_across(Reader& r, EdgeConfig& c) {
       c.safety.rule(safety::Quantity::module_min_temperature).warning_low.has_value() ||
       c.safety.rule(safety::Quantity::module_min_temperature).dangerous_low.has_value()) {
     if (c.modules.min_temperature_signal.empty()) {
-      r.problem("modules.min_temperature_signal", "must name a signal: safety.limits.module_min_temperature is set");
+      r.problem("modules.min_temperature_signal",
+                "must name a signal: safety.limits.module_min_temperature is set");
     }
   }
 }
@@ -965,34 +1006,62 @@ std::string setting_key(safety::ConfigField field, safety::Quantity quantity) {
   using F = safety::ConfigField;
   const std::string limits = "safety.limits." + std::string(safety::to_string(quantity)) + ".";
   switch (field) {
-    case F::warning_high: return limits + "warning_high";
-    case F::dangerous_high: return limits + "dangerous_high";
-    case F::warning_low: return limits + "warning_low";
-    case F::dangerous_low: return limits + "dangerous_low";
-    case F::hysteresis: return limits + "hysteresis";
-    case F::warning_debounce_ns: return limits + "warning_debounce_ms";
-    case F::dangerous_debounce_ns: return limits + "dangerous_debounce_ms";
-    case F::expected_module_count: return "modules.expected";
-    case F::stale_sync_cycles: return "modules.stale_cycles";
-    case F::dangerous_sync_cycles: return "modules.dangerous_cycles";
-    case F::dangerous_silence_ns: return "modules.dangerous_silence_ms";
-    case F::board_timeout_ns: return "board.timeout_ms";
-    case F::inverter_failure_limit: return "inverter.failure_limit";
-    case F::inverter_readings_timeout_ns: return "inverter.readings_timeout_ms";
-    case F::inverter_heartbeat_timeout_ns: return "inverter.heartbeat_ack_timeout_ms";
-    case F::contactor_open_current_a: return "safety.contactor_open_current_a";
-    case F::contactor_max_delay_ns: return "safety.contactor_max_delay_ms";
-    case F::hot_c: return "safety.hot_c";
-    case F::cooled_c: return "safety.cooled_c";
-    case F::nudge_current_a: return "safety.nudge_current_a";
-    case F::precharge_relay: return "safety.precharge.precharge_relay";
-    case F::main_positive_relay: return "safety.precharge.main_positive_relay";
-    case F::main_negative_relay: return "safety.precharge.main_negative_relay";
-    case F::match_tolerance_v: return "safety.precharge.match_tolerance_v";
-    case F::precharge_timeout_ns: return "safety.precharge.timeout_s";
-    case F::retry_delay_ns: return "safety.precharge.retry_delay_s";
-    case F::max_attempts: return "safety.precharge.max_attempts";
-    case F::settle_ns: return "safety.precharge.settle_ms";
+    case F::warning_high:
+      return limits + "warning_high";
+    case F::dangerous_high:
+      return limits + "dangerous_high";
+    case F::warning_low:
+      return limits + "warning_low";
+    case F::dangerous_low:
+      return limits + "dangerous_low";
+    case F::hysteresis:
+      return limits + "hysteresis";
+    case F::warning_debounce_ns:
+      return limits + "warning_debounce_ms";
+    case F::dangerous_debounce_ns:
+      return limits + "dangerous_debounce_ms";
+    case F::expected_module_count:
+      return "modules.expected";
+    case F::stale_sync_cycles:
+      return "modules.stale_cycles";
+    case F::dangerous_sync_cycles:
+      return "modules.dangerous_cycles";
+    case F::dangerous_silence_ns:
+      return "modules.dangerous_silence_ms";
+    case F::board_timeout_ns:
+      return "board.timeout_ms";
+    case F::inverter_failure_limit:
+      return "inverter.failure_limit";
+    case F::inverter_readings_timeout_ns:
+      return "inverter.readings_timeout_ms";
+    case F::inverter_heartbeat_timeout_ns:
+      return "inverter.heartbeat_ack_timeout_ms";
+    case F::contactor_open_current_a:
+      return "safety.contactor_open_current_a";
+    case F::contactor_max_delay_ns:
+      return "safety.contactor_max_delay_ms";
+    case F::hot_c:
+      return "safety.hot_c";
+    case F::cooled_c:
+      return "safety.cooled_c";
+    case F::nudge_current_a:
+      return "safety.nudge_current_a";
+    case F::precharge_relay:
+      return "safety.precharge.precharge_relay";
+    case F::main_positive_relay:
+      return "safety.precharge.main_positive_relay";
+    case F::main_negative_relay:
+      return "safety.precharge.main_negative_relay";
+    case F::match_tolerance_v:
+      return "safety.precharge.match_tolerance_v";
+    case F::precharge_timeout_ns:
+      return "safety.precharge.timeout_s";
+    case F::retry_delay_ns:
+      return "safety.precharge.retry_delay_s";
+    case F::max_attempts:
+      return "safety.precharge.max_attempts";
+    case F::settle_ns:
+      return "safety.precharge.settle_ms";
   }
   return "safety";
 }
@@ -1118,18 +1187,19 @@ void check_signals(Reader& r, const EdgeConfig& c, const dbc::Database& db) {
   const auto& m = c.modules;
   ModuleMessages mm = module_messages(db, m);
   if (mm.messages.empty()) {
-    r.problem(m.discovery == ModulesSection::Discovery::canopen ? "modules.discovery" : "modules.name_pattern",
-              "no message of " + c.can.dbc_path +
-                  (m.discovery == ModulesSection::Discovery::canopen
-                       ? " has a PDO COB-ID (a base of modules.pdo_bases + node id 1..127)"
-                       : " matches the name pattern '" + m.name_pattern + "'"));
+    r.problem(
+        m.discovery == ModulesSection::Discovery::canopen ? "modules.discovery" : "modules.name_pattern",
+        "no message of " + c.can.dbc_path +
+            (m.discovery == ModulesSection::Discovery::canopen
+                 ? " has a PDO COB-ID (a base of modules.pdo_bases + node id 1..127)"
+                 : " matches the name pattern '" + m.name_pattern + "'"));
     return;
   }
   auto check = [&](const char* key, const std::string& name) {
     if (name.empty() || has_signal(mm, name)) return;
-    r.problem(std::string("modules.") + key,
-              "signal '" + name + "' is in no module message of " + fs::path(c.can.dbc_path).filename().string() +
-                  did_you_mean(name, mm.signal_names));
+    r.problem(std::string("modules.") + key, "signal '" + name + "' is in no module message of " +
+                                                 fs::path(c.can.dbc_path).filename().string() +
+                                                 did_you_mean(name, mm.signal_names));
   };
   check("module_voltage_signal", m.module_voltage_signal);
   check("max_temperature_signal", m.max_temperature_signal);
@@ -1193,8 +1263,8 @@ ConfigCheck parse_edge_config(std::string_view text, const std::string& path, Ed
     root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
-    check.problems.push_back({path, static_cast<int>(b.line), static_cast<int>(b.column), "",
-                              std::string(e.description())});
+    check.problems.push_back(
+        {path, static_cast<int>(b.line), static_cast<int>(b.column), "", std::string(e.description())});
     return check;
   } catch (const std::exception& e) {
     check.problems.push_back({path, 0, 0, "", std::string("cannot parse: ") + e.what()});
@@ -1203,9 +1273,10 @@ ConfigCheck parse_edge_config(std::string_view text, const std::string& path, Ed
   parse_into(root, r, out, abs.parent_path());
   check_supervisor(r, out.safety);
   // In file order (missing keys sort at their table), as an editor would walk them.
-  std::stable_sort(check.problems.begin(), check.problems.end(), [](const ConfigProblem& a, const ConfigProblem& b) {
-    return std::pair(a.line, a.column) < std::pair(b.line, b.column);
-  });
+  std::stable_sort(check.problems.begin(), check.problems.end(),
+                   [](const ConfigProblem& a, const ConfigProblem& b) {
+                     return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+                   });
   return check;
 }
 

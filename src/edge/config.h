@@ -32,11 +32,11 @@ namespace cellguard::edge {
 using TimeNs = std::int64_t;
 
 struct CanSection {
-  std::string url = "socketcan:can0";          // can/bus.h URL
-  std::string dbc_path;                        // absolute after load (resolved against the file's folder)
-  TimeNs sync_period_ns = 100'000'000;         // rig: 100 ms; 0 = do not send SYNC (cyclic modules)
+  std::string url = "socketcan:can0";   // can/bus.h URL
+  std::string dbc_path;                 // absolute after load (resolved against the file's folder)
+  TimeNs sync_period_ns = 100'000'000;  // rig: 100 ms; 0 = do not send SYNC (cyclic modules)
   std::uint32_t sync_id = 0x080;
-  bool sync_counter = true;                    // 1-byte Sync_Count payload (CiA 301 counter 1..240)
+  bool sync_counter = true;  // 1-byte Sync_Count payload (CiA 301 counter 1..240)
   // Sent to every module found, to COB-ID sdo_request_base + node id (rig: 0x600, `2F 05 18 01 00 00 00 00`).
   std::uint32_t sdo_request_base = 0x600;
   std::vector<std::vector<std::uint8_t>> startup_sdo;
@@ -53,7 +53,7 @@ struct ModulesSection {
   // 0x191 is pdo5 of node 1, not TPDO1 of node 17).
   std::vector<std::uint32_t> pdo_bases = {0x180, 0x280, 0x380, 0x480, 0x190, 0x290, 0x390, 0x490};
   int expected = 15;
-  int cells = 12;                              // populated cell channels (rig cellVoltageNum)
+  int cells = 12;  // populated cell channels (rig cellVoltageNum)
   // Signal names of the supervised quantities (within each module's messages); `{cell}` is 1..cells.
   std::string cell_voltage_signal = "Cell_{cell}_Voltage";
   std::string module_voltage_signal = "CMA_Voltage";
@@ -64,9 +64,9 @@ struct ModulesSection {
 
 struct BoardSection {
   bool enabled = true;
-  devices::BoardLinkConfig link;               // device, baud, conversion (table loaded by check)
-  std::string thermistor_table_path;           // empty: the rig's table
-  bool ground_fault_input = false;             // lines carry Ardu_GndFault (insulation monitor)
+  devices::BoardLinkConfig link;      // device, baud, conversion (table loaded by check)
+  std::string thermistor_table_path;  // empty: the rig's table
+  bool ground_fault_input = false;    // lines carry Ardu_GndFault (insulation monitor)
 };
 
 struct OutputsSection {
@@ -80,35 +80,35 @@ struct InverterSection {
   bool enabled = true;
   devices::PowerDeviceModel model = devices::PowerDeviceModel::rig;  // the register map it speaks
   std::string url = "rtu:/dev/ttyUSB0?baud=19200&slave=2";
-  devices::InverterClientConfig client;        // endpoint parsed from url
+  devices::InverterClientConfig client;  // endpoint parsed from url
 };
 
 struct ScheduleSection {
-  std::string path;                            // empty: no schedule
+  std::string path;  // empty: no schedule
   schedule::EndAction at_end = schedule::EndAction::loop;
-  bool autostart = false;                      // start when the precharge completes
-  double readback_tolerance = 0.5;             // A or kW
+  bool autostart = false;           // start when the precharge completes
+  double readback_tolerance = 0.5;  // A or kW
   TimeNs readback_timeout_ns = 10'000'000'000;
-  std::optional<schedule::Schedule> loaded;    // set by check_edge_config() when path is set and valid
+  std::optional<schedule::Schedule> loaded;  // set by check_edge_config() when path is set and valid
 };
 
 struct RecordingSection {
-  std::string path;                            // SQLite file; empty: no recording
+  std::string path;  // SQLite file; empty: no recording
   // 16 GiB: 7 days of the full 15-module rig (measured 94 MiB an hour with noisy values, uplink_bench
   // drain), the uplink's backlog bound when the server is unreachable (docs/benchmarks.md).
   std::uint64_t max_bytes = 16ull << 30;
   TimeNs max_age_ns = 30LL * 24 * 3600 * 1'000'000'000LL;
-  std::string csv_dir;                         // rig-layout CSV files; empty: off
-  bool csv_board_converted = false;            // Ardu_* in degC/bar instead of the rig's ADC counts
-  bool csv_extra_columns = false;              // also columns the rig did not log (CurrentState)
+  std::string csv_dir;               // rig-layout CSV files; empty: off
+  bool csv_board_converted = false;  // Ardu_* in degC/bar instead of the rig's ADC counts
+  bool csv_extra_columns = false;    // also columns the rig did not log (CurrentState)
 };
 
 // Streaming the recording to `cellguard server` (uplink/sender.h). Needs the recording.
 struct UplinkSection {
-  std::string host;                            // empty: no uplink
+  std::string host;  // empty: no uplink
   std::uint16_t port = 6699;
-  std::string ca_path, cert_path, key_path;    // PEM files (absolute after load)
-  bool plaintext = false;                      // loopback servers only (tests, demos)
+  std::string ca_path, cert_path, key_path;  // PEM files (absolute after load)
+  bool plaintext = false;                    // loopback servers only (tests, demos)
   TimeNs keepalive_ns = 1'000'000'000;
   TimeNs dead_after_ns = 5'000'000'000;
   TimeNs backoff_max_ns = 5'000'000'000;
@@ -116,9 +116,9 @@ struct UplinkSection {
 };
 
 struct OperatorSection {
-  std::string socket_path;                     // empty: ipc::default_runtime_dir()/cellguard-edge-<id>.sock
-  std::string group;                           // non-empty: socket 0660 for this group (else 0600)
-  std::string events_path;                     // JSON lines; empty: off (--events overrides)
+  std::string socket_path;  // empty: ipc::default_runtime_dir()/cellguard-edge-<id>.sock
+  std::string group;        // non-empty: socket 0660 for this group (else 0600)
+  std::string events_path;  // JSON lines; empty: off (--events overrides)
 };
 
 // Where a key's value is written (1-based; 0 when unknown).
@@ -128,8 +128,8 @@ struct KeyLocation {
 };
 
 struct EdgeConfig {
-  std::string source_path;                     // absolute path of the file
-  std::string sha256;                          // hex of the file's bytes
+  std::string source_path;  // absolute path of the file
+  std::string sha256;       // hex of the file's bytes
   std::string edge_id = "edge";
   CanSection can;
   ModulesSection modules;
@@ -137,7 +137,7 @@ struct EdgeConfig {
   OutputsSection outputs;
   InverterSection inverter;
   ScheduleSection schedule;
-  safety::SupervisorConfig safety;             // rules, staleness, contactors, cooling, precharge
+  safety::SupervisorConfig safety;  // rules, staleness, contactors, cooling, precharge
   RecordingSection recording;
   UplinkSection uplink;
   OperatorSection operator_interface;
@@ -150,9 +150,9 @@ struct EdgeConfig {
 // 4.3 is not inside the dangerous limit 4.2".
 struct ConfigProblem {
   std::string file;
-  int line = 0;    // 0 when unknown (e.g. a missing key)
+  int line = 0;  // 0 when unknown (e.g. a missing key)
   int column = 0;
-  std::string key; // dotted path
+  std::string key;  // dotted path
   std::string message;
   std::string to_string() const;
 };

@@ -46,7 +46,9 @@ std::string rig_with(std::string text, const std::string& from, const std::strin
 }
 
 // Parses as if the text were data/edge/rig.toml (so that relative paths work).
-ConfigCheck parse_rig(const std::string& text, EdgeConfig& out) { return parse_edge_config(text, rig_path(), out); }
+ConfigCheck parse_rig(const std::string& text, EdgeConfig& out) {
+  return parse_edge_config(text, rig_path(), out);
+}
 
 const ConfigProblem* find_problem(const ConfigCheck& check, const std::string& key) {
   for (const auto& p : check.problems)
@@ -55,7 +57,8 @@ const ConfigProblem* find_problem(const ConfigCheck& check, const std::string& k
 }
 
 // Exactly one problem, at `key` on `line`, whose message contains `contains`.
-void expect_one(const ConfigCheck& check, const std::string& key, int line, const std::string& contains = "") {
+void expect_one(const ConfigCheck& check, const std::string& key, int line,
+                const std::string& contains = "") {
   ASSERT_EQ(check.problems.size(), 1u) << check.to_string();
   const auto& p = check.problems[0];
   EXPECT_EQ(p.key, key) << check.to_string();
@@ -200,13 +203,14 @@ TEST(EdgeConfig, BoardWriterAndPrechargeSettleFollowTheBoard) {
   EXPECT_EQ(c.board.link.writer.send_window_ns, 600'000'000);
   EXPECT_EQ(c.safety.precharge.settle_ns, 2'500'000'000);  // 2.5 cycles of the rig's sketch
   EdgeConfig slow;
-  std::string text = rig_with(rig_with(rig_text(), "cycle_ms = 1000", "cycle_ms = 2000"), "protocol = \"auto\"",
-                              "protocol = \"rig-sketch\"");
+  std::string text = rig_with(rig_with(rig_text(), "cycle_ms = 1000", "cycle_ms = 2000"),
+                              "protocol = \"auto\"", "protocol = \"rig-sketch\"");
   ASSERT_TRUE(parse_rig(text, slow).ok());
   EXPECT_EQ(slow.board.link.protocol, devices::BoardProtocol::rig_sketch);
   EXPECT_EQ(slow.safety.precharge.settle_ns, 5'000'000'000);
   EdgeConfig firmware;
-  ASSERT_TRUE(parse_rig(rig_with(rig_text(), "protocol = \"auto\"", "protocol = \"cellguard\""), firmware).ok());
+  ASSERT_TRUE(
+      parse_rig(rig_with(rig_text(), "protocol = \"auto\"", "protocol = \"cellguard\""), firmware).ok());
   EXPECT_EQ(firmware.safety.precharge.settle_ns, 0);
 }
 
@@ -223,7 +227,8 @@ TEST(EdgeConfig, SyntaxErrorIsLocated) {
 TEST(EdgeConfig, StringWhereNumberIsAnError) {
   EdgeConfig c;
   std::string text = rig_with(rig_text(), "sync_period_ms = 100", "sync_period_ms = \"100\"");
-  expect_one(parse_rig(text, c), "can.sync_period_ms", line_of(text, "sync_period_ms ="), "expected a number");
+  expect_one(parse_rig(text, c), "can.sync_period_ms", line_of(text, "sync_period_ms ="),
+             "expected a number");
 }
 
 TEST(EdgeConfig, IntegerWhereFloatIsFineButNotTheReverse) {
@@ -265,11 +270,13 @@ TEST(EdgeConfig, RangesAreChecked) {
       {"pump = 6", "pump = 64", "outputs.pins.pump", "out of range"},
       {"relay3 = 4", "relay3 = 6", "outputs.pins.relay3", "also pump"},
       {"heartbeat_period_ms = 500", "heartbeat_period_ms = 1000", "inverter.heartbeat_period_ms", "half"},
-      {"heartbeat_timeout_ms = 2000", "heartbeat_timeout_ms = 2050", "inverter.heartbeat_timeout_ms", "multiple"},
+      {"heartbeat_timeout_ms = 2000", "heartbeat_timeout_ms = 2050", "inverter.heartbeat_timeout_ms",
+       "multiple"},
       {"poll_period_ms = 200", "poll_period_ms = 0", "inverter.poll_period_ms", "out of range"},
-      {"readings_timeout_ms = 2000", "readings_timeout_ms = 200", "inverter.readings_timeout_ms", "longer than poll_period_ms"},
-      {"heartbeat_ack_timeout_ms = 2000", "heartbeat_ack_timeout_ms = 500", "inverter.heartbeat_ack_timeout_ms",
-       "longer than heartbeat_period_ms"},
+      {"readings_timeout_ms = 2000", "readings_timeout_ms = 200", "inverter.readings_timeout_ms",
+       "longer than poll_period_ms"},
+      {"heartbeat_ack_timeout_ms = 2000", "heartbeat_ack_timeout_ms = 500",
+       "inverter.heartbeat_ack_timeout_ms", "longer than heartbeat_period_ms"},
       {"dangerous_cycles = 10", "dangerous_cycles = 2", "modules.dangerous_cycles", "stale_cycles"},
       {"sync_id = 0x080", "sync_id = 0x800", "can.sync_id", "out of range"},
       {"at_end = \"loop\"", "at_end = \"lop\"", "schedule.at_end", "did you mean 'loop'"},
@@ -293,17 +300,18 @@ TEST(EdgeConfig, RangesAreChecked) {
 TEST(EdgeConfig, WarningOutsideDangerousNamesTheKey) {
   EdgeConfig c;
   std::string text = rig_with(rig_text(), "warning_high = 4.1", "warning_high = 4.3");
-  expect_one(parse_rig(text, c), "safety.limits.cell_voltage.warning_high", line_of(text, "warning_high = 4.3"),
-             "not inside the dangerous limit 4.2");
+  expect_one(parse_rig(text, c), "safety.limits.cell_voltage.warning_high",
+             line_of(text, "warning_high = 4.3"), "not inside the dangerous limit 4.2");
   text = rig_with(rig_text(), "warning_low = 34", "warning_low = 32");
-  expect_one(parse_rig(text, c), "safety.limits.module_voltage.warning_low", line_of(text, "warning_low = 32"),
-             "dangerous");
+  expect_one(parse_rig(text, c), "safety.limits.module_voltage.warning_low",
+             line_of(text, "warning_low = 32"), "dangerous");
 }
 
 TEST(EdgeConfig, HysteresisMustBeSmallerThanTheGap) {
   EdgeConfig c;
   std::string text = rig_with(rig_text(), "hysteresis = 0.02", "hysteresis = 0.1");
-  expect_one(parse_rig(text, c), "safety.limits.cell_voltage.hysteresis", line_of(text, "hysteresis = 0.1"), "gap");
+  expect_one(parse_rig(text, c), "safety.limits.cell_voltage.hysteresis", line_of(text, "hysteresis = 0.1"),
+             "gap");
   text = rig_with(rig_text(), "hysteresis = 0.02", "hysteresis = -0.1");
   expect_one(parse_rig(text, c), "safety.limits.cell_voltage.hysteresis", line_of(text, "hysteresis = -0.1"),
              "out of range");
@@ -426,17 +434,20 @@ TEST(EdgeConfig, SupervisorProblemsPointAtTheirKey) {
 
 TEST(EdgeConfig, RelayRolesMustDiffer) {
   EdgeConfig c;
-  std::string text = rig_with(rig_text(), "main_negative_relay = \"relay2\"", "main_negative_relay = \"relay1\"");
-  expect_one(parse_rig(text, c), "safety.precharge.main_negative_relay", line_of(text, "main_negative_relay ="),
-             "another role");
+  std::string text =
+      rig_with(rig_text(), "main_negative_relay = \"relay2\"", "main_negative_relay = \"relay1\"");
+  expect_one(parse_rig(text, c), "safety.precharge.main_negative_relay",
+             line_of(text, "main_negative_relay ="), "another role");
   text = rig_with(rig_text(), "precharge_relay = \"relay3\"", "precharge_relay = \"relay4\"");
-  expect_one(parse_rig(text, c), "safety.precharge.precharge_relay", line_of(text, "precharge_relay ="), "relay3");
+  expect_one(parse_rig(text, c), "safety.precharge.precharge_relay", line_of(text, "precharge_relay ="),
+             "relay3");
 }
 
 TEST(EdgeConfig, LimitsMustBeConsistent) {
   EdgeConfig c;
   std::string text = rig_with(rig_text(), "charge_current_a = -100", "charge_current_a = 10");
-  expect_one(parse_rig(text, c), "inverter.limits.charge_current_a", line_of(text, "charge_current_a = 10"), "<= 0");
+  expect_one(parse_rig(text, c), "inverter.limits.charge_current_a", line_of(text, "charge_current_a = 10"),
+             "<= 0");
   text = rig_with(rig_text(), "min_voltage_v = 264", "min_voltage_v = 390");
   expect_one(parse_rig(text, c), "inverter.limits.min_voltage_v", line_of(text, "min_voltage_v = 390"),
              "below max_voltage_v");
@@ -463,12 +474,14 @@ TEST(EdgeConfig, UrlsMustParse) {
   EXPECT_TRUE(parse_rig(text, c).ok());
   text = rig_with(rig_text(), "url = \"socketcan:can0\"", "url = \"replay:\"");
   expect_one(parse_rig(text, c), "can.url", line_of(text, "url = \"replay:\""), "log file");
-  text = rig_with(rig_text(), "url = \"rtu:/dev/ttyUSB0?baud=19200&slave=2\"", "url = \"modbus:/dev/ttyUSB0\"");
+  text =
+      rig_with(rig_text(), "url = \"rtu:/dev/ttyUSB0?baud=19200&slave=2\"", "url = \"modbus:/dev/ttyUSB0\"");
   auto check = parse_rig(text, c);
   ASSERT_EQ(check.problems.size(), 1u) << check.to_string();
   EXPECT_EQ(check.problems[0].key, "inverter.url");
   EXPECT_EQ(check.problems[0].line, line_of(text, "modbus:"));
-  text = rig_with(rig_text(), "url = \"rtu:/dev/ttyUSB0?baud=19200&slave=2\"", "url = \"tcp:localhost:1502?slave=2\"");
+  text = rig_with(rig_text(), "url = \"rtu:/dev/ttyUSB0?baud=19200&slave=2\"",
+                  "url = \"tcp:localhost:1502?slave=2\"");
   check = parse_rig(text, c);
   EXPECT_TRUE(check.ok()) << check.to_string();
   EXPECT_EQ(c.inverter.client.endpoint.transport, devices::InverterEndpoint::Transport::tcp);
@@ -500,7 +513,8 @@ TEST(EdgeConfig, InverterModelSelectsTheDevice) {
   // Without the rig's map tables, "sunspec" loads clean.
   std::string text = rig_text();
   text = text.substr(0, text.find("[inverter.registers]")) + text.substr(text.find("[inverter.codes]"));
-  text = text.substr(0, text.find("[inverter.codes]")) + text.substr(text.find("\n[", text.find("[inverter.codes]")) + 1);
+  text = text.substr(0, text.find("[inverter.codes]")) +
+         text.substr(text.find("\n[", text.find("[inverter.codes]")) + 1);
   text = rig_with(text, "[inverter]", "[inverter]\nmodel = \"sunspec\"");
   EdgeConfig sunspec;
   auto check = parse_rig(text, sunspec);
@@ -541,8 +555,8 @@ TEST(EdgeConfig, EveryProblemIsReportedAtOnce) {
   text = rig_with(text, "relay2 = 3", "relay2 = 5");
   auto check = parse_rig(text, c);
   EXPECT_FALSE(check.ok());
-  for (const char* key : {"modules.cells", "board.baud", "safety.limits.cell_voltage.warning_high", "safety.hot_C",
-                          "outputs.pins.relay2"}) {
+  for (const char* key : {"modules.cells", "board.baud", "safety.limits.cell_voltage.warning_high",
+                          "safety.hot_C", "outputs.pins.relay2"}) {
     EXPECT_NE(find_problem(check, key), nullptr) << key << "\n" << check.to_string();
   }
   EXPECT_EQ(check.problems.size(), 5u) << check.to_string();
@@ -664,9 +678,10 @@ TEST(EdgeConfig, SeedDbcWorksWithItsSignalNames) {
   std::string dbc = std::string(seed) + "/Goodwood_15BMUs_IFSpecV3_Node.dbc";
   TempDir dir;
   // The seed DBC names the supervised signals as the rig's; all 14 cell channels exist.
-  auto path = dir.write("seed.toml", temp_config(dbc, "[modules]\ncells = 14\n"
-                                                      "[board]\nthermistor_table = \"" +
-                                                          std::string(seed) + "/thermistor-TempSensor.csv\"\n"));
+  auto path = dir.write("seed.toml", temp_config(dbc,
+                                                 "[modules]\ncells = 14\n"
+                                                 "[board]\nthermistor_table = \"" +
+                                                     std::string(seed) + "/thermistor-TempSensor.csv\"\n"));
   EdgeConfig c;
   auto check = load_edge_config(path.string(), c);
   ASSERT_TRUE(check.ok()) << check.to_string();
@@ -675,8 +690,9 @@ TEST(EdgeConfig, SeedDbcWorksWithItsSignalNames) {
   EXPECT_FALSE(c.board.link.conversion.thermistor.empty());
   // By name pattern too; its per-cell SOC signals are named Cell01_SOC .. Cell14_SOC (no {cell} padding
   // support): a config asking for Cell{cell}_SOC misses 1..9 and is told so.
-  path = dir.write("seed2.toml", temp_config(dbc, "[modules]\ndiscovery = \"name_pattern\"\n"
-                                                  "cell_voltage_signal = \"Cell{cell}_SOC\"\ncells = 14\n"));
+  path = dir.write("seed2.toml", temp_config(dbc,
+                                             "[modules]\ndiscovery = \"name_pattern\"\n"
+                                             "cell_voltage_signal = \"Cell{cell}_SOC\"\ncells = 14\n"));
   ASSERT_TRUE(load_edge_config(path.string(), c).ok());
   deep = check_edge_config(c);
   ASSERT_EQ(deep.problems.size(), 1u) << deep.to_string();
@@ -720,7 +736,8 @@ TEST(EdgeConfig, OverridesSwitchDevices) {
   EXPECT_EQ(c.outputs.gpio.chip, "gpiochip1");
 
   c = base;
-  check = apply_overrides(c, {.can = "", .board = "/dev/ttyACM3", .inverter = "tcp:127.0.0.1:1502?slave=2", .gpio = ""});
+  check = apply_overrides(
+      c, {.can = "", .board = "/dev/ttyACM3", .inverter = "tcp:127.0.0.1:1502?slave=2", .gpio = ""});
   EXPECT_TRUE(check.ok()) << check.to_string();
   EXPECT_EQ(c.board.link.device, "/dev/ttyACM3");
   EXPECT_EQ(c.inverter.url, "tcp:127.0.0.1:1502?slave=2");
@@ -735,10 +752,11 @@ TEST(EdgeConfig, OverridesSwitchDevices) {
 
   // GPIO without lines in the file: refused.
   EdgeConfig bare;
-  ASSERT_TRUE(parse_rig(rig_with(rig_text(),
-                                 "lines = { pump = 17, fan = 27, relay1 = 22, relay2 = 23, relay3 = 24 }", ""),
-                        bare)
-                  .ok());
+  ASSERT_TRUE(
+      parse_rig(
+          rig_with(rig_text(), "lines = { pump = 17, fan = 27, relay1 = 22, relay2 = 23, relay3 = 24 }", ""),
+          bare)
+          .ok());
   check = apply_overrides(bare, {.can = "", .board = "", .inverter = "", .gpio = "gpiochip0"});
   ASSERT_EQ(check.problems.size(), 1u) << check.to_string();
   EXPECT_EQ(check.problems[0].key, "--gpio");

@@ -59,8 +59,9 @@ std::vector<std::pair<std::string, std::string>> sample_channels() {
   channels.emplace_back("safety.state", "");
   for (const auto& c : devices::kBoardChannels) channels.emplace_back(c.raw_record, "count");
   channels.emplace_back(recorder::kRigFlagsChannel, "");
-  for (const char* counter : {"can.error_frames_total", "can.bus_off_total", "can.error_passive_total", "can.error_warning_total",
-                              "can.restarts_total", "can.restart_requests_total", "can.rx_queue_overflows_total"}) {
+  for (const char* counter :
+       {"can.error_frames_total", "can.bus_off_total", "can.error_passive_total", "can.error_warning_total",
+        "can.restarts_total", "can.restart_requests_total", "can.rx_queue_overflows_total"}) {
     channels.emplace_back(counter, "");
   }
   return channels;
@@ -70,10 +71,10 @@ using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr TimeNs kBusReopenDelayNs = 1 * kSecond;
-constexpr TimeNs kStopMarginNs = 500 * kMs;        // a stop leaves at the latest max delay + this
-constexpr TimeNs kBoardWriteGraceNs = 300 * kMs;   // the board writes the opening before the link closes
+constexpr TimeNs kStopMarginNs = 500 * kMs;         // a stop leaves at the latest max delay + this
+constexpr TimeNs kBoardWriteGraceNs = 300 * kMs;    // the board writes the opening before the link closes
 constexpr TimeNs kDiscoveryWindowNs = 1 * kSecond;  // traffic watched before the first module report
-constexpr TimeNs kNoModuleReportNs = 5 * kSecond;    // "no module yet" repeated this often
+constexpr TimeNs kNoModuleReportNs = 5 * kSecond;   // "no module yet" repeated this often
 constexpr TimeNs kInverterOffWaitNs = 1 * kSecond;  // leaving: how long a last mode-off is waited for
 // An error-frame storm: this many error frames within the window is a warning (a healthy bus has
 // none; a few come with a connector being plugged), repeated at most once per kErrorStormRepeatNs.
@@ -149,16 +150,18 @@ class EdgeLoop::Edge {
                      execute(supervisor_->on_start_request(mono_now()));
                      after_inputs();
                    }}),
-        actuator_(nullptr, nullptr,
-                  {[this] { schedule_.on_nudge_begin(); }, [this](TimeNs now) { schedule_.on_nudge_end(now); }},
-                  mono_now) {}
+        actuator_(
+            nullptr, nullptr,
+            {[this] { schedule_.on_nudge_begin(); }, [this](TimeNs now) { schedule_.on_nudge_end(now); }},
+            mono_now) {}
 
   void run() {
     // No exception ends the loop: a handler that throws is a bug, reported with what it was given
     // (guard() below, for the handlers the edge installs) or here, for anything else; then the edge
     // goes on supervising.
-    run_guarded(io_, [this](std::string_view what) { handler_failed("event loop", what, ""); },
-                [this] { resume_after_failure(); });
+    run_guarded(
+        io_, [this](std::string_view what) { handler_failed("event loop", what, ""); },
+        [this] { resume_after_failure(); });
   }
 
   // ---- start-up --------------------------------------------------------------------------------
@@ -258,9 +261,10 @@ class EdgeLoop::Edge {
   // loop that called it goes on.
   template <typename F>
   auto guard(const char* where, F handler) {
-    return guard_handler(where, std::move(handler), [this](const char* name, std::string_view what, const auto&... args) {
-      handler_failed(name, what, describe_inputs(args...));
-    });
+    return guard_handler(where, std::move(handler),
+                         [this](const char* name, std::string_view what, const auto&... args) {
+                           handler_failed(name, what, describe_inputs(args...));
+                         });
   }
 
   static std::string describe_input(const can::Frame& frame) {
@@ -278,8 +282,12 @@ class EdgeLoop::Edge {
     quoted += '\'';
     return quoted;
   }
-  static std::string describe_input(const std::string& text) { return describe_input(std::string_view(text)); }
-  static std::string describe_input(const Error& error) { return "error '" + escape_untrusted(error.message) + "'"; }
+  static std::string describe_input(const std::string& text) {
+    return describe_input(std::string_view(text));
+  }
+  static std::string describe_input(const Error& error) {
+    return "error '" + escape_untrusted(error.message) + "'";
+  }
   template <typename T>
   static std::string describe_input(const T&) {
     return "";
@@ -304,8 +312,12 @@ class EdgeLoop::Edge {
       const std::string cause = escape_untrusted(what);
       log_->error("bug: the {} handler failed: {}{}{} ({} so far); the edge goes on", where, cause,
                   input.empty() ? "" : "; input: ", input, handler_failures_);
-      json event = {{"t", wall_s()}, {"kind", "fault"}, {"event", "handler_failed"}, {"handler", where},
-                    {"error", cause}, {"count", handler_failures_},
+      json event = {{"t", wall_s()},
+                    {"kind", "fault"},
+                    {"event", "handler_failed"},
+                    {"handler", where},
+                    {"error", cause},
+                    {"count", handler_failures_},
                     {"message", std::string("bug: the ") + where + " handler failed: " + cause}};
       if (!input.empty()) event["input"] = input;
       emit(std::move(event));
@@ -367,7 +379,8 @@ class EdgeLoop::Edge {
     }
     // The state the supervisor starts in, so a reader (the server's dashboard, the rig CSV export)
     // knows it before the first change.
-    recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(supervisor_->state()));
+    recorder_->record_sample(wall_now(), record_channels_["safety.state"],
+                             static_cast<double>(supervisor_->state()));
     recorder_->record_sample(wall_now(), record_channels_[recorder::kRigFlagsChannel], 0);
     log_->info("recording to {}", config_.recording.path);
     return success();
@@ -409,17 +422,20 @@ class EdgeLoop::Edge {
     auto sender = uplink::Sender::start(std::move(sc));
     if (!sender) return sender.error();
     sender_ = std::move(*sender);
-    log_->info("uplink to {}:{} ({})", u.host, u.port, u.plaintext ? "plaintext, loopback" : "TLS 1.3, mutual");
+    log_->info("uplink to {}:{} ({})", u.host, u.port,
+               u.plaintext ? "plaintext, loopback" : "TLS 1.3, mutual");
     return success();
   }
 
-  safety::ChannelId add_device_channel(std::string_view name, safety::Quantity quantity, std::string_view label) {
+  safety::ChannelId add_device_channel(std::string_view name, safety::Quantity quantity,
+                                       std::string_view label) {
     auto id = supervisor_->add_channel({std::string(name), quantity, 0, std::string(label)});
     return id ? *id : safety::kNoChannel;  // only fails for module quantities without a module id
   }
 
   Result<void> open_events() {
-    const std::string path = options_.events_path.empty() ? config_.operator_interface.events_path : options_.events_path;
+    const std::string path =
+        options_.events_path.empty() ? config_.operator_interface.events_path : options_.events_path;
     if (path.empty()) return success();
     auto writer = EventWriter::open(path);
     if (!writer) return writer.error();
@@ -440,7 +456,8 @@ class EdgeLoop::Edge {
       const auto& c = devices::kBoardChannels[i];
       board_channels_[i] = add_device_channel(c.supervised, c.quantity, c.fact);
     }
-    board_->on_reading(guard("board reading", [this](const devices::BoardReading& r) { on_board_reading(r); }));
+    board_->on_reading(
+        guard("board reading", [this](const devices::BoardReading& r) { on_board_reading(r); }));
     board_->on_invalid_line(guard("board invalid line", [this](std::string_view line, const Error& error) {
       on_board_invalid_line(line, error);
     }));
@@ -454,15 +471,23 @@ class EdgeLoop::Edge {
 
   void on_board_event(const devices::BoardEvent& e) {
     using Kind = devices::BoardEvent::Kind;
-    const bool bad = (e.kind == Kind::reset && e.detail == "wdt") || (e.kind == Kind::fail_safe && e.detail == "hb_lost") ||
-                     e.kind == Kind::readback_mismatch || e.kind == Kind::relays_opened || e.kind == Kind::output_fault;
-    if (bad) log_->warn("board: {} {}", devices::to_string(e.kind), e.detail);
-    else log_->info("board: {} {}", devices::to_string(e.kind), e.detail);
-    json event = {{"t", wall_s()}, {"kind", "link"}, {"link", "board"}, {"event", devices::to_string(e.kind)},
+    const bool bad = (e.kind == Kind::reset && e.detail == "wdt") ||
+                     (e.kind == Kind::fail_safe && e.detail == "hb_lost") ||
+                     e.kind == Kind::readback_mismatch || e.kind == Kind::relays_opened ||
+                     e.kind == Kind::output_fault;
+    if (bad)
+      log_->warn("board: {} {}", devices::to_string(e.kind), e.detail);
+    else
+      log_->info("board: {} {}", devices::to_string(e.kind), e.detail);
+    json event = {{"t", wall_s()},
+                  {"kind", "link"},
+                  {"link", "board"},
+                  {"event", devices::to_string(e.kind)},
                   {"detail", e.detail}};
     if (e.kind == Kind::reset) event["cause"] = e.detail;
     if (e.kind == Kind::reset && e.detail == "wdt") event["watchdog"] = true;
-    if (e.kind == Kind::fail_safe && e.detail == "hb_lost") event["message"] = "heartbeat lost: the board opened the relays";
+    if (e.kind == Kind::fail_safe && e.detail == "hb_lost")
+      event["message"] = "heartbeat lost: the board opened the relays";
     // Issue 13 item 4: what the board did by itself goes to the supervisor (SAFE with that cause).
     std::optional<safety::BoardFault> fault;
     if (e.kind == Kind::relays_opened) {
@@ -486,8 +511,13 @@ class EdgeLoop::Edge {
     if (!worth_reporting(++board_invalid_reported_)) return;
     const std::string shown = escape_untrusted(line, 160);
     log_->warn("board: invalid line \"{}\": {} ({} so far)", shown, error.message, board_invalid_reported_);
-    emit({{"t", wall_s()}, {"kind", "link"}, {"link", "board"}, {"event", "invalid_line"}, {"line", shown},
-          {"error", escape_untrusted(error.message)}, {"count", board_invalid_reported_}});
+    emit({{"t", wall_s()},
+          {"kind", "link"},
+          {"link", "board"},
+          {"event", "invalid_line"},
+          {"line", shown},
+          {"error", escape_untrusted(error.message)},
+          {"count", board_invalid_reported_}});
   }
 
   Result<void> open_outputs() {
@@ -500,7 +530,9 @@ class EdgeLoop::Edge {
     } else if (board_) {
       outputs_ = devices::make_board_outputs(*board_, config_.outputs.board_pins);
     } else {
-      log_->warn("outputs: the board is disabled and the driver is \"board\": pump, fan and relays are not switched");
+      log_->warn(
+          "outputs: the board is disabled and the driver is \"board\": pump, fan and relays are not "
+          "switched");
     }
     return success();
   }
@@ -508,13 +540,14 @@ class EdgeLoop::Edge {
   Result<void> open_inverter() {
     if (!config_.inverter.enabled) return success();
     inverter_ = injected_.inverter ? std::move(injected_.inverter)
-                                   : devices::make_power_device(config_.inverter.model, io_, config_.inverter.client,
-                                                                mono_now);
+                                   : devices::make_power_device(config_.inverter.model, io_,
+                                                                config_.inverter.client, mono_now);
     for (std::size_t i = 0; i < devices::kPowerChannels.size(); ++i) {
       const auto& c = devices::kPowerChannels[i];
       if (c.quantity) power_channels_[i] = add_device_channel(c.supervised, *c.quantity, c.fact);
     }
-    inverter_->on_readings(guard("inverter readings", [this](const devices::InverterReadings& r) { on_inverter_readings(r); }));
+    inverter_->on_readings(
+        guard("inverter readings", [this](const devices::InverterReadings& r) { on_inverter_readings(r); }));
     inverter_->on_link(guard("inverter link", [this](bool ok, TimeNs, const std::string& detail) {
       if (ok != inverter_link_ok_) {
         inverter_link_ok_ = ok;
@@ -523,7 +556,8 @@ class EdgeLoop::Edge {
       execute(supervisor_->on_inverter_link(ok, mono_now()));
       after_inputs();
     }));
-    inverter_->on_event(guard("inverter event", [this](const devices::InverterEvent& e) { on_inverter_event(e); }));
+    inverter_->on_event(
+        guard("inverter event", [this](const devices::InverterEvent& e) { on_inverter_event(e); }));
     inverter_->on_heartbeat(guard("inverter heartbeat", [this](TimeNs) {
       execute(supervisor_->on_inverter_heartbeat(mono_now()));
       after_inputs();
@@ -533,21 +567,23 @@ class EdgeLoop::Edge {
 
   Result<void> open_control() {
     ipc::LineServerOptions o;
-    o.path = !options_.socket_path.empty()                         ? options_.socket_path
-             : !config_.operator_interface.socket_path.empty()    ? config_.operator_interface.socket_path
-                                                                   : ipc::default_socket_path("cellguard-edge-" + config_.edge_id + ".sock");
+    o.path = !options_.socket_path.empty() ? options_.socket_path
+             : !config_.operator_interface.socket_path.empty()
+                 ? config_.operator_interface.socket_path
+                 : ipc::default_socket_path("cellguard-edge-" + config_.edge_id + ".sock");
     o.group = config_.operator_interface.group;
     // Every request is logged with who sent it (pid, uid, user, gid): the operators' audit trail.
-    auto server = ipc::LineServer::start(io_, o, [this](std::string_view line, const ipc::PeerCredentials& peer) {
-      std::string answer = handle_control_guarded(line);
-      const json request = json::parse(line, nullptr, false);
-      const std::string cmd = request.is_object() && request.contains("cmd") && request["cmd"].is_string()
-                                  ? json(request["cmd"]).dump()
-                                  : std::string("(unreadable request)");
-      log_->info("operator request {} from {}: {}", cmd, peer.describe(),
-                 answer.starts_with(R"({"ok":true)") ? "ok" : "refused");
-      return answer;
-    });
+    auto server =
+        ipc::LineServer::start(io_, o, [this](std::string_view line, const ipc::PeerCredentials& peer) {
+          std::string answer = handle_control_guarded(line);
+          const json request = json::parse(line, nullptr, false);
+          const std::string cmd = request.is_object() && request.contains("cmd") && request["cmd"].is_string()
+                                      ? json(request["cmd"]).dump()
+                                      : std::string("(unreadable request)");
+          log_->info("operator request {} from {}: {}", cmd, peer.describe(),
+                     answer.starts_with(R"({"ok":true)") ? "ok" : "refused");
+          return answer;
+        });
     if (!server) return server.error();
     control_ = std::move(server.value());
     return success();
@@ -596,7 +632,11 @@ class EdgeLoop::Edge {
     if (!worth_reporting(can_.malformed_elements)) return;
     const std::string detail = escape_untrusted(error.message);
     log_->warn("can: {} ({} malformed so far; the link stays up)", detail, can_.malformed_elements);
-    emit({{"t", wall_s()}, {"kind", "link"}, {"link", "can"}, {"event", "malformed_element"}, {"detail", detail},
+    emit({{"t", wall_s()},
+          {"kind", "link"},
+          {"link", "can"},
+          {"event", "malformed_element"},
+          {"detail", detail},
           {"count", can_.malformed_elements}});
   }
 
@@ -607,25 +647,34 @@ class EdgeLoop::Edge {
     if (info.bus_off) can_error("bus-off (" + info.describe() + ")");
     if (changed) controller_state_event(info);
     if (can_.error_frames <= 10 || can_.error_frames % 1000 == 0)
-      log_->warn("can: error frame: {} (class 0x{:x}, {} so far)", info.describe(), frame.id, can_.error_frames);
+      log_->warn("can: error frame: {} (class 0x{:x}, {} so far)", info.describe(), frame.id,
+                 can_.error_frames);
     record_can_counters();
     if (auto storm = error_storm_.add(received)) {
       const double window_s = static_cast<double>(storm->window_ns) / 1e9;
       char text[320];
-      std::snprintf(text, sizeof text,
-                    "CAN error-frame storm on %s: %llu error frames within %.1f s (warning at %llu per %.1f s)%s; "
-                    "check wiring, termination and bit rate",
-                    bus_ ? bus_->describe().c_str() : config_.can.url.c_str(),
-                    static_cast<unsigned long long>(storm->count), window_s,
-                    static_cast<unsigned long long>(kErrorStormThreshold), window_s,
-                    storm->since_last_ns > 0
-                        ? (", " + std::to_string(storm->since_last) + " since the last warning " +
-                           std::to_string(storm->since_last_ns / kSecond) + " s ago").c_str()
-                        : "");
+      std::snprintf(
+          text, sizeof text,
+          "CAN error-frame storm on %s: %llu error frames within %.1f s (warning at %llu per %.1f s)%s; "
+          "check wiring, termination and bit rate",
+          bus_ ? bus_->describe().c_str() : config_.can.url.c_str(),
+          static_cast<unsigned long long>(storm->count), window_s,
+          static_cast<unsigned long long>(kErrorStormThreshold), window_s,
+          storm->since_last_ns > 0 ? (", " + std::to_string(storm->since_last) + " since the last warning " +
+                                      std::to_string(storm->since_last_ns / kSecond) + " s ago")
+                                         .c_str()
+                                   : "");
       log_->warn("{}", text);
-      emit({{"t", wall_s()}, {"kind", "link"}, {"link", "can"}, {"event", "error_frame_storm"}, {"message", text},
-            {"count", storm->count}, {"window_s", window_s}, {"threshold", kErrorStormThreshold},
-            {"since_last_warning", storm->since_last}, {"total", can_.error_frames},
+      emit({{"t", wall_s()},
+            {"kind", "link"},
+            {"link", "can"},
+            {"event", "error_frame_storm"},
+            {"message", text},
+            {"count", storm->count},
+            {"window_s", window_s},
+            {"threshold", kErrorStormThreshold},
+            {"since_last_warning", storm->since_last},
+            {"total", can_.error_frames},
             {"last_class", "0x" + hex(frame.id)}});
     }
   }
@@ -666,12 +715,21 @@ class EdgeLoop::Edge {
 
   // A controller state change (error warning, error passive, bus-off, restarted, active again).
   void controller_state_event(const can::ErrorFrameInfo& info) {
-    const std::string text = std::string("CAN controller ") + can::to_string(controller_.state) + ": " + info.describe();
-    if (controller_.state == can::ControllerState::active) log_->info("can: {}", text);
-    else log_->warn("can: {}", text);
-    emit({{"t", wall_s()}, {"kind", "link"}, {"link", "can"}, {"event", "controller_state"},
-          {"state", can::to_string(controller_.state)}, {"bus_off", controller_.bus_off},
-          {"error_passive", controller_.error_passive}, {"restarts", controller_.restarts}, {"text", text}});
+    const std::string text =
+        std::string("CAN controller ") + can::to_string(controller_.state) + ": " + info.describe();
+    if (controller_.state == can::ControllerState::active)
+      log_->info("can: {}", text);
+    else
+      log_->warn("can: {}", text);
+    emit({{"t", wall_s()},
+          {"kind", "link"},
+          {"link", "can"},
+          {"event", "controller_state"},
+          {"state", can::to_string(controller_.state)},
+          {"bus_off", controller_.bus_off},
+          {"error_passive", controller_.error_passive},
+          {"restarts", controller_.restarts},
+          {"text", text}});
   }
 
   // The CAN counters as samples when any changed (checked per error frame and per SYNC).
@@ -688,12 +746,14 @@ class EdgeLoop::Edge {
     }};
     if (can_counters_recorded_ && now == recorded_can_counters_) return;  // the first call records the zeros
     if (now[6].second != recorded_can_counters_[6].second && now[6].second > 0)
-      log_->warn("can: the kernel dropped {} frames from the receive queue so far (SO_RXQ_OVFL)", now[6].second);
+      log_->warn("can: the kernel dropped {} frames from the receive queue so far (SO_RXQ_OVFL)",
+                 now[6].second);
     recorded_can_counters_ = now;
     can_counters_recorded_ = true;
     if (!recorder_) return;
     const TimeNs wall = wall_now();
-    for (const auto& [name, value] : now) recorder_->record_sample(wall, record_channels_[name], static_cast<double>(value));
+    for (const auto& [name, value] : now)
+      recorder_->record_sample(wall, record_channels_[name], static_cast<double>(value));
   }
 
   void send_sync() {
@@ -746,7 +806,8 @@ class EdgeLoop::Edge {
         ++can_.module_frames;
         if (csv_) {
           auto& latest = latest_values_[static_cast<std::size_t>(message - map_.messages().data())];
-          latest.assign(decode_buffer_.begin(), decode_buffer_.begin() + static_cast<std::ptrdiff_t>(message->codec->signal_count()));
+          latest.assign(decode_buffer_.begin(),
+                        decode_buffer_.begin() + static_cast<std::ptrdiff_t>(message->codec->signal_count()));
         }
         execute(supervisor_->on_module_pdo(message->module_id, received));
         for (const WatchedSignal& w : message->watched) {
@@ -770,13 +831,15 @@ class EdgeLoop::Edge {
     if (frame.size >= 1 && frame.data[0] == 0x80) {
       ++can_.sdo_aborts;
       std::uint32_t code = 0;
-      if (message) code = message->abort_code;
+      if (message)
+        code = message->abort_code;
       else
         for (int i = 0; i < 4 && 4 + i < frame.size; ++i) code |= std::uint32_t{frame.data[4 + i]} << (8 * i);
       const std::string text = canopen::sdo_abort_text(code);
       log_->warn("module {}: SDO abort: {}", node, text);
-      json event{{"t", wall_s()}, {"kind", "module"}, {"module", node}, {"event", "sdo_abort"}, {"abort_code", code},
-                 {"text", "module " + std::to_string(node) + ": SDO abort: " + text}};
+      json event{{"t", wall_s()},      {"kind", "module"},
+                 {"module", node},     {"event", "sdo_abort"},
+                 {"abort_code", code}, {"text", "module " + std::to_string(node) + ": SDO abort: " + text}};
       if (const auto name = canopen::sdo_abort_name(code); !name.empty()) event["abort"] = std::string(name);
       if (message) {
         event["index"] = message->index;
@@ -823,7 +886,8 @@ class EdgeLoop::Edge {
         recorder_->record_sample(wall, record_channels_[std::string(c.record)], (r.*c.value).value);
       }
       for (const auto& c : devices::kBoardChannels) {
-        recorder_->record_sample(wall, record_channels_[std::string(c.raw_record)], static_cast<double>(r.*c.raw));
+        recorder_->record_sample(wall, record_channels_[std::string(c.raw_record)],
+                                 static_cast<double>(r.*c.raw));
       }
     }
     after_inputs();
@@ -834,7 +898,8 @@ class EdgeLoop::Edge {
     execute(supervisor_->on_inverter_reading(now));  // freshness first: a valid reading arrived
     for (std::size_t i = 0; i < devices::kPowerChannels.size(); ++i) {
       if (power_channels_[i] == safety::kNoChannel) continue;
-      if (auto d = supervisor_->on_sample(power_channels_[i], now, r.*devices::kPowerChannels[i].value)) execute(*d);
+      if (auto d = supervisor_->on_sample(power_channels_[i], now, r.*devices::kPowerChannels[i].value))
+        execute(*d);
     }
     last_inverter_ = r;
     schedule_.on_inverter_readings(r, now);
@@ -849,7 +914,10 @@ class EdgeLoop::Edge {
 
   void on_inverter_event(const devices::InverterEvent& e) {
     using K = devices::InverterEvent::Kind;
-    json j{{"t", wall_s()}, {"kind", "link"}, {"link", "inverter"}, {"event", std::string(to_string(e.kind))},
+    json j{{"t", wall_s()},
+           {"kind", "link"},
+           {"link", "inverter"},
+           {"event", std::string(to_string(e.kind))},
            {"message", e.message}};
     if (e.kind == K::command_written || e.kind == K::command_failed)
       j["after_request_us"] = static_cast<double>(e.time_ns - e.requested_ns) / 1000.0;
@@ -905,19 +973,24 @@ class EdgeLoop::Edge {
     if (d.kind == K::state_changed) {
       log_->log(d.to == safety::State::normal ? spdlog::level::info : spdlog::level::warn, "{}",
                 event.value("text", std::string()));
-      if (d.to == safety::State::dangerous || d.to == safety::State::safe) schedule_.stop("state " + state_name(d.to));
-      if (recorder_) recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(d.to));
+      if (d.to == safety::State::dangerous || d.to == safety::State::safe)
+        schedule_.stop("state " + state_name(d.to));
+      if (recorder_)
+        recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(d.to));
     } else if (d.kind == K::precharge_complete) {
       schedule_.on_precharge_complete(mono_now());
     } else if (d.kind == K::start_refused || d.kind == K::precharge_lockout) {
-      if (schedule_.start_pending()) schedule_.on_start_refused(supervisor_->describe(d.reason, time_base().clock_at(d.time_ns)));
+      if (schedule_.start_pending())
+        schedule_.on_start_refused(supervisor_->describe(d.reason, time_base().clock_at(d.time_ns)));
     } else if (d.kind == K::module_joined) {
       log_->info("module {} joined", d.reason.module_id);
       send_startup_sdo(d.reason.module_id);
     }
     if (d.kind != K::state_changed && d.kind != K::module_joined) {
-      if (acted.error.empty()) log_->info("{}", event.value("text", std::string()));
-      else log_->warn("NOT issued ({}): {}", acted.error, event.value("text", std::string()));
+      if (acted.error.empty())
+        log_->info("{}", event.value("text", std::string()));
+      else
+        log_->warn("NOT issued ({}): {}", acted.error, event.value("text", std::string()));
     }
     emit(std::move(event));
   }
@@ -941,7 +1014,8 @@ class EdgeLoop::Edge {
   // Every active cause as JSON (reason_json), worst first as the supervisor lists them.
   json causes_json() const {
     json list = json::array();
-    for (const auto& cause : supervisor_->active_causes()) list.push_back(reason_json(*supervisor_, cause, time_base()));
+    for (const auto& cause : supervisor_->active_causes())
+      list.push_back(reason_json(*supervisor_, cause, time_base()));
     return list;
   }
   // Whether an operator reset would be accepted now, in `state` (the supervisor's rule: SAFE is left
@@ -959,20 +1033,25 @@ class EdgeLoop::Edge {
       causes_version_seen_ = supervisor_->causes_version();
       const std::vector<safety::Reason> causes = supervisor_->active_causes();
       std::map<std::pair<int, std::pair<safety::ChannelId, int>>, safety::Reason> now_active;
-      for (const auto& cause : causes) now_active[{static_cast<int>(cause.rule), {cause.channel, cause.module_id}}] = cause;
+      for (const auto& cause : causes)
+        now_active[{static_cast<int>(cause.rule), {cause.channel, cause.module_id}}] = cause;
       const std::uint32_t flags = rig_flags(causes);
       // Each limit event carries what is active after it, so the newest one tells a reader (the
       // server's dashboard) the whole picture: which causes remain, whether a reset would pass.
       const json snapshot = causes_json();
       auto limit_event = [&](const char* what, const safety::Reason& reason) {
-        json e{{"t", wall_s()}, {"kind", "limit"}, {"event", what}, {"reason", reason_json(*supervisor_, reason, time_base())}};
+        json e{{"t", wall_s()},
+               {"kind", "limit"},
+               {"event", what},
+               {"reason", reason_json(*supervisor_, reason, time_base())}};
         e["active_causes"] = snapshot;
         e["reset_possible"] = reset_possible(supervisor_->state());
         emit(std::move(e));
       };
       for (const auto& [key, cause] : now_active) {
         auto before = active_causes_.find(key);
-        if (before == active_causes_.end() || before->second.level != cause.level) limit_event("active", cause);
+        if (before == active_causes_.end() || before->second.level != cause.level)
+          limit_event("active", cause);
       }
       for (const auto& [key, cause] : active_causes_) {
         if (now_active.count(key) == 0) {
@@ -984,7 +1063,9 @@ class EdgeLoop::Edge {
       active_causes_ = std::move(now_active);
       if (flags != rig_flags_) {
         rig_flags_ = flags;
-        if (recorder_) recorder_->record_sample(wall_now(), record_channels_[recorder::kRigFlagsChannel], static_cast<double>(flags));
+        if (recorder_)
+          recorder_->record_sample(wall_now(), record_channels_[recorder::kRigFlagsChannel],
+                                   static_cast<double>(flags));
       }
     }
     arm_deadline();
@@ -1032,7 +1113,8 @@ class EdgeLoop::Edge {
  private:
   json handle_control(std::string_view line) {
     json request = json::parse(line, nullptr, false);
-    if (request.is_discarded() || !request.is_object() || !request.contains("cmd") || !request["cmd"].is_string())
+    if (request.is_discarded() || !request.is_object() || !request.contains("cmd") ||
+        !request["cmd"].is_string())
       return json{{"ok", false}, {"error", "expected a JSON object with a \"cmd\" string"}};
     const std::string cmd = request["cmd"];
     const TimeNs now = mono_now();
@@ -1043,7 +1125,8 @@ class EdgeLoop::Edge {
       json answer{{"ok", true}};
       for (const auto& d : decisions) {
         if (d.kind == safety::DecisionKind::reset_refused) {
-          answer = {{"ok", false}, {"error", "reset refused: " + supervisor_->describe(d.reason, time_base().clock())},
+          answer = {{"ok", false},
+                    {"error", "reset refused: " + supervisor_->describe(d.reason, time_base().clock())},
                     {"reason", reason_json(*supervisor_, d.reason, time_base())}};
         }
       }
@@ -1058,7 +1141,8 @@ class EdgeLoop::Edge {
       json answer{{"ok", true}};
       for (const auto& d : decisions) {
         if (d.kind == safety::DecisionKind::start_refused)
-          answer = {{"ok", false}, {"error", "start refused: " + supervisor_->describe(d.reason, time_base().clock())},
+          answer = {{"ok", false},
+                    {"error", "start refused: " + supervisor_->describe(d.reason, time_base().clock())},
                     {"reason", reason_json(*supervisor_, d.reason, time_base())}};
       }
       execute(decisions);
@@ -1070,7 +1154,8 @@ class EdgeLoop::Edge {
       if (action == "start") {
         const std::string refused = request_schedule_start("operator");
         if (!refused.empty()) return json{{"ok", false}, {"error", "schedule start refused: " + refused}};
-        return json{{"ok", true}, {"running", schedule_.running()}, {"precharging", schedule_.start_pending()}};
+        return json{
+            {"ok", true}, {"running", schedule_.running()}, {"precharging", schedule_.start_pending()}};
       }
       if (action == "stop") {
         schedule_.stop_by_operator(now);
@@ -1087,7 +1172,8 @@ class EdgeLoop::Edge {
                   {"contactor_open_current_a", config_.safety.contactor_open_current_a},
                   {"max_delay_s", static_cast<double>(config_.safety.contactor_max_delay_ns) / 1e9}};
     }
-    return json{{"ok", false}, {"error", "unknown cmd \"" + cmd + "\" (status, reset, start, schedule, stop)"}};
+    return json{{"ok", false},
+                {"error", "unknown cmd \"" + cmd + "\" (status, reset, start, schedule, stop)"}};
   }
 
  public:
@@ -1117,13 +1203,15 @@ class EdgeLoop::Edge {
     if (outputs_) {
       OutputsStatus o;
       o.driver = outputs_->describe();
-      for (std::size_t i = 0; i < devices::kOutputCount; ++i) o.states[i] = outputs_->state(static_cast<devices::Output>(i));
+      for (std::size_t i = 0; i < devices::kOutputCount; ++i)
+        o.states[i] = outputs_->state(static_cast<devices::Output>(i));
       s.outputs = std::move(o);
     }
     if (inverter_) s.inverter = InverterStatus{config_.inverter.url, inverter_->stats(), last_inverter_};
     if (schedule_.configured()) s.schedule = schedule_.status();
     if (recorder_) s.recording.emplace(config_.recording.path, recorder_->stats());
-    if (sender_) s.uplink.emplace(config_.uplink.host + ":" + std::to_string(config_.uplink.port), sender_->stats());
+    if (sender_)
+      s.uplink.emplace(config_.uplink.host + ":" + std::to_string(config_.uplink.port), sender_->stats());
     s.frame_handling_latency = frame_latency_.to_json();
     s.frame_to_action_latency = action_latency_.to_json();
     s.events_dropped = events_ ? events_->dropped() : 0;
@@ -1152,8 +1240,10 @@ class EdgeLoop::Edge {
   }
 
   void link_event(const char* link, bool up, const std::string& detail) {
-    if (up) log_->info("{}: up ({})", link, detail);
-    else log_->warn("{}: down ({})", link, detail);
+    if (up)
+      log_->info("{}: up ({})", link, detail);
+    else
+      log_->warn("{}: down ({})", link, detail);
     emit({{"t", wall_s()}, {"kind", "link"}, {"link", link}, {"up", up}, {"detail", detail}});
   }
 
@@ -1174,11 +1264,15 @@ class EdgeLoop::Edge {
           log_->warn("discovery: no module answers yet on {}", config_.can.url);
         } else {
           const bool short_count = static_cast<int>(ids.size()) < config_.modules.expected;
-          log_->log(short_count ? spdlog::level::warn : spdlog::level::info, "discovery: {} modules found ({}), {} expected{}",
-                    ids.size(), ids_text(ids), config_.modules.expected,
+          log_->log(short_count ? spdlog::level::warn : spdlog::level::info,
+                    "discovery: {} modules found ({}), {} expected{}", ids.size(), ids_text(ids),
+                    config_.modules.expected,
                     short_count ? ": charging and discharging will be refused" : "");
         }
-        emit({{"t", wall_s()}, {"kind", "module"}, {"event", "discovered"}, {"modules", ids},
+        emit({{"t", wall_s()},
+              {"kind", "module"},
+              {"event", "discovered"},
+              {"modules", ids},
               {"expected", config_.modules.expected}});
       } else if (ids.empty()) {
         log_->warn("discovery: still no module on {}", config_.can.url);
@@ -1226,8 +1320,12 @@ class EdgeLoop::Edge {
   void wait_for_signals() {
     signals_.async_wait([this](asio::error_code ec, int signal) {
       if (ec) return;
-      if (signal == SIGHUP) reload_config();
-      else request_stop(signal == SIGINT ? safety::StopOrigin::interrupt_signal : safety::StopOrigin::terminate_signal, "");
+      if (signal == SIGHUP)
+        reload_config();
+      else
+        request_stop(
+            signal == SIGINT ? safety::StopOrigin::interrupt_signal : safety::StopOrigin::terminate_signal,
+            "");
       wait_for_signals();
     });
   }
@@ -1244,8 +1342,8 @@ class EdgeLoop::Edge {
     if (check.ok()) check = check_edge_config(fresh);
     if (!check.ok()) {
       const std::string problems = check.to_string();
-      log_->error("reload: {} problem{} in {}:\n{}", check.problems.size(), check.problems.size() == 1 ? "" : "s",
-                  config_.source_path, problems);
+      log_->error("reload: {} problem{} in {}:\n{}", check.problems.size(),
+                  check.problems.size() == 1 ? "" : "s", config_.source_path, problems);
       stopped_for_config_error_ = true;
       request_stop(safety::StopOrigin::configuration_error, problems);
       return;
@@ -1256,10 +1354,15 @@ class EdgeLoop::Edge {
                  config_.source_path, fresh.sha256);
     else
       log_->info("reload: {} unchanged", config_.source_path);
-    emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "reload"}, {"valid", true}, {"changed", changed},
+    emit({{"t", wall_s()},
+          {"kind", "operator"},
+          {"operator", "reload"},
+          {"valid", true},
+          {"changed", changed},
           {"config_sha256", fresh.sha256},
-          {"text", changed ? "configuration " + config_.source_path + " changed and valid; applied at the next start"
-                           : "configuration " + config_.source_path + " unchanged"}});
+          {"text",
+           changed ? "configuration " + config_.source_path + " changed and valid; applied at the next start"
+                   : "configuration " + config_.source_path + " unchanged"}});
   }
 
  public:
@@ -1279,23 +1382,35 @@ class EdgeLoop::Edge {
     }
     stopping_ = true;
     stop_requested_ns_ = mono_now();
-    const safety::Reason reason{safety::RuleKind::stop_request, safety::Level::dangerous, safety::Quantity::cell_voltage,
-                                safety::kNoChannel, 0, 0, 0, stop_requested_ns_, static_cast<std::uint8_t>(origin)};
+    const safety::Reason reason{safety::RuleKind::stop_request,
+                                safety::Level::dangerous,
+                                safety::Quantity::cell_voltage,
+                                safety::kNoChannel,
+                                0,
+                                0,
+                                0,
+                                stop_requested_ns_,
+                                static_cast<std::uint8_t>(origin)};
     const std::string text = supervisor_->describe(reason, time_base().clock_at(stop_requested_ns_));
     log_->warn("{}: inverter off, then the contactors open once |I| < {} A (at most {:.1f} s){}{}", text,
                config_.safety.contactor_open_current_a, max_delay_s, detail.empty() ? "" : "\n", detail);
-    json event{{"t", time_base().wall_s(stop_requested_ns_)}, {"kind", "operator"}, {"operator", "stop_request"},
-               {"origin", std::string(to_string(origin))}, {"text", text}};
+    json event{{"t", time_base().wall_s(stop_requested_ns_)},
+               {"kind", "operator"},
+               {"operator", "stop_request"},
+               {"origin", std::string(to_string(origin))},
+               {"text", text}};
     if (!detail.empty()) event["detail"] = detail;
     emit(std::move(event));
     schedule_.stop(text);
     execute(supervisor_->on_stop_request(origin, stop_requested_ns_));
     // The bound: the supervisor's own maximum delay fires first; this only guards the loop itself.
     stop_timer_.cancel();
-    stop_timer_.expires_after(std::chrono::nanoseconds(config_.safety.contactor_max_delay_ns + kStopMarginNs));
+    stop_timer_.expires_after(
+        std::chrono::nanoseconds(config_.safety.contactor_max_delay_ns + kStopMarginNs));
     stop_timer_.async_wait([this](asio::error_code ec) {
       if (ec) return;
-      log_->error("stopping: the contactors were not commanded open within the maximum delay; leaving anyway");
+      log_->error(
+          "stopping: the contactors were not commanded open within the maximum delay; leaving anyway");
       leave();
     });
     after_inputs();  // arms the supervisor's deadline and checks whether the stop is already complete
@@ -1309,8 +1424,12 @@ class EdgeLoop::Edge {
     stop_finishing_ = true;
     const double after_ms = static_cast<double>(mono_now() - stop_requested_ns_) / 1e6;
     log_->info("stopping: contactors open {:.1f} ms after the stop request", after_ms);
-    emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "stop_complete"}, {"after_request_ms", after_ms},
-          {"text", fmt::format("stop complete: inverter off and contactors open {:.1f} ms after the request", after_ms)}});
+    emit({{"t", wall_s()},
+          {"kind", "operator"},
+          {"operator", "stop_complete"},
+          {"after_request_ms", after_ms},
+          {"text", fmt::format("stop complete: inverter off and contactors open {:.1f} ms after the request",
+                               after_ms)}});
     stop_timer_.cancel();
     // The rig's sketch takes a command only once per cycle: wait until the board took the opening
     // (its next line, or the read-back), bounded by three cycles and a margin.
@@ -1365,7 +1484,8 @@ class EdgeLoop::Edge {
     left_ = true;
     stop_timer_.cancel();
     if (inverter_) {
-      if (inverter_->stats().mode != devices::InverterMode::off) log_->warn("stopping: the inverter did not confirm mode off");
+      if (inverter_->stats().mode != devices::InverterMode::off)
+        log_->warn("stopping: the inverter did not confirm mode off");
       inverter_->stop();
     }
     if (board_) board_->stop();
@@ -1392,9 +1512,10 @@ class EdgeLoop::Edge {
  private:
   // The devices the actuator and the schedule command, once opened (null: not configured).
   void connect_devices() {
-    actuator_ = Actuator(outputs_.get(), inverter_.get(),
-                         {[this] { schedule_.on_nudge_begin(); }, [this](TimeNs now) { schedule_.on_nudge_end(now); }},
-                         mono_now);
+    actuator_ = Actuator(
+        outputs_.get(), inverter_.get(),
+        {[this] { schedule_.on_nudge_begin(); }, [this](TimeNs now) { schedule_.on_nudge_end(now); }},
+        mono_now);
     schedule_.set_inverter(inverter_.get());
   }
 
@@ -1446,10 +1567,11 @@ class EdgeLoop::Edge {
   LatencyHistogram action_latency_;  // offending frame arrived -> command issued
 
   // Supervised channels of the devices, by their row in the channel catalogue (devices/channels.h).
-  std::array<safety::ChannelId, devices::kBoardChannels.size()> board_channels_ = {safety::kNoChannel, safety::kNoChannel,
-                                                                                   safety::kNoChannel};
+  std::array<safety::ChannelId, devices::kBoardChannels.size()> board_channels_ = {
+      safety::kNoChannel, safety::kNoChannel, safety::kNoChannel};
   std::array<safety::ChannelId, devices::kPowerChannels.size()> power_channels_ = {
-      safety::kNoChannel, safety::kNoChannel, safety::kNoChannel, safety::kNoChannel, safety::kNoChannel, safety::kNoChannel};
+      safety::kNoChannel, safety::kNoChannel, safety::kNoChannel,
+      safety::kNoChannel, safety::kNoChannel, safety::kNoChannel};
   std::array<bool, 3> board_in_range_{true, true, true};
   std::uint64_t board_invalid_reported_ = 0;
   std::optional<devices::BoardReading> last_board_;
@@ -1464,10 +1586,10 @@ class EdgeLoop::Edge {
   TimeNs first_module_mono_ = 0;  // when the CSV first saw a module (its discovery window)
   std::vector<int> reported_modules_;
   bool discovery_reported_ = false;
-  bool stopping_ = false;         // a stop was requested: the supervisor runs the trip's sequence
-  bool stop_finishing_ = false;   // the contactors are commanded open: the board gets its write
-  bool leaving_ = false;          // tearing down: no reopening, no new work
-  bool left_ = false;             // torn down: devices stopped, the loop told to stop
+  bool stopping_ = false;        // a stop was requested: the supervisor runs the trip's sequence
+  bool stop_finishing_ = false;  // the contactors are commanded open: the board gets its write
+  bool leaving_ = false;         // tearing down: no reopening, no new work
+  bool left_ = false;            // torn down: devices stopped, the loop told to stop
   bool stopped_for_config_error_ = false;
   TimeNs stop_requested_ns_ = 0;
   mutable TimeNs wall_offset_ns_ = 0;     // time_base(): wall minus monotonic ...

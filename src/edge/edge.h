@@ -27,8 +27,8 @@
 namespace cellguard::edge {
 
 struct EdgeRunOptions {
-  std::string events_path;      // overrides [operator] events
-  std::string socket_path;      // overrides [operator] socket
+  std::string events_path;  // overrides [operator] events
+  std::string socket_path;  // overrides [operator] socket
   std::FILE* ready_out = stdout;
   double duration_s = 0;        // > 0: stop after this long (tests, benchmarks)
   EndpointOverrides overrides;  // applied again when SIGHUP re-reads the configuration

@@ -23,7 +23,7 @@ namespace cellguard::edge {
 // Devices that replace the configured ones (tests). Null: as configured.
 struct EdgeDevices {
   std::unique_ptr<devices::PowerDevice> inverter;  // used when [inverter] is enabled
-  std::unique_ptr<devices::Outputs> outputs;  // replaces the configured driver
+  std::unique_ptr<devices::Outputs> outputs;       // replaces the configured driver
 };
 
 class EdgeLoop {

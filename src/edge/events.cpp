@@ -11,24 +11,31 @@ namespace {
 
 constexpr std::size_t kMaxQueuedLines = 65536;
 
-bool is_limit(safety::RuleKind rule) { return rule == safety::RuleKind::limit_high || rule == safety::RuleKind::limit_low; }
+bool is_limit(safety::RuleKind rule) {
+  return rule == safety::RuleKind::limit_high || rule == safety::RuleKind::limit_low;
+}
 
 const char* event_kind(safety::DecisionKind kind) {
   using K = safety::DecisionKind;
   switch (kind) {
-    case K::state_changed: return "state";
-    case K::module_joined: return "module";
+    case K::state_changed:
+      return "state";
+    case K::module_joined:
+      return "module";
     case K::start_refused:
     case K::reset_accepted:
-    case K::reset_refused: return "operator";
-    default: return "action";
+    case K::reset_refused:
+      return "operator";
+    default:
+      return "action";
   }
 }
 
 void escape_strings(nlohmann::json& value, int depth) {
   if (value.is_string()) {
     auto& text = value.get_ref<std::string&>();
-    if (!is_printable_utf8(text) || text.size() > kMaxJsonStringBytes) text = escape_untrusted(text, kMaxJsonStringBytes);
+    if (!is_printable_utf8(text) || text.size() > kMaxJsonStringBytes)
+      text = escape_untrusted(text, kMaxJsonStringBytes);
     return;
   }
   if (!value.is_structured()) return;
@@ -61,7 +68,8 @@ std::string state_name(safety::State state) {
   return name;
 }
 
-nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason, const TimeBase& time) {
+nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason,
+                           const TimeBase& time) {
   nlohmann::json j;
   j["rule"] = std::string(to_string(reason.rule));
   j["level"] = std::string(to_string(reason.level));
@@ -73,12 +81,14 @@ nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::R
   j["threshold"] = reason.threshold;
   j["since_s"] = time.wall_s(reason.since_ns);
   j["since_utc"] = iso_utc(time.wall(reason.since_ns));
-  if (reason.rule == safety::RuleKind::stop_request) j["origin"] = std::string(to_string(static_cast<safety::StopOrigin>(reason.detail)));
+  if (reason.rule == safety::RuleKind::stop_request)
+    j["origin"] = std::string(to_string(static_cast<safety::StopOrigin>(reason.detail)));
   j["text"] = supervisor.describe(reason, time.clock());
   return j;
 }
 
-nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety::Decision& d, const TimeBase& time) {
+nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety::Decision& d,
+                              const TimeBase& time) {
   using K = safety::DecisionKind;
   nlohmann::json j;
   j["t"] = time.wall_s(d.time_ns);
@@ -101,7 +111,8 @@ nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety
       j["action"] = std::string(to_string(d.kind));
       break;
   }
-  if (d.kind == K::inverter_nudge_charge || d.kind == K::inverter_nudge_discharge || d.kind == K::inverter_hold)
+  if (d.kind == K::inverter_nudge_charge || d.kind == K::inverter_nudge_discharge ||
+      d.kind == K::inverter_hold)
     j["setpoint_a"] = d.setpoint_a;
   if (d.kind == K::contactors_open) j["emergency"] = d.emergency;
   if (d.kind == K::relay_set) {

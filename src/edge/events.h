@@ -52,11 +52,13 @@ std::string state_name(safety::State state);
 // The reason as JSON: machine fields (rule, level, quantity and channel for limits, module, measured,
 // threshold, since_s as wall-clock epoch seconds, since_utc as ISO 8601) and `text` for people, with
 // wall-clock times only (never the edge's monotonic clock).
-nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason, const TimeBase& time);
+nlohmann::json reason_json(const safety::Supervisor& supervisor, const safety::Reason& reason,
+                           const TimeBase& time);
 
 // The event for one supervisor decision; `kind` is "state", "action", "module" or "operator"; `text`
 // says what was decided and why ("relay 3 (precharge) opened: precharge reached 352.1 V of ...").
-nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety::Decision& decision, const TimeBase& time);
+nlohmann::json decision_event(const safety::Supervisor& supervisor, const safety::Decision& decision,
+                              const TimeBase& time);
 
 // The one way the edge turns JSON into text (events, the recording, operator answers): every string
 // value is passed through escape_untrusted (core/text.h; idempotent, so text escaped before is kept)

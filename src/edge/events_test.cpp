@@ -13,7 +13,8 @@ TEST(Events, DecisionEventsCarryTheirReasonWithChannelNameAndTimes) {
   auto created = safety::Supervisor::create(safety::rig_defaults());
   ASSERT_TRUE(created);
   safety::Supervisor supervisor = std::move(created.value());
-  auto cell = supervisor.add_channel({"BMU03_pdo3.Cell_5_Voltage", safety::Quantity::cell_voltage, 3, "cell 5 of module 3"});
+  auto cell = supervisor.add_channel(
+      {"BMU03_pdo3.Cell_5_Voltage", safety::Quantity::cell_voltage, 3, "cell 5 of module 3"});
   ASSERT_TRUE(cell);
   // Wall-clock 2026-12-07 01:36:42.250 UTC; the edge has run for 14376 s (its monotonic clock).
   const TimeBase base{1'796'607'402'250'000'000, 14'376'000'000'000};
@@ -25,7 +26,8 @@ TEST(Events, DecisionEventsCarryTheirReasonWithChannelNameAndTimes) {
     EXPECT_DOUBLE_EQ(e["t"].get<double>(), 1'796'607'402.25);
     EXPECT_DOUBLE_EQ(e["reason"]["since_s"].get<double>(), 1'796'607'402.25);
     EXPECT_EQ(e["reason"]["since_utc"], "2026-12-07T01:36:42.250Z");
-    EXPECT_EQ(e["reason"]["text"], "cell 5 of module 3: 4.25 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42");
+    EXPECT_EQ(e["reason"]["text"],
+              "cell 5 of module 3: 4.25 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42");
     // No text or field carries the monotonic clock (14376 s).
     EXPECT_EQ(e.dump().find("14376"), std::string::npos) << e.dump();
     if (d.kind == safety::DecisionKind::inverter_off) {
@@ -39,7 +41,8 @@ TEST(Events, DecisionEventsCarryTheirReasonWithChannelNameAndTimes) {
       EXPECT_EQ(e["reason"]["module"], 3);
       EXPECT_DOUBLE_EQ(e["reason"]["measured"].get<double>(), 4.25);
       EXPECT_DOUBLE_EQ(e["reason"]["threshold"].get<double>(), 4.2);
-      EXPECT_EQ(e["text"], "inverter off: cell 5 of module 3: 4.25 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42");
+      EXPECT_EQ(e["text"],
+                "inverter off: cell 5 of module 3: 4.25 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42");
     }
     if (d.kind == safety::DecisionKind::state_changed && d.to == safety::State::dangerous) {
       saw_state = true;
@@ -84,21 +87,29 @@ namespace {
 
 TEST(EventText, BytesFromOutsideNeverMakeTheDumpThrowAndArriveEscaped) {
   // The element that aborted the edge (issue 12), a board line with terminal escapes, a bad key.
-  nlohmann::json event = {{"kind", "link"},
-                          {"detail", "socketcand: unexpected character in '< frame 181 1796608346.000000 11\xfd" "22 >'"},
-                          {"nested", {{"line", std::string("T1:\x1b[2J\x07\x00", 9)}, {"list", {"\xc3\x28", 1.5}}}}};
+  nlohmann::json event = {
+      {"kind", "link"},
+      {"detail",
+       "socketcand: unexpected character in '< frame 181 1796608346.000000 11\xfd"
+       "22 >'"},
+      {"nested", {{"line", std::string("T1:\x1b[2J\x07\x00", 9)}, {"list", {"\xc3\x28", 1.5}}}}};
   event["bad\xff key"] = true;
   EXPECT_THROW((void)event.dump(), nlohmann::json::type_error);  // what the edge used to do
   std::string text;
   ASSERT_NO_THROW(text = to_json_text(event));
   const auto parsed = nlohmann::json::parse(text);  // valid UTF-8 JSON
-  EXPECT_EQ(parsed["detail"], "socketcand: unexpected character in '< frame 181 1796608346.000000 11\\xfd22 >'");
+  EXPECT_EQ(parsed["detail"],
+            "socketcand: unexpected character in '< frame 181 1796608346.000000 11\\xfd22 >'");
   EXPECT_EQ(parsed["nested"]["line"], "T1:\\x1b[2J\\x07\\x00");
   EXPECT_EQ(parsed["nested"]["list"][0], "\\xc3(");
   EXPECT_EQ(parsed["nested"]["list"][1], 1.5);
   EXPECT_TRUE(parsed.contains("bad\xef\xbf\xbd key"));  // keys: replaced, never thrown
   // Clean text is kept as it is.
-  EXPECT_EQ(to_json_text({{"message", "25 \xc2\xb0" "C"}}), "{\"message\":\"25 \xc2\xb0" "C\"}");
+  EXPECT_EQ(to_json_text({{"message",
+                           "25 \xc2\xb0"
+                           "C"}}),
+            "{\"message\":\"25 \xc2\xb0"
+            "C\"}");
   // Strings are bounded.
   const auto big = nlohmann::json::parse(to_json_text({{"line", std::string(100000, 'x')}}));
   EXPECT_LE(big["line"].get<std::string>().size(), kMaxJsonStringBytes);

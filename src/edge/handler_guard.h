@@ -21,16 +21,18 @@ inline constexpr std::string_view kNotAStdException = "an exception that is not 
 
 template <typename Handler, typename OnFailure>
 auto guard_handler(const char* where, Handler handler, OnFailure on_failure) {
-  return [where, handler = std::move(handler), on_failure = std::move(on_failure)](const auto&... args) mutable {
-    static_assert(std::is_void_v<decltype(handler(args...))>, "guard_handler() is for handlers without a result");
-    try {
-      handler(args...);
-    } catch (const std::exception& e) {
-      on_failure(where, std::string_view(e.what()), args...);
-    } catch (...) {
-      on_failure(where, kNotAStdException, args...);
-    }
-  };
+  return
+      [where, handler = std::move(handler), on_failure = std::move(on_failure)](const auto&... args) mutable {
+        static_assert(std::is_void_v<decltype(handler(args...))>,
+                      "guard_handler() is for handlers without a result");
+        try {
+          handler(args...);
+        } catch (const std::exception& e) {
+          on_failure(where, std::string_view(e.what()), args...);
+        } catch (...) {
+          on_failure(where, kNotAStdException, args...);
+        }
+      };
 }
 
 template <typename Failed, typename Resume>

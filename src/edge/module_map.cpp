@@ -1,11 +1,11 @@
 #include "edge/module_map.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 namespace cellguard::edge {
 namespace {
@@ -89,7 +89,8 @@ Result<ModuleMap> ModuleMap::build(const dbc::DatabaseCodec& codec, const Module
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     const dbc::MessageCodec* message_codec = codec.find(m.id, m.extended);
-    if (message_codec == nullptr || &message_codec->message() != &m) continue;  // a duplicate id: the later wins
+    if (message_codec == nullptr || &message_codec->message() != &m)
+      continue;  // a duplicate id: the later wins
     ModuleMessage entry;
     entry.codec = message_codec;
     entry.module_id = module_of[i];
@@ -125,8 +126,8 @@ Result<ModuleMap> ModuleMap::build(const dbc::DatabaseCodec& codec, const Module
           f.cell[static_cast<std::size_t>(cell)] = true;
         }
         if (!quantity) continue;
-        auto channel =
-            supervisor.add_channel({fmt::format("{}.{}", m.name, name), *quantity, entry.module_id, std::move(label)});
+        auto channel = supervisor.add_channel(
+            {fmt::format("{}.{}", m.name, name), *quantity, entry.module_id, std::move(label)});
         if (!channel) return channel.error();
         entry.watched.push_back({s, channel.value()});
         ++map.watched_count_;
@@ -137,29 +138,36 @@ Result<ModuleMap> ModuleMap::build(const dbc::DatabaseCodec& codec, const Module
   }
 
   if (found.empty()) {
-    return Error(ErrorCode::not_found,
-                 modules.discovery == ModulesSection::Discovery::canopen
-                     ? "the DBC defines no module: no message has a CANopen TPDO COB-ID (0x180/0x280/0x380/0x480 + node)"
-                     : fmt::format("the DBC defines no module: no message name matches \"{}\"", modules.name_pattern));
+    return Error(
+        ErrorCode::not_found,
+        modules.discovery == ModulesSection::Discovery::canopen
+            ? "the DBC defines no module: no message has a CANopen TPDO COB-ID (0x180/0x280/0x380/0x480 + "
+              "node)"
+            : fmt::format("the DBC defines no module: no message name matches \"{}\"", modules.name_pattern));
   }
-  static constexpr std::array<const char*, needs> kNeedKey = {"module_voltage_signal", "max_temperature_signal",
-                                                              "min_temperature_signal", "current_signal"};
-  const std::array<const std::string*, needs> need_name = {&modules.module_voltage_signal, &modules.max_temperature_signal,
-                                                           &modules.min_temperature_signal, &modules.current_signal};
+  static constexpr std::array<const char*, needs> kNeedKey = {
+      "module_voltage_signal", "max_temperature_signal", "min_temperature_signal", "current_signal"};
+  const std::array<const std::string*, needs> need_name = {
+      &modules.module_voltage_signal, &modules.max_temperature_signal, &modules.min_temperature_signal,
+      &modules.current_signal};
   for (const auto& [id, f] : found) {
     for (std::size_t q = 0; q < needs; ++q) {
       if (!need_name[q]->empty() && !f.quantity[q]) {
-        return Error(ErrorCode::not_found, fmt::format("module {}: no signal \"{}\" (modules.{}) in its messages", id,
-                                                       *need_name[q], kNeedKey[q]));
+        return Error(ErrorCode::not_found,
+                     fmt::format("module {}: no signal \"{}\" (modules.{}) in its messages", id,
+                                 *need_name[q], kNeedKey[q]));
       }
     }
     for (int cell = 1; cell <= modules.cells; ++cell) {
       if (!f.cell[static_cast<std::size_t>(cell)]) {
         std::string name = modules.cell_voltage_signal;
-        if (const auto at = name.find("{cell}"); at != std::string::npos) name.replace(at, 6, std::to_string(cell));
-        return Error(ErrorCode::not_found,
-                     fmt::format("module {}: no signal \"{}\" (modules.cell_voltage_signal, cell {} of modules.cells = {})",
-                                 id, name, cell, modules.cells));
+        if (const auto at = name.find("{cell}"); at != std::string::npos)
+          name.replace(at, 6, std::to_string(cell));
+        return Error(
+            ErrorCode::not_found,
+            fmt::format(
+                "module {}: no signal \"{}\" (modules.cell_voltage_signal, cell {} of modules.cells = {})",
+                id, name, cell, modules.cells));
       }
     }
     map.defined_modules_.push_back(id);

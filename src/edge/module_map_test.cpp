@@ -10,7 +10,9 @@
 namespace cellguard::edge {
 namespace {
 
-std::string rig_dbc_path() { return std::string(std::getenv("CELLGUARD_SOURCE_DIR")) + "/data/cellguard-rig.dbc"; }
+std::string rig_dbc_path() {
+  return std::string(std::getenv("CELLGUARD_SOURCE_DIR")) + "/data/cellguard-rig.dbc";
+}
 
 std::unique_ptr<dbc::DatabaseCodec> load(const std::string& path) {
   auto parsed = dbc::load_dbc(path);
@@ -94,7 +96,8 @@ TEST(ModuleMap, MissingSignalIsNamedWithItsConfigurationKey) {
 }
 
 TEST(ModuleMap, NoModuleAtAllIsAnError) {
-  auto parsed = dbc::parse_dbc("VERSION \"\"\nBU_: A\nBO_ 291 Other: 8 A\n SG_ X : 0|8@1+ (1,0) [0|255] \"\" A\n", "t.dbc");
+  auto parsed = dbc::parse_dbc(
+      "VERSION \"\"\nBU_: A\nBO_ 291 Other: 8 A\n SG_ X : 0|8@1+ (1,0) [0|255] \"\" A\n", "t.dbc");
   ASSERT_TRUE(parsed) << parsed.error().message;
   dbc::DatabaseCodec codec(std::move(parsed->database));
   auto supervisor = make_supervisor();

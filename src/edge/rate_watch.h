@@ -12,10 +12,10 @@ namespace cellguard::edge {
 class RateWatch {
  public:
   struct Report {
-    std::uint64_t count = 0;          // occurrences in the window that crossed the threshold
-    std::int64_t window_ns = 0;       // the window they fell in
-    std::uint64_t since_last = 0;     // occurrences since the previous report (all, on the first)
-    std::int64_t since_last_ns = 0;   // time since the previous report (0 on the first)
+    std::uint64_t count = 0;         // occurrences in the window that crossed the threshold
+    std::int64_t window_ns = 0;      // the window they fell in
+    std::uint64_t since_last = 0;    // occurrences since the previous report (all, on the first)
+    std::int64_t since_last_ns = 0;  // time since the previous report (0 on the first)
   };
 
   RateWatch(std::uint64_t threshold, std::int64_t window_ns, std::int64_t repeat_ns)
@@ -32,7 +32,8 @@ class RateWatch {
     ++in_window_;
     if (in_window_ < threshold_) return std::nullopt;
     if (reported_ && now_ns - last_report_ns_ < repeat_ns_) return std::nullopt;
-    Report report{in_window_, window_ns_, total_ - total_at_last_report_, reported_ ? now_ns - last_report_ns_ : 0};
+    Report report{in_window_, window_ns_, total_ - total_at_last_report_,
+                  reported_ ? now_ns - last_report_ns_ : 0};
     reported_ = true;
     last_report_ns_ = now_ns;
     total_at_last_report_ = total_;

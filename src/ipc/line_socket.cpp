@@ -11,8 +11,8 @@
 #include <asio.hpp>
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -27,7 +27,8 @@ std::string user_name(uid_t uid) {
   passwd entry{};
   passwd* found = nullptr;
   std::vector<char> buffer(4096);
-  if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) return found->pw_name;
+  if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr)
+    return found->pw_name;
   return std::to_string(uid);
 }
 
@@ -72,21 +73,23 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec) return;
       if (auto self = weak.lock()) self->close();
     });
-    asio::async_read_until(socket_, buffer_, '\n', [self = shared_from_this()](asio::error_code ec, std::size_t n) {
-      self->idle_timer_.cancel();
-      if (ec == asio::error::not_found) {  // over the line limit: say so and hang up
-        self->reply(self->overlong_ + "\n", false);
-        return;
-      }
-      if (ec) {
-        self->close();
-        return;
-      }
-      std::string line(asio::buffers_begin(self->buffer_.data()), asio::buffers_begin(self->buffer_.data()) + n - 1);
-      self->buffer_.consume(n);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      self->reply((*self->handler_)(line, self->peer_) + "\n", true);
-    });
+    asio::async_read_until(socket_, buffer_, '\n',
+                           [self = shared_from_this()](asio::error_code ec, std::size_t n) {
+                             self->idle_timer_.cancel();
+                             if (ec == asio::error::not_found) {  // over the line limit: say so and hang up
+                               self->reply(self->overlong_ + "\n", false);
+                               return;
+                             }
+                             if (ec) {
+                               self->close();
+                               return;
+                             }
+                             std::string line(asio::buffers_begin(self->buffer_.data()),
+                                              asio::buffers_begin(self->buffer_.data()) + n - 1);
+                             self->buffer_.consume(n);
+                             if (!line.empty() && line.back() == '\r') line.pop_back();
+                             self->reply((*self->handler_)(line, self->peer_) + "\n", true);
+                           });
   }
 
   void reply(std::string text, bool keep_reading) {
@@ -97,14 +100,15 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec) return;
       if (auto self = weak.lock()) self->close();
     });
-    asio::async_write(socket_, asio::buffer(*out), [self = shared_from_this(), out, keep_reading](asio::error_code ec, std::size_t) {
-      self->idle_timer_.cancel();
-      if (!ec && keep_reading) {
-        self->read();
-      } else {
-        self->close();
-      }
-    });
+    asio::async_write(socket_, asio::buffer(*out),
+                      [self = shared_from_this(), out, keep_reading](asio::error_code ec, std::size_t) {
+                        self->idle_timer_.cancel();
+                        if (!ec && keep_reading) {
+                          self->read();
+                        } else {
+                          self->close();
+                        }
+                      });
   }
 
   stream_protocol::socket socket_;
@@ -120,7 +124,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
 struct LineServer::Impl {
   Impl(asio::io_context& io, LineServerOptions o, PeerHandler h)
-      : acceptor(io), retry_timer(io), options(std::move(o)), handler(std::make_shared<PeerHandler>(std::move(h))) {}
+      : acceptor(io),
+        retry_timer(io),
+        options(std::move(o)),
+        handler(std::make_shared<PeerHandler>(std::move(h))) {}
   stream_protocol::acceptor acceptor;
   asio::steady_timer retry_timer;
   LineServerOptions options;
@@ -185,12 +192,16 @@ struct LineServer::Impl {
 LineServer::LineServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LineServer::~LineServer() { close(); }
 
-Result<std::unique_ptr<LineServer>> LineServer::start(asio::io_context& io, LineServerOptions options, Handler handler) {
+Result<std::unique_ptr<LineServer>> LineServer::start(asio::io_context& io, LineServerOptions options,
+                                                      Handler handler) {
   return start(io, std::move(options),
-               PeerHandler([h = std::move(handler)](std::string_view line, const PeerCredentials&) { return h(line); }));
+               PeerHandler([h = std::move(handler)](std::string_view line, const PeerCredentials&) {
+                 return h(line);
+               }));
 }
 
-Result<std::unique_ptr<LineServer>> LineServer::start(asio::io_context& io, LineServerOptions options, PeerHandler handler) {
+Result<std::unique_ptr<LineServer>> LineServer::start(asio::io_context& io, LineServerOptions options,
+                                                      PeerHandler handler) {
   const std::string path = options.path;
   if (path.empty()) return Error(ErrorCode::invalid_argument, "control socket: no path");
   if (path.size() > kMaxUnixPathBytes)
@@ -200,8 +211,10 @@ Result<std::unique_ptr<LineServer>> LineServer::start(asio::io_context& io, Line
     group entry{};
     group* found = nullptr;
     std::vector<char> buffer(16384);
-    if (::getgrnam_r(options.group.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr)
-      return Error(ErrorCode::invalid_argument, "control socket " + path + ": group '" + options.group + "' does not exist");
+    if (::getgrnam_r(options.group.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+        found == nullptr)
+      return Error(ErrorCode::invalid_argument,
+                   "control socket " + path + ": group '" + options.group + "' does not exist");
     gid = static_cast<long>(found->gr_gid);
   }
   const std::string dir = parent_dir(path);
@@ -212,8 +225,8 @@ Result<std::unique_ptr<LineServer>> LineServer::start(asio::io_context& io, Line
     if (!S_ISSOCK(st.st_mode))
       return Error(ErrorCode::invalid_argument, "control socket " + path + ": exists and is not a socket");
     if (st.st_uid != ::geteuid())
-      return Error(ErrorCode::io_error,
-                   "control socket " + path + ": exists and belongs to " + owner_text(st.st_uid) + ", not to us");
+      return Error(ErrorCode::io_error, "control socket " + path + ": exists and belongs to " +
+                                            owner_text(st.st_uid) + ", not to us");
     ::unlink(path.c_str());  // a stale socket of an earlier run
   }
   const mode_t mode = gid >= 0 ? 0660 : 0600;
@@ -222,7 +235,8 @@ Result<std::unique_ptr<LineServer>> LineServer::start(asio::io_context& io, Line
   impl->acceptor.open(stream_protocol(), ec);
   // Linux creates the socket file with the socket inode's mode minus the umask: set before bind,
   // no moment exists in which the file is open to others whatever the umask.
-  if (!ec && ::fchmod(impl->acceptor.native_handle(), mode) != 0) ec = asio::error_code(errno, asio::system_category());
+  if (!ec && ::fchmod(impl->acceptor.native_handle(), mode) != 0)
+    ec = asio::error_code(errno, asio::system_category());
   if (!ec) impl->acceptor.bind(stream_protocol::endpoint(path), ec);
   if (!ec && gid >= 0 && ::chown(path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(gid)) != 0)
     ec = asio::error_code(errno, asio::system_category());
@@ -252,7 +266,8 @@ std::size_t LineServer::session_count() const { return impl_->prune(); }
 const std::string& LineServer::path() const { return impl_->options.path; }
 
 Result<std::string> request_line(const std::string& path, std::string_view line, int timeout_ms) {
-  if (path.size() > kMaxUnixPathBytes) return Error(ErrorCode::invalid_argument, "socket path too long: " + path);
+  if (path.size() > kMaxUnixPathBytes)
+    return Error(ErrorCode::invalid_argument, "socket path too long: " + path);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Error(ErrorCode::io_error, std::string("socket: ") + std::strerror(errno));
   struct Closer {
@@ -266,7 +281,7 @@ Result<std::string> request_line(const std::string& path, std::string_view line,
     if (!S_ISSOCK(st.st_mode)) return Error(ErrorCode::invalid_argument, path + ": not a socket");
     if (!is_operator(st.st_uid))
       return Error(ErrorCode::io_error, path + ": belongs to " + owner_text(st.st_uid) +
-                                                     ", neither root nor you: refusing to talk to it");
+                                            ", neither root nor you: refusing to talk to it");
   }
   if (auto dir_ok = check_socket_dir(parent_dir(path), false); !dir_ok)
     return Error(dir_ok.error().code, path + ": " + dir_ok.error().message + ": refusing to talk to it");
@@ -281,7 +296,8 @@ Result<std::string> request_line(const std::string& path, std::string_view line,
     return Error(ErrorCode::io_error, path + ": cannot tell who serves it: " + std::strerror(errno));
   if (!is_operator(server.uid))
     return Error(ErrorCode::io_error, path + ": served by " + owner_text(server.uid) + " (pid " +
-                                                   std::to_string(server.pid) + "), neither root nor you: refusing to talk to it");
+                                          std::to_string(server.pid) +
+                                          "), neither root nor you: refusing to talk to it");
   std::string request(line);
   request += '\n';
   for (std::size_t sent = 0; sent < request.size();) {
@@ -294,8 +310,10 @@ Result<std::string> request_line(const std::string& path, std::string_view line,
   std::string response;
   char buffer[4096];
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return Error(ErrorCode::io_error, path + ": no answer within " + std::to_string(timeout_ms) + " ms");
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return Error(ErrorCode::io_error, path + ": no answer within " + std::to_string(timeout_ms) + " ms");
     pollfd p{fd, POLLIN, 0};
     const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
     if (ready < 0 && errno == EINTR) continue;
@@ -309,12 +327,14 @@ Result<std::string> request_line(const std::string& path, std::string_view line,
       response.resize(end);
       return response;
     }
-    if (response.size() > (16u << 20)) return Error(ErrorCode::parse_error, path + ": answer longer than 16 MiB");
+    if (response.size() > (16u << 20))
+      return Error(ErrorCode::parse_error, path + ": answer longer than 16 MiB");
   }
 }
 
 std::string PeerCredentials::describe() const {
-  return "pid " + std::to_string(pid) + " uid " + std::to_string(uid) + " (" + user + ") gid " + std::to_string(gid);
+  return "pid " + std::to_string(pid) + " uid " + std::to_string(uid) + " (" + user + ") gid " +
+         std::to_string(gid);
 }
 
 std::string default_runtime_dir() {
@@ -328,7 +348,9 @@ std::string default_runtime_dir() {
   return "/tmp/cellguard-" + std::to_string(::geteuid());
 }
 
-std::string default_socket_path(std::string_view name) { return default_runtime_dir() + "/" + std::string(name); }
+std::string default_socket_path(std::string_view name) {
+  return default_runtime_dir() + "/" + std::string(name);
+}
 
 Result<void> check_socket_dir(const std::string& dir, bool create_private, long group_gid) {
   struct stat st {};
@@ -338,31 +360,36 @@ Result<void> check_socket_dir(const std::string& dir, bool create_private, long 
     const mode_t mode = group_gid >= 0 ? 0750 : 0700;
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
       return Error(ErrorCode::io_error, "cannot create the directory " + dir + ": " + std::strerror(errno));
-    if (::lstat(dir.c_str(), &st) != 0) return Error(ErrorCode::io_error, "directory " + dir + ": " + std::strerror(errno));
+    if (::lstat(dir.c_str(), &st) != 0)
+      return Error(ErrorCode::io_error, "directory " + dir + ": " + std::strerror(errno));
     if (S_ISDIR(st.st_mode) && st.st_uid == ::geteuid()) {
       if (group_gid >= 0 && ::chown(dir.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(group_gid)) != 0)
-        return Error(ErrorCode::io_error, "directory " + dir + ": cannot give it the group: " + std::strerror(errno));
+        return Error(ErrorCode::io_error,
+                     "directory " + dir + ": cannot give it the group: " + std::strerror(errno));
       ::chmod(dir.c_str(), mode);  // exact, whatever the umask
       ::lstat(dir.c_str(), &st);
     }
   }
-  if (!S_ISDIR(st.st_mode)) return Error(ErrorCode::invalid_argument, dir + " is not a directory (or is a symbolic link)");
+  if (!S_ISDIR(st.st_mode))
+    return Error(ErrorCode::invalid_argument, dir + " is not a directory (or is a symbolic link)");
   const bool ours = st.st_uid == ::geteuid();
   if (create_private ? !ours : !is_operator(st.st_uid))
-    return Error(ErrorCode::io_error, "directory " + dir + " belongs to " + owner_text(st.st_uid) + ", not to " +
-                                                   (create_private ? std::string("us") : std::string("root or us")));
+    return Error(ErrorCode::io_error, "directory " + dir + " belongs to " + owner_text(st.st_uid) +
+                                          ", not to " +
+                                          (create_private ? std::string("us") : std::string("root or us")));
   const bool writable_by_others = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
   if (writable_by_others && (create_private || (st.st_mode & S_ISVTX) == 0))
-    return Error(ErrorCode::io_error, "directory " + dir + " is writable by others (mode " +
-                                                   [&] {
-                                                     char text[8];
-                                                     std::snprintf(text, sizeof text, "%04o", st.st_mode & 07777);
-                                                     return std::string(text);
-                                                   }() +
-                                                   ")");
+    return Error(
+        ErrorCode::io_error, "directory " + dir + " is writable by others (mode " + [&] {
+          char text[8];
+          std::snprintf(text, sizeof text, "%04o", st.st_mode & 07777);
+          return std::string(text);
+        }() + ")");
   if (create_private && group_gid >= 0 && st.st_gid != static_cast<gid_t>(group_gid)) {
-    if (::chown(dir.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(group_gid)) != 0 || ::chmod(dir.c_str(), 0750) != 0)
-      return Error(ErrorCode::io_error, "directory " + dir + ": cannot give it the group: " + std::strerror(errno));
+    if (::chown(dir.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(group_gid)) != 0 ||
+        ::chmod(dir.c_str(), 0750) != 0)
+      return Error(ErrorCode::io_error,
+                   "directory " + dir + ": cannot give it the group: " + std::strerror(errno));
   }
   return success();
 }

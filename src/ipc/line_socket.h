@@ -39,7 +39,7 @@ struct PeerCredentials {
   int pid = 0;
   std::uint32_t uid = 0;
   std::uint32_t gid = 0;
-  std::string user;  // from the password database; the uid as text when it has no entry
+  std::string user;              // from the password database; the uid as text when it has no entry
   std::string describe() const;  // "pid 4711 uid 1000 (alice) gid 1000"
 };
 
@@ -47,7 +47,7 @@ struct LineServerOptions {
   std::string path;
   std::size_t max_line_bytes = 4096;
   std::size_t max_sessions = 16;
-  std::size_t reserved_sessions = 4;  // more, for root and our own uid only
+  std::size_t reserved_sessions = 4;      // more, for root and our own uid only
   std::int64_t idle_timeout_ms = 10'000;  // without a complete line
   std::string group;  // non-empty: socket 0660 and directory 0750 with this group (it must exist)
   // Response for a line over the limit (a JSON error object by default).
@@ -62,8 +62,10 @@ class LineServer {
 
   // Binds and listens. Errors name the path (too long for sun_path, exists and is not a socket,
   // belongs to another user, directory not private, unknown group, ...).
-  static Result<std::unique_ptr<LineServer>> start(asio::io_context& io, LineServerOptions options, PeerHandler handler);
-  static Result<std::unique_ptr<LineServer>> start(asio::io_context& io, LineServerOptions options, Handler handler);
+  static Result<std::unique_ptr<LineServer>> start(asio::io_context& io, LineServerOptions options,
+                                                   PeerHandler handler);
+  static Result<std::unique_ptr<LineServer>> start(asio::io_context& io, LineServerOptions options,
+                                                   Handler handler);
   ~LineServer();  // close()
   LineServer(const LineServer&) = delete;
   LineServer& operator=(const LineServer&) = delete;

@@ -2,12 +2,11 @@
 
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <asio.hpp>
 #include <atomic>
@@ -39,7 +38,8 @@ struct ServerFixture {
   std::mutex peers_mutex;
   std::vector<PeerCredentials> peers;
 
-  explicit ServerFixture(const std::string& path, std::size_t max_line = 4096) : ServerFixture(options_for(path, max_line)) {}
+  explicit ServerFixture(const std::string& path, std::size_t max_line = 4096)
+      : ServerFixture(options_for(path, max_line)) {}
   static LineServerOptions options_for(const std::string& path, std::size_t max_line) {
     LineServerOptions options;
     options.path = path;
@@ -144,8 +144,9 @@ TEST(LineSocket, DefaultPathIsAPrivateDirectory) {
   EXPECT_EQ(default_socket_path("x.sock"), "/run/user/1234/cellguard/x.sock");
   ::unsetenv("XDG_RUNTIME_DIR");
   // Never /tmp itself: root's is under /run, anybody else's is a per-uid directory that is verified.
-  EXPECT_EQ(default_socket_path("x.sock"),
-            ::geteuid() == 0 ? std::string("/run/cellguard/x.sock") : "/tmp/cellguard-" + std::to_string(::geteuid()) + "/x.sock");
+  EXPECT_EQ(default_socket_path("x.sock"), ::geteuid() == 0
+                                               ? std::string("/run/cellguard/x.sock")
+                                               : "/tmp/cellguard-" + std::to_string(::geteuid()) + "/x.sock");
 }
 
 // ---- issue 12 item 6: who may talk to the socket -------------------------------------------------
@@ -193,7 +194,8 @@ int run(const std::string& command, std::string& output) {
 
 bool can_switch_users() {
   std::string out;
-  return ::geteuid() == 0 && run("setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c 'pass'", out) == 0;
+  return ::geteuid() == 0 &&
+         run("setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c 'pass'", out) == 0;
 }
 
 const char* kAsNobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c ";
@@ -216,7 +218,8 @@ TEST(LineSocketAccess, SocketIs0600AndItsDirectory0700WhateverTheUmask) {
     ASSERT_EQ(fixture.peers.size(), 1u);
     EXPECT_EQ(fixture.peers[0].uid, ::geteuid());
     EXPECT_EQ(fixture.peers[0].pid, ::getpid());
-    EXPECT_NE(fixture.peers[0].describe().find("pid " + std::to_string(::getpid()) + " uid " + std::to_string(::geteuid())),
+    EXPECT_NE(fixture.peers[0].describe().find("pid " + std::to_string(::getpid()) + " uid " +
+                                               std::to_string(::geteuid())),
               std::string::npos)
         << fixture.peers[0].describe();
   }
@@ -254,10 +257,12 @@ TEST(LineSocketAccess, AWorldWritableDirectoryIsRefusedUnlessSticky) {
   options.path = open_dir / "edge.sock";
   auto refused = LineServer::start(io, options, [](std::string_view) { return std::string(); });
   ASSERT_FALSE(refused);
-  EXPECT_NE(refused.error().message.find("is writable by others (mode 0777)"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("is writable by others (mode 0777)"), std::string::npos)
+      << refused.error().message;
   auto client = request_line(options.path, "status", 500);
   ASSERT_FALSE(client);
-  EXPECT_NE(client.error().message.find("refusing to talk to it"), std::string::npos) << client.error().message;
+  EXPECT_NE(client.error().message.find("refusing to talk to it"), std::string::npos)
+      << client.error().message;
   // The private default directory must not be writable by others even when sticky.
   TempDir runtime("sticky", 0700);
   ::mkdir((runtime / "cellguard").c_str(), 0700);
@@ -266,7 +271,8 @@ TEST(LineSocketAccess, AWorldWritableDirectoryIsRefusedUnlessSticky) {
   options.path = default_socket_path("edge.sock");
   auto refused_private = LineServer::start(io, options, [](std::string_view) { return std::string(); });
   ASSERT_FALSE(refused_private);
-  EXPECT_NE(refused_private.error().message.find("writable by others"), std::string::npos) << refused_private.error().message;
+  EXPECT_NE(refused_private.error().message.find("writable by others"), std::string::npos)
+      << refused_private.error().message;
   ::unsetenv("XDG_RUNTIME_DIR");
 }
 
@@ -282,29 +288,34 @@ TEST(LineSocketAccess, ADirectoryOrSocketPlantedByAnotherUserIsRefusedByServerAn
   options.path = default_socket_path("edge.sock");
   auto refused = LineServer::start(io, options, [](std::string_view) { return std::string(); });
   ASSERT_FALSE(refused);
-  EXPECT_NE(refused.error().message.find("belongs to uid 65534 (nobody), not to us"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("belongs to uid 65534 (nobody), not to us"), std::string::npos)
+      << refused.error().message;
   ::unsetenv("XDG_RUNTIME_DIR");
 
   // A socket served by nobody in a shared sticky directory (as /tmp without XDG_RUNTIME_DIR): the
   // client refuses to send it the operator's request; the server refuses to replace it.
   TempDir shared("shared", 01777);
   const std::string planted = shared / "edge.sock";
-  const std::string script = std::string(kAsNobody) + "'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); "
-                             "s.listen(); print(\"ready\", flush=True); c,_=s.accept(); print(\"GOT\", c.recv(100), flush=True)' " +
-                             planted;
+  const std::string script =
+      std::string(kAsNobody) +
+      "'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); "
+      "s.listen(); print(\"ready\", flush=True); c,_=s.accept(); print(\"GOT\", c.recv(100), flush=True)' " +
+      planted;
   FILE* rogue = ::popen(("timeout 10 " + script).c_str(), "r");
   ASSERT_NE(rogue, nullptr);
   char line[256] = {};
   ASSERT_NE(std::fgets(line, sizeof line, rogue), nullptr);
   auto answer = request_line(planted, R"({"cmd":"reset"})", 1000);
   ASSERT_FALSE(answer);
-  EXPECT_NE(answer.error().message.find("belongs to uid 65534 (nobody), neither root nor you: refusing to talk to it"),
+  EXPECT_NE(answer.error().message.find(
+                "belongs to uid 65534 (nobody), neither root nor you: refusing to talk to it"),
             std::string::npos)
       << answer.error().message;
   options.path = planted;
   auto replaced = LineServer::start(io, options, [](std::string_view) { return std::string(); });
   ASSERT_FALSE(replaced);
-  EXPECT_NE(replaced.error().message.find("belongs to uid 65534 (nobody), not to us"), std::string::npos) << replaced.error().message;
+  EXPECT_NE(replaced.error().message.find("belongs to uid 65534 (nobody), not to us"), std::string::npos)
+      << replaced.error().message;
   // Renamed into a name the client trusts: the file looks like ours, the serving process does not.
   const std::string disguised = shared / "ours.sock";
   ASSERT_EQ(::rename(planted.c_str(), disguised.c_str()), 0);
@@ -329,7 +340,8 @@ TEST(LineSocketAccess, AnUnprivilegedUserCannotConnectUnderUmask000) {
   std::string output;
   const int status = run(std::string(kAsNobody) +
                              "'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
-                             "s.sendall(b\"{\\\"cmd\\\":\\\"start\\\"}\\n\"); print(s.recv(100))' " + path,
+                             "s.sendall(b\"{\\\"cmd\\\":\\\"start\\\"}\\n\"); print(s.recv(100))' " +
+                             path,
                          output);
   EXPECT_NE(status, 0) << output;
   EXPECT_NE(output.find("PermissionError"), std::string::npos) << output;
@@ -379,12 +391,14 @@ TEST(LineSocketAccess, IdleClientsOfAGroupMemberAreCappedAndTheOwnerStillGetsIn)
   ServerFixture fixture(options);
   ASSERT_TRUE(fixture.server);
   // nobody (group nogroup, allowed by 0660) opens 20 connections and keeps them idle.
-  const std::string script = "setpriv --reuid=nobody --regid=nogroup --init-groups /usr/bin/python3 -c "
-                             "'import socket,sys,time\nsocks=[]\nfor i in range(20):\n s=socket.socket(socket.AF_UNIX); "
-                             "s.connect(sys.argv[1]); socks.append(s)\nprint(\"connected\", len(socks), flush=True)\n"
-                             "busy=0\nfor s in socks:\n s.settimeout(0.3)\n try:\n  busy += s.recv(100).startswith(b\"{\\\"ok\\\":false,\\\"error\\\":\\\"busy\")\n"
-                             " except OSError: pass\nprint(\"busy\", busy, flush=True)\ntime.sleep(1.5)' " +
-                             options.path;
+  const std::string script =
+      "setpriv --reuid=nobody --regid=nogroup --init-groups /usr/bin/python3 -c "
+      "'import socket,sys,time\nsocks=[]\nfor i in range(20):\n s=socket.socket(socket.AF_UNIX); "
+      "s.connect(sys.argv[1]); socks.append(s)\nprint(\"connected\", len(socks), flush=True)\n"
+      "busy=0\nfor s in socks:\n s.settimeout(0.3)\n try:\n  busy += "
+      "s.recv(100).startswith(b\"{\\\"ok\\\":false,\\\"error\\\":\\\"busy\")\n"
+      " except OSError: pass\nprint(\"busy\", busy, flush=True)\ntime.sleep(1.5)' " +
+      options.path;
   FILE* flood = ::popen(("timeout 10 " + script + " 2>&1").c_str(), "r");
   ASSERT_NE(flood, nullptr);
   char line[256] = {};

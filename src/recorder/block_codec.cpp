@@ -40,9 +40,7 @@ void put_varint(std::vector<std::uint8_t>& out, std::uint64_t v) {
 std::uint64_t zigzag(std::int64_t v) {
   return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
 }
-std::int64_t unzigzag(std::uint64_t v) {
-  return static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1));
-}
+std::int64_t unzigzag(std::uint64_t v) { return static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
 // Differences in unsigned arithmetic: wrap-around instead of signed overflow for extreme times.
 std::int64_t diff(TimeNs a, TimeNs b) {
   return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) - static_cast<std::uint64_t>(b));
@@ -51,8 +49,8 @@ TimeNs add(TimeNs a, std::int64_t d) {
   return static_cast<TimeNs>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(d));
 }
 
-constexpr std::uint8_t kFlagExtended = 1, kFlagRemote = 2, kFlagError = 4, kFlagFd = 8,
-                       kFlagBrs = 16, kFlagEsi = 32, kKnownFlags = 63;
+constexpr std::uint8_t kFlagExtended = 1, kFlagRemote = 2, kFlagError = 4, kFlagFd = 8, kFlagBrs = 16,
+                       kFlagEsi = 32, kKnownFlags = 63;
 
 // Bounds-checked reader over the raw layout; the first failure sticks and names the offset.
 class Cursor {
@@ -109,7 +107,8 @@ class Cursor {
 
 // The key of "the same message" for the payload XOR.
 std::uint64_t message_key(std::uint32_t id, bool extended, bool error, std::uint64_t bus) {
-  return static_cast<std::uint64_t>(id) | (extended ? 1ull << 32 : 0) | (error ? 1ull << 33 : 0) | (bus << 34);
+  return static_cast<std::uint64_t>(id) | (extended ? 1ull << 32 : 0) | (error ? 1ull << 33 : 0) |
+         (bus << 34);
 }
 
 std::string_view as_text(std::span<const std::uint8_t> s) {
@@ -209,13 +208,14 @@ Result<void> decode_records(std::span<const std::uint8_t> raw, Block& block) {
   Cursor in(raw);
   const std::uint8_t version = in.u8("layout version");
   if (!in.failed() && version != kBlockLayoutVersion) {
-    return Error(ErrorCode::unsupported,
-                 "block layout version " + std::to_string(version) + " (this build reads " +
-                     std::to_string(kBlockLayoutVersion) + ")");
+    return Error(ErrorCode::unsupported, "block layout version " + std::to_string(version) +
+                                             " (this build reads " + std::to_string(kBlockLayoutVersion) +
+                                             ")");
   }
   const TimeNs base = unzigzag(in.varint("base time"));
   const std::uint64_t bus_count = in.varint("bus count");
-  if (!in.failed() && bus_count > in.remaining()) in.fail("bus count " + std::to_string(bus_count) + " too large");
+  if (!in.failed() && bus_count > in.remaining())
+    in.fail("bus count " + std::to_string(bus_count) + " too large");
   std::vector<can::BusName> buses;
   if (!in.failed()) buses.reserve(bus_count);
   for (std::uint64_t i = 0; i < bus_count && !in.failed(); ++i) {
@@ -256,10 +256,22 @@ Result<void> decode_records(std::span<const std::uint8_t> raw, Block& block) {
     const std::uint8_t size = in.u8("frame size");
     const std::uint64_t bus = in.varint("frame bus");
     if (in.failed()) break;
-    if (id > 0xFFFFFFFFu) { in.fail("frame id out of range"); break; }
-    if (flags & ~kKnownFlags) { in.fail("unknown frame flags"); break; }
-    if (size > can::kMaxFdPayload) { in.fail("frame size " + std::to_string(size) + " over 64"); break; }
-    if (bus >= buses.size()) { in.fail("frame bus index " + std::to_string(bus) + " not in the bus table"); break; }
+    if (id > 0xFFFFFFFFu) {
+      in.fail("frame id out of range");
+      break;
+    }
+    if (flags & ~kKnownFlags) {
+      in.fail("unknown frame flags");
+      break;
+    }
+    if (size > can::kMaxFdPayload) {
+      in.fail("frame size " + std::to_string(size) + " over 64");
+      break;
+    }
+    if (bus >= buses.size()) {
+      in.fail("frame bus index " + std::to_string(bus) + " not in the bus table");
+      break;
+    }
     f.id = static_cast<std::uint32_t>(id);
     f.extended = flags & kFlagExtended;
     f.remote = flags & kFlagRemote;
@@ -272,7 +284,8 @@ Result<void> decode_records(std::span<const std::uint8_t> raw, Block& block) {
     if (!f.remote) {
       auto payload = in.bytes(size, "frame payload");
       if (in.failed()) break;
-      auto [it, fresh] = previous.try_emplace(message_key(f.id, f.extended, f.error, bus), block.frames.size());
+      auto [it, fresh] =
+          previous.try_emplace(message_key(f.id, f.extended, f.error, bus), block.frames.size());
       if (fresh) {
         std::memcpy(f.data.data(), payload.data(), size);
       } else {
@@ -291,7 +304,10 @@ Result<void> decode_records(std::span<const std::uint8_t> raw, Block& block) {
     const std::uint64_t channel = in.varint("sample channel");
     auto bits = in.bytes(8, "sample value");
     if (in.failed()) break;
-    if (channel > 0xFFFFFFFFu) { in.fail("sample channel out of range"); break; }
+    if (channel > 0xFFFFFFFFu) {
+      in.fail("sample channel out of range");
+      break;
+    }
     s.channel = static_cast<std::uint32_t>(channel);
     std::uint64_t v = 0;
     for (int b = 0; b < 8; ++b) v |= static_cast<std::uint64_t>(bits[b]) << (8 * b);
@@ -305,11 +321,17 @@ Result<void> decode_records(std::span<const std::uint8_t> raw, Block& block) {
     e.time_ns = t;
     const std::uint64_t kind_size = in.varint("event kind length");
     if (in.failed()) break;
-    if (kind_size > in.remaining()) { in.fail("truncated event kind"); break; }
+    if (kind_size > in.remaining()) {
+      in.fail("truncated event kind");
+      break;
+    }
     e.kind = as_text(in.bytes(kind_size, "event kind"));
     const std::uint64_t json_size = in.varint("event json length");
     if (in.failed()) break;
-    if (json_size > in.remaining()) { in.fail("truncated event json"); break; }
+    if (json_size > in.remaining()) {
+      in.fail("truncated event json");
+      break;
+    }
     e.json = as_text(in.bytes(json_size, "event json"));
     block.events.push_back(std::move(e));
   }
@@ -335,7 +357,8 @@ Result<void> compress(std::span<const std::uint8_t> raw, int level, std::vector<
 Result<void> decompress(std::span<const std::uint8_t> packed, std::vector<std::uint8_t>& out) {
   const unsigned long long size = ZSTD_getFrameContentSize(packed.data(), packed.size());
   if (size == ZSTD_CONTENTSIZE_ERROR) return Error(ErrorCode::parse_error, "not a zstd frame");
-  if (size == ZSTD_CONTENTSIZE_UNKNOWN) return Error(ErrorCode::parse_error, "zstd frame without a content size");
+  if (size == ZSTD_CONTENTSIZE_UNKNOWN)
+    return Error(ErrorCode::parse_error, "zstd frame without a content size");
   if (size > kMaxRawBlockBytes) {
     return Error(ErrorCode::parse_error, "zstd frame claims " + std::to_string(size) + " bytes (limit " +
                                              std::to_string(kMaxRawBlockBytes) + ")");

@@ -8,7 +8,8 @@
 namespace cellguard::recorder::detail {
 namespace {
 
-can::Frame make_frame(TimeNs t, std::uint32_t id, std::vector<std::uint8_t> payload, std::string_view bus = "can0") {
+can::Frame make_frame(TimeNs t, std::uint32_t id, std::vector<std::uint8_t> payload,
+                      std::string_view bus = "can0") {
   can::Frame f;
   f.timestamp_ns = t;
   f.id = id;
@@ -24,7 +25,8 @@ std::vector<std::uint8_t> encode_sample_block(Block& expected) {
   auto ext = make_frame(1'700'000'000'100'000'000, 0x1ABCDEF, {9}, "vcan1");
   ext.extended = true;
   expected.frames.push_back(ext);
-  auto fd = make_frame(1'699'999'999'900'000'000, 0x7FF, std::vector<std::uint8_t>(64, 0xAB), "can-fd-bus-long");
+  auto fd =
+      make_frame(1'699'999'999'900'000'000, 0x7FF, std::vector<std::uint8_t>(64, 0xAB), "can-fd-bus-long");
   fd.fd = fd.bitrate_switch = fd.error_state = true;
   expected.frames.push_back(fd);
   auto remote = make_frame(1'700'000'000'200'000'000, 0x123, {});
@@ -35,7 +37,8 @@ std::vector<std::uint8_t> encode_sample_block(Block& expected) {
   error.error = true;
   expected.frames.push_back(error);
   expected.samples.push_back({1'700'000'000'050'000'000, 7, 3.25});
-  expected.samples.push_back({1'700'000'000'040'000'000, 0xFFFFFFFFu, -std::numeric_limits<double>::infinity()});
+  expected.samples.push_back(
+      {1'700'000'000'040'000'000, 0xFFFFFFFFu, -std::numeric_limits<double>::infinity()});
   expected.samples.push_back({1'700'000'000'060'000'000, 1, std::numeric_limits<double>::quiet_NaN()});
   expected.events.push_back({1'700'000'000'070'000'000, "state", R"({"to":"WARNING"})"});
   expected.events.push_back({1'700'000'000'070'000'000, "", ""});
@@ -74,7 +77,9 @@ TEST(BlockCodec, RoundTripsEveryKindOfRecord) {
 TEST(BlockCodec, PdoFrameIsCompact) {
   BlockEncoder enc;
   enc.reset();
-  for (int i = 0; i < 100; ++i) enc.add_frame(make_frame(1'700'000'000'000'000'000 + i * 833'333, 0x181 + i % 8, {1, 2, 3, 4, 5, 6, 7, 8}));
+  for (int i = 0; i < 100; ++i)
+    enc.add_frame(
+        make_frame(1'700'000'000'000'000'000 + i * 833'333, 0x181 + i % 8, {1, 2, 3, 4, 5, 6, 7, 8}));
   std::vector<std::uint8_t> raw;
   enc.finish(raw);
   EXPECT_LE(raw.size(), 100u * 16 + 32);  // time delta 3 + id 2 + flags + size + bus + 8 payload

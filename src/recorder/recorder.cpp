@@ -100,11 +100,12 @@ Result<void> open_connection(Connection& c, const std::string& path, int flags) 
 }
 
 // Refuses files of another format version, and SQLite files that are not recordings.
-Result<void> check_version(sqlite3* db, const std::string& path, bool allow_empty, bool* empty, bool migrate_v1) {
+Result<void> check_version(sqlite3* db, const std::string& path, bool allow_empty, bool* empty,
+                           bool migrate_v1) {
   auto version = query_int(db, path, "PRAGMA user_version");
   if (!version) {
-    return Error(ErrorCode::io_error, "recording " + path + ": not a readable SQLite database (" +
-                                          version.error().message + ")");
+    return Error(ErrorCode::io_error,
+                 "recording " + path + ": not a readable SQLite database (" + version.error().message + ")");
   }
   auto tables = query_int(db, path, "SELECT count(*) FROM sqlite_master");
   if (!tables) return tables.error();
@@ -113,7 +114,8 @@ Result<void> check_version(sqlite3* db, const std::string& path, bool allow_empt
     return success();
   }
   if (*version == 0) {
-    return Error(ErrorCode::unsupported, "recording " + path + ": not a cellguard recording (user_version 0)");
+    return Error(ErrorCode::unsupported,
+                 "recording " + path + ": not a cellguard recording (user_version 0)");
   }
   if (*version == 1 && migrate_v1) {
     // Version 2 added delivery bookkeeping (uplink): a column and a table, nothing rewritten.
@@ -141,7 +143,8 @@ constexpr const char* kSchema =
     "CREATE TABLE channels(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, unit TEXT NOT NULL);"
     // AUTOINCREMENT: seq never goes back, even when the bounds deleted every block (uplink cursors).
     "CREATE TABLE blocks(seq INTEGER PRIMARY KEY AUTOINCREMENT, first_ns INTEGER NOT NULL,"
-    " last_ns INTEGER NOT NULL, records INTEGER NOT NULL, data BLOB NOT NULL, lost INTEGER NOT NULL DEFAULT 0);"
+    " last_ns INTEGER NOT NULL, records INTEGER NOT NULL, data BLOB NOT NULL, lost INTEGER NOT NULL DEFAULT "
+    "0);"
     "CREATE TABLE cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
     "CREATE TABLE delivered(first INTEGER PRIMARY KEY, last INTEGER NOT NULL);"
     "PRAGMA user_version = 2;"
@@ -170,14 +173,15 @@ struct Recorder::Impl {
   // Taken before queue_mutex where both are held.
   Mutex db_mutex;
   Connection conn GUARDED_BY(db_mutex);
-  Stmt insert_block GUARDED_BY(db_mutex), blocks_by_age GUARDED_BY(db_mutex), delete_block GUARDED_BY(db_mutex),
-      block_sizes GUARDED_BY(db_mutex), page_count GUARDED_BY(db_mutex), freelist_count GUARDED_BY(db_mutex),
-      read_one GUARDED_BY(db_mutex), strip_block GUARDED_BY(db_mutex);
+  Stmt insert_block GUARDED_BY(db_mutex), blocks_by_age GUARDED_BY(db_mutex),
+      delete_block GUARDED_BY(db_mutex), block_sizes GUARDED_BY(db_mutex), page_count GUARDED_BY(db_mutex),
+      freelist_count GUARDED_BY(db_mutex), read_one GUARDED_BY(db_mutex), strip_block GUARDED_BY(db_mutex);
   // Blocks up to here were already deleted or stripped by the bounds: later passes start above it.
   std::int64_t bounds_floor GUARDED_BY(db_mutex) = 0;
   std::chrono::steady_clock::time_point last_sweep GUARDED_BY(db_mutex){};
   std::uint64_t next_seq GUARDED_BY(db_mutex) = 1;
-  std::int64_t wal_pages = 1000;  // WAL checkpoint interval, sized from max_bytes (set before the writer starts)
+  std::int64_t wal_pages =
+      1000;  // WAL checkpoint interval, sized from max_bytes (set before the writer starts)
   std::uint64_t high_water = 0, low_water = 0;  // bytes of used pages that trigger/end deletion (ditto)
 
   // The queue and everything the hot path touches, under one mutex held for a push_back.
@@ -186,9 +190,9 @@ struct Recorder::Impl {
   std::vector<Item> queue GUARDED_BY(queue_mutex);
   std::string event_text GUARDED_BY(queue_mutex);  // arena of the queued events' kind and json
   bool closed GUARDED_BY(queue_mutex) = false, stopping GUARDED_BY(queue_mutex) = false,
-       flush_requested GUARDED_BY(queue_mutex) = false, writer_exited GUARDED_BY(queue_mutex) = false;
+              flush_requested GUARDED_BY(queue_mutex) = false, writer_exited GUARDED_BY(queue_mutex) = false;
   std::uint64_t accepted GUARDED_BY(queue_mutex) = 0, processed GUARDED_BY(queue_mutex) = 0,
-                failures GUARDED_BY(queue_mutex) = 0;
+                         failures GUARDED_BY(queue_mutex) = 0;
   RecorderStats stats GUARDED_BY(queue_mutex);
 
   std::thread writer;
@@ -239,10 +243,11 @@ Result<bool> Recorder::Impl::strip(std::int64_t seq, std::uint64_t& lost) {
     return false;
   }
   const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(q, 3));
-  auto block = detail::decode_block(static_cast<std::uint64_t>(seq), sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1),
-                                    static_cast<std::uint64_t>(sqlite3_column_int64(q, 2)),
-                                    {data ? data : reinterpret_cast<const std::uint8_t*>(""),
-                                     static_cast<std::size_t>(sqlite3_column_bytes(q, 3))});
+  auto block =
+      detail::decode_block(static_cast<std::uint64_t>(seq), sqlite3_column_int64(q, 0),
+                           sqlite3_column_int64(q, 1), static_cast<std::uint64_t>(sqlite3_column_int64(q, 2)),
+                           {data ? data : reinterpret_cast<const std::uint8_t*>(""),
+                            static_cast<std::size_t>(sqlite3_column_bytes(q, 3))});
   read_one.reset();
   if (!block) return block.error();
   const std::uint64_t dropped = block->frames.size() + block->samples.size();
@@ -277,8 +282,10 @@ void Recorder::Impl::sweep_delivered() {
   for (const auto& [first, last] : *ranges) {
     if (static_cast<std::int64_t>(first) > bounds_floor) break;
     sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(first));
-    sqlite3_bind_int64(stmt->get(), 2, std::min<sqlite3_int64>(static_cast<sqlite3_int64>(last), bounds_floor));
-    if (sqlite3_step(stmt->get()) == SQLITE_DONE) deleted += static_cast<std::uint64_t>(sqlite3_changes(conn.db));
+    sqlite3_bind_int64(stmt->get(), 2,
+                       std::min<sqlite3_int64>(static_cast<sqlite3_int64>(last), bounds_floor));
+    if (sqlite3_step(stmt->get()) == SQLITE_DONE)
+      deleted += static_cast<std::uint64_t>(sqlite3_changes(conn.db));
     stmt->reset();
   }
   if (sqlite3_exec(conn.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -422,7 +429,8 @@ void Recorder::Impl::apply_bounds() {
   std::uint64_t used = 0;
   if (sqlite3_step(page_count.get()) == SQLITE_ROW && sqlite3_step(freelist_count.get()) == SQLITE_ROW) {
     used = static_cast<std::uint64_t>(sqlite3_column_int64(page_count.get(), 0) -
-                                      sqlite3_column_int64(freelist_count.get(), 0)) * kPageSize;
+                                      sqlite3_column_int64(freelist_count.get(), 0)) *
+           kPageSize;
   }
   page_count.reset();
   freelist_count.reset();
@@ -434,7 +442,7 @@ void Recorder::Impl::apply_bounds() {
     sqlite3_bind_int64(s, 1, bounds_floor);
     while (freed < need && sqlite3_step(s) == SQLITE_ROW) {
       const std::int64_t seq = sqlite3_column_int64(s, 0);
-      if (static_cast<std::uint64_t>(seq) + 1 >= next_seq) break;  // keep the newest block
+      if (static_cast<std::uint64_t>(seq) + 1 >= next_seq) break;            // keep the newest block
       freed += static_cast<std::uint64_t>(sqlite3_column_int64(s, 1)) + 64;  // + row overhead
       if (victims.empty() || seq > victims.back()) victims.push_back(seq);
     }
@@ -509,15 +517,16 @@ Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
   const std::string path = config.path;
   if (path.empty()) return Error(ErrorCode::invalid_argument, "recording: empty path");
   if (config.queue_capacity == 0 || config.max_block_records == 0) {
-    return Error(ErrorCode::invalid_argument, "recording " + path + ": queue_capacity and max_block_records must be > 0");
+    return Error(ErrorCode::invalid_argument,
+                 "recording " + path + ": queue_capacity and max_block_records must be > 0");
   }
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
     if (ec) {
-      return Error(ErrorCode::io_error,
-                   "recording " + path + ": cannot create its folder " + parent.string() + ": " + ec.message());
+      return Error(ErrorCode::io_error, "recording " + path + ": cannot create its folder " +
+                                            parent.string() + ": " + ec.message());
     }
   }
   auto impl = std::make_unique<Impl>();
@@ -526,23 +535,28 @@ Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
   MutexLock db_lock(impl->db_mutex);
   MutexLock queue_lock(impl->queue_mutex);
   sqlite3*& db = impl->conn.db;
-  if (auto r = open_connection(impl->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE); !r) return r.error();
+  if (auto r = open_connection(impl->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE); !r)
+    return r.error();
   bool empty = false;
   if (auto r = check_version(db, path, true, &empty, true); !r) return r.error();
   if (empty) {
     // auto_vacuum must be chosen before the first table; INCREMENTAL lets the bounds shrink the file.
-    if (auto r = exec(db, path, "PRAGMA page_size = 4096; PRAGMA auto_vacuum = INCREMENTAL"); !r) return r.error();
+    if (auto r = exec(db, path, "PRAGMA page_size = 4096; PRAGMA auto_vacuum = INCREMENTAL"); !r)
+      return r.error();
   }
   auto mode = query_text(db, path, "PRAGMA journal_mode = WAL");
   if (!mode) return mode.error();
-  if (*mode != "wal") return Error(ErrorCode::io_error, "recording " + path + ": cannot switch to WAL (journal mode " + *mode + ")");
+  if (*mode != "wal")
+    return Error(ErrorCode::io_error,
+                 "recording " + path + ": cannot switch to WAL (journal mode " + *mode + ")");
   if (empty) {
     if (auto r = exec(db, path, kSchema); !r) return r.error();
   }
   // A WAL checkpoint every wal_pages keeps the WAL small relative to the bound.
   const std::uint64_t max_bytes = std::max<std::uint64_t>(impl->config.max_bytes, 64 * 1024);
   impl->wal_pages = std::clamp<std::int64_t>(static_cast<std::int64_t>(max_bytes / 16 / kPageSize), 4, 1000);
-  const std::uint64_t wal_allowance = 2 * static_cast<std::uint64_t>(impl->wal_pages) * kPageSize + 4 * kPageSize;
+  const std::uint64_t wal_allowance =
+      2 * static_cast<std::uint64_t>(impl->wal_pages) * kPageSize + 4 * kPageSize;
   impl->high_water = max_bytes > 2 * wal_allowance ? max_bytes - wal_allowance : max_bytes / 2;
   impl->low_water = impl->high_water - impl->high_water / 10;
   const std::string pragmas = std::string("PRAGMA synchronous = ") +
@@ -558,8 +572,12 @@ Result<std::unique_ptr<Recorder>> Recorder::open(RecorderConfig config) {
   impl->next_seq = static_cast<std::uint64_t>(*seq) + 1;
   impl->stats.last_seq = static_cast<std::uint64_t>(*seq);
 
-  struct { Stmt* stmt; const char* sql; } statements[] = {
-      {&impl->insert_block, "INSERT INTO blocks(seq, first_ns, last_ns, records, data) VALUES(?, ?, ?, ?, ?)"},
+  struct {
+    Stmt* stmt;
+    const char* sql;
+  } statements[] = {
+      {&impl->insert_block,
+       "INSERT INTO blocks(seq, first_ns, last_ns, records, data) VALUES(?, ?, ?, ?, ?)"},
       {&impl->blocks_by_age, "SELECT seq, last_ns FROM blocks WHERE seq > ? ORDER BY seq"},
       {&impl->delete_block, "DELETE FROM blocks WHERE seq = ?"},
       {&impl->block_sizes, "SELECT seq, length(data) FROM blocks WHERE seq > ? ORDER BY seq"},
@@ -660,7 +678,8 @@ Result<void> Recorder::flush() {
   impl_->writer_wake.notify_one();
   while (impl_->processed < target && !impl_->writer_exited) impl_->done.wait(lock);
   if (impl_->processed < target) {
-    return Error(ErrorCode::io_error, "recording " + impl_->config.path + ": closed before the flush completed");
+    return Error(ErrorCode::io_error,
+                 "recording " + impl_->config.path + ": closed before the flush completed");
   }
   if (impl_->failures != failures) return Error(ErrorCode::io_error, impl_->stats.last_error);
   return success();
@@ -743,7 +762,8 @@ Result<Block> block_from_row(sqlite3_stmt* s, const std::string& path) {
 
 Result<std::optional<Block>> RecordingReader::read_block(std::uint64_t seq) {
   sqlite3* db = impl_->conn.db;
-  auto stmt = prepare(db, impl_->path, "SELECT seq, first_ns, last_ns, records, data, lost FROM blocks WHERE seq = ?");
+  auto stmt = prepare(db, impl_->path,
+                      "SELECT seq, first_ns, last_ns, records, data, lost FROM blocks WHERE seq = ?");
   if (!stmt) return stmt.error();
   sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(std::min<std::uint64_t>(seq, INT64_MAX)));
   const int rc = sqlite3_step(stmt->get());
@@ -767,7 +787,8 @@ Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> RecordingReader::de
   return out;
 }
 
-Result<void> RecordingReader::add_delivered(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges) {
+Result<void> RecordingReader::add_delivered(
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges) {
   if (ranges.empty()) return success();
   sqlite3* db = impl_->conn.db;
   if (auto r = exec(db, impl_->path, "BEGIN IMMEDIATE"); !r) return r.error();
@@ -783,8 +804,10 @@ Result<void> RecordingReader::add_delivered(const std::vector<std::pair<std::uin
   std::sort(all.begin(), all.end());
   std::vector<std::pair<std::uint64_t, std::uint64_t>> merged;
   for (const auto& r : all) {
-    if (!merged.empty() && r.first <= merged.back().second + 1) merged.back().second = std::max(merged.back().second, r.second);
-    else merged.push_back(r);
+    if (!merged.empty() && r.first <= merged.back().second + 1)
+      merged.back().second = std::max(merged.back().second, r.second);
+    else
+      merged.push_back(r);
   }
   auto del = exec(db, impl_->path, "DELETE FROM delivered");
   auto ins = prepare(db, impl_->path, "INSERT INTO delivered(first, last) VALUES(?, ?)");
@@ -808,7 +831,8 @@ Result<void> RecordingReader::add_delivered(const std::vector<std::pair<std::uin
 Result<std::vector<std::uint64_t>> RecordingReader::undelivered(std::uint64_t after, std::size_t max) {
   auto ranges = delivered();
   if (!ranges) return ranges.error();
-  auto stmt = prepare(impl_->conn.db, impl_->path, "SELECT seq FROM blocks WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?");
+  auto stmt = prepare(impl_->conn.db, impl_->path,
+                      "SELECT seq FROM blocks WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?");
   if (!stmt) return stmt.error();
   std::vector<std::uint64_t> out;
   // The gaps between delivered ranges, walked in order: each gap is one indexed range scan.
@@ -816,10 +840,12 @@ Result<std::vector<std::uint64_t>> RecordingReader::undelivered(std::uint64_t af
   auto scan = [&](std::uint64_t lo, std::uint64_t hi_exclusive) -> Result<void> {
     if (out.size() >= max || hi_exclusive <= lo + 1) return success();
     sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(std::min<std::uint64_t>(lo, INT64_MAX)));
-    sqlite3_bind_int64(stmt->get(), 2, static_cast<sqlite3_int64>(std::min<std::uint64_t>(hi_exclusive, INT64_MAX)));
+    sqlite3_bind_int64(stmt->get(), 2,
+                       static_cast<sqlite3_int64>(std::min<std::uint64_t>(hi_exclusive, INT64_MAX)));
     sqlite3_bind_int64(stmt->get(), 3, static_cast<sqlite3_int64>(max - out.size()));
     int rc;
-    while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) out.push_back(static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 0)));
+    while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW)
+      out.push_back(static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 0)));
     stmt->reset();
     if (rc != SQLITE_DONE) return db_error(impl_->path, "cannot list undelivered blocks", impl_->conn.db);
     return success();
@@ -845,11 +871,14 @@ Result<std::vector<Block>> RecordingReader::read_after(std::uint64_t after_seq, 
   std::vector<Block> blocks;
   if (max_blocks == 0) return blocks;
   sqlite3* db = impl_->conn.db;
-  auto stmt = prepare(db, impl_->path,
-                      "SELECT seq, first_ns, last_ns, records, data, lost FROM blocks WHERE seq > ? ORDER BY seq LIMIT ?");
+  auto stmt = prepare(
+      db, impl_->path,
+      "SELECT seq, first_ns, last_ns, records, data, lost FROM blocks WHERE seq > ? ORDER BY seq LIMIT ?");
   if (!stmt) return stmt.error();
-  sqlite3_bind_int64(stmt->get(), 1, static_cast<sqlite3_int64>(std::min<std::uint64_t>(after_seq, INT64_MAX)));
-  sqlite3_bind_int64(stmt->get(), 2, static_cast<sqlite3_int64>(std::min<std::size_t>(max_blocks, INT64_MAX)));
+  sqlite3_bind_int64(stmt->get(), 1,
+                     static_cast<sqlite3_int64>(std::min<std::uint64_t>(after_seq, INT64_MAX)));
+  sqlite3_bind_int64(stmt->get(), 2,
+                     static_cast<sqlite3_int64>(std::min<std::size_t>(max_blocks, INT64_MAX)));
   int rc;
   while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
     auto block = block_from_row(stmt->get(), impl_->path);
@@ -896,13 +925,15 @@ Result<std::uint64_t> RecordingReader::cursor(std::string_view name) {
   sqlite3_bind_text(stmt->get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
   const int rc = sqlite3_step(stmt->get());
   if (rc == SQLITE_DONE) return std::uint64_t{0};
-  if (rc != SQLITE_ROW) return db_error(impl_->path, "cannot read cursor " + std::string(name), impl_->conn.db);
+  if (rc != SQLITE_ROW)
+    return db_error(impl_->path, "cannot read cursor " + std::string(name), impl_->conn.db);
   return static_cast<std::uint64_t>(sqlite3_column_int64(stmt->get(), 0));
 }
 
 Result<void> RecordingReader::set_cursor(std::string_view name, std::uint64_t seq) {
-  auto stmt = prepare(impl_->conn.db, impl_->path,
-                      "INSERT INTO cursors(name, seq) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq");
+  auto stmt = prepare(
+      impl_->conn.db, impl_->path,
+      "INSERT INTO cursors(name, seq) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq");
   if (!stmt) return stmt.error();
   sqlite3_bind_text(stmt->get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_TRANSIENT);
   sqlite3_bind_int64(stmt->get(), 2, static_cast<sqlite3_int64>(std::min<std::uint64_t>(seq, INT64_MAX)));

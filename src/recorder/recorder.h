@@ -47,16 +47,16 @@ using TimeNs = std::int64_t;  // ns since the Unix epoch (wall clock) in records
 inline constexpr int kFormatVersion = 2;  // 1 is migrated on open
 
 struct RecorderConfig {
-  std::string path;                          // the SQLite file; its folder is created
-  std::uint64_t max_bytes = 1ull << 30;      // 1 GiB
+  std::string path;                                        // the SQLite file; its folder is created
+  std::uint64_t max_bytes = 1ull << 30;                    // 1 GiB
   TimeNs max_age_ns = 30LL * 24 * 3600 * 1'000'000'000LL;  // 30 days; 0 = no age bound
-  TimeNs commit_interval_ns = 200'000'000;   // a block at least this often while records arrive
+  TimeNs commit_interval_ns = 200'000'000;                 // a block at least this often while records arrive
   std::size_t max_block_records = 20'000;
-  std::size_t queue_capacity = 1u << 18;     // records waiting for the writer
-  bool synchronous_full = true;              // fsync on every commit (power-loss safe)
+  std::size_t queue_capacity = 1u << 18;  // records waiting for the writer
+  bool synchronous_full = true;           // fsync on every commit (power-loss safe)
   int zstd_level = 3;
-  bool keep_undelivered_events = false;      // see "Bounds" above
-  const Clock* clock = &system_clock();      // the age bound's "now" (wall clock); never null
+  bool keep_undelivered_events = false;  // see "Bounds" above
+  const Clock* clock = &system_clock();  // the age bound's "now" (wall clock); never null
 };
 
 struct SampleRecord {
@@ -82,17 +82,17 @@ struct Block {
 };
 
 struct RecorderStats {
-  std::uint64_t records_queued = 0;     // accepted by record_*()
+  std::uint64_t records_queued = 0;  // accepted by record_*()
   std::uint64_t records_committed = 0;
-  std::uint64_t records_dropped = 0;    // queue full or write failure
+  std::uint64_t records_dropped = 0;  // queue full or write failure
   std::uint64_t blocks_committed = 0;
-  std::uint64_t blocks_deleted = 0;     // by the size/age bounds
-  std::uint64_t records_lost = 0;       // undelivered frames and samples stripped by the bounds
+  std::uint64_t blocks_deleted = 0;  // by the size/age bounds
+  std::uint64_t records_lost = 0;    // undelivered frames and samples stripped by the bounds
   std::uint64_t file_bytes = 0;
   std::uint64_t last_seq = 0;
   TimeNs last_commit_duration_ns = 0;
-  std::string last_error;               // empty when healthy
-  TimeNs writer_cpu_ns = 0;             // CPU time the writer thread used so far (benchmarks)
+  std::string last_error;    // empty when healthy
+  TimeNs writer_cpu_ns = 0;  // CPU time the writer thread used so far (benchmarks)
 };
 
 struct ChannelInfo {

@@ -20,7 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 
 TimeNs now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 can::Frame counter_frame(TimeNs t, std::uint64_t counter, std::uint32_t id = 0x181) {
@@ -64,7 +66,8 @@ std::string integrity(const std::string& path) {
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) return "cannot open";
   sqlite3_stmt* s = nullptr;
   std::string out = "no result";
-  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW) {
     out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
   }
   sqlite3_finalize(s);
@@ -76,7 +79,9 @@ class RecorderTest : public ::testing::Test {
  protected:
   void SetUp() override {
     static int n = 0;
-    dir_ = (fs::temp_directory_path() / ("cellguard-recorder-test-" + std::to_string(getpid()) + "-" + std::to_string(n++))).string();
+    dir_ = (fs::temp_directory_path() /
+            ("cellguard-recorder-test-" + std::to_string(getpid()) + "-" + std::to_string(n++)))
+               .string();
     fs::remove_all(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -316,7 +321,8 @@ TEST_F(RecorderTest, RefusesFilesThatAreNotRecordings) {
   sql(other, "CREATE TABLE t(x)");
   auto rec2 = Recorder::open(config("other.db"));
   ASSERT_FALSE(rec2.ok());
-  EXPECT_NE(rec2.error().message.find("not a cellguard recording"), std::string::npos) << rec2.error().message;
+  EXPECT_NE(rec2.error().message.find("not a cellguard recording"), std::string::npos)
+      << rec2.error().message;
   auto missing = RecordingReader::open(dir_ + "/missing.db");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message.find("missing.db"), std::string::npos);
@@ -340,7 +346,7 @@ TEST_F(RecorderTest, UnwritablePathIsAClearError) {
 TEST_F(RecorderTest, FullQueueDropsAndCountsWithoutBlocking) {
   auto c = config();
   c.queue_capacity = 100;
-  c.max_block_records = 1000;         // never reached: the writer does not wake early
+  c.max_block_records = 1000;             // never reached: the writer does not wake early
   c.commit_interval_ns = 60'000'000'000;  // nor on its timer during the test
   auto rec = open(c);
   const TimeNs t0 = now_ns();
@@ -425,7 +431,7 @@ TEST_F(RecorderTest, AgeBoundDeletesOldBlocks) {
   const TimeNs now = now_ns();
   rec->record_sample(now - 3 * c.max_age_ns, 1, 1);  // block 1: too old
   ASSERT_TRUE(rec->flush().ok());
-  rec->record_sample(now - c.max_age_ns / 2, 1, 2);   // block 2: young enough
+  rec->record_sample(now - c.max_age_ns / 2, 1, 2);  // block 2: young enough
   ASSERT_TRUE(rec->flush().ok());
   auto s = rec->stats();
   EXPECT_EQ(s.blocks_committed, 2u);
@@ -564,7 +570,8 @@ TEST_F(RecorderTest, SigkillMidStreamLosesOnlyTheUncommittedTail) {
     close(fds[0]);
     // The last complete report.
     text.erase(text.find_last_of('\n'));
-    std::istringstream last(text.substr(text.find_last_of('\n') == std::string::npos ? 0 : text.find_last_of('\n') + 1));
+    std::istringstream last(
+        text.substr(text.find_last_of('\n') == std::string::npos ? 0 : text.find_last_of('\n') + 1));
     std::uint64_t reported_seq = 0, reported_counter = 0;
     last >> reported_seq >> reported_counter;
     ASSERT_GT(reported_seq, 0u);

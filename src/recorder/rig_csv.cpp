@@ -49,9 +49,12 @@ void RigCsvWriter::append_value(std::string& out, const CsvValue& value) {
     out.append(std::to_string(*i));
   } else if (const auto* d = std::get_if<double>(&value)) {
     // Python's str(float): repr digits, "nan"/"inf" for the non-finite ones.
-    if (std::isnan(*d)) out.append("nan");
-    else if (std::isinf(*d)) out.append(*d > 0 ? "inf" : "-inf");
-    else out.append(format_shortest(*d, true));
+    if (std::isnan(*d))
+      out.append("nan");
+    else if (std::isinf(*d))
+      out.append(*d > 0 ? "inf" : "-inf");
+    else
+      out.append(format_shortest(*d, true));
   } else if (const auto* s = std::get_if<std::string>(&value)) {
     append_field(out, *s);
   }
@@ -63,12 +66,14 @@ Result<void> RigCsvWriter::write(TimeNs time_ns, std::span<const std::string> co
     return Error(ErrorCode::invalid_argument, "rig CSV: " + std::to_string(columns.size()) + " columns but " +
                                                   std::to_string(values.size()) + " values");
   }
-  const time_t seconds = static_cast<time_t>(time_ns >= 0 ? time_ns / 1'000'000'000 : (time_ns + 1) / 1'000'000'000 - 1);
+  const time_t seconds =
+      static_cast<time_t>(time_ns >= 0 ? time_ns / 1'000'000'000 : (time_ns + 1) / 1'000'000'000 - 1);
   tm t{};
   if ((utc_ ? gmtime_r(&seconds, &t) : localtime_r(&seconds, &t)) == nullptr) {
     return Error(ErrorCode::invalid_argument, "rig CSV: time out of range");
   }
-  const bool same_columns = columns.size() == columns_.size() && std::equal(columns.begin(), columns.end(), columns_.begin());
+  const bool same_columns =
+      columns.size() == columns_.size() && std::equal(columns.begin(), columns.end(), columns_.begin());
   if (!file_ || t.tm_year != year_ || t.tm_yday != yday_ || !same_columns) {
     close();
     std::string folder = "Battery-System ";
@@ -92,7 +97,8 @@ Result<void> RigCsvWriter::write(TimeNs time_ns, std::span<const std::string> co
     path_ = (dir / name).string();
     // Append: a restart within the same second continues the file instead of truncating it.
     file_ = std::fopen(path_.c_str(), "a");
-    if (!file_) return Error(ErrorCode::io_error, "rig CSV: cannot open " + path_ + ": " + std::strerror(errno));
+    if (!file_)
+      return Error(ErrorCode::io_error, "rig CSV: cannot open " + path_ + ": " + std::strerror(errno));
     columns_.assign(columns.begin(), columns.end());
     year_ = t.tm_year;
     yday_ = t.tm_yday;

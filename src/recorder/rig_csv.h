@@ -34,10 +34,14 @@ using CsvValue = std::variant<std::monostate, bool, std::int64_t, double, std::s
 inline constexpr const char* kRigDeviceColumns[] = {"Ardu_Press",   "Ardu_Temp1",     "Ardu_Temp2",
                                                     "modbus_Power", "modbus_Current", "modbus_Voltage"};
 // The rig's violation flags, in its order; bit i of the flags channel is column i.
-inline constexpr const char* kRigFlagColumns[] = {
-    "pcan_isCMATempVio",          "pcan_isCMAVolVio",           "pcan_isCellVolVio",
-    "pcan_isArduTempHigh",        "pcan_isArduPressViolated",   "pcan_isModbusCurrentViolated",
-    "pcan_isModbusVoltageViolated", "pcan_isModbusPowerViolated"};
+inline constexpr const char* kRigFlagColumns[] = {"pcan_isCMATempVio",
+                                                  "pcan_isCMAVolVio",
+                                                  "pcan_isCellVolVio",
+                                                  "pcan_isArduTempHigh",
+                                                  "pcan_isArduPressViolated",
+                                                  "pcan_isModbusCurrentViolated",
+                                                  "pcan_isModbusVoltageViolated",
+                                                  "pcan_isModbusPowerViolated"};
 inline constexpr std::size_t kRigFlagCount = std::size(kRigFlagColumns);
 // The recording channel of the flags (a bit mask, recorded whenever it changes).
 inline constexpr const char* kRigFlagsChannel = "safety.flags";

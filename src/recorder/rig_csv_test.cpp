@@ -25,7 +25,8 @@ std::string slurp(const std::string& path) {
 constexpr TimeNs kT0 = 1617195121LL * 1'000'000'000;
 
 TEST(RigCsv, WritesTheRigLayoutAndStartsNewFilesOnDayOrColumnChange) {
-  const std::string base = (fs::temp_directory_path() / ("cellguard-rigcsv-" + std::to_string(getpid()))).string();
+  const std::string base =
+      (fs::temp_directory_path() / ("cellguard-rigcsv-" + std::to_string(getpid()))).string();
   fs::remove_all(base);
   {
     RigCsvWriter w(base, true);
@@ -49,7 +50,8 @@ TEST(RigCsv, WritesTheRigLayoutAndStartsNewFilesOnDayOrColumnChange) {
     // The day changes (and the month): a new file in a new folder.
     ASSERT_TRUE(w.write(kT0 + 12LL * 3600 * 1'000'000'000, more, two).ok());
     EXPECT_EQ(w.current_path(), base + "/Battery-System 04-2021/log-Battery-System 01-04-2021-00-52-01.csv");
-    EXPECT_EQ(slurp(w.current_path()), "date,time,BMU01_CMA_Current,BMU02_CMA_Current\r\n01-04-2021,00:52:01,1.5,2.5\r\n");
+    EXPECT_EQ(slurp(w.current_path()),
+              "date,time,BMU01_CMA_Current,BMU02_CMA_Current\r\n01-04-2021,00:52:01,1.5,2.5\r\n");
     const std::vector<CsvValue> one = {1.5};
     EXPECT_FALSE(w.write(kT0, more, one).ok());
   }
@@ -75,7 +77,8 @@ TEST(RigCsv, ValuesAsThePythonToolWroteThem) {
 // The columns after the modules, as the rig's own file has them (CELLGUARD_SEED_DIR).
 TEST(RigCsv, TailColumnsAreTheRigSampleOnes) {
   const char* seed = std::getenv("CELLGUARD_SEED_DIR");
-  if (seed == nullptr || *seed == '\0') GTEST_SKIP() << "CELLGUARD_SEED_DIR not set: the rig's sample-record-log.csv is needed";
+  if (seed == nullptr || *seed == '\0')
+    GTEST_SKIP() << "CELLGUARD_SEED_DIR not set: the rig's sample-record-log.csv is needed";
   std::ifstream in(std::string(seed) + "/sample-record-log.csv", std::ios::binary);
   std::string header;
   ASSERT_TRUE(std::getline(in, header)) << seed << "/sample-record-log.csv";
@@ -91,7 +94,8 @@ TEST(RigCsv, TailColumnsAreTheRigSampleOnes) {
 }
 
 TEST(RigCsv, UnwritableBaseIsAClearError) {
-  const std::string file = (fs::temp_directory_path() / ("cellguard-rigcsv-file-" + std::to_string(getpid()))).string();
+  const std::string file =
+      (fs::temp_directory_path() / ("cellguard-rigcsv-file-" + std::to_string(getpid()))).string();
   std::ofstream(file) << "x";
   RigCsvWriter w(file, true);
   const std::vector<std::string> cols = {"a"};

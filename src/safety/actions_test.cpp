@@ -42,8 +42,9 @@ TEST(Dangerous, ContactorsOpenAtOnceWhenTheCurrentIsAlreadyLow) {
   Rig rig = make_rig();
   rig.sample(rig.pack_current, ms(0), 1);
   auto d = rig.sample(rig.cells[0], ms(10), 4.25);
-  ASSERT_EQ(kinds(d), (std::vector<DecisionKind>{DecisionKind::state_changed, DecisionKind::inverter_off,
-                                                 DecisionKind::contactors_open, DecisionKind::state_changed}));
+  ASSERT_EQ(kinds(d),
+            (std::vector<DecisionKind>{DecisionKind::state_changed, DecisionKind::inverter_off,
+                                       DecisionKind::contactors_open, DecisionKind::state_changed}));
   EXPECT_EQ(d.back().to, State::safe);
 }
 
@@ -315,7 +316,7 @@ TEST(Precharge, TheMainContactorClosesOnceTheDcLinkMatchesTheBattery) {
   EXPECT_TRUE(d[0].closed);
   EXPECT_EQ(d[1].role, RelayRole::precharge);
   EXPECT_FALSE(d[1].closed);
-  EXPECT_DOUBLE_EQ(d[2].reason.measured, 370);  // DC link ...
+  EXPECT_DOUBLE_EQ(d[2].reason.measured, 370);                           // DC link ...
   EXPECT_NEAR(d[2].reason.threshold - d[2].reason.measured, 7.8, 1e-9);  // ... within 10 V of the battery
   EXPECT_TRUE(rig.supervisor.status().contactors_closed);
 }

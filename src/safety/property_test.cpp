@@ -51,13 +51,14 @@ class Checker {
       }
       if (x.kind == DecisionKind::relay_set && x.role == RelayRole::main_positive && x.closed) {
         ASSERT_TRUE(state_ == State::normal || state_ == State::warning);
-        ASSERT_LE(std::fabs(x.reason.measured - x.reason.threshold), test_config().precharge.match_tolerance_v);
+        ASSERT_LE(std::fabs(x.reason.measured - x.reason.threshold),
+                  test_config().precharge.match_tolerance_v);
       }
       if (x.kind == DecisionKind::reset_accepted && state_ != State::safe) {
         for (const Reason& r : s.active_causes()) {
-          ASSERT_NE(r.level, Level::dangerous) << "reset accepted with " << s.describe(r, ClockPair{}) << " at " << x.time_ns
-                                               << " (call of " << d.size() << " decisions, first "
-                                               << to_string(d[0].kind) << ")";
+          ASSERT_NE(r.level, Level::dangerous)
+              << "reset accepted with " << s.describe(r, ClockPair{}) << " at " << x.time_ns << " (call of "
+              << d.size() << " decisions, first " << to_string(d[0].kind) << ")";
         }
       }
     }
@@ -81,18 +82,33 @@ class Checker {
  private:
   void count(const Decision& x) {
     switch (x.kind) {
-      case DecisionKind::state_changed: coverage_.safe += x.to == State::safe; break;
-      case DecisionKind::reset_accepted: ++coverage_.reset_accepted; break;
-      case DecisionKind::reset_refused: ++coverage_.reset_refused; break;
-      case DecisionKind::precharge_complete: ++coverage_.precharge_complete; break;
-      case DecisionKind::precharge_lockout: ++coverage_.lockout; break;
+      case DecisionKind::state_changed:
+        coverage_.safe += x.to == State::safe;
+        break;
+      case DecisionKind::reset_accepted:
+        ++coverage_.reset_accepted;
+        break;
+      case DecisionKind::reset_refused:
+        ++coverage_.reset_refused;
+        break;
+      case DecisionKind::precharge_complete:
+        ++coverage_.precharge_complete;
+        break;
+      case DecisionKind::precharge_lockout:
+        ++coverage_.lockout;
+        break;
       case DecisionKind::contactors_open:
         ++(x.emergency ? coverage_.contactors_emergency : coverage_.contactors_current);
         break;
-      case DecisionKind::cooling_on: ++coverage_.cooling_on; break;
+      case DecisionKind::cooling_on:
+        ++coverage_.cooling_on;
+        break;
       case DecisionKind::inverter_nudge_charge:
-      case DecisionKind::inverter_nudge_discharge: ++coverage_.nudges; break;
-      default: break;
+      case DecisionKind::inverter_nudge_discharge:
+        ++coverage_.nudges;
+        break;
+      default:
+        break;
     }
   }
 
@@ -129,16 +145,36 @@ void run_random_sequence(std::uint64_t seed, Coverage& coverage) {
     std::vector<Decision> d;
     bool reset = false;
     switch (pick(12)) {
-      case 0: d = rig.sample(rig.cells[static_cast<std::size_t>(pick(14))], t, uniform(2.6, 4.3)); break;
-      case 1: d = rig.sample(rig.module_voltage, t, uniform(32, 50)); break;
-      case 2: d = rig.sample(rig.max_temperature, t, uniform(20, 55)); break;
-      case 3: d = rig.sample(rig.battery_voltage, t, uniform(260, 395)); break;
-      case 4: d = rig.sample(rig.dc_link_voltage, t, uniform(0, 395)); break;
-      case 5: d = rig.sample(rig.pack_current, t, uniform(-60, 60)); break;
-      case 6: d = copy(s.on_module_pdo(1, t)); break;
-      case 7: d = copy(s.on_sync_sent(t)); break;
-      case 8: d = copy(s.on_board_line_valid(t)); break;
-      case 9: d = copy(s.on_inverter_link(pick(4) != 0, t)); break;
+      case 0:
+        d = rig.sample(rig.cells[static_cast<std::size_t>(pick(14))], t, uniform(2.6, 4.3));
+        break;
+      case 1:
+        d = rig.sample(rig.module_voltage, t, uniform(32, 50));
+        break;
+      case 2:
+        d = rig.sample(rig.max_temperature, t, uniform(20, 55));
+        break;
+      case 3:
+        d = rig.sample(rig.battery_voltage, t, uniform(260, 395));
+        break;
+      case 4:
+        d = rig.sample(rig.dc_link_voltage, t, uniform(0, 395));
+        break;
+      case 5:
+        d = rig.sample(rig.pack_current, t, uniform(-60, 60));
+        break;
+      case 6:
+        d = copy(s.on_module_pdo(1, t));
+        break;
+      case 7:
+        d = copy(s.on_sync_sent(t));
+        break;
+      case 8:
+        d = copy(s.on_board_line_valid(t));
+        break;
+      case 9:
+        d = copy(s.on_inverter_link(pick(4) != 0, t));
+        break;
       case 10:
         d = copy(s.on_operator_reset(t));
         reset = true;

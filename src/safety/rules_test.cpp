@@ -81,10 +81,18 @@ TEST_P(EveryRule, GivesItsStateAtItsThreshold) {
   Rig rig = make_rig();
   ChannelId id = kNoChannel;
   switch (c.quantity) {
-    case Quantity::module_voltage: id = rig.module_voltage; break;
-    case Quantity::module_max_temperature: id = rig.max_temperature; break;
-    case Quantity::inverter_battery_voltage: id = rig.battery_voltage; break;
-    default: id = rig.cells[0]; break;
+    case Quantity::module_voltage:
+      id = rig.module_voltage;
+      break;
+    case Quantity::module_max_temperature:
+      id = rig.max_temperature;
+      break;
+    case Quantity::inverter_battery_voltage:
+      id = rig.battery_voltage;
+      break;
+    default:
+      id = rig.cells[0];
+      break;
   }
   auto d = rig.sample(id, ms(1), c.value);
   EXPECT_EQ(rig.supervisor.state(), c.state);
@@ -99,9 +107,11 @@ INSTANTIATE_TEST_SUITE_P(
     RigLimitsTable, EveryRule,
     ::testing::Values(
         LimitCase{"module_warning_high", Quantity::module_voltage, 48, State::warning, RuleKind::limit_high},
-        LimitCase{"module_dangerous_high", Quantity::module_voltage, 49, State::dangerous, RuleKind::limit_high},
+        LimitCase{"module_dangerous_high", Quantity::module_voltage, 49, State::dangerous,
+                  RuleKind::limit_high},
         LimitCase{"module_warning_low", Quantity::module_voltage, 34, State::warning, RuleKind::limit_low},
-        LimitCase{"module_dangerous_low", Quantity::module_voltage, 33, State::dangerous, RuleKind::limit_low},
+        LimitCase{"module_dangerous_low", Quantity::module_voltage, 33, State::dangerous,
+                  RuleKind::limit_low},
         LimitCase{"temperature_warning_high", Quantity::module_max_temperature, 30, State::warning,
                   RuleKind::limit_high},
         LimitCase{"temperature_dangerous_high", Quantity::module_max_temperature, 50, State::dangerous,
@@ -354,7 +364,7 @@ TEST(Modules, AModuleMissingItsPdosForThreeSyncCyclesIsStaleWarning) {
   EXPECT_TRUE(copy(s.on_sync_sent(ms(100))).empty());  // cycle 0 answered
   EXPECT_TRUE(copy(s.on_sync_sent(ms(200))).empty());  // cycle 1 missed
   EXPECT_TRUE(copy(s.on_sync_sent(ms(300))).empty());  // cycle 2 missed
-  auto d = copy(s.on_sync_sent(ms(400)));               // cycle 3 missed
+  auto d = copy(s.on_sync_sent(ms(400)));              // cycle 3 missed
   EXPECT_EQ(s.state(), State::warning);
   const Decision* change = find(d, DecisionKind::state_changed);
   ASSERT_NE(change, nullptr);
@@ -523,7 +533,8 @@ TEST(InverterFreshness, ReadingsOlderThanTheBoundAreDangerousWhileHeartbeatsStil
   EXPECT_TRUE(f.status().inverter_readings_stale);
   EXPECT_EQ(f.status().inverter_last_reading_ns, ms(100));
   EXPECT_EQ(f.describe(off->reason, clock_at(ms(1100))),
-            "inverter readings stale: no valid reading for 1.0 s (limit 1.0 s, dangerous) since 2026-12-07 01:36:42");
+            "inverter readings stale: no valid reading for 1.0 s (limit 1.0 s, dangerous) since 2026-12-07 "
+            "01:36:42");
 }
 
 TEST(InverterFreshness, AnUnacknowledgedHeartbeatIsDangerousWhileReadsStillWork) {

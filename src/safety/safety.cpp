@@ -121,113 +121,178 @@ void check_rule(ConfigChecker& c, const RuleConfig& rule, Quantity q) {
 
 std::string_view to_string(Quantity quantity) {
   switch (quantity) {
-    case Quantity::cell_voltage: return "cell_voltage";
-    case Quantity::module_voltage: return "module_voltage";
-    case Quantity::module_max_temperature: return "module_max_temperature";
-    case Quantity::module_min_temperature: return "module_min_temperature";
-    case Quantity::inverter_battery_voltage: return "inverter_battery_voltage";
-    case Quantity::board_temperature: return "board_temperature";
-    case Quantity::board_pressure: return "board_pressure";
-    case Quantity::pack_current: return "pack_current";
-    case Quantity::dc_link_voltage: return "dc_link_voltage";
+    case Quantity::cell_voltage:
+      return "cell_voltage";
+    case Quantity::module_voltage:
+      return "module_voltage";
+    case Quantity::module_max_temperature:
+      return "module_max_temperature";
+    case Quantity::module_min_temperature:
+      return "module_min_temperature";
+    case Quantity::inverter_battery_voltage:
+      return "inverter_battery_voltage";
+    case Quantity::board_temperature:
+      return "board_temperature";
+    case Quantity::board_pressure:
+      return "board_pressure";
+    case Quantity::pack_current:
+      return "pack_current";
+    case Quantity::dc_link_voltage:
+      return "dc_link_voltage";
   }
   return "?";
 }
 
 std::string_view to_string(State state) {
   switch (state) {
-    case State::normal: return "NORMAL";
-    case State::warning: return "WARNING";
-    case State::dangerous: return "DANGEROUS";
-    case State::safe: return "SAFE";
+    case State::normal:
+      return "NORMAL";
+    case State::warning:
+      return "WARNING";
+    case State::dangerous:
+      return "DANGEROUS";
+    case State::safe:
+      return "SAFE";
   }
   return "?";
 }
 
 std::string_view to_string(Level level) {
   switch (level) {
-    case Level::normal: return "normal";
-    case Level::warning: return "warning";
-    case Level::dangerous: return "dangerous";
+    case Level::normal:
+      return "normal";
+    case Level::warning:
+      return "warning";
+    case Level::dangerous:
+      return "dangerous";
   }
   return "?";
 }
 
 std::string_view to_string(RuleKind rule) {
   switch (rule) {
-    case RuleKind::none: return "none";
-    case RuleKind::limit_high: return "limit_high";
-    case RuleKind::limit_low: return "limit_low";
-    case RuleKind::module_stale: return "module_stale";
-    case RuleKind::module_count: return "module_count";
-    case RuleKind::board_silent: return "board_silent";
-    case RuleKind::inverter_link: return "inverter_link";
-    case RuleKind::inverter_stale: return "inverter_stale";
-    case RuleKind::inverter_heartbeat: return "inverter_heartbeat";
-    case RuleKind::insulation_fault: return "insulation_fault";
-    case RuleKind::hot: return "hot";
-    case RuleKind::cooled: return "cooled";
-    case RuleKind::contactor_current: return "contactor_current";
-    case RuleKind::contactor_delay: return "contactor_delay";
-    case RuleKind::precharge: return "precharge";
-    case RuleKind::board_fault: return "board_fault";
-    case RuleKind::operator_request: return "operator_request";
-    case RuleKind::state: return "state";
-    case RuleKind::stop_request: return "stop_request";
+    case RuleKind::none:
+      return "none";
+    case RuleKind::limit_high:
+      return "limit_high";
+    case RuleKind::limit_low:
+      return "limit_low";
+    case RuleKind::module_stale:
+      return "module_stale";
+    case RuleKind::module_count:
+      return "module_count";
+    case RuleKind::board_silent:
+      return "board_silent";
+    case RuleKind::inverter_link:
+      return "inverter_link";
+    case RuleKind::inverter_stale:
+      return "inverter_stale";
+    case RuleKind::inverter_heartbeat:
+      return "inverter_heartbeat";
+    case RuleKind::insulation_fault:
+      return "insulation_fault";
+    case RuleKind::hot:
+      return "hot";
+    case RuleKind::cooled:
+      return "cooled";
+    case RuleKind::contactor_current:
+      return "contactor_current";
+    case RuleKind::contactor_delay:
+      return "contactor_delay";
+    case RuleKind::precharge:
+      return "precharge";
+    case RuleKind::board_fault:
+      return "board_fault";
+    case RuleKind::operator_request:
+      return "operator_request";
+    case RuleKind::state:
+      return "state";
+    case RuleKind::stop_request:
+      return "stop_request";
   }
   return "?";
 }
 
 std::string_view to_string(StopOrigin origin) {
   switch (origin) {
-    case StopOrigin::terminate_signal: return "SIGTERM";
-    case StopOrigin::interrupt_signal: return "SIGINT";
-    case StopOrigin::operator_command: return "operator command `edge stop`";
-    case StopOrigin::configuration_error: return "configuration error at reload";
-    case StopOrigin::duration_elapsed: return "--duration elapsed";
+    case StopOrigin::terminate_signal:
+      return "SIGTERM";
+    case StopOrigin::interrupt_signal:
+      return "SIGINT";
+    case StopOrigin::operator_command:
+      return "operator command `edge stop`";
+    case StopOrigin::configuration_error:
+      return "configuration error at reload";
+    case StopOrigin::duration_elapsed:
+      return "--duration elapsed";
   }
   return "?";
 }
 
 std::string_view to_string(DecisionKind kind) {
   switch (kind) {
-    case DecisionKind::state_changed: return "state_changed";
-    case DecisionKind::inverter_off: return "inverter_off";
-    case DecisionKind::inverter_nudge_charge: return "inverter_nudge_charge";
-    case DecisionKind::inverter_nudge_discharge: return "inverter_nudge_discharge";
-    case DecisionKind::inverter_hold: return "inverter_hold";
-    case DecisionKind::inverter_nudge_end: return "inverter_nudge_end";
-    case DecisionKind::contactors_open: return "contactors_open";
-    case DecisionKind::cooling_on: return "cooling_on";
-    case DecisionKind::cooling_off: return "cooling_off";
-    case DecisionKind::relay_set: return "relay_set";
-    case DecisionKind::precharge_complete: return "precharge_complete";
-    case DecisionKind::precharge_retry: return "precharge_retry";
-    case DecisionKind::precharge_lockout: return "precharge_lockout";
-    case DecisionKind::start_refused: return "start_refused";
-    case DecisionKind::reset_accepted: return "reset_accepted";
-    case DecisionKind::reset_refused: return "reset_refused";
-    case DecisionKind::module_joined: return "module_joined";
+    case DecisionKind::state_changed:
+      return "state_changed";
+    case DecisionKind::inverter_off:
+      return "inverter_off";
+    case DecisionKind::inverter_nudge_charge:
+      return "inverter_nudge_charge";
+    case DecisionKind::inverter_nudge_discharge:
+      return "inverter_nudge_discharge";
+    case DecisionKind::inverter_hold:
+      return "inverter_hold";
+    case DecisionKind::inverter_nudge_end:
+      return "inverter_nudge_end";
+    case DecisionKind::contactors_open:
+      return "contactors_open";
+    case DecisionKind::cooling_on:
+      return "cooling_on";
+    case DecisionKind::cooling_off:
+      return "cooling_off";
+    case DecisionKind::relay_set:
+      return "relay_set";
+    case DecisionKind::precharge_complete:
+      return "precharge_complete";
+    case DecisionKind::precharge_retry:
+      return "precharge_retry";
+    case DecisionKind::precharge_lockout:
+      return "precharge_lockout";
+    case DecisionKind::start_refused:
+      return "start_refused";
+    case DecisionKind::reset_accepted:
+      return "reset_accepted";
+    case DecisionKind::reset_refused:
+      return "reset_refused";
+    case DecisionKind::module_joined:
+      return "module_joined";
   }
   return "?";
 }
 
 std::string_view to_string(RelayRole role) {
   switch (role) {
-    case RelayRole::precharge: return "precharge";
-    case RelayRole::main_positive: return "main_positive";
-    case RelayRole::main_negative: return "main_negative";
+    case RelayRole::precharge:
+      return "precharge";
+    case RelayRole::main_positive:
+      return "main_positive";
+    case RelayRole::main_negative:
+      return "main_negative";
   }
   return "?";
 }
 
 std::string_view to_string(PrechargePhase phase) {
   switch (phase) {
-    case PrechargePhase::idle: return "idle";
-    case PrechargePhase::precharging: return "precharging";
-    case PrechargePhase::waiting_retry: return "waiting_retry";
-    case PrechargePhase::running: return "running";
-    case PrechargePhase::locked_out: return "locked_out";
+    case PrechargePhase::idle:
+      return "idle";
+    case PrechargePhase::precharging:
+      return "precharging";
+    case PrechargePhase::waiting_retry:
+      return "waiting_retry";
+    case PrechargePhase::running:
+      return "running";
+    case PrechargePhase::locked_out:
+      return "locked_out";
   }
   return "?";
 }
@@ -240,8 +305,8 @@ SupervisorConfig rig_defaults() {
   SupervisorConfig c;
   c.rule(Quantity::cell_voltage) = {4.1, 4.2, 2.8, 2.7, 0.02, kWarningDebounceNs, 0};
   c.rule(Quantity::module_voltage) = {48.0, 49.0, 34.0, 33.0, 0.5, kWarningDebounceNs, 0};
-  c.rule(Quantity::module_max_temperature) = {30.0, 50.0, std::nullopt, std::nullopt, 1.0,
-                                              kWarningDebounceNs, 0};
+  c.rule(Quantity::module_max_temperature) = {30.0, 50.0, std::nullopt, std::nullopt, 1.0, kWarningDebounceNs,
+                                              0};
   c.rule(Quantity::inverter_battery_voltage) = {384.0, 390.0, 268.0, 264.0, 2.0, kWarningDebounceNs, 0};
   c.expected_module_count = 15;
   return c;
@@ -249,34 +314,62 @@ SupervisorConfig rig_defaults() {
 
 std::string_view to_string(ConfigField field) {
   switch (field) {
-    case ConfigField::warning_high: return "warning_high";
-    case ConfigField::dangerous_high: return "dangerous_high";
-    case ConfigField::warning_low: return "warning_low";
-    case ConfigField::dangerous_low: return "dangerous_low";
-    case ConfigField::hysteresis: return "hysteresis";
-    case ConfigField::warning_debounce_ns: return "warning_debounce_ns";
-    case ConfigField::dangerous_debounce_ns: return "dangerous_debounce_ns";
-    case ConfigField::expected_module_count: return "expected_module_count";
-    case ConfigField::stale_sync_cycles: return "stale_sync_cycles";
-    case ConfigField::dangerous_sync_cycles: return "dangerous_sync_cycles";
-    case ConfigField::dangerous_silence_ns: return "dangerous_silence_ns";
-    case ConfigField::board_timeout_ns: return "board_timeout_ns";
-    case ConfigField::inverter_failure_limit: return "inverter_failure_limit";
-    case ConfigField::inverter_readings_timeout_ns: return "inverter_readings_timeout_ns";
-    case ConfigField::inverter_heartbeat_timeout_ns: return "inverter_heartbeat_timeout_ns";
-    case ConfigField::contactor_open_current_a: return "contactor_open_current_a";
-    case ConfigField::contactor_max_delay_ns: return "contactor_max_delay_ns";
-    case ConfigField::hot_c: return "hot_c";
-    case ConfigField::cooled_c: return "cooled_c";
-    case ConfigField::nudge_current_a: return "nudge_current_a";
-    case ConfigField::precharge_relay: return "precharge.relays.precharge";
-    case ConfigField::main_positive_relay: return "precharge.relays.main_positive";
-    case ConfigField::main_negative_relay: return "precharge.relays.main_negative";
-    case ConfigField::match_tolerance_v: return "precharge.match_tolerance_v";
-    case ConfigField::precharge_timeout_ns: return "precharge.timeout_ns";
-    case ConfigField::retry_delay_ns: return "precharge.retry_delay_ns";
-    case ConfigField::max_attempts: return "precharge.max_attempts";
-    case ConfigField::settle_ns: return "precharge.settle_ns";
+    case ConfigField::warning_high:
+      return "warning_high";
+    case ConfigField::dangerous_high:
+      return "dangerous_high";
+    case ConfigField::warning_low:
+      return "warning_low";
+    case ConfigField::dangerous_low:
+      return "dangerous_low";
+    case ConfigField::hysteresis:
+      return "hysteresis";
+    case ConfigField::warning_debounce_ns:
+      return "warning_debounce_ns";
+    case ConfigField::dangerous_debounce_ns:
+      return "dangerous_debounce_ns";
+    case ConfigField::expected_module_count:
+      return "expected_module_count";
+    case ConfigField::stale_sync_cycles:
+      return "stale_sync_cycles";
+    case ConfigField::dangerous_sync_cycles:
+      return "dangerous_sync_cycles";
+    case ConfigField::dangerous_silence_ns:
+      return "dangerous_silence_ns";
+    case ConfigField::board_timeout_ns:
+      return "board_timeout_ns";
+    case ConfigField::inverter_failure_limit:
+      return "inverter_failure_limit";
+    case ConfigField::inverter_readings_timeout_ns:
+      return "inverter_readings_timeout_ns";
+    case ConfigField::inverter_heartbeat_timeout_ns:
+      return "inverter_heartbeat_timeout_ns";
+    case ConfigField::contactor_open_current_a:
+      return "contactor_open_current_a";
+    case ConfigField::contactor_max_delay_ns:
+      return "contactor_max_delay_ns";
+    case ConfigField::hot_c:
+      return "hot_c";
+    case ConfigField::cooled_c:
+      return "cooled_c";
+    case ConfigField::nudge_current_a:
+      return "nudge_current_a";
+    case ConfigField::precharge_relay:
+      return "precharge.relays.precharge";
+    case ConfigField::main_positive_relay:
+      return "precharge.relays.main_positive";
+    case ConfigField::main_negative_relay:
+      return "precharge.relays.main_negative";
+    case ConfigField::match_tolerance_v:
+      return "precharge.match_tolerance_v";
+    case ConfigField::precharge_timeout_ns:
+      return "precharge.timeout_ns";
+    case ConfigField::retry_delay_ns:
+      return "precharge.retry_delay_ns";
+    case ConfigField::max_attempts:
+      return "precharge.max_attempts";
+    case ConfigField::settle_ns:
+      return "precharge.settle_ns";
   }
   return "?";
 }
@@ -510,12 +603,18 @@ Decisions Supervisor::on_inverter_link(bool ok, TimeNs time_ns) {
 
 std::string_view to_string(BoardFault fault) {
   switch (fault) {
-    case BoardFault::none: return "board outputs read back as commanded";
-    case BoardFault::heartbeat_timeout: return "board opened the relays: heartbeat timeout";
-    case BoardFault::ground_fault: return "board opened the relays: ground-fault input";
-    case BoardFault::watchdog_reset: return "board opened the relays: watchdog reset";
-    case BoardFault::reset: return "board opened the relays: board reset";
-    case BoardFault::output_mismatch: return "board output does not follow the command (read-back)";
+    case BoardFault::none:
+      return "board outputs read back as commanded";
+    case BoardFault::heartbeat_timeout:
+      return "board opened the relays: heartbeat timeout";
+    case BoardFault::ground_fault:
+      return "board opened the relays: ground-fault input";
+    case BoardFault::watchdog_reset:
+      return "board opened the relays: watchdog reset";
+    case BoardFault::reset:
+      return "board opened the relays: board reset";
+    case BoardFault::output_mismatch:
+      return "board output does not follow the command (read-back)";
   }
   return "board fault";
 }
@@ -706,7 +805,7 @@ void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
       break;
     }
   }
-  const Level next = worst == 4 ? Level::normal
+  const Level next = worst == 4                                            ? Level::normal
                      : (worst == kDangerousHigh || worst == kDangerousLow) ? Level::dangerous
                                                                            : Level::warning;
   if (next != Level::normal) {
@@ -1050,7 +1149,8 @@ void Supervisor::try_open_contactors() {
   if (!contactors_pending_) return;
   bool known = false;
   const double current_a = pack_current_abs(known);
-  const bool any_relay_closed = std::find(relay_closed_.begin(), relay_closed_.end(), true) != relay_closed_.end();
+  const bool any_relay_closed =
+      std::find(relay_closed_.begin(), relay_closed_.end(), true) != relay_closed_.end();
   if (stop_.level == Level::dangerous && !any_relay_closed) {
     // A stop with every relay open: no current flows through the contactors, nothing to wait for.
     open_contactors(false, Reason{.rule = RuleKind::contactor_current,
@@ -1095,10 +1195,18 @@ void Supervisor::update_nudge(const Reason& reason) {
   Reason r = reason;
   if (desired != 0 && r.rule != RuleKind::limit_high && r.rule != RuleKind::limit_low) worst_cause(r);
   switch (desired) {
-    case -1: emit(DecisionKind::inverter_nudge_charge, r).setpoint_a = -config_.nudge_current_a; break;
-    case 1: emit(DecisionKind::inverter_nudge_discharge, r).setpoint_a = config_.nudge_current_a; break;
-    case 2: emit(DecisionKind::inverter_hold, r); break;
-    default: emit(DecisionKind::inverter_nudge_end, r); break;
+    case -1:
+      emit(DecisionKind::inverter_nudge_charge, r).setpoint_a = -config_.nudge_current_a;
+      break;
+    case 1:
+      emit(DecisionKind::inverter_nudge_discharge, r).setpoint_a = config_.nudge_current_a;
+      break;
+    case 2:
+      emit(DecisionKind::inverter_hold, r);
+      break;
+    default:
+      emit(DecisionKind::inverter_nudge_end, r);
+      break;
   }
 }
 
@@ -1315,7 +1423,8 @@ Status Supervisor::status() const {
   s.inverter_consecutive_failures = inverter_failures_;
   s.inverter_last_reading_ns = last_inverter_reading_ns_;
   s.inverter_last_heartbeat_ns = last_inverter_heartbeat_ns_;
-  s.inverter_readings_stale = config_.inverter_expected && now_ns_ - last_inverter_reading_ns_ >= config_.inverter_readings_timeout_ns;
+  s.inverter_readings_stale = config_.inverter_expected &&
+                              now_ns_ - last_inverter_reading_ns_ >= config_.inverter_readings_timeout_ns;
   return s;
 }
 
@@ -1330,15 +1439,20 @@ struct UnitFormat {
 
 UnitFormat unit_of(Quantity q) {
   switch (q) {
-    case Quantity::cell_voltage: return {"V", 2};
+    case Quantity::cell_voltage:
+      return {"V", 2};
     case Quantity::module_voltage:
     case Quantity::inverter_battery_voltage:
-    case Quantity::dc_link_voltage: return {"V", 1};
+    case Quantity::dc_link_voltage:
+      return {"V", 1};
     case Quantity::module_max_temperature:
     case Quantity::module_min_temperature:
-    case Quantity::board_temperature: return {"°C", 1};
-    case Quantity::board_pressure: return {"bar", 2};
-    case Quantity::pack_current: return {"A", 1};
+    case Quantity::board_temperature:
+      return {"°C", 1};
+    case Quantity::board_pressure:
+      return {"bar", 2};
+    case Quantity::pack_current:
+      return {"A", 1};
   }
   return {"", 3};
 }
@@ -1361,9 +1475,12 @@ std::string count_text(double value) { return number(value, 0); }
 
 std::string_view role_words(RelayRole role) {
   switch (role) {
-    case RelayRole::precharge: return "precharge";
-    case RelayRole::main_positive: return "main positive";
-    case RelayRole::main_negative: return "main negative";
+    case RelayRole::precharge:
+      return "precharge";
+    case RelayRole::main_positive:
+      return "main positive";
+    case RelayRole::main_negative:
+      return "main negative";
   }
   return "?";
 }
@@ -1376,7 +1493,8 @@ std::string_view state_words(double code) {
 }  // namespace
 
 std::string wall_text(TimeNs wall_ns) {
-  const std::time_t seconds_since_epoch = static_cast<std::time_t>(wall_ns / 1'000'000'000 - (wall_ns < 0 ? 1 : 0));
+  const std::time_t seconds_since_epoch =
+      static_cast<std::time_t>(wall_ns / 1'000'000'000 - (wall_ns < 0 ? 1 : 0));
   std::tm utc{};
   gmtime_r(&seconds_since_epoch, &utc);
   char text[32];
@@ -1395,7 +1513,8 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
     label = "module " + std::to_string(reason.module_id);
   }
   switch (reason.rule) {
-    case RuleKind::none: return "no cause";
+    case RuleKind::none:
+      return "no cause";
     case RuleKind::limit_high:
     case RuleKind::limit_low: {
       const char* op = reason.rule == RuleKind::limit_high ? ">=" : "<=";
@@ -1419,14 +1538,15 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
     }
     case RuleKind::module_count:
       if (reason.module_id != 0) {
-        return "module " + std::to_string(reason.module_id) + " joined (" + count_text(reason.measured) + " of " +
-               count_text(reason.threshold) + " expected) at " + since;
+        return "module " + std::to_string(reason.module_id) + " joined (" + count_text(reason.measured) +
+               " of " + count_text(reason.threshold) + " expected) at " + since;
       }
       return count_text(reason.measured) + " of " + count_text(reason.threshold) + " expected modules found";
     case RuleKind::board_silent:
-      if (reason.level == Level::normal) return "board sends valid lines again (was silent since " + since + ")";
-      return "board silent for " + seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns)) + " (limit " +
-             number(reason.threshold, 1) + " s, " + level + ") since " + since;
+      if (reason.level == Level::normal)
+        return "board sends valid lines again (was silent since " + since + ")";
+      return "board silent for " + seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns)) +
+             " (limit " + number(reason.threshold, 1) + " s, " + level + ") since " + since;
     case RuleKind::inverter_link:
       if (reason.level == Level::normal) return "inverter answers again (failing since " + since + ")";
       return "inverter link failed " + count_text(reason.measured) + " times in a row (limit " +
@@ -1436,13 +1556,15 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
       return "inverter readings stale: no valid reading for " + number(reason.measured, 1) + " s (limit " +
              number(reason.threshold, 1) + " s, " + level + ") since " + since;
     case RuleKind::inverter_heartbeat:
-      if (reason.level == Level::normal) return "inverter heartbeat acknowledged again (unacknowledged since " + since + ")";
+      if (reason.level == Level::normal)
+        return "inverter heartbeat acknowledged again (unacknowledged since " + since + ")";
       return "inverter heartbeat not acknowledged for " + number(reason.measured, 1) + " s (limit " +
              number(reason.threshold, 1) + " s, " + level + ") since " + since;
     case RuleKind::board_fault: {
       const double code = reason.measured;
       const bool known = code >= 0 && code <= static_cast<double>(BoardFault::output_mismatch);
-      const std::string what(known ? to_string(static_cast<BoardFault>(static_cast<int>(code))) : "board fault");
+      const std::string what(known ? to_string(static_cast<BoardFault>(static_cast<int>(code)))
+                                   : "board fault");
       if (reason.level == Level::normal) return what + " (at " + since + ")";
       return what + " (" + level + ") since " + since;
     }
@@ -1450,15 +1572,16 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
       if (reason.level == Level::normal) return "insulation fault cleared (active since " + since + ")";
       return "insulation fault (ground fault input, " + level + ") since " + since;
     case RuleKind::hot:
-      return label + ": " + value_text(reason.measured, reason.quantity) + " >= " +
-             value_text(reason.threshold, reason.quantity) + ": pump and fan on at " + since;
+      return label + ": " + value_text(reason.measured, reason.quantity) +
+             " >= " + value_text(reason.threshold, reason.quantity) + ": pump and fan on at " + since;
     case RuleKind::cooled:
-      return label + ": " + value_text(reason.measured, reason.quantity) + " <= " +
-             value_text(reason.threshold, reason.quantity) + ": pump and fan off at " + since;
+      return label + ": " + value_text(reason.measured, reason.quantity) +
+             " <= " + value_text(reason.threshold, reason.quantity) + ": pump and fan off at " + since;
     case RuleKind::contactor_current: {
       const std::string after = seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns));
       return "pack current " + value_text(reason.measured, Quantity::pack_current) + " < " +
-             value_text(reason.threshold, Quantity::pack_current) + ", " + after + " after the trip at " + since;
+             value_text(reason.threshold, Quantity::pack_current) + ", " + after + " after the trip at " +
+             since;
     }
     case RuleKind::contactor_delay:
       return "pack current " + value_text(reason.measured, Quantity::pack_current) + " not below " +
@@ -1471,16 +1594,18 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
                  " started at " + since;
         case PrechargeStep::matched:
         case PrechargeStep::timed_out: {
-          std::string text = reason.detail == static_cast<std::uint8_t>(PrechargeStep::matched)
-                                 ? "precharge reached "
-                                 : "precharge timed out after " + seconds_text(config_.precharge.timeout_ns) + " at ";
+          std::string text =
+              reason.detail == static_cast<std::uint8_t>(PrechargeStep::matched)
+                  ? "precharge reached "
+                  : "precharge timed out after " + seconds_text(config_.precharge.timeout_ns) + " at ";
           text += value_text(reason.measured, Quantity::dc_link_voltage) + " of " +
                   value_text(reason.threshold, Quantity::dc_link_voltage);
           if (!std::isnan(reason.measured) && !std::isnan(reason.threshold) && reason.threshold != 0) {
             text += " (" + number(100.0 * reason.measured / reason.threshold, 0) + " %)";
           }
           if (reason.detail == static_cast<std::uint8_t>(PrechargeStep::timed_out)) {
-            text += ", needs within " + value_text(config_.precharge.match_tolerance_v, Quantity::dc_link_voltage) +
+            text += ", needs within " +
+                    value_text(config_.precharge.match_tolerance_v, Quantity::dc_link_voltage) +
                     " (attempt started at " + since + ")";
           }
           return text;
@@ -1488,14 +1613,17 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
         case PrechargeStep::locked_out:
           return "precharge failed " + count_text(reason.measured) + " of " + count_text(reason.threshold) +
                  " attempts: locked out until an operator reset (since " + since + ")";
-        case PrechargeStep::none: break;
+        case PrechargeStep::none:
+          break;
       }
       return "precharge at " + since;
-    case RuleKind::operator_request: return "operator request at " + since;
+    case RuleKind::operator_request:
+      return "operator request at " + since;
     case RuleKind::state:
       return "the state is " + std::string(state_words(reason.measured)) + " (since " + since + ")";
     case RuleKind::stop_request:
-      return "stop requested (" + std::string(to_string(static_cast<StopOrigin>(reason.detail))) + ") at " + since;
+      return "stop requested (" + std::string(to_string(static_cast<StopOrigin>(reason.detail))) + ") at " +
+             since;
   }
   return std::string(to_string(reason.rule)) + " at " + since;
 }
@@ -1505,27 +1633,38 @@ std::string Supervisor::describe(const Decision& d, const ClockPair& now) const 
   switch (d.kind) {
     case DecisionKind::state_changed:
       return "state " + std::string(to_string(d.from)) + " -> " + std::string(to_string(d.to)) + ": " + why;
-    case DecisionKind::inverter_off: return "inverter off: " + why;
-    case DecisionKind::inverter_nudge_charge: return "inverter nudged to charge at " + number(-d.setpoint_a, 1) + " A: " + why;
+    case DecisionKind::inverter_off:
+      return "inverter off: " + why;
+    case DecisionKind::inverter_nudge_charge:
+      return "inverter nudged to charge at " + number(-d.setpoint_a, 1) + " A: " + why;
     case DecisionKind::inverter_nudge_discharge:
       return "inverter nudged to discharge at " + number(d.setpoint_a, 1) + " A: " + why;
-    case DecisionKind::inverter_hold: return "inverter held at 0 A: " + why;
-    case DecisionKind::inverter_nudge_end: return "nudge ended, the schedule resumes: " + why;
+    case DecisionKind::inverter_hold:
+      return "inverter held at 0 A: " + why;
+    case DecisionKind::inverter_nudge_end:
+      return "nudge ended, the schedule resumes: " + why;
     case DecisionKind::contactors_open:
       return std::string(d.emergency ? "contactors opened under load: " : "contactors opened: ") + why;
     case DecisionKind::cooling_on:
-    case DecisionKind::cooling_off: return why;
+    case DecisionKind::cooling_off:
+      return why;
     case DecisionKind::relay_set:
       return "relay " + std::to_string(d.relay) + " (" + std::string(role_words(d.role)) + ") " +
              (d.closed ? "closed" : "opened") + ": " + why;
-    case DecisionKind::precharge_complete: return "contactors closed: " + why;
+    case DecisionKind::precharge_complete:
+      return "contactors closed: " + why;
     case DecisionKind::precharge_retry:
       return why + "; retry in " + seconds_text(config_.precharge.retry_delay_ns);
-    case DecisionKind::precharge_lockout: return why;
-    case DecisionKind::start_refused: return "start refused: " + why;
-    case DecisionKind::reset_accepted: return "reset accepted: " + why;
-    case DecisionKind::reset_refused: return "reset refused: " + why;
-    case DecisionKind::module_joined: return why;
+    case DecisionKind::precharge_lockout:
+      return why;
+    case DecisionKind::start_refused:
+      return "start refused: " + why;
+    case DecisionKind::reset_accepted:
+      return "reset accepted: " + why;
+    case DecisionKind::reset_refused:
+      return "reset refused: " + why;
+    case DecisionKind::module_joined:
+      return why;
   }
   return why;
 }

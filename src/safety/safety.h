@@ -119,7 +119,7 @@ struct RuleConfig {
   std::optional<double> dangerous_high;
   std::optional<double> warning_low;
   std::optional<double> dangerous_low;
-  double hysteresis = 0;          // same unit as the quantity; applied when clearing
+  double hysteresis = 0;  // same unit as the quantity; applied when clearing
   TimeNs warning_debounce_ns = 0;
   TimeNs dangerous_debounce_ns = 0;
 };
@@ -133,34 +133,34 @@ struct RelayRoles {
 
 struct PrechargeConfig {
   RelayRoles relays;
-  double match_tolerance_v = 10;   // DC link must be within this of the battery voltage
+  double match_tolerance_v = 10;       // DC link must be within this of the battery voltage
   TimeNs timeout_ns = 10'000'000'000;  // rig waited 10 s per step
   TimeNs retry_delay_ns = 5'000'000'000;
-  int max_attempts = 3;           // then lockout until an operator reset
-  TimeNs settle_ns = 0;           // the board applies a relay command within this (rig sketch: ~2 cycles)
+  int max_attempts = 3;  // then lockout until an operator reset
+  TimeNs settle_ns = 0;  // the board applies a relay command within this (rig sketch: ~2 cycles)
 };
 
 struct SupervisorConfig {
   std::array<RuleConfig, kQuantityCount> rules;  // indexed by Quantity
   int expected_module_count = 15;
-  int stale_sync_cycles = 3;      // item 3: missing PDOs for 3 SYNC cycles -> warning
-  int dangerous_sync_cycles = 10; // item 3: still missing after 10 cycles ...
+  int stale_sync_cycles = 3;                    // item 3: missing PDOs for 3 SYNC cycles -> warning
+  int dangerous_sync_cycles = 10;               // item 3: still missing after 10 cycles ...
   TimeNs dangerous_silence_ns = 1'000'000'000;  // ... or 1 s -> dangerous
   TimeNs board_timeout_ns = 3'000'000'000;      // item 4: no valid line for 3 s -> dangerous
   bool board_expected = true;
-  int inverter_failure_limit = 3;               // item 5: N consecutive link failures -> dangerous
+  int inverter_failure_limit = 3;  // item 5: N consecutive link failures -> dangerous
   // Issue 12 item 4: freshness of the inverter by the age of its last valid answer of each kind,
   // counted from the first input like the board watchdog. Off when no inverter is configured.
   bool inverter_expected = false;
   TimeNs inverter_readings_timeout_ns = 2'000'000'000;   // no valid poll reading for this -> dangerous
   TimeNs inverter_heartbeat_timeout_ns = 2'000'000'000;  // no acknowledged heartbeat for this -> dangerous
-  double contactor_open_current_a = 5;          // |current| below this: open at once
-  TimeNs contactor_max_delay_ns = 2'000'000'000;  // never later than this after DANGEROUS
+  double contactor_open_current_a = 5;                   // |current| below this: open at once
+  TimeNs contactor_max_delay_ns = 2'000'000'000;         // never later than this after DANGEROUS
   // A current sample older than this counts as unknown for the opening: a stale 0 A (a silent
   // inverter or module) never lets the contactors open under load; they wait for the maximum delay.
   TimeNs current_max_age_ns = 1'000'000'000;
-  double hot_c = 30;       // pump and fan on at >= (rig CMA_Temp_Warning)
-  double cooled_c = 29;    // off again at <= (rig CMA_Temp_security)
+  double hot_c = 30;           // pump and fan on at >= (rig CMA_Temp_Warning)
+  double cooled_c = 29;        // off again at <= (rig CMA_Temp_security)
   double nudge_current_a = 2;  // rig "currentVal": small setpoint for the warning nudges
   PrechargeConfig precharge;
 
@@ -232,33 +232,33 @@ std::vector<ConfigProblem> validate(const SupervisorConfig& config, ConfigFieldN
 
 // A registered channel.
 struct ChannelSpec {
-  std::string name;   // e.g. "BMU03.Cell_5_Voltage", "board.Temp1"
+  std::string name;  // e.g. "BMU03.Cell_5_Voltage", "board.Temp1"
   Quantity quantity = Quantity::cell_voltage;
-  int module_id = 0;  // 1..127 for module channels, 0 otherwise
+  int module_id = 0;       // 1..127 for module channels, 0 otherwise
   std::string label = {};  // for people: "cell 5 of module 3", "board temperature 1" (empty: the name)
 };
 
 // Why a cause, transition or action exists.
 enum class RuleKind : std::uint8_t {
   none,
-  limit_high,        // a channel at or above a high threshold
-  limit_low,         // a channel at or below a low threshold (under-voltage for voltages)
-  module_stale,      // no PDO for stale_sync_cycles (warning) / dangerous cycles or silence
-  module_count,      // fewer modules than expected (start refused)
-  board_silent,      // no valid board line for board_timeout_ns
-  inverter_link,     // inverter_failure_limit consecutive link failures
-  inverter_stale,    // no valid inverter reading for inverter_readings_timeout_ns (measured: age s)
-  inverter_heartbeat, // no acknowledged heartbeat for inverter_heartbeat_timeout_ns (measured: age s)
-  insulation_fault,  // insulation monitor alarm
-  hot,               // a temperature at or above hot_c (pump and fan)
-  cooled,            // every temperature at or below cooled_c
-  contactor_current, // |pack current| below the threshold
-  contactor_delay,   // maximum delay reached with current still high or unknown
-  precharge,         // precharge sequence step, match, timeout or lockout
-  board_fault,       // the board opened the relays by itself, or an output does not follow (BoardFault)
-  operator_request,  // reset or start requested by the operator
-  state,             // a state refuses the request (e.g. start while SAFE)
-  stop_request,      // the process is stopping (Reason::detail: StopOrigin)
+  limit_high,          // a channel at or above a high threshold
+  limit_low,           // a channel at or below a low threshold (under-voltage for voltages)
+  module_stale,        // no PDO for stale_sync_cycles (warning) / dangerous cycles or silence
+  module_count,        // fewer modules than expected (start refused)
+  board_silent,        // no valid board line for board_timeout_ns
+  inverter_link,       // inverter_failure_limit consecutive link failures
+  inverter_stale,      // no valid inverter reading for inverter_readings_timeout_ns (measured: age s)
+  inverter_heartbeat,  // no acknowledged heartbeat for inverter_heartbeat_timeout_ns (measured: age s)
+  insulation_fault,    // insulation monitor alarm
+  hot,                 // a temperature at or above hot_c (pump and fan)
+  cooled,              // every temperature at or below cooled_c
+  contactor_current,   // |pack current| below the threshold
+  contactor_delay,     // maximum delay reached with current still high or unknown
+  precharge,           // precharge sequence step, match, timeout or lockout
+  board_fault,         // the board opened the relays by itself, or an output does not follow (BoardFault)
+  operator_request,    // reset or start requested by the operator
+  state,               // a state refuses the request (e.g. start while SAFE)
+  stop_request,        // the process is stopping (Reason::detail: StopOrigin)
 };
 std::string_view to_string(RuleKind rule);
 
@@ -285,14 +285,15 @@ enum class PrechargeStep : std::uint8_t {
 // it has, the others keep these defaults (which texts and events ignore for that rule).
 struct Reason {
   RuleKind rule = RuleKind::none;
-  Level level = Level::normal;   // level of the cause (for limits and staleness)
+  Level level = Level::normal;                 // level of the cause (for limits and staleness)
   Quantity quantity = Quantity::cell_voltage;  // limit, hot, cooled, contactor and precharge rules only
   ChannelId channel = kNoChannel;              // limit, hot and cooled rules only
   int module_id = 0;                           // module rules and module channels only
-  double measured = 0;    // value, missed cycles, failure count, module count, ...
+  double measured = 0;                         // value, missed cycles, failure count, module count, ...
   double threshold = 0;
-  TimeNs since_ns = 0;    // when the condition started (first sample beyond the threshold)
-  std::uint8_t detail = 0;  // stop_request: StopOrigin; precharge: PrechargeStep; module_stale: 1 = seconds rule
+  TimeNs since_ns = 0;  // when the condition started (first sample beyond the threshold)
+  std::uint8_t detail =
+      0;  // stop_request: StopOrigin; precharge: PrechargeStep; module_stale: 1 = seconds rule
 };
 
 // What the board did by itself (cellguard's firmware), or an output that does not follow.
@@ -347,13 +348,13 @@ struct Decision {
   DecisionKind kind = DecisionKind::state_changed;
   TimeNs time_ns = 0;
   Reason reason;
-  State from = State::normal;       // state_changed
-  State to = State::normal;         // state_changed
-  double setpoint_a = 0;            // nudges
-  bool emergency = false;           // contactors_open after the maximum delay
+  State from = State::normal;             // state_changed
+  State to = State::normal;               // state_changed
+  double setpoint_a = 0;                  // nudges
+  bool emergency = false;                 // contactors_open after the maximum delay
   RelayRole role = RelayRole::precharge;  // relay_set
-  int relay = 0;                    // relay_set: board relay number
-  bool closed = false;              // relay_set
+  int relay = 0;                          // relay_set: board relay number
+  bool closed = false;                    // relay_set
 };
 
 // Decisions of one call. Valid until the next call on the same Supervisor.
@@ -382,9 +383,9 @@ struct Status {
   PrechargePhase precharge = PrechargePhase::idle;
   int precharge_attempts = 0;
   int inverter_consecutive_failures = 0;
-  TimeNs inverter_last_reading_ns = 0;        // when inverter_expected: last valid reading (or the first input)
-  TimeNs inverter_last_heartbeat_ns = 0;      // ... last acknowledged heartbeat (or the first input)
-  bool inverter_readings_stale = false;       // older than inverter_readings_timeout_ns
+  TimeNs inverter_last_reading_ns = 0;    // when inverter_expected: last valid reading (or the first input)
+  TimeNs inverter_last_heartbeat_ns = 0;  // ... last acknowledged heartbeat (or the first input)
+  bool inverter_readings_stale = false;   // older than inverter_readings_timeout_ns
 };
 
 class Supervisor {
@@ -524,16 +525,16 @@ class Supervisor {
   std::array<Module, kMaxModuleId + 1> modules_{};
   Slot board_, inverter_, insulation_, inverter_fresh_, board_fault_, stop_;
   std::array<bool, 3> relay_closed_{};  // by RelayRole: commanded closed since the last opening
-  std::array<int, 3> level_counts_{};  // causes per Level (index 0 unused)
-  std::array<int, 3> nudge_counts_{};  // channels with a low (0) / high (2) voltage warning
+  std::array<int, 3> level_counts_{};   // causes per Level (index 0 unused)
+  std::array<int, 3> nudge_counts_{};   // channels with a low (0) / high (2) voltage warning
   std::array<std::vector<ChannelId>, kQuantityCount> by_quantity_;
   std::vector<int> known_module_ids_;  // in joining order
   int known_modules_ = 0;
   std::uint64_t causes_version_ = 0;
-  int pending_conditions_ = 0;  // conditions past their threshold, waiting for the debounce
+  int pending_conditions_ = 0;            // conditions past their threshold, waiting for the debounce
   TimeNs debounce_deadline_ns_ = kNever;  // earliest end of a pending debounce (may be early, never late)
   int hot_count_ = 0;
-  int nudge_direction_ = 0;   // current nudge: -1 charge, +1 discharge, 2 hold, 0 none
+  int nudge_direction_ = 0;  // current nudge: -1 charge, +1 discharge, 2 hold, 0 none
   State state_ = State::normal;
   TimeNs state_since_ns_ = 0;
   Reason state_reason_;

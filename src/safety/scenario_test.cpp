@@ -22,7 +22,8 @@ using Timeline = std::vector<std::pair<TimeNs, DecisionKind>>;
 
 // Feeds the rows in order, firing tick() at every deadline before the next row like the edge's
 // timer would, then runs the timer until `end_ns`. Returns every decision with its time.
-Timeline replay(Supervisor& s, const std::vector<Row>& rows, TimeNs end_ns, std::vector<Decision>* all = nullptr) {
+Timeline replay(Supervisor& s, const std::vector<Row>& rows, TimeNs end_ns,
+                std::vector<Decision>* all = nullptr) {
   Timeline timeline;
   auto record = [&](Decisions d) {
     for (const Decision& x : d) {
@@ -42,8 +43,12 @@ Timeline replay(Supervisor& s, const std::vector<Row>& rows, TimeNs end_ns, std:
         if (d.ok()) record(*d);
         break;
       }
-      case Input::sync: record(s.on_sync_sent(row.time_ns)); break;
-      case Input::pdo: record(s.on_module_pdo(static_cast<int>(row.value), row.time_ns)); break;
+      case Input::sync:
+        record(s.on_sync_sent(row.time_ns));
+        break;
+      case Input::pdo:
+        record(s.on_module_pdo(static_cast<int>(row.value), row.time_ns));
+        break;
     }
   }
   run_timer_until(end_ns);

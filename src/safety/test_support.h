@@ -55,8 +55,8 @@ inline Rig make_rig(SupervisorConfig config = test_config()) {
                             "cell " + std::to_string(k) + " of module 1"));
   }
   rig.module_voltage = add(s, "BMU01.CMA_Voltage", Quantity::module_voltage, 1);
-  rig.max_temperature = add(s, "BMU01.CMA_Max_Temp", Quantity::module_max_temperature, 1,
-                            "module 1 maximum temperature");
+  rig.max_temperature =
+      add(s, "BMU01.CMA_Max_Temp", Quantity::module_max_temperature, 1, "module 1 maximum temperature");
   rig.min_temperature = add(s, "BMU01.CMA_Min_Temp", Quantity::module_min_temperature, 1);
   rig.battery_voltage = add(s, "inverter.dc_input_volt", Quantity::inverter_battery_voltage, 0);
   rig.dc_link_voltage = add(s, "inverter.dc_link_volt", Quantity::dc_link_voltage, 0);

@@ -15,7 +15,8 @@ using cellguard::testing::has_monotonic_since;
 TEST(ReasonText, TheMonotonicCheckFindsWhatItLooksFor) {
   EXPECT_TRUE(has_monotonic_since("dangerous limit_high BMU03 4.21 >= 4.2 since 14376.054 s"));
   EXPECT_TRUE(has_monotonic_since("x since 12 s)"));
-  EXPECT_FALSE(has_monotonic_since("cell 5 of module 3: 4.21 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42"));
+  EXPECT_FALSE(
+      has_monotonic_since("cell 5 of module 3: 4.21 V >= 4.20 V (dangerous) since 2026-12-07 01:36:42"));
   EXPECT_FALSE(has_monotonic_since("since 3 samples"));
 }
 

@@ -49,8 +49,10 @@ bool parse_number(std::string_view field, double& out) {
 
 std::string_view to_string(SetpointKind kind) {
   switch (kind) {
-    case SetpointKind::current_a: return "current";
-    case SetpointKind::power_kw: return "power";
+    case SetpointKind::current_a:
+      return "current";
+    case SetpointKind::power_kw:
+      return "power";
   }
   return "?";
 }
@@ -72,7 +74,8 @@ Result<Schedule> parse_schedule(std::string_view text, std::string_view origin) 
   std::size_t pos = 0;
   while (pos <= text.size()) {
     const std::size_t nl = text.find('\n', pos);
-    const std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    const std::string_view raw =
+        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
     ++line_no;
     const std::string_view line = trim(raw);
@@ -90,15 +93,17 @@ Result<Schedule> parse_schedule(std::string_view text, std::string_view origin) 
 
     if (!have_header) {
       if (first != "Interval [s]") {
-        return located(origin, line_no, "expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]', found " +
-                                            quote(line));
+        return located(origin, line_no,
+                       "expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]', found " +
+                           quote(line));
       }
       if (second == "Current [A]") {
         schedule.kind = SetpointKind::current_a;
       } else if (second == "Power [kW]") {
         schedule.kind = SetpointKind::power_kw;
       } else {
-        return located(origin, line_no, "expected 'Current [A]' or 'Power [kW]' as the second column, found " + quote(second));
+        return located(origin, line_no,
+                       "expected 'Current [A]' or 'Power [kW]' as the second column, found " + quote(second));
       }
       have_header = true;
       continue;
@@ -106,22 +111,30 @@ Result<Schedule> parse_schedule(std::string_view text, std::string_view origin) 
 
     double interval_s = 0;
     double setpoint = 0;
-    if (!parse_number(first, interval_s)) return located(origin, line_no, "interval " + quote(first) + " is not a number");
-    if (!parse_number(second, setpoint)) return located(origin, line_no, "setpoint " + quote(second) + " is not a number");
-    if (!std::isfinite(interval_s)) return located(origin, line_no, "interval " + quote(first) + " is not finite");
-    if (!std::isfinite(setpoint)) return located(origin, line_no, "setpoint " + quote(second) + " is not finite");
-    if (!(interval_s > 0)) return located(origin, line_no, "interval " + number(interval_s) + " s is not > 0");
+    if (!parse_number(first, interval_s))
+      return located(origin, line_no, "interval " + quote(first) + " is not a number");
+    if (!parse_number(second, setpoint))
+      return located(origin, line_no, "setpoint " + quote(second) + " is not a number");
+    if (!std::isfinite(interval_s))
+      return located(origin, line_no, "interval " + quote(first) + " is not finite");
+    if (!std::isfinite(setpoint))
+      return located(origin, line_no, "setpoint " + quote(second) + " is not finite");
+    if (!(interval_s > 0))
+      return located(origin, line_no, "interval " + number(interval_s) + " s is not > 0");
     if (interval_s > kMaxIntervalS) {
       return located(origin, line_no, "interval " + number(interval_s) + " s is longer than a year");
     }
     const Duration duration{std::llround(interval_s * 1e9)};
-    if (duration <= Duration::zero()) return located(origin, line_no, "interval " + number(interval_s) + " s is shorter than 1 ns");
+    if (duration <= Duration::zero())
+      return located(origin, line_no, "interval " + number(interval_s) + " s is shorter than 1 ns");
     if (schedule.steps.size() >= kMaxSteps) return located(origin, line_no, "more than 1000000 steps");
     total += duration;
     if (total > kMaxTotal) return located(origin, line_no, "the schedule is longer than 31 years");
     schedule.steps.push_back(Step{duration, setpoint == 0 ? 0.0 : setpoint, line_no});  // no -0
   }
-  if (!have_header) return located(origin, line_no, "empty file: expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]'");
+  if (!have_header)
+    return located(origin, line_no,
+                   "empty file: expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]'");
   if (schedule.steps.empty()) return located(origin, line_no, "no steps after the header");
   return schedule;
 }
@@ -139,8 +152,8 @@ Result<void> validate_schedule(const Schedule& schedule, const ScheduleLimits& l
   const char* unit = current ? " A" : " kW";
   const char* what = current ? "current" : "power";
   if (!(low <= 0 && high >= 0)) {
-    return Error(ErrorCode::invalid_argument, schedule.origin + ": " + what + " limits " + number(low) + unit + " .. " +
-                                                  number(high) + unit + " do not include 0");
+    return Error(ErrorCode::invalid_argument, schedule.origin + ": " + what + " limits " + number(low) +
+                                                  unit + " .. " + number(high) + unit + " do not include 0");
   }
   for (const auto& step : schedule.steps) {
     const char* which = nullptr;
@@ -153,9 +166,9 @@ Result<void> validate_schedule(const Schedule& schedule, const ScheduleLimits& l
       limit = high;
     }
     if (which != nullptr) {
-      return Error(ErrorCode::invalid_argument, schedule.origin + ":" + std::to_string(step.line) + ": " + what + " " +
-                                                    number(step.setpoint) + unit + " is beyond the " + which + " " +
-                                                    number(limit) + unit);
+      return Error(ErrorCode::invalid_argument, schedule.origin + ":" + std::to_string(step.line) + ": " +
+                                                    what + " " + number(step.setpoint) + unit +
+                                                    " is beyond the " + which + " " + number(limit) + unit);
     }
   }
   return success();

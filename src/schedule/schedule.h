@@ -44,9 +44,9 @@ Result<Schedule> parse_schedule(std::string_view text, std::string_view origin);
 Result<Schedule> load_schedule(const std::string& path);
 
 struct ScheduleLimits {
-  double charge_current_a = -100;   // most negative allowed current
+  double charge_current_a = -100;  // most negative allowed current
   double discharge_current_a = 100;
-  double charge_power_kw = -30;     // most negative allowed power
+  double charge_power_kw = -30;  // most negative allowed power
   double discharge_power_kw = 30;
 };
 // Errors (invalid_argument) name the first offending line, its value and the limit.
@@ -57,8 +57,8 @@ enum class EndAction : std::uint8_t { loop, stop };
 // Where a running schedule is.
 struct Position {
   bool running = false;
-  std::size_t step = 0;        // index into steps
-  std::uint64_t cycle = 0;     // completed loops
+  std::size_t step = 0;     // index into steps
+  std::uint64_t cycle = 0;  // completed loops
   double setpoint = 0;
   MonoTime step_started;
   MonoTime next_change;  // when the next step starts (or the schedule ends)

@@ -28,7 +28,8 @@ std::string parse_error(std::string_view text) {
 }
 
 TEST(ParseSchedule, ReadsBomCrlfAndBlankLines) {
-  const auto s = parse_ok("\xEF\xBB\xBFInterval [s],Current [A]\r\n300,-35\r\n\r\n  \r\n1.5, 20.25 \r\n+2,0\r\n");
+  const auto s =
+      parse_ok("\xEF\xBB\xBFInterval [s],Current [A]\r\n300,-35\r\n\r\n  \r\n1.5, 20.25 \r\n+2,0\r\n");
   EXPECT_EQ(s.kind, SetpointKind::current_a);
   ASSERT_EQ(s.steps.size(), 3u);
   EXPECT_EQ(s.steps[0].duration, Duration(300 * kS));
@@ -50,21 +51,30 @@ TEST(ParseSchedule, PowerHeaderAndNoFinalNewline) {
 }
 
 TEST(ParseSchedule, ErrorsNameOriginLineAndCause) {
-  EXPECT_EQ(parse_error(""), "t.csv:1: empty file: expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]'");
+  EXPECT_EQ(
+      parse_error(""),
+      "t.csv:1: empty file: expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]'");
   EXPECT_EQ(parse_error("Interval [s],Voltage [V]\n1,2\n"),
             "t.csv:1: expected 'Current [A]' or 'Power [kW]' as the second column, found 'Voltage [V]'");
-  EXPECT_EQ(parse_error("300,-35\n"), "t.csv:1: expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]', found '300,-35'");
+  EXPECT_EQ(parse_error("300,-35\n"),
+            "t.csv:1: expected the header 'Interval [s],Current [A]' or 'Interval [s],Power [kW]', found "
+            "'300,-35'");
   EXPECT_EQ(parse_error("Interval [s],Current [A]\n"), "t.csv:2: no steps after the header");
-  EXPECT_EQ(parse_error("Interval [s],Current [A]\r\n300,-35\r\n0,1\r\n"), "t.csv:3: interval 0 s is not > 0");
+  EXPECT_EQ(parse_error("Interval [s],Current [A]\r\n300,-35\r\n0,1\r\n"),
+            "t.csv:3: interval 0 s is not > 0");
   EXPECT_EQ(parse_error("Interval [s],Current [A]\n-5,1\n"), "t.csv:2: interval -5 s is not > 0");
   EXPECT_EQ(parse_error("Interval [s],Current [A]\n\n5,abc\n"), "t.csv:3: setpoint 'abc' is not a number");
   EXPECT_EQ(parse_error("Interval [s],Current [A]\n5,nan\n"), "t.csv:2: setpoint 'nan' is not finite");
   EXPECT_EQ(parse_error("Interval [s],Current [A]\ninf,1\n"), "t.csv:2: interval 'inf' is not finite");
-  EXPECT_EQ(parse_error("Interval [s],Current [A]\n5,1,2\n"), "t.csv:2: expected two fields, found more in '5,1,2'");
-  EXPECT_EQ(parse_error("Interval [s],Current [A]\n5\n"), "t.csv:2: expected two fields separated by ',', found '5'");
+  EXPECT_EQ(parse_error("Interval [s],Current [A]\n5,1,2\n"),
+            "t.csv:2: expected two fields, found more in '5,1,2'");
+  EXPECT_EQ(parse_error("Interval [s],Current [A]\n5\n"),
+            "t.csv:2: expected two fields separated by ',', found '5'");
   EXPECT_EQ(parse_error("Interval [s],Current [A]\n,1\n"), "t.csv:2: interval '' is not a number");
-  EXPECT_EQ(parse_error("Interval [s],Current [A]\n1e-12,1\n"), "t.csv:2: interval 1e-12 s is shorter than 1 ns");
-  EXPECT_EQ(parse_error("Interval [s],Current [A]\n1e300,1\n"), "t.csv:2: interval 1e+300 s is longer than a year");
+  EXPECT_EQ(parse_error("Interval [s],Current [A]\n1e-12,1\n"),
+            "t.csv:2: interval 1e-12 s is shorter than 1 ns");
+  EXPECT_EQ(parse_error("Interval [s],Current [A]\n1e300,1\n"),
+            "t.csv:2: interval 1e+300 s is longer than a year");
   EXPECT_EQ(parse_error("Interval [s],Current [A]\n1,1e999\n"), "t.csv:2: setpoint '1e999' is not a number");
 }
 
@@ -221,7 +231,8 @@ TEST(SeedScheduleFiles, CurrentFileLoadsWithinTheRigLimits) {
   // At ±30 A it is refused at its first row (-35 A).
   auto v = validate_schedule(*s, ScheduleLimits{.charge_current_a = -30, .discharge_current_a = 30});
   ASSERT_FALSE(v.ok());
-  EXPECT_NE(v.error().message.find("schedule-current-Characterization_test.csv:2: current -35 A is beyond the charge current limit -30 A"),
+  EXPECT_NE(v.error().message.find("schedule-current-Characterization_test.csv:2: current -35 A is beyond "
+                                   "the charge current limit -30 A"),
             std::string::npos)
       << v.error().message;
 }
@@ -237,7 +248,8 @@ TEST(SeedScheduleFiles, PowerFileLoadsAtTheRig30KwAndIsRefusedAtTighterLimitsNam
   EXPECT_TRUE(validate_schedule(*s, ScheduleLimits{}).ok());
   auto v = validate_schedule(*s, ScheduleLimits{.charge_power_kw = -15, .discharge_power_kw = 15});
   ASSERT_FALSE(v.ok());
-  EXPECT_NE(v.error().message.find("schedule-power-cmsDART_3_300_sec_interval.csv:7: power -15.72 kW is beyond the charge power limit -15 kW"),
+  EXPECT_NE(v.error().message.find("schedule-power-cmsDART_3_300_sec_interval.csv:7: power -15.72 kW is "
+                                   "beyond the charge power limit -15 kW"),
             std::string::npos)
       << v.error().message;
 }

@@ -65,8 +65,8 @@ Result<std::unique_ptr<WebhookAlarms>> WebhookAlarms::start(WebhookConfig config
   if (!target) return target.error();
   if (config.max_queue == 0) config.max_queue = 1;
   if (config.max_attempts < 1) config.max_attempts = 1;
-  std::unique_ptr<WebhookAlarms> alarms(
-      new WebhookAlarms(std::move(config), std::move(*target), log ? std::move(log) : spdlog::default_logger()));
+  std::unique_ptr<WebhookAlarms> alarms(new WebhookAlarms(std::move(config), std::move(*target),
+                                                          log ? std::move(log) : spdlog::default_logger()));
   alarms->thread_ = std::thread([raw = alarms.get()] { raw->run(); });
   return alarms;
 }

@@ -7,8 +7,8 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <asio/ip/address.hpp>
+#include <cstdio>
 
 namespace cellguard::server {
 namespace {
@@ -115,7 +115,8 @@ bool login_required(std::string_view http_host, bool require_login) {
 }
 
 Authenticator::Authenticator(AuthConfig config) : config_(std::move(config)) {
-  if (config_.max_failures_per_user <= 0) config_.max_failures_per_user = 4 * std::max(1, config_.max_failures);
+  if (config_.max_failures_per_user <= 0)
+    config_.max_failures_per_user = 4 * std::max(1, config_.max_failures);
   // The dummy costs what a real user costs: the first user's iteration count.
   const std::uint32_t iterations =
       config_.users.empty() ? kMinPbkdf2Iterations : config_.users.front().password.iterations;
@@ -176,7 +177,8 @@ Authenticator::LoginResult Authenticator::login(std::string_view client, std::st
     if (until) {
       ++rate_limited_;
       result.outcome = Outcome::rate_limited;
-      result.retry_after = std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(*until - now));
+      result.retry_after =
+          std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(*until - now));
       return result;
     }
     // Counted before the (slow) verification: the limit holds for concurrent attempts too.

@@ -55,7 +55,7 @@ bool login_required(std::string_view http_host, bool require_login);
 struct AuthConfig {
   std::vector<User> users;
   std::chrono::seconds session_lifetime{12 * 3600};
-  int max_failures = 5;  // failed logins per client address within `failure_window` ...
+  int max_failures = 5;           // failed logins per client address within `failure_window` ...
   int max_failures_per_user = 0;  // ... or per user name from any address (0: 4 x max_failures) ...
   std::chrono::seconds failure_window{60};
   std::chrono::seconds lockout{60};  // ... then every login of that client (user) is refused this long
@@ -110,9 +110,10 @@ class Authenticator {
   PasswordHash dummy_;  // verified against for unknown users (same cost)
   mutable Mutex mutex_;
   std::map<std::string, Session, std::less<>> sessions_ GUARDED_BY(mutex_);  // by SHA-256 of the token (hex)
-  FailureMap failures_ GUARDED_BY(mutex_);       // by client address
-  FailureMap user_failures_ GUARDED_BY(mutex_);  // by user name
-  std::uint64_t logins_ GUARDED_BY(mutex_) = 0, failed_ GUARDED_BY(mutex_) = 0, rate_limited_ GUARDED_BY(mutex_) = 0;
+  FailureMap failures_ GUARDED_BY(mutex_);                                   // by client address
+  FailureMap user_failures_ GUARDED_BY(mutex_);                              // by user name
+  std::uint64_t logins_ GUARDED_BY(mutex_) = 0, failed_ GUARDED_BY(mutex_) = 0,
+                        rate_limited_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace cellguard::server

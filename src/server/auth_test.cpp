@@ -148,8 +148,8 @@ TEST(Auth, RotatingAddressesMeetThePerUserLimit) {
   const auto t0 = Authenticator::Clock::now();
   int wrong = 0;
   for (int i = 0; i < 30; ++i)  // a new loopback address for every guess
-    if (auth.login("127.0.0." + std::to_string(i + 2), "lab", "guess", t0 + std::chrono::milliseconds(i)).outcome ==
-        Authenticator::Outcome::wrong)
+    if (auth.login("127.0.0." + std::to_string(i + 2), "lab", "guess", t0 + std::chrono::milliseconds(i))
+            .outcome == Authenticator::Outcome::wrong)
       ++wrong;
   EXPECT_EQ(wrong, 8);
   // Another name is not locked by it; after the lockout the user logs in again.

@@ -53,12 +53,13 @@ struct DepthCheck {
 
 std::optional<std::string> event_json_problem(std::string_view text) {
   if (text.size() > kMaxEventJsonBytes)
-    return "larger than " + std::to_string(kMaxEventJsonBytes / 1024) + " KiB (" + std::to_string(text.size()) +
-           " bytes)";
+    return "larger than " + std::to_string(kMaxEventJsonBytes / 1024) + " KiB (" +
+           std::to_string(text.size()) + " bytes)";
   DepthCheck check;
   const bool ok = json::sax_parse(text.begin(), text.end(), &check, json::input_format_t::json, true);
   if (check.too_deep) return "nested deeper than " + std::to_string(kMaxEventJsonDepth) + " levels";
-  if (!ok) return "not JSON: " + (check.error.empty() ? std::string("malformed") : check.error.substr(0, 200));
+  if (!ok)
+    return "not JSON: " + (check.error.empty() ? std::string("malformed") : check.error.substr(0, 200));
   if (!check.top_is_object) return "not a JSON object";
   return std::nullopt;
 }
@@ -67,7 +68,7 @@ std::string bounded_event_json(std::string text) {
   auto problem = event_json_problem(text);
   if (!problem) return text;
   return json{{"invalid_event", *problem}, {"bytes", text.size()}}.dump(-1, ' ', false,
-                                                                         json::error_handler_t::replace);
+                                                                        json::error_handler_t::replace);
 }
 
 std::string bounded_event_kind(std::string_view kind) {

@@ -56,8 +56,9 @@ void fail(httplib::Response& res, int status, const std::string& message) {
 
 // The session cookie; `Secure` whenever the browser talks TLS (to us or to a proxy in front).
 std::string session_cookie(const std::string& token, long long max_age_s, bool secure) {
-  return std::string(kCookie) + "=" + token + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
-         std::to_string(max_age_s) + (secure ? "; Secure" : "");
+  return std::string(kCookie) + "=" + token +
+         "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" + std::to_string(max_age_s) +
+         (secure ? "; Secure" : "");
 }
 
 // Finite numbers as numbers; NaN and infinities have no JSON spelling: null.
@@ -76,8 +77,8 @@ bool int_param(const httplib::Request& req, httplib::Response& res, const char* 
 }
 
 // from/to with the defaults of the contract: the last `span` up to now.
-bool range_params(const httplib::Request& req, httplib::Response& res, WallTime now, Duration span, TimeNs& from,
-                  TimeNs& to) {
+bool range_params(const httplib::Request& req, httplib::Response& res, WallTime now, Duration span,
+                  TimeNs& from, TimeNs& to) {
   auto r = server::range_params(req.params, now, span);
   if (!r) {
     fail(res, 400, r.error().message);
@@ -205,12 +206,12 @@ class ConnectionGuard {
 
  private:
   std::size_t count_of(const std::string& ip) const REQUIRES(mutex_) {
-    return static_cast<std::size_t>(
-        std::count_if(all_.begin(), all_.end(), [&](const Connection* c) { return !c->evicted && c->ip == ip; }));
+    return static_cast<std::size_t>(std::count_if(
+        all_.begin(), all_.end(), [&](const Connection* c) { return !c->evicted && c->ip == ip; }));
   }
   std::size_t waiting_count() const REQUIRES(mutex_) {
-    return static_cast<std::size_t>(
-        std::count_if(all_.begin(), all_.end(), [](const Connection* c) { return !c->evicted && c->waiting; }));
+    return static_cast<std::size_t>(std::count_if(
+        all_.begin(), all_.end(), [](const Connection* c) { return !c->evicted && c->waiting; }));
   }
   bool evict_oldest_waiting(const std::string* ip) REQUIRES(mutex_) {
     Connection* oldest = nullptr;
@@ -298,7 +299,8 @@ class DeadlineStream final : public httplib::Stream {
     const auto until = std::min(deadline, cap);
     for (;;) {
       if (stopping_ || c_.evicted) return false;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - SteadyClock::now()).count();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - SteadyClock::now()).count();
       if (left <= 0) return false;
       pollfd p{c_.fd, events, 0};
       const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
@@ -439,7 +441,8 @@ struct HttpApi::Impl {
     }
     j["modules"] = modules.size();
     j["last_value_ns"] = newest;
-    j["server_time_ns"] = config.clock->wall_now().ns();  // ages are measured against this clock, not the browser's
+    j["server_time_ns"] =
+        config.clock->wall_now().ns();  // ages are measured against this clock, not the browser's
     return j;
   }
 
@@ -525,7 +528,8 @@ struct HttpApi::Impl {
       if (m.newest == 0) continue;  // in the catalogue, never heard
       m.cells.resize(std::max<std::size_t>(m.cells.size(), 14));
       m.temps.resize(std::max<std::size_t>(m.temps.size(), 7));
-      json j{{"module", id}, {"age_ms", std::max<TimeNs>(0, now.ns() - m.newest) / 1'000'000}, {"t", m.newest}};
+      json j{
+          {"module", id}, {"age_ms", std::max<TimeNs>(0, now.ns() - m.newest) / 1'000'000}, {"t", m.newest}};
       for (const char* f : {"voltage_v", "current_a", "soc_pct", "soh_pct", "min_temp_c", "max_temp_c",
                             "balancing", "status", "min_cell_v", "max_cell_v"})
         j[f] = m.j.contains(f) ? m.j[f] : json(nullptr);
@@ -555,7 +559,8 @@ struct HttpApi::Impl {
 
   static json event_json(const store::Event& e) {
     // Parsed only when it passed the ingest's bounds (event_json.h); otherwise as a string.
-    json parsed = event_json_problem(e.json) ? json(e.json.substr(0, 1024)) : json::parse(e.json, nullptr, false);
+    json parsed =
+        event_json_problem(e.json) ? json(e.json.substr(0, 1024)) : json::parse(e.json, nullptr, false);
     if (parsed.is_discarded()) parsed = e.json.substr(0, 1024);
     return {{"t", e.time_ns}, {"kind", e.kind}, {"event", std::move(parsed)}};
   }
@@ -666,8 +671,9 @@ struct HttpApi::Impl {
       if (current_connection) server.guard.set_waiting(*current_connection, false);
       if (req.has_header("Host") && !host_allowed(req.get_header_value("Host"), allowed_hosts)) {
         close_after_response(res);
-        fail(res, 421, "host \"" + host_of(req.get_header_value("Host")) +
-                           "\" is not served here (allowed_hosts in server.toml)");
+        fail(res, 421,
+             "host \"" + host_of(req.get_header_value("Host")) +
+                 "\" is not served here (allowed_hosts in server.toml)");
         return httplib::Server::HandlerResponse::Handled;
       }
       if (auto refused = refuse_body(req)) {
@@ -811,7 +817,8 @@ struct HttpApi::Impl {
       if (auto le = find_edge(req.matches[1], res)) reply(res, 200, latest_json(*le));
     });
     server.Get(kEdgePath + "/modules", [this](const httplib::Request& req, httplib::Response& res) {
-      if (auto le = find_edge(req.matches[1], res)) reply(res, 200, modules_json(*le, config.clock->wall_now()));
+      if (auto le = find_edge(req.matches[1], res))
+        reply(res, 200, modules_json(*le, config.clock->wall_now()));
     });
     server.Get(kEdgePath + "/inverter", [this](const httplib::Request& req, httplib::Response& res) {
       if (auto le = find_edge(req.matches[1], res)) reply(res, 200, inverter_json(*le));
@@ -825,7 +832,9 @@ struct HttpApi::Impl {
       const std::string id = req.matches[1];
       if (!req.has_param("channel")) return fail(res, 400, "parameter channel is required");
       TimeNs from = 0, to = 0, points = 0;
-      if (!range_params(req, res, config.clock->wall_now(), std::chrono::hours(1), from, to) || !int_param(req, res, "points", 1000, points)) return;
+      if (!range_params(req, res, config.clock->wall_now(), std::chrono::hours(1), from, to) ||
+          !int_param(req, res, "points", 1000, points))
+        return;
       if (points < 1 || points > 10000) return fail(res, 400, "points must be between 1 and 10000");
       auto series =
           store->series(id, req.get_param_value("channel"), from, to, static_cast<std::size_t>(points));
@@ -848,7 +857,8 @@ struct HttpApi::Impl {
     server.Get(kEdgePath + "/events", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string id = req.matches[1];
       TimeNs from = 0, to = 0, limit = 0;
-      if (!range_params(req, res, config.clock->wall_now(), std::chrono::hours(24), from, to) || !int_param(req, res, "limit", 1000, limit))
+      if (!range_params(req, res, config.clock->wall_now(), std::chrono::hours(24), from, to) ||
+          !int_param(req, res, "limit", 1000, limit))
         return;
       if (limit < 1 || limit > 10000) return fail(res, 400, "limit must be between 1 and 10000");
       const std::string kind = req.has_param("kind") ? req.get_param_value("kind") : "";
@@ -867,7 +877,8 @@ struct HttpApi::Impl {
           break;
         }
         list += n++ ? ",{\"t\":" : "{\"t\":";
-        list += std::to_string(e.time_ns) + ",\"kind\":" + dump(e.kind) + ",\"event\":" + stored_event(e) + "}";
+        list +=
+            std::to_string(e.time_ns) + ",\"kind\":" + dump(e.kind) + ",\"event\":" + stored_event(e) + "}";
       }
       list += "]";
       if (!kind.empty() && events->size() >= read) truncated = true;
@@ -954,9 +965,11 @@ struct HttpApi::Impl {
     auto why = std::make_shared<std::string>();
     o.cancelled = [this, fd, deadline, why, calls = std::uint64_t{0}]() mutable {
       // The clock on every call (cheap); whether the client is still there (a poll) every 256th.
-      if (stopping) *why = "the server is stopping";
+      if (stopping)
+        *why = "the server is stopping";
       else if (SteadyClock::now() > deadline)
-        *why = "the export took longer than " + format_shortest(static_cast<double>(config.export_timeout.count()) / 1000) +
+        *why = "the export took longer than " +
+               format_shortest(static_cast<double>(config.export_timeout.count()) / 1000) +
                " s: choose a shorter range or a longer interval_s";
       else if (++calls % 256 == 1 && fd >= 0 && peer_gone(fd))
         *why = "the client went away";
@@ -1146,7 +1159,8 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Sto
   if (!impl->config.web_root.empty()) {
     std::error_code ec;
     impl->web_root_canonical = fs::canonical(impl->config.web_root, ec);
-    if (ec) return Error(ErrorCode::not_found, "http: web root " + impl->config.web_root + ": " + ec.message());
+    if (ec)
+      return Error(ErrorCode::not_found, "http: web root " + impl->config.web_root + ": " + ec.message());
   }
   if (!impl->config.web_root.empty() && !impl->server.set_mount_point("/", impl->config.web_root))
     return Error(ErrorCode::io_error, "http: cannot serve " + impl->config.web_root);

@@ -42,8 +42,8 @@ class WebhookAlarms;
 struct HttpApiConfig {
   std::string host = "127.0.0.1";
   const Clock* clock = &system_clock();  // "now" of queries, ages and server_time_ns; never null
-  std::uint16_t port = 8080;  // 0: any free port
-  std::string web_root;       // the dashboard's files; empty: none
+  std::uint16_t port = 8080;             // 0: any free port
+  std::string web_root;                  // the dashboard's files; empty: none
   bool require_login = false;
   bool metrics_public = false;
   int threads = 64;

@@ -21,9 +21,9 @@
 #include "dbc/dbc.h"
 #include "recorder/recorder.h"
 #include "server/ingest.h"
-#include "server/server_test_util.h"
 #include "server/live.h"
 #include "server/prometheus_test_util.h"
+#include "server/server_test_util.h"
 #include "store/store.h"
 #include "uplink/sender.h"
 
@@ -417,8 +417,10 @@ TEST_F(HttpApiTest, TheExportIsADownloadInTheRigLayout) {
   ASSERT_EQ(rig_layout->status, 200) << rig_layout->body;
   const std::string rig_header = rig_layout->body.substr(0, rig_layout->body.find('\n') + 1);
   EXPECT_NE(rig_header.find(",modbus_Voltage,pcan_isCMATempVio,"), std::string::npos) << rig_header;
-  EXPECT_NE(rig_header.find(",pcan_isModbusPowerViolated,warning,dangerous\r\n"), std::string::npos) << rig_header;
-  EXPECT_EQ(get_json("/api/v1/edges/rig-01/export?" + range + "&board=celsius", 400)["error"], "board must be raw or converted");
+  EXPECT_NE(rig_header.find(",pcan_isModbusPowerViolated,warning,dangerous\r\n"), std::string::npos)
+      << rig_header;
+  EXPECT_EQ(get_json("/api/v1/edges/rig-01/export?" + range + "&board=celsius", 400)["error"],
+            "board must be raw or converted");
   auto csv = c.Get("/api/v1/edges/rig-01/export?" + range + "&interval_s=1&utc=1&board=converted&extra=1");
   ASSERT_TRUE(csv);
   ASSERT_EQ(csv->status, 200) << csv->body;

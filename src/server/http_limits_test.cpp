@@ -62,7 +62,9 @@ class RawClient {
   RawClient& operator=(const RawClient&) = delete;
 
   bool connected() const { return connected_; }
-  bool send(const std::string& s) { return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()); }
+  bool send(const std::string& s) {
+    return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
   // What arrives within `timeout` (until the peer closes, or `until` is in it).
   std::string receive(std::chrono::milliseconds timeout, const std::string& until = "") {
     const auto end = Clock::now() + timeout;
@@ -93,7 +95,8 @@ class HttpLimitsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     static int n = 0;
-    dir_ = fs::temp_directory_path() / ("cellguard-http-limits-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+    dir_ = fs::temp_directory_path() /
+           ("cellguard-http-limits-" + std::to_string(getpid()) + "-" + std::to_string(n++));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     store::SqliteStoreConfig sc;
@@ -173,8 +176,9 @@ TEST_F(HttpLimitsTest, AnExportOfTheWholeInt64RangeIsRefusedAtOnceInBothFormats)
   auto c = client();
   for (const char* format : {"csv", "jsonl"}) {
     const auto start = Clock::now();
-    auto r = c.Get(std::string("/api/v1/edges/rig-01/export?from=-9223372036854775808&to=9223372036854775807&format=") +
-                   format);
+    auto r = c.Get(
+        std::string("/api/v1/edges/rig-01/export?from=-9223372036854775808&to=9223372036854775807&format=") +
+        format);
     ASSERT_TRUE(r) << format;
     EXPECT_EQ(r->status, 400) << format << ": " << r->body;
     EXPECT_NE(r->body.find("shorter range"), std::string::npos) << r->body;
@@ -186,7 +190,8 @@ TEST_F(HttpLimitsTest, AnExportOfTheWholeInt64RangeIsRefusedAtOnceInBothFormats)
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("from"), std::string::npos) << r->body;
   // A default-sized export still works.
-  r = c.Get("/api/v1/edges/rig-01/export?format=jsonl&from=" + std::to_string(t0_) + "&to=" + std::to_string(t0_ + 59'000'000'000LL));
+  r = c.Get("/api/v1/edges/rig-01/export?format=jsonl&from=" + std::to_string(t0_) +
+            "&to=" + std::to_string(t0_ + 59'000'000'000LL));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->get_header_value("X-Cellguard-Rows"), "62");  // 60 samples, 2 events
@@ -217,7 +222,8 @@ TEST_F(HttpLimitsTest, StopEndsARunningExportAndSlowClientsWithinABound) {
     httplib::Client c("127.0.0.1", http_->port());
     c.set_read_timeout(30, 0);
     const TimeNs to = now_ns(), from = to - 365LL * 86400 * 1'000'000'000;
-    c.Get("/api/v1/edges/rig-01/export?interval_s=1h&from=" + std::to_string(from) + "&to=" + std::to_string(to));
+    c.Get("/api/v1/edges/rig-01/export?interval_s=1h&from=" + std::to_string(from) +
+          "&to=" + std::to_string(to));
     answered = true;
   });
   RawClient slow(http_->port());
@@ -237,8 +243,9 @@ TEST_F(HttpLimitsTest, AChunkedLoginBodyPastTheLimitIsRefusedWith413WithoutReadi
   start_http();
   RawClient raw(http_->port());
   ASSERT_TRUE(raw.connected());
-  ASSERT_TRUE(raw.send("POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
-                       "Content-Type: application/json\r\n\r\n"));
+  ASSERT_TRUE(
+      raw.send("POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+               "Content-Type: application/json\r\n\r\n"));
   // 16 MiB of '[' in 64 KiB chunks, as the client: the server answers and closes long before.
   const std::string chunk = "10000\r\n" + std::string(0x10000, '[') + "\r\n";
   std::size_t sent = 0;
@@ -262,10 +269,11 @@ TEST_F(HttpLimitsTest, AChunkedLoginBodyPastTheLimitIsRefusedWith413WithoutReadi
   }
   // A small chunked login is fine.
   RawClient ok(http_->port());
-  ASSERT_TRUE(ok.send("POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "b\r\n{\"user\":\"x\"\r\n1\r\n}\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      ok.send("POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "b\r\n{\"user\":\"x\"\r\n1\r\n}\r\n0\r\n\r\n"));
   const std::string got = ok.receive(2s, "}");
-  EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got.substr(0, 200);  // read whole, no password
+  EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got.substr(0, 200);   // read whole, no password
   auto none = client().Post("/api/v1/login", "", "application/json");  // no body at all
   ASSERT_TRUE(none);
   EXPECT_EQ(none->status, 400);
@@ -334,8 +342,8 @@ TEST_F(HttpLimitsTest, LiveStreamsBeyondTheLimitGet503AtOnceAndTheApiStaysServed
       EXPECT_TRUE(s->closed()) << "a refused stream's connection is closed";
     }
     if (got.rfind("HTTP/1.1 200", 0) != 0 && got.rfind("HTTP/1.1 503", 0) != 0)
-      ADD_FAILURE() << "neither a stream nor a refusal (connected " << s->connected() << ", closed " << s->closed()
-                    << "): " << got.substr(0, 200);
+      ADD_FAILURE() << "neither a stream nor a refusal (connected " << s->connected() << ", closed "
+                    << s->closed() << "): " << got.substr(0, 200);
   }
   EXPECT_EQ(ok, 4);
   EXPECT_EQ(busy, 8);
@@ -347,11 +355,13 @@ TEST_F(HttpLimitsTest, LiveStreamsBeyondTheLimitGet503AtOnceAndTheApiStaysServed
       s.reset();
       break;
     }
-  EXPECT_TRUE(wait_for([&] {
-    RawClient again(http_->port());
-    again.send("GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    return again.receive(1000ms, "\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0;
-  }, 6s));
+  EXPECT_TRUE(wait_for(
+      [&] {
+        RawClient again(http_->port());
+        again.send("GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        return again.receive(1000ms, "\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0;
+      },
+      6s));
 }
 
 // ---- item 7: hosts, headers, cookies, web root ----
@@ -362,15 +372,16 @@ TEST_F(HttpLimitsTest, TheHostHeaderMustBeAnAddressLocalhostOrAnAllowedName) {
   start_http(hc);
   auto c = client();
   const std::string port = std::to_string(http_->port());
-  for (const std::string& host : std::vector<std::string>{"127.0.0.1:" + port, "localhost:" + port, "rig.example.org",
-                                                          "RIG.example.org:" + port, "[::1]:" + port}) {
+  for (const std::string& host :
+       std::vector<std::string>{"127.0.0.1:" + port, "localhost:" + port, "rig.example.org",
+                                "RIG.example.org:" + port, "[::1]:" + port}) {
     auto r = c.Get("/api/v1/health", {{"Host", host}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << host;
   }
   // A DNS name rebound to 127.0.0.1, and junk.
-  for (const std::string& host :
-       std::vector<std::string>{"attacker.example.com:" + port, "rig.example.org.evil", "a b", "x:99999999"}) {
+  for (const std::string& host : std::vector<std::string>{"attacker.example.com:" + port,
+                                                          "rig.example.org.evil", "a b", "x:99999999"}) {
     auto r = c.Get("/api/v1/edges", {{"Host", host}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 421) << host << ": " << r->body;
@@ -385,11 +396,15 @@ TEST_F(HttpLimitsTest, EveryResponseCarriesTheSecurityHeaders) {
   hc.web_root = (dir_ / "web").string();
   start_http(hc);
   auto c = client();
-  for (const char* path : {"/api/v1/health", "/api/v1/nothing", "/app.js", "/", "/some/route", "/api/v1/edges/rig-01/export?from=x"}) {
+  for (const char* path : {"/api/v1/health", "/api/v1/nothing", "/app.js", "/", "/some/route",
+                           "/api/v1/edges/rig-01/export?from=x"}) {
     auto r = c.Get(path);
     ASSERT_TRUE(r) << path;
-    EXPECT_NE(r->get_header_value("Content-Security-Policy").find("default-src 'self'"), std::string::npos) << path;
-    EXPECT_NE(r->get_header_value("Content-Security-Policy").find("frame-ancestors 'none'"), std::string::npos) << path;
+    EXPECT_NE(r->get_header_value("Content-Security-Policy").find("default-src 'self'"), std::string::npos)
+        << path;
+    EXPECT_NE(r->get_header_value("Content-Security-Policy").find("frame-ancestors 'none'"),
+              std::string::npos)
+        << path;
     EXPECT_EQ(r->get_header_value("X-Content-Type-Options"), "nosniff") << path;
     EXPECT_EQ(r->get_header_value("X-Frame-Options"), "DENY") << path;
     EXPECT_EQ(r->get_header_value("Referrer-Policy"), "no-referrer") << path;
@@ -451,7 +466,8 @@ TEST_F(HttpLimitsTest, SymbolicLinksOutOfTheWebRootAreNotFollowed) {
 TEST_F(HttpLimitsTest, StoredEventsAreSplicedAndAnUncheckedOneIsServedAsAString) {
   start_http();
   auto c = client();
-  auto r = c.Get("/api/v1/edges/rig-01/events?from=" + std::to_string(t0_ - 1) + "&to=" + std::to_string(t0_ + 10));
+  auto r = c.Get("/api/v1/edges/rig-01/events?from=" + std::to_string(t0_ - 1) +
+                 "&to=" + std::to_string(t0_ + 10));
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body.substr(0, 200);
   const json j = json::parse(r->body);

@@ -35,7 +35,8 @@ Result<std::int64_t> int_param(const QueryParams& params, std::string_view name,
     return Error(ErrorCode::invalid_argument,
                  "parameter " + std::string(name) + "=" + shown(*v) + " is out of the 64-bit range");
   if (ec != std::errc() || end != v->data() + v->size() || v->empty())
-    return Error(ErrorCode::invalid_argument, "parameter " + std::string(name) + "=" + shown(*v) + " is not an integer");
+    return Error(ErrorCode::invalid_argument,
+                 "parameter " + std::string(name) + "=" + shown(*v) + " is not an integer");
   return out;
 }
 
@@ -69,17 +70,20 @@ Result<ExportQuery> export_query(const QueryParams& params, WallTime now) {
   if (const std::string* u = find(params, "utc")) q.utc = *u != "0";
   if (const std::string* i = find(params, "interval_s")) {
     auto d = store::parse_duration(*i);
-    if (!d || *d < 1'000'000) return Error(ErrorCode::invalid_argument, "interval_s must be a duration of at least 1 ms");
+    if (!d || *d < 1'000'000)
+      return Error(ErrorCode::invalid_argument, "interval_s must be a duration of at least 1 ms");
     q.interval_ns = *d;
   }
   const std::uint64_t span = span_ns(q.range.from, q.range.to);
   if (span > kMaxExportSpanNs)
-    return Error(ErrorCode::invalid_argument, "the range is longer than " + std::to_string(kMaxExportSpanNs / 86'400'000'000'000) +
+    return Error(ErrorCode::invalid_argument, "the range is longer than " +
+                                                  std::to_string(kMaxExportSpanNs / 86'400'000'000'000) +
                                                   " days: choose a shorter range");
   q.row_times = span / static_cast<std::uint64_t>(q.interval_ns) + 1;
   if (q.row_times > kMaxExportRowTimes)
-    return Error(ErrorCode::invalid_argument, "more than " + std::to_string(kMaxExportRowTimes / 1'000'000) +
-                                                  " million rows: choose a shorter range or a longer interval_s");
+    return Error(ErrorCode::invalid_argument,
+                 "more than " + std::to_string(kMaxExportRowTimes / 1'000'000) +
+                     " million rows: choose a shorter range or a longer interval_s");
   return q;
 }
 

@@ -60,8 +60,8 @@ class SessionBase {
   virtual ~SessionBase() = default;
   virtual void acknowledge(std::vector<up::SeqRange> ranges) = 0;  // any thread
   virtual void kick(std::string reason) = 0;                       // any thread
-  std::atomic<std::size_t> queued{0};                               // batches waiting for the writer
-  std::string certificate_serial;  // after the handshake (TLS); guarded by the server's state_mutex
+  std::atomic<std::size_t> queued{0};                              // batches waiting for the writer
+  std::string certificate_serial;    // after the handshake (TLS); guarded by the server's state_mutex
   std::atomic<bool> revoked{false};  // its certificate was revoked: nothing more is stored or acknowledged
 };
 
@@ -141,14 +141,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void acknowledge(std::vector<up::SeqRange> ranges) override {
     if (revoked) return;
-    asio::post(socket_.get_executor(), [self = this->shared_from_this(), ranges = std::move(ranges)]() mutable {
-      self->send(up::Ack{std::move(ranges)});
-    });
+    asio::post(socket_.get_executor(),
+               [self = this->shared_from_this(), ranges = std::move(ranges)]() mutable {
+                 self->send(up::Ack{std::move(ranges)});
+               });
   }
   void kick(std::string reason) override {
-    asio::post(socket_.get_executor(), [self = this->shared_from_this(), reason = std::move(reason)]() mutable {
-      self->fail(std::move(reason), true);
-    });
+    asio::post(socket_.get_executor(),
+               [self = this->shared_from_this(), reason = std::move(reason)]() mutable {
+                 self->fail(std::move(reason), true);
+               });
   }
 
  private:
@@ -223,8 +225,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       co_await watchdog_.async_wait(kNoThrow);
       if (closed_ || closing_) break;
       if (Clock::now() >= deadline_) {
-        why_ = hello_done_ ? "no data for " + std::to_string(server_.config.dead_after.count()) + " ms (dead link)"
-                           : "no TLS handshake or hello within the timeout";
+        why_ = hello_done_
+                   ? "no data for " + std::to_string(server_.config.dead_after.count()) + " ms (dead link)"
+                   : "no TLS handshake or hello within the timeout";
         close_now();
         break;
       }
@@ -237,7 +240,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       keepalive_.expires_after(server_.config.keepalive);
       auto [ec] = co_await keepalive_.async_wait(kNoThrow);
       if (ec || closed_) break;
-      if (Clock::now() - last_sent_ >= server_.config.keepalive) send(up::Keepalive{server_.config.clock->wall_now().ns(), 0, 0});
+      if (Clock::now() - last_sent_ >= server_.config.keepalive)
+        send(up::Keepalive{server_.config.clock->wall_now().ns(), 0, 0});
     }
   }
 
@@ -313,8 +317,8 @@ awaitable<bool> Session<Stream>::handshake() {
 template <typename Stream>
 bool Session<Stream>::on_hello(const up::Hello& hello) {
   if (hello.protocol_version != up::kProtocolVersion) {
-    fail("protocol version " + std::to_string(hello.protocol_version) + " is not supported (this server speaks " +
-             std::to_string(up::kProtocolVersion) + ")",
+    fail("protocol version " + std::to_string(hello.protocol_version) +
+             " is not supported (this server speaks " + std::to_string(up::kProtocolVersion) + ")",
          true);
     return false;
   }
@@ -324,7 +328,9 @@ bool Session<Stream>::on_hello(const up::Hello& hello) {
   }
   if constexpr (!std::is_same_v<Stream, tcp::socket>) {
     if (hello.edge_id != certificate_name_) {
-      fail("edge id \"" + hello.edge_id + "\" does not match the certificate's name \"" + certificate_name_ + "\"", true);
+      fail("edge id \"" + hello.edge_id + "\" does not match the certificate's name \"" + certificate_name_ +
+               "\"",
+           true);
       return false;
     }
   }
@@ -375,8 +381,9 @@ bool Session<Stream>::on_hello(const up::Hello& hello) {
   if (previous) previous->kick("replaced by a newer connection of the same edge");
   hello_done_ = true;
   send(ack);
-  server_.log->info("edge {} connected from {} ({} channels, holds {}..{}, {} ranges already stored)", edge_id_, peer_,
-                    hello.channels.size(), hello.first_seq, hello.last_seq, ack.stored.size());
+  server_.log->info("edge {} connected from {} ({} channels, holds {}..{}, {} ranges already stored)",
+                    edge_id_, peer_, hello.channels.size(), hello.first_seq, hello.last_seq,
+                    ack.stored.size());
   return true;
 }
 
@@ -386,11 +393,14 @@ void Session<Stream>::on_batch(up::Batch&& batch) {
   for (const up::Series& s : batch.series)
     for (std::uint32_t c : s.channels)
       if (channels_.count(c) == 0) {
-        fail("batch " + std::to_string(batch.seq) + " uses channel id " + std::to_string(c) + " not in the hello", true);
+        fail("batch " + std::to_string(batch.seq) + " uses channel id " + std::to_string(c) +
+                 " not in the hello",
+             true);
         return;
       }
   if (queued.load() >= server_.config.max_queued_batches) {
-    fail("more than " + std::to_string(server_.config.max_queued_batches) + " batches waiting for storage", true);
+    fail("more than " + std::to_string(server_.config.max_queued_batches) + " batches waiting for storage",
+         true);
     return;
   }
   const std::size_t samples = batch.sample_count();
@@ -457,14 +467,16 @@ awaitable<void> Session<Stream>::run() {
     server_.all_sessions.erase(self);
   }
   if (!hello_done_) {
-    server_.log->warn("connection from {} rejected: {}", peer_, why_.empty() ? "closed before the hello" : why_);
+    server_.log->warn("connection from {} rejected: {}", peer_,
+                      why_.empty() ? "closed before the hello" : why_);
   } else {
     server_.log->info("edge {} from {} disconnected{}{}", edge_id_, peer_, why_.empty() ? "" : ": ", why_);
   }
 }
 
 template <typename Stream>
-void IngestServer::Impl::start_session(std::shared_ptr<Stream> stream, tcp::socket* socket, std::string peer) {
+void IngestServer::Impl::start_session(std::shared_ptr<Stream> stream, tcp::socket* socket,
+                                       std::string peer) {
   auto session = std::make_shared<Session<Stream>>(*this, std::move(stream), *socket, std::move(peer));
   {
     MutexLock lock(state_mutex);
@@ -528,7 +540,8 @@ awaitable<void> IngestServer::Impl::crl_watch() {
 // guards new ones).
 void IngestServer::Impl::close_revoked() {
   const std::set<std::string> revoked = config.tls->revoked_serials();
-  std::vector<std::pair<std::shared_ptr<SessionBase>, std::string>> cut;  // with its serial, read under the lock
+  std::vector<std::pair<std::shared_ptr<SessionBase>, std::string>>
+      cut;  // with its serial, read under the lock
   {
     MutexLock lock(state_mutex);
     for (const auto& s : all_sessions)
@@ -635,9 +648,12 @@ Result<std::unique_ptr<IngestServer>> IngestServer::start(IngestConfig config, s
   const std::string where = impl->config.host + ":" + std::to_string(impl->config.port);
   asio::error_code ec;
   const auto address = asio::ip::make_address(impl->config.host, ec);
-  if (ec) return Error(ErrorCode::invalid_argument, "server: listen address \"" + impl->config.host + "\" is not an IP address");
+  if (ec)
+    return Error(ErrorCode::invalid_argument,
+                 "server: listen address \"" + impl->config.host + "\" is not an IP address");
   if (!impl->config.tls && !address.is_loopback())
-    return Error(ErrorCode::invalid_argument, "server: plaintext is allowed on a loopback address only, not " + where);
+    return Error(ErrorCode::invalid_argument,
+                 "server: plaintext is allowed on a loopback address only, not " + where);
   const tcp::endpoint endpoint(address, impl->config.port);
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -647,8 +663,10 @@ Result<std::unique_ptr<IngestServer>> IngestServer::start(IngestConfig config, s
   Impl* raw = impl.get();
   raw->writer = std::thread([raw] { raw->run_writer(); });
   asio::co_spawn(raw->io, raw->accept_loop(), asio::detached);
-  if (raw->config.tls && !raw->config.crl_path.empty()) asio::co_spawn(raw->io, raw->crl_watch(), asio::detached);
-  for (int i = 0; i < std::max(1, raw->config.io_threads); ++i) raw->threads.emplace_back([raw] { raw->io.run(); });
+  if (raw->config.tls && !raw->config.crl_path.empty())
+    asio::co_spawn(raw->io, raw->crl_watch(), asio::detached);
+  for (int i = 0; i < std::max(1, raw->config.io_threads); ++i)
+    raw->threads.emplace_back([raw] { raw->io.run(); });
   return std::unique_ptr<IngestServer>(new IngestServer(std::move(impl)));
 }
 

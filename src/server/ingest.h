@@ -32,7 +32,7 @@ class TlsServerContext;
 namespace cellguard::store {
 class Store;
 struct Batch;
-}
+}  // namespace cellguard::store
 namespace spdlog {
 class logger;
 }
@@ -41,7 +41,7 @@ namespace cellguard::server {
 
 struct IngestConfig {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 6699;  // 0: any free port (tests)
+  std::uint16_t port = 6699;                   // 0: any free port (tests)
   std::shared_ptr<pki::TlsServerContext> tls;  // null: plaintext (loopback only)
   std::string crl_path;                        // reloaded when it changes (after `pki revoke`)
   std::string server_id = "cellguard-server";
@@ -53,7 +53,7 @@ struct IngestConfig {
   std::size_t commit_samples = 400'000;   // commit sooner when this many samples wait
   std::size_t max_queued_batches = 1024;  // per connection, waiting for the writer
   int io_threads = 1;
-  std::shared_ptr<spdlog::logger> log;    // null: spdlog's default logger
+  std::shared_ptr<spdlog::logger> log;  // null: spdlog's default logger
   // Called on the writer thread after each successful commit, once per edge with that edge's
   // batches of the transaction (in arrival order; a resend the store skipped as duplicate may be
   // among them). Must be quick and must not call back into the server (live caches, alarms).
@@ -64,11 +64,11 @@ struct IngestConfig {
 struct EdgeStatus {
   std::string edge_id;
   bool connected = false;
-  std::string peer;              // remote address of the current (or last) connection
+  std::string peer;  // remote address of the current (or last) connection
   std::string software_version;
   std::string config_sha256;
   WallTime connected_since;
-  WallTime last_seen;            // last message received; the epoch: never
+  WallTime last_seen;  // last message received; the epoch: never
   std::uint64_t connections = 0;
   std::uint64_t batches = 0;     // committed
   std::uint64_t duplicates = 0;  // acknowledged resends
@@ -76,7 +76,7 @@ struct EdgeStatus {
   std::uint64_t backlog_batches = 0;  // the edge's own count, from its keepalives
   std::uint64_t lost_records = 0;     // the edge's backlog overflow, from its keepalives and batches
   std::uint64_t last_seq = 0;
-  std::string last_error;        // why the last connection ended, if not cleanly
+  std::string last_error;  // why the last connection ended, if not cleanly
 };
 
 struct IngestStats {

@@ -1,7 +1,6 @@
 // The ingest against the edge's real sender: a real recording (SQLite), real sockets on 127.0.0.1
 // (plaintext and mutual TLS with certificates from a real CA folder), a real SQLite store.
 #include "server/ingest.h"
-#include "server/server_test_util.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -16,6 +15,7 @@
 #include "pki/pki.h"
 #include "pki/tls.h"
 #include "recorder/recorder.h"
+#include "server/server_test_util.h"
 #include "store/store.h"
 #include "uplink/protocol.h"
 #include "uplink/sender.h"
@@ -47,7 +47,8 @@ class IngestTest : public ::testing::Test {
  protected:
   void SetUp() override {
     static int n = 0;
-    dir_ = fs::temp_directory_path() / ("cellguard-ingest-test-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+    dir_ = fs::temp_directory_path() /
+           ("cellguard-ingest-test-" + std::to_string(getpid()) + "-" + std::to_string(n++));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     recorder::RecorderConfig rc;
@@ -245,8 +246,9 @@ TEST_F(IngestTest, MutualTlsStreamsAndTheEdgeIdMustMatchTheCertificate) {
   impostor.tls = std::make_shared<asio::ssl::context>(std::move(*context));
   start_sender(impostor);
   ASSERT_TRUE(wait_for([&] { return server_->stats().rejected >= 1; }));
-  ASSERT_TRUE(wait_for([&] { return sender_->stats().last_error.find("does not match") != std::string::npos; }))
-      << sender_->stats().last_error;
+  ASSERT_TRUE(wait_for([&] {
+    return sender_->stats().last_error.find("does not match") != std::string::npos;
+  })) << sender_->stats().last_error;
   EXPECT_EQ(stored("rig-01"), 0u);
   sender_.reset();
 

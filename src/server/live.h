@@ -64,7 +64,7 @@ struct LiveEdge {
   // newest {"kind":"config","event":"limits"} event; null before one arrives.
   nlohmann::json limits;
   store::TimeNs limits_ns = 0;
-  std::uint64_t version = 0;        // changes whenever anything above does
+  std::uint64_t version = 0;  // changes whenever anything above does
 };
 
 struct LiveEvent {

@@ -227,9 +227,14 @@ namespace {
 // the edge's events: the newest limit/state event with active_causes, the newest limits event; a late
 // (older) event never replaces them, and a restarted server finds them in the store.
 TEST_F(LiveTest, ActiveCausesResetVerdictAndLimitsFollowTheNewestEvents) {
-  const json cause{{"rule", "limit_high"}, {"level", "dangerous"}, {"quantity", "cell_voltage"}, {"module", 1}};
+  const json cause{
+      {"rule", "limit_high"}, {"level", "dangerous"}, {"quantity", "cell_voltage"}, {"module", 1}};
   auto limit = [&](store::TimeNs t, const char* what, json causes, bool reset) {
-    json j{{"kind", "limit"}, {"event", what}, {"reason", cause}, {"active_causes", std::move(causes)}, {"reset_possible", reset}};
+    json j{{"kind", "limit"},
+           {"event", what},
+           {"reason", cause},
+           {"active_causes", std::move(causes)},
+           {"reset_possible", reset}};
     return store::Event{t, "limit", j.dump()};
   };
   json safe_event = json::parse(state(kT0 + kS, "dangerous", "safe", "dangerous").json);

@@ -136,8 +136,7 @@ std::string render_metrics(const MetricsInput& in) {
            "Seconds since the edge's last message (-1: never seen).");
   for (const auto& e : in.edges)
     w.sample("cellguard_edge_last_seen_seconds",
-             e.last_seen > WallTime{} ? to_seconds(in.now - e.last_seen) : -1,
-             edge_label(e.edge_id));
+             e.last_seen > WallTime{} ? to_seconds(in.now - e.last_seen) : -1, edge_label(e.edge_id));
 
   gauge("cellguard_store_bytes", "Store size on disk (database and WAL).",
         static_cast<double>(in.store.file_bytes));

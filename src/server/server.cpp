@@ -9,8 +9,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "pki/tls.h"
 #include "server/alarms.h"
@@ -83,7 +83,9 @@ int run_server(const ServerOptions& options) {
     if (!options.ca.empty()) files.ca = options.ca;
     if (!options.crl.empty()) files.crl = options.crl;
     if (files.cert.empty() || files.key.empty() || files.ca.empty() || files.crl.empty()) {
-      log->error("TLS needs --pki-dir (with --name) or --cert, --key, --ca and --crl; --plaintext for loopback only");
+      log->error(
+          "TLS needs --pki-dir (with --name) or --cert, --key, --ca and --crl; --plaintext for loopback "
+          "only");
       return 1;
     }
     auto tls = pki::TlsServerContext::create(files);
@@ -120,7 +122,8 @@ int run_server(const ServerOptions& options) {
   LiveCache live(*db, [&alarms](const std::string& edge, const store::Event& event) {
     if (alarms) alarms->offer(edge, event);
   });
-  if (auto loaded = live.load(clock.wall_now()); !loaded) log->warn("live view not loaded from the store: {}", loaded.error().message);
+  if (auto loaded = live.load(clock.wall_now()); !loaded)
+    log->warn("live view not loaded from the store: {}", loaded.error().message);
   ic.on_committed = [&live](const std::string& edge, const std::vector<store::Batch>& batches) {
     live.on_committed(edge, batches);
   };
@@ -154,7 +157,8 @@ int run_server(const ServerOptions& options) {
               web_root.empty() ? "" : ", dashboard from " + web_root);
   }
   const std::string listen = ic.host + ":" + std::to_string((*ingest)->port());
-  log->info("listening on {} ({}), store {}", listen, ic.tls ? "TLS 1.3, mutual" : "plaintext, loopback", sc.path);
+  log->info("listening on {} ({}), store {}", listen, ic.tls ? "TLS 1.3, mutual" : "plaintext, loopback",
+            sc.path);
   if (options.ready_out) {
     nlohmann::json ready{{"ready", true}, {"listen", listen}, {"store", sc.path}, {"tls", ic.tls != nullptr}};
     if (http) ready["http"] = http_at;
@@ -182,8 +186,10 @@ int run_server(const ServerOptions& options) {
     tick.async_wait([&](asio::error_code ec) {
       if (ec) return;
       const auto s = (*ingest)->stats();
-      log->info("{} sessions, {} batches ({} duplicates), {} samples, {} commits ({} failed), last commit {:.1f} ms",
-                s.sessions, s.batches, s.duplicates, s.samples, s.commits, s.commit_failures, s.last_commit_ms);
+      log->info(
+          "{} sessions, {} batches ({} duplicates), {} samples, {} commits ({} failed), last commit {:.1f} "
+          "ms",
+          s.sessions, s.batches, s.duplicates, s.samples, s.commits, s.commit_failures, s.last_commit_ms);
       if (sc.max_age_ns > 0 && clock.mono_now() - last_retention > std::chrono::hours(1)) {
         last_retention = clock.mono_now();
         if (auto r = db->apply_retention(clock.wall_now()); !r) log->warn("retention: {}", r.error().message);
@@ -220,7 +226,8 @@ int run_server(const ServerOptions& options) {
   }
   stop_cv.notify_all();
   watchdog.join();
-  log->info("stopped in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(clock.mono_now() - stop_start).count());
+  log->info("stopped in {} ms",
+            std::chrono::duration_cast<std::chrono::milliseconds>(clock.mono_now() - stop_start).count());
   const auto s = (*ingest)->stats();
   log->info("stopped: {} batches ({} duplicates), {} samples", s.batches, s.duplicates, s.samples);
   return 0;

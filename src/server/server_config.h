@@ -19,12 +19,12 @@
 namespace cellguard::server {
 
 struct HttpSettings {
-  std::string listen;           // "HOST:PORT"; empty: no HTTP listener
-  std::string web_root;         // the dashboard's files; empty: API only
-  bool require_login = false;   // a login even on a loopback address (always needed beyond loopback)
-  bool metrics_public = false;  // /metrics without a login (for a Prometheus scraper)
-  int threads = 64;             // HTTP worker threads (each live stream holds one)
-  int max_streams = 0;          // live streams at once (503 beyond); 0: threads / 4
+  std::string listen;             // "HOST:PORT"; empty: no HTTP listener
+  std::string web_root;           // the dashboard's files; empty: API only
+  bool require_login = false;     // a login even on a loopback address (always needed beyond loopback)
+  bool metrics_public = false;    // /metrics without a login (for a Prometheus scraper)
+  int threads = 64;               // HTTP worker threads (each live stream holds one)
+  int max_streams = 0;            // live streams at once (503 beyond); 0: threads / 4
   bool behind_tls_proxy = false;  // a TLS reverse proxy in front: the session cookie is `Secure`
   std::vector<std::string> allowed_hosts;  // Host header names beside IP literals and localhost
 };

@@ -123,7 +123,9 @@ namespace {
 
 TEST(ServerConfig, HostsProxyAndStreamLimitsOfTheHttpListener) {
   auto c = parse_server_config(
-      "[http]\nallowed_hosts = [\"Rig.Example.org\", \"[::1]:8080\"]\nbehind_tls_proxy = true\nmax_streams = 8\n", "t");
+      "[http]\nallowed_hosts = [\"Rig.Example.org\", \"[::1]:8080\"]\nbehind_tls_proxy = true\nmax_streams = "
+      "8\n",
+      "t");
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->http.allowed_hosts, (std::vector<std::string>{"rig.example.org", "::1"}));
   EXPECT_TRUE(c->http.behind_tls_proxy);

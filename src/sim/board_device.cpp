@@ -13,7 +13,7 @@ namespace cellguard::sim {
 namespace {
 
 constexpr std::size_t kMaxReadPerPoll = 4096;  // bound on command bytes taken per poll()
-constexpr int kMaxCatchUpLines = 4;           // a long stall sends a few lines, not a flood
+constexpr int kMaxCatchUpLines = 4;            // a long stall sends a few lines, not a flood
 
 }  // namespace
 
@@ -34,7 +34,9 @@ Result<std::unique_ptr<BoardDevice>> BoardDevice::open(PackModel& pack, BoardCon
 }
 
 BoardDevice::BoardDevice(PackModel& pack, BoardConfig config, Pty pty)
-    : pack_(pack), config_(std::move(config)), pty_(std::move(pty)),
+    : pack_(pack),
+      config_(std::move(config)),
+      pty_(std::move(pty)),
       next_report_s_(pack.time_s() + config_.report_period_s) {}
 
 BoardDevice::~BoardDevice() = default;
@@ -76,11 +78,16 @@ void BoardDevice::poll() {
 void BoardDevice::apply(const PinCommand& command) {
   const BoardPins& pins = config_.pins;
   bool* output = nullptr;
-  if (command.pin == pins.pump) output = &outputs_.pump;
-  else if (command.pin == pins.fan) output = &outputs_.fan;
-  else if (command.pin == pins.relay1) output = &outputs_.relay1;
-  else if (command.pin == pins.relay2) output = &outputs_.relay2;
-  else if (command.pin == pins.relay3) output = &outputs_.relay3;
+  if (command.pin == pins.pump)
+    output = &outputs_.pump;
+  else if (command.pin == pins.fan)
+    output = &outputs_.fan;
+  else if (command.pin == pins.relay1)
+    output = &outputs_.relay1;
+  else if (command.pin == pins.relay2)
+    output = &outputs_.relay2;
+  else if (command.pin == pins.relay3)
+    output = &outputs_.relay3;
   if (output == nullptr) {
     ++stats_.commands_ignored;
     return;

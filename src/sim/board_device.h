@@ -60,10 +60,10 @@ struct BoardPins {
 
 struct BoardConfig {
   BoardPins pins;
-  int baud = 9600;                  // the rig's setting (a pty ignores it)
-  double report_period_s = 1.0;     // one line per simulated second
+  int baud = 9600;               // the rig's setting (a pty ignores it)
+  double report_period_s = 1.0;  // one line per simulated second
   double pressure_full_scale_bar = 150.0;
-  bool report_ground_fault = false; // extension field Ardu_GndFault (not on the rig's board)
+  bool report_ground_fault = false;  // extension field Ardu_GndFault (not on the rig's board)
   bool outputs_low_when_unplugged = true;
   std::vector<ThermistorPoint> thermistor_table = rig_thermistor_table();
 };
@@ -79,10 +79,10 @@ struct BoardOutputs {
 
 struct BoardStats {
   std::uint64_t lines_written = 0;
-  std::uint64_t lines_unheard = 0;         // due while no peer had the port open: not sent
-  std::uint64_t lines_dropped = 0;         // the peer's queue was full (it does not read)
-  std::uint64_t commands_applied = 0;      // pairs with a configured pin
-  std::uint64_t commands_ignored = 0;      // pairs with a pin that drives nothing
+  std::uint64_t lines_unheard = 0;     // due while no peer had the port open: not sent
+  std::uint64_t lines_dropped = 0;     // the peer's queue was full (it does not read)
+  std::uint64_t commands_applied = 0;  // pairs with a configured pin
+  std::uint64_t commands_ignored = 0;  // pairs with a pin that drives nothing
   std::uint64_t malformed_bytes = 0;
 };
 

@@ -3,14 +3,12 @@
 #include "sim/board_device.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
-#include <cstdio>
-
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <optional>
 #include <string>
@@ -28,7 +26,8 @@ constexpr double kStepS = 0.1;
 // The peer's end of the serial line.
 class SerialPeer {
  public:
-  explicit SerialPeer(const std::string& path) : fd_(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) {}
+  explicit SerialPeer(const std::string& path)
+      : fd_(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) {}
   ~SerialPeer() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -36,7 +35,9 @@ class SerialPeer {
   SerialPeer& operator=(const SerialPeer&) = delete;
 
   bool ok() const { return fd_ >= 0; }
-  void send(const std::string& text) { ASSERT_EQ(::write(fd_, text.data(), text.size()), static_cast<ssize_t>(text.size())); }
+  void send(const std::string& text) {
+    ASSERT_EQ(::write(fd_, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  }
 
   // Waits up to `wait` for bytes; returns false on hang-up or error (the cable was pulled).
   bool pump(std::chrono::milliseconds wait) {
@@ -100,8 +101,8 @@ class BoardDeviceTest : public ::testing::Test {
 // True if `line` is exactly the rig's "Ardu_Temp1:<n>,Ardu_Temp2:<n>,Ardu_Press:<n>\r\n"; fills counts.
 bool parse_rig_line(const std::string& line, int (&counts)[3]) {
   int consumed = 0;
-  if (std::sscanf(line.c_str(), "Ardu_Temp1:%d,Ardu_Temp2:%d,Ardu_Press:%d%n", &counts[0], &counts[1], &counts[2],
-                  &consumed) != 3) {
+  if (std::sscanf(line.c_str(), "Ardu_Temp1:%d,Ardu_Temp2:%d,Ardu_Press:%d%n", &counts[0], &counts[1],
+                  &counts[2], &consumed) != 3) {
     return false;
   }
   for (char c : line.substr(0, static_cast<std::size_t>(consumed))) {
@@ -138,14 +139,17 @@ TEST_F(BoardDeviceTest, CommandsSwitchContactorsPumpAndFanOfThePack) {
   // The rig's host sends pairs back to back, without terminator.
   peer.send("6:1&7:1");
   peer.send("5:1&3:1&4:0");
-  ASSERT_TRUE(run_until(peer, [&] { return pack.contactors_closed() && pack.pump_commanded() && pack.fan_commanded(); }));
+  ASSERT_TRUE(run_until(
+      peer, [&] { return pack.contactors_closed() && pack.pump_commanded() && pack.fan_commanded(); }));
   EXPECT_TRUE(pack.positive_contactor());
   EXPECT_TRUE(pack.negative_contactor());
   EXPECT_FALSE(pack.precharge_relay());
   peer.send("4:1");
   ASSERT_TRUE(run_until(peer, [&] { return pack.precharge_relay(); }));
   peer.send("5:0&3:0&6:0&7:0&4:0");
-  ASSERT_TRUE(run_until(peer, [&] { return !pack.positive_contactor() && !pack.negative_contactor() && !pack.pump_commanded(); }));
+  ASSERT_TRUE(run_until(peer, [&] {
+    return !pack.positive_contactor() && !pack.negative_contactor() && !pack.pump_commanded();
+  }));
   EXPECT_EQ(board->stats().commands_applied, 11u);
   EXPECT_EQ(board->stats().malformed_bytes, 0u);
 }
@@ -246,18 +250,21 @@ TEST_F(BoardDeviceTest, WhatADepartingPeerLeftUnreadDoesNotReachTheNextOne) {
 }
 
 TEST_F(BoardDeviceTest, PyserialPeerReadsTheRigsLinesAndItsBackToBackCommandsActOnThePack) {
-  if (!testing::python_module_available("serial/__init__.py")) GTEST_SKIP() << "python3-serial is not installed";
+  if (!testing::python_module_available("serial/__init__.py"))
+    GTEST_SKIP() << "python3-serial is not installed";
   open_board();
   std::string output;
-  const int status = testing::run_peer("board_peer.py", {board->path(), "--lines", "3", "--send", "6:1&7:1", "--send", "5:1&3:1"},
-                                       output, [&] {
-                                         pack.step(kStepS);
-                                         board->poll();
-                                       });
+  const int status = testing::run_peer(
+      "board_peer.py", {board->path(), "--lines", "3", "--send", "6:1&7:1", "--send", "5:1&3:1"}, output,
+      [&] {
+        pack.step(kStepS);
+        board->poll();
+      });
   ASSERT_EQ(status, 0) << output;
   EXPECT_NE(output.find("\"ok\": true"), std::string::npos) << output;
   const auto deadline = Clock::now() + kWallTimeout;
-  while (!(pack.contactors_closed() && pack.pump_commanded() && pack.fan_commanded()) && Clock::now() < deadline) {
+  while (!(pack.contactors_closed() && pack.pump_commanded() && pack.fan_commanded()) &&
+         Clock::now() < deadline) {
     pack.step(kStepS);
     board->poll();
   }

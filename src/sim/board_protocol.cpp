@@ -53,8 +53,10 @@ Result<std::vector<ThermistorPoint>> parse_thermistor_table(std::string_view csv
       continue;
     }
     const std::size_t comma = line.find(',');
-    const auto temperature = comma == std::string_view::npos ? std::nullopt : parse_double(line.substr(0, comma));
-    const auto resistance = comma == std::string_view::npos ? std::nullopt : parse_double(line.substr(comma + 1));
+    const auto temperature =
+        comma == std::string_view::npos ? std::nullopt : parse_double(line.substr(0, comma));
+    const auto resistance =
+        comma == std::string_view::npos ? std::nullopt : parse_double(line.substr(comma + 1));
     if (!temperature || !resistance || *resistance <= 0) {
       return Error(ErrorCode::parse_error,
                    "thermistor table:" + std::to_string(line_number) + ": expected `°C,Ω` with Ω > 0");

@@ -31,8 +31,8 @@ inline constexpr double kThermistorSeriesOhm = 2200;  // divider resistor of the
 
 // The rig's thermistor characteristic (seed/thermistor-TempSensor.csv) is core/thermistor.h's, the
 // same table the edge converts with.
-using cellguard::ThermistorPoint;
 using cellguard::rig_thermistor_table;
+using cellguard::ThermistorPoint;
 
 // Parses a table in the rig's CSV layout (`°C,Ω` per line, no header; blank lines ignored). Requires
 // ≥ 2 rows, temperature strictly falling and resistance strictly rising. Errors name the line.

@@ -12,17 +12,21 @@ namespace {
 // Temperature change of one ADC count at `counts`, by the rig's forward conversion.
 double count_resolution_c(int counts) {
   const auto& table = rig_thermistor_table();
-  return std::max(std::abs(rig_thermistor_temperature_c(table, counts + 1) - rig_thermistor_temperature_c(table, counts)),
-                  std::abs(rig_thermistor_temperature_c(table, counts) - rig_thermistor_temperature_c(table, counts - 1)));
+  return std::max(
+      std::abs(rig_thermistor_temperature_c(table, counts + 1) - rig_thermistor_temperature_c(table, counts)),
+      std::abs(rig_thermistor_temperature_c(table, counts) -
+               rig_thermistor_temperature_c(table, counts - 1)));
 }
 
 TEST(BoardProtocol, LineIsTheRigsFormatWithCrLf) {
-  EXPECT_EQ(format_board_line({512, 498, 102, std::nullopt}), "Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102\r\n");
+  EXPECT_EQ(format_board_line({512, 498, 102, std::nullopt}),
+            "Ardu_Temp1:512,Ardu_Temp2:498,Ardu_Press:102\r\n");
 }
 
 TEST(BoardProtocol, GroundFaultExtensionFieldOnlyWhenEnabled) {
   EXPECT_EQ(format_board_line({1, 2, 3, true}), "Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:3,Ardu_GndFault:1\r\n");
-  EXPECT_EQ(format_board_line({1, 2, 3, false}), "Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:3,Ardu_GndFault:0\r\n");
+  EXPECT_EQ(format_board_line({1, 2, 3, false}),
+            "Ardu_Temp1:1,Ardu_Temp2:2,Ardu_Press:3,Ardu_GndFault:0\r\n");
 }
 
 TEST(BoardProtocol, ThermistorCountsRoundTripThroughTheRigsConversionWithinOneCount) {
@@ -61,7 +65,7 @@ TEST(BoardProtocol, PressureRoundTripWithinOneCount) {
     const int counts = pressure_counts(p);
     EXPECT_NEAR(rig_pressure_bar(counts), p, bar_per_count / 2 + 1e-9) << p;
   }
-  EXPECT_EQ(pressure_counts(0), 102);   // 0.5 V
+  EXPECT_EQ(pressure_counts(0), 102);    // 0.5 V
   EXPECT_EQ(pressure_counts(150), 922);  // 4.5 V
   EXPECT_EQ(pressure_counts(-5), 102);
   EXPECT_DOUBLE_EQ(rig_pressure_bar(50), 0);      // below 0.5 V

@@ -1,7 +1,6 @@
 #include "sim/board_sim_device.h"
 
 #include <spdlog/spdlog.h>
-
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,8 +16,8 @@ class BoardSimDevice final : public SimDevice {
   BoardSimDevice(BoardConfig config, std::string link_path)
       : config_(std::move(config)), link_path_(std::move(link_path)) {}
 
-  Result<void> start(asio::io_context& /*io*/, PackModel& pack, FaultDispatcher& faults, ControlHandler& control,
-                     nlohmann::json& ready) override {
+  Result<void> start(asio::io_context& /*io*/, PackModel& pack, FaultDispatcher& faults,
+                     ControlHandler& control, nlohmann::json& ready) override {
     auto board = BoardDevice::open(pack, config_);
     if (!board) {
       return Error(board.error().code, "sensor board: " + board.error().message);
@@ -57,8 +56,10 @@ class BoardSimDevice final : public SimDevice {
     }
     update_link();
     if (auto log = spdlog::get("sim")) {
-      if (unplugged) log->info("sensor board unplugged");
-      else log->info("sensor board replugged at {}", board_->path());
+      if (unplugged)
+        log->info("sensor board unplugged");
+      else
+        log->info("sensor board replugged at {}", board_->path());
     }
     return success();
   }
@@ -68,8 +69,12 @@ class BoardSimDevice final : public SimDevice {
     const BoardStats& stats = board_->stats();
     return {{"path", board_->path()},
             {"unplugged", board_->unplugged()},
-            {"outputs", {{"pump", out.pump}, {"fan", out.fan}, {"relay1", out.relay1}, {"relay2", out.relay2},
-                         {"relay3", out.relay3}}},
+            {"outputs",
+             {{"pump", out.pump},
+              {"fan", out.fan},
+              {"relay1", out.relay1},
+              {"relay2", out.relay2},
+              {"relay3", out.relay3}}},
             {"lines_written", stats.lines_written},
             {"lines_unheard", stats.lines_unheard},
             {"commands_applied", stats.commands_applied},
@@ -87,7 +92,8 @@ class BoardSimDevice final : public SimDevice {
     }
     const std::string temporary = link_path_ + ".new";
     ::unlink(temporary.c_str());
-    if (::symlink(board_->path().c_str(), temporary.c_str()) != 0 || ::rename(temporary.c_str(), link_path_.c_str()) != 0) {
+    if (::symlink(board_->path().c_str(), temporary.c_str()) != 0 ||
+        ::rename(temporary.c_str(), link_path_.c_str()) != 0) {
       if (auto log = spdlog::get("sim")) log->warn("board link {}: {}", link_path_, std::strerror(errno));
     }
   }

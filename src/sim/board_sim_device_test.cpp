@@ -3,9 +3,8 @@
 // (issue 3, item 6) and status.
 #include "sim/board_sim_device.h"
 
-#include <modbus/modbus.h>
-
 #include <gtest/gtest.h>
+#include <modbus/modbus.h>
 
 #include <asio.hpp>
 #include <cstdlib>

@@ -12,9 +12,21 @@ namespace {
 // Where a PDO signal's value comes from, by the signal's name in the rig's DBC.
 enum class Source : std::uint8_t {
   zero,  // a signal this simulator does not know: sent as 0
-  current_a, module_voltage_v, min_cell_v, max_cell_v, min_temp_c, max_temp_c,
-  status, soc_pct, soh_pct, balancing_bits, charge_as, discharge_as,
-  cell_voltage_v, sensor_c, cell_soc_pct,  // indexed by SignalSource::index
+  current_a,
+  module_voltage_v,
+  min_cell_v,
+  max_cell_v,
+  min_temp_c,
+  max_temp_c,
+  status,
+  soc_pct,
+  soh_pct,
+  balancing_bits,
+  charge_as,
+  discharge_as,
+  cell_voltage_v,
+  sensor_c,
+  cell_soc_pct,  // indexed by SignalSource::index
 };
 
 struct SignalSource {
@@ -35,12 +47,18 @@ int number_between(std::string_view name, std::string_view prefix, std::string_v
 
 SignalSource source_of(std::string_view name) {
   static const std::map<std::string_view, Source> fixed = {
-      {"CMA_Current", Source::current_a},       {"CMA_Voltage", Source::module_voltage_v},
-      {"Min_Cell_Voltage", Source::min_cell_v}, {"Max_Cell_Voltage", Source::max_cell_v},
-      {"CMA_Min_Temp", Source::min_temp_c},     {"CMA_Max_Temp", Source::max_temp_c},
-      {"CMA_Status", Source::status},           {"SOC", Source::soc_pct},
-      {"SOH", Source::soh_pct},                 {"CellBalancingStatus", Source::balancing_bits},
-      {"Charge_Ah_from_BMU", Source::charge_as}, {"Discharge_Ah_from_BMU", Source::discharge_as},
+      {"CMA_Current", Source::current_a},
+      {"CMA_Voltage", Source::module_voltage_v},
+      {"Min_Cell_Voltage", Source::min_cell_v},
+      {"Max_Cell_Voltage", Source::max_cell_v},
+      {"CMA_Min_Temp", Source::min_temp_c},
+      {"CMA_Max_Temp", Source::max_temp_c},
+      {"CMA_Status", Source::status},
+      {"SOC", Source::soc_pct},
+      {"SOH", Source::soh_pct},
+      {"CellBalancingStatus", Source::balancing_bits},
+      {"Charge_Ah_from_BMU", Source::charge_as},
+      {"Discharge_Ah_from_BMU", Source::discharge_as},
   };
   if (auto it = fixed.find(name); it != fixed.end()) return {it->second, 0};
   if (int n = number_between(name, "Cell_", "_Voltage"); n >= 1 && n <= kCellChannels)
@@ -55,22 +73,38 @@ SignalSource source_of(std::string_view name) {
 double value_of(const SignalSource& s, const ModuleState& module, const PackModel& model) {
   const auto index = static_cast<std::size_t>(s.index);
   switch (s.source) {
-    case Source::zero: return 0;
-    case Source::current_a: return model.pack_current_a();
-    case Source::module_voltage_v: return module.voltage_v();
-    case Source::min_cell_v: return module.min_cell_v();
-    case Source::max_cell_v: return module.max_cell_v();
-    case Source::min_temp_c: return module.min_temperature_c();
-    case Source::max_temp_c: return module.max_temperature_c();
-    case Source::status: return module.status_bits();
-    case Source::soc_pct: return 100.0 * module.soc();
-    case Source::soh_pct: return module.soh_pct;
-    case Source::balancing_bits: return module.balancing_bits();
-    case Source::charge_as: return std::floor(module.charge_ah * 3600.0);  // see the DBC: A*s
-    case Source::discharge_as: return std::floor(module.discharge_ah * 3600.0);
-    case Source::cell_voltage_v: return module.cells[index].voltage_v;  // 0 if unpopulated -> raw 0
-    case Source::sensor_c: return module.sensor_c(s.index);
-    case Source::cell_soc_pct: return module.cells[index].populated ? 100.0 * module.cells[index].soc : 0.0;
+    case Source::zero:
+      return 0;
+    case Source::current_a:
+      return model.pack_current_a();
+    case Source::module_voltage_v:
+      return module.voltage_v();
+    case Source::min_cell_v:
+      return module.min_cell_v();
+    case Source::max_cell_v:
+      return module.max_cell_v();
+    case Source::min_temp_c:
+      return module.min_temperature_c();
+    case Source::max_temp_c:
+      return module.max_temperature_c();
+    case Source::status:
+      return module.status_bits();
+    case Source::soc_pct:
+      return 100.0 * module.soc();
+    case Source::soh_pct:
+      return module.soh_pct;
+    case Source::balancing_bits:
+      return module.balancing_bits();
+    case Source::charge_as:
+      return std::floor(module.charge_ah * 3600.0);  // see the DBC: A*s
+    case Source::discharge_as:
+      return std::floor(module.discharge_ah * 3600.0);
+    case Source::cell_voltage_v:
+      return module.cells[index].voltage_v;  // 0 if unpopulated -> raw 0
+    case Source::sensor_c:
+      return module.sensor_c(s.index);
+    case Source::cell_soc_pct:
+      return module.cells[index].populated ? 100.0 * module.cells[index].soc : 0.0;
   }
   return 0;
 }
@@ -83,7 +117,8 @@ constexpr std::uint16_t kEmcyOverTemperature = 0x4210;
 constexpr std::uint8_t kErrorRegisterGeneric = 0x01;
 constexpr std::uint8_t kErrorRegisterVoltage = 0x04;
 constexpr std::uint8_t kErrorRegisterTemperature = 0x08;
-constexpr std::uint16_t kFaultBits = kStatusCellOverVoltage | kStatusCellUnderVoltage | kStatusOverTemperature;
+constexpr std::uint16_t kFaultBits =
+    kStatusCellOverVoltage | kStatusCellUnderVoltage | kStatusOverTemperature;
 
 std::uint8_t error_register(std::uint16_t status) {
   std::uint8_t reg = 0;
@@ -133,15 +168,16 @@ CanopenModules::CanopenModules(std::shared_ptr<const dbc::DatabaseCodec> codec, 
 
 CanopenModules::~CanopenModules() = default;
 
-Result<std::unique_ptr<CanopenModules>> CanopenModules::create(std::shared_ptr<const dbc::DatabaseCodec> codec,
-                                                               const PackModel& model, std::uint64_t seed) {
+Result<std::unique_ptr<CanopenModules>> CanopenModules::create(
+    std::shared_ptr<const dbc::DatabaseCodec> codec, const PackModel& model, std::uint64_t seed) {
   if (!codec) return Error(ErrorCode::invalid_argument, "no DBC codec for the simulated modules");
   std::unique_ptr<CanopenModules> modules(new CanopenModules(codec, seed));
   for (const ModuleState& module : model.modules()) {
     auto node = std::make_unique<Node>();
     node->node_id = module.node_id;
     for (int p = 0; p < kPdosPerModule; ++p) {
-      const std::uint32_t id = kPdoBase[static_cast<std::size_t>(p)] + static_cast<std::uint32_t>(module.node_id);
+      const std::uint32_t id =
+          kPdoBase[static_cast<std::size_t>(p)] + static_cast<std::uint32_t>(module.node_id);
       Pdo& pdo = node->pdos[static_cast<std::size_t>(p)];
       pdo.codec = codec->find(id, false);
       if (pdo.codec == nullptr || pdo.codec->message().length < 1 || pdo.codec->message().length > 8) {
@@ -184,7 +220,8 @@ void CanopenModules::clear_faults() {
   for (auto& node : nodes_) node->faults = {};
 }
 
-const std::uint32_t* CanopenModules::sdo_value(int node_id, std::uint16_t index, std::uint8_t subindex) const {
+const std::uint32_t* CanopenModules::sdo_value(int node_id, std::uint16_t index,
+                                               std::uint8_t subindex) const {
   for (const auto& node : nodes_) {
     if (node->node_id != node_id) continue;
     auto it = node->written.find(static_cast<std::uint32_t>(index) << 8 | subindex);
@@ -204,10 +241,12 @@ void CanopenModules::append_node_pdos(Node& node, const ModuleState& module, con
     } else if (node.faults.garbage) {
       for (auto& byte : payload) byte = static_cast<std::uint8_t>(rng_());
     } else {
-      for (std::size_t i = 0; i < pdo.sources.size(); ++i) pdo.values[i] = value_of(pdo.sources[i], module, model);
+      for (std::size_t i = 0; i < pdo.sources.size(); ++i)
+        pdo.values[i] = value_of(pdo.sources[i], module, model);
       // Values outside a signal's bit range are clamped by the codec (e.g. an unpopulated cell's
       // 0 V becomes raw 0, i.e. 2.2 V, as the rig reads it).
-      if (!pdo.codec->encode(pdo.values.data(), pdo.all, std::span<std::uint8_t>(payload.data(), length)).ok())
+      if (!pdo.codec->encode(pdo.values.data(), pdo.all, std::span<std::uint8_t>(payload.data(), length))
+               .ok())
         continue;
       pdo.last_payload = payload;
       pdo.last_size = length;
@@ -265,13 +304,14 @@ void CanopenModules::answer_sdo(Node& node, const can::Frame& request, const Mod
   const int ccs = command >> 5;
   if (request.size != 8) return abort(SdoAbort::command_unknown);
   const bool is_tpdo_parameter = index >= 0x1800 && index < 0x1800 + kPdosPerModule;
-  if (ccs == 1) {  // initiate download
+  if (ccs == 1) {                                                      // initiate download
     if ((command & 0x02) == 0) return abort(SdoAbort::general_error);  // segmented: not offered
     if (!is_tpdo_parameter && index != 0x1017) return abort(SdoAbort::object_missing);
     if (is_tpdo_parameter && (subindex < 1 || subindex > 5)) return abort(SdoAbort::subindex_missing);
     const int unused = (command & 0x01) ? (command >> 2) & 0x03 : 0;
     std::uint32_t value = 0;
-    for (int i = 0; i < 4 - unused; ++i) value |= static_cast<std::uint32_t>(b[static_cast<std::size_t>(4 + i)]) << (8 * i);
+    for (int i = 0; i < 4 - unused; ++i)
+      value |= static_cast<std::uint32_t>(b[static_cast<std::size_t>(4 + i)]) << (8 * i);
     node.written[static_cast<std::uint32_t>(index) << 8 | subindex] = value;
     r[0] = 0x60;  // initiate download response
     out.push_back(frame_of(response_id, r));
@@ -280,7 +320,8 @@ void CanopenModules::answer_sdo(Node& node, const can::Frame& request, const Mod
   if (ccs == 2) {  // initiate upload
     std::uint32_t value = 0;
     int size = 4;
-    if (auto it = node.written.find(static_cast<std::uint32_t>(index) << 8 | subindex); it != node.written.end()) {
+    if (auto it = node.written.find(static_cast<std::uint32_t>(index) << 8 | subindex);
+        it != node.written.end()) {
       value = it->second;
     } else if (index == 0x1000 && subindex == 0) {
       value = 0;  // device type: no standard device profile
@@ -294,7 +335,8 @@ void CanopenModules::answer_sdo(Node& node, const can::Frame& request, const Mod
       value = 0;  // producer heartbeat time (ms): off, the rig's modules answer SYNC only
       size = 2;
     } else if (index == 0x1018 && subindex <= 4) {
-      // identity: sub 0 = 4 entries, vendor 0 (simulated), product 0x434D41 ("CMA"), revision 1, serial = node id
+      // identity: sub 0 = 4 entries, vendor 0 (simulated), product 0x434D41 ("CMA"), revision 1, serial =
+      // node id
       const std::uint32_t identity[] = {4, 0, 0x434D41, 1, static_cast<std::uint32_t>(node.node_id)};
       value = identity[subindex];
       size = subindex == 0 ? 1 : 4;
@@ -304,8 +346,8 @@ void CanopenModules::answer_sdo(Node& node, const can::Frame& request, const Mod
       value = 1;  // transmission type: synchronous, every SYNC
       size = 1;
     } else {
-      return abort(index == 0x1000 || index == 0x1001 || index == 0x1008 || index == 0x1017 || index == 0x1018 ||
-                           is_tpdo_parameter
+      return abort(index == 0x1000 || index == 0x1001 || index == 0x1008 || index == 0x1017 ||
+                           index == 0x1018 || is_tpdo_parameter
                        ? SdoAbort::subindex_missing
                        : SdoAbort::object_missing);
     }
@@ -330,9 +372,12 @@ void CanopenModules::append_emergencies(const PackModel& model, std::vector<can:
     node->last_status = faults;
     if (node->faults.silent || (raised == 0 && !cleared)) continue;
     std::uint16_t code = kEmcyErrorReset;
-    if (raised & kStatusCellOverVoltage) code = kEmcyOverVoltage;
-    else if (raised & kStatusCellUnderVoltage) code = kEmcyUnderVoltage;
-    else if (raised & kStatusOverTemperature) code = kEmcyOverTemperature;
+    if (raised & kStatusCellOverVoltage)
+      code = kEmcyOverVoltage;
+    else if (raised & kStatusCellUnderVoltage)
+      code = kEmcyUnderVoltage;
+    else if (raised & kStatusOverTemperature)
+      code = kEmcyOverTemperature;
     std::array<std::uint8_t, 8> payload{};
     put_u16(&payload[0], code);
     payload[2] = error_register(status);
@@ -345,9 +390,11 @@ void CanopenModules::append_emergencies(const PackModel& model, std::vector<can:
 can::Frame make_sdo_download(int node_id, std::uint16_t index, std::uint8_t subindex, std::uint32_t value,
                              int size_bytes) {
   std::array<std::uint8_t, 4> bytes{};
-  for (int i = 0; i < 4; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(value >> (8 * i));
-  return canopen::sdo_expedited_download(node_id, index, subindex,
-                                         std::span(bytes).first(static_cast<std::size_t>(std::clamp(size_bytes, 1, 4))));
+  for (int i = 0; i < 4; ++i)
+    bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(value >> (8 * i));
+  return canopen::sdo_expedited_download(
+      node_id, index, subindex,
+      std::span(bytes).first(static_cast<std::size_t>(std::clamp(size_bytes, 1, 4))));
 }
 
 can::Frame make_sdo_upload_request(int node_id, std::uint16_t index, std::uint8_t subindex) {

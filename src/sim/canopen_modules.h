@@ -90,8 +90,8 @@ class CanopenModules {
   const std::uint32_t* sdo_value(int node_id, std::uint16_t index, std::uint8_t subindex) const;
   const ModuleCounters& counters() const { return counters_; }
 
-  struct Pdo;      // one compiled PDO: codec and where each signal's value comes from
-  struct Node;     // one module's PDOs, faults and object dictionary entries written by SDO
+  struct Pdo;   // one compiled PDO: codec and where each signal's value comes from
+  struct Node;  // one module's PDOs, faults and object dictionary entries written by SDO
   ~CanopenModules();
 
  private:
@@ -99,7 +99,8 @@ class CanopenModules {
   Node* find_node(int node_id);
   void append_node_pdos(Node& node, const ModuleState& module, const PackModel& model,
                         std::vector<can::Frame>& out);
-  void answer_sdo(Node& node, const can::Frame& request, const ModuleState& module, std::vector<can::Frame>& out);
+  void answer_sdo(Node& node, const can::Frame& request, const ModuleState& module,
+                  std::vector<can::Frame>& out);
 
   std::shared_ptr<const dbc::DatabaseCodec> codec_;
   std::vector<std::unique_ptr<Node>> nodes_;

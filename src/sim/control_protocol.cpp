@@ -81,10 +81,17 @@ json status_json(const PackModel& pack, const CanopenModules& modules, const Fau
           {"ambient_c", pack.ambient_c()},
           {"insulation_fault", pack.insulation_fault()},
           {"bus_error_storm", faults.storm().active(pack.time_s())},
-          {"energy_j", {{"terminal_charge", e.terminal_charge_j}, {"terminal_discharge", e.terminal_discharge_j},
-                        {"joule_heat", e.joule_heat_j}, {"balancing_heat", e.balancing_heat_j}}},
-          {"can", {{"syncs", c.syncs}, {"pdos_sent", c.pdos_sent}, {"sdo_requests", c.sdo_requests},
-                   {"sdo_aborts", c.sdo_aborts}, {"emergencies", c.emergencies}}},
+          {"energy_j",
+           {{"terminal_charge", e.terminal_charge_j},
+            {"terminal_discharge", e.terminal_discharge_j},
+            {"joule_heat", e.joule_heat_j},
+            {"balancing_heat", e.balancing_heat_j}}},
+          {"can",
+           {{"syncs", c.syncs},
+            {"pdos_sent", c.pdos_sent},
+            {"sdo_requests", c.sdo_requests},
+            {"sdo_aborts", c.sdo_aborts},
+            {"emergencies", c.emergencies}}},
           {"faults_applied", faults.history()},
           {"modules", module_list}};
 }
@@ -104,7 +111,8 @@ std::string ControlHandler::handle(std::string_view line, double now_s) {
   if (name == "fault") {
     Result<FaultCommand> command = fault_from_json(request);
     if (!command) return reply_error(command.error().message);
-    if (Result<void> applied = faults_.apply(*command, now_s); !applied) return reply_error(applied.error().message);
+    if (Result<void> applied = faults_.apply(*command, now_s); !applied)
+      return reply_error(applied.error().message);
     return json{{"ok", true}}.dump();
   }
   if (name == "status") {

@@ -35,7 +35,8 @@ inline constexpr int kMaxControlDepth = 4;
 Result<FaultCommand> fault_from_json(const nlohmann::json& request);
 
 // The pack, modules and faults as a JSON object (the "status" of the status command).
-nlohmann::json status_json(const PackModel& pack, const CanopenModules& modules, const FaultDispatcher& faults);
+nlohmann::json status_json(const PackModel& pack, const CanopenModules& modules,
+                           const FaultDispatcher& faults);
 
 class ControlHandler {
  public:

@@ -61,8 +61,10 @@ inline int run_peer(const std::string& script, const std::vector<std::string>& a
       if (::poll(&fds, 1, 5) > 0) {
         char buffer[1024];
         const ssize_t n = ::read(out_pipe[0], buffer, sizeof buffer);
-        if (n > 0) output.append(buffer, static_cast<std::size_t>(n));
-        else open = false;
+        if (n > 0)
+          output.append(buffer, static_cast<std::size_t>(n));
+        else
+          open = false;
       }
     } else {
       ::usleep(5000);
@@ -77,7 +79,8 @@ inline int run_peer(const std::string& script, const std::vector<std::string>& a
   }
   char buffer[1024];
   ssize_t n = 0;
-  while (open && (n = ::read(out_pipe[0], buffer, sizeof buffer)) > 0) output.append(buffer, static_cast<std::size_t>(n));
+  while (open && (n = ::read(out_pipe[0], buffer, sizeof buffer)) > 0)
+    output.append(buffer, static_cast<std::size_t>(n));
   ::close(out_pipe[0]);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

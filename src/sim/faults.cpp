@@ -7,9 +7,9 @@ namespace cellguard::sim {
 namespace {
 
 constexpr std::string_view kBuiltInKinds[] = {
-    "ambient",        "bus_error_storm", "cell_drift",    "clear",          "insulation_fault",
-    "module_frozen",  "module_garbage",  "module_overtemp", "module_silent", "module_truncated",
-    "pump_failure",
+    "ambient",          "bus_error_storm",  "cell_drift",     "clear",
+    "insulation_fault", "module_frozen",    "module_garbage", "module_overtemp",
+    "module_silent",    "module_truncated", "pump_failure",
 };
 
 bool is_built_in(std::string_view kind) {
@@ -32,7 +32,8 @@ double FaultCommand::number(std::string_view name, double fallback) const {
   return it == numbers.end() ? fallback : it->second;
 }
 
-Result<void> FaultDispatcher::register_handler(std::string kind, Handler handler, std::function<void()> clear) {
+Result<void> FaultDispatcher::register_handler(std::string kind, Handler handler,
+                                               std::function<void()> clear) {
   if (kind.empty() || is_built_in(kind) || !handler)
     return Error(ErrorCode::invalid_argument, "cannot register fault kind '" + kind + "'");
   registered_[std::move(kind)] = Registered{std::move(handler), std::move(clear)};
@@ -58,8 +59,7 @@ Result<void> FaultDispatcher::validate(const FaultCommand& command) const {
   for (const auto& [name, value] : command.numbers)
     if (!std::isfinite(value)) return invalid(command, "parameter " + name + " is not a finite number");
   if (registered_.count(command.kind)) return success();  // the device checks its own parameters
-  if (!is_built_in(command.kind))
-    return Error(ErrorCode::not_found, "unknown fault '" + command.kind + "'");
+  if (!is_built_in(command.kind)) return Error(ErrorCode::not_found, "unknown fault '" + command.kind + "'");
   if (command.kind == "cell_drift") {
     if (auto ok = check_module(command); !ok) return ok;
     const double cell = command.number("cell", 0);

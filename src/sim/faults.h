@@ -44,8 +44,8 @@ struct FaultCommand {
 
 // An error-frame storm on the bus (the shell sends error frames while it lasts).
 struct BusStorm {
-  double until_s = 0;      // simulated time the storm ends
-  double rate_per_s = 0;   // error frames per simulated second
+  double until_s = 0;     // simulated time the storm ends
+  double rate_per_s = 0;  // error frames per simulated second
   bool active(double now_s) const { return now_s < until_s && rate_per_s > 0; }
 };
 

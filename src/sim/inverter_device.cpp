@@ -24,7 +24,9 @@ namespace {
 
 namespace reg = inverter_reg;
 
-Error os_error(const std::string& what) { return Error(ErrorCode::io_error, what + ": " + std::strerror(errno)); }
+Error os_error(const std::string& what) {
+  return Error(ErrorCode::io_error, what + ": " + std::strerror(errno));
+}
 
 // Owns a libmodbus context. Its socket is never closed through libmodbus (modbus_close would close
 // whichever descriptor was set last); descriptors are owned by the server.
@@ -46,7 +48,9 @@ struct MappingDeleter {
 };
 using Mapping = std::unique_ptr<modbus_mapping_t, MappingDeleter>;
 
-std::uint16_t be16(const std::uint8_t* bytes) { return static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]); }
+std::uint16_t be16(const std::uint8_t* bytes) {
+  return static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]);
+}
 
 void close_fd(int& fd) {
   if (fd >= 0) {
@@ -61,12 +65,12 @@ struct InverterDevice::Server {
   InverterDevice& device;
   bool is_rtu = false;
   std::string endpoint;
-  Pty pty;               // RTU: the pty whose master we serve
-  int slave_id = 2;      // RTU
-  int listen_fd = -1;    // TCP
-  int max_clients = 8;   // TCP
-  std::string host;      // TCP
-  int port = 0;          // TCP
+  Pty pty;              // RTU: the pty whose master we serve
+  int slave_id = 2;     // RTU
+  int listen_fd = -1;   // TCP
+  int max_clients = 8;  // TCP
+  std::string host;     // TCP
+  int port = 0;         // TCP
   int wake_read = -1;
   int wake_write = -1;
   std::thread thread;
@@ -134,7 +138,8 @@ struct InverterDevice::Server {
     const long long delay_ms = device.response_delay_ms_.load();
     if (delay_ms > 0) {
       std::unique_lock lock(device.mutex_);
-      if (device.stop_cv_.wait_for(lock, std::chrono::milliseconds(delay_ms), [this] { return device.stopping_; })) {
+      if (device.stop_cv_.wait_for(lock, std::chrono::milliseconds(delay_ms),
+                                   [this] { return device.stopping_; })) {
         return Outcome::unanswered;
       }
     }
@@ -212,7 +217,8 @@ struct InverterDevice::Server {
       return;
     }
     auto make_ctx = [this](int fd) {
-      auto context = std::make_unique<ModbusContext>(modbus_new_rtu(pty.slave_path().c_str(), 19200, 'N', 8, 1));
+      auto context =
+          std::make_unique<ModbusContext>(modbus_new_rtu(pty.slave_path().c_str(), 19200, 'N', 8, 1));
       if (context->ctx != nullptr) {
         modbus_set_slave(context->ctx, slave_id);
         modbus_set_socket(context->ctx, fd);
@@ -261,8 +267,8 @@ struct InverterDevice::Server {
         answer[static_cast<std::size_t>(n - 1)] ^= 0xA5;  // wrong CRC high byte
       }
       pty.discard_unread_output();  // anything the peer left unread is stale by now
-      [[maybe_unused]] auto written = pty.write_some({reinterpret_cast<const char*>(answer.data()),
-                                                      static_cast<std::size_t>(n)});
+      [[maybe_unused]] auto written =
+          pty.write_some({reinterpret_cast<const char*>(answer.data()), static_cast<std::size_t>(n)});
     }
     ::close(capture_pipe[0]);
     ::close(capture_pipe[1]);

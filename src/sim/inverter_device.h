@@ -50,23 +50,23 @@ namespace cellguard::sim {
 class PackModel;
 
 struct InverterRtuConfig {
-  int slave_id = 2;   // the rig's slaveAddress (1..247)
-  int baud = 19200;   // the rig's setting (a pty ignores it)
+  int slave_id = 2;  // the rig's slaveAddress (1..247)
+  int baud = 19200;  // the rig's setting (a pty ignores it)
 };
 
 struct InverterTcpConfig {
   std::string host = "127.0.0.1";
-  int port = 0;       // 0: an ephemeral port
+  int port = 0;  // 0: an ephemeral port
   int max_clients = 8;
 };
 
 struct InverterStats {
-  std::uint64_t requests = 0;          // well-formed requests addressed to us
-  std::uint64_t answers = 0;           // normal responses sent
-  std::uint64_t exceptions = 0;        // exception responses sent
-  std::uint64_t unanswered = 0;        // dropped by not-answering or timeout injection
-  std::uint64_t corrupted = 0;         // answers sent with a wrong CRC
-  std::uint64_t bad_requests = 0;      // bad CRC, truncated, unparsable
+  std::uint64_t requests = 0;      // well-formed requests addressed to us
+  std::uint64_t answers = 0;       // normal responses sent
+  std::uint64_t exceptions = 0;    // exception responses sent
+  std::uint64_t unanswered = 0;    // dropped by not-answering or timeout injection
+  std::uint64_t corrupted = 0;     // answers sent with a wrong CRC
+  std::uint64_t bad_requests = 0;  // bad CRC, truncated, unparsable
 };
 
 class InverterDevice {
@@ -115,11 +115,11 @@ class InverterDevice {
 
   PackModel& pack_;
   mutable std::mutex mutex_;
-  InverterLogic logic_;        // guarded by mutex_
-  InverterStats stats_;        // guarded by mutex_
+  InverterLogic logic_;                // guarded by mutex_
+  InverterStats stats_;                // guarded by mutex_
   std::uint64_t request_counter_ = 0;  // guarded by mutex_
-  std::condition_variable stop_cv_;   // wakes response delays on stop
-  bool stopping_ = false;             // guarded by mutex_
+  std::condition_variable stop_cv_;    // wakes response delays on stop
+  bool stopping_ = false;              // guarded by mutex_
 
   std::atomic<bool> not_answering_{false};
   std::atomic<long long> response_delay_ms_{0};

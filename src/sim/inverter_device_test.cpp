@@ -3,9 +3,8 @@
 // steps the pack model and syncs the device, as `cellguard sim` does.
 #include "sim/inverter_device.h"
 
-#include <modbus/modbus.h>
-
 #include <gtest/gtest.h>
+#include <modbus/modbus.h>
 
 #include <array>
 #include <atomic>
@@ -79,8 +78,12 @@ struct Client {
       modbus_free(ctx);
     }
   }
-  int read_input(std::uint16_t address, std::uint16_t& value) { return modbus_read_input_registers(ctx, address, 1, &value); }
-  int read_holding(std::uint16_t address, std::uint16_t& value) { return modbus_read_registers(ctx, address, 1, &value); }
+  int read_input(std::uint16_t address, std::uint16_t& value) {
+    return modbus_read_input_registers(ctx, address, 1, &value);
+  }
+  int read_holding(std::uint16_t address, std::uint16_t& value) {
+    return modbus_read_registers(ctx, address, 1, &value);
+  }
   int write(std::uint16_t address, std::uint16_t value) { return modbus_write_register(ctx, address, value); }
 };
 
@@ -132,19 +135,22 @@ void exercise(SimLoop& sim, Client& client) {
   ASSERT_EQ(client.write(reg::kOpMode, 2), 1);
   ASSERT_EQ(client.write(reg::kOpModeSetpoint, to_raw(-20, kCurrentScale)), 1);
   ASSERT_TRUE(wait_until([&] {
-    return client.read_input(reg::kDcLinkCurrent, value) == 1 && std::abs(signed_value(value, kCurrentScale) + 20) < 0.5;
+    return client.read_input(reg::kDcLinkCurrent, value) == 1 &&
+           std::abs(signed_value(value, kCurrentScale) + 20) < 0.5;
   }));
   // The pack charges: negative current, and 30279 shows both contactors.
   EXPECT_NEAR(sim.with_pack([](PackModel& p) { return p.pack_current_a(); }), -20, 0.5);
   ASSERT_EQ(client.read_input(reg::kStatus, value), 1);
-  EXPECT_EQ(value & (kStatusPositiveContactor | kStatusNegativeContactor), kStatusPositiveContactor | kStatusNegativeContactor);
+  EXPECT_EQ(value & (kStatusPositiveContactor | kStatusNegativeContactor),
+            kStatusPositiveContactor | kStatusNegativeContactor);
 
   // Heartbeat expiry: 1.0 s of simulated time without a refresh forces the mode off.
   ASSERT_EQ(client.write(reg::kHeartbeat, 10), 1);
   ASSERT_TRUE(wait_until([&] { return client.read_holding(reg::kOpMode, value) == 1 && value == 0; }));
   ASSERT_EQ(client.read_input(reg::kModbusTimer, value), 1);
   EXPECT_EQ(value, 0);
-  ASSERT_TRUE(wait_until([&] { return sim.with_pack([](PackModel& p) { return p.pack_current_a() == 0; }); }));
+  ASSERT_TRUE(
+      wait_until([&] { return sim.with_pack([](PackModel& p) { return p.pack_current_a() == 0; }); }));
 }
 
 TEST(InverterDevice, ServesTheRegisterMapOverTcpToLibmodbus) {

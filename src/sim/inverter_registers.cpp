@@ -10,7 +10,7 @@ namespace {
 
 namespace reg = inverter_reg;
 
-constexpr double kCommTimerTickS = 0.1;     // heartbeat and 30262 count in 0.1 s (seed-rig.md)
+constexpr double kCommTimerTickS = 0.1;  // heartbeat and 30262 count in 0.1 s (seed-rig.md)
 constexpr std::uint16_t kHeartbeatMax = 1000;
 constexpr double kVoltageLimitMaxV = 1000;  // sim: the raw range (32767 ≈ 1000 V)
 constexpr double kMinVoltageForPowerV = 1;  // below this a power setpoint drives no current
@@ -81,7 +81,8 @@ double InverterLogic::target_current_a() const {
     case InverterMode::off:
       return 0;
     case InverterMode::power: {
-      const double power_kw = std::clamp(from_raw(setpoint_raw_, kPowerScale), -power_limit_kw, power_limit_kw);
+      const double power_kw =
+          std::clamp(from_raw(setpoint_raw_, kPowerScale), -power_limit_kw, power_limit_kw);
       current_a = v > kMinVoltageForPowerV ? power_kw * 1000 / v : 0;
       break;
     }
@@ -93,8 +94,10 @@ double InverterLogic::target_current_a() const {
       current_a = config_.voltage_mode_gain_a_per_v * (v - from_raw(setpoint_raw_, kVoltageScale));
       break;
   }
-  const double charge_limit_a = std::max(from_raw(max_charge_current_raw_, kCurrentScale), -config_.rated_current_a);
-  const double discharge_limit_a = std::min(from_raw(max_discharge_current_raw_, kCurrentScale), config_.rated_current_a);
+  const double charge_limit_a =
+      std::max(from_raw(max_charge_current_raw_, kCurrentScale), -config_.rated_current_a);
+  const double discharge_limit_a =
+      std::min(from_raw(max_discharge_current_raw_, kCurrentScale), config_.rated_current_a);
   current_a = std::clamp(current_a, std::min(charge_limit_a, 0.0), std::max(discharge_limit_a, 0.0));
   if (v > kMinVoltageForPowerV) {
     const double power_current_a = power_limit_kw * 1000 / v;
@@ -161,13 +164,15 @@ ModbusException InverterLogic::check_write(std::uint16_t address, std::uint16_t 
     case reg::kBatMaxVolt:
     case reg::kBatMinVolt:
       return within_raw(value, 0, kVoltageLimitMaxV, kVoltageScale) ? ModbusException::none
-                                                                     : ModbusException::illegal_data_value;
+                                                                    : ModbusException::illegal_data_value;
     case reg::kBatMaxChargeCurrent:
-      return within_raw(value, -config_.rated_current_a, 0, kCurrentScale) ? ModbusException::none
-                                                                           : ModbusException::illegal_data_value;
+      return within_raw(value, -config_.rated_current_a, 0, kCurrentScale)
+                 ? ModbusException::none
+                 : ModbusException::illegal_data_value;
     case reg::kBatMaxDischargeCurrent:
-      return within_raw(value, 0, config_.rated_current_a, kCurrentScale) ? ModbusException::none
-                                                                          : ModbusException::illegal_data_value;
+      return within_raw(value, 0, config_.rated_current_a, kCurrentScale)
+                 ? ModbusException::none
+                 : ModbusException::illegal_data_value;
     case reg::kBatMaxChargePower:
       return within_raw(value, 0, config_.rated_power_kw, kPowerScale) ? ModbusException::none
                                                                        : ModbusException::illegal_data_value;
@@ -220,7 +225,8 @@ ModbusException InverterLogic::write_holding(std::uint16_t address, std::span<co
     const auto reg_address = static_cast<std::uint16_t>(address + i);
     if (reg_address == reg::kSecurityCode) {
       unlocked_so_far = values[i] == kSecurityCodeUnlock;
-    } else if (!unlocked_so_far && check_write(reg_address, values[i]) != ModbusException::illegal_data_address) {
+    } else if (!unlocked_so_far &&
+               check_write(reg_address, values[i]) != ModbusException::illegal_data_address) {
       return ModbusException::illegal_function;
     }
     const ModbusException exception = check_write(reg_address, values[i]);
@@ -235,9 +241,10 @@ ModbusException InverterLogic::write_holding(std::uint16_t address, std::span<co
 }
 
 std::array<std::uint16_t, inverter_reg::kHoldingCount> InverterLogic::holding_registers() const {
-  return {security_code_,   heartbeat_,           static_cast<std::uint16_t>(mode_),
-          setpoint_raw_,    max_voltage_raw_,     min_voltage_raw_,
-          max_charge_current_raw_, max_discharge_current_raw_, max_charge_power_raw_};
+  return {
+      security_code_,       heartbeat_,       static_cast<std::uint16_t>(mode_), setpoint_raw_,
+      max_voltage_raw_,     min_voltage_raw_, max_charge_current_raw_,           max_discharge_current_raw_,
+      max_charge_power_raw_};
 }
 
 std::array<std::uint16_t, inverter_reg::kInputCount> InverterLogic::input_registers() const {
@@ -245,14 +252,16 @@ std::array<std::uint16_t, inverter_reg::kInputCount> InverterLogic::input_regist
   auto at = [&r](std::uint16_t address) -> std::uint16_t& { return r[address - reg::kInputFirst]; };
   const double battery_v = inputs_.battery_voltage_v + readback_error_.voltage_v;
   const double dc_link_v = inputs_.dc_link_voltage_v + readback_error_.voltage_v;
-  const double power_kw = inputs_.dc_link_voltage_v * inputs_.pack_current_a / 1000 + readback_error_.power_kw;
+  const double power_kw =
+      inputs_.dc_link_voltage_v * inputs_.pack_current_a / 1000 + readback_error_.power_kw;
   const double current_a = inputs_.pack_current_a + readback_error_.current_a;
 
   at(reg::kAmbientTemp) = to_raw(inputs_.ambient_c, kTemperatureScale);
   at(reg::kHeatSinkTemp) = to_raw(heat_sink_c_, kTemperatureScale);
   at(reg::kModbusTimer) = static_cast<std::uint16_t>(std::ceil(comm_timer_s() / kCommTimerTickS - 1e-9));
   at(reg::kDcInputVolt) = to_raw(battery_v, kVoltageScale);
-  at(reg::kVoltageRefCommand) = mode_ == InverterMode::voltage ? setpoint_raw_ : to_raw(battery_v, kVoltageScale);
+  at(reg::kVoltageRefCommand) =
+      mode_ == InverterMode::voltage ? setpoint_raw_ : to_raw(battery_v, kVoltageScale);
   at(reg::kDcLinkVolt) = to_raw(dc_link_v, kVoltageScale);
   at(reg::kDcLinkPower) = to_raw(power_kw, kPowerScale);
   at(reg::kDcLinkCurrent) = to_raw(current_a, kCurrentScale);
@@ -262,8 +271,10 @@ std::array<std::uint16_t, inverter_reg::kInputCount> InverterLogic::input_regist
     at(static_cast<std::uint16_t>(reg::kFaultFirst + i)) = fault_word(i);
   }
   std::uint16_t warnings = 0;
-  if (inputs_.battery_voltage_v > from_raw(max_voltage_raw_, kVoltageScale)) warnings |= kWarningBatteryOverVoltage;
-  if (inputs_.battery_voltage_v < from_raw(min_voltage_raw_, kVoltageScale)) warnings |= kWarningBatteryUnderVoltage;
+  if (inputs_.battery_voltage_v > from_raw(max_voltage_raw_, kVoltageScale))
+    warnings |= kWarningBatteryOverVoltage;
+  if (inputs_.battery_voltage_v < from_raw(min_voltage_raw_, kVoltageScale))
+    warnings |= kWarningBatteryUnderVoltage;
   at(reg::kWarningFirst) = warnings;
   std::uint16_t status = 0;
   if (running()) status |= kStatusRunning;

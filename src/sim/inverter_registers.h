@@ -101,7 +101,7 @@ enum InverterWarningBit : std::uint16_t {
 };
 enum InverterStatusBit : std::uint16_t {
   kStatusRunning = 1u << 0,
-  kStatusUnlocked = 1u << 1,      // security code accepted
+  kStatusUnlocked = 1u << 1,           // security code accepted
   kStatusPositiveContactor = 1u << 4,  // spec: 30279 bit 4
   kStatusNegativeContactor = 1u << 5,  // spec: 30279 bit 5
   kStatusFan = 1u << 14,               // spec: 30279 bit 14, cooling fan on
@@ -137,22 +137,22 @@ struct InverterConfig {
   double power_on_max_discharge_current_a = 222;
   double power_on_max_charge_power_kw = 60;
 
-  double rated_power_kw = 60;           // hardware limit, whatever is written
+  double rated_power_kw = 60;  // hardware limit, whatever is written
   double rated_current_a = 222;
-  double ramp_a_per_s = 100;            // sim: current slew rate
+  double ramp_a_per_s = 100;              // sim: current slew rate
   double voltage_mode_gain_a_per_v = 20;  // sim: proportional constant-voltage loop
   // sim: heat sink = ambient + losses; rises by this much at rated power, time constant below.
   double heat_sink_rise_at_rated_c = 30;
   double heat_sink_time_constant_s = 120;
-  double fan_on_heat_sink_c = 40;       // fan runs while the converter runs or above this
+  double fan_on_heat_sink_c = 40;  // fan runs while the converter runs or above this
 };
 
 // What the converter sees of the battery and DC link at one instant (from the pack model).
 struct InverterInputs {
-  double time_s = 0;               // simulated time, non-decreasing
-  double battery_voltage_v = 0;    // pack voltage at its terminals
-  double dc_link_voltage_v = 0;    // converter side of the contactors
-  double pack_current_a = 0;       // current actually flowing, + discharges
+  double time_s = 0;             // simulated time, non-decreasing
+  double battery_voltage_v = 0;  // pack voltage at its terminals
+  double dc_link_voltage_v = 0;  // converter side of the contactors
+  double pack_current_a = 0;     // current actually flowing, + discharges
   double ambient_c = 22;
   bool positive_contactor = false;
   bool negative_contactor = false;

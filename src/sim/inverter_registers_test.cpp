@@ -66,7 +66,8 @@ TEST(InverterRegisters, ABlockWriteStartingWithTheSecurityCodeIsAccepted) {
   EXPECT_EQ(logic.mode(), InverterMode::current);
   // Refused blocks change nothing.
   const std::array<std::uint16_t, 2> past_the_end = {0, 0};  // 41032, 41033
-  EXPECT_EQ(logic.write_holding(reg::kBatMaxChargePower, past_the_end), ModbusException::illegal_data_address);
+  EXPECT_EQ(logic.write_holding(reg::kBatMaxChargePower, past_the_end),
+            ModbusException::illegal_data_address);
   const std::array<std::uint16_t, 2> bad_heartbeat = {40, 2000};
   EXPECT_EQ(logic.write_holding(reg::kHeartbeat, bad_heartbeat), ModbusException::illegal_data_value);
   EXPECT_EQ(logic.holding_registers()[1], 50);
@@ -78,9 +79,12 @@ TEST(InverterRegisters, OutOfRangeValuesAreIllegalDataValue) {
   unlock_and_arm(logic);
   EXPECT_EQ(logic.write_holding(reg::kHeartbeat, 1001), ModbusException::illegal_data_value);
   EXPECT_EQ(logic.write_holding(reg::kOpMode, 3), ModbusException::illegal_data_value);
-  EXPECT_EQ(logic.write_holding(reg::kBatMaxChargeCurrent, to_raw(10, kCurrentScale)), ModbusException::illegal_data_value);
-  EXPECT_EQ(logic.write_holding(reg::kBatMaxDischargeCurrent, to_raw(-10, kCurrentScale)), ModbusException::illegal_data_value);
-  EXPECT_EQ(logic.write_holding(reg::kBatMaxChargePower, to_raw(61, kPowerScale)), ModbusException::illegal_data_value);
+  EXPECT_EQ(logic.write_holding(reg::kBatMaxChargeCurrent, to_raw(10, kCurrentScale)),
+            ModbusException::illegal_data_value);
+  EXPECT_EQ(logic.write_holding(reg::kBatMaxDischargeCurrent, to_raw(-10, kCurrentScale)),
+            ModbusException::illegal_data_value);
+  EXPECT_EQ(logic.write_holding(reg::kBatMaxChargePower, to_raw(61, kPowerScale)),
+            ModbusException::illegal_data_value);
   EXPECT_EQ(logic.write_holding(40000, 1), ModbusException::illegal_data_address);
 }
 
@@ -133,8 +137,10 @@ TEST(InverterRegisters, CurrentSetpointIsClampedToTheLimits) {
   InverterLogic logic;
   logic.update(battery_at(0));
   unlock_and_arm(logic);
-  ASSERT_EQ(logic.write_holding(reg::kBatMaxChargeCurrent, to_raw(-100, kCurrentScale)), ModbusException::none);
-  ASSERT_EQ(logic.write_holding(reg::kBatMaxDischargeCurrent, to_raw(80, kCurrentScale)), ModbusException::none);
+  ASSERT_EQ(logic.write_holding(reg::kBatMaxChargeCurrent, to_raw(-100, kCurrentScale)),
+            ModbusException::none);
+  ASSERT_EQ(logic.write_holding(reg::kBatMaxDischargeCurrent, to_raw(80, kCurrentScale)),
+            ModbusException::none);
   ASSERT_EQ(logic.write_holding(reg::kOpMode, 2), ModbusException::none);
   ASSERT_EQ(logic.write_holding(reg::kOpModeSetpoint, to_raw(-150, kCurrentScale)), ModbusException::none);
   logic.update(battery_at(10));
@@ -251,7 +257,7 @@ TEST(InverterRegisters, StatusRegistersFollowThePack) {
 
 TEST(InverterRegisters, EnergyCountersIntegrateTheDcLinkPower) {
   InverterLogic logic;
-  logic.update(battery_at(0, 400, -50));  // 20 kW charging
+  logic.update(battery_at(0, 400, -50));    // 20 kW charging
   logic.update(battery_at(360, 400, -50));  // 0.1 h → 2.0 kWh
   EXPECT_EQ(input(logic, reg::kChargedEnergyHigh), 0);
   EXPECT_EQ(input(logic, reg::kChargedEnergyHigh + 1), 20);  // 0.1 kWh units

@@ -18,8 +18,8 @@ class InverterSimDevice final : public SimDevice {
  public:
   explicit InverterSimDevice(InverterSimOptions options) : options_(std::move(options)) {}
 
-  Result<void> start(asio::io_context& /*io*/, PackModel& pack, FaultDispatcher& faults, ControlHandler& control,
-                     nlohmann::json& ready) override {
+  Result<void> start(asio::io_context& /*io*/, PackModel& pack, FaultDispatcher& faults,
+                     ControlHandler& control, nlohmann::json& ready) override {
     inverter_ = InverterDevice::create(pack, options_.logic);
     if (options_.rtu) {
       auto path = inverter_->start_rtu(options_.rtu_config);
@@ -62,30 +62,36 @@ class InverterSimDevice final : public SimDevice {
       const double address = c.number("register", 30273);
       const double bit = c.number("bit", 0);
       if (address < 0 || address > 65535 || bit < 0 || bit > 15 ||
-          !inverter_->set_fault_bit(static_cast<std::uint16_t>(address), static_cast<int>(bit), c.number("on", 1) != 0)) {
-        return Error(ErrorCode::invalid_argument, "inverter_fault_bit: register must be 30272..30279, bit 0..15");
+          !inverter_->set_fault_bit(static_cast<std::uint16_t>(address), static_cast<int>(bit),
+                                    c.number("on", 1) != 0)) {
+        return Error(ErrorCode::invalid_argument,
+                     "inverter_fault_bit: register must be 30272..30279, bit 0..15");
       }
       return success();
     });
     list.emplace_back("inverter_wrong_readback", [this](const FaultCommand& c) -> Result<void> {
-      inverter_->set_wrong_readback({c.number("current_a", 0), c.number("power_kw", 0), c.number("voltage_v", 0)});
+      inverter_->set_wrong_readback(
+          {c.number("current_a", 0), c.number("power_kw", 0), c.number("voltage_v", 0)});
       return success();
     });
     list.emplace_back("inverter_delay", [this](const FaultCommand& c) -> Result<void> {
       const double ms = c.number("ms", 0);
-      if (!(ms >= 0 && ms <= 60000)) return Error(ErrorCode::invalid_argument, "inverter_delay: ms must be 0..60000");
+      if (!(ms >= 0 && ms <= 60000))
+        return Error(ErrorCode::invalid_argument, "inverter_delay: ms must be 0..60000");
       inverter_->set_response_delay(std::chrono::milliseconds(static_cast<long long>(std::llround(ms))));
       return success();
     });
     list.emplace_back("inverter_timeouts", [this](const FaultCommand& c) -> Result<void> {
       const double every = c.number("every", 0);
-      if (!(every >= 0 && every <= 1e6)) return Error(ErrorCode::invalid_argument, "inverter_timeouts: every must be ≥ 0");
+      if (!(every >= 0 && every <= 1e6))
+        return Error(ErrorCode::invalid_argument, "inverter_timeouts: every must be ≥ 0");
       inverter_->set_timeout_every(static_cast<int>(every));
       return success();
     });
     list.emplace_back("inverter_crc_errors", [this](const FaultCommand& c) -> Result<void> {
       const double every = c.number("every", 0);
-      if (!(every >= 0 && every <= 1e6)) return Error(ErrorCode::invalid_argument, "inverter_crc_errors: every must be ≥ 0");
+      if (!(every >= 0 && every <= 1e6))
+        return Error(ErrorCode::invalid_argument, "inverter_crc_errors: every must be ≥ 0");
       inverter_->set_crc_error_every(static_cast<int>(every));
       return success();
     });

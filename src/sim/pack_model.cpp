@@ -166,10 +166,10 @@ void PackModel::step(double dt_s) {
 
 void PackModel::substep(double dt_s) {
   const double current_a = pack_current_a();
-  const double module_to_coolant_w_per_k = pump_running() ? config_.module_to_coolant_w_per_k_pump_on
-                                                          : config_.module_to_coolant_w_per_k_pump_off;
-  const double coolant_to_ambient_w_per_k = fan_on_ ? config_.coolant_to_ambient_w_per_k_fan_on
-                                                    : config_.coolant_to_ambient_w_per_k_fan_off;
+  const double module_to_coolant_w_per_k =
+      pump_running() ? config_.module_to_coolant_w_per_k_pump_on : config_.module_to_coolant_w_per_k_pump_off;
+  const double coolant_to_ambient_w_per_k =
+      fan_on_ ? config_.coolant_to_ambient_w_per_k_fan_on : config_.coolant_to_ambient_w_per_k_fan_off;
   double heat_into_coolant_w = 0;
   double terminal_power_w = 0;  // > 0: delivered by the pack (discharging)
 
@@ -235,7 +235,8 @@ void PackModel::substep(double dt_s) {
   if (contactors_closed()) {
     dc_link_voltage_v_ = pack_v;
   } else if (precharge_relay_ && negative_contactor_) {
-    dc_link_voltage_v_ += (pack_v - dc_link_voltage_v_) * (1.0 - std::exp(-dt_s / config_.precharge_time_constant_s));
+    dc_link_voltage_v_ +=
+        (pack_v - dc_link_voltage_v_) * (1.0 - std::exp(-dt_s / config_.precharge_time_constant_s));
   } else {
     dc_link_voltage_v_ *= std::exp(-dt_s / config_.dc_link_decay_time_constant_s);
   }

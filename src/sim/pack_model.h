@@ -26,9 +26,9 @@
 
 namespace cellguard::sim {
 
-inline constexpr int kMaxModules = 15;        // node ids 1..15 (the rig's DBC has 15 BMU slots)
-inline constexpr int kCellChannels = 14;      // Cell_1..14_Voltage per module
-inline constexpr int kTemperatureSensors = 7; // CMA_Temp1..7 per module
+inline constexpr int kMaxModules = 15;         // node ids 1..15 (the rig's DBC has 15 BMU slots)
+inline constexpr int kCellChannels = 14;       // Cell_1..14_Voltage per module
+inline constexpr int kTemperatureSensors = 7;  // CMA_Temp1..7 per module
 
 // One point of an open-circuit-voltage curve; a curve lists points by rising SOC (0..1).
 struct OcvPoint {
@@ -41,11 +41,11 @@ std::vector<OcvPoint> default_nmc_ocv_curve();
 
 struct PackConfig {
   std::vector<int> module_ids = {1, 2, 3, 4, 5, 6, 7, 8};  // the rig's sample log had 8 modules
-  int populated_cells = 12;        // per module (the rig's `cellVoltageNum`), 1..14
+  int populated_cells = 12;                                // per module (the rig's `cellVoltageNum`), 1..14
   std::vector<OcvPoint> ocv_curve = default_nmc_ocv_curve();
   double cell_capacity_ah = 64.0;
   double cell_resistance_ohm = 0.0012;
-  double initial_soc = 0.78;       // cells ≈ 3.94 V, pack ≈ 378 V as in the rig's sample log
+  double initial_soc = 0.78;  // cells ≈ 3.94 V, pack ≈ 378 V as in the rig's sample log
   // Seeded spread: each cell's capacity, resistance and initial SOC vary by up to ± this fraction.
   double capacity_spread = 0.02;
   double resistance_spread = 0.10;
@@ -55,12 +55,12 @@ struct PackConfig {
 
   // Thermal (lumped): one mass per module, one coolant loop, ambient air.
   double ambient_c = 22.0;
-  double module_heat_capacity_j_per_k = 14000.0;  // ~12 cells of ~1 kg plus housing
-  double coolant_heat_capacity_j_per_k = 40000.0; // ~10 l of water/glycol
+  double module_heat_capacity_j_per_k = 14000.0;   // ~12 cells of ~1 kg plus housing
+  double coolant_heat_capacity_j_per_k = 40000.0;  // ~10 l of water/glycol
   double module_to_coolant_w_per_k_pump_on = 25.0;
-  double module_to_coolant_w_per_k_pump_off = 2.0;  // stagnant coolant
-  double module_to_ambient_w_per_k = 1.5;           // housing, always
-  double coolant_to_ambient_w_per_k_fan_on = 400.0; // radiator with fan
+  double module_to_coolant_w_per_k_pump_off = 2.0;   // stagnant coolant
+  double module_to_ambient_w_per_k = 1.5;            // housing, always
+  double coolant_to_ambient_w_per_k_fan_on = 400.0;  // radiator with fan
   double coolant_to_ambient_w_per_k_fan_off = 25.0;
   double coolant_pressure_bar_pump_on = 1.8;
   double coolant_pressure_bar_pump_off = 0.1;
@@ -78,11 +78,11 @@ struct PackConfig {
 };
 
 struct CellState {
-  double soc = 0;             // 0..1 (may leave the range under abuse; OCV is clamped to the table)
+  double soc = 0;  // 0..1 (may leave the range under abuse; OCV is clamped to the table)
   double capacity_ah = 0;
   double resistance_ohm = 0;
-  double voltage_v = 0;       // terminal voltage (OCV - I*R + injected drift); 0 if unpopulated
-  double drift_v = 0;         // injected by a fault (cell drift), added to the terminal voltage
+  double voltage_v = 0;  // terminal voltage (OCV - I*R + injected drift); 0 if unpopulated
+  double drift_v = 0;    // injected by a fault (cell drift), added to the terminal voltage
   bool populated = false;
   bool balancing = false;
 };
@@ -100,19 +100,21 @@ struct ModuleState {
   int node_id = 0;  // 1..15
   std::array<CellState, kCellChannels> cells{};
   std::array<double, kTemperatureSensors> sensor_offset_c{};  // fixed seeded sensor spread
-  double temperature_c = 0;       // lumped module temperature
-  double charge_ah = 0;           // Ah counters as the BMU reports them (Charge/Discharge_Ah_from_BMU)
+  double temperature_c = 0;                                   // lumped module temperature
+  double charge_ah = 0;  // Ah counters as the BMU reports them (Charge/Discharge_Ah_from_BMU)
   double discharge_ah = 0;
   double soh_pct = 100;
   // Injected over-temperature: rises the module temperature by rate until target (fault injection).
   double overheat_rate_c_per_s = 0;
   double overheat_target_c = 0;
 
-  double voltage_v() const;       // sum of the populated cells' terminal voltages
-  double soc() const;             // mean SOC of the populated cells, 0..1
-  double min_cell_v() const;      // populated cells only
+  double voltage_v() const;   // sum of the populated cells' terminal voltages
+  double soc() const;         // mean SOC of the populated cells, 0..1
+  double min_cell_v() const;  // populated cells only
   double max_cell_v() const;
-  double sensor_c(int sensor) const { return temperature_c + sensor_offset_c[static_cast<std::size_t>(sensor)]; }
+  double sensor_c(int sensor) const {
+    return temperature_c + sensor_offset_c[static_cast<std::size_t>(sensor)];
+  }
   double min_temperature_c() const;
   double max_temperature_c() const;
   std::uint16_t balancing_bits() const;  // bit i = channel i+1 bleeding
@@ -171,10 +173,10 @@ class PackModel {
 
   // --- outputs ---
   double time_s() const { return time_s_; }
-  double pack_voltage_v() const;   // sum of module voltages, at the battery terminals
+  double pack_voltage_v() const;  // sum of module voltages, at the battery terminals
   double pack_current_a() const { return contactors_closed() ? inverter_current_a_ : 0.0; }
   double pack_power_w() const { return pack_voltage_v() * pack_current_a(); }  // > 0 discharging
-  double pack_soc() const;         // mean of modules, 0..1
+  double pack_soc() const;                                                     // mean of modules, 0..1
   double dc_link_voltage_v() const { return dc_link_voltage_v_; }
   double ambient_c() const { return ambient_c_; }
   double coolant_c() const { return coolant_c_; }

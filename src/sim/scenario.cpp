@@ -15,8 +15,7 @@ namespace cellguard::sim {
 namespace {
 
 Error step_error(std::string_view source, std::size_t step, const std::string& why) {
-  return Error(ErrorCode::parse_error,
-               std::string(source) + ": step " + std::to_string(step) + ": " + why);
+  return Error(ErrorCode::parse_error, std::string(source) + ": step " + std::to_string(step) + ": " + why);
 }
 
 }  // namespace
@@ -27,10 +26,9 @@ Result<std::vector<ScenarioStep>> parse_scenario(std::string_view text, std::str
   toml::parse_result parsed = toml::parse(text, source_name);
   if (!parsed) {
     const toml::parse_error& error = parsed.error();
-    return Error(ErrorCode::parse_error, std::string(source_name) + ":" +
-                                             std::to_string(error.source().begin.line) + ":" +
-                                             std::to_string(error.source().begin.column) + ": " +
-                                             std::string(error.description()));
+    return Error(ErrorCode::parse_error,
+                 std::string(source_name) + ":" + std::to_string(error.source().begin.line) + ":" +
+                     std::to_string(error.source().begin.column) + ": " + std::string(error.description()));
   }
   const toml::table& root = parsed.table();
   for (const auto& [key, _] : root)
@@ -40,7 +38,8 @@ Result<std::vector<ScenarioStep>> parse_scenario(std::string_view text, std::str
   std::vector<ScenarioStep> steps;
   const toml::array* array = root["step"].as_array();
   if (root.contains("step") && array == nullptr)
-    return Error(ErrorCode::parse_error, std::string(source_name) + ": 'step' must be an array of tables ([[step]])");
+    return Error(ErrorCode::parse_error,
+                 std::string(source_name) + ": 'step' must be an array of tables ([[step]])");
   if (array == nullptr) return steps;
   if (array->size() > kMaxScenarioSteps)
     return Error(ErrorCode::parse_error, std::string(source_name) + ": more than 10000 steps");
@@ -51,7 +50,8 @@ Result<std::vector<ScenarioStep>> parse_scenario(std::string_view text, std::str
     if (table == nullptr) return step_error(source_name, number, "not a table");
     ScenarioStep step;
     std::optional<double> at_s = (*table)["at_s"].value<double>();
-    if (!at_s || !std::isfinite(*at_s) || *at_s < 0) return step_error(source_name, number, "needs at_s >= 0");
+    if (!at_s || !std::isfinite(*at_s) || *at_s < 0)
+      return step_error(source_name, number, "needs at_s >= 0");
     step.at_s = *at_s;
     std::optional<std::string> fault = (*table)["fault"].value<std::string>();
     if (!fault || fault->empty()) return step_error(source_name, number, "needs fault = \"<kind>\"");

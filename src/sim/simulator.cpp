@@ -41,8 +41,13 @@ std::shared_ptr<spdlog::logger> make_logger() {
 class Simulator {
  public:
   Simulator(SimOptions options, std::FILE* ready_out)
-      : options_(std::move(options)), ready_out_(ready_out), log_(make_logger()), signals_(io_, SIGINT, SIGTERM),
-        tick_timer_(io_), cyclic_timer_(io_), devices_(std::move(options_.devices)) {}
+      : options_(std::move(options)),
+        ready_out_(ready_out),
+        log_(make_logger()),
+        signals_(io_, SIGINT, SIGTERM),
+        tick_timer_(io_),
+        cyclic_timer_(io_),
+        devices_(std::move(options_.devices)) {}
 
   int run() {
     if (Result<void> started = start(); !started) {
@@ -58,7 +63,8 @@ class Simulator {
 
  private:
   Result<void> start() {
-    if (!(options_.speed > 0) || options_.speed > 1e6) return Error(ErrorCode::invalid_argument, "--speed must be in (0, 1e6]");
+    if (!(options_.speed > 0) || options_.speed > 1e6)
+      return Error(ErrorCode::invalid_argument, "--speed must be in (0, 1e6]");
     if (!(options_.tick_ms >= 1)) return Error(ErrorCode::invalid_argument, "tick must be at least 1 ms");
     Result<dbc::ParseOutput> parsed = options_.dbc_path.empty()
                                           ? dbc::parse_dbc(builtin_rig_dbc(), "cellguard-rig.dbc (built in)")
@@ -67,7 +73,8 @@ class Simulator {
     codec_ = std::make_shared<const dbc::DatabaseCodec>(std::move(parsed->database));
     pack_ = std::make_unique<PackModel>(options_.pack);
     if (pack_->modules().empty()) return Error(ErrorCode::invalid_argument, "no module ids in 1..15");
-    Result<std::unique_ptr<CanopenModules>> modules = CanopenModules::create(codec_, *pack_, options_.pack.seed);
+    Result<std::unique_ptr<CanopenModules>> modules =
+        CanopenModules::create(codec_, *pack_, options_.pack.seed);
     if (!modules) return modules.error();
     modules_ = std::move(modules.value());
     faults_ = std::make_unique<FaultDispatcher>(*pack_, *modules_);
@@ -124,11 +131,12 @@ class Simulator {
       Result<std::unique_ptr<can::Bus>> bus = can::open_bus(io_, "inproc:" + inproc);
       if (!bus) return bus.error();
       bus_ = std::move(bus.value());
-      Result<std::unique_ptr<can::SocketcandServer>> server = can::SocketcandServer::start(io_, server_options);
+      Result<std::unique_ptr<can::SocketcandServer>> server =
+          can::SocketcandServer::start(io_, server_options);
       if (!server) return server.error();
       server_ = std::move(server.value());
-      ready_["can"] = "socketcand://" + options_.can_listen_address + ":" + std::to_string(server_->port()) + "/" +
-                      options_.can_channel;
+      ready_["can"] = "socketcand://" + options_.can_listen_address + ":" + std::to_string(server_->port()) +
+                      "/" + options_.can_channel;
     } else {
       Result<std::unique_ptr<can::Bus>> bus = can::open_bus(io_, url);
       if (!bus) return bus.error();
@@ -146,11 +154,13 @@ class Simulator {
 
   Result<void> start_control() {
     ipc::LineServerOptions o;
-    o.path = options_.control_path.empty() ? ipc::default_socket_path("cellguard-sim-" + std::to_string(::getpid()) + ".sock")
-                                           : options_.control_path;
+    o.path = options_.control_path.empty()
+                 ? ipc::default_socket_path("cellguard-sim-" + std::to_string(::getpid()) + ".sock")
+                 : options_.control_path;
     o.max_line_bytes = kMaxControlLineBytes;
     o.overlong_response = nlohmann::json{{"ok", false}, {"error", "request longer than 4096 bytes"}}.dump();
-    auto server = ipc::LineServer::start(io_, o, [this](std::string_view line) { return control_->handle(line, pack_->time_s()); });
+    auto server = ipc::LineServer::start(
+        io_, o, [this](std::string_view line) { return control_->handle(line, pack_->time_s()); });
     if (!server) return server.error();
     control_server_ = std::move(server.value());
     control_path_ = control_server_->path();
@@ -162,8 +172,8 @@ class Simulator {
     const std::string line = ready_.dump() + "\n";
     std::fputs(line.c_str(), ready_out_);
     std::fflush(ready_out_);
-    log_->info("ready: {} modules, CAN at {}, control at {}", pack_->modules().size(), ready_["can"].get<std::string>(),
-               control_path_);
+    log_->info("ready: {} modules, CAN at {}, control at {}", pack_->modules().size(),
+               ready_["can"].get<std::string>(), control_path_);
   }
 
   void schedule_tick() {
@@ -217,7 +227,8 @@ class Simulator {
 
   void schedule_cyclic(Clock::time_point at) {
     const double period_wall_ms = std::max(0.1, options_.cyclic_ms / options_.speed);
-    const Clock::time_point next = at + std::chrono::microseconds(static_cast<std::int64_t>(period_wall_ms * 1000));
+    const Clock::time_point next =
+        at + std::chrono::microseconds(static_cast<std::int64_t>(period_wall_ms * 1000));
     cyclic_timer_.expires_at(next);
     cyclic_timer_.async_wait([this, next](asio::error_code ec) {
       if (ec || stopping_) return;

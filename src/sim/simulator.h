@@ -58,17 +58,17 @@ class SimDevice {
 
 struct SimOptions {
   PackConfig pack;
-  std::string dbc_path;            // empty: the built-in data/cellguard-rig.dbc
-  std::string can_url;             // empty: in-process bus + socketcand server
+  std::string dbc_path;  // empty: the built-in data/cellguard-rig.dbc
+  std::string can_url;   // empty: in-process bus + socketcand server
   std::string can_listen_address = "127.0.0.1";
-  std::uint16_t can_port = 0;      // socketcand port; 0 = ephemeral
+  std::uint16_t can_port = 0;  // socketcand port; 0 = ephemeral
   std::string can_channel = "can0";
-  double speed = 1.0;              // simulated seconds per wall-clock second
-  double tick_ms = 20;             // wall-clock period of the physics tick
-  double cyclic_ms = 0;            // > 0: PDOs every cyclic_ms of simulated time, without SYNC
-  std::string scenario_path;       // TOML, see scenario.h
-  std::string control_path;        // empty: ipc::default_runtime_dir()/cellguard-sim-<pid>.sock
-  double duration_s = 0;           // > 0: stop after this much simulated time (tests, benchmarks)
+  double speed = 1.0;         // simulated seconds per wall-clock second
+  double tick_ms = 20;        // wall-clock period of the physics tick
+  double cyclic_ms = 0;       // > 0: PDOs every cyclic_ms of simulated time, without SYNC
+  std::string scenario_path;  // TOML, see scenario.h
+  std::string control_path;   // empty: ipc::default_runtime_dir()/cellguard-sim-<pid>.sock
+  double duration_s = 0;      // > 0: stop after this much simulated time (tests, benchmarks)
   std::vector<std::unique_ptr<SimDevice>> devices;
 };
 

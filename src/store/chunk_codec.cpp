@@ -248,8 +248,10 @@ bool detect_quantum(std::span<const double> values, Quantum& quantum) {
       if (!fits) continue;
       // 1 / s integral (0.01 -> 100): divide, so decimal text values (3.67) have residual 0.
       const double inv = std::round(1.0 / s);
-      if (s < 1 && std::fabs(inv * s - 1) < 1e-12) quantum = {2, inv};
-      else quantum = {1, s};
+      if (s < 1 && std::fabs(inv * s - 1) < 1e-12)
+        quantum = {2, inv};
+      else
+        quantum = {1, s};
       return true;
     }
   }
@@ -265,7 +267,8 @@ void quantized_encode(std::span<const double> values, const Quantum& qu, std::ve
   std::int64_t prev = 0;
   for (double v : values) {
     const std::int64_t k = qu.index(v);
-    put_varint(ks, zigzag(static_cast<std::int64_t>(static_cast<std::uint64_t>(k) - static_cast<std::uint64_t>(prev))));
+    put_varint(ks, zigzag(static_cast<std::int64_t>(static_cast<std::uint64_t>(k) -
+                                                    static_cast<std::uint64_t>(prev))));
     put_varint(rs, zigzag(static_cast<std::int64_t>(ord(v) - ord(qu.canonical(k)))));
     prev = k;
   }
@@ -370,7 +373,8 @@ Result<std::size_t> decode_chunk(std::span<const std::uint8_t> in, DecodedChunk&
   if (rows > kMaxRows || columns == 0 || columns > kMaxColumns || rows * columns > kMaxCells) {
     return corrupt(std::to_string(rows) + " rows x " + std::to_string(columns) + " columns is out of bounds");
   }
-  if (wanted != kAllColumns && wanted >= columns) return corrupt("column " + std::to_string(wanted) + " not in chunk");
+  if (wanted != kAllColumns && wanted >= columns)
+    return corrupt("column " + std::to_string(wanted) + " not in chunk");
   std::span<const std::uint8_t> tspan;
   if (!r.varint(tbytes) || !r.bytes(tbytes, tspan)) return corrupt("truncated timestamps");
   if (tbytes < rows) return corrupt("timestamps shorter than their rows");  // each takes >= 1 byte
@@ -381,9 +385,12 @@ Result<std::size_t> decode_chunk(std::span<const std::uint8_t> in, DecodedChunk&
   std::uint64_t prev = 0, delta = 0, v = 0;
   for (std::size_t i = 0; i < rows; ++i) {
     if (!tr.varint(v)) return corrupt("truncated timestamps");
-    if (i == 0) prev = static_cast<std::uint64_t>(unzigzag(v));
-    else if (i == 1) prev += (delta = static_cast<std::uint64_t>(unzigzag(v)));
-    else prev += (delta += static_cast<std::uint64_t>(unzigzag(v)));
+    if (i == 0)
+      prev = static_cast<std::uint64_t>(unzigzag(v));
+    else if (i == 1)
+      prev += (delta = static_cast<std::uint64_t>(unzigzag(v)));
+    else
+      prev += (delta += static_cast<std::uint64_t>(unzigzag(v)));
     out.times[i] = static_cast<TimeNs>(prev);
   }
   if (tr.left() != 0) return corrupt("trailing timestamp bytes");
@@ -405,18 +412,21 @@ Result<std::size_t> decode_chunk(std::span<const std::uint8_t> in, DecodedChunk&
       if (bytes != 0 || with_bitmap) return corrupt("column " + std::to_string(c) + ": absent with payload");
       continue;
     }
-    if (kind != kGorilla && kind != kQuantized) return corrupt("column " + std::to_string(c) + ": unknown kind");
+    if (kind != kGorilla && kind != kQuantized)
+      return corrupt("column " + std::to_string(c) + ": unknown kind");
     std::span<const std::uint8_t> bitmap;
     std::size_t n = rows;
     if (with_bitmap) {
-      if (payload.size() < (rows + 7) / 8) return corrupt("column " + std::to_string(c) + ": bitmap truncated");
+      if (payload.size() < (rows + 7) / 8)
+        return corrupt("column " + std::to_string(c) + ": bitmap truncated");
       bitmap = payload.first((rows + 7) / 8);
       payload = payload.subspan(bitmap.size());
       n = 0;
       for (std::size_t i = 0; i < rows; ++i) n += (bitmap[i >> 3] >> (i & 7)) & 1;
     }
     // Each value takes at least one bit (gorilla) or two bytes (quantized): bound before allocating.
-    if ((kind == kGorilla && n > 0 && payload.size() * 8 < 63 + n) || (kind == kQuantized && payload.size() < 9 + 2 * n)) {
+    if ((kind == kGorilla && n > 0 && payload.size() * 8 < 63 + n) ||
+        (kind == kQuantized && payload.size() < 9 + 2 * n)) {
       return corrupt("column " + std::to_string(c) + ": payload too short for its values");
     }
     present.resize(n);
@@ -456,7 +466,8 @@ Result<void> decode_series_list(std::span<const std::uint8_t> raw, std::vector<S
   DecodedChunk chunk;
   for (auto& s : out) {
     std::uint64_t cols = 0, id = 0;
-    if (!r.varint(cols) || cols == 0 || cols > kMaxColumns || cols > r.left()) return corrupt("bad column count");
+    if (!r.varint(cols) || cols == 0 || cols > kMaxColumns || cols > r.left())
+      return corrupt("bad column count");
     s.channels.resize(cols);
     for (auto& ch : s.channels) {
       if (!r.varint(id) || id > std::numeric_limits<std::uint32_t>::max()) return corrupt("bad channel id");
@@ -487,11 +498,13 @@ Result<void> compress(std::span<const std::uint8_t> raw, int level, std::vector<
 
 Result<void> decompress(std::span<const std::uint8_t> packed, std::vector<std::uint8_t>& out) {
   const unsigned long long size = ZSTD_getFrameContentSize(packed.data(), packed.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) return corrupt("not a zstd frame with a size");
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+    return corrupt("not a zstd frame with a size");
   if (size > kMaxRawBlobBytes) return corrupt("decompressed size " + std::to_string(size) + " out of bounds");
   out.resize(size);
   const std::size_t n = ZSTD_decompress(out.data(), out.size(), packed.data(), packed.size());
-  if (ZSTD_isError(n) || n != size) return corrupt(std::string("zstd: ") + (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
+  if (ZSTD_isError(n) || n != size)
+    return corrupt(std::string("zstd: ") + (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short"));
   return success();
 }
 

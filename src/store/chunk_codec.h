@@ -22,7 +22,7 @@ namespace cellguard::store::detail {
 
 inline constexpr std::size_t kMaxRows = 1u << 20;
 inline constexpr std::size_t kMaxColumns = 1024;
-inline constexpr std::size_t kMaxCells = 1u << 22;          // rows * columns of one chunk
+inline constexpr std::size_t kMaxCells = 1u << 22;  // rows * columns of one chunk
 inline constexpr std::size_t kMaxSeriesPerBlob = 1u << 16;
 inline constexpr std::size_t kMaxRawBlobBytes = 128u << 20;  // decompressed
 inline constexpr std::size_t kAllColumns = static_cast<std::size_t>(-1);

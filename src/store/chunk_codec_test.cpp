@@ -17,7 +17,8 @@ bool same(double a, double b) {
   return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
 }
 
-void expect_round_trip(const std::vector<TimeNs>& times, std::size_t columns, const std::vector<double>& values) {
+void expect_round_trip(const std::vector<TimeNs>& times, std::size_t columns,
+                       const std::vector<double>& values) {
   std::vector<std::uint8_t> bytes;
   encode_chunk(times, columns, values, bytes);
   DecodedChunk out;
@@ -28,7 +29,9 @@ void expect_round_trip(const std::vector<TimeNs>& times, std::size_t columns, co
   ASSERT_EQ(out.columns, columns);
   EXPECT_EQ(out.times, times);
   ASSERT_EQ(out.values.size(), values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) ASSERT_TRUE(same(out.values[i], values[i])) << "value " << i << ": " << values[i] << " came back as " << out.values[i];
+  for (std::size_t i = 0; i < values.size(); ++i)
+    ASSERT_TRUE(same(out.values[i], values[i]))
+        << "value " << i << ": " << values[i] << " came back as " << out.values[i];
   // Each column alone gives the same.
   for (std::size_t c = 0; c < columns; ++c) {
     DecodedChunk one;
@@ -39,14 +42,22 @@ void expect_round_trip(const std::vector<TimeNs>& times, std::size_t columns, co
 
 double random_double(std::mt19937_64& rng) {
   switch (rng() % 8) {
-    case 0: return std::bit_cast<double>(rng());  // any bit pattern (NaNs included: absent)
-    case 1: return std::numeric_limits<double>::infinity();
-    case 2: return -std::numeric_limits<double>::infinity();
-    case 3: return std::numeric_limits<double>::denorm_min() * static_cast<double>(rng() % 1000);
-    case 4: return -0.0;
-    case 5: return std::nan("");
-    case 6: return static_cast<double>(rng() % 256) * 0.01 + 2.2;
-    default: return std::uniform_real_distribution<double>(-1e6, 1e6)(rng);
+    case 0:
+      return std::bit_cast<double>(rng());  // any bit pattern (NaNs included: absent)
+    case 1:
+      return std::numeric_limits<double>::infinity();
+    case 2:
+      return -std::numeric_limits<double>::infinity();
+    case 3:
+      return std::numeric_limits<double>::denorm_min() * static_cast<double>(rng() % 1000);
+    case 4:
+      return -0.0;
+    case 5:
+      return std::nan("");
+    case 6:
+      return static_cast<double>(rng() % 256) * 0.01 + 2.2;
+    default:
+      return std::uniform_real_distribution<double>(-1e6, 1e6)(rng);
   }
 }
 
@@ -58,9 +69,9 @@ TEST(ChunkCodec, RoundTripsQuantizedDbcValuesBitForBit) {
   for (int r = 0; r < 3000; ++r) {
     times.push_back(1'796'119'200'000'000'000 + r * 100'000'000LL + static_cast<TimeNs>(rng() % 40'000));
     if (rng() % 50 == 0) raw += rng() % 2 ? 1 : -1;
-    values.push_back(raw * 0.01 + 2.2);                                // cell voltage
+    values.push_back(raw * 0.01 + 2.2);                                               // cell voltage
     values.push_back(static_cast<double>(static_cast<int>(rng() % 40) - 250) * 0.1);  // current
-    values.push_back(static_cast<double>(1'000'000 + r * 3));          // counter
+    values.push_back(static_cast<double>(1'000'000 + r * 3));                         // counter
   }
   expect_round_trip(times, 3, values);
 }
@@ -92,10 +103,16 @@ TEST(ChunkCodec, RoundTripsRandomSeriesWithNanInfinitiesAndDenormals) {
     for (std::size_t r = 0; r < rows; ++r) {
       times.push_back(t);
       switch (rng() % 4) {  // equal timestamps, going backwards, huge jumps, normal steps
-        case 0: break;
-        case 1: t -= static_cast<TimeNs>(rng() % 1'000'000); break;
-        case 2: t = static_cast<TimeNs>(rng()); break;
-        default: t += 100'000'000 + static_cast<TimeNs>(rng() % 1000);
+        case 0:
+          break;
+        case 1:
+          t -= static_cast<TimeNs>(rng() % 1'000'000);
+          break;
+        case 2:
+          t = static_cast<TimeNs>(rng());
+          break;
+        default:
+          t += 100'000'000 + static_cast<TimeNs>(rng() % 1000);
       }
     }
     std::vector<double> values;

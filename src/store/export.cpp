@@ -9,10 +9,9 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
 
 #include "core/text.h"
 #include "recorder/rig_csv.h"
@@ -26,11 +25,14 @@ constexpr TimeNs kMaxSeconds = 9'000'000'000;  // year 2255: ns fit an int64
 // converted (degC, the pressure unit), then the inverter.
 constexpr std::size_t kDeviceCount = std::size(recorder::kRigDeviceColumns);
 constexpr const char* kDeviceChannelsRaw[kDeviceCount] = {
-    "board.pressure_adc", "board.temp1_adc", "board.temp2_adc",
-    "inverter.dc_link_power_kw", "inverter.dc_link_current_a", "inverter.battery_voltage_v"};
-constexpr const char* kDeviceChannelsConverted[kDeviceCount] = {
-    "board.pressure", "board.temp1_c", "board.temp2_c",
-    "inverter.dc_link_power_kw", "inverter.dc_link_current_a", "inverter.battery_voltage_v"};
+    "board.pressure_adc",         "board.temp1_adc",           "board.temp2_adc", "inverter.dc_link_power_kw",
+    "inverter.dc_link_current_a", "inverter.battery_voltage_v"};
+constexpr const char* kDeviceChannelsConverted[kDeviceCount] = {"board.pressure",
+                                                                "board.temp1_c",
+                                                                "board.temp2_c",
+                                                                "inverter.dc_link_power_kw",
+                                                                "inverter.dc_link_current_a",
+                                                                "inverter.battery_voltage_v"};
 // Modules answer each SYNC (100 ms): 5 cycles after the first module's sample, all have answered.
 constexpr TimeNs kModuleDiscoveryNs = kSecond / 2;
 constexpr const char* kStateChannel = "safety.state";
@@ -74,9 +76,10 @@ Result<void> for_each_window(Store& store, const std::string& edge, TimeNs from,
   for (TimeNs w0 = from;;) {
     if (options.cancelled && options.cancelled()) return Error(ErrorCode::io_error, "export: cancelled");
     // Unsigned: the span may exceed INT64_MAX.
-    const TimeNs w1 = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(w0) < static_cast<std::uint64_t>(window)
-                          ? to
-                          : w0 + window - 1;
+    const TimeNs w1 =
+        static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(w0) < static_cast<std::uint64_t>(window)
+            ? to
+            : w0 + window - 1;
     samples.clear();
     auto ok = store.scan(edge, w0, w1, [&](const SeriesBatch& s) {
       const std::size_t cols = s.channels.size();
@@ -89,7 +92,8 @@ Result<void> for_each_window(Store& store, const std::string& edge, TimeNs from,
       }
     });
     if (!ok) return ok;
-    std::stable_sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.time < b.time; });
+    std::stable_sort(samples.begin(), samples.end(),
+                     [](const Sample& a, const Sample& b) { return a.time < b.time; });
     if (auto r = f(w0, w1, samples); !r) return r;
     if (w1 >= to) break;
     w0 = w1 + 1;
@@ -145,9 +149,10 @@ Result<Discovery> discover_modules(Store& store, const ExportOptions& o, TimeNs 
   for (TimeNs w0 = from;;) {
     // The search for the first sample may cross a long empty range: the export's budget holds here too.
     if (o.cancelled && o.cancelled()) return Error(ErrorCode::io_error, "export: cancelled");
-    const TimeNs w1 = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(w0) < static_cast<std::uint64_t>(window)
-                          ? to
-                          : w0 + window - 1;
+    const TimeNs w1 =
+        static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(w0) < static_cast<std::uint64_t>(window)
+            ? to
+            : w0 + window - 1;
     if (auto ok = scan_modules(w0, w1, seen); !ok) return ok.error();
     for (const auto& [t, m] : seen) d.first_ns = std::min(d.first_ns, t);
     if (!seen.empty() || w1 >= to) break;
@@ -155,8 +160,9 @@ Result<Discovery> discover_modules(Store& store, const ExportOptions& o, TimeNs 
   }
   if (seen.empty()) return d;
   seen.clear();
-  const TimeNs end =
-      d.first_ns > std::numeric_limits<TimeNs>::max() - kModuleDiscoveryNs ? d.first_ns : d.first_ns + kModuleDiscoveryNs;
+  const TimeNs end = d.first_ns > std::numeric_limits<TimeNs>::max() - kModuleDiscoveryNs
+                         ? d.first_ns
+                         : d.first_ns + kModuleDiscoveryNs;
   if (auto ok = scan_modules(d.first_ns, std::min(end, to), seen); !ok) return ok.error();
   for (const auto& [t, m] : seen) d.modules.insert(m);
   return d;
@@ -186,7 +192,8 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
     } else if (c.module != 0 && !c.rig_column.empty()) {
       module_columns.push_back(&c);
     } else {
-      auto it = std::find_if(device_names, device_names + kDeviceCount, [&](const char* n) { return c.name == n; });
+      auto it =
+          std::find_if(device_names, device_names + kDeviceCount, [&](const char* n) { return c.name == n; });
       if (it == device_names + kDeviceCount) continue;
       device_slot[static_cast<std::size_t>(it - device_names)] = static_cast<int>(slots.size());
     }
@@ -203,8 +210,9 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
   // the lab's tools (the rig's loop waited for its modules too).
   std::unordered_map<std::uint32_t, int> module_of;
   for (const Channel* c : module_columns) module_of[c->id] = c->module;
-  const TimeNs start = o.from_ns > std::numeric_limits<TimeNs>::min() + o.lookback_ns ? o.from_ns - o.lookback_ns
-                                                                                      : std::numeric_limits<TimeNs>::min();
+  const TimeNs start = o.from_ns > std::numeric_limits<TimeNs>::min() + o.lookback_ns
+                           ? o.from_ns - o.lookback_ns
+                           : std::numeric_limits<TimeNs>::min();
   auto discovery = discover_modules(store, o, start, module_of);
   if (!discovery) return discovery.error();
   std::set<int> modules_seen;
@@ -240,8 +248,10 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
     const double flags = flags_slot < 0 ? std::nan("") : last[static_cast<std::size_t>(flags_slot)];
     for (std::size_t i = 0; i < recorder::kRigFlagCount; ++i) {
       columns.push_back(recorder::kRigFlagColumns[i]);
-      if (std::isnan(flags)) values.emplace_back();
-      else values.emplace_back(((static_cast<std::uint64_t>(flags) >> i) & 1u) != 0);
+      if (std::isnan(flags))
+        values.emplace_back();
+      else
+        values.emplace_back(((static_cast<std::uint64_t>(flags) >> i) & 1u) != 0);
     }
     const double state = state_slot < 0 ? std::nan("") : last[static_cast<std::size_t>(state_slot)];
     columns.insert(columns.end(), {"warning", "dangerous"});
@@ -253,10 +263,12 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
       const int s = state >= 0 && state <= 3 ? static_cast<int>(state) : -1;
       values.emplace_back(s == 1);
       values.emplace_back(s == 2 || s == 3);
-      if (o.extra_columns) values.emplace_back(s >= 0 ? std::string(names[s]) : "state " + format_shortest(state));
+      if (o.extra_columns)
+        values.emplace_back(s >= 0 ? std::string(names[s]) : "state " + format_shortest(state));
     }
     if (auto ok = writer.write(t, columns, values); !ok) return ok;
-    if (result.files.empty() || result.files.back() != writer.current_path()) result.files.push_back(writer.current_path());
+    if (result.files.empty() || result.files.back() != writer.current_path())
+      result.files.push_back(writer.current_path());
     ++result.rows;
     return success();
   };
@@ -270,26 +282,28 @@ Result<ExportResult> export_csv(Store& store, const ExportOptions& o, const std:
 
   auto ok = for_each_window(store, o.edge_id, start, o.to_ns, o.window_ns, &slot, o,
                             [&](TimeNs, TimeNs w1, const std::vector<Sample>& samples) -> Result<void> {
-    result.samples += samples.size();
-    std::size_t i = 0;
-    for (; row <= w1; ) {
-      for (; i < samples.size() && samples[i].time <= row; ++i) apply(samples[i]);
-      if (!modules_found && !modules_seen.empty())
-        modules_found = row - discovery->first_ns >= kModuleDiscoveryNs ||
-                        std::includes(modules_seen.begin(), modules_seen.end(), discovery->modules.begin(),
-                                      discovery->modules.end());
-      if (modules_found && newest - row > -o.interval_ns) {
-        if (auto r = write_row(row); !r) return r;
-      }
-      if (o.to_ns - row < o.interval_ns) {
-        row = std::numeric_limits<TimeNs>::max();
-        break;
-      }
-      row += o.interval_ns;
-    }
-    for (; i < samples.size(); ++i) apply(samples[i]);  // after the window's last row time: for the next row
-    return success();
-  });
+                              result.samples += samples.size();
+                              std::size_t i = 0;
+                              for (; row <= w1;) {
+                                for (; i < samples.size() && samples[i].time <= row; ++i) apply(samples[i]);
+                                if (!modules_found && !modules_seen.empty())
+                                  modules_found =
+                                      row - discovery->first_ns >= kModuleDiscoveryNs ||
+                                      std::includes(modules_seen.begin(), modules_seen.end(),
+                                                    discovery->modules.begin(), discovery->modules.end());
+                                if (modules_found && newest - row > -o.interval_ns) {
+                                  if (auto r = write_row(row); !r) return r;
+                                }
+                                if (o.to_ns - row < o.interval_ns) {
+                                  row = std::numeric_limits<TimeNs>::max();
+                                  break;
+                                }
+                                row += o.interval_ns;
+                              }
+                              for (; i < samples.size(); ++i)
+                                apply(samples[i]);  // after the window's last row time: for the next row
+                              return success();
+                            });
   writer.close();
   if (!ok) return ok.error();
   return result;
@@ -310,47 +324,56 @@ Result<ExportResult> export_jsonl(Store& store, const ExportOptions& o, std::FIL
   char number[64];
   auto ok = for_each_window(store, o.edge_id, o.from_ns, o.to_ns, o.window_ns, nullptr, o,
                             [&](TimeNs w0, TimeNs w1, const std::vector<Sample>& samples) -> Result<void> {
-    auto events = store.events(o.edge_id, w0, w1, std::numeric_limits<std::size_t>::max());
-    if (!events) return events.error();
-    std::size_t e = 0;
-    auto put = [&]() -> Result<void> {
-      if (auto budget = check_budget(o, result.rows); !budget) return budget;
-      line.push_back('\n');
-      if (std::fwrite(line.data(), 1, line.size(), out) != line.size()) {
-        return Error(ErrorCode::io_error, "export: cannot write the JSON lines");
-      }
-      ++result.rows;
-      return success();
-    };
-    auto flush_events = [&](TimeNs until) -> Result<void> {
-      for (; e < events->size() && (*events)[e].time_ns <= until; ++e) {
-        const Event& ev = (*events)[e];
-        line = "{\"time\":\"" + format_time_utc(ev.time_ns) + "\",\"time_ns\":" + std::to_string(ev.time_ns) + ",\"event\":";
-        append_json_string(line, ev.kind);
-        line += ",\"data\":";
-        if (nlohmann::json::accept(ev.json)) line += ev.json;
-        else append_json_string(line, ev.json);
-        line.push_back('}');
-        if (auto r = put(); !r) return r;
-        ++result.events;
-      }
-      return success();
-    };
-    for (const Sample& s : samples) {
-      if (auto r = flush_events(s.time - 1); !r) return r;
-      line = "{\"time\":\"" + format_time_utc(s.time) + "\",\"time_ns\":" + std::to_string(s.time) + ",\"channel\":";
-      auto it = names.find(s.channel);
-      if (it != names.end()) line += it->second;
-      else line += std::to_string(s.channel);
-      line += ",\"value\":";
-      if (std::isfinite(s.value)) line.append(number, format_shortest(s.value, number));
-      else line += s.value > 0 ? "\"inf\"" : "\"-inf\"";
-      line.push_back('}');
-      if (auto r = put(); !r) return r;
-      ++result.samples;
-    }
-    return flush_events(w1);
-  });
+                              auto events =
+                                  store.events(o.edge_id, w0, w1, std::numeric_limits<std::size_t>::max());
+                              if (!events) return events.error();
+                              std::size_t e = 0;
+                              auto put = [&]() -> Result<void> {
+                                if (auto budget = check_budget(o, result.rows); !budget) return budget;
+                                line.push_back('\n');
+                                if (std::fwrite(line.data(), 1, line.size(), out) != line.size()) {
+                                  return Error(ErrorCode::io_error, "export: cannot write the JSON lines");
+                                }
+                                ++result.rows;
+                                return success();
+                              };
+                              auto flush_events = [&](TimeNs until) -> Result<void> {
+                                for (; e < events->size() && (*events)[e].time_ns <= until; ++e) {
+                                  const Event& ev = (*events)[e];
+                                  line = "{\"time\":\"" + format_time_utc(ev.time_ns) +
+                                         "\",\"time_ns\":" + std::to_string(ev.time_ns) + ",\"event\":";
+                                  append_json_string(line, ev.kind);
+                                  line += ",\"data\":";
+                                  if (nlohmann::json::accept(ev.json))
+                                    line += ev.json;
+                                  else
+                                    append_json_string(line, ev.json);
+                                  line.push_back('}');
+                                  if (auto r = put(); !r) return r;
+                                  ++result.events;
+                                }
+                                return success();
+                              };
+                              for (const Sample& s : samples) {
+                                if (auto r = flush_events(s.time - 1); !r) return r;
+                                line = "{\"time\":\"" + format_time_utc(s.time) +
+                                       "\",\"time_ns\":" + std::to_string(s.time) + ",\"channel\":";
+                                auto it = names.find(s.channel);
+                                if (it != names.end())
+                                  line += it->second;
+                                else
+                                  line += std::to_string(s.channel);
+                                line += ",\"value\":";
+                                if (std::isfinite(s.value))
+                                  line.append(number, format_shortest(s.value, number));
+                                else
+                                  line += s.value > 0 ? "\"inf\"" : "\"-inf\"";
+                                line.push_back('}');
+                                if (auto r = put(); !r) return r;
+                                ++result.samples;
+                              }
+                              return flush_events(w1);
+                            });
   if (!ok) return ok.error();
   if (std::fflush(out) != 0) return Error(ErrorCode::io_error, "export: cannot write the JSON lines");
   return result;
@@ -358,8 +381,9 @@ Result<ExportResult> export_jsonl(Store& store, const ExportOptions& o, std::FIL
 
 Result<TimeNs> parse_time(std::string_view text) {
   auto bad = [&] {
-    return Error(ErrorCode::invalid_argument, "time \"" + std::string(text) +
-                                                  "\": expected ISO-8601 (2026-12-01T10:00:00Z) or Unix seconds");
+    return Error(
+        ErrorCode::invalid_argument,
+        "time \"" + std::string(text) + "\": expected ISO-8601 (2026-12-01T10:00:00Z) or Unix seconds");
   };
   if (text.empty()) return bad();
   auto fraction_ns = [](std::string_view digits) {
@@ -370,14 +394,18 @@ Result<TimeNs> parse_time(std::string_view text) {
     }
     return ns;
   };
-  auto all_digits = [](std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }); };
+  auto all_digits = [](std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
   // Unix seconds.
   if (text.find('-', 1) == std::string_view::npos && text.find(':') == std::string_view::npos) {
     const bool negative = text[0] == '-';
     std::string_view body = negative ? text.substr(1) : text;
     const auto dot = body.find('.');
-    std::string_view whole = body.substr(0, dot), frac = dot == std::string_view::npos ? "" : body.substr(dot + 1);
-    if (!all_digits(whole) || (dot != std::string_view::npos && !all_digits(frac)) || whole.size() > 11) return bad();
+    std::string_view whole = body.substr(0, dot),
+                     frac = dot == std::string_view::npos ? "" : body.substr(dot + 1);
+    if (!all_digits(whole) || (dot != std::string_view::npos && !all_digits(frac)) || whole.size() > 11)
+      return bad();
     TimeNs s = 0;
     std::from_chars(whole.data(), whole.data() + whole.size(), s);
     if (s > kMaxSeconds) return bad();
@@ -445,7 +473,9 @@ std::string format_time_utc(TimeNs t) {
   gmtime_r(&seconds, &u);
   char buf[48];
   std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &u);
-  if (ns) n += static_cast<std::size_t>(std::snprintf(buf + n, sizeof buf - n, ".%09lld", static_cast<long long>(ns)));
+  if (ns)
+    n += static_cast<std::size_t>(
+        std::snprintf(buf + n, sizeof buf - n, ".%09lld", static_cast<long long>(ns)));
   buf[n++] = 'Z';
   return std::string(buf, n);
 }
@@ -458,15 +488,22 @@ Result<TimeNs> parse_duration(std::string_view text) {
   double v = 0;
   auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), v);
   double scale = 0;
-  if (unit.empty() || unit == "s") scale = 1e9;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "ns") scale = 1;
-  else if (unit == "m" || unit == "min") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
-  if (number.empty() || ec != std::errc() || p != number.data() + number.size() || scale == 0 || !(v * scale >= 1) ||
-      v * scale > 1e18) {
-    return Error(ErrorCode::invalid_argument, "duration \"" + std::string(text) + "\": expected e.g. 1s, 500ms, 2m, 1h");
+  if (unit.empty() || unit == "s")
+    scale = 1e9;
+  else if (unit == "ms")
+    scale = 1e6;
+  else if (unit == "us")
+    scale = 1e3;
+  else if (unit == "ns")
+    scale = 1;
+  else if (unit == "m" || unit == "min")
+    scale = 60e9;
+  else if (unit == "h")
+    scale = 3600e9;
+  if (number.empty() || ec != std::errc() || p != number.data() + number.size() || scale == 0 ||
+      !(v * scale >= 1) || v * scale > 1e18) {
+    return Error(ErrorCode::invalid_argument,
+                 "duration \"" + std::string(text) + "\": expected e.g. 1s, 500ms, 2m, 1h");
   }
   return static_cast<TimeNs>(std::llround(v * scale));
 }

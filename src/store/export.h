@@ -39,13 +39,13 @@ enum class ExportFormat { csv, jsonl };
 
 struct ExportOptions {
   std::string edge_id;
-  TimeNs from_ns = 0, to_ns = 0;  // inclusive
-  TimeNs interval_ns = 1'000'000'000;  // CSV rows
-  bool utc = false;                    // CSV dates and file names in UTC (default: local, as the rig)
-  bool board_converted = false;        // CSV: Ardu_* as degC and the pressure unit, not ADC counts
-  bool extra_columns = false;          // CSV: columns the rig did not log (CurrentState)
-  TimeNs window_ns = 300'000'000'000;  // read in windows of this length
-  TimeNs lookback_ns = 60'000'000'000; // CSV: values this far before `from` count for the first rows
+  TimeNs from_ns = 0, to_ns = 0;        // inclusive
+  TimeNs interval_ns = 1'000'000'000;   // CSV rows
+  bool utc = false;                     // CSV dates and file names in UTC (default: local, as the rig)
+  bool board_converted = false;         // CSV: Ardu_* as degC and the pressure unit, not ADC counts
+  bool extra_columns = false;           // CSV: columns the rig did not log (CurrentState)
+  TimeNs window_ns = 300'000'000'000;   // read in windows of this length
+  TimeNs lookback_ns = 60'000'000'000;  // CSV: values this far before `from` count for the first rows
   // Budget: at most this many rows/lines (0: no limit), and `cancelled` (when set) is asked before
   // every window and row; either stops the export with an invalid_argument / io_error naming why.
   std::uint64_t max_rows = 0;

@@ -8,9 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/text.h"
 #include "store/rig_stream.h"
@@ -86,7 +85,8 @@ struct Fixture {
           for (std::size_t c = 0; c < s.channels.size(); ++c) {
             const double v = s.values[r * s.channels.size() + c];
             auto& slot = last[s.channels[c]];
-            if (s.times_ns[r] <= t && !std::isnan(v) && (slot.first == 0 || s.times_ns[r] >= slot.first)) slot = {s.times_ns[r], v};
+            if (s.times_ns[r] <= t && !std::isnan(v) && (slot.first == 0 || s.times_ns[r] >= slot.first))
+              slot = {s.times_ns[r], v};
           }
     std::map<std::uint32_t, double> out;
     for (const auto& [ch, tv] : last)
@@ -118,13 +118,30 @@ TEST(Export, WritesTheRigCsvLayoutWithANewFileAtMidnight) {
   const auto& header = day1[0];
   EXPECT_EQ(header, day2[0]);
   ASSERT_EQ(header.size(), 2u + 47 + 16);
-  const std::vector<std::string> head = {"date", "time", "BMU01_CMA_Current", "BMU01_CMA_Max_Temp", "BMU01_CMA_Min_Temp",
-                                         "BMU01_CMA_Status", "BMU01_CMA_Temp1"};
+  const std::vector<std::string> head = {"date",
+                                         "time",
+                                         "BMU01_CMA_Current",
+                                         "BMU01_CMA_Max_Temp",
+                                         "BMU01_CMA_Min_Temp",
+                                         "BMU01_CMA_Status",
+                                         "BMU01_CMA_Temp1"};
   EXPECT_EQ(std::vector<std::string>(header.begin(), header.begin() + 7), head);
-  const std::vector<std::string> tail = {"Ardu_Press", "Ardu_Temp1", "Ardu_Temp2", "modbus_Power", "modbus_Current",
-                                         "modbus_Voltage", "pcan_isCMATempVio", "pcan_isCMAVolVio", "pcan_isCellVolVio",
-                                         "pcan_isArduTempHigh", "pcan_isArduPressViolated", "pcan_isModbusCurrentViolated",
-                                         "pcan_isModbusVoltageViolated", "pcan_isModbusPowerViolated", "warning", "dangerous"};
+  const std::vector<std::string> tail = {"Ardu_Press",
+                                         "Ardu_Temp1",
+                                         "Ardu_Temp2",
+                                         "modbus_Power",
+                                         "modbus_Current",
+                                         "modbus_Voltage",
+                                         "pcan_isCMATempVio",
+                                         "pcan_isCMAVolVio",
+                                         "pcan_isCellVolVio",
+                                         "pcan_isArduTempHigh",
+                                         "pcan_isArduPressViolated",
+                                         "pcan_isModbusCurrentViolated",
+                                         "pcan_isModbusVoltageViolated",
+                                         "pcan_isModbusPowerViolated",
+                                         "warning",
+                                         "dangerous"};
   EXPECT_EQ(std::vector<std::string>(header.end() - 16, header.end()), tail);
   EXPECT_TRUE(std::is_sorted(header.begin() + 2, header.end() - 16));
   EXPECT_EQ(day1[1][0], "01-12-2026");
@@ -148,7 +165,8 @@ TEST(Export, WritesTheRigCsvLayoutWithANewFileAtMidnight) {
       std::string want;
       const bool integral = ch->integral || header[c].rfind("Ardu_", 0) == 0;
       if (it != last.end()) {
-        want = integral ? std::to_string(static_cast<std::int64_t>(it->second)) : format_shortest(it->second, true);
+        want = integral ? std::to_string(static_cast<std::int64_t>(it->second))
+                        : format_shortest(it->second, true);
       }
       EXPECT_EQ(rows[i][c], want) << "row " << i << " column " << header[c];
     }
@@ -156,7 +174,7 @@ TEST(Export, WritesTheRigCsvLayoutWithANewFileAtMidnight) {
       EXPECT_EQ(rows[i][c], "False") << "row " << i << " column " << header[c];
   }
   EXPECT_NE(rows[0][2].find('.'), std::string::npos) << rows[0][2];  // CMA_Current (x0.1): a double
-  EXPECT_EQ(rows[0][5], "3");                                         // CMA_Status: an integer
+  EXPECT_EQ(rows[0][5], "3");                                        // CMA_Status: an integer
 }
 
 std::string slurp(const std::string& path) {
@@ -171,7 +189,8 @@ std::string slurp(const std::string& path) {
 // column count in every row.
 TEST(Export, HeaderIsTheRigSampleByteForByteWithCrlfLines) {
   const char* seed = std::getenv("CELLGUARD_SEED_DIR");
-  if (seed == nullptr || *seed == '\0') GTEST_SKIP() << "CELLGUARD_SEED_DIR not set: the rig's sample-record-log.csv is needed";
+  if (seed == nullptr || *seed == '\0')
+    GTEST_SKIP() << "CELLGUARD_SEED_DIR not set: the rig's sample-record-log.csv is needed";
   const std::string sample = slurp(std::string(seed) + "/sample-record-log.csv");
   ASSERT_FALSE(sample.empty()) << seed << "/sample-record-log.csv";
   const std::string sample_header = sample.substr(0, sample.find("\r\n") + 2);
@@ -218,7 +237,9 @@ TEST(Export, HeaderIsTheRigSampleByteForByteWithCrlfLines) {
   // The board columns as the rig logged them: ADC counts ("89"), not converted values.
   const auto header = read_csv(r->files[0])[0];
   const auto row = read_csv(r->files[0])[1];
-  const auto at = [&](const char* name) { return row[static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin())]; };
+  const auto at = [&](const char* name) {
+    return row[static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin())];
+  };
   for (const char* name : {"Ardu_Press", "Ardu_Temp1", "Ardu_Temp2"})
     EXPECT_EQ(at(name).find_first_not_of("0123456789"), std::string::npos) << name << " = " << at(name);
 }
@@ -300,8 +321,10 @@ TEST(Export, WritesOneJsonLinePerSampleAndEvent) {
     const auto j = nlohmann::json::parse(line);
     EXPECT_GE(j["time_ns"].get<TimeNs>(), previous);
     previous = j["time_ns"].get<TimeNs>();
-    if (j.contains("event")) EXPECT_EQ(j["data"]["kind"], "state");
-    else ++per_channel[j["channel"].get<std::string>()];
+    if (j.contains("event"))
+      EXPECT_EQ(j["data"]["kind"], "state");
+    else
+      ++per_channel[j["channel"].get<std::string>()];
     ++lines;
   }
   EXPECT_EQ(lines, r->rows);

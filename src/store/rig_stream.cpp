@@ -72,9 +72,12 @@ struct RigStream::Impl {
   std::int64_t raw(const Module& m, const std::string& name) {
     auto flick = [&](int v) { return v + (chance(0.01) ? (chance(0.5) ? 1 : -1) : 0); };
     int cell = 0;
-    if (std::sscanf(name.c_str(), "Cell_%d_Voltage", &cell) == 1 && cell >= 1 && cell <= 14) return flick(m.cells[cell - 1]);
-    if (std::sscanf(name.c_str(), "Cell%d_SOC", &cell) == 1 && cell >= 1 && cell <= 14) return m.cell_soc[cell - 1];
-    if (std::sscanf(name.c_str(), "CMA_Temp%d", &cell) == 1 && cell >= 1 && cell <= 7) return m.temps[cell - 1];
+    if (std::sscanf(name.c_str(), "Cell_%d_Voltage", &cell) == 1 && cell >= 1 && cell <= 14)
+      return flick(m.cells[cell - 1]);
+    if (std::sscanf(name.c_str(), "Cell%d_SOC", &cell) == 1 && cell >= 1 && cell <= 14)
+      return m.cell_soc[cell - 1];
+    if (std::sscanf(name.c_str(), "CMA_Temp%d", &cell) == 1 && cell >= 1 && cell <= 7)
+      return m.temps[cell - 1];
     if (name == "CMA_Current") return std::llround(m.current * 10);
     if (name == "CMA_Voltage") {
       int sum = 0;
@@ -121,7 +124,9 @@ Result<std::unique_ptr<RigStream>> RigStream::create(const RigStreamOptions& opt
       char name[32];
       std::snprintf(name, sizeof name, "BMU%02d_pdo%d", m, p);
       const dbc::MessageCodec* mc = impl->codec->find(name);
-      if (!mc) return Error(ErrorCode::not_found, std::string("rig stream: ") + CELLGUARD_RIG_DBC + " has no " + name);
+      if (!mc)
+        return Error(ErrorCode::not_found,
+                     std::string("rig stream: ") + CELLGUARD_RIG_DBC + " has no " + name);
       Message msg{mc, m, p, {}};
       for (const auto& s : mc->message().signals) {
         char column[64];
@@ -173,8 +178,8 @@ Batch RigStream::next(TimeNs duration_ns) {
   const TimeNs end = s.next_sync_ns + duration_ns;
   std::vector<SeriesBatch> pdo(s.messages.size());
   for (std::size_t i = 0; i < s.messages.size(); ++i) pdo[i].channels = s.messages[i].channels;
-  SeriesBatch board{{s.board_first, s.board_first + 1, s.board_first + 2, s.board_first + 3, s.board_first + 4,
-                     s.board_first + 5},
+  SeriesBatch board{{s.board_first, s.board_first + 1, s.board_first + 2, s.board_first + 3,
+                     s.board_first + 4, s.board_first + 5},
                     {},
                     {}};
   SeriesBatch inverter{{s.inverter_first, s.inverter_first + 1, s.inverter_first + 2}, {}, {}};
@@ -199,7 +204,8 @@ Batch RigStream::next(TimeNs duration_ns) {
       dbc::PresenceMask decoded(signals.size());
       (void)msg.codec->decode(payload, out.data(), decoded);
       pdo[i].times_ns.push_back(sync + 300'000 + static_cast<TimeNs>(i) * 110'000 + s.jitter_ns(40));
-      pdo[i].values.insert(pdo[i].values.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(signals.size()));
+      pdo[i].values.insert(pdo[i].values.end(), out.begin(),
+                           out.begin() + static_cast<std::ptrdiff_t>(signals.size()));
       s.samples += signals.size();
     }
     if (s.syncs % 10 == 0) {  // the board's line, once a second
@@ -222,8 +228,9 @@ Batch RigStream::next(TimeNs duration_ns) {
       state.values.push_back(s.state);
       state.values.push_back(s.state ? 4 : 0);  // the warning is a cell voltage: pcan_isCellVolVio
       s.samples += 2;
-      batch.events.push_back({sync + 1'000'000, "state",
-                              std::string(R"({"kind":"state","to":")") + (s.state ? "warning" : "normal") + "\"}"});
+      batch.events.push_back(
+          {sync + 1'000'000, "state",
+           std::string(R"({"kind":"state","to":")") + (s.state ? "warning" : "normal") + "\"}"});
     }
     ++s.syncs;
     s.next_sync_ns += kSyncNs;

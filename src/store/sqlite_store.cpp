@@ -87,7 +87,9 @@ class Stmt {
   double f64(int c) const { return sqlite3_column_double(s_, c); }
   std::string text(int c) const {
     const auto* p = sqlite3_column_text(s_, c);
-    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, c))) : "";
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
+             : "";
   }
   std::span<const std::uint8_t> blob(int c) const {
     const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(s_, c));
@@ -182,7 +184,9 @@ void note_latest(std::map<std::uint32_t, std::pair<TimeNs, double>>& latest, con
   for (std::size_t c = 0; c < cols; ++c) {
     std::size_t best = s.times_ns.size();
     for (std::size_t r = 0; r < s.times_ns.size(); ++r)
-      if (!std::isnan(s.values[r * cols + c]) && (best == s.times_ns.size() || s.times_ns[r] >= s.times_ns[best])) best = r;
+      if (!std::isnan(s.values[r * cols + c]) &&
+          (best == s.times_ns.size() || s.times_ns[r] >= s.times_ns[best]))
+        best = r;
     if (best == s.times_ns.size()) continue;
     const std::pair<TimeNs, double> tv{s.times_ns[best], s.values[best * cols + c]};
     auto [it, inserted] = latest.try_emplace(s.channels[c], tv);
@@ -211,7 +215,9 @@ class SqliteStore final : public Store {
     std::error_code ec;
     const auto folder = std::filesystem::path(config_.path).parent_path();
     if (!folder.empty()) std::filesystem::create_directories(folder, ec);
-    if (ec) return Error(ErrorCode::io_error, "store " + config_.path + ": cannot create its folder: " + ec.message());
+    if (ec)
+      return Error(ErrorCode::io_error,
+                   "store " + config_.path + ": cannot create its folder: " + ec.message());
     if (auto ok = open_connection(wdb_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE); !ok) return ok;
     const char* sync = config_.synchronous == Synchronous::full     ? "PRAGMA synchronous=FULL"
                        : config_.synchronous == Synchronous::normal ? "PRAGMA synchronous=NORMAL"
@@ -223,11 +229,14 @@ class SqliteStore final : public Store {
     auto tables = query_int(wdb_, "SELECT count(*) FROM sqlite_master");
     if (!tables) return tables.error();
     if (*version == 0 && *tables != 0) {
-      return Error(ErrorCode::unsupported, "store " + config_.path + ": not a cellguard store (a database without its format version)");
+      return Error(
+          ErrorCode::unsupported,
+          "store " + config_.path + ": not a cellguard store (a database without its format version)");
     }
     if (*version != 0 && *version != kFormatVersion) {
-      return Error(ErrorCode::unsupported, "store " + config_.path + ": format version " + std::to_string(*version) +
-                                               ", this build reads " + std::to_string(kFormatVersion));
+      return Error(ErrorCode::unsupported, "store " + config_.path + ": format version " +
+                                               std::to_string(*version) + ", this build reads " +
+                                               std::to_string(kFormatVersion));
     }
     if (*version == 0) {
       static const char* schema =
@@ -236,20 +245,25 @@ class SqliteStore final : public Store {
           "INSERT INTO meta VALUES('format', 'cellguard-store');"
           "CREATE TABLE edges(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, software_version TEXT, "
           "  config_sha256 TEXT, dbc_sha256 TEXT, lost_records INTEGER NOT NULL DEFAULT 0);"
-          "CREATE TABLE channels(edge INTEGER NOT NULL, id INTEGER NOT NULL, name TEXT, unit TEXT, module INTEGER, "
+          "CREATE TABLE channels(edge INTEGER NOT NULL, id INTEGER NOT NULL, name TEXT, unit TEXT, module "
+          "INTEGER, "
           "  rig_column TEXT, integral INTEGER, PRIMARY KEY(edge, id)) WITHOUT ROWID;"
           "CREATE TABLE seq_ranges(edge INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, "
           "  PRIMARY KEY(edge, first)) WITHOUT ROWID;"
-          "CREATE TABLE pending(edge INTEGER NOT NULL, seq INTEGER NOT NULL, first_ns INTEGER, last_ns INTEGER, "
+          "CREATE TABLE pending(edge INTEGER NOT NULL, seq INTEGER NOT NULL, first_ns INTEGER, last_ns "
+          "INTEGER, "
           "  samples INTEGER, data BLOB NOT NULL, PRIMARY KEY(edge, seq));"
-          "CREATE TABLE series(id INTEGER PRIMARY KEY, edge INTEGER NOT NULL, channels BLOB NOT NULL, UNIQUE(edge, channels));"
+          "CREATE TABLE series(id INTEGER PRIMARY KEY, edge INTEGER NOT NULL, channels BLOB NOT NULL, "
+          "UNIQUE(edge, channels));"
           "CREATE TABLE chunks(id INTEGER PRIMARY KEY, series INTEGER NOT NULL, first_ns INTEGER NOT NULL, "
           "  last_ns INTEGER NOT NULL, rows INTEGER NOT NULL, samples INTEGER NOT NULL, data BLOB NOT NULL);"
           "CREATE INDEX chunks_by_series ON chunks(series, last_ns);"
           "CREATE INDEX chunks_by_age ON chunks(last_ns);"
-          "CREATE TABLE latest(edge INTEGER NOT NULL, channel INTEGER NOT NULL, time_ns INTEGER NOT NULL, value REAL, "
+          "CREATE TABLE latest(edge INTEGER NOT NULL, channel INTEGER NOT NULL, time_ns INTEGER NOT NULL, "
+          "value REAL, "
           "  PRIMARY KEY(edge, channel)) WITHOUT ROWID;"
-          "CREATE TABLE events(id INTEGER PRIMARY KEY, edge INTEGER NOT NULL, time_ns INTEGER NOT NULL, kind TEXT, json TEXT);"
+          "CREATE TABLE events(id INTEGER PRIMARY KEY, edge INTEGER NOT NULL, time_ns INTEGER NOT NULL, kind "
+          "TEXT, json TEXT);"
           "CREATE INDEX events_by_time ON events(edge, time_ns);"
           "PRAGMA user_version=1;"
           "COMMIT;";
@@ -280,8 +294,12 @@ class SqliteStore final : public Store {
       return e;
     };
     if (row == 0) {
-      Stmt& ins = stmt("INSERT INTO edges(name, software_version, config_sha256, dbc_sha256) VALUES(?,?,?,?)");
-      ins.bind(1, info.edge_id).bind(2, info.software_version).bind(3, info.config_sha256).bind(4, info.dbc_sha256);
+      Stmt& ins =
+          stmt("INSERT INTO edges(name, software_version, config_sha256, dbc_sha256) VALUES(?,?,?,?)");
+      ins.bind(1, info.edge_id)
+          .bind(2, info.software_version)
+          .bind(3, info.config_sha256)
+          .bind(4, info.dbc_sha256);
       const int rc = ins.step();
       ins.reset();
       if (rc != SQLITE_DONE) return fail("cannot insert edge");
@@ -296,7 +314,9 @@ class SqliteStore final : public Store {
     Stmt& ch = stmt("INSERT OR REPLACE INTO channels VALUES(?,?,?,?,?,?,?)");
     for (const auto& c : info.channels) {
       ch.bind(1, row).bind(2, static_cast<std::int64_t>(c.id)).bind(3, c.name).bind(4, c.unit);
-      ch.bind(5, static_cast<std::int64_t>(c.module)).bind(6, c.rig_column).bind(7, static_cast<std::int64_t>(c.integral));
+      ch.bind(5, static_cast<std::int64_t>(c.module))
+          .bind(6, c.rig_column)
+          .bind(7, static_cast<std::int64_t>(c.integral));
       const int rc = ch.step();
       ch.reset();
       if (rc != SQLITE_DONE) return fail("cannot store channel");
@@ -336,7 +356,8 @@ class SqliteStore final : public Store {
       MutexLock slock(state_mu_);
       for (const auto& eb : batches) {
         auto it = edges_.find(eb.edge_id);
-        if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + eb.edge_id + "\" (no put_edge)");
+        if (it == edges_.end())
+          return Error(ErrorCode::not_found, "store: unknown edge \"" + eb.edge_id + "\" (no put_edge)");
         EdgeState* e = &it->second;
         auto [ns, fresh] = new_seqs.try_emplace(e);
         if (fresh) ns->second = e->seqs;
@@ -383,7 +404,10 @@ class SqliteStore final : public Store {
     Stmt& ev = stmt("INSERT INTO events(edge, time_ns, kind, json) VALUES(?,?,?,?)");
     for (const auto& t : todo) {
       if (!t.data.empty()) {
-        ins.bind(1, t.edge->row).bind(2, static_cast<std::int64_t>(t.batch->seq)).bind(3, t.first).bind(4, t.last);
+        ins.bind(1, t.edge->row)
+            .bind(2, static_cast<std::int64_t>(t.batch->seq))
+            .bind(3, t.first)
+            .bind(4, t.last);
         ins.bind(5, static_cast<std::int64_t>(t.samples)).bind_blob(6, t.data);
         const int rc = ins.step();
         ins.reset();
@@ -412,7 +436,9 @@ class SqliteStore final : public Store {
       for (const auto& [first, last] : ranges) {
         auto it = e->seqs.find(first);
         if (it != e->seqs.end() && it->second == last) continue;
-        put.bind(1, e->row).bind(2, static_cast<std::int64_t>(first)).bind(3, static_cast<std::int64_t>(last));
+        put.bind(1, e->row)
+            .bind(2, static_cast<std::int64_t>(first))
+            .bind(3, static_cast<std::int64_t>(last));
         const int rc = put.step();
         put.reset();
         if (rc != SQLITE_DONE) return fail("cannot update seq ranges");
@@ -460,7 +486,8 @@ class SqliteStore final : public Store {
   Result<std::vector<SeqRange>> stored_seqs(std::string_view edge_id) override {
     MutexLock slock(state_mu_);
     auto it = edges_.find(edge_id);
-    if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
+    if (it == edges_.end())
+      return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
     std::vector<SeqRange> out;
     for (const auto& [first, last] : it->second.seqs) out.push_back({first, last});
     return out;
@@ -476,12 +503,14 @@ class SqliteStore final : public Store {
   Result<std::vector<LatestValue>> latest(std::string_view edge_id) override {
     MutexLock slock(state_mu_);
     auto it = edges_.find(edge_id);
-    if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
+    if (it == edges_.end())
+      return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
     const EdgeState& e = it->second;
     std::vector<LatestValue> out;
     for (const auto& [id, tv] : e.latest) {
       auto ci = e.channel_index.find(id);
-      out.push_back({id, ci == e.channel_index.end() ? "" : e.info.channels[ci->second].name, tv.first, tv.second});
+      out.push_back(
+          {id, ci == e.channel_index.end() ? "" : e.info.channels[ci->second].name, tv.first, tv.second});
     }
     return out;
   }
@@ -496,7 +525,8 @@ class SqliteStore final : public Store {
     {
       MutexLock slock(state_mu_);
       auto it = edges_.find(edge_id);
-      if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
+      if (it == edges_.end())
+        return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
       const EdgeState& e = it->second;
       const Channel* found = nullptr;
       for (const auto& c : e.info.channels)
@@ -546,13 +576,15 @@ class SqliteStore final : public Store {
         const std::size_t c = static_cast<std::size_t>(pos - s.channels.begin()), cols = s.channels.size();
         for (std::size_t r = 0; r < s.times_ns.size(); ++r) {
           const double v = s.values[r * cols + c];
-          if (s.times_ns[r] >= from && s.times_ns[r] <= to && !std::isnan(v)) points.push_back({s.times_ns[r], v});
+          if (s.times_ns[r] >= from && s.times_ns[r] <= to && !std::isnan(v))
+            points.push_back({s.times_ns[r], v});
         }
       });
       done();
       if (!ok) return ok.error();
     }
-    std::stable_sort(points.begin(), points.end(), [](const Point& a, const Point& b) { return a.time_ns < b.time_ns; });
+    std::stable_sort(points.begin(), points.end(),
+                     [](const Point& a, const Point& b) { return a.time_ns < b.time_ns; });
     if (points.size() <= max_points) {
       out.points = std::move(points);
       return out;
@@ -562,15 +594,18 @@ class SqliteStore final : public Store {
     const std::uint64_t span = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(from) + 1;
     std::uint64_t width = span / max_points + (span % max_points != 0);
     if (width == 0) width = 1;
-    out.bucket_ns = static_cast<TimeNs>(std::min<std::uint64_t>(width, static_cast<std::uint64_t>(INT64_MAX)));
+    out.bucket_ns =
+        static_cast<TimeNs>(std::min<std::uint64_t>(width, static_cast<std::uint64_t>(INT64_MAX)));
     Bucket* b = nullptr;
     std::uint64_t current = ~0ull;
     for (const Point& p : points) {
-      const std::uint64_t index = (static_cast<std::uint64_t>(p.time_ns) - static_cast<std::uint64_t>(from)) / width;
+      const std::uint64_t index =
+          (static_cast<std::uint64_t>(p.time_ns) - static_cast<std::uint64_t>(from)) / width;
       if (index != current || !b) {
         if (b) b->mean /= static_cast<double>(b->count);
         current = index;
-        out.buckets.push_back({static_cast<TimeNs>(static_cast<std::uint64_t>(from) + index * width), p.value, p.value, 0, 0});
+        out.buckets.push_back(
+            {static_cast<TimeNs>(static_cast<std::uint64_t>(from) + index * width), p.value, p.value, 0, 0});
         b = &out.buckets.back();
       }
       b->min = std::min(b->min, p.value);
@@ -582,19 +617,23 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<Event>> events(std::string_view edge_id, TimeNs from, TimeNs to, std::size_t limit) override {
+  Result<std::vector<Event>> events(std::string_view edge_id, TimeNs from, TimeNs to,
+                                    std::size_t limit) override {
     std::int64_t row = 0;
     {
       MutexLock slock(state_mu_);
       auto it = edges_.find(edge_id);
-      if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
+      if (it == edges_.end())
+        return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
       row = it->second.row;
     }
     MutexLock rlock(read_mu_);
-    auto q = prepare(rdb_, "SELECT time_ns, kind, json FROM events WHERE edge=? AND time_ns>=? AND time_ns<=? "
-                           "ORDER BY time_ns, id LIMIT ?");
+    auto q = prepare(rdb_,
+                     "SELECT time_ns, kind, json FROM events WHERE edge=? AND time_ns>=? AND time_ns<=? "
+                     "ORDER BY time_ns, id LIMIT ?");
     if (!q) return q.error();
-    q->bind(1, row).bind(2, from).bind(3, to).bind(4, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+    q->bind(1, row).bind(2, from).bind(3, to).bind(
+        4, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
     std::vector<Event> out;
     int rc;
     while ((rc = q->step()) == SQLITE_ROW) out.push_back({q->i64(0), q->text(1), q->text(2)});
@@ -608,7 +647,8 @@ class SqliteStore final : public Store {
     {
       MutexLock slock(state_mu_);
       auto it = edges_.find(edge_id);
-      if (it == edges_.end()) return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
+      if (it == edges_.end())
+        return Error(ErrorCode::not_found, "store: unknown edge \"" + std::string(edge_id) + "\"");
       row = it->second.row;
     }
     MutexLock rlock(read_mu_);
@@ -629,14 +669,16 @@ class SqliteStore final : public Store {
         if (auto ok = detail::decompress(q->blob(0), raw); !ok) return done(), ok;
         auto used = detail::decode_chunk(raw, chunk);
         if (!used) return done(), used.error();
-        if (chunk.columns != key.size()) return done(), Error(ErrorCode::parse_error, "store: a chunk does not fit its series");
+        if (chunk.columns != key.size())
+          return done(), Error(ErrorCode::parse_error, "store: a chunk does not fit its series");
         SeriesBatch s{key, std::move(chunk.times), std::move(chunk.values)};
         clip_and_send(s, from, to, clipped, sink);
       }
       q->reset();
       if (rc != SQLITE_DONE) return done(), db_error("cannot read chunks", rdb_);
     }
-    auto ok = scan_pending(row, from, to, [&](const SeriesBatch& s) { clip_and_send(s, from, to, clipped, sink); });
+    auto ok =
+        scan_pending(row, from, to, [&](const SeriesBatch& s) { clip_and_send(s, from, to, clipped, sink); });
     done();
     return ok;
   }
@@ -720,8 +762,8 @@ class SqliteStore final : public Store {
 
  private:
   Error db_error(std::string_view what, sqlite3* db) const {
-    return Error(ErrorCode::io_error,
-                 "store " + config_.path + ": " + std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+    return Error(ErrorCode::io_error, "store " + config_.path + ": " + std::string(what) + ": " +
+                                          (db ? sqlite3_errmsg(db) : "out of memory"));
   }
 
   Result<void> open_connection(sqlite3*& db, int flags) {
@@ -765,17 +807,16 @@ class SqliteStore final : public Store {
 
   // The write connection's statements, prepared once.
   Result<void> prepare_write_statements() REQUIRES(write_mu_) {
-    for (const char* sql : {"INSERT INTO edges(name, software_version, config_sha256, dbc_sha256) VALUES(?,?,?,?)",
-                            "UPDATE edges SET software_version=?, config_sha256=?, dbc_sha256=? WHERE id=?",
-                            "INSERT OR REPLACE INTO channels VALUES(?,?,?,?,?,?,?)",
-                            "INSERT INTO pending VALUES(?,?,?,?,?,?)",
-                            "INSERT INTO events(edge, time_ns, kind, json) VALUES(?,?,?,?)",
-                            "DELETE FROM seq_ranges WHERE edge=? AND first=?",
-                            "INSERT OR REPLACE INTO seq_ranges VALUES(?,?,?)",
-                            "UPDATE edges SET lost_records = lost_records + ? WHERE id=?",
-                            "INSERT INTO chunks(series, first_ns, last_ns, rows, samples, data) VALUES(?,?,?,?,?,?)",
-                            "DELETE FROM pending WHERE edge=? AND seq=?",
-                            "INSERT OR REPLACE INTO latest VALUES(?,?,?,?)"}) {
+    for (const char* sql :
+         {"INSERT INTO edges(name, software_version, config_sha256, dbc_sha256) VALUES(?,?,?,?)",
+          "UPDATE edges SET software_version=?, config_sha256=?, dbc_sha256=? WHERE id=?",
+          "INSERT OR REPLACE INTO channels VALUES(?,?,?,?,?,?,?)", "INSERT INTO pending VALUES(?,?,?,?,?,?)",
+          "INSERT INTO events(edge, time_ns, kind, json) VALUES(?,?,?,?)",
+          "DELETE FROM seq_ranges WHERE edge=? AND first=?",
+          "INSERT OR REPLACE INTO seq_ranges VALUES(?,?,?)",
+          "UPDATE edges SET lost_records = lost_records + ? WHERE id=?",
+          "INSERT INTO chunks(series, first_ns, last_ns, rows, samples, data) VALUES(?,?,?,?,?,?)",
+          "DELETE FROM pending WHERE edge=? AND seq=?", "INSERT OR REPLACE INTO latest VALUES(?,?,?,?)"}) {
       auto s = prepare(wdb_, sql);
       if (!s) return s.error();
       write_stmts_.emplace(sql, std::move(*s));
@@ -787,16 +828,22 @@ class SqliteStore final : public Store {
 
   Result<void> validate(const EdgeState& e, const Batch& b) const {
     auto bad = [&](const std::string& why) {
-      return Error(ErrorCode::invalid_argument, "store: edge \"" + e.info.edge_id + "\" batch " + std::to_string(b.seq) + ": " + why);
+      return Error(ErrorCode::invalid_argument,
+                   "store: edge \"" + e.info.edge_id + "\" batch " + std::to_string(b.seq) + ": " + why);
     };
     for (const auto& s : b.series) {
-      if (s.channels.empty() || s.channels.size() > detail::kMaxColumns) return bad("a series with " + std::to_string(s.channels.size()) + " channels");
-      if (s.times_ns.size() > detail::kMaxRows || s.times_ns.size() * s.channels.size() > detail::kMaxCells) return bad("a series too large");
-      if (s.values.size() != s.times_ns.size() * s.channels.size()) return bad("values do not fill rows x channels");
+      if (s.channels.empty() || s.channels.size() > detail::kMaxColumns)
+        return bad("a series with " + std::to_string(s.channels.size()) + " channels");
+      if (s.times_ns.size() > detail::kMaxRows || s.times_ns.size() * s.channels.size() > detail::kMaxCells)
+        return bad("a series too large");
+      if (s.values.size() != s.times_ns.size() * s.channels.size())
+        return bad("values do not fill rows x channels");
       for (std::size_t i = 0; i < s.channels.size(); ++i) {
-        if (!e.channel_index.count(s.channels[i])) return bad("channel " + std::to_string(s.channels[i]) + " is not in the catalogue");
+        if (!e.channel_index.count(s.channels[i]))
+          return bad("channel " + std::to_string(s.channels[i]) + " is not in the catalogue");
         for (std::size_t j = 0; j < i; ++j)
-          if (s.channels[j] == s.channels[i]) return bad("channel " + std::to_string(s.channels[i]) + " twice in one series");
+          if (s.channels[j] == s.channels[i])
+            return bad("channel " + std::to_string(s.channels[i]) + " twice in one series");
       }
     }
     return success();
@@ -811,7 +858,8 @@ class SqliteStore final : public Store {
     Key key;
     int rc;
     while ((rc = q->step()) == SQLITE_ROW) {
-      if (!parse_key_blob(q->blob(1), key)) return Error(ErrorCode::parse_error, "store " + config_.path + ": a corrupt series row");
+      if (!parse_key_blob(q->blob(1), key))
+        return Error(ErrorCode::parse_error, "store " + config_.path + ": a corrupt series row");
       out.emplace_back(q->i64(0), key);
     }
     if (rc != SQLITE_DONE) return db_error("cannot read series", rdb_);
@@ -831,7 +879,8 @@ class SqliteStore final : public Store {
     while ((rc = q->step()) == SQLITE_ROW) {
       if (auto ok = detail::decompress(q->blob(1), raw); !ok) return ok;
       if (auto ok = detail::decode_series_list(raw, list); !ok) {
-        return Error(ErrorCode::parse_error, "store: batch " + std::to_string(q->i64(0)) + ": " + ok.error().message);
+        return Error(ErrorCode::parse_error,
+                     "store: batch " + std::to_string(q->i64(0)) + ": " + ok.error().message);
       }
       for (const auto& s : list) f(s);
     }
@@ -880,7 +929,8 @@ class SqliteStore final : public Store {
       return it == by_row.end() ? nullptr : it->second;
     };
     {
-      auto q = prepare(wdb_, "SELECT edge, id, name, unit, module, rig_column, integral FROM channels ORDER BY edge, id");
+      auto q = prepare(
+          wdb_, "SELECT edge, id, name, unit, module, rig_column, integral FROM channels ORDER BY edge, id");
       if (!q) return q.error();
       while (q->step() == SQLITE_ROW) {
         if (EdgeState* e = edge_of(q->i64(0))) {
@@ -894,14 +944,16 @@ class SqliteStore final : public Store {
       auto q = prepare(wdb_, "SELECT edge, first, last FROM seq_ranges");
       if (!q) return q.error();
       while (q->step() == SQLITE_ROW)
-        if (EdgeState* e = edge_of(q->i64(0))) e->seqs[static_cast<std::uint64_t>(q->i64(1))] = static_cast<std::uint64_t>(q->i64(2));
+        if (EdgeState* e = edge_of(q->i64(0)))
+          e->seqs[static_cast<std::uint64_t>(q->i64(1))] = static_cast<std::uint64_t>(q->i64(2));
     }
     {
       auto q = prepare(wdb_, "SELECT id, edge, channels FROM series");
       if (!q) return q.error();
       Key key;
       while (q->step() == SQLITE_ROW) {
-        if (!parse_key_blob(q->blob(2), key)) return Error(ErrorCode::parse_error, "store " + config_.path + ": a corrupt series row");
+        if (!parse_key_blob(q->blob(2), key))
+          return Error(ErrorCode::parse_error, "store " + config_.path + ": a corrupt series row");
         if (EdgeState* e = edge_of(q->i64(1))) e->series_ids[key] = q->i64(0);
       }
     }
@@ -909,7 +961,8 @@ class SqliteStore final : public Store {
       auto q = prepare(wdb_, "SELECT edge, channel, time_ns, value FROM latest");
       if (!q) return q.error();
       while (q->step() == SQLITE_ROW)
-        if (EdgeState* e = edge_of(q->i64(0))) e->latest[static_cast<std::uint32_t>(q->i64(1))] = {q->i64(2), q->f64(3)};
+        if (EdgeState* e = edge_of(q->i64(0)))
+          e->latest[static_cast<std::uint32_t>(q->i64(1))] = {q->i64(2), q->f64(3)};
     }
     return recount_pending_locked(by_row, true);
   }
@@ -941,7 +994,8 @@ class SqliteStore final : public Store {
       EdgeState& e = *it->second;
       if (auto ok = detail::decompress(q->blob(2), raw); !ok) return ok;
       if (auto ok = detail::decode_series_list(raw, list); !ok) {
-        return Error(ErrorCode::parse_error, "store: batch " + std::to_string(q->i64(1)) + ": " + ok.error().message);
+        return Error(ErrorCode::parse_error,
+                     "store: batch " + std::to_string(q->i64(1)) + ": " + ok.error().message);
       }
       for (const auto& s : list) {
         if (with_latest) note_latest(e.latest, s);
@@ -994,7 +1048,8 @@ class SqliteStore final : public Store {
         }
         if (auto ok = detail::decompress(q->blob(2), raw); !ok) return ok.error();
         if (auto ok = detail::decode_series_list(raw, list); !ok) {
-          return Error(ErrorCode::parse_error, "store: batch " + std::to_string(q->i64(0)) + ": " + ok.error().message);
+          return Error(ErrorCode::parse_error,
+                       "store: batch " + std::to_string(q->i64(0)) + ": " + ok.error().message);
         }
         seqs.push_back(q->i64(0));
         samples += static_cast<std::uint64_t>(q->i64(1));
@@ -1021,14 +1076,20 @@ class SqliteStore final : public Store {
     for (const auto& [key, g] : groups) {
       const std::size_t cols = key.size();
       const std::size_t rows = g.times.size();
-      const std::size_t per = std::max<std::size_t>(1, std::min(config_.chunk_rows, std::min(detail::kMaxRows, detail::kMaxCells / cols)));
+      const std::size_t per = std::max<std::size_t>(
+          1, std::min(config_.chunk_rows, std::min(detail::kMaxRows, detail::kMaxCells / cols)));
       for (std::size_t at = 0; at < rows; at += per) {
         const std::size_t n = std::min(per, rows - at);
         std::span<const TimeNs> times(g.times.data() + at, n);
         std::span<const double> values(g.values.data() + at * cols, n * cols);
         raw.clear();
         detail::encode_chunk(times, cols, values, raw);
-        Chunk c{&key, *std::min_element(times.begin(), times.end()), *std::max_element(times.begin(), times.end()), n, 0, {}};
+        Chunk c{&key,
+                *std::min_element(times.begin(), times.end()),
+                *std::max_element(times.begin(), times.end()),
+                n,
+                0,
+                {}};
         for (double v : values) c.samples += !std::isnan(v);
         if (auto ok = detail::compress(raw, config_.chunk_zstd_level, c.data); !ok) return ok.error();
         result.samples += c.samples;
@@ -1051,7 +1112,8 @@ class SqliteStore final : public Store {
         MutexLock slock(state_mu_);
         known = edges_.at(name).series_ids;
       }
-      Stmt& ins = stmt("INSERT INTO chunks(series, first_ns, last_ns, rows, samples, data) VALUES(?,?,?,?,?,?)");
+      Stmt& ins =
+          stmt("INSERT INTO chunks(series, first_ns, last_ns, rows, samples, data) VALUES(?,?,?,?,?,?)");
       for (const auto& c : chunks) {
         std::int64_t id = 0;
         if (auto it = known.find(*c.key); it != known.end()) {
@@ -1098,7 +1160,8 @@ class SqliteStore final : public Store {
         if (rc != SQLITE_DONE) return fail("cannot update latest");
       }
     }
-    if (sqlite3_exec(wdb_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("cannot commit compaction");
+    if (sqlite3_exec(wdb_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+      return fail("cannot commit compaction");
     {
       MutexLock slock(state_mu_);
       EdgeState& e = edges_.at(name);
@@ -1151,7 +1214,8 @@ class SqliteStore final : public Store {
   bool stop_ GUARDED_BY(wake_mu_) = false;
   std::string last_error_ GUARDED_BY(wake_mu_);
 
-  std::atomic<std::uint64_t> samples_stored_{0}, batches_stored_{0}, duplicates_{0}, lost_records_{0}, commits_{0};
+  std::atomic<std::uint64_t> samples_stored_{0}, batches_stored_{0}, duplicates_{0}, lost_records_{0},
+      commits_{0};
   std::atomic<std::uint64_t> compactions_{0}, batches_compacted_{0}, chunks_written_{0}, pending_batches_{0};
 };
 

@@ -39,7 +39,8 @@ class TempDir {
 
 EdgeInfo small_edge(const std::string& id) {
   EdgeInfo e{id, "0.1.0", "aa", "bb", {}};
-  for (std::uint32_t c = 1; c <= 4; ++c) e.channels.push_back({c, "ch" + std::to_string(c), "V", 1, "BMU01_ch" + std::to_string(c), false});
+  for (std::uint32_t c = 1; c <= 4; ++c)
+    e.channels.push_back({c, "ch" + std::to_string(c), "V", 1, "BMU01_ch" + std::to_string(c), false});
   return e;
 }
 
@@ -57,7 +58,8 @@ Batch make_batch(std::uint64_t seq, std::size_t rows = 2, TimeNs t0 = kT0) {
     c.values.push_back(static_cast<double>(seq * 1000 + r));
   }
   b.series = {a, c};
-  b.events.push_back({t0 + static_cast<TimeNs>(seq) * 1000, "state", "{\"seq\":" + std::to_string(seq) + "}"});
+  b.events.push_back(
+      {t0 + static_cast<TimeNs>(seq) * 1000, "state", "{\"seq\":" + std::to_string(seq) + "}"});
   return b;
 }
 
@@ -82,7 +84,8 @@ PutResult put(Store& store, const std::string& edge, std::vector<Batch> batches)
 }
 
 std::vector<Point> all_points(Store& store, const std::string& edge, const std::string& channel) {
-  auto s = store.series(edge, channel, std::numeric_limits<TimeNs>::min(), std::numeric_limits<TimeNs>::max(), 1u << 30);
+  auto s = store.series(edge, channel, std::numeric_limits<TimeNs>::min(), std::numeric_limits<TimeNs>::max(),
+                        1u << 30);
   EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
   return s.ok() ? s->points : std::vector<Point>{};
 }
@@ -90,7 +93,9 @@ std::vector<Point> all_points(Store& store, const std::string& edge, const std::
 bool same_points(const std::vector<Point>& a, const std::vector<Point>& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i].time_ns != b[i].time_ns || std::bit_cast<std::uint64_t>(a[i].value) != std::bit_cast<std::uint64_t>(b[i].value)) return false;
+    if (a[i].time_ns != b[i].time_ns ||
+        std::bit_cast<std::uint64_t>(a[i].value) != std::bit_cast<std::uint64_t>(b[i].value))
+      return false;
   return true;
 }
 
@@ -251,7 +256,8 @@ TEST(SqliteStore, AnswersTheSameAfterCompactionAndReadsBothTiers) {
   EXPECT_EQ(c->batches, 200u);
   EXPECT_EQ(c->chunks, 2u * ((600 + 63) / 64));  // two series of 600 rows, 64 rows per chunk
   EXPECT_EQ(store->stats().pending_batches, 0u);
-  for (const char* ch : {"ch1", "ch2", "ch3"}) EXPECT_TRUE(same_points(all_points(*store, "e1", ch), before[ch])) << ch;
+  for (const char* ch : {"ch1", "ch2", "ch3"})
+    EXPECT_TRUE(same_points(all_points(*store, "e1", ch), before[ch])) << ch;
   // New batches stay pending; a query sees both.
   put(*store, "e1", {make_batch(201, 3), make_batch(202, 3)});
   EXPECT_EQ(all_points(*store, "e1", "ch3").size(), 606u);
@@ -344,7 +350,7 @@ TEST(SqliteStore, RetentionDeletesOldDataButResentOldBatchesStayDuplicates) {
   put(*store, "e1", {make_batch(1, 2, kT0), make_batch(2, 2, kT0)});
   ASSERT_TRUE(store->compact(true).ok());
   put(*store, "e1", {make_batch(3, 2, kT0 + 10 * day)});  // pending
-  put(*store, "e1", {make_batch(4, 2, kT0)});              // old, pending
+  put(*store, "e1", {make_batch(4, 2, kT0)});             // old, pending
   auto r = store->apply_retention(WallTime::from_ns(kT0 + 10 * day));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->chunks_deleted, 2u);
@@ -393,7 +399,8 @@ TEST(SqliteStore, RefusesAFileThatIsNotAStore) {
 TEST(SqliteStore, KilledWriterLosesNoAcknowledgedBatchAndDuplicatesNone) {
   TempDir dir;
   const std::string path = dir.file("crash.sqlite");
-  std::mt19937_64 rng(static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::mt19937_64 rng(
+      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   for (int round = 0; round < 3; ++round) {
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
@@ -413,7 +420,8 @@ TEST(SqliteStore, KilledWriterLosesNoAcknowledgedBatchAndDuplicatesNone) {
       std::uint64_t start = 1;
       if (auto seqs = store.stored_seqs("a"); seqs.ok() && !seqs->empty()) start = seqs->back().last + 1;
       for (std::uint64_t seq = start;; ++seq) {
-        std::vector<EdgeBatches> in{{"a", {make_batch(seq)}}, {"b", {make_batch(seq)}}, {"c", {make_batch(seq)}}};
+        std::vector<EdgeBatches> in{
+            {"a", {make_batch(seq)}}, {"b", {make_batch(seq)}}, {"c", {make_batch(seq)}}};
         if (!store.put_batches(in).ok()) ::_exit(4);
         if (::write(fds[1], &seq, sizeof seq) != sizeof seq) ::_exit(5);
       }
@@ -438,7 +446,8 @@ TEST(SqliteStore, KilledWriterLosesNoAcknowledgedBatchAndDuplicatesNone) {
       std::map<std::uint64_t, int> count;  // seq -> points of the batch (2 rows each)
       for (const auto& p : points) ++count[static_cast<std::uint64_t>(p.value) / 1000];
       for (std::uint64_t s : acked) EXPECT_EQ(count[s], 2) << "edge " << e << " seq " << s;
-      for (const auto& [s, n] : count) EXPECT_EQ(n, 2) << "edge " << e << " seq " << s << " stored " << n / 2.0 << " times";
+      for (const auto& [s, n] : count)
+        EXPECT_EQ(n, 2) << "edge " << e << " seq " << s << " stored " << n / 2.0 << " times";
       const auto ranges = *store->stored_seqs(e);
       ASSERT_EQ(ranges.size(), 1u);
       EXPECT_EQ(ranges[0].first, 1u);
@@ -479,8 +488,10 @@ TEST(SqliteStore, StoresTheRigStreamInAtMostTwoBytesPerSample) {
   sqlite3_close(db);
   const double file_bytes = static_cast<double>(std::filesystem::file_size(dir.file("rig.sqlite")));
   const double samples = static_cast<double>((*rig)->samples());
-  std::printf("rig stream, 8 modules, 10 minutes: %.0f samples, chunks %.3f B/sample, file after VACUUM %.3f B/sample\n",
-              samples, chunk_bytes / samples, file_bytes / samples);
+  std::printf(
+      "rig stream, 8 modules, 10 minutes: %.0f samples, chunks %.3f B/sample, file after VACUUM %.3f "
+      "B/sample\n",
+      samples, chunk_bytes / samples, file_bytes / samples);
   EXPECT_LE(file_bytes / samples, 2.0);
 }
 

@@ -131,17 +131,17 @@ struct CompactResult {
 };
 
 struct StoreStats {
-  std::uint64_t file_bytes = 0;        // database + WAL on disk
-  std::uint64_t samples_stored = 0;    // since open
-  std::uint64_t batches_stored = 0;    // since open
-  std::uint64_t duplicates = 0;        // since open
-  std::uint64_t lost_records = 0;      // reported by edges, since open
-  std::uint64_t commits = 0;           // put_batches transactions since open
-  std::uint64_t compactions = 0;       // compaction transactions since open
+  std::uint64_t file_bytes = 0;      // database + WAL on disk
+  std::uint64_t samples_stored = 0;  // since open
+  std::uint64_t batches_stored = 0;  // since open
+  std::uint64_t duplicates = 0;      // since open
+  std::uint64_t lost_records = 0;    // reported by edges, since open
+  std::uint64_t commits = 0;         // put_batches transactions since open
+  std::uint64_t compactions = 0;     // compaction transactions since open
   std::uint64_t batches_compacted = 0;
   std::uint64_t chunks_written = 0;
-  std::uint64_t pending_batches = 0;   // stored, not yet compacted (now)
-  std::string last_error;              // of the background compaction; empty when healthy
+  std::uint64_t pending_batches = 0;  // stored, not yet compacted (now)
+  std::string last_error;             // of the background compaction; empty when healthy
 };
 
 class Store {
@@ -169,11 +169,12 @@ class Store {
   virtual Result<std::vector<LatestValue>> latest(std::string_view edge_id) = 0;
 
   // Samples of one channel with from <= time <= to. max_points >= 1.
-  virtual Result<Series> series(std::string_view edge_id, std::string_view channel_name, TimeNs from, TimeNs to,
-                                std::size_t max_points) = 0;
+  virtual Result<Series> series(std::string_view edge_id, std::string_view channel_name, TimeNs from,
+                                TimeNs to, std::size_t max_points) = 0;
 
   // Events with from <= time <= to in time order, at most `limit`.
-  virtual Result<std::vector<Event>> events(std::string_view edge_id, TimeNs from, TimeNs to, std::size_t limit) = 0;
+  virtual Result<std::vector<Event>> events(std::string_view edge_id, TimeNs from, TimeNs to,
+                                            std::size_t limit) = 0;
 
   // Every stored row group of the edge that has a row with from <= time <= to, clipped to those rows,
   // in no particular order (exports and tools). The SeriesBatch passed to `sink` lives for the call;
@@ -195,16 +196,16 @@ class Store {
 enum class Synchronous { off, normal, full };
 
 struct SqliteStoreConfig {
-  std::string path;                    // the database file; its folder is created
-  TimeNs max_age_ns = 0;               // retention age; 0 = keep forever
+  std::string path;                             // the database file; its folder is created
+  TimeNs max_age_ns = 0;                        // retention age; 0 = keep forever
   Synchronous synchronous = Synchronous::full;  // full = fsync on every commit (power-loss safe)
-  bool background_compaction = true;   // a thread compacts when an edge's series reach chunk_rows
-  std::size_t chunk_rows = 4096;       // rows per compacted chunk (per series)
-  const Clock* clock = &system_clock();  // monotonic: when pending batches are due; never null
+  bool background_compaction = true;            // a thread compacts when an edge's series reach chunk_rows
+  std::size_t chunk_rows = 4096;                // rows per compacted chunk (per series)
+  const Clock* clock = &system_clock();         // monotonic: when pending batches are due; never null
   TimeNs compact_after_ns = 15LL * 60 * 1'000'000'000;  // compact batches older than this anyway
-                                                       // (by arrival), so slow series get chunks too
-  int zstd_level = 3;                  // batches as committed
-  int chunk_zstd_level = 9;            // compacted chunks
+                                                        // (by arrival), so slow series get chunks too
+  int zstd_level = 3;                                   // batches as committed
+  int chunk_zstd_level = 9;                             // compacted chunks
 };
 
 // Opens or creates the database (an existing file of another format is refused).

@@ -56,10 +56,12 @@ Result<BatchBuilder> BatchBuilder::create(std::string_view dbc_text,
                    signal.offset == std::floor(signal.offset);
       impl->catalogue.push_back(std::move(c));
       // Float signals have no integer coding; others: physical = raw * scale + offset.
-      scaling.push_back(signal.value_type == dbc::ValueType::integer ? Scaling{signal.scale, signal.offset} : Scaling{});
+      scaling.push_back(signal.value_type == dbc::ValueType::integer ? Scaling{signal.scale, signal.offset}
+                                                                     : Scaling{});
     }
     impl->scaling.push_back(std::move(scaling));
-    if (const dbc::MessageCodec* mc = impl->codec->find(message.id, message.extended); mc && &mc->message() == &message)
+    if (const dbc::MessageCodec* mc = impl->codec->find(message.id, message.extended);
+        mc && &mc->message() == &message)
       impl->message_index[mc] = m;
   }
   for (const recorder::ChannelInfo& rc : sample_channels) {
@@ -89,7 +91,8 @@ Batch BatchBuilder::build(const recorder::Block& block) {
   constexpr double kAbsent = std::numeric_limits<double>::quiet_NaN();
 
   for (const can::Frame& frame : block.frames) {
-    const dbc::MessageCodec* mc = frame.error || frame.remote ? nullptr : s.codec->find(frame.id, frame.extended);
+    const dbc::MessageCodec* mc =
+        frame.error || frame.remote ? nullptr : s.codec->find(frame.id, frame.extended);
     const auto found = mc ? s.message_index.find(mc) : s.message_index.end();
     if (found == s.message_index.end()) {
       ++s.counters.unknown_frames;
@@ -106,13 +109,15 @@ Batch BatchBuilder::build(const recorder::Block& block) {
     if (s.series_of_message[m] < 0) {
       s.series_of_message[m] = static_cast<int>(batch.series.size());
       Series series;
-      for (std::size_t k = 0; k < width; ++k) series.channels.push_back(s.first_channel[m] + static_cast<std::uint32_t>(k));
+      for (std::size_t k = 0; k < width; ++k)
+        series.channels.push_back(s.first_channel[m] + static_cast<std::uint32_t>(k));
       series.scaling = s.scaling[m];
       batch.series.push_back(std::move(series));
     }
     Series& series = batch.series[static_cast<std::size_t>(s.series_of_message[m])];
     series.times_ns.push_back(frame.timestamp_ns);
-    for (std::size_t k = 0; k < width; ++k) series.values.push_back(s.present.test(k) ? s.decoded[k] : kAbsent);
+    for (std::size_t k = 0; k < width; ++k)
+      series.values.push_back(s.present.test(k) ? s.decoded[k] : kAbsent);
     ++s.counters.frames;
   }
 

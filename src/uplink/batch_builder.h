@@ -35,8 +35,8 @@ struct Message;
 namespace cellguard::uplink {
 
 struct ModuleOfMessage {
-  std::uint32_t module = 0;    // 0: not a battery module's message
-  std::string rig_prefix;      // e.g. "BMU03_": the rig CSV column is prefix + signal name; empty: none
+  std::uint32_t module = 0;  // 0: not a battery module's message
+  std::string rig_prefix;    // e.g. "BMU03_": the rig CSV column is prefix + signal name; empty: none
 };
 
 struct CatalogueHints {
@@ -56,7 +56,8 @@ struct BuildCounters {
 class BatchBuilder {
  public:
   // `dbc_text` as stored in the recording; `sample_channels` from RecordingReader::channels().
-  static Result<BatchBuilder> create(std::string_view dbc_text, const std::vector<recorder::ChannelInfo>& sample_channels,
+  static Result<BatchBuilder> create(std::string_view dbc_text,
+                                     const std::vector<recorder::ChannelInfo>& sample_channels,
                                      const CatalogueHints& hints);
   BatchBuilder(BatchBuilder&&) noexcept;
   BatchBuilder& operator=(BatchBuilder&&) noexcept;

@@ -70,7 +70,8 @@ TEST(BatchBuilder, FramesBecomeOneSeriesPerMessageAndUnknownFramesAreCounted) {
   const Series& s = batch.series[0];
   EXPECT_EQ(s.channels, (std::vector<std::uint32_t>{1, 2}));
   EXPECT_EQ(s.times_ns, (std::vector<std::int64_t>{100, 200}));
-  EXPECT_EQ(s.values, (std::vector<double>{static_cast<double>(-123) * 0.1, 99, static_cast<double>(16) * 0.1, 98}));
+  EXPECT_EQ(s.values,
+            (std::vector<double>{static_cast<double>(-123) * 0.1, 99, static_cast<double>(16) * 0.1, 98}));
   EXPECT_EQ(b.counters().unknown_frames, 1u);
   EXPECT_EQ(b.counters().failed_frames, 1u);  // too short for BMU01_pdo1
 }

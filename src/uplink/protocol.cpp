@@ -24,9 +24,13 @@ void silence_protobuf_log() {
   std::call_once(once, [] { google::protobuf::SetLogHandler(nullptr); });
 }
 
-Error wire_error(std::string message) { return Error(ErrorCode::parse_error, "uplink frame: " + std::move(message)); }
+Error wire_error(std::string message) {
+  return Error(ErrorCode::parse_error, "uplink frame: " + std::move(message));
+}
 
-bool same_bits(double a, double b) { return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b); }
+bool same_bits(double a, double b) {
+  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
+}
 
 // n * scale + offset in two statements, so no compiler fuses them into one rounding (FMA): the edge
 // checks the coding with this function and the server decodes with it; both must round alike.
@@ -67,7 +71,8 @@ struct ScalingTable {
   std::vector<Scaling> entries;
   std::uint32_t index_of(Scaling s) {
     for (std::size_t i = 0; i < entries.size(); ++i)
-      if (same_bits(entries[i].scale, s.scale) && same_bits(entries[i].offset, s.offset)) return static_cast<std::uint32_t>(i + 1);
+      if (same_bits(entries[i].scale, s.scale) && same_bits(entries[i].offset, s.offset))
+        return static_cast<std::uint32_t>(i + 1);
     entries.push_back(s);
     return static_cast<std::uint32_t>(entries.size());
   }
@@ -133,8 +138,9 @@ void to_pb(const SeqRange& r, pb::SeqRange& out) {
 }
 
 Result<void> check_range(const pb::SeqRange& r) {
-  if (r.first() > r.last()) return wire_error("sequence range " + std::to_string(r.first()) + ".." +
-                                              std::to_string(r.last()) + " is reversed");
+  if (r.first() > r.last())
+    return wire_error("sequence range " + std::to_string(r.first()) + ".." + std::to_string(r.last()) +
+                      " is reversed");
   return success();
 }
 
@@ -255,7 +261,8 @@ Result<Message> decode_batch(const pb::Batch& b) {
     Series s;
     if (ps.channels_size() > 0 && ps.width() > 0)
       return wire_error(where + "a series gives both a channel list and a channel range");
-    if (ps.width() > kMaxChannels) return wire_error(where + "a series of " + std::to_string(ps.width()) + " channels");
+    if (ps.width() > kMaxChannels)
+      return wire_error(where + "a series of " + std::to_string(ps.width()) + " channels");
     if (ps.width() > 0 && std::uint64_t{ps.first_channel()} + ps.width() > std::uint64_t{0xffffffffu})
       return wire_error(where + "a channel range beyond the largest id");
     const std::size_t width = ps.width() > 0 ? ps.width() : static_cast<std::size_t>(ps.channels_size());
@@ -352,7 +359,8 @@ Result<void> encode_frame(const Message& message, std::vector<std::uint8_t>& out
   out[at + 3] = static_cast<std::uint8_t>(n);
   if (!env.SerializeToArray(out.data() + at + kFrameHeaderBytes, static_cast<int>(size))) {
     out.resize(at);
-    return Error(ErrorCode::invalid_argument, std::string("uplink ") + message_name(message) + " cannot be serialized");
+    return Error(ErrorCode::invalid_argument,
+                 std::string("uplink ") + message_name(message) + " cannot be serialized");
   }
   return success();
 }
@@ -410,9 +418,11 @@ Result<std::optional<Message>> FrameDecoder::next() {
   const std::size_t available = buffer_.size() - consumed_;
   if (available < kFrameHeaderBytes) return std::optional<Message>();
   const std::uint8_t* p = buffer_.data() + consumed_;
-  const std::uint32_t size = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+  const std::uint32_t size =
+      (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
   if (size == 0 || size > kMaxFrameBytes)
-    return wire_error("frame length " + std::to_string(size) + " outside 1.." + std::to_string(kMaxFrameBytes));
+    return wire_error("frame length " + std::to_string(size) + " outside 1.." +
+                      std::to_string(kMaxFrameBytes));
   if (available < kFrameHeaderBytes + size) return std::optional<Message>();
   auto message = decode_body({p + kFrameHeaderBytes, size});
   if (!message) return message.error();
@@ -423,11 +433,13 @@ Result<std::optional<Message>> FrameDecoder::next() {
 void SeqSet::insert(SeqRange range) {
   if (range.first > range.last) return;
   // First range that could touch or overlap: last + 1 >= range.first.
-  auto it = std::lower_bound(ranges_.begin(), ranges_.end(), range.first, [](const SeqRange& r, std::uint64_t v) {
-    return r.last != std::numeric_limits<std::uint64_t>::max() && r.last + 1 < v;
-  });
+  auto it =
+      std::lower_bound(ranges_.begin(), ranges_.end(), range.first, [](const SeqRange& r, std::uint64_t v) {
+        return r.last != std::numeric_limits<std::uint64_t>::max() && r.last + 1 < v;
+      });
   auto end = it;
-  while (end != ranges_.end() && (range.last == std::numeric_limits<std::uint64_t>::max() || end->first <= range.last + 1)) {
+  while (end != ranges_.end() &&
+         (range.last == std::numeric_limits<std::uint64_t>::max() || end->first <= range.last + 1)) {
     range.first = std::min(range.first, end->first);
     range.last = std::max(range.last, end->last);
     ++end;

@@ -82,7 +82,7 @@ struct Series {
   std::vector<std::uint32_t> channels;
   std::vector<TimeNs> times_ns;
   std::vector<double> values;
-  std::vector<Scaling> scaling;  // encoder hint per channel (may be empty); not transmitted as such
+  std::vector<Scaling> scaling;            // encoder hint per channel (may be empty); not transmitted as such
   bool operator==(const Series& o) const;  // bitwise on values (NaN == NaN); ignores the hints
 };
 

@@ -36,7 +36,8 @@ Batch cell_batch(std::uint64_t seq, std::size_t rows) {
   s.channels = {1, 2, 3};
   s.scaling = {{0.01, 2.2}, {0.01, 2.2}, {0.1, 0}};
   for (std::size_t r = 0; r < rows; ++r) {
-    s.times_ns.push_back(1'700'000'000'000'000'000 + static_cast<std::int64_t>(r) * 100'000'000 + 37 * (r % 5));
+    s.times_ns.push_back(1'700'000'000'000'000'000 + static_cast<std::int64_t>(r) * 100'000'000 +
+                         37 * (r % 5));
     s.values.push_back(static_cast<double>(170 + r % 3) * 0.01 + 2.2);
     s.values.push_back(static_cast<double>(171) * 0.01 + 2.2);
     s.values.push_back(static_cast<double>(-123 + static_cast<int>(r)) * 0.1);
@@ -52,7 +53,9 @@ TEST(UplinkProtocol, HelloRoundTripsWithItsChannelCatalogue) {
   h.software_version = "0.1.0";
   h.config_sha256 = std::string(64, 'a');
   h.dbc_sha256 = std::string(64, 'b');
-  h.channels = {{1, "BMU03_pdo3.Cell_5_Voltage", "V", 3, "BMU03_Cell_5_Voltage", false}, {3, "BMU03_pdo2.SOH", "%", 3, "BMU03_SOH", true}, {2, "board.temp1_c", "degC", 0, "Ardu_Temp1"}};
+  h.channels = {{1, "BMU03_pdo3.Cell_5_Voltage", "V", 3, "BMU03_Cell_5_Voltage", false},
+                {3, "BMU03_pdo2.SOH", "%", 3, "BMU03_SOH", true},
+                {2, "board.temp1_c", "degC", 0, "Ardu_Temp1"}};
   h.first_seq = 10;
   h.last_seq = 99;
   EXPECT_EQ(std::get<Hello>(round_trip(h)), h);
@@ -63,7 +66,8 @@ TEST(UplinkProtocol, EveryOtherMessageKindRoundTrips) {
             (HelloAck{1, "server-a", {{1, 5}, {9, 9}}, 750}));
   EXPECT_EQ(std::get<Ack>(round_trip(Ack{{{3, 4}}})), (Ack{{{3, 4}}}));
   EXPECT_EQ(std::get<Keepalive>(round_trip(Keepalive{-5, 12, 7})), (Keepalive{-5, 12, 7}));
-  EXPECT_EQ(std::get<Goodbye>(round_trip(Goodbye{"edge id does not match"})), (Goodbye{"edge id does not match"}));
+  EXPECT_EQ(std::get<Goodbye>(round_trip(Goodbye{"edge id does not match"})),
+            (Goodbye{"edge id does not match"}));
 }
 
 TEST(UplinkProtocol, BatchRoundTripsBitForBit) {
@@ -96,9 +100,14 @@ TEST(UplinkProtocol, SpecialValuesSurviveExactly) {
   Series s;
   s.channels = {5};
   s.scaling = {{1, 0}};
-  const double specials[] = {std::numeric_limits<double>::quiet_NaN(), -0.0, std::numeric_limits<double>::infinity(),
-                             -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::denorm_min(),
-                             std::numeric_limits<double>::max(), 1e300, 3.0};
+  const double specials[] = {std::numeric_limits<double>::quiet_NaN(),
+                             -0.0,
+                             std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             std::numeric_limits<double>::denorm_min(),
+                             std::numeric_limits<double>::max(),
+                             1e300,
+                             3.0};
   for (std::size_t i = 0; i < std::size(specials); ++i) {
     s.times_ns.push_back(static_cast<std::int64_t>(i) * -1000);  // time going backwards
     s.values.push_back(specials[i]);
@@ -138,7 +147,8 @@ TEST(UplinkProtocol, RandomBatchesRoundTrip) {
       for (std::size_t r = 0; r < rows; ++r) s.times_ns.push_back(static_cast<std::int64_t>(rng()));
       for (std::size_t i = 0; i < rows * width; ++i) {
         const auto bits = rng();
-        s.values.push_back(rng() % 2 ? std::bit_cast<double>(bits) : static_cast<double>(bits % 1000) * s.scaling[i % width].scale);
+        s.values.push_back(rng() % 2 ? std::bit_cast<double>(bits)
+                                     : static_cast<double>(bits % 1000) * s.scaling[i % width].scale);
       }
       b.series.push_back(std::move(s));
     }

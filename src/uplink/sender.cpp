@@ -119,7 +119,8 @@ struct Sender::Impl : std::enable_shared_from_this<Impl> {
     acked.insert(range);
     unpersisted.emplace_back(range.first, range.last);
     std::uint64_t newly = 0;
-    for (auto it = link.in_flight.lower_bound(range.first); it != link.in_flight.end() && *it <= range.last;) {
+    for (auto it = link.in_flight.lower_bound(range.first);
+         it != link.in_flight.end() && *it <= range.last;) {
       it = link.in_flight.erase(it);
       ++newly;
     }
@@ -169,7 +170,8 @@ struct Sender::Impl : std::enable_shared_from_this<Impl> {
       co_await link->watchdog.async_wait(kNoThrow);
       if (link->broken) break;
       if (Clock::now() >= link->deadline) {
-        link->why = "no data from the server for " + std::to_string(config.dead_after.count()) + " ms (dead link)";
+        link->why =
+            "no data from the server for " + std::to_string(config.dead_after.count()) + " ms (dead link)";
         link->close();
         break;
       }
@@ -286,12 +288,12 @@ struct Sender::Impl : std::enable_shared_from_this<Impl> {
       ++s.connects;
       s.connected = true;
     });
-    const auto keepalive = std::chrono::milliseconds(
-        std::clamp<std::uint32_t>(ack->keepalive_ms, 100, static_cast<std::uint32_t>(config.keepalive.count()) * 10));
+    const auto keepalive = std::chrono::milliseconds(std::clamp<std::uint32_t>(
+        ack->keepalive_ms, 100, static_cast<std::uint32_t>(config.keepalive.count()) * 10));
     asio::co_spawn(io, reader_loop(stream, link), asio::detached);
 
     std::uint64_t live_cursor = hello.last_seq;  // blocks after it are live
-    std::uint64_t backlog_scan = 0;               // undelivered seqs above this are still to look at
+    std::uint64_t backlog_scan = 0;              // undelivered seqs above this are still to look at
     bool backlog_scanned = false;
     std::deque<std::uint64_t> backlog;
     auto last_sent = Clock::now();
@@ -471,7 +473,8 @@ Sender::Sender(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Sender::~Sender() { stop(); }
 
 Result<std::unique_ptr<Sender>> Sender::start(SenderConfig config) {
-  if (config.recording_path.empty()) return Error(ErrorCode::invalid_argument, "uplink: no recording to send from");
+  if (config.recording_path.empty())
+    return Error(ErrorCode::invalid_argument, "uplink: no recording to send from");
   if (config.hello.edge_id.empty()) return Error(ErrorCode::invalid_argument, "uplink: empty edge id");
   if (config.window == 0) config.window = 1;
   auto impl = std::make_shared<Impl>();

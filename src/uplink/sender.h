@@ -49,9 +49,9 @@ struct SenderConfig {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
-  std::chrono::milliseconds poll{50};           // how often the recording is checked for new blocks
+  std::chrono::milliseconds poll{50};            // how often the recording is checked for new blocks
   std::chrono::milliseconds persist_every{500};  // how often delivered marks are written
-  std::size_t window = 64;                      // batches sent and not yet acknowledged
+  std::size_t window = 64;                       // batches sent and not yet acknowledged
 };
 
 struct SenderStats {
@@ -59,13 +59,13 @@ struct SenderStats {
   std::uint64_t connects = 0;          // successful hellos
   std::uint64_t connect_failures = 0;  // connect, TLS or hello failures
   std::uint64_t disconnects = 0;
-  std::uint64_t batches_sent = 0;      // including resends
+  std::uint64_t batches_sent = 0;  // including resends
   std::uint64_t batches_acked = 0;
   std::uint64_t live_sent = 0, backlog_sent = 0;
   std::uint64_t samples_sent = 0;
   std::uint64_t bytes_sent = 0;
-  std::uint64_t backlog_batches = 0;   // blocks in the recording not yet delivered (true once connects > 0)
-  std::uint64_t lost_records = 0;      // stripped by the recording's bounds before delivery
+  std::uint64_t backlog_batches = 0;  // blocks in the recording not yet delivered (true once connects > 0)
+  std::uint64_t lost_records = 0;     // stripped by the recording's bounds before delivery
   std::uint64_t last_acked_seq = 0;
   std::string last_error;
 };

@@ -32,8 +32,12 @@ struct AvrBoardCallbacks {
   static void uart_out(avr_irq_t*, std::uint32_t value, void* param) {
     static_cast<AvrBoard*>(param)->to_host_.push_back(static_cast<char>(value & 0xFF));
   }
-  static void uart_xon(avr_irq_t*, std::uint32_t, void* param) { static_cast<AvrBoard*>(param)->uart_xoff_ = false; }
-  static void uart_xoff(avr_irq_t*, std::uint32_t, void* param) { static_cast<AvrBoard*>(param)->uart_xoff_ = true; }
+  static void uart_xon(avr_irq_t*, std::uint32_t, void* param) {
+    static_cast<AvrBoard*>(param)->uart_xoff_ = false;
+  }
+  static void uart_xoff(avr_irq_t*, std::uint32_t, void* param) {
+    static_cast<AvrBoard*>(param)->uart_xoff_ = true;
+  }
   template <char Port>
   static void port_write(avr_irq_t*, std::uint32_t value, void* param) {
     auto* board = static_cast<AvrBoard*>(param);
@@ -41,8 +45,8 @@ struct AvrBoardCallbacks {
     const auto written = static_cast<std::uint8_t>(value & 0xFF);
     std::lock_guard lock(board->mutex_);
     if (written == board->port_latch_[index]) return;
-    board->port_writes_.push_back({Port, written, board->port_latch_[index],
-                                   static_cast<double>(board->avr_->cycle) / kFrequency});
+    board->port_writes_.push_back(
+        {Port, written, board->port_latch_[index], static_cast<double>(board->avr_->cycle) / kFrequency});
     board->port_latch_[index] = written;
   }
   // The board thread keeps time itself; simavr's own sleep would sleep on top of it.
@@ -88,10 +92,10 @@ std::unique_ptr<AvrBoard> AvrBoard::create(const std::string& elf_path, std::str
   avr_ioctl(avr, AVR_IOCTL_UART_GET_FLAGS('0'), &flags);
   flags &= ~AVR_UART_FLAG_STDIO;
   avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
-  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT), AvrBoardCallbacks::uart_out,
-                          board.get());
-  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON), AvrBoardCallbacks::uart_xon,
-                          board.get());
+  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
+                          AvrBoardCallbacks::uart_out, board.get());
+  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON),
+                          AvrBoardCallbacks::uart_xon, board.get());
   avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF),
                           AvrBoardCallbacks::uart_xoff, board.get());
 
@@ -166,7 +170,8 @@ std::vector<AvrBoard::PinChange> AvrBoard::changes() const {
   return changes_;
 }
 
-std::optional<AvrBoard::PinChange> AvrBoard::wait_output(int pin, bool high, std::chrono::milliseconds timeout) const {
+std::optional<AvrBoard::PinChange> AvrBoard::wait_output(int pin, bool high,
+                                                         std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
   const std::size_t seen = changes_.size();
   const auto reached = [&] { return (((outputs_ >> pin) & 1) != 0) == high; };
@@ -269,7 +274,8 @@ void AvrBoard::run() {
       const int mv = analog_mv_[ch].load();
       if (mv != applied_analog_[ch]) {
         applied_analog_[ch] = mv;
-        avr_raise_irq(avr_io_getirq(avr_, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0 + ch), static_cast<std::uint32_t>(mv));
+        avr_raise_irq(avr_io_getirq(avr_, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0 + ch),
+                      static_cast<std::uint32_t>(mv));
       }
     }
     const int levels = digital_in_.load();

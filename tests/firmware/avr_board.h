@@ -37,15 +37,15 @@ class AvrBoard {
   struct PinChange {
     int pin = 0;
     bool high = false;
-    double sim_s = 0;          // simulated time of the change (resolution 1 ms)
+    double sim_s = 0;  // simulated time of the change (resolution 1 ms)
     WallClock::time_point wall;
   };
 
   // A write of the firmware to an output latch (PORTB, PORTC, PORTD), as simavr reports it.
   struct PortWrite {
     char port = 'D';
-    std::uint8_t value = 0;  // the register after the write
-    std::uint8_t before = 0; // and before it
+    std::uint8_t value = 0;   // the register after the write
+    std::uint8_t before = 0;  // and before it
     double sim_s = 0;
   };
 
@@ -116,7 +116,7 @@ class AvrBoard {
   double max_lag_ms_ = 0;
   double last_input_s_[128] = {};
   std::vector<PortWrite> port_writes_;
-  std::string injected_;  // from inject_input(), under mutex_
+  std::string injected_;                    // from inject_input(), under mutex_
   std::uint8_t port_latch_[3] = {0, 0, 0};  // B, C, D
 
   friend struct AvrBoardCallbacks;

@@ -6,6 +6,7 @@
 // timeout, ground-fault input) and its watchdog reset reach the supervisor (SAFE with that cause),
 // and after a reset the edge sends the commanded outputs again and verifies them by read-back.
 #include <gtest/gtest.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,11 +17,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-#include <toml++/toml.h>
 
 #include "avr_board.h"
-#include "serial_peer.h"
 #include "ipc/line_socket.h"
+#include "serial_peer.h"
 #include "support/cellguard_process.h"
 #include "support/child_process.h"
 #include "support/rig_edge_config.h"
@@ -92,8 +92,8 @@ class BoardEdgeE2E : public ::testing::Test {
 
   std::string write_config() {
     toml::table config = testing::rig_edge_config(sim_->ready_line(), dir_, 2, "board-e2e", board_->path());
-    config["schedule"].as_table()->insert_or_assign("file",
-                                                    (source_dir() / "data/edge/schedule-current-example.csv").string());
+    config["schedule"].as_table()->insert_or_assign(
+        "file", (source_dir() / "data/edge/schedule-current-example.csv").string());
     config["schedule"].as_table()->insert_or_assign("autostart", false);
     config["recording"].as_table()->insert_or_assign("csv_dir", (dir_ / "csv").string());
     config["operator"].as_table()->insert_or_assign("events", (dir_ / "events.jsonl").string());
@@ -104,7 +104,8 @@ class BoardEdgeE2E : public ::testing::Test {
 
   json edge_status() { return request((dir_ / "edge.sock").string(), {{"cmd", "status"}})["status"]; }
   std::string logs() const {
-    return "--- edge log ---\n" + (edge_ ? edge_->log() : "") + "\n--- sim log ---\n" + (sim_ ? sim_->log() : "");
+    return "--- edge log ---\n" + (edge_ ? edge_->log() : "") + "\n--- sim log ---\n" +
+           (sim_ ? sim_->log() : "");
   }
 
   fs::path dir_;
@@ -117,17 +118,20 @@ class BoardEdgeE2E : public ::testing::Test {
 };
 
 TEST_F(BoardEdgeE2E, AKilledEdgeLeavesTheBatteryDisconnectedWithin600Ms) {
-  edge_ = std::make_unique<ChildProcess>(std::vector<std::string>{binary(), "edge", "--config", write_config()},
-                                         (dir_ / "edge.log").string());
+  edge_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{binary(), "edge", "--config", write_config()}, (dir_ / "edge.log").string());
   ASSERT_TRUE(edge_->ready()) << edge_->log();
   JsonLinesTail events((dir_ / "events.jsonl").string());
   // The edge finds the extension in the board's lines and heartbeats it.
   ASSERT_TRUE(wait_until([&] { return edge_status()["board"].value("extension", false); }, 10s)) << logs();
   ASSERT_TRUE(wait_until([&] { return edge_status()["board"].value("fail_safe", "") == "armed"; }, 5s))
       << edge_status()["board"].dump(2) << logs();
-  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("link", "") == "board" && e.value("event", "") == "extension"; }, 5s));
+  ASSERT_TRUE(events.wait_for(
+      [](const json& e) { return e.value("link", "") == "board" && e.value("event", "") == "extension"; },
+      5s));
   ASSERT_TRUE(wait_until([&] { return edge_status()["modules"].value("found", 0) == 2; }, 10s)) << logs();
-  ASSERT_TRUE(wait_until([&] { return edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << logs();
+  ASSERT_TRUE(wait_until([&] { return edge_status()["inverter"].value("phase", "") == "running"; }, 20s))
+      << logs();
   // Start: precharge through the board, then the main contactors close.
   json answer = request((dir_ / "edge.sock").string(), {{"cmd", "start"}});
   ASSERT_TRUE(answer.value("ok", false)) << answer.dump() << logs();
@@ -147,9 +151,10 @@ TEST_F(BoardEdgeE2E, AKilledEdgeLeavesTheBatteryDisconnectedWithin600Ms) {
   ASSERT_TRUE(negative);
   const double positive_ms = std::chrono::duration<double, std::milli>(positive->wall - killed).count();
   const double negative_ms = std::chrono::duration<double, std::milli>(negative->wall - killed).count();
-  std::printf("edge SIGKILL -> contactor pins low: main positive %.1f ms, main negative %.1f ms (wall clock); "
-              "simulation lag at most %.1f ms\n",
-              positive_ms, negative_ms, board_->max_lag_ms());
+  std::printf(
+      "edge SIGKILL -> contactor pins low: main positive %.1f ms, main negative %.1f ms (wall clock); "
+      "simulation lag at most %.1f ms\n",
+      positive_ms, negative_ms, board_->max_lag_ms());
   EXPECT_LT(positive_ms, 600);
   EXPECT_LT(negative_ms, 600);
   EXPECT_FALSE(board_->output(4));  // the precharge relay too
@@ -174,13 +179,15 @@ TEST_F(BoardFeedbackE2E, TheBoardsOwnOpeningGivesSafeWithItsCauseAndAResetIsRese
   // something to restore besides the (open) relays.
   board_->set_analog_mv(0, 1944);
   board_->set_analog_mv(1, 1944);
-  edge_ = std::make_unique<ChildProcess>(std::vector<std::string>{binary(), "edge", "--config", write_config()},
-                                         (dir_ / "edge.log").string());
+  edge_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{binary(), "edge", "--config", write_config()}, (dir_ / "edge.log").string());
   ASSERT_TRUE(edge_->ready()) << edge_->log();
   JsonLinesTail events((dir_ / "events.jsonl").string());
-  ASSERT_TRUE(wait_until([&] { return edge_status()["board"].value("fail_safe", "") == "armed"; }, 10s)) << logs();
+  ASSERT_TRUE(wait_until([&] { return edge_status()["board"].value("fail_safe", "") == "armed"; }, 10s))
+      << logs();
   ASSERT_TRUE(wait_until([&] { return edge_status()["modules"].value("found", 0) == 2; }, 10s)) << logs();
-  ASSERT_TRUE(wait_until([&] { return edge_status()["inverter"].value("phase", "") == "running"; }, 20s)) << logs();
+  ASSERT_TRUE(wait_until([&] { return edge_status()["inverter"].value("phase", "") == "running"; }, 20s))
+      << logs();
   ASSERT_TRUE(board_->wait_output(6, true, 5s)) << logs();  // pump (and fan) on: hot
   ASSERT_TRUE(board_->wait_output(7, true, 1s));
 
@@ -192,14 +199,20 @@ TEST_F(BoardFeedbackE2E, TheBoardsOwnOpeningGivesSafeWithItsCauseAndAResetIsRese
   std::this_thread::sleep_for(300ms);
   ::kill(edge_->pid(), SIGCONT);
   ASSERT_TRUE(wait_until([&] { return edge_status().value("state", "") == "safe"; }, 5s)) << logs();
-  EXPECT_NE(state_reason().find("board opened the relays: heartbeat timeout"), std::string::npos) << state_reason();
+  EXPECT_NE(state_reason().find("board opened the relays: heartbeat timeout"), std::string::npos)
+      << state_reason();
   const std::size_t before_stop = events.poll().size();
-  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "relays_opened" && e.value("detail", "") == "hb_lost"; }, 2s));
+  ASSERT_TRUE(events.wait_for(
+      [](const json& e) {
+        return e.value("event", "") == "relays_opened" && e.value("detail", "") == "hb_lost";
+      },
+      2s));
   // The read-back confirms the relays open as now commanded: the cause clears, a reset is accepted.
   std::size_t opened_at = 0;
   for (std::size_t i = 0; i < events.all().size(); ++i)
     if (events.all()[i].value("event", "") == "relays_opened") opened_at = i;
-  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s, opened_at))
+  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s,
+                              opened_at))
       << logs();
   (void)before_stop;
   json answer = request_edge({{"cmd", "reset"}});
@@ -211,9 +224,11 @@ TEST_F(BoardFeedbackE2E, TheBoardsOwnOpeningGivesSafeWithItsCauseAndAResetIsRese
   board_->set_digital_input(2, false);  // the insulation monitor's contact closes to GND: alarm
   ASSERT_TRUE(board_->wait_output(kRelay1, false, 2s));
   ASSERT_TRUE(wait_until([&] { return edge_status().value("state", "") == "safe"; }, 5s)) << logs();
-  EXPECT_NE(state_reason().find("board opened the relays: ground-fault input"), std::string::npos) << state_reason();
+  EXPECT_NE(state_reason().find("board opened the relays: ground-fault input"), std::string::npos)
+      << state_reason();
   EXPECT_EQ(edge_status()["board"].value("fail_safe", ""), "gnd_fault");
-  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s, before_fault))
+  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s,
+                              before_fault))
       << logs();
   board_->set_digital_input(2, true);
 
@@ -223,11 +238,14 @@ TEST_F(BoardFeedbackE2E, TheBoardsOwnOpeningGivesSafeWithItsCauseAndAResetIsRese
   const std::size_t before_reset = events.poll().size();
   board_->inject_input("X");
   ASSERT_TRUE(board_->wait_output(6, false, 2s));  // the reset dropped the pump
-  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "reset" && e.value("cause", "") == "wdt"; }, 3s, before_reset))
+  ASSERT_TRUE(events.wait_for(
+      [](const json& e) { return e.value("event", "") == "reset" && e.value("cause", "") == "wdt"; }, 3s,
+      before_reset))
       << logs();
   ASSERT_TRUE(board_->wait_output(6, true, 3s)) << logs();  // re-sent
   ASSERT_TRUE(board_->wait_output(7, true, 1s));
-  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s, before_reset))
+  ASSERT_TRUE(events.wait_for([](const json& e) { return e.value("event", "") == "outputs_verified"; }, 5s,
+                              before_reset))
       << logs();
   const json board_after = edge_status()["board"];
   EXPECT_EQ(board_after.value("watchdog_resets", 0), board_before.value("watchdog_resets", 0) + 1);

@@ -97,13 +97,15 @@ TEST(BoardFirmware, SensorLinesCarryTheCountsOfTheInjectedVoltages) {
     return near("Ardu_Temp1", t1) && near("Ardu_Temp2", t2) && near("Ardu_Press", p);
   };
   // The periodic lines (about once a second) follow the inputs.
-  auto line = fw.peer->line_where([&](const BoardFields& f) { return f.count("Ardu_Fs") && matches(f, 1000, 2500, 4000); });
+  auto line = fw.peer->line_where(
+      [&](const BoardFields& f) { return f.count("Ardu_Fs") && matches(f, 1000, 2500, 4000); });
   ASSERT_TRUE(line);
   fw.board->set_analog_mv(0, 4900);
   fw.board->set_analog_mv(1, 100);
   fw.board->set_analog_mv(2, 500);
   const auto before = std::chrono::steady_clock::now();
-  line = fw.peer->line_where([&](const BoardFields& f) { return f.count("Ardu_Fs") && matches(f, 4900, 100, 500); });
+  line = fw.peer->line_where(
+      [&](const BoardFields& f) { return f.count("Ardu_Fs") && matches(f, 4900, 100, 500); });
   ASSERT_TRUE(line);
   EXPECT_LT(std::chrono::steady_clock::now() - before, 2500ms);
   EXPECT_EQ(fw.peer->bad_checksums(), 0);
@@ -134,16 +136,19 @@ TEST(BoardFirmware, CommandsSwitchTheRightPinsAndTheReadBackShowsThem) {
   EXPECT_FALSE(fw.board->output(kRelay3));
   auto status = fw.status();
   ASSERT_TRUE(status);
-  EXPECT_EQ(std::stoi((*status)["Ardu_Out"], nullptr, 16), (1 << kPump) | (1 << kFan) | (1 << kRelay1) | (1 << kRelay2));
+  EXPECT_EQ(std::stoi((*status)["Ardu_Out"], nullptr, 16),
+            (1 << kPump) | (1 << kFan) | (1 << kRelay1) | (1 << kRelay2));
   // Pins that are not outputs of the board, garbage and values other than 0/1 change nothing.
   fw.peer->send("2:1&9:1&12:1&xyz&4:7&0:1&1:1");
   status = fw.status();
   ASSERT_TRUE(status);
-  EXPECT_EQ(std::stoi((*status)["Ardu_Out"], nullptr, 16), (1 << kPump) | (1 << kFan) | (1 << kRelay1) | (1 << kRelay2));
+  EXPECT_EQ(std::stoi((*status)["Ardu_Out"], nullptr, 16),
+            (1 << kPump) | (1 << kFan) | (1 << kRelay1) | (1 << kRelay2));
   fw.peer->send("4:1");
   ASSERT_TRUE(fw.board->wait_output(kRelay3, true, 1s));
   fw.peer->send("3:0&4:0&5:0&6:0&7:0");
-  for (int pin : {kRelay2, kRelay3, kRelay1, kPump, kFan}) EXPECT_TRUE(fw.board->wait_output(pin, false, 1s)) << pin;
+  for (int pin : {kRelay2, kRelay3, kRelay1, kPump, kFan})
+    EXPECT_TRUE(fw.board->wait_output(pin, false, 1s)) << pin;
   status = fw.status();
   ASSERT_TRUE(status);
   EXPECT_EQ((*status)["Ardu_Out"], "00");
@@ -187,9 +192,10 @@ TEST(BoardFirmware, MissingHeartbeatsOpenTheRelaysBetween500And600MsKeepCoolingO
   ASSERT_TRUE(last);
   const double trip_ms = (drop->sim_s - *last) * 1000;
   const double wall_ms = std::chrono::duration<double, std::milli>(drop->wall - stopped).count();
-  std::printf("board fail-safe: relays open %.1f ms (simulated) after the last heartbeat reached the UART, "
-              "%.1f ms (wall) after the host stopped; simulation lag at most %.1f ms\n",
-              trip_ms, wall_ms, fw.board->max_lag_ms());
+  std::printf(
+      "board fail-safe: relays open %.1f ms (simulated) after the last heartbeat reached the UART, "
+      "%.1f ms (wall) after the host stopped; simulation lag at most %.1f ms\n",
+      trip_ms, wall_ms, fw.board->max_lag_ms());
   EXPECT_GE(trip_ms, 500);
   EXPECT_LE(trip_ms, 600);
   EXPECT_LE(wall_ms, 600 + 100);  // plus at most one heartbeat period before the host stopped
@@ -197,7 +203,8 @@ TEST(BoardFirmware, MissingHeartbeatsOpenTheRelaysBetween500And600MsKeepCoolingO
   EXPECT_FALSE(fw.board->output(kRelay3));
   EXPECT_TRUE(fw.board->output(kPump));
   EXPECT_TRUE(fw.board->output(kFan));
-  auto why = fw.peer->line_where([](const BoardFields& f) { return f.count("Ardu_Fs") && f.at("Ardu_Fs") == "hb_lost"; });
+  auto why = fw.peer->line_where(
+      [](const BoardFields& f) { return f.count("Ardu_Fs") && f.at("Ardu_Fs") == "hb_lost"; });
   ASSERT_TRUE(why);
   EXPECT_EQ(std::stoi((*why)["Ardu_Out"], nullptr, 16), (1 << kPump) | (1 << kFan));
   EXPECT_EQ(fw.peer->bad_checksums(), 0);
@@ -261,11 +268,13 @@ TEST(BoardFirmware, GroundFaultInputIsReportedAtOnce) {
   EXPECT_EQ((*hello)["Ardu_GndFault"], "0");
   fw.board->set_digital_input(2, false);  // the insulation monitor closes its alarm contact
   const auto t0 = std::chrono::steady_clock::now();
-  auto fault = fw.peer->line_where([](const BoardFields& f) { return f.count("Ardu_GndFault") && f.at("Ardu_GndFault") == "1"; });
+  auto fault = fw.peer->line_where(
+      [](const BoardFields& f) { return f.count("Ardu_GndFault") && f.at("Ardu_GndFault") == "1"; });
   ASSERT_TRUE(fault);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);  // not only with the next periodic line
   fw.board->set_digital_input(2, true);
-  EXPECT_TRUE(fw.peer->line_where([](const BoardFields& f) { return f.count("Ardu_GndFault") && f.at("Ardu_GndFault") == "0"; }));
+  EXPECT_TRUE(fw.peer->line_where(
+      [](const BoardFields& f) { return f.count("Ardu_GndFault") && f.at("Ardu_GndFault") == "0"; }));
 }
 
 TEST(BoardFirmware, AHungMainLoopIsResetByTheWatchdogWithTheRelaysOpen) {
@@ -279,7 +288,7 @@ TEST(BoardFirmware, AHungMainLoopIsResetByTheWatchdogWithTheRelaysOpen) {
   ASSERT_TRUE(drop);
   const double reset_ms = (drop->sim_s - *fw.board->last_input_byte_s('X')) * 1000;
   std::printf("board watchdog: hung main loop reset %.1f ms (simulated) after the hang\n", reset_ms);
-  EXPECT_LT(reset_ms, 400);  // the 250 ms watchdog (its oscillator is not exact) plus the reset
+  EXPECT_LT(reset_ms, 400);           // the 250 ms watchdog (its oscillator is not exact) plus the reset
   EXPECT_EQ(fw.board->outputs(), 0);  // pump too: a reset starts with everything off
   auto hello = fw.hello();
   ASSERT_TRUE(hello);

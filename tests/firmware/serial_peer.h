@@ -26,7 +26,8 @@ inline BoardFields split_fields(const std::string& line) {
   std::size_t start = 0;
   while (start <= line.size()) {
     const std::size_t comma = line.find(',', start);
-    const std::string field = line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::string field =
+        line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     const std::size_t colon = field.find(':');
     if (colon != std::string::npos) fields[field.substr(0, colon)] = field.substr(colon + 1);
     if (comma == std::string::npos) break;
@@ -62,7 +63,9 @@ class SerialPeer {
 
   bool is_open() const { return fd_ >= 0; }
 
-  bool send(const std::string& text) { return ::write(fd_, text.data(), text.size()) == static_cast<ssize_t>(text.size()); }
+  bool send(const std::string& text) {
+    return ::write(fd_, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  }
 
   // The next complete line without CR LF, or nullopt after `timeout`.
   std::optional<std::string> line(std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
@@ -75,7 +78,8 @@ class SerialPeer {
         if (!text.empty() && text.back() == '\r') text.pop_back();
         return text;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return std::nullopt;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -88,10 +92,12 @@ class SerialPeer {
   // The next line for which `match(fields)` holds, skipping others; every line's checksum must be
   // valid (counted in bad_checksums()).
   template <typename Match>
-  std::optional<BoardFields> line_where(Match match, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
+  std::optional<BoardFields> line_where(Match match,
+                                        std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       auto text = line(left);
       if (!text) return std::nullopt;
       ++lines_;

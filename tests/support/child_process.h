@@ -14,8 +14,8 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>

@@ -4,17 +4,18 @@
 // a recording and an operator socket in `dir`. Tests change what else they need in the table.
 #pragma once
 
+#include <toml++/toml.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <toml++/toml.h>
 
 #include "support/cellguard_process.h"
 
 namespace cellguard::testing {
 
-inline toml::table rig_edge_config(const nlohmann::json& sim_ready, const std::filesystem::path& dir, int modules,
-                                   const std::string& edge_id, const std::string& board_device) {
+inline toml::table rig_edge_config(const nlohmann::json& sim_ready, const std::filesystem::path& dir,
+                                   int modules, const std::string& edge_id, const std::string& board_device) {
   auto parsed = toml::parse_file((source_dir() / "data/edge/rig.toml").string());
 #if TOML_EXCEPTIONS
   toml::table config = std::move(parsed);
@@ -27,7 +28,8 @@ inline toml::table rig_edge_config(const nlohmann::json& sim_ready, const std::f
   config["can"].as_table()->insert_or_assign("dbc", (source_dir() / "data/cellguard-rig.dbc").string());
   config["modules"].as_table()->insert_or_assign("expected", modules);
   config["board"].as_table()->insert_or_assign("device", board_device);
-  config["inverter"].as_table()->insert_or_assign("url", "tcp:" + sim_ready["inverter_tcp"].get<std::string>() + "?slave=2");
+  config["inverter"].as_table()->insert_or_assign(
+      "url", "tcp:" + sim_ready["inverter_tcp"].get<std::string>() + "?slave=2");
   auto* limits = config["inverter"]["limits"].as_table();
   limits->insert_or_assign("max_voltage_v", 384 * scale);
   limits->insert_or_assign("min_voltage_v", 264 * scale);

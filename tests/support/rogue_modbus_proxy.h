@@ -38,7 +38,8 @@ class RogueModbusProxy {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = 0;  // a free port
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 8) != 0) return;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 8) != 0)
+      return;
     socklen_t len = sizeof a;
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
@@ -141,8 +142,8 @@ class RogueModbusProxy {
     std::vector<std::uint8_t> frame;
     while (read_frame(c.client, frame)) {
       const auto mode = static_cast<Mode>(mode_.load());
-      const bool heartbeat_write = frame.size() >= 12 && frame[7] == 0x06 &&
-                                   ((frame[8] << 8) | frame[9]) == heartbeat_address_;
+      const bool heartbeat_write =
+          frame.size() >= 12 && frame[7] == 0x06 && ((frame[8] << 8) | frame[9]) == heartbeat_address_;
       if (mode == Mode::heartbeat_exception && heartbeat_write) {
         std::vector<std::uint8_t> answer(frame.begin(), frame.begin() + 7);
         answer.push_back(0x86);
