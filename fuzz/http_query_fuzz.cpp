@@ -32,12 +32,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string query(next_line(text));
   const std::string_view host = next_line(text), cookie = next_line(text), event = text;
 
+  constexpr auto kNow = cellguard::WallTime::from_ns(1'800'000'000'000'000'000);
   httplib::Params params;
   httplib::detail::parse_query_text(query, params);
   (void)int_param(params, "limit", 1000);
-  if (auto r = range_params(params, 1'800'000'000'000'000'000, 3600 * kQuerySecondNs); r && r->from > r->to)
+  if (auto r = range_params(params, kNow, cellguard::Duration(3600 * kQuerySecondNs)); r && r->from > r->to)
     std::abort();
-  if (auto q = export_query(params, 1'800'000'000'000'000'000)) {
+  if (auto q = export_query(params, kNow)) {
     if (q->range.from > q->range.to || q->row_times == 0 || q->row_times > kMaxExportRowTimes ||
         q->interval_ns < 1'000'000 || span_ns(q->range.from, q->range.to) > kMaxExportSpanNs ||
         (q->format != "csv" && q->format != "jsonl"))
