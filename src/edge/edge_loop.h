@@ -40,7 +40,7 @@ class EdgeLoop {
   void run();
   // The operator protocol (edge.h): one request line in, the answer line out.
   std::string handle_control(std::string_view line);
-  // What status reports, as values.
+  // What status reports, as values. On the loop's thread only (it reads the loop's state unlocked).
   StatusSnapshot snapshot() const;
   // A safe stop as from `{"cmd":"stop"}`.
   void request_stop();
