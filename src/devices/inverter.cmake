@@ -1,7 +1,7 @@
 # Inverter Modbus client (inverter_client.h): libmodbus on a worker thread, results posted to the
 # loop's io_context.
 target_sources(cellguard_devices PRIVATE ${CMAKE_CURRENT_LIST_DIR}/power_device.cpp ${CMAKE_CURRENT_LIST_DIR}/modbus_link.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/inverter_client.cpp ${CMAKE_CURRENT_LIST_DIR}/modbus_worker.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/modbus_session.cpp   ${CMAKE_CURRENT_LIST_DIR}/inverter_client.cpp ${CMAKE_CURRENT_LIST_DIR}/modbus_worker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sunspec_device.cpp)
 target_link_libraries(cellguard_devices PUBLIC PkgConfig::MODBUS Threads::Threads)
 # Tests against real peers: the simulator's inverter (TCP, RTU on a pty) and pymodbus.

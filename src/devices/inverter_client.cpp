@@ -13,10 +13,6 @@
 namespace cellguard::devices {
 namespace {
 
-// After this many transactions in a row fail, the link is closed and opened again: a TCP peer may
-// have gone, a serial adapter may have been re-plugged.
-constexpr int kFailuresBeforeReconnect = 3;
-
 std::uint16_t to_raw(double value, double scale) {
   const double scaled = std::round(value * scale);
   const double clamped = std::clamp(scaled, -32768.0, 32767.0);
@@ -24,18 +20,6 @@ std::uint16_t to_raw(double value, double scale) {
 }
 
 double from_raw(std::uint16_t raw, double scale) { return static_cast<std::int16_t>(raw) / scale; }
-
-std::string format_ms(TimeNs ns) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.1f ms", static_cast<double>(ns) / 1e6);
-  return buffer;
-}
-
-std::string format_value(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", v);
-  return buffer;
-}
 
 // The input registers read in one block: from the lowest to the highest address of the map.
 std::pair<std::uint16_t, int> input_block(const InverterRegisterMap& r) {
@@ -97,29 +81,6 @@ bool InverterSession::heartbeat_live() const {
 
 // Counts a transaction's outcome in its kind of freshness (a failure of one kind stays until that
 // kind succeeds again) and reports the link. Returns true when the link is to be opened again.
-bool InverterSession::account(Freshness kind, const ModbusReply& reply, const std::string& what, TimeNs now) {
-  if (reply.status == ModbusReply::Status::ok) {
-    if (kind == Freshness::reading) stats_.read_failures = 0;
-    if (kind == Freshness::heartbeat) stats_.heartbeat_failures = 0;
-    other_failing_ = 0;
-    if (stats_.read_failures == 0 && stats_.heartbeat_failures == 0 && other_failing_ == 0) {
-      stats_.consecutive_failures = 0;
-      output_.links.push_back({true, now, what});
-    }
-    return false;
-  }
-  stats_.last_error = reply.error;
-  ++stats_.consecutive_failures;
-  if (kind == Freshness::reading) ++stats_.read_failures;
-  if (kind == Freshness::heartbeat) ++stats_.heartbeat_failures;
-  if (kind == Freshness::other) ++other_failing_;
-  output_.links.push_back({false, now, reply.error});
-  // An exception is an answer: the link works. Anything else counts toward a reconnect.
-  if (reply.status == ModbusReply::Status::exception) return false;
-  return reply.status == ModbusReply::Status::link_error ||
-         stats_.consecutive_failures >= kFailuresBeforeReconnect;
-}
-
 void InverterSession::acknowledge_heartbeat(TimeNs now) {
   ++stats_.heartbeats;
   stats_.last_heartbeat_ack_ns = now;
@@ -226,22 +187,33 @@ void InverterSession::startup_step_done(TimeNs now, std::string detail) {
 }
 
 void InverterSession::check_settled(const InverterReadings& r, TimeNs now) {
-  const auto& l = config_.limits;
-  const bool settled = std::fabs(r.dc_link_current_a) <= config_.settle_current_a &&
-                       std::fabs(r.dc_link_power_kw) <= config_.settle_power_kw &&
-                       r.battery_voltage_v >= l.min_voltage_v && r.battery_voltage_v <= l.max_voltage_v;
-  if (settled) {
+  if (startup_settled(config_, r)) {
     settling_ = false;
     stats_.phase = InverterPhase::running;
-    event(InverterEvent::Kind::startup_done, now,
-          "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) +
-              " A, " + format_value(r.dc_link_power_kw) + " kW");
+    event(InverterEvent::Kind::startup_done, now, startup_done_text(r));
   } else if (now >= settle_deadline_) {
-    fail_startup(now, "start-up: not settled within " + format_ms(config_.startup_settle_timeout_ns) + ": " +
-                          format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) +
-                          ".." + format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) +
-                          " A, " + format_value(r.dc_link_power_kw) + " kW");
+    fail_startup(now, startup_not_settled_text(config_, r));
   }
+}
+
+bool startup_settled(const InverterClientConfig& config, const InverterReadings& r) {
+  const auto& l = config.limits;
+  return std::fabs(r.dc_link_current_a) <= config.settle_current_a &&
+         std::fabs(r.dc_link_power_kw) <= config.settle_power_kw && r.battery_voltage_v >= l.min_voltage_v &&
+         r.battery_voltage_v <= l.max_voltage_v;
+}
+
+std::string startup_done_text(const InverterReadings& r) {
+  return "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) +
+         " A, " + format_value(r.dc_link_power_kw) + " kW";
+}
+
+std::string startup_not_settled_text(const InverterClientConfig& config, const InverterReadings& r) {
+  const auto& l = config.limits;
+  return "start-up: not settled within " + format_ms(config.startup_settle_timeout_ns) + ": " +
+         format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) + ".." +
+         format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) + " A, " +
+         format_value(r.dc_link_power_kw) + " kW";
 }
 
 // --- requests ---
@@ -374,7 +346,7 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
     case Pending::none:
       return false;
     case Pending::off: {
-      const bool reconnect = account(Freshness::other, answer, request.what, now);
+      const bool reconnect = account_reply(stats_, output_, Freshness::other, answer, request.what, now);
       if (!off_requested_) return reconnect;
       if (ok) {
         // A newer off request arrived meanwhile: this write served it too.
@@ -392,14 +364,14 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
       return reconnect;
     }
     case Pending::heartbeat: {
-      const bool reconnect = account(Freshness::heartbeat, answer, request.what, now);
+      const bool reconnect = account_reply(stats_, output_, Freshness::heartbeat, answer, request.what, now);
       if (ok) acknowledge_heartbeat(now);
       return reconnect;
     }
     case Pending::startup_write: {
       const bool is_heartbeat = request.address == config_.registers.heartbeat;
-      const bool reconnect =
-          account(is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
+      const bool reconnect = account_reply(
+          stats_, output_, is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
       if (!ok) {
         if (!reconnect) fail_startup(now, "start-up: " + answer.error);
         return reconnect;
@@ -432,7 +404,7 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
       return answer.status == ModbusReply::Status::link_error;
     }
     case Pending::setpoint_write: {
-      const bool reconnect = account(Freshness::other, answer, request.what, now);
+      const bool reconnect = account_reply(stats_, output_, Freshness::other, answer, request.what, now);
       if (!setpoint_active_) return reconnect;
       const std::string what =
           std::string(to_string(setpoint_active_->mode)) + " " + format_value(setpoint_active_->setpoint);
@@ -455,7 +427,7 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
       return reconnect;
     }
     case Pending::poll: {
-      const bool reconnect = account(Freshness::reading, answer, request.what, now);
+      const bool reconnect = account_reply(stats_, output_, Freshness::reading, answer, request.what, now);
       if (!ok) {
         if (settling_ && now >= settle_deadline_) fail_startup(now, "start-up: " + answer.error);
         return reconnect;

@@ -103,6 +103,12 @@ struct InverterClientConfig {
   TimeNs reconnect_interval_ns = 1'000'000'000;
 };
 
+// Start-up settling, the same for every power-device model: current and power ≈ 0 and the battery
+// voltage within the limits; the texts of both outcomes.
+bool startup_settled(const InverterClientConfig& config, const InverterReadings& r);
+std::string startup_done_text(const InverterReadings& r);
+std::string startup_not_settled_text(const InverterClientConfig& config, const InverterReadings& r);
+
 // The rig's inverter as a pure Modbus session (see the header comment): the start-up sequence with
 // its readbacks, the heartbeat on its own schedule, polls of the input block, off before anything
 // else, setpoints (a mode change zeroes the setpoint first), freshness per kind of transaction.
@@ -131,7 +137,6 @@ class InverterSession final : public ModbusSession {
     setpoint_write,
     poll
   };
-  enum class Freshness : std::uint8_t { reading, heartbeat, other };
   struct Write {
     std::uint16_t address = 0;
     std::uint16_t value = 0;
@@ -144,7 +149,6 @@ class InverterSession final : public ModbusSession {
   };
 
   void event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns = 0);
-  bool account(Freshness kind, const ModbusReply& reply, const std::string& what, TimeNs now);
   void acknowledge_heartbeat(TimeNs now);
   void begin_startup();
   void fail_startup(TimeNs now, const std::string& reason);
@@ -163,7 +167,6 @@ class InverterSession final : public ModbusSession {
   bool link_up_ = false;
   bool block_too_large_ = false;  // the input block does not fit one read: nothing more is done
   Pending pending_ = Pending::none;
-  int other_failing_ = 0;  // start-up/command writes failed since the last success
   std::uint16_t input_first_ = 0;
   int input_count_ = 0;
 

@@ -65,6 +65,23 @@ struct SessionOutput {
   std::vector<TimeNs> heartbeats;  // acknowledged heartbeat writes
 };
 
+// Which freshness a transaction proves (issue 12 item 4): a valid reading, an acknowledged
+// heartbeat, or neither (start-up and command writes).
+enum class Freshness : std::uint8_t { reading, heartbeat, other };
+
+// Counts one reply into `stats` (failures in a row, in all and per kind) and reports the link in
+// `output` (up again only once neither readings nor heartbeats are failing). True: close the link and
+// open it again (a transport failure, or kFailuresBeforeReconnect failed transactions in a row: a TCP
+// peer may have gone, a serial adapter may have been re-plugged; an exception is an answer, so the
+// link works).
+inline constexpr int kFailuresBeforeReconnect = 3;
+bool account_reply(InverterLinkStats& stats, SessionOutput& output, Freshness kind, const ModbusReply& reply,
+                   const std::string& what, TimeNs now);
+
+// The sessions' texts for people: "12.5 ms", "4.2".
+std::string format_ms(TimeNs ns);
+std::string format_value(double v);
+
 class ModbusSession {
  public:
   virtual ~ModbusSession() = default;

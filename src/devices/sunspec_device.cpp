@@ -11,21 +11,6 @@ namespace {
 
 namespace ss = sunspec;
 
-std::string format_ms(TimeNs ns) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.1f ms", static_cast<double>(ns) / 1e6);
-  return buffer;
-}
-
-std::string format_value(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%g", v);
-  return buffer;
-}
-
-// After this many failed transactions in a row (exceptions aside) the link is opened again.
-constexpr int kFailuresBeforeReconnect = 3;
-
 // A point of a model read whole (`block` starts at the model's id register).
 std::uint16_t at(const std::vector<std::uint16_t>& block, const ss::Point& p) { return block[p.offset]; }
 
@@ -94,27 +79,6 @@ void SunSpecSession::stopped(TimeNs /*now*/) {
 }
 
 // Counts a transaction's outcome in its kind of freshness; reports the link. True: reconnect.
-bool SunSpecSession::account(Freshness kind, const ModbusReply& reply, const std::string& what, TimeNs now) {
-  if (reply.status == ModbusReply::Status::ok) {
-    if (kind == Freshness::reading) stats_.read_failures = 0;
-    if (kind == Freshness::heartbeat) stats_.heartbeat_failures = 0;
-    other_failing_ = 0;
-    if (stats_.read_failures == 0 && stats_.heartbeat_failures == 0) {
-      stats_.consecutive_failures = 0;
-      output_.links.push_back({true, now, what});
-    }
-    return false;
-  }
-  stats_.last_error = reply.error;
-  ++stats_.consecutive_failures;
-  if (kind == Freshness::reading) ++stats_.read_failures;
-  if (kind == Freshness::heartbeat) ++stats_.heartbeat_failures;
-  if (kind == Freshness::other) ++other_failing_;
-  output_.links.push_back({false, now, reply.error});
-  return reply.status != ModbusReply::Status::exception &&
-         stats_.consecutive_failures >= kFailuresBeforeReconnect;
-}
-
 // --- start-up ---
 
 void SunSpecSession::begin_startup(TimeNs now) {
@@ -272,7 +236,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
     case Pending::discover: {
       // An exception at a base address is an answer: no SunSpec map there, try the next base.
       if (answer.status == ModbusReply::Status::exception || ok)
-        account(Freshness::other, ModbusReply{}, request.what, now);
+        account_reply(stats_, output_, Freshness::other, ModbusReply{}, request.what, now);
       Result<bool> step = ok ? walker_->feed(answer.registers)
                              : Result<bool>(Error(ErrorCode::not_found,
                                                   std::to_string(request.address) + ": " + answer.error));
@@ -288,7 +252,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
         return false;
       }
       const bool reconnect = !ok && answer.status != ModbusReply::Status::exception &&
-                             account(Freshness::other, answer, request.what, now);
+                             account_reply(stats_, output_, Freshness::other, answer, request.what, now);
       fail_startup(now, "start-up: no SunSpec device: " + step.error().message);
       return reconnect;
     }
@@ -302,8 +266,8 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
                     ", version " + text(ss::common::Vr);
         event(InverterEvent::Kind::startup_step, now, "device: " + identity_);
       }
-      return account(Freshness::other, answer, request.what,
-                     now);  // optional: a failure is reported, not fatal
+      return account_reply(stats_, output_, Freshness::other, answer, request.what,
+                           now);  // optional: a failure is reported, not fatal
     case Pending::storage:
       read_storage_ = true;
       if (ok) {
@@ -318,11 +282,11 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
                 "storage: WChaMax " + format_value(*wcha_max_w_ / 1000) + " kW");
         }
       }
-      return account(Freshness::other, answer, request.what, now);
+      return account_reply(stats_, output_, Freshness::other, answer, request.what, now);
     case Pending::startup_write: {
       const bool is_heartbeat = request.address == battery_->at(ss::battery::CtrlHb);
-      const bool reconnect =
-          account(is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
+      const bool reconnect = account_reply(
+          stats_, output_, is_heartbeat ? Freshness::heartbeat : Freshness::other, answer, request.what, now);
       if (!ok) {
         fail_startup(now, "start-up: " + answer.error);
         return reconnect;
@@ -351,7 +315,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
       return reconnect;
     }
     case Pending::off: {
-      const bool reconnect = account(Freshness::other, answer, request.what, now);
+      const bool reconnect = account_reply(stats_, output_, Freshness::other, answer, request.what, now);
       if (!off_requested_) return reconnect;
       if (ok) {
         const TimeNs requested = *off_requested_;
@@ -368,7 +332,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
       return reconnect;
     }
     case Pending::heartbeat: {
-      const bool reconnect = account(Freshness::heartbeat, answer, request.what, now);
+      const bool reconnect = account_reply(stats_, output_, Freshness::heartbeat, answer, request.what, now);
       if (ok) {
         ++stats_.heartbeats;
         stats_.last_heartbeat_ack_ns = now;
@@ -377,7 +341,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
       return reconnect;
     }
     case Pending::setpoint_write: {
-      const bool reconnect = account(Freshness::other, answer, request.what, now);
+      const bool reconnect = account_reply(stats_, output_, Freshness::other, answer, request.what, now);
       if (!setpoint_in_progress_) return reconnect;
       const std::string what = "power " + format_value(setpoint_in_progress_->kw) + " kW";
       if (!ok) {
@@ -402,7 +366,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
     case Pending::poll_inverter:
       if (!ok) {
         poll_battery_next_ = false;
-        const bool reconnect = account(Freshness::reading, answer, request.what, now);
+        const bool reconnect = account_reply(stats_, output_, Freshness::reading, answer, request.what, now);
         if (settling_ && now >= settle_deadline_) fail_startup(now, "start-up: " + answer.error);
         return reconnect;
       }
@@ -412,7 +376,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
     case Pending::poll_battery: {
       poll_battery_next_ = false;
       if (!ok) {
-        const bool reconnect = account(Freshness::reading, answer, request.what, now);
+        const bool reconnect = account_reply(stats_, output_, Freshness::reading, answer, request.what, now);
         if (settling_ && now >= settle_deadline_) fail_startup(now, "start-up: " + answer.error);
         return reconnect;
       }
@@ -441,7 +405,7 @@ void SunSpecSession::decode_poll(const std::vector<std::uint16_t>& b, TimeNs now
     }
     const std::string cause = "not implemented: " + missing;
     ModbusReply failed{ModbusReply::Status::malformed, {}, "read models 103 and 802: " + cause, cause};
-    account(Freshness::reading, failed, "poll", now);
+    account_reply(stats_, output_, Freshness::reading, failed, "poll", now);
     return;
   }
   InverterReadings r;
@@ -459,27 +423,18 @@ void SunSpecSession::decode_poll(const std::vector<std::uint16_t>& b, TimeNs now
   r.faults = {static_cast<std::uint16_t>(inverter_events >> 16), static_cast<std::uint16_t>(inverter_events),
               static_cast<std::uint16_t>(battery_events >> 16), static_cast<std::uint16_t>(battery_events)};
   stats_.last_reading_ns = now;
-  account(Freshness::reading, ModbusReply{}, "read models 103 and 802", now);
+  account_reply(stats_, output_, Freshness::reading, ModbusReply{}, "read models 103 and 802", now);
   output_.readings.push_back(r);
   if (settling_) check_settled(r, now);
 }
 
 void SunSpecSession::check_settled(const InverterReadings& r, TimeNs now) {
-  const auto& l = config_.limits;
-  const bool settled = std::fabs(r.dc_link_current_a) <= config_.settle_current_a &&
-                       std::fabs(r.dc_link_power_kw) <= config_.settle_power_kw &&
-                       r.battery_voltage_v >= l.min_voltage_v && r.battery_voltage_v <= l.max_voltage_v;
-  if (settled) {
+  if (startup_settled(config_, r)) {
     settling_ = false;
     stats_.phase = InverterPhase::running;
-    event(InverterEvent::Kind::startup_done, now,
-          "start-up done: " + format_value(r.battery_voltage_v) + " V, " + format_value(r.dc_link_current_a) +
-              " A, " + format_value(r.dc_link_power_kw) + " kW");
+    event(InverterEvent::Kind::startup_done, now, startup_done_text(r));
   } else if (now >= settle_deadline_) {
-    fail_startup(now, "start-up: not settled within " + format_ms(config_.startup_settle_timeout_ns) + ": " +
-                          format_value(r.battery_voltage_v) + " V (limits " + format_value(l.min_voltage_v) +
-                          ".." + format_value(l.max_voltage_v) + "), " + format_value(r.dc_link_current_a) +
-                          " A, " + format_value(r.dc_link_power_kw) + " kW");
+    fail_startup(now, startup_not_settled_text(config_, r));
   }
 }
 

@@ -68,7 +68,6 @@ class SunSpecSession final : public ModbusSession {
     poll_inverter,
     poll_battery
   };
-  enum class Freshness : std::uint8_t { reading, heartbeat, other };
   struct Write {
     std::uint16_t address = 0;
     std::uint16_t value = 0;
@@ -82,7 +81,6 @@ class SunSpecSession final : public ModbusSession {
   void begin_startup(TimeNs now);
   void fail_startup(TimeNs now, const std::string& reason);
   void event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns = 0);
-  bool account(Freshness kind, const ModbusReply& reply, const std::string& what, TimeNs now);
   bool heartbeat_live() const;
   void discovered(TimeNs now);
   void decode_poll(const std::vector<std::uint16_t>& battery, TimeNs now);
@@ -95,7 +93,6 @@ class SunSpecSession final : public ModbusSession {
   InverterLinkStats stats_;
   bool link_up_ = false;
   Pending pending_ = Pending::none;
-  int other_failing_ = 0;
 
   // Start-up.
   std::size_t base_index_ = 0;
