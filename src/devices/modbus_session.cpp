@@ -21,7 +21,8 @@ bool account_reply(InverterLinkStats& stats, SessionOutput& output, Freshness ki
   if (kind == Freshness::heartbeat) ++stats.heartbeat_failures;
   output.links.push_back({false, now, reply.error});
   if (reply.status == ModbusReply::Status::exception) return false;
-  return reply.status == ModbusReply::Status::link_error || stats.consecutive_failures >= kFailuresBeforeReconnect;
+  return reply.status == ModbusReply::Status::link_error ||
+         stats.consecutive_failures >= kFailuresBeforeReconnect;
 }
 
 std::string format_ms(TimeNs ns) {
