@@ -188,7 +188,7 @@ int run_check(const std::string& path) {
   for (const auto& p : dbc::check_dbc(parsed->database)) {
     const bool error = p.severity == dbc::Problem::Severity::error;
     (error ? errors : warnings) += 1;
-    std::printf("%s: %s: %s\n", error ? "error" : "warning", path.c_str(), p.message.c_str());
+    std::printf("%s: %s\n", error ? "error" : "warning", p.located(path).c_str());
   }
   std::printf("%s: %zu messages, %zu errors, %zu warnings\n", path.c_str(), parsed->database.messages.size(),
               errors, warnings);

@@ -63,6 +63,7 @@ class Checker {
   explicit Checker(const Database& db) : db_(db) {}
 
   std::vector<Problem> run() {
+    check_names();
     for (const auto& m : db_.messages) {
       if (is_independent_signals_message(m)) continue;  // a container, not a frame
       check_signals(m);
@@ -74,20 +75,81 @@ class Checker {
   }
 
  private:
-  void error(std::string message) { problems_.push_back({Problem::Severity::error, std::move(message)}); }
-  void warning(std::string message) { problems_.push_back({Problem::Severity::warning, std::move(message)}); }
+  void error(SourcePosition at, std::string message) {
+    problems_.push_back({Problem::Severity::error, std::move(message), at});
+  }
+  void warning(SourcePosition at, std::string message) {
+    problems_.push_back({Problem::Severity::warning, std::move(message), at});
+  }
+
+  // Duplicate message names (lookups by name find the later one) and duplicate signal names in one
+  // message (decoded values are keyed by name). Duplicate ids are the parser's warning.
+  void check_names() {
+    std::unordered_map<std::string_view, const Message*> messages;
+    for (const auto& m : db_.messages) {
+      if (is_independent_signals_message(m)) continue;
+      const auto [it, inserted] = messages.emplace(m.name, &m);
+      if (!inserted) {
+        warning(m.position, describe(m) + ": another message has the same name (" + hex_id(it->second->id) +
+                                (it->second->position.known()
+                                     ? ", line " + std::to_string(it->second->position.line)
+                                     : std::string()) +
+                                "); lookups by name find this one");
+      }
+      std::unordered_map<std::string_view, const Signal*> signals;
+      for (const auto& s : m.signals) {
+        const auto [sit, fresh] = signals.emplace(s.name, &s);
+        if (!fresh) {
+          error(s.position, describe(m, s) + ": a second signal with this name" +
+                                (sit->second->position.known()
+                                     ? " (the first is on line " + std::to_string(sit->second->position.line) + ")"
+                                     : std::string()));
+        }
+      }
+    }
+  }
+
+  // The physical values an integer signal's raw bits can hold: [low, high].
+  static std::pair<double, double> physical_span(const Signal& s) {
+    const int bits = static_cast<int>(s.length);
+    const double raw_low = s.is_signed ? -std::ldexp(1.0, bits - 1) : 0.0;
+    const double raw_high = s.is_signed ? std::ldexp(1.0, bits - 1) - 1 : std::ldexp(1.0, bits) - 1;
+    double low = raw_low * s.scale + s.offset;
+    double high = raw_high * s.scale + s.offset;
+    if (low > high) std::swap(low, high);
+    return {low, high};
+  }
+
+  void check_range(const Message& m, const Signal& s) {
+    if (s.minimum == 0 && s.maximum == 0) return;  // [0|0]: no range given
+    if (s.minimum > s.maximum) {
+      error(s.position, describe(m, s) + ": minimum " + format_shortest(s.minimum) + " is above maximum " +
+                            format_shortest(s.maximum));
+      return;
+    }
+    if (s.value_type != ValueType::integer || s.length == 0 || s.length > kMaxSignalBits) return;
+    const auto [low, high] = physical_span(s);
+    const double slack = std::abs(s.scale) / 2;  // a range written rounded to the scale is fine
+    if (s.minimum < low - slack || s.maximum > high + slack) {
+      warning(s.position, describe(m, s) + ": range [" + format_shortest(s.minimum) + ", " +
+                              format_shortest(s.maximum) + "] is beyond what its " + std::to_string(s.length) +
+                              " raw bits can hold [" + format_shortest(low) + ", " + format_shortest(high) +
+                              "]");
+    }
+  }
 
   void check_signals(const Message& m) {
     for (const auto& s : m.signals) {
       if (s.length == 0 || s.length > kMaxSignalBits) {
-        error(describe(m, s) + ": length " + std::to_string(s.length) + " is outside 1..64 bits");
+        error(s.position, describe(m, s) + ": length " + std::to_string(s.length) + " is outside 1..64 bits");
       }
       if (s.value_type == ValueType::float32 && s.length != 32) {
-        error(describe(m, s) + ": float32 signal has length " + std::to_string(s.length) + ", not 32");
+        error(s.position, describe(m, s) + ": float32 signal has length " + std::to_string(s.length) + ", not 32");
       }
       if (s.value_type == ValueType::float64 && s.length != 64) {
-        error(describe(m, s) + ": double signal has length " + std::to_string(s.length) + ", not 64");
+        error(s.position, describe(m, s) + ": double signal has length " + std::to_string(s.length) + ", not 64");
       }
+      check_range(m, s);
     }
   }
 
@@ -106,27 +168,34 @@ class Checker {
       if (!all_used) {
         std::string names;
         for (const auto& n : top_level) names += (names.empty() ? "" : ", ") + n;
-        error(describe(m) + ": several simple multiplexers (" + names +
-              "); only one may select the mN signals");
+        const Signal* second = nullptr;
+        for (const auto& s : m.signals) {
+          if (s.name == top_level[1]) second = &s;
+        }
+        error(second != nullptr ? second->position : m.position,
+              describe(m) + ": several simple multiplexers (" + names + "); only one may select the mN signals");
       }
     }
     for (const auto& s : m.signals) {
       if (s.multiplexer.empty()) {
-        if (s.multiplex_value)
-          error(describe(m, s) + ": multiplexed signal but the message has no multiplexer");
+        // The reference decoder reads such a signal as a plain one, and so does the codec.
+        if (s.multiplex_value) {
+          warning(s.position, describe(m, s) + ": marked multiplexed (m" + std::to_string(*s.multiplex_value) +
+                                  ") but the message has no multiplexer signal (M): decoded as a plain signal");
+        }
         continue;
       }
       const Signal* mux = m.find_signal(s.multiplexer);
       if (mux == nullptr) {
-        error(describe(m, s) + ": its multiplexer " + s.multiplexer + " does not exist");
+        error(s.position, describe(m, s) + ": its multiplexer " + s.multiplexer + " does not exist");
       } else if (mux == &s) {
-        error(describe(m, s) + ": multiplexed by itself");
+        error(s.position, describe(m, s) + ": multiplexed by itself");
       } else if (!mux->is_multiplexer) {
-        warning(describe(m, s) + ": its multiplexer " + s.multiplexer + " has no M flag");
+        warning(s.position, describe(m, s) + ": its multiplexer " + s.multiplexer + " has no M flag");
       }
       for (const auto& r : s.multiplex_ranges) {
         if (r.low > r.high) {
-          error(describe(m, s) + ": multiplexer range " + std::to_string(r.low) + "-" +
+          error(s.position, describe(m, s) + ": multiplexer range " + std::to_string(r.low) + "-" +
                 std::to_string(r.high) + " is empty");
         }
       }
@@ -144,7 +213,7 @@ class Checker {
       bool outside = false;
       bits[i] = physical_bits(m.signals[i], limit_bits, outside);
       if (outside) {
-        error(describe(m, m.signals[i]) + ": extends past the payload of " + std::to_string(m.length) +
+        error(m.signals[i].position, describe(m, m.signals[i]) + ": extends past the payload of " + std::to_string(m.length) +
               " bytes");
       }
     }
@@ -201,7 +270,7 @@ class Checker {
           if (!inserted) other = it->second;
         }
         if (other != i && reported.emplace(other, i).second) {
-          error(describe(m, m.signals[i]) + ": overlaps signal " + m.signals[other].name + " (byte " +
+          error(m.signals[i].position, describe(m, m.signals[i]) + ": overlaps signal " + m.signals[other].name + " (byte " +
                 std::to_string(bit / 8) + ", bit " + std::to_string(bit % 8) + ")");
         }
       }
@@ -233,7 +302,8 @@ class Checker {
   }
 
   // A value against its definition's type and range. `where` names the object.
-  void check_value(const std::string& where, const AttributeDefinition& def, const AttributeValue& value) {
+  void check_value(SourcePosition at, const std::string& where, const AttributeDefinition& def,
+                   const AttributeValue& value) {
     const std::string prefix = where + ": attribute " + def.name;
     const auto* integer = std::get_if<std::int64_t>(&value);
     const auto* real = std::get_if<double>(&value);
@@ -243,84 +313,84 @@ class Checker {
       case AttributeType::hex:
       case AttributeType::floating: {
         if (text != nullptr) {
-          error(prefix + ": text value \"" + *text + "\" for a numeric attribute");
+          error(at, prefix + ": text value \"" + *text + "\" for a numeric attribute");
           return;
         }
         const double v = integer != nullptr ? static_cast<double>(*integer) : *real;
         // "INT 0 0" is the usual way of saying "no limits".
         if (def.minimum < def.maximum && (v < def.minimum || v > def.maximum)) {
-          error(prefix + ": value " + format_shortest(v) + " outside its range [" +
+          error(at, prefix + ": value " + format_shortest(v) + " outside its range [" +
                 format_shortest(def.minimum) + ", " + format_shortest(def.maximum) + "]");
         }
         if (def.type != AttributeType::floating && integer == nullptr) {
-          error(prefix + ": non-integer value for an integer attribute");
+          error(at, prefix + ": non-integer value for an integer attribute");
         }
         return;
       }
       case AttributeType::string:
-        if (text == nullptr) error(prefix + ": numeric value for a STRING attribute");
+        if (text == nullptr) error(at, prefix + ": numeric value for a STRING attribute");
         return;
       case AttributeType::enumeration:
         if (integer != nullptr) {
           if (*integer < 0 || static_cast<std::uint64_t>(*integer) >= def.enum_values.size()) {
-            error(prefix + ": enum index " + std::to_string(*integer) + " outside 0.." +
+            error(at, prefix + ": enum index " + std::to_string(*integer) + " outside 0.." +
                   std::to_string(static_cast<std::int64_t>(def.enum_values.size()) - 1));
           }
         } else if (text != nullptr) {
           if (text->empty()) {
             // Vector's tools write "" as the default of enums that have none.
             if (std::find(def.enum_values.begin(), def.enum_values.end(), "") == def.enum_values.end()) {
-              warning(prefix + ": empty value is not one of its enum values");
+              warning(at, prefix + ": empty value is not one of its enum values");
             }
           } else if (std::find(def.enum_values.begin(), def.enum_values.end(), *text) ==
                      def.enum_values.end()) {
-            error(prefix + ": \"" + *text + "\" is not one of its enum values");
+            error(at, prefix + ": \"" + *text + "\" is not one of its enum values");
           }
         } else {
-          error(prefix + ": non-integer enum index");
+          error(at, prefix + ": non-integer enum index");
         }
         return;
     }
   }
 
-  void check_attribute(const std::string& where, AttributeObject object, const std::string& name,
-                       const AttributeValue& value) {
+  void check_attribute(SourcePosition at, const std::string& where, AttributeObject object,
+                       const std::string& name, const AttributeValue& value) {
     const auto found = definitions_.find(name);
     const AttributeDefinition* def = found == definitions_.end() ? nullptr : found->second;
     if (def == nullptr) {
-      error(where + ": attribute " + name + " has no definition (BA_DEF_)");
+      error(at, where + ": attribute " + name + " has no definition (BA_DEF_)");
       return;
     }
     if (!object_matches(def->object, object)) {
-      warning(where + ": attribute " + name + " is defined for " + std::string(object_name(def->object)) +
+      warning(at, where + ": attribute " + name + " is defined for " + std::string(object_name(def->object)) +
               ", not " + std::string(object_name(object)));
     }
-    check_value(where, *def, value);
+    check_value(at, where, *def, value);
   }
 
   void check_attributes() {
     // The first definition of a name counts, as in Database::find_attribute_definition.
     for (const auto& def : db_.attribute_definitions) definitions_.emplace(def.name, &def);
     for (const auto& def : db_.attribute_definitions) {
-      if (def.default_value) check_value("default", def, *def.default_value);
+      if (def.default_value) check_value(def.position, "default", def, *def.default_value);
     }
     for (const auto& a : db_.attributes)
-      check_attribute("network", AttributeObject::network, a.name, a.value);
+      check_attribute(a.position, "network", AttributeObject::network, a.name, a.value);
     for (const auto& node : db_.nodes) {
       for (const auto& a : node.attributes)
-        check_attribute("node " + node.name, AttributeObject::node, a.name, a.value);
+        check_attribute(a.position, "node " + node.name, AttributeObject::node, a.name, a.value);
     }
     for (const auto& m : db_.messages) {
       for (const auto& a : m.attributes)
-        check_attribute(describe(m), AttributeObject::message, a.name, a.value);
+        check_attribute(a.position, describe(m), AttributeObject::message, a.name, a.value);
       for (const auto& s : m.signals) {
         for (const auto& a : s.attributes)
-          check_attribute(describe(m, s), AttributeObject::signal, a.name, a.value);
+          check_attribute(a.position, describe(m, s), AttributeObject::signal, a.name, a.value);
       }
     }
     for (const auto& ev : db_.environment_variables) {
       for (const auto& a : ev.attributes) {
-        check_attribute("environment variable " + ev.name, AttributeObject::env_var, a.name, a.value);
+        check_attribute(a.position, "environment variable " + ev.name, AttributeObject::env_var, a.name, a.value);
       }
     }
     for (const auto& r : db_.relation_attributes) {
@@ -331,7 +401,7 @@ class Checker {
         where += " and environment variable " + r.env_var;
       else
         where += " and message " + std::to_string(r.message_id);
-      check_attribute(where, r.object, r.name, r.value);
+      check_attribute(r.position, where, r.object, r.name, r.value);
     }
   }
 

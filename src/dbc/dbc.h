@@ -22,6 +22,16 @@
 
 namespace cellguard::dbc {
 
+// Where a definition starts in its file (1-based line and column; 0 = not from a file). Positions
+// are not part of a definition's value: two definitions that differ only in where they were
+// written compare equal, so a written and re-read file is still equal to the original.
+struct SourcePosition {
+  int line = 0;
+  int column = 0;
+  bool known() const { return line > 0; }
+  friend bool operator==(const SourcePosition&, const SourcePosition&) { return true; }
+};
+
 enum class ByteOrder { little_endian, big_endian };  // DBC "@1" (Intel) and "@0" (Motorola)
 enum class ValueType { integer, float32, float64 };  // SIG_VALTYPE_ 0 (or absent), 1, 2
 
@@ -32,6 +42,7 @@ using AttributeValue = std::variant<std::int64_t, double, std::string>;
 struct Attribute {
   std::string name;
   AttributeValue value;
+  SourcePosition position;  // of the BA_ statement (the last one, if repeated)
   friend bool operator==(const Attribute&, const Attribute&) = default;
 };
 
@@ -56,6 +67,7 @@ struct AttributeDefinition {
   double maximum = 0;
   std::vector<std::string> enum_values;         // ENUM
   std::optional<AttributeValue> default_value;  // BA_DEF_DEF_
+  SourcePosition position;                      // of the BA_DEF_ statement
   friend bool operator==(const AttributeDefinition&, const AttributeDefinition&) = default;
 };
 
@@ -68,6 +80,7 @@ struct RelationAttribute {
   std::string signal;            // node_signal only
   std::string env_var;           // node_env_var only
   AttributeValue value;
+  SourcePosition position;
   friend bool operator==(const RelationAttribute&, const RelationAttribute&) = default;
 };
 
@@ -115,6 +128,7 @@ struct Signal {
   std::string comment;
   std::vector<ValueDescription> value_descriptions;  // VAL_, in file order
   std::vector<Attribute> attributes;                 // BA_ SG_
+  SourcePosition position;                           // of its SG_ statement
 
   bool is_multiplexed() const { return !multiplexer.empty(); }
   friend bool operator==(const Signal&, const Signal&) = default;
@@ -138,6 +152,7 @@ struct Message {
   std::vector<SignalGroup> signal_groups;
   std::string comment;
   std::vector<Attribute> attributes;  // BA_ BO_
+  SourcePosition position;            // of its BO_ statement
 
   // The id as a DBC file writes it: with bit 31 set for extended ids.
   std::uint32_t file_id() const { return extended ? (id | 0x80000000u) : id; }
@@ -149,6 +164,7 @@ struct Node {  // BU_
   std::string name;
   std::string comment;
   std::vector<Attribute> attributes;
+  SourcePosition position;  // of its name in BU_
   friend bool operator==(const Node&, const Node&) = default;
 };
 
@@ -166,6 +182,7 @@ struct EnvironmentVariable {  // EV_
   std::vector<ValueDescription> value_descriptions;
   std::vector<Attribute> attributes;
   std::string data_type;  // ENVVAR_DATA_ length, if any, as text
+  SourcePosition position;
   friend bool operator==(const EnvironmentVariable&, const EnvironmentVariable&) = default;
 };
 
@@ -206,7 +223,8 @@ bool is_fd(const Database& db, const Message& message);
 
 struct ParseWarning {
   int line = 0;
-  std::string message;  // "file:line: duplicate message id 0x123 (...): the later definition wins"
+  int column = 0;
+  std::string message;  // "file:line:column: duplicate message id 0x123 (...): the later definition wins"
 };
 
 struct ParseOutput {
@@ -230,11 +248,16 @@ std::string write_dbc(const Database& db);
 struct Problem {
   enum class Severity { warning, error };
   Severity severity = Severity::error;
-  std::string message;  // names the message and signal concerned
+  std::string message;      // names the message and signal concerned
+  SourcePosition position;  // of the offending definition (signal, message, attribute), if known
+  // "FILE:LINE:COLUMN: message" (or "FILE: message" without a position).
+  std::string located(std::string_view file) const;
 };
 
 // Semantic checks a parser does not make: overlapping signals in one multiplexer branch, signals
-// outside the payload, bad multiplexer references, attribute values without a definition, etc.
+// outside the payload, bad multiplexer references, duplicate names, signal ranges that are empty or
+// beyond the raw bits, attribute values without a definition, etc. Each problem carries the source
+// position of the definition it is about.
 std::vector<Problem> check_dbc(const Database& db);
 
 }  // namespace cellguard::dbc

@@ -1,3 +1,5 @@
+#include <string>
+
 #include "dbc/dbc.h"
 
 namespace cellguard::dbc {
@@ -28,6 +30,16 @@ const AttributeDefinition* Database::find_attribute_definition(std::string_view 
     if (d.name == name) return &d;
   }
   return nullptr;
+}
+
+std::string Problem::located(std::string_view file) const {
+  std::string text(file);
+  if (position.known()) {
+    text.append(":").append(std::to_string(position.line));
+    text.append(":").append(std::to_string(position.column));
+  }
+  text.append(": ").append(message);
+  return text;
 }
 
 bool is_independent_signals_message(const Message& message) {

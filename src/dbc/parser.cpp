@@ -125,6 +125,7 @@ class Parser {
     merge_all_repeated_attributes();
     apply_long_names();
     resolve_simple_multiplexers();
+    if (!resolve_bare_multiplex_markers()) return Error(ErrorCode::parse_error, std::move(error_));
     return std::move(out_);
   }
 
@@ -170,17 +171,21 @@ class Parser {
     return {line, static_cast<int>(pos - line_start) + 1};
   }
 
-  // Lines for warnings: they come in increasing positions, so counting on from the last one keeps
-  // the whole parse linear.
-  int line_of(std::size_t pos) {
-    if (pos < warn_pos_) {
-      warn_pos_ = 0;
-      warn_line_ = 1;
+  // Positions of definitions and warnings: they come in increasing order, so counting on from the
+  // last one keeps the whole parse linear.
+  SourcePosition position_of(std::size_t pos) {
+    if (pos < cursor_pos_) {
+      cursor_pos_ = 0;
+      cursor_line_ = 1;
+      cursor_line_start_ = 0;
     }
-    for (; warn_pos_ < pos && warn_pos_ < text_.size(); ++warn_pos_) {
-      if (text_[warn_pos_] == '\n') ++warn_line_;
+    for (; cursor_pos_ < pos && cursor_pos_ < text_.size(); ++cursor_pos_) {
+      if (text_[cursor_pos_] == '\n') {
+        ++cursor_line_;
+        cursor_line_start_ = cursor_pos_ + 1;
+      }
     }
-    return warn_line_;
+    return {cursor_line_, static_cast<int>(std::min(pos, text_.size()) - cursor_line_start_) + 1};
   }
 
   std::string describe_token_at(std::size_t pos) const {
@@ -221,10 +226,11 @@ class Parser {
   }
   bool fail(std::string_view what) { return fail_at(pos_, what); }
 
-  void warn(std::size_t pos, std::string message) {
-    const int line = line_of(pos);
-    out_.warnings.push_back(
-        {line, std::string(source_) + ":" + std::to_string(line) + ": " + std::move(message)});
+  void warn(std::size_t pos, std::string message) { warn_at(position_of(pos), std::move(message)); }
+  void warn_at(SourcePosition where, std::string message) {
+    out_.warnings.push_back({where.line, where.column,
+                             std::string(source_) + ":" + std::to_string(where.line) + ":" +
+                                 std::to_string(where.column) + ": " + std::move(message)});
   }
 
   bool expect(char c) {
@@ -511,6 +517,7 @@ class Parser {
 
   bool parse_statement() {
     const std::size_t start = pos_;
+    statement_start_ = start;
     std::string_view keyword;
     if (!read_identifier(keyword, "a keyword")) return false;
     if (is_section_keyword(keyword)) {
@@ -603,7 +610,7 @@ class Parser {
         return true;
       }
       node_index_.emplace(std::string(name), out_.database.nodes.size());
-      out_.database.nodes.push_back(Node{std::string(name), {}, {}});
+      out_.database.nodes.push_back(Node{std::string(name), {}, {}, position_of(start)});
     }
   }
 
@@ -631,6 +638,7 @@ class Parser {
 
   bool parse_message(std::size_t start) {
     Message message;
+    message.position = position_of(start);
     std::uint32_t file_id = 0;
     if (!read_uint32(file_id, "a message id")) return false;
     message.extended = (file_id & kExtendedFlag) != 0;
@@ -640,9 +648,18 @@ class Parser {
     message.name = std::string(name);
     if (!expect(':')) return false;
     if (!read_uint32(message.length, "a message length")) return false;
+    // A message without its sender (the next line's SG_ right after the length) has no sender, as
+    // if it said Vector__XXX; the reference decoder reads such files too.
+    skip_space();
+    const std::size_t sender_pos = pos_;
     std::string_view sender;
     if (!read_identifier(sender, "a sender node")) return false;
-    if (sender != kNoNode) message.sender = std::string(sender);
+    if (is_section_keyword(sender)) {
+      pos_ = sender_pos;
+      warn(sender_pos, "message " + message.name + " has no sender node: read as Vector__XXX (none)");
+    } else if (sender != kNoNode) {
+      message.sender = std::string(sender);
+    }
 
     if (const Message* earlier = message_by_file_id(file_id); earlier != nullptr) {
       char hex[16];
@@ -663,6 +680,13 @@ class Parser {
     std::string_view indicator;
     if (!read_identifier(indicator, "':' or a multiplexer indicator")) return false;
     std::string_view rest = indicator;
+    if (rest == "m") {
+      // A bare "m" (no value): a multiplexed signal whose value was never written. Decided once the
+      // whole file is read (resolve_bare_multiplex_markers).
+      bare_markers_.push_back({out_.database.messages.size() - 1, out_.database.messages.back().signals.size(),
+                               start, position_of(start)});
+      return true;
+    }
     if (rest.size() > 1 && rest[0] == 'm' && is_digit(rest[1])) {
       std::size_t digits = 1;
       while (digits < rest.size() && is_digit(rest[digits])) ++digits;
@@ -685,6 +709,7 @@ class Parser {
     if (out_.database.messages.empty()) return fail_at(start, "BO_ before SG_");
     Message& message = out_.database.messages.back();
     Signal signal;
+    signal.position = position_of(start);
     std::string_view name;
     if (!read_identifier(name, "a signal name")) return false;
     signal.name = std::string(name);
@@ -792,6 +817,7 @@ class Parser {
 
   bool parse_attribute_definition(bool relation) {
     AttributeDefinition def;
+    def.position = position_of(statement_start_);
     skip_space();
     const std::size_t where = pos_;
     if (peek() != '"') {
@@ -899,8 +925,9 @@ class Parser {
   }
 
   // Appends; repeated names are merged once the whole file is read (merge_repeated_attributes).
-  static void set_attribute(std::vector<Attribute>& attributes, std::string name, AttributeValue value) {
-    attributes.push_back(Attribute{std::move(name), std::move(value)});
+  static void set_attribute(std::vector<Attribute>& attributes, std::string name, AttributeValue value,
+                            SourcePosition at) {
+    attributes.push_back(Attribute{std::move(name), std::move(value), at});
   }
 
   // A repeated BA_ for one object replaces the earlier value in its place: the later one wins.
@@ -914,7 +941,7 @@ class Parser {
       if (inserted)
         merged.push_back(std::move(a));
       else
-        merged[it->second].value = std::move(a.value);
+        merged[it->second] = std::move(a);  // the later value, and where it was written
     }
     attributes = std::move(merged);
   }
@@ -931,6 +958,7 @@ class Parser {
   }
 
   bool parse_attribute() {
+    const SourcePosition at = position_of(statement_start_);
     std::string name;
     if (!read_string(name)) return false;
     skip_space();
@@ -968,12 +996,13 @@ class Parser {
     AttributeValue value;
     if (!read_attribute_value(name, value)) return false;
     if (!expect(';')) return false;
-    if (target != nullptr) set_attribute(*target, std::move(name), std::move(value));
+    if (target != nullptr) set_attribute(*target, std::move(name), std::move(value), at);
     return true;
   }
 
   bool parse_relation_attribute() {
     RelationAttribute attribute;
+    attribute.position = position_of(statement_start_);
     if (!read_string(attribute.name)) return false;
     skip_space();
     const std::size_t where = pos_;
@@ -1102,6 +1131,7 @@ class Parser {
 
   bool parse_environment_variable() {
     EnvironmentVariable ev;
+    ev.position = position_of(statement_start_);
     std::string_view name;
     if (!read_identifier(name, "an environment variable name")) return false;
     ev.name = std::string(name);
@@ -1214,6 +1244,26 @@ class Parser {
     }
   }
 
+  // A signal marked "m" without a value: in a message without a multiplexer signal (M) it is a
+  // plain signal, as the reference decoder reads it, with a warning; an SG_MUL_VAL_ may also give
+  // it its multiplexer and values. In a message with a multiplexer the missing value is an error.
+  bool resolve_bare_multiplex_markers() {
+    for (const BareMarker& marker : bare_markers_) {
+      const Message& message = out_.database.messages[marker.message];
+      const Signal& signal = message.signals[marker.signal];
+      if (signal.is_multiplexed()) continue;  // SG_MUL_VAL_ said which multiplexer and values
+      const std::string_view mux = detail::simple_multiplexer_name(message);
+      if (!mux.empty()) {
+        return fail_at(marker.pos, "a multiplexer value after 'm' (message " + message.name +
+                                       " has the multiplexer " + std::string(mux) + ")");
+      }
+      warn_at(marker.where, "message " + message.name + " signal " + signal.name +
+                                " is marked multiplexed ('m') but the message has no multiplexer signal "
+                                "(M): read as a plain signal");
+    }
+    return true;
+  }
+
   std::string_view text_;
   std::string_view source_;
   std::size_t pos_ = 0;
@@ -1226,8 +1276,18 @@ class Parser {
   StringMap<std::size_t> node_index_;
   StringMap<std::size_t> env_var_index_;
   StringMap<std::size_t> definition_index_;  // attribute name -> first definition
-  std::size_t warn_pos_ = 0;
-  int warn_line_ = 1;
+  // A bare "m" marker: message and signal index, where it is.
+  struct BareMarker {
+    std::size_t message = 0;
+    std::size_t signal = 0;
+    std::size_t pos = 0;
+    SourcePosition where;
+  };
+  std::vector<BareMarker> bare_markers_;
+  std::size_t statement_start_ = 0;
+  std::size_t cursor_pos_ = 0;
+  int cursor_line_ = 1;
+  std::size_t cursor_line_start_ = 0;
 };
 
 }  // namespace

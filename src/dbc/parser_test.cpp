@@ -138,7 +138,7 @@ TEST(DbcParser, KeepsBothDuplicateMessagesAndWarnsTheLaterWins) {
   EXPECT_EQ(db.find_message(5, false)->name, "Second");
   ASSERT_EQ(result->warnings.size(), 1u);
   EXPECT_EQ(result->warnings[0].line, 3);
-  EXPECT_NE(result->warnings[0].message.find("dup.dbc:3: duplicate message id 0x5"), std::string::npos);
+  EXPECT_NE(result->warnings[0].message.find("dup.dbc:3:1: duplicate message id 0x5"), std::string::npos);
 }
 
 TEST(DbcParser, ReadsHugeNumbersInRanges) {
@@ -287,9 +287,9 @@ TEST(DbcParser, TypesAttributeDefaultsAndValuesByTheirDefinition) {
   EXPECT_EQ(db.attribute_definitions[3].default_value, AttributeValue(std::string("Cyclic")));
   const auto& m = db.messages[0];
   EXPECT_EQ(m.attributes,
-            (std::vector<Attribute>{{"GenMsgCycleTime", std::int64_t{250}}, {"SendType", std::int64_t{1}}}));
-  EXPECT_EQ(m.signals[0].attributes, (std::vector<Attribute>{{"Factor", 2.5}}));
-  EXPECT_EQ(db.nodes[0].attributes, (std::vector<Attribute>{{"Label", std::string("main")}}));
+            (std::vector<Attribute>{{"GenMsgCycleTime", std::int64_t{250}, {}}, {"SendType", std::int64_t{1}, {}}}));
+  EXPECT_EQ(m.signals[0].attributes, (std::vector<Attribute>{{"Factor", 2.5, {}}}));
+  EXPECT_EQ(db.nodes[0].attributes, (std::vector<Attribute>{{"Label", std::string("main"), {}}}));
   EXPECT_EQ(cycle_time_ms(db, m), 250);
 }
 
@@ -311,12 +311,12 @@ TEST(DbcParser, ARepeatedAttributeValueReplacesTheEarlierOne) {
   const auto db = parse_ok(
       "BA_DEF_ \"A\" INT 0 9;\nBA_DEF_ \"B\" INT 0 9;\n"
       "BA_ \"A\" 1;\nBA_ \"B\" 2;\nBA_ \"A\" 3;\n");
-  EXPECT_EQ(db.attributes, (std::vector<Attribute>{{"A", std::int64_t{3}}, {"B", std::int64_t{2}}}));
+  EXPECT_EQ(db.attributes, (std::vector<Attribute>{{"A", std::int64_t{3}, {}}, {"B", std::int64_t{2}, {}}}));
 }
 
 TEST(DbcParser, ReadsNetworkAttributes) {
   const auto db = parse_ok("BA_DEF_ \"DBName\" STRING ;\nBA_ \"DBName\" \"rig\";\n");
-  EXPECT_EQ(db.attributes, (std::vector<Attribute>{{"DBName", std::string("rig")}}));
+  EXPECT_EQ(db.attributes, (std::vector<Attribute>{{"DBName", std::string("rig"), {}}}));
 }
 
 TEST(DbcParser, ReadsRelationAttributeDefinitionsDefaultsAndValues) {

@@ -33,7 +33,7 @@ Database sample_database() {
   Database db;
   db.version = "1.2";
   db.new_symbols = {"NS_DESC_", "CM_", "BA_DEF_", "BA_", "VAL_"};
-  db.nodes = {{"BMS", "The battery \"master\"", {}}, {"Logger", "", {}}};
+  db.nodes = {{"BMS", "The battery \"master\"", {}, {}}, {"Logger", "", {}, {}}};
   db.value_tables = {{"OnOff", {{1, "On"}, {0, "Off"}}}};
   Message m;
   m.id = 0x181;
