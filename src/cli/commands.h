@@ -12,6 +12,7 @@ using Action = std::function<int()>;
 
 void register_decode(CLI::App& app, Action& action);
 void register_dbc(CLI::App& app, Action& action);
+void register_encode(CLI::App& app, Action& action);
 void register_convert(CLI::App& app, Action& action);
 void register_generate(CLI::App& app, Action& action);
 void register_sim(CLI::App& app, Action& action);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   cellguard::cli::Action action;
   cellguard::cli::register_decode(app, action);
   cellguard::cli::register_dbc(app, action);
+  cellguard::cli::register_encode(app, action);
   cellguard::cli::register_convert(app, action);
   cellguard::cli::register_generate(app, action);
   cellguard::cli::register_sim(app, action);
