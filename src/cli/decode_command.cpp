@@ -12,6 +12,7 @@
 
 #include "can/log.h"
 #include "cli/commands.h"
+#include "cli/decode_csv.h"
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "core/text.h"
@@ -31,6 +32,9 @@ struct DecodeOptions {
   bool raw = false;
   bool quiet = false;
   bool no_progress = false;
+  std::vector<std::string> signals;  // csv columns
+  std::string resample;              // csv: interval, e.g. "100ms"
+  std::string aggregate = "last";    // csv with --resample: last or mean
 };
 
 // Per-message output pieces, prepared on the message's first frame and reused for every later one.
@@ -321,6 +325,37 @@ int run_decode(const DecodeOptions& options) {
   }
   const dbc::DatabaseCodec codec(std::move(parsed->database));
 
+  const bool csv = options.output_format == "csv";
+  if (!csv && (!options.signals.empty() || !options.resample.empty())) {
+    std::fprintf(stderr, "cellguard decode: --signals and --resample need --format csv\n");
+    return 2;
+  }
+  CsvOptions csv_options;
+  csv_options.signals = options.signals;
+  csv_options.mean = options.aggregate == "mean";
+  csv_options.choices = options.choices;
+  csv_options.raw = options.raw;
+  csv_options.known_only = options.known_only;
+  if (!options.resample.empty()) {
+    auto interval = parse_interval(options.resample);
+    if (!interval) {
+      std::fprintf(stderr, "cellguard decode: --resample %s\n", interval.error().message.c_str());
+      return 2;
+    }
+    if (options.signals.empty()) {
+      std::fprintf(stderr, "cellguard decode: --resample needs --signals (the columns to align)\n");
+      return 2;
+    }
+    csv_options.resample_ns = *interval;
+  } else if (csv_options.mean) {
+    std::fprintf(stderr, "cellguard decode: --aggregate mean needs --resample\n");
+    return 2;
+  }
+  if (csv_options.mean && options.choices) {
+    std::fprintf(stderr, "cellguard decode: --choices cannot be averaged: use --aggregate last\n");
+    return 2;
+  }
+
   std::optional<can::LogFormat> format;
   if (!options.input_format.empty()) {
     format = can::parse_log_format(options.input_format);
@@ -337,6 +372,15 @@ int run_decode(const DecodeOptions& options) {
 
   OutputBuffer out(stdout);
   FrameDecoder decoder(codec, options, out);
+  std::unique_ptr<CsvDecoder> csv_decoder;
+  if (csv) {
+    auto created = CsvDecoder::create(codec, csv_options, out);
+    if (!created) {
+      std::fprintf(stderr, "cellguard decode: %s: %s\n", options.dbc_path.c_str(), created.error().message.c_str());
+      return 2;
+    }
+    csv_decoder = std::move(*created);
+  }
   Progress progress("decode", file_size(options.input),
                     !options.no_progress && Progress::stderr_is_terminal());
   can::Frame frame;
@@ -354,20 +398,29 @@ int run_decode(const DecodeOptions& options) {
     }
     if (!*next) break;
     ++frames;
-    decoder.write(frame);
+    if (csv_decoder)
+      csv_decoder->write(frame);
+    else
+      decoder.write(frame);
     if (!out.good()) break;  // the reader of our output went away (e.g. `| head`)
     progress.update((*reader)->bytes_read(), frames);
   }
+  if (csv_decoder) csv_decoder->finish();
   out.flush();
   progress.finish((*reader)->bytes_read(), frames);
   if (bad_lines > kReportedBadLines && !options.quiet) {
     std::fprintf(stderr, "warning: %llu further malformed lines not shown\n",
                  static_cast<unsigned long long>(bad_lines - kReportedBadLines));
   }
-  if (!options.quiet && (bad_lines > 0 || decoder.decode_errors() > 0)) {
+  const std::uint64_t decode_errors = csv_decoder ? csv_decoder->decode_errors() : decoder.decode_errors();
+  if (!options.quiet && csv_decoder && csv_decoder->skipped_intervals() > 0) {
+    std::fprintf(stderr, "warning: %llu empty intervals of long gaps in the log left out\n",
+                 static_cast<unsigned long long>(csv_decoder->skipped_intervals()));
+  }
+  if (!options.quiet && (bad_lines > 0 || decode_errors > 0)) {
     std::fprintf(stderr, "decode: %llu frames, %llu malformed lines, %llu failed to decode\n",
                  static_cast<unsigned long long>(frames), static_cast<unsigned long long>(bad_lines),
-                 static_cast<unsigned long long>(decoder.decode_errors()));
+                 static_cast<unsigned long long>(decode_errors));
   }
   // Input that holds text but not one frame is not a CAN log (or not in this format): an error, even
   // with --quiet, naming the first line that was not a frame.
@@ -389,16 +442,30 @@ int run_decode(const DecodeOptions& options) {
 
 void register_decode(CLI::App& app, Action& action) {
   auto options = std::make_shared<DecodeOptions>();
-  CLI::App* cmd = app.add_subcommand("decode", "Decode a CAN log with a DBC file, one line per frame");
+  CLI::App* cmd = app.add_subcommand("decode", "Decode a CAN log with a DBC file, one line per frame, or CSV");
   cmd->footer(
       "Input formats: candump -L logs, candump console output, Vector ASC, PEAK TRC (detected).\n"
-      "Example: candump -L can0 | cellguard decode --dbc rig.dbc");
+      "CSV: one row per frame (time,bus,id,message, then a column per signal: all of the DBC, or --signals),\n"
+      "or with --resample one row per interval of the --signals columns (time = interval start; the last\n"
+      "value known at its end, or --aggregate mean of the values within it). Headers carry units:\n"
+      "'Cell_V_01 [V]', or 'BMU01_pdo3.Cell_V_01 [V]' where a name occurs in several messages.\n"
+      "Frames that fail to decode get no CSV row (counted on stderr).\n"
+      "Examples: candump -L can0 | cellguard decode --dbc rig.dbc\n"
+      "          cellguard decode --dbc rig.dbc run.log --format csv --signals 'BMU0?_pdo3.Cell_V_0*' \\\n"
+      "              --resample 100ms --aggregate mean > cells.csv");
   cmd->add_option("--dbc", options->dbc_path, "DBC file")->required()->check(CLI::ExistingFile);
   cmd->add_option("log", options->input, "log file, or - for standard input")->capture_default_str();
   cmd->add_option("--input-format", options->input_format,
                   "candump-log, candump, asc or trc (default: detect)");
-  cmd->add_option("--format", options->output_format, "json (one object per line) or text")
-      ->check(CLI::IsMember({"json", "text"}))
+  cmd->add_option("--format", options->output_format, "json (one object per line), text, or csv")
+      ->check(CLI::IsMember({"json", "text", "csv"}))
+      ->capture_default_str();
+  cmd->add_option("--signals", options->signals,
+                  "csv: the columns: signal names, MESSAGE.SIGNAL, wildcards * and ? (comma-separated)")
+      ->delimiter(',');
+  cmd->add_option("--resample", options->resample, "csv: one row per interval (100ms, 1s, 250us, 2min)");
+  cmd->add_option("--aggregate", options->aggregate, "csv with --resample: last or mean per interval")
+      ->check(CLI::IsMember({"last", "mean"}))
       ->capture_default_str();
   cmd->add_flag("--known-only", options->known_only, "omit frames whose id is not in the DBC");
   cmd->add_flag("--choices", options->choices, "print value-table names instead of numbers");
