@@ -75,7 +75,7 @@ Result<std::int64_t> parse_interval(std::string_view text) {
   if (unit == "ns") scale = 1;
   if (unit == "us") scale = 1e3;
   if (unit == "ms") scale = 1e6;
-  if (unit == "s" || unit.empty()) scale = 1e9;
+  if (unit == "s") scale = 1e9;
   if (unit == "min") scale = 60e9;
   const double ns = value * scale;
   if (ec != std::errc() || scale == 0 || !(ns >= 1e3) || ns > 86400e9) {
