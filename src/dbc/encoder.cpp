@@ -314,7 +314,8 @@ class Encoder {
     const std::uint64_t raw = given_[i] ? given_[i]->raw : default_raw(s);
     // Signed raw values are kept sign-extended to 64 bits.
     const Int128 r = s.is_signed ? static_cast<Int128>(static_cast<std::int64_t>(raw)) : static_cast<Int128>(raw);
-    if (is_integral(s.scale) && is_integral(s.offset))
+    // Exact like the decoder for integral scaling; |raw| < 2^64 and |scale| < 2^60 keep it in 127 bits.
+    if (is_integral(s.scale) && is_integral(s.offset) && std::abs(s.scale) < 0x1p60)
       return r * static_cast<Int128>(s.scale) + static_cast<Int128>(s.offset);
     return static_cast<Int128>(std::trunc(static_cast<double>(r) * s.scale + s.offset));
   }
