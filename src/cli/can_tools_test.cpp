@@ -135,6 +135,18 @@ class CanTools : public ::testing::Test {
   fs::path dir_;
 };
 
+TEST_F(CanTools, EncodeAndCsvHaveHelpWithExamples) {
+  Ran r = cellguard("encode --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("Usage"), std::string::npos);
+  EXPECT_NE(r.out.find("--send"), std::string::npos);
+  EXPECT_NE(r.out.find("Examples:"), std::string::npos) << r.out;
+  r = cellguard("decode --help");
+  EXPECT_NE(r.out.find("--resample"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--aggregate"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("'Cell_V_01 [V]'"), std::string::npos) << r.out;
+}
+
 // ---- dbc check ----
 
 TEST_F(CanTools, DbcCheckNamesFileLineAndColumnOfEveryProblem) {

@@ -1,5 +1,7 @@
 // `cellguard dbc show|check`: look into a DBC file, like `cantools dump`, and check it.
 #include <algorithm>
+#include <cstdint>
+#include <utility>
 #include <cstdio>
 #include <string>
 #include <variant>
@@ -182,14 +184,26 @@ int run_check(const std::string& path) {
     std::printf("%s: 1 error\n", path.c_str());
     return 1;
   }
+  // Parse warnings and checker problems together, in file order (those without a place last).
+  struct Line {
+    int line = 0;
+    int column = 0;
+    std::string text;
+  };
+  std::vector<Line> lines;
   std::size_t warnings = parsed->warnings.size();
   std::size_t errors = 0;
-  for (const auto& w : parsed->warnings) std::printf("warning: %s\n", w.message.c_str());
+  for (const auto& w : parsed->warnings) lines.push_back({w.line, w.column, "warning: " + w.message});
   for (const auto& p : dbc::check_dbc(parsed->database)) {
     const bool error = p.severity == dbc::Problem::Severity::error;
     (error ? errors : warnings) += 1;
-    std::printf("%s: %s\n", error ? "error" : "warning", p.located(path).c_str());
+    lines.push_back({p.position.line, p.position.column, (error ? "error: " : "warning: ") + p.located(path)});
   }
+  std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
+    const auto key = [](const Line& l) { return std::pair(l.line > 0 ? l.line : INT32_MAX, l.column); };
+    return key(a) < key(b);
+  });
+  for (const auto& l : lines) std::printf("%s\n", l.text.c_str());
   std::printf("%s: %zu messages, %zu errors, %zu warnings\n", path.c_str(), parsed->database.messages.size(),
               errors, warnings);
   return errors > 0 ? 1 : 0;

@@ -159,7 +159,7 @@ void register_encode(CLI::App& app, Action& action) {
   cmd->add_option("message", options->message, "message name, or its id (0x181, 385)")->required();
   cmd->add_option("values", options->assignments, "SIGNAL=VALUE (or MESSAGE.SIGNAL=VALUE), one per signal");
   cmd->add_option("--send", options->send_url,
-                  "also send the frame on this bus: socketcand://HOST:PORT/CHANNEL, socketcan:IFNAME, inproc:NAME");
+                  "also send the frame on this bus: socketcand://HOST:PORT/CHANNEL or socketcan:IFNAME");
   cmd->add_option("--interface", options->interface_name, "interface name written in the candump line")
       ->capture_default_str();
   cmd->add_option("--timeout", options->timeout_s, "seconds to wait for the bus with --send")
