@@ -369,7 +369,8 @@ std::string assignment(const std::string& name, const Expected& e) {
 
 // Encodes `assignments` into a frame of `codec`'s message and decodes it again; empty if every
 // signal named in `expected` comes back equal and no other signal is decoded, else the difference.
-std::string round_trip(const Database& db, const MessageCodec& codec, const std::vector<std::string>& assignments,
+std::string round_trip(const Database& db, const MessageCodec& codec,
+                       const std::vector<std::string>& assignments,
                        const std::map<std::string, Expected>& expected) {
   EncodeOptions options;
   options.check_limits = false;  // random payloads hold values outside the DBC ranges
@@ -378,7 +379,8 @@ std::string round_trip(const Database& db, const MessageCodec& codec, const std:
   std::vector<PhysicalValue> values(codec.signal_count());
   PresenceMask present(codec.signal_count());
   const DecodeStatus status = codec.decode_exact(frame->payload, values.data(), present);
-  if (status != DecodeStatus::ok) return "decode of the encoded frame failed: " + codec.describe(status, frame->payload);
+  if (status != DecodeStatus::ok)
+    return "decode of the encoded frame failed: " + codec.describe(status, frame->payload);
   std::string problem;
   std::set<std::string> decoded;
   for (std::size_t i = 0; i != codec.signal_count(); ++i) {
@@ -387,7 +389,8 @@ std::string round_trip(const Database& db, const MessageCodec& codec, const std:
     decoded.insert(name);
     const auto it = expected.find(name);
     if (it == expected.end()) continue;
-    if (std::string diff = compare(it->second, values[i]); !diff.empty()) problem += name + ": " + diff + "; ";
+    if (std::string diff = compare(it->second, values[i]); !diff.empty())
+      problem += name + ": " + diff + "; ";
   }
   std::set<std::string> names;
   for (const auto& [name, value] : expected) names.insert(name);
@@ -480,7 +483,8 @@ TEST_P(DbcEncodeRoundTrip, EveryVectorAndEveryMessageEncodesBackToItsValues) {
     EXPECT_EQ(round_trip(db, *codec, assignments, expected), "") << stem << ": message " << m.name;
     ++messages;
   }
-  std::printf("%s: %zu vectors and %zu messages encoded back to their values\n", name.c_str(), vectors, messages);
+  std::printf("%s: %zu vectors and %zu messages encoded back to their values\n", name.c_str(), vectors,
+              messages);
 }
 
 std::string test_name(const ::testing::TestParamInfo<std::string>& info) {

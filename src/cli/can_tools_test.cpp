@@ -159,12 +159,15 @@ TEST_F(CanTools, DbcCheckNamesFileLineAndColumnOfEveryProblem) {
   const Ran r = cellguard("dbc check " + path("bad.dbc"));
   EXPECT_EQ(r.exit_code, 1);
   const std::string file = path("bad.dbc");
-  EXPECT_NE(r.out.find("warning: " + file + ":5:1: duplicate message id 0x162 (Status and Again)"), std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("error: " + file + ":4:2: message Status (0x162) signal B: minimum 10 is above maximum 5"),
+  EXPECT_NE(r.out.find("warning: " + file + ":5:1: duplicate message id 0x162 (Status and Again)"),
             std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("error: " + file + ":4:2: message Status (0x162) signal B: extends past the payload of 2 bytes"),
+  EXPECT_NE(
+      r.out.find("error: " + file + ":4:2: message Status (0x162) signal B: minimum 10 is above maximum 5"),
+      std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("error: " + file +
+                       ":4:2: message Status (0x162) signal B: extends past the payload of 2 bytes"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("error: " + file + ":4:2: message Status (0x162) signal B: overlaps signal A"),
@@ -180,8 +183,10 @@ TEST_F(CanTools, DbcCheckLoadsMultiplexedMarkersWithoutAMultiplexerWithWarnings)
   const Ran r = cellguard("dbc check " + path("pub.dbc"));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   const std::string file = path("pub.dbc");
-  EXPECT_NE(r.out.find(file + ":5:8: message Status signal C is marked multiplexed ('m')"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(file + ":3:2: message Status (0x162) signal A: marked multiplexed (m2)"), std::string::npos)
+  EXPECT_NE(r.out.find(file + ":5:8: message Status signal C is marked multiplexed ('m')"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(file + ":3:2: message Status (0x162) signal A: marked multiplexed (m2)"),
+            std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("1 messages, 0 errors, 3 warnings"), std::string::npos) << r.out;
   // And it decodes with all three as plain signals.
@@ -202,7 +207,8 @@ TEST_F(CanTools, EncodePrintsACandumpLineThatDecodesToTheGivenValues) {
   ASSERT_NE(space, std::string::npos) << r.out;
   EXPECT_EQ(r.out.substr(space + 2), "can0 181#85FF7A12AEAE1416\n");
   write("a.log", r.out);
-  const auto decoded = json::parse(lines_of(cellguard("decode --dbc " + path("t.dbc") + " " + path("a.log")).out).at(0));
+  const auto decoded =
+      json::parse(lines_of(cellguard("decode --dbc " + path("t.dbc") + " " + path("a.log")).out).at(0));
   EXPECT_DOUBLE_EQ(decoded["signals"]["CMA_Current"].get<double>(), -12.3);
   EXPECT_EQ(decoded["signals"]["CMA_Max_Temp"], 22);
 }
@@ -228,10 +234,12 @@ TEST_F(CanTools, EncodeErrorsNameTheArgumentAndTheCause) {
   const std::vector<Case> cases = {
       {"BMU01_pdo1 CMA_Voltage=1 CMA_Curent=2",
        "argument 2 'CMA_Curent=2': BMU01_pdo1 has no signal CMA_Curent (did you mean 'CMA_Current'?)"},
-      {"BMU01_pdo1 CMA_Voltage=700", "argument 1 'CMA_Voltage=700': 700 V is above the maximum 655.35 V of CMA_Voltage"},
+      {"BMU01_pdo1 CMA_Voltage=700",
+       "argument 1 'CMA_Voltage=700': 700 V is above the maximum 655.35 V of CMA_Voltage"},
       {"BMU01_pdo1 CMA_Min_Temp=-41", "-41 degC is below the minimum -40 degC of CMA_Min_Temp"},
       {"--no-limits BMU01_pdo1 CMA_Voltage=700",
-       "argument 1 'CMA_Voltage=700': needs raw 70000, beyond the 16 bits of CMA_Voltage (raw 0..65535, physical "
+       "argument 1 'CMA_Voltage=700': needs raw 70000, beyond the 16 bits of CMA_Voltage (raw 0..65535, "
+       "physical "
        "0..655.35 V)"},
       {"BMU01_pdo1 CMA_Voltage=high", "'high' is not a number"},
       {"BMU01_pdo2 CMA_Status=Charing", "nor a value of CMA_Status (did you mean 'Charging'?)"},
@@ -267,7 +275,8 @@ TEST_F(CanTools, EncodeSendsTheFrameToASocketcandServer) {
   const std::string url = "socketcand://127.0.0.1:" + std::to_string((*server)->port()) + "/can0";
   Ran r;
   std::thread child([&] {
-    r = cellguard("encode -q --dbc " + path("t.dbc") + " BMU01_pdo2 CMA_Status=Charging SOC=50 --send " + url);
+    r = cellguard("encode -q --dbc " + path("t.dbc") + " BMU01_pdo2 CMA_Status=Charging SOC=50 --send " +
+                  url);
   });
   asio::steady_timer deadline(io, std::chrono::seconds(20));
   deadline.async_wait([&](const asio::error_code& ec) {
@@ -291,8 +300,9 @@ TEST_F(CanTools, EncodeSendFailsClearlyWithoutAServer) {
   asio::ip::tcp::acceptor probe(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const auto port = probe.local_endpoint().port();
   probe.close();
-  const Ran r = cellguard("encode -q --dbc " + path("t.dbc") + " BMU01_pdo2 SOC=50 --timeout 5 --send socketcand://127.0.0.1:" +
-                          std::to_string(port) + "/can0 2>&1");
+  const Ran r = cellguard(
+      "encode -q --dbc " + path("t.dbc") +
+      " BMU01_pdo2 SOC=50 --timeout 5 --send socketcand://127.0.0.1:" + std::to_string(port) + "/can0 2>&1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("sending on socketcand://127.0.0.1:" + std::to_string(port) + "/can0 failed"),
             std::string::npos)
@@ -309,8 +319,11 @@ class CsvAgainstJson : public CanTools {
     const char* source = std::getenv("CELLGUARD_SOURCE_DIR");
     ASSERT_NE(source, nullptr);
     rig_dbc_ = std::string(source) + "/data/cellguard-rig.dbc";
-    ASSERT_EQ(cellguard("generate --dbc " + rig_dbc_ + " --modules 3 --seconds 2 -o " + path("rig.log")).exit_code, 0);
-    write("rig.log", read("rig.log") + "(1700000002.500000) can0 7FF#00\n(1700000002.600000) can0 181#0102\n");
+    ASSERT_EQ(
+        cellguard("generate --dbc " + rig_dbc_ + " --modules 3 --seconds 2 -o " + path("rig.log")).exit_code,
+        0);
+    write("rig.log",
+          read("rig.log") + "(1700000002.500000) can0 7FF#00\n(1700000002.600000) can0 181#0102\n");
     for (const auto& line : lines_of(cellguard("decode -q --dbc " + rig_dbc_ + " " + path("rig.log")).out))
       frames_.push_back(json::parse(line));
   }
@@ -431,11 +444,14 @@ TEST_F(CanTools, CsvQuotesTextsWithCommasAndQuotesAndRejectsUnknownColumns) {
   EXPECT_EQ(rows[0][8], "Odd [mm,\"in\"]");
   EXPECT_EQ(rows[1][4], "Balancing, passive");
 
-  r = cellguard("decode --format csv --dbc " + path("t.dbc") + " " + path("a.log") + " --signals CMA_Volage 2>&1");
+  r = cellguard("decode --format csv --dbc " + path("t.dbc") + " " + path("a.log") +
+                " --signals CMA_Volage 2>&1");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.out.find("--signals: no signal matches 'CMA_Volage' (did you mean 'CMA_Voltage'?)"), std::string::npos)
+  EXPECT_NE(r.out.find("--signals: no signal matches 'CMA_Volage' (did you mean 'CMA_Voltage'?)"),
+            std::string::npos)
       << r.out;
-  r = cellguard("decode --format csv --dbc " + path("t.dbc") + " " + path("a.log") + " --resample 100ms 2>&1");
+  r = cellguard("decode --format csv --dbc " + path("t.dbc") + " " + path("a.log") +
+                " --resample 100ms 2>&1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("--resample needs --signals"), std::string::npos) << r.out;
   r = cellguard("decode --format csv --dbc " + path("t.dbc") + " " + path("a.log") +

@@ -1,9 +1,9 @@
 // `cellguard dbc show|check`: look into a DBC file, like `cantools dump`, and check it.
 #include <algorithm>
 #include <cstdint>
-#include <utility>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -197,7 +197,8 @@ int run_check(const std::string& path) {
   for (const auto& p : dbc::check_dbc(parsed->database)) {
     const bool error = p.severity == dbc::Problem::Severity::error;
     (error ? errors : warnings) += 1;
-    lines.push_back({p.position.line, p.position.column, (error ? "error: " : "warning: ") + p.located(path)});
+    lines.push_back(
+        {p.position.line, p.position.column, (error ? "error: " : "warning: ") + p.located(path)});
   }
   std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
     const auto key = [](const Line& l) { return std::pair(l.line > 0 ? l.line : INT32_MAX, l.column); };

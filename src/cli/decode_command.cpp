@@ -376,7 +376,8 @@ int run_decode(const DecodeOptions& options) {
   if (csv) {
     auto created = CsvDecoder::create(codec, csv_options, out);
     if (!created) {
-      std::fprintf(stderr, "cellguard decode: %s: %s\n", options.dbc_path.c_str(), created.error().message.c_str());
+      std::fprintf(stderr, "cellguard decode: %s: %s\n", options.dbc_path.c_str(),
+                   created.error().message.c_str());
       return 2;
     }
     csv_decoder = std::move(*created);
@@ -442,10 +443,12 @@ int run_decode(const DecodeOptions& options) {
 
 void register_decode(CLI::App& app, Action& action) {
   auto options = std::make_shared<DecodeOptions>();
-  CLI::App* cmd = app.add_subcommand("decode", "Decode a CAN log with a DBC file, one line per frame, or CSV");
+  CLI::App* cmd =
+      app.add_subcommand("decode", "Decode a CAN log with a DBC file, one line per frame, or CSV");
   cmd->footer(
       "Input formats: candump -L logs, candump console output, Vector ASC, PEAK TRC (detected).\n"
-      "CSV: one row per frame (time,bus,id,message, then a column per signal: all of the DBC, or --signals),\n"
+      "CSV: one row per frame (time,bus,id,message, then a column per signal: all of the DBC, or "
+      "--signals),\n"
       "or with --resample one row per interval of the --signals columns (time = interval start; the last\n"
       "value known at its end, or --aggregate mean of the values within it). Headers carry units:\n"
       "'Cell_V_01 [V]', or 'BMU01_pdo3.Cell_V_01 [V]' where a name occurs in several messages.\n"

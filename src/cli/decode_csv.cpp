@@ -79,9 +79,10 @@ Result<std::int64_t> parse_interval(std::string_view text) {
   if (unit == "min") scale = 60e9;
   const double ns = value * scale;
   if (ec != std::errc() || scale == 0 || !(ns >= 1e3) || ns > 86400e9) {
-    return Error(ErrorCode::invalid_argument, "interval '" + escape_untrusted(text, 40) +
-                                                  "': expected a time from 1us to 1 day with a unit: 100ms, 1s, 0.5s, "
-                                                  "250us, 2min");
+    return Error(ErrorCode::invalid_argument,
+                 "interval '" + escape_untrusted(text, 40) +
+                     "': expected a time from 1us to 1 day with a unit: 100ms, 1s, 0.5s, "
+                     "250us, 2min");
   }
   return static_cast<std::int64_t>(std::llround(ns));
 }
@@ -101,7 +102,8 @@ class CsvDecoder::Impl {
     for (const auto& m : codec_.database().messages) {
       const dbc::MessageCodec* mc = codec_.find(m.id, m.extended);
       if (mc == nullptr || &mc->message() != &m) continue;  // a placeholder, or shadowed by a later one
-      for (std::size_t i = 0; i < m.signals.size(); ++i) all.push_back({mc, i, m.name + "." + m.signals[i].name});
+      for (std::size_t i = 0; i < m.signals.size(); ++i)
+        all.push_back({mc, i, m.name + "." + m.signals[i].name});
     }
     std::unordered_set<std::string> chosen;
     const auto take = [&](const Candidate& c) {
@@ -129,8 +131,9 @@ class CsvDecoder::Impl {
         for (const auto& c : all)
           names.push_back(qualified ? c.qualified : c.codec->message().signals[c.signal].name);
         const std::string close = dbc::closest_name(pattern, names);
-        return Error(ErrorCode::not_found, "--signals: no signal matches '" + escape_untrusted(pattern, 80) + "'" +
-                                               (close.empty() ? std::string() : " (did you mean '" + close + "'?)"));
+        return Error(ErrorCode::not_found,
+                     "--signals: no signal matches '" + escape_untrusted(pattern, 80) + "'" +
+                         (close.empty() ? std::string() : " (did you mean '" + close + "'?)"));
       }
     }
     // Headers: the bare name where it is unique among the columns.
@@ -180,7 +183,8 @@ class CsvDecoder::Impl {
       out_.append(',');
       if (next < mine.size() && mine[next] == k) {
         ++next;
-        if (!frame.remote && present_.test(columns_[k].signal)) append_csv_field(out_, value_text(*mc, columns_[k].signal));
+        if (!frame.remote && present_.test(columns_[k].signal))
+          append_csv_field(out_, value_text(*mc, columns_[k].signal));
       }
     }
     out_.append('\n');

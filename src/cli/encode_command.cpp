@@ -30,7 +30,8 @@ struct EncodeOptions {
 };
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -98,7 +99,8 @@ int run_encode(const EncodeOptions& options) {
   const dbc::DatabaseCodec codec(std::move(parsed->database));
   auto message = dbc::find_message_for_encoding(codec, options.message);
   if (!message) {
-    std::fprintf(stderr, "cellguard encode: %s: %s\n", options.dbc_path.c_str(), message.error().message.c_str());
+    std::fprintf(stderr, "cellguard encode: %s: %s\n", options.dbc_path.c_str(),
+                 message.error().message.c_str());
     return 2;
   }
   dbc::EncodeOptions encode_options;
@@ -147,14 +149,17 @@ void register_encode(CLI::App& app, Action& action) {
   auto options = std::make_shared<EncodeOptions>();
   CLI::App* cmd = app.add_subcommand("encode", "Build one CAN frame from signal values (a candump -L line)");
   cmd->footer(
-      "Values: numbers (3.65, -12.5, 1e3, 0x1F for integer signals), value-table names (CMA_Status=Charging),\n"
+      "Values: numbers (3.65, -12.5, 1e3, 0x1F for integer signals), value-table names "
+      "(CMA_Status=Charging),\n"
       "nan/inf for float signals. Each value is checked against the signal's raw bits and its DBC range\n"
-      "[minimum|maximum] (unless [0|0] or --no-limits). A multiplexed message needs its multiplexer's value,\n"
+      "[minimum|maximum] (unless [0|0] or --no-limits). A multiplexed message needs its multiplexer's "
+      "value,\n"
       "and only the signals that value selects. Signals not given are sent as raw 0 (or GenSigStartValue).\n"
       "Exit codes: 0 sent/printed, 1 a bad value or a failed send, 2 a bad DBC, message or bus URL.\n"
       "Examples:\n"
       "  cellguard encode --dbc rig.dbc BMU01_pdo1 CMA_Current=-12.3 CMA_Voltage=47.3\n"
-      "  cellguard encode --dbc rig.dbc 0x281 CMA_Status=Charging SOC=80 --send socketcand://127.0.0.1:29536/can0");
+      "  cellguard encode --dbc rig.dbc 0x281 CMA_Status=Charging SOC=80 --send "
+      "socketcand://127.0.0.1:29536/can0");
   cmd->add_option("--dbc", options->dbc_path, "DBC file")->required()->check(CLI::ExistingFile);
   cmd->add_option("message", options->message, "message name, or its id (0x181, 385)")->required();
   cmd->add_option("values", options->assignments, "SIGNAL=VALUE (or MESSAGE.SIGNAL=VALUE), one per signal");

@@ -90,20 +90,21 @@ class Checker {
       if (is_independent_signals_message(m)) continue;
       const auto [it, inserted] = messages.emplace(m.name, &m);
       if (!inserted) {
-        warning(m.position, describe(m) + ": another message has the same name (" + hex_id(it->second->id) +
-                                (it->second->position.known()
-                                     ? ", line " + std::to_string(it->second->position.line)
-                                     : std::string()) +
-                                "); lookups by name find this one");
+        warning(m.position,
+                describe(m) + ": another message has the same name (" + hex_id(it->second->id) +
+                    (it->second->position.known() ? ", line " + std::to_string(it->second->position.line)
+                                                  : std::string()) +
+                    "); lookups by name find this one");
       }
       std::unordered_map<std::string_view, const Signal*> signals;
       for (const auto& s : m.signals) {
         const auto [sit, fresh] = signals.emplace(s.name, &s);
         if (!fresh) {
-          error(s.position, describe(m, s) + ": a second signal with this name" +
-                                (sit->second->position.known()
-                                     ? " (the first is on line " + std::to_string(sit->second->position.line) + ")"
-                                     : std::string()));
+          error(s.position,
+                describe(m, s) + ": a second signal with this name" +
+                    (sit->second->position.known()
+                         ? " (the first is on line " + std::to_string(sit->second->position.line) + ")"
+                         : std::string()));
         }
       }
     }
@@ -132,9 +133,9 @@ class Checker {
     const double slack = std::abs(s.scale) / 2;  // a range written rounded to the scale is fine
     if (s.minimum < low - slack || s.maximum > high + slack) {
       warning(s.position, describe(m, s) + ": range [" + format_shortest(s.minimum) + ", " +
-                              format_shortest(s.maximum) + "] is beyond what its " + std::to_string(s.length) +
-                              " raw bits can hold [" + format_shortest(low) + ", " + format_shortest(high) +
-                              "]");
+                              format_shortest(s.maximum) + "] is beyond what its " +
+                              std::to_string(s.length) + " raw bits can hold [" + format_shortest(low) +
+                              ", " + format_shortest(high) + "]");
     }
   }
 
@@ -144,10 +145,12 @@ class Checker {
         error(s.position, describe(m, s) + ": length " + std::to_string(s.length) + " is outside 1..64 bits");
       }
       if (s.value_type == ValueType::float32 && s.length != 32) {
-        error(s.position, describe(m, s) + ": float32 signal has length " + std::to_string(s.length) + ", not 32");
+        error(s.position,
+              describe(m, s) + ": float32 signal has length " + std::to_string(s.length) + ", not 32");
       }
       if (s.value_type == ValueType::float64 && s.length != 64) {
-        error(s.position, describe(m, s) + ": double signal has length " + std::to_string(s.length) + ", not 64");
+        error(s.position,
+              describe(m, s) + ": double signal has length " + std::to_string(s.length) + ", not 64");
       }
       check_range(m, s);
     }
@@ -173,15 +176,17 @@ class Checker {
           if (s.name == top_level[1]) second = &s;
         }
         error(second != nullptr ? second->position : m.position,
-              describe(m) + ": several simple multiplexers (" + names + "); only one may select the mN signals");
+              describe(m) + ": several simple multiplexers (" + names +
+                  "); only one may select the mN signals");
       }
     }
     for (const auto& s : m.signals) {
       if (s.multiplexer.empty()) {
         // The reference decoder reads such a signal as a plain one, and so does the codec.
         if (s.multiplex_value) {
-          warning(s.position, describe(m, s) + ": marked multiplexed (m" + std::to_string(*s.multiplex_value) +
-                                  ") but the message has no multiplexer signal (M): decoded as a plain signal");
+          warning(s.position,
+                  describe(m, s) + ": marked multiplexed (m" + std::to_string(*s.multiplex_value) +
+                      ") but the message has no multiplexer signal (M): decoded as a plain signal");
         }
         continue;
       }
@@ -196,7 +201,7 @@ class Checker {
       for (const auto& r : s.multiplex_ranges) {
         if (r.low > r.high) {
           error(s.position, describe(m, s) + ": multiplexer range " + std::to_string(r.low) + "-" +
-                std::to_string(r.high) + " is empty");
+                                std::to_string(r.high) + " is empty");
         }
       }
     }
@@ -213,8 +218,8 @@ class Checker {
       bool outside = false;
       bits[i] = physical_bits(m.signals[i], limit_bits, outside);
       if (outside) {
-        error(m.signals[i].position, describe(m, m.signals[i]) + ": extends past the payload of " + std::to_string(m.length) +
-              " bytes");
+        error(m.signals[i].position, describe(m, m.signals[i]) + ": extends past the payload of " +
+                                         std::to_string(m.length) + " bytes");
       }
     }
     // Branch keys: the range starts of each multiplexer stand for every value it can take.
@@ -270,8 +275,9 @@ class Checker {
           if (!inserted) other = it->second;
         }
         if (other != i && reported.emplace(other, i).second) {
-          error(m.signals[i].position, describe(m, m.signals[i]) + ": overlaps signal " + m.signals[other].name + " (byte " +
-                std::to_string(bit / 8) + ", bit " + std::to_string(bit % 8) + ")");
+          error(m.signals[i].position, describe(m, m.signals[i]) + ": overlaps signal " +
+                                           m.signals[other].name + " (byte " + std::to_string(bit / 8) +
+                                           ", bit " + std::to_string(bit % 8) + ")");
         }
       }
     }
@@ -320,7 +326,7 @@ class Checker {
         // "INT 0 0" is the usual way of saying "no limits".
         if (def.minimum < def.maximum && (v < def.minimum || v > def.maximum)) {
           error(at, prefix + ": value " + format_shortest(v) + " outside its range [" +
-                format_shortest(def.minimum) + ", " + format_shortest(def.maximum) + "]");
+                        format_shortest(def.minimum) + ", " + format_shortest(def.maximum) + "]");
         }
         if (def.type != AttributeType::floating && integer == nullptr) {
           error(at, prefix + ": non-integer value for an integer attribute");
@@ -334,7 +340,7 @@ class Checker {
         if (integer != nullptr) {
           if (*integer < 0 || static_cast<std::uint64_t>(*integer) >= def.enum_values.size()) {
             error(at, prefix + ": enum index " + std::to_string(*integer) + " outside 0.." +
-                  std::to_string(static_cast<std::int64_t>(def.enum_values.size()) - 1));
+                          std::to_string(static_cast<std::int64_t>(def.enum_values.size()) - 1));
           }
         } else if (text != nullptr) {
           if (text->empty()) {
@@ -363,7 +369,7 @@ class Checker {
     }
     if (!object_matches(def->object, object)) {
       warning(at, where + ": attribute " + name + " is defined for " + std::string(object_name(def->object)) +
-              ", not " + std::string(object_name(object)));
+                      ", not " + std::string(object_name(object)));
     }
     check_value(at, where, *def, value);
   }
@@ -390,7 +396,8 @@ class Checker {
     }
     for (const auto& ev : db_.environment_variables) {
       for (const auto& a : ev.attributes) {
-        check_attribute(a.position, "environment variable " + ev.name, AttributeObject::env_var, a.name, a.value);
+        check_attribute(a.position, "environment variable " + ev.name, AttributeObject::env_var, a.name,
+                        a.value);
       }
     }
     for (const auto& r : db_.relation_attributes) {

@@ -95,9 +95,10 @@ TEST(DbcCheck, IgnoresTheIndependentSignalsMessage) {
 
 TEST(DbcCheck, WarnsAboutMultiplexedSignalsWithoutAMultiplexer) {
   const auto problems = check_text("BO_ 1 M: 8 BMS\n SG_ A m1 : 8|8@1+ (1,0) [0|0] \"\" BMS\n");
-  EXPECT_EQ(only_problem(problems),
-            "message M (0x1) signal A: marked multiplexed (m1) but the message has no multiplexer signal (M): "
-            "decoded as a plain signal");
+  EXPECT_EQ(
+      only_problem(problems),
+      "message M (0x1) signal A: marked multiplexed (m1) but the message has no multiplexer signal (M): "
+      "decoded as a plain signal");
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].severity, Problem::Severity::warning);
 }

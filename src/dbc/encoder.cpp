@@ -199,7 +199,8 @@ class Encoder {
     const std::size_t i = it->second;
     const Signal& s = m_.signals[i];
     if (given_[i]) {
-      return fail(argument, text, s.name + " is already given by argument " + std::to_string(given_[i]->argument));
+      return fail(argument, text,
+                  s.name + " is already given by argument " + std::to_string(given_[i]->argument));
     }
     Assigned a;
     a.argument = argument;
@@ -242,7 +243,8 @@ class Encoder {
     if (s.scale == 0) return fail(argument, text, s.name + " has scale 0: no value can be encoded");
     const double unscaled = std::nearbyint((*real - s.offset) / s.scale);
     if (!std::isfinite(unscaled) || std::abs(unscaled) > 1.8e19) {
-      return fail(argument, text, "beyond the " + std::to_string(s.length) + " bits of " + s.name + " " + raw_span(s));
+      return fail(argument, text,
+                  "beyond the " + std::to_string(s.length) + " bits of " + s.name + " " + raw_span(s));
     }
     if (auto r = check_raw_fits(s, static_cast<Int128>(unscaled), argument, text); !r) return r;
     a.raw = static_cast<std::uint64_t>(static_cast<Int128>(unscaled));
@@ -259,7 +261,8 @@ class Encoder {
       cause += " nor a value of " + s.name + did_you_mean(value, texts);
       if (closest_name(value, texts).empty()) {
         cause += " (its values:";
-        for (std::size_t k = 0; k < texts.size() && k < 8; ++k) cause.append(" '").append(texts[k]).append("'");
+        for (std::size_t k = 0; k < texts.size() && k < 8; ++k)
+          cause.append(" '").append(texts[k]).append("'");
         if (texts.size() > 8) cause += " ...";
         cause += ")";
       }
@@ -276,8 +279,8 @@ class Encoder {
     double p_low = static_cast<double>(low) * s.scale + s.offset;
     double p_high = static_cast<double>(high) * s.scale + s.offset;
     if (p_low > p_high) std::swap(p_low, p_high);
-    return "(raw " + int128_text(low) + ".." + int128_text(high) + ", physical " + format_shortest(p_low) + ".." +
-           format_shortest(p_high) + unit_of(s) + ")";
+    return "(raw " + int128_text(low) + ".." + int128_text(high) + ", physical " + format_shortest(p_low) +
+           ".." + format_shortest(p_high) + unit_of(s) + ")";
   }
 
   Result<void> check_raw_fits(const Signal& s, Int128 raw, int argument, std::string_view text) const {
@@ -287,8 +290,8 @@ class Encoder {
     const Int128 high = s.is_signed ? (Int128{1} << (bits - 1)) - 1 : (Int128{1} << bits) - 1;
     if (raw < low || raw > high) {
       return fail(argument, text,
-                  "needs raw " + int128_text(raw) + ", beyond the " + std::to_string(s.length) + " bits of " + s.name +
-                      " " + raw_span(s));
+                  "needs raw " + int128_text(raw) + ", beyond the " + std::to_string(s.length) + " bits of " +
+                      s.name + " " + raw_span(s));
     }
     return success();
   }
@@ -297,13 +300,13 @@ class Encoder {
     if (!options_.check_limits || (s.minimum == 0 && s.maximum == 0) || std::isnan(v)) return success();
     if (v < s.minimum) {
       return fail(argument, text,
-                  format_shortest(v) + unit_of(s) + " is below the minimum " + format_shortest(s.minimum) + unit_of(s) +
-                      " of " + s.name);
+                  format_shortest(v) + unit_of(s) + " is below the minimum " + format_shortest(s.minimum) +
+                      unit_of(s) + " of " + s.name);
     }
     if (v > s.maximum) {
       return fail(argument, text,
-                  format_shortest(v) + unit_of(s) + " is above the maximum " + format_shortest(s.maximum) + unit_of(s) +
-                      " of " + s.name);
+                  format_shortest(v) + unit_of(s) + " is above the maximum " + format_shortest(s.maximum) +
+                      unit_of(s) + " of " + s.name);
     }
     return success();
   }
@@ -313,7 +316,8 @@ class Encoder {
     const Signal& s = m_.signals[i];
     const std::uint64_t raw = given_[i] ? given_[i]->raw : default_raw(s);
     // Signed raw values are kept sign-extended to 64 bits.
-    const Int128 r = s.is_signed ? static_cast<Int128>(static_cast<std::int64_t>(raw)) : static_cast<Int128>(raw);
+    const Int128 r =
+        s.is_signed ? static_cast<Int128>(static_cast<std::int64_t>(raw)) : static_cast<Int128>(raw);
     // Exact like the decoder for integral scaling; |raw| < 2^64 and |scale| < 2^60 keep it in 127 bits.
     if (is_integral(s.scale) && is_integral(s.offset) && std::abs(s.scale) < 0x1p60)
       return r * static_cast<Int128>(s.scale) + static_cast<Int128>(s.offset);
@@ -377,8 +381,8 @@ class Encoder {
   Result<void> resolve(std::size_t i, std::vector<int>& state) {
     if (state[i] >= 2) return success();
     if (state[i] == 1) {  // a multiplexer cycle: the file says A selects B and B selects A
-      return Error(ErrorCode::invalid_argument, m_.name + ": signal " + m_.signals[i].name +
-                                                    " is multiplexed by itself through a cycle");
+      return Error(ErrorCode::invalid_argument,
+                   m_.name + ": signal " + m_.signals[i].name + " is multiplexed by itself through a cycle");
     }
     const Signal& s = m_.signals[i];
     if (!s.is_multiplexed()) {
@@ -396,8 +400,9 @@ class Encoder {
     if (state[i] == 2 && s.is_multiplexer && has_dependents(i)) {
       const std::string values = valid_values(i);
       if (!given_[i]) {
-        return Error(ErrorCode::invalid_argument, m_.name + " is multiplexed: give " + s.name + "=VALUE (one of " +
-                                                      values + ") to choose which signals the frame carries");
+        return Error(ErrorCode::invalid_argument, m_.name + " is multiplexed: give " + s.name +
+                                                      "=VALUE (one of " + values +
+                                                      ") to choose which signals the frame carries");
       }
       if (!valid_selector(i, selector_value(i))) {
         return fail(given_[i]->argument, given_[i]->text,
@@ -407,7 +412,8 @@ class Encoder {
     }
     if (state[i] == 3 && given_[i]) {
       const auto mux = index_.find(s.multiplexer);
-      std::string cause = s.name + " is sent only when " + s.multiplexer + " is " + ranges_text(s.multiplex_ranges);
+      std::string cause =
+          s.name + " is sent only when " + s.multiplexer + " is " + ranges_text(s.multiplex_ranges);
       if (mux != index_.end() && state[mux->second] == 2)
         cause += ", and " + s.multiplexer + " is " + int128_text(selector_value(mux->second));
       else
@@ -449,12 +455,13 @@ std::string closest_name(std::string_view word, const std::vector<std::string>& 
 }
 
 Result<EncodedFrame> encode_assignments(const Database& db, const MessageCodec& message,
-                                        std::span<const std::string> assignments, const EncodeOptions& options,
-                                        int first_argument) {
+                                        std::span<const std::string> assignments,
+                                        const EncodeOptions& options, int first_argument) {
   return Encoder(db, message, options).run(assignments, first_argument);
 }
 
-Result<const MessageCodec*> find_message_for_encoding(const DatabaseCodec& codec, std::string_view name_or_id) {
+Result<const MessageCodec*> find_message_for_encoding(const DatabaseCodec& codec,
+                                                      std::string_view name_or_id) {
   if (const MessageCodec* m = codec.find(name_or_id); m != nullptr) return m;
   if (const auto id = parse_integer(name_or_id); id && *id >= 0 && *id <= 0x1FFFFFFF) {
     const auto value = static_cast<std::uint32_t>(*id);
@@ -465,8 +472,8 @@ Result<const MessageCodec*> find_message_for_encoding(const DatabaseCodec& codec
   }
   std::vector<std::string> names;
   for (const auto& m : codec.database().messages) names.push_back(m.name);
-  return Error(ErrorCode::not_found, "no message named '" + escape_untrusted(name_or_id, 64) + "' in the DBC" +
-                                         did_you_mean(name_or_id, names));
+  return Error(ErrorCode::not_found, "no message named '" + escape_untrusted(name_or_id, 64) +
+                                         "' in the DBC" + did_you_mean(name_or_id, names));
 }
 
 }  // namespace cellguard::dbc

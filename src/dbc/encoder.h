@@ -38,12 +38,13 @@ struct EncodedFrame {
 // `assignments` are "NAME=VALUE" texts; `first_argument` is the number shown for the first one in
 // errors ("argument 3 'X=1': ...").
 Result<EncodedFrame> encode_assignments(const Database& db, const MessageCodec& message,
-                                        std::span<const std::string> assignments, const EncodeOptions& options = {},
-                                        int first_argument = 1);
+                                        std::span<const std::string> assignments,
+                                        const EncodeOptions& options = {}, int first_argument = 1);
 
 // The message a name or id ("BMU01_pdo1", "0x181", "385"; ids above 0x7FF are extended) selects; an
 // error with a did-you-mean if there is none.
-Result<const MessageCodec*> find_message_for_encoding(const DatabaseCodec& codec, std::string_view name_or_id);
+Result<const MessageCodec*> find_message_for_encoding(const DatabaseCodec& codec,
+                                                      std::string_view name_or_id);
 
 // The closest of `candidates` to `word`, if close enough to be a typo; empty otherwise.
 std::string closest_name(std::string_view word, const std::vector<std::string>& candidates);

@@ -683,8 +683,8 @@ class Parser {
     if (rest == "m") {
       // A bare "m" (no value): a multiplexed signal whose value was never written. Decided once the
       // whole file is read (resolve_bare_multiplex_markers).
-      bare_markers_.push_back({out_.database.messages.size() - 1, out_.database.messages.back().signals.size(),
-                               start, position_of(start)});
+      bare_markers_.push_back({out_.database.messages.size() - 1,
+                               out_.database.messages.back().signals.size(), start, position_of(start)});
       return true;
     }
     if (rest.size() > 1 && rest[0] == 'm' && is_digit(rest[1])) {

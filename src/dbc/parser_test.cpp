@@ -286,8 +286,8 @@ TEST(DbcParser, TypesAttributeDefaultsAndValuesByTheirDefinition) {
   EXPECT_EQ(db.attribute_definitions[1].default_value, AttributeValue(1.0));
   EXPECT_EQ(db.attribute_definitions[3].default_value, AttributeValue(std::string("Cyclic")));
   const auto& m = db.messages[0];
-  EXPECT_EQ(m.attributes,
-            (std::vector<Attribute>{{"GenMsgCycleTime", std::int64_t{250}, {}}, {"SendType", std::int64_t{1}, {}}}));
+  EXPECT_EQ(m.attributes, (std::vector<Attribute>{{"GenMsgCycleTime", std::int64_t{250}, {}},
+                                                  {"SendType", std::int64_t{1}, {}}}));
   EXPECT_EQ(m.signals[0].attributes, (std::vector<Attribute>{{"Factor", 2.5, {}}}));
   EXPECT_EQ(db.nodes[0].attributes, (std::vector<Attribute>{{"Label", std::string("main"), {}}}));
   EXPECT_EQ(cycle_time_ms(db, m), 250);

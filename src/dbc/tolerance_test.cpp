@@ -72,8 +72,9 @@ TEST(DbcTolerance, ABareMarkerInAMultiplexedMessageIsALocatedError) {
       "BO_ 1 M: 8 BMS\n SG_ Mux M : 0|8@1+ (1,0) [0|0] \"\" BMS\n SG_ A m : 8|8@1+ (1,0) [0|0] \"\" BMS\n",
       "hand.dbc");
   ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.error().message,
-            "hand.dbc:3:8: expected a multiplexer value after 'm' (message M has the multiplexer Mux), found 'm'");
+  EXPECT_EQ(
+      result.error().message,
+      "hand.dbc:3:8: expected a multiplexer value after 'm' (message M has the multiplexer Mux), found 'm'");
 }
 
 TEST(DbcTolerance, ABareMarkerGetsItsValuesFromExtendedMultiplexing) {
@@ -92,7 +93,8 @@ TEST(DbcTolerance, AMessageWithoutSenderHasNone) {
   EXPECT_EQ(out.database.messages[0].sender, "");
   ASSERT_EQ(out.database.messages[0].signals.size(), 1u);
   ASSERT_EQ(out.warnings.size(), 1u);
-  EXPECT_EQ(out.warnings[0].message, "hand.dbc:2:2: message M has no sender node: read as Vector__XXX (none)");
+  EXPECT_EQ(out.warnings[0].message,
+            "hand.dbc:2:2: message M has no sender node: read as Vector__XXX (none)");
 }
 
 TEST(DbcTolerance, MissingAndExtraWhiteSpace) {
@@ -172,9 +174,8 @@ void expect_located(const std::string& text, const std::vector<Located>& expecte
     ASSERT_NE(found, nullptr) << e.needle << " not in:\n" << all;
     EXPECT_EQ(found->position.line, e.line) << found->message;
     EXPECT_EQ(found->position.column, e.column) << found->message;
-    EXPECT_EQ(found->located("f.dbc").rfind("f.dbc:" + std::to_string(e.line) + ":" + std::to_string(e.column) +
-                                                ": message",
-                                            0) == 0,
+    EXPECT_EQ(found->located("f.dbc").rfind(
+                  "f.dbc:" + std::to_string(e.line) + ":" + std::to_string(e.column) + ": message", 0) == 0,
               found->message.rfind("message", 0) == 0);
   }
 }
@@ -185,7 +186,9 @@ TEST(DbcCheckPositions, LayoutProblems) {
       " SG_ A : 0|12@1+ (1,0) [0|0] \"\" BMS\n"
       "  SG_ B : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
       "   SG_ C : 12|8@1+ (1,0) [0|0] \"\" BMS\n",
-      {{"signal B: overlaps signal A", 3, 3}, {"signal C: extends past", 4, 4}, {"signal C: overlaps", 4, 4}});
+      {{"signal B: overlaps signal A", 3, 3},
+       {"signal C: extends past", 4, 4},
+       {"signal C: overlaps", 4, 4}});
 }
 
 TEST(DbcCheckPositions, NamesAndRanges) {
@@ -266,7 +269,8 @@ TEST(DbcCheckPositions, AttributeProblemsPointAtTheirStatements) {
 
 TEST(DbcCheckPositions, ARepeatedAttributeIsLocatedAtTheLaterStatement) {
   expect_located(
-      "BO_ 1 M: 8 BMS\nBA_DEF_ BO_ \"Cycle\" INT 0 1000;\nBA_ \"Cycle\" BO_ 1 10;\nBA_ \"Cycle\" BO_ 1 9999;\n",
+      "BO_ 1 M: 8 BMS\nBA_DEF_ BO_ \"Cycle\" INT 0 1000;\nBA_ \"Cycle\" BO_ 1 10;\nBA_ \"Cycle\" BO_ 1 "
+      "9999;\n",
       {{"value 9999", 4, 1}});
 }
 
