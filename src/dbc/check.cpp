@@ -184,9 +184,13 @@ class Checker {
       if (s.multiplexer.empty()) {
         // The reference decoder reads such a signal as a plain one, and so does the codec.
         if (s.multiplex_value) {
-          warning(s.position,
-                  describe(m, s) + ": marked multiplexed (m" + std::to_string(*s.multiplex_value) +
-                      ") but the message has no multiplexer signal (M): decoded as a plain signal");
+          const bool several = std::count_if(m.signals.begin(), m.signals.end(),
+                                             [](const Signal& x) { return x.is_multiplexer; }) > 1;
+          warning(s.position, describe(m, s) + ": marked multiplexed (m" +
+                                  std::to_string(*s.multiplex_value) + ") but the message has " +
+                                  (several ? "several multiplexer signals (M) and no SG_MUL_VAL_ for it"
+                                           : "no multiplexer signal (M)") +
+                                  ": decoded as a plain signal");
         }
         continue;
       }

@@ -9,16 +9,17 @@
 
 namespace cellguard::dbc::detail {
 
-// The message's top-level multiplexer: the first "M" signal that is not itself multiplexed ("mNM"),
-// else the first "M" signal at all; empty if the message has none.
+// The message's simple multiplexer, as the reference decoder (cantools) decides it: the one signal
+// flagged "M" or "mNM"; none if the message has no such signal or several (then only SG_MUL_VAL_
+// lines give signals a multiplexer, and "mN" signals without one are plain signals).
 inline std::string_view simple_multiplexer_name(const Message& message) {
-  const Signal* any = nullptr;
+  const Signal* found = nullptr;
   for (const auto& s : message.signals) {
     if (!s.is_multiplexer) continue;
-    if (!s.multiplex_value) return s.name;
-    if (any == nullptr) any = &s;
+    if (found != nullptr) return {};
+    found = &s;
   }
-  return any != nullptr ? std::string_view(any->name) : std::string_view();
+  return found != nullptr ? std::string_view(found->name) : std::string_view();
 }
 
 }  // namespace cellguard::dbc::detail

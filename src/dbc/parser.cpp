@@ -1257,9 +1257,13 @@ class Parser {
         return fail_at(marker.pos, "a multiplexer value after 'm' (message " + message.name +
                                        " has the multiplexer " + std::string(mux) + ")");
       }
+      const bool several = std::count_if(message.signals.begin(), message.signals.end(),
+                                         [](const Signal& x) { return x.is_multiplexer; }) > 1;
       warn_at(marker.where, "message " + message.name + " signal " + signal.name +
-                                " is marked multiplexed ('m') but the message has no multiplexer signal "
-                                "(M): read as a plain signal");
+                                " is marked multiplexed ('m') but the message has " +
+                                (several ? "several multiplexer signals (M) and no SG_MUL_VAL_ for it"
+                                         : "no multiplexer signal (M)") +
+                                ": read as a plain signal");
     }
     return true;
   }

@@ -87,6 +87,25 @@ TEST(DbcTolerance, ABareMarkerGetsItsValuesFromExtendedMultiplexing) {
   EXPECT_EQ(a.multiplex_ranges, (std::vector<MultiplexRange>{{3, 4}}));
 }
 
+TEST(DbcTolerance, SeveralMultiplexerSignalsWithoutExtendedMultiplexingLeaveTheOthersPlain) {
+  // The reference decoder takes a simple multiplexer only when exactly one signal is flagged M (or
+  // mNM); with two, "mN" signals without SG_MUL_VAL_ are plain, and a bare "m" is no error.
+  const auto out = load_ok(
+      "BO_ 1 M: 8 BMS\n SG_ MuxA M : 0|8@1+ (1,0) [0|0] \"\" BMS\n SG_ MuxB M : 8|8@1+ (1,0) [0|0] \"\" BMS\n"
+      " SG_ A m1 : 16|8@1+ (1,0) [0|0] \"\" BMS\n SG_ B m : 24|8@1+ (1,0) [0|0] \"\" BMS\n"
+      " SG_ C m2 : 32|8@1+ (1,0) [0|0] \"\" BMS\nSG_MUL_VAL_ 1 C MuxB 2-2;\n");
+  const Message& m = out.database.messages[0];
+  EXPECT_FALSE(m.signals[2].is_multiplexed());
+  EXPECT_FALSE(m.signals[3].is_multiplexed());
+  EXPECT_EQ(m.signals[4].multiplexer, "MuxB");
+  ASSERT_EQ(out.warnings.size(), 1u);
+  EXPECT_NE(out.warnings[0].message.find("several multiplexer signals (M)"), std::string::npos);
+  // A and B are always there; C when MuxB is 2.
+  EXPECT_EQ(
+      decode_all(out.database, 1, {9, 2, 3, 4, 5, 0, 0, 0}),
+      (std::vector<std::string>{"MuxA=9.000000", "MuxB=2.000000", "A=3.000000", "B=4.000000", "C=5.000000"}));
+}
+
 TEST(DbcTolerance, AMessageWithoutSenderHasNone) {
   const auto out = load_ok("BO_ 1 M: 8\n SG_ A : 0|8@1+ (1,0) [0|0] \"\" BMS\n");
   ASSERT_EQ(out.database.messages.size(), 1u);
@@ -227,6 +246,8 @@ TEST(DbcCheckPositions, MultiplexingProblems) {
       "SG_MUL_VAL_ 3 F Sel 5-2;\n",
       {{"signal A: marked multiplexed (m1)", 2, 2},
        {"several simple multiplexers (Mux, Mux2)", 5, 2},
+       // Two M signals: no simple multiplexer (as the reference decoder reads it), so B is plain.
+       {"signal B: marked multiplexed (m1) but the message has several multiplexer signals (M)", 6, 2},
        {"its multiplexer Ghost does not exist", 9, 2},
        {"multiplexed by itself", 10, 2},
        {"signal E: its multiplexer Sel has no M flag", 11, 2},

@@ -152,7 +152,9 @@ TEST(DbcWriter, SimpleMultiplexingNeedsNoExtendedSection) {
   expect_round_trip(db);
 }
 
-TEST(DbcWriter, ExtendedMultiplexingWritesOnlyTheRangesThatDiffer) {
+// With two multiplexer signals (MuxA "M" and A2_MuxB "m2M") the reference decoder sees no simple
+// multiplexer: every multiplexed signal needs its SG_MUL_VAL_ line, or it reads them as plain signals.
+TEST(DbcWriter, ExtendedMultiplexingWritesEveryRangeWhenThereAreSeveralMultiplexers) {
   const auto db = parse_ok(
       "BO_ 2147483649 M: 8 BMS\n"
       " SG_ B1 m1 : 24|8@1- (1,0) [0|0] \"\" BMS\n"
@@ -165,8 +167,8 @@ TEST(DbcWriter, ExtendedMultiplexingWritesOnlyTheRangesThatDiffer) {
   const std::string text = write_dbc(db);
   EXPECT_TRUE(contains(text, " SG_ A2_MuxB m2M : ")) << text;
   EXPECT_TRUE(contains(text, "SG_MUL_VAL_ 2147483649 B1 A2_MuxB 1-1, 4-7;")) << text;
-  EXPECT_FALSE(contains(text, "SG_MUL_VAL_ 2147483649 A1 ")) << text;
-  EXPECT_FALSE(contains(text, "SG_MUL_VAL_ 2147483649 A2_MuxB ")) << text;
+  EXPECT_TRUE(contains(text, "SG_MUL_VAL_ 2147483649 A1 MuxA 1-1;")) << text;
+  EXPECT_TRUE(contains(text, "SG_MUL_VAL_ 2147483649 A2_MuxB MuxA 2-2;")) << text;
   expect_round_trip(db);
 }
 
