@@ -20,10 +20,15 @@ if ! command -v "$clang_tidy" >/dev/null 2>&1; then
 fi
 [ -f "$build_dir/compile_commands.json" ] || { echo "lint: no $build_dir/compile_commands.json" >&2; exit 2; }
 
+# Headers are checked only under this checkout's src/: .clang-tidy's '/src/' would also match the
+# generated protobuf headers in BUILD_DIR/src/ (build/ lies inside the checkout).
+header_filter="^$(printf '%s' "$root" | sed 's/[][\\.*^$+?(){}|]/\\&/g')/src/"
+
 # The compile commands are GCC's: clang ignores GCC-only warning flags. clang 14 with GCC 12's
 # libstdc++ does not enable C++20 coroutines by itself (asio's detection looks for libc++'s
 # <experimental/coroutine>), so they are switched on explicitly for the asio coroutine files.
-extra=(--extra-arg=-Wno-unknown-warning-option --extra-arg=-Wno-builtin-macro-redefined
+extra=(--header-filter="$header_filter"
+       --extra-arg=-Wno-unknown-warning-option --extra-arg=-Wno-builtin-macro-redefined
        --extra-arg=-D__cpp_impl_coroutine=201902L --extra-arg=-DASIO_HAS_CO_AWAIT=1
        --extra-arg=-DASIO_HAS_STD_COROUTINE=1 --extra-arg=-Wthread-safety)
 

@@ -211,7 +211,7 @@ can::Frame sdo_abort(std::uint32_t id, std::uint16_t index, std::uint8_t subinde
   std::array<std::uint8_t, 8> b{};
   b[0] = 0x80;  // cs 4
   put_multiplexer(b, index, subindex);
-  for (int i = 0; i < 4; ++i) b[static_cast<std::size_t>(4 + i)] = static_cast<std::uint8_t>(code >> (8 * i));
+  for (std::size_t i = 0; i < 4; ++i) b[4 + i] = static_cast<std::uint8_t>(code >> (8 * i));
   return sdo_frame(id, b);
 }
 
@@ -255,7 +255,7 @@ Result<can::Frame> SdoClient::download(std::uint16_t index, std::uint8_t subinde
   b[0] = 0x21;
   put_multiplexer(b, index, subindex);
   const auto size = static_cast<std::uint32_t>(data.size());
-  for (int i = 0; i < 4; ++i) b[static_cast<std::size_t>(4 + i)] = static_cast<std::uint8_t>(size >> (8 * i));
+  for (std::size_t i = 0; i < 4; ++i) b[4 + i] = static_cast<std::uint8_t>(size >> (8 * i));
   return sdo_frame(cob_id(Function::sdo_request, node_), b);
 }
 

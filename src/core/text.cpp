@@ -249,18 +249,13 @@ std::string utf8_to_cp1252(std::string_view text) {
 }
 
 std::size_t format_shortest(double value, char* out, bool keep_point) {
-  if (std::isnan(value)) {
-    std::memcpy(out, "NaN", 3);
-    return 3;
-  }
-  if (std::isinf(value)) {
-    if (value < 0) {
-      std::memcpy(out, "-Infinity", 9);
-      return 9;
-    }
-    std::memcpy(out, "Infinity", 8);
-    return 8;
-  }
+  // The text is returned as (out, length), never NUL-terminated.
+  const auto put = [out](std::string_view word) {
+    std::copy(word.begin(), word.end(), out);
+    return word.size();
+  };
+  if (std::isnan(value)) return put("NaN");
+  if (std::isinf(value)) return put(value < 0 ? "-Infinity" : "Infinity");
   // The shortest digits that read back exactly, laid out as Python's repr does: fixed notation for
   // decimal exponents -4..15, scientific with a two-digit exponent otherwise (1e-05, 1.5e+16).
   char sci[40];

@@ -122,6 +122,7 @@ TEST(Time, ManualClockDefaultsLookLikeARealMachine) {
 TEST(Time, ManualClockAdvancesFromManyThreads) {
   ManualClock clock(MonoTime{}, WallTime{});
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&clock] {
       for (int k = 0; k < 1000; ++k) clock.advance(1ns);

@@ -15,8 +15,9 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <mutex>
 #include <thread>
+
+#include "core/thread_annotations.h"
 
 namespace cellguard::ipc {
 namespace {
@@ -35,8 +36,8 @@ struct ServerFixture {
   std::thread loop;
   std::atomic<int> requests{0};
 
-  std::mutex peers_mutex;
-  std::vector<PeerCredentials> peers;
+  Mutex peers_mutex;
+  std::vector<PeerCredentials> peers GUARDED_BY(peers_mutex);
 
   explicit ServerFixture(const std::string& path, std::size_t max_line = 4096)
       : ServerFixture(options_for(path, max_line)) {}
@@ -49,7 +50,7 @@ struct ServerFixture {
   explicit ServerFixture(const LineServerOptions& options) {
     auto started = LineServer::start(io, options, [this](std::string_view line, const PeerCredentials& peer) {
       ++requests;
-      std::lock_guard lock(peers_mutex);
+      MutexLock lock(peers_mutex);
       peers.push_back(peer);
       return "echo:" + std::string(line);
     });
@@ -214,7 +215,7 @@ TEST(LineSocketAccess, SocketIs0600AndItsDirectory0700WhateverTheUmask) {
     auto answer = request_line(path, "status");
     ASSERT_TRUE(answer) << answer.error().message;
     // The handler sees who asked.
-    std::lock_guard lock(fixture.peers_mutex);
+    MutexLock lock(fixture.peers_mutex);
     ASSERT_EQ(fixture.peers.size(), 1u);
     EXPECT_EQ(fixture.peers[0].uid, ::geteuid());
     EXPECT_EQ(fixture.peers[0].pid, ::getpid());
@@ -411,7 +412,7 @@ TEST(LineSocketAccess, IdleClientsOfAGroupMemberAreCappedAndTheOwnerStillGetsIn)
   ASSERT_TRUE(answer) << answer.error().message;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
   {
-    std::lock_guard lock(fixture.peers_mutex);
+    MutexLock lock(fixture.peers_mutex);
     EXPECT_EQ(fixture.peers.back().uid, ::geteuid());
   }
   EXPECT_TRUE(wait_sessions(fixture, 0, std::chrono::milliseconds(3000)));

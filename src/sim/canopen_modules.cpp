@@ -169,7 +169,7 @@ CanopenModules::CanopenModules(std::shared_ptr<const dbc::DatabaseCodec> codec, 
 CanopenModules::~CanopenModules() = default;
 
 Result<std::unique_ptr<CanopenModules>> CanopenModules::create(
-    std::shared_ptr<const dbc::DatabaseCodec> codec, const PackModel& model, std::uint64_t seed) {
+    const std::shared_ptr<const dbc::DatabaseCodec>& codec, const PackModel& model, std::uint64_t seed) {
   if (!codec) return Error(ErrorCode::invalid_argument, "no DBC codec for the simulated modules");
   std::unique_ptr<CanopenModules> modules(new CanopenModules(codec, seed));
   for (const ModuleState& module : model.modules()) {
@@ -310,8 +310,8 @@ void CanopenModules::answer_sdo(Node& node, const can::Frame& request, const Mod
     if (is_tpdo_parameter && (subindex < 1 || subindex > 5)) return abort(SdoAbort::subindex_missing);
     const int unused = (command & 0x01) ? (command >> 2) & 0x03 : 0;
     std::uint32_t value = 0;
-    for (int i = 0; i < 4 - unused; ++i)
-      value |= static_cast<std::uint32_t>(b[static_cast<std::size_t>(4 + i)]) << (8 * i);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(4 - unused); ++i)
+      value |= static_cast<std::uint32_t>(b[4 + i]) << (8 * i);
     node.written[static_cast<std::uint32_t>(index) << 8 | subindex] = value;
     r[0] = 0x60;  // initiate download response
     out.push_back(frame_of(response_id, r));

@@ -64,8 +64,8 @@ class CanopenModules {
  public:
   // Compiles the PDO encoders for the modules of `model` from `codec`. Fails (not_found) if the
   // DBC lacks one of the eight PDOs of a present module, naming it.
-  static Result<std::unique_ptr<CanopenModules>> create(std::shared_ptr<const dbc::DatabaseCodec> codec,
-                                                        const PackModel& model, std::uint64_t seed = 1);
+  static Result<std::unique_ptr<CanopenModules>> create(
+      const std::shared_ptr<const dbc::DatabaseCodec>& codec, const PackModel& model, std::uint64_t seed = 1);
 
   CanopenModules(const CanopenModules&) = delete;
   CanopenModules& operator=(const CanopenModules&) = delete;

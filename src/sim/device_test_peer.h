@@ -40,6 +40,7 @@ inline int run_peer(const std::string& script, const std::vector<std::string>& a
   std::vector<std::string> args = {"/usr/bin/python3", source_dir() + "/tests/peers/" + script};
   args.insert(args.end(), arguments.begin(), arguments.end());
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_t pid = 0;

@@ -114,7 +114,7 @@ struct InverterDevice::Server {
   // The request has passed libmodbus's framing and integrity checks.
   // `corrupt_answer` is set if the answer is to be sent with a wrong CRC (RTU fault injection).
   Outcome handle(modbus_t* reply_ctx, modbus_mapping_t* mapping, const std::uint8_t* req, int length,
-                 bool& corrupt_answer) {
+                 bool& corrupt_answer) EXCLUDES(device.mutex_) {
     corrupt_answer = false;
     const int offset = modbus_get_header_length(reply_ctx);
     const std::uint8_t function = req[offset];
@@ -123,7 +123,7 @@ struct InverterDevice::Server {
     bool drop = device.not_answering_.load();
     bool corrupt = false;
     {
-      std::lock_guard lock(device.mutex_);
+      MutexLock lock(device.mutex_);
       ++device.stats_.requests;
       const std::uint64_t n = ++device.request_counter_;
       const int timeout_every = device.timeout_every_.load();
@@ -137,16 +137,19 @@ struct InverterDevice::Server {
     }
     const long long delay_ms = device.response_delay_ms_.load();
     if (delay_ms > 0) {
-      std::unique_lock lock(device.mutex_);
-      if (device.stop_cv_.wait_for(lock, std::chrono::milliseconds(delay_ms),
-                                   [this] { return device.stopping_; })) {
+      MutexLock lock(device.mutex_);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
+      while (!device.stopping_) {
+        if (device.stop_cv_.wait_until(lock, until) == std::cv_status::timeout) break;
+      }
+      if (device.stopping_) {
         return Outcome::unanswered;
       }
     }
 
     ModbusException exception = ModbusException::none;
     {
-      std::lock_guard lock(device.mutex_);
+      MutexLock lock(device.mutex_);
       InverterLogic& logic = device.logic_;
       switch (function) {
         case MODBUS_FC_WRITE_SINGLE_REGISTER:
@@ -191,7 +194,7 @@ struct InverterDevice::Server {
     } else {
       modbus_reply(reply_ctx, req, length, mapping);
     }
-    std::lock_guard lock(device.mutex_);
+    MutexLock lock(device.mutex_);
     if (corrupt) {
       ++device.stats_.corrupted;
       corrupt_answer = true;
@@ -204,8 +207,8 @@ struct InverterDevice::Server {
     return Outcome::answered;
   }
 
-  void count_bad_request() {
-    std::lock_guard lock(device.mutex_);
+  void count_bad_request() EXCLUDES(device.mutex_) {
+    MutexLock lock(device.mutex_);
     ++device.stats_.bad_requests;
   }
 
@@ -339,13 +342,13 @@ InverterDevice::~InverterDevice() { stop(); }
 
 void InverterDevice::stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
   }
   stop_cv_.notify_all();
   if (rtu_) rtu_->stop();
   if (tcp_) tcp_->stop();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   stopping_ = false;
 }
 
@@ -426,7 +429,7 @@ void InverterDevice::sync() {
   inputs.negative_contactor = pack_.negative_contactor();
   double demand_a = 0;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     logic_.update(inputs);
     demand_a = logic_.current_demand_a();
   }
@@ -434,22 +437,22 @@ void InverterDevice::sync() {
 }
 
 bool InverterDevice::set_fault_bit(std::uint16_t address, int bit, bool on) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return logic_.set_fault_bit(address, bit, on);
 }
 
 void InverterDevice::set_wrong_readback(const InverterReadbackError& error) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   logic_.set_readback_error(error);
 }
 
 InverterLogic InverterDevice::logic() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return logic_;
 }
 
 InverterStats InverterDevice::stats() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return stats_;
 }
 

@@ -35,14 +35,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "sim/inverter_registers.h"
 
 namespace cellguard::sim {
@@ -89,22 +88,22 @@ class InverterDevice {
   std::string tcp_endpoint() const;
 
   // Stops both servers and joins their threads. Idempotent.
-  void stop();
+  void stop() EXCLUDES(mutex_);
 
   // Event-loop thread only: exchanges state with the pack (see the header comment).
-  void sync();
+  void sync() EXCLUDES(mutex_);
 
   // Fault injection (any thread).
   void set_not_answering(bool on) { not_answering_ = on; }
-  bool set_fault_bit(std::uint16_t address, int bit, bool on);
-  void set_wrong_readback(const InverterReadbackError& error);
+  bool set_fault_bit(std::uint16_t address, int bit, bool on) EXCLUDES(mutex_);
+  void set_wrong_readback(const InverterReadbackError& error) EXCLUDES(mutex_);
   void set_response_delay(std::chrono::milliseconds delay) { response_delay_ms_ = delay.count(); }
   void set_timeout_every(int n) { timeout_every_ = n; }      // 0: off
   void set_crc_error_every(int n) { crc_error_every_ = n; }  // 0: off; RTU only
 
   // A copy of the register logic as of now (for tests and the control channel).
-  InverterLogic logic() const;
-  InverterStats stats() const;
+  InverterLogic logic() const EXCLUDES(mutex_);
+  InverterStats stats() const EXCLUDES(mutex_);
 
   // Implementation detail shared with the server threads (defined in inverter_device.cpp).
   struct Server;
@@ -114,12 +113,12 @@ class InverterDevice {
   friend struct Server;
 
   PackModel& pack_;
-  mutable std::mutex mutex_;
-  InverterLogic logic_;                // guarded by mutex_
-  InverterStats stats_;                // guarded by mutex_
-  std::uint64_t request_counter_ = 0;  // guarded by mutex_
-  std::condition_variable stop_cv_;    // wakes response delays on stop
-  bool stopping_ = false;              // guarded by mutex_
+  mutable Mutex mutex_;
+  InverterLogic logic_ GUARDED_BY(mutex_);
+  InverterStats stats_ GUARDED_BY(mutex_);
+  std::uint64_t request_counter_ GUARDED_BY(mutex_) = 0;
+  CondVar stop_cv_;  // wakes response delays on stop
+  bool stopping_ GUARDED_BY(mutex_) = false;
 
   std::atomic<bool> not_answering_{false};
   std::atomic<long long> response_delay_ms_{0};

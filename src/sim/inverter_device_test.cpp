@@ -13,11 +13,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "sim/device_test_peer.h"
 #include "sim/pack_model.h"
 
@@ -43,7 +43,7 @@ class SimLoop {
     thread_ = std::thread([this] {
       while (!stopping_) {
         {
-          std::lock_guard lock(mutex);
+          MutexLock lock(mutex);
           pack.step(0.05);
           inverter->sync();
         }
@@ -57,12 +57,12 @@ class SimLoop {
   }
   template <typename F>
   auto with_pack(F f) {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     return f(pack);
   }
 
-  std::mutex mutex;
-  PackModel pack{PackConfig{}};
+  Mutex mutex;
+  PackModel pack GUARDED_BY(mutex){PackConfig{}};
   std::unique_ptr<InverterDevice> inverter;
 
  private:

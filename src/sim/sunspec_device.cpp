@@ -199,7 +199,7 @@ void SunSpecDevice::sync() {
   inputs.contactors_closed = pack_.contactors_closed();
   double demand = 0;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     logic_.update(inputs);
     demand = logic_.current_demand_a();
   }
@@ -207,12 +207,12 @@ void SunSpecDevice::sync() {
 }
 
 SunSpecLogic SunSpecDevice::logic() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return logic_;
 }
 
 std::uint64_t SunSpecDevice::requests() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return requests_;
 }
 
@@ -265,7 +265,7 @@ void SunSpecDevice::handle(void* context, const std::uint8_t* request, int lengt
   const std::uint16_t address = length >= offset + 3 ? be16(request + offset + 1) : 0;
   ModbusException exception = ModbusException::none;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     ++requests_;
     if (not_answering_) return;
     switch (function) {
@@ -307,7 +307,7 @@ void SunSpecDevice::run() {
   modbus_t* ctx = modbus_new_tcp(host_.c_str(), 0);
   modbus_mapping_t* mapping = nullptr;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     mapping = modbus_mapping_new_start_address(0, 0, 0, 0, logic_.first(),
                                                static_cast<unsigned>(logic_.registers().size()), 0, 0);
   }

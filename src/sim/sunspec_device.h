@@ -20,13 +20,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "sim/inverter_device.h"
 #include "sim/inverter_registers.h"
 
@@ -99,21 +99,21 @@ class SunSpecDevice {
   void stop();
 
   // Event-loop thread only: pack state in, current demand out.
-  void sync();
+  void sync() EXCLUDES(mutex_);
 
   void set_not_answering(bool on) { not_answering_ = on; }
-  SunSpecLogic logic() const;
-  std::uint64_t requests() const;
+  SunSpecLogic logic() const EXCLUDES(mutex_);
+  std::uint64_t requests() const EXCLUDES(mutex_);
 
  private:
   SunSpecDevice(PackModel& pack, SunSpecSimConfig config);
-  void run();
-  void handle(void* ctx, const std::uint8_t* request, int length, void* mapping);
+  void run() EXCLUDES(mutex_);
+  void handle(void* context, const std::uint8_t* request, int length, void* map) EXCLUDES(mutex_);
 
   PackModel& pack_;
-  mutable std::mutex mutex_;
-  SunSpecLogic logic_;          // guarded by mutex_
-  std::uint64_t requests_ = 0;  // guarded by mutex_
+  mutable Mutex mutex_;
+  SunSpecLogic logic_ GUARDED_BY(mutex_);
+  std::uint64_t requests_ GUARDED_BY(mutex_) = 0;
   std::atomic<bool> not_answering_{false};
   std::string host_;
   std::string endpoint_;

@@ -455,6 +455,7 @@ TEST(SqliteStore, KilledWriterLosesNoAcknowledgedBatchAndDuplicatesNone) {
     }
     // Resending everything acknowledged stores nothing new.
     std::vector<Batch> resend;
+    resend.reserve(acked.size());
     for (std::uint64_t s : acked) resend.push_back(make_batch(s));
     const auto r = put(*store, "a", resend);
     EXPECT_EQ(r.stored, 0u);
@@ -471,6 +472,7 @@ TEST(SqliteStore, StoresTheRigStreamInAtMostTwoBytesPerSample) {
   ASSERT_TRUE(store->put_edge((*rig)->info("rig")).ok());
   for (int i = 0; i < 5 * 60 * 10; ++i) {  // 10 minutes in 200 ms batches, 10 per transaction
     std::vector<Batch> batches;
+    batches.reserve(10);
     for (int k = 0; k < 10; ++k) batches.push_back((*rig)->next(200'000'000));
     put(*store, "rig", std::move(batches));
     i += 9;

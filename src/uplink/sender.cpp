@@ -59,7 +59,7 @@ struct Sender::Impl : std::enable_shared_from_this<Impl> {
 
   // One connection's state, shared by its reader and writer coroutines.
   struct Link {
-    explicit Link(asio::any_io_executor ex) : wake(ex), watchdog(ex) {}
+    explicit Link(const asio::any_io_executor& ex) : wake(ex), watchdog(ex) {}
     asio::steady_timer wake;      // the writer waits on it; acks and errors cancel it
     asio::steady_timer watchdog;  // fires when nothing arrived for dead_after
     Clock::time_point deadline;
