@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   cellguard::cli::register_export(app, action);
   cellguard::cli::register_pki(app, action);
   cellguard::cli::register_server(app, action);
+  cellguard::cli::register_monitor(app, action);
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;
 }

@@ -80,6 +80,17 @@ double Monitor::Arrivals::rate(TimeNs now, TimeNs window) const {
   return static_cast<double>(n - 1) * 1e9 / static_cast<double>(newest - oldest);
 }
 
+double Monitor::total_rate(TimeNs now) const {
+  if (!first_at_) return 0;
+  constexpr TimeNs kBucket = 100'000'000;
+  const TimeNs window = std::min(options_.rate_window_ns, now - *first_at_);
+  if (window <= 0) return 0;
+  std::uint64_t n = 0;
+  for (const auto& [bucket, count] : buckets_)
+    if ((bucket + 1) * kBucket > now - window && bucket * kBucket <= now) n += count;
+  return static_cast<double>(n) * 1e9 / static_cast<double>(window);
+}
+
 Monitor::Monitor(const dbc::DatabaseCodec& codec, MonitorOptions options)
     : codec_(codec), options_(std::move(options)) {
   const auto& messages = codec_.database().messages;
@@ -157,7 +168,17 @@ Monitor::MessageInfo* Monitor::info_for(const can::Frame& frame) {
 
 void Monitor::on_frame(const can::Frame& frame, TimeNs at_ns) {
   ++frames_;
-  all_.add(at_ns);
+  constexpr TimeNs kBucket = 100'000'000;
+  const TimeNs bucket = at_ns / kBucket;
+  if (!first_at_) first_at_ = at_ns;
+  if (!buckets_.empty() && buckets_.back().first == bucket) {
+    ++buckets_.back().second;
+  } else {
+    buckets_.emplace_back(bucket, 1);
+  }
+  const TimeNs keep = options_.rate_window_ns / kBucket + 2;
+  while (buckets_.size() > 1 && (buckets_.front().first < bucket - keep || buckets_.front().first > bucket))
+    buckets_.pop_front();
   if (frame.error) {
     ++error_frames_;
     return;
@@ -238,7 +259,7 @@ Snapshot Monitor::snapshot(TimeNs now_ns) const {
   s.failed_frames = failed_frames_;
   s.error_frames = error_frames_;
   s.other_unknown_frames = other_unknown_;
-  s.rate_hz = all_.rate(now_ns, options_.rate_window_ns);
+  s.rate_hz = total_rate(now_ns);
   s.cell_voltage_unit = cell_unit_;
   s.temperature_unit = temperature_unit_;
   const auto& messages = codec_.database().messages;

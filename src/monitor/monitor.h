@@ -5,7 +5,8 @@
 //
 // Rates: the last kRateSamples arrivals of a message (per mux value) within `rate_window` before
 // the snapshot; rate = (arrivals - 1) / (newest - oldest). A message silent for a whole window has
-// rate 0. Ages: snapshot time minus the latest arrival.
+// rate 0. The total rate counts all frames of the window (in 100 ms buckets) over the window (or
+// the time since the first frame, if shorter). Ages: snapshot time minus the latest arrival.
 //
 // Module grid (the rig's layout, as the edge finds its modules, edge/module_map.h): a message belongs
 // to module N by its CANopen PDO COB-ID (offset from the nearest configured PDO base below it) or by
@@ -24,6 +25,7 @@
 #pragma once
 
 #include <array>
+#include <deque>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -183,7 +185,10 @@ class Monitor {
   std::vector<MessageInfo> infos_;  // parallel to the DBC's messages
   std::map<int, ModuleState> modules_;
   std::map<std::uint64_t, Arrivals> unknown_;  // key: extended << 32 | id
-  Arrivals all_;
+  // All frames: counts per 100 ms (bursts, as after a SYNC, make arrival spacing meaningless).
+  std::deque<std::pair<TimeNs, std::uint64_t>> buckets_;
+  std::optional<TimeNs> first_at_;
+  double total_rate(TimeNs now) const;
   std::uint64_t frames_ = 0, unknown_frames_ = 0, failed_frames_ = 0, error_frames_ = 0, other_unknown_ = 0;
   std::string cell_unit_, temperature_unit_;
 };

@@ -105,7 +105,7 @@ TEST(Monitor, KeepsTheLatestValuesWithTheirRateAndAge) {
   EXPECT_EQ(format_value(*signal(m, "CMA_Current")), "-12.4 A");
   EXPECT_EQ(format_value(*signal(m, "CMA_Voltage")), "47.30 V");
   EXPECT_EQ(s.frames, 10u);
-  EXPECT_NEAR(s.rate_hz, 10.0, 1e-9);
+  EXPECT_NEAR(s.rate_hz, 10 / 0.95, 1e-9);  // 10 frames since the first, 0.95 s ago
 
   // Silent for longer than the rate window (2 s): rate 0, age grows.
   const Snapshot later = monitor.snapshot(kT0 + 900 * kMs + 2500 * kMs);
@@ -124,6 +124,20 @@ TEST(Monitor, RateFollowsAChangeOfPace) {
   ASSERT_NE(find(s, "SYNC"), nullptr);
   EXPECT_NEAR(find(s, "SYNC")->rate_hz, 50.0, 1e-6);  // the last 32 arrivals are all at 50 Hz
   EXPECT_EQ(find(s, "SYNC")->frames, 80u);
+}
+
+TEST(Monitor, TotalRateCountsBurstsOverTheWindow) {
+  auto codec = make_codec();
+  Monitor monitor(codec, {});
+  // The rig's pattern: a SYNC every 100 ms, then 24 PDOs 150 us apart; 250 frames/s.
+  TimeNs t = kT0;
+  for (int cycle = 0; cycle < 50; ++cycle, t += 100 * kMs) {
+    monitor.on_frame(frame(0x80, {1}), t);
+    for (int i = 1; i <= 24; ++i) monitor.on_frame(frame(0x181, {0, 0, 0, 0, 0, 0, 0, 0}), t + i * 150'000);
+  }
+  const Snapshot s = monitor.snapshot(t - 50 * kMs);
+  EXPECT_NEAR(s.rate_hz, 250.0, 250.0 * 0.05);
+  EXPECT_NEAR(find(s, "SYNC")->rate_hz, 10.0, 1e-9);
 }
 
 TEST(Monitor, SplitsAMultiplexedMessagePerMuxValue) {
