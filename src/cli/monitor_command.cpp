@@ -108,7 +108,7 @@ class Terminal {
     if (::tcgetattr(STDIN_FILENO, &saved_) != 0) return;
     termios raw = saved_;
     raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
-    raw.c_cc[VMIN] = 0;
+    raw.c_cc[VMIN] = 1;  // with 0, a read without input returns 0, which reads as the end of input
     raw.c_cc[VTIME] = 0;
     ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
     active_ = true;
