@@ -83,12 +83,17 @@ double Monitor::Arrivals::rate(TimeNs now, TimeNs window) const {
 double Monitor::total_rate(TimeNs now) const {
   if (!first_at_) return 0;
   constexpr TimeNs kBucket = 100'000'000;
-  const TimeNs window = std::min(options_.rate_window_ns, now - *first_at_);
-  if (window <= 0) return 0;
+  // Whole buckets from the window's start on (the one it falls in left out), up to now; divided by
+  // the time they cover, from their start (or the first frame) to now.
   std::uint64_t n = 0;
-  for (const auto& [bucket, count] : buckets_)
-    if ((bucket + 1) * kBucket > now - window && bucket * kBucket <= now) n += count;
-  return static_cast<double>(n) * 1e9 / static_cast<double>(window);
+  std::optional<TimeNs> since;
+  for (const auto& [bucket, count] : buckets_) {
+    if (bucket * kBucket < now - options_.rate_window_ns || bucket * kBucket > now) continue;
+    n += count;
+    if (!since) since = std::max(bucket * kBucket, *first_at_);
+  }
+  if (!since || now <= *since) return 0;
+  return static_cast<double>(n) * 1e9 / static_cast<double>(now - *since);
 }
 
 Monitor::Monitor(const dbc::DatabaseCodec& codec, MonitorOptions options)
@@ -124,7 +129,10 @@ Monitor::Monitor(const dbc::DatabaseCodec& codec, MonitorOptions options)
       if (const int cell = match_numbered(layout.cell_voltage_signal, "{n}", signal.name, false);
           cell >= 1 && cell <= layout.max_cells) {
         role = {Role::cell, cell};
-        if (cell_unit_.empty()) cell_unit_ = signal.unit;
+        if (cell_unit_.empty()) {
+          cell_unit_ = signal.unit;
+          cell_decimals_ = info.decimals[s];
+        }
       } else if (const int sensor = match_numbered(layout.temperature_signal, "{n}", signal.name, false);
                  sensor >= 1 && sensor <= layout.max_cells) {
         role = {Role::temperature, sensor};
@@ -261,6 +269,7 @@ Snapshot Monitor::snapshot(TimeNs now_ns) const {
   s.other_unknown_frames = other_unknown_;
   s.rate_hz = total_rate(now_ns);
   s.cell_voltage_unit = cell_unit_;
+  s.cell_voltage_decimals = cell_decimals_;
   s.temperature_unit = temperature_unit_;
   const auto& messages = codec_.database().messages;
   for (const MessageInfo& info : infos_) {

@@ -5,8 +5,8 @@
 //
 // Rates: the last kRateSamples arrivals of a message (per mux value) within `rate_window` before
 // the snapshot; rate = (arrivals - 1) / (newest - oldest). A message silent for a whole window has
-// rate 0. The total rate counts all frames of the window (in 100 ms buckets) over the window (or
-// the time since the first frame, if shorter). Ages: snapshot time minus the latest arrival.
+// rate 0. The total rate counts all frames of the window in 100 ms buckets over the time those
+// buckets cover (or since the first frame, if later). Ages: snapshot time minus the latest arrival.
 //
 // Module grid (the rig's layout, as the edge finds its modules, edge/module_map.h): a message belongs
 // to module N by its CANopen PDO COB-ID (offset from the nearest configured PDO base below it) or by
@@ -116,6 +116,7 @@ struct Snapshot {
   int grid_temperatures = 0;          // highest temperature sensor number
   std::vector<UnknownId> unknown;     // ascending id
   std::string cell_voltage_unit, temperature_unit;  // from the DBC
+  int cell_voltage_decimals = 3;                      // from the cell signals' scale
 };
 
 // Matches `pattern` with "{id}"/"{n}" style placeholder `placeholder` standing for a decimal number
@@ -191,6 +192,7 @@ class Monitor {
   double total_rate(TimeNs now) const;
   std::uint64_t frames_ = 0, unknown_frames_ = 0, failed_frames_ = 0, error_frames_ = 0, other_unknown_ = 0;
   std::string cell_unit_, temperature_unit_;
+  int cell_decimals_ = 3;
 };
 
 // Digits after the point for a signal of this scale: 0.01 -> 2, 0.5 -> 1, 1 -> 0 (at most 6).

@@ -81,7 +81,7 @@ std::vector<std::string> grid_lines(const Snapshot& s) {
     for (int cell = 1; cell <= s.grid_cells; ++cell) {
       const auto i = static_cast<std::size_t>(cell - 1);
       const auto& v = i < m.cell_voltages.size() ? m.cell_voltages[i] : std::optional<double>();
-      row += pad_left(optional_fixed(v, 3), 6);
+      row += pad_left(optional_fixed(v, s.cell_voltage_decimals), 6);
       if (v) {
         low = low ? std::min(*low, *v) : *v;
         high = high ? std::max(*high, *v) : *v;
@@ -90,7 +90,9 @@ std::vector<std::string> grid_lines(const Snapshot& s) {
     row += pad_left(optional_fixed(m.voltage, 2, "V"), 11);
     row += pad_left(optional_fixed(m.current, 1, "A"), 9);
     row += pad_left(optional_fixed(m.soc, 1, "%"), 8);
-    row += pad_left(low && high ? fixed(*low, 3) + "/" + fixed(*high, 3) : "-", 16);
+    row += pad_left(low && high ? fixed(*low, s.cell_voltage_decimals) + "/" + fixed(*high, s.cell_voltage_decimals)
+                                : "-",
+                    16);
     row += pad_left(format_age(m.age_ns), 8);
     lines.push_back(row);
   }
