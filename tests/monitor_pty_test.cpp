@@ -184,9 +184,10 @@ TEST_F(Monitor, LiveViewInAPseudoTerminalShowsValuesPausesAndQuits) {
     const std::string s = joined(screen);
     EXPECT_EQ(screen.size(), 60u) << s;
     for (const auto& line : screen) EXPECT_LE(line.size(), 160u) << line;
-    EXPECT_NE(s.find("10.0/s"), std::string::npos) << "SYNC-driven PDO at 10 Hz\n" << s;
+    // A SYNC-driven PDO at 10 Hz (the replay's timers add a little jitter).
+    EXPECT_TRUE(std::regex_search(s, std::regex("BMU02_pdo1  0x182  (9\\.[5-9]|10\\.[0-4])/s"))) << s;
     EXPECT_EQ(s.find("BMU01_pdo1"), std::string::npos) << "filtered out\n" << s;
-    EXPECT_TRUE(std::regex_search(s, std::regex("\n +2 3\\.[0-9]{3} 3\\.[0-9]{3}"))) << "module 2's cells\n" << s;
+    EXPECT_TRUE(std::regex_search(s, std::regex("\n +2  3\\.[0-9]{2}  3\\.[0-9]{2}"))) << "module 2's cells\n" << s;
     EXPECT_TRUE(std::regex_search(s, std::regex("CMA_Voltage=4[0-9]\\.[0-9]{2} V"))) << s;
     EXPECT_NE(screen.back().find("[p] pause  [q] quit"), std::string::npos) << s;
   }
