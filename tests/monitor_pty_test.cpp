@@ -76,7 +76,8 @@ class PtyChild {
   bool read_until(Done done, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!done(output_)) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
       pollfd p{master_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100))) <= 0) continue;
@@ -174,8 +175,9 @@ TEST_F(Monitor, LiveViewInAPseudoTerminalShowsValuesPausesAndQuits) {
     const auto all = screens(out);
     if (all.empty()) return false;
     const std::string s = joined(all.back());
-    return s.find("BMU02_pdo1  0x182  ") != std::string::npos && s.find("CMA_Voltage=") != std::string::npos &&
-           s.find("cell voltages (V)") != std::string::npos && frames_on(all.back()) > 50;
+    return s.find("BMU02_pdo1  0x182  ") != std::string::npos &&
+           s.find("CMA_Voltage=") != std::string::npos && s.find("cell voltages (V)") != std::string::npos &&
+           frames_on(all.back()) > 50;
   };
   ASSERT_TRUE(child.read_until(shows_values, 15s)) << child.output();
   EXPECT_NE(child.output().find("\x1b[?1049h"), std::string::npos) << "alternate screen";
@@ -187,7 +189,8 @@ TEST_F(Monitor, LiveViewInAPseudoTerminalShowsValuesPausesAndQuits) {
     // A SYNC-driven PDO at 10 Hz (the replay's timers add a little jitter).
     EXPECT_TRUE(std::regex_search(s, std::regex("BMU02_pdo1  0x182  (9\\.[5-9]|10\\.[0-4])/s"))) << s;
     EXPECT_EQ(s.find("BMU01_pdo1"), std::string::npos) << "filtered out\n" << s;
-    EXPECT_TRUE(std::regex_search(s, std::regex("\n +2  3\\.[0-9]{2}  3\\.[0-9]{2}"))) << "module 2's cells\n" << s;
+    EXPECT_TRUE(std::regex_search(s, std::regex("\n +2  3\\.[0-9]{2}  3\\.[0-9]{2}"))) << "module 2's cells\n"
+                                                                                       << s;
     EXPECT_TRUE(std::regex_search(s, std::regex("CMA_Voltage=4[0-9]\\.[0-9]{2} V"))) << s;
     EXPECT_NE(screen.back().find("[p] pause  [q] quit"), std::string::npos) << s;
   }
@@ -214,7 +217,8 @@ TEST_F(Monitor, LiveViewInAPseudoTerminalShowsValuesPausesAndQuits) {
   ASSERT_TRUE(child.read_until(
       [&](const std::string& out) {
         const auto all = screens(out);
-        return !all.empty() && all.back()[0].find("PAUSED") == std::string::npos && frames_on(all.back()) > frozen;
+        return !all.empty() && all.back()[0].find("PAUSED") == std::string::npos &&
+               frames_on(all.back()) > frozen;
       },
       5s))
       << child.output();
@@ -255,8 +259,10 @@ TEST_F(Monitor, OnceOnAPacedLogAfterADuration) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_LT(took, 5s);
   EXPECT_NE(r.out.find("cellguard monitor  " + log_), std::string::npos) << r.out;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("\nSYNC  0x080  (9|10|11)\\.[0-9]/s  age [0-9]+ ms  (9|10|11) frames\n")))
-      << "about 1 s of the log at its own pace\n" << r.out;
+  EXPECT_TRUE(std::regex_search(
+      r.out, std::regex("\nSYNC  0x080  (9|10|11)\\.[0-9]/s  age [0-9]+ ms  (9|10|11) frames\n")))
+      << "about 1 s of the log at its own pace\n"
+      << r.out;
 }
 
 TEST_F(Monitor, BadInputIsRefusedWithThePlaceAndTheCause) {
@@ -271,7 +277,8 @@ TEST_F(Monitor, BadInputIsRefusedWithThePlaceAndTheCause) {
       {"--dbc " + dbc_ + " --can " + log_ + " --speed 0", "--speed 0 (as fast as possible) needs --once"},
       {"--dbc " + dbc_ + " --can " + log_, "the live view needs a terminal; use --once"},
       {"--dbc " + dbc_ + " --can bogus://x --once", "bogus"},
-      {"--dbc " + dbc_ + " --can " + log_ + " --once --modules-by slot", "--modules-by slot: canopen or name"},
+      {"--dbc " + dbc_ + " --can " + log_ + " --once --modules-by slot",
+       "--modules-by slot: canopen or name"},
   };
   for (const Case& c : cases) {
     const Ran r = cellguard("monitor " + c.args + " 2>&1 < /dev/null");
@@ -280,7 +287,8 @@ TEST_F(Monitor, BadInputIsRefusedWithThePlaceAndTheCause) {
     EXPECT_NE(r.out.find(c.message), std::string::npos) << c.args << "\n" << r.out;
   }
   // A socketcand server that is not there: a located error, exit 1, well before --after.
-  const Ran r = cellguard("monitor --dbc " + dbc_ + " --can socketcand://127.0.0.1:1/can0 --once --after 10s 2>&1");
+  const Ran r =
+      cellguard("monitor --dbc " + dbc_ + " --can socketcand://127.0.0.1:1/can0 --once --after 10s 2>&1");
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.out.find("cellguard monitor: "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("127.0.0.1:1"), std::string::npos) << r.out;

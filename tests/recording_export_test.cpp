@@ -8,10 +8,10 @@
 
 #include <array>
 #include <cstdio>
-#include <span>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -51,11 +51,13 @@ can::Frame frame_n(int n) {
   can::Frame f;
   f.timestamp_ns = kT0 + n * 5 * kMs;
   f.extended = n % 3 == 0;
-  f.id = f.extended ? 0x18FF0000u + static_cast<std::uint32_t>(n) : 0x100u + static_cast<std::uint32_t>(n % 0x600);
+  f.id = f.extended ? 0x18FF0000u + static_cast<std::uint32_t>(n)
+                    : 0x100u + static_cast<std::uint32_t>(n % 0x600);
   f.bus.assign("can0");
   std::array<std::uint8_t, 8> data{};
   const auto size = static_cast<std::size_t>(n % 9);
-  for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>(static_cast<std::size_t>(n) * 7 + i);
+  for (std::size_t i = 0; i < size; ++i)
+    data[i] = static_cast<std::uint8_t>(static_cast<std::size_t>(n) * 7 + i);
   f.set_payload(std::span<const std::uint8_t>(data.data(), size));
   return f;
 }
@@ -117,8 +119,8 @@ TEST_F(RecordingExport, AWindowReadsBackInPythonCanAndOurReadersInEveryFormat) {
               std::string::npos)
         << r.out;
 
-    const Ran py = run(std::string(kPython) + " " + (testing::source_dir() / "tests/peers/read_log.py").string() +
-                       " " + out);
+    const Ran py = run(std::string(kPython) + " " +
+                       (testing::source_dir() / "tests/peers/read_log.py").string() + " " + out);
     ASSERT_EQ(py.exit_code, 0) << py.out;
     std::vector<nlohmann::json> frames;
     std::istringstream lines(py.out);
@@ -186,15 +188,16 @@ TEST_F(RecordingExport, BadInputIsRefusedWithThePlaceAndTheCause) {
       {recording_ + " --from yesterday", "--from yesterday: expected ISO 8601"},
       {recording_ + " --to end-5parsecs", "--to end-5parsecs: '5parsecs' is not a duration"},
       {recording_ + " --from 2026-13-01T00:00:00Z", "--from 2026-13-01T00:00:00Z: expected ISO 8601"},
-      {recording_ + " --from end --to start", "--from end (2026-12-07T04:00:04.995000000Z) is after --to start"},
+      {recording_ + " --from end --to start",
+       "--from end (2026-12-07T04:00:04.995000000Z) is after --to start"},
       {path("none.sqlite"), "recording " + path("none.sqlite") + ": no such file"},
       {path("capture.log"), "recording " + path("capture.log") + ": not a readable SQLite database"},
   };
   for (const Case& c : cases) {
     const Ran r = cellguard("recording export " + c.args);
     EXPECT_EQ(r.exit_code, 2) << c.args << "\n" << r.out;
-    EXPECT_NE(r.out.find("cellguard recording export: " + c.message), std::string::npos)
-        << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find("cellguard recording export: " + c.message), std::string::npos) << c.args << "\n"
+                                                                                         << r.out;
   }
 }
 

@@ -43,11 +43,13 @@ struct MonitorCliOptions {
 };
 
 monitor::TimeNs mono_now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 monitor::TimeNs wall_now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -92,12 +94,14 @@ int run_log_at_full_speed(monitor::Monitor& m, const std::string& path, monitor:
   }
   if (!last) {
     const auto skipped = (*reader)->skipped_lines();
-    return fail(path + ": no CAN frames" + (skipped.first.empty() ? "" : " (first line skipped: " + skipped.first + ")"));
+    return fail(path + ": no CAN frames" +
+                (skipped.first.empty() ? "" : " (first line skipped: " + skipped.first + ")"));
   }
   // Logs with dates give wall-clock times; others count from the log's start (no date to show).
   if (*last > 946'684'800LL * 1'000'000'000) context.wall_time = *last;
   print_snapshot(m, *last, context, json);
-  if (bad > 0) std::fprintf(stderr, "monitor: %llu malformed lines skipped\n", static_cast<unsigned long long>(bad));
+  if (bad > 0)
+    std::fprintf(stderr, "monitor: %llu malformed lines skipped\n", static_cast<unsigned long long>(bad));
   return 0;
 }
 
@@ -154,7 +158,8 @@ class Terminal {
 };
 
 int run_monitor(const MonitorCliOptions& o) {
-  if (o.speed < 0) return fail("--speed " + std::to_string(o.speed) + ": must be 0 (as fast as possible) or more");
+  if (o.speed < 0)
+    return fail("--speed " + std::to_string(o.speed) + ": must be 0 (as fast as possible) or more");
   std::optional<std::int64_t> after_ns;
   if (!o.after.empty()) {
     auto d = store::parse_duration(o.after);
@@ -162,7 +167,8 @@ int run_monitor(const MonitorCliOptions& o) {
     after_ns = *d;
   }
   auto refresh = store::parse_duration(o.refresh);
-  if (!refresh || *refresh < 10'000'000) return fail("--refresh " + o.refresh + ": expected a duration of 10ms or more");
+  if (!refresh || *refresh < 10'000'000)
+    return fail("--refresh " + o.refresh + ": expected a duration of 10ms or more");
   monitor::MonitorOptions options;
   options.filters = o.filters;
   if (o.modules_by == "name") {
@@ -175,7 +181,8 @@ int run_monitor(const MonitorCliOptions& o) {
   if (o.cell_signal.find("{n}") == std::string::npos)
     return fail("--cell-signal " + o.cell_signal + ": needs {n} where the cell number stands");
   if (o.temperature_signal.find("{n}") == std::string::npos)
-    return fail("--temperature-signal " + o.temperature_signal + ": needs {n} where the sensor number stands");
+    return fail("--temperature-signal " + o.temperature_signal +
+                ": needs {n} where the sensor number stands");
   options.layout.name_pattern = o.name_pattern;
   options.layout.cell_voltage_signal = o.cell_signal;
   options.layout.temperature_signal = o.temperature_signal;
@@ -197,9 +204,11 @@ int run_monitor(const MonitorCliOptions& o) {
       return fail("--can " + o.can +
                   ": no such log file, and not a bus URL (socketcand://HOST:PORT/CHANNEL, socketcan:IFNAME, "
                   "inproc:NAME, replay:LOG)");
-    if (o.can.find('?') != std::string::npos) return fail("--can " + o.can + ": a log path cannot contain '?'");
+    if (o.can.find('?') != std::string::npos)
+      return fail("--can " + o.can + ": a log path cannot contain '?'");
     if (o.speed == 0) {
-      if (!o.once) return fail("--speed 0 (as fast as possible) needs --once: there is nothing to watch live");
+      if (!o.once)
+        return fail("--speed 0 (as fast as possible) needs --once: there is nothing to watch live");
       return run_log_at_full_speed(m, o.can, context, o.json);
     }
     url = "replay:" + o.can + "?speed=" + std::to_string(o.speed);
@@ -337,19 +346,22 @@ void register_monitor(CLI::App& app, Action& action) {
       "  cellguard monitor --dbc rig.dbc --can capture.asc --speed 10\n"
       "  cellguard monitor --dbc rig.dbc --can capture.log --once --speed 0 --json   # the log's end state");
   cmd->add_option("--dbc", o->dbc, "the DBC file that decodes the frames")->required();
-  cmd->add_option("--can", o->can,
-                  "a bus URL (socketcand://HOST:PORT/CHANNEL, socketcan:IFNAME, inproc:NAME, replay:LOG?speed=K) "
-                  "or a log file (candump -L, candump console, ASC, TRC; played at its own pace)")
+  cmd->add_option(
+         "--can", o->can,
+         "a bus URL (socketcand://HOST:PORT/CHANNEL, socketcan:IFNAME, inproc:NAME, replay:LOG?speed=K) "
+         "or a log file (candump -L, candump console, ASC, TRC; played at its own pace)")
       ->required();
   cmd->add_option("--filter", o->filters,
                   "show only messages or signals matching this glob: a message name (BMU01_*), a signal name "
                   "(Cell_*_Voltage) or message.signal; repeatable (any matches)");
-  cmd->add_option("--speed", o->speed,
-                  "a log's pace: 1 = as recorded, 10 = ten times faster, 0 = as fast as possible (with --once)")
+  cmd->add_option(
+         "--speed", o->speed,
+         "a log's pace: 1 = as recorded, 10 = ten times faster, 0 = as fast as possible (with --once)")
       ->capture_default_str();
   cmd->add_flag("--once", o->once,
                 "no live view: print one snapshot and exit (at the end of a log, or after --after on a bus)");
-  cmd->add_option("--after", o->after, "--once: the snapshot after this long (5s, 500ms; default on a bus: 2s)");
+  cmd->add_option("--after", o->after,
+                  "--once: the snapshot after this long (5s, 500ms; default on a bus: 2s)");
   cmd->add_flag("--json", o->json, "--once: the snapshot as one JSON object");
   cmd->add_option("--refresh", o->refresh, "live view: redraw interval")->capture_default_str();
   cmd->add_flag("--no-grid", o->no_grid, "leave out the module grid (cell voltages and temperatures)");

@@ -69,7 +69,8 @@ int run_recording_export(const RecordingExportOptions& o) {
     format = o.out == "-" ? std::optional<can::LogFormat>(can::LogFormat::candump_log)
                           : can::log_format_from_extension(o.out);
     if (!format)
-      return fail("--out " + o.out + ": cannot tell the format from the extension: give --format candump|asc|trc");
+      return fail("--out " + o.out +
+                  ": cannot tell the format from the extension: give --format candump|asc|trc");
   }
   auto reader = recorder::RecordingReader::open_read_only(o.recording);
   if (!reader) return fail(reader.error().message);
@@ -90,7 +91,8 @@ int run_recording_export(const RecordingExportOptions& o) {
   std::fprintf(stderr, "export: %llu frames from %s to %s as %s (recording holds %s to %s)\n",
                static_cast<unsigned long long>(stats->frames), store::format_time_utc(*from).c_str(),
                store::format_time_utc(*to).c_str(), std::string(can::to_string(*format)).c_str(),
-               store::format_time_utc((*range)->first).c_str(), store::format_time_utc((*range)->second).c_str());
+               store::format_time_utc((*range)->first).c_str(),
+               store::format_time_utc((*range)->second).c_str());
   if (stats->lost_records > 0) {
     std::fprintf(stderr,
                  "export: %llu frames and samples of this window were dropped by the recording's size/age "
@@ -115,16 +117,20 @@ void register_recording(CLI::App& app, Action& action) {
       "or relative: start, end (the recording's first and last record), now, each with +/-DURATION\n"
       "(start+30s, end-5m, now-1h). Both ends are included.\n"
       "Examples:\n"
-      "  cellguard recording export /var/lib/cellguard-edge/recording.sqlite --from end-5m --out last5min.log\n"
-      "  cellguard recording export rec.sqlite --from 2026-12-07T04:00:00Z --to 2026-12-07T04:01:00Z --format asc "
+      "  cellguard recording export /var/lib/cellguard-edge/recording.sqlite --from end-5m --out "
+      "last5min.log\n"
+      "  cellguard recording export rec.sqlite --from 2026-12-07T04:00:00Z --to 2026-12-07T04:01:00Z "
+      "--format asc "
       "--out trip.asc");
-  ex->add_option("recording", o->recording, "the edge's recording (SQLite file, [recording] path of its configuration)")
+  ex->add_option("recording", o->recording,
+                 "the edge's recording (SQLite file, [recording] path of its configuration)")
       ->required();
   ex->add_option("--from", o->from, "window start")->capture_default_str();
   ex->add_option("--to", o->to, "window end (included)")->capture_default_str();
-  ex->add_option("--format", o->format,
-                 "candump (candump -L), asc (Vector) or trc (PEAK); default: from --out's extension (.log, .asc, "
-                 ".trc), candump on standard output");
+  ex->add_option(
+      "--format", o->format,
+      "candump (candump -L), asc (Vector) or trc (PEAK); default: from --out's extension (.log, .asc, "
+      ".trc), candump on standard output");
   ex->add_option("--out", o->out, "output file, - for standard output")->capture_default_str();
   ex->callback([o, &action] { action = [o] { return run_recording_export(*o); }; });
 }

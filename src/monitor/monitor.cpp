@@ -247,14 +247,29 @@ void Monitor::update_module(const MessageInfo& info, const Entry& entry, TimeNs 
     if (info.roles[s].role == Role::none || !entry.present.test(s)) continue;
     const double v = entry.values[s];
     switch (info.roles[s].role) {
-      case Role::cell: set_at(m.cells, info.roles[s].index, v); break;
-      case Role::temperature: set_at(m.temperatures, info.roles[s].index, v); break;
-      case Role::voltage: m.voltage = v; break;
-      case Role::current: m.current = v; break;
-      case Role::soc: m.soc = v; break;
-      case Role::min_temp: m.min_temp = v; break;
-      case Role::max_temp: m.max_temp = v; break;
-      case Role::none: break;
+      case Role::cell:
+        set_at(m.cells, info.roles[s].index, v);
+        break;
+      case Role::temperature:
+        set_at(m.temperatures, info.roles[s].index, v);
+        break;
+      case Role::voltage:
+        m.voltage = v;
+        break;
+      case Role::current:
+        m.current = v;
+        break;
+      case Role::soc:
+        m.soc = v;
+        break;
+      case Role::min_temp:
+        m.min_temp = v;
+        break;
+      case Role::max_temp:
+        m.max_temp = v;
+        break;
+      case Role::none:
+        break;
     }
   }
 }

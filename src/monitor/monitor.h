@@ -25,8 +25,8 @@
 #pragma once
 
 #include <array>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -48,7 +48,7 @@ struct GridLayout {
   enum class Discovery { canopen, name_pattern };
   Discovery discovery = Discovery::canopen;
   std::vector<std::uint32_t> pdo_bases = {0x180, 0x280, 0x380, 0x480, 0x190, 0x290, 0x390, 0x490};
-  std::string name_pattern = "BMU{id}_";              // {id}: the module number
+  std::string name_pattern = "BMU{id}_";                 // {id}: the module number
   std::string cell_voltage_signal = "Cell_{n}_Voltage";  // {n}: the cell number
   std::string temperature_signal = "CMA_Temp{n}";        // {n}: the sensor number
   std::string module_voltage_signal = "CMA_Voltage";
@@ -82,7 +82,7 @@ struct MessageView {
   std::uint64_t mux_value = 0;
   std::uint64_t frames = 0;  // frames of this message (and mux value) so far
   double rate_hz = 0;
-  std::optional<TimeNs> age_ns;  // since the latest frame; none if none
+  std::optional<TimeNs> age_ns;     // since the latest frame; none if none
   std::vector<SignalView> signals;  // the latest frame's signals (filtered)
   std::string error;                // why the latest frame did not decode, if it did not
 };
@@ -103,20 +103,20 @@ struct UnknownId {
 };
 
 struct Snapshot {
-  TimeNs time_ns = 0;  // the time the snapshot is for
-  std::uint64_t frames = 0;           // every frame seen
-  std::uint64_t unknown_frames = 0;   // ids the DBC does not define
-  std::uint64_t failed_frames = 0;    // too short, bad multiplexer value
-  std::uint64_t error_frames = 0;     // CAN error frames
-  std::uint64_t other_unknown_frames = 0;  // unknown frames beyond kMaxUnknownIds distinct ids
-  double rate_hz = 0;                 // all frames
-  std::vector<MessageView> messages;  // DBC order, then mux value; only messages seen
-  std::vector<ModuleRow> modules;     // ascending; only modules seen
-  int grid_cells = 0;                 // highest cell number of the grid's modules
-  int grid_temperatures = 0;          // highest temperature sensor number
-  std::vector<UnknownId> unknown;     // ascending id
+  TimeNs time_ns = 0;                               // the time the snapshot is for
+  std::uint64_t frames = 0;                         // every frame seen
+  std::uint64_t unknown_frames = 0;                 // ids the DBC does not define
+  std::uint64_t failed_frames = 0;                  // too short, bad multiplexer value
+  std::uint64_t error_frames = 0;                   // CAN error frames
+  std::uint64_t other_unknown_frames = 0;           // unknown frames beyond kMaxUnknownIds distinct ids
+  double rate_hz = 0;                               // all frames
+  std::vector<MessageView> messages;                // DBC order, then mux value; only messages seen
+  std::vector<ModuleRow> modules;                   // ascending; only modules seen
+  int grid_cells = 0;                               // highest cell number of the grid's modules
+  int grid_temperatures = 0;                        // highest temperature sensor number
+  std::vector<UnknownId> unknown;                   // ascending id
   std::string cell_voltage_unit, temperature_unit;  // from the DBC
-  int cell_voltage_decimals = 3;                      // from the cell signals' scale
+  int cell_voltage_decimals = 3;                    // from the cell signals' scale
 };
 
 // Matches `pattern` with "{id}"/"{n}" style placeholder `placeholder` standing for a decimal number
@@ -161,13 +161,13 @@ class Monitor {
   };
   struct MessageInfo {
     const dbc::MessageCodec* codec = nullptr;
-    std::size_t order = 0;          // position in the DBC
-    int module = 0;                 // 0: no module
-    int multiplexer_index = -1;     // the top-level multiplexer signal, if any
-    std::vector<bool> shown;        // per signal, after the filters
+    std::size_t order = 0;       // position in the DBC
+    int module = 0;              // 0: no module
+    int multiplexer_index = -1;  // the top-level multiplexer signal, if any
+    std::vector<bool> shown;     // per signal, after the filters
     bool shown_any = false;
-    std::vector<SignalRole> roles;  // per signal
-    std::vector<int> decimals;      // per signal
+    std::vector<SignalRole> roles;           // per signal
+    std::vector<int> decimals;               // per signal
     std::map<std::uint64_t, Entry> entries;  // by mux value (0 if not multiplexed)
     std::uint64_t mux_overflow = 0;
   };

@@ -144,7 +144,7 @@ TEST(Monitor, TotalRateCountsBurstsOverTheWindow) {
 TEST(Monitor, SplitsAMultiplexedMessagePerMuxValue) {
   auto codec = make_codec();
   Monitor monitor(codec, {});
-  monitor.on_frame(frame(0x200, {1, 3, 0, 0, 0, 0, 0, 0}), kT0);                    // Page 1: Mode 3
+  monitor.on_frame(frame(0x200, {1, 3, 0, 0, 0, 0, 0, 0}), kT0);                   // Page 1: Mode 3
   monitor.on_frame(frame(0x200, {2, 0xE8, 0x03, 0, 0, 0, 0, 0}), kT0 + 10 * kMs);  // Page 2: Fan 500 rpm
   monitor.on_frame(frame(0x200, {2, 0xEA, 0x03, 0, 0, 0, 0, 0}), kT0 + 20 * kMs);  // Page 2: Fan 501 rpm
   const Snapshot s = monitor.snapshot(kT0 + 30 * kMs);
@@ -202,9 +202,11 @@ TEST(Monitor, BuildsTheModuleGridFromCellsAndTemperatures) {
 
   const std::string text = render_text(s, {});
   EXPECT_NE(text.find("cell voltages (V)"), std::string::npos) << text;
-  EXPECT_NE(text.find("     1  3.90  3.91    47.30 V  -12.3 A       -       3.90/3.91   10 ms"), std::string::npos)
+  EXPECT_NE(text.find("     1  3.90  3.91    47.30 V  -12.3 A       -       3.90/3.91   10 ms"),
+            std::string::npos)
       << text;
-  EXPECT_NE(text.find("     2  3.94  3.95          -        -       -       3.94/3.95   20 ms"), std::string::npos)
+  EXPECT_NE(text.find("     2  3.94  3.95          -        -       -       3.94/3.95   20 ms"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("temperatures (degC)"), std::string::npos) << text;
 }
@@ -299,7 +301,8 @@ TEST(Monitor, CountsUnknownIdsFailedAndErrorFrames) {
 TEST(Monitor, BoundsTheUnknownIdsItTracks) {
   auto codec = make_codec();
   Monitor monitor(codec, {});
-  for (std::uint32_t id = 0x600; id < 0x600 + kMaxUnknownIds + 10; ++id) monitor.on_frame(frame(id, {0}), kT0);
+  for (std::uint32_t id = 0x600; id < 0x600 + kMaxUnknownIds + 10; ++id)
+    monitor.on_frame(frame(id, {0}), kT0);
   const Snapshot s = monitor.snapshot(kT0);
   EXPECT_EQ(s.unknown.size(), kMaxUnknownIds);
   EXPECT_EQ(s.other_unknown_frames, 10u);

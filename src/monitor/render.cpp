@@ -90,8 +90,9 @@ std::vector<std::string> grid_lines(const Snapshot& s) {
     row += pad_left(optional_fixed(m.voltage, 2, "V"), 11);
     row += pad_left(optional_fixed(m.current, 1, "A"), 9);
     row += pad_left(optional_fixed(m.soc, 1, "%"), 8);
-    row += pad_left(low && high ? fixed(*low, s.cell_voltage_decimals) + "/" + fixed(*high, s.cell_voltage_decimals)
-                                : "-",
+    row += pad_left(low && high
+                        ? fixed(*low, s.cell_voltage_decimals) + "/" + fixed(*high, s.cell_voltage_decimals)
+                        : "-",
                     16);
     row += pad_left(format_age(m.age_ns), 8);
     lines.push_back(row);
@@ -145,8 +146,8 @@ std::string format_age(std::optional<TimeNs> age_ns) {
 }
 
 std::string format_wall_time(TimeNs wall_ns) {
-  const time_t seconds = static_cast<time_t>(wall_ns >= 0 ? wall_ns / 1'000'000'000
-                                                          : (wall_ns - 999'999'999) / 1'000'000'000);
+  const time_t seconds =
+      static_cast<time_t>(wall_ns >= 0 ? wall_ns / 1'000'000'000 : (wall_ns - 999'999'999) / 1'000'000'000);
   const auto ms = static_cast<int>((wall_ns - static_cast<TimeNs>(seconds) * 1'000'000'000) / 1'000'000);
   struct tm tm {};
   gmtime_r(&seconds, &tm);
@@ -255,8 +256,9 @@ nlohmann::json to_json(const Snapshot& s, const RenderContext& c) {
   j["error_frames"] = s.error_frames;
   json messages = json::array();
   for (const MessageView& m : s.messages) {
-    json jm{{"name", m.name}, {"id", m.id},           {"extended", m.extended},
-            {"frames", m.frames}, {"rate_hz", m.rate_hz}, {"age_s", m.age_ns ? json(seconds(*m.age_ns)) : json()}};
+    json jm{{"name", m.name},         {"id", m.id},
+            {"extended", m.extended}, {"frames", m.frames},
+            {"rate_hz", m.rate_hz},   {"age_s", m.age_ns ? json(seconds(*m.age_ns)) : json()}};
     if (!m.multiplexer.empty()) jm["mux"] = {{"signal", m.multiplexer}, {"value", m.mux_value}};
     if (!m.error.empty()) jm["error"] = m.error;
     json signals = json::object();

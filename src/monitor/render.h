@@ -13,10 +13,10 @@
 namespace cellguard::monitor {
 
 struct RenderContext {
-  std::string source;                // "socketcand://127.0.0.1:29536/can0", "rig.log"
-  std::optional<TimeNs> wall_time;   // the snapshot's wall-clock time (ns since the Unix epoch), if known
+  std::string source;               // "socketcand://127.0.0.1:29536/can0", "rig.log"
+  std::optional<TimeNs> wall_time;  // the snapshot's wall-clock time (ns since the Unix epoch), if known
   bool paused = false;
-  bool grid = true;                  // show the module grid
+  bool grid = true;  // show the module grid
 };
 
 // The whole snapshot as text: a header, the module grid, every message with one signal per line.

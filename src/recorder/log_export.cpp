@@ -18,8 +18,9 @@ Result<LogExportStats> export_frames(RecordingReader& reader, TimeNs from_ns, Ti
       for (const can::Frame& frame : block.frames) {
         if (frame.timestamp_ns < from_ns || frame.timestamp_ns > to_ns) continue;
         if (auto r = writer.write(frame); !r) {
-          return Error(r.error().code, "frame " + std::to_string(stats.frames + 1) + " of the window (block " +
-                                           std::to_string(block.seq) + "): " + r.error().message);
+          return Error(r.error().code, "frame " + std::to_string(stats.frames + 1) +
+                                           " of the window (block " + std::to_string(block.seq) +
+                                           "): " + r.error().message);
         }
         if (stats.frames == 0) stats.first_ns = frame.timestamp_ns;
         stats.last_ns = frame.timestamp_ns;

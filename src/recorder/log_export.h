@@ -13,9 +13,9 @@
 namespace cellguard::recorder {
 
 struct LogExportStats {
-  std::uint64_t frames = 0;        // written
-  std::uint64_t blocks = 0;        // blocks that met the window
-  std::uint64_t lost_records = 0;  // frames and samples of those blocks the bounds stripped before delivery
+  std::uint64_t frames = 0;          // written
+  std::uint64_t blocks = 0;          // blocks that met the window
+  std::uint64_t lost_records = 0;    // frames and samples of those blocks the bounds stripped before delivery
   TimeNs first_ns = 0, last_ns = 0;  // of the frames written (0 if none)
 };
 

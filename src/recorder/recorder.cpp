@@ -957,7 +957,8 @@ Result<void> RecordingReader::set_cursor(std::string_view name, std::uint64_t se
 }
 
 Result<std::vector<Block>> RecordingReader::read_overlapping(TimeNs from_ns, TimeNs to_ns,
-                                                            std::uint64_t after_seq, std::size_t max_blocks) {
+                                                             std::uint64_t after_seq,
+                                                             std::size_t max_blocks) {
   std::vector<Block> blocks;
   if (max_blocks == 0 || from_ns > to_ns) return blocks;
   sqlite3* db = impl_->conn.db;
@@ -982,7 +983,8 @@ Result<std::vector<Block>> RecordingReader::read_overlapping(TimeNs from_ns, Tim
 }
 
 Result<std::optional<std::pair<TimeNs, TimeNs>>> RecordingReader::time_range() {
-  auto stmt = prepare(impl_->conn.db, impl_->path, "SELECT count(*), min(first_ns), max(last_ns) FROM blocks");
+  auto stmt =
+      prepare(impl_->conn.db, impl_->path, "SELECT count(*), min(first_ns), max(last_ns) FROM blocks");
   if (!stmt) return stmt.error();
   if (sqlite3_step(stmt->get()) != SQLITE_ROW)
     return db_error(impl_->path, "cannot read the time range", impl_->conn.db);
