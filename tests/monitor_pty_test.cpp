@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "support/cellguard_process.h"
+#include "support/child_process.h"
 
 namespace cellguard {
 namespace {
@@ -263,6 +264,39 @@ TEST_F(Monitor, OnceOnAPacedLogAfterADuration) {
       r.out, std::regex("\nSYNC  0x080  (9|10|11)\\.[0-9]/s  age [0-9]+ ms  (9|10|11) frames\n")))
       << "about 1 s of the log at its own pace\n"
       << r.out;
+}
+
+TEST_F(Monitor, OnceOnTheSimulatorsBusOverSocketcand) {
+  // Two simulated modules sending their PDOs every 100 ms without SYNC (nobody sends SYNC here).
+  testing::ChildProcess sim({testing::binary(), "sim", "--modules", "2", "--cells", "12", "--cyclic-ms",
+                             "100", "--no-board", "--no-inverter", "--control", (dir_ / "sim.sock").string()},
+                            (dir_ / "sim.log").string());
+  ASSERT_TRUE(sim.ready()) << sim.log();
+  const std::string url = sim.ready_line()["can"];
+  const Ran r = cellguard("monitor --dbc " + dbc_ + " --can " + url + " --once --after 1500ms --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["source"], url);
+  ASSERT_EQ(j["modules"].size(), 2u) << r.out;
+  for (int i = 0; i < 2; ++i) {
+    const auto& m = j["modules"][static_cast<std::size_t>(i)];
+    EXPECT_EQ(m["module"], i + 1);
+    ASSERT_GE(m["cell_voltages"].size(), 12u) << m;
+    for (std::size_t cell = 0; cell < 12; ++cell) {
+      ASSERT_TRUE(m["cell_voltages"][cell].is_number()) << m;
+      EXPECT_GT(m["cell_voltages"][cell].get<double>(), 2.5);
+      EXPECT_LT(m["cell_voltages"][cell].get<double>(), 4.3);
+    }
+    EXPECT_LT(m["age_s"].get<double>(), 0.5);
+  }
+  bool found = false;
+  for (const auto& m : j["messages"]) {
+    if (m["name"] != "BMU02_pdo1") continue;
+    found = true;
+    EXPECT_NEAR(m["rate_hz"].get<double>(), 10.0, 1.5) << m;
+    EXPECT_TRUE(m["signals"]["CMA_Voltage"]["value"].is_number()) << m;
+  }
+  EXPECT_TRUE(found) << r.out;
 }
 
 TEST_F(Monitor, BadInputIsRefusedWithThePlaceAndTheCause) {
