@@ -303,7 +303,10 @@ TEST_F(Monitor, BadInputIsRefusedWithThePlaceAndTheCause) {
   struct Case {
     std::string args, message;
   };
+  std::ofstream(dir_ / "notes.txt") << "hello\n";
   const std::vector<Case> cases = {
+      {"--dbc " + dbc_ + " --can " + (dir_ / "notes.txt").string() + " --once",
+       "notes.txt: cannot recognise the log format"},
       {"--dbc " + dbc_ + " --can " + (dir_ / "none.log").string() + " --once",
        "--can " + (dir_ / "none.log").string() + ": no such log file, and not a bus URL"},
       {"--dbc " + (dir_ / "none.dbc").string() + " --can " + log_ + " --once", "none.dbc"},
