@@ -222,7 +222,6 @@ int run_monitor(const MonitorCliOptions& o) {
   if (!bus) return fail(bus.error().message);
   int exit_code = 0;
   std::string status;  // the bus's latest problem or the end of the log, for the header
-  bool ended = false;
   std::optional<monitor::Snapshot> frozen;  // while paused
   std::unique_ptr<Terminal> terminal;
   asio::steady_timer redraw(io), deadline(io);
@@ -240,7 +239,6 @@ int run_monitor(const MonitorCliOptions& o) {
   (*bus)->on_receive([&](const can::Frame& frame) { m.on_frame(frame, mono_now()); });
   (*bus)->on_error([&](const Error& e) {
     if (e.code == ErrorCode::end_of_input) {
-      ended = true;
       status = "end of log";
       if (o.once) finish_once();
       return;
@@ -326,7 +324,6 @@ int run_monitor(const MonitorCliOptions& o) {
   io.run();
   (*bus)->close();
   terminal.reset();
-  (void)ended;
   return exit_code;
 }
 
