@@ -21,5 +21,7 @@ void register_fault_proxy(CLI::App& app, Action& action);
 void register_export(CLI::App& app, Action& action);
 void register_pki(CLI::App& app, Action& action);
 void register_server(CLI::App& app, Action& action);
+void register_monitor(CLI::App& app, Action& action);
+void register_recording(CLI::App& app, Action& action);
 
 }  // namespace cellguard::cli

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   cellguard::cli::register_export(app, action);
   cellguard::cli::register_pki(app, action);
   cellguard::cli::register_server(app, action);
+  cellguard::cli::register_monitor(app, action);
+  cellguard::cli::register_recording(app, action);
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;
 }

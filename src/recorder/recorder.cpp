@@ -729,6 +729,19 @@ RecordingReader::RecordingReader(RecordingReader&&) noexcept = default;
 RecordingReader& RecordingReader::operator=(RecordingReader&&) noexcept = default;
 RecordingReader::~RecordingReader() = default;
 
+Result<RecordingReader> RecordingReader::open_read_only(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Error(ErrorCode::not_found, "recording " + path + ": no such file");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  if (auto r = open_connection(impl->conn, path, SQLITE_OPEN_READONLY); !r) return r.error();
+  bool empty = false;
+  if (auto r = check_version(impl->conn.db, path, false, &empty, false); !r) return r.error();
+  return RecordingReader(std::move(impl));
+}
+
 Result<RecordingReader> RecordingReader::open(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
@@ -941,6 +954,43 @@ Result<void> RecordingReader::set_cursor(std::string_view name, std::uint64_t se
     return db_error(impl_->path, "cannot set cursor " + std::string(name), impl_->conn.db);
   }
   return success();
+}
+
+Result<std::vector<Block>> RecordingReader::read_overlapping(TimeNs from_ns, TimeNs to_ns,
+                                                             std::uint64_t after_seq,
+                                                             std::size_t max_blocks) {
+  std::vector<Block> blocks;
+  if (max_blocks == 0 || from_ns > to_ns) return blocks;
+  sqlite3* db = impl_->conn.db;
+  auto stmt = prepare(db, impl_->path,
+                      "SELECT seq, first_ns, last_ns, records, data, lost FROM blocks"
+                      " WHERE seq > ? AND last_ns >= ? AND first_ns <= ? ORDER BY seq LIMIT ?");
+  if (!stmt) return stmt.error();
+  sqlite3_bind_int64(stmt->get(), 1,
+                     static_cast<sqlite3_int64>(std::min<std::uint64_t>(after_seq, INT64_MAX)));
+  sqlite3_bind_int64(stmt->get(), 2, from_ns);
+  sqlite3_bind_int64(stmt->get(), 3, to_ns);
+  sqlite3_bind_int64(stmt->get(), 4,
+                     static_cast<sqlite3_int64>(std::min<std::size_t>(max_blocks, INT64_MAX)));
+  int rc;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    auto block = block_from_row(stmt->get(), impl_->path);
+    if (!block) return block.error();
+    blocks.push_back(std::move(*block));
+  }
+  if (rc != SQLITE_DONE) return db_error(impl_->path, "cannot read blocks", db);
+  return blocks;
+}
+
+Result<std::optional<std::pair<TimeNs, TimeNs>>> RecordingReader::time_range() {
+  auto stmt =
+      prepare(impl_->conn.db, impl_->path, "SELECT count(*), min(first_ns), max(last_ns) FROM blocks");
+  if (!stmt) return stmt.error();
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW)
+    return db_error(impl_->path, "cannot read the time range", impl_->conn.db);
+  if (sqlite3_column_int64(stmt->get(), 0) == 0) return std::optional<std::pair<TimeNs, TimeNs>>();
+  return std::optional<std::pair<TimeNs, TimeNs>>(
+      std::pair<TimeNs, TimeNs>(sqlite3_column_int64(stmt->get(), 1), sqlite3_column_int64(stmt->get(), 2)));
 }
 
 Result<std::uint64_t> RecordingReader::first_seq() {

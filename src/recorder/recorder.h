@@ -135,6 +135,9 @@ class Recorder {
 class RecordingReader {
  public:
   static Result<RecordingReader> open(const std::string& path);
+  // For tools that only read (export): a read-only connection; set_cursor() and add_delivered()
+  // fail on it. Reads while an edge writes (WAL). A file that is not a recording is refused.
+  static Result<RecordingReader> open_read_only(const std::string& path);
   RecordingReader(RecordingReader&&) noexcept;
   RecordingReader& operator=(RecordingReader&&) noexcept;
   ~RecordingReader();
@@ -147,6 +150,12 @@ class RecordingReader {
   Result<std::optional<std::string>> meta(std::string_view key);
   Result<std::uint64_t> cursor(std::string_view name);  // 0 if never set
   Result<void> set_cursor(std::string_view name, std::uint64_t seq);
+  // Blocks whose time range [first_ns, last_ns] meets [from_ns, to_ns], seq > after_seq, oldest
+  // first, at most max_blocks (page through with the last seq returned).
+  Result<std::vector<Block>> read_overlapping(TimeNs from_ns, TimeNs to_ns, std::uint64_t after_seq,
+                                              std::size_t max_blocks);
+  // The earliest first_ns and latest last_ns of the stored blocks; none if there is no block.
+  Result<std::optional<std::pair<TimeNs, TimeNs>>> time_range();
   Result<std::uint64_t> first_seq();  // 0 if empty
   Result<std::uint64_t> last_seq();
 
