@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/log_pattern.h"
+#include "ipc/service_notify.h"
 #include "pki/tls.h"
 #include "server/alarms.h"
 #include "server/http_api.h"
@@ -44,7 +46,7 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
 
 int run_server(const ServerOptions& options) {
   auto log = spdlog::stderr_logger_mt("server");
-  log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ server: %v");
+  log->set_pattern(log_pattern("server"));
   const Clock& clock = *options.clock;
   IngestConfig ic;
   ic.clock = &clock;
@@ -167,9 +169,13 @@ int run_server(const ServerOptions& options) {
   }
 
   asio::io_context io;
+  // systemd (Type=notify): ready once edges can connect.
+  ipc::LoopWatchdog service(io);
+  service.ready("listening on " + listen + (http ? ", HTTP on " + http_at : std::string()));
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](asio::error_code ec, int signal) {
     if (!ec) log->info("signal {}: stopping", signal);
+    service.stopping();
     io.stop();
   });
   asio::steady_timer stop_timer(io), tick(io);
