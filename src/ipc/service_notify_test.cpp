@@ -26,8 +26,10 @@ class NotifySocket {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     std::memcpy(address.sun_path, name.data(), name.size());
-    if (name.front() == '@') address.sun_path[0] = '\0';
-    else ::unlink(name.c_str());
+    if (name.front() == '@')
+      address.sun_path[0] = '\0';
+    else
+      ::unlink(name.c_str());
     const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
     bound_ = ::bind(fd_, reinterpret_cast<const sockaddr*>(&address), length) == 0;
   }
@@ -57,7 +59,8 @@ class NotifySocket {
 };
 
 std::string temp_socket_path(const char* name) {
-  return (std::filesystem::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid()))).string();
+  return (std::filesystem::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid())))
+      .string();
 }
 
 TEST(ServiceNotifier, DisabledWithoutASocketAndQuietlySucceeds) {
