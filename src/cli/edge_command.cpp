@@ -323,7 +323,8 @@ void register_edge(CLI::App& app, Action& action) {
   cmd->add_option("--events", args->events, "Append every event to this file as a JSON line");
   cmd->add_option("--socket", args->socket,
                   "Control socket path (default: [operator] socket, else cellguard-edge-<id>.sock in "
-                  "$XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or /tmp/cellguard-<uid>)");
+                  "$RUNTIME_DIRECTORY (systemd: /run/cellguard), $XDG_RUNTIME_DIR/cellguard, /run/cellguard "
+                  "as root or /tmp/cellguard-<uid>)");
   cmd->add_option("--duration", args->duration_s, "Stop after this many seconds (0: run until signalled)")
       ->check(CLI::NonNegativeNumber);
 
