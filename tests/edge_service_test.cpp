@@ -2,7 +2,7 @@
 // in NOTIFY_SOCKET and WATCHDOG_USEC in the environment, the edge against `cellguard sim` as
 // processes. READY=1 comes after start-up, WATCHDOG=1 every half period while the event loop runs,
 // none while the process is stopped (SIGSTOP: the simplest hung loop; systemd would kill it), again
-// after SIGCONT, and STOPPING=1 with the safe stop on SIGTERM.
+// after SIGCONT, and STOPPING=1 with the safe stop on SIGTERM. The server tells when it listens.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -78,6 +78,7 @@ TEST(EdgeService, ReadyThenWatchdogFromTheLoopNoneWhileStalledStoppingOnTerm) {
   ASSERT_TRUE(sim.ready()) << sim.log();
   toml::table config = testing::rig_edge_config(sim.ready_line(), dir, 2, "svc", (dir / "board").string());
   config["schedule"].as_table()->erase("file");
+  config["operator"].as_table()->insert_or_assign("socket", "");  // the default: RuntimeDirectory=
   std::ofstream(dir / "edge.toml") << config << "\n";
 
   // As systemd starts it (WatchdogSec=0.4s): the environment is inherited by this child only.
@@ -114,25 +115,23 @@ TEST(EdgeService, ReadyThenWatchdogFromTheLoopNoneWhileStalledStoppingOnTerm) {
   if (!::testing::Test::HasFailure()) fs::remove_all(dir);
 }
 
-TEST(EdgeService, WithoutNotifySocketNothingChanges) {
-  // Outside systemd (no NOTIFY_SOCKET) the edge runs as before: the other process tests cover it;
-  // here only that a stale WATCHDOG_USEC alone does not make it send anything or fail.
-  const fs::path dir = fs::temp_directory_path() / ("cellguard-service-none-" + std::to_string(::getpid()));
+TEST(ServerService, ReadyWhenListeningStoppingOnTerm) {
+  const fs::path dir = fs::temp_directory_path() / ("cellguard-service-server-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  ChildProcess sim({binary(), "sim", "--modules", "1", "--control", (dir / "sim.sock").string(),
-                    "--board-link", (dir / "board").string(), "--inverter-tcp-port", "0"},
-                   (dir / "sim.log").string());
-  ASSERT_TRUE(sim.ready()) << sim.log();
-  toml::table config = testing::rig_edge_config(sim.ready_line(), dir, 1, "plain", (dir / "board").string());
-  std::ofstream(dir / "edge.toml") << config << "\n";
-  ::setenv("WATCHDOG_USEC", "100000", 1);
-  ChildProcess edge({binary(), "edge", "--config", (dir / "edge.toml").string(), "--duration", "0.5"},
-                    (dir / "edge.log").string());
-  ::unsetenv("WATCHDOG_USEC");
-  ASSERT_TRUE(edge.ready()) << edge.log();
-  EXPECT_TRUE(testing::wait_until([&] { return !edge.running(); }, 10s)) << edge.log();
-  EXPECT_EQ(edge.stop(), 0) << edge.log();
+  NotifySocket systemd((dir / "notify").string());
+  ASSERT_TRUE(systemd.bound());
+  ::setenv("NOTIFY_SOCKET", (dir / "notify").c_str(), 1);
+  ChildProcess server(
+      {binary(), "server", "--plaintext", "--listen", "127.0.0.1:0", "--data", (dir / "data").string()},
+      (dir / "server.log").string());
+  ::unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string listen = server.ready_line()["listen"].get<std::string>();
+  EXPECT_EQ(systemd.receive(10s), "READY=1\nSTATUS=listening on " + listen) << server.log();
+  ASSERT_EQ(::kill(server.pid(), SIGTERM), 0);
+  EXPECT_EQ(systemd.receive(5s), "STOPPING=1") << server.log();
+  EXPECT_EQ(server.stop(10s), 0) << server.log();
   if (!::testing::Test::HasFailure()) fs::remove_all(dir);
 }
 
