@@ -63,25 +63,32 @@ if grep -q '^CELLGUARD_WEB_BUILT:INTERNAL=ON' "$build/CMakeCache.txt" 2>/dev/nul
   has "$server" /usr/share/cellguard/web/index.html
 fi
 
-control() { dpkg-deb -f "$1" "$2"; }
-[ "$(dpkg-deb --ctrl-tarfile "$edge" | tar -xO ./conffiles)" = /etc/cellguard/edge.toml ] || fail "cellguard-edge conffiles"
-[ "$(dpkg-deb --ctrl-tarfile "$server" | tar -xO ./conffiles)" = /etc/cellguard/server.toml ] || fail "cellguard-server conffiles"
+# Control files unpacked (no `grep -q` at the end of a pipe: with pipefail its early exit fails the writer).
+mkdir -p "$tmp/control"
+for deb in "$common" "$edge" "$server"; do dpkg-deb -e "$deb" "$tmp/control/$(dpkg-deb -f "$deb" Package)"; done
+ctl=$tmp/control
+[ "$(cat "$ctl/cellguard-edge/conffiles")" = /etc/cellguard/edge.toml ] || fail "cellguard-edge conffiles"
+[ "$(cat "$ctl/cellguard-server/conffiles")" = /etc/cellguard/server.toml ] || fail "cellguard-server conffiles"
+depends=$(dpkg-deb -f "$common" Depends)
 for lib in libc6 libssl3 libsqlite3-0 libmodbus5 libgpiod2 adduser; do
-  control "$common" Depends | grep -q "\b$lib\b" || fail "cellguard's Depends lacks $lib: $(control "$common" Depends)"
+  grep -q "\b$lib\b" <<<"$depends" || fail "cellguard's Depends lacks $lib: $depends"
 done
 for deb in "$edge" "$server"; do
-  control "$deb" Depends | grep -qF "cellguard (= $version)" || fail "$(basename "$deb") must depend on cellguard (= $version)"
+  grep -qF "cellguard (= $version)" <<<"$(dpkg-deb -f "$deb" Depends)" ||
+    fail "$(basename "$deb") must depend on cellguard (= $version)"
 done
-for script in postinst postrm; do
-  dpkg-deb --ctrl-tarfile "$common" | tar -t | grep -qx "./$script" || fail "cellguard lacks its $script"
+for script in cellguard/postinst cellguard/postrm cellguard-edge/postinst cellguard-edge/prerm \
+  cellguard-server/postinst cellguard-server/prerm; do
+  [ -x "$ctl/$script" ] || fail "no executable $script"
+  sh -n "$ctl/$script" || fail "$script: shell syntax"
 done
-dpkg-deb --ctrl-tarfile "$common" | tar -xO ./postinst | grep -q 'adduser --system' || fail "cellguard's postinst makes no system user"
-dpkg-deb --ctrl-tarfile "$common" | tar -xO ./postrm | grep -q 'kept /var/lib/cellguard' || fail "cellguard's postrm must keep the data on purge"
+grep -q 'adduser --system' "$ctl/cellguard/postinst" || fail "cellguard's postinst makes no system user"
+grep -q 'kept /var/lib/cellguard' "$ctl/cellguard/postrm" || fail "cellguard's postrm must keep the data on purge"
 echo "contents, conffiles, maintainer scripts, Depends: ok"
 
 root=$tmp/root
 for deb in "$common" "$edge" "$server"; do dpkg-deb -x "$deb" "$root"; done
-"$root/usr/bin/cellguard" --version | grep -qF "$version" || fail "the packaged binary does not run"
+grep -qF "$version" <<<"$("$root/usr/bin/cellguard" --version)" || fail "the packaged binary does not run"
 
 # The packaged edge.toml, its /usr paths pointed into the unpacked tree.
 sed "s|\"/usr/share/cellguard/|\"$root/usr/share/cellguard/|g" "$root/etc/cellguard/edge.toml" >"$tmp/edge.toml"
