@@ -253,8 +253,8 @@ class EdgeLoop::Edge {
       std::fputs(line.c_str(), options_.ready_out);
       std::fflush(options_.ready_out);
     }
-    service_.ready("guarding: " + std::to_string(config_.modules.expected) + " modules expected, control socket " +
-                   control_->path());
+    service_.ready("guarding: " + std::to_string(config_.modules.expected) +
+                   " modules expected, control socket " + control_->path());
     return success();
   }
 
