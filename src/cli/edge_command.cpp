@@ -137,7 +137,7 @@ std::string socket_path(const ClientArgs& args) {
   if (!args.config.empty()) {
     if (std::string path = socket_from_config(args.config, found); found) return path;
   }
-  const std::string fallback = ipc::default_socket_path("cellguard-edge-edge.sock");
+  std::string fallback = ipc::default_socket_path("cellguard-edge-edge.sock");
   if (!args.config.empty() || exists(fallback)) return fallback;
   if (exists(kServiceConfig)) {
     if (std::string path = socket_from_config(kServiceConfig, found); found && exists(path)) return path;
