@@ -32,7 +32,10 @@ install(TARGETS cellguard RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT 
 install(FILES "${PROJECT_SOURCE_DIR}/data/cellguard-rig.dbc" DESTINATION ${cellguard_share} COMPONENT common)
 
 find_program(CELLGUARD_HELP2MAN help2man)
-if(CELLGUARD_HELP2MAN)
+if(CELLGUARD_SANITIZE OR CELLGUARD_TSAN)
+  # Sanitizer builds are for tests, never packaged: no man pages (their binary is slow to ask).
+  message(STATUS "cellguard: man pages: NOT built in a sanitizer build")
+elseif(CELLGUARD_HELP2MAN)
   set(man_stamp "${CMAKE_BINARY_DIR}/man/man.stamp")
   add_custom_command(
     OUTPUT "${man_stamp}"
