@@ -169,15 +169,15 @@ int run_server(const ServerOptions& options) {
   }
 
   asio::io_context io;
-  // systemd (Type=notify): ready once edges can connect.
   ipc::LoopWatchdog service(io);
-  service.ready("listening on " + listen + (http ? ", HTTP on " + http_at : std::string()));
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](asio::error_code ec, int signal) {
     if (!ec) log->info("signal {}: stopping", signal);
     service.stopping();
     io.stop();
   });
+  // systemd (Type=notify): ready once edges can connect and a stop (SIGTERM) is handled.
+  service.ready("listening on " + listen + (http ? ", HTTP on " + http_at : std::string()));
   asio::steady_timer stop_timer(io), tick(io);
   if (options.duration_s > 0) {
     stop_timer.expires_after(std::chrono::milliseconds(static_cast<long long>(options.duration_s * 1000)));
