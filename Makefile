@@ -10,7 +10,7 @@ FUZZ_DIR ?= build-fuzz
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test test-sanitize test-tsan format format-check lint fuzz bench demo clean
+.PHONY: all deps build test test-sanitize test-tsan format format-check lint fuzz bench demo package clean
 
 # cmake's configure step, quiet but for the messages about optional parts (lines "-- cellguard: ...",
 # e.g. "web dashboard: NOT built: <why>"); errors and warnings (stderr) stay visible as they are.
@@ -74,6 +74,12 @@ bench: build
 
 demo: build
 	scripts/demo.sh $(BUILD_DIR)
+
+# Debian packages of this machine's architecture into $(BUILD_DIR): cellguard, cellguard-edge,
+# cellguard-server (cmake/CellguardPackaging.cmake, docs/deploy.md); lintian checks them.
+package: build
+	cd $(BUILD_DIR) && cpack -G DEB
+	lintian --fail-on error $(BUILD_DIR)/cellguard*_$$(dpkg --print-architecture).deb
 
 clean:
 	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(TSAN_DIR) $(FUZZ_DIR)

@@ -25,6 +25,8 @@ packages=(
   gcc-avr avr-libc binutils-avr simavr libsimavr-dev
   # the rig's own board sketch, built at test time (tests/firmware/rig_sketch_e2e_test.cpp)
   arduino-core-avr arduino-mk
+  # packages (make package, ctest packaging_deb_test): man pages from --help, dpkg-shlibdeps, lintian
+  help2man dpkg-dev lintian
   # the dashboard's browser test (tests/browser): headless chromium driven by playwright-core
   chromium
 )

@@ -432,4 +432,37 @@ TEST_F(Cli, ExportWritesTheRigCsvAndJsonLinesFromAStore) {
   EXPECT_NE(cellguard("export --data " + path("data") + " --edge rig-1 --from tomorrow --to 1").exit_code, 0);
 }
 
+// `edge check-config` checks the devices as the service user would see them (issue 15 item 4).
+TEST_F(Cli, CheckConfigWarnsAboutDevicesTheServiceUserCannotUse) {
+  const fs::path dir = dir_;
+  // A "serial port" only its owner may use, one anybody may use.
+  const fs::path closed = dir / "ttyCLOSED";
+  const fs::path open = dir / "ttyOPEN";
+  std::ofstream(closed) << "";
+  std::ofstream(open) << "";
+  fs::permissions(closed, fs::perms::owner_read | fs::perms::owner_write);
+  fs::permissions(open,
+                  fs::perms::all & ~(fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec));
+  const char* source = std::getenv("CELLGUARD_SOURCE_DIR");
+  ASSERT_NE(source, nullptr);
+  const std::string config = std::string(source) + "/data/edge/rig.toml";
+  const std::string check = binary_ + " edge check-config " + config + " --service-user nobody";
+
+  Ran r = run(check + " --board " + closed.string() +
+              " --inverter 'tcp:127.0.0.1:502?slave=2' --can socketcan:cgnone0");
+  EXPECT_EQ(r.exit_code, 0) << r.out;  // warnings, not errors: the devices may appear later
+  EXPECT_NE(r.out.find("warning: board: " + closed.string() + " is -rw------- "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nobody may not read and write it"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("warning: can: interface cgnone0 does not exist"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("warning: inverter"), std::string::npos) << "Modbus TCP has no device: " << r.out;
+
+  r = run(check + " --board " + open.string() + " --inverter 'rtu:" + (dir / "ttyMISSING").string() +
+          "?baud=19200&slave=2' --can socketcan:lo");
+  EXPECT_EQ(r.out.find("warning: board"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("warning: inverter: " + (dir / "ttyMISSING").string() + " does not exist"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("warning: can"), std::string::npos) << "lo is up: " << r.out;
+}
+
 }  // namespace

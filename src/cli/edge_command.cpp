@@ -1,12 +1,17 @@
 // `cellguard edge`: the controller (edge/edge.h), `edge check-config`, and the operator's client
 // commands `edge status|reset|start|schedule start|stop|stop` over the edge's control socket.
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/device_access.h"
 #include "edge/config.h"
 #include "edge/edge.h"
 #include "ipc/line_socket.h"
@@ -60,9 +65,23 @@ int run_edge_command(const EdgeArgs& args) {
   return edge::run_edge(std::move(config), options);
 }
 
-int run_check_config(const std::string& path, const edge::EndpointOverrides& overrides) {
+// Where the packaged service runs (packaging/systemd/cellguard-edge.service): its configuration, its
+// RuntimeDirectory= (the control socket) and its user with the unit's SupplementaryGroups=.
+constexpr const char* kServiceConfig = "/etc/cellguard/edge.toml";
+constexpr const char* kServiceRuntimeDir = "/run/cellguard";
+constexpr const char* kServiceUser = "cellguard";
+const std::vector<std::string> kServiceGroups = {"dialout", "gpio"};
+
+struct CheckArgs {
+  std::string path;
+  edge::EndpointOverrides overrides;
+  std::string service_user = kServiceUser;
+};
+
+int run_check_config(const CheckArgs& args) {
+  const std::string& path = args.path;
   edge::EdgeConfig config;
-  if (!load_checked(path, overrides, config, "edge check-config")) return 1;
+  if (!load_checked(path, args.overrides, config, "edge check-config")) return 1;
   std::printf("%s: ok\nsha256 %s\n", config.source_path.c_str(), config.sha256.c_str());
   std::printf("can %s, dbc %s, %d modules expected, %d cells each\n", config.can.url.c_str(),
               config.can.dbc_path.c_str(), config.modules.expected, config.modules.cells);
@@ -70,20 +89,71 @@ int run_check_config(const std::string& path, const edge::EndpointOverrides& ove
               config.board.enabled ? config.board.link.device.c_str() : "off",
               config.inverter.enabled ? config.inverter.url.c_str() : "off",
               config.schedule.path.empty() ? "none" : config.schedule.path.c_str());
+  // Devices: as the service will see them (its user and the unit's groups), else as we see them.
+  auto users = lookup_service_user(args.service_user, kServiceGroups);
+  if (users.empty()) {
+    const std::string me = std::to_string(::geteuid());
+    std::printf("devices: user %s does not exist (the package makes it); checked for uid %s instead\n",
+                args.service_user.c_str(), me.c_str());
+    ServiceUser self{"uid " + me, ::geteuid(), {}};
+    const int count = ::getgroups(0, nullptr);
+    self.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+    if (count > 0) ::getgroups(count, self.groups.data());
+    self.groups.push_back(::getegid());
+    users.push_back(std::move(self));
+  }
+  const auto warnings = device_access_warnings(config, users.front());
+  for (const std::string& w : warnings) std::printf("warning: %s\n", w.c_str());
+  if (warnings.empty()) std::printf("devices: accessible to %s\n", users.front().name.c_str());
   return 0;
 }
 
+bool exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+
+// The control socket of the edge configured in `config_path`: its [operator] socket, else the default
+// name in our default directory or, if it is not there, in the service's (a service's edge has
+// $RUNTIME_DIRECTORY, our shell has not).
+std::string socket_from_config(const std::string& config_path, bool& found) {
+  edge::EdgeConfig config;
+  found = edge::load_edge_config(config_path, config).ok();
+  if (!found) return "";
+  if (!config.operator_interface.socket_path.empty()) return config.operator_interface.socket_path;
+  const std::string name = "cellguard-edge-" + config.edge_id + ".sock";
+  const std::string ours = ipc::default_socket_path(name);
+  const std::string service = std::string(kServiceRuntimeDir) + "/" + name;
+  return !exists(ours) && exists(service) ? service : ours;
+}
+
+// --socket, $CELLGUARD_EDGE_CONTROL, --config; without any: an edge of ours in the default directory,
+// else the packaged service's (its configuration /etc/cellguard/edge.toml, else the one edge socket in
+// /run/cellguard).
 std::string socket_path(const ClientArgs& args) {
   if (!args.socket.empty()) return args.socket;
   if (const char* env = std::getenv("CELLGUARD_EDGE_CONTROL"); env != nullptr && *env != '\0') return env;
+  bool found = false;
   if (!args.config.empty()) {
-    edge::EdgeConfig config;
-    if (edge::load_edge_config(args.config, config).ok()) {
-      if (!config.operator_interface.socket_path.empty()) return config.operator_interface.socket_path;
-      return ipc::default_socket_path("cellguard-edge-" + config.edge_id + ".sock");
-    }
+    if (std::string path = socket_from_config(args.config, found); found) return path;
   }
-  return ipc::default_socket_path("cellguard-edge-edge.sock");
+  std::string fallback = ipc::default_socket_path("cellguard-edge-edge.sock");
+  if (!args.config.empty() || exists(fallback)) return fallback;
+  if (exists(kServiceConfig)) {
+    if (std::string path = socket_from_config(kServiceConfig, found); found && exists(path)) return path;
+  }
+  std::vector<std::string> sockets;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(kServiceRuntimeDir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("cellguard-edge-", 0) == 0 && entry.path().extension() == ".sock")
+      sockets.push_back(entry.path().string());
+  }
+  if (sockets.size() == 1) return sockets.front();
+  if (sockets.size() > 1)
+    std::fprintf(stderr, "cellguard edge: %zu edges have sockets in %s; choose one with --socket\n",
+                 sockets.size(), kServiceRuntimeDir);
+  return fallback;
 }
 
 // Sends one request; prints the answer (JSON or the error). Exit 0 if it says ok.
@@ -237,7 +307,8 @@ void add_override_options(CLI::App* cmd, edge::EndpointOverrides& o) {
 
 void add_client_options(CLI::App* cmd, ClientArgs& a) {
   cmd->add_option("--socket", a.socket,
-                  "The edge's control socket (default: from --config, $CELLGUARD_EDGE_CONTROL)");
+                  "The edge's control socket (default: $CELLGUARD_EDGE_CONTROL, from --config, else the "
+                  "edge in $XDG_RUNTIME_DIR/cellguard or the service's in /run/cellguard)");
   cmd->add_option("--config", a.config, "The edge's configuration, to find its control socket");
 }
 
@@ -252,16 +323,23 @@ void register_edge(CLI::App& app, Action& action) {
   cmd->add_option("--events", args->events, "Append every event to this file as a JSON line");
   cmd->add_option("--socket", args->socket,
                   "Control socket path (default: [operator] socket, else cellguard-edge-<id>.sock in "
-                  "$XDG_RUNTIME_DIR/cellguard, /run/cellguard as root or /tmp/cellguard-<uid>)");
+                  "$RUNTIME_DIRECTORY (systemd: /run/cellguard), $XDG_RUNTIME_DIR/cellguard, /run/cellguard "
+                  "as root or /tmp/cellguard-<uid>)");
   cmd->add_option("--duration", args->duration_s, "Stop after this many seconds (0: run until signalled)")
       ->check(CLI::NonNegativeNumber);
 
-  auto check_path = std::make_shared<std::string>();
-  auto check_overrides = std::make_shared<edge::EndpointOverrides>();
-  CLI::App* check =
-      cmd->add_subcommand("check-config", "Validate a configuration completely and print its hash");
-  check->add_option("file", *check_path, "Configuration (TOML)")->required();
-  add_override_options(check, *check_overrides);
+  auto check_args = std::make_shared<CheckArgs>();
+  CLI::App* check = cmd->add_subcommand(
+      "check-config",
+      "Validate a configuration completely and print its hash; warn about devices (serial ports, GPIO "
+      "chip, CAN interface) the service user cannot use");
+  check->add_option("file", check_args->path, "Configuration (TOML)")->required();
+  add_override_options(check, check_args->overrides);
+  check
+      ->add_option(
+          "--service-user", check_args->service_user,
+          "Check device access for this user, with the groups dialout and gpio the packaged unit adds")
+      ->capture_default_str();
 
   auto client = std::make_shared<ClientArgs>();
   CLI::App* status = cmd->add_subcommand("status", "State with reasons, modules, links, inverter, schedule");
@@ -287,7 +365,7 @@ void register_edge(CLI::App& app, Action& action) {
   // The parent's callback runs after the child's: a client subcommand must not start an edge.
   cmd->final_callback([=, &action] {
     if (check->parsed()) {
-      action = [check_path, check_overrides] { return run_check_config(*check_path, *check_overrides); };
+      action = [check_args] { return run_check_config(*check_args); };
     } else if (status->parsed()) {
       action = [client] {
         json answer;

@@ -19,6 +19,7 @@
 #include "can/bus.h"
 #include "can/error_frame.h"
 #include "canopen/canopen.h"
+#include "core/log_pattern.h"
 #include "core/text.h"
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
@@ -38,6 +39,7 @@
 #include "edge/schedule_driver.h"
 #include "edge/status.h"
 #include "ipc/line_socket.h"
+#include "ipc/service_notify.h"
 #include "pki/tls.h"
 #include "recorder/recorder.h"
 #include "recorder/rig_csv.h"
@@ -109,7 +111,7 @@ class EscapingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 std::shared_ptr<spdlog::logger> make_logger() {
   auto logger = std::make_shared<spdlog::logger>("edge", std::make_shared<EscapingStderrSink>());
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ edge: %v");
+  logger->set_pattern(log_pattern("edge"));
   return logger;
 }
 
@@ -251,6 +253,8 @@ class EdgeLoop::Edge {
       std::fputs(line.c_str(), options_.ready_out);
       std::fflush(options_.ready_out);
     }
+    service_.ready("guarding: " + std::to_string(config_.modules.expected) +
+                   " modules expected, control socket " + control_->path());
     return success();
   }
 
@@ -1381,6 +1385,7 @@ class EdgeLoop::Edge {
       return;
     }
     stopping_ = true;
+    service_.stopping();
     stop_requested_ns_ = mono_now();
     const safety::Reason reason{safety::RuleKind::stop_request,
                                 safety::Level::dangerous,
@@ -1458,6 +1463,7 @@ class EdgeLoop::Edge {
   void leave() {
     if (leaving_) return;
     leaving_ = true;
+    service_.cancel();
     signals_.cancel();
     sync_timer_.cancel();
     deadline_timer_.cancel();
@@ -1525,6 +1531,7 @@ class EdgeLoop::Edge {
   std::shared_ptr<spdlog::logger> log_;
   asio::io_context& io_;
   asio::signal_set signals_;
+  ipc::LoopWatchdog service_{io_};  // systemd: READY=1, then WATCHDOG=1 from this loop (service_notify.h)
   asio::steady_timer sync_timer_, deadline_timer_, bus_timer_, report_timer_, stop_timer_, csv_timer_;
   canopen::SyncProducer sync_;
   EdgeDevices injected_;

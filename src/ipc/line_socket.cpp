@@ -22,6 +22,7 @@ namespace {
 
 using asio::local::stream_protocol;
 constexpr std::size_t kMaxUnixPathBytes = sizeof(sockaddr_un::sun_path) - 1;
+constexpr const char* kServiceAccount = "cellguard";
 
 std::string user_name(uid_t uid) {
   passwd entry{};
@@ -34,8 +35,21 @@ std::string user_name(uid_t uid) {
 
 std::string owner_text(uid_t uid) { return "uid " + std::to_string(uid) + " (" + user_name(uid) + ")"; }
 
-// Root and our own uid: the operator of this process.
-bool is_operator(uid_t uid) { return uid == 0 || uid == ::geteuid(); }
+// The packaged services' system account (packaging/: "cellguard", made by the package's postinst,
+// so by root, in the system range below 1000). The edge runs as it under systemd; an operator's
+// `cellguard edge status` (root, or a member of its group) must trust that edge's socket as it
+// trusts one of root's: only root can create or take over a system account.
+bool is_service_account(uid_t uid) {
+  if (uid == 0 || uid >= 1000) return false;
+  passwd entry{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(4096);
+  return ::getpwnam_r(kServiceAccount, &entry, buffer.data(), buffer.size(), &found) == 0 &&
+         found != nullptr && found->pw_uid == uid;
+}
+
+// Root, our own uid and the services' system account: the operator of this process.
+bool is_operator(uid_t uid) { return uid == 0 || uid == ::geteuid() || is_service_account(uid); }
 
 std::string parent_dir(const std::string& path) {
   const std::size_t slash = path.rfind('/');
@@ -338,6 +352,12 @@ std::string PeerCredentials::describe() const {
 }
 
 std::string default_runtime_dir() {
+  // Under systemd with RuntimeDirectory=: the service's own directory (the first, if several). It is
+  // what `cellguard edge status` finds without flags (/run/cellguard for the packaged units).
+  if (const char* service = std::getenv("RUNTIME_DIRECTORY"); service != nullptr && *service == '/') {
+    std::string dir(service);
+    return dir.substr(0, dir.find(':'));
+  }
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
   if (runtime != nullptr && *runtime == '/') return std::string(runtime) + "/cellguard";
   // root: the system's runtime directory, where a service manager puts it (a minimal system, such as

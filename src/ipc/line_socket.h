@@ -16,7 +16,9 @@
 // without a complete line for idle_timeout_ms is closed. Past max_sessions only root and the
 // socket's owner (our uid) get in (reserved_sessions more; past those, their oldest session is
 // closed for them): idle clients can never lock the operator out. The client checks the file and
-// the serving process (SO_PEERCRED) belong to root or to itself before it sends anything.
+// the serving process (SO_PEERCRED) belong to root or to itself before it sends anything; the
+// packaged services' system account "cellguard" (uid below 1000, made by root) counts as root's, so
+// the operator reaches the edge that systemd runs as that user (docs/deploy.md).
 #pragma once
 
 #include <cstddef>
@@ -82,11 +84,13 @@ class LineServer {
 
 // Connects to `path`, sends `line` + '\n', returns the response line (without '\n'). Blocking, with
 // a timeout for connecting and answering. Refuses (before sending anything) a socket file, its
-// directory or a serving process that belongs neither to root nor to the caller's uid.
+// directory or a serving process that belongs neither to root, nor to the caller's uid, nor to the
+// system account "cellguard".
 Result<std::string> request_line(const std::string& path, std::string_view line, int timeout_ms = 5000);
 
-// The private directory for control sockets: $XDG_RUNTIME_DIR/cellguard, else /run/cellguard when
-// running as root, else /tmp/cellguard-<uid>. Not created here (LineServer::start does).
+// The private directory for control sockets: $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=, e.g.
+// /run/cellguard for the packaged services), else $XDG_RUNTIME_DIR/cellguard, else /run/cellguard
+// when running as root, else /tmp/cellguard-<uid>. Not created here (LineServer::start does).
 std::string default_runtime_dir();
 // default_runtime_dir() / `name`.
 std::string default_socket_path(std::string_view name);

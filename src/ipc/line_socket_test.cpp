@@ -140,6 +140,17 @@ TEST(LineSocket, ClientReportsAMissingServerAndATooLongPath) {
   ASSERT_FALSE(too_long);
 }
 
+TEST(LineSocket, DefaultPathUnderSystemdIsTheServicesRuntimeDirectory) {
+  // RuntimeDirectory=cellguard in the packaged units: the edge's socket, and the operator's default.
+  ::setenv("RUNTIME_DIRECTORY", "/run/cellguard:/run/other", 1);
+  ::setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
+  EXPECT_EQ(default_socket_path("x.sock"), "/run/cellguard/x.sock");
+  ::setenv("RUNTIME_DIRECTORY", "relative", 1);  // not systemd's: ignored
+  EXPECT_EQ(default_socket_path("x.sock"), "/run/user/1234/cellguard/x.sock");
+  ::unsetenv("RUNTIME_DIRECTORY");
+  ::unsetenv("XDG_RUNTIME_DIR");
+}
+
 TEST(LineSocket, DefaultPathIsAPrivateDirectory) {
   ::setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
   EXPECT_EQ(default_socket_path("x.sock"), "/run/user/1234/cellguard/x.sock");

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/log_pattern.h"
+#include "ipc/service_notify.h"
 #include "pki/tls.h"
 #include "server/alarms.h"
 #include "server/http_api.h"
@@ -44,7 +46,7 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
 
 int run_server(const ServerOptions& options) {
   auto log = spdlog::stderr_logger_mt("server");
-  log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ server: %v");
+  log->set_pattern(log_pattern("server"));
   const Clock& clock = *options.clock;
   IngestConfig ic;
   ic.clock = &clock;
@@ -167,11 +169,15 @@ int run_server(const ServerOptions& options) {
   }
 
   asio::io_context io;
+  ipc::LoopWatchdog service(io);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](asio::error_code ec, int signal) {
     if (!ec) log->info("signal {}: stopping", signal);
+    service.stopping();
     io.stop();
   });
+  // systemd (Type=notify): ready once edges can connect and a stop (SIGTERM) is handled.
+  service.ready("listening on " + listen + (http ? ", HTTP on " + http_at : std::string()));
   asio::steady_timer stop_timer(io), tick(io);
   if (options.duration_s > 0) {
     stop_timer.expires_after(std::chrono::milliseconds(static_cast<long long>(options.duration_s * 1000)));

@@ -13,6 +13,7 @@
 
 #include "can/bus.h"
 #include "can/socketcand.h"
+#include "core/log_pattern.h"
 #include "core/text.h"
 #include "dbc/codec.h"
 #include "dbc/dbc.h"
@@ -34,7 +35,7 @@ constexpr double kMaxErrorFramesPerTick = 5000;
 
 std::shared_ptr<spdlog::logger> make_logger() {
   auto logger = std::make_shared<spdlog::logger>("sim", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ sim: %v");
+  logger->set_pattern(log_pattern("sim"));
   return logger;
 }
 
