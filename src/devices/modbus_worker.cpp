@@ -48,8 +48,8 @@ std::string_view to_string(ModbusReply::Status status) {
 }
 
 struct ModbusWorker::Impl {
-  Impl(asio::io_context& l, ModbusWorkerConfig c, std::unique_ptr<ModbusSession> s, Clock clk)
-      : loop(l), config(std::move(c)), session(std::move(s)), clock(std::move(clk)) {}
+  Impl(asio::io_context& l, ModbusWorkerConfig c, std::unique_ptr<ModbusSession> s, const Clock& clk)
+      : loop(l), config(std::move(c)), session(std::move(s)), clock(clk) {}
 
   asio::io_context& loop;
   const ModbusWorkerConfig config;
@@ -61,7 +61,7 @@ struct ModbusWorker::Impl {
   mutable std::mutex mutex;  // guards everything below but the context
   std::condition_variable wake;
   const std::unique_ptr<ModbusSession> session;
-  const Clock clock;
+  const Clock& clock;  // the only source of "now" (a ManualClock in tests)
   TransportCounters counters;
   bool started = false;
   bool stopping = false;
@@ -82,7 +82,7 @@ struct ModbusWorker::Impl {
     for (const auto& r : out.readings) {
       if (readings_handler) asio::post(loop, [h = readings_handler, r] { h(r); });
     }
-    for (const TimeNs t : out.heartbeats) {
+    for (const MonoTime t : out.heartbeats) {
       if (heartbeat_handler) asio::post(loop, [h = heartbeat_handler, t] { h(t); });
     }
     for (auto& e : out.events) {
@@ -97,7 +97,7 @@ struct ModbusWorker::Impl {
             ? modbus_new_tcp(e.host.c_str(), e.port)
             : modbus_new_rtu(e.device.c_str(), static_cast<int>(e.baud), e.parity, e.data_bits, e.stop_bits);
     if (ctx == nullptr) return std::string("cannot create the libmodbus context: ") + modbus_strerror(errno);
-    const auto timeout_us = std::max<TimeNs>(config.response_timeout_ns / 1000, 1000);
+    const auto timeout_us = std::max<std::int64_t>(config.response_timeout_ns.count() / 1000, 1000);
     modbus_set_response_timeout(ctx, static_cast<std::uint32_t>(timeout_us / 1'000'000),
                                 static_cast<std::uint32_t>(timeout_us % 1'000'000));
     modbus_set_slave(ctx, e.slave);
@@ -233,18 +233,18 @@ struct ModbusWorker::Impl {
   }
 
   // Waits until the clock reaches `until` (caller's clock), a command arrives or stop().
-  void wait_until(std::unique_lock<std::mutex>& lock, TimeNs until, std::uint64_t seen) {
-    const TimeNs delay = std::max<TimeNs>(until - clock(), 0);
-    wake.wait_for(lock, std::chrono::nanoseconds(delay), [&] { return stopping || commands != seen; });
+  void wait_until(std::unique_lock<std::mutex>& lock, MonoTime until, std::uint64_t seen) {
+    const Duration delay = std::max(until - clock.mono_now(), Duration::zero());
+    wake.wait_for(lock, delay, [&] { return stopping || commands != seen; });
   }
 
   void run() {
-    TimeNs reconnect_at = clock();
+    MonoTime reconnect_at = clock.mono_now();
     std::unique_lock lock(mutex);
     while (!stopping) {
       const std::uint64_t seen = commands;
       if (ctx == nullptr) {
-        if (clock() < reconnect_at) {
+        if (clock.mono_now() < reconnect_at) {
           wait_until(lock, reconnect_at, seen);
           continue;
         }
@@ -252,15 +252,15 @@ struct ModbusWorker::Impl {
         const std::string failure = connect();
         lock.lock();
         if (failure.empty()) {
-          session->connected(clock(), to_string(config.endpoint));
+          session->connected(clock.mono_now(), to_string(config.endpoint));
         } else {
-          session->connect_failed(clock(), failure);
-          reconnect_at = clock() + config.reconnect_interval_ns;
+          session->connect_failed(clock.mono_now(), failure);
+          reconnect_at = clock.mono_now() + config.reconnect_interval_ns;
         }
         flush_locked();
         continue;
       }
-      const TimeNs now = clock();
+      const MonoTime now = clock.mono_now();
       std::optional<ModbusRequest> request = session->next_request(now);
       flush_locked();
       if (!request) {
@@ -270,29 +270,29 @@ struct ModbusWorker::Impl {
       lock.unlock();
       const ModbusReply reply = perform(*request);
       lock.lock();
-      const bool reconnect =
-          session->reply(*request, reply, clock()) || reply.status == ModbusReply::Status::link_error;
+      const bool reconnect = session->reply(*request, reply, clock.mono_now()) ||
+                             reply.status == ModbusReply::Status::link_error;
       if (reconnect) {
         lock.unlock();
         close();
         lock.lock();
         ++counters.reconnects;
-        session->disconnected(clock(), "link lost: " + reply.error);
-        reconnect_at = clock() + config.reconnect_interval_ns;
+        session->disconnected(clock.mono_now(), "link lost: " + reply.error);
+        reconnect_at = clock.mono_now() + config.reconnect_interval_ns;
       }
       flush_locked();
     }
     lock.unlock();
     close();
     lock.lock();
-    session->stopped(clock());
+    session->stopped(clock.mono_now());
     flush_locked();
   }
 };
 
 ModbusWorker::ModbusWorker(asio::io_context& loop, ModbusWorkerConfig config,
-                           std::unique_ptr<ModbusSession> session, Clock clock)
-    : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(session), std::move(clock))) {}
+                           std::unique_ptr<ModbusSession> session, const Clock& clock)
+    : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(session), clock)) {}
 
 ModbusWorker::~ModbusWorker() { stop(); }
 
@@ -321,20 +321,20 @@ void ModbusWorker::stop() {
   impl_->started = false;
 }
 
-void ModbusWorker::command_off(TimeNs requested_ns) {
+void ModbusWorker::command_off(MonoTime requested_ns) {
   {
     std::lock_guard lock(impl_->mutex);
-    impl_->session->command_off(requested_ns, impl_->clock());
+    impl_->session->command_off(requested_ns, impl_->clock.mono_now());
     ++impl_->commands;
     impl_->flush_locked();
   }
   impl_->wake.notify_all();
 }
 
-void ModbusWorker::command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) {
+void ModbusWorker::command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns) {
   {
     std::lock_guard lock(impl_->mutex);
-    impl_->session->command_setpoint(mode, setpoint, requested_ns, impl_->clock());
+    impl_->session->command_setpoint(mode, setpoint, requested_ns, impl_->clock.mono_now());
     ++impl_->commands;
     impl_->flush_locked();
   }

@@ -51,7 +51,8 @@ std::string to_json_text(nlohmann::json value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string iso_utc(std::int64_t wall_ns) {
+std::string iso_utc(WallTime wall) {
+  const std::int64_t wall_ns = wall.ns();
   const std::int64_t ms = wall_ns / 1'000'000 - (wall_ns < 0 && wall_ns % 1'000'000 != 0 ? 1 : 0);
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000 - (ms < 0 && ms % 1000 != 0 ? 1 : 0));
   std::tm utc{};

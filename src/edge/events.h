@@ -31,19 +31,19 @@ namespace cellguard::edge {
 // Wall-clock and monotonic times of "now", so reasons given in monotonic ns can be shown as
 // wall-clock seconds.
 struct TimeBase {
-  std::int64_t wall_ns = 0;
-  std::int64_t mono_ns = 0;
-  double wall_s(std::int64_t mono) const { return static_cast<double>(wall_ns + (mono - mono_ns)) / 1e9; }
-  std::int64_t wall(std::int64_t mono) const { return wall_ns + (mono - mono_ns); }
+  WallTime wall_ns;
+  MonoTime mono_ns;
+  double wall_s(MonoTime mono) const { return static_cast<double>(wall(mono).ns()) / 1e9; }
+  WallTime wall(MonoTime mono) const { return wall_ns + (mono - mono_ns); }
   // The same pair as the supervisor's texts take it ("now" = mono_ns).
   safety::ClockPair clock() const { return {mono_ns, wall_ns}; }
   // The pair at another monotonic time (a decision's), for durations in its text.
-  safety::ClockPair clock_at(std::int64_t mono) const { return {mono, wall(mono)}; }
+  safety::ClockPair clock_at(MonoTime mono) const { return {mono, wall(mono)}; }
 };
 
 // "2026-12-07T01:36:42.123Z": wall-clock ns as ISO 8601 UTC with milliseconds, beside the epoch
 // seconds in JSON.
-std::string iso_utc(std::int64_t wall_ns);
+std::string iso_utc(WallTime wall);
 
 // A state's name in events and status: "normal", "warning", "dangerous", "safe" (the supervisor's
 // own names are upper case, for sentences).
