@@ -435,10 +435,10 @@ Result<Supervisor> Supervisor::create(SupervisorConfig config) {
     for (const ConfigProblem& p : problems) message += (message.empty() ? "" : "; ") + to_string(p);
     return Error(ErrorCode::invalid_argument, std::move(message));
   }
-  return Supervisor(std::move(config));
+  return Supervisor(config);  // trivially copyable: a move would copy too
 }
 
-Supervisor::Supervisor(SupervisorConfig config) : config_(std::move(config)) {
+Supervisor::Supervisor(SupervisorConfig config) : config_(config) {
   out_.reserve(kDecisionCapacity);
   known_module_ids_.reserve(kMaxModuleId);
 }
@@ -838,8 +838,10 @@ void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
                       : (c[kWarningLow].active || c[kDangerousLow].active) ? -1
                                                                            : 0;
     if (nudge != ch.nudge) {
-      if (ch.nudge != 0) --nudge_counts_[static_cast<std::size_t>(ch.nudge + 1)];
-      if (nudge != 0) ++nudge_counts_[static_cast<std::size_t>(nudge + 1)];
+      const int was_index = ch.nudge + 1;  // nudge_counts_: 0 low, 2 high
+      const int index = nudge + 1;
+      if (ch.nudge != 0) --nudge_counts_[static_cast<std::size_t>(was_index)];
+      if (nudge != 0) ++nudge_counts_[static_cast<std::size_t>(index)];
       ch.nudge = nudge;
       update_nudge(ch.cause);  // the new or the cleared cause
     }
@@ -1073,6 +1075,7 @@ struct Supervisor::Rules {
 
 std::vector<Supervisor::RuleSummary> Supervisor::rule_table() {
   std::vector<RuleSummary> out;
+  out.reserve(Rules::kTable.size());
   for (const Rule& rule : Rules::kTable) {
     out.push_back({.kinds = rule.kinds,
                    .timed = rule.deadline != &no_deadline,
@@ -1630,7 +1633,7 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
 }
 
 std::string Supervisor::describe(const Decision& d, const ClockPair& now) const {
-  const std::string why = describe(d.reason, now);
+  std::string why = describe(d.reason, now);  // not const: the plain `return why;` moves it
   switch (d.kind) {
     case DecisionKind::state_changed:
       return "state " + std::string(to_string(d.from)) + " -> " + std::string(to_string(d.to)) + ": " + why;

@@ -400,7 +400,7 @@ class Supervisor {
   Result<ChannelId> add_channel(ChannelSpec spec);
 
   // Hot path. A sample for an unknown channel or a non-finite value is refused (no decisions).
-  Result<Decisions> on_sample(ChannelId channel, MonoTime time_ns, double value);
+  Result<Decisions> on_sample(ChannelId id, MonoTime time_ns, double value);
 
   Decisions on_insulation_fault(bool active, MonoTime time_ns);
   // A PDO of module `module_id` (CANopen node id 1..127; other ids are ignored). An id not seen

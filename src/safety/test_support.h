@@ -58,7 +58,7 @@ inline ChannelId add(Supervisor& s, std::string name, Quantity q, int module_id,
 }
 
 inline Rig make_rig(SupervisorConfig config = test_config()) {
-  auto created = Supervisor::create(std::move(config));
+  auto created = Supervisor::create(config);
   EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().message);
   Rig rig{std::move(created).value(), {}};
   Supervisor& s = rig.supervisor;
@@ -93,6 +93,7 @@ inline const Decision* find(const std::vector<Decision>& d, DecisionKind kind) {
 
 inline std::vector<DecisionKind> kinds(const std::vector<Decision>& d) {
   std::vector<DecisionKind> out;
+  out.reserve(d.size());
   for (const Decision& x : d) out.push_back(x.kind);
   return out;
 }
