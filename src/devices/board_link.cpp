@@ -420,7 +420,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   std::vector<BoardLink::ConnectionHandler> on_connection;
   BoardLink::EventHandler on_event;
 
-  void notify_event(BoardEvent::Kind kind, std::string detail) {
+  void notify_event(BoardEvent::Kind kind, const std::string& detail) {
     if (on_event) on_event(BoardEvent{kind, escape_untrusted(detail, 128)});  // the board's words, escaped
   }
 

@@ -5,7 +5,7 @@
 
 namespace cellguard::devices {
 
-BoardOutputWriter::BoardOutputWriter(BoardWriterConfig config, std::vector<int> pins,
+BoardOutputWriter::BoardOutputWriter(BoardWriterConfig config, const std::vector<int>& pins,
                                      std::vector<int> relay_pins)
     : config_(config), relay_pins_(std::move(relay_pins)) {
   for (const int pin : pins) {

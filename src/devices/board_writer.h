@@ -58,7 +58,7 @@ struct BoardPinState {
 
 class BoardOutputWriter {
  public:
-  BoardOutputWriter(BoardWriterConfig config, std::vector<int> pins, std::vector<int> relay_pins);
+  BoardOutputWriter(BoardWriterConfig config, const std::vector<int>& pins, std::vector<int> relay_pins);
 
   // Line-synced (the rig's sketch) or immediate (cellguard's firmware).
   void set_line_synced(bool line_synced) { line_synced_ = line_synced; }

@@ -509,7 +509,7 @@ void InverterSession::command_setpoint(InverterMode mode, double setpoint, MonoT
 // --- the client: the session on the Modbus worker ---
 
 struct InverterClient::Impl {
-  Impl(asio::io_context& loop, InverterClientConfig config, const Clock& clock)
+  Impl(asio::io_context& loop, const InverterClientConfig& config, const Clock& clock)
       : worker(loop,
                ModbusWorkerConfig{config.endpoint, config.response_timeout_ns, config.retries,
                                   config.reconnect_interval_ns},
@@ -517,8 +517,8 @@ struct InverterClient::Impl {
   ModbusWorker worker;
 };
 
-InverterClient::InverterClient(asio::io_context& loop, InverterClientConfig config, const Clock& clock)
-    : impl_(std::make_unique<Impl>(loop, std::move(config), clock)) {}
+InverterClient::InverterClient(asio::io_context& loop, const InverterClientConfig& config, const Clock& clock)
+    : impl_(std::make_unique<Impl>(loop, config, clock)) {}
 
 InverterClient::~InverterClient() { stop(); }
 

@@ -122,7 +122,7 @@ class InverterSession final : public ModbusSession {
   void stopped(MonoTime now) override;
   std::optional<ModbusRequest> next_request(MonoTime now) override;
   MonoTime next_wake(MonoTime now) const override;
-  bool reply(const ModbusRequest& request, const ModbusReply& reply, MonoTime now) override;
+  bool reply(const ModbusRequest& request, const ModbusReply& answer, MonoTime now) override;
   void command_off(MonoTime requested_ns, MonoTime now) override;
   void command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns, MonoTime now) override;
   InverterLinkStats stats() const override { return stats_; }
@@ -186,7 +186,7 @@ class InverterSession final : public ModbusSession {
 
 class InverterClient final : public PowerDevice {
  public:
-  InverterClient(asio::io_context& loop, InverterClientConfig config, const Clock& clock);
+  InverterClient(asio::io_context& loop, const InverterClientConfig& config, const Clock& clock);
   ~InverterClient() override;  // stops the worker
   InverterClient(const InverterClient&) = delete;
   InverterClient& operator=(const InverterClient&) = delete;

@@ -47,7 +47,7 @@ class SunSpecSession final : public ModbusSession {
   void stopped(MonoTime now) override;
   std::optional<ModbusRequest> next_request(MonoTime now) override;
   MonoTime next_wake(MonoTime now) const override;
-  bool reply(const ModbusRequest& request, const ModbusReply& reply, MonoTime now) override;
+  bool reply(const ModbusRequest& request, const ModbusReply& answer, MonoTime now) override;
   void command_off(MonoTime requested_ns, MonoTime now) override;
   void command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns, MonoTime now) override;
   InverterLinkStats stats() const override { return stats_; }

@@ -60,7 +60,7 @@ Actuation Actuator::actuate(const safety::Decision& d) {
   using devices::Output;
   Actuation acted;
   acted.command = is_command(d.kind);
-  auto issue = [&](Result<void> result) {
+  auto issue = [&](const Result<void>& result) {
     if (!result) acted.error = result.error().message;
   };
   // No default: every kind is named, so a new one fails to compile (-Wswitch-enum) until handled.
