@@ -7,9 +7,9 @@
 #include <asio/post.hpp>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
+
+#include "core/thread_annotations.h"
 
 namespace cellguard::devices {
 namespace {
@@ -58,21 +58,21 @@ struct ModbusWorker::Impl {
   EventHandler event_handler;
   HeartbeatHandler heartbeat_handler;
 
-  mutable std::mutex mutex;  // guards everything below but the context
-  std::condition_variable wake;
-  const std::unique_ptr<ModbusSession> session;
+  mutable Mutex mutex;  // guards the session, the counters and the flags
+  CondVar wake;
+  const std::unique_ptr<ModbusSession> session PT_GUARDED_BY(mutex);
   const Clock& clock;  // the only source of "now" (a ManualClock in tests)
-  TransportCounters counters;
-  bool started = false;
-  bool stopping = false;
-  std::uint64_t commands = 0;  // wakes the worker on a command
-  std::thread worker;
+  TransportCounters counters GUARDED_BY(mutex);
+  bool started GUARDED_BY(mutex) = false;
+  bool stopping GUARDED_BY(mutex) = false;
+  std::uint64_t commands GUARDED_BY(mutex) = 0;  // wakes the worker on a command
+  std::thread worker;                            // started and joined by the owner's thread
 
   modbus_t* ctx = nullptr;   // worker thread only
   std::string echo_problem;  // worker thread only: why the last verified write was refused
 
   // Posts what the session produced (caller holds the mutex).
-  void flush_locked() {
+  void flush_locked() REQUIRES(mutex) {
     SessionOutput out = session->take_output();
     for (auto& link : out.links) {
       if (link_handler)
@@ -143,7 +143,7 @@ struct ModbusWorker::Impl {
     if (err != 0) {
       if (err == EMBBADDATA) {
         echo_problem = problem;
-        std::lock_guard lock(mutex);
+        MutexLock lock(mutex);
         ++counters.echo_mismatches;
       }
       errno = err;
@@ -183,7 +183,7 @@ struct ModbusWorker::Impl {
       const int rc = perform_once(request, reply.registers);
       const int err = errno;
       {
-        std::lock_guard lock(mutex);
+        MutexLock lock(mutex);
         ++counters.transactions;
         if (rc < 0 && err == ETIMEDOUT) ++counters.timeouts;
         if (rc < 0 && err == EMBBADCRC) ++counters.crc_errors;
@@ -198,7 +198,7 @@ struct ModbusWorker::Impl {
       const int retries = request.retries >= 0 ? request.retries : config.retries;
       if (retryable && attempt < retries && !should_stop()) {
         modbus_flush(ctx);  // a late answer must not be taken for the retry's
-        std::lock_guard lock(mutex);
+        MutexLock lock(mutex);
         ++counters.retries;
         continue;
       }
@@ -228,19 +228,22 @@ struct ModbusWorker::Impl {
   }
 
   bool should_stop() const {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     return stopping;
   }
 
   // Waits until the clock reaches `until` (caller's clock), a command arrives or stop().
-  void wait_until(std::unique_lock<std::mutex>& lock, MonoTime until, std::uint64_t seen) {
+  void wait_until(MutexLock& lock, MonoTime until, std::uint64_t seen) REQUIRES(mutex) {
     const Duration delay = std::max(until - clock.mono_now(), Duration::zero());
-    wake.wait_for(lock, delay, [&] { return stopping || commands != seen; });
+    const auto deadline = SteadyClock::now() + delay;
+    while (!stopping && commands == seen) {
+      if (wake.wait_until(lock, deadline) == std::cv_status::timeout) return;
+    }
   }
 
   void run() {
     MonoTime reconnect_at = clock.mono_now();
-    std::unique_lock lock(mutex);
+    MutexLock lock(mutex);
     while (!stopping) {
       const std::uint64_t seen = commands;
       if (ctx == nullptr) {
@@ -302,7 +305,7 @@ void ModbusWorker::on_event(EventHandler handler) { impl_->event_handler = std::
 void ModbusWorker::on_heartbeat(HeartbeatHandler handler) { impl_->heartbeat_handler = std::move(handler); }
 
 void ModbusWorker::start() {
-  std::lock_guard lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   if (impl_->started) return;
   impl_->started = true;
   impl_->stopping = false;
@@ -311,19 +314,19 @@ void ModbusWorker::start() {
 
 void ModbusWorker::stop() {
   {
-    std::lock_guard lock(impl_->mutex);
+    MutexLock lock(impl_->mutex);
     if (!impl_->started) return;
     impl_->stopping = true;
   }
   impl_->wake.notify_all();
   if (impl_->worker.joinable()) impl_->worker.join();
-  std::lock_guard lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->started = false;
 }
 
 void ModbusWorker::command_off(MonoTime requested_ns) {
   {
-    std::lock_guard lock(impl_->mutex);
+    MutexLock lock(impl_->mutex);
     impl_->session->command_off(requested_ns, impl_->clock.mono_now());
     ++impl_->commands;
     impl_->flush_locked();
@@ -333,7 +336,7 @@ void ModbusWorker::command_off(MonoTime requested_ns) {
 
 void ModbusWorker::command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns) {
   {
-    std::lock_guard lock(impl_->mutex);
+    MutexLock lock(impl_->mutex);
     impl_->session->command_setpoint(mode, setpoint, requested_ns, impl_->clock.mono_now());
     ++impl_->commands;
     impl_->flush_locked();
@@ -342,9 +345,9 @@ void ModbusWorker::command_setpoint(InverterMode mode, double setpoint, MonoTime
 }
 
 InverterLinkStats ModbusWorker::stats() const {
-  std::lock_guard lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   InverterLinkStats s = impl_->session->stats();
-  const TransportCounters& c = impl_->counters;
+  const TransportCounters c = impl_->counters;  // a copy: the lock analysis follows no references
   s.transactions = c.transactions;
   s.timeouts = c.timeouts;
   s.crc_errors = c.crc_errors;

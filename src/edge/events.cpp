@@ -138,7 +138,7 @@ EventWriter::EventWriter(std::FILE* file) : file_(file), thread_([this] { run();
 
 EventWriter::~EventWriter() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
@@ -148,7 +148,7 @@ EventWriter::~EventWriter() {
 
 bool EventWriter::write(std::string line) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (queue_.size() >= kMaxQueuedLines) {
       ++dropped_;
       return false;
@@ -162,20 +162,20 @@ bool EventWriter::write(std::string line) {
 }
 
 void EventWriter::flush() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   const std::uint64_t target = queued_;
-  drained_.wait(lock, [&] { return written_ >= target; });
+  while (written_ < target) drained_.wait(lock);
 }
 
 std::uint64_t EventWriter::dropped() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return dropped_;
 }
 
 void EventWriter::run() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) wake_.wait(lock);
     std::deque<std::string> batch;
     batch.swap(queue_);
     lock.unlock();

@@ -14,16 +14,15 @@
 // never delays the loop (the loop only queues; a full queue drops and counts).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "safety/safety.h"
 
 namespace cellguard::edge {
@@ -83,12 +82,14 @@ class EventWriter {
   explicit EventWriter(std::FILE* file);
   void run();
 
-  std::FILE* file_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_, drained_;
-  std::deque<std::string> queue_;
-  bool stopping_ = false;
-  std::uint64_t written_ = 0, queued_ = 0, dropped_ = 0;
+  std::FILE* file_;  // written by the thread only; closed after it has ended
+  mutable Mutex mutex_;
+  CondVar wake_, drained_;
+  std::deque<std::string> queue_ GUARDED_BY(mutex_);
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  std::uint64_t written_ GUARDED_BY(mutex_) = 0;
+  std::uint64_t queued_ GUARDED_BY(mutex_) = 0;
+  std::uint64_t dropped_ GUARDED_BY(mutex_) = 0;
   std::thread thread_;
 };
 
