@@ -31,6 +31,8 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 namespace {
 
 using namespace cellguard::safety;
+using cellguard::Duration;
+using cellguard::MonoTime;
 
 struct BenchRig {
   Supervisor supervisor;
@@ -74,13 +76,13 @@ BenchRig make_bench_rig() {
   add("board.Temp2", Quantity::board_temperature, 0, 0);
   add("board.Press", Quantity::board_pressure, 0, 0);
   rig.cell = rig.module_channels[0];
-  for (int m = 1; m <= 15; ++m) s.on_module_pdo(m, 0);
+  for (int m = 1; m <= 15; ++m) s.on_module_pdo(m, MonoTime());
   return rig;
 }
 
 // Every module answers again, as at each SYNC (keeps the staleness rules quiet over long runs).
-void keep_fresh(BenchRig& rig, TimeNs t, TimeNs& last_refresh_ns) {
-  if (t - last_refresh_ns < 50'000'000) return;
+void keep_fresh(BenchRig& rig, MonoTime t, MonoTime& last_refresh_ns) {
+  if (t - last_refresh_ns < std::chrono::milliseconds(50)) return;
   last_refresh_ns = t;
   for (int m = 1; m <= 15; ++m) rig.supervisor.on_module_pdo(m, t);
 }
@@ -90,14 +92,14 @@ void BM_SampleNormal(benchmark::State& state) {
   BenchRig rig = make_bench_rig();
   const std::size_t n = rig.module_channels.size();
   std::size_t i = 0;
-  TimeNs t = 1000;
-  TimeNs refreshed_ns = 0;
+  MonoTime t = MonoTime::from_ns(1000);
+  MonoTime refreshed_ns;
   const long before = g_allocations.load();
   for (auto _ : state) {
     auto d = rig.supervisor.on_sample(rig.module_channels[i], t, rig.normal_values[i]);
     benchmark::DoNotOptimize(d);
     if (++i == n) i = 0;
-    t += 1000;
+    t += std::chrono::microseconds(1);
     keep_fresh(rig, t, refreshed_ns);
   }
   state.counters["allocs_per_sample"] = benchmark::Counter(static_cast<double>(g_allocations.load() - before),
@@ -110,16 +112,17 @@ BENCHMARK(BM_SampleNormal);
 void BM_SampleWithPendingDebounce(benchmark::State& state) {
   BenchRig rig = make_bench_rig();
   const std::size_t n = rig.module_channels.size();
-  auto pending = rig.supervisor.on_sample(rig.cell, 1000, 4.15);  // warning debounce 300 ms
+  auto pending =
+      rig.supervisor.on_sample(rig.cell, MonoTime::from_ns(1000), 4.15);  // warning debounce 300 ms
   benchmark::DoNotOptimize(pending);
   std::size_t i = 1;
-  TimeNs t = 2000;
+  MonoTime t = MonoTime::from_ns(2000);
   const long before = g_allocations.load();
   for (auto _ : state) {
     auto d = rig.supervisor.on_sample(rig.module_channels[i], t, rig.normal_values[i]);
     benchmark::DoNotOptimize(d);
     if (++i == n) i = 1;
-    t += 1;  // 1 ns per sample: even 10^8 samples stay inside the 300 ms debounce
+    t += Duration(1);  // 1 ns per sample: even 10^8 samples stay inside the 300 ms debounce
   }
   state.counters["allocs_per_sample"] = benchmark::Counter(static_cast<double>(g_allocations.load() - before),
                                                            benchmark::Counter::kAvgIterations);
@@ -131,21 +134,21 @@ BENCHMARK(BM_SampleWithPendingDebounce);
 void BM_TripOpenAndReset(benchmark::State& state) {
   BenchRig rig = make_bench_rig();
   Supervisor& s = rig.supervisor;
-  TimeNs t = 1000;
-  TimeNs refreshed_ns = 0;
+  MonoTime t = MonoTime::from_ns(1000);
+  MonoTime refreshed_ns;
   auto fresh = s.on_sample(rig.pack_current, t, 50);
   benchmark::DoNotOptimize(fresh);
   const long before = g_allocations.load();
   for (auto _ : state) {
-    auto trip = s.on_sample(rig.cell, t += 1000, 4.3);
+    auto trip = s.on_sample(rig.cell, t += std::chrono::microseconds(1), 4.3);
     benchmark::DoNotOptimize(trip);
-    auto open = s.on_sample(rig.pack_current, t += 1000, 0.5);
+    auto open = s.on_sample(rig.pack_current, t += std::chrono::microseconds(1), 0.5);
     benchmark::DoNotOptimize(open);
-    auto clear = s.on_sample(rig.cell, t += 1000, 3.7);
+    auto clear = s.on_sample(rig.cell, t += std::chrono::microseconds(1), 3.7);
     benchmark::DoNotOptimize(clear);
-    auto reset = s.on_operator_reset(t += 1000);
+    auto reset = s.on_operator_reset(t += std::chrono::microseconds(1));
     benchmark::DoNotOptimize(reset);
-    auto high = s.on_sample(rig.pack_current, t += 1000, 50);
+    auto high = s.on_sample(rig.pack_current, t += std::chrono::microseconds(1), 50);
     benchmark::DoNotOptimize(high);
     if (s.state() != State::normal) state.SkipWithError("reset did not return to NORMAL");
     keep_fresh(rig, t, refreshed_ns);
@@ -158,10 +161,10 @@ BENCHMARK(BM_TripOpenAndReset);
 // tick() with nothing due: the loop's timer path.
 void BM_TickIdle(benchmark::State& state) {
   BenchRig rig = make_bench_rig();
-  TimeNs t = 1000;
-  TimeNs refreshed_ns = 0;
+  MonoTime t = MonoTime::from_ns(1000);
+  MonoTime refreshed_ns;
   for (auto _ : state) {
-    auto d = rig.supervisor.tick(t += 1000);
+    auto d = rig.supervisor.tick(t += std::chrono::microseconds(1));
     benchmark::DoNotOptimize(d);
     keep_fresh(rig, t, refreshed_ns);
   }

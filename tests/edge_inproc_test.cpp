@@ -35,7 +35,7 @@ fs::path source_dir() { return CELLGUARD_TEST_SOURCE_DIR; }
 class FakeInverter final : public devices::PowerDevice {
  public:
   explicit FakeInverter(asio::io_context& io) : io_(io) {}
-  void command_off(TimeNs requested_ns) override {
+  void command_off(MonoTime requested_ns) override {
     ++offs;
     if (!confirm_off) return;  // a link that is down: the mode stays what it was
     devices::InverterEvent e{devices::InverterEvent::Kind::command_written, requested_ns, "mode off written",
@@ -46,7 +46,7 @@ class FakeInverter final : public devices::PowerDevice {
       if (events_) events_(e);
     });
   }
-  void command_setpoint(devices::InverterMode mode, double setpoint, TimeNs) override {
+  void command_setpoint(devices::InverterMode mode, double setpoint, MonoTime) override {
     setpoints.push_back(setpoint);
     stats_.mode = mode;
     stats_.setpoint = setpoint;

@@ -420,7 +420,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   std::vector<BoardLink::ConnectionHandler> on_connection;
   BoardLink::EventHandler on_event;
 
-  void notify_event(BoardEvent::Kind kind, std::string detail) {
+  void notify_event(BoardEvent::Kind kind, const std::string& detail) {
     if (on_event) on_event(BoardEvent{kind, escape_untrusted(detail, 128)});  // the board's words, escaped
   }
 
@@ -566,7 +566,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
   // edge stops them, and the board opens the relays.
   void schedule_heartbeat() {
     heartbeat_timer.expires_after(
-        std::chrono::nanoseconds(std::max<std::int64_t>(config.heartbeat_interval_ns, 1'000'000)));
+        std::max<Duration>(config.heartbeat_interval_ns, std::chrono::milliseconds(1)));
     heartbeat_timer.async_wait([self = shared_from_this(), gen = generation](const std::error_code& ec) {
       if (ec || gen != self->generation || !self->running || !self->connected || !self->stats.extension)
         return;
@@ -634,8 +634,7 @@ struct BoardLinkCore : std::enable_shared_from_this<BoardLinkCore> {
 
   void schedule_reopen() {
     if (!running) return;
-    reopen_timer.expires_after(
-        std::chrono::nanoseconds(std::max<std::int64_t>(config.reopen_interval_ns, 1'000'000)));
+    reopen_timer.expires_after(std::max<Duration>(config.reopen_interval_ns, std::chrono::milliseconds(1)));
     reopen_timer.async_wait([self = shared_from_this()](const std::error_code& ec) {
       if (ec || !self->running || self->connected) return;
       self->try_open();

@@ -132,13 +132,13 @@ struct BoardLinkConfig {
   BoardConversion conversion;
   std::size_t max_line_bytes = 128;
   // Intervals in ns (edge/config.cpp reads them from [board] in ms).
-  std::int64_t reopen_interval_ns = 1'000'000'000;
+  Duration reopen_interval_ns = std::chrono::seconds(1);
   // Extension (used only with a board that announces it).
-  bool extension = true;                             // false: never leave the rig's protocol
-  std::int64_t heartbeat_interval_ns = 100'000'000;  // `H` this often
-  int heartbeat_timeout_ms = 500;                    // sent as `Tnnnn` (100..5000): the board trips after it
-  std::vector<int> relay_pins = {5, 3, 4};           // closing one of them after a trip is preceded by `R`
-  std::vector<int> output_pins = {6, 7, 5, 3, 4};    // the only pins ever written
+  bool extension = true;                                            // false: never leave the rig's protocol
+  Duration heartbeat_interval_ns = std::chrono::milliseconds(100);  // `H` this often
+  int heartbeat_timeout_ms = 500;                  // sent as `Tnnnn` (100..5000): the board trips after it
+  std::vector<int> relay_pins = {5, 3, 4};         // closing one of them after a trip is preceded by `R`
+  std::vector<int> output_pins = {6, 7, 5, 3, 4};  // the only pins ever written
   BoardProtocol protocol = BoardProtocol::automatic;
   BoardWriterConfig writer;
 };

@@ -345,7 +345,7 @@ class BoardLinkTest : public ::testing::Test {
     ASSERT_TRUE(opened) << opened.error().message;
     pty = std::move(*opened);
     config.device = pty.slave_path();
-    config.reopen_interval_ns = 20'000'000;
+    config.reopen_interval_ns = std::chrono::milliseconds(20);
   }
 
   void make_link() {
@@ -555,7 +555,7 @@ class BoardExtensionTest : public BoardLinkTest {
  protected:
   void SetUp() override {
     BoardLinkTest::SetUp();
-    config.heartbeat_interval_ns = 20'000'000;
+    config.heartbeat_interval_ns = std::chrono::milliseconds(20);
     config.heartbeat_timeout_ms = 300;
   }
   void start_with_events() {

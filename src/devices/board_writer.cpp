@@ -5,7 +5,7 @@
 
 namespace cellguard::devices {
 
-BoardOutputWriter::BoardOutputWriter(BoardWriterConfig config, std::vector<int> pins,
+BoardOutputWriter::BoardOutputWriter(BoardWriterConfig config, const std::vector<int>& pins,
                                      std::vector<int> relay_pins)
     : config_(config), relay_pins_(std::move(relay_pins)) {
   for (const int pin : pins) {
@@ -82,7 +82,7 @@ std::optional<std::string> BoardOutputWriter::next_command(MonoTime now) {
   if (line_synced_) {
     // Only inside the sketch's delay(1000) after a line, and once per line: the bytes are then
     // read alone, and the next line says they were read.
-    if (!line_seen_ || sent_since_line_ || now - line_ >= Duration(config_.send_window_ns) || now < line_) {
+    if (!line_seen_ || sent_since_line_ || now - line_ >= config_.send_window_ns || now < line_) {
       return std::nullopt;
     }
   }

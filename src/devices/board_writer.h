@@ -38,11 +38,11 @@ enum class BoardProtocol : std::uint8_t {
 
 struct BoardWriterConfig {
   // Intervals in ns (edge/config.cpp reads them from [board] in ms).
-  std::int64_t cycle_ns = 1'000'000'000;      // the sketch's delay(1000): one command per cycle
-  std::int64_t send_window_ns = 600'000'000;  // after a line's end; must stay inside the delay
-  std::size_t max_command_bytes = 30;         // the sketch's INPUT_SIZE
-  bool pad = true;                            // pad with `&` to max_command_bytes (line-synced mode)
-  int readback_retries = 2;                   // re-sends of a pin that reads back wrong, then a fault
+  Duration cycle_ns = std::chrono::seconds(1);  // the sketch's delay(1000): one command per cycle
+  Duration send_window_ns = std::chrono::milliseconds(600);  // after a line's end; must stay inside the delay
+  std::size_t max_command_bytes = 30;                        // the sketch's INPUT_SIZE
+  bool pad = true;           // pad with `&` to max_command_bytes (line-synced mode)
+  int readback_retries = 2;  // re-sends of a pin that reads back wrong, then a fault
 };
 
 struct BoardPinState {
@@ -58,7 +58,7 @@ struct BoardPinState {
 
 class BoardOutputWriter {
  public:
-  BoardOutputWriter(BoardWriterConfig config, std::vector<int> pins, std::vector<int> relay_pins);
+  BoardOutputWriter(BoardWriterConfig config, const std::vector<int>& pins, std::vector<int> relay_pins);
 
   // Line-synced (the rig's sketch) or immediate (cellguard's firmware).
   void set_line_synced(bool line_synced) { line_synced_ = line_synced; }

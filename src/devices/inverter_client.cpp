@@ -55,7 +55,8 @@ InverterSession::InverterSession(InverterClientConfig config) : config_(std::mov
   std::tie(input_first_, input_count_) = input_block(config_.registers);
 }
 
-void InverterSession::event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns) {
+void InverterSession::event(InverterEvent::Kind kind, MonoTime now, std::string message,
+                            MonoTime requested_ns) {
   output_.events.push_back(InverterEvent{kind, now, std::move(message), requested_ns});
 }
 
@@ -70,7 +71,8 @@ ModbusRequest InverterSession::request(ModbusRequest::Function function, std::ui
 }
 
 std::uint16_t InverterSession::heartbeat_value() const {
-  return static_cast<std::uint16_t>(std::clamp<TimeNs>(config_.heartbeat_timeout_ns / 100'000'000, 1, 1000));
+  return static_cast<std::uint16_t>(
+      std::clamp<std::int64_t>(config_.heartbeat_timeout_ns / std::chrono::milliseconds(100), 1, 1000));
 }
 
 bool InverterSession::heartbeat_live() const {
@@ -81,7 +83,7 @@ bool InverterSession::heartbeat_live() const {
 
 // Counts a transaction's outcome in its kind of freshness (a failure of one kind stays until that
 // kind succeeds again) and reports the link. Returns true when the link is to be opened again.
-void InverterSession::acknowledge_heartbeat(TimeNs now) {
+void InverterSession::acknowledge_heartbeat(MonoTime now) {
   ++stats_.heartbeats;
   stats_.last_heartbeat_ack_ns = now;
   output_.heartbeats.push_back(now);
@@ -89,7 +91,7 @@ void InverterSession::acknowledge_heartbeat(TimeNs now) {
 
 // --- the link ---
 
-void InverterSession::connected(TimeNs now, const std::string& endpoint) {
+void InverterSession::connected(MonoTime now, const std::string& endpoint) {
   link_up_ = true;
   event(InverterEvent::Kind::connected, now, "connected to " + endpoint);
   if (input_count_ > MODBUS_MAX_READ_REGISTERS) {
@@ -103,13 +105,13 @@ void InverterSession::connected(TimeNs now, const std::string& endpoint) {
   next_heartbeat_ = now + config_.heartbeat_period_ns;
 }
 
-void InverterSession::connect_failed(TimeNs now, const std::string& reason) {
+void InverterSession::connect_failed(MonoTime now, const std::string& reason) {
   stats_.last_error = reason;
   ++stats_.consecutive_failures;
   output_.links.push_back({false, now, reason});
 }
 
-void InverterSession::disconnected(TimeNs now, const std::string& reason) {
+void InverterSession::disconnected(MonoTime now, const std::string& reason) {
   link_up_ = false;
   pending_ = Pending::none;
   stats_.phase = InverterPhase::connecting;
@@ -127,7 +129,7 @@ void InverterSession::disconnected(TimeNs now, const std::string& reason) {
   event(InverterEvent::Kind::disconnected, now, reason);
 }
 
-void InverterSession::stopped(TimeNs /*now*/) {
+void InverterSession::stopped(MonoTime /*now*/) {
   link_up_ = false;
   stats_.phase = InverterPhase::stopped;
 }
@@ -159,7 +161,7 @@ void InverterSession::begin_startup() {
   stats_.phase = InverterPhase::starting;
 }
 
-void InverterSession::fail_startup(TimeNs now, const std::string& reason) {
+void InverterSession::fail_startup(MonoTime now, const std::string& reason) {
   stats_.phase = InverterPhase::startup_failed;
   settling_ = false;
   readback_due_ = false;
@@ -168,7 +170,7 @@ void InverterSession::fail_startup(TimeNs now, const std::string& reason) {
 }
 
 // A start-up write and its readback are done: the step's event, then the next step or settling.
-void InverterSession::startup_step_done(TimeNs now, std::string detail) {
+void InverterSession::startup_step_done(MonoTime now, std::string detail) {
   const Write& step = startup_writes_[startup_index_];
   event(InverterEvent::Kind::startup_step, now, std::move(detail));
   if (step.address == config_.registers.heartbeat) next_heartbeat_ = now + config_.heartbeat_period_ns;
@@ -186,7 +188,7 @@ void InverterSession::startup_step_done(TimeNs now, std::string detail) {
   }
 }
 
-void InverterSession::check_settled(const InverterReadings& r, TimeNs now) {
+void InverterSession::check_settled(const InverterReadings& r, MonoTime now) {
   if (startup_settled(config_, r)) {
     settling_ = false;
     stats_.phase = InverterPhase::running;
@@ -248,7 +250,7 @@ std::uint16_t InverterSession::setpoint_raw(InverterMode mode, double value) con
   return 0;
 }
 
-std::optional<ModbusRequest> InverterSession::next_request(TimeNs now) {
+std::optional<ModbusRequest> InverterSession::next_request(MonoTime now) {
   using F = ModbusRequest::Function;
   if (!link_up_ || block_too_large_) return std::nullopt;
   const auto& reg = config_.registers;
@@ -302,16 +304,16 @@ std::optional<ModbusRequest> InverterSession::next_request(TimeNs now) {
   return std::nullopt;
 }
 
-TimeNs InverterSession::next_wake(TimeNs now) const {
+MonoTime InverterSession::next_wake(MonoTime now) const {
   if (!link_up_ || block_too_large_) return now + config_.reconnect_interval_ns;
-  TimeNs until = next_poll_;
+  MonoTime until = next_poll_;
   if (heartbeat_live()) until = std::min(until, next_heartbeat_);
   if (stats_.phase == InverterPhase::startup_failed) until = std::min(until, next_startup_);
   if (off_requested_) until = std::min(until, next_off_attempt_);
   return until;
 }
 
-InverterReadings InverterSession::decode(const std::vector<std::uint16_t>& regs, TimeNs now) const {
+InverterReadings InverterSession::decode(const std::vector<std::uint16_t>& regs, MonoTime now) const {
   const auto& m = config_.registers;
   auto at = [&](std::uint16_t address) { return regs[static_cast<std::size_t>(address - input_first_)]; };
   auto u32 = [&](std::uint16_t high) {
@@ -339,7 +341,7 @@ InverterReadings InverterSession::decode(const std::vector<std::uint16_t>& regs,
   return r;
 }
 
-bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& answer, TimeNs now) {
+bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& answer, MonoTime now) {
   const Pending pending = std::exchange(pending_, Pending::none);
   const bool ok = answer.status == ModbusReply::Status::ok;
   switch (pending) {
@@ -350,7 +352,7 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
       if (!off_requested_) return reconnect;
       if (ok) {
         // A newer off request arrived meanwhile: this write served it too.
-        const TimeNs requested = *std::exchange(off_requested_, std::nullopt);
+        const MonoTime requested = *std::exchange(off_requested_, std::nullopt);
         stats_.mode = InverterMode::off;
         stats_.setpoint = 0;
         event(InverterEvent::Kind::command_written, now,
@@ -444,7 +446,7 @@ bool InverterSession::reply(const ModbusRequest& request, const ModbusReply& ans
 
 // --- commands ---
 
-void InverterSession::command_off(TimeNs requested_ns, TimeNs now) {
+void InverterSession::command_off(MonoTime requested_ns, MonoTime now) {
   // The oldest unserved request is kept: its latency is the one that matters.
   if (!off_requested_) off_requested_ = requested_ns;
   if (setpoint_pending_) {
@@ -464,7 +466,8 @@ void InverterSession::command_off(TimeNs requested_ns, TimeNs now) {
   }
 }
 
-void InverterSession::command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns, TimeNs now) {
+void InverterSession::command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns,
+                                       MonoTime now) {
   if (mode == InverterMode::off) {
     command_off(requested_ns, now);
     return;
@@ -506,16 +509,16 @@ void InverterSession::command_setpoint(InverterMode mode, double setpoint, TimeN
 // --- the client: the session on the Modbus worker ---
 
 struct InverterClient::Impl {
-  Impl(asio::io_context& loop, InverterClientConfig config, Clock clock)
+  Impl(asio::io_context& loop, const InverterClientConfig& config, const Clock& clock)
       : worker(loop,
                ModbusWorkerConfig{config.endpoint, config.response_timeout_ns, config.retries,
                                   config.reconnect_interval_ns},
-               std::make_unique<InverterSession>(config), std::move(clock)) {}
+               std::make_unique<InverterSession>(config), clock) {}
   ModbusWorker worker;
 };
 
-InverterClient::InverterClient(asio::io_context& loop, InverterClientConfig config, Clock clock)
-    : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(clock))) {}
+InverterClient::InverterClient(asio::io_context& loop, const InverterClientConfig& config, const Clock& clock)
+    : impl_(std::make_unique<Impl>(loop, config, clock)) {}
 
 InverterClient::~InverterClient() { stop(); }
 
@@ -527,8 +530,8 @@ void InverterClient::on_heartbeat(HeartbeatHandler handler) {
 }
 void InverterClient::start() { impl_->worker.start(); }
 void InverterClient::stop() { impl_->worker.stop(); }
-void InverterClient::command_off(TimeNs requested_ns) { impl_->worker.command_off(requested_ns); }
-void InverterClient::command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) {
+void InverterClient::command_off(MonoTime requested_ns) { impl_->worker.command_off(requested_ns); }
+void InverterClient::command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns) {
   impl_->worker.command_setpoint(mode, setpoint, requested_ns);
 }
 InverterLinkStats InverterClient::stats() const { return impl_->worker.stats(); }

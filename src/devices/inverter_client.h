@@ -92,15 +92,15 @@ struct InverterClientConfig {
   InverterEndpoint endpoint;
   InverterRegisterMap registers;
   InverterLimits limits;
-  TimeNs heartbeat_timeout_ns = 2'000'000'000;  // written to the heartbeat register (in 0.1 s)
-  TimeNs heartbeat_period_ns = 500'000'000;     // refresh well inside the timeout
-  TimeNs poll_period_ns = 200'000'000;          // input registers
-  TimeNs response_timeout_ns = 200'000'000;     // per transaction
-  int retries = 1;                              // per transaction, after a timeout or CRC error
-  TimeNs startup_settle_timeout_ns = 35'000'000'000;
+  Duration heartbeat_timeout_ns = std::chrono::seconds(2);  // written to the heartbeat register (in 0.1 s)
+  Duration heartbeat_period_ns = std::chrono::milliseconds(500);  // refresh well inside the timeout
+  Duration poll_period_ns = std::chrono::milliseconds(200);       // input registers
+  Duration response_timeout_ns = std::chrono::milliseconds(200);  // per transaction
+  int retries = 1;  // per transaction, after a timeout or CRC error
+  Duration startup_settle_timeout_ns = std::chrono::seconds(35);
   double settle_current_a = 1.0;  // "≈ 0" during start-up
   double settle_power_kw = 0.5;
-  TimeNs reconnect_interval_ns = 1'000'000'000;
+  Duration reconnect_interval_ns = std::chrono::seconds(1);
 };
 
 // Start-up settling, the same for every power-device model: current and power ≈ 0 and the battery
@@ -116,15 +116,15 @@ class InverterSession final : public ModbusSession {
  public:
   explicit InverterSession(InverterClientConfig config);
 
-  void connected(TimeNs now, const std::string& endpoint) override;
-  void connect_failed(TimeNs now, const std::string& reason) override;
-  void disconnected(TimeNs now, const std::string& reason) override;
-  void stopped(TimeNs now) override;
-  std::optional<ModbusRequest> next_request(TimeNs now) override;
-  TimeNs next_wake(TimeNs now) const override;
-  bool reply(const ModbusRequest& request, const ModbusReply& reply, TimeNs now) override;
-  void command_off(TimeNs requested_ns, TimeNs now) override;
-  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns, TimeNs now) override;
+  void connected(MonoTime now, const std::string& endpoint) override;
+  void connect_failed(MonoTime now, const std::string& reason) override;
+  void disconnected(MonoTime now, const std::string& reason) override;
+  void stopped(MonoTime now) override;
+  std::optional<ModbusRequest> next_request(MonoTime now) override;
+  MonoTime next_wake(MonoTime now) const override;
+  bool reply(const ModbusRequest& request, const ModbusReply& answer, MonoTime now) override;
+  void command_off(MonoTime requested_ns, MonoTime now) override;
+  void command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns, MonoTime now) override;
   InverterLinkStats stats() const override { return stats_; }
 
  private:
@@ -145,22 +145,22 @@ class InverterSession final : public ModbusSession {
   struct SetpointCommand {
     InverterMode mode = InverterMode::off;
     double setpoint = 0;
-    TimeNs requested_ns = 0;
+    MonoTime requested_ns{};
   };
 
-  void event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns = 0);
-  void acknowledge_heartbeat(TimeNs now);
+  void event(InverterEvent::Kind kind, MonoTime now, std::string message, MonoTime requested_ns = {});
+  void acknowledge_heartbeat(MonoTime now);
   void begin_startup();
-  void fail_startup(TimeNs now, const std::string& reason);
-  void startup_step_done(TimeNs now, std::string detail);
-  void check_settled(const InverterReadings& r, TimeNs now);
+  void fail_startup(MonoTime now, const std::string& reason);
+  void startup_step_done(MonoTime now, std::string detail);
+  void check_settled(const InverterReadings& r, MonoTime now);
   bool heartbeat_live() const;
   std::uint16_t heartbeat_value() const;
   std::uint16_t mode_value(InverterMode mode) const;
   std::uint16_t setpoint_raw(InverterMode mode, double value) const;
   ModbusRequest request(ModbusRequest::Function function, std::uint16_t address, std::uint16_t count,
                         std::uint16_t value, std::string what, Pending pending);
-  InverterReadings decode(const std::vector<std::uint16_t>& regs, TimeNs now) const;
+  InverterReadings decode(const std::vector<std::uint16_t>& regs, MonoTime now) const;
 
   const InverterClientConfig config_;
   InverterLinkStats stats_;
@@ -175,10 +175,10 @@ class InverterSession final : public ModbusSession {
   bool readback_due_ = false;
   std::string step_detail_;  // the start-up step's event text, completed by its readback
   bool settling_ = false;
-  TimeNs settle_deadline_ = 0;
-  TimeNs next_startup_ = 0, next_heartbeat_ = 0, next_poll_ = 0, next_off_attempt_ = 0;
+  MonoTime settle_deadline_{};
+  MonoTime next_startup_{}, next_heartbeat_{}, next_poll_{}, next_off_attempt_{};
 
-  std::optional<TimeNs> off_requested_;
+  std::optional<MonoTime> off_requested_;
   std::optional<SetpointCommand> setpoint_pending_;  // requested, not yet begun
   std::optional<SetpointCommand> setpoint_active_;   // being written
   std::vector<Write> setpoint_writes_;               // its writes still to do
@@ -186,7 +186,7 @@ class InverterSession final : public ModbusSession {
 
 class InverterClient final : public PowerDevice {
  public:
-  InverterClient(asio::io_context& loop, InverterClientConfig config, Clock clock);
+  InverterClient(asio::io_context& loop, const InverterClientConfig& config, const Clock& clock);
   ~InverterClient() override;  // stops the worker
   InverterClient(const InverterClient&) = delete;
   InverterClient& operator=(const InverterClient&) = delete;
@@ -200,10 +200,10 @@ class InverterClient final : public PowerDevice {
   void stop() override;
 
   // Mode off at once (preempts queued commands). `requested_ns` is reported back in the event.
-  void command_off(TimeNs requested_ns) override;
+  void command_off(MonoTime requested_ns) override;
   // Mode and setpoint (A for current, kW for power, V for voltage), clamped to the limits; the
   // latest request replaces one not yet written. Refused (event command_failed) until start-up is done.
-  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) override;
+  void command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns) override;
 
   InverterLinkStats stats() const override;  // any thread
 

@@ -36,9 +36,7 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-TimeNs now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
-}
+MonoTime now_ns() { return system_clock().mono_now(); }
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
   const auto deadline = SteadyClock::now() + timeout;
@@ -179,7 +177,7 @@ struct Loop {
       wrong_thread |= std::this_thread::get_id() != thread.get_id();
       readings.push_back(r);
     });
-    client.on_link([this](bool ok, TimeNs, const std::string& detail) {
+    client.on_link([this](bool ok, MonoTime, const std::string& detail) {
       std::lock_guard lock(mutex);
       wrong_thread |= std::this_thread::get_id() != thread.get_id();
       (ok ? link_ok : link_failed)++;
@@ -214,12 +212,12 @@ struct Loop {
 InverterClientConfig fast_config(const std::string& url) {
   InverterClientConfig config;
   config.endpoint = *parse_inverter_url(url);
-  config.heartbeat_timeout_ns = 1'000'000'000;
-  config.heartbeat_period_ns = 250'000'000;
-  config.poll_period_ns = 100'000'000;
-  config.response_timeout_ns = 200'000'000;
-  config.startup_settle_timeout_ns = 5'000'000'000;
-  config.reconnect_interval_ns = 300'000'000;
+  config.heartbeat_timeout_ns = std::chrono::seconds(1);
+  config.heartbeat_period_ns = std::chrono::milliseconds(250);
+  config.poll_period_ns = std::chrono::milliseconds(100);
+  config.response_timeout_ns = std::chrono::milliseconds(200);
+  config.startup_settle_timeout_ns = std::chrono::seconds(5);
+  config.reconnect_interval_ns = std::chrono::milliseconds(300);
   return config;
 }
 
@@ -233,7 +231,7 @@ TEST(InverterClientSim, StartsUpReadsFollowsASetpointAndTurnsOffOverTcp) {
   ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
   sim.start();
   Loop loop;
-  InverterClient client(loop.io, fast_config("tcp:" + *endpoint + "?slave=2"), now_ns);
+  InverterClient client(loop.io, fast_config("tcp:" + *endpoint + "?slave=2"), system_clock());
   loop.attach(client);
   client.command_setpoint(InverterMode::current, 5, now_ns());  // before start: refused
   client.start();
@@ -289,14 +287,14 @@ TEST(InverterClientSim, StartsUpReadsFollowsASetpointAndTurnsOffOverTcp) {
 
   // Off: the next transaction; measured from the call to the write's completion.
   mark = loop.event_count();
-  const TimeNs requested = now_ns();
+  const MonoTime requested = now_ns();
   client.command_off(requested);
   ASSERT_TRUE(wait_for([&] {
     return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value();
   })) << loop.dump();
   const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
   EXPECT_EQ(off.requested_ns, requested);
-  const double latency_ms = static_cast<double>(off.time_ns - requested) / 1e6;
+  const double latency_ms = static_cast<double>((off.time_ns - requested).count()) / 1e6;
   std::printf("command_off latency over TCP: %.3f ms (%s)\n", latency_ms, off.message.c_str());
   RecordProperty("command_off_latency_us", static_cast<int>(latency_ms * 1000));
   EXPECT_LT(latency_ms, 250);  // at worst one transaction in flight (200 ms timeout) before it
@@ -327,8 +325,8 @@ TEST(InverterClientSim, OffPreemptsAQueuedSetpointWhileATransactionIsInFlight) {
   sim.start();
   Loop loop;
   auto config = fast_config("tcp:" + *endpoint);
-  config.response_timeout_ns = 500'000'000;
-  InverterClient client(loop.io, config, now_ns);
+  config.response_timeout_ns = std::chrono::milliseconds(500);
+  InverterClient client(loop.io, config, system_clock());
   loop.attach(client);
   client.start();
   ASSERT_TRUE(started_up(loop)) << loop.dump();
@@ -337,13 +335,13 @@ TEST(InverterClientSim, OffPreemptsAQueuedSetpointWhileATransactionIsInFlight) {
   std::this_thread::sleep_for(150ms);
   const std::size_t mark = loop.event_count();
   client.command_setpoint(InverterMode::current, 10, now_ns());
-  const TimeNs requested = now_ns();
+  const MonoTime requested = now_ns();
   client.command_off(requested);
   ASSERT_TRUE(wait_for([&] {
     return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value();
   })) << loop.dump();
   const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
-  const double latency_ms = static_cast<double>(off.time_ns - requested) / 1e6;
+  const double latency_ms = static_cast<double>((off.time_ns - requested).count()) / 1e6;
   std::printf("command_off latency with 80 ms answers and a setpoint queued: %.1f ms\n", latency_ms);
   // The transaction in flight, then off; at worst a setpoint write already begun before it.
   EXPECT_LT(latency_ms, 3 * 80 + 60);
@@ -362,7 +360,7 @@ TEST(InverterClientSim, HeartbeatKeepsTheConverterRunningForMoreThanThreeTimeout
   ASSERT_TRUE(endpoint.ok());
   sim.start();
   Loop loop;
-  InverterClient client(loop.io, fast_config("tcp:" + *endpoint), now_ns);
+  InverterClient client(loop.io, fast_config("tcp:" + *endpoint), system_clock());
   loop.attach(client);
   client.start();
   ASSERT_TRUE(started_up(loop)) << loop.dump();
@@ -393,7 +391,7 @@ TEST(InverterClientSim, SilentInverterGivesCountedLinkFailuresThenRecovers) {
   Loop loop;
   auto config = fast_config("tcp:" + *endpoint);
   config.retries = 1;
-  InverterClient client(loop.io, config, now_ns);
+  InverterClient client(loop.io, config, system_clock());
   loop.attach(client);
   client.start();
   ASSERT_TRUE(started_up(loop)) << loop.dump();
@@ -434,7 +432,7 @@ TEST(InverterClientSim, StopIsPromptWhileTheInverterIsSilent) {
   sim.inverter->set_not_answering(true);
   Loop loop;
   auto config = fast_config("tcp:" + *endpoint);
-  InverterClient client(loop.io, config, now_ns);
+  InverterClient client(loop.io, config, system_clock());
   client.start();
   std::this_thread::sleep_for(700ms);
   const auto start = SteadyClock::now();
@@ -453,8 +451,8 @@ TEST(InverterClientSim, StartupFailsWhenTheVoltageIsOutsideTheLimitsAndIsRetried
   auto config = fast_config("tcp:" + *endpoint);
   config.limits.min_voltage_v = 390;  // the pack is at ~378 V
   config.limits.max_voltage_v = 400;
-  config.startup_settle_timeout_ns = 600'000'000;
-  InverterClient client(loop.io, config, now_ns);
+  config.startup_settle_timeout_ns = std::chrono::milliseconds(600);
+  InverterClient client(loop.io, config, system_clock());
   loop.attach(client);
   client.start();
   ASSERT_TRUE(wait_for([&] {
@@ -480,7 +478,7 @@ TEST(InverterClientSim, RefusedWritesCountAsExceptionsAndFailTheStartup) {
   Loop loop;
   auto config = fast_config("tcp:" + *endpoint);
   config.registers.security_value = 124;  // wrong code: the device stays locked
-  InverterClient client(loop.io, config, now_ns);
+  InverterClient client(loop.io, config, system_clock());
   loop.attach(client);
   client.start();
   ASSERT_TRUE(wait_for([&] { return loop.find_event(InverterEvent::Kind::startup_failed).has_value(); }))
@@ -499,7 +497,7 @@ TEST(InverterClientSim, RtuOnAPtyWithCrcErrorsRetried) {
   Loop loop;
   auto config = fast_config("rtu:" + *path + "?baud=19200&parity=N&data=8&stop=1&slave=2");
   config.retries = 2;
-  InverterClient client(loop.io, config, now_ns);
+  InverterClient client(loop.io, config, system_clock());
   loop.attach(client);
   client.start();
   ASSERT_TRUE(started_up(loop)) << loop.dump();
@@ -514,14 +512,14 @@ TEST(InverterClientSim, RtuOnAPtyWithCrcErrorsRetried) {
   // Each CRC error was retried and the retry succeeded: no transaction failed.
   EXPECT_EQ(stats.reconnects, 0u);
   EXPECT_EQ(client.stats().phase, InverterPhase::running);
-  const TimeNs requested = now_ns();
+  const MonoTime requested = now_ns();
   const std::size_t mark = loop.event_count();
   client.command_off(requested);
   ASSERT_TRUE(wait_for(
       [&] { return loop.find_event(InverterEvent::Kind::command_written, "mode off", mark).has_value(); }));
   const auto off = *loop.find_event(InverterEvent::Kind::command_written, "mode off", mark);
   std::printf("command_off latency over RTU (pty): %.3f ms\n",
-              static_cast<double>(off.time_ns - requested) / 1e6);
+              static_cast<double>((off.time_ns - requested).count()) / 1e6);
 }
 
 // --- the independent peer: pymodbus ---
@@ -533,7 +531,7 @@ TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBloc
   std::unique_ptr<InverterClient> client;
   std::string output;
   int stage = 0;
-  TimeNs off_requested = 0;
+  MonoTime off_requested;
   std::size_t mark = 0;
   const auto between = [&] {
     if (stage == 0) {
@@ -541,7 +539,7 @@ TEST(InverterClientPymodbus, WritesTheSpecsAddressesWithFunction6AndReadsTheBloc
       if (pos == std::string::npos || output.find('\n', pos) == std::string::npos) return;
       const int port = std::stoi(output.substr(pos + 5));
       auto config = fast_config("tcp:127.0.0.1:" + std::to_string(port) + "?slave=2");
-      client = std::make_unique<InverterClient>(loop.io, config, now_ns);
+      client = std::make_unique<InverterClient>(loop.io, config, system_clock());
       loop.attach(*client);
       client->start();
       stage = 1;
@@ -638,8 +636,8 @@ using testing::RogueModbusProxy;
 // The edge's wiring in miniature: the supervisor on the loop thread, fed valid readings, heartbeat
 // acknowledgements and link results, ticked when its next deadline is due (checked every 10 ms).
 struct Guarded {
-  static constexpr TimeNs kReadingsBound = 800'000'000;
-  static constexpr TimeNs kHeartbeatBound = 800'000'000;
+  static constexpr Duration kReadingsBound = std::chrono::milliseconds(800);
+  static constexpr Duration kHeartbeatBound = std::chrono::milliseconds(800);
 
   Guarded(Loop& l, InverterClient& c) : loop(l), client(c), timer(l.io) {
     safety::SupervisorConfig config = safety::rig_defaults();
@@ -655,8 +653,8 @@ struct Guarded {
       feed(supervisor->on_inverter_reading(now_ns()));
       if (auto d = supervisor->on_sample(pack_current, now_ns(), r.dc_link_current_a)) feed(*d);
     });
-    client.on_heartbeat([this](TimeNs) { feed(supervisor->on_inverter_heartbeat(now_ns())); });
-    client.on_link([this](bool ok, TimeNs, const std::string& detail) {
+    client.on_heartbeat([this](MonoTime) { feed(supervisor->on_inverter_heartbeat(now_ns())); });
+    client.on_link([this](bool ok, MonoTime, const std::string& detail) {
       std::lock_guard lock(mutex);
       (ok ? link_ok : link_failed)++;
       if (!ok) last_link_error = detail;
@@ -700,7 +698,7 @@ struct Guarded {
   }
   struct Change {
     safety::State to;
-    TimeNs at_ns;
+    MonoTime at_ns;
     safety::RuleKind rule;
   };
   std::optional<Change> first(safety::State to) {
@@ -747,18 +745,18 @@ TEST_P(InverterHalfDead, IsFlaggedWithinTheBoundGoesDangerousThenSafeAndShowsSta
   RogueModbusProxy proxy(device_port, config.registers.heartbeat);
   ASSERT_GT(proxy.port(), 0);
   config.endpoint.port = proxy.port();
-  config.heartbeat_timeout_ns = 2'000'000'000;  // the converter itself must keep running meanwhile
+  config.heartbeat_timeout_ns = std::chrono::seconds(2);  // the converter itself must keep running meanwhile
   Loop loop;
-  InverterClient client(loop.io, config, now_ns);
+  InverterClient client(loop.io, config, system_clock());
   Guarded guard(loop, client);
   client.start();
   ASSERT_TRUE(started_up(loop)) << loop.dump();
   // Relayed faithfully: fresh, normal, link up.
-  ASSERT_TRUE(wait_for([&] { return guard.last_status().inverter_last_reading_ns > 0; }));
+  ASSERT_TRUE(wait_for([&] { return guard.last_status().inverter_last_reading_ns > MonoTime(); }));
   EXPECT_FALSE(guard.first(safety::State::dangerous).has_value());
   EXPECT_EQ(client.stats().read_failures, 0);
 
-  const TimeNs fault_at = now_ns();
+  const MonoTime fault_at = now_ns();
   proxy.set_mode(c.mode);
   ASSERT_TRUE(wait_for([&] { return guard.first(safety::State::safe).has_value(); }, 5s)) << loop.dump();
   const auto dangerous = guard.first(safety::State::dangerous);
@@ -766,13 +764,14 @@ TEST_P(InverterHalfDead, IsFlaggedWithinTheBoundGoesDangerousThenSafeAndShowsSta
   EXPECT_EQ(dangerous->rule, c.expected_rule) << safety::to_string(dangerous->rule);
   // Within the bound (counted from the last valid answer, at most one period before the fault)
   // plus the tick granularity and a scheduling margin.
-  const TimeNs bound = c.expected_rule == safety::RuleKind::inverter_heartbeat ? Guarded::kHeartbeatBound
-                                                                               : Guarded::kReadingsBound;
-  const double flagged_after_s = static_cast<double>(dangerous->at_ns - fault_at) / 1e9;
+  const Duration bound = c.expected_rule == safety::RuleKind::inverter_heartbeat ? Guarded::kHeartbeatBound
+                                                                                 : Guarded::kReadingsBound;
+  const double flagged_after_s = static_cast<double>((dangerous->at_ns - fault_at).count()) / 1e9;
   std::printf("%s: dangerous %.3f s after the fault (bound %.1f s)\n", c.name, flagged_after_s,
-              static_cast<double>(bound) / 1e9);
-  EXPECT_LE(dangerous->at_ns - fault_at, bound + 300'000'000);
-  EXPECT_GE(dangerous->at_ns - fault_at, bound - 400'000'000);  // not flagged by something else first
+              static_cast<double>(bound.count()) / 1e9);
+  EXPECT_LE(dangerous->at_ns - fault_at, bound + std::chrono::milliseconds(300));
+  EXPECT_GE(dangerous->at_ns - fault_at,
+            bound - std::chrono::milliseconds(400));  // not flagged by something else first
   EXPECT_GT(proxy.misbehaved(), 0);
 
   const auto stats = client.stats();
@@ -896,7 +895,7 @@ struct Device {
 struct Replay {
   InverterSession session;
   Device device;
-  TimeNs now = 1'000'000'000;
+  MonoTime now = MonoTime::from_ns(1'000'000'000);
   SessionOutput out;
 
   explicit Replay(InverterClientConfig config) : session(std::move(config)) {
@@ -913,14 +912,14 @@ struct Replay {
     for (auto& x : step.heartbeats) out.heartbeats.push_back(x);
   }
   // Steps to `until`: each transaction takes 1 ms; idle time jumps to the session's next wake.
-  void until(TimeNs end) {
+  void until(MonoTime end) {
     while (now <= end) {
       if (auto request = session.next_request(now)) {
         const ModbusReply reply = device.answer(*request);
-        now += 1'000'000;
+        now += Duration(1'000'000);
         session.reply(*request, reply, now);
       } else {
-        now = std::max(now + 1, session.next_wake(now));
+        now = std::max(now + Duration(1), session.next_wake(now));
       }
       collect();
     }
@@ -940,8 +939,8 @@ struct Replay {
 TEST(InverterSession, StartsUpInVirtualTimeWithReadbacksAndKeepsTheHeartbeatSchedule) {
   Replay run(fast_config("tcp:127.0.0.1:1502?slave=2"));
   run.session.connected(run.now, "tcp:127.0.0.1:1502?slave=2");
-  const TimeNs start = run.now;
-  run.until(start + 2'000'000'000);
+  const MonoTime start = run.now;
+  run.until(start + Duration(2'000'000'000));
   ASSERT_EQ(run.session.stats().phase, InverterPhase::running) << run.dump();
   EXPECT_TRUE(run.has(InverterEvent::Kind::startup_step, "security code written (125 to 41024), read back"))
       << run.dump();
@@ -959,17 +958,17 @@ TEST(InverterSession, StartsUpInVirtualTimeWithReadbacksAndKeepsTheHeartbeatSche
   EXPECT_EQ(r[1].retries, 0);
   // Heartbeats every 250 ms of virtual time (give or take the 1 ms transaction they may wait for):
   // 2 s give 8 (one per period after the start-up's).
-  std::vector<TimeNs> beats = run.out.heartbeats;
+  std::vector<MonoTime> beats = run.out.heartbeats;
   ASSERT_GE(beats.size(), 8u);
   for (std::size_t i = 2; i < beats.size(); ++i)
-    EXPECT_NEAR(static_cast<double>(beats[i] - beats[i - 1]), 250e6, 2e6) << i;
+    EXPECT_NEAR(static_cast<double>((beats[i] - beats[i - 1]).count()), 250e6, 2e6) << i;
   EXPECT_EQ(run.session.stats().heartbeats, beats.size());
 }
 
 TEST(InverterSession, OffPreemptsASetpointBeingWrittenAndIsTheNextRequest) {
   Replay run(fast_config("tcp:127.0.0.1:1502?slave=2"));
   run.session.connected(run.now, "sim");
-  run.until(run.now + 1'000'000'000);
+  run.until(run.now + Duration(1'000'000'000));
   ASSERT_EQ(run.session.stats().phase, InverterPhase::running) << run.dump();
   run.session.command_setpoint(InverterMode::current, -20, run.now, run.now);
   // Whatever is due first (a heartbeat, a poll) goes first; then the setpoint register is written.
@@ -978,7 +977,7 @@ TEST(InverterSession, OffPreemptsASetpointBeingWrittenAndIsTheNextRequest) {
     auto request = run.session.next_request(run.now);
     ASSERT_TRUE(request.has_value());
     setpoint_written = request->what == "setpoint";
-    run.session.reply(*request, run.device.answer(*request), run.now + 1'000'000);
+    run.session.reply(*request, run.device.answer(*request), run.now + Duration(1'000'000));
   }
   ASSERT_TRUE(setpoint_written);
   // Off arrives while the mode write is still to come: it is next, and the setpoint is preempted.
@@ -986,7 +985,7 @@ TEST(InverterSession, OffPreemptsASetpointBeingWrittenAndIsTheNextRequest) {
   auto next = run.session.next_request(run.now);
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(next->what, "mode off");
-  run.session.reply(*next, run.device.answer(*next), run.now + 2'000'000);
+  run.session.reply(*next, run.device.answer(*next), run.now + Duration(2'000'000));
   run.collect();
   EXPECT_TRUE(run.has(InverterEvent::Kind::command_failed, "current -20: preempted by mode off"))
       << run.dump();
@@ -1001,14 +1000,14 @@ TEST(InverterSession, OffPreemptsASetpointBeingWrittenAndIsTheNextRequest) {
 TEST(InverterSession, UnansweredReadsAreReadFailuresUntilAReadSucceeds) {
   Replay run(fast_config("tcp:127.0.0.1:1502?slave=2"));
   run.session.connected(run.now, "sim");
-  run.until(run.now + 1'000'000'000);
+  run.until(run.now + Duration(1'000'000'000));
   ASSERT_EQ(run.session.stats().phase, InverterPhase::running) << run.dump();
   run.device.fault = [](const ModbusRequest& r) -> std::optional<ModbusReply> {
     if (r.function == ModbusRequest::Function::read_input_registers)
       return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout", "timeout"};
     return std::nullopt;
   };
-  const TimeNs last = run.session.stats().last_reading_ns;
+  const MonoTime last = run.session.stats().last_reading_ns;
   bool reconnect = false;
   while (!reconnect) {
     auto request = run.session.next_request(run.now);
@@ -1016,7 +1015,7 @@ TEST(InverterSession, UnansweredReadsAreReadFailuresUntilAReadSucceeds) {
       run.now = run.session.next_wake(run.now);
       continue;
     }
-    run.now += 1'000'000;
+    run.now += Duration(1'000'000);
     reconnect = run.session.reply(*request, run.device.answer(*request), run.now);
   }
   // Heartbeats succeed in between, yet the reads stay failing: three in a row ask for a reconnect.

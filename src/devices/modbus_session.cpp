@@ -5,7 +5,7 @@
 namespace cellguard::devices {
 
 bool account_reply(InverterLinkStats& stats, SessionOutput& output, Freshness kind, const ModbusReply& reply,
-                   const std::string& what, TimeNs now) {
+                   const std::string& what, MonoTime now) {
   if (reply.status == ModbusReply::Status::ok) {
     if (kind == Freshness::reading) stats.read_failures = 0;
     if (kind == Freshness::heartbeat) stats.heartbeat_failures = 0;
@@ -25,9 +25,9 @@ bool account_reply(InverterLinkStats& stats, SessionOutput& output, Freshness ki
          stats.consecutive_failures >= kFailuresBeforeReconnect;
 }
 
-std::string format_ms(TimeNs ns) {
+std::string format_ms(Duration d) {
   char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.1f ms", static_cast<double>(ns) / 1e6);
+  std::snprintf(buffer, sizeof buffer, "%.1f ms", static_cast<double>(d.count()) / 1e6);
   return buffer;
 }
 

@@ -56,13 +56,13 @@ std::string_view to_string(ModbusReply::Status status);
 struct SessionOutput {
   struct Link {
     bool ok = false;
-    TimeNs time_ns = 0;
+    MonoTime time_ns{};
     std::string detail;
   };
   std::vector<InverterReadings> readings;
   std::vector<InverterEvent> events;
   std::vector<Link> links;
-  std::vector<TimeNs> heartbeats;  // acknowledged heartbeat writes
+  std::vector<MonoTime> heartbeats;  // acknowledged heartbeat writes
 };
 
 // Which freshness a transaction proves (issue 12 item 4): a valid reading, an acknowledged
@@ -76,29 +76,29 @@ enum class Freshness : std::uint8_t { reading, heartbeat, other };
 // link works).
 inline constexpr int kFailuresBeforeReconnect = 3;
 bool account_reply(InverterLinkStats& stats, SessionOutput& output, Freshness kind, const ModbusReply& reply,
-                   const std::string& what, TimeNs now);
+                   const std::string& what, MonoTime now);
 
 // The sessions' texts for people: "12.5 ms", "4.2".
-std::string format_ms(TimeNs ns);
+std::string format_ms(Duration d);
 std::string format_value(double v);
 
 class ModbusSession {
  public:
   virtual ~ModbusSession() = default;
 
-  virtual void connected(TimeNs now, const std::string& endpoint) = 0;
-  virtual void connect_failed(TimeNs now, const std::string& reason) = 0;
-  virtual void disconnected(TimeNs now, const std::string& reason) = 0;
-  virtual void stopped(TimeNs now) = 0;
+  virtual void connected(MonoTime now, const std::string& endpoint) = 0;
+  virtual void connect_failed(MonoTime now, const std::string& reason) = 0;
+  virtual void disconnected(MonoTime now, const std::string& reason) = 0;
+  virtual void stopped(MonoTime now) = 0;
 
-  virtual std::optional<ModbusRequest> next_request(TimeNs now) = 0;
-  virtual TimeNs next_wake(TimeNs now) const = 0;
+  virtual std::optional<ModbusRequest> next_request(MonoTime now) = 0;
+  virtual MonoTime next_wake(MonoTime now) const = 0;
   // The reply to the last request; true: close the link (it is opened again after the reconnect
   // interval, and the session gets disconnected()).
-  virtual bool reply(const ModbusRequest& request, const ModbusReply& reply, TimeNs now) = 0;
+  virtual bool reply(const ModbusRequest& request, const ModbusReply& reply, MonoTime now) = 0;
 
-  virtual void command_off(TimeNs requested_ns, TimeNs now) = 0;
-  virtual void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns, TimeNs now) = 0;
+  virtual void command_off(MonoTime requested_ns, MonoTime now) = 0;
+  virtual void command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns, MonoTime now) = 0;
 
   // Phase, freshness, mode and setpoint; the worker adds its transport counters.
   virtual InverterLinkStats stats() const = 0;

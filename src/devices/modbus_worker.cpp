@@ -7,9 +7,9 @@
 #include <asio/post.hpp>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
+
+#include "core/thread_annotations.h"
 
 namespace cellguard::devices {
 namespace {
@@ -48,8 +48,8 @@ std::string_view to_string(ModbusReply::Status status) {
 }
 
 struct ModbusWorker::Impl {
-  Impl(asio::io_context& l, ModbusWorkerConfig c, std::unique_ptr<ModbusSession> s, Clock clk)
-      : loop(l), config(std::move(c)), session(std::move(s)), clock(std::move(clk)) {}
+  Impl(asio::io_context& l, ModbusWorkerConfig c, std::unique_ptr<ModbusSession> s, const Clock& clk)
+      : loop(l), config(std::move(c)), session(std::move(s)), clock(clk) {}
 
   asio::io_context& loop;
   const ModbusWorkerConfig config;
@@ -58,21 +58,21 @@ struct ModbusWorker::Impl {
   EventHandler event_handler;
   HeartbeatHandler heartbeat_handler;
 
-  mutable std::mutex mutex;  // guards everything below but the context
-  std::condition_variable wake;
-  const std::unique_ptr<ModbusSession> session;
-  const Clock clock;
-  TransportCounters counters;
-  bool started = false;
-  bool stopping = false;
-  std::uint64_t commands = 0;  // wakes the worker on a command
-  std::thread worker;
+  mutable Mutex mutex;  // guards the session, the counters and the flags
+  CondVar wake;
+  const std::unique_ptr<ModbusSession> session PT_GUARDED_BY(mutex);
+  const Clock& clock;  // the only source of "now" (a ManualClock in tests)
+  TransportCounters counters GUARDED_BY(mutex);
+  bool started GUARDED_BY(mutex) = false;
+  bool stopping GUARDED_BY(mutex) = false;
+  std::uint64_t commands GUARDED_BY(mutex) = 0;  // wakes the worker on a command
+  std::thread worker;                            // started and joined by the owner's thread
 
   modbus_t* ctx = nullptr;   // worker thread only
   std::string echo_problem;  // worker thread only: why the last verified write was refused
 
   // Posts what the session produced (caller holds the mutex).
-  void flush_locked() {
+  void flush_locked() REQUIRES(mutex) {
     SessionOutput out = session->take_output();
     for (auto& link : out.links) {
       if (link_handler)
@@ -82,7 +82,7 @@ struct ModbusWorker::Impl {
     for (const auto& r : out.readings) {
       if (readings_handler) asio::post(loop, [h = readings_handler, r] { h(r); });
     }
-    for (const TimeNs t : out.heartbeats) {
+    for (const MonoTime t : out.heartbeats) {
       if (heartbeat_handler) asio::post(loop, [h = heartbeat_handler, t] { h(t); });
     }
     for (auto& e : out.events) {
@@ -97,7 +97,7 @@ struct ModbusWorker::Impl {
             ? modbus_new_tcp(e.host.c_str(), e.port)
             : modbus_new_rtu(e.device.c_str(), static_cast<int>(e.baud), e.parity, e.data_bits, e.stop_bits);
     if (ctx == nullptr) return std::string("cannot create the libmodbus context: ") + modbus_strerror(errno);
-    const auto timeout_us = std::max<TimeNs>(config.response_timeout_ns / 1000, 1000);
+    const auto timeout_us = std::max<std::int64_t>(config.response_timeout_ns.count() / 1000, 1000);
     modbus_set_response_timeout(ctx, static_cast<std::uint32_t>(timeout_us / 1'000'000),
                                 static_cast<std::uint32_t>(timeout_us % 1'000'000));
     modbus_set_slave(ctx, e.slave);
@@ -143,7 +143,7 @@ struct ModbusWorker::Impl {
     if (err != 0) {
       if (err == EMBBADDATA) {
         echo_problem = problem;
-        std::lock_guard lock(mutex);
+        MutexLock lock(mutex);
         ++counters.echo_mismatches;
       }
       errno = err;
@@ -183,7 +183,7 @@ struct ModbusWorker::Impl {
       const int rc = perform_once(request, reply.registers);
       const int err = errno;
       {
-        std::lock_guard lock(mutex);
+        MutexLock lock(mutex);
         ++counters.transactions;
         if (rc < 0 && err == ETIMEDOUT) ++counters.timeouts;
         if (rc < 0 && err == EMBBADCRC) ++counters.crc_errors;
@@ -198,7 +198,7 @@ struct ModbusWorker::Impl {
       const int retries = request.retries >= 0 ? request.retries : config.retries;
       if (retryable && attempt < retries && !should_stop()) {
         modbus_flush(ctx);  // a late answer must not be taken for the retry's
-        std::lock_guard lock(mutex);
+        MutexLock lock(mutex);
         ++counters.retries;
         continue;
       }
@@ -228,23 +228,26 @@ struct ModbusWorker::Impl {
   }
 
   bool should_stop() const {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     return stopping;
   }
 
   // Waits until the clock reaches `until` (caller's clock), a command arrives or stop().
-  void wait_until(std::unique_lock<std::mutex>& lock, TimeNs until, std::uint64_t seen) {
-    const TimeNs delay = std::max<TimeNs>(until - clock(), 0);
-    wake.wait_for(lock, std::chrono::nanoseconds(delay), [&] { return stopping || commands != seen; });
+  void wait_until(MutexLock& lock, MonoTime until, std::uint64_t seen) REQUIRES(mutex) {
+    const Duration delay = std::max(until - clock.mono_now(), Duration::zero());
+    const auto deadline = SteadyClock::now() + delay;
+    while (!stopping && commands == seen) {
+      if (wake.wait_until(lock, deadline) == std::cv_status::timeout) return;
+    }
   }
 
   void run() {
-    TimeNs reconnect_at = clock();
-    std::unique_lock lock(mutex);
+    MonoTime reconnect_at = clock.mono_now();
+    MutexLock lock(mutex);
     while (!stopping) {
       const std::uint64_t seen = commands;
       if (ctx == nullptr) {
-        if (clock() < reconnect_at) {
+        if (clock.mono_now() < reconnect_at) {
           wait_until(lock, reconnect_at, seen);
           continue;
         }
@@ -252,15 +255,15 @@ struct ModbusWorker::Impl {
         const std::string failure = connect();
         lock.lock();
         if (failure.empty()) {
-          session->connected(clock(), to_string(config.endpoint));
+          session->connected(clock.mono_now(), to_string(config.endpoint));
         } else {
-          session->connect_failed(clock(), failure);
-          reconnect_at = clock() + config.reconnect_interval_ns;
+          session->connect_failed(clock.mono_now(), failure);
+          reconnect_at = clock.mono_now() + config.reconnect_interval_ns;
         }
         flush_locked();
         continue;
       }
-      const TimeNs now = clock();
+      const MonoTime now = clock.mono_now();
       std::optional<ModbusRequest> request = session->next_request(now);
       flush_locked();
       if (!request) {
@@ -270,29 +273,29 @@ struct ModbusWorker::Impl {
       lock.unlock();
       const ModbusReply reply = perform(*request);
       lock.lock();
-      const bool reconnect =
-          session->reply(*request, reply, clock()) || reply.status == ModbusReply::Status::link_error;
+      const bool reconnect = session->reply(*request, reply, clock.mono_now()) ||
+                             reply.status == ModbusReply::Status::link_error;
       if (reconnect) {
         lock.unlock();
         close();
         lock.lock();
         ++counters.reconnects;
-        session->disconnected(clock(), "link lost: " + reply.error);
-        reconnect_at = clock() + config.reconnect_interval_ns;
+        session->disconnected(clock.mono_now(), "link lost: " + reply.error);
+        reconnect_at = clock.mono_now() + config.reconnect_interval_ns;
       }
       flush_locked();
     }
     lock.unlock();
     close();
     lock.lock();
-    session->stopped(clock());
+    session->stopped(clock.mono_now());
     flush_locked();
   }
 };
 
 ModbusWorker::ModbusWorker(asio::io_context& loop, ModbusWorkerConfig config,
-                           std::unique_ptr<ModbusSession> session, Clock clock)
-    : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(session), std::move(clock))) {}
+                           std::unique_ptr<ModbusSession> session, const Clock& clock)
+    : impl_(std::make_unique<Impl>(loop, std::move(config), std::move(session), clock)) {}
 
 ModbusWorker::~ModbusWorker() { stop(); }
 
@@ -302,7 +305,7 @@ void ModbusWorker::on_event(EventHandler handler) { impl_->event_handler = std::
 void ModbusWorker::on_heartbeat(HeartbeatHandler handler) { impl_->heartbeat_handler = std::move(handler); }
 
 void ModbusWorker::start() {
-  std::lock_guard lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   if (impl_->started) return;
   impl_->started = true;
   impl_->stopping = false;
@@ -311,30 +314,30 @@ void ModbusWorker::start() {
 
 void ModbusWorker::stop() {
   {
-    std::lock_guard lock(impl_->mutex);
+    MutexLock lock(impl_->mutex);
     if (!impl_->started) return;
     impl_->stopping = true;
   }
   impl_->wake.notify_all();
   if (impl_->worker.joinable()) impl_->worker.join();
-  std::lock_guard lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->started = false;
 }
 
-void ModbusWorker::command_off(TimeNs requested_ns) {
+void ModbusWorker::command_off(MonoTime requested_ns) {
   {
-    std::lock_guard lock(impl_->mutex);
-    impl_->session->command_off(requested_ns, impl_->clock());
+    MutexLock lock(impl_->mutex);
+    impl_->session->command_off(requested_ns, impl_->clock.mono_now());
     ++impl_->commands;
     impl_->flush_locked();
   }
   impl_->wake.notify_all();
 }
 
-void ModbusWorker::command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) {
+void ModbusWorker::command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns) {
   {
-    std::lock_guard lock(impl_->mutex);
-    impl_->session->command_setpoint(mode, setpoint, requested_ns, impl_->clock());
+    MutexLock lock(impl_->mutex);
+    impl_->session->command_setpoint(mode, setpoint, requested_ns, impl_->clock.mono_now());
     ++impl_->commands;
     impl_->flush_locked();
   }
@@ -342,9 +345,9 @@ void ModbusWorker::command_setpoint(InverterMode mode, double setpoint, TimeNs r
 }
 
 InverterLinkStats ModbusWorker::stats() const {
-  std::lock_guard lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   InverterLinkStats s = impl_->session->stats();
-  const TransportCounters& c = impl_->counters;
+  const TransportCounters c = impl_->counters;  // a copy: the lock analysis follows no references
   s.transactions = c.transactions;
   s.timeouts = c.timeouts;
   s.crc_errors = c.crc_errors;

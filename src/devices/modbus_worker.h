@@ -18,15 +18,15 @@ namespace cellguard::devices {
 
 struct ModbusWorkerConfig {
   InverterEndpoint endpoint;
-  TimeNs response_timeout_ns = 200'000'000;  // per transaction
+  Duration response_timeout_ns = std::chrono::milliseconds(200);  // per transaction
   int retries = 1;  // per transaction, after a timeout, CRC error or malformed answer
-  TimeNs reconnect_interval_ns = 1'000'000'000;
+  Duration reconnect_interval_ns = std::chrono::seconds(1);
 };
 
 class ModbusWorker final : public PowerDevice {
  public:
   ModbusWorker(asio::io_context& loop, ModbusWorkerConfig config, std::unique_ptr<ModbusSession> session,
-               Clock clock);
+               const Clock& clock);
   ~ModbusWorker() override;  // stops the worker
   ModbusWorker(const ModbusWorker&) = delete;
   ModbusWorker& operator=(const ModbusWorker&) = delete;
@@ -37,8 +37,8 @@ class ModbusWorker final : public PowerDevice {
   void on_heartbeat(HeartbeatHandler handler) override;
   void start() override;
   void stop() override;
-  void command_off(TimeNs requested_ns) override;
-  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) override;
+  void command_off(MonoTime requested_ns) override;
+  void command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns) override;
   InverterLinkStats stats() const override;
 
  private:

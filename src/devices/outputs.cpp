@@ -85,7 +85,7 @@ class BoardOutputs final : public Outputs {
     for (const BoardPinState& pin : state_->link->output_states()) {
       if (pin.pin != state_->pins[index]) continue;
       result.sent = pin.sent.has_value() && *pin.sent == pin.desired;
-      result.sent_ns = pin.sent_at.ns();
+      result.sent_ns = pin.sent_at;
       if (state_->link->has_readback() && pin.confirmed) result.read_back = pin.confirmed;
       result.fault = pin.fault;
     }

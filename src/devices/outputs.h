@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "core/result.h"
+#include "core/time.h"
 
 namespace cellguard::devices {
 
@@ -34,7 +35,7 @@ inline constexpr OutputPins kRigBoardPins{6, 7, 5, 3, 4};
 struct OutputState {
   bool commanded = false;         // the desired state
   bool sent = false;              // handed to the device (board: in a command written to it)
-  std::int64_t sent_ns = 0;       // when (the edge's monotonic clock); 0 unknown
+  MonoTime sent_ns{};             // when (the edge's monotonic clock); its epoch: unknown
   std::optional<bool> read_back;  // the level read back from the device (cellguard's firmware)
   bool fault = false;             // the read-back stayed wrong after the re-sends
 };
@@ -52,7 +53,7 @@ class Outputs {
   virtual bool commanded(Output output) const = 0;
   // Without read-back a device can only say what it was told: `read_back` stays empty.
   virtual OutputState state(Output output) const {
-    return OutputState{commanded(output), true, 0, {}, false};
+    return OutputState{commanded(output), true, MonoTime(), {}, false};
   }
   virtual std::string describe() const = 0;  // "board /dev/ttyACM0" or "gpio gpiochip0"
 };

@@ -73,7 +73,7 @@ class BoardOutputsTest : public ::testing::Test {
   void connect(const std::string& device) {
     BoardLinkConfig config;
     config.device = device;
-    config.reopen_interval_ns = 20'000'000;
+    config.reopen_interval_ns = std::chrono::milliseconds(20);
     config.protocol = BoardProtocol::cellguard;  // immediate writes (the line-synced mode: board_writer_test)
     link = std::make_unique<BoardLink>(io, config);
     link->on_connection([this](bool connected, const std::string&) { events.push_back(connected); });
@@ -116,7 +116,7 @@ TEST_F(BoardOutputsTest, SetAndSetAllSendOneCommandEach) {
   const OutputState relay1 = outputs->state(Output::relay1);
   EXPECT_TRUE(relay1.commanded);
   EXPECT_TRUE(relay1.sent);
-  EXPECT_GT(relay1.sent_ns, 0);
+  EXPECT_GT(relay1.sent_ns, MonoTime());
   EXPECT_FALSE(relay1.read_back);  // no read-back from a board without the extension
 }
 

@@ -66,12 +66,12 @@ std::string_view to_string(PowerDeviceModel model) {
 }
 
 std::unique_ptr<PowerDevice> make_power_device(PowerDeviceModel model, asio::io_context& loop,
-                                               const InverterClientConfig& config, PowerDevice::Clock clock) {
+                                               const InverterClientConfig& config, const Clock& clock) {
   switch (model) {
     case PowerDeviceModel::rig:
-      return std::make_unique<InverterClient>(loop, config, std::move(clock));
+      return std::make_unique<InverterClient>(loop, config, clock);
     case PowerDeviceModel::sunspec:
-      return make_sunspec_device(loop, config, std::move(clock));
+      return make_sunspec_device(loop, config, clock);
   }
   return nullptr;
 }

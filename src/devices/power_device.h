@@ -22,20 +22,20 @@
 #include <string>
 #include <string_view>
 
+#include "core/time.h"
+
 namespace asio {
 class io_context;
 }  // namespace asio
 
 namespace cellguard::devices {
 
-using TimeNs = std::int64_t;
-
 enum class InverterMode : std::uint8_t { off, power, current, voltage };
 std::string_view to_string(InverterMode mode);
 
 // One poll's measurements. Fields a model does not have stay 0 (see its header).
 struct InverterReadings {
-  TimeNs time_ns = 0;  // when the poll completed (caller's clock)
+  MonoTime time_ns{};  // when the poll completed (caller's clock)
   double battery_voltage_v = 0;
   double voltage_ref_v = 0;
   double dc_link_voltage_v = 0;
@@ -70,8 +70,8 @@ struct InverterLinkStats {
   int consecutive_failures = 0;  // failed transactions since the link was last healthy
   int read_failures = 0;         // failed polls since the last valid reading
   int heartbeat_failures = 0;    // failed heartbeat writes since the last acknowledged one
-  TimeNs last_reading_ns = 0;    // caller's clock; 0: none yet
-  TimeNs last_heartbeat_ack_ns = 0;
+  MonoTime last_reading_ns{};    // caller's clock; its epoch: none yet
+  MonoTime last_heartbeat_ack_ns{};
   std::string last_error;
   InverterMode mode = InverterMode::off;  // last mode written successfully
   double setpoint = 0;                    // last setpoint written successfully (A or kW)
@@ -89,9 +89,9 @@ struct InverterEvent {
     command_failed,
   };
   Kind kind = Kind::connected;
-  TimeNs time_ns = 0;
+  MonoTime time_ns{};
   std::string message;      // e.g. "security code 125 written", "mode off written 0.4 ms after the request"
-  TimeNs requested_ns = 0;  // command_written/failed: when the command was requested
+  MonoTime requested_ns{};  // command_written/failed: when the command was requested
 };
 std::string_view to_string(InverterEvent::Kind kind);
 
@@ -100,22 +100,21 @@ class PowerCommands {
  public:
   virtual ~PowerCommands() = default;
   // Mode off at once (preempts queued commands). `requested_ns` is reported back in the event.
-  virtual void command_off(TimeNs requested_ns) = 0;
+  virtual void command_off(MonoTime requested_ns) = 0;
   // Mode and setpoint (A, kW or V), clamped to the limits; the latest request replaces one not yet
   // written. Refused (event command_failed) until start-up is done, or if the model lacks the mode.
-  virtual void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns) = 0;
+  virtual void command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns) = 0;
 };
 
 class PowerDevice : public PowerCommands {
  public:
-  using Clock = std::function<TimeNs()>;
   using ReadingsHandler = std::function<void(const InverterReadings&)>;
   // Every failed transaction (ok false, with the reason), and every successful one after which no
   // kind of transaction is failing (ok true).
-  using LinkHandler = std::function<void(bool ok, TimeNs time_ns, const std::string& detail)>;
+  using LinkHandler = std::function<void(bool ok, MonoTime time_ns, const std::string& detail)>;
   using EventHandler = std::function<void(const InverterEvent&)>;
   // Every acknowledged heartbeat write, with the time of the answer.
-  using HeartbeatHandler = std::function<void(TimeNs time_ns)>;
+  using HeartbeatHandler = std::function<void(MonoTime time_ns)>;
 
   virtual void on_readings(ReadingsHandler handler) = 0;  // set before start()
   virtual void on_link(LinkHandler handler) = 0;
@@ -135,6 +134,6 @@ std::string_view to_string(PowerDeviceModel model);  // "rig", "sunspec"
 struct InverterClientConfig;  // inverter_client.h: endpoint, timing, limits (and the rig's map)
 // The configured model on `loop`; `clock` is the caller's monotonic clock.
 std::unique_ptr<PowerDevice> make_power_device(PowerDeviceModel model, asio::io_context& loop,
-                                               const InverterClientConfig& config, PowerDevice::Clock clock);
+                                               const InverterClientConfig& config, const Clock& clock);
 
 }  // namespace cellguard::devices

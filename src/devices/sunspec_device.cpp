@@ -27,7 +27,8 @@ std::uint32_t u32(const std::vector<std::uint16_t>& block, const ss::Point& p) {
 
 SunSpecSession::SunSpecSession(InverterClientConfig config) : config_(std::move(config)) {}
 
-void SunSpecSession::event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns) {
+void SunSpecSession::event(InverterEvent::Kind kind, MonoTime now, std::string message,
+                           MonoTime requested_ns) {
   output_.events.push_back(InverterEvent{kind, now, std::move(message), requested_ns});
 }
 
@@ -44,20 +45,20 @@ ModbusRequest SunSpecSession::write(const Write& w, Pending pending) {
 
 // --- the link ---
 
-void SunSpecSession::connected(TimeNs now, const std::string& endpoint) {
+void SunSpecSession::connected(MonoTime now, const std::string& endpoint) {
   link_up_ = true;
   event(InverterEvent::Kind::connected, now, "connected to " + endpoint);
   begin_startup(now);
   next_poll_ = now;
 }
 
-void SunSpecSession::connect_failed(TimeNs now, const std::string& reason) {
+void SunSpecSession::connect_failed(MonoTime now, const std::string& reason) {
   stats_.last_error = reason;
   ++stats_.consecutive_failures;
   output_.links.push_back({false, now, reason});
 }
 
-void SunSpecSession::disconnected(TimeNs now, const std::string& reason) {
+void SunSpecSession::disconnected(MonoTime now, const std::string& reason) {
   link_up_ = false;
   pending_ = Pending::none;
   stats_.phase = InverterPhase::connecting;
@@ -73,7 +74,7 @@ void SunSpecSession::disconnected(TimeNs now, const std::string& reason) {
   event(InverterEvent::Kind::disconnected, now, reason);
 }
 
-void SunSpecSession::stopped(TimeNs /*now*/) {
+void SunSpecSession::stopped(MonoTime /*now*/) {
   link_up_ = false;
   stats_.phase = InverterPhase::stopped;
 }
@@ -81,7 +82,7 @@ void SunSpecSession::stopped(TimeNs /*now*/) {
 // Counts a transaction's outcome in its kind of freshness; reports the link. True: reconnect.
 // --- start-up ---
 
-void SunSpecSession::begin_startup(TimeNs now) {
+void SunSpecSession::begin_startup(MonoTime now) {
   stats_.phase = InverterPhase::starting;
   base_index_ = 0;
   walker_.emplace(ss::kBaseAddresses[0]);
@@ -98,7 +99,7 @@ void SunSpecSession::begin_startup(TimeNs now) {
   next_heartbeat_ = now;
 }
 
-void SunSpecSession::fail_startup(TimeNs now, const std::string& reason) {
+void SunSpecSession::fail_startup(MonoTime now, const std::string& reason) {
   stats_.phase = InverterPhase::startup_failed;
   settling_ = false;
   discovering_ = false;
@@ -106,7 +107,7 @@ void SunSpecSession::fail_startup(TimeNs now, const std::string& reason) {
   event(InverterEvent::Kind::startup_failed, now, reason);
 }
 
-void SunSpecSession::discovered(TimeNs now) {
+void SunSpecSession::discovered(MonoTime now) {
   chain_ = walker_->chain();
   walker_.reset();
   discovering_ = false;
@@ -137,7 +138,7 @@ bool SunSpecSession::heartbeat_live() const {
           (stats_.phase == InverterPhase::starting && startup_index_ > 1));
 }
 
-std::optional<ModbusRequest> SunSpecSession::next_request(TimeNs now) {
+std::optional<ModbusRequest> SunSpecSession::next_request(MonoTime now) {
   if (!link_up_) return std::nullopt;
   // By priority: mode off, heartbeat, start-up, setpoint, poll.
   if (off_requested_ && battery_ && now >= next_off_attempt_) {
@@ -217,8 +218,8 @@ std::optional<ModbusRequest> SunSpecSession::next_request(TimeNs now) {
   return std::nullopt;
 }
 
-TimeNs SunSpecSession::next_wake(TimeNs now) const {
-  TimeNs until = now + config_.reconnect_interval_ns;
+MonoTime SunSpecSession::next_wake(MonoTime now) const {
+  MonoTime until = now + config_.reconnect_interval_ns;
   if (!link_up_) return until;
   if (inverter_ && battery_) until = std::min(until, next_poll_);
   if (heartbeat_live()) until = std::min(until, next_heartbeat_);
@@ -227,7 +228,7 @@ TimeNs SunSpecSession::next_wake(TimeNs now) const {
   return until;
 }
 
-bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answer, TimeNs now) {
+bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answer, MonoTime now) {
   const Pending pending = std::exchange(pending_, Pending::none);
   const bool ok = answer.status == ModbusReply::Status::ok;
   switch (pending) {
@@ -318,7 +319,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
       const bool reconnect = account_reply(stats_, output_, Freshness::other, answer, request.what, now);
       if (!off_requested_) return reconnect;
       if (ok) {
-        const TimeNs requested = *off_requested_;
+        const MonoTime requested = *off_requested_;
         off_requested_.reset();
         stats_.mode = InverterMode::off;
         stats_.setpoint = 0;
@@ -387,7 +388,7 @@ bool SunSpecSession::reply(const ModbusRequest& request, const ModbusReply& answ
   return false;
 }
 
-void SunSpecSession::decode_poll(const std::vector<std::uint16_t>& b, TimeNs now) {
+void SunSpecSession::decode_poll(const std::vector<std::uint16_t>& b, MonoTime now) {
   const std::vector<std::uint16_t>& inv = inverter_block_;
   namespace inv_p = ss::inverter;
   namespace bat = ss::battery;
@@ -428,7 +429,7 @@ void SunSpecSession::decode_poll(const std::vector<std::uint16_t>& b, TimeNs now
   if (settling_) check_settled(r, now);
 }
 
-void SunSpecSession::check_settled(const InverterReadings& r, TimeNs now) {
+void SunSpecSession::check_settled(const InverterReadings& r, MonoTime now) {
   if (startup_settled(config_, r)) {
     settling_ = false;
     stats_.phase = InverterPhase::running;
@@ -470,7 +471,7 @@ std::optional<std::vector<SunSpecSession::Write>> SunSpecSession::setpoint_write
   return writes;
 }
 
-void SunSpecSession::command_off(TimeNs requested_ns, TimeNs now) {
+void SunSpecSession::command_off(MonoTime requested_ns, MonoTime now) {
   // The oldest unserved request is kept: its latency is the one that matters.
   if (!off_requested_) off_requested_ = requested_ns;
   next_off_attempt_ = std::min(next_off_attempt_, now);
@@ -484,7 +485,8 @@ void SunSpecSession::command_off(TimeNs requested_ns, TimeNs now) {
   setpoint_queue_.clear();
 }
 
-void SunSpecSession::command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns, TimeNs now) {
+void SunSpecSession::command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns,
+                                      MonoTime now) {
   if (mode == InverterMode::off) {
     command_off(requested_ns, now);
     return;
@@ -508,11 +510,11 @@ void SunSpecSession::command_setpoint(InverterMode mode, double setpoint, TimeNs
 }
 
 std::unique_ptr<PowerDevice> make_sunspec_device(asio::io_context& loop, InverterClientConfig config,
-                                                 PowerDevice::Clock clock) {
+                                                 const Clock& clock) {
   ModbusWorkerConfig worker{config.endpoint, config.response_timeout_ns, config.retries,
                             config.reconnect_interval_ns};
-  return std::make_unique<ModbusWorker>(
-      loop, std::move(worker), std::make_unique<SunSpecSession>(std::move(config)), std::move(clock));
+  return std::make_unique<ModbusWorker>(loop, std::move(worker),
+                                        std::make_unique<SunSpecSession>(std::move(config)), clock);
 }
 
 }  // namespace cellguard::devices

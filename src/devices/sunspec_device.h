@@ -41,15 +41,15 @@ class SunSpecSession final : public ModbusSession {
   // Uses the endpoint's timing, the limits and the settle thresholds; the register map is ignored.
   explicit SunSpecSession(InverterClientConfig config);
 
-  void connected(TimeNs now, const std::string& endpoint) override;
-  void connect_failed(TimeNs now, const std::string& reason) override;
-  void disconnected(TimeNs now, const std::string& reason) override;
-  void stopped(TimeNs now) override;
-  std::optional<ModbusRequest> next_request(TimeNs now) override;
-  TimeNs next_wake(TimeNs now) const override;
-  bool reply(const ModbusRequest& request, const ModbusReply& reply, TimeNs now) override;
-  void command_off(TimeNs requested_ns, TimeNs now) override;
-  void command_setpoint(InverterMode mode, double setpoint, TimeNs requested_ns, TimeNs now) override;
+  void connected(MonoTime now, const std::string& endpoint) override;
+  void connect_failed(MonoTime now, const std::string& reason) override;
+  void disconnected(MonoTime now, const std::string& reason) override;
+  void stopped(MonoTime now) override;
+  std::optional<ModbusRequest> next_request(MonoTime now) override;
+  MonoTime next_wake(MonoTime now) const override;
+  bool reply(const ModbusRequest& request, const ModbusReply& answer, MonoTime now) override;
+  void command_off(MonoTime requested_ns, MonoTime now) override;
+  void command_setpoint(InverterMode mode, double setpoint, MonoTime requested_ns, MonoTime now) override;
   InverterLinkStats stats() const override { return stats_; }
 
   // The chain found at the last start-up (empty before).
@@ -75,16 +75,16 @@ class SunSpecSession final : public ModbusSession {
   };
   struct Setpoint {
     double kw = 0;
-    TimeNs requested_ns = 0;
+    MonoTime requested_ns{};
   };
 
-  void begin_startup(TimeNs now);
-  void fail_startup(TimeNs now, const std::string& reason);
-  void event(InverterEvent::Kind kind, TimeNs now, std::string message, TimeNs requested_ns = 0);
+  void begin_startup(MonoTime now);
+  void fail_startup(MonoTime now, const std::string& reason);
+  void event(InverterEvent::Kind kind, MonoTime now, std::string message, MonoTime requested_ns = {});
   bool heartbeat_live() const;
-  void discovered(TimeNs now);
-  void decode_poll(const std::vector<std::uint16_t>& battery, TimeNs now);
-  void check_settled(const InverterReadings& r, TimeNs now);
+  void discovered(MonoTime now);
+  void decode_poll(const std::vector<std::uint16_t>& battery, MonoTime now);
+  void check_settled(const InverterReadings& r, MonoTime now);
   std::optional<std::vector<Write>> setpoint_writes(double kw, std::string& why) const;
   ModbusRequest read(std::uint16_t address, std::uint16_t count, std::string what, Pending pending);
   ModbusRequest write(const Write& w, Pending pending);
@@ -106,15 +106,15 @@ class SunSpecSession final : public ModbusSession {
   std::vector<Write> startup_writes_;
   std::size_t startup_index_ = 0;
   bool settling_ = false;
-  TimeNs settle_deadline_ = 0;
-  TimeNs next_startup_ = 0;
+  MonoTime settle_deadline_{};
+  MonoTime next_startup_{};
 
   // Running.
-  TimeNs next_poll_ = 0, next_heartbeat_ = 0, next_off_attempt_ = 0;
+  MonoTime next_poll_{}, next_heartbeat_{}, next_off_attempt_{};
   std::vector<std::uint16_t> inverter_block_;  // this poll's model 103, while model 802 is read
   bool poll_battery_next_ = false;
   std::uint16_t heartbeat_counter_ = 0;
-  std::optional<TimeNs> off_requested_;
+  std::optional<MonoTime> off_requested_;
   std::optional<Setpoint> setpoint_pending_;
   std::vector<Write> setpoint_queue_;  // the writes of the setpoint being written
   std::optional<Setpoint> setpoint_in_progress_;
@@ -122,6 +122,6 @@ class SunSpecSession final : public ModbusSession {
 
 // The SunSpec device on the Modbus worker.
 std::unique_ptr<PowerDevice> make_sunspec_device(asio::io_context& loop, InverterClientConfig config,
-                                                 PowerDevice::Clock clock);
+                                                 const Clock& clock);
 
 }  // namespace cellguard::devices

@@ -35,9 +35,7 @@ namespace ss = sunspec;
 using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-TimeNs now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
-}
+MonoTime now_ns() { return system_clock().mono_now(); }
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
   const auto deadline = SteadyClock::now() + timeout;
@@ -51,11 +49,11 @@ bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeo
 InverterClientConfig fast_config(const std::string& url) {
   InverterClientConfig config;
   config.endpoint = *parse_inverter_url(url);
-  config.heartbeat_period_ns = 250'000'000;
-  config.poll_period_ns = 100'000'000;
-  config.response_timeout_ns = 200'000'000;
-  config.startup_settle_timeout_ns = 5'000'000'000;
-  config.reconnect_interval_ns = 300'000'000;
+  config.heartbeat_period_ns = std::chrono::milliseconds(250);
+  config.poll_period_ns = std::chrono::milliseconds(100);
+  config.response_timeout_ns = std::chrono::milliseconds(200);
+  config.startup_settle_timeout_ns = std::chrono::seconds(5);
+  config.reconnect_interval_ns = std::chrono::milliseconds(300);
   return config;
 }
 
@@ -93,14 +91,14 @@ struct ScriptedDevice {
 };
 
 // Runs the session until `until` (virtual time, stepping to each wake), answering from `device`.
-void run(SunSpecSession& session, ScriptedDevice& device, TimeNs& now, TimeNs until, SessionOutput& out) {
+void run(SunSpecSession& session, ScriptedDevice& device, MonoTime& now, MonoTime until, SessionOutput& out) {
   while (now <= until) {
     if (auto request = session.next_request(now)) {
       const ModbusReply reply = device.answer(*request);
-      now += 1'000'000;  // 1 ms per transaction
+      now += Duration(1'000'000);  // 1 ms per transaction
       session.reply(*request, reply, now);
     } else {
-      now = std::max(now + 1, session.next_wake(now));
+      now = std::max(now + Duration(1), session.next_wake(now));
     }
     SessionOutput step = session.take_output();
     for (auto& x : step.events) out.events.push_back(std::move(x));
@@ -130,10 +128,10 @@ TEST(SunSpecSession, FindsTheMapAtBaseZeroStartsUpAndReads) {
   ScriptedDevice device{sim::SunSpecLogic(sim_config), {}, {}};
   device.logic.update(pack_at(352.4, 0));
   SunSpecSession session(fast_config("tcp:127.0.0.1:1502"));
-  TimeNs now = 1'000'000'000;
+  MonoTime now = MonoTime::from_ns(1'000'000'000);
   SessionOutput out;
   session.connected(now, "tcp:127.0.0.1:1502?slave=2");
-  run(session, device, now, now + 1'000'000'000, out);
+  run(session, device, now, now + Duration(1'000'000'000), out);
 
   ASSERT_EQ(session.stats().phase, InverterPhase::running) << dump(out);
   EXPECT_EQ(session.chain().base, 0);
@@ -169,17 +167,17 @@ TEST(SunSpecSession, PowerSetpointThenOffPreemptsAndCurrentIsRefused) {
   ScriptedDevice device{sim::SunSpecLogic(), {}, {}};
   device.logic.update(pack_at(350));
   SunSpecSession session(fast_config("tcp:127.0.0.1:1502"));
-  TimeNs now = 0;
+  MonoTime now;
   SessionOutput out;
   session.connected(now, "sim");
-  run(session, device, now, 500'000'000, out);
+  run(session, device, now, MonoTime::from_ns(500'000'000), out);
   ASSERT_EQ(session.stats().phase, InverterPhase::running) << dump(out);
 
   session.command_setpoint(InverterMode::current, 10, now, now);
   EXPECT_TRUE(
       has_event(session.take_output(), InverterEvent::Kind::command_failed, "take power setpoints only"));
   session.command_setpoint(InverterMode::power, 6, now, now);  // 10 % of 60 kW
-  run(session, device, now, now + 50'000'000, out);
+  run(session, device, now, now + Duration(50'000'000), out);
   EXPECT_TRUE(has_event(out, InverterEvent::Kind::command_written, "power 6 kW written")) << dump(out);
   EXPECT_EQ(session.stats().mode, InverterMode::power);
   device.logic.update(pack_at(350));
@@ -192,7 +190,7 @@ TEST(SunSpecSession, PowerSetpointThenOffPreemptsAndCurrentIsRefused) {
   auto next = session.next_request(now);
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(next->what, "mode off (SetInvState INVERTER_STOPPED)");
-  session.reply(*next, device.answer(*next), now + 1'000'000);
+  session.reply(*next, device.answer(*next), now + Duration(1'000'000));
   const SessionOutput after = session.take_output();
   EXPECT_TRUE(has_event(after, InverterEvent::Kind::command_failed, "power -3 kW: replaced by mode off"));
   EXPECT_TRUE(
@@ -207,12 +205,12 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
   ScriptedDevice device{sim::SunSpecLogic(), {}, {}};
   device.logic.update(pack_at(350));
   SunSpecSession session(fast_config("tcp:127.0.0.1:1502"));
-  TimeNs now = 0;
+  MonoTime now;
   SessionOutput out;
   session.connected(now, "sim");
-  run(session, device, now, 500'000'000, out);
+  run(session, device, now, MonoTime::from_ns(500'000'000), out);
   ASSERT_EQ(session.stats().phase, InverterPhase::running) << dump(out);
-  const TimeNs last_reading = session.stats().last_reading_ns;
+  const MonoTime last_reading = session.stats().last_reading_ns;
 
   // Heartbeats refused with an exception, reads fine: the link stays reported failing (no
   // flapping back to ok on the reads), the readings stay fresh.
@@ -225,7 +223,7 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
     return std::nullopt;
   };
   out = {};
-  run(session, device, now, now + 1'000'000'000, out);
+  run(session, device, now, now + Duration(1'000'000'000), out);
   EXPECT_GE(session.stats().heartbeat_failures, 3);
   EXPECT_EQ(session.stats().read_failures, 0);
   EXPECT_GT(session.stats().last_reading_ns, last_reading);
@@ -244,7 +242,7 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
       return ModbusReply{ModbusReply::Status::timeout, {}, r.what + ": timeout", "timeout"};
     return std::nullopt;
   };
-  const TimeNs stale_since = session.stats().last_reading_ns;
+  const MonoTime stale_since = session.stats().last_reading_ns;
   bool reconnect = false;
   for (int i = 0; i < 20 && !reconnect; ++i) {
     auto request = session.next_request(now);
@@ -252,7 +250,7 @@ TEST(SunSpecSession, UnansweredReadsAndRefusedHeartbeatsStayFailuresOfTheirKind)
       now = session.next_wake(now);
       continue;
     }
-    now += 1'000'000;
+    now += Duration(1'000'000);
     reconnect = session.reply(*request, device.answer(*request), now);
   }
   EXPECT_TRUE(reconnect);
@@ -269,10 +267,10 @@ TEST(SunSpecSession, NoMarkerAnywhereFailsTheStartUpWithTheReason) {
     return std::nullopt;
   };
   SunSpecSession session(fast_config("tcp:127.0.0.1:1502"));
-  TimeNs now = 0;
+  MonoTime now;
   SessionOutput out;
   session.connected(now, "sim");
-  run(session, device, now, 10'000'000, out);
+  run(session, device, now, MonoTime::from_ns(10'000'000), out);
   EXPECT_EQ(session.stats().phase, InverterPhase::startup_failed);
   EXPECT_TRUE(has_event(out, InverterEvent::Kind::startup_failed,
                         "no SunSpec device: 50000: no SunSpec marker \"SunS\" (found 1234 5678)"))
@@ -350,7 +348,7 @@ struct Edge {
     battery =
         *supervisor->add_channel({"inverter.battery_voltage", safety::Quantity::inverter_battery_voltage, 0});
     current = *supervisor->add_channel({"inverter.dc_link_current", safety::Quantity::pack_current, 0});
-    device = make_sunspec_device(io, std::move(config), now_ns);
+    device = make_sunspec_device(io, std::move(config), system_clock());
     device->on_readings([this](const InverterReadings& r) {
       execute(supervisor->on_inverter_reading(now_ns()));
       if (auto d = supervisor->on_sample(battery, now_ns(), r.battery_voltage_v)) execute(*d);
@@ -358,9 +356,10 @@ struct Edge {
       std::lock_guard lock(mutex);
       readings.push_back(r);
     });
-    device->on_heartbeat([this](TimeNs) { execute(supervisor->on_inverter_heartbeat(now_ns())); });
-    device->on_link(
-        [this](bool ok, TimeNs, const std::string&) { execute(supervisor->on_inverter_link(ok, now_ns())); });
+    device->on_heartbeat([this](MonoTime) { execute(supervisor->on_inverter_heartbeat(now_ns())); });
+    device->on_link([this](bool ok, MonoTime, const std::string&) {
+      execute(supervisor->on_inverter_link(ok, now_ns()));
+    });
     device->on_event([this](const InverterEvent& e) {
       std::lock_guard lock(mutex);
       events.push_back(e);
@@ -428,13 +427,13 @@ TEST(SunSpecOverTcp, ReadsSupervisesDrivesAndStopsTheSimulatedDevice) {
   EXPECT_NEAR(edge.last()->dc_link_power_kw, 6, 0.3);
 
   // A safe stop: the supervisor decides inverter off; the device stops and the current ends.
-  const TimeNs stop_at = now_ns();
+  const MonoTime stop_at = now_ns();
   edge.stop_request();
   ASSERT_TRUE(wait_for([&] {
     return edge.find(InverterEvent::Kind::command_written, "mode off").has_value();
   })) << edge.dump();
   const auto off = edge.find(InverterEvent::Kind::command_written, "mode off");
-  EXPECT_LT(off->time_ns - stop_at, 200'000'000) << off->message;
+  EXPECT_LT(off->time_ns - stop_at, std::chrono::milliseconds(200)) << off->message;
   ASSERT_TRUE(wait_for([&] { return std::fabs(sim.pack_current_a()) < 1e-9; }));
   EXPECT_FALSE(sim.device->logic().started());
   EXPECT_EQ(edge.device->stats().mode, InverterMode::off);
@@ -494,7 +493,8 @@ TEST(SunSpecPymodbusPeer, FindsReadsAndWritesThePointsWhereTheStandardPutsThem) 
       const auto pos = output.find("PORT ");
       if (pos == std::string::npos || output.find('\n', pos) == std::string::npos) return;
       device = make_sunspec_device(
-          io, fast_config("tcp:127.0.0.1:" + std::to_string(std::stoi(output.substr(pos + 5)))), now_ns);
+          io, fast_config("tcp:127.0.0.1:" + std::to_string(std::stoi(output.substr(pos + 5)))),
+          system_clock());
       device->on_event([&](const InverterEvent& e) {
         std::lock_guard lock(mutex);
         events.push_back(e);

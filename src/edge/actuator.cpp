@@ -60,22 +60,23 @@ Actuation Actuator::actuate(const safety::Decision& d) {
   using devices::Output;
   Actuation acted;
   acted.command = is_command(d.kind);
-  auto issue = [&](Result<void> result) {
+  auto issue = [&](const Result<void>& result) {
     if (!result) acted.error = result.error().message;
   };
   // No default: every kind is named, so a new one fails to compile (-Wswitch-enum) until handled.
   switch (d.kind) {
     case K::inverter_off:
-      if (inverter_) inverter_->command_off(clock_());
+      if (inverter_) inverter_->command_off(clock_->mono_now());
       break;
     case K::inverter_nudge_charge:
     case K::inverter_nudge_discharge:
     case K::inverter_hold:
       if (nudges_.begin) nudges_.begin();
-      if (inverter_) inverter_->command_setpoint(devices::InverterMode::current, d.setpoint_a, clock_());
+      if (inverter_)
+        inverter_->command_setpoint(devices::InverterMode::current, d.setpoint_a, clock_->mono_now());
       break;
     case K::inverter_nudge_end:
-      if (nudges_.end) nudges_.end(clock_());
+      if (nudges_.end) nudges_.end(clock_->mono_now());
       break;
     case K::contactors_open:
       if (outputs_) issue(switch_outputs(kContactorRelays, false));
@@ -98,7 +99,7 @@ Actuation Actuator::actuate(const safety::Decision& d) {
     case K::module_joined:
       break;
   }
-  acted.at_ns = clock_();
+  acted.at_ns = clock_->mono_now();
   return acted;
 }
 

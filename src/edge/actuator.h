@@ -23,7 +23,7 @@ using InverterCommands = devices::PowerCommands;
 // What one decision did.
 struct Actuation {
   bool command = false;  // the decision is a command to a device (inverter, relays, pump, fan)
-  TimeNs at_ns = 0;      // when it was issued (monotonic)
+  MonoTime at_ns{};      // when it was issued
   std::string error;     // empty: issued (or nothing to issue)
 };
 
@@ -34,13 +34,13 @@ class Actuator {
  public:
   // The schedule's side of a nudge: a nudge replaces the schedule's setpoint until it ends.
   struct NudgeHooks {
-    std::function<void()> begin;      // the inverter runs a nudge or hold setpoint now
-    std::function<void(TimeNs)> end;  // the schedule's setpoint resumes
+    std::function<void()> begin;        // the inverter runs a nudge or hold setpoint now
+    std::function<void(MonoTime)> end;  // the schedule's setpoint resumes
   };
 
   // Devices may be null (disabled in the configuration): their commands are then skipped.
-  Actuator(devices::Outputs* outputs, InverterCommands* inverter, NudgeHooks nudges, MonoClock clock)
-      : outputs_(outputs), inverter_(inverter), nudges_(std::move(nudges)), clock_(clock) {}
+  Actuator(devices::Outputs* outputs, InverterCommands* inverter, NudgeHooks nudges, const Clock& clock)
+      : outputs_(outputs), inverter_(inverter), nudges_(std::move(nudges)), clock_(&clock) {}
 
   Actuation actuate(const safety::Decision& decision);
 
@@ -50,7 +50,7 @@ class Actuator {
   devices::Outputs* outputs_;
   InverterCommands* inverter_;
   NudgeHooks nudges_;
-  MonoClock clock_;
+  const Clock* clock_;  // "now" of the commands
 };
 
 }  // namespace cellguard::edge

@@ -8,11 +8,11 @@
 namespace cellguard::edge {
 namespace {
 
-TimeNs fixed_clock() { return 42; }
+const ManualClock fixed_clock{MonoTime::from_ns(42)};
 
 struct Commands final : InverterCommands {
-  void command_off(TimeNs at) override { calls.push_back("off@" + std::to_string(at)); }
-  void command_setpoint(devices::InverterMode mode, double setpoint, TimeNs) override {
+  void command_off(MonoTime at) override { calls.push_back("off@" + std::to_string(at.ns())); }
+  void command_setpoint(devices::InverterMode mode, double setpoint, MonoTime) override {
     calls.push_back(std::string(devices::to_string(mode)) + " " + std::to_string(static_cast<int>(setpoint)));
   }
   std::vector<std::string> calls;
@@ -48,20 +48,20 @@ TEST(EdgeActuator, CommandsGoToTheirDevices) {
   Commands inverter;
   Outputs outputs;
   int nudges_begun = 0;
-  std::vector<TimeNs> nudges_ended;
+  std::vector<MonoTime> nudges_ended;
   Actuator actuator(&outputs, &inverter,
-                    {[&] { ++nudges_begun; }, [&](TimeNs t) { nudges_ended.push_back(t); }}, fixed_clock);
+                    {[&] { ++nudges_begun; }, [&](MonoTime t) { nudges_ended.push_back(t); }}, fixed_clock);
   using K = safety::DecisionKind;
   Actuation a = actuator.actuate(decision(K::inverter_off));
   EXPECT_TRUE(a.command);
-  EXPECT_EQ(a.at_ns, 42);
+  EXPECT_EQ(a.at_ns, MonoTime::from_ns(42));
   auto nudge = decision(K::inverter_nudge_charge);
   nudge.setpoint_a = -5;
   actuator.actuate(nudge);
   EXPECT_EQ(nudges_begun, 1);
   a = actuator.actuate(decision(K::inverter_nudge_end));
   EXPECT_FALSE(a.command);
-  EXPECT_EQ(nudges_ended, std::vector<TimeNs>{42});
+  EXPECT_EQ(nudges_ended, std::vector<MonoTime>{MonoTime::from_ns(42)});
   EXPECT_EQ(inverter.calls, (std::vector<std::string>{"off@42", "current -5"}));
 
   actuator.actuate(decision(K::contactors_open));

@@ -28,8 +28,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr TimeNs kNsPerMs = 1'000'000;
-constexpr TimeNs kNsPerS = 1'000'000'000;
+constexpr std::int64_t kNsPerMs = 1'000'000;
+constexpr std::int64_t kNsPerS = 1'000'000'000;
 constexpr double kMaxMs = 1e9;  // ~11 days: a longer period or timeout is a typo
 constexpr double kMaxS = 1e6;
 constexpr int kMaxPin = 63;
@@ -276,7 +276,7 @@ class Section {
   }
 
   // Durations: `k` in ms or s (by `unit_ns`), converted to ns, within (0 or >0) .. max.
-  bool duration(std::string_view k, TimeNs& out, TimeNs unit_ns, bool allow_zero) {
+  bool duration(std::string_view k, Duration& out, std::int64_t unit_ns, bool allow_zero) {
     double v = 0;
     if (!number(k, v)) return false;
     double max = unit_ns == kNsPerMs ? kMaxMs : kMaxS;
@@ -285,13 +285,13 @@ class Section {
                              " and <= " + format_number(max) + ")");
       return false;
     }
-    out = static_cast<TimeNs>(std::llround(v * static_cast<double>(unit_ns)));
+    out = Duration(std::llround(v * static_cast<double>(unit_ns)));
     return true;
   }
-  bool ms(std::string_view k, TimeNs& out, bool allow_zero = false) {
+  bool ms(std::string_view k, Duration& out, bool allow_zero = false) {
     return duration(k, out, kNsPerMs, allow_zero);
   }
-  bool s(std::string_view k, TimeNs& out, bool allow_zero = false) {
+  bool s(std::string_view k, Duration& out, bool allow_zero = false) {
     return duration(k, out, kNsPerS, allow_zero);
   }
 
@@ -558,8 +558,8 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   if (s.choice("protocol", {"auto", "rig-sketch", "cellguard"}, protocol)) {
     b.link.protocol = static_cast<devices::BoardProtocol>(protocol);
   }
-  if (s.ms("cycle_ms", b.link.writer.cycle_ns) &&
-      (b.link.writer.cycle_ns < 100'000'000 || b.link.writer.cycle_ns > 10'000'000'000)) {
+  if (s.ms("cycle_ms", b.link.writer.cycle_ns) && (b.link.writer.cycle_ns < std::chrono::milliseconds(100) ||
+                                                   b.link.writer.cycle_ns > std::chrono::seconds(10))) {
     r.problem(s.key("cycle_ms"), "must be within 100 .. 10000 ms (the rig's sketch: 1000)");
   }
   // Commands go out in the first 60 % of the board's cycle after its line (the sketch's delay()).
@@ -584,7 +584,7 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   }
   s.boolean("extension", b.link.extension);
   if (s.ms("heartbeat_interval_ms", b.link.heartbeat_interval_ns) &&
-      b.link.heartbeat_interval_ns < 10'000'000) {
+      b.link.heartbeat_interval_ns < std::chrono::milliseconds(10)) {
     r.problem(s.key("heartbeat_interval_ms"), "must be at least 10 ms");
   }
   std::int64_t heartbeat_timeout = 0;
@@ -596,7 +596,7 @@ void read_board(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
       b.link.heartbeat_timeout_ms = static_cast<int>(heartbeat_timeout);
     }
   }
-  if (b.link.heartbeat_interval_ns * 2 > static_cast<TimeNs>(b.link.heartbeat_timeout_ms) * 1'000'000) {
+  if (b.link.heartbeat_interval_ns * 2 > std::chrono::milliseconds(b.link.heartbeat_timeout_ms)) {
     r.problem(s.key("heartbeat_interval_ms"), "must be at most half of heartbeat_timeout_ms (" +
                                                   std::to_string(b.link.heartbeat_timeout_ms) + " ms)");
   }
@@ -724,16 +724,18 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
   }
   // The register holds the timeout in 0.1 s, 0..1000.
   if (s.ms("heartbeat_timeout_ms", cl.heartbeat_timeout_ns) &&
-      (cl.heartbeat_timeout_ns % (100 * kNsPerMs) != 0 || cl.heartbeat_timeout_ns > 100 * kNsPerS)) {
+      (cl.heartbeat_timeout_ns % std::chrono::milliseconds(100) != Duration::zero() ||
+       cl.heartbeat_timeout_ns > std::chrono::seconds(100))) {
     r.problem(s.key("heartbeat_timeout_ms"),
               "must be a multiple of 100 ms and at most 100000 ms (the register "
               "counts 0.1 s up to 1000)");
   }
   if (s.ms("heartbeat_period_ms", cl.heartbeat_period_ns) &&
       !(cl.heartbeat_period_ns < cl.heartbeat_timeout_ns / 2)) {
-    r.problem(s.key("heartbeat_period_ms"), "must be below half of heartbeat_timeout_ms (" +
-                                                std::to_string(cl.heartbeat_timeout_ns / kNsPerMs) +
-                                                "), so one lost write does not stop the converter");
+    r.problem(s.key("heartbeat_period_ms"),
+              "must be below half of heartbeat_timeout_ms (" +
+                  std::to_string(cl.heartbeat_timeout_ns / std::chrono::milliseconds(1)) +
+                  "), so one lost write does not stop the converter");
   }
   s.ms("poll_period_ms", cl.poll_period_ns);
   // Issue 12 item 4: freshness bounds of the supervisor. A heartbeat not acknowledged for the
@@ -743,11 +745,13 @@ void read_inverter(Reader& r, Section s, EdgeConfig& c) {
   if (s.ms("readings_timeout_ms", c.safety.inverter_readings_timeout_ns) &&
       c.safety.inverter_readings_timeout_ns <= cl.poll_period_ns) {
     r.problem(s.key("readings_timeout_ms"),
-              "must be longer than poll_period_ms (" + std::to_string(cl.poll_period_ns / kNsPerMs) + ")");
+              "must be longer than poll_period_ms (" +
+                  std::to_string(cl.poll_period_ns / std::chrono::milliseconds(1)) + ")");
   }
   if (c.safety.inverter_heartbeat_timeout_ns <= cl.heartbeat_period_ns) {
-    r.problem(s.key("heartbeat_ack_timeout_ms"), "must be longer than heartbeat_period_ms (" +
-                                                     std::to_string(cl.heartbeat_period_ns / kNsPerMs) + ")");
+    r.problem(s.key("heartbeat_ack_timeout_ms"),
+              "must be longer than heartbeat_period_ms (" +
+                  std::to_string(cl.heartbeat_period_ns / std::chrono::milliseconds(1)) + ")");
   }
   s.ms("response_timeout_ms", cl.response_timeout_ns);
   s.integer_in("retries", cl.retries, 0, 10);
@@ -914,7 +918,7 @@ void read_recording(Reader& r, Section s, EdgeConfig& c, const fs::path& base) {
   if (s.number_in("max_mb", mb, 0, 1e9, true)) rec.max_bytes = static_cast<std::uint64_t>(mb * 1024 * 1024);
   double days = 0;
   if (s.number_in("max_age_days", days, 0, 36500, true)) {
-    rec.max_age_ns = static_cast<TimeNs>(std::llround(days * 86400.0 * static_cast<double>(kNsPerS)));
+    rec.max_age_ns = Duration(std::llround(days * 86400.0 * static_cast<double>(kNsPerS)));
   }
   if (s.string("csv_dir", v)) rec.csv_dir = resolve(base, v);
   std::size_t board = 0;

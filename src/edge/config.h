@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time.h"
 #include "devices/board_link.h"
 #include "devices/inverter_client.h"
 #include "devices/outputs.h"
@@ -29,12 +30,11 @@
 
 namespace cellguard::edge {
 
-using TimeNs = std::int64_t;
-
 struct CanSection {
-  std::string url = "socketcan:can0";   // can/bus.h URL
-  std::string dbc_path;                 // absolute after load (resolved against the file's folder)
-  TimeNs sync_period_ns = 100'000'000;  // rig: 100 ms; 0 = do not send SYNC (cyclic modules)
+  std::string url = "socketcan:can0";  // can/bus.h URL
+  std::string dbc_path;                // absolute after load (resolved against the file's folder)
+  Duration sync_period_ns =
+      std::chrono::milliseconds(100);  // rig: 100 ms; 0 = do not send SYNC (cyclic modules)
   std::uint32_t sync_id = 0x080;
   bool sync_counter = true;  // 1-byte Sync_Count payload (CiA 301 counter 1..240)
   // Sent to every module found, to COB-ID sdo_request_base + node id (rig: 0x600, `2F 05 18 01 00 00 00 00`).
@@ -88,7 +88,7 @@ struct ScheduleSection {
   schedule::EndAction at_end = schedule::EndAction::loop;
   bool autostart = false;           // start when the precharge completes
   double readback_tolerance = 0.5;  // A or kW
-  TimeNs readback_timeout_ns = 10'000'000'000;
+  Duration readback_timeout_ns = std::chrono::seconds(10);
   std::optional<schedule::Schedule> loaded;  // set by check_edge_config() when path is set and valid
 };
 
@@ -97,7 +97,7 @@ struct RecordingSection {
   // 16 GiB: 7 days of the full 15-module rig (measured 94 MiB an hour with noisy values, uplink_bench
   // drain), the uplink's backlog bound when the server is unreachable (docs/benchmarks.md).
   std::uint64_t max_bytes = 16ull << 30;
-  TimeNs max_age_ns = 30LL * 24 * 3600 * 1'000'000'000LL;
+  Duration max_age_ns = std::chrono::hours(30 * 24);
   std::string csv_dir;               // rig-layout CSV files; empty: off
   bool csv_board_converted = false;  // Ardu_* in degC/bar instead of the rig's ADC counts
   bool csv_extra_columns = false;    // also columns the rig did not log (CurrentState)
@@ -109,9 +109,9 @@ struct UplinkSection {
   std::uint16_t port = 6699;
   std::string ca_path, cert_path, key_path;  // PEM files (absolute after load)
   bool plaintext = false;                    // loopback servers only (tests, demos)
-  TimeNs keepalive_ns = 1'000'000'000;
-  TimeNs dead_after_ns = 5'000'000'000;
-  TimeNs backoff_max_ns = 5'000'000'000;
+  Duration keepalive_ns = std::chrono::seconds(1);
+  Duration dead_after_ns = std::chrono::seconds(5);
+  Duration backoff_max_ns = std::chrono::seconds(5);
   bool enabled() const { return !host.empty(); }
 };
 

@@ -104,8 +104,8 @@ TEST(EdgeConfig, RigTomlLoadsAndChecksClean) {
   EXPECT_TRUE(c.schedule.loaded.has_value());
   EXPECT_EQ(c.sha256.size(), 64u);
   // Issue 12: the inverter's freshness bounds and the operator socket's group.
-  EXPECT_EQ(c.safety.inverter_readings_timeout_ns, 2'000'000'000);
-  EXPECT_EQ(c.safety.inverter_heartbeat_timeout_ns, 2'000'000'000);
+  EXPECT_EQ(c.safety.inverter_readings_timeout_ns, std::chrono::seconds(2));
+  EXPECT_EQ(c.safety.inverter_heartbeat_timeout_ns, std::chrono::seconds(2));
   EXPECT_EQ(c.operator_interface.group, "");
 }
 
@@ -152,7 +152,7 @@ TEST(EdgeConfig, RigTomlReproducesTheRig) {
   // Devices and CAN as on the rig (seed-rig.md).
   EXPECT_EQ(c.edge_id, "rig");
   EXPECT_EQ(c.can.url, "socketcan:can0");
-  EXPECT_EQ(c.can.sync_period_ns, 100'000'000);
+  EXPECT_EQ(c.can.sync_period_ns, std::chrono::milliseconds(100));
   EXPECT_EQ(c.can.sync_id, 0x080u);
   EXPECT_EQ(c.can.sdo_request_base, 0x600u);
   ASSERT_EQ(c.can.startup_sdo.size(), 1u);
@@ -187,11 +187,11 @@ TEST(EdgeConfig, RigTomlReproducesTheRig) {
   EXPECT_EQ(reg.current_scale, map.current_scale);
   EXPECT_EQ(reg.security_value, map.security_value);
   EXPECT_EQ(reg.mode_voltage, map.mode_voltage);
-  EXPECT_EQ(c.inverter.client.heartbeat_timeout_ns, 2'000'000'000);
-  EXPECT_EQ(c.inverter.client.startup_settle_timeout_ns, 35'000'000'000);
+  EXPECT_EQ(c.inverter.client.heartbeat_timeout_ns, std::chrono::seconds(2));
+  EXPECT_EQ(c.inverter.client.startup_settle_timeout_ns, std::chrono::seconds(35));
   EXPECT_EQ(c.schedule.at_end, schedule::EndAction::loop);
   EXPECT_EQ(c.schedule.readback_tolerance, 0.5);
-  EXPECT_EQ(c.schedule.readback_timeout_ns, 10'000'000'000);
+  EXPECT_EQ(c.schedule.readback_timeout_ns, std::chrono::seconds(10));
 }
 
 TEST(EdgeConfig, BoardWriterAndPrechargeSettleFollowTheBoard) {
@@ -200,18 +200,18 @@ TEST(EdgeConfig, BoardWriterAndPrechargeSettleFollowTheBoard) {
   ASSERT_TRUE(check.ok()) << check.to_string();
   EXPECT_EQ(c.board.link.protocol, devices::BoardProtocol::automatic);
   EXPECT_EQ(c.board.link.writer.max_command_bytes, 30u);
-  EXPECT_EQ(c.board.link.writer.send_window_ns, 600'000'000);
-  EXPECT_EQ(c.safety.precharge.settle_ns, 2'500'000'000);  // 2.5 cycles of the rig's sketch
+  EXPECT_EQ(c.board.link.writer.send_window_ns, std::chrono::milliseconds(600));
+  EXPECT_EQ(c.safety.precharge.settle_ns, std::chrono::milliseconds(2500));  // 2.5 cycles of the rig's sketch
   EdgeConfig slow;
   std::string text = rig_with(rig_with(rig_text(), "cycle_ms = 1000", "cycle_ms = 2000"),
                               "protocol = \"auto\"", "protocol = \"rig-sketch\"");
   ASSERT_TRUE(parse_rig(text, slow).ok());
   EXPECT_EQ(slow.board.link.protocol, devices::BoardProtocol::rig_sketch);
-  EXPECT_EQ(slow.safety.precharge.settle_ns, 5'000'000'000);
+  EXPECT_EQ(slow.safety.precharge.settle_ns, std::chrono::seconds(5));
   EdgeConfig firmware;
   ASSERT_TRUE(
       parse_rig(rig_with(rig_text(), "protocol = \"auto\"", "protocol = \"cellguard\""), firmware).ok());
-  EXPECT_EQ(firmware.safety.precharge.settle_ns, 0);
+  EXPECT_EQ(firmware.safety.precharge.settle_ns, Duration::zero());
 }
 
 TEST(EdgeConfig, SyntaxErrorIsLocated) {

@@ -72,17 +72,17 @@ std::vector<std::pair<std::string, std::string>> sample_channels() {
 using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr TimeNs kBusReopenDelayNs = 1 * kSecond;
-constexpr TimeNs kStopMarginNs = 500 * kMs;         // a stop leaves at the latest max delay + this
-constexpr TimeNs kBoardWriteGraceNs = 300 * kMs;    // the board writes the opening before the link closes
-constexpr TimeNs kDiscoveryWindowNs = 1 * kSecond;  // traffic watched before the first module report
-constexpr TimeNs kNoModuleReportNs = 5 * kSecond;   // "no module yet" repeated this often
-constexpr TimeNs kInverterOffWaitNs = 1 * kSecond;  // leaving: how long a last mode-off is waited for
+constexpr Duration kBusReopenDelayNs = 1 * kSecond;
+constexpr Duration kStopMarginNs = 500 * kMs;         // a stop leaves at the latest max delay + this
+constexpr Duration kBoardWriteGraceNs = 300 * kMs;    // the board writes the opening before the link closes
+constexpr Duration kDiscoveryWindowNs = 1 * kSecond;  // traffic watched before the first module report
+constexpr Duration kNoModuleReportNs = 5 * kSecond;   // "no module yet" repeated this often
+constexpr Duration kInverterOffWaitNs = 1 * kSecond;  // leaving: how long a last mode-off is waited for
 // An error-frame storm: this many error frames within the window is a warning (a healthy bus has
 // none; a few come with a connector being plugged), repeated at most once per kErrorStormRepeatNs.
 constexpr std::uint64_t kErrorStormThreshold = 100;
-constexpr TimeNs kErrorStormWindowNs = 1 * kSecond;
-constexpr TimeNs kErrorStormRepeatNs = 10 * kSecond;
+constexpr Duration kErrorStormWindowNs = 1 * kSecond;
+constexpr Duration kErrorStormRepeatNs = 10 * kSecond;
 // Reports of repeated problems (malformed elements, failed handlers): the first few, then every Nth.
 constexpr std::uint64_t kReportFirst = 10;
 constexpr std::uint64_t kReportEvery = 1000;
@@ -125,7 +125,7 @@ std::string ids_text(const std::vector<int>& ids) {
 }
 
 canopen::SyncConfig sync_config(const CanSection& can) {
-  return {can.sync_id, can.sync_period_ns, static_cast<std::uint8_t>(can.sync_counter ? 240 : 0)};
+  return {can.sync_id, can.sync_period_ns.count(), static_cast<std::uint8_t>(can.sync_counter ? 240 : 0)};
 }
 
 }  // namespace
@@ -146,7 +146,7 @@ class EdgeLoop::Edge {
         csv_timer_(io_),
         sync_(sync_config(config_.can)),
         injected_(std::move(devices)),
-        schedule_(io_, config_.schedule, nullptr, mono_now, log_,
+        schedule_(io_, config_.schedule, nullptr, system_clock(), log_,
                   {[this](json event) { emit(std::move(event)); },
                    [this] {
                      execute(supervisor_->on_start_request(mono_now()));
@@ -154,8 +154,8 @@ class EdgeLoop::Edge {
                    }}),
         actuator_(
             nullptr, nullptr,
-            {[this] { schedule_.on_nudge_begin(); }, [this](TimeNs now) { schedule_.on_nudge_end(now); }},
-            mono_now) {}
+            {[this] { schedule_.on_nudge_begin(); }, [this](MonoTime now) { schedule_.on_nudge_end(now); }},
+            system_clock()) {}
 
   void run() {
     // No exception ends the loop: a handler that throws is a bug, reported with what it was given
@@ -228,13 +228,14 @@ class EdgeLoop::Edge {
       wait_for_signals();
     }
     if (options_.duration_s > 0) {
-      stop_timer_.expires_after(std::chrono::nanoseconds(static_cast<TimeNs>(options_.duration_s * 1e9)));
+      stop_timer_.expires_after(
+          std::chrono::nanoseconds(static_cast<std::int64_t>(options_.duration_s * 1e9)));
       stop_timer_.async_wait([this](asio::error_code ec) {
         if (!ec) request_stop(safety::StopOrigin::duration_elapsed, "");
       });
     }
-    if (config_.can.sync_period_ns > 0) {
-      sync_.start(mono_now());
+    if (config_.can.sync_period_ns > Duration::zero()) {
+      sync_.start(mono_now().ns());
       schedule_sync();
     }
     schedule_report(kDiscoveryWindowNs);
@@ -342,18 +343,18 @@ class EdgeLoop::Edge {
       }
       if (stopping_) {
         // The stop goes on: the supervisor's timers open the contactors, then the edge leaves.
-        armed_deadline_ns_ = -1;
+        armed_deadline_ns_ = MonoTime::from_ns(-1);
         arm_deadline();
         check_stop_progress();
         return;
       }
-      if (config_.can.sync_period_ns > 0) {
-        sync_.start(mono_now() + config_.can.sync_period_ns);
+      if (config_.can.sync_period_ns > Duration::zero()) {
+        sync_.start((mono_now() + config_.can.sync_period_ns).ns());
         schedule_sync();
       }
       schedule_report(kDiscoveryWindowNs);
       if (csv_) schedule_csv_row();
-      armed_deadline_ns_ = -1;  // not a deadline: arm_deadline() arms the timer again
+      armed_deadline_ns_ = MonoTime::from_ns(-1);  // not a deadline: arm_deadline() arms the timer again
       arm_deadline();
       ++can_.reopens;
       open_bus();
@@ -367,7 +368,7 @@ class EdgeLoop::Edge {
     recorder::RecorderConfig rc;
     rc.path = config_.recording.path;
     rc.max_bytes = config_.recording.max_bytes;
-    rc.max_age_ns = config_.recording.max_age_ns;
+    rc.max_age_ns = config_.recording.max_age_ns.count();
     // With an uplink, what the server has not acknowledged keeps its events when the bounds strike.
     rc.keep_undelivered_events = config_.uplink.enabled();
     auto opened = recorder::Recorder::open(rc);
@@ -383,9 +384,9 @@ class EdgeLoop::Edge {
     }
     // The state the supervisor starts in, so a reader (the server's dashboard, the rig CSV export)
     // knows it before the first change.
-    recorder_->record_sample(wall_now(), record_channels_["safety.state"],
+    recorder_->record_sample(wall_now().ns(), record_channels_["safety.state"],
                              static_cast<double>(supervisor_->state()));
-    recorder_->record_sample(wall_now(), record_channels_[recorder::kRigFlagsChannel], 0);
+    recorder_->record_sample(wall_now().ns(), record_channels_[recorder::kRigFlagsChannel], 0);
     log_->info("recording to {}", config_.recording.path);
     return success();
   }
@@ -407,9 +408,9 @@ class EdgeLoop::Edge {
     sc.hello.software_version = CELLGUARD_VERSION;
     sc.hello.config_sha256 = config_.sha256;
     if (auto text = read_file(config_.can.dbc_path)) sc.hello.dbc_sha256 = sha256_hex(*text);
-    sc.keepalive = std::chrono::milliseconds(u.keepalive_ns / 1'000'000);
-    sc.dead_after = std::chrono::milliseconds(u.dead_after_ns / 1'000'000);
-    sc.backoff_max = std::chrono::milliseconds(u.backoff_max_ns / 1'000'000);
+    sc.keepalive = std::chrono::duration_cast<std::chrono::milliseconds>(u.keepalive_ns);
+    sc.dead_after = std::chrono::duration_cast<std::chrono::milliseconds>(u.dead_after_ns);
+    sc.backoff_max = std::chrono::duration_cast<std::chrono::milliseconds>(u.backoff_max_ns);
     sc.hints.module_of = [this](const dbc::Message& message) {
       uplink::ModuleOfMessage m;
       if (const ModuleMessage* mm = map_.find(message.id, message.extended); mm && mm->module_id != 0) {
@@ -545,14 +546,14 @@ class EdgeLoop::Edge {
     if (!config_.inverter.enabled) return success();
     inverter_ = injected_.inverter ? std::move(injected_.inverter)
                                    : devices::make_power_device(config_.inverter.model, io_,
-                                                                config_.inverter.client, mono_now);
+                                                                config_.inverter.client, system_clock());
     for (std::size_t i = 0; i < devices::kPowerChannels.size(); ++i) {
       const auto& c = devices::kPowerChannels[i];
       if (c.quantity) power_channels_[i] = add_device_channel(c.supervised, *c.quantity, c.fact);
     }
     inverter_->on_readings(
         guard("inverter readings", [this](const devices::InverterReadings& r) { on_inverter_readings(r); }));
-    inverter_->on_link(guard("inverter link", [this](bool ok, TimeNs, const std::string& detail) {
+    inverter_->on_link(guard("inverter link", [this](bool ok, MonoTime, const std::string& detail) {
       if (ok != inverter_link_ok_) {
         inverter_link_ok_ = ok;
         link_event("inverter", ok, detail);
@@ -562,7 +563,7 @@ class EdgeLoop::Edge {
     }));
     inverter_->on_event(
         guard("inverter event", [this](const devices::InverterEvent& e) { on_inverter_event(e); }));
-    inverter_->on_heartbeat(guard("inverter heartbeat", [this](TimeNs) {
+    inverter_->on_heartbeat(guard("inverter heartbeat", [this](MonoTime) {
       execute(supervisor_->on_inverter_heartbeat(mono_now()));
       after_inputs();
     }));
@@ -644,7 +645,7 @@ class EdgeLoop::Edge {
           {"count", can_.malformed_elements}});
   }
 
-  void on_error_frame(const can::Frame& frame, TimeNs received) {
+  void on_error_frame(const can::Frame& frame, MonoTime received) {
     ++can_.error_frames;
     const can::ErrorFrameInfo info = can::classify_error_frame(frame.id, frame.payload());
     const bool changed = controller_.add(info);
@@ -655,7 +656,7 @@ class EdgeLoop::Edge {
                  can_.error_frames);
     record_can_counters();
     if (auto storm = error_storm_.add(received)) {
-      const double window_s = static_cast<double>(storm->window_ns) / 1e9;
+      const double window_s = to_seconds(storm->window_ns);
       char text[320];
       std::snprintf(
           text, sizeof text,
@@ -664,10 +665,11 @@ class EdgeLoop::Edge {
           bus_ ? bus_->describe().c_str() : config_.can.url.c_str(),
           static_cast<unsigned long long>(storm->count), window_s,
           static_cast<unsigned long long>(kErrorStormThreshold), window_s,
-          storm->since_last_ns > 0 ? (", " + std::to_string(storm->since_last) + " since the last warning " +
-                                      std::to_string(storm->since_last_ns / kSecond) + " s ago")
-                                         .c_str()
-                                   : "");
+          storm->since_last_ns > Duration::zero()
+              ? (", " + std::to_string(storm->since_last) + " since the last warning " +
+                 std::to_string(storm->since_last_ns / kSecond) + " s ago")
+                    .c_str()
+              : "");
       log_->warn("{}", text);
       emit({{"t", wall_s()},
             {"kind", "link"},
@@ -712,7 +714,7 @@ class EdgeLoop::Edge {
     sync_timer_.async_wait([this](asio::error_code ec) {
       if (ec) return;
       send_sync();
-      sync_.advance(mono_now());
+      sync_.advance(mono_now().ns());
       schedule_sync();
     });
   }
@@ -755,7 +757,7 @@ class EdgeLoop::Edge {
     recorded_can_counters_ = now;
     can_counters_recorded_ = true;
     if (!recorder_) return;
-    const TimeNs wall = wall_now();
+    const std::int64_t wall = wall_now().ns();  // the recorder's records carry wall-clock ns
     for (const auto& [name, value] : now)
       recorder_->record_sample(wall, record_channels_[name], static_cast<double>(value));
   }
@@ -773,7 +775,7 @@ class EdgeLoop::Edge {
     }
     ++can_.sync_sent;
     if (recorder_) {
-      sync.timestamp_ns = wall_now();
+      sync.timestamp_ns = wall_now().ns();
       recorder_->record_frame(sync);
     }
     execute(supervisor_->on_sync_sent(mono_now()));
@@ -782,7 +784,7 @@ class EdgeLoop::Edge {
 
   // Decode dispatch: module PDOs to the supervisor, SDO responses to the SDO report, the rest counted.
   void on_frame(const can::Frame& frame) {
-    const TimeNs received = mono_now();
+    const MonoTime received = mono_now();
     ++can_.frames;
     current_frame_ = &frame;
     current_frame_received_ns_ = received;
@@ -866,7 +868,7 @@ class EdgeLoop::Edge {
   // ---- board and inverter ------------------------------------------------------------------------
 
   void on_board_reading(const devices::BoardReading& r) {
-    const TimeNs now = mono_now();
+    const MonoTime now = mono_now();
     execute(supervisor_->on_board_line_valid(now));
     for (std::size_t i = 0; i < devices::kBoardChannels.size(); ++i) {
       const safety::ChannelId channel = board_channels_[i];
@@ -885,7 +887,7 @@ class EdgeLoop::Edge {
     if (r.ground_fault) execute(supervisor_->on_insulation_fault(*r.ground_fault, now));
     last_board_ = r;
     if (recorder_) {
-      const TimeNs wall = wall_now();
+      const std::int64_t wall = wall_now().ns();  // the recorder's records carry wall-clock ns
       for (const auto& c : devices::kBoardChannels) {
         recorder_->record_sample(wall, record_channels_[std::string(c.record)], (r.*c.value).value);
       }
@@ -898,7 +900,7 @@ class EdgeLoop::Edge {
   }
 
   void on_inverter_readings(const devices::InverterReadings& r) {
-    const TimeNs now = mono_now();
+    const MonoTime now = mono_now();
     execute(supervisor_->on_inverter_reading(now));  // freshness first: a valid reading arrived
     for (std::size_t i = 0; i < devices::kPowerChannels.size(); ++i) {
       if (power_channels_[i] == safety::kNoChannel) continue;
@@ -908,7 +910,7 @@ class EdgeLoop::Edge {
     last_inverter_ = r;
     schedule_.on_inverter_readings(r, now);
     if (recorder_) {
-      const TimeNs wall = wall_now();
+      const std::int64_t wall = wall_now().ns();  // the recorder's records carry wall-clock ns
       for (const auto& c : devices::kPowerChannels) {
         recorder_->record_sample(wall, record_channels_[std::string(c.record)], r.*c.value);
       }
@@ -924,7 +926,7 @@ class EdgeLoop::Edge {
            {"event", std::string(to_string(e.kind))},
            {"message", e.message}};
     if (e.kind == K::command_written || e.kind == K::command_failed)
-      j["after_request_us"] = static_cast<double>(e.time_ns - e.requested_ns) / 1000.0;
+      j["after_request_us"] = static_cast<double>((e.time_ns - e.requested_ns).count()) / 1000.0;
     if (e.kind == K::command_failed || e.kind == K::startup_failed || e.kind == K::disconnected)
       log_->warn("inverter: {}", e.message);
     else
@@ -968,9 +970,9 @@ class EdgeLoop::Edge {
     }
     if (acted.command && current_frame_ != nullptr) {
       // From the offending frame's arrival at the edge to the command issued (item 11).
-      const TimeNs latency = acted.at_ns - current_frame_received_ns_;
-      event["latency_us"] = static_cast<double>(latency) / 1000.0;
-      event["frame_age_us"] = static_cast<double>(wall_now() - current_frame_->timestamp_ns) / 1000.0;
+      const Duration latency = acted.at_ns - current_frame_received_ns_;
+      event["latency_us"] = static_cast<double>(latency.count()) / 1000.0;
+      event["frame_age_us"] = static_cast<double>(wall_now().ns() - current_frame_->timestamp_ns) / 1000.0;
       event["frame_id"] = current_frame_->id;
       action_latency_.add(latency);
     }
@@ -980,7 +982,8 @@ class EdgeLoop::Edge {
       if (d.to == safety::State::dangerous || d.to == safety::State::safe)
         schedule_.stop("state " + state_name(d.to));
       if (recorder_)
-        recorder_->record_sample(wall_now(), record_channels_["safety.state"], static_cast<double>(d.to));
+        recorder_->record_sample(wall_now().ns(), record_channels_["safety.state"],
+                                 static_cast<double>(d.to));
     } else if (d.kind == K::precharge_complete) {
       schedule_.on_precharge_complete(mono_now());
     } else if (d.kind == K::start_refused || d.kind == K::precharge_lockout) {
@@ -1068,7 +1071,7 @@ class EdgeLoop::Edge {
       if (flags != rig_flags_) {
         rig_flags_ = flags;
         if (recorder_)
-          recorder_->record_sample(wall_now(), record_channels_[recorder::kRigFlagsChannel],
+          recorder_->record_sample(wall_now().ns(), record_channels_[recorder::kRigFlagsChannel],
                                    static_cast<double>(flags));
       }
     }
@@ -1077,14 +1080,14 @@ class EdgeLoop::Edge {
   }
 
   void arm_deadline() {
-    const TimeNs deadline = supervisor_->next_deadline_ns();
+    const MonoTime deadline = supervisor_->next_deadline_ns();
     if (deadline == armed_deadline_ns_) return;
     armed_deadline_ns_ = deadline;
     if (deadline == safety::kNever) {
       deadline_timer_.cancel();
       return;
     }
-    deadline_timer_.expires_at(SteadyClock::time_point(std::chrono::nanoseconds(deadline)));
+    deadline_timer_.expires_at(to_steady(deadline));
     deadline_timer_.async_wait([this](asio::error_code ec) {
       if (ec) return;
       armed_deadline_ns_ = safety::kNever;
@@ -1121,7 +1124,7 @@ class EdgeLoop::Edge {
         !request["cmd"].is_string())
       return json{{"ok", false}, {"error", "expected a JSON object with a \"cmd\" string"}};
     const std::string cmd = request["cmd"];
-    const TimeNs now = mono_now();
+    const MonoTime now = mono_now();
     if (cmd == "status") return json{{"ok", true}, {"status", status_json(snapshot())}};
     if (cmd == "reset") {
       emit({{"t", wall_s()}, {"kind", "operator"}, {"operator", "reset_request"}});
@@ -1174,7 +1177,7 @@ class EdgeLoop::Edge {
                   {"stopping", true},
                   {"state", state_name(supervisor_->state())},
                   {"contactor_open_current_a", config_.safety.contactor_open_current_a},
-                  {"max_delay_s", static_cast<double>(config_.safety.contactor_max_delay_ns) / 1e9}};
+                  {"max_delay_s", to_seconds(config_.safety.contactor_max_delay_ns)}};
     }
     return json{{"ok", false},
                 {"error", "unknown cmd \"" + cmd + "\" (status, reset, start, schedule, stop)"}};
@@ -1189,7 +1192,7 @@ class EdgeLoop::Edge {
     s.edge_id = config_.edge_id;
     s.config_path = config_.source_path;
     s.config_sha256 = config_.sha256;
-    s.uptime_s = static_cast<double>(s.now_ns - started_mono_) / 1e9;
+    s.uptime_s = to_seconds(s.now_ns - started_mono_);
     s.handler_failures = handler_failures_;
     s.supervisor = &*supervisor_;
     s.safety = supervisor_->status();
@@ -1202,7 +1205,7 @@ class EdgeLoop::Edge {
     s.can.bus.restarts_requested += retired_restarts_;
     s.can.controller = controller_;
     s.can.storm_threshold = kErrorStormThreshold;
-    s.can.storm_window_s = static_cast<double>(kErrorStormWindowNs) / 1e9;
+    s.can.storm_window_s = to_seconds(kErrorStormWindowNs);
     if (board_) s.board = BoardStatus{config_.board.link.device, board_->stats(), last_board_};
     if (outputs_) {
       OutputsStatus o;
@@ -1229,18 +1232,18 @@ class EdgeLoop::Edge {
   // event maps one monotonic instant (a stop request and its decision) to wall times some µs apart,
   // out of order. Refreshed each second, so a stepped wall clock shows within a second.
   TimeBase time_base() const {
-    const TimeNs mono = mono_now();
-    if (wall_offset_at_ns_ == 0 || mono - wall_offset_at_ns_ > 1000 * kMs) {
-      wall_offset_ns_ = wall_now() - mono;
+    const MonoTime mono = mono_now();
+    if (wall_offset_at_ns_ == MonoTime() || mono - wall_offset_at_ns_ > 1000 * kMs) {
+      wall_offset_ns_ = Duration(wall_now().ns() - mono.ns());
       wall_offset_at_ns_ = mono;
     }
-    return {mono + wall_offset_ns_, mono};
+    return {WallTime::from_ns(mono.ns()) + wall_offset_ns_, mono};
   }
 
   void emit(json event) {
     const std::string line = to_json_text(event);  // never throws: strings escaped, bad UTF-8 replaced
     if (events_) events_->write(line);
-    if (recorder_) recorder_->record_event(wall_now(), event.value("kind", "event"), line);
+    if (recorder_) recorder_->record_event(wall_now().ns(), event.value("kind", "event"), line);
   }
 
   void link_event(const char* link, bool up, const std::string& detail) {
@@ -1253,8 +1256,8 @@ class EdgeLoop::Edge {
 
   // The module count after the discovery window, then whenever it changes, and "no module yet"
   // every few seconds while none answers (the rig retried forever in silence).
-  void schedule_report(TimeNs after) {
-    report_timer_.expires_after(std::chrono::nanoseconds(after));
+  void schedule_report(Duration after) {
+    report_timer_.expires_after(after);
     report_timer_.async_wait([this](asio::error_code ec) {
       if (ec) return;
       const auto s = supervisor_->status();
@@ -1298,7 +1301,7 @@ class EdgeLoop::Edge {
   void write_csv_row() {
     RigCsvInputs in;
     for (const auto& m : supervisor_->status().modules) in.modules_found.insert(m.module_id);
-    if (!in.modules_found.empty() && first_module_mono_ == 0) first_module_mono_ = mono_now();
+    if (!in.modules_found.empty() && first_module_mono_ == MonoTime()) first_module_mono_ = mono_now();
     if (!rig_csv_ready(in.modules_found.size(), config_.modules.expected, first_module_mono_, mono_now(),
                        kDiscoveryWindowNs))
       return;
@@ -1312,7 +1315,7 @@ class EdgeLoop::Edge {
     in.state = supervisor_->state();
     in.extra_columns = config_.recording.csv_extra_columns;
     const RigCsvRow row = build_rig_csv_row(in);
-    if (auto ok = csv_->write(wall_now(), row.columns, row.values); !ok) {
+    if (auto ok = csv_->write(wall_now().ns(), row.columns, row.values); !ok) {
       if (!csv_error_reported_) log_->warn("CSV: {}", ok.error().message);
       csv_error_reported_ = true;
     }
@@ -1378,7 +1381,7 @@ class EdgeLoop::Edge {
   // had time to write them, and never later than the maximum delay plus a margin. kill -9 skips all
   // this; then the inverter's heartbeat timeout and the board firmware's fail-safe act.
   void request_stop(safety::StopOrigin origin, const std::string& detail) {
-    const double max_delay_s = static_cast<double>(config_.safety.contactor_max_delay_ns) / 1e9;
+    const double max_delay_s = to_seconds(config_.safety.contactor_max_delay_ns);
     if (stopping_) {
       log_->warn("{}: already stopping (the contactors open within {:.1f} s of the first request)",
                  to_string(origin), max_delay_s);
@@ -1427,7 +1430,7 @@ class EdgeLoop::Edge {
   void check_stop_progress() {
     if (!stopping_ || stop_finishing_ || leaving_ || !supervisor_->stop_complete()) return;
     stop_finishing_ = true;
-    const double after_ms = static_cast<double>(mono_now() - stop_requested_ns_) / 1e6;
+    const double after_ms = static_cast<double>((mono_now() - stop_requested_ns_).count()) / 1e6;
     log_->info("stopping: contactors open {:.1f} ms after the stop request", after_ms);
     emit({{"t", wall_s()},
           {"kind", "operator"},
@@ -1438,11 +1441,12 @@ class EdgeLoop::Edge {
     stop_timer_.cancel();
     // The rig's sketch takes a command only once per cycle: wait until the board took the opening
     // (its next line, or the read-back), bounded by three cycles and a margin.
-    const TimeNs bound = board_ ? 3 * config_.board.link.writer.cycle_ns + kBoardWriteGraceNs : 0;
+    const Duration bound =
+        board_ ? 3 * config_.board.link.writer.cycle_ns + kBoardWriteGraceNs : Duration::zero();
     wait_outputs_then_leave(mono_now() + bound);
   }
 
-  void wait_outputs_then_leave(TimeNs deadline_ns) {
+  void wait_outputs_then_leave(MonoTime deadline_ns) {
     const bool settled = !board_ || !board_->connected() || board_->outputs_settled();
     if (settled || mono_now() >= deadline_ns) {
       if (!settled) log_->warn("stopping: the board did not take the last output command in time");
@@ -1520,8 +1524,8 @@ class EdgeLoop::Edge {
   void connect_devices() {
     actuator_ = Actuator(
         outputs_.get(), inverter_.get(),
-        {[this] { schedule_.on_nudge_begin(); }, [this](TimeNs now) { schedule_.on_nudge_end(now); }},
-        mono_now);
+        {[this] { schedule_.on_nudge_begin(); }, [this](MonoTime now) { schedule_.on_nudge_end(now); }},
+        system_clock());
     schedule_.set_inverter(inverter_.get());
   }
 
@@ -1566,10 +1570,10 @@ class EdgeLoop::Edge {
   bool bus_up_ = false;    // for reports: no failure since the last frame
   bool bus_reopen_pending_ = false;
   bool can_error_reported_ = false;
-  TimeNs started_mono_ = 0;
-  TimeNs armed_deadline_ns_ = safety::kNever;
+  MonoTime started_mono_{};
+  MonoTime armed_deadline_ns_ = safety::kNever;
   const can::Frame* current_frame_ = nullptr;
-  TimeNs current_frame_received_ns_ = 0;
+  MonoTime current_frame_received_ns_{};
   LatencyHistogram frame_latency_;
   LatencyHistogram action_latency_;  // offending frame arrived -> command issued
 
@@ -1590,7 +1594,7 @@ class EdgeLoop::Edge {
   std::uint64_t causes_version_seen_ = 0;
   std::map<std::pair<int, std::pair<safety::ChannelId, int>>, safety::Reason> active_causes_;
   std::uint32_t rig_flags_ = 0;   // the rig's violation flags now (bit i: recorder::kRigFlagColumns[i])
-  TimeNs first_module_mono_ = 0;  // when the CSV first saw a module (its discovery window)
+  MonoTime first_module_mono_{};  // when the CSV first saw a module (its discovery window)
   std::vector<int> reported_modules_;
   bool discovery_reported_ = false;
   bool stopping_ = false;        // a stop was requested: the supervisor runs the trip's sequence
@@ -1598,9 +1602,9 @@ class EdgeLoop::Edge {
   bool leaving_ = false;         // tearing down: no reopening, no new work
   bool left_ = false;            // torn down: devices stopped, the loop told to stop
   bool stopped_for_config_error_ = false;
-  TimeNs stop_requested_ns_ = 0;
-  mutable TimeNs wall_offset_ns_ = 0;     // time_base(): wall minus monotonic ...
-  mutable TimeNs wall_offset_at_ns_ = 0;  // ... as read at this monotonic time
+  MonoTime stop_requested_ns_{};
+  mutable Duration wall_offset_ns_{};     // time_base(): wall minus monotonic ...
+  mutable MonoTime wall_offset_at_ns_{};  // ... as read at this monotonic time
   RateWatch error_storm_{kErrorStormThreshold, kErrorStormWindowNs, kErrorStormRepeatNs};
   std::uint64_t handler_failures_ = 0;  // handlers that threw: bugs, reported
 };

@@ -1,22 +1,18 @@
-// The edge's two clocks as the supervisor's ns counts: monotonic (the supervisor's time, timers)
-// and wall-clock ns since the Unix epoch (records, events). Both read core/time.h's system clock;
-// components take a MonoClock so tests can drive time.
+// The edge's clocks, as core/time.h's types: MonoTime for the supervisor, timers and ages, WallTime
+// for records and events. The I/O shell (edge.cpp) reads the system clock through mono_now() and
+// wall_now(); components take a `const Clock&` so tests can drive time.
 #pragma once
 
 #include "core/time.h"
-#include "safety/safety.h"
 
 namespace cellguard::edge {
 
-using safety::TimeNs;
-using MonoClock = TimeNs (*)();
+inline constexpr Duration kMs = std::chrono::milliseconds(1);
+inline constexpr Duration kSecond = std::chrono::seconds(1);
 
-inline constexpr TimeNs kMs = 1'000'000;
-inline constexpr TimeNs kSecond = 1'000'000'000;
-
-inline TimeNs mono_now() { return system_clock().mono_now().ns(); }
-inline TimeNs wall_now() { return system_clock().wall_now().ns(); }
+inline MonoTime mono_now() { return system_clock().mono_now(); }
+inline WallTime wall_now() { return system_clock().wall_now(); }
 // Wall-clock seconds, the "t" of every event.
-inline double wall_s() { return static_cast<double>(wall_now()) / 1e9; }
+inline double wall_s() { return static_cast<double>(wall_now().ns()) / 1e9; }
 
 }  // namespace cellguard::edge

@@ -51,7 +51,8 @@ std::string to_json_text(nlohmann::json value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string iso_utc(std::int64_t wall_ns) {
+std::string iso_utc(WallTime wall) {
+  const std::int64_t wall_ns = wall.ns();
   const std::int64_t ms = wall_ns / 1'000'000 - (wall_ns < 0 && wall_ns % 1'000'000 != 0 ? 1 : 0);
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000 - (ms < 0 && ms % 1000 != 0 ? 1 : 0));
   std::tm utc{};
@@ -137,7 +138,7 @@ EventWriter::EventWriter(std::FILE* file) : file_(file), thread_([this] { run();
 
 EventWriter::~EventWriter() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
@@ -147,7 +148,7 @@ EventWriter::~EventWriter() {
 
 bool EventWriter::write(std::string line) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (queue_.size() >= kMaxQueuedLines) {
       ++dropped_;
       return false;
@@ -161,20 +162,20 @@ bool EventWriter::write(std::string line) {
 }
 
 void EventWriter::flush() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   const std::uint64_t target = queued_;
-  drained_.wait(lock, [&] { return written_ >= target; });
+  while (written_ < target) drained_.wait(lock);
 }
 
 std::uint64_t EventWriter::dropped() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return dropped_;
 }
 
 void EventWriter::run() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) wake_.wait(lock);
     std::deque<std::string> batch;
     batch.swap(queue_);
     lock.unlock();

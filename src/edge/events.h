@@ -14,16 +14,15 @@
 // never delays the loop (the loop only queues; a full queue drops and counts).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "safety/safety.h"
 
 namespace cellguard::edge {
@@ -31,19 +30,19 @@ namespace cellguard::edge {
 // Wall-clock and monotonic times of "now", so reasons given in monotonic ns can be shown as
 // wall-clock seconds.
 struct TimeBase {
-  std::int64_t wall_ns = 0;
-  std::int64_t mono_ns = 0;
-  double wall_s(std::int64_t mono) const { return static_cast<double>(wall_ns + (mono - mono_ns)) / 1e9; }
-  std::int64_t wall(std::int64_t mono) const { return wall_ns + (mono - mono_ns); }
+  WallTime wall_ns;
+  MonoTime mono_ns;
+  double wall_s(MonoTime mono) const { return static_cast<double>(wall(mono).ns()) / 1e9; }
+  WallTime wall(MonoTime mono) const { return wall_ns + (mono - mono_ns); }
   // The same pair as the supervisor's texts take it ("now" = mono_ns).
   safety::ClockPair clock() const { return {mono_ns, wall_ns}; }
   // The pair at another monotonic time (a decision's), for durations in its text.
-  safety::ClockPair clock_at(std::int64_t mono) const { return {mono, wall(mono)}; }
+  safety::ClockPair clock_at(MonoTime mono) const { return {mono, wall(mono)}; }
 };
 
 // "2026-12-07T01:36:42.123Z": wall-clock ns as ISO 8601 UTC with milliseconds, beside the epoch
 // seconds in JSON.
-std::string iso_utc(std::int64_t wall_ns);
+std::string iso_utc(WallTime wall);
 
 // A state's name in events and status: "normal", "warning", "dangerous", "safe" (the supervisor's
 // own names are upper case, for sentences).
@@ -83,12 +82,14 @@ class EventWriter {
   explicit EventWriter(std::FILE* file);
   void run();
 
-  std::FILE* file_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_, drained_;
-  std::deque<std::string> queue_;
-  bool stopping_ = false;
-  std::uint64_t written_ = 0, queued_ = 0, dropped_ = 0;
+  std::FILE* file_;  // written by the thread only; closed after it has ended
+  mutable Mutex mutex_;
+  CondVar wake_, drained_;
+  std::deque<std::string> queue_ GUARDED_BY(mutex_);
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  std::uint64_t written_ GUARDED_BY(mutex_) = 0;
+  std::uint64_t queued_ GUARDED_BY(mutex_) = 0;
+  std::uint64_t dropped_ GUARDED_BY(mutex_) = 0;
   std::thread thread_;
 };
 

@@ -17,8 +17,8 @@ TEST(Events, DecisionEventsCarryTheirReasonWithChannelNameAndTimes) {
       {"BMU03_pdo3.Cell_5_Voltage", safety::Quantity::cell_voltage, 3, "cell 5 of module 3"});
   ASSERT_TRUE(cell);
   // Wall-clock 2026-12-07 01:36:42.250 UTC; the edge has run for 14376 s (its monotonic clock).
-  const TimeBase base{1'796'607'402'250'000'000, 14'376'000'000'000};
-  auto decisions = supervisor.on_sample(*cell, 14'376'000'000'000, 4.25);
+  const TimeBase base{WallTime::from_ns(1'796'607'402'250'000'000), MonoTime::from_ns(14'376'000'000'000)};
+  auto decisions = supervisor.on_sample(*cell, MonoTime::from_ns(14'376'000'000'000), 4.25);
   ASSERT_TRUE(decisions);
   bool saw_off = false, saw_state = false;
   for (const auto& d : *decisions) {

@@ -7,13 +7,16 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
+#include "core/time.h"
+
 namespace cellguard::edge {
 
 class LatencyHistogram {
  public:
   static constexpr std::size_t kBuckets = 20'000;  // µs
 
-  void add(std::int64_t ns) {
+  void add(Duration latency) {
+    const std::int64_t ns = latency.count();
     const std::int64_t us = std::max<std::int64_t>(0, ns / 1000);
     ++counts_[static_cast<std::size_t>(std::min<std::int64_t>(us, kBuckets))];
     ++total_;

@@ -7,22 +7,24 @@
 #include <cstdint>
 #include <optional>
 
+#include "core/time.h"
+
 namespace cellguard::edge {
 
 class RateWatch {
  public:
   struct Report {
-    std::uint64_t count = 0;         // occurrences in the window that crossed the threshold
-    std::int64_t window_ns = 0;      // the window they fell in
-    std::uint64_t since_last = 0;    // occurrences since the previous report (all, on the first)
-    std::int64_t since_last_ns = 0;  // time since the previous report (0 on the first)
+    std::uint64_t count = 0;       // occurrences in the window that crossed the threshold
+    Duration window_ns{};          // the window they fell in
+    std::uint64_t since_last = 0;  // occurrences since the previous report (all, on the first)
+    Duration since_last_ns{};      // time since the previous report (0 on the first)
   };
 
-  RateWatch(std::uint64_t threshold, std::int64_t window_ns, std::int64_t repeat_ns)
+  RateWatch(std::uint64_t threshold, Duration window_ns, Duration repeat_ns)
       : threshold_(threshold), window_ns_(window_ns), repeat_ns_(repeat_ns) {}
 
   // Counts one occurrence at `now_ns` (monotonic); a report when a warning is due.
-  std::optional<Report> add(std::int64_t now_ns) {
+  std::optional<Report> add(MonoTime now_ns) {
     ++total_;
     if (!window_started_ || now_ns - window_start_ns_ >= window_ns_) {
       window_started_ = true;
@@ -33,7 +35,7 @@ class RateWatch {
     if (in_window_ < threshold_) return std::nullopt;
     if (reported_ && now_ns - last_report_ns_ < repeat_ns_) return std::nullopt;
     Report report{in_window_, window_ns_, total_ - total_at_last_report_,
-                  reported_ ? now_ns - last_report_ns_ : 0};
+                  reported_ ? now_ns - last_report_ns_ : Duration::zero()};
     reported_ = true;
     last_report_ns_ = now_ns;
     total_at_last_report_ = total_;
@@ -42,18 +44,18 @@ class RateWatch {
 
   std::uint64_t total() const { return total_; }
   std::uint64_t threshold() const { return threshold_; }
-  std::int64_t window_ns() const { return window_ns_; }
+  Duration window_ns() const { return window_ns_; }
 
  private:
   std::uint64_t threshold_;
-  std::int64_t window_ns_;
-  std::int64_t repeat_ns_;
+  Duration window_ns_;
+  Duration repeat_ns_;
   bool window_started_ = false;
-  std::int64_t window_start_ns_ = 0;
+  MonoTime window_start_ns_{};
   std::uint64_t in_window_ = 0;
   std::uint64_t total_ = 0;
   bool reported_ = false;
-  std::int64_t last_report_ns_ = 0;
+  MonoTime last_report_ns_{};
   std::uint64_t total_at_last_report_ = 0;
 };
 

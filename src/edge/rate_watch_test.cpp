@@ -5,8 +5,9 @@
 namespace cellguard::edge {
 namespace {
 
-constexpr std::int64_t kMs = 1'000'000;
-constexpr std::int64_t kSecond = 1'000'000'000;
+constexpr Duration kMs = std::chrono::milliseconds(1);
+constexpr Duration kSecond = std::chrono::seconds(1);
+constexpr MonoTime at(Duration since_epoch) { return MonoTime() + since_epoch; }
 
 TEST(RateWatch, AStormWarnsOnceWithTheCountAndTheWindowAndRepeatsAtMostOncePerPeriod) {
   RateWatch watch(100, kSecond, 10 * kSecond);
@@ -14,7 +15,7 @@ TEST(RateWatch, AStormWarnsOnceWithTheCountAndTheWindowAndRepeatsAtMostOncePerPe
   int reports = 0;
   std::optional<RateWatch::Report> first;
   for (int i = 0; i < 5000; ++i) {
-    if (auto r = watch.add(i * 100'000)) {  // every 0.1 ms
+    if (auto r = watch.add(at(i * Duration(100'000)))) {  // every 0.1 ms
       ++reports;
       if (!first) first = r;
     }
@@ -27,7 +28,7 @@ TEST(RateWatch, AStormWarnsOnceWithTheCountAndTheWindowAndRepeatsAtMostOncePerPe
   EXPECT_EQ(watch.total(), 5000u);
   // Still storming 10 s later: a second warning with what happened since the first.
   std::optional<RateWatch::Report> second;
-  for (int i = 0; i < 200 && !second; ++i) second = watch.add(10 * kSecond + i * kMs);
+  for (int i = 0; i < 200 && !second; ++i) second = watch.add(at(10 * kSecond + i * kMs));
   ASSERT_TRUE(second);
   EXPECT_EQ(second->since_last, 5000u - 100u + 100u);
   EXPECT_GE(second->since_last_ns, 10 * kSecond - 10 * kMs);
@@ -35,11 +36,11 @@ TEST(RateWatch, AStormWarnsOnceWithTheCountAndTheWindowAndRepeatsAtMostOncePerPe
 
 TEST(RateWatch, ASteadyTrickleBelowTheThresholdNeverWarns) {
   RateWatch watch(100, kSecond, 10 * kSecond);
-  for (int i = 0; i < 10000; ++i) EXPECT_FALSE(watch.add(i * 20 * kMs)) << i;  // 50 per second
+  for (int i = 0; i < 10000; ++i) EXPECT_FALSE(watch.add(at(i * 20 * kMs))) << i;  // 50 per second
   // 99 in one window, the 100th in the next: windows do not carry over.
   RateWatch edge_case(100, kSecond, kSecond);
-  for (int i = 0; i < 99; ++i) EXPECT_FALSE(edge_case.add(i * kMs));
-  EXPECT_FALSE(edge_case.add(kSecond));
+  for (int i = 0; i < 99; ++i) EXPECT_FALSE(edge_case.add(at(i * kMs)));
+  EXPECT_FALSE(edge_case.add(at(kSecond)));
 }
 
 }  // namespace

@@ -52,8 +52,8 @@ std::string rig_prefix(std::string_view name_pattern, int module_id) {
   return prefix;
 }
 
-bool rig_csv_ready(std::size_t modules_found, int modules_expected, TimeNs first_module_ns, TimeNs now_ns,
-                   TimeNs discovery_window_ns) {
+bool rig_csv_ready(std::size_t modules_found, int modules_expected, MonoTime first_module_ns, MonoTime now_ns,
+                   Duration discovery_window_ns) {
   if (modules_found == 0) return false;
   return modules_found >= static_cast<std::size_t>(std::max(modules_expected, 0)) ||
          now_ns - first_module_ns >= discovery_window_ns;

@@ -32,8 +32,8 @@ std::string rig_prefix(std::string_view name_pattern, int module_id);
 
 // No file before the modules are found (all expected, or the discovery window since the first):
 // a file with the board alone and then another with the modules is a stray for the lab's tools.
-bool rig_csv_ready(std::size_t modules_found, int modules_expected, TimeNs first_module_ns, TimeNs now_ns,
-                   TimeNs discovery_window_ns);
+bool rig_csv_ready(std::size_t modules_found, int modules_expected, MonoTime first_module_ns, MonoTime now_ns,
+                   Duration discovery_window_ns);
 
 struct RigCsvInputs {
   const ModuleMap* map = nullptr;

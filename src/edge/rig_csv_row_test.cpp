@@ -29,10 +29,11 @@ TEST(EdgeRigCsvRow, FlagsOfLimitCausesOnly) {
 
 // No file before the modules are found: all expected, or the discovery window since the first.
 TEST(EdgeRigCsvRow, ReadyOnceTheModulesAreFound) {
-  EXPECT_FALSE(rig_csv_ready(0, 2, 0, 5 * kSecond, kSecond));
-  EXPECT_TRUE(rig_csv_ready(2, 2, 100, 100, kSecond));
-  EXPECT_FALSE(rig_csv_ready(1, 2, 100, 100 + kSecond - 1, kSecond));
-  EXPECT_TRUE(rig_csv_ready(1, 2, 100, 100 + kSecond, kSecond));
+  EXPECT_FALSE(rig_csv_ready(0, 2, MonoTime(), MonoTime() + 5 * kSecond, kSecond));
+  EXPECT_TRUE(rig_csv_ready(2, 2, MonoTime::from_ns(100), MonoTime::from_ns(100), kSecond));
+  EXPECT_FALSE(
+      rig_csv_ready(1, 2, MonoTime::from_ns(100), MonoTime::from_ns(100) + kSecond - Duration(1), kSecond));
+  EXPECT_TRUE(rig_csv_ready(1, 2, MonoTime::from_ns(100), MonoTime::from_ns(100) + kSecond, kSecond));
 }
 
 TEST(EdgeRigCsvRow, BoardInverterFlagsAndStateColumns) {

@@ -7,11 +7,11 @@ namespace cellguard::edge {
 using nlohmann::json;
 
 ScheduleDriver::ScheduleDriver(asio::io_context& io, ScheduleSection config, InverterCommands* inverter,
-                               MonoClock clock, std::shared_ptr<spdlog::logger> log, Hooks hooks)
+                               const Clock& clock, std::shared_ptr<spdlog::logger> log, Hooks hooks)
     : io_(io),
       config_(std::move(config)),
       inverter_(inverter),
-      clock_(clock),
+      clock_(&clock),
       log_(std::move(log)),
       hooks_(std::move(hooks)),
       step_timer_(io) {}
@@ -36,7 +36,7 @@ std::string ScheduleDriver::request_start(const std::string& origin, bool invert
   if (status.precharge == safety::PrechargePhase::running) {
     if (status.state == safety::State::dangerous || status.state == safety::State::safe)
       return "state " + state_name(status.state);
-    start_now(clock_());
+    start_now(clock_->mono_now());
     return "";
   }
   start_pending_ = true;
@@ -47,7 +47,7 @@ std::string ScheduleDriver::request_start(const std::string& origin, bool invert
   return last_refusal_;
 }
 
-void ScheduleDriver::on_precharge_complete(TimeNs now) {
+void ScheduleDriver::on_precharge_complete(MonoTime now) {
   if (!start_pending_) return;
   start_pending_ = false;
   start_now(now);
@@ -59,8 +59,8 @@ void ScheduleDriver::on_start_refused(const std::string& why) {
   last_refusal_ = why;
 }
 
-void ScheduleDriver::start_now(TimeNs now) {
-  runner_->start(MonoTime::from_ns(now));
+void ScheduleDriver::start_now(MonoTime now) {
+  runner_->start(now);
   hooks_.emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "started"}, {"file", config_.path}});
   log_->info("schedule started");
   changed(now);
@@ -69,14 +69,14 @@ void ScheduleDriver::start_now(TimeNs now) {
 void ScheduleDriver::stop(const std::string& why) {
   start_pending_ = false;
   if (!runner_ || !runner_->position().running) return;
-  runner_->stop(MonoTime::from_ns(clock_()));
+  runner_->stop(clock_->mono_now());
   step_timer_.cancel();
   if (readback_) readback_->cancel();
   hooks_.emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "stopped"}, {"why", why}});
   log_->info("schedule stopped: {}", why);
 }
 
-void ScheduleDriver::stop_by_operator(TimeNs now) {
+void ScheduleDriver::stop_by_operator(MonoTime now) {
   stop("operator");
   if (inverter_ && !nudging_) inverter_->command_setpoint(setpoint_mode(), 0, now);
 }
@@ -86,12 +86,12 @@ void ScheduleDriver::on_nudge_begin() {
   if (readback_) readback_->cancel();  // the schedule's setpoint is not what the inverter runs now
 }
 
-void ScheduleDriver::on_nudge_end(TimeNs now) {
+void ScheduleDriver::on_nudge_end(MonoTime now) {
   nudging_ = false;
   apply_setpoint(now);
 }
 
-void ScheduleDriver::changed(TimeNs now) {
+void ScheduleDriver::changed(MonoTime now) {
   const auto& p = runner_->position();
   if (!p.running) {
     hooks_.emit({{"t", wall_s()}, {"kind", "schedule"}, {"event", "ended"}});
@@ -109,8 +109,8 @@ void ScheduleDriver::changed(TimeNs now) {
   step_timer_.expires_at(to_steady(p.next_change));
   step_timer_.async_wait([this](asio::error_code ec) {
     if (ec || !runner_->position().running) return;
-    const TimeNs t = clock_();
-    if (runner_->advance(MonoTime::from_ns(t))) changed(t);
+    const MonoTime t = clock_->mono_now();
+    if (runner_->advance(t)) changed(t);
   });
 }
 
@@ -120,12 +120,12 @@ devices::InverterMode ScheduleDriver::setpoint_mode() const {
              : devices::InverterMode::current;
 }
 
-void ScheduleDriver::apply_setpoint(TimeNs now) {
+void ScheduleDriver::apply_setpoint(MonoTime now) {
   if (!inverter_ || nudging_) return;
   if (!runner_ || !runner_->position().running) return;
   const double setpoint = runner_->position().setpoint;
   inverter_->command_setpoint(setpoint_mode(), setpoint, now);
-  if (readback_) readback_->expect(setpoint, MonoTime::from_ns(now));
+  if (readback_) readback_->expect(setpoint, now);
   arm_readback_timer();
 }
 
@@ -135,15 +135,15 @@ void ScheduleDriver::arm_readback_timer() {
   timer->expires_at(to_steady(readback_->deadline() + Duration(kMs)));
   timer->async_wait([this, timer](asio::error_code ec) {
     if (ec || !readback_) return;
-    if (auto result = readback_->tick(MonoTime::from_ns(clock_()))) readback_event(*result);
+    if (auto result = readback_->tick(clock_->mono_now())) readback_event(*result);
   });
 }
 
-void ScheduleDriver::on_inverter_readings(const devices::InverterReadings& r, TimeNs now) {
+void ScheduleDriver::on_inverter_readings(const devices::InverterReadings& r, MonoTime now) {
   if (!readback_ || !readback_->pending()) return;
   const double measured = runner_->schedule().kind == schedule::SetpointKind::current_a ? r.dc_link_current_a
                                                                                         : r.dc_link_power_kw;
-  if (auto result = readback_->on_measurement(measured, MonoTime::from_ns(now))) readback_event(*result);
+  if (auto result = readback_->on_measurement(measured, now)) readback_event(*result);
 }
 
 void ScheduleDriver::readback_event(const schedule::ReadbackResult& r) {

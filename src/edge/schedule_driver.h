@@ -45,7 +45,7 @@ class ScheduleDriver {
   };
 
   // `inverter` may be null (no inverter configured): then nothing is commanded.
-  ScheduleDriver(asio::io_context& io, ScheduleSection config, InverterCommands* inverter, MonoClock clock,
+  ScheduleDriver(asio::io_context& io, ScheduleSection config, InverterCommands* inverter, const Clock& clock,
                  std::shared_ptr<spdlog::logger> log, Hooks hooks);
 
   // The inverter once it is opened (null: none configured).
@@ -60,27 +60,27 @@ class ScheduleDriver {
   // precharging first. Returns "" or why the start is refused. `inverter_ready`: start-up completed.
   std::string request_start(const std::string& origin, bool inverter_ready, const safety::Status& status);
   // The supervisor's answers to a start the schedule asked for.
-  void on_precharge_complete(TimeNs now);
+  void on_precharge_complete(MonoTime now);
   void on_start_refused(const std::string& why);
   // Stops a running schedule (and forgets a pending start); the setpoint stays as it is.
   void stop(const std::string& why);
   // The operator's stop: stop, then setpoint 0 unless a nudge runs.
-  void stop_by_operator(TimeNs now);
+  void stop_by_operator(MonoTime now);
 
   // Nudges (actuator.h): the schedule's setpoint waits while one runs.
   void on_nudge_begin();
-  void on_nudge_end(TimeNs now);
+  void on_nudge_end(MonoTime now);
 
   // The inverter's readings, for the read-back of the last setpoint.
-  void on_inverter_readings(const devices::InverterReadings& readings, TimeNs now);
+  void on_inverter_readings(const devices::InverterReadings& readings, MonoTime now);
 
   void cancel_timers();
   ScheduleStatus status() const;
 
  private:
-  void start_now(TimeNs now);
-  void changed(TimeNs now);
-  void apply_setpoint(TimeNs now);
+  void start_now(MonoTime now);
+  void changed(MonoTime now);
+  void apply_setpoint(MonoTime now);
   void arm_readback_timer();
   void readback_event(const schedule::ReadbackResult& result);
   devices::InverterMode setpoint_mode() const;
@@ -88,7 +88,7 @@ class ScheduleDriver {
   asio::io_context& io_;
   ScheduleSection config_;
   InverterCommands* inverter_;
-  MonoClock clock_;
+  const Clock* clock_;
   std::shared_ptr<spdlog::logger> log_;
   Hooks hooks_;
   asio::steady_timer step_timer_;

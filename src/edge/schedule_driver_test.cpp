@@ -15,8 +15,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 struct Commands final : InverterCommands {
-  void command_off(TimeNs) override { setpoints.push_back(0); }
-  void command_setpoint(devices::InverterMode, double setpoint, TimeNs) override {
+  void command_off(MonoTime) override { setpoints.push_back(0); }
+  void command_setpoint(devices::InverterMode, double setpoint, MonoTime) override {
     setpoints.push_back(setpoint);
   }
   std::vector<double> setpoints;
@@ -29,7 +29,7 @@ class EdgeScheduleDriver : public ::testing::Test {
   }
   void TearDown() override { fs::remove(path_); }
 
-  std::unique_ptr<ScheduleDriver> make(const std::string& csv, TimeNs readback_timeout_ns = 10 * kSecond,
+  std::unique_ptr<ScheduleDriver> make(const std::string& csv, Duration readback_timeout_ns = 10 * kSecond,
                                        std::function<void()> precharge = {}) {
     std::ofstream(path_) << csv;
     ScheduleSection config;
@@ -38,7 +38,7 @@ class EdgeScheduleDriver : public ::testing::Test {
     config.readback_tolerance = 0.5;
     config.readback_timeout_ns = readback_timeout_ns;
     auto driver = std::make_unique<ScheduleDriver>(
-        io_, config, &inverter_, mono_now, std::make_shared<spdlog::logger>("test"),
+        io_, config, &inverter_, system_clock(), std::make_shared<spdlog::logger>("test"),
         ScheduleDriver::Hooks{[this](nlohmann::json e) { events_.push_back(std::move(e)); },
                               precharge ? precharge : [] {}});
     EXPECT_TRUE(driver->load().ok());

@@ -21,7 +21,7 @@ std::string utc_text(double wall_s) {
 json output_state_json(const devices::OutputState& st, const TimeBase& tb) {
   const std::string level = st.commanded ? "on" : "off";
   json j = {{"commanded", st.commanded}, {"sent", st.sent}};
-  if (st.sent_ns > 0) j["sent_at_s"] = tb.wall_s(st.sent_ns);
+  if (st.sent_ns > MonoTime()) j["sent_at_s"] = tb.wall_s(st.sent_ns);
   j["read_back"] = st.read_back ? json(*st.read_back) : json(nullptr);
   j["fault"] = st.fault;
   if (st.read_back && *st.read_back == st.commanded) {
@@ -29,7 +29,7 @@ json output_state_json(const devices::OutputState& st, const TimeBase& tb) {
   } else if (st.read_back) {
     j["text"] =
         "commanded " + level + ", reads " + (*st.read_back ? "on" : "off") + (st.fault ? " (fault)" : "");
-  } else if (st.sent && st.sent_ns > 0) {
+  } else if (st.sent && st.sent_ns > MonoTime()) {
     j["text"] = "commanded " + level + " at " + utc_text(tb.wall_s(st.sent_ns));
   } else {
     j["text"] = "commanded " + level + ", not yet sent";
@@ -41,7 +41,7 @@ json contactors_json(bool commanded_closed, const std::optional<OutputsStatus>& 
   json j = {{"commanded_closed", commanded_closed}};
   if (!outputs) return j;
   bool confirmed = true;
-  std::int64_t latest_ns = 0;
+  MonoTime latest_ns;
   for (const auto relay : {devices::Output::relay1, devices::Output::relay2, devices::Output::relay3}) {
     const auto& st = outputs->states[static_cast<std::size_t>(relay)];
     confirmed = confirmed && st.read_back && *st.read_back == st.commanded;
@@ -53,14 +53,14 @@ json contactors_json(bool commanded_closed, const std::optional<OutputsStatus>& 
     j["text"] = what + " (read back)";
   } else {
     j["text"] = "commanded " + what +
-                (latest_ns > 0 ? " at " + utc_text(tb.wall_s(latest_ns)) : std::string()) +
+                (latest_ns > MonoTime() ? " at " + utc_text(tb.wall_s(latest_ns)) : std::string()) +
                 " (no read-back from the board)";
   }
   return j;
 }
 
 json status_json(const StatusSnapshot& snap) {
-  const TimeNs now = snap.now_ns;
+  const MonoTime now = snap.now_ns;
   const auto& s = snap.safety;
   const TimeBase& tb = snap.time;
   const safety::Supervisor& supervisor = *snap.supervisor;
@@ -78,7 +78,7 @@ json status_json(const StatusSnapshot& snap) {
   json modules = json::array();
   for (const auto& m : s.modules) {
     modules.push_back({{"id", m.module_id},
-                       {"age_ms", static_cast<double>(now - m.last_seen_ns) / 1e6},
+                       {"age_ms", static_cast<double>((now - m.last_seen_ns).count()) / 1e6},
                        {"missed_sync_cycles", m.missed_sync_cycles},
                        {"level", std::string(to_string(m.level))}});
   }
@@ -131,7 +131,7 @@ json status_json(const StatusSnapshot& snap) {
       j["board"]["last"] = {{"temp1_c", last->temp1_c.value},
                             {"temp2_c", last->temp2_c.value},
                             {"pressure", last->pressure.value},
-                            {"age_ms", static_cast<double>(now - last->time.ns()) / 1e6}};
+                            {"age_ms", static_cast<double>((now - last->time).count()) / 1e6}};
   }
   if (snap.outputs) {
     json o;
@@ -145,31 +145,32 @@ json status_json(const StatusSnapshot& snap) {
   }
   if (snap.inverter) {
     const auto& st = snap.inverter->stats;
-    j["inverter"] = {{"url", snap.inverter->url},
-                     {"phase", std::string(to_string(st.phase))},
-                     {"transactions", st.transactions},
-                     {"timeouts", st.timeouts},
-                     {"crc_errors", st.crc_errors},
-                     {"exceptions", st.exceptions},
-                     {"retries", st.retries},
-                     {"reconnects", st.reconnects},
-                     {"heartbeats", st.heartbeats},
-                     {"consecutive_failures", st.consecutive_failures},
-                     {"bad_answers", st.bad_answers},
-                     {"echo_mismatches", st.echo_mismatches},
-                     {"read_failures", st.read_failures},
-                     {"heartbeat_failures", st.heartbeat_failures},
-                     {"heartbeat_age_ms", static_cast<double>(now - s.inverter_last_heartbeat_ns) / 1e6},
-                     {"last_error", st.last_error},
-                     {"mode", std::string(to_string(st.mode))},
-                     {"setpoint", st.setpoint}};
+    j["inverter"] = {
+        {"url", snap.inverter->url},
+        {"phase", std::string(to_string(st.phase))},
+        {"transactions", st.transactions},
+        {"timeouts", st.timeouts},
+        {"crc_errors", st.crc_errors},
+        {"exceptions", st.exceptions},
+        {"retries", st.retries},
+        {"reconnects", st.reconnects},
+        {"heartbeats", st.heartbeats},
+        {"consecutive_failures", st.consecutive_failures},
+        {"bad_answers", st.bad_answers},
+        {"echo_mismatches", st.echo_mismatches},
+        {"read_failures", st.read_failures},
+        {"heartbeat_failures", st.heartbeat_failures},
+        {"heartbeat_age_ms", static_cast<double>((now - s.inverter_last_heartbeat_ns).count()) / 1e6},
+        {"last_error", st.last_error},
+        {"mode", std::string(to_string(st.mode))},
+        {"setpoint", st.setpoint}};
     if (const auto& last = snap.inverter->last)
       j["inverter"]["last"] = {{"battery_voltage_v", last->battery_voltage_v},
                                {"dc_link_voltage_v", last->dc_link_voltage_v},
                                {"dc_link_current_a", last->dc_link_current_a},
                                {"dc_link_power_kw", last->dc_link_power_kw},
                                {"ready", last->ready},
-                               {"age_ms", static_cast<double>(now - last->time_ns) / 1e6},
+                               {"age_ms", static_cast<double>((now - last->time_ns).count()) / 1e6},
                                {"time_s", tb.wall_s(last->time_ns)},
                                // Older than the readings bound: a value from the past, not the present.
                                {"stale", s.inverter_readings_stale}};

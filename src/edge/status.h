@@ -70,7 +70,7 @@ struct InverterStatus {
 };
 
 struct StatusSnapshot {
-  TimeNs now_ns = 0;  // monotonic
+  MonoTime now_ns{};
   TimeBase time;
   std::string edge_id, config_path, config_sha256;
   double uptime_s = 0;

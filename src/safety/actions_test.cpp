@@ -93,7 +93,7 @@ TEST(Dangerous, ContactorsOpenAsAnEmergencyAfterTheMaximumDelayIfTheCurrentNever
   rig.sample(rig.cells[0], ms(1000), 4.25);
   rig.sample(rig.pack_current, ms(2000), 75);
   EXPECT_EQ(rig.supervisor.next_deadline_ns(), ms(3000));
-  EXPECT_TRUE(copy(rig.supervisor.tick(ms(3000) - 1)).empty());
+  EXPECT_TRUE(copy(rig.supervisor.tick(ms(3000) - 1ns)).empty());
   auto d = copy(rig.supervisor.tick(ms(3000)));
   const Decision* open = find(d, DecisionKind::contactors_open);
   ASSERT_NE(open, nullptr);
@@ -283,7 +283,7 @@ TEST(Safe, TheStatusNamesTheStateItsReasonAndTheCauses) {
 // One module seen at 0 ms; its silence limit is raised so these tests see only the precharge rules
 // (staleness has its own tests).
 Rig rig_ready_to_start(SupervisorConfig c = test_config()) {
-  c.dangerous_silence_ns = sec(3600);
+  c.dangerous_silence_ns = 3600s;
   c.dangerous_sync_cycles = 1000;
   Rig rig = make_rig(c);
   rig.supervisor.on_module_pdo(1, ms(0));
@@ -325,7 +325,7 @@ TEST(Precharge, OnASlowBoardNoMatchCountsBeforeTheRelaysCanHaveClosed) {
   // The rig's sketch applies a command up to ~2 s after it was given: a DC link that already
   // matches (charged from before) must not close the main contactor before then.
   SupervisorConfig c = test_config();
-  c.precharge.settle_ns = sec(2);
+  c.precharge.settle_ns = 2s;
   Rig rig = rig_ready_to_start(c);
   rig.supervisor.on_start_request(ms(100));
   EXPECT_TRUE(rig.sample(rig.dc_link_voltage, ms(2099), 377).empty());
@@ -352,7 +352,7 @@ TEST(Precharge, ADcLinkMismatchRetriesAfterTheDelayThenLocksOut) {
   EXPECT_FALSE(d[1].closed);
   EXPECT_DOUBLE_EQ(d[2].reason.measured, 200);
   EXPECT_NEAR(d[2].reason.threshold - d[2].reason.measured, 177.8, 1e-9);
-  EXPECT_TRUE(copy(s.tick(sec(15) - 1)).empty());
+  EXPECT_TRUE(copy(s.tick(sec(15) - 1ns)).empty());
   d = copy(s.tick(sec(15)));
   ASSERT_EQ(kinds(d), (std::vector<DecisionKind>{DecisionKind::relay_set, DecisionKind::relay_set}));
   d = copy(s.tick(sec(25)));
@@ -390,7 +390,7 @@ TEST(Precharge, ADangerousCauseDuringPrechargeOpensEverything) {
 TEST(Safe, AResetWhileDangerousIsRefusedEvenWithAPrechargeLockout) {
   SupervisorConfig c = test_config();
   c.precharge.max_attempts = 1;
-  c.precharge.timeout_ns = ms(500);
+  c.precharge.timeout_ns = 500ms;
   Rig rig = make_rig(c);
   Supervisor& s = rig.supervisor;
   s.on_module_pdo(1, ms(0));

@@ -57,8 +57,8 @@ class Checker {
       if (x.kind == DecisionKind::reset_accepted && state_ != State::safe) {
         for (const Reason& r : s.active_causes()) {
           ASSERT_NE(r.level, Level::dangerous)
-              << "reset accepted with " << s.describe(r, ClockPair{}) << " at " << x.time_ns << " (call of "
-              << d.size() << " decisions, first " << to_string(d[0].kind) << ")";
+              << "reset accepted with " << s.describe(r, ClockPair{}) << " at " << x.time_ns.ns() << " ns"
+              << " (call of " << d.size() << " decisions, first " << to_string(d[0].kind) << ")";
         }
       }
     }
@@ -115,18 +115,18 @@ class Checker {
   Rig& rig_;
   Coverage& coverage_;
   State state_ = State::normal;
-  TimeNs dangerous_since_ns_ = 0;
-  TimeNs last_time_ns_ = 0;
+  MonoTime dangerous_since_ns_;
+  MonoTime last_time_ns_;
   bool contactors_opened_ = false;
 };
 
 void run_random_sequence(std::uint64_t seed, Coverage& coverage) {
   SupervisorConfig c = test_config();
-  c.rule(Quantity::cell_voltage).warning_debounce_ns = ms(200);
-  c.rule(Quantity::module_voltage).dangerous_debounce_ns = ms(50);
+  c.rule(Quantity::cell_voltage).warning_debounce_ns = 200ms;
+  c.rule(Quantity::module_voltage).dangerous_debounce_ns = 50ms;
   c.board_expected = true;
-  c.precharge.timeout_ns = ms(300);  // short, so lockouts happen between the random trips
-  c.precharge.retry_delay_ns = ms(100);
+  c.precharge.timeout_ns = 300ms;  // short, so lockouts happen between the random trips
+  c.precharge.retry_delay_ns = 100ms;
   c.precharge.max_attempts = 2;
   Rig rig = make_rig(c);
   Supervisor& s = rig.supervisor;
@@ -134,11 +134,11 @@ void run_random_sequence(std::uint64_t seed, Coverage& coverage) {
   std::mt19937_64 random(seed);
   auto pick = [&](int n) { return static_cast<int>(random() % static_cast<std::uint64_t>(n)); };
   auto uniform = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(random); };
-  TimeNs t = 0;
+  MonoTime t;
   for (int step = 0; step < 3000; ++step) {
-    t += ms(pick(40));
+    t += std::chrono::milliseconds(pick(40));
     while (s.next_deadline_ns() <= t) {  // the edge's timer
-      const TimeNs due = s.next_deadline_ns();
+      const MonoTime due = s.next_deadline_ns();
       checker.check(copy(s.tick(due)), false);
       if (::testing::Test::HasFatalFailure()) return;
     }

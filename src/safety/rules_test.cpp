@@ -176,7 +176,7 @@ TEST(Hysteresis, ALowWarningClearsOnlyAboveThresholdPlusHysteresis) {
 
 TEST(Debounce, ASpikeShorterThanTheDebounceIsIgnored) {
   SupervisorConfig c = test_config();
-  c.rule(Quantity::cell_voltage).warning_debounce_ns = ms(300);
+  c.rule(Quantity::cell_voltage).warning_debounce_ns = 300ms;
   Rig rig = make_rig(c);
   EXPECT_TRUE(rig.sample(rig.cells[0], ms(1000), 4.15).empty());
   EXPECT_TRUE(rig.sample(rig.cells[0], ms(1299), 4.0).empty());
@@ -186,11 +186,11 @@ TEST(Debounce, ASpikeShorterThanTheDebounceIsIgnored) {
 
 TEST(Debounce, ALevelHeldLongerTripsAtExactlyTheDebounceEnd) {
   SupervisorConfig c = test_config();
-  c.rule(Quantity::cell_voltage).warning_debounce_ns = ms(300);
+  c.rule(Quantity::cell_voltage).warning_debounce_ns = 300ms;
   Rig rig = make_rig(c);
   rig.sample(rig.cells[0], ms(1000), 4.15);
   EXPECT_EQ(rig.supervisor.next_deadline_ns(), ms(1300));
-  EXPECT_TRUE(copy(rig.supervisor.tick(ms(1300) - 1)).empty());
+  EXPECT_TRUE(copy(rig.supervisor.tick(ms(1300) - 1ns)).empty());
   auto d = copy(rig.supervisor.tick(ms(1300)));
   ASSERT_NE(find(d, DecisionKind::state_changed), nullptr);
   EXPECT_EQ(find(d, DecisionKind::state_changed)->time_ns, ms(1300));
@@ -200,7 +200,7 @@ TEST(Debounce, ALevelHeldLongerTripsAtExactlyTheDebounceEnd) {
 
 TEST(Debounce, ASampleAtTheDebounceEndTripsWithoutATick) {
   SupervisorConfig c = test_config();
-  c.rule(Quantity::cell_voltage).warning_debounce_ns = ms(300);
+  c.rule(Quantity::cell_voltage).warning_debounce_ns = 300ms;
   Rig rig = make_rig(c);
   rig.sample(rig.cells[0], ms(0), 4.15);
   rig.sample(rig.cells[0], ms(100), 4.16);
@@ -211,7 +211,7 @@ TEST(Debounce, ASampleAtTheDebounceEndTripsWithoutATick) {
 
 TEST(Debounce, ADangerousDebounceOfZeroTripsOnTheFirstSample) {
   SupervisorConfig c = test_config();
-  c.rule(Quantity::cell_voltage).warning_debounce_ns = ms(300);
+  c.rule(Quantity::cell_voltage).warning_debounce_ns = 300ms;
   Rig rig = make_rig(c);
   auto d = rig.sample(rig.cells[0], ms(5), 4.3);
   EXPECT_EQ(rig.supervisor.state(), State::dangerous);
@@ -220,7 +220,7 @@ TEST(Debounce, ADangerousDebounceOfZeroTripsOnTheFirstSample) {
 
 TEST(Debounce, ADangerousDebounceDelaysTheTripButTheWarningStillCounts) {
   SupervisorConfig c = test_config();
-  c.rule(Quantity::cell_voltage).dangerous_debounce_ns = ms(50);
+  c.rule(Quantity::cell_voltage).dangerous_debounce_ns = 50ms;
   Rig rig = make_rig(c);
   rig.sample(rig.cells[0], ms(0), 4.3);
   EXPECT_EQ(rig.supervisor.state(), State::warning);
@@ -279,30 +279,31 @@ TEST(Config, EveryProblemNamesItsSetting) {
       {F::hysteresis, Q::inverter_battery_voltage,
        [](auto& c) { c.rule(Q::inverter_battery_voltage).hysteresis = -1; }},
       {F::warning_debounce_ns, Q::cell_voltage,
-       [](auto& c) { c.rule(Q::cell_voltage).warning_debounce_ns = -1; }},
+       [](auto& c) { c.rule(Q::cell_voltage).warning_debounce_ns = -1ns; }},
       {F::dangerous_debounce_ns, Q::board_pressure,
-       [](auto& c) { c.rule(Q::board_pressure).dangerous_debounce_ns = -1; }},
+       [](auto& c) { c.rule(Q::board_pressure).dangerous_debounce_ns = -1ns; }},
       {F::expected_module_count, Q::cell_voltage, [](auto& c) { c.expected_module_count = 128; }},
       {F::stale_sync_cycles, Q::cell_voltage, [](auto& c) { c.stale_sync_cycles = 0; }},
       {F::dangerous_sync_cycles, Q::cell_voltage,
        [](auto& c) { c.dangerous_sync_cycles = c.stale_sync_cycles; }},
-      {F::dangerous_silence_ns, Q::cell_voltage, [](auto& c) { c.dangerous_silence_ns = 0; }},
-      {F::board_timeout_ns, Q::cell_voltage, [](auto& c) { c.board_timeout_ns = 0; }},
+      {F::dangerous_silence_ns, Q::cell_voltage, [](auto& c) { c.dangerous_silence_ns = 0ns; }},
+      {F::board_timeout_ns, Q::cell_voltage, [](auto& c) { c.board_timeout_ns = 0ns; }},
       {F::inverter_failure_limit, Q::cell_voltage, [](auto& c) { c.inverter_failure_limit = 0; }},
-      {F::inverter_readings_timeout_ns, Q::cell_voltage, [](auto& c) { c.inverter_readings_timeout_ns = 0; }},
+      {F::inverter_readings_timeout_ns, Q::cell_voltage,
+       [](auto& c) { c.inverter_readings_timeout_ns = 0ns; }},
       {F::inverter_heartbeat_timeout_ns, Q::cell_voltage,
-       [](auto& c) { c.inverter_heartbeat_timeout_ns = -1; }},
+       [](auto& c) { c.inverter_heartbeat_timeout_ns = -1ns; }},
       {F::contactor_open_current_a, Q::cell_voltage, [](auto& c) { c.contactor_open_current_a = 0; }},
-      {F::contactor_max_delay_ns, Q::cell_voltage, [](auto& c) { c.contactor_max_delay_ns = -1; }},
+      {F::contactor_max_delay_ns, Q::cell_voltage, [](auto& c) { c.contactor_max_delay_ns = -1ns; }},
       {F::cooled_c, Q::cell_voltage, [](auto& c) { c.cooled_c = c.hot_c; }},
       {F::nudge_current_a, Q::cell_voltage, [](auto& c) { c.nudge_current_a = -2; }},
       {F::main_positive_relay, Q::cell_voltage, [](auto& c) { c.precharge.relays.main_positive = 3; }},
       {F::main_negative_relay, Q::cell_voltage, [](auto& c) { c.precharge.relays.main_negative = 1; }},
       {F::match_tolerance_v, Q::cell_voltage, [](auto& c) { c.precharge.match_tolerance_v = 0; }},
-      {F::precharge_timeout_ns, Q::cell_voltage, [](auto& c) { c.precharge.timeout_ns = 0; }},
-      {F::retry_delay_ns, Q::cell_voltage, [](auto& c) { c.precharge.retry_delay_ns = -1; }},
+      {F::precharge_timeout_ns, Q::cell_voltage, [](auto& c) { c.precharge.timeout_ns = 0ns; }},
+      {F::retry_delay_ns, Q::cell_voltage, [](auto& c) { c.precharge.retry_delay_ns = -1ns; }},
       {F::max_attempts, Q::cell_voltage, [](auto& c) { c.precharge.max_attempts = 0; }},
-      {F::settle_ns, Q::cell_voltage, [](auto& c) { c.precharge.settle_ns = -1; }},
+      {F::settle_ns, Q::cell_voltage, [](auto& c) { c.precharge.settle_ns = -1ns; }},
   };
   std::vector<F> covered{F::hot_c, F::precharge_relay};
   for (const Case& k : cases) {
@@ -378,7 +379,7 @@ TEST(Modules, AStaleModuleThatAnswersAgainClearsItsWarning) {
   Rig rig = make_rig();
   Supervisor& s = rig.supervisor;
   s.on_module_pdo(1, ms(5));
-  for (int k = 1; k <= 4; ++k) s.on_sync_sent(ms(100) * k);
+  for (int k = 1; k <= 4; ++k) s.on_sync_sent(ms(100 * k));
   EXPECT_EQ(s.state(), State::warning);
   s.on_module_pdo(1, ms(405));
   EXPECT_EQ(s.state(), State::normal);
@@ -389,7 +390,7 @@ TEST(Modules, AModuleStillMissingAfterTenSyncCyclesIsDangerous) {
   Supervisor& s = rig.supervisor;
   s.on_sync_sent(ms(0));
   s.on_module_pdo(1, ms(5));
-  for (int k = 1; k <= 10; ++k) s.on_sync_sent(ms(50) * k);  // 50 ms SYNC: 10 cycles before 1 s
+  for (int k = 1; k <= 10; ++k) s.on_sync_sent(ms(50 * k));  // 50 ms SYNC: 10 cycles before 1 s
   EXPECT_EQ(s.state(), State::warning);
   auto d = copy(s.on_sync_sent(ms(550)));
   EXPECT_EQ(s.state(), State::dangerous);
@@ -404,7 +405,7 @@ TEST(Modules, AModuleSilentForOneSecondIsDangerousEvenWithFewSyncs) {
   Supervisor& s = rig.supervisor;
   s.on_module_pdo(1, ms(5));
   EXPECT_EQ(s.next_deadline_ns(), ms(1005));
-  EXPECT_TRUE(copy(s.tick(ms(1005) - 1)).empty());
+  EXPECT_TRUE(copy(s.tick(ms(1005) - 1ns)).empty());
   auto d = copy(s.tick(ms(1005)));
   EXPECT_EQ(s.state(), State::dangerous);
   EXPECT_EQ(find(d, DecisionKind::inverter_off)->reason.rule, RuleKind::module_stale);
@@ -416,7 +417,7 @@ TEST(Modules, ASilentModuleKeepsItsLastLimitCause) {  // seed flaw 3: it does no
   Supervisor& s = rig.supervisor;
   s.on_module_pdo(1, ms(5));
   rig.sample(rig.cells[2], ms(6), 4.15);
-  for (int k = 1; k <= 4; ++k) s.on_sync_sent(ms(100) * k);
+  for (int k = 1; k <= 4; ++k) s.on_sync_sent(ms(100 * k));
   auto causes = s.active_causes();
   ASSERT_EQ(causes.size(), 2u);
   EXPECT_EQ(causes[0].rule, RuleKind::limit_high);
@@ -446,7 +447,7 @@ TEST(Board, NoValidLineForThreeSecondsIsDangerous) {
   Supervisor& s = rig.supervisor;
   s.tick(ms(0));
   s.on_board_line_valid(ms(1000));
-  EXPECT_TRUE(copy(s.tick(ms(4000) - 1)).empty());
+  EXPECT_TRUE(copy(s.tick(ms(4000) - 1ns)).empty());
   auto d = copy(s.tick(ms(4000)));
   EXPECT_EQ(s.state(), State::dangerous);
   const Decision* off = find(d, DecisionKind::inverter_off);
@@ -459,7 +460,7 @@ TEST(Board, LinesInTimeKeepTheStateNormal) {
   SupervisorConfig c = test_config();
   c.board_expected = true;
   Rig rig = make_rig(c);
-  for (int k = 0; k < 10; ++k) rig.supervisor.on_board_line_valid(sec(1) * k);
+  for (int k = 0; k < 10; ++k) rig.supervisor.on_board_line_valid(sec(k));
   rig.supervisor.tick(sec(11));
   EXPECT_EQ(rig.supervisor.state(), State::normal);
 }
@@ -486,8 +487,8 @@ TEST(Inverter, NConsecutiveLinkFailuresAreDangerous) {
 SupervisorConfig inverter_config() {
   SupervisorConfig c = test_config();
   c.inverter_expected = true;
-  c.inverter_readings_timeout_ns = ms(1000);
-  c.inverter_heartbeat_timeout_ns = ms(2000);
+  c.inverter_readings_timeout_ns = 1000ms;
+  c.inverter_heartbeat_timeout_ns = 2000ms;
   return c;
 }
 
@@ -495,10 +496,10 @@ TEST(InverterFreshness, ReadingsAndHeartbeatsInTimeKeepTheStateNormal) {
   Rig rig = make_rig(inverter_config());
   Supervisor& s = rig.supervisor;
   for (int k = 0; k <= 50; ++k) {
-    s.on_inverter_reading(ms(200) * k);
-    if (k % 5 == 0) s.on_inverter_heartbeat(ms(200) * k);
+    s.on_inverter_reading(ms(200 * k));
+    if (k % 5 == 0) s.on_inverter_heartbeat(ms(200 * k));
   }
-  EXPECT_EQ(s.next_deadline_ns(), ms(10000) + ms(1000));
+  EXPECT_EQ(s.next_deadline_ns(), ms(10000) + 1000ms);
   s.tick(ms(10999));
   EXPECT_EQ(s.state(), State::normal);
   EXPECT_FALSE(s.status().inverter_readings_stale);
@@ -511,8 +512,8 @@ TEST(InverterFreshness, ReadingsOlderThanTheBoundAreDangerousWhileHeartbeatsStil
   // The half-dead inverter: heartbeats acknowledged, reads unanswered; failures interleave with
   // successes of the other kind, which must not reset anything.
   for (int k = 1; k <= 5; ++k) {
-    s.on_inverter_heartbeat(ms(100) + ms(200) * k);
-    s.on_inverter_link(false, ms(150) + ms(200) * k);
+    s.on_inverter_heartbeat(ms(100 + 200 * k));
+    s.on_inverter_link(false, ms(150 + 200 * k));
   }
   EXPECT_EQ(s.state(), State::dangerous);  // 5 link failures also count; freshness is checked next
   Rig fresh_rig = make_rig(inverter_config());
@@ -541,7 +542,7 @@ TEST(InverterFreshness, AnUnacknowledgedHeartbeatIsDangerousWhileReadsStillWork)
   Rig rig = make_rig(inverter_config());
   Supervisor& s = rig.supervisor;
   s.on_inverter_heartbeat(ms(0));
-  for (int k = 1; k < 10; ++k) s.on_inverter_reading(ms(200) * k);  // up to 1.8 s
+  for (int k = 1; k < 10; ++k) s.on_inverter_reading(ms(200 * k));  // up to 1.8 s
   EXPECT_EQ(s.state(), State::normal);
   auto d = copy(s.on_inverter_reading(ms(2000)));
   EXPECT_EQ(s.state(), State::dangerous);

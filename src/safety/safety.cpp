@@ -16,7 +16,6 @@ constexpr std::size_t kDangerousHigh = 1;
 constexpr std::size_t kWarningLow = 2;
 constexpr std::size_t kDangerousLow = 3;
 constexpr std::size_t kDecisionCapacity = 256;
-constexpr double kNsPerS = 1e9;
 
 bool is_module_quantity(Quantity q) {
   return q == Quantity::cell_voltage || q == Quantity::module_voltage ||
@@ -29,7 +28,7 @@ bool is_voltage_quantity(Quantity q) {  // drives the charge/discharge nudges (s
 bool is_hot_quantity(Quantity q) {  // drives pump and fan
   return q == Quantity::module_max_temperature || q == Quantity::board_temperature;
 }
-double seconds(TimeNs ns) { return static_cast<double>(ns) / kNsPerS; }
+double seconds(Duration d) { return to_seconds(d); }
 
 std::string number_text(double value) {  // shortest round-trip text: 4.2, 0.02, 1e+20
   char text[32];
@@ -67,8 +66,8 @@ void check_rule(ConfigChecker& c, const RuleConfig& rule, Quantity q) {
   c.rule_of(q);
   if (!(rule.hysteresis >= 0) || !std::isfinite(rule.hysteresis))
     c.problem(F::hysteresis, "must be finite and >= 0");
-  if (rule.warning_debounce_ns < 0) c.problem(F::warning_debounce_ns, "must be >= 0");
-  if (rule.dangerous_debounce_ns < 0) c.problem(F::dangerous_debounce_ns, "must be >= 0");
+  if (rule.warning_debounce_ns < Duration::zero()) c.problem(F::warning_debounce_ns, "must be >= 0");
+  if (rule.dangerous_debounce_ns < Duration::zero()) c.problem(F::dangerous_debounce_ns, "must be >= 0");
   bool finite = true;
   for (auto [t, field] :
        {std::pair{&rule.warning_high, F::warning_high}, std::pair{&rule.dangerous_high, F::dangerous_high},
@@ -301,13 +300,14 @@ SupervisorConfig rig_defaults() {
   // Thresholds: seed-rig.md limits table (client-config.properties.json). Hysteresis and debounce
   // are cellguard's choices (the rig had neither): warnings must hold 300 ms (3 rig PDO cycles),
   // dangerous levels count at once.
-  constexpr TimeNs kWarningDebounceNs = 300'000'000;
+  constexpr Duration kWarningDebounceNs = std::chrono::milliseconds(300);
   SupervisorConfig c;
-  c.rule(Quantity::cell_voltage) = {4.1, 4.2, 2.8, 2.7, 0.02, kWarningDebounceNs, 0};
-  c.rule(Quantity::module_voltage) = {48.0, 49.0, 34.0, 33.0, 0.5, kWarningDebounceNs, 0};
-  c.rule(Quantity::module_max_temperature) = {30.0, 50.0, std::nullopt, std::nullopt, 1.0, kWarningDebounceNs,
-                                              0};
-  c.rule(Quantity::inverter_battery_voltage) = {384.0, 390.0, 268.0, 264.0, 2.0, kWarningDebounceNs, 0};
+  c.rule(Quantity::cell_voltage) = {4.1, 4.2, 2.8, 2.7, 0.02, kWarningDebounceNs, Duration::zero()};
+  c.rule(Quantity::module_voltage) = {48.0, 49.0, 34.0, 33.0, 0.5, kWarningDebounceNs, Duration::zero()};
+  c.rule(Quantity::module_max_temperature) = {
+      30.0, 50.0, std::nullopt, std::nullopt, 1.0, kWarningDebounceNs, Duration::zero()};
+  c.rule(Quantity::inverter_battery_voltage) = {384.0,           390.0, 268.0, 264.0, 2.0, kWarningDebounceNs,
+                                                Duration::zero()};
   c.expected_module_count = 15;
   return c;
 }
@@ -396,14 +396,14 @@ std::vector<ConfigProblem> validate(const SupervisorConfig& config, ConfigFieldN
     c.problem(F::dangerous_sync_cycles, "must be greater than " + c.name(F::stale_sync_cycles) + " (" +
                                             std::to_string(config.stale_sync_cycles) + ")");
   }
-  auto positive = [&](TimeNs value, ConfigField field) {
-    if (value <= 0) c.problem(field, "must be positive");
+  auto positive = [&](Duration value, ConfigField field) {
+    if (value <= Duration::zero()) c.problem(field, "must be positive");
   };
   positive(config.dangerous_silence_ns, F::dangerous_silence_ns);
   positive(config.board_timeout_ns, F::board_timeout_ns);
   positive(config.inverter_readings_timeout_ns, F::inverter_readings_timeout_ns);
   positive(config.inverter_heartbeat_timeout_ns, F::inverter_heartbeat_timeout_ns);
-  if (config.contactor_max_delay_ns < 0) c.problem(F::contactor_max_delay_ns, "must be >= 0");
+  if (config.contactor_max_delay_ns < Duration::zero()) c.problem(F::contactor_max_delay_ns, "must be >= 0");
   if (config.inverter_failure_limit < 1) c.problem(F::inverter_failure_limit, "must be >= 1");
   if (!(config.contactor_open_current_a > 0)) c.problem(F::contactor_open_current_a, "must be > 0");
   if (!(config.cooled_c < config.hot_c)) {
@@ -413,9 +413,9 @@ std::vector<ConfigProblem> validate(const SupervisorConfig& config, ConfigFieldN
   const PrechargeConfig& p = config.precharge;
   if (!(p.match_tolerance_v > 0)) c.problem(F::match_tolerance_v, "must be > 0");
   positive(p.timeout_ns, F::precharge_timeout_ns);
-  if (p.retry_delay_ns < 0) c.problem(F::retry_delay_ns, "must be >= 0");
+  if (p.retry_delay_ns < Duration::zero()) c.problem(F::retry_delay_ns, "must be >= 0");
   if (p.max_attempts < 1) c.problem(F::max_attempts, "must be >= 1");
-  if (p.settle_ns < 0) c.problem(F::settle_ns, "must be >= 0");
+  if (p.settle_ns < Duration::zero()) c.problem(F::settle_ns, "must be >= 0");
   const RelayRoles& r = p.relays;
   if (r.main_positive == r.precharge) {
     c.problem(F::main_positive_relay, "relay" + std::to_string(r.main_positive) +
@@ -435,10 +435,10 @@ Result<Supervisor> Supervisor::create(SupervisorConfig config) {
     for (const ConfigProblem& p : problems) message += (message.empty() ? "" : "; ") + to_string(p);
     return Error(ErrorCode::invalid_argument, std::move(message));
   }
-  return Supervisor(std::move(config));
+  return Supervisor(config);  // trivially copyable: a move would copy too
 }
 
-Supervisor::Supervisor(SupervisorConfig config) : config_(std::move(config)) {
+Supervisor::Supervisor(SupervisorConfig config) : config_(config) {
   out_.reserve(kDecisionCapacity);
   known_module_ids_.reserve(kMaxModuleId);
 }
@@ -471,7 +471,7 @@ Result<ChannelId> Supervisor::add_channel(ChannelSpec spec) {
 
 // ---- inputs -------------------------------------------------------------------------------------
 
-void Supervisor::advance(TimeNs time_ns) {
+void Supervisor::advance(MonoTime time_ns) {
   out_.clear();
   if (!started_) {
     // The board watchdog and the first module silence count from the first input.
@@ -488,7 +488,7 @@ void Supervisor::advance(TimeNs time_ns) {
 
 Decisions Supervisor::finish() { return Decisions(out_.data(), out_.size()); }
 
-Result<Decisions> Supervisor::on_sample(ChannelId id, TimeNs time_ns, double value) {
+Result<Decisions> Supervisor::on_sample(ChannelId id, MonoTime time_ns, double value) {
   if (id >= channels_.size()) {
     return Error(ErrorCode::invalid_argument, "sample for unknown channel " + std::to_string(id));
   }
@@ -507,7 +507,7 @@ Result<Decisions> Supervisor::on_sample(ChannelId id, TimeNs time_ns, double val
   return finish();
 }
 
-Decisions Supervisor::on_insulation_fault(bool active, TimeNs time_ns) {
+Decisions Supervisor::on_insulation_fault(bool active, MonoTime time_ns) {
   advance(time_ns);
   const Level next = active ? Level::dangerous : Level::normal;
   if (next != insulation_.level) {
@@ -523,7 +523,7 @@ Decisions Supervisor::on_insulation_fault(bool active, TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::on_module_pdo(int module_id, TimeNs time_ns) {
+Decisions Supervisor::on_module_pdo(int module_id, MonoTime time_ns) {
   advance(time_ns);
   if (module_id >= 1 && module_id <= kMaxModuleId) {
     Module& m = modules_[static_cast<std::size_t>(module_id)];
@@ -548,7 +548,7 @@ Decisions Supervisor::on_module_pdo(int module_id, TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::on_sync_sent(TimeNs time_ns) {
+Decisions Supervisor::on_sync_sent(MonoTime time_ns) {
   advance(time_ns);
   for (int id : known_module_ids_) {
     Module& m = modules_[static_cast<std::size_t>(id)];
@@ -559,7 +559,7 @@ Decisions Supervisor::on_sync_sent(TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::on_board_line_valid(TimeNs time_ns) {
+Decisions Supervisor::on_board_line_valid(MonoTime time_ns) {
   advance(time_ns);
   last_board_line_ns_ = now_ns_;
   if (board_.level != Level::normal) {
@@ -572,7 +572,7 @@ Decisions Supervisor::on_board_line_valid(TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::on_inverter_link(bool ok, TimeNs time_ns) {
+Decisions Supervisor::on_inverter_link(bool ok, MonoTime time_ns) {
   advance(time_ns);
   if (ok) {
     inverter_failures_ = 0;
@@ -619,7 +619,7 @@ std::string_view to_string(BoardFault fault) {
   return "board fault";
 }
 
-Decisions Supervisor::on_board_fault(BoardFault fault, TimeNs time_ns) {
+Decisions Supervisor::on_board_fault(BoardFault fault, MonoTime time_ns) {
   advance(time_ns);
   if (fault == BoardFault::none) {
     if (board_fault_.level != Level::normal) {
@@ -639,7 +639,7 @@ Decisions Supervisor::on_board_fault(BoardFault fault, TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::on_inverter_reading(TimeNs time_ns) {
+Decisions Supervisor::on_inverter_reading(MonoTime time_ns) {
   advance(time_ns);
   last_inverter_reading_ns_ = now_ns_;
   refresh_inverter_freshness();
@@ -647,7 +647,7 @@ Decisions Supervisor::on_inverter_reading(TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::on_inverter_heartbeat(TimeNs time_ns) {
+Decisions Supervisor::on_inverter_heartbeat(MonoTime time_ns) {
   advance(time_ns);
   last_inverter_heartbeat_ns_ = now_ns_;
   refresh_inverter_freshness();
@@ -666,7 +666,7 @@ void Supervisor::refresh_inverter_freshness() {
   update_state(r);
 }
 
-Decisions Supervisor::on_operator_reset(TimeNs time_ns) {
+Decisions Supervisor::on_operator_reset(MonoTime time_ns) {
   advance(time_ns);
   check_time_rules();
   Reason request{.rule = RuleKind::operator_request, .level = Level::normal, .since_ns = now_ns_};
@@ -704,7 +704,7 @@ Decisions Supervisor::on_operator_reset(TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::on_start_request(TimeNs time_ns) {
+Decisions Supervisor::on_start_request(MonoTime time_ns) {
   advance(time_ns);
   check_time_rules();
   if (state_ == State::dangerous || state_ == State::safe) {
@@ -744,7 +744,7 @@ Decisions Supervisor::on_start_request(TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::on_stop_request(StopOrigin origin, TimeNs time_ns) {
+Decisions Supervisor::on_stop_request(StopOrigin origin, MonoTime time_ns) {
   advance(time_ns);
   check_time_rules();
   if (stop_.level != Level::dangerous) {
@@ -759,7 +759,7 @@ Decisions Supervisor::on_stop_request(StopOrigin origin, TimeNs time_ns) {
   return finish();
 }
 
-Decisions Supervisor::tick(TimeNs time_ns) {
+Decisions Supervisor::tick(MonoTime time_ns) {
   advance(time_ns);
   check_time_rules();
   return finish();
@@ -767,7 +767,7 @@ Decisions Supervisor::tick(TimeNs time_ns) {
 
 // ---- rules --------------------------------------------------------------------------------------
 
-bool Supervisor::step_condition(Condition& c, bool raw, TimeNs debounce_ns) {
+bool Supervisor::step_condition(Condition& c, bool raw, Duration debounce_ns) {
   const bool was_pending = c.since_ns != kNever && !c.active;
   if (!raw) {
     c.since_ns = kNever;
@@ -838,8 +838,10 @@ void Supervisor::refresh_channel(Channel& ch, ChannelId id) {
                       : (c[kWarningLow].active || c[kDangerousLow].active) ? -1
                                                                            : 0;
     if (nudge != ch.nudge) {
-      if (ch.nudge != 0) --nudge_counts_[static_cast<std::size_t>(ch.nudge + 1)];
-      if (nudge != 0) ++nudge_counts_[static_cast<std::size_t>(nudge + 1)];
+      const int was_index = ch.nudge + 1;  // nudge_counts_: 0 low, 2 high
+      const int index = nudge + 1;
+      if (ch.nudge != 0) --nudge_counts_[static_cast<std::size_t>(was_index)];
+      if (nudge != 0) ++nudge_counts_[static_cast<std::size_t>(index)];
       ch.nudge = nudge;
       update_nudge(ch.cause);  // the new or the cleared cause
     }
@@ -888,7 +890,7 @@ void Supervisor::update_module(Module& m, int id) {
   // Item 3. A cycle is missed when the SYNC that opens the next cycle goes out with no PDO from the
   // module since the previous SYNC, so the newest SYNC (still being answered) is not counted.
   const int missed = std::max(0, m.syncs_since_seen - 1);
-  const TimeNs silence_ns = now_ns_ - m.last_seen_ns;
+  const Duration silence_ns = now_ns_ - m.last_seen_ns;
   Level next = Level::normal;
   Reason r{.rule = RuleKind::module_stale,
            .level = Level::normal,
@@ -933,13 +935,13 @@ struct CauseVisitor {
 };
 // The defaults of a rule that its input alone decides, that time never triggers, that keeps no cause.
 void decided_by_input(Supervisor&) {}
-TimeNs no_deadline(const Supervisor&) { return kNever; }
+MonoTime no_deadline(const Supervisor&) { return kNever; }
 void no_causes(const Supervisor&, CauseVisitor) {}
 
 struct Rule {
   std::array<RuleKind, 2> kinds{};                               // its causes or decisions (or none)
   void (*evaluate)(Supervisor&) = &decided_by_input;             // decides at now_ns_
-  TimeNs (*deadline)(const Supervisor&) = &no_deadline;          // when evaluate may next decide
+  MonoTime (*deadline)(const Supervisor&) = &no_deadline;        // when evaluate may next decide
   void (*causes)(const Supervisor&, CauseVisitor) = &no_causes;  // visits its active causes
 };
 
@@ -961,8 +963,8 @@ struct Supervisor::Rules {
       }
     }
   }
-  static TimeNs module_silence_deadline(const Supervisor& s) {
-    TimeNs next = kNever;
+  static MonoTime module_silence_deadline(const Supervisor& s) {
+    MonoTime next = kNever;
     for (int id : s.known_module_ids_) {
       const Module& m = s.modules_[static_cast<std::size_t>(id)];
       if (m.level != Level::dangerous) next = std::min(next, m.last_seen_ns + s.config_.dangerous_silence_ns);
@@ -988,7 +990,7 @@ struct Supervisor::Rules {
     s.set_level(s.board_.level, s.board_.cause, Level::dangerous, r);
     s.update_state(r);
   }
-  static TimeNs board_silence_deadline(const Supervisor& s) {
+  static MonoTime board_silence_deadline(const Supervisor& s) {
     if (!s.config_.board_expected || s.board_.level != Level::normal) return kNever;
     return s.last_board_line_ns_ + s.config_.board_timeout_ns;
   }
@@ -997,8 +999,8 @@ struct Supervisor::Rules {
   // judged by the age of its last valid answer of each kind, not by "no error". One cause for both.
   static void inverter_freshness(Supervisor& s) {
     if (!s.config_.inverter_expected || s.inverter_fresh_.level != Level::normal) return;
-    const TimeNs reading_age = s.now_ns_ - s.last_inverter_reading_ns_;
-    const TimeNs heartbeat_age = s.now_ns_ - s.last_inverter_heartbeat_ns_;
+    const Duration reading_age = s.now_ns_ - s.last_inverter_reading_ns_;
+    const Duration heartbeat_age = s.now_ns_ - s.last_inverter_heartbeat_ns_;
     Reason r{.level = Level::dangerous};
     if (reading_age >= s.config_.inverter_readings_timeout_ns) {
       r.rule = RuleKind::inverter_stale;
@@ -1016,7 +1018,7 @@ struct Supervisor::Rules {
     s.set_level(s.inverter_fresh_.level, s.inverter_fresh_.cause, Level::dangerous, r);
     s.update_state(r);
   }
-  static TimeNs inverter_freshness_deadline(const Supervisor& s) {
+  static MonoTime inverter_freshness_deadline(const Supervisor& s) {
     if (!s.config_.inverter_expected || s.inverter_fresh_.level != Level::normal) return kNever;
     return std::min(s.last_inverter_reading_ns_ + s.config_.inverter_readings_timeout_ns,
                     s.last_inverter_heartbeat_ns_ + s.config_.inverter_heartbeat_timeout_ns);
@@ -1024,13 +1026,13 @@ struct Supervisor::Rules {
 
   // Flaw 7: after a trip the contactors open once the current is low, or after the maximum delay.
   static void contactors(Supervisor& s) { s.try_open_contactors(); }
-  static TimeNs contactors_deadline(const Supervisor& s) {
+  static MonoTime contactors_deadline(const Supervisor& s) {
     return s.contactors_pending_ ? s.dangerous_since_ns_ + s.config_.contactor_max_delay_ns : kNever;
   }
 
   // The precharge step's timeout and the retry delay.
   static void precharge(Supervisor& s) { s.update_precharge(); }
-  static TimeNs precharge_deadline(const Supervisor& s) {
+  static MonoTime precharge_deadline(const Supervisor& s) {
     const bool waiting =
         s.precharge_ == PrechargePhase::precharging || s.precharge_ == PrechargePhase::waiting_retry;
     return waiting ? s.precharge_deadline_ns_ : kNever;
@@ -1073,6 +1075,7 @@ struct Supervisor::Rules {
 
 std::vector<Supervisor::RuleSummary> Supervisor::rule_table() {
   std::vector<RuleSummary> out;
+  out.reserve(Rules::kTable.size());
   for (const Rule& rule : Rules::kTable) {
     out.push_back({.kinds = rule.kinds,
                    .timed = rule.deadline != &no_deadline,
@@ -1242,8 +1245,8 @@ void Supervisor::update_precharge() {
   if (precharge_ == PrechargePhase::precharging) {
     bool dc_known = false;
     bool battery_known = false;
-    TimeNs dc_link_time_ns = 0;
-    TimeNs battery_time_ns = 0;
+    MonoTime dc_link_time_ns;
+    MonoTime battery_time_ns;
     const double dc_link_v = latest_value(Quantity::dc_link_voltage, dc_known, dc_link_time_ns);
     const double battery_v = latest_value(Quantity::inverter_battery_voltage, battery_known, battery_time_ns);
     const double difference_v = std::fabs(dc_link_v - battery_v);
@@ -1324,11 +1327,11 @@ double Supervisor::pack_current_abs(bool& known) const {
   return worst_a;
 }
 
-double Supervisor::latest_value(Quantity q, bool& known, TimeNs& newest_ns) const {
+double Supervisor::latest_value(Quantity q, bool& known, MonoTime& newest_ns) const {
   // The newest sample of any channel of the quantity.
   known = false;
   double value = 0;
-  newest_ns = 0;
+  newest_ns = MonoTime();
   for (ChannelId id : by_quantity_[static_cast<std::size_t>(q)]) {
     const Channel& ch = channels_[id];
     if (ch.last_time_ns == kNever) continue;
@@ -1383,9 +1386,9 @@ std::vector<Reason> Supervisor::active_causes() const {
   return causes;
 }
 
-TimeNs Supervisor::next_deadline_ns() const {
+MonoTime Supervisor::next_deadline_ns() const {
   if (!started_) return kNever;
-  TimeNs next = kNever;
+  MonoTime next = kNever;
   if (pending_conditions_ > 0) {
     for (const Channel& ch : channels_) {
       for (std::size_t i = 0; i < 4; ++i) {
@@ -1469,7 +1472,7 @@ std::string value_text(double value, Quantity q) {
   return std::isnan(value) ? "unknown" : number(value, f.decimals) + " " + f.unit;
 }
 
-std::string seconds_text(TimeNs ns) { return number(seconds(ns), 1) + " s"; }
+std::string seconds_text(Duration ns) { return number(seconds(ns), 1) + " s"; }
 
 std::string count_text(double value) { return number(value, 0); }
 
@@ -1492,7 +1495,8 @@ std::string_view state_words(double code) {
 
 }  // namespace
 
-std::string wall_text(TimeNs wall_ns) {
+std::string wall_text(WallTime wall) {
+  const std::int64_t wall_ns = wall.ns();
   const std::time_t seconds_since_epoch =
       static_cast<std::time_t>(wall_ns / 1'000'000'000 - (wall_ns < 0 ? 1 : 0));
   std::tm utc{};
@@ -1530,7 +1534,7 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
     case RuleKind::module_stale: {
       const std::string module = "module " + std::to_string(reason.module_id);
       if (reason.level == Level::normal) return module + " answers again (was silent since " + since + ")";
-      const std::string silent = seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns));
+      const std::string silent = seconds_text(std::max(Duration::zero(), now.mono_ns - reason.since_ns));
       // Counted in SYNC cycles, or (detail 1, the time rule) in seconds of silence.
       const std::string detail = reason.detail == 0 ? count_text(reason.measured) + " SYNC cycles"
                                                     : "limit " + number(reason.threshold, 1) + " s";
@@ -1545,7 +1549,7 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
     case RuleKind::board_silent:
       if (reason.level == Level::normal)
         return "board sends valid lines again (was silent since " + since + ")";
-      return "board silent for " + seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns)) +
+      return "board silent for " + seconds_text(std::max(Duration::zero(), now.mono_ns - reason.since_ns)) +
              " (limit " + number(reason.threshold, 1) + " s, " + level + ") since " + since;
     case RuleKind::inverter_link:
       if (reason.level == Level::normal) return "inverter answers again (failing since " + since + ")";
@@ -1578,7 +1582,7 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
       return label + ": " + value_text(reason.measured, reason.quantity) +
              " <= " + value_text(reason.threshold, reason.quantity) + ": pump and fan off at " + since;
     case RuleKind::contactor_current: {
-      const std::string after = seconds_text(std::max<TimeNs>(0, now.mono_ns - reason.since_ns));
+      const std::string after = seconds_text(std::max(Duration::zero(), now.mono_ns - reason.since_ns));
       return "pack current " + value_text(reason.measured, Quantity::pack_current) + " < " +
              value_text(reason.threshold, Quantity::pack_current) + ", " + after + " after the trip at " +
              since;
@@ -1629,7 +1633,7 @@ std::string Supervisor::describe(const Reason& reason, const ClockPair& now) con
 }
 
 std::string Supervisor::describe(const Decision& d, const ClockPair& now) const {
-  const std::string why = describe(d.reason, now);
+  std::string why = describe(d.reason, now);  // not const: the plain `return why;` moves it
   switch (d.kind) {
     case DecisionKind::state_changed:
       return "state " + std::string(to_string(d.from)) + " -> " + std::string(to_string(d.to)) + ": " + why;

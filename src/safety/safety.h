@@ -7,11 +7,11 @@
 // vanishing) and 7 (contactors open when the current is low, or after a maximum delay, not after a
 // fixed 2 s).
 //
-// No I/O, no clock, no threads: every call takes the time as a value (ns on the caller's monotonic
-// clock) and returns the decisions it causes. The caller performs them (inverter mode, relays, pump
-// and fan) and should call tick() no later than next_deadline_ns() so that time-based rules
-// (debounce expiry, staleness, board silence, contactor delay, precharge timeout) fire on time.
-// Times that go backwards are clamped to the latest time seen.
+// No I/O, no clock, no threads: every call takes the time as a value (a MonoTime, the caller's
+// monotonic clock; configured intervals are Durations) and returns the decisions it causes. The caller
+// performs them (inverter mode, relays, pump and fan) and should call tick() no later than next_deadline_ns()
+// so that time-based rules (debounce expiry, staleness, board silence, contactor delay, precharge timeout)
+// fire on time. Times that go backwards are clamped to the latest time seen.
 //
 // Inputs:
 //  - samples (channel, time, value) for registered channels; each channel has a Quantity whose rule
@@ -82,13 +82,13 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time.h"
 
 namespace cellguard::safety {
 
-using TimeNs = std::int64_t;
 using ChannelId = std::uint32_t;
 
-inline constexpr TimeNs kNever = std::numeric_limits<TimeNs>::max();
+inline constexpr MonoTime kNever = MonoTime::max();
 inline constexpr ChannelId kNoChannel = std::numeric_limits<ChannelId>::max();
 inline constexpr int kMaxModuleId = 127;  // CANopen node ids 1..127
 
@@ -120,8 +120,8 @@ struct RuleConfig {
   std::optional<double> warning_low;
   std::optional<double> dangerous_low;
   double hysteresis = 0;  // same unit as the quantity; applied when clearing
-  TimeNs warning_debounce_ns = 0;
-  TimeNs dangerous_debounce_ns = 0;
+  Duration warning_debounce_ns{0};
+  Duration dangerous_debounce_ns{0};
 };
 
 // Which relay (board output number, rig: relay1/2/3) has which role in the precharge circuit.
@@ -133,32 +133,34 @@ struct RelayRoles {
 
 struct PrechargeConfig {
   RelayRoles relays;
-  double match_tolerance_v = 10;       // DC link must be within this of the battery voltage
-  TimeNs timeout_ns = 10'000'000'000;  // rig waited 10 s per step
-  TimeNs retry_delay_ns = 5'000'000'000;
-  int max_attempts = 3;  // then lockout until an operator reset
-  TimeNs settle_ns = 0;  // the board applies a relay command within this (rig sketch: ~2 cycles)
+  double match_tolerance_v = 10;                   // DC link must be within this of the battery voltage
+  Duration timeout_ns = std::chrono::seconds(10);  // rig waited 10 s per step
+  Duration retry_delay_ns = std::chrono::seconds(5);
+  int max_attempts = 3;   // then lockout until an operator reset
+  Duration settle_ns{0};  // the board applies a relay command within this (rig sketch: ~2 cycles)
 };
 
 struct SupervisorConfig {
   std::array<RuleConfig, kQuantityCount> rules;  // indexed by Quantity
   int expected_module_count = 15;
-  int stale_sync_cycles = 3;                    // item 3: missing PDOs for 3 SYNC cycles -> warning
-  int dangerous_sync_cycles = 10;               // item 3: still missing after 10 cycles ...
-  TimeNs dangerous_silence_ns = 1'000'000'000;  // ... or 1 s -> dangerous
-  TimeNs board_timeout_ns = 3'000'000'000;      // item 4: no valid line for 3 s -> dangerous
+  int stale_sync_cycles = 3;       // item 3: missing PDOs for 3 SYNC cycles -> warning
+  int dangerous_sync_cycles = 10;  // item 3: still missing after 10 cycles ...
+  Duration dangerous_silence_ns = std::chrono::seconds(1);  // ... or 1 s -> dangerous
+  Duration board_timeout_ns = std::chrono::seconds(3);      // item 4: no valid line for 3 s -> dangerous
   bool board_expected = true;
   int inverter_failure_limit = 3;  // item 5: N consecutive link failures -> dangerous
   // Issue 12 item 4: freshness of the inverter by the age of its last valid answer of each kind,
   // counted from the first input like the board watchdog. Off when no inverter is configured.
   bool inverter_expected = false;
-  TimeNs inverter_readings_timeout_ns = 2'000'000'000;   // no valid poll reading for this -> dangerous
-  TimeNs inverter_heartbeat_timeout_ns = 2'000'000'000;  // no acknowledged heartbeat for this -> dangerous
-  double contactor_open_current_a = 5;                   // |current| below this: open at once
-  TimeNs contactor_max_delay_ns = 2'000'000'000;         // never later than this after DANGEROUS
+  Duration inverter_readings_timeout_ns =
+      std::chrono::seconds(2);  // no valid poll reading for this -> dangerous
+  Duration inverter_heartbeat_timeout_ns =
+      std::chrono::seconds(2);          // no acknowledged heartbeat for this -> dangerous
+  double contactor_open_current_a = 5;  // |current| below this: open at once
+  Duration contactor_max_delay_ns = std::chrono::seconds(2);  // never later than this after DANGEROUS
   // A current sample older than this counts as unknown for the opening: a stale 0 A (a silent
   // inverter or module) never lets the contactors open under load; they wait for the maximum delay.
-  TimeNs current_max_age_ns = 1'000'000'000;
+  Duration current_max_age_ns = std::chrono::seconds(1);
   double hot_c = 30;           // pump and fan on at >= (rig CMA_Temp_Warning)
   double cooled_c = 29;        // off again at <= (rig CMA_Temp_security)
   double nudge_current_a = 2;  // rig "currentVal": small setpoint for the warning nudges
@@ -291,7 +293,7 @@ struct Reason {
   int module_id = 0;                           // module rules and module channels only
   double measured = 0;                         // value, missed cycles, failure count, module count, ...
   double threshold = 0;
-  TimeNs since_ns = 0;  // when the condition started (first sample beyond the threshold)
+  MonoTime since_ns{};  // when the condition started (first sample beyond the threshold)
   std::uint8_t detail =
       0;  // stop_request: StopOrigin; precharge: PrechargeStep; module_stale: 1 = seconds rule
 };
@@ -312,13 +314,13 @@ std::string_view to_string(BoardFault fault);
 // for people show the supervisor's monotonic times as wall-clock times. mono_ns is also "now" for
 // durations in texts ("silent for 1.0 s").
 struct ClockPair {
-  TimeNs mono_ns = 0;
-  TimeNs wall_ns = 0;  // ns since the Unix epoch
-  TimeNs to_wall(TimeNs mono) const { return wall_ns + (mono - mono_ns); }
+  MonoTime mono_ns{};
+  WallTime wall_ns{};
+  WallTime to_wall(MonoTime mono) const { return wall_ns + (mono - mono_ns); }
 };
 
 // "2026-12-07 01:36:42" (UTC), the wall-clock time in texts for people.
-std::string wall_text(TimeNs wall_ns);
+std::string wall_text(WallTime wall_ns);
 
 enum class DecisionKind : std::uint8_t {
   state_changed,             // from -> to
@@ -346,7 +348,7 @@ std::string_view to_string(RelayRole role);
 
 struct Decision {
   DecisionKind kind = DecisionKind::state_changed;
-  TimeNs time_ns = 0;
+  MonoTime time_ns{};
   Reason reason;
   State from = State::normal;             // state_changed
   State to = State::normal;               // state_changed
@@ -365,7 +367,7 @@ std::string_view to_string(PrechargePhase phase);
 
 struct ModuleStatus {
   int module_id = 0;
-  TimeNs last_seen_ns = 0;
+  MonoTime last_seen_ns{};
   int missed_sync_cycles = 0;
   Level level = Level::normal;
 };
@@ -373,7 +375,7 @@ struct ModuleStatus {
 // A snapshot for the operator interface (`cellguard edge status`).
 struct Status {
   State state = State::normal;
-  TimeNs state_since_ns = 0;
+  MonoTime state_since_ns{};
   Reason state_reason;
   std::vector<Reason> causes;  // every active warning and dangerous cause
   std::vector<ModuleStatus> modules;
@@ -383,8 +385,8 @@ struct Status {
   PrechargePhase precharge = PrechargePhase::idle;
   int precharge_attempts = 0;
   int inverter_consecutive_failures = 0;
-  TimeNs inverter_last_reading_ns = 0;    // when inverter_expected: last valid reading (or the first input)
-  TimeNs inverter_last_heartbeat_ns = 0;  // ... last acknowledged heartbeat (or the first input)
+  MonoTime inverter_last_reading_ns{};    // when inverter_expected: last valid reading (or the first input)
+  MonoTime inverter_last_heartbeat_ns{};  // ... last acknowledged heartbeat (or the first input)
   bool inverter_readings_stale = false;   // older than inverter_readings_timeout_ns
 };
 
@@ -398,37 +400,37 @@ class Supervisor {
   Result<ChannelId> add_channel(ChannelSpec spec);
 
   // Hot path. A sample for an unknown channel or a non-finite value is refused (no decisions).
-  Result<Decisions> on_sample(ChannelId channel, TimeNs time_ns, double value);
+  Result<Decisions> on_sample(ChannelId id, MonoTime time_ns, double value);
 
-  Decisions on_insulation_fault(bool active, TimeNs time_ns);
+  Decisions on_insulation_fault(bool active, MonoTime time_ns);
   // A PDO of module `module_id` (CANopen node id 1..127; other ids are ignored). An id not seen
   // before joins (module_joined decision). The module's staleness counts from its last PDO.
-  Decisions on_module_pdo(int module_id, TimeNs time_ns);
+  Decisions on_module_pdo(int module_id, MonoTime time_ns);
   // A SYNC went out: every known module that has not answered since the previous SYNC has missed a
   // cycle (item 3: 3 missed cycles -> stale warning, 10 missed cycles or 1 s of silence -> dangerous).
-  Decisions on_sync_sent(TimeNs time_ns);
-  Decisions on_board_line_valid(TimeNs time_ns);
-  Decisions on_inverter_link(bool ok, TimeNs time_ns);
+  Decisions on_sync_sent(MonoTime time_ns);
+  Decisions on_board_line_valid(MonoTime time_ns);
+  Decisions on_inverter_link(bool ok, MonoTime time_ns);
   // A valid poll reading (whole block, right byte count) / an acknowledged heartbeat write arrived.
-  Decisions on_inverter_reading(TimeNs time_ns);
-  Decisions on_inverter_heartbeat(TimeNs time_ns);
+  Decisions on_inverter_reading(MonoTime time_ns);
+  Decisions on_inverter_heartbeat(MonoTime time_ns);
   // Board fault: any fault is dangerous at once (reason.measured = the BoardFault); none clears it.
-  Decisions on_board_fault(BoardFault fault, TimeNs time_ns);
-  Decisions on_operator_reset(TimeNs time_ns);
+  Decisions on_board_fault(BoardFault fault, MonoTime time_ns);
+  Decisions on_operator_reset(MonoTime time_ns);
   // Start charging/discharging: refused (with the reason) when fewer modules than expected are
   // known, a dangerous cause is active, the state is DANGEROUS/SAFE or precharge is locked out;
   // otherwise runs the precharge sequence.
-  Decisions on_start_request(TimeNs time_ns);
+  Decisions on_start_request(MonoTime time_ns);
   // The process is stopping: the trip's sequence with a stop_request cause (see "Stop" above).
   // Repeated requests change nothing.
-  Decisions on_stop_request(StopOrigin origin, TimeNs time_ns);
+  Decisions on_stop_request(StopOrigin origin, MonoTime time_ns);
   // A stop was requested and the contactors are commanded open (state SAFE): the caller may leave.
   bool stop_complete() const { return stop_.level == Level::dangerous && state_ == State::safe; }
   bool stop_requested() const { return stop_.level == Level::dangerous; }
-  Decisions tick(TimeNs time_ns);
+  Decisions tick(MonoTime time_ns);
 
   // The earliest time at which tick() may decide something (kNever if nothing is pending).
-  TimeNs next_deadline_ns() const;
+  MonoTime next_deadline_ns() const;
 
   // The non-limit rules (safety.cpp, one table), in the order they are evaluated and their causes
   // listed; for tests and documentation.
@@ -462,16 +464,16 @@ class Supervisor {
     bool enabled = false;
     bool high = true;
     bool active = false;
-    TimeNs since_ns = kNever;  // when the raw comparison became true; kNever when false
+    MonoTime since_ns = kNever;  // when the raw comparison became true; kNever when false
   };
   struct Channel {
     ChannelSpec spec;
     std::array<Condition, 4> conditions;  // warning high, dangerous high, warning low, dangerous low
-    TimeNs warning_debounce_ns = 0;
-    TimeNs dangerous_debounce_ns = 0;
+    Duration warning_debounce_ns{0};
+    Duration dangerous_debounce_ns{0};
     double hysteresis = 0;
     double last_value = 0;
-    TimeNs last_time_ns = kNever;
+    MonoTime last_time_ns = kNever;
     Level level = Level::normal;
     Reason cause;
     bool hot = false;
@@ -479,7 +481,7 @@ class Supervisor {
   };
   struct Module {
     bool known = false;
-    TimeNs last_seen_ns = 0;
+    MonoTime last_seen_ns{};
     int syncs_since_seen = 0;
     Level level = Level::normal;
     Reason cause;
@@ -494,8 +496,8 @@ class Supervisor {
   struct Rules;
 
   explicit Supervisor(SupervisorConfig config);
-  void advance(TimeNs time_ns);
-  bool step_condition(Condition& c, bool raw, TimeNs debounce_ns);
+  void advance(MonoTime time_ns);
+  bool step_condition(Condition& c, bool raw, Duration debounce_ns);
   void evaluate_channel(Channel& ch, ChannelId id);
   void refresh_channel(Channel& ch, ChannelId id);
   void set_level(Level& level, Reason& stored, Level next, const Reason& reason);
@@ -517,7 +519,7 @@ class Supervisor {
   bool worst_dangerous_cause(Reason& out) const;
   bool worst_cause(Reason& out) const;
   double pack_current_abs(bool& known) const;
-  double latest_value(Quantity q, bool& known, TimeNs& newest_ns) const;
+  double latest_value(Quantity q, bool& known, MonoTime& newest_ns) const;
   Decisions finish();
 
   SupervisorConfig config_;
@@ -531,29 +533,29 @@ class Supervisor {
   std::vector<int> known_module_ids_;  // in joining order
   int known_modules_ = 0;
   std::uint64_t causes_version_ = 0;
-  int pending_conditions_ = 0;            // conditions past their threshold, waiting for the debounce
-  TimeNs debounce_deadline_ns_ = kNever;  // earliest end of a pending debounce (may be early, never late)
+  int pending_conditions_ = 0;              // conditions past their threshold, waiting for the debounce
+  MonoTime debounce_deadline_ns_ = kNever;  // earliest end of a pending debounce (may be early, never late)
   int hot_count_ = 0;
   int nudge_direction_ = 0;  // current nudge: -1 charge, +1 discharge, 2 hold, 0 none
   State state_ = State::normal;
-  TimeNs state_since_ns_ = 0;
+  MonoTime state_since_ns_{};
   Reason state_reason_;
   bool started_ = false;
-  TimeNs now_ns_ = 0;
-  TimeNs last_board_line_ns_ = 0;
+  MonoTime now_ns_{};
+  MonoTime last_board_line_ns_{};
   int inverter_failures_ = 0;
-  TimeNs inverter_first_failure_ns_ = 0;
-  TimeNs last_inverter_reading_ns_ = 0;
-  TimeNs last_inverter_heartbeat_ns_ = 0;
+  MonoTime inverter_first_failure_ns_{};
+  MonoTime last_inverter_reading_ns_{};
+  MonoTime last_inverter_heartbeat_ns_{};
   bool cooling_on_ = false;
   bool contactors_closed_ = false;
   bool contactors_pending_ = false;
-  TimeNs dangerous_since_ns_ = 0;
+  MonoTime dangerous_since_ns_{};
   Reason dangerous_reason_;
   PrechargePhase precharge_ = PrechargePhase::idle;
   int precharge_attempts_ = 0;
-  TimeNs precharge_deadline_ns_ = kNever;
-  TimeNs precharge_started_ns_ = 0;
+  MonoTime precharge_deadline_ns_ = kNever;
+  MonoTime precharge_started_ns_{};
   std::vector<Decision> out_;
 };
 

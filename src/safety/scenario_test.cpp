@@ -12,17 +12,17 @@ using namespace testing;
 enum class Input { sample, sync, pdo };
 
 struct Row {
-  TimeNs time_ns;
+  MonoTime time_ns;
   Input input;
   ChannelId channel;  // sample
   double value;       // sample value or module id
 };
 
-using Timeline = std::vector<std::pair<TimeNs, DecisionKind>>;
+using Timeline = std::vector<std::pair<MonoTime, DecisionKind>>;
 
 // Feeds the rows in order, firing tick() at every deadline before the next row like the edge's
 // timer would, then runs the timer until `end_ns`. Returns every decision with its time.
-Timeline replay(Supervisor& s, const std::vector<Row>& rows, TimeNs end_ns,
+Timeline replay(Supervisor& s, const std::vector<Row>& rows, MonoTime end_ns,
                 std::vector<Decision>* all = nullptr) {
   Timeline timeline;
   auto record = [&](Decisions d) {
@@ -31,7 +31,7 @@ Timeline replay(Supervisor& s, const std::vector<Row>& rows, TimeNs end_ns,
       if (all) all->push_back(x);
     }
   };
-  auto run_timer_until = [&](TimeNs t) {
+  auto run_timer_until = [&](MonoTime t) {
     while (s.next_deadline_ns() <= t) record(s.tick(s.next_deadline_ns()));
   };
   for (const Row& row : rows) {
@@ -96,8 +96,8 @@ TEST(Scenario, AModuleFallingSilentGoesStaleThenDangerousThenSafeAfterTheMaximum
   Rig rig = make_rig(scenario_config());
   std::vector<Row> rows;
   for (int k = 0; k <= 30; ++k) {
-    rows.push_back({ms(100) * k, Input::sync, kNoChannel, 0});
-    if (k <= 10) rows.push_back({ms(100) * k + ms(5), Input::pdo, kNoChannel, 1});  // silent after 1005 ms
+    rows.push_back({ms(100 * k), Input::sync, kNoChannel, 0});
+    if (k <= 10) rows.push_back({ms(100 * k) + 5ms, Input::pdo, kNoChannel, 1});  // silent after 1005 ms
   }
   std::vector<Decision> all;
   Timeline t = replay(rig.supervisor, rows, ms(6000), &all);
@@ -133,11 +133,11 @@ TEST(Scenario, FifteenModulesAtTheRigRateStayNormal) {
   }
   std::vector<Row> rows;
   for (int k = 0; k < 50; ++k) {
-    rows.push_back({ms(100) * k, Input::sync, kNoChannel, 0});
+    rows.push_back({ms(100 * k), Input::sync, kNoChannel, 0});
     for (int m = 1; m <= 15; ++m) {
-      rows.push_back({ms(100) * k + ms(2), Input::pdo, kNoChannel, static_cast<double>(m)});
+      rows.push_back({ms(100 * k) + 2ms, Input::pdo, kNoChannel, static_cast<double>(m)});
     }
-    for (ChannelId id : cells) rows.push_back({ms(100) * k + ms(3), Input::sample, id, 3.7});
+    for (ChannelId id : cells) rows.push_back({ms(100 * k) + 3ms, Input::sample, id, 3.7});
   }
   Timeline t = replay(s, rows, ms(4950));
   EXPECT_EQ(t.size(), 15u);  // the joins, nothing else

@@ -11,7 +11,7 @@ using namespace testing;
 // Running: precharged, main contactors closed, a schedule current flowing.
 Rig rig_running(double current_a) {
   SupervisorConfig c = test_config();
-  c.dangerous_silence_ns = sec(3600);
+  c.dangerous_silence_ns = 3600s;
   c.dangerous_sync_cycles = 1000;
   Rig rig = make_rig(c);
   rig.supervisor.on_module_pdo(1, ms(0));
@@ -56,7 +56,7 @@ TEST(Stop, WhenTheCurrentStaysHighTheContactorsOpenAfterTheMaximumDelay) {
   Rig rig = rig_running(40);
   Supervisor& s = rig.supervisor;
   s.on_stop_request(StopOrigin::operator_command, ms(2000));
-  EXPECT_TRUE(copy(s.tick(ms(2000) + test_config().contactor_max_delay_ns - 1)).empty());
+  EXPECT_TRUE(copy(s.tick(ms(2000) + test_config().contactor_max_delay_ns - 1ns)).empty());
   auto d = copy(s.tick(ms(2000) + test_config().contactor_max_delay_ns));
   const Decision* open = find(d, DecisionKind::contactors_open);
   ASSERT_NE(open, nullptr);
@@ -77,7 +77,7 @@ TEST(Stop, WithEveryRelayOpenTheStopCompletesAtOnce) {
 
 TEST(Stop, DuringPrechargeTheClosedPoleCountsAsClosed) {
   SupervisorConfig c = test_config();
-  c.dangerous_silence_ns = sec(3600);
+  c.dangerous_silence_ns = 3600s;
   c.dangerous_sync_cycles = 1000;
   Rig rig = make_rig(c);
   rig.supervisor.on_module_pdo(1, ms(0));

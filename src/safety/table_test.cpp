@@ -18,7 +18,7 @@ using namespace testing;
 // the decisions of the tick at a time, and the causes after it, show the rule's kind.
 struct Armed {
   Rig rig;
-  TimeNs deadline_ns = 0;
+  MonoTime deadline_ns;
   RuleKind expected = RuleKind::none;  // the kind it fires with in this scenario
 };
 
@@ -38,8 +38,8 @@ using Scenario = std::function<std::vector<Armed>()>;
 std::vector<Armed> module_silence() {
   // One module answers at 0 and then falls silent: dangerous after dangerous_silence_ns (1 s).
   SupervisorConfig c = test_config();
-  Armed a{make_rig(c), c.dangerous_silence_ns, RuleKind::module_stale};
-  a.rig.supervisor.on_module_pdo(1, 0);
+  Armed a{make_rig(c), ms(0) + c.dangerous_silence_ns, RuleKind::module_stale};
+  a.rig.supervisor.on_module_pdo(1, ms(0));
   std::vector<Armed> out;
   out.push_back(std::move(a));
   return out;
@@ -50,7 +50,7 @@ std::vector<Armed> board_silence() {
   c.board_expected = true;
   c.expected_module_count = 0;
   Armed a{make_rig(c), ms(250) + c.board_timeout_ns, RuleKind::board_silent};
-  a.rig.supervisor.on_board_line_valid(0);
+  a.rig.supervisor.on_board_line_valid(ms(0));
   a.rig.supervisor.on_board_line_valid(ms(250));
   std::vector<Armed> out;
   out.push_back(std::move(a));
@@ -91,7 +91,7 @@ std::vector<Armed> precharge() {
   // A start request whose DC link never matches: the attempt times out after settle + timeout.
   SupervisorConfig c = test_config();
   c.expected_module_count = 0;
-  c.precharge.settle_ns = ms(700);
+  c.precharge.settle_ns = 700ms;
   Armed a{make_rig(c), ms(200) + c.precharge.settle_ns + c.precharge.timeout_ns, RuleKind::precharge};
   a.rig.supervisor.on_start_request(ms(200));
   std::vector<Armed> out;
@@ -111,16 +111,17 @@ const std::map<RuleKind, Scenario>& timed_scenarios() {
 }
 
 // Rules decided by their input alone: the input that sets the cause.
-const std::map<RuleKind, std::function<void(Supervisor&, TimeNs)>>& event_inputs() {
-  static const std::map<RuleKind, std::function<void(Supervisor&, TimeNs)>> inputs{
+const std::map<RuleKind, std::function<void(Supervisor&, MonoTime)>>& event_inputs() {
+  static const std::map<RuleKind, std::function<void(Supervisor&, MonoTime)>> inputs{
       {RuleKind::inverter_link,
-       [](Supervisor& s, TimeNs t) {
+       [](Supervisor& s, MonoTime t) {
          for (int i = 0; i < 3; ++i) s.on_inverter_link(false, t);
        }},
-      {RuleKind::insulation_fault, [](Supervisor& s, TimeNs t) { s.on_insulation_fault(true, t); }},
-      {RuleKind::board_fault, [](Supervisor& s, TimeNs t) { s.on_board_fault(BoardFault::ground_fault, t); }},
+      {RuleKind::insulation_fault, [](Supervisor& s, MonoTime t) { s.on_insulation_fault(true, t); }},
+      {RuleKind::board_fault,
+       [](Supervisor& s, MonoTime t) { s.on_board_fault(BoardFault::ground_fault, t); }},
       {RuleKind::stop_request,
-       [](Supervisor& s, TimeNs t) { s.on_stop_request(StopOrigin::terminate_signal, t); }},
+       [](Supervisor& s, MonoTime t) { s.on_stop_request(StopOrigin::terminate_signal, t); }},
   };
   return inputs;
 }
@@ -155,7 +156,7 @@ TEST(RuleTable, EachTimedRuleFiresExactlyAtItsDeadline) {
       // next_deadline_ns() names this rule's deadline ...
       EXPECT_EQ(s.next_deadline_ns(), a.deadline_ns);
       // ... before it, time alone changes nothing of it ...
-      auto before = copy(s.tick(a.deadline_ns - 1));
+      auto before = copy(s.tick(a.deadline_ns - 1ns));
       EXPECT_FALSE(shows(s, before, a.expected)) << "fired early";
       EXPECT_EQ(s.next_deadline_ns(), a.deadline_ns);
       // ... and at it, check_time_rules fires it.
@@ -175,7 +176,7 @@ TEST(RuleTable, EachRuleWithoutADeadlineIsDecidedByItsInput) {
     SupervisorConfig c = test_config();
     c.expected_module_count = 0;
     Rig rig = make_rig(c);
-    rig.supervisor.tick(0);
+    rig.supervisor.tick(ms(0));
     EXPECT_EQ(rig.supervisor.next_deadline_ns(), kNever);
     EXPECT_TRUE(rig.supervisor.tick(sec(100)).empty());  // nothing happens by time alone
     input->second(rig.supervisor, sec(101));
@@ -192,13 +193,13 @@ TEST(RuleTable, CausesAreListedInTableOrder) {
   c.inverter_expected = true;
   Rig rig = make_rig(c);
   Supervisor& s = rig.supervisor;
-  s.on_module_pdo(1, 0);
+  s.on_module_pdo(1, ms(0));
   std::vector<RuleKind> expected;
   for (const auto& rule : Supervisor::rule_table()) {
     if (!rule.has_cause) continue;
     expected.push_back(rule.kinds[0]);
     if (auto input = event_inputs().find(rule.kinds[0]); input != event_inputs().end())
-      input->second(s, sec(1) - 1);
+      input->second(s, sec(1) - 1ns);
   }
   s.tick(sec(10));  // module, board and inverter silent by now
   std::vector<RuleKind> listed;

@@ -3,21 +3,33 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "safety/safety.h"
 
+namespace cellguard {
+// gtest prints times in failure messages as their ns count.
+template <typename Tag>
+void PrintTo(const TimePoint<Tag>& t, std::ostream* os) {
+  *os << t.ns() << " ns";
+}
+}  // namespace cellguard
+
 namespace cellguard::safety::testing {
 
-constexpr TimeNs ms(std::int64_t v) { return v * 1'000'000; }
-constexpr TimeNs sec(std::int64_t v) { return v * 1'000'000'000; }
+using namespace std::chrono_literals;  // durations in tests: 300ms, 2s
+
+// Times on the tests' monotonic clock: `v` ms or s after its epoch.
+constexpr MonoTime ms(std::int64_t v) { return MonoTime() + std::chrono::milliseconds(v); }
+constexpr MonoTime sec(std::int64_t v) { return MonoTime() + std::chrono::seconds(v); }
 
 // The rig's limits with no warning debounce, one expected module, no board watchdog: each test turns
 // on what it checks.
 inline SupervisorConfig test_config() {
   SupervisorConfig c = rig_defaults();
-  for (auto& rule : c.rules) rule.warning_debounce_ns = 0;
+  for (auto& rule : c.rules) rule.warning_debounce_ns = 0ns;
   c.expected_module_count = 1;
   c.board_expected = false;
   return c;
@@ -32,7 +44,7 @@ struct Rig {
   ChannelId board_temperature = 0, board_pressure = 0;
 
   // Feeds a sample; the test fails on a refused sample. Returns a copy of the decisions.
-  std::vector<Decision> sample(ChannelId id, TimeNs time_ns, double value) {
+  std::vector<Decision> sample(ChannelId id, MonoTime time_ns, double value) {
     auto d = supervisor.on_sample(id, time_ns, value);
     EXPECT_TRUE(d.ok()) << (d.ok() ? "" : d.error().message);
     return d.ok() ? std::vector<Decision>(d->begin(), d->end()) : std::vector<Decision>{};
@@ -46,7 +58,7 @@ inline ChannelId add(Supervisor& s, std::string name, Quantity q, int module_id,
 }
 
 inline Rig make_rig(SupervisorConfig config = test_config()) {
-  auto created = Supervisor::create(std::move(config));
+  auto created = Supervisor::create(config);
   EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().message);
   Rig rig{std::move(created).value(), {}};
   Supervisor& s = rig.supervisor;
@@ -67,8 +79,8 @@ inline Rig make_rig(SupervisorConfig config = test_config()) {
 }
 
 // Wall-clock 2026-12-07 01:36:42 UTC at monotonic 0: the texts' times.
-constexpr TimeNs kWallAtZeroNs = 1'796'607'402LL * 1'000'000'000;
-inline ClockPair clock_at(TimeNs mono_ns) { return ClockPair{mono_ns, kWallAtZeroNs + mono_ns}; }
+constexpr WallTime kWallAtZero = WallTime::from_ns(1'796'607'402LL * 1'000'000'000);
+inline ClockPair clock_at(MonoTime mono) { return ClockPair{mono, kWallAtZero + mono.since_epoch()}; }
 
 inline std::vector<Decision> copy(Decisions d) { return {d.begin(), d.end()}; }
 
@@ -81,6 +93,7 @@ inline const Decision* find(const std::vector<Decision>& d, DecisionKind kind) {
 
 inline std::vector<DecisionKind> kinds(const std::vector<Decision>& d) {
   std::vector<DecisionKind> out;
+  out.reserve(d.size());
   for (const Decision& x : d) out.push_back(x.kind);
   return out;
 }

@@ -29,15 +29,15 @@ const Decision& only(const std::vector<Decision>& d, DecisionKind kind) {
 
 SupervisorConfig quiet_config() {
   SupervisorConfig c = test_config();
-  c.dangerous_silence_ns = sec(3600);
+  c.dangerous_silence_ns = 3600s;
   c.dangerous_sync_cycles = 1000;
   return c;
 }
 
 TEST(ReasonText, WallClockTextIsUtcToTheSecond) {
-  EXPECT_EQ(wall_text(kWallAtZeroNs), "2026-12-07 01:36:42");
-  EXPECT_EQ(wall_text(kWallAtZeroNs + ms(999)), "2026-12-07 01:36:42");
-  EXPECT_EQ(wall_text(0), "1970-01-01 00:00:00");
+  EXPECT_EQ(wall_text(kWallAtZero), "2026-12-07 01:36:42");
+  EXPECT_EQ(wall_text(kWallAtZero + 999ms), "2026-12-07 01:36:42");
+  EXPECT_EQ(wall_text(WallTime()), "1970-01-01 00:00:00");
 }
 
 TEST(ReasonText, LimitsNameTheCellTheModuleTheUnitsTheLevelAndTheWallClockStart) {
@@ -58,13 +58,13 @@ TEST(ReasonText, LimitsNameTheCellTheModuleTheUnitsTheLevelAndTheWallClockStart)
 TEST(ReasonText, AChannelWithoutALabelIsNamedByItsSignal) {
   Rig rig = make_rig();
   auto d = rig.sample(rig.module_voltage, ms(0), 49.5);
-  EXPECT_EQ(rig.supervisor.describe(only(d, DecisionKind::state_changed).reason, clock_at(0)),
+  EXPECT_EQ(rig.supervisor.describe(only(d, DecisionKind::state_changed).reason, clock_at(ms(0))),
             "BMU01.CMA_Voltage: 49.5 V >= 49.0 V (dangerous) since 2026-12-07 01:36:42");
 }
 
 TEST(ReasonText, ASilentModuleSaysForHowLongAndHowManySyncCycles) {
   SupervisorConfig c = test_config();
-  c.dangerous_silence_ns = sec(2);  // the cycle rule comes first
+  c.dangerous_silence_ns = 2s;  // the cycle rule comes first
   Rig rig = make_rig(c);
   rig.supervisor.on_module_pdo(1, ms(0));
   std::vector<Decision> d;
@@ -88,7 +88,7 @@ TEST(ReasonText, BoardInverterInsulation) {
   SupervisorConfig c = quiet_config();
   c.board_expected = true;
   Rig board = make_rig(c);
-  board.supervisor.tick(0);
+  board.supervisor.tick(ms(0));
   auto d = copy(board.supervisor.tick(sec(3)));
   EXPECT_EQ(board.supervisor.describe(only(d, DecisionKind::inverter_off).reason, clock_at(sec(3))),
             "board silent for 3.0 s (limit 3.0 s, dangerous) since 2026-12-07 01:36:42");
@@ -109,7 +109,7 @@ TEST(ReasonText, BoardInverterInsulation) {
 TEST(ReasonText, PumpAndFan) {
   Rig rig = make_rig();
   auto d = rig.sample(rig.max_temperature, ms(0), 31);
-  EXPECT_EQ(rig.supervisor.describe(only(d, DecisionKind::cooling_on), clock_at(0)),
+  EXPECT_EQ(rig.supervisor.describe(only(d, DecisionKind::cooling_on), clock_at(ms(0))),
             "module 1 maximum temperature: 31.0 °C >= 30.0 °C: pump and fan on at 2026-12-07 01:36:42");
   d = rig.sample(rig.max_temperature, sec(60), 28.5);
   EXPECT_EQ(rig.supervisor.describe(only(d, DecisionKind::cooling_off), clock_at(sec(60))),
@@ -141,9 +141,9 @@ TEST(ReasonText, PrechargeStepsAndRelays) {
   rig.sample(rig.battery_voltage, ms(0), 360);
   auto d = copy(s.on_start_request(ms(0)));
   ASSERT_EQ(d.size(), 2u);
-  EXPECT_EQ(s.describe(d[0], clock_at(0)),
+  EXPECT_EQ(s.describe(d[0], clock_at(ms(0))),
             "relay 2 (main negative) closed: precharge attempt 1 of 3 started at 2026-12-07 01:36:42");
-  EXPECT_EQ(s.describe(d[1], clock_at(0)),
+  EXPECT_EQ(s.describe(d[1], clock_at(ms(0))),
             "relay 3 (precharge) closed: precharge attempt 1 of 3 started at 2026-12-07 01:36:42");
   d = rig.sample(rig.dc_link_voltage, ms(4000), 352.1);
   ASSERT_EQ(d.size(), 3u);
@@ -174,7 +174,7 @@ TEST(ReasonText, OperatorRequestsModulesAndStops) {
   Rig rig = make_rig(quiet_config());
   Supervisor& s = rig.supervisor;
   auto d = copy(s.on_module_pdo(1, ms(0)));
-  EXPECT_EQ(s.describe(only(d, DecisionKind::module_joined), clock_at(0)),
+  EXPECT_EQ(s.describe(only(d, DecisionKind::module_joined), clock_at(ms(0))),
             "module 1 joined (1 of 1 expected) at 2026-12-07 01:36:42");
   d = copy(s.on_operator_reset(sec(1)));
   EXPECT_EQ(s.describe(only(d, DecisionKind::reset_refused), clock_at(sec(1))),
@@ -195,20 +195,26 @@ TEST(ReasonText, OperatorRequestsModulesAndStops) {
             "stop requested (SIGTERM) at 2026-12-07 01:36:44");
   for (auto origin : {StopOrigin::interrupt_signal, StopOrigin::operator_command,
                       StopOrigin::configuration_error, StopOrigin::duration_elapsed}) {
-    Reason r{
-        RuleKind::stop_request,           Level::dangerous, Quantity::cell_voltage, kNoChannel, 0, 0, 0, 0,
-        static_cast<std::uint8_t>(origin)};
-    EXPECT_EQ(s.describe(r, clock_at(0)),
+    Reason r{RuleKind::stop_request,
+             Level::dangerous,
+             Quantity::cell_voltage,
+             kNoChannel,
+             0,
+             0,
+             0,
+             MonoTime(),
+             static_cast<std::uint8_t>(origin)};
+    EXPECT_EQ(s.describe(r, clock_at(ms(0))),
               "stop requested (" + std::string(to_string(origin)) + ") at 2026-12-07 01:36:42");
   }
 }
 
 TEST(ReasonText, NoTextShowsTheMonotonicClock) {
   // A long-running edge: monotonic 14376 s. Every text of a busy scenario names wall-clock times only.
-  const TimeNs t0 = sec(14376);
+  const MonoTime t0 = sec(14376);
   Rig rig = make_rig();
   std::vector<std::string> texts;
-  auto collect = [&](const std::vector<Decision>& d, TimeNs now) {
+  auto collect = [&](const std::vector<Decision>& d, MonoTime now) {
     for (const auto& x : d) {
       texts.push_back(rig.supervisor.describe(x, clock_at(now)));
       texts.push_back(rig.supervisor.describe(x.reason, clock_at(now)));
@@ -216,12 +222,12 @@ TEST(ReasonText, NoTextShowsTheMonotonicClock) {
   };
   rig.supervisor.on_module_pdo(1, t0);
   collect(rig.sample(rig.pack_current, t0, 12), t0);
-  collect(rig.sample(rig.max_temperature, t0 + ms(10), 31), t0 + ms(10));
-  collect(rig.sample(rig.cells[4], t0 + ms(20), 4.15), t0 + ms(20));
-  collect(rig.sample(rig.cells[4], t0 + ms(30), 4.25), t0 + ms(30));
-  collect(copy(rig.supervisor.tick(t0 + sec(3))), t0 + sec(3));
+  collect(rig.sample(rig.max_temperature, t0 + 10ms, 31), t0 + 10ms);
+  collect(rig.sample(rig.cells[4], t0 + 20ms, 4.15), t0 + 20ms);
+  collect(rig.sample(rig.cells[4], t0 + 30ms, 4.25), t0 + 30ms);
+  collect(copy(rig.supervisor.tick(t0 + 3s)), t0 + 3s);
   for (const auto& c : rig.supervisor.status().causes)
-    texts.push_back(rig.supervisor.describe(c, clock_at(t0 + sec(3))));
+    texts.push_back(rig.supervisor.describe(c, clock_at(t0 + 3s)));
   ASSERT_GE(texts.size(), 8u);
   for (const auto& text : texts) {
     EXPECT_FALSE(has_monotonic_since(text)) << text;
