@@ -31,16 +31,6 @@ if(CELLGUARD_FUZZ)
   target_link_options(cellguard_options INTERFACE -fsanitize=address,undefined)
 endif()
 
-# The tests' own code compiles at -O1 in Release builds: the code under test (the subsystem libraries,
-# the CLI) keeps the build type's -O3, and test code gains nothing from -O3 but about a third more
-# compile time (docs/ci.md). The sanitizer builds compile everything at -O1 anyway.
-set(CELLGUARD_TEST_OPTIMIZATION "-O1" CACHE STRING
-  "Optimization of the tests' own code in Release builds (empty: the build type's, -O3)")
-add_library(cellguard_test_options INTERFACE)
-if(CELLGUARD_TEST_OPTIMIZATION)
-  target_compile_options(cellguard_test_options INTERFACE $<$<CONFIG:Release>:${CELLGUARD_TEST_OPTIMIZATION}>)
-endif()
-
 include(${CMAKE_CURRENT_LIST_DIR}/CellguardPch.cmake)
 
 # cellguard_library(NAME SOURCES... [DEPS ...]): the library of one subsystem, src/<NAME>/.
@@ -75,7 +65,7 @@ function(cellguard_test name)
   endif()
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PROPERTIES" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
-  target_link_libraries(${name} PRIVATE ${ARG_DEPS} cellguard_options cellguard_test_options cellguard_test_main GTest::gtest)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} cellguard_options cellguard_test_main GTest::gtest)
   cellguard_use_pch(${name} test)
   if(name IN_LIST CELLGUARD_THREADED_TESTS)
     # The threaded tests carry the label `threaded` (ctest -L threaded) and build with the target
