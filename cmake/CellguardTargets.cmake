@@ -31,6 +31,8 @@ if(CELLGUARD_FUZZ)
   target_link_options(cellguard_options INTERFACE -fsanitize=address,undefined)
 endif()
 
+include(${CMAKE_CURRENT_LIST_DIR}/CellguardPch.cmake)
+
 # cellguard_library(NAME SOURCES... [DEPS ...]): the library of one subsystem, src/<NAME>/.
 # Its public header lives in the folder and is included as "<NAME>/<header>.h" from src/.
 function(cellguard_library name)
@@ -38,6 +40,7 @@ function(cellguard_library name)
   add_library(cellguard_${name} STATIC ${ARG_SOURCES})
   target_include_directories(cellguard_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(cellguard_${name} PUBLIC ${ARG_DEPS} PRIVATE cellguard_options)
+  cellguard_use_pch(cellguard_${name} lib)
 endfunction()
 
 # The tests of code that runs several threads: the ThreadSanitizer run (`make test-tsan`) builds and
@@ -63,6 +66,7 @@ function(cellguard_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PROPERTIES" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} cellguard_options cellguard_test_main GTest::gtest)
+  cellguard_use_pch(${name} test)
   if(name IN_LIST CELLGUARD_THREADED_TESTS)
     # The threaded tests carry the label `threaded` (ctest -L threaded) and build with the target
     # threaded_tests: `make test-tsan` builds and runs only them.
