@@ -16,10 +16,11 @@ struct ReadAll {
   std::vector<std::string> errors;  // messages of the malformed lines, in order
 };
 
-inline ReadAll read_all(std::string_view text, std::optional<LogFormat> format, std::string name = "test") {
+inline ReadAll read_all(std::string_view text, std::optional<LogFormat> format,
+                        const std::string& name = "test") {
   ReadAll result;
   std::istringstream in{std::string(text)};
-  auto reader = make_log_reader(in, std::move(name), format);
+  auto reader = make_log_reader(in, name, format);
   if (!reader.ok()) {
     result.errors.push_back(reader.error().message);
     return result;

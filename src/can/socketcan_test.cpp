@@ -45,7 +45,8 @@ bool socketcan_required() {
     GTEST_SKIP() << (url) << " cannot be opened here (" << var##_result.error().message \
                  << "); vcan_vm_test runs this test inside a VM";                       \
   }                                                                                     \
-  std::unique_ptr<Bus> var = std::move(var##_result).value()
+  std::unique_ptr<Bus> var = /* NOLINT(bugprone-macro-parentheses): a declared name */  \
+      std::move(var##_result).value()
 
 struct Recorder {
   std::vector<Frame> frames;
