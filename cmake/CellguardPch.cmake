@@ -14,7 +14,12 @@
 # silently ignore (different flags or macros) an error instead of a slow build.
 # One set of flags and macros for all users of a header: every cellguard target links
 # cellguard_options, which carries the asio configuration (ASIO_STANDALONE, ...) for that reason.
-option(CELLGUARD_PCH "Precompiled headers for the standard library, asio, nlohmann/json and gtest (GCC)" ON)
+#
+# Off by default: with the headers precompiled, GCC 12 at -O3 inlines std::string's operator+ in the
+# CAN log tests (can/asc_test.cpp, can/candump_test.cpp) differently and raises a false
+# -Warray-bounds there, an error under -Werror. Until that is worked around, PCH is opt-in
+# (-DCELLGUARD_PCH=ON) and the CI figures in docs/ci.md are those without it.
+option(CELLGUARD_PCH "Precompiled headers for the standard library, asio, nlohmann/json and gtest (GCC)" OFF)
 
 set(CELLGUARD_PCH_ACTIVE OFF)
 if(CELLGUARD_PCH AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
