@@ -130,7 +130,7 @@ class CsvDecoder::Impl {
         std::vector<std::string> names;
         for (const auto& c : all)
           names.push_back(qualified ? c.qualified : c.codec->message().signals[c.signal].name);
-        const std::string close = dbc::closest_name(pattern, names);
+        const std::string close = closest_name(pattern, names);
         return Error(ErrorCode::not_found,
                      "--signals: no signal matches '" + escape_untrusted(pattern, 80) + "'" +
                          (close.empty() ? std::string() : " (did you mean '" + close + "'?)"));

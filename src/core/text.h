@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 
@@ -53,5 +54,12 @@ std::string utf8_to_cp1252(std::string_view text);
 // only if `keep_point` is set. Returns the length; `out` needs room for 32 bytes.
 std::size_t format_shortest(double value, char* out, bool keep_point = false);
 std::string format_shortest(double value, bool keep_point = false);
+
+// For "did you mean" in errors about names: the closest of `candidates` to `word` by edit distance,
+// if it is close enough to be a likely typo (at most a third of the word, at least 2 edits); empty
+// otherwise, and for words over 200 bytes (the comparison is quadratic).
+std::string closest_name(std::string_view word, const std::vector<std::string>& candidates);
+// " (did you mean 'NAME'?)" with closest_name's answer, or empty.
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
 
 }  // namespace cellguard

@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 namespace cellguard {
 namespace {
@@ -161,6 +163,16 @@ TEST(Files, MissingFileGivesAnErrorNamingThePath) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().code, ErrorCode::io_error);
   EXPECT_NE(result.error().message.find("/nonexistent/cellguard/file.dbc"), std::string::npos);
+}
+
+TEST(Text, DidYouMeanNamesTheClosestLikelyTypoOnly) {
+  const std::vector<std::string> names = {"max_cell_v", "min_cell_v", "max_temp_c"};
+  EXPECT_EQ(closest_name("max_cel_v", names), "max_cell_v");
+  EXPECT_EQ(did_you_mean("min_cellv", names), " (did you mean 'min_cell_v'?)");
+  EXPECT_EQ(closest_name("pressure", names), "");  // nothing close: no guess
+  EXPECT_EQ(did_you_mean("pressure", names), "");
+  EXPECT_EQ(closest_name(std::string(300, 'm'), names), "");  // too long to compare
+  EXPECT_EQ(closest_name("ab", {}), "");
 }
 
 }  // namespace

@@ -16,26 +16,6 @@
 namespace cellguard::dbc {
 namespace {
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
-  const std::string c = closest_name(word, candidates);
-  return c.empty() ? std::string() : " (did you mean '" + c + "'?)";
-}
-
 std::string int128_text(Int128 v) {
   if (v == 0) return "0";
   const bool negative = v < 0;
@@ -439,20 +419,6 @@ class Encoder {
 };
 
 }  // namespace
-
-std::string closest_name(std::string_view word, const std::vector<std::string>& candidates) {
-  std::string best;
-  if (word.size() > 200) return best;  // not worth a quadratic comparison
-  std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
-  for (const auto& c : candidates) {
-    const std::size_t d = edit_distance(word, c);
-    if (d < best_distance) {
-      best_distance = d;
-      best = c;
-    }
-  }
-  return best;
-}
 
 Result<EncodedFrame> encode_assignments(const Database& db, const MessageCodec& message,
                                         std::span<const std::string> assignments,

@@ -46,7 +46,4 @@ Result<EncodedFrame> encode_assignments(const Database& db, const MessageCodec& 
 Result<const MessageCodec*> find_message_for_encoding(const DatabaseCodec& codec,
                                                       std::string_view name_or_id);
 
-// The closest of `candidates` to `word`, if close enough to be a typo; empty otherwise.
-std::string closest_name(std::string_view word, const std::vector<std::string>& candidates);
-
 }  // namespace cellguard::dbc
