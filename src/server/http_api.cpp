@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -394,7 +395,8 @@ struct HttpApi::Impl {
   std::shared_ptr<spdlog::logger> log;
   GuardedServer server;
   std::thread thread;
-  fs::path web_root_canonical;  // empty: no dashboard
+  std::atomic<bool> listen_returned{false};  // set by `thread` when listen_after_bind() returns
+  fs::path web_root_canonical;               // empty: no dashboard
   std::vector<std::string> allowed_hosts;
   int port = 0;
   bool login_needed = false;
@@ -1183,7 +1185,10 @@ Result<std::unique_ptr<HttpApi>> HttpApi::start(HttpApiConfig config, store::Sto
   }
   impl->server.widen_backlog(SOMAXCONN);
   Impl* raw = impl.get();
-  raw->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  raw->thread = std::thread([raw] {
+    raw->server.listen_after_bind();
+    raw->listen_returned = true;
+  });
   return std::unique_ptr<HttpApi>(new HttpApi(std::move(impl)));
 }
 
@@ -1194,7 +1199,16 @@ void HttpApi::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
   impl_->server.stopping = true;
   impl_->live->wake_all();
-  impl_->server.stop();
+  // cpp-httplib's stop() does nothing until listen_after_bind() has marked the server running; a
+  // stop right after start() (a test, a start-up that fails later) would otherwise leave the
+  // listening thread blocked in accept() for ever and the join below with it.
+  while (!impl_->listen_returned) {
+    if (impl_->server.is_running()) {
+      impl_->server.stop();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   // Blocked reads and writes (slow clients, streams, downloads) return at once; exports see
   // `stopping` at their next window.
   impl_->server.guard.shut_down_all();
