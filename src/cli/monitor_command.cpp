@@ -221,7 +221,7 @@ int run_monitor(const MonitorCliOptions& o) {
   auto bus = can::open_bus(io, url);
   if (!bus) return fail(bus.error().message);
   int exit_code = 0;
-  std::string status;  // the bus's latest problem or the end of the log, for the header
+  std::string status;                       // the bus's latest problem or the end of the log, for the header
   std::optional<monitor::Snapshot> frozen;  // while paused
   std::unique_ptr<Terminal> terminal;
   asio::steady_timer redraw(io), deadline(io);

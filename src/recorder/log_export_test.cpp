@@ -32,9 +32,8 @@ can::Frame numbered_frame(TimeNs t, std::uint32_t n) {
 class LogExport : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("cellguard-log-export-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("cellguard-log-export-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
     path_ = (dir_ / "recording.sqlite").string();
   }
@@ -98,7 +97,8 @@ TEST_F(LogExport, WritesTheFramesOfAWindowAcrossBlocks) {
   const auto frames = read_back(out.str(), can::LogFormat::candump_log);
   ASSERT_EQ(frames.size(), 111u);
   for (std::size_t i = 0; i < frames.size(); ++i) {
-    const auto expected = numbered_frame(kT0 + (95 + static_cast<TimeNs>(i)) * 10 * kMs, 95 + static_cast<std::uint32_t>(i));
+    const auto expected =
+        numbered_frame(kT0 + (95 + static_cast<TimeNs>(i)) * 10 * kMs, 95 + static_cast<std::uint32_t>(i));
     EXPECT_EQ(frames[i], expected) << "frame " << i;
   }
   EXPECT_EQ(out.str().substr(0, 38), "(1796616000.950000) can0 187#5F00ABCD\n");
@@ -164,7 +164,8 @@ TEST_F(LogExport, ReadsWhileTheRecorderWritesAndNeverWrites) {
 TEST_F(LogExport, RefusesMissingAndForeignFiles) {
   auto missing = RecordingReader::open_read_only((dir_ / "none.sqlite").string());
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().message.find("none.sqlite: no such file"), std::string::npos) << missing.error().message;
+  EXPECT_NE(missing.error().message.find("none.sqlite: no such file"), std::string::npos)
+      << missing.error().message;
   std::ofstream((dir_ / "text.log").string()) << "(1.0) can0 123#00\n";
   auto text = RecordingReader::open_read_only((dir_ / "text.log").string());
   ASSERT_FALSE(text);
